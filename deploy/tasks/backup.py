@@ -1,0 +1,3 @@
+"""Invoke tasks: backup (see docs/)."""
+
+TASKS: list = []

@@ -1,0 +1,3 @@
+"""Invoke tasks: operations (see docs/)."""
+
+TASKS: list = []

@@ -1,0 +1,3 @@
+"""Invoke tasks: release (see docs/)."""
+
+TASKS: list = []

@@ -1,0 +1,166 @@
+"""Database access: Tortoise owns the configuration, the models and the asyncpg pool.
+
+Services talk SQL to that pool through the small helpers here (`transaction()`, `fetch*`),
+because the money paths need explicit row locks, relative updates and ON CONFLICT clauses that
+read best as SQL. Every query passes through `QueryStats`, which counts it and logs slow ones
+with their duration and statement, never their parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+from urllib.parse import unquote, urlparse
+
+import asyncpg
+from loguru import logger
+from tortoise import Tortoise, connections
+
+MODEL_MODULES = [
+    "server.users.models",
+    "server.auth.models",
+    "server.merchants.models",
+    "server.offers.models",
+    "server.purchases.models",
+    "server.wallets.models",
+    "server.payouts.models",
+    "server.flags.models",
+    "server.audit.models",
+]
+
+
+@dataclass
+class QueryStats:
+    """Per-process query counters for /debug/database-stats."""
+
+    slow_threshold_ms: int = 1000
+    total: int = 0
+    errors: int = 0
+    slow: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, statement: str, elapsed_seconds: float, failed: bool) -> None:
+        duration_ms = elapsed_seconds * 1000.0
+        with self._lock:
+            self.total += 1
+            if failed:
+                self.errors += 1
+            is_slow = duration_ms > self.slow_threshold_ms
+            if is_slow:
+                self.slow += 1
+        if is_slow:
+            logger.bind(event="db.slow_query", duration_ms=round(duration_ms, 3), statement=statement).warning(
+                "slow query"
+            )
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "total": self.total,
+                "errors": self.errors,
+                "slow": self.slow,
+                "slow_threshold_ms": self.slow_threshold_ms,
+            }
+
+
+QUERY_STATS = QueryStats()
+
+
+def _on_query(record: Any) -> None:
+    QUERY_STATS.record(record.query, record.elapsed or 0.0, record.exception is not None)
+
+
+async def _instrument_connection(connection: asyncpg.Connection) -> None:
+    connection.add_query_logger(_on_query)
+
+
+def parse_database_url(url: str) -> dict[str, Any]:
+    parsed = urlparse(url)
+    return {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "user": unquote(parsed.username or "postgres"),
+        "password": unquote(parsed.password) if parsed.password else None,
+        "database": parsed.path.lstrip("/"),
+    }
+
+
+def tortoise_config(database_url: str, min_size: int = 1, max_size: int = 10) -> dict[str, Any]:
+    credentials = parse_database_url(database_url)
+    credentials.update(
+        {
+            "minsize": min_size,
+            "maxsize": max_size,
+            # Passed through to asyncpg.create_pool: count and time every query.
+            "init": _instrument_connection,
+            "server_settings": {"application_name": "clicknback"},
+        }
+    )
+    return {
+        "connections": {"default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}},
+        "apps": {"models": {"models": [*MODEL_MODULES, "aerich.models"], "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# For the aerich CLI (pyproject [tool.aerich]); the service builds its own from Settings.
+TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/clicknback"))
+
+
+async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms: int) -> None:
+    QUERY_STATS.slow_threshold_ms = slow_query_ms
+    await Tortoise.init(config=tortoise_config(database_url, min_size, max_size), _enable_global_fallback=True)
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+def pool() -> asyncpg.Pool:
+    client = connections.get("default")
+    if client._pool is None:  # noqa: SLF001 - Tortoise exposes no public accessor
+        raise RuntimeError("database pool is not initialised")
+    return client._pool  # noqa: SLF001
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[asyncpg.Connection]:
+    """One database transaction on a pooled connection; commits on success, rolls back on error."""
+    async with pool().acquire() as connection:
+        async with connection.transaction():
+            yield connection
+
+
+@asynccontextmanager
+async def connection() -> AsyncIterator[asyncpg.Connection]:
+    async with pool().acquire() as conn:
+        yield conn
+
+
+async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
+    async with pool().acquire() as conn:
+        return await conn.fetch(sql, *args)
+
+
+async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:
+    async with pool().acquire() as conn:
+        return await conn.fetchrow(sql, *args)
+
+
+async def fetchval(sql: str, *args: Any) -> Any:
+    async with pool().acquire() as conn:
+        return await conn.fetchval(sql, *args)
+
+
+async def execute(sql: str, *args: Any) -> str:
+    async with pool().acquire() as conn:
+        return await conn.execute(sql, *args)
+
+
+def monotonic_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

@@ -1,0 +1,15 @@
+"""One wallet per user: three stored balances; `reserved` is derived from open payouts."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Wallet(Model):
+    user = fields.OneToOneField("models.User", related_name="wallet", on_delete=fields.CASCADE, primary_key=True)
+    pending_balance = fields.DecimalField(max_digits=19, decimal_places=2, default=0)
+    available_balance = fields.DecimalField(max_digits=19, decimal_places=2, default=0)
+    paid_balance = fields.DecimalField(max_digits=19, decimal_places=2, default=0)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "wallets"
