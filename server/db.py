@@ -115,6 +115,9 @@ TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL", "postgres://postgr
 async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms: int) -> None:
     QUERY_STATS.slow_threshold_ms = slow_query_ms
     await Tortoise.init(config=tortoise_config(database_url, min_size, max_size), _enable_global_fallback=True)
+    client = connections.get("default")
+    if client._pool is None:  # noqa: SLF001 - Tortoise opens its pool lazily; we want it now
+        await client.create_connection(with_db=True)
 
 
 async def close_db() -> None:

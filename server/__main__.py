@@ -1,0 +1,36 @@
+"""`python -m server --host H --port P`: one single-process instance, as production runs it.
+
+Process supervision (restart on crash) belongs to supervisor, not to Sanic. Configuration errors
+stop the process before it serves: one line on stderr naming the variable, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from server.config import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Run one ClickNBack API instance.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+
+    from server import logs
+    from server.app import create_app
+
+    logs.configure(settings.log_format, settings.log_level, settings.log_file)
+    app = create_app(settings, name="clicknback")
+    app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

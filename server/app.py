@@ -1,0 +1,126 @@
+"""The Sanic application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+from itertools import count
+
+from loguru import logger
+from sanic import Request, Sanic
+from sanic_ext import Extend
+
+from server import db, errors
+from server.auth import passwords
+from server.config import Settings, load_settings
+from server.health.probe import ReadinessProbe
+from server.jobs.runner import run_forever
+from server.logs import REQUEST_ID
+from server.routes import BLUEPRINTS
+from server.version import release_info
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_app_numbers = count()
+
+
+def _request_id(request: Request) -> str:
+    inbound = request.headers.get("x-request-id")
+    if inbound and REQUEST_ID_PATTERN.match(inbound):
+        return inbound
+    return str(uuid.uuid4())
+
+
+async def on_request(request: Request) -> None:
+    request.ctx.started = time.perf_counter()
+    request.ctx.request_id = _request_id(request)
+    request.ctx.user_id = None
+    REQUEST_ID.set(request.ctx.request_id)
+
+
+async def on_response(request: Request, response) -> None:
+    request_id = getattr(request.ctx, "request_id", None) or _request_id(request)
+    response.headers["X-Request-ID"] = request_id
+    started = getattr(request.ctx, "started", None)
+    duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
+    route = request.route.path if request.route else None
+    logger.bind(
+        event="http.request",
+        request_id=request_id,
+        method=request.method,
+        route=("/" + route.lstrip("/")) if route is not None else None,
+        path=request.path,
+        status=response.status,
+        duration_ms=duration_ms,
+        user_id=getattr(request.ctx, "user_id", None),
+        client=request.client_ip,
+    ).info("{} {} {}", request.method, request.path, response.status)
+
+
+def create_app(settings: Settings | None = None, name: str | None = None) -> Sanic:
+    settings = settings or load_settings()
+    app = Sanic(name or f"clicknback_{next(_app_numbers)}", configure_logging=False, strict_slashes=False)
+    app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.graceful_shutdown_seconds
+    app.config.ACCESS_LOG = False
+    app.config.KEEP_ALIVE_TIMEOUT = 75
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.NOISY_EXCEPTIONS = False
+    app.config.MOTD = False
+    app.config.CORS_ORIGINS = ",".join(settings.cors_allowed_origins)
+    app.config.CORS_ALLOW_HEADERS = ["authorization", "content-type", "x-request-id"]
+    app.config.CORS_EXPOSE_HEADERS = ["x-request-id", "retry-after"]
+    app.config.HTTP_AUTO_TRACE = False
+    app.config.OAS_UI_DEFAULT = "swagger"
+    app.config.OAS_URL_PREFIX = "/docs"
+    app.config.OAS_UI_REDOC = False
+    app.ctx.settings = settings
+    app.ctx.draining = False
+    app.ctx.started_at = datetime.now(timezone.utc)
+
+    Extend(app)
+    app.ext.openapi.describe(
+        "ClickNBack API",
+        version=release_info().version,
+        description="Cashback platform API. Contract: API.md.",
+    )
+
+    for blueprint in BLUEPRINTS:
+        app.blueprint(blueprint)
+    app.register_middleware(on_request, "request")
+    app.register_middleware(on_response, "response")
+    errors.install(app)
+
+    @app.before_server_start
+    async def open_resources(app: Sanic) -> None:
+        passwords.configure_executor(settings.password_hash_threads)
+        await db.init_db(settings.database_url, settings.db_pool_min_size, settings.db_pool_max_size,
+                         settings.slow_query_ms)
+        app.ctx.probe = ReadinessProbe(settings.database_url)
+        app.ctx.job_stop = asyncio.Event()
+        app.ctx.job_task = None
+        if settings.purchase_job_enabled:
+            app.ctx.job_task = asyncio.ensure_future(run_forever(settings, app.ctx.job_stop))
+        logger.bind(event="app.start", settings=settings.safe_summary()).info("service started")
+
+    @app.before_server_stop
+    async def start_draining(app: Sanic) -> None:
+        # From the stop signal on, readiness answers 503 while in-flight requests finish.
+        app.ctx.draining = True
+        app.ctx.job_stop.set()
+        logger.bind(event="app.stop").info("draining: readiness now 503")
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic) -> None:
+        if app.ctx.job_task is not None:
+            try:
+                await asyncio.wait_for(app.ctx.job_task, timeout=settings.graceful_shutdown_seconds)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                app.ctx.job_task.cancel()
+        await app.ctx.probe.close()
+        await db.close_db()
+        logger.bind(event="app.stop").info("service stopped")
+
+    return app

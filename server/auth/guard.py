@@ -1,0 +1,70 @@
+"""Who is calling: verify the bearer token and reload the user from the database (API.md §2.2)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from loguru import logger
+from sanic import Request
+
+from server import db
+from server.auth.tokens import TokenError, decode
+from server.errors import ApiError, forbidden
+
+WWW_AUTHENTICATE = {"WWW-Authenticate": "Bearer"}
+INVALID_TOKEN_MESSAGE = "Invalid or missing access token."
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: str
+    email: str
+    role: str
+    active: bool
+    created_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def auth_failure(request: Request, reason: str, code: str = "INVALID_TOKEN", message: str = INVALID_TOKEN_MESSAGE,
+                 details: dict | None = None) -> ApiError:
+    """Log the failure (a reason code, never the credential) and build the 401."""
+    logger.bind(event="auth.failure", reason=reason, path=request.path, client=request.client_ip).warning(
+        "authentication failed: {}", reason
+    )
+    return ApiError(401, code, message, details or {}, WWW_AUTHENTICATE)
+
+
+async def authenticate(request: Request) -> CurrentUser:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise auth_failure(request, "missing_or_not_bearer")
+    try:
+        claims = decode(request.app.ctx.settings.oauth_hash_key, token.strip(), "access")
+        user_id = str(uuid.UUID(claims["user_id"]))
+    except TokenError as error:
+        if error.expired:
+            raise auth_failure(request, "expired", "EXPIRED_TOKEN",
+                               "Access token has expired. Please refresh your token.") from None
+        raise auth_failure(request, error.reason) from None
+    except ValueError:
+        raise auth_failure(request, "bad_user_id") from None
+    row = await db.fetchrow("SELECT id, email, role, active, created_at FROM users WHERE id = $1", user_id)
+    if row is None:
+        raise auth_failure(request, "unknown_user")
+    if not row["active"]:
+        raise auth_failure(request, "user_inactive", "USER_INACTIVE", "User account is inactive.",
+                           {"user_id": user_id})
+    user = CurrentUser(str(row["id"]), row["email"], row["role"], row["active"], row["created_at"])
+    request.ctx.user_id = user.id
+    return user
+
+
+def require_admin(user: CurrentUser) -> None:
+    if not user.is_admin:
+        raise forbidden(details={"required_role": "admin"})

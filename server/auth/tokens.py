@@ -1,0 +1,80 @@
+"""JWT access and refresh tokens (API.md §2.1): HS256 only, typed, with required claims."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import jwt
+
+ALGORITHM = "HS256"
+
+
+class TokenError(Exception):
+    """A token that cannot be accepted; `reason` is a log-safe code, `expired` picks the 401 code."""
+
+    def __init__(self, reason: str, expired: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.expired = expired
+
+
+@dataclass(frozen=True)
+class IssuedRefreshToken:
+    token: str
+    token_hash: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_access(key: str, user_id: str, role: str, ttl_minutes: int, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    claims = {
+        "user_id": user_id,
+        "role": role,
+        "token_type": "access",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=ttl_minutes)).timestamp()),
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def issue_refresh(key: str, user_id: str, ttl_minutes: int, now: datetime | None = None) -> IssuedRefreshToken:
+    now = now or datetime.now(timezone.utc)
+    expires = now + timedelta(minutes=ttl_minutes)
+    claims = {
+        "user_id": user_id,
+        "token_type": "refresh",
+        "jti": secrets.token_urlsafe(32),
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+    }
+    token = jwt.encode(claims, key, algorithm=ALGORITHM)
+    return IssuedRefreshToken(token, digest(token), now, expires)
+
+
+def decode(key: str, token: str, expected_type: str) -> dict:
+    required = ["user_id", "token_type", "iat", "exp"] + (["jti"] if expected_type == "refresh" else [])
+    try:
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": required})
+    except jwt.ExpiredSignatureError:
+        raise TokenError("expired", expired=True) from None
+    except jwt.InvalidSignatureError:
+        raise TokenError("bad_signature") from None
+    except jwt.MissingRequiredClaimError:
+        raise TokenError("missing_claims") from None
+    except jwt.InvalidAlgorithmError:
+        raise TokenError("wrong_algorithm") from None
+    except jwt.InvalidTokenError:
+        raise TokenError("malformed") from None
+    if claims.get("token_type") != expected_type:
+        raise TokenError("wrong_token_type")
+    if not isinstance(claims.get("user_id"), str):
+        raise TokenError("missing_claims")
+    return claims

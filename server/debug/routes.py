@@ -1,0 +1,60 @@
+"""Admin-only diagnostics (API.md §3.1): what is deployed, and how the database pool is doing."""
+
+import os
+import platform
+from datetime import datetime, timezone
+
+import sanic
+from sanic import Blueprint, Request
+
+from server import db
+from server.db_migrations import code_head
+from server.endpoint import Call, endpoint
+from server.http import json_response
+from server.version import release_info
+
+bp = Blueprint("debug", url_prefix="/debug")
+
+TABLES = ["users", "merchants", "offers", "purchases", "cashback_transactions", "wallets", "payouts",
+          "audit_logs", "feature_flags", "refresh_tokens", "login_attempts"]
+
+
+@bp.get("/version")
+@endpoint(auth="admin")
+async def version(request: Request, call: Call):
+    info = release_info()
+    return json_response({
+        "version": info.version,
+        "commit": info.commit,
+        "deployed_at": info.deployed_at,
+        "started_at": request.app.ctx.started_at,
+        "migration_head": code_head(),
+        "python": platform.python_version(),
+        "sanic": sanic.__version__,
+    })
+
+
+@bp.get("/database-stats")
+@endpoint(auth="admin")
+async def database_stats(request: Request, call: Call):
+    pool = db.pool()
+    async with db.connection() as conn:
+        size = await conn.fetchval("SELECT pg_database_size(current_database())")
+        states = await conn.fetch(
+            "SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM pg_stat_activity "
+            "WHERE datname = current_database() GROUP BY 1 ORDER BY 1"
+        )
+        tables = await conn.fetch(
+            "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) ORDER BY relname",
+            TABLES,
+        )
+    return json_response({
+        "pool": {"min_size": pool.get_min_size(), "max_size": pool.get_max_size(), "size": pool.get_size(),
+                 "idle": pool.get_idle_size()},
+        "queries": db.QUERY_STATS.snapshot(),
+        "database": {"size_bytes": size, "connections": {row["state"]: row["n"] for row in states}},
+        "tables": {row["relname"]: row["n_live_tup"] for row in tables},
+        "scope": "process",
+        "pid": os.getpid(),
+        "checked_at": datetime.now(timezone.utc),
+    })

@@ -1,0 +1,91 @@
+"""The per-request check order of API.md §1.7, applied to every route by one decorator.
+
+route (Sanic) -> body size (Sanic) -> authentication -> role -> media type -> JSON parsing ->
+body and query schema -> the handler's own checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, Awaitable, Callable, Mapping
+
+from sanic import Request
+
+from server.auth.guard import CurrentUser, authenticate, require_admin
+from server.errors import ApiError, schema_error, violation
+from server.validation import Field, parse_json, query_values, validate
+
+Schema = Mapping[str, Field]
+
+
+@dataclass
+class Call:
+    """What a handler receives besides the request: the caller and the validated input."""
+
+    user: CurrentUser | None
+    body: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_media_type(request: Request) -> None:
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Request body must be JSON (application/json).",
+                       {"content_type": content_type})
+
+
+def _read_body(request: Request, required: bool) -> Mapping[str, Any] | None:
+    raw = request.body
+    if not raw:
+        if required:
+            raise schema_error([violation("body", "Request body is required.")])
+        return None
+    try:
+        data = parse_json(raw)
+    except UnicodeDecodeError as error:
+        raise ApiError(400, "MALFORMED_JSON", "Request body is not valid JSON.", {"reason": str(error)}) from None
+    except ValueError as error:
+        raise ApiError(400, "MALFORMED_JSON", "Request body is not valid JSON.", {"reason": str(error)}) from None
+    if not isinstance(data, dict):
+        raise schema_error([violation("body", "Request body must be a JSON object.")])
+    return data
+
+
+def endpoint(
+    auth: str | None = None,
+    body: Schema | None = None,
+    query: Schema | Callable[[Request], Schema] | None = None,
+    body_required: bool = True,
+) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """Wrap a handler `(request, call, **path_params)` with auth, parsing and validation.
+
+    auth: None (public), "user" or "admin". body/query: schemas; `query` may be a function of the
+    request (for defaults that come from settings).
+    """
+
+    def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @wraps(handler)
+        async def wrapper(request: Request, **path: Any) -> Any:
+            user = await authenticate(request) if auth else None
+            if auth == "admin" and user is not None:
+                require_admin(user)
+            data: Mapping[str, Any] | None = None
+            if body is not None or request.body:
+                _check_media_type(request)
+            if body is not None:
+                data = _read_body(request, body_required)
+            violations: list[dict[str, str]] = []
+            parsed_body = validate(body, data or {}, violations) if body is not None else {}
+            query_schema = query(request) if callable(query) else query
+            parsed_query = validate(query_schema, query_values(request.args), violations) if query_schema else {}
+            if violations:
+                raise schema_error(violations)
+            return await handler(request, Call(user, parsed_body, parsed_query), **path)
+
+        return wrapper
+
+    return decorate

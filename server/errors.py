@@ -1,0 +1,122 @@
+"""The error envelope (API.md §1.3): every error, whatever raised it, leaves in one shape."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from loguru import logger
+from sanic import Request, Sanic
+from sanic.exceptions import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    SanicException,
+    ServiceUnavailable,
+)
+
+from server.http import json_response
+
+INTERNAL_ERROR_MESSAGE = "An unexpected error occurred. Our team has been notified. Please retry later."
+SCHEMA_MESSAGE = "Request validation failed."
+RULES_MESSAGE = "Validation failed for request body."
+
+
+class ApiError(Exception):
+    """A documented error response."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+def violation(field: str, reason: str) -> dict[str, str]:
+    return {"field": field, "reason": reason}
+
+
+def schema_error(violations: list[dict[str, str]]) -> ApiError:
+    """422: the body or query does not fit the endpoint's schema."""
+    return ApiError(422, "VALIDATION_ERROR", SCHEMA_MESSAGE, {"violations": violations})
+
+
+def rules_error(violations: list[dict[str, str]]) -> ApiError:
+    """400: a well-formed body breaks a business validation rule."""
+    return ApiError(400, "VALIDATION_ERROR", RULES_MESSAGE, {"violations": violations})
+
+
+def not_found(resource_type: str, resource_id: Any) -> ApiError:
+    return ApiError(
+        404,
+        "NOT_FOUND",
+        f"{resource_type.replace('_', ' ').capitalize()} with ID '{resource_id}' does not exist.",
+        {"resource_type": resource_type, "resource_id": str(resource_id)},
+    )
+
+
+def forbidden(message: str = "You do not have permission to perform this action.", details: dict | None = None) -> ApiError:
+    return ApiError(403, "FORBIDDEN", message, details or {})
+
+
+def envelope(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def error_response(error: ApiError):
+    return json_response(envelope(error.code, error.message, error.details), status=error.status, headers=error.headers)
+
+
+def _translate(request: Request, exception: Exception) -> ApiError:
+    if isinstance(exception, ApiError):
+        return exception
+    if isinstance(exception, NotFound):
+        return ApiError(
+            404, "NOT_FOUND", f"No route matches {request.method} {request.path}.",
+            {"method": request.method, "path": request.path},
+        )
+    if isinstance(exception, MethodNotAllowed):
+        allowed = sorted(getattr(exception, "allowed_methods", None) or [])
+        return ApiError(
+            405, "METHOD_NOT_ALLOWED", f"Method {request.method} is not allowed for {request.path}.",
+            {"method": request.method, "allowed_methods": allowed},
+            {"Allow": ", ".join(allowed)},
+        )
+    if isinstance(exception, PayloadTooLarge):
+        limit = request.app.config.REQUEST_MAX_SIZE
+        return ApiError(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes.", {"max_bytes": limit})
+    if isinstance(exception, ServiceUnavailable):
+        return ApiError(503, "SERVICE_UNAVAILABLE", "Service unavailable.", {})
+    if isinstance(exception, BadRequest):
+        return ApiError(400, "BAD_REQUEST", "The request could not be understood.", {})
+    if isinstance(exception, SanicException) and 400 <= exception.status_code < 500:
+        return ApiError(exception.status_code, "BAD_REQUEST", "The request could not be processed.", {})
+    request_id = getattr(request.ctx, "request_id", None) if request is not None else None
+    return ApiError(
+        500, "INTERNAL_SERVER_ERROR", INTERNAL_ERROR_MESSAGE,
+        {"request_id": request_id, "timestamp": datetime.now(timezone.utc).isoformat()},
+    )
+
+
+def handle_exception(request: Request, exception: Exception):
+    error = _translate(request, exception)
+    if error.status >= 500:
+        route = request.route.path if request is not None and request.route else None
+        logger.bind(event="app.error", method=request.method, path=request.path, route=route).opt(
+            exception=exception
+        ).error("unhandled error: {}", type(exception).__name__)
+    return error_response(error)
+
+
+def install(app: Sanic) -> None:
+    app.error_handler.add(Exception, handle_exception)

@@ -1,0 +1,32 @@
+"""Liveness and readiness probes (API.md §3.1): no auth, no throttling, no business tables."""
+
+from sanic import Blueprint, Request
+
+from server.http import json_response
+
+bp = Blueprint("health", url_prefix="/health")
+
+
+@bp.get("/live")
+async def live(request: Request):
+    # No I/O at all: answers while the database is down or the pool is exhausted.
+    return json_response({"status": "alive"})
+
+
+@bp.get("/ready")
+async def ready(request: Request):
+    if request.app.ctx.draining:
+        checks = {"database": "not checked", "migrations": "not checked", "shutdown": "draining"}
+    else:
+        checks = await request.app.ctx.probe.check()
+    failing = [f"{name}: {state}" for name, state in checks.items() if state not in ("ok", "not checked")]
+    if not failing:
+        return json_response({"status": "ready", "checks": checks})
+    return json_response(
+        {
+            "status": "unavailable",
+            "checks": checks,
+            "error": {"code": "SERVICE_UNAVAILABLE", "message": failing[0], "details": {}},
+        },
+        status=503,
+    )

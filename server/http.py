@@ -1,0 +1,47 @@
+"""Response rendering: JSON through orjson, money as two-decimal strings, rates as numbers."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import orjson
+from sanic.response import HTTPResponse
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+CENT = Decimal("0.01")
+
+
+def _refuse(value: Any) -> Any:
+    # Decimals must be rendered on purpose (money() or rate()), never guessed here.
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dumps(payload: Any) -> bytes:
+    return orjson.dumps(payload, default=_refuse)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    return HTTPResponse(dumps(payload), status=status, headers=headers, content_type=JSON_CONTENT_TYPE)
+
+
+def empty_response(status: int = 204) -> HTTPResponse:
+    return HTTPResponse(status=status)
+
+
+def money(value: Decimal | None) -> str | None:
+    """Money leaves as a JSON string with exactly two decimals ("3.75", "0.00")."""
+    if value is None:
+        return None
+    return str(Decimal(value).quantize(CENT, rounding=ROUND_HALF_EVEN))
+
+
+def rate(value: Decimal | None) -> float | None:
+    """Rates and caps leave as JSON numbers (5.0, 20.0); clients compare them numerically."""
+    if value is None:
+        return None
+    return float(value)
+
+
+def page(data: list[Any], offset: int, limit: int, total: int) -> dict[str, Any]:
+    return {"data": data, "pagination": {"offset": offset, "limit": limit, "total": total}}

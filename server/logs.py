@@ -1,0 +1,103 @@
+"""Structured logging through loguru (operation-plan §4.1).
+
+JSON lines on stdout (and in LOG_FILE when set, rotated daily into timestamped files), or a
+readable console format for development. The standard library's and Sanic's loggers are routed
+into the same sink. `diagnose` is off everywhere, so tracebacks never carry local variables
+(passwords, tokens). Every line written while a request is handled carries its request_id.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+from loguru import logger
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+_RESERVED = {"event"}
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    extra = record["extra"]
+    payload: dict[str, Any] = {
+        "time": record["time"].astimezone().isoformat() if record["time"].tzinfo is None else record["time"].isoformat(),
+        "level": record["level"].name,
+        "event": extra.get("event", "app.log"),
+        "message": record["message"],
+    }
+    request_id = extra.get("request_id") or REQUEST_ID.get()
+    if request_id:
+        payload["request_id"] = request_id
+    for key, value in extra.items():
+        if key not in _RESERVED and not key.startswith("_") and key != "request_id":
+            payload[key] = value
+    if record["exception"] is not None:
+        payload["exception"] = "".join(_format_exception(record["exception"]))
+    return orjson.dumps(payload, default=str).decode()
+
+
+def _format_exception(exception: Any) -> list[str]:
+    import traceback
+
+    kind, value, tb = exception
+    return traceback.format_exception(kind, value, tb)
+
+
+def _patch(record: dict[str, Any]) -> None:
+    record["extra"]["_json"] = _json_line(record)
+
+
+class _InterceptHandler(logging.Handler):
+    """Send standard-library records (Sanic, asyncio, aerich) to loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.bind(event=f"lib.{record.name}").opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+CONSOLE_FORMAT = (
+    "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
+    "<cyan>{extra[event]}</cyan> {message} <dim>{extra[_context]}</dim>"
+)
+
+
+def _console_patch(record: dict[str, Any]) -> None:
+    extra = record["extra"]
+    extra.setdefault("event", "app.log")
+    context = {k: v for k, v in extra.items() if k not in {"event", "_context", "_json"}}
+    request_id = REQUEST_ID.get()
+    if request_id and "request_id" not in context:
+        context["request_id"] = request_id
+    extra["_context"] = " ".join(f"{k}={v}" for k, v in context.items())
+
+
+def configure(log_format: str = "json", level: str = "INFO", log_file: str = "") -> None:
+    logger.remove()
+    if log_format == "console":
+        logger.configure(patcher=_console_patch)
+        logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=sys.stderr.isatty(),
+                   backtrace=False, diagnose=False)
+    else:
+        logger.configure(patcher=_patch)
+        logger.add(sys.stdout, level=level, format="{extra[_json]}", backtrace=False, diagnose=False)
+    if log_file:
+        if log_format == "console":
+            logger.configure(patcher=lambda r: (_console_patch(r), _patch(r)))
+        # Rotation renames the live file to a timestamped one beside it; archival ships those.
+        logger.add(log_file, level=level, format="{extra[_json]}", rotation="00:00", backtrace=False,
+                   diagnose=False, encoding="utf-8")
+    logging.basicConfig(handlers=[_InterceptHandler()], level=logging.INFO, force=True)
+    for name in ("sanic.root", "sanic.error", "sanic.server", "sanic.access", "asyncio", "aerich"):
+        library_logger = logging.getLogger(name)
+        library_logger.handlers = [_InterceptHandler()]
+        library_logger.propagate = False
+    # Tortoise logs query parameters at DEBUG: never let them through.
+    for name in ("tortoise", "tortoise.db_client", "asyncpg"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("sanic.access").setLevel(logging.WARNING)  # we write our own request line
