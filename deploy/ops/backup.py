@@ -1,0 +1,110 @@
+"""`clicknback-ops backup | backups | prune-backups | restore | verify-backup`.
+
+Exit statuses: 0 done; 1 the operation failed (the message says why, and that nothing usable
+was lost or half-written); 2 bad configuration or a refused request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from deploy.ops import backup_operations as operations
+from deploy.ops.backup_settings import BackupSettings, load_backup_settings
+from deploy.ops.backup_store import S3Store, StoreError
+from server.config import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "backup", help="dump the database to the S3 bucket (manifest written last)",
+        description="pg_dump (custom format) | zstd, optionally encrypted, streamed to the bucket in parts "
+        "with its sha256; the manifest is written only when every stage succeeded.")
+    parser.add_argument("--reason", choices=["manual", "scheduled", "safety"], default="manual",
+                        help="recorded in the manifest (cron passes scheduled)")
+    parser.set_defaults(handler=_command(_backup))
+
+    parser = subparsers.add_parser("backups", help="list complete backups (id, time, size, release, verified)")
+    parser.add_argument("--json", action="store_true", help="one JSON object with complete and incomplete backups")
+    parser.set_defaults(handler=_command(_list))
+
+    parser = subparsers.add_parser(
+        "prune-backups", help="apply retention (BACKUP_RETENTION_DAYS, BACKUP_MIN_KEEP)",
+        description="Delete backups older than the retention window, never the newest one and never below "
+        "the minimum count; remove incomplete leftovers older than a day.")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    parser.set_defaults(handler=_command(_prune))
+
+    parser = subparsers.add_parser(
+        "restore", help="restore a backup into a database (checksum verified first)",
+        description="Download the backup, verify its sha256 before anything is written, then pg_restore it "
+        "in one transaction into TARGET (created when missing). Restoring over the live database "
+        "(DATABASE_URL's) needs --confirm-live and first takes a safety backup; stop the app around it.")
+    parser.add_argument("--backup", required=True, metavar="ID", help="backup id (see `backups`)")
+    parser.add_argument("--target", required=True, metavar="DB", help="database to restore into")
+    parser.add_argument("--confirm-live", action="store_true",
+                        help="allow TARGET to be the live database: it is replaced by the backup")
+    parser.set_defaults(handler=_command(_restore))
+
+    parser = subparsers.add_parser(
+        "verify-backup", help="restore drill: restore into a scratch database and check it",
+        description="Restore the newest complete backup (or --backup ID) into a scratch database, check the "
+        "checksum, row counts, migration head, foreign keys and wallets, drop the scratch database and record "
+        "the result next to the backup. Exits 1 when any check fails.")
+    parser.add_argument("--backup", metavar="ID", help="backup id (default: the newest complete backup)")
+    parser.set_defaults(handler=_command(_verify))
+
+
+def _command(body: Callable[[argparse.Namespace, BackupSettings, S3Store], int]) -> Callable[[argparse.Namespace], int]:
+    """Load settings, open the store, run; every known failure becomes one line and an exit status."""
+
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            settings = load_backup_settings()
+        except ConfigError as error:
+            print(str(error), file=sys.stderr)
+            return 2
+        try:
+            return body(args, settings, operations.make_store(settings))
+        except operations.BackupError as error:
+            print(f"{args.command}: {error}", file=sys.stderr)
+            return error.exit_status
+        except StoreError as error:
+            print(f"{args.command}: {error}", file=sys.stderr)
+            return 1
+        except FileNotFoundError as error:
+            print(f"{args.command}: {error}", file=sys.stderr)
+            return 1
+        except OSError as error:  # PostgreSQL unreachable, disk full, ...
+            print(f"{args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+            return 1
+        except Exception as error:  # noqa: BLE001 - asyncpg errors et al.: one line, no traceback with locals
+            print(f"{args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+            return 1
+
+    return handler
+
+
+def _backup(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+    operations.run_backup(settings, store, reason=args.reason, out=sys.stdout)
+    return 0
+
+
+def _list(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+    operations.list_backups(settings, store, sys.stdout, as_json=args.json)
+    return 0
+
+
+def _prune(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+    operations.prune_backups(settings, store, sys.stdout, dry_run=args.dry_run)
+    return 0
+
+
+def _restore(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+    operations.restore(settings, store, args.backup, args.target, args.confirm_live, sys.stdout)
+    return 0
+
+
+def _verify(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+    return 0 if operations.verify_backup(settings, store, args.backup, sys.stdout) else 1
