@@ -14,6 +14,7 @@ import sys
 # Modules that contribute subcommands, in the order `--help` lists them.
 COMMAND_MODULES = [
     "deploy.ops.migrate",
+    "deploy.ops.backup",
 ]
 
 
