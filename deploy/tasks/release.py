@@ -1,3 +1,206 @@
-"""Invoke tasks: release (see docs/)."""
+"""Invoke tasks: provision, deploy, rollback, releases, health, logs, lock, sandbox.
 
-TASKS: list = []
+Each task is a thin wrapper: it loads the inventory, opens one SSH session per host and calls
+deploy.release (which runs the commands deploy.commands builds). See docs/deploy.md and
+docs/rollback.md for the runbooks.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from pathlib import Path
+
+from invoke import Exit, task
+
+from deploy import commands as cmd
+from deploy import ledger, release
+from deploy.inventory import InventoryError, load_inventory
+from deploy.release import DeployError, Session, layout
+from deploy.ssh import HostKeyError, RemoteCommandError
+
+COMMON_HELP = {
+    "env": "environment of the inventory to act on (default: the inventory's default_environment)",
+    "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
+}
+DRY_RUN_HELP = "print the exact remote commands that would change the hosts; change nothing"
+
+
+def _help(**extra: str) -> dict[str, str]:
+    return {**COMMON_HELP, **extra}
+
+
+def _session(env: str | None, inventory: str | None, dry_run: bool = False) -> Session:
+    environment = load_inventory(inventory).environment(env)
+    return Session(environment, dry_run=dry_run)
+
+
+def _operator_errors(function):
+    """Turn the tooling's expected failures into one clear message and a non-zero exit."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (DeployError, InventoryError, HostKeyError, RemoteCommandError, ledger.LedgerError) as error:
+            raise Exit(f"ERROR: {error}", code=1) from None
+    return wrapper
+
+
+@task(help=_help(
+    env_file="local file uploaded as <deploy_root>/shared/.env (mode 0600, never printed); "
+             "optional once the host has one",
+    system="also run the first-time root setup (apt packages, deploy user, PostgreSQL role and "
+           "database, firewall) through sudo; try it with --dry-run first",
+    database="PostgreSQL role and database name for --system (default clicknback)",
+    dry_run=DRY_RUN_HELP,
+))
+@_operator_errors
+def provision(c, env=None, inventory=None, env_file=None, system=False, database="clicknback", dry_run=False):
+    """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
+    with _session(env, inventory, dry_run) as session:
+        if system:
+            release.provision_system(session, database)
+        release.provision(session, Path(env_file).expanduser() if env_file else None)
+        session.say(f"provisioned {len(session.remotes)} host(s)" + (" (dry run: nothing changed)" if dry_run else ""))
+
+
+@task(help=_help(
+    tag="git tag to deploy (must exist locally; branches and bare commits are refused)",
+    repo="git repository the tag comes from (default: the current directory)",
+    dry_run=DRY_RUN_HELP,
+))
+@_operator_errors
+def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
+    """Deploy a git tag to every host: lock, upload, migrate once, health-gated switch, ledger, prune."""
+    with _session(env, inventory, dry_run) as session:
+        outcome = release.deploy(session, Path(repo).resolve(), tag)
+        session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
+
+
+@task(help=_help(
+    to="tag to roll back to (default: the newest good release older than the current one)",
+    downgrade="undo database migrations newer than the target first (with the current release's code)",
+    dry_run=DRY_RUN_HELP,
+))
+@_operator_errors
+def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False):
+    """Switch every host back to an earlier release (no reinstall), health-gated; marks the old one bad."""
+    with _session(env, inventory, dry_run) as session:
+        outcome = release.rollback(session, to, downgrade)
+        session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
+
+
+@task(help=_help())
+@_operator_errors
+def releases(c, env=None, inventory=None):
+    """Show the releases on every host (current, previous good, bad) and the recent ledger."""
+    with _session(env, inventory) as session:
+        for remote in session.remotes:
+            current = release.current_release(remote)
+            ids = release.release_ids(remote)
+            entries = release.read_ledger(remote)
+            bad = ledger.bad_releases(entries)
+            previous = ledger.previous_good_release(ids, current, bad)
+            session.say(f"== {remote.host.name} ({remote.host.address}) {remote.host.deploy_root}")
+            session.say(f"   {'RELEASE':34} {'STATE':9} {'LAST OUTCOME':28} WHO")
+            for rel_id in reversed(ids):
+                state = ("current" if rel_id == current else "previous" if rel_id == previous
+                         else "bad" if rel_id in bad else "")
+                last = ledger.last_entry_for(entries, rel_id)
+                outcome = f"{last.kind} {last.outcome} {last.duration_s:.1f}s" if last else "-"
+                session.say(f"   {rel_id:34} {state:9} {outcome:28} {last.who if last else '-'}")
+            session.say("   ledger (newest last):")
+            for entry in entries[-10:]:
+                session.say(f"   {entry.when} {entry.kind:8} {entry.tag:12} {entry.outcome:11} "
+                            f"{entry.duration_s:6.1f}s {','.join(entry.hosts)} by {entry.who}")
+
+
+@task(help=_help())
+@_operator_errors
+def health(c, env=None, inventory=None):
+    """Probe /health/live and /health/ready of every instance, and readiness through nginx, on every host."""
+    failures = 0
+    with _session(env, inventory) as session:
+        def probe(remote):
+            host = remote.host
+            urls = []
+            for port in host.instance_ports:
+                urls += [(f"{cmd.program_name(port)} live", host.live_url_for(port)),
+                         (f"{cmd.program_name(port)} ready", host.ready_url_for(port))]
+            urls.append(("nginx ready", f"http://{host.address}:{host.nginx_port}/health/ready"))
+            return [(name, url, remote.query(cmd.probe_command(url), check=False).stdout.strip())
+                    for name, url in urls]
+        for remote, rows in zip(session.remotes, session.parallel(probe)):
+            current = release.current_release(remote) or "(nothing deployed)"
+            session.say(f"== {remote.host.name}: current {current}")
+            for name, url, answer in rows:
+                status = answer.split(" ", 1)[0]
+                healthy = status == "200"
+                failures += not healthy
+                session.say(f"   {'OK  ' if healthy else 'FAIL'} {name:16} {url} -> {answer[:200]}")
+    if failures:
+        raise Exit(f"{failures} probe(s) failed", code=1)
+
+
+@task(help=_help(follow="keep streaming new lines until Ctrl-C", lines="lines of history per instance (default 50)"))
+@_operator_errors
+def logs(c, follow=False, lines=50, env=None, inventory=None):
+    """Print the app instances' JSON logs from every host, each line prefixed with the host."""
+    with _session(env, inventory) as session:
+        def tail(remote):
+            command = cmd.tail_logs_command(layout(remote), remote.host.instance_ports, int(lines), follow)
+            return remote.stream(command)
+        if not follow:
+            session.parallel(tail)
+            return
+        threads = [threading.Thread(target=tail, args=(remote,), daemon=True) for remote in session.remotes]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            session.say("stopped following")
+
+
+@task(help=_help(status="show who holds the deploy lock on every host (the default)",
+                 release="remove the deploy lock on every host (only when its holder is really gone)",
+                 dry_run=DRY_RUN_HELP))
+@_operator_errors
+def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False):
+    """Show or forcibly release the deploy lock (state/deploy.lock) on every host."""
+    with _session(env, inventory, dry_run) as session:
+        for remote in session.remotes:
+            holder = remote.query(cmd.lock_status_command(layout(remote))).stdout.strip()
+            session.say(f"[{remote.host.name}] " + (f"held: {holder}" if holder else "free"))
+            if release and holder:
+                remote.run(cmd.lock_release_command(layout(remote), None))
+                if not dry_run:
+                    session.say(f"[{remote.host.name}] released")
+
+
+@task(positional=["action"], help={
+    "action": "up (start or resume the local VPS hosts) or down (stop them and delete their state)",
+    "base_dir": "where the sandbox keeps its state (default .local/sandbox)",
+})
+def sandbox(c, action, base_dir=".local/sandbox"):
+    """A local two-host VPS on this machine (sshd on 127.0.0.2/127.0.0.3, PostgreSQL, S3) to try deploys."""
+    from deploy import sandbox as sandbox_module
+
+    if action == "up":
+        sandbox_module.up(Path(base_dir))
+    elif action == "down":
+        sandbox_module.down(Path(base_dir))
+    else:
+        raise Exit("sandbox: action must be `up` or `down`", code=2)
+
+
+TASKS = [provision, deploy, rollback, releases, health, logs, lock, sandbox]
+
+
+if __name__ == "__main__":
+    # `python -m deploy.tasks.release TASK ...`: these tasks alone, without the rest of tasks.py.
+    from invoke import Collection, Program
+
+    Program(namespace=Collection(*TASKS), binary="python -m deploy.tasks.release").run()

@@ -1,0 +1,527 @@
+"""Pure builders of every remote shell command and file the deploy tooling sends to a host.
+
+Nothing here opens a connection or reads the clock: each function maps its arguments to a string,
+so every command is unit-tested with golden strings and `--dry-run` prints exactly these. The
+remote shell is POSIX sh (the deploy user's login shell runs it with -c).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.inventory import Host
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+RELEASE_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9._-]+$")
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+LOCK_HELD_EXIT = 3
+OPS_CLI = "deploy.ops.cli"
+SUPERVISORD = "supervisord"
+SUPERVISORCTL = "supervisorctl"
+NGINX = "/usr/sbin/nginx"
+
+q = shlex.quote
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of the production shape under one deploy root (see ARCHITECTURE.md)."""
+
+    root: str
+
+    @property
+    def releases(self) -> str:
+        return f"{self.root}/releases"
+
+    @property
+    def venvs(self) -> str:
+        return f"{self.root}/venvs"
+
+    @property
+    def current(self) -> str:
+        return f"{self.root}/current"
+
+    @property
+    def shared(self) -> str:
+        return f"{self.root}/shared"
+
+    @property
+    def env_file(self) -> str:
+        return f"{self.root}/shared/.env"
+
+    @property
+    def logs(self) -> str:
+        return f"{self.root}/shared/logs"
+
+    @property
+    def state(self) -> str:
+        return f"{self.root}/state"
+
+    @property
+    def ledger(self) -> str:
+        return f"{self.root}/state/ledger.jsonl"
+
+    @property
+    def lock(self) -> str:
+        return f"{self.root}/state/deploy.lock"
+
+    @property
+    def supervisor_conf(self) -> str:
+        return f"{self.root}/supervisor/supervisord.conf"
+
+    @property
+    def nginx_conf(self) -> str:
+        return f"{self.root}/nginx/nginx.conf"
+
+    @property
+    def nginx_upstream(self) -> str:
+        return f"{self.root}/nginx/upstream.conf"
+
+    def release(self, release_id: str) -> str:
+        return f"{self.releases}/{release_id}"
+
+    def venv(self, lock_hash: str) -> str:
+        return f"{self.venvs}/{lock_hash}"
+
+    def program_conf(self, port: int) -> str:
+        return f"{self.root}/supervisor/conf.d/{program_name(port)}.conf"
+
+    def app_log(self, port: int) -> str:
+        return f"{self.logs}/app-{port}.log"
+
+    def program_output(self, port: int) -> str:
+        return f"{self.logs}/supervisor/{program_name(port)}.out"
+
+
+def program_name(port: int) -> str:
+    return f"app-{port}"
+
+
+# -- templates -------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{\{ *([a-z_]+) *\}\}")
+
+
+def render(template_name: str, **values: object) -> str:
+    """Fill `{{ name }}` placeholders; a missing or unused value is a bug, so both raise."""
+    text = (TEMPLATES_DIR / template_name).read_text()
+    used = set(_PLACEHOLDER.findall(text))
+    missing = used - values.keys()
+    unused = values.keys() - used
+    if missing or unused:
+        raise KeyError(f"{template_name}: missing {sorted(missing)}, unused {sorted(unused)}")
+    return _PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), text)
+
+
+def supervisord_conf(layout: Layout) -> str:
+    return render("supervisord.conf.tmpl", deploy_root=layout.root)
+
+
+def supervisor_program_conf(layout: Layout, host: Host, port: int) -> str:
+    return render(
+        "supervisor-program.conf.tmpl",
+        deploy_root=layout.root, program=program_name(port), bind_address=host.bind_address, port=port,
+    )
+
+
+def nginx_conf(layout: Layout, host: Host) -> str:
+    return render(
+        "nginx.conf.tmpl", deploy_root=layout.root, listen_address=host.address, nginx_port=host.nginx_port,
+    )
+
+
+def nginx_upstream_conf(host: Host, out_of_rotation: tuple[int, ...] = ()) -> str:
+    """The upstream block; instances in `out_of_rotation` get no new requests.
+
+    With a single instance there is nothing to fail over to, so it is never taken out.
+    """
+    if set(host.instance_ports) <= set(out_of_rotation):
+        out_of_rotation = ()
+    lines = ["upstream clicknback_app {"]
+    for port in host.instance_ports:
+        suffix = " down" if port in out_of_rotation else ""
+        lines.append(f"    server {host.bind_address}:{port} max_fails=0{suffix};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+BACKUP_CRON_SCHEDULES = {"weekly": "0 1 * * 0", "daily": "0 1 * * *", "hourly": "0 * * * *"}
+
+
+def crontab_marker(layout: Layout) -> str:
+    return f"clicknback {layout.root}"
+
+
+def crontab_block(layout: Layout, host: Host) -> str:
+    ops_prefix = f"cd {q(layout.current)} && ENV_FILE={q(layout.env_file)} ./.venv/bin/python -m {OPS_CLI}"
+    return render(
+        "crontab.tmpl",
+        marker=crontab_marker(layout),
+        start_services=start_services_command(layout),
+        backup_schedule=BACKUP_CRON_SCHEDULES[host.backup_schedule],
+        ops_prefix=ops_prefix,
+        cron_log=q(f"{layout.logs}/cron.log"),
+    )
+
+
+def merge_crontab(existing: str, block: str, marker: str) -> str:
+    """Replace this deploy root's marked block in a crontab (or append it); other lines stay."""
+    begin, end = f"# BEGIN {marker}", f"# END {marker}"
+    kept: list[str] = []
+    inside = False
+    for line in existing.splitlines():
+        if line.strip() == begin:
+            inside = True
+        elif line.strip() == end and inside:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    prefix = "\n".join(kept) + "\n" if kept else ""
+    return prefix + block if block.endswith("\n") else prefix + block + "\n"
+
+
+def remove_crontab_block(existing: str, marker: str) -> str:
+    kept = merge_crontab(existing, "", marker)
+    return kept if kept.strip() else ""
+
+
+# -- file and layout commands ----------------------------------------------------------------
+
+
+def layout_command(layout: Layout) -> str:
+    """Create the deploy-root layout; shared/ is 0700 because it holds the secrets file."""
+    folders = [
+        layout.releases, layout.venvs, layout.logs, f"{layout.logs}/supervisor", layout.state,
+        f"{layout.root}/supervisor/conf.d", f"{layout.root}/nginx/tmp",
+    ]
+    return f"mkdir -p {' '.join(q(f) for f in folders)} && chmod 700 {q(layout.shared)}"
+
+
+def write_file_command(path: str, content: str, mode: str = "644") -> str:
+    """Write a whole file atomically (temp file, then rename) with the given mode."""
+    tmp = f"{path}.tmp"
+    return f"printf '%s' {q(content)} > {q(tmp)} && chmod {mode} {q(tmp)} && mv -f {q(tmp)} {q(path)}"
+
+
+def install_env_file_command(layout: Layout, uploaded: str) -> str:
+    """Move an uploaded secrets file into place with mode 0600 (shared/ is 0700 meanwhile)."""
+    return f"chmod 600 {q(uploaded)} && mv -f {q(uploaded)} {q(layout.env_file)}"
+
+
+def env_file_exists_command(layout: Layout) -> str:
+    return f"test -f {q(layout.env_file)}"
+
+
+# -- releases --------------------------------------------------------------------------------
+
+
+def release_id(deployed_at_compact: str, tag: str) -> str:
+    """`20261127T010203Z-v1.2.3`: sorts by time, names the tag."""
+    if not TAG_PATTERN.match(tag):
+        raise ValueError(f"tag {tag!r}: only letters, digits, '.', '_' and '-' are allowed")
+    return f"{deployed_at_compact}-{tag}"
+
+
+def release_metadata(tag: str, commit: str, deployed_at: str) -> str:
+    return json.dumps({"version": tag, "commit": commit, "deployed_at": deployed_at}, sort_keys=True)
+
+
+def upload_path(layout: Layout, rel_id: str) -> str:
+    return f"{layout.releases}/.upload-{rel_id}.tar.gz"
+
+
+def extract_release_command(layout: Layout, rel_id: str, metadata: str) -> str:
+    """Unpack an uploaded `git archive` into releases/<id>/ and write RELEASE.json beside it."""
+    archive, target = upload_path(layout, rel_id), layout.release(rel_id)
+    return (
+        f"rm -rf {q(target)} && mkdir -p {q(target)} && tar -xzf {q(archive)} -C {q(target)}"
+        f" && rm -f {q(archive)} && printf '%s\\n' {q(metadata)} > {q(target + '/RELEASE.json')}"
+    )
+
+
+def build_venv_command(venv: str, requirements: str, python: str) -> str:
+    """Reuse a venv whose `.complete` marker exists, else build it from a requirements file.
+
+    The marker is written last, so a half-built venv (interrupted pip) is rebuilt next time.
+    """
+    marker = f"{venv}/.complete"
+    build = (
+        f"rm -rf {q(venv)} && {python} -m venv {q(venv)}"
+        f" && {q(venv + '/bin/python')} -m pip install --quiet --no-input --disable-pip-version-check"
+        f" -r {q(requirements)} && touch {q(marker)} && echo venv-built"
+    )
+    return f"{{ test -f {q(marker)} && echo venv-reused || {{ {build}; }}; }}"
+
+
+def ensure_venv_command(layout: Layout, rel_id: str, lock_hash: str, python: str) -> str:
+    """venvs/<sha256 of requirements.lock>, built once per lock file, linked as the release's .venv."""
+    venv, release = layout.venv(lock_hash), layout.release(rel_id)
+    return (
+        build_venv_command(venv, f"{release}/requirements.lock", python)
+        + f" && ln -sfn {q(venv)} {q(release + '/.venv')}"
+    )
+
+
+def switch_current_command(layout: Layout, rel_id: str) -> str:
+    """Point `current` at a release atomically: build the new symlink aside, then rename over."""
+    tmp = f"{layout.root}/.current.tmp"
+    return f"ln -sfn {q(layout.release(rel_id))} {q(tmp)} && mv -T {q(tmp)} {q(layout.current)}"
+
+
+def read_current_command(layout: Layout) -> str:
+    """Prints where `current` points, or nothing before the first deploy."""
+    return f"readlink {q(layout.current)} || true"
+
+
+def list_releases_command(layout: Layout) -> str:
+    return f"ls -1 {q(layout.releases)} 2>/dev/null | grep -E {q(RELEASE_ID_PATTERN.pattern)} || true"
+
+
+def releases_to_prune(release_ids: list[str], keep: int, protected: set[str]) -> list[str]:
+    """The oldest releases beyond `keep`, never one in `protected` (current, rollback target)."""
+    newest_first = sorted(release_ids, reverse=True)
+    return sorted(r for r in newest_first[keep:] if r not in protected)
+
+
+def prune_command(layout: Layout, release_ids: list[str]) -> str:
+    if not release_ids:
+        return "true"
+    return "rm -rf -- " + " ".join(q(layout.release(r)) for r in release_ids)
+
+
+def release_exists_command(layout: Layout, rel_id: str) -> str:
+    return f"test -f {q(layout.release(rel_id) + '/RELEASE.json')}"
+
+
+# -- lock and ledger -------------------------------------------------------------------------
+
+
+def lock_acquire_command(layout: Layout, holder: str) -> str:
+    """Create the lock file only if absent (noclobber = O_EXCL); otherwise print the holder.
+
+    Exits LOCK_HELD_EXIT with the current holder's details on stdout when someone else holds it.
+    """
+    return (
+        f"mkdir -p {q(layout.state)} && {{ ( set -C; printf '%s\\n' {q(holder)} > {q(layout.lock)} ) 2>/dev/null"
+        f" || {{ cat {q(layout.lock)}; exit {LOCK_HELD_EXIT}; }}; }}"
+    )
+
+
+def lock_release_command(layout: Layout, token: str | None) -> str:
+    """Remove the lock; with a token only when it is still ours (never someone else's lock)."""
+    if token is None:
+        return f"rm -f {q(layout.lock)}"
+    return f"if grep -qF {q(token)} {q(layout.lock)} 2>/dev/null; then rm -f {q(layout.lock)}; fi"
+
+
+def lock_status_command(layout: Layout) -> str:
+    return f"cat {q(layout.lock)} 2>/dev/null || true"
+
+
+def ledger_append_command(layout: Layout, line: str) -> str:
+    return f"mkdir -p {q(layout.state)} && printf '%s\\n' {q(line)} >> {q(layout.ledger)}"
+
+
+def ledger_read_command(layout: Layout) -> str:
+    return f"cat {q(layout.ledger)} 2>/dev/null || true"
+
+
+# -- supervisor and nginx --------------------------------------------------------------------
+
+
+def supervisorctl_command(layout: Layout, *args: str) -> str:
+    return " ".join([SUPERVISORCTL, "-c", q(layout.supervisor_conf), *(q(a) for a in args)])
+
+
+def supervisor_ensure_running_command(layout: Layout) -> str:
+    """Start this deploy root's supervisord unless it answers, then apply program changes."""
+    return (
+        f"{{ {supervisorctl_command(layout, 'pid')} >/dev/null 2>&1"
+        f" || {SUPERVISORD} -c {q(layout.supervisor_conf)}; }}"
+        f" && {supervisorctl_command(layout, 'reread')} >/dev/null"
+        f" && {supervisorctl_command(layout, 'update')}"
+    )
+
+
+def restart_instance_command(layout: Layout, port: int) -> str:
+    """Stop (SIGTERM: the app drains) then start; `start` alone decides success, since stopping an
+    instance that is not running (first deploy, crashed) is fine."""
+    program = program_name(port)
+    return (
+        f"{supervisorctl_command(layout, 'stop', program)} >/dev/null 2>&1;"
+        f" {supervisorctl_command(layout, 'start', program)}"
+    )
+
+
+def remove_stale_programs_command(layout: Layout, ports: tuple[int, ...]) -> str:
+    """Delete program files of instances no longer in the inventory (supervisor `update` stops them)."""
+    keep = " ".join(f"! -name {q(program_name(port) + '.conf')}" for port in ports)
+    return f"find {q(layout.root + '/supervisor/conf.d')} -name 'app-*.conf' {keep} -delete"
+
+
+def instance_pid_command(layout: Layout, port: int) -> str:
+    return supervisorctl_command(layout, "pid", program_name(port))
+
+
+def _nginx(layout: Layout, *args: str) -> str:
+    return " ".join(
+        [NGINX, "-p", q(f"{layout.root}/nginx/"), "-c", q(layout.nginx_conf), "-e",
+         q(f"{layout.logs}/nginx-error.log"), *args]
+    )
+
+
+def nginx_reload_command(layout: Layout) -> str:
+    """Check the config, then reload the running master or start one (needs no root)."""
+    pid_file = q(f"{layout.root}/nginx/nginx.pid")
+    return (
+        f"{_nginx(layout, '-q', '-t')} && if [ -s {pid_file} ] && kill -0 \"$(cat {pid_file})\" 2>/dev/null;"
+        f" then {_nginx(layout, '-s', 'reload')}; else {_nginx(layout)}; fi"
+    )
+
+
+def start_services_command(layout: Layout) -> str:
+    """What @reboot runs: this deploy root's supervisord (which starts the app) and nginx."""
+    return (
+        f"{SUPERVISORD} -c {q(layout.supervisor_conf)}; "
+        f"{_nginx(layout)}"
+    )
+
+
+def stop_services_command(layout: Layout) -> str:
+    """Stop supervisord (and with it the app instances) and nginx of this deploy root."""
+    pid_file = q(f"{layout.root}/nginx/nginx.pid")
+    return (
+        f"{supervisorctl_command(layout, 'shutdown')} >/dev/null 2>&1;"
+        f" if [ -s {pid_file} ]; then {_nginx(layout, '-s', 'quit')} 2>/dev/null; fi; true"
+    )
+
+
+def set_rotation_command(layout: Layout, host: Host, out_of_rotation: tuple[int, ...]) -> str:
+    """Rewrite the upstream list (taking instances out or putting them back) and reload nginx."""
+    return (
+        write_file_command(layout.nginx_upstream, nginx_upstream_conf(host, out_of_rotation))
+        + " && " + nginx_reload_command(layout)
+    )
+
+
+# -- crontab ---------------------------------------------------------------------------------
+
+
+def crontab_read_command() -> str:
+    return "command -v crontab >/dev/null || { echo 'crontab not found: apt-get install cron' >&2; exit 127; }; crontab -l 2>/dev/null || true"
+
+
+def crontab_install_command(content: str) -> str:
+    if not content.strip():
+        return "crontab -r 2>/dev/null || true"
+    return f"printf '%s' {q(content)} | crontab -"
+
+
+# -- health and logs -------------------------------------------------------------------------
+
+
+def health_poll_command(url: str, timeout: int, interval: float) -> str:
+    """Poll a URL on the host until it answers 200 or `timeout` seconds pass.
+
+    Exits 0 when healthy; otherwise prints the last status and body and exits 1.
+    """
+    return (
+        f"body=$(mktemp) && deadline=$(( $(date +%s) + {int(timeout)} )) && while :; do"
+        f" code=$(curl -s -o \"$body\" -w '%{{http_code}}' -m 2 {q(url)});"
+        f" if [ \"$code\" = 200 ]; then rm -f \"$body\"; exit 0; fi;"
+        f" if [ \"$(date +%s)\" -ge \"$deadline\" ]; then break; fi; sleep {interval:g}; done;"
+        f" echo \"{url} answered HTTP $code after {int(timeout)}s:\"; cat \"$body\"; echo; rm -f \"$body\"; exit 1"
+    )
+
+
+def probe_command(url: str) -> str:
+    """One probe: prints `<status> <body>` (status 000 when nothing answers)."""
+    return (
+        f"body=$(mktemp) && code=$(curl -s -o \"$body\" -w '%{{http_code}}' -m 3 {q(url)});"
+        f" printf '%s ' \"$code\"; head -c 600 \"$body\"; echo; rm -f \"$body\""
+    )
+
+
+def tail_logs_command(layout: Layout, ports: tuple[int, ...], lines: int, follow: bool) -> str:
+    files = " ".join(q(layout.app_log(port)) for port in ports)
+    follow_flag = " -F" if follow else ""
+    return f"tail -n {int(lines)}{follow_flag} {files}"
+
+
+def instance_output_tail_command(layout: Layout, port: int, lines: int) -> str:
+    """The last lines an instance wrote (stdout+stderr as supervisor captured them)."""
+    return f"tail -n {int(lines)} {q(layout.program_output(port))} 2>/dev/null || true"
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+
+def ops_command(layout: Layout, rel_id: str, *args: str) -> str:
+    """Run the ops CLI of one release with the host's secrets file."""
+    release = layout.release(rel_id)
+    return (
+        f"cd {q(release)} && ENV_FILE={q(layout.env_file)} ./.venv/bin/python -m {OPS_CLI} "
+        + " ".join(q(a) for a in args)
+    )
+
+
+def migrate_command(layout: Layout, rel_id: str) -> str:
+    return ops_command(layout, rel_id, "migrate")
+
+
+def migrate_to_command(layout: Layout, rel_id: str, number: int) -> str:
+    return ops_command(layout, rel_id, "migrate", "--to", str(int(number)))
+
+
+def migrate_status_command(layout: Layout, rel_id: str) -> str:
+    return ops_command(layout, rel_id, "migrate", "--status")
+
+
+def migration_number(file_name: str | None) -> int | None:
+    """`2_20261127_add_x.py` -> 2; None stays None (an empty database)."""
+    if not file_name:
+        return None
+    head = Path(file_name).name.split("_", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def database_ahead_of(status: dict) -> bool:
+    """True when the database holds a migration newer than this release's code head."""
+    db_number = migration_number(status.get("db_head"))
+    code_number = status.get("code_head_number")
+    if code_number is None:
+        code_number = migration_number(status.get("code_head"))
+    return db_number is not None and code_number is not None and db_number > code_number
+
+
+# -- first-time system setup (root; printed or dry-run) ---------------------------------------
+
+
+def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]:
+    """What a fresh Debian/Ubuntu VPS needs once, as root. `provision --system` runs these."""
+    user = q(host.ssh_user)
+    return [
+        "apt-get update",
+        "apt-get install -y --no-install-recommends python3 python3-venv curl git nginx-light"
+        " supervisor cron postgresql zstd",
+        # The per-deploy-root nginx/supervisord of the deploy user replace the system ones.
+        "systemctl disable --now nginx supervisor || true",
+        f"id -u {user} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {user}",
+        f"install -d -o {user} -g {user} -m 755 {q(host.deploy_root)}",
+        "timedatectl set-timezone UTC",
+        # Lets the unprivileged nginx listen on port 80.
+        "echo 'net.ipv4.ip_unprivileged_port_start=80' > /etc/sysctl.d/60-clicknback.conf"
+        " && sysctl --system >/dev/null",
+        f"su postgres -c \"psql -tAc \\\"SELECT 1 FROM pg_roles WHERE rolname='{database}'\\\" | grep -q 1"
+        f" || createuser --no-superuser --no-createdb --no-createrole {database}\"",
+        f"su postgres -c \"psql -tAc \\\"SELECT 1 FROM pg_database WHERE datname='{database}'\\\" | grep -q 1"
+        f" || createdb --owner={database} {database}\"",
+        # Firewall: only SSH and HTTP(S) from outside; app ports stay on loopback.
+        "ufw allow OpenSSH && ufw allow 80/tcp && ufw allow 443/tcp && ufw --force enable",
+    ]

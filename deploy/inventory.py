@@ -1,0 +1,253 @@
+"""The inventory: which environments exist, their hosts, and how each host is laid out.
+
+One TOML file (``deploy/inventory.toml`` by default, or ``--inventory`` / ``CLICKNBACK_INVENTORY``)
+holds ``[defaults]``, then ``[environments.<name>]`` tables that may override any default, each
+with ``[[environments.<name>.hosts]]`` entries that may override again. Unknown keys and wrong
+types are errors that name the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_INVENTORY = Path(__file__).resolve().parent / "inventory.toml"
+INVENTORY_ENV_VAR = "CLICKNBACK_INVENTORY"
+
+BACKUP_SCHEDULES = ("weekly", "daily", "hourly")
+
+# Every key a host may carry, with its default. Environments and hosts may override each one.
+HOST_DEFAULTS: dict[str, Any] = {
+    "ssh_port": 22,
+    "ssh_user": "clicknback",
+    "identity_file": "",
+    "known_hosts": "~/.ssh/known_hosts",
+    "deploy_root": "/srv/clicknback",
+    "bind_address": "127.0.0.1",
+    "instance_ports": [8001, 8002],
+    "nginx_port": 80,
+    "ready_url": "http://{bind_address}:{port}/health/ready",
+    "live_url": "http://{bind_address}:{port}/health/live",
+    "python": "python3",
+    "keep_releases": 5,
+    "health_timeout": 30,
+    "health_interval": 1.0,
+    "backup_schedule": "weekly",
+}
+
+S3_DEFAULTS: dict[str, Any] = {
+    "endpoint_url": "",
+    "bucket": "",
+    "region": "us-east-1",
+    "backup_prefix": "backups/",
+    "log_archive_prefix": "logs/",
+    # Names of laptop environment variables holding the credentials; the values never live here.
+    "access_key_id_env": "CLICKNBACK_S3_ACCESS_KEY_ID",
+    "secret_access_key_env": "CLICKNBACK_S3_SECRET_ACCESS_KEY",
+}
+
+HOST_ONLY_KEYS = {"name", "address"}
+ENVIRONMENT_ONLY_KEYS = {"hosts", "s3"}
+
+
+class InventoryError(ValueError):
+    """The inventory file is missing, unreadable or invalid; the message names the bad key."""
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint_url: str
+    bucket: str
+    region: str
+    backup_prefix: str
+    log_archive_prefix: str
+    access_key_id_env: str
+    secret_access_key_env: str
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    ssh_port: int
+    ssh_user: str
+    identity_file: str
+    known_hosts: str
+    deploy_root: str
+    bind_address: str
+    instance_ports: tuple[int, ...]
+    nginx_port: int
+    ready_url: str
+    live_url: str
+    python: str
+    keep_releases: int
+    health_timeout: int
+    health_interval: float
+    backup_schedule: str
+
+    def ready_url_for(self, port: int) -> str:
+        return self.ready_url.format(bind_address=self.bind_address, port=port, address=self.address)
+
+    def live_url_for(self, port: int) -> str:
+        return self.live_url.format(bind_address=self.bind_address, port=port, address=self.address)
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    hosts: tuple[Host, ...]
+    s3: S3Settings
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    environments: dict[str, Environment] = field(default_factory=dict)
+    default_environment: str = "production"
+
+    def environment(self, name: str | None) -> Environment:
+        chosen = name or self.default_environment
+        if chosen not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "(none)"
+            raise InventoryError(f"{self.path}: no environment named {chosen!r} (known: {known})")
+        return self.environments[chosen]
+
+
+def inventory_path(explicit: str | None = None) -> Path:
+    """The file to load: an explicit path, else $CLICKNBACK_INVENTORY, else deploy/inventory.toml."""
+    chosen = explicit or os.environ.get(INVENTORY_ENV_VAR) or str(DEFAULT_INVENTORY)
+    return Path(chosen).expanduser()
+
+
+def load_inventory(explicit: str | None = None) -> Inventory:
+    path = inventory_path(explicit)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InventoryError(f"cannot read inventory {path}: {exc.strerror}") from None
+    return parse_inventory(text, path)
+
+
+def parse_inventory(text: str, path: Path | str = "<inventory>") -> Inventory:
+    path = Path(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InventoryError(f"{path}: not valid TOML: {exc}") from None
+    _reject_unknown(data, {"default_environment", "defaults", "environments"}, "", path)
+    defaults = data.get("defaults", {})
+    _expect_table(defaults, "defaults", path)
+    _reject_unknown(defaults, set(HOST_DEFAULTS) | {"s3"}, "defaults", path)
+    environments_data = data.get("environments", {})
+    _expect_table(environments_data, "environments", path)
+    if not environments_data:
+        raise InventoryError(f"{path}: environments: at least one environment is required")
+    environments = {
+        name: _parse_environment(name, env_data, defaults, path)
+        for name, env_data in environments_data.items()
+    }
+    default_environment = data.get("default_environment", "production")
+    if not isinstance(default_environment, str):
+        raise InventoryError(f"{path}: default_environment: expected a string")
+    if default_environment not in environments:
+        default_environment = next(iter(environments))
+    return Inventory(path=path, environments=environments, default_environment=default_environment)
+
+
+def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> Environment:
+    where = f"environments.{name}"
+    _expect_table(env_data, where, path)
+    _reject_unknown(env_data, set(HOST_DEFAULTS) | ENVIRONMENT_ONLY_KEYS, where, path)
+    hosts_data = env_data.get("hosts")
+    if not isinstance(hosts_data, list) or not hosts_data:
+        raise InventoryError(f"{path}: {where}.hosts: expected at least one [[{where}.hosts]] entry")
+    inherited = {**HOST_DEFAULTS, **_only(defaults, HOST_DEFAULTS), **_only(env_data, HOST_DEFAULTS)}
+    hosts = tuple(
+        _parse_host(host_data, inherited, f"{where}.hosts[{index}]", path)
+        for index, host_data in enumerate(hosts_data)
+    )
+    names = [host.name for host in hosts]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InventoryError(f"{path}: {where}.hosts: duplicate host name {duplicates[0]!r}")
+    s3_data = {**S3_DEFAULTS, **defaults.get("s3", {}), **env_data.get("s3", {})}
+    _reject_unknown(s3_data, set(S3_DEFAULTS), f"{where}.s3", path)
+    for key, value in s3_data.items():
+        if not isinstance(value, str):
+            raise InventoryError(f"{path}: {where}.s3.{key}: expected a string, got {value!r}")
+    return Environment(name=name, hosts=hosts, s3=S3Settings(**s3_data))
+
+
+def _parse_host(host_data: Any, inherited: dict, where: str, path: Path) -> Host:
+    _expect_table(host_data, where, path)
+    _reject_unknown(host_data, set(HOST_DEFAULTS) | HOST_ONLY_KEYS, where, path)
+    if not isinstance(host_data.get("address"), str) or not host_data["address"]:
+        raise InventoryError(f"{path}: {where}.address: required (the SSH address of the host)")
+    values = {**inherited, **_only(host_data, HOST_DEFAULTS)}
+    values["address"] = host_data["address"]
+    values["name"] = host_data.get("name", host_data["address"])
+    for key, value in values.items():
+        values[key] = _check_value(key, value, f"{where}.{key}", path)
+    values["instance_ports"] = tuple(values["instance_ports"])
+    return Host(**values)
+
+
+def _check_value(key: str, value: Any, where: str, path: Path) -> Any:
+    def fail(expected: str) -> InventoryError:
+        return InventoryError(f"{path}: {where}: expected {expected}, got {value!r}")
+
+    if key in ("ssh_port", "nginx_port"):
+        if not _is_port(value):
+            raise fail("a port number 1-65535")
+    elif key == "instance_ports":
+        if not isinstance(value, list) or not value or not all(_is_port(p) for p in value):
+            raise fail("a non-empty list of port numbers")
+        if len(set(value)) != len(value):
+            raise fail("distinct port numbers")
+    elif key in ("keep_releases", "health_timeout"):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise fail("a positive integer")
+    elif key == "health_interval":
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise fail("a positive number of seconds")
+        return float(value)
+    elif key == "backup_schedule":
+        if value not in BACKUP_SCHEDULES:
+            raise fail("one of " + ", ".join(BACKUP_SCHEDULES))
+    elif key == "deploy_root":
+        if not isinstance(value, str) or not value.startswith("/") or value.rstrip("/") == "":
+            raise fail("an absolute path other than /")
+        return value.rstrip("/")
+    elif key in ("ready_url", "live_url"):
+        if not isinstance(value, str) or "{port}" not in value:
+            raise fail("a URL template containing {port}")
+    elif not isinstance(value, str):
+        raise fail("a string")
+    return value
+
+
+def _is_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def _only(table: dict, keys: dict) -> dict:
+    return {key: value for key, value in table.items() if key in keys}
+
+
+def _expect_table(value: Any, where: str, path: Path) -> None:
+    if not isinstance(value, dict):
+        raise InventoryError(f"{path}: {where}: expected a table")
+
+
+def _reject_unknown(table: dict, allowed: set[str], where: str, path: Path) -> None:
+    for key in table:
+        if key not in allowed:
+            dotted = f"{where}.{key}" if where else key
+            raise InventoryError(f"{path}: {dotted}: unknown key (allowed: {', '.join(sorted(allowed))})")

@@ -1,0 +1,86 @@
+"""The release ledger, state/ledger.jsonl on every host: one JSON line per deploy or rollback.
+
+A line says who (local user), when, what (tag, commit, release id), where (hosts), how long and
+how it ended (ok / failed / rolled_back). `marked_bad` lists releases that must not be chosen as a
+default rollback target: a deploy whose health gate failed, and a release rolled back from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+OUTCOMES = ("ok", "failed", "rolled_back")
+KINDS = ("deploy", "rollback")
+
+
+class LedgerError(ValueError):
+    """A ledger line that is not a valid entry."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    who: str
+    when: str
+    kind: str
+    tag: str
+    commit: str
+    release: str
+    hosts: list[str]
+    duration_s: float
+    outcome: str
+    from_release: str | None = None
+    marked_bad: list[str] = field(default_factory=list)
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise LedgerError(f"kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.outcome not in OUTCOMES:
+            raise LedgerError(f"outcome {self.outcome!r} is not one of {', '.join(OUTCOMES)}")
+
+
+def format_entry(entry: LedgerEntry) -> str:
+    """One line of JSON, keys sorted, no newline inside."""
+    return json.dumps(asdict(entry), sort_keys=True, separators=(",", ":"))
+
+
+def parse_ledger(text: str) -> list[LedgerEntry]:
+    """Every entry, oldest first. A malformed line is an error naming its line number."""
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            entries.append(LedgerEntry(**data))
+        except (ValueError, TypeError) as exc:
+            raise LedgerError(f"ledger line {number}: {exc}") from None
+    return entries
+
+
+def bad_releases(entries: list[LedgerEntry]) -> set[str]:
+    bad: set[str] = set()
+    for entry in entries:
+        bad.update(entry.marked_bad)
+    return bad
+
+
+def last_entry_for(entries: list[LedgerEntry], release: str) -> LedgerEntry | None:
+    """The newest entry that brought `release` up (deploy or rollback), if any."""
+    for entry in reversed(entries):
+        if entry.release == release:
+            return entry
+    return None
+
+
+def previous_good_release(release_ids: list[str], current: str | None, bad: set[str]) -> str | None:
+    """The newest release older than `current` that is not marked bad (the default rollback)."""
+    candidates = sorted((r for r in release_ids if r not in bad and (current is None or r < current)),
+                        reverse=True)
+    return candidates[0] if candidates else None
+
+
+def release_tag(release_id: str) -> str:
+    """`20261127T010203Z-v1.2.3` -> `v1.2.3`."""
+    return release_id.split("-", 1)[1] if "-" in release_id else release_id

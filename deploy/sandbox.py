@@ -1,0 +1,144 @@
+"""`invoke sandbox up|down`: a local VPS pair on this machine, and the machinery the e2e tests share.
+
+Two sshd "hosts" on 127.0.0.2 and 127.0.0.3 (deploy/local_sshd.py), each with its own deploy root
+in a local folder owned by the deploy user, a throwaway PostgreSQL (deploy/local_postgres.py), an
+S3 endpoint when deploy/local_s3.py is available, a generated shared/.env and an inventory file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.local_postgres import LocalPostgres
+from deploy.local_sshd import LocalSshd, chown_tree, ensure_deploy_user, make_reachable
+
+DEFAULT_ADDRESSES = ("127.0.0.2", "127.0.0.3")
+NGINX_PORT = 8080
+ENVIRONMENT = "sandbox"
+DATABASE = "clicknback"
+
+
+@dataclass
+class Sandbox:
+    base_dir: Path
+    addresses: tuple[str, ...] = DEFAULT_ADDRESSES
+    nginx_port: int = NGINX_PORT
+    instance_ports: tuple[int, ...] = (8001, 8002)
+    extra_inventory: str = ""
+    sshd: LocalSshd = field(init=False)
+    postgres: LocalPostgres = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.base_dir = Path(self.base_dir).resolve()
+        self.sshd = LocalSshd(self.base_dir / "sshd", self.addresses)
+        self.postgres = LocalPostgres(self.base_dir / "postgres")
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.base_dir / "inventory.toml"
+
+    @property
+    def env_file(self) -> Path:
+        return self.base_dir / "app.env"
+
+    def deploy_root(self, address: str) -> Path:
+        return self.base_dir / "roots" / address
+
+    def start(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        ensure_deploy_user(self.sshd.user)
+        self.sshd.start()
+        for address in self.addresses:
+            root = self.deploy_root(address)
+            root.mkdir(parents=True, exist_ok=True)
+            chown_tree(root, self.sshd.user)
+        make_reachable(self.base_dir / "roots")
+        self.postgres.start()
+        if not self.postgres.database_exists(DATABASE):
+            self.postgres.create_database(DATABASE)
+        if not self.env_file.exists():
+            self.env_file.write_text(self.env_text())
+            self.env_file.chmod(0o600)
+        self.inventory_path.write_text(self.inventory_text())
+
+    def env_text(self) -> str:
+        lines = [
+            f"DATABASE_URL={self.postgres.dsn(DATABASE)}",
+            f"OAUTH_HASH_KEY={secrets.token_urlsafe(48)}",
+            "LOG_FORMAT=json",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def inventory_text(self) -> str:
+        ports = ", ".join(str(p) for p in self.instance_ports)
+        hosts = "".join(
+            f'\n[[environments.{ENVIRONMENT}.hosts]]\nname = "host-{address.rsplit(".", 1)[1]}"\n'
+            f'address = "{address}"\nbind_address = "{address}"\ndeploy_root = "{self.deploy_root(address)}"\n'
+            for address in self.addresses
+        )
+        return (
+            f'# Written by `invoke sandbox up`: the local VPS pair.\ndefault_environment = "{ENVIRONMENT}"\n\n'
+            f'[defaults]\nssh_user = "{self.sshd.user}"\nssh_port = {self.sshd.port}\n'
+            f'identity_file = "{self.sshd.identity_file}"\nknown_hosts = "{self.sshd.known_hosts}"\n'
+            f"instance_ports = [{ports}]\nnginx_port = {self.nginx_port}\npython = \"/usr/bin/python3\"\n"
+            f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{hosts}{self.extra_inventory}'
+        )
+
+    def stop(self) -> None:
+        """Stop every process of the sandbox (app, nginx, supervisord, sshd, PostgreSQL)."""
+        from deploy.inventory import load_inventory
+        from deploy.release import Session, unprovision_host
+
+        if self.inventory_path.exists():
+            try:
+                with Session(load_inventory(str(self.inventory_path)).environment(ENVIRONMENT)) as session:
+                    session.parallel(unprovision_host)
+            except Exception as error:  # sshd may already be gone: the processes are stopped below
+                print(f"sandbox: could not stop services over SSH ({error}); stopping directly")
+                for address in self.addresses:
+                    _stop_services_directly(self.deploy_root(address))
+        self.sshd.stop()
+        self.postgres.stop()
+
+    def destroy(self) -> None:
+        self.stop()
+        self.postgres.destroy()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def _stop_services_directly(root: Path) -> None:
+    from deploy.commands import Layout, stop_services_command
+
+    if root.exists():
+        os.system(stop_services_command(Layout(str(root))))
+
+
+def local_s3_available() -> bool:
+    return importlib.util.find_spec("deploy.local_s3") is not None
+
+
+def up(base_dir: Path) -> Sandbox:
+    sandbox = Sandbox(base_dir)
+    sandbox.start()
+    inventory = sandbox.inventory_path
+    print(f"sandbox up: hosts {', '.join(f'{a}:{sandbox.sshd.port}' for a in sandbox.addresses)} "
+          f"(user {sandbox.sshd.user}), PostgreSQL on 127.0.0.1:{sandbox.postgres.port}")
+    if not local_s3_available():
+        print("sandbox: no S3 endpoint (deploy/local_s3.py is not in this tree yet); backups need one")
+    print("next:")
+    print(f"  export CLICKNBACK_INVENTORY={inventory}")
+    print(f"  invoke provision --env-file {sandbox.env_file}")
+    print("  git tag v0.1.0 && invoke deploy --tag v0.1.0")
+    print(f"  curl http://{sandbox.addresses[0]}:{sandbox.nginx_port}/health/ready")
+    print("  invoke releases; invoke health; invoke rollback")
+    return sandbox
+
+
+def down(base_dir: Path) -> None:
+    Sandbox(base_dir).destroy()
+    print(f"sandbox down: stopped everything and removed {Path(base_dir).resolve()}")

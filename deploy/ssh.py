@@ -1,0 +1,174 @@
+"""SSH sessions to the hosts: Fabric connections that verify host keys, and a thin command runner.
+
+Fabric's default accepts any host key (AutoAddPolicy). Here only the known_hosts file named by
+the inventory counts: an unknown key or a changed key refuses to connect, and the error says how
+to trust the host after checking its fingerprint out of band.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import paramiko
+from fabric import Config, Connection
+
+from deploy.inventory import Host
+
+
+class HostKeyError(RuntimeError):
+    """The host's key is not in known_hosts, or differs from the one recorded there."""
+
+
+class RemoteCommandError(RuntimeError):
+    """A remote command exited non-zero; carries its exit status and output for the report."""
+
+    def __init__(self, host: Host, command: str, exited: int, stdout: str, stderr: str):
+        self.host, self.command, self.exited = host, command, exited
+        self.stdout, self.stderr = stdout, stderr
+        tail = (stderr.strip() or stdout.strip()).splitlines()[-15:]
+        super().__init__(f"[{host.name}] command failed (exit {exited}): {_shorten(command)}\n" + "\n".join(tail))
+
+
+def _shorten(command: str, limit: int = 300) -> str:
+    return command if len(command) <= limit else command[:limit] + " ..."
+
+
+def host_key_alias(host: Host) -> str:
+    """How known_hosts names the host: `addr` on port 22, `[addr]:port` otherwise."""
+    return host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
+
+
+def trust_instructions(host: Host) -> str:
+    known_hosts = host.known_hosts
+    return (
+        f"check the host's fingerprint out of band (e.g. on the provider's console: "
+        f"ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then trust it with:\n"
+        f"  ssh-keyscan -p {host.ssh_port} -t ed25519 {host.address} >> {known_hosts}"
+    )
+
+
+def connect(host: Host, connect_timeout: int = 10) -> Connection:
+    """An open Fabric connection whose host key was verified against the inventory's known_hosts."""
+    config = Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}})
+    connect_kwargs: dict = {"look_for_keys": not host.identity_file, "allow_agent": not host.identity_file}
+    if host.identity_file:
+        connect_kwargs["key_filename"] = str(Path(host.identity_file).expanduser())
+    connection = Connection(
+        host.address, user=host.ssh_user, port=host.ssh_port, config=config,
+        connect_kwargs=connect_kwargs, connect_timeout=connect_timeout,
+    )
+    known_hosts = Path(host.known_hosts).expanduser()
+    connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    if known_hosts.exists():
+        connection.client.load_host_keys(str(known_hosts))
+    try:
+        connection.open()
+    except paramiko.BadHostKeyException as exc:
+        raise HostKeyError(
+            f"[{host.name}] HOST KEY CHANGED for {host_key_alias(host)} (recorded in {known_hosts}): "
+            f"refusing to connect. If the host was really rebuilt, remove the old key with\n"
+            f"  ssh-keygen -R '{host_key_alias(host)}' -f {known_hosts}\nand {trust_instructions(host)}"
+        ) from None
+    except paramiko.SSHException as exc:
+        if "not found in known_hosts" in str(exc):
+            raise HostKeyError(
+                f"[{host.name}] unknown host key for {host_key_alias(host)} (not in {known_hosts}): "
+                f"refusing to connect; {trust_instructions(host)}"
+            ) from None
+        raise
+    return connection
+
+
+@dataclass
+class Result:
+    stdout: str
+    stderr: str
+    exited: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exited == 0
+
+
+class Remote:
+    """Runs built commands on one host; in dry-run, prints every command that changes something.
+
+    `query` commands only read state, so they run even in dry-run: that is what makes the printed
+    plan exact (it knows the current release, the lock holder, the crontab).
+    """
+
+    _print_lock = threading.Lock()
+
+    def __init__(self, host: Host, dry_run: bool = False, out: IO[str] | None = None):
+        self.host, self.dry_run = host, dry_run
+        self.out = out or sys.stdout
+        self._connection: Connection | None = None
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = connect(self.host)
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def say(self, message: str) -> None:
+        with self._print_lock:
+            print(f"[{self.host.name}] {message}", file=self.out, flush=True)
+
+    def query(self, command: str, check: bool = True) -> Result:
+        return self._execute(command, check)
+
+    def run(self, command: str, check: bool = True, show: str | None = None) -> Result:
+        """Run a command that changes the host (`show` replaces it in the dry-run listing)."""
+        if self.dry_run:
+            self.say(f"would run: {show or command}")
+            return Result("", "", 0)
+        return self._execute(command, check)
+
+    def put_bytes(self, data: bytes, remote_path: str) -> None:
+        """Upload bytes through SFTP (binary-safe, unlike command output, which is decoded text)."""
+        if self.dry_run:
+            self.say(f"would upload {len(data)} bytes to {remote_path}")
+            return
+        self.connection.put(io.BytesIO(data), remote_path, preserve_mode=False)
+
+    def _execute(self, command: str, check: bool) -> Result:
+        result = self.connection.run(command, hide=True, warn=True, in_stream=False)
+        outcome = Result(result.stdout, result.stderr, result.exited)
+        if check and not outcome.ok:
+            raise RemoteCommandError(self.host, command, outcome.exited, outcome.stdout, outcome.stderr)
+        return outcome
+
+    def stream(self, command: str) -> int:
+        """Run a long command, printing its output line by line with the host prefix (logs -f)."""
+        writer = _PrefixWriter(self)
+        result = self.connection.run(command, hide=True, warn=True, in_stream=False,
+                                     out_stream=writer, err_stream=writer)
+        writer.flush_rest()
+        return result.exited
+
+
+class _PrefixWriter(io.TextIOBase):
+    def __init__(self, remote: Remote):
+        self.remote, self.buffer = remote, ""
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        *lines, self.buffer = self.buffer.split("\n")
+        for line in lines:
+            self.remote.say(line)
+        return len(text)
+
+    def flush_rest(self) -> None:
+        if self.buffer:
+            self.remote.say(self.buffer)
+            self.buffer = ""

@@ -1,0 +1,156 @@
+"""E2E fixtures for the deploy toolkit: two sshd hosts, a throwaway git repo with tags, a task runner.
+
+The repo is a copy of this working tree's tracked files with four tags:
+  vA       the tree as it is
+  vB       vA plus a trivial migration (schema change, so rolling back to vA needs --downgrade)
+  vBroken  vB with readiness that never passes (the app runs and would serve, but is never ready)
+  vC       vB plus a code-only change (the fast path: no migration, same requirements.lock)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deploy.inventory import load_inventory
+from deploy.release import Remote
+from deploy.sandbox import ENVIRONMENT, Sandbox
+from tests.support.sshd import seed_shared_venv, started_sandbox
+
+PROJECT = Path(__file__).resolve().parents[3]
+BROKEN_PROBE_FROM = "self.expected_head = code_head()"
+BROKEN_PROBE_TO = 'self.expected_head = "vBroken-is-never-ready"'
+
+pytestmark = pytest.mark.e2e
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.test",
+           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.test"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def _next_migration(repo: Path) -> tuple[Path, int]:
+    models = repo / "migrations" / "models"
+    numbers = [int(p.name.split("_", 1)[0]) for p in models.glob("[0-9]*_*.py")]
+    number = max(numbers) + 1
+    return models / f"{number}_20991231000000_e2e_marker.py", number
+
+
+MIGRATION = '''from tortoise import BaseDBAsyncClient
+
+RUN_IN_TRANSACTION = True
+
+
+async def upgrade(db: BaseDBAsyncClient) -> str:
+    return "CREATE TABLE e2e_marker (id SERIAL PRIMARY KEY, note TEXT NOT NULL DEFAULT '');"
+
+
+async def downgrade(db: BaseDBAsyncClient) -> str:
+    return "DROP TABLE e2e_marker;"
+'''
+
+
+@dataclass
+class Repo:
+    path: Path
+    migration_number_b: int
+
+    def commit_of(self, tag: str) -> str:
+        return _git(self.path, "rev-parse", f"{tag}^{{commit}}")
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory) -> Repo:
+    path = tmp_path_factory.mktemp("repo")
+    tracked = subprocess.run(["git", "-C", str(PROJECT), "ls-files", "-z"], check=True,
+                             capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        source = PROJECT / name
+        if source.is_file():
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, path / name)
+    if os.environ.get("CLICKNBACK_E2E_LOCK_FILE") and not (path / "requirements.lock").exists():
+        shutil.copy(os.environ["CLICKNBACK_E2E_LOCK_FILE"], path / "requirements.lock")  # TEMP until the lead's lands
+    if not (path / "requirements.lock").exists():
+        pytest.skip("requirements.lock is not in the tree yet: deploys install from it")
+    _git(path, "init", "-q", "-b", "main")
+    _git(path, "add", "-A")
+    _git(path, "commit", "-q", "-m", "vA")
+    _git(path, "tag", "vA")
+    migration, number = _next_migration(path)
+    migration.write_text(MIGRATION)
+    _git(path, "add", "-A")
+    _git(path, "commit", "-q", "-m", "vB: a trivial migration")
+    _git(path, "tag", "vB")
+    probe = path / "server" / "health" / "probe.py"
+    original = probe.read_text()
+    assert BROKEN_PROBE_FROM in original, "the readiness probe changed: update the vBroken patch"
+    probe.write_text(original.replace(BROKEN_PROBE_FROM, BROKEN_PROBE_TO))
+    _git(path, "commit", "-q", "-am", "vBroken: readiness never passes")
+    _git(path, "tag", "vBroken")
+    _git(path, "checkout", "-q", "vB")
+    (path / "server" / "e2e_code_only_change.py").write_text('"""A code-only change (vC)."""\n')
+    _git(path, "add", "-A")
+    _git(path, "commit", "-q", "-m", "vC: code only")
+    _git(path, "tag", "vC")
+    return Repo(path, number)
+
+
+@pytest.fixture(scope="session")
+def sandbox(repo: Repo) -> Sandbox:
+    # `solo` is the first host alone, for single-host timings.
+    solo_host = "127.0.0.2"
+    with started_sandbox() as box:
+        solo = (f'\n[environments.solo]\n[[environments.solo.hosts]]\nname = "host-2"\n'
+                f'address = "{solo_host}"\nbind_address = "{solo_host}"\n'
+                f'deploy_root = "{box.deploy_root(solo_host)}"\n')
+        box.inventory_path.write_text(box.inventory_text() + solo)
+        seed_shared_venv(box, (repo.path / "requirements.lock").read_bytes())
+        yield box
+
+
+@dataclass
+class TaskResult:
+    returncode: int
+    output: str
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def run_task(repo: Repo, sandbox: Sandbox):
+    """Run one invoke task in a subprocess from the throwaway repo, as an operator would."""
+
+    def run(*args: str, check: bool = True, timeout: float = 300) -> TaskResult:
+        env = {**os.environ, "CLICKNBACK_INVENTORY": str(sandbox.inventory_path), "PYTHONUNBUFFERED": "1"}
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "deploy.tasks.release", *args], cwd=repo.path, env=env,
+                                capture_output=True, text=True, timeout=timeout)
+        seconds = time.monotonic() - started
+        output = result.stdout + result.stderr
+        if check and result.returncode != 0:
+            raise AssertionError(f"task {' '.join(args)} failed ({result.returncode}):\n{output}")
+        return TaskResult(result.returncode, output, seconds)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def hosts(sandbox: Sandbox):
+    return load_inventory(str(sandbox.inventory_path)).environment(ENVIRONMENT).hosts
+
+
+@pytest.fixture(scope="session")
+def remotes(hosts):
+    connections = [Remote(host) for host in hosts]
+    yield connections
+    for remote in connections:
+        remote.close()

@@ -1,0 +1,63 @@
+"""Real sshd "VPS hosts" for e2e tests: the same Sandbox that `invoke sandbox up` starts.
+
+`started_sandbox(base)` brings up sshd on 127.0.0.2/127.0.0.3 (deploy user, host keys, known_hosts),
+per-host deploy roots and a PostgreSQL cluster. `seed_shared_venv` builds the dependency venv of a
+requirements.lock once in a persistent cache (pip from PyPI takes about a minute) and links it into
+every host's venvs/<hash>, so deploys in tests reuse it exactly as a redeploy would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from deploy import commands as cmd
+from deploy.inventory import load_inventory
+from deploy.local_sshd import chown_tree, make_reachable
+from deploy.release import Remote
+from deploy.sandbox import ENVIRONMENT, Sandbox
+
+VENV_CACHE = Path(os.environ.get("CLICKNBACK_TEST_VENV_CACHE", "/var/tmp/clicknback-test-venvs"))
+
+
+@contextmanager
+def started_sandbox(extra_inventory: str = "") -> Iterator[Sandbox]:
+    base = Path(tempfile.mkdtemp(prefix="cnb-e2e-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    sandbox = Sandbox(base / "sandbox", extra_inventory=extra_inventory)
+    try:
+        sandbox.start()
+        yield sandbox
+    finally:
+        sandbox.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def seed_shared_venv(sandbox: Sandbox, lock_file: bytes) -> str:
+    """Build (once, cached across sessions) the venv for `lock_file`; link it on every host."""
+    lock_hash = hashlib.sha256(lock_file).hexdigest()
+    VENV_CACHE.mkdir(parents=True, exist_ok=True)
+    make_reachable(VENV_CACHE)
+    requirements = VENV_CACHE / f"{lock_hash}.lock"
+    requirements.write_bytes(lock_file)
+    chown_tree(VENV_CACHE, sandbox.sshd.user)
+    environment = load_inventory(str(sandbox.inventory_path)).environment(ENVIRONMENT)
+    cached = str(VENV_CACHE / lock_hash)
+    first = Remote(environment.hosts[0])
+    try:
+        first.query(cmd.build_venv_command(cached, str(requirements), environment.hosts[0].python))
+    finally:
+        first.close()
+    for host in environment.hosts:
+        venvs = Path(host.deploy_root) / "venvs"
+        venvs.mkdir(parents=True, exist_ok=True)
+        link = venvs / lock_hash
+        if not link.exists():
+            link.symlink_to(cached)
+        chown_tree(venvs, sandbox.sshd.user)
+    return lock_hash
