@@ -1,0 +1,23 @@
+# The two commands of the README. Both create .venv on first use (Python 3.11+, from requirements*.lock).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test bench install
+
+$(BIN)/.installed: requirements-dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.lock
+	touch $@
+
+install: $(BIN)/.installed
+
+serve: $(BIN)/.installed  ## run the API on 127.0.0.1:8000 with its own PostgreSQL and the demo seed
+	$(BIN)/invoke serve
+
+test: $(BIN)/.installed  ## run the whole test suite
+	$(BIN)/invoke test
+
+bench: $(BIN)/.installed  ## run the API benchmark and print its figures
+	$(BIN)/invoke bench
