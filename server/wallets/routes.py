@@ -1,5 +1,32 @@
-"""/api/v1/wallets routes (see API.md §3)."""
+"""/api/v1/users/me/wallet and its transactions (API.md §3.6): always the caller's own."""
 
-from sanic import Blueprint
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+
+from server.endpoint import Call, endpoint
+from server.http import json_response, page
+from server.purchases import docs
+from server.validation import pagination_schema
+from server.wallets import service
 
 bp = Blueprint("wallets", url_prefix="/api/v1")
+
+TRANSACTIONS_QUERY = pagination_schema(10)
+
+
+@bp.get("/users/me/wallet")
+@docs.describe("The caller's wallet", "wallets", {200: docs.WALLET_OUT})
+@endpoint(auth="user")
+async def wallet_summary(request: Request, call: Call):
+    return json_response(await service.summary(call.user.id))
+
+
+@bp.get("/users/me/wallet/transactions")
+@docs.describe("The caller's cashback transactions", "wallets", {200: docs.page_of(docs.TRANSACTION_OUT)},
+               parameters=docs.PAGINATION)
+@endpoint(auth="user", query=TRANSACTIONS_QUERY)
+async def wallet_transactions(request: Request, call: Call):
+    offset, limit = call.query["offset"], call.query["limit"]
+    data, total = await service.transactions(call.user.id, offset, limit)
+    return json_response(page(data, offset, limit, total))

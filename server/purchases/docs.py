@@ -1,0 +1,133 @@
+"""OpenAPI descriptions for the money endpoints (purchases, wallets, payouts): JSON schemas of
+their requests and responses, served by sanic-ext at /docs/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic_ext import openapi
+from sanic_ext.extensions.openapi.definitions import Parameter, RequestBody, Response
+
+MONEY_OUT = {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$", "example": "3.75"}
+MONEY_IN = {"oneOf": [{"type": "string", "example": "75.00"}, {"type": "number"}]}
+UUID = {"type": "string", "format": "uuid"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}},
+        }
+    },
+}
+
+PURCHASE_STATUS = {"type": "string", "enum": ["pending", "confirmed", "rejected", "reversed"]}
+PURCHASE_OUT = {
+    "type": "object",
+    "required": ["id", "external_id", "user_id", "merchant_id", "merchant_name", "offer_id", "amount", "currency",
+                 "status", "cashback_amount", "cashback_status", "created_at"],
+    "properties": {
+        "id": UUID, "external_id": {"type": "string"}, "user_id": UUID, "merchant_id": UUID,
+        "merchant_name": {"type": "string"}, "offer_id": UUID, "amount": MONEY_OUT, "currency": {"type": "string"},
+        "status": PURCHASE_STATUS, "cashback_amount": MONEY_OUT,
+        "cashback_status": {"type": ["string", "null"], "enum": ["pending", "available", "reversed", None]},
+        "created_at": TIMESTAMP,
+    },
+}
+PURCHASE_RESULT = {
+    "type": "object",
+    "required": ["id", "status", "cashback_amount"],
+    "properties": {"id": UUID, "status": PURCHASE_STATUS, "cashback_amount": MONEY_OUT},
+}
+WALLET_OUT = {
+    "type": "object",
+    "required": ["pending_balance", "available_balance", "paid_balance", "reserved_balance"],
+    "properties": {name: MONEY_OUT for name in
+                   ("pending_balance", "available_balance", "paid_balance", "reserved_balance")},
+}
+TRANSACTION_OUT = {
+    "type": "object",
+    "required": ["id", "type", "amount", "status", "related_purchase_id", "created_at"],
+    "properties": {
+        "id": UUID, "type": {"type": "string", "enum": ["cashback_credit"]}, "amount": MONEY_OUT,
+        "status": {"type": "string", "enum": ["pending", "available", "reversed"]},
+        "related_purchase_id": UUID, "created_at": TIMESTAMP,
+    },
+}
+PAYOUT_STATUS = {"type": "string", "enum": ["requested", "completed", "failed"]}
+PAYOUT_OUT = {
+    "type": "object",
+    "required": ["id", "user_id", "amount", "status", "requested_at", "processed_at", "external_reference"],
+    "properties": {
+        "id": UUID, "user_id": UUID, "amount": MONEY_OUT, "status": PAYOUT_STATUS, "requested_at": TIMESTAMP,
+        "processed_at": NULLABLE_TIMESTAMP, "external_reference": {"type": ["string", "null"]},
+    },
+}
+
+PURCHASE_IN = {
+    "type": "object",
+    "required": ["external_id", "user_id", "merchant_id", "amount", "currency"],
+    "properties": {
+        "external_id": {"type": "string", "minLength": 1, "maxLength": 255}, "user_id": UUID, "merchant_id": UUID,
+        "amount": MONEY_IN, "currency": {"type": "string", "minLength": 3, "maxLength": 3, "example": "EUR"},
+    },
+}
+PAYOUT_IN = {"type": "object", "required": ["amount"], "properties": {"amount": MONEY_IN}}
+PAYOUT_PATCH_IN = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"type": "string", "enum": ["completed", "failed"]},
+        "external_reference": {"type": ["string", "null"], "maxLength": 255},
+    },
+}
+
+
+def page_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["data", "pagination"],
+        "properties": {
+            "data": {"type": "array", "items": item},
+            "pagination": {
+                "type": "object",
+                "required": ["offset", "limit", "total"],
+                "properties": {name: {"type": "integer", "minimum": 0} for name in ("offset", "limit", "total")},
+            },
+        },
+    }
+
+
+def query(name: str, schema: dict[str, Any]) -> Parameter:
+    return Parameter(name, schema, "query", required=False)
+
+
+def path(name: str) -> Parameter:
+    return Parameter(name, {"type": "string"}, "path", required=True)
+
+
+PAGINATION = [query("offset", {"type": "integer", "minimum": 0}),
+              query("limit", {"type": "integer", "minimum": 1, "maximum": 100})]
+
+
+def describe(summary: str, tag: str, responses: dict[int, dict[str, Any]], *, errors: tuple[int, ...] = (),
+             body: dict[str, Any] | None = None, parameters: list[Parameter] | None = None):
+    """One operation: its success responses, its documented error statuses (all in the error
+    envelope), an optional JSON body and its parameters. Every route needs a bearer token."""
+    described = [Response({"application/json": schema}, status=status, description=summary)
+                 for status, schema in responses.items()]
+    for status in sorted({401, 422, *errors}):
+        described.append(Response({"application/json": ERROR}, status=status, description="error"))
+    return openapi.definition(
+        summary=summary,
+        tag=tag,
+        body=RequestBody({"application/json": body}, required=True) if body is not None else None,
+        parameter=parameters or None,
+        response=described,
+        secured={"bearerAuth": []},
+    )

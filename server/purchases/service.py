@@ -1,0 +1,381 @@
+"""Purchases: ingestion with the monthly cap, reads, and the state transitions of API.md §4.4/§4.5.
+
+The transitions (confirm, reject, reverse) are implemented once here and used by the admin
+endpoints and by the verification job alike. Every one runs inside the caller's transaction,
+after the purchase row is locked and its status re-read, and locks the owner's wallet
+(purchase first, then wallet; never two wallets) before a relative update of the balances.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from loguru import logger
+
+from server import db
+from server.audit.service import record as audit
+from server.errors import ApiError, forbidden, not_found
+from server.http import money
+from server.purchases.cashback import credited_cashback, raw_cashback
+from server.purchases.listing import Filters, fetch_page
+
+STATUSES = ("pending", "confirmed", "rejected", "reversed")
+REVERSIBLE_FROM = ["pending", "confirmed"]
+
+PURCHASE_COLUMNS = (
+    "p.id, p.external_id, p.user_id, p.merchant_id, m.name AS merchant_name, p.offer_id, p.amount, "
+    "p.currency, p.status, p.cashback_amount, t.status AS cashback_status, p.created_at"
+)
+PURCHASE_SOURCE = (
+    "purchases p JOIN merchants m ON m.id = p.merchant_id "
+    "LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
+)
+
+# Statement 1 of ingestion: lock the caller's wallet and, in the same round trip, read what
+# checks 3 and 5-7 need. The duplicate seen here may be stale if another transaction commits the
+# same external_id while we wait for the lock; the unique constraint then catches it (same 409).
+INGEST_LOCK_SQL = """
+SELECT u.active AS user_active,
+       d.id AS duplicate_id, d.user_id AS duplicate_user_id, d.created_at AS duplicate_created_at,
+       d.amount AS duplicate_amount,
+       m.id AS merchant_id, m.active AS merchant_active,
+       o.id AS offer_id, o.percentage, o.fixed_amount, o.monthly_cap_per_user, o.start_date, o.end_date,
+       (now() AT TIME ZONE 'UTC')::date AS today
+FROM wallets w
+JOIN users u ON u.id = w.user_id
+LEFT JOIN purchases d ON d.external_id = $2
+LEFT JOIN merchants m ON m.id = $3
+LEFT JOIN offers o ON o.merchant_id = m.id AND o.active
+WHERE w.user_id = $1
+FOR UPDATE OF w
+"""
+
+DUPLICATE_SQL = "SELECT id, user_id, created_at, amount FROM purchases WHERE external_id = $1"
+
+# Statement 2, a fresh snapshot taken after the wallet lock: this month's (UTC) earnings.
+EARNED_SQL = """
+SELECT COALESCE(SUM(cashback_amount), 0) FROM purchases
+WHERE user_id = $1 AND offer_id = $2 AND status IN ('pending', 'confirmed')
+  AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  AND created_at < (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
+"""
+
+# Statement 3: the purchase, its cashback transaction and the pending credit, in one round trip.
+INGEST_WRITE_SQL = """
+WITH purchase AS (
+    INSERT INTO purchases (id, external_id, user_id, merchant_id, offer_id, amount, currency, cashback_amount)
+    VALUES ($1, $2, $3, $4, $5, $6, 'EUR', $7)
+    RETURNING id
+), credit AS (
+    INSERT INTO cashback_transactions (id, user_id, purchase_id, amount, status)
+    SELECT $8::uuid, $3::uuid, purchase.id, $7::numeric, 'pending' FROM purchase
+)
+UPDATE wallets SET pending_balance = pending_balance + $7, updated_at = now() WHERE user_id = $3
+"""
+
+LOCK_PURCHASE_SQL = """
+SELECT id, user_id, merchant_id, amount, currency, status, cashback_amount, verification_attempts
+FROM purchases WHERE id = $1 FOR UPDATE
+"""
+LOCK_WALLET_SQL = "SELECT pending_balance, available_balance FROM wallets WHERE user_id = $1 FOR UPDATE"
+
+CONFIRM_SQL = """
+WITH purchase AS (
+    UPDATE purchases SET status = 'confirmed', updated_at = now() WHERE id = $1
+), credit AS (
+    UPDATE cashback_transactions SET status = 'available', updated_at = now() WHERE purchase_id = $1
+)
+UPDATE wallets SET pending_balance = pending_balance - $3, available_balance = available_balance + $3,
+                   updated_at = now()
+WHERE user_id = $2
+"""
+
+REJECT_SQL = """
+WITH purchase AS (
+    UPDATE purchases SET status = 'rejected', verification_attempts = $4, updated_at = now() WHERE id = $1
+), credit AS (
+    UPDATE cashback_transactions SET status = 'reversed', updated_at = now() WHERE purchase_id = $1
+)
+UPDATE wallets SET pending_balance = pending_balance - $3, updated_at = now() WHERE user_id = $2
+"""
+
+# $4 names the balance the cashback sat in: pending for a pending purchase, available once confirmed.
+REVERSE_SQL = """
+WITH purchase AS (
+    UPDATE purchases SET status = 'reversed', cashback_amount = 0, updated_at = now() WHERE id = $1
+), credit AS (
+    UPDATE cashback_transactions SET status = 'reversed', updated_at = now() WHERE purchase_id = $1
+)
+UPDATE wallets SET pending_balance = pending_balance - CASE WHEN $4::text = 'pending' THEN $3::numeric ELSE 0 END,
+                   available_balance = available_balance - CASE WHEN $4::text = 'confirmed' THEN $3::numeric ELSE 0 END,
+                   updated_at = now()
+WHERE user_id = $2
+"""
+
+
+class WalletInvariantError(RuntimeError):
+    """A movement would take a balance below zero although the rules say it cannot: the wallet
+    no longer matches its transactions. Logged as a business warning; the transaction rolls back."""
+
+
+def warn(reason: str, message: str, **context: Any) -> None:
+    """A business warning (operation-plan §4.1); context carries ids and amounts, never secrets."""
+    logger.bind(event="business.warning", reason=reason, **context).warning(message)
+
+
+# -- rendering ------------------------------------------------------------------------------
+def purchase_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "external_id": row["external_id"],
+        "user_id": str(row["user_id"]),
+        "merchant_id": str(row["merchant_id"]),
+        "merchant_name": row["merchant_name"],
+        "offer_id": str(row["offer_id"]),
+        "amount": money(row["amount"]),
+        "currency": row["currency"].strip(),
+        "status": row["status"],
+        "cashback_amount": money(row["cashback_amount"]),
+        "cashback_status": row["cashback_status"],
+        "created_at": row["created_at"],
+    }
+
+
+def invalid_status(value: str) -> ApiError:
+    return ApiError(
+        422, "INVALID_PURCHASE_STATUS",
+        f"'{value}' is not a valid purchase status. Allowed values: {', '.join(STATUSES)}.",
+        {"allowed_values": list(STATUSES)},
+    )
+
+
+# -- ingestion --------------------------------------------------------------------------------
+def duplicate_error(external_id: str, existing: asyncpg.Record | None, caller_id: str) -> ApiError:
+    """The 409 never reveals another user's purchase: only the caller's own gets the details."""
+    details: dict[str, Any] = {"external_id": external_id}
+    if existing is not None and str(existing["user_id"]) == caller_id:
+        details.update({
+            "purchase_id": str(existing["id"]),
+            "previously_created_at": existing["created_at"],
+            "previously_processed_amount": money(existing["amount"]),
+            "action": "This request is idempotent and safe to retry. You will receive the same result.",
+        })
+    return ApiError(409, "DUPLICATE_PURCHASE",
+                    f"A purchase with external ID '{external_id}' has already been processed.", details)
+
+
+def user_not_eligible(user_id: str) -> ApiError:
+    return ApiError(422, "USER_NOT_ELIGIBLE", "User is not eligible to ingest purchases.", {
+        "user_id": user_id,
+        "reason": "Purchase cannot be ingested for users who are non-existent or inactive.",
+    })
+
+
+def merchant_not_eligible(merchant_id: str) -> ApiError:
+    return ApiError(422, "MERCHANT_NOT_ELIGIBLE", "Merchant is not eligible to process purchases.", {
+        "merchant_id": merchant_id,
+        "reason": "Purchases cannot be processed for merchants who are non-existent or inactive.",
+    })
+
+
+def offer_not_available(merchant_id: str) -> ApiError:
+    return ApiError(422, "OFFER_NOT_AVAILABLE", f"No active offer is available for merchant '{merchant_id}'.", {
+        "merchant_id": merchant_id,
+        "reason": "Purchases cannot be processed without a valid active offer for the merchant.",
+    })
+
+
+def unsupported_currency(currency: str) -> ApiError:
+    return ApiError(422, "UNSUPPORTED_CURRENCY",
+                    f"Currency '{currency}' is not supported. Only EUR is accepted at this time.",
+                    {"currency": currency, "reason": "The platform currently processes purchases in EUR only."})
+
+
+def _check_offer(found: asyncpg.Record, merchant_id: str, user_id: str) -> None:
+    if found["offer_id"] is None:
+        warn("offer_unavailable", "purchase attempted for a merchant without an active offer",
+             merchant_id=merchant_id, user_id=user_id)
+        raise offer_not_available(merchant_id)
+    today = found["today"]
+    if not found["start_date"] <= today <= found["end_date"]:
+        reason = "offer_expired" if found["end_date"] < today else "offer_not_started"
+        warn(reason, "purchase attempted on an offer outside its validity window", merchant_id=merchant_id,
+             offer_id=str(found["offer_id"]), user_id=user_id, start_date=str(found["start_date"]),
+             end_date=str(found["end_date"]))
+        raise offer_not_available(merchant_id)
+
+
+async def ingest(caller_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /purchases after the schema and the ownership check: checks 3-7, then the effect.
+
+    Round trips: BEGIN, lock+lookups, earned, write, COMMIT.
+    """
+    external_id, merchant_id, amount = body["external_id"], body["merchant_id"], body["amount"]
+    currency = body["currency"].upper()
+    try:
+        async with db.transaction() as conn:
+            found = await conn.fetchrow(INGEST_LOCK_SQL, caller_id, external_id, merchant_id)
+            if found is None:  # no wallet: only possible for a user that does not exist
+                existing = await conn.fetchrow(DUPLICATE_SQL, external_id)
+                if existing is not None:
+                    raise duplicate_error(external_id, existing, caller_id)
+                if currency != "EUR":
+                    raise unsupported_currency(currency)
+                raise user_not_eligible(caller_id)
+            if found["duplicate_id"] is not None:
+                raise duplicate_error(external_id, {
+                    "id": found["duplicate_id"], "user_id": found["duplicate_user_id"],
+                    "created_at": found["duplicate_created_at"], "amount": found["duplicate_amount"],
+                }, caller_id)
+            if currency != "EUR":
+                raise unsupported_currency(currency)
+            if not found["user_active"]:
+                raise user_not_eligible(caller_id)
+            if found["merchant_id"] is None or not found["merchant_active"]:
+                raise merchant_not_eligible(merchant_id)
+            _check_offer(found, merchant_id, caller_id)
+            offer_id = found["offer_id"]
+            earned = await conn.fetchval(EARNED_SQL, caller_id, offer_id)
+            raw = raw_cashback(amount, found["percentage"], found["fixed_amount"])
+            credited = credited_cashback(raw, found["monthly_cap_per_user"], earned)
+            purchase_id = uuid.uuid4()
+            await conn.execute(INGEST_WRITE_SQL, purchase_id, external_id, caller_id, merchant_id, offer_id,
+                               amount, credited, uuid.uuid4())
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name != "uq_purchases_external_id":
+            raise
+        # A concurrent request committed the same external_id first: answer like check 3.
+        existing = await db.fetchrow(DUPLICATE_SQL, external_id)
+        raise duplicate_error(external_id, existing, caller_id) from None
+    return {"id": str(purchase_id), "status": "pending", "cashback_amount": money(credited)}
+
+
+# -- reads ------------------------------------------------------------------------------------
+async def list_purchases(*, offset: int, limit: int, status: str | None = None, user_id: str | None = None,
+                         merchant_id: str | None = None, start_date=None, end_date=None) -> tuple[list, int]:
+    filters = Filters()
+    if status is not None:
+        filters.add("p.status = {}", status)
+    if user_id is not None:
+        filters.add("p.user_id = {}", user_id)
+    if merchant_id is not None:
+        filters.add("p.merchant_id = {}", merchant_id)
+    if start_date is not None:
+        filters.add("p.created_at >= ({}::date)::timestamp AT TIME ZONE 'UTC'", start_date)
+    if end_date is not None:
+        filters.add("p.created_at < ({}::date + 1)::timestamp AT TIME ZONE 'UTC'", end_date)
+    rows, total = await fetch_page(source=PURCHASE_SOURCE, columns=PURCHASE_COLUMNS, filters=filters,
+                                   order_by="p.created_at DESC, p.id DESC", offset=offset, limit=limit)
+    return [purchase_out(row) for row in rows], total
+
+
+async def get_purchase(purchase_id: str, caller_id: str, caller_is_admin: bool) -> dict[str, Any]:
+    row = await db.fetchrow(f"SELECT {PURCHASE_COLUMNS} FROM {PURCHASE_SOURCE} WHERE p.id = $1", purchase_id)
+    if row is None:
+        raise not_found("purchase", purchase_id)
+    if not caller_is_admin and str(row["user_id"]) != caller_id:
+        raise forbidden("You do not have permission to view this purchase. Purchase belongs to another user.",
+                        {"purchase_id": purchase_id})
+    return purchase_out(row)
+
+
+# -- transitions (inside the caller's transaction, purchase row already locked) -----------------
+async def _lock_wallet(conn: asyncpg.Connection, user_id: Any) -> asyncpg.Record:
+    wallet = await conn.fetchrow(LOCK_WALLET_SQL, user_id)
+    if wallet is None:
+        warn("wallet_missing", "a purchase's owner has no wallet", user_id=str(user_id))
+        raise WalletInvariantError(f"no wallet for user {user_id}")
+    return wallet
+
+
+def _require_pending_covers(wallet: asyncpg.Record, purchase: asyncpg.Record, action: str) -> None:
+    if wallet["pending_balance"] < purchase["cashback_amount"]:
+        warn("balance_would_go_negative", f"{action} would take the pending balance below zero",
+             user_id=str(purchase["user_id"]), purchase_id=str(purchase["id"]),
+             pending_balance=money(wallet["pending_balance"]), cashback_amount=money(purchase["cashback_amount"]))
+        raise WalletInvariantError(f"pending balance of user {purchase['user_id']} is below the cashback")
+
+
+def _purchase_details(purchase: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "merchant_id": str(purchase["merchant_id"]),
+        "amount": money(purchase["amount"]),
+        "currency": purchase["currency"].strip(),
+        "cashback_amount": money(purchase["cashback_amount"]),
+    }
+
+
+async def apply_confirmation(conn: asyncpg.Connection, purchase: asyncpg.Record, *, actor_type: str,
+                             actor_id: str | None) -> None:
+    """pending -> confirmed: pending -c, available +c, transaction available (even for 0.00)."""
+    wallet = await _lock_wallet(conn, purchase["user_id"])
+    _require_pending_covers(wallet, purchase, "confirmation")
+    await conn.execute(CONFIRM_SQL, purchase["id"], purchase["user_id"], purchase["cashback_amount"])
+    await audit(conn, actor_type=actor_type, actor_id=actor_id,
+                action="PURCHASE_CONFIRMED" if actor_type == "system" else "PURCHASE_CONFIRMED_BY_ADMIN",
+                resource_type="purchase", resource_id=purchase["id"], details=_purchase_details(purchase))
+
+
+async def apply_rejection(conn: asyncpg.Connection, purchase: asyncpg.Record, *, attempts: int, reason: str) -> None:
+    """pending -> rejected (job only): pending -c, transaction reversed, the purchase keeps c."""
+    wallet = await _lock_wallet(conn, purchase["user_id"])
+    _require_pending_covers(wallet, purchase, "rejection")
+    await conn.execute(REJECT_SQL, purchase["id"], purchase["user_id"], purchase["cashback_amount"], attempts)
+    await audit(conn, actor_type="system", actor_id=None, action="PURCHASE_REJECTED", resource_type="purchase",
+                resource_id=purchase["id"],
+                details={**_purchase_details(purchase), "reason": reason, "attempts": attempts})
+
+
+def _not_pending(purchase_id: str, current: str) -> ApiError:
+    return ApiError(400, "PURCHASE_NOT_PENDING",
+                    f"Cannot confirm purchase '{purchase_id}'. Purchase status is '{current}', not 'pending'.",
+                    {"purchase_id": purchase_id, "current_status": current, "required_status": "pending"})
+
+
+async def confirm_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
+    """POST /purchases/{id}/confirmation: 404 -> lock -> 400 unless pending -> confirm."""
+    async with db.transaction() as conn:
+        purchase = await conn.fetchrow(LOCK_PURCHASE_SQL, purchase_id)
+        if purchase is None:
+            raise not_found("purchase", purchase_id)
+        if purchase["status"] != "pending":
+            raise _not_pending(purchase_id, purchase["status"])
+        await apply_confirmation(conn, purchase, actor_type="admin", actor_id=admin_id)
+    return {"id": purchase_id, "status": "confirmed", "cashback_amount": money(purchase["cashback_amount"])}
+
+
+async def reverse_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
+    """PATCH /purchases/{id}/reverse: 404 -> lock -> 400 when terminal -> 409 if available < c."""
+    async with db.transaction() as conn:
+        purchase = await conn.fetchrow(LOCK_PURCHASE_SQL, purchase_id)
+        if purchase is None:
+            raise not_found("purchase", purchase_id)
+        status = purchase["status"]
+        details = {"purchase_id": purchase_id, "current_status": status, "reversible_from_statuses": REVERSIBLE_FROM}
+        if status == "reversed":
+            raise ApiError(400, "PURCHASE_ALREADY_REVERSED",
+                           f"Cannot reverse purchase '{purchase_id}'. Purchase is already reversed.", details)
+        if status == "rejected":
+            raise ApiError(400, "PURCHASE_NOT_REVERSIBLE",
+                           f"Cannot reverse purchase '{purchase_id}'. Rejected purchases cannot be reversed.", details)
+        cashback = purchase["cashback_amount"]
+        wallet = await _lock_wallet(conn, purchase["user_id"])
+        if status == "confirmed" and wallet["available_balance"] < cashback:
+            warn("balance_would_go_negative", "reversal would take the available balance below zero",
+                 user_id=str(purchase["user_id"]), purchase_id=purchase_id,
+                 available_balance=money(wallet["available_balance"]), cashback_amount=money(cashback))
+            raise ApiError(409, "INSUFFICIENT_BALANCE", "Insufficient available balance to reverse this purchase.", {
+                "purchase_id": purchase_id,
+                "requested_amount": money(cashback),
+                "available_balance": money(wallet["available_balance"]),
+            })
+        if status == "pending":
+            _require_pending_covers(wallet, purchase, "reversal")
+        await conn.execute(REVERSE_SQL, purchase["id"], purchase["user_id"], cashback, status)
+        await audit(conn, actor_type="admin", actor_id=admin_id, action="PURCHASE_REVERSED",
+                    resource_type="purchase", resource_id=purchase["id"],
+                    details={"prior_status": status, "reversed_cashback_amount": money(cashback)})
+    return {"id": purchase_id, "status": "reversed", "cashback_amount": money(Decimal("0"))}
