@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = [
     "deploy.ops.migrate",
     "deploy.ops.backup",
+    "deploy.ops.wallets",
 ]
 
 
