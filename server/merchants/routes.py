@@ -1,5 +1,61 @@
-"""/api/v1/merchants routes (see API.md §3)."""
+"""/api/v1/merchants (admin): create, list, change status (API.md §3.3)."""
 
-from sanic import Blueprint
+from sanic import Blueprint, Request
+
+from server.audit.apidoc import (
+    PAGINATION, RATE, RATE_IN, STATUS_BODY, STATUS_OUT, UUID, describe, obj, page_of, query,
+)
+from server.endpoint import Call, endpoint
+from server.http import json_response
+from server.merchants import service
+from server.validation import Field, body_bool, choice, pagination_schema, path_uuid, query_bool, rate, string
 
 bp = Blueprint("merchants", url_prefix="/api/v1")
+
+CREATE_BODY = {
+    "name": Field(string(1, 255, strip=True)),
+    "default_cashback_percentage": Field(rate("Default cashback percentage")),
+    "active": Field(body_bool, required=False, default=True),
+}
+STATUS_BODY_SCHEMA = {"status": Field(choice("active", "inactive"))}
+
+MERCHANT_OUT = obj({"id": UUID, "name": {"type": "string"}, "default_cashback_percentage": RATE,
+                    "active": {"type": "boolean"}})
+MERCHANT_IN = obj({"name": {"type": "string", "minLength": 1, "maxLength": 255},
+                   "default_cashback_percentage": RATE_IN, "active": {"type": "boolean", "default": True}},
+                  required=["name", "default_cashback_percentage"])
+
+
+def list_query(request: Request):
+    return {**pagination_schema(request.app.ctx.settings.default_page_size),
+            "active": Field(query_bool, required=False)}
+
+
+@bp.post("/merchants")
+@describe("Create a merchant", "merchants", 201, MERCHANT_OUT, [400, 401, 403, 409, 415, 422], body=MERCHANT_IN)
+@endpoint(auth="admin", body=CREATE_BODY)
+async def create_merchant(request: Request, call: Call):
+    merchant = await service.create(
+        call.user.id, request.app.ctx.settings.max_cashback_percentage, call.body["name"],
+        call.body["default_cashback_percentage"], call.body["active"],
+    )
+    return json_response(merchant, status=201)
+
+
+@bp.get("/merchants")
+@describe("List merchants", "merchants", 200, page_of(MERCHANT_OUT), [401, 403, 422],
+          params=[*PAGINATION, query("active", {"type": "boolean"})],
+          description="Sorted by lower(name), then id.")
+@endpoint(auth="admin", query=list_query)
+async def list_merchants(request: Request, call: Call):
+    q = call.query
+    return json_response(await service.list_page(q["offset"], q["limit"], q.get("active")))
+
+
+@bp.patch("/merchants/<merchant_id>/status")
+@describe("Activate or deactivate a merchant", "merchants", 200, STATUS_OUT, [401, 403, 404, 415, 422],
+          body=STATUS_BODY)
+@endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
+async def set_merchant_status(request: Request, call: Call, merchant_id: str):
+    result = await service.set_status(call.user.id, path_uuid(merchant_id), merchant_id, call.body["status"])
+    return json_response(result)

@@ -1,0 +1,94 @@
+"""OpenAPI descriptions for the catalogue endpoints (served by sanic-ext at /docs/openapi.json).
+
+Plain JSON schemas, so the served document says exactly what API.md says: money as strings, rates
+and caps as numbers, every error in the one envelope of §1.3.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from sanic_ext import openapi
+from sanic_ext.extensions.openapi.definitions import RequestBody, Response
+from sanic_ext.extensions.openapi.types import Schema
+
+UUID = {"type": "string", "format": "uuid"}
+DATE = {"type": "string", "format": "date"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+RATE = {"type": "number", "description": "A rate or cap: a JSON number with at most 2 decimals."}
+RATE_IN = {"oneOf": [{"type": "number"}, {"type": "string"}],
+           "description": "A number or numeric string with at most 2 decimals."}
+STATUS_BODY = {"type": "object", "required": ["status"],
+               "properties": {"status": {"type": "string", "enum": ["active", "inactive"]}}}
+STATUS_OUT = {"type": "object", "required": ["id", "status"],
+              "properties": {"id": UUID, "status": {"type": "string", "enum": ["active", "inactive"]}}}
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "details": {"type": "object", "additionalProperties": True}},
+        }
+    },
+}
+
+ERROR_TEXT = {
+    400: "Malformed JSON or a business validation rule failed.",
+    401: "Missing, invalid or expired access token, or inactive user.",
+    403: "The caller's role or ownership does not allow this.",
+    404: "Unknown resource.",
+    409: "Conflict with the current state.",
+    415: "The body is not JSON.",
+    422: "Body or query schema violation, or a documented business rule.",
+}
+
+
+def obj(properties: dict[str, Any], required: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties,
+            "required": list(properties if required is None else required), **extra}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+def page_of(item: dict[str, Any]) -> dict[str, Any]:
+    return obj({
+        "data": {"type": "array", "items": item},
+        "pagination": obj({"offset": {"type": "integer"}, "limit": {"type": "integer"},
+                           "total": {"type": "integer"}}),
+    })
+
+
+def query(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    parameter: dict[str, Any] = {"name": name, "location": "query", "schema": Schema(**schema), "required": False}
+    if description:
+        parameter["description"] = description
+    return parameter
+
+
+PAGINATION = [query("offset", {"type": "integer", "minimum": 0, "default": 0}),
+              query("limit", {"type": "integer", "minimum": 1, "maximum": 100})]
+
+
+def describe(summary: str, tag: str, ok_status: int, ok: dict[str, Any] | None,
+             errors: Iterable[int], body: dict[str, Any] | None = None,
+             params: list[dict[str, Any]] | None = None, description: str | None = None):
+    """One operation: its request body and query, its success response and its error statuses."""
+    responses = [Response({"application/json": ok} if ok is not None else None, status=ok_status,
+                          description="Success.")]
+    responses += [Response({"application/json": ERROR}, status=status, description=ERROR_TEXT[status])
+                  for status in sorted(set(errors))]
+    return openapi.definition(
+        summary=summary,
+        description=description,
+        tag=tag,
+        body=RequestBody({"application/json": body}, required=True) if body is not None else None,
+        parameter=params or None,
+        response=responses,
+        secured={"bearer": []},
+    )
