@@ -52,7 +52,7 @@ def load_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
     merged: dict[str, str] = {}
     if path.is_file():
         merged.update(read_env_file(path))
-    elif env_file:
+    elif env_file and not path.exists():
         raise ConfigError("ENV_FILE", f"file {env_file} does not exist")
     merged.update(environ)
     return merged

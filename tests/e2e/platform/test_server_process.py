@@ -1,0 +1,82 @@
+"""The real server process, started as production starts it: probes, a request, SIGTERM drain, logs."""
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_KEY
+from tests.support.server_process import ServerProcess
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "Str0ng!Pass"
+
+
+@pytest.fixture
+def server(database_url):
+    process = ServerProcess(database_url, TEST_KEY).start()
+    yield process
+    process.stop()
+
+
+def test_probes_and_a_request(server):
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("/health/live").json() == {"status": "alive"}
+        assert http.get("/health/ready").json()["status"] == "ready"
+        created = http.post("/api/v1/users", json={"email": "proc@example.test", "password": PASSWORD})
+        assert created.status_code == 201
+        assert http.get("/api/v1/nope").json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_sigterm_lets_the_in_flight_request_finish(server):
+    with httpx.Client(base_url=server.url) as http:
+        assert http.post("/api/v1/users", json={"email": "drain@example.test", "password": PASSWORD}).status_code == 201
+    body = json.dumps({"email": "drain@example.test", "password": PASSWORD}).encode()
+    sock = socket.create_connection((server.host, server.port), timeout=20)
+    head = (f"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    sock.sendall(head + body[:10])  # the request is in flight: half its body is on the wire
+    server.process.send_signal(15)
+    # The process must keep serving this request while it drains.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "draining" not in "\n".join(server.log_lines()):
+        time.sleep(0.02)
+    assert server.process.poll() is None, "the process exited before its in-flight request finished"
+    assert "draining: readiness now 503" in "\n".join(server.log_lines())
+    sock.sendall(body[10:])
+    response = b""
+    while chunk := sock.recv(65536):
+        response += chunk
+    sock.close()
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]
+    assert server.process.wait(timeout=20) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url + "/health/live", timeout=2)
+
+
+def test_logs_never_carry_passwords_or_tokens(server):
+    email, password = "secret-keeper@example.test", "Sup3r$ecretPassw0rd"
+    with httpx.Client(base_url=server.url) as http:
+        assert http.post("/api/v1/users", json={"email": email, "password": password}).status_code == 201
+        tokens = http.post("/api/v1/auth/login", json={"email": email, "password": password}).json()
+        assert http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code == 200
+        rotated = http.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).json()
+        assert http.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+        assert http.post("/api/v1/auth/login", json={"email": email, "password": password + "x"}).status_code == 401
+        assert http.get("/api/v1/users/me", headers={"Authorization": "Bearer " + tokens["access_token"][:-3] + "abc"}).status_code == 401
+    server.stop()
+    text = "\n".join(server.log_lines())
+    secrets = [password, password + "x", tokens["access_token"], tokens["refresh_token"], rotated["access_token"],
+               rotated["refresh_token"], tokens["access_token"].split(".")[1], tokens["refresh_token"].split(".")[2]]
+    for secret in secrets:
+        assert secret not in text
+    records = server.log_records()
+    requests = [r for r in records if r.get("event") == "http.request"]
+    assert {"request_id", "method", "route", "path", "status", "duration_ms", "user_id", "client"} <= set(requests[0])
+    me = [r for r in requests if r["path"] == "/api/v1/users/me" and r["status"] == 200]
+    assert me and me[0]["user_id"] and me[0]["route"] == "/api/v1/users/me"
+    failures = [r for r in records if r.get("event") == "auth.failure"]
+    assert {"invalid_credentials", "refresh_reuse", "bad_signature"} <= {r["reason"] for r in failures}
+    assert all(r["level"] == "WARNING" for r in failures)

@@ -1,0 +1,126 @@
+"""API.md §1: routing, media types, body limits, the error envelope and request ids."""
+
+import re
+
+import pytest
+from sanic.response import json as sanic_json
+
+from server.app import create_app
+from tests.support.client import AppClient
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+async def test_unknown_route_is_404_in_the_envelope(client):
+    response = await client.get("/api/v1/nope")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert response.json() == {"error": {"code": "NOT_FOUND", "message": "No route matches GET /api/v1/nope.",
+                                         "details": {"method": "GET", "path": "/api/v1/nope"}}}
+
+
+async def test_wrong_method_is_405_with_allow(client):
+    response = await client.delete("/api/v1/users/me")
+    assert response.status_code == 405
+    error = response.json()["error"]
+    assert error["code"] == "METHOD_NOT_ALLOWED"
+    assert error["details"]["method"] == "DELETE" and "GET" in error["details"]["allowed_methods"]
+    assert "GET" in response.headers["allow"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/users/me", "/api/v1/users/me/", "/health/live/", "/health/ready/"])
+async def test_both_slash_forms_answer_without_redirect(client, user, path):
+    response = await client.get(path, token=user.token)
+    assert response.status_code == 200
+
+
+async def test_body_over_the_limit_is_413(client):
+    response = await client.post("/api/v1/users", content=b"{" + b" " * 1048576 + b"}",
+                                 headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"] == {"code": "PAYLOAD_TOO_LARGE", "message": "Request body exceeds 1048576 bytes.",
+                                        "details": {"max_bytes": 1048576}}
+
+
+async def test_413_comes_before_authentication(client):
+    response = await client.get("/api/v1/users/me", content=b"x" * 1048577)
+    assert response.status_code == 413
+
+
+async def test_authentication_comes_before_media_type(client):
+    response = await client.get("/debug/version", content=b"<xml/>", headers={"content-type": "text/xml"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+async def test_non_json_media_type_is_415(client, content_type):
+    response = await client.post("/api/v1/users", content=b'{"email": "a@b.co"}', headers={"content-type": content_type})
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert response.json()["error"]["details"] == {"content_type": content_type}
+
+
+async def test_json_with_charset_and_without_content_type_are_accepted(client):
+    with_charset = await client.post("/api/v1/users", content=b'{"email": "c1@b.co", "password": "Str0ng!Pass"}',
+                                     headers={"content-type": "application/json; charset=utf-8"})
+    without = await client.post("/api/v1/users", content=b'{"email": "c2@b.co", "password": "Str0ng!Pass"}')
+    assert with_charset.status_code == 201 and without.status_code == 201
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b'{"a": 1,}', b"\xff\xfe"])
+async def test_malformed_json_is_400(client, raw):
+    response = await client.post("/api/v1/users", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "MALFORMED_JSON" and isinstance(error["details"]["reason"], str)
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b'"text"', b"42", b""])
+async def test_non_object_or_missing_body_is_422_on_body(client, raw):
+    response = await client.post("/api/v1/users", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["violations"][0]["field"] == "body"
+
+
+async def test_unknown_body_fields_are_ignored(client):
+    response = await client.post("/api/v1/users", json={"email": "x@b.co", "password": "Str0ng!Pass", "role": "admin"})
+    assert response.status_code == 201 and response.json()["role"] == "user"
+
+
+async def test_request_id_is_reused_when_valid_and_generated_otherwise(client):
+    reused = await client.get("/health/live", headers={"X-Request-ID": "trace-123.abc:XY"})
+    assert reused.headers["x-request-id"] == "trace-123.abc:XY"
+    for bad in ("has space", "x" * 129, "semi;colon"):
+        generated = await client.get("/health/live", headers={"X-Request-ID": bad})
+        assert UUID4.match(generated.headers["x-request-id"])
+    errored = await client.get("/api/v1/nope")
+    assert UUID4.match(errored.headers["x-request-id"])
+
+
+async def test_unhandled_error_is_500_without_a_trace(settings):
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom(request):
+        raise RuntimeError("secret internals")
+
+    client = AppClient(app)
+    await client.start()
+    try:
+        response = await client.get("/boom", headers={"X-Request-ID": "req-500"})
+    finally:
+        await client.stop()
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert body["error"]["message"] == "An unexpected error occurred. Our team has been notified. Please retry later."
+    assert body["error"]["details"]["request_id"] == "req-500"
+    assert body["error"]["details"]["timestamp"].endswith("+00:00")
+    assert "secret internals" not in response.text and "Traceback" not in response.text
+
+
+async def test_openapi_document_is_served(client):
+    response = await client.get("/docs/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "/api/v1/users" in paths and "/api/v1/auth/login" in paths

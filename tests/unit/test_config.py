@@ -1,0 +1,74 @@
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, load_settings, read_env_file
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+GOOD = {"DATABASE_URL": "postgres://app:secret@127.0.0.1:5432/cnb", "OAUTH_HASH_KEY": "k" * 32, "ENV_FILE": "/dev/null"}
+
+
+def test_defaults_follow_the_contract():
+    settings = load_settings(GOOD)
+    assert settings.access_token_ttl_minutes == 15
+    assert settings.refresh_token_ttl_minutes == 43200
+    assert settings.max_cashback_percentage == Decimal("20")
+    assert settings.payout_minimum_amount == Decimal("10.00")
+    assert settings.login_max_failures == 5 and settings.login_window_minutes == 15
+    assert settings.purchase_confirmation_interval_seconds == 60
+    assert settings.cors_allowed_origins == ("https://clicknback.com",)
+    assert settings.rejection_merchant_id == ""
+    assert settings.slow_query_ms == 1000
+
+
+@pytest.mark.parametrize(
+    "changes, variable",
+    [
+        ({"DATABASE_URL": ""}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
+        ({"OAUTH_HASH_KEY": "short"}, "OAUTH_HASH_KEY"),
+        ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
+        ({"PURCHASE_JOB_ENABLED": "maybe"}, "PURCHASE_JOB_ENABLED"),
+        ({"REJECTION_MERCHANT_ID": "not-a-uuid"}, "REJECTION_MERCHANT_ID"),
+        ({"PAYOUT_MINIMUM_AMOUNT": "NaN"}, "PAYOUT_MINIMUM_AMOUNT"),
+        ({"CORS_ALLOWED_ORIGINS": "[1, 2]"}, "CORS_ALLOWED_ORIGINS"),
+        ({"DEFAULT_PAGE_SIZE": "500"}, "DEFAULT_PAGE_SIZE"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ],
+)
+def test_bad_values_name_the_variable(changes, variable):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**GOOD, **changes})
+    assert caught.value.variable == variable
+    assert "secret" not in str(caught.value)
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# comment\nexport DATABASE_URL='postgres://a@127.0.0.1/x'\nOAUTH_HASH_KEY=\"" + "z" * 40 + "\"\nSLOW_QUERY_MS=250\n"
+    )
+    assert read_env_file(env_file)["SLOW_QUERY_MS"] == "250"
+    settings = load_settings({"ENV_FILE": str(env_file), "SLOW_QUERY_MS": "500"})
+    assert settings.database_url == "postgres://a@127.0.0.1/x"
+    assert settings.slow_query_ms == 500
+
+
+def test_missing_env_file_named_by_env_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**GOOD, "ENV_FILE": str(tmp_path / "absent")})
+    assert caught.value.variable == "ENV_FILE"
+
+
+def test_process_refuses_to_start_with_one_line_and_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--port", "1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "ENV_FILE": "/dev/null", "OAUTH_HASH_KEY": "k" * 32},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["configuration error: DATABASE_URL: is required (postgres://user@host:port/database)"]
+    assert "Traceback" not in result.stderr
