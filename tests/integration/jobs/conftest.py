@@ -1,0 +1,1 @@
+from tests.integration.purchases.conftest import business_warnings  # noqa: F401 - shared fixture
