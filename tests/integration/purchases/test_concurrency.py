@@ -1,0 +1,68 @@
+"""Ingestion under concurrency against the real database: idempotency and the monthly cap hold."""
+
+import asyncio
+from decimal import Decimal
+
+from tests.integration.purchases.helpers import assert_consistent, ingest, make_shop, wallet_row
+
+
+async def test_50_concurrent_ingestions_with_one_external_id(client, conn, user):
+    merchant_id, _ = await make_shop(conn)
+    responses = await asyncio.gather(*(ingest(client, user, merchant_id, "75.00", external_id="race-1")
+                                       for _ in range(50)))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(201) == 1 and statuses.count(409) == 49, statuses
+    created = next(r for r in responses if r.status_code == 201).json()
+    for response in responses:
+        if response.status_code == 409:
+            details = response.json()["error"]["details"]
+            assert details["purchase_id"] == created["id"] and details["previously_processed_amount"] == "75.00"
+    assert await conn.fetchval("SELECT count(*) FROM purchases WHERE external_id = 'race-1'") == 1
+    assert await conn.fetchval("SELECT count(*) FROM cashback_transactions") == 1
+    assert await wallet_row(conn, user.id) == {"pending": Decimal("3.75"), "available": 0, "paid": 0}
+    await assert_consistent(conn)
+
+
+async def test_concurrent_duplicates_from_several_users_leak_nothing(client, conn, make_account):
+    merchant_id, _ = await make_shop(conn)
+    accounts = [await make_account() for _ in range(10)]
+    responses = await asyncio.gather(*(ingest(client, account, merchant_id, "20.00", external_id="race-2")
+                                       for account in accounts for _ in range(3)))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(201) == 1 and statuses.count(409) == 29, statuses
+    owner = await conn.fetchval("SELECT user_id FROM purchases WHERE external_id = 'race-2'")
+    for account, response in zip([a for a in accounts for _ in range(3)], responses):
+        if response.status_code == 409:
+            details = response.json()["error"]["details"]
+            if account.id == str(owner):
+                assert "purchase_id" in details
+            else:
+                assert details == {"external_id": "race-2"}
+    credited = await conn.fetchval("SELECT sum(pending_balance) FROM wallets")
+    assert credited == Decimal("1.00")
+    await assert_consistent(conn)
+
+
+async def test_concurrent_ingestions_cannot_pass_the_monthly_cap(client, conn, user):
+    merchant_id, _ = await make_shop(conn, cap="50")
+    responses = await asyncio.gather(*(ingest(client, user, merchant_id, "300.00") for _ in range(30)))
+    assert all(r.status_code == 201 for r in responses)
+    credited = sorted((Decimal(r.json()["cashback_amount"]) for r in responses), reverse=True)
+    # 15.00 each until the cap: 15 + 15 + 15 + 5, then zeros.
+    assert credited[:4] == [Decimal("15.00")] * 3 + [Decimal("5.00")]
+    assert set(credited[4:]) == {Decimal("0.00")}
+    assert await conn.fetchval("SELECT sum(cashback_amount) FROM purchases") == Decimal("50.00")
+    assert await wallet_row(conn, user.id) == {"pending": Decimal("50.00"), "available": 0, "paid": 0}
+    await assert_consistent(conn)
+
+
+async def test_concurrent_ingestion_and_reversal_keep_the_wallet_exact(client, conn, user, admin):
+    merchant_id, _ = await make_shop(conn, cap="1000")
+    first = [(await ingest(client, user, merchant_id, "100.00")).json()["id"] for _ in range(10)]
+    reversals = [client.patch(f"/api/v1/purchases/{pid}/reverse", token=admin.token) for pid in first]
+    confirmations = [client.post(f"/api/v1/purchases/{pid}/confirmation", token=admin.token) for pid in first]
+    more = [ingest(client, user, merchant_id, "100.00") for _ in range(10)]
+    responses = await asyncio.gather(*reversals, *confirmations, *more)
+    assert all(r.status_code < 500 for r in responses)
+    assert all(r.status_code == 200 for r in responses[:10])
+    await assert_consistent(conn)
