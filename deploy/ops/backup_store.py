@@ -51,7 +51,7 @@ class S3Store:
         )
 
     @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
+    def _errors(self, action: str, not_found: str = "not found") -> Iterator[None]:
         try:
             yield
         except EndpointConnectionError:
@@ -61,7 +61,7 @@ class S3Store:
             code = error.get("Code", "?")
             hint = {
                 "NoSuchBucket": "the bucket does not exist",
-                "404": "not found",
+                "404": not_found,
                 "NoSuchKey": "object not found",
                 "AccessDenied": "access denied: check S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY and the bucket policy",
                 "403": "access denied: check S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY and the bucket policy",
@@ -74,7 +74,7 @@ class S3Store:
 
     # -- small objects -----------------------------------------------------------------------
     def check_bucket(self) -> None:
-        with self._errors("use the bucket"):
+        with self._errors("use the bucket", not_found="the bucket does not exist"):
             self.client.head_bucket(Bucket=self.bucket)
 
     def put_bytes(self, key: str, body: bytes, content_type: str = "application/json") -> None:

@@ -154,3 +154,24 @@ def test_retention_with_several_backups(ops: Ops, local_s3, bucket):
     # Everything expired: the newest complete backup still stays.
     ops.ok("prune-backups", BACKUP_RETENTION_DAYS="1", BACKUP_MIN_KEEP="1")
     assert [m["backup_id"] for m in ops.listing()["complete"]] == [ids[0]]
+
+
+def test_verify_backup_fails_on_a_wallet_mismatch_and_on_orphaned_rows(ops: Ops, source_db: str):
+    ops.cluster.psql("UPDATE wallets SET pending_balance = pending_balance + 0.01 "
+                     "WHERE user_id = (SELECT min(user_id::text)::uuid FROM wallets)", source_db)
+    ops.ok("backup")
+    wallets = ops.run("verify-backup")
+    assert wallets.returncode == 1
+    assert "FAIL wallets:" in wallets.stdout and "ok   row counts" in wallets.stdout
+    assert scratch_databases(ops.cluster) == []
+
+    # A purchase whose user is gone (foreign key bypassed on the source): the drill must refuse it.
+    ops.cluster.psql("SET session_replication_role = replica; "
+                     "UPDATE cashback_transactions SET user_id = '00000000-0000-0000-0000-0000000000aa' "
+                     "WHERE id = (SELECT id FROM cashback_transactions ORDER BY id LIMIT 1)", source_db)
+    ops.ok("backup")
+    orphans = ops.run("verify-backup")
+    assert orphans.returncode == 1
+    assert "FAIL restore:" in orphans.stdout and "cashback_transactions" in orphans.stdout
+    assert "rolled back" in orphans.stdout
+    assert scratch_databases(ops.cluster) == []
