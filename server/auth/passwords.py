@@ -7,7 +7,9 @@ release the GIL) and never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -36,11 +38,21 @@ def complexity_failure(password: str) -> str | None:
     return None
 
 
+def _lower_priority() -> None:
+    """Hashing threads (and the lanes argon2 starts from them) run at the lowest CPU priority,
+    so a login flood cannot starve the event loop of CPU: probes and reads keep answering."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+
+
 def configure_executor(threads: int) -> None:
     global _executor
     if _executor is not None:
         _executor.shutdown(wait=False)
-    _executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password-hash")
+    _executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password-hash",
+                                   initializer=_lower_priority)
 
 
 def _pool() -> ThreadPoolExecutor:
