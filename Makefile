@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test bench install
+.PHONY: serve test bench install system-packages
 
 $(BIN)/.installed: requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,10 @@ install: $(BIN)/.installed
 serve: $(BIN)/.installed  ## run the API on 127.0.0.1:8000 with its own PostgreSQL and the demo seed
 	$(BIN)/invoke serve
 
-test: $(BIN)/.installed  ## run the whole test suite
+system-packages:  ## PostgreSQL, sshd, nginx, supervisor, zstd, cron, wrk, chromium (apt, when missing)
+	bash .ci/system-packages
+
+test: system-packages $(BIN)/.installed  ## run the whole test suite
 	$(BIN)/invoke test
 
 bench: $(BIN)/.installed  ## run the API benchmark and print its figures
