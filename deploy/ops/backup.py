@@ -11,6 +11,7 @@ import sys
 from typing import Callable
 
 from deploy.ops import backup_operations as operations
+from deploy.ops.backup_commands import database_name
 from deploy.ops.backup_settings import BackupSettings, load_backup_settings
 from deploy.ops.backup_store import S3Store, StoreError
 from server.config import ConfigError
@@ -42,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "in one transaction into TARGET (created when missing). Restoring over the live database "
         "(DATABASE_URL's) needs --confirm-live and first takes a safety backup; stop the app around it.")
     parser.add_argument("--backup", required=True, metavar="ID", help="backup id (see `backups`)")
-    parser.add_argument("--target", required=True, metavar="DB", help="database to restore into")
+    parser.add_argument("--target", metavar="DB",
+                        help="database to restore into (default with --confirm-live: the live database)")
     parser.add_argument("--confirm-live", action="store_true",
                         help="allow TARGET to be the live database: it is replaced by the backup")
     parser.set_defaults(handler=_command(_restore))
@@ -102,7 +104,10 @@ def _prune(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -
 
 
 def _restore(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    operations.restore(settings, store, args.backup, args.target, args.confirm_live, sys.stdout)
+    if not args.target and not args.confirm_live:
+        raise operations.UsageError("give --target DB (a new database), or --confirm-live to replace the live one")
+    target = args.target or database_name(settings.database_url)
+    operations.restore(settings, store, args.backup, target, args.confirm_live, sys.stdout)
     return 0
 
 

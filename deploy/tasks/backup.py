@@ -1,3 +1,198 @@
-"""Invoke tasks: backup (see docs/)."""
+"""Invoke tasks: backup, backups, restore, verify-backup, prune-backups (runbook: docs/restore.md).
 
-TASKS: list = []
+Every operation lives in the VPS-side ops CLI (deploy/ops/backup.py); these tasks open SSH to one
+host of the environment, run the CLI of its current release with the host's secrets file and
+stream the output. All hosts of an environment share one database, so one host does the work:
+the first in the inventory unless --host names another. Restoring over the live database also
+stops the app instances on every host first and brings them back through the health gate.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from invoke import Exit, task
+
+from deploy import commands as cmd
+from deploy import release
+from deploy.inventory import InventoryError, load_inventory
+from deploy.release import DeployError, Session, layout
+from deploy.ssh import HostKeyError, Remote, RemoteCommandError
+
+COMMON_HELP = {
+    "env": "environment of the inventory to act on (default: the inventory's default_environment)",
+    "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
+    "host": "name of the host that runs the command (default: the environment's first host)",
+}
+
+
+class BackupTaskError(RuntimeError):
+    """A precondition of a backup task failed; the message says what to do."""
+
+
+def _help(**extra: str) -> dict[str, str]:
+    return {**COMMON_HELP, **extra}
+
+
+def _operator_errors(function):
+    """Expected failures become one clear message and a non-zero exit, never a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (BackupTaskError, DeployError, InventoryError, HostKeyError, RemoteCommandError) as error:
+            raise Exit(f"ERROR: {error}", code=1) from None
+
+    return wrapper
+
+
+# -- pure helpers (unit-tested) --------------------------------------------------------------
+
+def pick_host_index(host_names: list[str], wanted: str | None) -> int:
+    if wanted is None:
+        return 0
+    if wanted not in host_names:
+        raise BackupTaskError(f"no host named {wanted!r} in this environment (hosts: {', '.join(host_names)})")
+    return host_names.index(wanted)
+
+
+def restore_ops_args(backup: str, target: str | None, confirm_live: bool) -> list[str]:
+    """The ops CLI arguments of a restore; refuses an ambiguous request before touching anything."""
+    if not target and not confirm_live:
+        raise BackupTaskError("restore needs --target DB (restore into a new database) "
+                              "or --confirm-live (replace the live database)")
+    args = ["restore", "--backup", backup]
+    if target:
+        args += ["--target", target]
+    if confirm_live:
+        args.append("--confirm-live")
+    return args
+
+
+def check_restorable_by_release(manifest_head: str | None, code_head_number: int) -> None:
+    """A backup from a newer schema than this release's code cannot serve with this code."""
+    number = cmd.migration_number(manifest_head)
+    if number is not None and number > code_head_number:
+        raise BackupTaskError(
+            f"the backup's schema is at migration {number}, newer than the current release's code "
+            f"(head {code_head_number}): deploy a release that has migration {number}, then restore")
+
+
+def stop_instances_command(lay: cmd.Layout, ports: tuple[int, ...]) -> str:
+    """Stop every instance (SIGTERM: they drain); one already stopped is fine, hence `; true`."""
+    stops = "; ".join(f"{cmd.supervisorctl_command(lay, 'stop', cmd.program_name(port))} >/dev/null 2>&1"
+                      for port in ports)
+    return f"{stops}; true"
+
+
+# -- running ---------------------------------------------------------------------------------
+
+def _session(env: str | None, inventory: str | None) -> Session:
+    return Session(load_inventory(inventory).environment(env))
+
+
+def _chosen(session: Session, host: str | None) -> Remote:
+    return session.remotes[pick_host_index([r.host.name for r in session.remotes], host)]
+
+
+def _current(remote: Remote) -> str:
+    current = release.current_release(remote)
+    if not current:
+        raise BackupTaskError(f"[{remote.host.name}] nothing is deployed yet: deploy a release first")
+    return current
+
+
+def _run_ops(remote: Remote, *args: str) -> int:
+    """Run the current release's ops CLI on the host, streaming its output line by line."""
+    command = cmd.ops_command(layout(remote), _current(remote), *args)
+    remote.say(f"running: clicknback-ops {' '.join(args)}")
+    return remote.stream(command)
+
+
+def _ops_or_exit(remote: Remote, *args: str) -> None:
+    status = _run_ops(remote, *args)
+    if status != 0:
+        raise Exit(f"ERROR: [{remote.host.name}] clicknback-ops {args[0]} failed (exit {status})", code=status)
+
+
+@task(help=_help())
+@_operator_errors
+def backup(c, env=None, inventory=None, host=None):
+    """Back up the database to the S3 bucket now (pg_dump | zstd, sha256, manifest written last)."""
+    with _session(env, inventory) as session:
+        _ops_or_exit(_chosen(session, host), "backup")
+
+
+@task(help=_help(json="print the listing as one JSON object instead of a table"))
+@_operator_errors
+def backups(c, env=None, inventory=None, host=None, json=False):
+    """List complete backups: id, time, size, release, migration, encrypted, verified-or-not."""
+    with _session(env, inventory) as session:
+        _ops_or_exit(_chosen(session, host), "backups", *(["--json"] if json else []))
+
+
+@task(help=_help(dry_run="list what retention would delete; delete nothing"))
+@_operator_errors
+def prune_backups(c, env=None, inventory=None, host=None, dry_run=False):
+    """Apply backup retention (BACKUP_RETENTION_DAYS / BACKUP_MIN_KEEP of the host's env file)."""
+    with _session(env, inventory) as session:
+        _ops_or_exit(_chosen(session, host), "prune-backups", *(["--dry-run"] if dry_run else []))
+
+
+@task(help=_help(backup="backup id to check (default: the newest complete backup)"))
+@_operator_errors
+def verify_backup(c, env=None, inventory=None, host=None, backup=None):
+    """Restore drill: restore into a scratch database, check checksum/rows/migration/FKs/wallets, record it."""
+    with _session(env, inventory) as session:
+        _ops_or_exit(_chosen(session, host), "verify-backup", *(["--backup", backup] if backup else []))
+
+
+@task(help=_help(
+    backup="backup id to restore (see `invoke backups`)",
+    target="restore into this NEW database (the app keeps running on the live one)",
+    confirm_live="replace the LIVE database: stops the app on every host, takes a safety backup, "
+                 "restores, migrates up to the current release, restarts behind the health gate",
+))
+@_operator_errors
+def restore(c, backup, target=None, confirm_live=False, env=None, inventory=None, host=None):
+    """Restore a backup into a new database (--target) or over the live one (--confirm-live)."""
+    ops_args = restore_ops_args(backup, target, confirm_live)
+    with _session(env, inventory) as session:
+        remote = _chosen(session, host)
+        if target and not confirm_live:
+            _ops_or_exit(remote, *ops_args)
+            return
+        _restore_live(session, remote, backup, ops_args)
+
+
+def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: list[str]) -> None:
+    lay, current = layout(remote), _current(remote)
+    status = json.loads(remote.query(cmd.migrate_status_command(lay, current)).stdout.strip().splitlines()[-1])
+    listing = json.loads(remote.query(cmd.ops_command(lay, current, "backups", "--json")).stdout)
+    manifest = next((m for m in listing["complete"] if m["backup_id"] == backup_id), None)
+    if manifest is None:
+        raise BackupTaskError(f"no complete backup {backup_id} (see `invoke backups`)")
+    check_restorable_by_release(manifest.get("migration_head"), int(status["code_head_number"]))
+
+    session.say(f"restore: stopping the app on {len(session.remotes)} host(s) before replacing the live database")
+    session.parallel(lambda r: r.run(stop_instances_command(layout(r), r.host.instance_ports)))
+    try:
+        _ops_or_exit(remote, *ops_args)
+        # An older backup is brought up to this release's schema so readiness can pass.
+        _ops_or_exit(remote, "migrate")
+    finally:
+        session.say("restore: starting the app again behind the health gate")
+        session.parallel(lambda r: [release.restart_gated(r, port) for port in r.host.instance_ports])
+    session.say(f"restore: live database restored from {backup_id}; the app is healthy on every host")
+
+
+TASKS = [backup, backups, restore, verify_backup, prune_backups]
+
+
+if __name__ == "__main__":
+    # `python -m deploy.tasks.backup TASK ...`: these tasks alone, without the rest of tasks.py.
+    from invoke import Collection, Program
+
+    Program(namespace=Collection(*TASKS), binary="python -m deploy.tasks.backup").run()
