@@ -22,6 +22,8 @@ from deploy.local_postgres import LocalPostgres
 from deploy.local_s3 import LocalS3
 from tests.support.database import TestDatabases
 
+from .backup_helpers import scratch_databases, table_digests  # noqa: F401 - re-exported for the tests
+
 ROOT = Path(__file__).resolve().parents[3]
 DB_PASSWORD = "db-pass-N0t-In-Logs"
 ENCRYPTION_KEY = "enc-key-0123456789-never-printed-abcdef"
@@ -113,18 +115,3 @@ def ops(databases: TestDatabases, local_s3: LocalS3, bucket: str, source_db: str
     yield runner
     for database in runner.created:
         databases.drop(database)
-
-
-def table_digests(cluster: LocalPostgres, database: str) -> dict[str, str]:
-    """Every public table's full contents, as one md5 per table (row order independent)."""
-    tables = cluster.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", database).split()
-    return {
-        table: cluster.psql(
-            f"SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
-            f'FROM "{table}" t', database)
-        for table in tables
-    }
-
-
-def scratch_databases(cluster: LocalPostgres) -> list[str]:
-    return cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE '%\\_verify\\_%'").split()
