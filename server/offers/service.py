@@ -1,0 +1,260 @@
+"""Cashback offers (API.md §3.4, §4.2): one active offer per merchant, dated windows, audited changes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from server import db
+from server.audit import service as audit
+from server.errors import ApiError, forbidden, not_found, rules_error, violation
+from server.http import page, rate
+from server.merchants.service import render_limit
+
+ONE_ACTIVE_INDEX = "uq_offers_one_active_per_merchant"
+OFFER_COLUMNS = "id, merchant_id, percentage, fixed_amount, start_date, end_date, monthly_cap_per_user, active"
+ACTIVE_ACTION = "Deactivate the existing offer before creating a new one."
+
+# /offers/active: one statement per page, the total from the window (no second round trip, no N+1).
+ACTIVE_PAGE_SQL = """
+SELECT o.id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user,
+       o.start_date, o.end_date, count(*) OVER () AS total
+FROM offers o JOIN merchants m ON m.id = o.merchant_id
+WHERE o.active AND m.active AND o.start_date <= $1 AND o.end_date >= $1
+ORDER BY lower(m.name), o.id
+LIMIT $2 OFFSET $3
+"""
+ACTIVE_COUNT_SQL = """
+SELECT count(*) FROM offers o JOIN merchants m ON m.id = o.merchant_id
+WHERE o.active AND m.active AND o.start_date <= $1 AND o.end_date >= $1
+"""
+DETAILS_SQL = """
+SELECT o.id, o.active, m.active AS merchant_active, m.name AS merchant_name, o.percentage, o.fixed_amount,
+       o.monthly_cap_per_user, o.start_date, o.end_date
+FROM offers o JOIN merchants m ON m.id = o.merchant_id WHERE o.id = $1
+"""
+
+
+def utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def cashback(row: asyncpg.Record) -> tuple[str, float]:
+    """(cashback_type, cashback_value): a fixed amount wins over the percentage (§3 derived fields)."""
+    if row["fixed_amount"] is not None:
+        return "fixed", rate(row["fixed_amount"])
+    return "percent", rate(row["percentage"])
+
+
+def offer_out(row: asyncpg.Record) -> dict[str, Any]:
+    kind, value = cashback(row)
+    return {
+        "id": str(row["id"]),
+        "merchant_id": str(row["merchant_id"]),
+        "cashback_type": kind,
+        "cashback_value": value,
+        "start_date": row["start_date"],
+        "end_date": row["end_date"],
+        "monthly_cap_per_user": rate(row["monthly_cap_per_user"]),
+        "status": "active" if row["active"] else "inactive",
+    }
+
+
+def active_offer_out(row: asyncpg.Record) -> dict[str, Any]:
+    kind, value = cashback(row)
+    return {
+        "id": str(row["id"]),
+        "merchant_name": row["merchant_name"],
+        "cashback_type": kind,
+        "cashback_value": value,
+        "monthly_cap": rate(row["monthly_cap_per_user"]),
+        "start_date": row["start_date"],
+        "end_date": row["end_date"],
+    }
+
+
+def offer_rule_violations(max_percentage: Decimal, today: date, cashback_type: str, value: Decimal,
+                          start: date, end: date, monthly_cap: Decimal) -> list[dict[str, str]]:
+    """Every failing offer rule of §3.4, in the table's order."""
+    found = []
+    if cashback_type == "percent" and not Decimal(0) < value <= max_percentage:
+        found.append(violation(
+            "cashback_value",
+            f"Percentage must be between 0 (exclusive) and {render_limit(max_percentage)} (inclusive).",
+        ))
+    if cashback_type == "fixed" and not value > 0:
+        found.append(violation("cashback_value", "Fixed amount must be greater than 0."))
+    if start < today:
+        found.append(violation("start_date", f"Start date must be today or a future date. Got: '{start}'."))
+    if end < start:
+        found.append(violation("end_date", f"End date must be after start date. Got start='{start}', end='{end}'."))
+    if not monthly_cap > 0:
+        found.append(violation("monthly_cap", f"Monthly cap must be positive. Got: {rate(monthly_cap)!r}."))
+    return found
+
+
+def merchant_not_active(merchant_id: str) -> ApiError:
+    return ApiError(
+        422, "MERCHANT_NOT_ACTIVE", f"Cannot create offer for merchant '{merchant_id}'. Merchant is not active.",
+        {"merchant_id": str(merchant_id), "action": "Activate the merchant before creating offers."},
+    )
+
+
+def active_offer_exists(merchant_id: str, existing_offer_id: Any) -> ApiError:
+    return ApiError(
+        409, "ACTIVE_OFFER_ALREADY_EXISTS",
+        f"An active offer already exists for merchant '{merchant_id}'. {ACTIVE_ACTION}",
+        {"merchant_id": str(merchant_id),
+         "existing_offer_id": str(existing_offer_id) if existing_offer_id is not None else None,
+         "action": ACTIVE_ACTION},
+    )
+
+
+async def _active_offer_id(conn: asyncpg.Connection, merchant_id: str) -> uuid.UUID | None:
+    return await conn.fetchval("SELECT id FROM offers WHERE merchant_id = $1 AND active", merchant_id)
+
+
+async def _lost_race(merchant_id: str) -> ApiError:
+    # The partial unique index refused a second active offer; name the winner after the rollback.
+    return active_offer_exists(merchant_id, await db.fetchval(
+        "SELECT id FROM offers WHERE merchant_id = $1 AND active", merchant_id))
+
+
+async def create(admin_id: str, max_percentage: Decimal, body: dict[str, Any]) -> dict[str, Any]:
+    merchant_id = body["merchant_id"]
+    violations = offer_rule_violations(max_percentage, utc_today(), body["cashback_type"], body["cashback_value"],
+                                       body["start_date"], body["end_date"], body["monthly_cap"])
+    if violations:
+        raise rules_error(violations)
+    fixed = body["cashback_type"] == "fixed"
+    try:
+        async with db.transaction() as conn:
+            # FOR SHARE: a concurrent deactivation of the merchant waits for this creation (or vice versa).
+            merchant_active = await conn.fetchval(
+                "SELECT active FROM merchants WHERE id = $1 FOR SHARE", merchant_id)
+            if merchant_active is None:
+                raise not_found("merchant", merchant_id)
+            if not merchant_active:
+                raise merchant_not_active(merchant_id)
+            existing = await _active_offer_id(conn, merchant_id)
+            if existing is not None:
+                raise active_offer_exists(merchant_id, existing)
+            row = await conn.fetchrow(
+                "INSERT INTO offers (id, merchant_id, percentage, fixed_amount, start_date, end_date, "
+                f"monthly_cap_per_user, active) VALUES ($1, $2, $3, $4, $5, $6, $7, true) RETURNING {OFFER_COLUMNS}",
+                uuid.uuid4(), merchant_id, Decimal(0) if fixed else body["cashback_value"],
+                body["cashback_value"] if fixed else None, body["start_date"], body["end_date"], body["monthly_cap"],
+            )
+            await audit.record(
+                conn, actor_type="admin", actor_id=admin_id, action="OFFER_CREATED", resource_type="offer",
+                resource_id=row["id"],
+                details={"merchant_id": merchant_id, "cashback_type": body["cashback_type"],
+                         "cashback_value": rate(body["cashback_value"]),
+                         "start_date": body["start_date"].isoformat(), "end_date": body["end_date"].isoformat(),
+                         "monthly_cap": rate(body["monthly_cap"])},
+            )
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name == ONE_ACTIVE_INDEX:
+            raise await _lost_race(merchant_id) from None
+        raise
+    return offer_out(row)
+
+
+async def list_page(offset: int, limit: int, status: str | None, merchant_id: str | None,
+                    date_from: date | None, date_to: date | None) -> dict[str, Any]:
+    conditions, args = [], []
+
+    def where(sql: str, value: Any) -> None:
+        args.append(value)
+        conditions.append(sql.format(f"${len(args)}"))
+
+    if status is not None:
+        where("active = {}", status == "active")
+    if merchant_id is not None:
+        where("merchant_id = {}", merchant_id)
+    if date_from is not None:
+        where("end_date >= {}", date_from)
+    if date_to is not None:
+        where("start_date <= {}", date_to)
+    clause = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    n = len(args)
+    rows = await db.fetch(
+        f"SELECT {OFFER_COLUMNS}, count(*) OVER () AS total FROM offers {clause} "
+        f"ORDER BY start_date DESC, id LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args, limit, offset,
+    )
+    total = rows[0]["total"] if rows else await db.fetchval(f"SELECT count(*) FROM offers {clause}", *args)
+    return page([offer_out(row) for row in rows], offset, limit, total)
+
+
+async def active_page(offset: int, limit: int) -> dict[str, Any]:
+    today = utc_today()
+    async with db.connection() as conn:
+        rows = await conn.fetch(ACTIVE_PAGE_SQL, today, limit, offset)
+        total = rows[0]["total"] if rows else await conn.fetchval(ACTIVE_COUNT_SQL, today)
+    return page([active_offer_out(row) for row in rows], offset, limit, total)
+
+
+async def details(offer_id: str | None, raw_id: str, is_admin: bool) -> dict[str, Any]:
+    if offer_id is None:
+        raise not_found("offer", raw_id)
+    row = await db.fetchrow(DETAILS_SQL, offer_id)
+    if row is None:
+        raise not_found("offer", offer_id)
+    if not is_admin:
+        reason = None
+        if not row["active"]:
+            reason = "This offer is inactive. Only admin users can view inactive offers."
+        elif not row["merchant_active"]:
+            reason = "The merchant for this offer is inactive. Only admin users can view offers from inactive merchants."
+        if reason is not None:
+            raise forbidden("You do not have permission to view this offer.",
+                            {"resource_type": "offer", "resource_id": offer_id, "reason": reason})
+    return {**active_offer_out(row), "status": "active" if row["active"] else "inactive"}
+
+
+def offer_expired(offer_id: str, end_date: date) -> ApiError:
+    return ApiError(422, "OFFER_EXPIRED", f"Offer '{offer_id}' ended on {end_date} and cannot be activated.",
+                    {"offer_id": offer_id, "end_date": end_date.isoformat()})
+
+
+async def set_status(admin_id: str, offer_id: str | None, raw_id: str, status: str) -> dict[str, str]:
+    if offer_id is None:
+        raise not_found("offer", raw_id)
+    wanted = status == "active"
+    merchant_id = None
+    try:
+        async with db.transaction() as conn:
+            offer = await conn.fetchrow(
+                "SELECT merchant_id, active, end_date FROM offers WHERE id = $1 FOR UPDATE", offer_id)
+            if offer is None:
+                raise not_found("offer", offer_id)
+            merchant_id = str(offer["merchant_id"])
+            if offer["active"] == wanted:
+                return {"id": offer_id, "status": status}
+            if wanted:
+                merchant_active = await conn.fetchval(
+                    "SELECT active FROM merchants WHERE id = $1 FOR SHARE", merchant_id)
+                if not merchant_active:
+                    raise merchant_not_active(merchant_id)
+                if offer["end_date"] < utc_today():
+                    raise offer_expired(offer_id, offer["end_date"])
+                existing = await _active_offer_id(conn, merchant_id)
+                if existing is not None:
+                    raise active_offer_exists(merchant_id, existing)
+            await conn.execute("UPDATE offers SET active = $2 WHERE id = $1", offer_id, wanted)
+            await audit.record(
+                conn, actor_type="admin", actor_id=admin_id, action="OFFER_STATUS_CHANGED", resource_type="offer",
+                resource_id=offer_id,
+                details={"merchant_id": merchant_id, "from": "active" if offer["active"] else "inactive",
+                         "to": status},
+            )
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name == ONE_ACTIVE_INDEX and merchant_id is not None:
+            raise await _lost_race(merchant_id) from None
+        raise
+    return {"id": offer_id, "status": status}
