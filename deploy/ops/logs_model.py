@@ -1,0 +1,79 @@
+"""Pure rules of log archival: which files are rotated, their keys in the bucket, what expires.
+
+The app writes `app-<port>.log` and rotates it into `app-<port>.<YYYY-MM-DD_HH-MM-SS_ffffff>.log`
+beside it (loguru). Archival compresses a rotated file into `<name>.gz` in place, uploads that to
+`<LOG_ARCHIVE_PREFIX><host label>/<name>.gz`, and deletes the local copy only once the upload was
+verified and the file is older than the local keep period.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import PurePosixPath
+
+ROTATED = re.compile(r"^(?P<stem>app-\d+)\.(?P<stamp>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d{6})\.log(?P<gz>\.gz)?$")
+STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S_%f"
+DEFAULT_BUCKET_RETENTION_DAYS = 30  # operation-plan §4.2
+DEFAULT_KEEP_LOCAL_DAYS = 7
+
+
+def rotated_time(name: str) -> datetime | None:
+    """The timestamp in a rotated file's name (raw or .gz), None for anything else (the live file)."""
+    match = ROTATED.match(PurePosixPath(name).name)
+    if not match:
+        return None
+    return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def is_compressed(name: str) -> bool:
+    return name.endswith(".gz")
+
+
+def compressed_name(name: str) -> str:
+    return name if is_compressed(name) else name + ".gz"
+
+
+def normalise_prefix(prefix: str) -> str:
+    prefix = prefix.strip().lstrip("/")
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def host_label_ok(label: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", label))
+
+
+def archive_key(prefix: str, host_label: str, name: str) -> str:
+    """`logs/app1/app-8001.2026-11-27_00-00-00_000000.log.gz`."""
+    return f"{normalise_prefix(prefix)}{host_label}/{compressed_name(PurePosixPath(name).name)}"
+
+
+def keep_locally(name: str, now: datetime, keep_days: int) -> bool:
+    """Rotated files younger than `keep_days` stay on disk (after archival) for quick grepping."""
+    when = rotated_time(name)
+    return when is not None and now - when < timedelta(days=keep_days)
+
+
+@dataclass(frozen=True)
+class BucketObject:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+def expired_keys(objects: list[BucketObject], now: datetime, retention_days: int) -> list[str]:
+    """Archives older than the retention: by the rotation time in the name, else by LastModified."""
+    cutoff = now - timedelta(days=retention_days)
+    expired = []
+    for item in objects:
+        when = rotated_time(item.key) or item.last_modified
+        if when < cutoff:
+            expired.append(item.key)
+    return sorted(expired)
+
+
+def rotated_files(names: list[str]) -> list[str]:
+    """Rotated files among a folder's names; when both raw and .gz exist the raw one is a leftover
+    of an interrupted compression and is compressed again (the .gz may be partial)."""
+    return sorted(name for name in names if rotated_time(name) is not None)

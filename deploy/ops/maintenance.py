@@ -1,0 +1,196 @@
+"""`clicknback-ops maintenance`: the monthly maintenance window (operation-plan §6.1).
+
+Steps, in order: VACUUM (ANALYZE) and REINDEX ... CONCURRENTLY table by table, archive-logs,
+verify-backup, check-wallets, and a vulnerability audit of this release's requirements.lock. A step
+starts only when its estimate still fits before the window's end (default 03:00 UTC, as cron starts
+it at 02:00; `--until HH:MM` or `--budget MINUTES` for a run by hand); a running step is stopped at
+the end. The report lists every step with its status and duration, including the skipped ones.
+
+With several hosts, cron starts this on each: a PostgreSQL advisory lock lets one host do the
+database, backup and wallet steps; the others archive their own logs and audit their release.
+
+Exit statuses: 0 every step that ran passed; 1 a step failed; 2 bad arguments or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import asyncpg
+
+from deploy.ops import maintenance_model as model
+from deploy.ops.maintenance_model import StepResult
+from deploy.ops.settings import require
+from deploy.reports import steps_table
+from server.db import parse_database_url
+
+ADVISORY_LOCK_KEY = 727001  # any constant shared by every host: "the maintenance window runs"
+ADVISORIES = Path(__file__).resolve().parent / "advisories.json"
+SHARED_STEPS = {"vacuum-analyze", "reindex", "verify-backup", "check-wallets"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "maintenance", help="the monthly window: vacuum, reindex, archive logs, verify backup, wallets, audit",
+        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--until", metavar="HH:MM", help="end of the window, UTC (default 03:00)")
+    group.add_argument("--budget", type=float, metavar="MINUTES", help="run for at most this many minutes from now")
+    parser.add_argument("--skip", action="append", default=[], choices=model.STEP_NAMES, metavar="STEP",
+                        help=f"leave a step out (repeatable): {', '.join(model.STEP_NAMES)}")
+    parser.add_argument("--host-label", metavar="NAME", help="passed to archive-logs (this host's folder in the bucket)")
+    parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
+    parser.set_defaults(handler=run)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "deploy.ops.cli", *args]
+
+
+def run_cli_step(args: list[str], timeout: float) -> tuple[str, str]:
+    """Run another ops command; its output is echoed indented; (status, last line)."""
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "failed", f"stopped at the window's end after {timeout:.0f}s"
+    output = (result.stdout + result.stderr).strip()
+    for line in output.splitlines():
+        print(f"    | {line}", flush=True)
+    last = output.splitlines()[-1] if output else ""
+    return ("ok" if result.returncode == 0 else "failed"), last[:300]
+
+
+async def _tables(conn: asyncpg.Connection) -> list[str]:
+    return [r["tablename"] for r in await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+
+
+async def per_table(conn: asyncpg.Connection, sql: str, end: datetime, per_table_estimate: float) -> tuple[str, str]:
+    """Run `sql` (with {table}) table by table while time remains; partial when the window closes."""
+    tables = await _tables(conn)
+    done = 0
+    for table in tables:
+        if not model.fits(_now(), end, per_table_estimate):
+            return "partial", f"{done} of {len(tables)} tables before the window's end; not done: " + \
+                ", ".join(tables[done:])
+        await conn.execute(sql.format(table=f'public."{table}"'))
+        done += 1
+    return "ok", f"{done} tables"
+
+
+def dependency_audit(timeout: float) -> tuple[str, str]:
+    """pip-audit when it and its database are reachable; always the team's advisory file."""
+    lock = Path("requirements.lock")
+    if not lock.is_file():
+        return "failed", "no requirements.lock in the release directory"
+    pins = model.parse_lock(lock.read_text())
+    notes = []
+    status = "ok"
+    executable = shutil.which("pip-audit")
+    if executable is None:
+        notes.append("pip-audit: skipped: not installed on this host (pip install pip-audit, or run "
+                     "`pip-audit -r requirements.lock` on the laptop; see docs/dependencies.md)")
+    else:
+        try:
+            result = subprocess.run(model.pip_audit_command([executable], str(lock)), capture_output=True,
+                                    text=True, timeout=max(5.0, min(timeout, 300.0)))
+            if result.returncode in (0, 1) and result.stdout.strip().startswith(("{", "[")):
+                count, lines = model.summarise_pip_audit(result.stdout)
+                for line in lines:
+                    print(f"    | VULNERABLE {line}", flush=True)
+                notes.append(f"pip-audit: {count} known vulnerabilit{'y' if count == 1 else 'ies'} "
+                             f"in {len(pins)} pins")
+                status = "failed" if count else status
+            else:
+                reason = (result.stderr.strip().splitlines() or ["no output"])[-1][:200]
+                notes.append(f"pip-audit: skipped: vulnerability database unreachable or error ({reason})")
+        except subprocess.TimeoutExpired:
+            notes.append("pip-audit: skipped: timed out (no network to the vulnerability database?)")
+    updated, advisories = model.load_advisories(ADVISORIES)
+    findings = model.check_advisories(pins, advisories)
+    for finding in findings:
+        print(f"    | VULNERABLE {finding.describe()}", flush=True)
+    notes.append(f"advisory file ({len(advisories)} advisories, updated {updated}): "
+                 f"{len(findings)} affected pin(s) of {len(pins)}")
+    return ("failed" if findings else status), "; ".join(notes)
+
+
+async def maintain(end: datetime, skip: set[str], host_label: str | None) -> list[StepResult]:
+    database_url = require(["DATABASE_URL"])["DATABASE_URL"]
+    results: list[StepResult] = []
+    conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
+    try:
+        holds_lock = await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY)
+        steps: dict[str, Callable] = {
+            "vacuum-analyze": lambda: per_table(conn, "VACUUM (ANALYZE) {table}", end, 2),
+            "reindex": lambda: per_table(conn, "REINDEX TABLE CONCURRENTLY {table}", end, 5),
+            "archive-logs": lambda: run_cli_step(
+                _cli("archive-logs", *(["--host-label", host_label] if host_label else [])),
+                model.seconds_left(_now(), end)),
+            "verify-backup": lambda: run_cli_step(_cli("verify-backup"), model.seconds_left(_now(), end)),
+            "check-wallets": lambda: run_cli_step(_cli("check-wallets"), model.seconds_left(_now(), end)),
+            "dependency-audit": lambda: dependency_audit(model.seconds_left(_now(), end)),
+        }
+        for name, description, estimate in model.STEPS:
+            if name in skip:
+                results.append(StepResult(name, "skipped", 0.0, "left out with --skip"))
+                continue
+            if name in SHARED_STEPS and not holds_lock:
+                results.append(StepResult(name, "skipped", 0.0, "another host runs the window's shared steps "
+                                                                 "(advisory lock held)"))
+                continue
+            if not model.fits(_now(), end, estimate):
+                results.append(StepResult(name, "skipped", 0.0, f"needs ~{estimate:.0f}s, the window ends "
+                                                                 f"{end:%H:%M:%S} UTC"))
+                continue
+            print(f"maintenance: {name}: {description}", flush=True)
+            started = time.monotonic()
+            try:
+                outcome = steps[name]()
+                status, detail = await outcome if asyncio.iscoroutine(outcome) else outcome
+            except (asyncpg.PostgresError, OSError) as error:
+                status, detail = "failed", f"{type(error).__name__}: {error}"
+            results.append(StepResult(name, status, time.monotonic() - started, detail))
+            print(f"maintenance: {name}: {status} in {results[-1].seconds:.1f}s", flush=True)
+    finally:
+        await conn.close()  # also releases the advisory lock
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        end = model.window_end(_now(), args.until, args.budget)
+    except ValueError as error:
+        print(f"maintenance: {error}", file=sys.stderr)
+        return 2
+    print(f"maintenance: started {_now():%Y-%m-%d %H:%M:%S} UTC, window ends {end:%Y-%m-%d %H:%M:%S} UTC "
+          f"(release {os.path.basename(os.getcwd())})", flush=True)
+    started = time.monotonic()
+    try:
+        results = asyncio.run(maintain(end, set(args.skip), args.host_label))
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+        print(f"maintenance: cannot reach the database: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print("maintenance report")
+    print(steps_table([r.to_json() for r in results]))
+    skipped = [r.step for r in results if r.status in ("skipped", "partial")]
+    failed = [r.step for r in results if r.status == "failed"]
+    print(f"maintenance: done in {time.monotonic() - started:.1f}s; "
+          f"failed: {', '.join(failed) or 'none'}; skipped or partial: {', '.join(skipped) or 'none'}")
+    if args.json:
+        print(json.dumps({"window_end": end.isoformat(), "steps": [r.to_json() for r in results]}, sort_keys=True))
+    return model.exit_status(results)

@@ -1,0 +1,169 @@
+"""Pure parts of the maintenance window: its end, which steps still fit, and the dependency audit.
+
+The window is operation-plan §6.1's first Sunday 02:00-03:00 UTC; cron starts `maintenance` at
+02:00 and every step must be over by the end. A step starts only when its estimated duration still
+fits before the end; the ones that do not are reported as skipped, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+DEFAULT_UNTIL = "03:00"
+SAFETY_MARGIN = timedelta(seconds=30)  # leave room for the report itself
+
+# (name, what it does, estimated seconds it needs to be worth starting) in the order they run.
+STEPS: list[tuple[str, str, float]] = [
+    ("vacuum-analyze", "VACUUM (ANALYZE) every table", 10),
+    ("reindex", "REINDEX TABLE CONCURRENTLY every table (writes keep flowing)", 20),
+    ("archive-logs", "compress and ship rotated logs, apply bucket retention", 10),
+    ("verify-backup", "restore drill of the newest backup into a scratch database", 60),
+    ("check-wallets", "wallet consistency check", 10),
+    ("dependency-audit", "vulnerability audit of requirements.lock", 10),
+]
+STEP_NAMES = [name for name, _, _ in STEPS]
+
+
+def window_end(now: datetime, until: str | None = None, budget_minutes: float | None = None) -> datetime:
+    """The end of this run: now + budget, else the next `until` (HH:MM UTC, default 03:00)."""
+    now = now.astimezone(timezone.utc)
+    if budget_minutes is not None:
+        if budget_minutes <= 0:
+            raise ValueError("--budget must be a positive number of minutes")
+        return now + timedelta(minutes=budget_minutes)
+    text = until or DEFAULT_UNTIL
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
+    if not match:
+        raise ValueError(f"--until {text!r}: expected HH:MM (UTC)")
+    end = now.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
+    return end if end > now else end + timedelta(days=1)
+
+
+def fits(now: datetime, end: datetime, estimate_s: float) -> bool:
+    return now + timedelta(seconds=estimate_s) + SAFETY_MARGIN <= end
+
+
+def seconds_left(now: datetime, end: datetime) -> float:
+    return max(0.0, (end - now - SAFETY_MARGIN).total_seconds())
+
+
+@dataclass
+class StepResult:
+    step: str
+    status: str  # ok | failed | skipped | partial
+    seconds: float
+    detail: str
+
+    def to_json(self) -> dict:
+        return {"step": self.step, "status": self.status, "seconds": round(self.seconds, 2), "detail": self.detail}
+
+
+def exit_status(results: list[StepResult]) -> int:
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+# -- dependency audit ------------------------------------------------------------------------
+
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;#\\]+)")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_lock(text: str) -> dict[str, str]:
+    """`name==version` pins of a requirements lock file (canonical names)."""
+    pins = {}
+    for line in text.splitlines():
+        match = PIN.match(line.strip())
+        if match:
+            pins[canonical(match[1])] = match[3]
+    return pins
+
+
+def version_key(version: str) -> tuple:
+    """A comparable key of a release version: `2.9.0.post0` -> (2, 9, 0, 0, 1); pre-releases sort first."""
+    match = re.match(r"^(\d+(?:\.\d+)*)(.*)$", version.strip())
+    if not match:
+        return ((0,), 0)
+    release = tuple(int(p) for p in match[1].split("."))
+    release = release + (0,) * (6 - len(release))
+    suffix = match[2].lower()
+    if re.match(r"^[.-]?(a|b|rc|alpha|beta|c|dev)", suffix):
+        phase = -1
+    elif re.match(r"^[.-]?post", suffix):
+        phase = 1
+    else:
+        phase = 0
+    return release, phase
+
+
+def satisfies(version: str, specifier: str) -> bool:
+    """`version` matches every clause of `specifier` (`>=1.0,<1.4.2`, `==2.0`, `<3`)."""
+    for clause in filter(None, (c.strip() for c in specifier.split(","))):
+        match = re.fullmatch(r"(<=|>=|==|!=|<|>)\s*(\S+)", clause)
+        if not match:
+            raise ValueError(f"bad version clause {clause!r}")
+        op, other = match[1], version_key(match[2])
+        mine = version_key(version)
+        ok = {"<": mine < other, "<=": mine <= other, ">": mine > other, ">=": mine >= other,
+              "==": mine == other, "!=": mine != other}[op]
+        if not ok:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Finding:
+    package: str
+    version: str
+    advisory: str
+    severity: str
+    fixed_in: str
+    summary: str
+
+    def describe(self) -> str:
+        return (f"{self.package}=={self.version}: {self.advisory} ({self.severity}) {self.summary}; "
+                f"fixed in {self.fixed_in or 'no release yet'}")
+
+
+def check_advisories(pins: dict[str, str], advisories: list[dict]) -> list[Finding]:
+    """Pinned packages inside an advisory's affected ranges (`affected`: list of specifiers, any matches)."""
+    findings = []
+    for advisory in advisories:
+        package = canonical(advisory["package"])
+        version = pins.get(package)
+        if version is None:
+            continue
+        if any(satisfies(version, spec) for spec in advisory["affected"]):
+            findings.append(Finding(package, version, advisory["id"], advisory.get("severity", "unknown"),
+                                    advisory.get("fixed_in", ""), advisory.get("summary", "")))
+    return findings
+
+
+def load_advisories(path: Path) -> tuple[str, list[dict]]:
+    """(updated date, advisories) of the team's advisory file (see docs/dependencies.md)."""
+    data = json.loads(path.read_text())
+    return str(data.get("updated", "unknown")), list(data.get("advisories", []))
+
+
+def pip_audit_command(executable: list[str], lock_file: str) -> list[str]:
+    """pip-audit over the exact pins, without resolving or installing anything."""
+    return [*executable, "-r", lock_file, "--no-deps", "--disable-pip", "--progress-spinner", "off",
+            "--format", "json"]
+
+
+def summarise_pip_audit(output: str) -> tuple[int, list[str]]:
+    """(number of vulnerabilities, one line each) from pip-audit's JSON output."""
+    data = json.loads(output)
+    dependencies = data.get("dependencies", data) if isinstance(data, dict) else data
+    lines = []
+    for dependency in dependencies:
+        for vuln in dependency.get("vulns", []):
+            fixed = ", ".join(vuln.get("fix_versions", [])) or "no fix yet"
+            lines.append(f"{dependency['name']}=={dependency.get('version')}: {vuln['id']} (fixed in {fixed})")
+    return len(lines), lines

@@ -1,0 +1,128 @@
+"""Archival rules, the maintenance window's end and budget, and the dependency audit."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from deploy.ops import logs, logs_model, maintenance_model as mm
+
+UTC = timezone.utc
+NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+
+
+def test_rotated_names_and_times():
+    assert logs_model.rotated_time("app-8001.2026-11-20_00-00-00_000000.log") == datetime(2026, 11, 20, tzinfo=UTC)
+    assert logs_model.rotated_time("/x/app-8001.2026-11-20_00-00-00_123456.log.gz").microsecond == 123456
+    for name in ("app-8001.log", "cron.log", "app-8001.2026-11-20.log", "nginx-error.log", "app-8001.log.gz"):
+        assert logs_model.rotated_time(name) is None
+    names = ["app-8001.log", "app-8001.2026-11-20_00-00-00_000000.log", "cron.log",
+             "app-8002.2026-11-19_00-00-00_000000.log.gz"]
+    assert logs_model.rotated_files(names) == [names[1], names[3]]
+
+
+def test_archive_key_and_local_keep():
+    name = "app-8001.2026-11-20_00-00-00_000000.log"
+    assert logs_model.archive_key("logs", "app1", name) == f"logs/app1/{name}.gz"
+    assert logs_model.archive_key("/logs/", "app1", name + ".gz") == f"logs/app1/{name}.gz"
+    assert logs_model.keep_locally(name, NOW, 8) is True  # 7 days 1 hour old
+    assert logs_model.keep_locally(name, NOW, 7) is False
+    assert logs_model.keep_locally("app-8001.log", NOW, 7) is False
+    assert logs_model.host_label_ok("host-2.a_b") and not logs_model.host_label_ok("../x")
+
+
+def test_bucket_retention_by_name_time_then_last_modified():
+    objects = [
+        logs_model.BucketObject("logs/a/app-8001.2026-10-28_00-59-59_000000.log.gz", 1, NOW),  # 30 days + 1 s
+        logs_model.BucketObject("logs/a/app-8001.2026-10-28_01-00-00_000000.log.gz", 1, NOW),  # exactly 30 days
+        logs_model.BucketObject("logs/a/other.gz", 1, NOW - timedelta(days=31)),
+        logs_model.BucketObject("logs/a/recent.gz", 1, NOW - timedelta(days=1)),
+    ]
+    assert logs_model.expired_keys(objects, NOW, 30) == ["logs/a/app-8001.2026-10-28_00-59-59_000000.log.gz",
+                                                         "logs/a/other.gz"]
+
+
+def test_compress_is_deterministic_and_removes_the_raw_file(tmp_path):
+    raw = tmp_path / "app-8001.2026-11-20_00-00-00_000000.log"
+    raw.write_text('{"a": 1}\n' * 100)
+    first = logs.compress(raw)
+    assert not raw.exists() and first.name.endswith(".log.gz")
+    data = first.read_bytes()
+    raw.write_text('{"a": 1}\n' * 100)
+    assert logs.compress(raw).read_bytes() == data
+    assert gzip.decompress(data) == b'{"a": 1}\n' * 100
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("until, budget, expected", [
+    (None, None, datetime(2026, 11, 27, 3, 0, tzinfo=UTC)),
+    ("02:30", None, datetime(2026, 11, 27, 2, 30, tzinfo=UTC)),
+    ("00:30", None, datetime(2026, 11, 28, 0, 30, tzinfo=UTC)),  # already past today: tomorrow's
+    (None, 15, NOW + timedelta(minutes=15)),
+])
+def test_window_end(until, budget, expected):
+    assert mm.window_end(NOW, until, budget) == expected
+
+
+@pytest.mark.parametrize("until, budget", [("25:00", None), ("3", None), (None, 0), (None, -5)])
+def test_window_end_rejects_bad_values(until, budget):
+    with pytest.raises(ValueError):
+        mm.window_end(NOW, until, budget)
+
+
+def test_fits_keeps_a_safety_margin():
+    end = NOW + timedelta(seconds=100)
+    assert mm.fits(NOW, end, 70)
+    assert not mm.fits(NOW, end, 71)
+    assert mm.seconds_left(NOW, end) == 70.0
+    assert mm.seconds_left(end, end) == 0.0
+
+
+def test_exit_status():
+    ok = mm.StepResult("a", "ok", 1.0, "")
+    assert mm.exit_status([ok, mm.StepResult("b", "skipped", 0.0, "")]) == 0
+    assert mm.exit_status([ok, mm.StepResult("c", "failed", 1.0, "")]) == 1
+
+
+def test_parse_lock_and_versions():
+    pins = mm.parse_lock("# comment\nSanic==25.12.1\npython_dateutil==2.9.0.post0 \\\n  --hash=sha256:x\n"
+                         "uvicorn[standard]==0.30.0\n-e .\nnot-pinned>=1\n")
+    assert pins == {"sanic": "25.12.1", "python-dateutil": "2.9.0.post0", "uvicorn": "0.30.0"}
+    assert mm.version_key("1.0") == mm.version_key("1.0.0")
+    assert mm.version_key("1.0rc1") < mm.version_key("1.0") < mm.version_key("1.0.post1") < mm.version_key("1.0.1")
+    assert mm.satisfies("1.4.1", ">=1.0,<1.4.2") and not mm.satisfies("1.4.2", ">=1.0,<1.4.2")
+    assert mm.satisfies("2.0", "==2.0.0") and mm.satisfies("2.0", "!=2.1")
+    with pytest.raises(ValueError):
+        mm.satisfies("1.0", "~=1.0")
+
+
+def test_check_advisories_matches_affected_pins_only():
+    advisories = [
+        {"id": "TEST-1", "package": "Sanic", "affected": ["<25.12.1"], "fixed_in": "25.12.1", "severity": "high"},
+        {"id": "TEST-2", "package": "py_jwt", "affected": [">=2.0,<2.16"], "fixed_in": "2.16.0",
+         "severity": "critical", "summary": "bad"},
+        {"id": "TEST-3", "package": "absent", "affected": ["<99"]},
+    ]
+    findings = mm.check_advisories({"sanic": "25.12.1", "py-jwt": "2.15.1"}, advisories)
+    assert [f.advisory for f in findings] == ["TEST-2"]
+    assert findings[0].describe() == "py-jwt==2.15.1: TEST-2 (critical) bad; fixed in 2.16.0"
+
+
+def test_shipped_advisory_file_is_valid():
+    updated, advisories = mm.load_advisories(__import__("deploy.ops.maintenance", fromlist=["x"]).ADVISORIES)
+    assert updated
+    for advisory in advisories:
+        assert {"id", "package", "affected"} <= advisory.keys()
+
+
+def test_pip_audit_command_and_summary():
+    assert mm.pip_audit_command(["pip-audit"], "requirements.lock") == [
+        "pip-audit", "-r", "requirements.lock", "--no-deps", "--disable-pip", "--progress-spinner", "off",
+        "--format", "json"]
+    output = json.dumps({"dependencies": [
+        {"name": "a", "version": "1", "vulns": [{"id": "PYSEC-X", "fix_versions": ["2"]}]},
+        {"name": "b", "version": "1", "vulns": []}]})
+    assert mm.summarise_pip_audit(output) == (1, ["a==1: PYSEC-X (fixed in 2)"])

@@ -1,0 +1,143 @@
+"""The next maintenance window, the stats table, the HTML charts and the handoff Markdown."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from deploy import reports
+from deploy import stats_model as model
+from deploy.ledger import LedgerEntry
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize("now, start", [
+    (datetime(2026, 11, 27, 1, 0, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),
+    (datetime(2026, 12, 6, 1, 59, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),
+    (datetime(2026, 12, 6, 2, 30, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),  # in progress
+    (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), datetime(2027, 1, 3, 2, 0, tzinfo=UTC)),  # over: next month, new year
+    (datetime(2026, 11, 1, 0, 0, tzinfo=UTC), datetime(2026, 11, 1, 2, 0, tzinfo=UTC)),  # the 1st is a Sunday
+    (datetime(2027, 2, 10, tzinfo=UTC), datetime(2027, 3, 7, 2, 0, tzinfo=UTC)),
+])
+def test_next_maintenance_window(now, start):
+    assert reports.next_maintenance_window(now) == (start, start + timedelta(hours=1))
+    assert start.weekday() == 6 and start.day <= 7
+
+
+def test_next_window_accepts_other_offsets():
+    now = datetime(2026, 12, 6, 4, 0, tzinfo=timezone(timedelta(hours=3)))  # 01:00 UTC
+    assert reports.next_maintenance_window(now)[0] == datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+
+
+def test_table_aligns_columns():
+    text = reports.table(["A", "LONGER"], [["xxx", "1"], ["y", "22"]])
+    assert text.splitlines() == ["A    LONGER", "---  ------", "xxx  1", "y    22"]
+
+
+def test_format_helpers():
+    assert reports.fmt_bytes(512) == "512 B"
+    assert reports.fmt_bytes(3 * 1024 * 1024) == "3.0 MiB"
+    assert reports.fmt_ms(None) == "-" and reports.fmt_ms(1.25) == "1.2"
+    assert reports.fmt_percent(12.345, 2) == "12.35%"
+
+
+def merged_example() -> dict:
+    window = model.LogWindow(datetime(2026, 11, 26, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))
+    for duration in (10.0, 20.0, 250.0):
+        window.routes.setdefault("/api/v1/x", model.RouteCounts()).requests += 1
+        model.add_to_histogram(window.routes["/api/v1/x"].latency, duration)
+    report = {"logs": window.to_json(), "system": {"cpu_percent": 5.0, "load": [0.1, 0.2, 0.3],
+              "memory": {"used_bytes": 1024, "total_bytes": 4096, "used_percent": 25.0},
+              "disk": {"used_bytes": 10, "total_bytes": 100, "used_percent": 10.0}},
+              "instances": [{"port": 8001, "pid": 42, "cpu_percent": 1.0, "rss_bytes": 2048, "uptime_s": 60}],
+              "release": {"version": "v1.0.0"},
+              "database": {"name": "clicknback", "size_bytes": 8 * 1024 * 1024, "connections": {"idle": 3},
+                           "cache_hit_ratio": 0.995, "tables": [{"table": "users", "total_bytes": 8192,
+                           "live_tuples": 5, "dead_tuples": 1, "last_vacuum": None, "last_autovacuum": None}],
+                           "slowest_statements": None}}
+    return model.merge_reports({"app1": report})
+
+
+def test_stats_text_shows_percentiles_target_hosts_and_database():
+    text = reports.stats_text(merged_example(), "production")
+    assert "p50 20.0  p95 250.0  p99 250.0" in text
+    assert "target p99 < 200 ms: OVER TARGET" in text
+    assert "/api/v1/x" in text and "OVER" in text
+    assert "app1" in text and "v1.0.0" in text and "app-8001" in text
+    assert "Database clicknback: 8.0 MiB; connections: idle 3; cache hit ratio 99.50%" in text
+    assert "pg_stat_statements is not installed" in text
+
+
+def history_example() -> list[dict]:
+    merged = merged_example()
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    return [model.history_record(merged, "production", start + timedelta(days=day)) for day in range(3)]
+
+
+def test_svg_chart_draws_one_path_per_series_and_a_reference_line():
+    t = datetime(2026, 11, 27, tzinfo=UTC)
+    svg = reports.svg_line_chart("Latency", {"p50": [(t, 1.0), (t + timedelta(hours=1), 2.0)],
+                                             "p99": [(t, 5.0)]}, "ms", ("target", 200.0))
+    assert svg.count('<path class="series"') == 2
+    assert 'class="reference"' in svg and "M64.0," in svg
+    empty = reports.svg_line_chart("Nothing", {"p50": []}, "ms")
+    assert "<path" not in empty and "no data yet" in empty
+
+
+def test_history_html_is_self_contained_with_four_charts():
+    page = reports.history_html(history_example(), "production", datetime(2026, 11, 27, tzinfo=UTC), "latest <text>")
+    assert page.count("<svg") == 4
+    assert page.count('<path class="series"') >= 5  # p50, p95, p99, error rate, cpu, memory, db size
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script" not in page and "latest &lt;text&gt;" in page
+
+
+def test_markdown_section_and_known_issues():
+    text = "# On call\n\nintro\n\n## Escalation path\n\n1. first\n2. second\n\n## Other\n\nmore\n"
+    assert reports.markdown_section(text, "Escalation path") == "1. first\n2. second"
+    assert reports.markdown_section(text, "Missing") == ""
+    assert reports.known_issues_list("# Known issues\n\npreamble\n\n## A\n\nbody\n") == "## A\n\nbody"
+
+
+def test_handoff_markdown_has_every_section():
+    entry = LedgerEntry(who="me@laptop", when="2026-11-27T01:00:00+00:00", kind="rollback", tag="v1",
+                        commit="a" * 40, release="20261127T010000Z-v1", hosts=["app1"], duration_s=12.5,
+                        outcome="ok", from_release="20261127T000000Z-v2", marked_bad=["20261127T000000Z-v2"])
+    data = {
+        "environment": "production", "generated_at": datetime(2026, 11, 27, 1, 30, tzinfo=UTC), "operator": "me",
+        "hosts": [{"name": "app1", "release": "20261127T010000Z-v1", "version": "v1", "commit": "a" * 40,
+                   "deployed_at": "2026-11-27T01:00:00+00:00",
+                   "health": [{"name": "app-8001 ready", "ok": True, "answer": "200 {}"}]}],
+        "ledger": [entry],
+        "backups": {"last_backup": {"backup_id": "B1", "created_at": "2026-11-22T01:00:00+00:00", "size_bytes": 2048},
+                    "last_verified": {"backup_id": "B1", "ok": True, "verified_at": "2026-11-23T02:10:00+00:00"}},
+        "requests": merged_example()["requests"],
+        "known_issues": "## Slow login\n\nArgon2 is slow on purpose.",
+        "next_window": reports.next_maintenance_window(datetime(2026, 11, 27, tzinfo=UTC)),
+        "escalation": "1. Developer",
+    }
+    text = reports.handoff_markdown(data)
+    for expected in ("## Current release", "| app1 | 20261127T010000Z-v1 | v1 | aaaaaaaaaaaa | 2026-11-27T01:00:00+00:00 |",
+                     "OK app1 app-8001 ready", "| rollback | v1 | ok | 12.5s |", "marked bad: 20261127T000000Z-v2",
+                     "Last backup: B1 at 2026-11-22T01:00:00+00:00 (2.0 KiB)", "Last verified restore: B1 passed",
+                     "3 requests, error rate 0.00%", "p99 250.0 ms (OVER the 200 ms target)", "## Slow login",
+                     "Sunday 2026-12-06 02:00–03:00 UTC", "## Escalation path\n\n1. Developer"):
+        assert expected in text, expected
+
+
+def test_handoff_without_backups_or_requests_says_so():
+    data = {"environment": "staging", "generated_at": datetime(2026, 11, 27, tzinfo=UTC), "operator": "me",
+            "hosts": [{"name": "s1", "health": []}], "ledger": [], "backups": {"error": "S3 unreachable"},
+            "requests": None, "known_issues": "", "next_window": reports.maintenance_window(2026, 12), "escalation": ""}
+    text = reports.handoff_markdown(data)
+    assert "(nothing deployed)" in text and "No deploys or rollbacks" in text
+    assert "Could not list backups: S3 unreachable" in text and "Request logs unavailable" in text
+
+
+def test_steps_table_totals_against_the_rto():
+    text = reports.steps_table([{"step": "a", "status": "ok", "seconds": 30.0, "detail": "x"},
+                                {"step": "b", "status": "ok", "seconds": 40.0}], rto_s=3600)
+    assert "total 70.0s against an RTO of 60 min (3600s): within" in text
+    assert "OVER" in reports.steps_table([{"step": "a", "status": "ok", "seconds": 4000.0}], rto_s=3600)
