@@ -16,6 +16,9 @@ COMMAND_MODULES = [
     "deploy.ops.migrate",
     "deploy.ops.backup",
     "deploy.ops.wallets",
+    "deploy.ops.logs",
+    "deploy.ops.stats",
+    "deploy.ops.maintenance",
 ]
 
 
