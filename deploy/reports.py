@@ -318,7 +318,7 @@ def handoff_markdown(data: dict) -> str:
         lines.append(f"- Could not list backups: {backups['error']}")
     else:
         last, verified = backups.get("last_backup"), backups.get("last_verified")
-        lines.append(f"- Last backup: {last['backup_id']} at {last['created_at']} ({fmt_bytes(last['size_bytes'])})"
+        lines.append(f"- Last backup: {last['backup_id']} at {last['finished_at']} ({fmt_bytes(last['size_bytes'])})"
                      if last else "- Last backup: NONE (run `invoke backup`)")
         if verified:
             outcome = "passed" if verified["ok"] else "FAILED"

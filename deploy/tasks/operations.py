@@ -1,3 +1,368 @@
-"""Invoke tasks: operations (see docs/)."""
+"""Invoke tasks: stats, maintenance, archive-logs, handoff, drill (runbooks: docs/observability.md,
+docs/maintenance.md, docs/logs.md, docs/on-call.md, docs/incidents.md).
 
-TASKS: list = []
+The work happens on the hosts, in the VPS-side ops CLI (deploy/ops/stats.py, maintenance.py,
+logs.py) of each host's current release; these tasks open SSH, run it, and merge or print what
+it returns. The numbers and the text are built by pure modules (deploy/stats_model.py,
+deploy/reports.py, deploy/operations_commands.py).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from invoke import Exit, task
+
+from deploy import commands as cmd
+from deploy import ledger, release, reports, stats_model
+from deploy import operations_commands as ocmd
+from deploy.local_postgres import LocalPostgres
+from deploy.release import DeployError, Session, layout
+from deploy.ssh import Remote
+from deploy.tasks.release import _help, _operator_errors, _session
+
+FULL_SYSTEM_FAILURE_RTO_S = 3600  # operation-plan §9.1
+DEFAULT_HISTORY = ".local/stats-history-{env}.jsonl"
+HOST_HELP = "host that runs the shared steps (default: the environment's first host)"
+
+
+def _current(remote: Remote) -> str:
+    current = release.current_release(remote)
+    if not current:
+        raise DeployError(f"[{remote.host.name}] nothing is deployed yet: deploy a release first")
+    return current
+
+
+def _ops(remote: Remote, *args: str) -> str:
+    return cmd.ops_command(layout(remote), _current(remote), *args)
+
+
+def _json_line(output: str) -> dict:
+    return jsonlib.loads(output.strip().splitlines()[-1])
+
+
+def _first(session: Session, host: str | None) -> Remote:
+    if host is None:
+        return session.remotes[0]
+    for remote in session.remotes:
+        if remote.host.name == host:
+            return remote
+    raise DeployError(f"no host named {host!r} (hosts: {', '.join(r.host.name for r in session.remotes)})")
+
+
+# -- stats -----------------------------------------------------------------------------------
+
+def collect_stats(session: Session, window_hours: float, only_logs: bool = False) -> dict[str, dict]:
+    """`clicknback-ops stats` on every host at once; the database figures from the first host only."""
+    first = session.remotes[0]
+
+    def one(remote: Remote) -> dict:
+        args = ocmd.stats_args(window_hours, with_database=remote is first, only_logs=only_logs)
+        return _json_line(remote.query(_ops(remote, *args)).stdout)
+
+    return dict(zip((r.host.name for r in session.remotes), session.parallel(one)))
+
+
+@task(help=_help(
+    window_hours="request logs of the last N hours (default 24)",
+    history="local JSON-lines history to append to (default .local/stats-history-<env>.jsonl)",
+    html="also write a self-contained HTML report with charts of the whole history to this file",
+    json="print the merged figures as JSON instead of the table",
+))
+@_operator_errors
+def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=None, json=False):
+    """Host, app, database and request-log figures of every host, checked against p99 < 200 ms."""
+    with _session(env, inventory) as session:
+        name = session.environment.name
+        merged = stats_model.merge_reports(collect_stats(session, float(window_hours)))
+    now = datetime.now(timezone.utc)
+    text = reports.stats_text(merged, name)
+    print(jsonlib.dumps(merged, indent=2, sort_keys=True) if json else text)
+    history_path = Path(history or DEFAULT_HISTORY.format(env=name))
+    history_path.parent.mkdir(parents=True, exist_ok=True)
+    with history_path.open("a") as handle:
+        handle.write(jsonlib.dumps(stats_model.history_record(merged, name, now), sort_keys=True) + "\n")
+    if html:
+        records = stats_model.parse_history(history_path.read_text())
+        Path(html).write_text(reports.history_html(records, name, now, text))
+        print(f"wrote {html} ({len(records)} sample(s) from {history_path})", file=sys.stderr)
+
+
+# -- archive-logs and maintenance ------------------------------------------------------------
+
+@task(help=_help(dry_run="say what would be compressed, uploaded and deleted; change nothing"))
+@_operator_errors
+def archive_logs(c, env=None, inventory=None, dry_run=False):
+    """Compress rotated app logs on every host, upload them (verified) to the bucket, apply retention."""
+    with _session(env, inventory) as session:
+        statuses = session.parallel(lambda r: r.stream(_ops(r, *ocmd.archive_logs_args(r.host.name, dry_run))))
+    failed = [r.host.name for r, s in zip(session.remotes, statuses) if s != 0]
+    if failed:
+        raise Exit(f"ERROR: archive-logs failed on {', '.join(failed)} (their files are kept; see above)", code=1)
+
+
+@task(iterable=["skip"], help=_help(
+    host=HOST_HELP,
+    until="end of the window, HH:MM UTC (default 03:00, as cron runs it)",
+    budget="run for at most this many minutes from now (for a run outside the window)",
+    skip="leave a step out (repeatable): vacuum-analyze, reindex, archive-logs, verify-backup, "
+         "check-wallets, dependency-audit",
+))
+@_operator_errors
+def maintenance(c, env=None, inventory=None, host=None, until=None, budget=None, skip=None):
+    """Run the maintenance window now: vacuum, reindex, archive logs, verify backup, wallets, audit."""
+    budget = float(budget) if budget is not None else None
+    with _session(env, inventory) as session:
+        first = _first(session, host)
+        failed = []
+        for remote in [first] + [r for r in session.remotes if r is not first]:
+            args = ocmd.maintenance_args(remote.host.name, remote is first, until, budget, list(skip or []))
+            if remote.stream(_ops(remote, *args)) != 0:
+                failed.append(remote.host.name)
+    if failed:
+        raise Exit(f"ERROR: a maintenance step failed on {', '.join(failed)} (see the report above)", code=1)
+
+
+# -- handoff ---------------------------------------------------------------------------------
+
+def _probe_host(remote: Remote) -> list[dict]:
+    host = remote.host
+    urls = []
+    for port in host.instance_ports:
+        urls += [(f"{cmd.program_name(port)} live", host.live_url_for(port)),
+                 (f"{cmd.program_name(port)} ready", host.ready_url_for(port))]
+    urls.append(("nginx ready", f"http://{host.address}:{host.nginx_port}/health/ready"))
+    probes = []
+    for name, url in urls:
+        answer = remote.query(cmd.probe_command(url), check=False).stdout.strip()
+        probes.append({"name": name, "ok": answer.split(" ", 1)[0] == "200", "answer": answer})
+    return probes
+
+
+def _host_state(remote: Remote) -> dict:
+    current = release.current_release(remote)
+    metadata = {}
+    raw = remote.query(ocmd.read_release_json_command(layout(remote))).stdout.strip()
+    if raw:
+        metadata = jsonlib.loads(raw)
+    return {"name": remote.host.name, "release": current, "version": metadata.get("version"),
+            "commit": metadata.get("commit"), "deployed_at": metadata.get("deployed_at"),
+            "health": _probe_host(remote)}
+
+
+def _recent_ledger(session: Session, count: int) -> list[ledger.LedgerEntry]:
+    seen, entries = set(), []
+    for remote in session.remotes:
+        for entry in release.read_ledger(remote):
+            key = (entry.when, entry.kind, entry.release, entry.outcome)
+            if key not in seen:
+                seen.add(key)
+                entries.append(entry)
+    return sorted(entries, key=lambda e: e.when)[-count:]
+
+
+def backup_summary(listing: dict) -> dict:
+    """The newest complete backup and the newest verification among them (from `backups --json`)."""
+    complete = listing.get("complete", [])
+    last = complete[0] if complete else None
+    verified = [dict(m["verification"], backup_id=m["backup_id"]) for m in complete if m.get("verification")]
+    verified.sort(key=lambda v: v.get("verified_at", ""))
+    return {"last_backup": last, "last_verified": verified[-1] if verified else None}
+
+
+def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
+    first = session.remotes[0]
+    hosts = session.parallel(_host_state)
+    try:
+        backups = backup_summary(_json_line(first.query(_ops(first, "backups", "--json")).stdout))
+    except Exception as error:  # noqa: BLE001 - the handoff still goes out, saying what is missing
+        backups = {"error": str(error).splitlines()[0][:300]}
+    try:
+        requests = stats_model.merge_reports(collect_stats(session, 24.0, only_logs=True))["requests"]
+    except Exception:  # noqa: BLE001
+        requests = None
+    return {
+        "environment": session.environment.name,
+        "generated_at": datetime.now(timezone.utc),
+        "operator": release.operator(),
+        "hosts": hosts,
+        "ledger": _recent_ledger(session, 10),
+        "backups": backups,
+        "requests": requests,
+        "known_issues": reports.known_issues_list(known_issues.read_text()) if known_issues.exists() else "",
+        "next_window": reports.next_maintenance_window(datetime.now(timezone.utc)),
+        "escalation": reports.markdown_section(on_call.read_text(), "Escalation path") if on_call.exists() else "",
+    }
+
+
+@task(help=_help(
+    output="write the Markdown to this file instead of printing it",
+    known_issues="the team's known-issues file (default docs/known-issues.md)",
+    on_call="the on-call runbook whose 'Escalation path' section is quoted (default docs/on-call.md)",
+))
+@_operator_errors
+def handoff(c, env=None, inventory=None, output=None, known_issues="docs/known-issues.md", on_call="docs/on-call.md"):
+    """The on-call handoff in Markdown: releases, recent deploys, health, backups, 24 h errors and p99, issues."""
+    with _session(env, inventory) as session:
+        text = reports.handoff_markdown(gather_handoff(session, Path(known_issues), Path(on_call)))
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        print(text)
+
+
+# -- drill -----------------------------------------------------------------------------------
+
+class DrillFailed(DeployError):
+    pass
+
+
+class Drill:
+    """The quarterly failover test (plan §9.3), step by step, each one timed."""
+
+    def __init__(self, session: Session, stop_database: Callable[[], str], start_database: Callable[[], str],
+                 timeout: int):
+        self.session, self.timeout = session, timeout
+        self.stop_database, self.start_database = stop_database, start_database
+        self.first = session.remotes[0]
+        self.steps: list[dict] = []
+
+    def step(self, name: str, action: Callable[[], str]) -> None:
+        self.session.say(f"drill: {name} ...")
+        started = time.monotonic()
+        try:
+            detail = action()
+        except Exception as error:
+            self.steps.append({"step": name, "status": "failed", "seconds": time.monotonic() - started,
+                               "detail": str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error)})
+            raise DrillFailed(f"drill step {name!r} failed:\n{error}") from None
+        self.steps.append({"step": name, "status": "ok", "seconds": time.monotonic() - started, "detail": detail})
+        self.session.say(f"drill: {name}: ok in {self.steps[-1]['seconds']:.1f}s ({detail})")
+
+    def healthy(self) -> str:
+        def gate(remote: Remote) -> int:
+            host = remote.host
+            urls = [host.ready_url_for(p) for p in host.instance_ports]
+            urls.append(f"http://{host.address}:{host.nginx_port}/health/ready")
+            for url in urls:
+                remote.query(cmd.health_poll_command(url, self.timeout, host.health_interval))
+            return len(urls)
+        return f"{sum(self.session.parallel(gate))} probes answered 200"
+
+    def row_counts(self) -> dict[str, int]:
+        return _json_line(self.first.query(_ops(self.first, "row-counts")).stdout)
+
+    def crash_app(self) -> str:
+        def crash(remote: Remote) -> str:
+            killed = remote.query(ocmd.crash_app_command(layout(remote), remote.host.instance_ports)).stdout.strip()
+            remote.query(ocmd.wait_until_gone_command(layout(remote)))
+            return f"{remote.host.name} {killed}"
+        return "; ".join(self.session.parallel(crash))
+
+    def restart_app(self) -> str:
+        self.session.parallel(lambda r: r.query(cmd.supervisor_ensure_running_command(layout(r))))
+        return "supervisord started on every host (autostart brings the instances up)"
+
+    def wait_for_database(self) -> str:
+        self.first.query(ocmd.wait_for_database_command(layout(self.first), _current(self.first), self.timeout))
+        return "the app's own connection code reaches it"
+
+    def run(self) -> list[dict]:
+        before: dict[str, int] = {}
+
+        def baseline() -> str:
+            nonlocal before
+            self.healthy()
+            before = self.row_counts()
+            return f"healthy; {sum(before.values())} rows in {len(before)} tables"
+
+        def verify_data() -> str:
+            after = self.row_counts()
+            if after != before:
+                changed = sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
+                raise DrillFailed(f"row counts changed in {', '.join(changed)}: before {before}, after {after}")
+            wallets = self.first.query(_ops(self.first, "check-wallets")).stdout.strip().splitlines()[-1]
+            status = _json_line(self.first.query(_ops(self.first, "migrate", "--status")).stdout)
+            if status.get("pending"):
+                raise DrillFailed(f"migrations pending after recovery: {status['pending']}")
+            return f"{sum(after.values())} rows unchanged; {wallets}; schema at {status.get('db_head')}"
+
+        def fresh_backup() -> str:
+            output = self.first.query(_ops(self.first, "backup")).stdout.strip().splitlines()
+            verified = self.first.query(_ops(self.first, "verify-backup")).stdout.strip().splitlines()
+            return f"{output[-1][:100] if output else 'backup done'}; {verified[-1][:100] if verified else 'verified'}"
+
+        self.step("baseline (health, row counts)", baseline)
+        self.step("crash: SIGKILL app and supervisord", self.crash_app)
+        self.step("crash: stop the database abruptly", self.stop_database)
+        self.step("database back", self.start_database)
+        self.step("database accepts the app's connections", self.wait_for_database)
+        self.step("app back (supervisord, autostart)", self.restart_app)
+        self.step("health gate on every instance and nginx", self.healthy)
+        self.step("data: row counts, wallets, schema", verify_data)
+        self.step("fresh backup and restore drill", fresh_backup)
+        return self.steps
+
+
+def _database_control(session: Session, sandbox_dir: str | None, db_stop: str, db_start: str):
+    """Sandbox: the local cluster (pg_ctl -m immediate, i.e. crash recovery on start); else remote commands."""
+    if sandbox_dir:
+        postgres = LocalPostgres(Path(sandbox_dir) / "postgres")
+
+        def stop() -> str:
+            postgres.stop("immediate")
+            return f"pg_ctl stop -m immediate (no checkpoint) on port {postgres.port}"
+
+        def start() -> str:
+            postgres.start()
+            return "pg_ctl start: crash recovery, accepting connections"
+        return stop, start
+    first = session.remotes[0]
+    return (lambda: first.query(db_stop).stdout.strip() or db_stop,
+            lambda: first.query(db_start).stdout.strip() or db_start)
+
+
+@task(help=_help(
+    sandbox_dir="the sandbox's folder (default: the inventory's folder when the environment is `sandbox`); "
+                "its local PostgreSQL is the one stopped",
+    db_stop="command run on the first host to kill the database abruptly (staging; default: "
+            "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main)",
+    db_start="command run on the first host to start it again (default: sudo -n systemctl start postgresql@15-main)",
+    timeout="seconds each recovery wait may take (default 120)",
+))
+@_operator_errors
+def drill(c, env=None, inventory=None, sandbox_dir=None, db_stop="sudo -n systemctl kill --signal=SIGKILL postgresql@15-main",
+          db_start="sudo -n systemctl start postgresql@15-main", timeout=120):
+    """Failover drill (sandbox/staging only): crash app and database, recover, verify health, data, backup, time it."""
+    from deploy.inventory import inventory_path
+
+    with _session(env, inventory) as session:
+        name = session.environment.name
+        if name == "production":
+            raise DeployError("the drill crashes the app and the database: run it on the sandbox or staging, "
+                              "never on production")
+        if sandbox_dir is None and name == "sandbox":
+            sandbox_dir = str(inventory_path(inventory).parent)
+        stop, start = _database_control(session, sandbox_dir, db_stop, db_start)
+        drill_run = Drill(session, stop, start, int(timeout))
+        try:
+            drill_run.run()
+        finally:
+            session.say("drill report (RTO for a full system failure: 1 hour, operation-plan §9.1)")
+            session.say(reports.steps_table(drill_run.steps, FULL_SYSTEM_FAILURE_RTO_S))
+
+
+TASKS = [stats, archive_logs, maintenance, handoff, drill]
+
+
+if __name__ == "__main__":
+    # `python -m deploy.tasks.operations TASK ...`: these tasks alone, without the rest of tasks.py.
+    from invoke import Collection, Program
+
+    Program(namespace=Collection(*TASKS), binary="python -m deploy.tasks.operations").run()

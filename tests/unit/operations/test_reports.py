@@ -111,7 +111,7 @@ def test_handoff_markdown_has_every_section():
                    "deployed_at": "2026-11-27T01:00:00+00:00",
                    "health": [{"name": "app-8001 ready", "ok": True, "answer": "200 {}"}]}],
         "ledger": [entry],
-        "backups": {"last_backup": {"backup_id": "B1", "created_at": "2026-11-22T01:00:00+00:00", "size_bytes": 2048},
+        "backups": {"last_backup": {"backup_id": "B1", "finished_at": "2026-11-22T01:00:00+00:00", "size_bytes": 2048},
                     "last_verified": {"backup_id": "B1", "ok": True, "verified_at": "2026-11-23T02:10:00+00:00"}},
         "requests": merged_example()["requests"],
         "known_issues": "## Slow login\n\nArgon2 is slow on purpose.",
