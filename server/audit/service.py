@@ -9,6 +9,9 @@ from typing import Any
 import asyncpg
 import orjson
 
+from server import db
+from server.http import page
+
 
 async def record(
     conn: asyncpg.Connection,
@@ -27,3 +30,53 @@ async def record(
         uuid.uuid4(), actor_type, actor_id, action, resource_type, resource_id,
         orjson.dumps(details).decode(),
     )
+
+
+ACTIONS = (
+    "PURCHASE_CONFIRMED", "PURCHASE_CONFIRMED_BY_ADMIN", "PURCHASE_REJECTED", "PURCHASE_REVERSED",
+    "MERCHANT_CREATED", "MERCHANT_STATUS_CHANGED", "OFFER_CREATED", "OFFER_STATUS_CHANGED",
+    "FEATURE_FLAG_SET", "FEATURE_FLAG_DELETED", "PAYOUT_REQUESTED", "PAYOUT_COMPLETED", "PAYOUT_FAILED",
+)
+RESOURCE_TYPES = ("purchase", "merchant", "offer", "feature_flag", "payout")
+AUDIT_COLUMNS = "id, occurred_at, actor_type, actor_id, action, resource_type, resource_id, outcome, details"
+# Filter name -> the condition it adds; `from` is inclusive and `to` exclusive (API.md §3.9).
+FILTERS = {
+    "action": "action = {}",
+    "resource_type": "resource_type = {}",
+    "resource_id": "resource_id = {}::uuid",
+    "actor_id": "actor_id = {}::uuid",
+    "from": "occurred_at >= {}",
+    "to": "occurred_at < {}",
+}
+
+
+def audit_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "occurred_at": row["occurred_at"],
+        "actor_type": row["actor_type"],
+        "actor_id": str(row["actor_id"]) if row["actor_id"] is not None else None,
+        "action": row["action"],
+        "resource_type": row["resource_type"],
+        "resource_id": str(row["resource_id"]),
+        "outcome": row["outcome"],
+        "details": orjson.loads(row["details"]),
+    }
+
+
+async def list_page(offset: int, limit: int, filters: dict[str, Any]) -> dict[str, Any]:
+    """Newest first. `filters` holds only the filters that were given."""
+    conditions, args = [], []
+    for name, condition in FILTERS.items():
+        if filters.get(name) is not None:
+            args.append(filters[name])
+            conditions.append(condition.format(f"${len(args)}"))
+    clause = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    n = len(args)
+    rows = await db.fetch(
+        f"SELECT {AUDIT_COLUMNS}, count(*) OVER () AS total FROM audit_logs {clause} "
+        f"ORDER BY occurred_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args, limit, offset,
+    )
+    total = rows[0]["total"] if rows else await db.fetchval(f"SELECT count(*) FROM audit_logs {clause}", *args)
+    return page([audit_out(row) for row in rows], offset, limit, total)
