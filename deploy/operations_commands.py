@@ -11,8 +11,9 @@ from deploy.commands import Layout, q
 SHARED_MAINTENANCE_STEPS = ("vacuum-analyze", "reindex", "verify-backup", "check-wallets")
 
 
-def stats_args(window_hours: float, with_database: bool, only_logs: bool = False) -> list[str]:
-    args = ["stats", "--window-hours", f"{window_hours:g}"]
+def stats_args(window_hours: float, with_database: bool, only_logs: bool = False,
+               end: str | None = None) -> list[str]:
+    args = ["stats", "--window-hours", f"{window_hours:g}", *(["--end", end] if end else [])]
     if only_logs:
         args.append("--only-logs")
     elif not with_database:
@@ -20,14 +21,14 @@ def stats_args(window_hours: float, with_database: bool, only_logs: bool = False
     return args
 
 
-def archive_logs_args(host_label: str, dry_run: bool) -> list[str]:
-    return ["archive-logs", "--host-label", host_label, *(["--dry-run"] if dry_run else [])]
+def archive_logs_args(dry_run: bool) -> list[str]:
+    """No --host-label: the host files its archives under the same name cron uses (its hostname)."""
+    return ["archive-logs", *(["--dry-run"] if dry_run else [])]
 
 
-def maintenance_args(host_label: str, shared_steps: bool, until: str | None, budget: float | None,
-                     skip: list[str]) -> list[str]:
+def maintenance_args(shared_steps: bool, until: str | None, budget: float | None, skip: list[str]) -> list[str]:
     """The first host runs every step; the others only what is theirs (logs, their release's audit)."""
-    args = ["maintenance", "--host-label", host_label]
+    args = ["maintenance"]
     if until:
         args += ["--until", until]
     if budget is not None:

@@ -57,12 +57,13 @@ def _first(session: Session, host: str | None) -> Remote:
 
 # -- stats -----------------------------------------------------------------------------------
 
-def collect_stats(session: Session, window_hours: float, only_logs: bool = False) -> dict[str, dict]:
+def collect_stats(session: Session, window_hours: float, only_logs: bool = False,
+                  end: str | None = None) -> dict[str, dict]:
     """`clicknback-ops stats` on every host at once; the database figures from the first host only."""
     first = session.remotes[0]
 
     def one(remote: Remote) -> dict:
-        args = ocmd.stats_args(window_hours, with_database=remote is first, only_logs=only_logs)
+        args = ocmd.stats_args(window_hours, with_database=remote is first, only_logs=only_logs, end=end)
         return _json_line(remote.query(_ops(remote, *args)).stdout)
 
     return dict(zip((r.host.name for r in session.remotes), session.parallel(one)))
@@ -73,13 +74,14 @@ def collect_stats(session: Session, window_hours: float, only_logs: bool = False
     history="local JSON-lines history to append to (default .local/stats-history-<env>.jsonl)",
     html="also write a self-contained HTML report with charts of the whole history to this file",
     json="print the merged figures as JSON instead of the table",
+    end="end of the log window, ISO-8601 (default now), e.g. to look at an incident's hours",
 ))
 @_operator_errors
-def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=None, json=False):
+def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=None, json=False, end=None):
     """Host, app, database and request-log figures of every host, checked against p99 < 200 ms."""
     with _session(env, inventory) as session:
         name = session.environment.name
-        merged = stats_model.merge_reports(collect_stats(session, float(window_hours)))
+        merged = stats_model.merge_reports(collect_stats(session, float(window_hours), end=end))
     now = datetime.now(timezone.utc)
     text = reports.stats_text(merged, name)
     print(jsonlib.dumps(merged, indent=2, sort_keys=True) if json else text)
@@ -100,7 +102,7 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
 def archive_logs(c, env=None, inventory=None, dry_run=False):
     """Compress rotated app logs on every host, upload them (verified) to the bucket, apply retention."""
     with _session(env, inventory) as session:
-        statuses = session.parallel(lambda r: r.stream(_ops(r, *ocmd.archive_logs_args(r.host.name, dry_run))))
+        statuses = session.parallel(lambda r: r.stream(_ops(r, *ocmd.archive_logs_args(dry_run))))
     failed = [r.host.name for r, s in zip(session.remotes, statuses) if s != 0]
     if failed:
         raise Exit(f"ERROR: archive-logs failed on {', '.join(failed)} (their files are kept; see above)", code=1)
@@ -121,7 +123,7 @@ def maintenance(c, env=None, inventory=None, host=None, until=None, budget=None,
         first = _first(session, host)
         failed = []
         for remote in [first] + [r for r in session.remotes if r is not first]:
-            args = ocmd.maintenance_args(remote.host.name, remote is first, until, budget, list(skip or []))
+            args = ocmd.maintenance_args(remote is first, until, budget, list(skip or []))
             if remote.stream(_ops(remote, *args)) != 0:
                 failed.append(remote.host.name)
     if failed:

@@ -13,14 +13,16 @@ def test_stats_and_archive_args():
     assert ocmd.stats_args(24.0, with_database=True) == ["stats", "--window-hours", "24"]
     assert ocmd.stats_args(1.5, with_database=False) == ["stats", "--window-hours", "1.5", "--no-database"]
     assert ocmd.stats_args(24, with_database=True, only_logs=True) == ["stats", "--window-hours", "24", "--only-logs"]
-    assert ocmd.archive_logs_args("app1", dry_run=True) == ["archive-logs", "--host-label", "app1", "--dry-run"]
+    assert ocmd.stats_args(2, with_database=False, end="2026-01-02T00:00:00+00:00") == [
+        "stats", "--window-hours", "2", "--end", "2026-01-02T00:00:00+00:00", "--no-database"]
+    assert ocmd.archive_logs_args(dry_run=True) == ["archive-logs", "--dry-run"]
+    assert ocmd.archive_logs_args(dry_run=False) == ["archive-logs"]
 
 
 def test_maintenance_args_first_host_and_others():
-    assert ocmd.maintenance_args("app1", True, None, 20.0, []) == ["maintenance", "--host-label", "app1",
-                                                                    "--budget", "20"]
-    assert ocmd.maintenance_args("app2", False, "02:55", None, ["reindex"]) == [
-        "maintenance", "--host-label", "app2", "--until", "02:55", "--skip", "reindex",
+    assert ocmd.maintenance_args(True, None, 20.0, []) == ["maintenance", "--budget", "20"]
+    assert ocmd.maintenance_args(False, "02:55", None, ["reindex"]) == [
+        "maintenance", "--until", "02:55", "--skip", "reindex",
         "--skip", "vacuum-analyze", "--skip", "verify-backup", "--skip", "check-wallets"]
 
 
