@@ -168,29 +168,6 @@ def crontab_block(layout: Layout, host: Host) -> str:
     )
 
 
-def merge_crontab(existing: str, block: str, marker: str) -> str:
-    """Replace this deploy root's marked block in a crontab (or append it); other lines stay."""
-    begin, end = f"# BEGIN {marker}", f"# END {marker}"
-    kept: list[str] = []
-    inside = False
-    for line in existing.splitlines():
-        if line.strip() == begin:
-            inside = True
-        elif line.strip() == end and inside:
-            inside = False
-        elif not inside:
-            kept.append(line)
-    while kept and not kept[-1].strip():
-        kept.pop()
-    prefix = "\n".join(kept) + "\n" if kept else ""
-    return prefix + block if block.endswith("\n") else prefix + block + "\n"
-
-
-def remove_crontab_block(existing: str, marker: str) -> str:
-    kept = merge_crontab(existing, "", marker)
-    return kept if kept.strip() else ""
-
-
 # -- file and layout commands ----------------------------------------------------------------
 
 
@@ -293,6 +270,10 @@ def prune_command(layout: Layout, release_ids: list[str]) -> str:
     if not release_ids:
         return "true"
     return "rm -rf -- " + " ".join(q(layout.release(r)) for r in release_ids)
+
+
+def release_metadata_read_command(layout: Layout, rel_id: str) -> str:
+    return f"cat {q(layout.release(rel_id) + '/RELEASE.json')}"
 
 
 def release_exists_command(layout: Layout, rel_id: str) -> str:
@@ -410,17 +391,41 @@ def set_rotation_command(layout: Layout, host: Host, out_of_rotation: tuple[int,
     )
 
 
+def gated_restart_command(layout: Layout, host: Host, port: int) -> str:
+    """One instance, in one round trip: out of nginx rotation, restart, poll readiness, back in.
+
+    Any failing step stops the chain with the instance still out of rotation, so a release that
+    never becomes ready never receives a request through nginx.
+    """
+    return " && ".join([
+        set_rotation_command(layout, host, (port,)),
+        restart_instance_command(layout, port),
+        health_poll_command(host.ready_url_for(port), host.health_timeout, host.health_interval),
+        set_rotation_command(layout, host, ()),
+    ])
+
+
 # -- crontab ---------------------------------------------------------------------------------
 
 
-def crontab_read_command() -> str:
-    return "command -v crontab >/dev/null || { echo 'crontab not found: apt-get install cron' >&2; exit 127; }; crontab -l 2>/dev/null || true"
+CRONTAB_LOCK = "$HOME/.clicknback-crontab.lock"
 
 
-def crontab_install_command(content: str) -> str:
-    if not content.strip():
-        return "crontab -r 2>/dev/null || true"
-    return f"printf '%s' {q(content)} | crontab -"
+def crontab_install_command(marker: str, block: str) -> str:
+    """Replace this deploy root's marked block in the user's crontab (or drop it: block="").
+
+    Read, edit and write happen in one remote command under flock: deploy roots that share a user
+    (the sandbox's two hosts) provision in parallel without losing each other's block.
+    """
+    keep_others = (
+        f"awk -v begin={q('# BEGIN ' + marker)} -v end={q('# END ' + marker)}"
+        " '$0==begin{skip=1;next} $0==end{skip=0;next} !skip'"
+    )
+    return (
+        "command -v crontab >/dev/null || { echo 'crontab not found: apt-get install cron' >&2; exit 127; };"
+        f" exec 9>>\"{CRONTAB_LOCK}\" && flock 9"
+        f" && {{ crontab -l 2>/dev/null | {keep_others}; printf '%s' {q(block)}; }} | crontab -"
+    )
 
 
 # -- health and logs -------------------------------------------------------------------------
@@ -481,6 +486,12 @@ def migrate_to_command(layout: Layout, rel_id: str, number: int) -> str:
 
 def migrate_status_command(layout: Layout, rel_id: str) -> str:
     return ops_command(layout, rel_id, "migrate", "--status")
+
+
+def migration_head_command(layout: Layout, rel_id: str) -> str:
+    """Prints the newest migration file name of a release's code (empty when it has none)."""
+    folder = q(f"{layout.release(rel_id)}/migrations/models")
+    return f"ls -1 {folder} 2>/dev/null | grep -E '^[0-9]+_.*[.]py$' | sort -n | tail -n 1"
 
 
 def migration_number(file_name: str | None) -> int | None:

@@ -177,6 +177,8 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InventoryError(f"{path}: {where}.hosts: duplicate host name {duplicates[0]!r}")
+    for table, label in ((defaults.get("s3", {}), "defaults.s3"), (env_data.get("s3", {}), f"{where}.s3")):
+        _expect_table(table, label, path)
     s3_data = {**S3_DEFAULTS, **defaults.get("s3", {}), **env_data.get("s3", {})}
     _reject_unknown(s3_data, set(S3_DEFAULTS), f"{where}.s3", path)
     for key, value in s3_data.items():

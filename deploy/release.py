@@ -198,17 +198,10 @@ class Lock:
 def restart_gated(remote: Remote, port: int) -> None:
     """Restart one instance out of nginx rotation; it rejoins only after /health/ready says 200."""
     host, lay = remote.host, layout(remote)
-    remote.run(cmd.set_rotation_command(lay, host, (port,)))
-    restart = remote.run(cmd.restart_instance_command(lay, port), check=False)
-    if restart.ok:
-        gate = remote.run(cmd.health_poll_command(host.ready_url_for(port), host.health_timeout,
-                                                  host.health_interval), check=False)
-    else:
-        gate = restart
+    gate = remote.run(cmd.gated_restart_command(lay, host, port), check=False)
     if not gate.ok:
         tail = remote.query(cmd.instance_output_tail_command(lay, port, LOG_LINES_ON_FAILURE)).stdout
         raise GateFailed(host, port, gate.stdout + gate.stderr, tail)
-    remote.run(cmd.set_rotation_command(lay, host, ()))
     remote.say(f"{cmd.program_name(port)} healthy on {host.bind_address}:{port}")
 
 
@@ -221,7 +214,7 @@ def switch_host(remote: Remote, rel_id: str, restarted: list[int]) -> None:
         restart_gated(remote, port)
 
 
-def switch_all(session: Session, targets: dict[str, str]) -> tuple[list[Remote], GateFailed | None]:
+def switch_all(session: Session, targets: dict[str, str]) -> GateFailed | None:
     """Switch host by host; on a failed gate put every switched host back on its old release."""
     switched: list[tuple[Remote, list[int]]] = []
     old = {remote.host.name: current_release(remote) for remote in session.remotes}
@@ -233,8 +226,8 @@ def switch_all(session: Session, targets: dict[str, str]) -> tuple[list[Remote],
         except GateFailed as failure:
             session.say(str(failure))
             revert(session, switched, old)
-            return [r for r, _ in switched], failure
-    return [r for r, _ in switched], None
+            return failure
+    return None
 
 
 def revert(session: Session, switched: list[tuple[Remote, list[int]]], old: dict[str, str | None]) -> None:
@@ -325,7 +318,7 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
             record("failed", str(error))
             raise DeployError(f"deploy of {tag} failed before any host switched; nothing changed "
                               f"for the users:\n{error}") from None
-        _, failure = switch_all(session, {r.host.name: rel_id for r in session.remotes})
+        failure = switch_all(session, {r.host.name: rel_id for r in session.remotes})
         if failure is not None:
             record("rolled_back", f"{failure.host.name}:{failure.port}: {failure.check.strip()[:500]}")
             raise DeployError(f"deploy of {tag} FAILED its health gate and was rolled back; "
@@ -361,6 +354,33 @@ def choose_rollback_target(remote: Remote, to_tag: str | None) -> tuple[str, str
     return current, target
 
 
+def check_database_for_rollback(remote: Remote, current: str, target: str, downgrade: bool) -> None:
+    """Refuse a target whose code is behind the database, or (--downgrade) undo the newer migrations.
+
+    When both releases carry the same newest migration the database cannot be ahead of the target
+    (the current release passed its readiness gate, which compares heads), so the slower status
+    query through the ops CLI is skipped: a code-only rollback stays fast.
+    """
+    lay = layout(remote)
+    heads = {rel: remote.query(cmd.migration_head_command(lay, rel)).stdout.strip() for rel in (current, target)}
+    if heads[current] == heads[target]:
+        return
+    status_out = remote.query(cmd.migrate_status_command(lay, target)).stdout
+    status = json.loads(status_out.strip().splitlines()[-1])
+    if not cmd.database_ahead_of(status):
+        return
+    code_number = status.get("code_head_number")
+    if not downgrade:
+        raise DeployError(
+            f"refusing: {target}'s newest migration is {status.get('code_head')} but the database is "
+            f"at {status.get('db_head')}; its code would run against a schema it does not know.\n"
+            f"Rerun with --downgrade to undo the newer migrations (with {current}'s code: "
+            f"`migrate --to {code_number}`) before switching; that may drop data those migrations added."
+        )
+    result = remote.run(cmd.migrate_to_command(lay, current, code_number))
+    remote.say(result.stdout.strip() or f"would downgrade to migration {code_number}")
+
+
 def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
     started = time.monotonic()
     when = utc_now().isoformat(timespec="seconds")
@@ -375,24 +395,10 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
                 raise DeployError(f"[{remote.host.name}] release {target} is not on this host")
         session.parallel(check_target)
 
-        status_out = first.query(cmd.migrate_status_command(layout(first), target)).stdout
-        status = json.loads(status_out.strip().splitlines()[-1])
-        if cmd.database_ahead_of(status):
-            code_number = status.get("code_head_number")
-            if not downgrade:
-                raise DeployError(
-                    f"refusing: {target}'s newest migration is {status.get('code_head')} but the database is "
-                    f"at {status.get('db_head')}; its code would run against a schema it does not know.\n"
-                    f"Rerun with --downgrade to undo the newer migrations (with {current}'s code: "
-                    f"`migrate --to {code_number}`) before switching; that may drop data those migrations added."
-                )
-            result = first.run(cmd.migrate_to_command(layout(first), current, code_number))
-            first.say(result.stdout.strip() or f"would downgrade to migration {code_number}")
-        commit = ""
-        if not session.dry_run:
-            commit = json.loads(first.query(f"cat {cmd.q(layout(first).release(target) + '/RELEASE.json')}").stdout
-                                ).get("commit", "")
-        _, failure = switch_all(session, {r.host.name: target for r in session.remotes})
+        check_database_for_rollback(first, current, target, downgrade)
+        metadata = first.query(cmd.release_metadata_read_command(layout(first), target)).stdout
+        commit = json.loads(metadata).get("commit", "")
+        failure = switch_all(session, {r.host.name: target for r in session.remotes})
         outcome = "failed" if failure else "ok"
         if not session.dry_run:
             append_ledger(session, ledger.LedgerEntry(
@@ -429,9 +435,8 @@ def provision_host(remote: Remote, env_file: bytes | None) -> None:
         remote.run(cmd.write_file_command(path, content), show=f"write {path}:\n{content}")
     remote.run(cmd.supervisor_ensure_running_command(lay))
     remote.run(cmd.nginx_reload_command(lay))
-    existing = remote.query(cmd.crontab_read_command()).stdout
-    crontab = cmd.merge_crontab(existing, cmd.crontab_block(lay, host), cmd.crontab_marker(lay))
-    remote.run(cmd.crontab_install_command(crontab), show=f"install crontab:\n{crontab}")
+    block = cmd.crontab_block(lay, host)
+    remote.run(cmd.crontab_install_command(cmd.crontab_marker(lay), block), show=f"install crontab block:\n{block}")
     remote.say("provisioned")
 
 
@@ -452,6 +457,4 @@ def unprovision_host(remote: Remote) -> None:
     """Stop this deploy root's services and drop its crontab block (sandbox teardown)."""
     lay = layout(remote)
     remote.run(cmd.stop_services_command(lay), check=False)
-    existing = remote.query("crontab -l 2>/dev/null || true").stdout
-    remote.run(cmd.crontab_install_command(cmd.remove_crontab_block(existing, cmd.crontab_marker(lay))),
-               check=False)
+    remote.run(cmd.crontab_install_command(cmd.crontab_marker(lay), ""), check=False)

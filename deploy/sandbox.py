@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
+import signal
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ DEFAULT_ADDRESSES = ("127.0.0.2", "127.0.0.3")
 NGINX_PORT = 8080
 ENVIRONMENT = "sandbox"
 DATABASE = "clicknback"
+S3_BUCKET = "clicknback-sandbox"
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Sandbox:
     addresses: tuple[str, ...] = DEFAULT_ADDRESSES
     nginx_port: int = NGINX_PORT
     instance_ports: tuple[int, ...] = (8001, 8002)
-    extra_inventory: str = ""
+    with_s3: bool = True
     sshd: LocalSshd = field(init=False)
     postgres: LocalPostgres = field(init=False)
 
@@ -37,6 +39,29 @@ class Sandbox:
         self.base_dir = Path(self.base_dir).resolve()
         self.sshd = LocalSshd(self.base_dir / "sshd", self.addresses)
         self.postgres = LocalPostgres(self.base_dir / "postgres")
+
+    @property
+    def s3_pid_file(self) -> Path:
+        return self.base_dir / "s3.pid"
+
+    def s3(self):
+        """The sandbox's S3 endpoint (moto), on a port remembered across `up` calls."""
+        from deploy.local_s3 import LocalS3
+
+        port_file = self.base_dir / "s3-port"
+        port = int(port_file.read_text()) if port_file.exists() else 0
+        endpoint = LocalS3(port=port, log_file=self.base_dir / "s3.log")
+        port_file.write_text(str(endpoint.port))
+        return endpoint
+
+    def _start_s3(self) -> None:
+        endpoint = self.s3()
+        if endpoint.answers():
+            return
+        endpoint.start()
+        # moto outlives this process (the sandbox stays up after `invoke sandbox up` returns).
+        self.s3_pid_file.write_text(str(endpoint._process.pid))
+        endpoint.create_bucket(S3_BUCKET)
 
     @property
     def inventory_path(self) -> Path:
@@ -58,6 +83,8 @@ class Sandbox:
             root.mkdir(parents=True, exist_ok=True)
             chown_tree(root, self.sshd.user)
         make_reachable(self.base_dir / "roots")
+        if self.with_s3 and local_s3_available():
+            self._start_s3()
         self.postgres.start()
         if not self.postgres.database_exists(DATABASE):
             self.postgres.create_database(DATABASE)
@@ -72,6 +99,8 @@ class Sandbox:
             f"OAUTH_HASH_KEY={secrets.token_urlsafe(48)}",
             "LOG_FORMAT=json",
         ]
+        if self.with_s3 and local_s3_available():
+            lines += [f"{key}={value}" for key, value in self.s3().settings(S3_BUCKET).items()]
         return "\n".join(lines) + "\n"
 
     def inventory_text(self) -> str:
@@ -86,8 +115,13 @@ class Sandbox:
             f'[defaults]\nssh_user = "{self.sshd.user}"\nssh_port = {self.sshd.port}\n'
             f'identity_file = "{self.sshd.identity_file}"\nknown_hosts = "{self.sshd.known_hosts}"\n'
             f"instance_ports = [{ports}]\nnginx_port = {self.nginx_port}\npython = \"/usr/bin/python3\"\n"
-            f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{hosts}{self.extra_inventory}'
+            f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{self._s3_inventory()}{hosts}'
         )
+
+    def _s3_inventory(self) -> str:
+        if not (self.with_s3 and local_s3_available()):
+            return ""
+        return f's3 = {{ endpoint_url = "{self.s3().endpoint_url}", bucket = "{S3_BUCKET}" }}\n'
 
     def stop(self) -> None:
         """Stop every process of the sandbox (app, nginx, supervisord, sshd, PostgreSQL)."""
@@ -104,6 +138,12 @@ class Sandbox:
                     _stop_services_directly(self.deploy_root(address))
         self.sshd.stop()
         self.postgres.stop()
+        if self.s3_pid_file.exists():
+            try:
+                os.kill(int(self.s3_pid_file.read_text()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+            self.s3_pid_file.unlink()
 
     def destroy(self) -> None:
         self.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -95,6 +96,9 @@ class Result:
         return self.exited == 0
 
 
+_STARTED = time.monotonic()
+
+
 class Remote:
     """Runs built commands on one host; in dry-run, prints every command that changes something.
 
@@ -122,7 +126,8 @@ class Remote:
 
     def say(self, message: str) -> None:
         with self._print_lock:
-            print(f"[{self.host.name}] {message}", file=self.out, flush=True)
+            elapsed = time.monotonic() - _STARTED
+            print(f"[{self.host.name} +{elapsed:.1f}s] {message}", file=self.out, flush=True)
 
     def query(self, command: str, check: bool = True) -> Result:
         return self._execute(command, check)

@@ -1,6 +1,8 @@
-"""A bounded load generator: a few threads GET URLs until a request budget, a deadline or stop().
+"""A bounded load generator: a few paced threads GET URLs until a request budget, a deadline or stop.
 
-Every response that is not 200, and every connection error, is recorded as a failure.
+Every response that is not 200, and every connection error, is recorded as a failure. Pacing
+keeps the load realistic (and leaves CPU to the deploy being measured); `covered` tells whether
+the load was still running when it was stopped, i.e. it spanned the whole operation.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class LoadGenerator:
     max_requests: int = 20000
     deadline_s: float = 180.0
     threads: int = 4
+    per_thread_rate: float = 10.0
     request_id_prefix: str = "load"
     sent: int = 0
     ok: int = 0
@@ -25,6 +28,8 @@ class LoadGenerator:
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _workers: list[threading.Thread] = field(default_factory=list)
+    _deadline: float = 0.0
+    still_running_at_stop: bool = False
 
     def _take(self) -> int | None:
         with self._lock:
@@ -33,8 +38,12 @@ class LoadGenerator:
             self.sent += 1
             return self.sent
 
+    @property
+    def covered(self) -> bool:
+        return self.sent < self.max_requests and time.monotonic() < self._deadline
+
     def _work(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._stop.wait(1.0 / self.per_thread_rate):
             number = self._take()
             if number is None:
                 return
@@ -57,7 +66,7 @@ class LoadGenerator:
                     self.failures.append(f"{url} -> {type(error).__name__}: {error}")
 
     def __enter__(self) -> "LoadGenerator":
-        deadline = time.monotonic() + self.deadline_s
+        deadline = self._deadline = time.monotonic() + self.deadline_s
         self._workers = [threading.Thread(target=self._work, args=(deadline,), daemon=True)
                          for _ in range(self.threads)]
         for worker in self._workers:
@@ -65,6 +74,7 @@ class LoadGenerator:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.still_running_at_stop = self.covered
         self._stop.set()
         for worker in self._workers:
             worker.join(timeout=15)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,18 +19,40 @@ from typing import Iterator
 
 from deploy import commands as cmd
 from deploy.inventory import load_inventory
-from deploy.local_sshd import chown_tree, make_reachable
+from deploy.local_sshd import chown_tree, free_port, make_reachable
 from deploy.release import Remote
-from deploy.sandbox import ENVIRONMENT, Sandbox
+from deploy.sandbox import DEFAULT_ADDRESSES, ENVIRONMENT, Sandbox
 
 VENV_CACHE = Path(os.environ.get("CLICKNBACK_TEST_VENV_CACHE", "/var/tmp/clicknback-test-venvs"))
 
 
+def ports_free_on_all(addresses: tuple[str, ...], count: int) -> list[int]:
+    """`count` ports free on every address (so a running `invoke sandbox` never clashes with tests)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        candidate = free_port(addresses[0])
+        if candidate not in ports and all(_bindable(a, candidate) for a in addresses[1:]):
+            ports.append(candidate)
+    return ports
+
+
+def _bindable(address: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((address, port))
+            return True
+        except OSError:
+            return False
+
+
 @contextmanager
-def started_sandbox(extra_inventory: str = "") -> Iterator[Sandbox]:
+def started_sandbox(addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: bool = False) -> Iterator[Sandbox]:
+    """A sandbox on free ports (sshd, nginx, app instances), removed afterwards."""
     base = Path(tempfile.mkdtemp(prefix="cnb-e2e-", dir="/var/tmp"))
     os.chmod(base, 0o755)
-    sandbox = Sandbox(base / "sandbox", extra_inventory=extra_inventory)
+    nginx_port, *instance_ports = ports_free_on_all(addresses, 3)
+    sandbox = Sandbox(base / "sandbox", addresses, nginx_port=nginx_port, instance_ports=tuple(instance_ports),
+                      with_s3=with_s3)
     try:
         sandbox.start()
         yield sandbox

@@ -1,0 +1,239 @@
+"""Golden strings for every remote command the deploy tooling builds (what --dry-run prints)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy import commands as cmd
+from deploy.commands import Layout
+from deploy.inventory import parse_inventory
+
+L = Layout("/srv/cnb")
+REL = "20261127T010203Z-v1.2.3"
+SUPCTL = "supervisorctl -c /srv/cnb/supervisor/supervisord.conf"
+NGINX = ("/usr/sbin/nginx -p /srv/cnb/nginx/ -c /srv/cnb/nginx/nginx.conf "
+         "-e /srv/cnb/shared/logs/nginx-error.log")
+RELOAD = (f"{NGINX} -q -t && if [ -s /srv/cnb/nginx/nginx.pid ] && kill -0 \"$(cat /srv/cnb/nginx/nginx.pid)\" "
+          f"2>/dev/null; then {NGINX} -s reload; else {NGINX}; fi")
+
+
+@pytest.fixture
+def host():
+    return parse_inventory(
+        '[environments.p]\n[[environments.p.hosts]]\nname = "app1"\naddress = "10.0.0.5"\n'
+        'deploy_root = "/srv/cnb"\nnginx_port = 8080\n'
+    ).environment("p").hosts[0]
+
+
+def test_layout_creates_every_folder_and_locks_down_shared():
+    assert cmd.layout_command(L) == (
+        "mkdir -p /srv/cnb/releases /srv/cnb/venvs /srv/cnb/shared/logs /srv/cnb/shared/logs/supervisor "
+        "/srv/cnb/state /srv/cnb/supervisor/conf.d /srv/cnb/nginx/tmp && chmod 700 /srv/cnb/shared"
+    )
+
+
+def test_write_file_is_atomic_and_quotes_content():
+    assert cmd.write_file_command("/srv/cnb/x.conf", "a 'b'\n") == (
+        "printf '%s' 'a '\"'\"'b'\"'\"'\n' > /srv/cnb/x.conf.tmp && chmod 644 /srv/cnb/x.conf.tmp"
+        " && mv -f /srv/cnb/x.conf.tmp /srv/cnb/x.conf"
+    )
+
+
+def test_env_file_gets_mode_600_before_it_is_moved_into_place():
+    assert cmd.install_env_file_command(L, "/srv/cnb/shared/.env.upload") == (
+        "chmod 600 /srv/cnb/shared/.env.upload && mv -f /srv/cnb/shared/.env.upload /srv/cnb/shared/.env"
+    )
+
+
+def test_release_id_and_metadata():
+    assert cmd.release_id("20261127T010203Z", "v1.2.3") == REL
+    assert cmd.release_metadata("v1", "abc", "2026-11-27T01:02:03+00:00") == (
+        '{"commit": "abc", "deployed_at": "2026-11-27T01:02:03+00:00", "version": "v1"}'
+    )
+    with pytest.raises(ValueError, match="only letters"):
+        cmd.release_id("20261127T010203Z", "v1; rm -rf /")
+
+
+def test_extract_release_unpacks_the_upload_and_writes_release_json():
+    assert cmd.extract_release_command(L, REL, '{"a": 1}') == (
+        f"rm -rf /srv/cnb/releases/{REL} && mkdir -p /srv/cnb/releases/{REL}"
+        f" && tar -xzf /srv/cnb/releases/.upload-{REL}.tar.gz -C /srv/cnb/releases/{REL}"
+        f" && rm -f /srv/cnb/releases/.upload-{REL}.tar.gz"
+        f" && printf '%s\\n' '{{\"a\": 1}}' > /srv/cnb/releases/{REL}/RELEASE.json"
+    )
+
+
+def test_venv_is_reused_by_lock_hash_and_built_only_when_incomplete():
+    assert cmd.ensure_venv_command(L, REL, "abc123", "python3") == (
+        "{ test -f /srv/cnb/venvs/abc123/.complete && echo venv-reused || { rm -rf /srv/cnb/venvs/abc123"
+        " && python3 -m venv /srv/cnb/venvs/abc123 && /srv/cnb/venvs/abc123/bin/python -m pip install --quiet"
+        f" --no-input --disable-pip-version-check -r /srv/cnb/releases/{REL}/requirements.lock"
+        " && touch /srv/cnb/venvs/abc123/.complete && echo venv-built; }; }"
+        f" && ln -sfn /srv/cnb/venvs/abc123 /srv/cnb/releases/{REL}/.venv"
+    )
+
+
+def test_current_switches_atomically_with_a_rename():
+    assert cmd.switch_current_command(L, REL) == (
+        f"ln -sfn /srv/cnb/releases/{REL} /srv/cnb/.current.tmp && mv -T /srv/cnb/.current.tmp /srv/cnb/current"
+    )
+
+
+def test_lock_is_exclusive_and_names_the_holder_when_taken():
+    assert cmd.lock_acquire_command(L, '{"holder": "me"}') == (
+        "mkdir -p /srv/cnb/state && { ( set -C; printf '%s\\n' '{\"holder\": \"me\"}' > /srv/cnb/state/deploy.lock )"
+        " 2>/dev/null || { cat /srv/cnb/state/deploy.lock; exit 3; }; }"
+    )
+    assert cmd.lock_release_command(L, "tok") == (
+        "if grep -qF tok /srv/cnb/state/deploy.lock 2>/dev/null; then rm -f /srv/cnb/state/deploy.lock; fi"
+    )
+    assert cmd.lock_release_command(L, None) == "rm -f /srv/cnb/state/deploy.lock"
+    assert cmd.lock_status_command(L) == "cat /srv/cnb/state/deploy.lock 2>/dev/null || true"
+
+
+def test_ledger_append_is_one_quoted_line():
+    assert cmd.ledger_append_command(L, '{"a":"it\'s"}') == (
+        "mkdir -p /srv/cnb/state && printf '%s\\n' '{\"a\":\"it'\"'\"'s\"}' >> /srv/cnb/state/ledger.jsonl"
+    )
+
+
+def test_prune_keeps_the_newest_and_the_protected():
+    ids = [f"2026112{d}T000000Z-v{d}" for d in range(8)]
+    doomed = cmd.releases_to_prune(ids, keep=5, protected={ids[1]})
+    assert doomed == [ids[0], ids[2]]
+    assert cmd.prune_command(L, doomed) == (
+        f"rm -rf -- /srv/cnb/releases/{ids[0]} /srv/cnb/releases/{ids[2]}"
+    )
+    assert cmd.prune_command(L, []) == "true"
+
+
+def test_supervisor_commands():
+    assert cmd.restart_instance_command(L, 8001) == (
+        f"{SUPCTL} stop app-8001 >/dev/null 2>&1; {SUPCTL} start app-8001"
+    )
+    assert cmd.supervisor_ensure_running_command(L) == (
+        f"{{ {SUPCTL} pid >/dev/null 2>&1 || supervisord -c /srv/cnb/supervisor/supervisord.conf; }}"
+        f" && {SUPCTL} reread >/dev/null && {SUPCTL} update"
+    )
+    assert cmd.remove_stale_programs_command(L, (8001, 8002)) == (
+        "find /srv/cnb/supervisor/conf.d -name 'app-*.conf' ! -name app-8001.conf ! -name app-8002.conf -delete"
+    )
+
+
+def test_nginx_reload_checks_the_config_then_reloads_or_starts():
+    assert cmd.nginx_reload_command(L) == RELOAD
+
+
+def test_upstream_takes_one_instance_out_but_never_the_last(host):
+    assert cmd.nginx_upstream_conf(host, (8001,)) == (
+        "upstream clicknback_app {\n"
+        "    server 127.0.0.1:8001 max_fails=0 down;\n"
+        "    server 127.0.0.1:8002 max_fails=0;\n"
+        "}\n"
+    )
+    assert "down" not in cmd.nginx_upstream_conf(host, (8001, 8002))
+
+
+def test_gated_restart_is_out_of_rotation_restart_poll_back_in(host):
+    command = cmd.gated_restart_command(L, host, 8002)
+    out = cmd.set_rotation_command(L, host, (8002,))
+    back = cmd.set_rotation_command(L, host, ())
+    assert command == " && ".join([
+        out, cmd.restart_instance_command(L, 8002),
+        cmd.health_poll_command("http://127.0.0.1:8002/health/ready", 30, 1.0), back,
+    ])
+    assert out.endswith(RELOAD) and "8002 max_fails=0 down;" in out
+
+
+def test_health_poll_stops_at_200_or_the_deadline_and_prints_the_last_answer():
+    assert cmd.health_poll_command("http://127.0.0.1:8001/health/ready", 30, 1.0) == (
+        "body=$(mktemp) && deadline=$(( $(date +%s) + 30 )) && while :; do code=$(curl -s -o \"$body\""
+        " -w '%{http_code}' -m 2 http://127.0.0.1:8001/health/ready); if [ \"$code\" = 200 ]; then"
+        " rm -f \"$body\"; exit 0; fi; if [ \"$(date +%s)\" -ge \"$deadline\" ]; then break; fi; sleep 1; done;"
+        " echo \"http://127.0.0.1:8001/health/ready answered HTTP $code after 30s:\"; cat \"$body\"; echo;"
+        " rm -f \"$body\"; exit 1"
+    )
+
+
+def test_ops_cli_runs_from_the_release_with_the_shared_env_file():
+    prefix = "cd /srv/cnb/releases/R && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli"
+    assert cmd.migrate_command(L, "R") == f"{prefix} migrate"
+    assert cmd.migrate_to_command(L, "R", 1) == f"{prefix} migrate --to 1"
+    assert cmd.migrate_status_command(L, "R") == f"{prefix} migrate --status"
+
+
+def test_logs_tail_and_follow():
+    assert cmd.tail_logs_command(L, (8001, 8002), 50, False) == (
+        "tail -n 50 /srv/cnb/shared/logs/app-8001.log /srv/cnb/shared/logs/app-8002.log"
+    )
+    assert cmd.tail_logs_command(L, (8001,), 5, True) == "tail -n 5 -F /srv/cnb/shared/logs/app-8001.log"
+
+
+def test_database_ahead_of_the_release():
+    assert cmd.database_ahead_of({"db_head": "2_x.py", "code_head": "1_y.py", "code_head_number": 1})
+    assert not cmd.database_ahead_of({"db_head": "1_y.py", "code_head": "1_y.py", "code_head_number": 1})
+    assert not cmd.database_ahead_of({"db_head": None, "code_head": "1_y.py", "code_head_number": 1})
+    assert cmd.database_ahead_of({"db_head": "3_z.py", "code_head": "2_y.py"})
+    assert cmd.migration_number("12_2026_x.py") == 12 and cmd.migration_number(None) is None
+
+
+def test_crontab_block_replaces_only_its_own_marked_block():
+    assert cmd.crontab_install_command("clicknback /srv/cnb", "A\n") == (
+        "command -v crontab >/dev/null || { echo 'crontab not found: apt-get install cron' >&2; exit 127; };"
+        " exec 9>>\"$HOME/.clicknback-crontab.lock\" && flock 9 && { crontab -l 2>/dev/null"
+        " | awk -v begin='# BEGIN clicknback /srv/cnb' -v end='# END clicknback /srv/cnb'"
+        " '$0==begin{skip=1;next} $0==end{skip=0;next} !skip'; printf '%s' 'A\n'; } | crontab -"
+    )
+
+
+def test_crontab_entries(host):
+    block = cmd.crontab_block(L, host)
+    ops = "cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli"
+    log = ">> /srv/cnb/shared/logs/cron.log 2>&1"
+    lines = block.splitlines()
+    assert lines[0] == "# BEGIN clicknback /srv/cnb" and lines[-1] == "# END clicknback /srv/cnb"
+    assert f"0 1 * * 0 {ops} backup {log} && {ops} prune-backups {log}" in lines
+    assert f"30 0 * * * {ops} archive-logs {log}" in lines
+    # cron ORs day-of-month and day-of-week: days 1-7 plus a Sunday guard = the first Sunday.
+    assert f"0 2 1-7 * * [ \"$(date -u +\\%u)\" = 7 ] && {ops} maintenance {log}" in lines
+    assert lines[2] == f"@reboot {cmd.start_services_command(L)}"
+
+
+@pytest.mark.parametrize("schedule,expected", [("daily", "0 1 * * *"), ("hourly", "0 * * * *")])
+def test_backup_schedule_is_configurable(host, schedule, expected):
+    from dataclasses import replace
+
+    block = cmd.crontab_block(L, replace(host, backup_schedule=schedule))
+    assert any(line.startswith(f"{expected} cd /srv/cnb/current") and " backup " in line
+               for line in block.splitlines())
+
+
+def test_supervisor_program_runs_one_instance_from_current(host):
+    conf = cmd.supervisor_program_conf(L, host, 8001)
+    assert "[program:app-8001]" in conf
+    assert "command=/srv/cnb/current/.venv/bin/python -m server --host 127.0.0.1 --port 8001" in conf
+    assert "directory=/srv/cnb/current" in conf
+    assert 'ENV_FILE="/srv/cnb/shared/.env",LOG_FILE="/srv/cnb/shared/logs/app-8001.log"' in conf
+    assert "autorestart=true" in conf and "stopsignal=TERM" in conf
+
+
+def test_nginx_site_listens_on_the_host_and_includes_the_upstream(host):
+    conf = cmd.nginx_conf(L, host)
+    assert "listen 10.0.0.5:8080;" in conf
+    assert "include /srv/cnb/nginx/upstream.conf;" in conf
+    assert "pid /srv/cnb/nginx/nginx.pid;" in conf
+    assert "proxy_next_upstream error timeout http_502 http_503;" in conf
+
+
+def test_render_refuses_missing_or_unused_values():
+    with pytest.raises(KeyError, match="missing"):
+        cmd.render("supervisord.conf.tmpl")
+    with pytest.raises(KeyError, match="unused"):
+        cmd.render("supervisord.conf.tmpl", deploy_root="/x", extra=1)
+
+
+def test_system_setup_is_root_only_and_creates_a_non_superuser_role(host):
+    commands = cmd.system_setup_commands(host)
+    assert any("createuser --no-superuser --no-createdb --no-createrole clicknback" in c for c in commands)
+    assert any("useradd --create-home --shell /bin/bash clicknback" in c for c in commands)
+    assert any("ip_unprivileged_port_start=80" in c for c in commands)
