@@ -1,0 +1,134 @@
+"""E2E fixtures for backups: two sshd hosts with a deployed release, moto on loopback, task runners.
+
+The sandbox uses its own loopback addresses (127.0.0.6/7) so it can run beside the deploy e2e suite.
+The hosts' shared/.env carries the S3 settings of a moto endpoint; the invoke tasks run over SSH
+exactly as an operator runs them against a VPS.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bench.backup_bench import sample_data_sql
+from deploy.local_s3 import LocalS3
+from deploy.sandbox import DATABASE, Sandbox
+from tests.support.sshd import seed_shared_venv
+
+PROJECT = Path(__file__).resolve().parents[3]
+ADDRESSES = ("127.0.0.6", "127.0.0.7")
+BUCKET = "e2e-backups"
+TAG = "v1.0.0"
+
+pytestmark = pytest.mark.e2e
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.test",
+           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.test"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def backup_repo(tmp_path_factory) -> Path:
+    """The committed tree (HEAD: what a tag would hold, without anyone's unfinished edits), tagged."""
+    path = tmp_path_factory.mktemp("backup-repo")
+    archive = subprocess.run(["git", "-C", str(PROJECT), "archive", "--format=tar", "HEAD"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
+    if os.environ.get("CLICKNBACK_E2E_LOCK_FILE"):  # try a candidate lock file without committing it
+        shutil.copy(os.environ["CLICKNBACK_E2E_LOCK_FILE"], path / "requirements.lock")
+    if not (path / "requirements.lock").exists():
+        pytest.skip("requirements.lock is not in the tree: deploys install from it")
+    _git(path, "init", "-q", "-b", "main")
+    _git(path, "add", "-A")
+    _git(path, "commit", "-q", "-m", "e2e backup release")
+    _git(path, "tag", TAG)
+    return path
+
+
+@dataclass
+class TaskResult:
+    returncode: int
+    output: str
+
+
+@dataclass
+class BackupWorld:
+    sandbox: Sandbox
+    s3: LocalS3
+    repo: Path
+
+    def task(self, module: str, *args: str, check: bool = True, timeout: float = 300) -> TaskResult:
+        env = {**os.environ, "CLICKNBACK_INVENTORY": str(self.sandbox.inventory_path), "PYTHONUNBUFFERED": "1"}
+        result = subprocess.run([sys.executable, "-m", f"deploy.tasks.{module}", *args], cwd=self.repo, env=env,
+                                capture_output=True, text=True, timeout=timeout)
+        output = result.stdout + result.stderr
+        if check and result.returncode != 0:
+            raise AssertionError(f"task {module} {' '.join(args)} failed ({result.returncode}):\n{output}")
+        return TaskResult(result.returncode, output)
+
+    def backup_task(self, *args: str, check: bool = True) -> TaskResult:
+        return self.task("backup", *args, check=check)
+
+    def host_env_files(self) -> list[Path]:
+        return [self.sandbox.deploy_root(address) / "shared" / ".env" for address in ADDRESSES]
+
+    def set_host_env(self, **values: str) -> None:
+        """Edit the hosts' shared/.env in place (as an operator would), keeping owner and mode."""
+        for path in self.host_env_files():
+            lines = [line for line in path.read_text().splitlines()
+                     if line.split("=", 1)[0] not in values]
+            lines += [f"{key}={value}" for key, value in values.items() if value is not None]
+            stat = path.stat()
+            path.write_text("\n".join(lines) + "\n")
+            os.chown(path, stat.st_uid, stat.st_gid)
+            path.chmod(0o600)
+
+    def psql(self, sql: str, database: str = DATABASE) -> str:
+        return self.sandbox.postgres.psql(sql, database)
+
+
+@pytest.fixture(scope="session")
+def world(backup_repo: Path) -> BackupWorld:
+    base = Path(tempfile.mkdtemp(prefix="cnb-e2e-backup-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    sandbox = Sandbox(base / "sandbox", addresses=ADDRESSES, nginx_port=8090)
+    s3 = LocalS3(log_file=base / "moto.log", env={"S3_UPLOAD_PART_MIN_SIZE": str(64 * 1024)})
+    try:
+        s3.start()
+        s3.create_bucket(BUCKET)
+        sandbox.start()
+        settings = {**s3.settings(BUCKET), "BACKUP_PART_SIZE": "64K", "BACKUP_PREFIX": "db/",
+                    "BACKUP_MIN_KEEP": "2"}
+        with sandbox.env_file.open("a") as env_file:
+            env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
+        seed_shared_venv(sandbox, (backup_repo / "requirements.lock").read_bytes())
+        world = BackupWorld(sandbox, s3, backup_repo)
+        world.task("release", "provision", "--env-file", str(sandbox.env_file), timeout=600)
+        world.task("release", "deploy", "--tag", TAG, timeout=900)
+        sandbox.postgres.psql(sample_data_sql(users=40, purchases=300, audit_rows=100), DATABASE)
+        yield world
+    finally:
+        sandbox.destroy()
+        s3.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
