@@ -109,7 +109,9 @@ def world(backup_repo: Path) -> BackupWorld:
         s3.create_bucket(BUCKET)
         sandbox.start()
         settings = {**s3.settings(BUCKET), "BACKUP_PART_SIZE": "64K", "BACKUP_PREFIX": "db/",
-                    "BACKUP_MIN_KEEP": "2"}
+                    "BACKUP_MIN_KEEP": "2",
+                    # The verification job would change purchases after a backup: keep the data still.
+                    "PURCHASE_JOB_ENABLED": "false"}
         with sandbox.env_file.open("a") as env_file:
             env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
         seed_shared_venv(sandbox, (backup_repo / "requirements.lock").read_bytes())

@@ -1,0 +1,146 @@
+"""Backups through the invoke tasks over real sshd hosts, as an operator runs them (state flows
+from one test to the next, in file order, like an operator session)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.request
+
+import pytest
+
+from deploy.local_postgres import free_port
+from tests.integration.backup.backup_helpers import scratch_databases, table_digests
+
+from .conftest import ADDRESSES, BUCKET, BackupWorld
+
+pytestmark = pytest.mark.e2e
+ENCRYPTION_KEY = "e2e-encryption-key-0123456789-abcdefgh"
+STATE: dict[str, str] = {}
+
+
+def listing(world: BackupWorld) -> dict:
+    output = world.backup_task("backups", "--json").output
+    line = next(line for line in output.splitlines() if '"complete"' in line)
+    return json.loads(line[line.index("{"):])
+
+
+def ready(address: str, port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/health/ready", timeout=5) as response:
+            return response.status
+    except OSError:
+        return 0
+
+
+def test_backup_task_runs_on_the_first_host_and_streams_its_output(world: BackupWorld):
+    result = world.backup_task("backup")
+    assert "[host-6" in result.output and "complete" in result.output
+    match = re.search(r"backup (\d{8}T\d{6}Z-[0-9a-f]{6}): complete", result.output)
+    assert match, result.output
+    STATE["first"] = match.group(1)
+    complete = listing(world)["complete"]
+    assert [m["backup_id"] for m in complete] == [STATE["first"]]
+    assert complete[0]["release"]["version"] == "v1.0.0"  # RELEASE.json of the deployed release
+    assert complete[0]["migration_head"].startswith("1_")
+
+
+def test_other_host_can_run_it_and_the_list_shows_both(world: BackupWorld):
+    result = world.backup_task("backup", "--host", "host-7")
+    assert "[host-7" in result.output
+    table = world.backup_task("backups").output
+    assert "VERIFIED" in table and STATE["first"] in table
+    assert len(listing(world)["complete"]) == 2
+
+
+def test_verify_backup_task_passes_and_is_recorded(world: BackupWorld):
+    result = world.backup_task("verify-backup", "--backup", STATE["first"])
+    assert f"backup {STATE['first']} PASSED" in result.output
+    assert "ok   wallets" in result.output
+    assert scratch_databases(world.sandbox.postgres) == []
+    verified = {m["backup_id"]: m["verification"] for m in listing(world)["complete"]}
+    assert verified[STATE["first"]]["ok"] is True
+
+
+def test_restore_into_a_new_database_matches_the_live_one(world: BackupWorld):
+    world.backup_task("restore", "--backup", STATE["first"], "--target", "e2e_restored")
+    assert table_digests(world.sandbox.postgres, "e2e_restored") == table_digests(world.sandbox.postgres,
+                                                                                   "clicknback")
+    world.sandbox.postgres.drop_database("e2e_restored")
+
+
+def test_restore_without_target_or_confirmation_is_refused(world: BackupWorld):
+    result = world.backup_task("restore", "--backup", STATE["first"], check=False)
+    assert result.returncode != 0 and "--confirm-live" in result.output
+
+
+def test_live_restore_stops_the_app_restores_and_comes_back_healthy(world: BackupWorld):
+    before = table_digests(world.sandbox.postgres, "clicknback")
+    world.psql("INSERT INTO login_attempts (email) VALUES ('after-backup@example.test')")
+    result = world.backup_task("restore", "--backup", STATE["first"], "--confirm-live", check=True)
+    assert "stopping the app on 2 host(s)" in result.output and "safety backup" in result.output
+    assert "the app is healthy on every host" in result.output
+    assert table_digests(world.sandbox.postgres, "clicknback") == before
+    for address in ADDRESSES:
+        for port in (8001, 8002):
+            assert ready(address, port) == 200
+    reasons = [m["reason"] for m in listing(world)["complete"]]
+    assert "safety" in reasons
+
+
+def test_prune_dry_run_then_prune(world: BackupWorld):
+    dry = world.backup_task("prune-backups", "--dry-run").output
+    assert "retention: keep 28 days, at least 2 backups" in dry
+    world.backup_task("prune-backups")
+    assert len(listing(world)["complete"]) >= 2
+
+
+def test_corrupted_object_is_refused_by_the_verify_task(world: BackupWorld):
+    newest = listing(world)["complete"][0]
+    client = world.s3.client()
+    data = bytearray(client.get_object(Bucket=BUCKET, Key=newest["data_key"])["Body"].read())
+    data[-10] ^= 0x01
+    client.put_object(Bucket=BUCKET, Key=newest["data_key"], Body=bytes(data))
+    result = world.backup_task("verify-backup", check=False)
+    assert result.returncode == 1
+    assert "FAIL checksum: checksum mismatch" in result.output
+    restore = world.backup_task("restore", "--backup", newest["backup_id"], "--target", "e2e_corrupt", check=False)
+    assert restore.returncode != 0 and "checksum mismatch" in restore.output
+    assert world.psql("SELECT count(*) FROM pg_database WHERE datname = 'e2e_corrupt'") == "0"
+
+
+def test_wrong_encryption_key_is_refused(world: BackupWorld):
+    world.set_host_env(BACKUP_ENCRYPTION_KEY=ENCRYPTION_KEY)
+    result = world.backup_task("backup")
+    assert ENCRYPTION_KEY not in result.output
+    encrypted = next(m for m in listing(world)["complete"] if m["encryption"])
+    world.set_host_env(BACKUP_ENCRYPTION_KEY="a-different-key-0123456789-abcdefghijk")
+    refused = world.backup_task("restore", "--backup", encrypted["backup_id"], "--target", "e2e_wrong_key",
+                                check=False)
+    assert refused.returncode != 0 and "not the key this backup was encrypted with" in refused.output
+    world.set_host_env(BACKUP_ENCRYPTION_KEY=ENCRYPTION_KEY)
+    world.backup_task("restore", "--backup", encrypted["backup_id"], "--target", "e2e_right_key")
+    world.sandbox.postgres.drop_database("e2e_right_key")
+    world.set_host_env(BACKUP_ENCRYPTION_KEY=None)
+
+
+def test_unreachable_bucket_fails_the_task_and_the_cron_line_says_why(world: BackupWorld):
+    world.set_host_env(S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
+    try:
+        result = world.backup_task("backup", check=False)
+        assert result.returncode == 1 and "S3 endpoint unreachable" in result.output
+        # The crontab's own backup line, run as cron would (as the deploy user, output to cron.log).
+        crontab = subprocess.run(["crontab", "-l", "-u", world.sandbox.sshd.user], capture_output=True,
+                                 text=True, check=True).stdout
+        root = str(world.sandbox.deploy_root(ADDRESSES[0]))
+        line = next(entry for entry in crontab.splitlines()
+                    if " backup " in entry and root in entry and not entry.startswith("#"))
+        command = line.split(None, 5)[5]
+        ran = subprocess.run(["su", "-s", "/bin/sh", "-c", command, world.sandbox.sshd.user], capture_output=True,
+                             text=True, timeout=120)
+        assert ran.returncode != 0
+        cron_log = (world.sandbox.deploy_root(ADDRESSES[0]) / "shared" / "logs" / "cron.log").read_text()
+        assert "backup: cannot use the bucket: S3 endpoint unreachable" in cron_log.splitlines()[-1]
+    finally:
+        world.set_host_env(S3_ENDPOINT_URL=world.s3.endpoint_url)
