@@ -1,5 +1,6 @@
 """OpenAPI descriptions for the money endpoints (purchases, wallets, payouts): JSON schemas of
-their requests and responses, served by sanic-ext at /docs/openapi.json."""
+their requests and responses, served by sanic-ext at /docs/openapi.json (OpenAPI 3.0: nullable
+values use `nullable: true`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from typing import Any
 
 from sanic_ext import openapi
 from sanic_ext.extensions.openapi.definitions import Parameter, RequestBody, Response
+from sanic_ext.extensions.openapi.types import Schema
 
 MONEY_OUT = {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$", "example": "3.75"}
 MONEY_IN = {"oneOf": [{"type": "string", "example": "75.00"}, {"type": "number"}]}
 UUID = {"type": "string", "format": "uuid"}
 TIMESTAMP = {"type": "string", "format": "date-time"}
-NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+NULLABLE_TIMESTAMP = {"type": "string", "format": "date-time", "nullable": True}
 
 ERROR = {
     "type": "object",
@@ -35,7 +37,7 @@ PURCHASE_OUT = {
         "id": UUID, "external_id": {"type": "string"}, "user_id": UUID, "merchant_id": UUID,
         "merchant_name": {"type": "string"}, "offer_id": UUID, "amount": MONEY_OUT, "currency": {"type": "string"},
         "status": PURCHASE_STATUS, "cashback_amount": MONEY_OUT,
-        "cashback_status": {"type": ["string", "null"], "enum": ["pending", "available", "reversed", None]},
+        "cashback_status": {"type": "string", "enum": ["pending", "available", "reversed", None], "nullable": True},
         "created_at": TIMESTAMP,
     },
 }
@@ -65,7 +67,7 @@ PAYOUT_OUT = {
     "required": ["id", "user_id", "amount", "status", "requested_at", "processed_at", "external_reference"],
     "properties": {
         "id": UUID, "user_id": UUID, "amount": MONEY_OUT, "status": PAYOUT_STATUS, "requested_at": TIMESTAMP,
-        "processed_at": NULLABLE_TIMESTAMP, "external_reference": {"type": ["string", "null"]},
+        "processed_at": NULLABLE_TIMESTAMP, "external_reference": {"type": "string", "nullable": True},
     },
 }
 
@@ -83,7 +85,7 @@ PAYOUT_PATCH_IN = {
     "required": ["status"],
     "properties": {
         "status": {"type": "string", "enum": ["completed", "failed"]},
-        "external_reference": {"type": ["string", "null"], "maxLength": 255},
+        "external_reference": {"type": "string", "maxLength": 255, "nullable": True},
     },
 }
 
@@ -104,11 +106,12 @@ def page_of(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def query(name: str, schema: dict[str, Any]) -> Parameter:
-    return Parameter(name, schema, "query", required=False)
+    return Parameter(name, Schema(**schema), "query", required=False)
 
 
 def path(name: str) -> Parameter:
-    return Parameter(name, {"type": "string"}, "path", required=True)
+    """Any string: a malformed id is a documented 404, so generated requests may try one."""
+    return Parameter(name, Schema(type="string"), "path", required=True)
 
 
 PAGINATION = [query("offset", {"type": "integer", "minimum": 0}),
@@ -129,5 +132,5 @@ def describe(summary: str, tag: str, responses: dict[int, dict[str, Any]], *, er
         body=RequestBody({"application/json": body}, required=True) if body is not None else None,
         parameter=parameters or None,
         response=described,
-        secured={"bearerAuth": []},
+        secured={"bearer": []},  # the scheme the app registers for every route
     )
