@@ -152,3 +152,14 @@ async def test_successful_login_clears_failures(client, user, conn):
         await client.post("/api/v1/auth/login", json={"email": user.email, "password": "Wr0ng!Pass"})
     assert (await client.post("/api/v1/auth/login", json={"email": user.email, "password": STRONG})).status_code == 200
     assert await conn.fetchval("SELECT count(*) FROM login_attempts WHERE email = $1", user.email) == 0
+
+
+@pytest.mark.parametrize("payload, fields", [
+    ({"email": "a@b.co"}, {"password"}),
+    ({"email": "nope", "password": "x"}, {"email"}),
+    ({"email": "a@b.co", "password": ""}, {"password"}),
+])
+async def test_login_schema_violations(client, payload, fields):
+    response = await client.post("/api/v1/auth/login", json=payload)
+    assert response.status_code == 422
+    assert {v["field"] for v in response.json()["error"]["details"]["violations"]} == fields
