@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from deploy.ops import backup_operations as operations
-from deploy.ops.backup_commands import database_name
-from deploy.ops.backup_settings import BackupSettings, load_backup_settings
-from deploy.ops.backup_store import S3Store, StoreError
-from server.config import ConfigError
+if TYPE_CHECKING:
+    from deploy.ops.backup_settings import BackupSettings
+    from deploy.ops.backup_store import S3Store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,10 +56,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_command(_verify))
 
 
-def _command(body: Callable[[argparse.Namespace, BackupSettings, S3Store], int]) -> Callable[[argparse.Namespace], int]:
+Body = Callable[[argparse.Namespace, "BackupSettings", "S3Store"], int]
+
+
+def _command(body: Body) -> Callable[[argparse.Namespace], int]:
     """Load settings, open the store, run; every known failure becomes one line and an exit status."""
 
     def handler(args: argparse.Namespace) -> int:
+        # Imported here: boto3, asyncpg and cryptography would slow every other ops command's start.
+        from deploy.ops import backup_operations as operations
+        from deploy.ops.backup_settings import load_backup_settings
+        from deploy.ops.backup_store import StoreError
+        from server.config import ConfigError
+
         try:
             settings = load_backup_settings()
         except ConfigError as error:
@@ -88,28 +95,40 @@ def _command(body: Callable[[argparse.Namespace, BackupSettings, S3Store], int])
     return handler
 
 
-def _backup(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+def _backup(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+    from deploy.ops import backup_operations as operations
+
     operations.run_backup(settings, store, reason=args.reason, out=sys.stdout)
     return 0
 
 
-def _list(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+def _list(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+    from deploy.ops import backup_operations as operations
+
     operations.list_backups(settings, store, sys.stdout, as_json=args.json)
     return 0
 
 
-def _prune(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+def _prune(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+    from deploy.ops import backup_operations as operations
+
     operations.prune_backups(settings, store, sys.stdout, dry_run=args.dry_run)
     return 0
 
 
-def _restore(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+def _restore(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+    from deploy.ops import backup_operations as operations
+
     if not args.target and not args.confirm_live:
         raise operations.UsageError("give --target DB (a new database), or --confirm-live to replace the live one")
+    from deploy.ops.backup_commands import database_name
+
     target = args.target or database_name(settings.database_url)
     operations.restore(settings, store, args.backup, target, args.confirm_live, sys.stdout)
     return 0
 
 
-def _verify(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
+def _verify(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+    from deploy.ops import backup_operations as operations
+
     return 0 if operations.verify_backup(settings, store, args.backup, sys.stdout) else 1
