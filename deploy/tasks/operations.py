@@ -46,6 +46,13 @@ def _json_line(output: str) -> dict:
     return jsonlib.loads(output.strip().splitlines()[-1])
 
 
+def serving_ports(remote: Remote) -> tuple[int, ...]:
+    """The ports the host's instances serve on: the live ports the deploy records on the host
+    (blue/green switches alternate them), else the inventory's instance ports."""
+    live_ports = getattr(release, "live_ports", None)
+    return tuple(live_ports(remote)) if live_ports else remote.host.instance_ports
+
+
 def _first(session: Session, host: str | None) -> Remote:
     if host is None:
         return session.remotes[0]
@@ -135,7 +142,7 @@ def maintenance(c, env=None, inventory=None, host=None, until=None, budget=None,
 def _probe_host(remote: Remote) -> list[dict]:
     host = remote.host
     urls = []
-    for port in host.instance_ports:
+    for port in serving_ports(remote):
         urls += [(f"{cmd.program_name(port)} live", host.live_url_for(port)),
                  (f"{cmd.program_name(port)} ready", host.ready_url_for(port))]
     urls.append(("nginx ready", f"http://{host.address}:{host.nginx_port}/health/ready"))
@@ -250,7 +257,7 @@ class Drill:
     def healthy(self) -> str:
         def gate(remote: Remote) -> int:
             host = remote.host
-            urls = [host.ready_url_for(p) for p in host.instance_ports]
+            urls = [host.ready_url_for(p) for p in serving_ports(remote)]
             urls.append(f"http://{host.address}:{host.nginx_port}/health/ready")
             for url in urls:
                 remote.query(cmd.health_poll_command(url, self.timeout, host.health_interval))
@@ -262,14 +269,15 @@ class Drill:
 
     def crash_app(self) -> str:
         def crash(remote: Remote) -> str:
-            killed = remote.query(ocmd.crash_app_command(layout(remote), remote.host.instance_ports)).stdout.strip()
+            killed = remote.query(ocmd.crash_app_command(layout(remote), serving_ports(remote))).stdout.strip()
             remote.query(ocmd.wait_until_gone_command(layout(remote)))
             return f"{remote.host.name} {killed}"
         return "; ".join(self.session.parallel(crash))
 
     def restart_app(self) -> str:
-        self.session.parallel(lambda r: r.query(cmd.supervisor_ensure_running_command(layout(r))))
-        return "supervisord started on every host (autostart brings the instances up)"
+        # What @reboot runs: supervisord, the live instances, nginx (already running: its error is fine).
+        self.session.parallel(lambda r: r.query(cmd.start_services_command(layout(r)), check=False))
+        return "the @reboot command ran on every host"
 
     def wait_for_database(self) -> str:
         self.first.query(ocmd.wait_for_database_command(layout(self.first), _current(self.first), self.timeout))
@@ -305,7 +313,7 @@ class Drill:
         self.step("crash: stop the database abruptly", self.stop_database)
         self.step("database back", self.start_database)
         self.step("database accepts the app's connections", self.wait_for_database)
-        self.step("app back (supervisord, autostart)", self.restart_app)
+        self.step("app back (the @reboot command)", self.restart_app)
         self.step("health gate on every instance and nginx", self.healthy)
         self.step("data: row counts, wallets, schema", verify_data)
         self.step("fresh backup and restore drill", fresh_backup)
