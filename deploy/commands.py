@@ -70,6 +70,10 @@ class Layout:
         return f"{self.root}/state/deploy.lock"
 
     @property
+    def live_ports(self) -> str:
+        return f"{self.root}/state/live_ports"
+
+    @property
     def supervisor_conf(self) -> str:
         return f"{self.root}/supervisor/supervisord.conf"
 
@@ -134,19 +138,26 @@ def nginx_conf(layout: Layout, host: Host) -> str:
     )
 
 
-def nginx_upstream_conf(host: Host, out_of_rotation: tuple[int, ...] = ()) -> str:
-    """The upstream block; instances in `out_of_rotation` get no new requests.
-
-    With a single instance there is nothing to fail over to, so it is never taken out.
-    """
-    if set(host.instance_ports) <= set(out_of_rotation):
-        out_of_rotation = ()
+def nginx_upstream_conf(host: Host, live_ports: tuple[int, ...]) -> str:
+    """The upstream block: nginx sends requests only to the live instances."""
     lines = ["upstream clicknback_app {"]
-    for port in host.instance_ports:
-        suffix = " down" if port in out_of_rotation else ""
-        lines.append(f"    server {host.bind_address}:{port} max_fails=0{suffix};")
+    lines += [f"    server {host.bind_address}:{port} max_fails=0;" for port in live_ports]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def parse_live_ports(text: str, host: Host) -> tuple[int, ...]:
+    """The live ports recorded on the host (state/live_ports), else the inventory's instance ports.
+
+    A recorded port the inventory no longer knows (ports changed) falls back to the defaults too.
+    """
+    try:
+        ports = tuple(int(word) for word in text.split())
+    except ValueError:
+        return host.instance_ports
+    if len(ports) != len(host.instance_ports) or not set(ports) <= set(host.all_ports):
+        return host.instance_ports
+    return ports
 
 
 BACKUP_CRON_SCHEDULES = {"weekly": "0 1 * * 0", "daily": "0 1 * * *", "hourly": "0 * * * *"}
@@ -330,16 +341,6 @@ def supervisor_ensure_running_command(layout: Layout) -> str:
     )
 
 
-def restart_instance_command(layout: Layout, port: int) -> str:
-    """Stop (SIGTERM: the app drains) then start; `start` alone decides success, since stopping an
-    instance that is not running (first deploy, crashed) is fine."""
-    program = program_name(port)
-    return (
-        f"{supervisorctl_command(layout, 'stop', program)} >/dev/null 2>&1;"
-        f" {supervisorctl_command(layout, 'start', program)}"
-    )
-
-
 def remove_stale_programs_command(layout: Layout, ports: tuple[int, ...]) -> str:
     """Delete program files of instances no longer in the inventory (supervisor `update` stops them)."""
     keep = " ".join(f"! -name {q(program_name(port) + '.conf')}" for port in ports)
@@ -366,11 +367,17 @@ def nginx_reload_command(layout: Layout) -> str:
     )
 
 
+def read_live_ports_command(layout: Layout) -> str:
+    return f"cat {q(layout.live_ports)} 2>/dev/null || true"
+
+
 def start_services_command(layout: Layout) -> str:
-    """What @reboot runs: this deploy root's supervisord (which starts the app) and nginx."""
+    """What @reboot runs: supervisord, the live instances (programs do not autostart), nginx."""
+    programs = f"$(sed 's/[0-9][0-9]*/app-&/g' {q(layout.live_ports)})"
     return (
         f"{SUPERVISORD} -c {q(layout.supervisor_conf)}; "
-        f"{_nginx(layout)}"
+        f"for attempt in 1 2 3 4 5 6 7 8 9 10; do {supervisorctl_command(layout, 'start')} {programs}"
+        f" && break; sleep 1; done; {_nginx(layout)}"
     )
 
 
@@ -383,25 +390,64 @@ def stop_services_command(layout: Layout) -> str:
     )
 
 
-def set_rotation_command(layout: Layout, host: Host, out_of_rotation: tuple[int, ...]) -> str:
-    """Rewrite the upstream list (taking instances out or putting them back) and reload nginx."""
-    return (
-        write_file_command(layout.nginx_upstream, nginx_upstream_conf(host, out_of_rotation))
-        + " && " + nginx_reload_command(layout)
-    )
+def _all_of(commands: list[str]) -> str:
+    """Run commands at once in the background; succeed only if every one succeeded."""
+    started = " ".join(f"{{ {c}; }} & p{i}=$!;" for i, c in enumerate(commands))
+    waited = " ".join(f"wait $p{i} || rc=1;" for i in range(len(commands)))
+    # Braced, so that `A && <this> && B` chains on the combined status.
+    return f"{{ rc=0; {started} {waited} [ $rc = 0 ]; }}"
 
 
-def gated_restart_command(layout: Layout, host: Host, port: int) -> str:
-    """One instance, in one round trip: out of nginx rotation, restart, poll readiness, back in.
+def start_instances_command(layout: Layout, ports: tuple[int, ...]) -> str:
+    """Start instances (from `current`) in parallel.
 
-    Any failing step stops the chain with the instance still out of rotation, so a release that
-    never becomes ready never receives a request through nginx.
+    A standby port is normally stopped and one `start` does it. When that fails, the program is
+    still STOPPING (the previous switch stops old instances in the background) or was left running:
+    wait for the stop to finish, stop it, and start it fresh, so back-to-back switches are safe.
     """
+    def start_one(port: int) -> str:
+        program = program_name(port)
+        start = supervisorctl_command(layout, "start", program)
+        status = supervisorctl_command(layout, "status", program)
+        return (
+            f"{start} >/dev/null 2>&1 || {{ while {status} | grep -q STOPPING; do sleep 0.2; done;"
+            f" {supervisorctl_command(layout, 'stop', program)} >/dev/null 2>&1; {start}; }}"
+        )
+    return _all_of([start_one(port) for port in ports])
+
+
+def stop_instances_in_background_command(layout: Layout, ports: tuple[int, ...]) -> str:
+    """SIGTERM instances that nginx no longer routes to; they drain on their own, we do not wait."""
+    stops = " & ".join(supervisorctl_command(layout, "stop", program_name(port)) for port in ports)
+    # Braced: a bare trailing `&` would send the whole `A && B && ...` chain to the background.
+    return f"{{ nohup sh -c {q(stops + ' & wait')} >/dev/null 2>&1 & }}"
+
+
+def failed_ports(gate_output: str, host: Host, ports: tuple[int, ...]) -> list[int]:
+    """Which instances the gate reported as not ready (all of them when it failed earlier, at start)."""
+    failed = [port for port in ports if f"{host.ready_url_for(port)} answered HTTP" in gate_output]
+    return failed or list(ports)
+
+
+def gated_switch_command(layout: Layout, host: Host, new_ports: tuple[int, ...], old_ports: tuple[int, ...]) -> str:
+    """Bring `current` up on `new_ports` beside the live `old_ports`, then flip nginx, in one round trip.
+
+    1. start the new instances in parallel (they run whatever `current` points at now);
+    2. poll each one's /health/ready until 200 or the timeout;
+    3. only then point nginx at them (reload: in-flight requests finish on the old instances),
+       record them as live, and stop the old instances in the background (they drain).
+    Any failing step stops the chain before nginx changes: a release that never becomes ready never
+    receives a request, and the old instances keep serving throughout.
+    """
+    polls = [health_poll_command(host.ready_url_for(port), host.health_timeout, host.health_interval)
+             for port in new_ports]
     return " && ".join([
-        set_rotation_command(layout, host, (port,)),
-        restart_instance_command(layout, port),
-        health_poll_command(host.ready_url_for(port), host.health_timeout, host.health_interval),
-        set_rotation_command(layout, host, ()),
+        start_instances_command(layout, new_ports),
+        _all_of(polls),
+        write_file_command(layout.nginx_upstream, nginx_upstream_conf(host, new_ports)),
+        nginx_reload_command(layout),
+        write_file_command(layout.live_ports, " ".join(str(p) for p in new_ports) + "\n"),
+        stop_instances_in_background_command(layout, old_ports),
     ])
 
 
@@ -454,9 +500,11 @@ def probe_command(url: str) -> str:
 
 
 def tail_logs_command(layout: Layout, ports: tuple[int, ...], lines: int, follow: bool) -> str:
+    """The instances' JSON logs (live and standby ports: a slot's log moves between them)."""
     files = " ".join(q(layout.app_log(port)) for port in ports)
-    follow_flag = " -F" if follow else ""
-    return f"tail -n {int(lines)}{follow_flag} {files}"
+    if follow:
+        return f"tail -n {int(lines)} -F {files}"
+    return f"tail -n {int(lines)} {files} 2>/dev/null; true"
 
 
 def instance_output_tail_command(layout: Layout, port: int, lines: int) -> str:

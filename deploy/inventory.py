@@ -28,6 +28,9 @@ HOST_DEFAULTS: dict[str, Any] = {
     "deploy_root": "/srv/clicknback",
     "bind_address": "127.0.0.1",
     "instance_ports": [8001, 8002],
+    # The partner port of each instance: a release switch starts the new instances there while the
+    # old ones serve, then flips nginx. Empty = each instance port + 100.
+    "standby_ports": [],
     "nginx_port": 80,
     "ready_url": "http://{bind_address}:{port}/health/ready",
     "live_url": "http://{bind_address}:{port}/health/live",
@@ -79,6 +82,7 @@ class Host:
     deploy_root: str
     bind_address: str
     instance_ports: tuple[int, ...]
+    standby_ports: tuple[int, ...]
     nginx_port: int
     ready_url: str
     live_url: str
@@ -87,6 +91,16 @@ class Host:
     health_timeout: int
     health_interval: float
     backup_schedule: str
+
+    @property
+    def all_ports(self) -> tuple[int, ...]:
+        return self.instance_ports + self.standby_ports
+
+    def partner_port(self, port: int) -> int:
+        """The other port of the same instance slot (live <-> standby)."""
+        if port in self.instance_ports:
+            return self.standby_ports[self.instance_ports.index(port)]
+        return self.instance_ports[self.standby_ports.index(port)]
 
     def ready_url_for(self, port: int) -> str:
         return self.ready_url.format(bind_address=self.bind_address, port=port, address=self.address)
@@ -198,6 +212,11 @@ def _parse_host(host_data: Any, inherited: dict, where: str, path: Path) -> Host
     for key, value in values.items():
         values[key] = _check_value(key, value, f"{where}.{key}", path)
     values["instance_ports"] = tuple(values["instance_ports"])
+    standby = tuple(values["standby_ports"]) or tuple(port + 100 for port in values["instance_ports"])
+    if len(standby) != len(values["instance_ports"]) or set(standby) & set(values["instance_ports"]):
+        raise InventoryError(f"{path}: {where}.standby_ports: expected one port per instance port, "
+                             f"none of them an instance port, got {list(standby)}")
+    values["standby_ports"] = standby
     return Host(**values)
 
 
@@ -208,9 +227,10 @@ def _check_value(key: str, value: Any, where: str, path: Path) -> Any:
     if key in ("ssh_port", "nginx_port"):
         if not _is_port(value):
             raise fail("a port number 1-65535")
-    elif key == "instance_ports":
-        if not isinstance(value, list) or not value or not all(_is_port(p) for p in value):
-            raise fail("a non-empty list of port numbers")
+    elif key in ("instance_ports", "standby_ports"):
+        if not isinstance(value, list) or (key == "instance_ports" and not value) \
+                or not all(_is_port(p) for p in value):
+            raise fail("a non-empty list of port numbers" if key == "instance_ports" else "a list of port numbers")
         if len(set(value)) != len(value):
             raise fail("distinct port numbers")
     elif key in ("keep_releases", "health_timeout"):

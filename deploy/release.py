@@ -2,9 +2,10 @@
 
 A deploy: take the lock on every host (in inventory order, so two concurrent deploys never each
 hold half), upload the tag's `git archive` to every host in parallel, link its venv (reused by
-lock-file hash), migrate once on the first host, then host by host switch `current` and restart
-instance by instance, each taken out of nginx rotation and gated on /health/ready. If a gate
-fails, every host that switched goes back and the release is marked bad in the ledger.
+lock-file hash), migrate once on the first host, then host by host switch `current` and start the
+release on each instance's standby port beside the live one, gate every new instance on
+/health/ready, and only then flip nginx to them (the old ones drain). If a gate fails, nginx never
+changed on that host, and every host that already flipped goes back; the release is marked bad.
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ class LockHeldError(DeployError):
 
 
 class GateFailed(DeployError):
-    def __init__(self, host: Host, port: int, check: str, log_tail: str):
-        self.host, self.port, self.check, self.log_tail = host, port, check, log_tail
-        super().__init__(
-            f"[{host.name}] instance {host.bind_address}:{port} failed its health gate:\n{check.strip()}\n"
-            f"--- last {LOG_LINES_ON_FAILURE} log lines of {cmd.program_name(port)} ---\n{log_tail.rstrip()}"
+    """New instances did not become ready; carries the failing check and their last log lines."""
+
+    def __init__(self, host: Host, ports: list[int], check: str, log_tails: dict[int, str]):
+        self.host, self.ports, self.check = host, ports, check
+        listing = ", ".join(f"{host.bind_address}:{port}" for port in ports)
+        tails = "".join(
+            f"\n--- last {LOG_LINES_ON_FAILURE} log lines of {cmd.program_name(port)} ---\n{tail.rstrip()}"
+            for port, tail in log_tails.items()
         )
+        super().__init__(f"[{host.name}] {listing} failed the health gate:\n{check.strip()}{tails}")
 
 
 # -- local git -------------------------------------------------------------------------------
@@ -195,54 +200,61 @@ class Lock:
 # -- the health-gated switch -----------------------------------------------------------------
 
 
-def restart_gated(remote: Remote, port: int) -> None:
-    """Restart one instance out of nginx rotation; it rejoins only after /health/ready says 200."""
+def live_ports(remote: Remote) -> tuple[int, ...]:
+    return cmd.parse_live_ports(remote.query(cmd.read_live_ports_command(layout(remote))).stdout, remote.host)
+
+
+def switch_host(remote: Remote, rel_id: str) -> None:
+    """Point `current` at `rel_id`, start it on the standby ports, gate, flip nginx to it.
+
+    Raises GateFailed with the old instances still live and serving (nginx never changed).
+    """
     host, lay = remote.host, layout(remote)
-    gate = remote.run(cmd.gated_restart_command(lay, host, port), check=False)
+    old = live_ports(remote)
+    new = tuple(host.partner_port(port) for port in old)
+    remote.run(cmd.switch_current_command(lay, rel_id))
+    remote.say(f"current -> {rel_id}; starting {', '.join(cmd.program_name(p) for p in new)}")
+    gate = remote.run(cmd.gated_switch_command(lay, host, new, old), check=False)
     if not gate.ok:
-        tail = remote.query(cmd.instance_output_tail_command(lay, port, LOG_LINES_ON_FAILURE)).stdout
-        raise GateFailed(host, port, gate.stdout + gate.stderr, tail)
-    remote.say(f"{cmd.program_name(port)} healthy on {host.bind_address}:{port}")
-
-
-def switch_host(remote: Remote, rel_id: str, restarted: list[int]) -> None:
-    """Point `current` at `rel_id` and restart every instance, gated. Appends to `restarted`."""
-    remote.run(cmd.switch_current_command(layout(remote), rel_id))
-    remote.say(f"current -> {rel_id}")
-    for port in remote.host.instance_ports:
-        restarted.append(port)
-        restart_gated(remote, port)
+        output = gate.stdout + gate.stderr
+        failed = cmd.failed_ports(output, host, new)
+        tails = {port: remote.query(cmd.instance_output_tail_command(lay, port, LOG_LINES_ON_FAILURE)).stdout
+                 for port in failed}
+        remote.run(cmd.stop_instances_in_background_command(lay, new), check=False)
+        raise GateFailed(host, failed, output, tails)
+    remote.say(f"{rel_id} ready and live on {', '.join(f'{host.bind_address}:{p}' for p in new)}"
+               f" (old instances draining)")
 
 
 def switch_all(session: Session, targets: dict[str, str]) -> GateFailed | None:
     """Switch host by host; on a failed gate put every switched host back on its old release."""
-    switched: list[tuple[Remote, list[int]]] = []
     old = {remote.host.name: current_release(remote) for remote in session.remotes}
+    switched: list[Remote] = []
     for remote in session.remotes:
-        restarted: list[int] = []
-        switched.append((remote, restarted))
         try:
-            switch_host(remote, targets[remote.host.name], restarted)
+            switch_host(remote, targets[remote.host.name])
         except GateFailed as failure:
             session.say(str(failure))
-            revert(session, switched, old)
+            revert(session, remote, switched, old)
             return failure
+        switched.append(remote)
     return None
 
 
-def revert(session: Session, switched: list[tuple[Remote, list[int]]], old: dict[str, str | None]) -> None:
+def revert(session: Session, failed: Remote, switched: list[Remote], old: dict[str, str | None]) -> None:
+    """The failed host still serves its old instances: only `current` goes back. Hosts that already
+    flipped switch back to their previous release the same gated way."""
     session.say("rolling back every host that switched")
-    for remote, restarted in reversed(switched):
+    previous = old[failed.host.name]
+    if previous is not None:
+        failed.run(cmd.switch_current_command(layout(failed), previous))
+        failed.say(f"current -> {previous} (back; its instances never stopped serving)")
+    for remote in reversed(switched):
         previous = old[remote.host.name]
         if previous is None:
-            remote.say("no previous release to return to; stopping the new instances")
-            for port in restarted:
-                remote.run(cmd.supervisorctl_command(layout(remote), "stop", cmd.program_name(port)), check=False)
+            remote.say("no previous release to return to: left on the new release")
             continue
-        remote.run(cmd.switch_current_command(layout(remote), previous))
-        remote.say(f"current -> {previous} (back)")
-        for port in restarted:
-            restart_gated(remote, port)
+        switch_host(remote, previous)
 
 
 # -- deploy ----------------------------------------------------------------------------------
@@ -320,7 +332,7 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
                               f"for the users:\n{error}") from None
         failure = switch_all(session, {r.host.name: rel_id for r in session.remotes})
         if failure is not None:
-            record("rolled_back", f"{failure.host.name}:{failure.port}: {failure.check.strip()[:500]}")
+            record("rolled_back", f"{failure.host.name}:{failure.ports}: {failure.check.strip()[:500]}")
             raise DeployError(f"deploy of {tag} FAILED its health gate and was rolled back; "
                               f"{rel_id} is marked bad") from failure
         record("ok", "")
@@ -427,10 +439,10 @@ def provision_host(remote: Remote, env_file: bytes | None) -> None:
     elif not remote.query(cmd.env_file_exists_command(lay), check=False).ok:
         remote.say(f"WARNING: {lay.env_file} is missing; pass --env-file before deploying")
     files = {lay.supervisor_conf: cmd.supervisord_conf(lay), lay.nginx_conf: cmd.nginx_conf(lay, host),
-             lay.nginx_upstream: cmd.nginx_upstream_conf(host)}
-    for port in host.instance_ports:
+             lay.nginx_upstream: cmd.nginx_upstream_conf(host, live_ports(remote))}
+    for port in host.all_ports:
         files[lay.program_conf(port)] = cmd.supervisor_program_conf(lay, host, port)
-    remote.run(cmd.remove_stale_programs_command(lay, host.instance_ports))
+    remote.run(cmd.remove_stale_programs_command(lay, host.all_ports))
     for path, content in files.items():
         remote.run(cmd.write_file_command(path, content), show=f"write {path}:\n{content}")
     remote.run(cmd.supervisor_ensure_running_command(lay))

@@ -31,6 +31,7 @@ class Sandbox:
     addresses: tuple[str, ...] = DEFAULT_ADDRESSES
     nginx_port: int = NGINX_PORT
     instance_ports: tuple[int, ...] = (8001, 8002)
+    standby_ports: tuple[int, ...] = ()  # empty: each instance port + 100
     with_s3: bool = True
     sshd: LocalSshd = field(init=False)
     postgres: LocalPostgres = field(init=False)
@@ -105,6 +106,7 @@ class Sandbox:
 
     def inventory_text(self) -> str:
         ports = ", ".join(str(p) for p in self.instance_ports)
+        standby = ", ".join(str(p) for p in self.standby_ports)
         hosts = "".join(
             f'\n[[environments.{ENVIRONMENT}.hosts]]\nname = "host-{address.rsplit(".", 1)[1]}"\n'
             f'address = "{address}"\nbind_address = "{address}"\ndeploy_root = "{self.deploy_root(address)}"\n'
@@ -114,7 +116,7 @@ class Sandbox:
             f'# Written by `invoke sandbox up`: the local VPS pair.\ndefault_environment = "{ENVIRONMENT}"\n\n'
             f'[defaults]\nssh_user = "{self.sshd.user}"\nssh_port = {self.sshd.port}\n'
             f'identity_file = "{self.sshd.identity_file}"\nknown_hosts = "{self.sshd.known_hosts}"\n'
-            f"instance_ports = [{ports}]\nnginx_port = {self.nginx_port}\npython = \"/usr/bin/python3\"\n"
+            f"instance_ports = [{ports}]\nstandby_ports = [{standby}]\nnginx_port = {self.nginx_port}\npython = \"/usr/bin/python3\"\n"
             f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{self._s3_inventory()}{hosts}'
         )
 

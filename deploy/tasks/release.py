@@ -125,7 +125,7 @@ def health(c, env=None, inventory=None):
         def probe(remote):
             host = remote.host
             urls = []
-            for port in host.instance_ports:
+            for port in release.live_ports(remote):
                 urls += [(f"{cmd.program_name(port)} live", host.live_url_for(port)),
                          (f"{cmd.program_name(port)} ready", host.ready_url_for(port))]
             urls.append(("nginx ready", f"http://{host.address}:{host.nginx_port}/health/ready"))
@@ -149,7 +149,7 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
     """Print the app instances' JSON logs from every host, each line prefixed with the host."""
     with _session(env, inventory) as session:
         def tail(remote):
-            command = cmd.tail_logs_command(layout(remote), remote.host.instance_ports, int(lines), follow)
+            command = cmd.tail_logs_command(layout(remote), remote.host.all_ports, int(lines), follow)
             return remote.stream(command)
         if not follow:
             session.parallel(tail)

@@ -47,12 +47,12 @@ def _bindable(address: str, port: int) -> bool:
 
 @contextmanager
 def started_sandbox(addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: bool = False) -> Iterator[Sandbox]:
-    """A sandbox on free ports (sshd, nginx, app instances), removed afterwards."""
+    """A sandbox on free ports (sshd, nginx, app instances and their standby ports), removed afterwards."""
     base = Path(tempfile.mkdtemp(prefix="cnb-e2e-", dir="/var/tmp"))
     os.chmod(base, 0o755)
-    nginx_port, *instance_ports = ports_free_on_all(addresses, 3)
-    sandbox = Sandbox(base / "sandbox", addresses, nginx_port=nginx_port, instance_ports=tuple(instance_ports),
-                      with_s3=with_s3)
+    nginx_port, *app_ports = ports_free_on_all(addresses, 5)
+    sandbox = Sandbox(base / "sandbox", addresses, nginx_port=nginx_port, instance_ports=tuple(app_ports[:2]),
+                      standby_ports=tuple(app_ports[2:]), with_s3=with_s3)
     try:
         sandbox.start()
         yield sandbox

@@ -14,7 +14,7 @@ import pytest
 
 from deploy import commands as cmd
 from deploy import ledger
-from deploy.release import current_release, layout, read_ledger
+from deploy.release import current_release, layout, live_ports, read_ledger
 from tests.support.load import LoadGenerator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -34,10 +34,6 @@ def nginx_urls(hosts, path="/health/ready") -> list[str]:
 
 def currents(remotes) -> list[str | None]:
     return [current_release(remote) for remote in remotes]
-
-
-def first_port(hosts) -> int:
-    return hosts[0].instance_ports[0]
 
 
 def test_provision_dry_run_changes_nothing(run_task, sandbox, hosts):
@@ -65,7 +61,7 @@ def test_provision_is_idempotent_and_keeps_secrets_private(run_task, sandbox, ho
         assert "0 2 1-7 * * [ \"$(date -u +\\%u)\" = 7 ]" in crontab
         assert foreign in crontab  # both hosts share this user's crontab here
         status = remote.query(cmd.supervisorctl_command(lay, "status"), check=False).stdout
-        assert all(f"app-{port}" in status for port in remote.host.instance_ports)
+        assert all(f"app-{port}" in status for port in remote.host.all_ports)
 
 
 def test_deploy_of_a_missing_tag_is_refused(run_task):
@@ -76,7 +72,6 @@ def test_deploy_of_a_missing_tag_is_refused(run_task):
 
 def test_deploy_a_serves_on_both_hosts(run_task, repo, hosts, remotes):
     result = run_task("deploy", "--tag", "vA")
-    print(result.output)
     assert "deployed vA" in result.output, result.output
     assert all(c and c.endswith("-vA") for c in currents(remotes))
     for url in nginx_urls(hosts):
@@ -125,25 +120,26 @@ def test_deploy_b_runs_its_migration_once(run_task, repo, remotes):
 
 def test_broken_release_never_serves_and_both_hosts_stay_on_b(run_task, hosts, remotes):
     before = currents(remotes)
-    port = first_port(hosts)
-    offset = log_size(remotes[0], port)
+    live_before = [live_ports(r) for r in remotes]
+    standby = [hosts[0].partner_port(port) for port in live_before[0]]
+    offsets = {port: log_size(remotes[0], port) for port in standby}
     with LoadGenerator(nginx_urls(hosts, "/health/live"), request_id_prefix="broken") as load:
         result = run_task("deploy", "--tag", "vBroken", check=False)
     assert result.returncode != 0
-    assert "failed its health gate" in result.output
+    assert "failed the health gate" in result.output
     assert "vBroken-is-never-ready" in result.output  # the failing check, as the probe reported it
-    assert f"last 30 log lines of app-{port}" in result.output
+    assert f"last 30 log lines of app-{standby[0]}" in result.output
     assert currents(remotes) == before
+    assert [live_ports(r) for r in remotes] == live_before  # nginx never moved
     assert load.still_running_at_stop and load.failures == [] and load.ok > 50, (load.ok, load.failures[:5])
-    # The broken process (between its app.start and the next one) answered only its health gate.
-    lines = log_since(remotes[0], port, offset)
-    starts = [i for i, line in enumerate(lines) if line.get("event") == "app.start"]
-    assert len(starts) == 2, "expected the broken instance and the restored one"
-    broken = lines[starts[0]:starts[1]]
-    served = [line for line in broken if line.get("event") == "http.request"]
-    assert served and {line["path"] for line in served} == {"/health/ready"}
-    assert not [line for line in served if str(line.get("request_id")).startswith("broken-")]
-    assert not [line for line in served if line["status"] == 200]
+    # The broken instances ran on the first host's standby ports and answered only their gate.
+    for port, offset in offsets.items():
+        lines = log_since(remotes[0], port, offset)
+        assert [line for line in lines if line.get("event") == "app.start"], f"app-{port} never started"
+        served = [line for line in lines if line.get("event") == "http.request"]
+        assert served and {line["path"] for line in served} == {"/health/ready"}
+        assert not [line for line in served if str(line.get("request_id")).startswith("broken-")]
+        assert not [line for line in served if line["status"] == 200]
     entries = read_ledger(remotes[1])
     assert entries[-1].outcome == "rolled_back" and entries[-1].tag == "vBroken"
     assert entries[-1].release in ledger.bad_releases(entries)
@@ -246,7 +242,7 @@ def test_lock_status_and_release(run_task, remotes):
 def test_supervisor_restarts_a_crashed_instance(hosts, remotes):
     import time
 
-    remote, port = remotes[1], hosts[1].instance_ports[0]
+    remote, port = remotes[1], live_ports(remotes[1])[0]
     lay = layout(remote)
     pid = remote.query(cmd.instance_pid_command(lay, port)).stdout.strip()
     remote.query(f"kill -9 {pid}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from deploy import commands as cmd
@@ -108,9 +110,6 @@ def test_prune_keeps_the_newest_and_the_protected():
 
 
 def test_supervisor_commands():
-    assert cmd.restart_instance_command(L, 8001) == (
-        f"{SUPCTL} stop app-8001 >/dev/null 2>&1; {SUPCTL} start app-8001"
-    )
     assert cmd.supervisor_ensure_running_command(L) == (
         f"{{ {SUPCTL} pid >/dev/null 2>&1 || supervisord -c /srv/cnb/supervisor/supervisord.conf; }}"
         f" && {SUPCTL} reread >/dev/null && {SUPCTL} update"
@@ -120,29 +119,86 @@ def test_supervisor_commands():
     )
 
 
+def test_instances_start_in_parallel_and_wait_out_a_pending_stop():
+    def start(port):
+        return (f"{SUPCTL} start app-{port} >/dev/null 2>&1 || {{ while {SUPCTL} status app-{port} | grep -q STOPPING;"
+                f" do sleep 0.2; done; {SUPCTL} stop app-{port} >/dev/null 2>&1; {SUPCTL} start app-{port}; }}")
+    assert cmd.start_instances_command(L, (8101, 8102)) == (
+        f"{{ rc=0; {{ {start(8101)}; }} & p0=$!; {{ {start(8102)}; }} & p1=$!; wait $p0 || rc=1; wait $p1 || rc=1;"
+        " [ $rc = 0 ]; }"
+    )
+
+
+def test_old_instances_stop_in_the_background():
+    assert cmd.stop_instances_in_background_command(L, (8001, 8002)) == (
+        f"{{ nohup sh -c '{SUPCTL} stop app-8001 & {SUPCTL} stop app-8002 & wait' >/dev/null 2>&1 & }}"
+    )
+
+
+def test_reboot_starts_supervisord_the_live_instances_and_nginx():
+    assert cmd.start_services_command(L) == (
+        "supervisord -c /srv/cnb/supervisor/supervisord.conf; for attempt in 1 2 3 4 5 6 7 8 9 10; do"
+        f" {SUPCTL} start $(sed 's/[0-9][0-9]*/app-&/g' /srv/cnb/state/live_ports) && break; sleep 1; done;"
+        f" {NGINX}"
+    )
+
+
 def test_nginx_reload_checks_the_config_then_reloads_or_starts():
     assert cmd.nginx_reload_command(L) == RELOAD
 
 
-def test_upstream_takes_one_instance_out_but_never_the_last(host):
-    assert cmd.nginx_upstream_conf(host, (8001,)) == (
+def test_upstream_lists_only_the_live_instances(host):
+    assert cmd.nginx_upstream_conf(host, (8101, 8002)) == (
         "upstream clicknback_app {\n"
-        "    server 127.0.0.1:8001 max_fails=0 down;\n"
+        "    server 127.0.0.1:8101 max_fails=0;\n"
         "    server 127.0.0.1:8002 max_fails=0;\n"
         "}\n"
     )
-    assert "down" not in cmd.nginx_upstream_conf(host, (8001, 8002))
 
 
-def test_gated_restart_is_out_of_rotation_restart_poll_back_in(host):
-    command = cmd.gated_restart_command(L, host, 8002)
-    out = cmd.set_rotation_command(L, host, (8002,))
-    back = cmd.set_rotation_command(L, host, ())
+def test_live_ports_come_from_the_host_or_default_to_the_instance_ports(host):
+    assert cmd.parse_live_ports("8101 8102\n", host) == (8101, 8102)
+    assert cmd.parse_live_ports("8001 8102", host) == (8001, 8102)
+    assert cmd.parse_live_ports("", host) == (8001, 8002)
+    assert cmd.parse_live_ports("9000 9001", host) == (8001, 8002)  # ports changed in the inventory
+    assert cmd.parse_live_ports("garbage", host) == (8001, 8002)
+    assert cmd.read_live_ports_command(L) == "cat /srv/cnb/state/live_ports 2>/dev/null || true"
+
+
+def test_gated_switch_flips_nginx_only_after_every_new_instance_is_ready(host):
+    command = cmd.gated_switch_command(L, host, (8101, 8102), (8001, 8002))
+    polls = cmd._all_of([cmd.health_poll_command(f"http://127.0.0.1:{p}/health/ready", 30, 1.0) for p in (8101, 8102)])
     assert command == " && ".join([
-        out, cmd.restart_instance_command(L, 8002),
-        cmd.health_poll_command("http://127.0.0.1:8002/health/ready", 30, 1.0), back,
+        cmd.start_instances_command(L, (8101, 8102)),
+        polls,
+        cmd.write_file_command("/srv/cnb/nginx/upstream.conf", cmd.nginx_upstream_conf(host, (8101, 8102))),
+        RELOAD,
+        cmd.write_file_command("/srv/cnb/state/live_ports", "8101 8102\n"),
+        cmd.stop_instances_in_background_command(L, (8001, 8002)),
     ])
-    assert out.endswith(RELOAD) and "8002 max_fails=0 down;" in out
+
+
+def sh(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=10)
+
+
+def test_parallel_steps_chain_on_their_combined_status():
+    """Run the composition in a real shell: one failing branch must stop everything after it."""
+    assert sh(cmd._all_of(["true", "true"]) + " && echo after").stdout == "after\n"
+    failed = sh(cmd._all_of(["true", "exit 3"]) + " && echo after")
+    assert failed.returncode != 0 and failed.stdout == ""
+    assert sh("echo before && " + cmd._all_of(["exit 0", "exit 0"])).returncode == 0
+
+
+def test_the_background_stop_does_not_background_the_chain_before_it():
+    chained = sh("false && " + cmd.stop_instances_in_background_command(L, (8001,)))
+    assert chained.returncode != 0
+
+
+def test_failed_ports_are_the_ones_the_gate_named(host):
+    output = "app-8101: started\nhttp://127.0.0.1:8102/health/ready answered HTTP 503 after 30s:\n{}"
+    assert cmd.failed_ports(output, host, (8101, 8102)) == [8102]
+    assert cmd.failed_ports("app-8101: ERROR (spawn error)", host, (8101, 8102)) == [8101, 8102]
 
 
 def test_health_poll_stops_at_200_or_the_deadline_and_prints_the_last_answer():
@@ -164,7 +220,7 @@ def test_ops_cli_runs_from_the_release_with_the_shared_env_file():
 
 def test_logs_tail_and_follow():
     assert cmd.tail_logs_command(L, (8001, 8002), 50, False) == (
-        "tail -n 50 /srv/cnb/shared/logs/app-8001.log /srv/cnb/shared/logs/app-8002.log"
+        "tail -n 50 /srv/cnb/shared/logs/app-8001.log /srv/cnb/shared/logs/app-8002.log 2>/dev/null; true"
     )
     assert cmd.tail_logs_command(L, (8001,), 5, True) == "tail -n 5 -F /srv/cnb/shared/logs/app-8001.log"
 
@@ -215,6 +271,7 @@ def test_supervisor_program_runs_one_instance_from_current(host):
     assert "directory=/srv/cnb/current" in conf
     assert 'ENV_FILE="/srv/cnb/shared/.env",LOG_FILE="/srv/cnb/shared/logs/app-8001.log"' in conf
     assert "autorestart=true" in conf and "stopsignal=TERM" in conf
+    assert "autostart=false" in conf  # state/live_ports decides which port of the slot runs
 
 
 def test_nginx_site_listens_on_the_host_and_includes_the_upstream(host):
@@ -237,3 +294,12 @@ def test_system_setup_is_root_only_and_creates_a_non_superuser_role(host):
     assert any("createuser --no-superuser --no-createdb --no-createrole clicknback" in c for c in commands)
     assert any("useradd --create-home --shell /bin/bash clicknback" in c for c in commands)
     assert any("ip_unprivileged_port_start=80" in c for c in commands)
+
+
+def test_health_poll_gives_up_at_the_deadline_with_the_last_answer():
+    from deploy.local_postgres import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/health/ready"  # nothing listens there
+    result = sh(cmd._all_of([cmd.health_poll_command(url, 1, 0.2)]) + " && echo flipped")
+    assert result.returncode != 0 and "flipped" not in result.stdout
+    assert f"{url} answered HTTP 000 after 1s:" in result.stdout

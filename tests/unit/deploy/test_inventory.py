@@ -15,6 +15,8 @@ def test_minimal_inventory_gets_the_documented_defaults():
     assert host.instance_ports == (8001, 8002) and host.keep_releases == 5 and host.health_timeout == 30
     assert host.ready_url_for(8002) == "http://127.0.0.1:8002/health/ready"
     assert host.live_url_for(8001) == "http://127.0.0.1:8001/health/live"
+    assert host.standby_ports == (8101, 8102) and host.partner_port(8102) == 8002
+    assert host.partner_port(8001) == 8101 and host.all_ports == (8001, 8002, 8101, 8102)
 
 
 def test_host_overrides_environment_overrides_defaults():
@@ -46,6 +48,10 @@ def test_host_overrides_environment_overrides_defaults():
     (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nready_url = "http://x/health"'),
      "ready_url: expected a URL template containing {port}"),
     (MINIMAL.replace('address = "10.0.0.5"', 'name = "x"'), "environments.prod.hosts[0].address: required"),
+    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nstandby_ports = [8002, 9000]'),
+     "environments.prod.hosts[0].standby_ports: expected one port per instance port"),
+    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nstandby_ports = [9000]'),
+     "standby_ports: expected one port per instance port"),
     ("[defaults]\nkeep_releses = 3\n" + MINIMAL, "defaults.keep_releses: unknown key"),
     ("[defaults]\nkeep_releases = 0\n" + MINIMAL, "keep_releases: expected a positive integer"),
     ('[environments.prod]\nhosts = []\n', "environments.prod.hosts: expected at least one"),
