@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
-import signal
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,27 +40,19 @@ class Sandbox:
         self.sshd = LocalSshd(self.base_dir / "sshd", self.addresses)
         self.postgres = LocalPostgres(self.base_dir / "postgres")
 
-    @property
-    def s3_pid_file(self) -> Path:
-        return self.base_dir / "s3.pid"
-
     def s3(self):
-        """The sandbox's S3 endpoint (moto), on a port remembered across `up` calls."""
+        """The sandbox's S3 endpoint (moto); its state folder keeps port and pid across `up`/`down`."""
         from deploy.local_s3 import LocalS3
 
-        port_file = self.base_dir / "s3-port"
-        port = int(port_file.read_text()) if port_file.exists() else 0
-        endpoint = LocalS3(port=port, log_file=self.base_dir / "s3.log")
-        port_file.write_text(str(endpoint.port))
-        return endpoint
+        state_dir = self.base_dir / "s3"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return LocalS3(state_dir=state_dir)
 
     def _start_s3(self) -> None:
         endpoint = self.s3()
         if endpoint.answers():
             return
         endpoint.start()
-        # moto outlives this process (the sandbox stays up after `invoke sandbox up` returns).
-        self.s3_pid_file.write_text(str(endpoint._process.pid))
         endpoint.create_bucket(S3_BUCKET)
 
     @property
@@ -140,12 +131,8 @@ class Sandbox:
                     _stop_services_directly(self.deploy_root(address))
         self.sshd.stop()
         self.postgres.stop()
-        if self.s3_pid_file.exists():
-            try:
-                os.kill(int(self.s3_pid_file.read_text()), signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
-            self.s3_pid_file.unlink()
+        if self.with_s3 and local_s3_available() and (self.base_dir / "s3").exists():
+            self.s3().stop()
 
     def destroy(self) -> None:
         self.stop()

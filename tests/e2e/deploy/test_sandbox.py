@@ -1,0 +1,60 @@
+"""`invoke sandbox up|down`: the local VPS pair a newcomer starts, as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deploy.inventory import load_inventory
+from deploy.release import Remote
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+def task(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deploy.tasks.release", *args], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_sandbox_up_gives_ssh_hosts_postgres_and_s3_and_down_removes_them():
+    base = Path(tempfile.mkdtemp(prefix="cnb-sandbox-test-", dir="/var/tmp")) / "sandbox"
+    try:
+        up = task("sandbox", "up", "--base-dir", str(base))
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "export CLICKNBACK_INVENTORY=" in up.stdout
+        inventory = load_inventory(str(base / "inventory.toml"))
+        environment = inventory.environment("sandbox")
+        assert [h.address for h in environment.hosts] == ["127.0.0.2", "127.0.0.3"]
+        for host in environment.hosts:
+            remote = Remote(host)
+            try:
+                assert remote.query("id -un").stdout.strip() == host.ssh_user
+                assert remote.query(f"test -w {host.deploy_root}", check=False).ok
+            finally:
+                remote.close()
+        env_file = base / "app.env"
+        assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+        settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        assert settings["DATABASE_URL"].startswith("postgres://") and len(settings["OAUTH_HASH_KEY"]) >= 32
+        with urllib.request.urlopen(settings["S3_ENDPOINT_URL"] + "/moto-api/", timeout=5) as response:
+            assert response.status == 200
+        assert environment.s3.endpoint_url == settings["S3_ENDPOINT_URL"]
+        postgres_port = int(settings["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0])
+        socket.create_connection(("127.0.0.1", postgres_port), timeout=2).close()
+        assert task("sandbox", "up", "--base-dir", str(base)).returncode == 0  # idempotent
+    finally:
+        down = task("sandbox", "down", "--base-dir", str(base))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not base.exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", postgres_port), timeout=2).close()
+    base.parent.rmdir()
