@@ -81,7 +81,7 @@ def check_restorable_by_release(manifest_head: str | None, code_head_number: int
 
 
 def stop_instances_command(lay: cmd.Layout, ports: tuple[int, ...]) -> str:
-    """Stop every instance (SIGTERM: they drain); one already stopped is fine, hence `; true`."""
+    """Stop the live instances and wait for them (SIGTERM: they drain); one already stopped is fine."""
     stops = "; ".join(f"{cmd.supervisorctl_command(lay, 'stop', cmd.program_name(port))} >/dev/null 2>&1"
                       for port in ports)
     return f"{stops}; true"
@@ -177,14 +177,16 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
     check_restorable_by_release(manifest.get("migration_head"), int(status["code_head_number"]))
 
     session.say(f"restore: stopping the app on {len(session.remotes)} host(s) before replacing the live database")
-    session.parallel(lambda r: r.run(stop_instances_command(layout(r), r.host.instance_ports)))
+    session.parallel(lambda r: r.run(stop_instances_command(layout(r), release.live_ports(r))))
     try:
         _ops_or_exit(remote, *ops_args)
         # An older backup is brought up to this release's schema so readiness can pass.
         _ops_or_exit(remote, "migrate")
     finally:
+        # The deploy's own gated switch: start the current release, wait for /health/ready, then
+        # point nginx at it. Done whether or not the restore worked (a failed one changed nothing).
         session.say("restore: starting the app again behind the health gate")
-        session.parallel(lambda r: [release.restart_gated(r, port) for port in r.host.instance_ports])
+        session.parallel(lambda r: release.switch_host(r, _current(r)))
     session.say(f"restore: live database restored from {backup_id}; the app is healthy on every host")
 
 
