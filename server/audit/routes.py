@@ -38,8 +38,9 @@ def _from_not_after(raw_to: str | None):
 
 
 def list_query(request: Request):
+    settings = request.app.ctx.settings
     return {
-        **pagination_schema(request.app.ctx.settings.default_page_size),
+        **pagination_schema(settings.default_page_size, settings.max_page_size),
         "action": Field(choice(*service.ACTIONS), required=False),
         "resource_type": Field(choice(*service.RESOURCE_TYPES), required=False),
         "resource_id": Field(uuid_value, required=False),

@@ -67,7 +67,8 @@ def with_key_and_scope(body: Mapping[str, Field] | None, query_schema: Mapping[s
 
 
 def list_query(request: Request):
-    return {**pagination_schema(request.app.ctx.settings.default_page_size),
+    settings = request.app.ctx.settings
+    return {**pagination_schema(settings.default_page_size, settings.max_page_size),
             "key": Field(string(1, 100), required=False),
             "scope_type": Field(choice(*service.SCOPE_TYPES), required=False),
             "scope_id": Field(uuid_value, required=False)}

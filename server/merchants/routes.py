@@ -27,7 +27,8 @@ MERCHANT_IN = obj({"name": {"type": "string", "minLength": 1, "maxLength": 255},
 
 
 def list_query(request: Request):
-    return {**pagination_schema(request.app.ctx.settings.default_page_size),
+    settings = request.app.ctx.settings
+    return {**pagination_schema(settings.default_page_size, settings.max_page_size),
             "active": Field(query_bool, required=False)}
 
 

@@ -65,19 +65,15 @@ async def create(admin_id: str, max_percentage: Decimal, name: str, percentage: 
 
 
 async def list_page(offset: int, limit: int, active: bool | None) -> dict[str, Any]:
-    where, args = "", []
-    if active is not None:
-        where, args = "WHERE active = $3", [active]
+    clause, args = ("WHERE active = $1", [active]) if active is not None else ("", [])
+    n = len(args)
     rows = await db.fetch(
-        f"SELECT {MERCHANT_COLUMNS}, count(*) OVER () AS total FROM merchants {where} "
-        "ORDER BY lower(name), id LIMIT $1 OFFSET $2",
-        limit, offset, *args,
+        f"SELECT {MERCHANT_COLUMNS}, count(*) OVER () AS total FROM merchants {clause} "
+        f"ORDER BY lower(name), id LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args, limit, offset,
     )
-    if rows:
-        total = rows[0]["total"]
-    else:
-        # An offset past the end returns no row to carry the window count.
-        total = await db.fetchval(f"SELECT count(*) FROM merchants {where.replace('$3', '$1')}", *args)
+    # An offset past the end returns no row to carry the window count.
+    total = rows[0]["total"] if rows else await db.fetchval(f"SELECT count(*) FROM merchants {clause}", *args)
     return page([merchant_out(row) for row in rows], offset, limit, total)
 
 

@@ -57,8 +57,9 @@ def _date_from_not_after(raw_date_to: str | None):
 
 
 def list_query(request: Request):
+    settings = request.app.ctx.settings
     return {
-        **pagination_schema(request.app.ctx.settings.default_page_size),
+        **pagination_schema(settings.default_page_size, settings.max_page_size),
         "status": Field(choice("active", "inactive"), required=False),
         "merchant_id": Field(uuid_value, required=False),
         "date_from": Field(_date_from_not_after(request.args.get("date_to")), required=False),
@@ -67,7 +68,8 @@ def list_query(request: Request):
 
 
 def page_query(request: Request):
-    return pagination_schema(request.app.ctx.settings.default_page_size)
+    settings = request.app.ctx.settings
+    return pagination_schema(settings.default_page_size, settings.max_page_size)
 
 
 @bp.post("/offers")

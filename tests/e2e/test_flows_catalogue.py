@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 API = "/api/v1"
