@@ -27,6 +27,7 @@ PROJECT = Path(__file__).resolve().parents[3]
 ADDRESSES = ("127.0.0.6", "127.0.0.7")
 BUCKET = "e2e-backups"
 TAG = "v1.0.0"
+NGINX_PORT = 8090
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +103,7 @@ class BackupWorld:
 def world(backup_repo: Path) -> BackupWorld:
     base = Path(tempfile.mkdtemp(prefix="cnb-e2e-backup-", dir="/var/tmp"))
     os.chmod(base, 0o755)
-    sandbox = Sandbox(base / "sandbox", addresses=ADDRESSES, nginx_port=8090)
+    sandbox = Sandbox(base / "sandbox", addresses=ADDRESSES, nginx_port=NGINX_PORT, with_s3=False)
     s3 = LocalS3(log_file=base / "moto.log", env={"S3_UPLOAD_PART_MIN_SIZE": str(64 * 1024)})
     try:
         s3.start()
