@@ -347,6 +347,19 @@ def handoff_markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
+def row_count_changes(before: dict[str, int], after: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """(lost, grown): tables with fewer rows after a recovery (committed data gone: the drill fails)
+    and tables with more (the live app kept working, e.g. the verification job)."""
+    lost, grown = {}, {}
+    for table in sorted(set(before) | set(after)):
+        delta = after.get(table, 0) - before.get(table, 0)
+        if delta < 0:
+            lost[table] = delta
+        elif delta > 0:
+            grown[table] = delta
+    return lost, grown
+
+
 def steps_table(steps: Iterable[dict], rto_s: float | None = None) -> str:
     """Rows of `{"step", "status", "seconds", "detail"}` as a table (the drill and maintenance reports)."""
     rows = []

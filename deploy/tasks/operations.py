@@ -294,14 +294,16 @@ class Drill:
 
         def verify_data() -> str:
             after = self.row_counts()
-            if after != before:
-                changed = sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
-                raise DrillFailed(f"row counts changed in {', '.join(changed)}: before {before}, after {after}")
+            lost, grown = reports.row_count_changes(before, after)
+            if lost:
+                raise DrillFailed(f"rows lost in the crash: {lost} (before {before}, after {after})")
             wallets = self.first.query(_ops(self.first, "check-wallets")).stdout.strip().splitlines()[-1]
             status = _json_line(self.first.query(_ops(self.first, "migrate", "--status")).stdout)
             if status.get("pending"):
                 raise DrillFailed(f"migrations pending after recovery: {status['pending']}")
-            return f"{sum(after.values())} rows unchanged; {wallets}; schema at {status.get('db_head')}"
+            activity = f" (app activity since: {', '.join(f'{k} +{v}' for k, v in grown.items())})" if grown else ""
+            return (f"all {sum(before.values())} rows still there{activity}; {wallets}; "
+                    f"schema at {status.get('db_head')}")
 
         def fresh_backup() -> str:
             output = self.first.query(_ops(self.first, "backup")).stdout.strip().splitlines()

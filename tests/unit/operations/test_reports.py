@@ -141,3 +141,11 @@ def test_steps_table_totals_against_the_rto():
                                 {"step": "b", "status": "ok", "seconds": 40.0}], rto_s=3600)
     assert "total 70.0s against an RTO of 60 min (3600s): within" in text
     assert "OVER" in reports.steps_table([{"step": "a", "status": "ok", "seconds": 4000.0}], rto_s=3600)
+
+
+def test_row_count_changes_separates_lost_rows_from_new_activity():
+    before = {"users": 5, "audit_logs": 0, "payouts": 2}
+    assert reports.row_count_changes(before, dict(before)) == ({}, {})
+    assert reports.row_count_changes(before, {"users": 5, "audit_logs": 9, "payouts": 1}) == (
+        {"payouts": -1}, {"audit_logs": 9})
+    assert reports.row_count_changes(before, {"users": 5, "audit_logs": 0}) == ({"payouts": -2}, {})
