@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
+from deploy.local_postgres import LocalPostgresError
+
 from .conftest import ENCRYPTION_KEY, RELEASE, Ops, scratch_databases, table_digests
 
 
@@ -36,6 +40,11 @@ def test_backup_then_restore_into_a_new_database_reproduces_every_table(ops: Ops
     restored = ops.ok("restore", "--backup", backup_id, "--target", target)
     assert "sha256 verified" in restored.stdout and f"restored into {target}" in restored.stdout
     assert table_digests(ops.cluster, target) == source
+    # audit_logs stays append-only after a restore: its trigger and its REVOKEs come back too.
+    acl = "SELECT relacl::text FROM pg_class WHERE relname = 'audit_logs'"
+    assert ops.cluster.psql(acl, target) == ops.cluster.psql(acl, source_db)
+    with pytest.raises(LocalPostgresError, match="append-only"):
+        ops.cluster.psql("DELETE FROM audit_logs", target)
 
     table = ops.ok("backups").stdout.splitlines()
     assert table[0].split()[:3] == ["ID", "FINISHED", "SIZE"]

@@ -50,3 +50,16 @@ def test_every_task_is_documented():
         assert backup_task.__doc__ and backup_task.__doc__.strip()
         for option, text in backup_task.help.items():
             assert text, option
+
+
+def test_progress_is_shown_only_to_a_person(capsys):
+    from deploy.ops.backup_process import Progress
+
+    quiet = Progress("uploading", enabled=False)
+    quiet.update(5 * 2**20)
+    quiet.done()
+    shown = Progress("uploading", enabled=True)
+    shown.update(3 * 2**20)
+    shown.done()
+    err = capsys.readouterr().err
+    assert err.startswith("\ruploading:      3.0 MiB") and err.endswith("MiB/s\n")
