@@ -379,6 +379,12 @@ def check_database_for_rollback(remote: Remote, current: str, target: str, downg
         return
     status_out = remote.query(cmd.migrate_status_command(lay, target)).stdout
     status = json.loads(status_out.strip().splitlines()[-1])
+    if status.get("pending"):
+        raise DeployError(
+            f"refusing: {target} has migrations the database lacks ({', '.join(status['pending'])}); "
+            f"a rollback never migrates forward: deploy that tag instead (`invoke deploy --tag "
+            f"{ledger.release_tag(target)}`)."
+        )
     if not cmd.database_ahead_of(status):
         return
     code_number = status.get("code_head_number")

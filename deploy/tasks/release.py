@@ -198,9 +198,3 @@ def sandbox(c, action, base_dir=".local/sandbox"):
 
 TASKS = [provision, deploy, rollback, releases, health, logs, lock, sandbox]
 
-
-if __name__ == "__main__":
-    # `python -m deploy.tasks.release TASK ...`: these tasks alone, without the rest of tasks.py.
-    from invoke import Collection, Program
-
-    Program(namespace=Collection(*TASKS), binary="python -m deploy.tasks.release").run()

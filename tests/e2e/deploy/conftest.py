@@ -127,12 +127,12 @@ class TaskResult:
 
 @pytest.fixture(scope="session")
 def run_task(repo: Repo, sandbox: Sandbox):
-    """Run one invoke task in a subprocess from the throwaway repo, as an operator would."""
+    """Run `invoke <task>` in a subprocess from the throwaway repo (its tasks.py), as an operator would."""
 
     def run(*args: str, check: bool = True, timeout: float = 300) -> TaskResult:
         env = {**os.environ, "CLICKNBACK_INVENTORY": str(sandbox.inventory_path), "PYTHONUNBUFFERED": "1"}
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "deploy.tasks.release", *args], cwd=repo.path, env=env,
+        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=repo.path, env=env,
                                 capture_output=True, text=True, timeout=timeout)
         seconds = time.monotonic() - started
         output = result.stdout + result.stderr

@@ -156,6 +156,7 @@ def test_code_only_deploy_under_load_is_fast_and_loses_nothing(run_task, hosts, 
     per_host = result.seconds / len(hosts)
     record_figure("deploy_code_only_two_hosts_s", round(result.seconds, 2))
     record_figure("deploy_code_only_per_host_s", round(per_host, 2))
+    record_figure("deploy_code_only_output", result.output.splitlines())
     record_figure("failed_requests_during_deploy", len(load.failures))
     record_figure("requests_during_deploy", load.ok)
     assert per_host <= 30, result.output
@@ -170,6 +171,7 @@ def test_rollback_defaults_to_previous_good_release_under_load(run_task, hosts, 
     assert entries[-1].kind == "rollback" and entries[-1].outcome == "ok"
     assert entries[-1].marked_bad and entries[-1].marked_bad[0].endswith("-vC")
     record_figure("rollback_two_hosts_s", round(result.seconds, 2))
+    record_figure("rollback_two_hosts_output", result.output.splitlines())
     record_figure("failed_requests_during_rollback", len(load.failures))
     record_figure("requests_during_rollback", load.ok)
     # Sanity bound (the 15 s target is reported from the figures, not asserted: it depends on the
@@ -194,6 +196,13 @@ def test_rollback_with_downgrade_undoes_the_migration_first(run_task, repo, host
         assert http_get(url)[0] == 200
 
 
+def test_rollback_never_migrates_forward(run_task, repo, remotes):
+    result = run_task("rollback", "--to", "vB", check=False)
+    assert result.returncode != 0
+    assert "has migrations the database lacks" in result.output and "invoke deploy --tag vB" in result.output
+    assert all(c.endswith("-vA") for c in currents(remotes))
+
+
 def test_dry_run_deploy_prints_the_plan_and_changes_nothing(run_task, remotes):
     before = currents(remotes)
     ledger_before = [len(read_ledger(r)) for r in remotes]
@@ -213,7 +222,7 @@ def test_concurrent_deploys_one_fails_fast_naming_the_holder(run_task, repo, san
     import time
 
     env = {**os.environ, "CLICKNBACK_INVENTORY": str(sandbox.inventory_path)}
-    first = subprocess.Popen([sys.executable, "-m", "deploy.tasks.release", "deploy", "--tag", "vB"],
+    first = subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--tag", "vB"],
                              cwd=repo.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lock_file = layout(remotes[0]).lock
     deadline = time.monotonic() + 30
@@ -271,6 +280,7 @@ def test_single_host_rollback_time(run_task, remotes):
     result = run_task("rollback", "--env", "solo")
     assert current_release(remotes[0]).endswith("-vB")
     record_figure("rollback_one_host_s", round(result.seconds, 2))
+    record_figure("rollback_one_host_output", result.output.splitlines())
     assert result.seconds <= 30, result.output  # sanity bound; the 5 s target is in the figures
 
 

@@ -21,7 +21,7 @@ PROJECT = Path(__file__).resolve().parents[3]
 
 
 def task(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deploy.tasks.release", *args], cwd=PROJECT,
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT,
                           capture_output=True, text=True, timeout=180)
 
 
