@@ -1,7 +1,8 @@
 """`clicknback-ops backup | backups | prune-backups | restore | verify-backup`.
 
 Exit statuses: 0 done; 1 the operation failed (the message says why, and that nothing usable
-was lost or half-written); 2 bad configuration or a refused request.
+was lost or half-written); 2 bad configuration or a refused request; 3 another backup of the
+same database is running (a PostgreSQL advisory lock: one backup at a time, whichever host).
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ from deploy.ops.backup_commands import (
 from server.db import parse_database_url
 from server.db_migrations import db_head_on
 
+# pg_try_advisory_lock key of backups: the first 8 bytes of sha256("clicknback-backup"), signed.
+BACKUP_LOCK_KEY = 6321159599233877432
+
+
 class Database:
     """One connection, used from synchronous code (the loop only runs while a call is in flight)."""
 
@@ -74,6 +78,10 @@ class Database:
     def row_counts(self) -> dict[str, int]:
         tables = [row[0] for row in self.fetch(LIST_TABLES_SQL)]
         return {table: int(self.fetchval(count_rows_sql(table))) for table in tables}
+
+    def try_backup_lock(self) -> bool:
+        """One backup per database at a time, whichever host starts it (held until disconnect)."""
+        return bool(self.fetchval("SELECT pg_try_advisory_lock($1)", BACKUP_LOCK_KEY))
 
     def begin_snapshot(self) -> str:
         """Start the transaction whose snapshot pg_dump will share; returns the snapshot id."""

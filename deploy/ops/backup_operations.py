@@ -68,6 +68,12 @@ class UsageError(BackupError):
     exit_status = 2
 
 
+class BusyError(BackupError):
+    """Another backup of the same database is running (e.g. the cron of a second host)."""
+
+    exit_status = 3
+
+
 def make_store(settings: BackupSettings) -> S3Store:
     return S3Store(settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region, settings.s3_access_key_id,
                    settings.s3_secret_access_key, settings.s3_addressing_style)
@@ -106,6 +112,9 @@ def run_backup(settings: BackupSettings, store: S3Store, reason: str, out: TextI
 
     db = backup_db.Database(settings.database_url)
     try:
+        if not db.try_backup_lock():
+            raise BusyError(f"another backup of database {database} is running (its advisory lock is held); "
+                            "not starting a second one")
         snapshot = db.begin_snapshot()
         server_version = db.server_version()
         migration_head = db.migration_head()

@@ -208,3 +208,24 @@ def test_writes_during_the_backup_do_not_break_its_consistency(ops: Ops, bulky_s
     assert len(inserted) > 10
     result = ops.ok("verify-backup")
     assert "ok   row counts" in result.stdout
+
+
+def test_a_second_concurrent_backup_is_refused_with_status_3(ops: Ops, source_db: str):
+    """Two hosts' cron (or cron and an operator) never dump the same database at once."""
+    from deploy.ops.backup_db import BACKUP_LOCK_KEY
+
+    holder = subprocess.Popen([str(ops.cluster.bindir / "psql"), "-X", "-q", "-h", ops.cluster.host, "-p",
+                               str(ops.cluster.port), "-U", "postgres", "-d", source_db], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        holder.stdin.write(f"SELECT pg_advisory_lock({BACKUP_LOCK_KEY});\n")
+        holder.stdin.flush()
+        wait_for(lambda: ops.cluster.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+                                          source_db) == "1", 30, "the lock to be held")
+        busy = ops.run("backup")
+        assert busy.returncode == 3 and "another backup of database" in busy.stderr
+        assert ops.listing() == {"complete": [], "incomplete": []}
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    ops.ok("backup")  # the lock went with its session

@@ -63,3 +63,11 @@ def test_check_sql():
         'SELECT count(*) FROM "t" c WHERE c."a" IS NOT NULL AND c."b" IS NOT NULL AND NOT EXISTS '
         '(SELECT 1 FROM "p" p WHERE p."x" = c."a" AND p."y" = c."b")'
     )
+
+
+def test_backup_lock_key_is_derived_as_documented():
+    import hashlib
+
+    from deploy.ops.backup_db import BACKUP_LOCK_KEY
+
+    assert BACKUP_LOCK_KEY == int.from_bytes(hashlib.sha256(b"clicknback-backup").digest()[:8], "big", signed=True)
