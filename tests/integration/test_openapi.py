@@ -43,8 +43,6 @@ async def test_catalogue_part_is_valid_openapi_3(document):
     assert errors == []
 
 
-@pytest.mark.xfail(reason="server/purchases/docs.py writes OpenAPI 3.1 `type: [..., 'null']` into this 3.0.3 "
-                          "document (issue 4); remove this marker once it uses `nullable: true`", strict=False)
 async def test_whole_document_is_valid_openapi_3(document):
     validate(document)
 
