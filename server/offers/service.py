@@ -210,7 +210,8 @@ async def details(offer_id: str | None, raw_id: str, is_admin: bool) -> dict[str
         if not row["active"]:
             reason = "This offer is inactive. Only admin users can view inactive offers."
         elif not row["merchant_active"]:
-            reason = "The merchant for this offer is inactive. Only admin users can view offers from inactive merchants."
+            reason = ("The merchant for this offer is inactive. "
+                      "Only admin users can view offers from inactive merchants.")
         if reason is not None:
             raise forbidden("You do not have permission to view this offer.",
                             {"resource_type": "offer", "resource_id": offer_id, "reason": reason})
