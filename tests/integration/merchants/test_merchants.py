@@ -258,3 +258,17 @@ async def test_wrong_method_is_405(client, admin):
     assert response.status_code == 405
     assert error_of(response)["code"] == "METHOD_NOT_ALLOWED"
     assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+async def test_page_size_settings_apply_to_the_catalogue_lists(settings, admin):
+    app_client = AppClient(create_app(with_settings(settings, default_page_size=3, max_page_size=5)))
+    await app_client.start()
+    try:
+        for path in ["/api/v1/merchants", "/api/v1/offers", "/api/v1/offers/active", "/api/v1/feature-flags",
+                     "/api/v1/audit-logs"]:
+            default = await app_client.get(path, token=admin.token)
+            assert default.json()["pagination"]["limit"] == 3, path
+            too_big = await app_client.get(path, token=admin.token, params={"limit": 6})
+            assert too_big.status_code == 422 and fields_of(too_big) == ["limit"], path
+    finally:
+        await app_client.stop()
