@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -24,28 +25,41 @@ BUCKET = "cnb-ops-e2e"
 pytestmark = pytest.mark.e2e
 
 
+@dataclass
+class Bucket:
+    name: str
+    client: object
+
+
+def _env_values(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
 @pytest.fixture(scope="session")
-def s3(tmp_path_factory):
+def s3_settings(sandbox, tmp_path_factory):  # noqa: F811
+    """The S3_* settings of the hosts: the sandbox's own endpoint when it has one, else a moto we start."""
+    values = _env_values(sandbox.env_file.read_text())
+    if values.get("S3_ENDPOINT_URL"):
+        yield {k: v for k, v in values.items() if k.startswith("S3_")}
+        return
     server = LocalS3(log_file=tmp_path_factory.mktemp("moto") / "moto.log").start()
     server.create_bucket(BUCKET)
-    yield server
+    settings = server.settings(BUCKET)
+    sandbox.env_file.write_text(sandbox.env_file.read_text() + "".join(f"{k}={v}\n" for k, v in settings.items()))
+    yield settings
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def bucket(s3):
-    return boto3.client("s3", endpoint_url=s3.endpoint_url, region_name="us-east-1",
-                        aws_access_key_id=s3.settings(BUCKET)["S3_ACCESS_KEY_ID"],
-                        aws_secret_access_key=s3.settings(BUCKET)["S3_SECRET_ACCESS_KEY"])
+def bucket(s3_settings) -> Bucket:
+    return Bucket(s3_settings["S3_BUCKET"], boto3.client(
+        "s3", endpoint_url=s3_settings["S3_ENDPOINT_URL"], region_name=s3_settings.get("S3_REGION") or "us-east-1",
+        aws_access_key_id=s3_settings["S3_ACCESS_KEY_ID"], aws_secret_access_key=s3_settings["S3_SECRET_ACCESS_KEY"]))
 
 
 @pytest.fixture(scope="session")
-def deployed(sandbox, s3, run_task):  # noqa: F811
-    """Both hosts provisioned with S3 settings in shared/.env and serving release vA."""
-    text = sandbox.env_file.read_text()
-    if "S3_ENDPOINT_URL=" not in text:
-        extra = "".join(f"{key}={value}\n" for key, value in s3.settings(BUCKET).items())
-        sandbox.env_file.write_text(text + extra)
+def deployed(sandbox, s3_settings, run_task):  # noqa: F811
+    """Both hosts provisioned with the S3 settings in shared/.env and serving release vA."""
     run_task("provision", "--env-file", str(sandbox.env_file))
     result = run_task("deploy", "--tag", "vA")
     assert "deployed vA" in result.output, result.output

@@ -23,7 +23,7 @@ from deploy.local_sshd import chown_tree
 from deploy.release import current_release, layout
 from deploy.sandbox import DATABASE
 from server.seed import load_demo_seed
-from tests.e2e.operations.conftest import BUCKET, logs_dir
+from tests.e2e.operations.conftest import logs_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 NOW = datetime.now(timezone.utc)
@@ -34,7 +34,7 @@ def stamp(when: datetime) -> str:
 
 
 def keys(bucket, prefix: str) -> list[str]:
-    return sorted(o["Key"] for o in bucket.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+    return sorted(o["Key"] for o in bucket.client.list_objects_v2(Bucket=bucket.name, Prefix=prefix).get("Contents", []))
 
 
 def test_archive_logs_keeps_files_when_the_upload_fails_then_archives_with_retention(
@@ -55,7 +55,7 @@ def test_archive_logs_keeps_files_when_the_upload_fails_then_archives_with_reten
     expired = f"{prefix}app-8001.{stamp(NOW - timedelta(days=40))}.log.gz"
     unexpired = f"{prefix}app-8001.{stamp(NOW - timedelta(days=20))}.log.gz"
     for key in (expired, unexpired):
-        bucket.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(b"{}\n"))
+        bucket.client.put_object(Bucket=bucket.name, Key=key, Body=gzip.compress(b"{}\n"))
 
     dry = ops_task("archive-logs", "--dry-run")
     assert f"would compress {old_name}" in dry.output and "dry run: nothing changed" in dry.output
@@ -76,7 +76,7 @@ def test_archive_logs_keeps_files_when_the_upload_fails_then_archives_with_reten
     assert (folder / f"{recent_name}.gz").exists(), "archived but recent: kept locally"
     assert live.read_text() == '{"live": 1}\n'
     assert keys(bucket, prefix) == sorted([f"{prefix}{old_name}.gz", f"{prefix}{recent_name}.gz", unexpired])
-    archived = bucket.get_object(Bucket=BUCKET, Key=f"{prefix}{old_name}.gz")["Body"].read()
+    archived = bucket.client.get_object(Bucket=bucket.name, Key=f"{prefix}{old_name}.gz")["Body"].read()
     assert gzip.decompress(archived).decode() == old_content
     assert f"deleted expired archive {expired}" in result.output
 
