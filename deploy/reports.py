@@ -188,7 +188,7 @@ def svg_line_chart(title: str, series: Series, unit: str, reference: tuple[str, 
                      f'y2="{y(value):.1f}" stroke="#555" stroke-dasharray="6 4"/>')
         parts.append(f'<text x="{MARGIN_LEFT + plot_w - 4}" y="{y(value) - 4:.1f}" text-anchor="end" '
                      f'font-size="11">{esc(label)}</text>')
-    legend_x = MARGIN_LEFT + 220
+    legend_x = MARGIN_LEFT + 9 * len(title) + 24  # right of the bold title
     for index, (name, values_over_time) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
         ordered = sorted(values_over_time)
