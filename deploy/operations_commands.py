@@ -8,9 +8,6 @@ from __future__ import annotations
 from deploy import commands as cmd
 from deploy.commands import Layout, q
 
-SHARED_MAINTENANCE_STEPS = ("vacuum-analyze", "reindex", "verify-backup", "check-wallets")
-
-
 def stats_args(window_hours: float, with_database: bool, only_logs: bool = False,
                end: str | None = None) -> list[str]:
     args = ["stats", "--window-hours", f"{window_hours:g}", *(["--end", end] if end else [])]
@@ -33,9 +30,10 @@ def maintenance_args(shared_steps: bool, until: str | None, budget: float | None
         args += ["--until", until]
     if budget is not None:
         args += ["--budget", f"{budget:g}"]
-    skipped = list(skip) + ([] if shared_steps else [s for s in SHARED_MAINTENANCE_STEPS if s not in skip])
-    for step in skipped:
+    for step in skip:
         args += ["--skip", step]
+    if not shared_steps:
+        args.append("--no-shared-steps")
     return args
 
 

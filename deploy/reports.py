@@ -312,6 +312,12 @@ def handoff_markdown(data: dict) -> str:
                          f"| {', '.join(entry.hosts)} | {entry.who} | {note.strip('; ')} |")
     else:
         lines.append("No deploys or rollbacks recorded in the ledger.")
+    lines += ["", "## Incidents and resolutions", ""]
+    troubled = [e for e in entries if e.outcome != "ok" or e.kind == "rollback"]
+    for entry in troubled:
+        lines.append(f"- {entry.when}: {entry.kind} of {entry.tag} {entry.outcome}"
+                     + (f" — {entry.detail[:160]}" if entry.detail else ""))
+    lines.append("- (add this shift's incidents by hand: what happened, what was done, how it ended)")
     lines += ["", "## Backups", ""]
     backups = data.get("backups") or {}
     if backups.get("error"):

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip", action="append", default=[], choices=model.STEP_NAMES, metavar="STEP",
                         help=f"leave a step out (repeatable): {', '.join(model.STEP_NAMES)}")
     parser.add_argument("--host-label", metavar="NAME", help="passed to archive-logs (this host's folder in the bucket)")
+    parser.add_argument("--no-shared-steps", action="store_true",
+                        help="leave the database, backup and wallet steps to another host (`invoke maintenance` "
+                             "passes this to every host but the first)")
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     parser.set_defaults(handler=run)
 
@@ -129,7 +132,7 @@ def dependency_audit(timeout: float) -> tuple[str, str]:
     return ("failed" if findings else status), "; ".join(notes)
 
 
-async def maintain(end: datetime, skip: set[str], host_label: str | None) -> list[StepResult]:
+async def maintain(end: datetime, skip: set[str], host_label: str | None, shared_steps: bool = True) -> list[StepResult]:
     database_url = require(["DATABASE_URL"])["DATABASE_URL"]
     results: list[StepResult] = []
     conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
@@ -148,6 +151,9 @@ async def maintain(end: datetime, skip: set[str], host_label: str | None) -> lis
         for name, description, estimate in model.STEPS:
             if name in skip:
                 results.append(StepResult(name, "skipped", 0.0, "left out with --skip"))
+                continue
+            if name in SHARED_STEPS and not shared_steps:
+                results.append(StepResult(name, "skipped", 0.0, "runs on another host (--no-shared-steps)"))
                 continue
             if name in SHARED_STEPS and not holds_lock:
                 results.append(StepResult(name, "skipped", 0.0, "another host runs the window's shared steps "
@@ -181,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
           f"(release {os.path.basename(os.getcwd())})", flush=True)
     started = time.monotonic()
     try:
-        results = asyncio.run(maintain(end, set(args.skip), args.host_label))
+        results = asyncio.run(maintain(end, set(args.skip), args.host_label, not args.no_shared_steps))
     except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
         print(f"maintenance: cannot reach the database: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -22,8 +22,7 @@ def test_stats_and_archive_args():
 def test_maintenance_args_first_host_and_others():
     assert ocmd.maintenance_args(True, None, 20.0, []) == ["maintenance", "--budget", "20"]
     assert ocmd.maintenance_args(False, "02:55", None, ["reindex"]) == [
-        "maintenance", "--until", "02:55", "--skip", "reindex",
-        "--skip", "vacuum-analyze", "--skip", "verify-backup", "--skip", "check-wallets"]
+        "maintenance", "--until", "02:55", "--skip", "reindex", "--no-shared-steps"]
 
 
 def test_read_release_json_command():

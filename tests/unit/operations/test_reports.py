@@ -121,6 +121,7 @@ def test_handoff_markdown_has_every_section():
     text = reports.handoff_markdown(data)
     for expected in ("## Current release", "| app1 | 20261127T010000Z-v1 | v1 | aaaaaaaaaaaa | 2026-11-27T01:00:00+00:00 |",
                      "OK app1 app-8001 ready", "| rollback | v1 | ok | 12.5s |", "marked bad: 20261127T000000Z-v2",
+                     "## Incidents and resolutions\n\n- 2026-11-27T01:00:00+00:00: rollback of v1 ok",
                      "Last backup: B1 at 2026-11-22T01:00:00+00:00 (2.0 KiB)", "Last verified restore: B1 passed",
                      "3 requests, error rate 0.00%", "p99 250.0 ms (OVER the 200 ms target)", "## Slow login",
                      "Sunday 2026-12-06 02:00–03:00 UTC", "## Escalation path\n\n1. Developer"):
