@@ -192,9 +192,3 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
 
 TASKS = [backup, backups, restore, verify_backup, prune_backups]
 
-
-if __name__ == "__main__":
-    # `python -m deploy.tasks.backup TASK ...`: these tasks alone, without the rest of tasks.py.
-    from invoke import Collection, Program
-
-    Program(namespace=Collection(*TASKS), binary="python -m deploy.tasks.backup").run()

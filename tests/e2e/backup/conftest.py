@@ -69,17 +69,15 @@ class BackupWorld:
     s3: LocalS3
     repo: Path
 
-    def task(self, module: str, *args: str, check: bool = True, timeout: float = 300) -> TaskResult:
+    def task(self, *args: str, check: bool = True, timeout: float = 300) -> TaskResult:
+        """`invoke <task> ...` from the released repo (its tasks.py), as an operator runs it."""
         env = {**os.environ, "CLICKNBACK_INVENTORY": str(self.sandbox.inventory_path), "PYTHONUNBUFFERED": "1"}
-        result = subprocess.run([sys.executable, "-m", f"deploy.tasks.{module}", *args], cwd=self.repo, env=env,
+        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=self.repo, env=env,
                                 capture_output=True, text=True, timeout=timeout)
         output = result.stdout + result.stderr
         if check and result.returncode != 0:
-            raise AssertionError(f"task {module} {' '.join(args)} failed ({result.returncode}):\n{output}")
+            raise AssertionError(f"invoke {' '.join(args)} failed ({result.returncode}):\n{output}")
         return TaskResult(result.returncode, output)
-
-    def backup_task(self, *args: str, check: bool = True) -> TaskResult:
-        return self.task("backup", *args, check=check)
 
     def host_env_files(self) -> list[Path]:
         return [self.sandbox.deploy_root(address) / "shared" / ".env" for address in ADDRESSES]
@@ -117,8 +115,8 @@ def world(backup_repo: Path) -> BackupWorld:
             env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
         seed_shared_venv(sandbox, (backup_repo / "requirements.lock").read_bytes())
         world = BackupWorld(sandbox, s3, backup_repo)
-        world.task("release", "provision", "--env-file", str(sandbox.env_file), timeout=600)
-        world.task("release", "deploy", "--tag", TAG, timeout=900)
+        world.task("provision", "--env-file", str(sandbox.env_file), timeout=600)
+        world.task("deploy", "--tag", TAG, timeout=900)
         sandbox.postgres.psql(sample_data_sql(users=40, purchases=300, audit_rows=100), DATABASE)
         yield world
     finally:

@@ -21,7 +21,7 @@ STATE: dict[str, str] = {}
 
 
 def listing(world: BackupWorld) -> dict:
-    output = world.backup_task("backups", "--json").output
+    output = world.task("backups", "--json").output
     line = next(line for line in output.splitlines() if '"complete"' in line)
     return json.loads(line[line.index("{"):])
 
@@ -35,7 +35,7 @@ def ready(address: str, port: int) -> int:
 
 
 def test_backup_task_runs_on_the_first_host_and_streams_its_output(world: BackupWorld):
-    result = world.backup_task("backup")
+    result = world.task("backup")
     assert "[host-6" in result.output and "complete" in result.output
     match = re.search(r"backup (\d{8}T\d{6}Z-[0-9a-f]{6}): complete", result.output)
     assert match, result.output
@@ -47,15 +47,15 @@ def test_backup_task_runs_on_the_first_host_and_streams_its_output(world: Backup
 
 
 def test_other_host_can_run_it_and_the_list_shows_both(world: BackupWorld):
-    result = world.backup_task("backup", "--host", "host-7")
+    result = world.task("backup", "--host", "host-7")
     assert "[host-7" in result.output
-    table = world.backup_task("backups").output
+    table = world.task("backups").output
     assert "VERIFIED" in table and STATE["first"] in table
     assert len(listing(world)["complete"]) == 2
 
 
 def test_verify_backup_task_passes_and_is_recorded(world: BackupWorld):
-    result = world.backup_task("verify-backup", "--backup", STATE["first"])
+    result = world.task("verify-backup", "--backup", STATE["first"])
     assert f"backup {STATE['first']} PASSED" in result.output
     assert "ok   wallets" in result.output
     assert scratch_databases(world.sandbox.postgres) == []
@@ -64,21 +64,21 @@ def test_verify_backup_task_passes_and_is_recorded(world: BackupWorld):
 
 
 def test_restore_into_a_new_database_matches_the_live_one(world: BackupWorld):
-    world.backup_task("restore", "--backup", STATE["first"], "--target", "e2e_restored")
+    world.task("restore", "--backup", STATE["first"], "--target", "e2e_restored")
     assert table_digests(world.sandbox.postgres, "e2e_restored") == table_digests(world.sandbox.postgres,
                                                                                    "clicknback")
     world.sandbox.postgres.drop_database("e2e_restored")
 
 
 def test_restore_without_target_or_confirmation_is_refused(world: BackupWorld):
-    result = world.backup_task("restore", "--backup", STATE["first"], check=False)
+    result = world.task("restore", "--backup", STATE["first"], check=False)
     assert result.returncode != 0 and "--confirm-live" in result.output
 
 
 def test_live_restore_stops_the_app_restores_and_comes_back_healthy(world: BackupWorld):
     before = table_digests(world.sandbox.postgres, "clicknback")
     world.psql("INSERT INTO login_attempts (email) VALUES ('after-backup@example.test')")
-    result = world.backup_task("restore", "--backup", STATE["first"], "--confirm-live", check=True)
+    result = world.task("restore", "--backup", STATE["first"], "--confirm-live", check=True)
     assert "stopping the app on 2 host(s)" in result.output and "safety backup" in result.output
     assert "the app is healthy on every host" in result.output
     assert table_digests(world.sandbox.postgres, "clicknback") == before
@@ -89,9 +89,9 @@ def test_live_restore_stops_the_app_restores_and_comes_back_healthy(world: Backu
 
 
 def test_prune_dry_run_then_prune(world: BackupWorld):
-    dry = world.backup_task("prune-backups", "--dry-run").output
+    dry = world.task("prune-backups", "--dry-run").output
     assert "retention: keep 28 days, at least 2 backups" in dry
-    world.backup_task("prune-backups")
+    world.task("prune-backups")
     assert len(listing(world)["complete"]) >= 2
 
 
@@ -101,25 +101,25 @@ def test_corrupted_object_is_refused_by_the_verify_task(world: BackupWorld):
     data = bytearray(client.get_object(Bucket=BUCKET, Key=newest["data_key"])["Body"].read())
     data[-10] ^= 0x01
     client.put_object(Bucket=BUCKET, Key=newest["data_key"], Body=bytes(data))
-    result = world.backup_task("verify-backup", check=False)
+    result = world.task("verify-backup", check=False)
     assert result.returncode == 1
     assert "FAIL checksum: checksum mismatch" in result.output
-    restore = world.backup_task("restore", "--backup", newest["backup_id"], "--target", "e2e_corrupt", check=False)
+    restore = world.task("restore", "--backup", newest["backup_id"], "--target", "e2e_corrupt", check=False)
     assert restore.returncode != 0 and "checksum mismatch" in restore.output
     assert world.psql("SELECT count(*) FROM pg_database WHERE datname = 'e2e_corrupt'") == "0"
 
 
 def test_wrong_encryption_key_is_refused(world: BackupWorld):
     world.set_host_env(BACKUP_ENCRYPTION_KEY=ENCRYPTION_KEY)
-    result = world.backup_task("backup")
+    result = world.task("backup")
     assert ENCRYPTION_KEY not in result.output
     encrypted = next(m for m in listing(world)["complete"] if m["encryption"])
     world.set_host_env(BACKUP_ENCRYPTION_KEY="a-different-key-0123456789-abcdefghijk")
-    refused = world.backup_task("restore", "--backup", encrypted["backup_id"], "--target", "e2e_wrong_key",
+    refused = world.task("restore", "--backup", encrypted["backup_id"], "--target", "e2e_wrong_key",
                                 check=False)
     assert refused.returncode != 0 and "not the key this backup was encrypted with" in refused.output
     world.set_host_env(BACKUP_ENCRYPTION_KEY=ENCRYPTION_KEY)
-    world.backup_task("restore", "--backup", encrypted["backup_id"], "--target", "e2e_right_key")
+    world.task("restore", "--backup", encrypted["backup_id"], "--target", "e2e_right_key")
     world.sandbox.postgres.drop_database("e2e_right_key")
     world.set_host_env(BACKUP_ENCRYPTION_KEY=None)
 
@@ -127,7 +127,7 @@ def test_wrong_encryption_key_is_refused(world: BackupWorld):
 def test_unreachable_bucket_fails_the_task_and_the_cron_line_says_why(world: BackupWorld):
     world.set_host_env(S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
     try:
-        result = world.backup_task("backup", check=False)
+        result = world.task("backup", check=False)
         assert result.returncode == 1 and "S3 endpoint unreachable" in result.output
         # The crontab's own backup line, run as cron would (as the deploy user, output to cron.log).
         crontab = subprocess.run(["crontab", "-l", "-u", world.sandbox.sshd.user], capture_output=True,
