@@ -282,9 +282,17 @@ def markdown_section(text: str, heading: str) -> str:
 
 
 def known_issues_list(text: str) -> str:
-    """The known issues file without its title and preamble: every `## ` section, as written."""
+    """The known issues file without its title and preamble: every `## ` section, one level down
+    (they sit under the handoff's own `## Known issues`), links pointing into docs/."""
     start = text.find("\n## ")
-    return text[start + 1:].strip() if start >= 0 else ""
+    if start < 0:
+        return ""
+    return docs_links(re.sub(r"^## ", "### ", text[start + 1:].strip(), flags=re.MULTILINE))
+
+
+def docs_links(text: str) -> str:
+    """`[x](rollback.md)` -> `[x](docs/rollback.md)`: the handoff is read outside docs/."""
+    return re.sub(r"\]\(([a-z0-9-]+\.md)", r"](docs/\1", text)
 
 
 def handoff_markdown(data: dict) -> str:
@@ -349,7 +357,7 @@ def handoff_markdown(data: dict) -> str:
     lines += ["## Next maintenance window", "",
               f"{start:%A %Y-%m-%d %H:%M}–{end:%H:%M} UTC (first Sunday of the month; cron runs "
               f"`clicknback-ops maintenance`; `invoke maintenance` runs it by hand).", ""]
-    lines += ["## Escalation path", "", data.get("escalation") or "See docs/on-call.md.", ""]
+    lines += ["## Escalation path", "", docs_links(data.get("escalation") or "See docs/on-call.md."), ""]
     return "\n".join(lines)
 
 

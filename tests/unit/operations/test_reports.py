@@ -98,7 +98,9 @@ def test_markdown_section_and_known_issues():
     text = "# On call\n\nintro\n\n## Escalation path\n\n1. first\n2. second\n\n## Other\n\nmore\n"
     assert reports.markdown_section(text, "Escalation path") == "1. first\n2. second"
     assert reports.markdown_section(text, "Missing") == ""
-    assert reports.known_issues_list("# Known issues\n\npreamble\n\n## A\n\nbody\n") == "## A\n\nbody"
+    assert reports.known_issues_list("# Known issues\n\npreamble\n\n## A\n\nsee [x](logs.md#y)\n\n## B\n") == \
+        "### A\n\nsee [x](docs/logs.md#y)\n\n### B"
+    assert reports.known_issues_list("# Nothing yet\n") == ""
 
 
 def test_handoff_markdown_has_every_section():
