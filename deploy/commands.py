@@ -209,11 +209,16 @@ def env_file_exists_command(layout: Layout) -> str:
 # -- releases --------------------------------------------------------------------------------
 
 
-def release_id(deployed_at_compact: str, tag: str) -> str:
-    """`20261127T010203Z-v1.2.3`: sorts by time, names the tag."""
+def check_tag(tag: str) -> str:
+    """Tags become path components and shell words: only a safe alphabet is accepted."""
     if not TAG_PATTERN.match(tag):
         raise ValueError(f"tag {tag!r}: only letters, digits, '.', '_' and '-' are allowed")
-    return f"{deployed_at_compact}-{tag}"
+    return tag
+
+
+def release_id(deployed_at_compact: str, tag: str) -> str:
+    """`20261127T010203Z-v1.2.3`: sorts by time, names the tag."""
+    return f"{deployed_at_compact}-{check_tag(tag)}"
 
 
 def release_metadata(tag: str, commit: str, deployed_at: str) -> str:

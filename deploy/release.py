@@ -75,13 +75,14 @@ def git(repo: Path, *args: str, binary: bool = False) -> str | bytes:
 
 def resolve_tag(repo: Path, tag: str) -> str:
     """The commit a tag names; refuses a tag that does not exist (never a branch or a sha)."""
-    cmd.release_id("00000000T000000Z", tag)  # validates the characters
-    result = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}"],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
+    try:
+        cmd.check_tag(tag)
+        return git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
+    except ValueError as error:
+        raise DeployError(str(error)) from None
+    except DeployError:
         raise DeployError(f"tag {tag!r} does not exist in {repo} (create it with `git tag {tag}`, "
-                          f"or fetch tags with `git fetch --tags`)")
-    return result.stdout.strip()
+                          f"or fetch tags with `git fetch --tags`)") from None
 
 
 def local_release(repo: Path, tag: str) -> LocalRelease:
@@ -120,11 +121,10 @@ class Session:
     def say(self, message: str) -> None:
         print(message, file=self.out, flush=True)
 
-    def parallel(self, action: Callable[[Remote], T], remotes: list[Remote] | None = None) -> list[T]:
+    def parallel(self, action: Callable[[Remote], T]) -> list[T]:
         """Run `action` on every host at once; re-raise the first failure after all finished."""
-        remotes = remotes if remotes is not None else self.remotes
-        with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
-            futures = [pool.submit(action, remote) for remote in remotes]
+        with ThreadPoolExecutor(max_workers=max(1, len(self.remotes))) as pool:
+            futures = [pool.submit(action, remote) for remote in self.remotes]
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             raise errors[0]
@@ -262,7 +262,6 @@ def revert(session: Session, failed: Remote, switched: list[Remote], old: dict[s
 
 @dataclass
 class Outcome:
-    ok: bool
     release: str
     duration_s: float
     message: str
@@ -338,7 +337,7 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
         record("ok", "")
         session.parallel(lambda remote: prune(remote, {previous} if previous else set()))
     duration = time.monotonic() - started
-    return Outcome(True, rel_id, duration, f"deployed {tag} as {rel_id} to {len(hosts)} host(s) in {duration:.1f}s")
+    return Outcome(rel_id, duration, f"deployed {tag} as {rel_id} to {len(hosts)} host(s) in {duration:.1f}s")
 
 
 # -- rollback --------------------------------------------------------------------------------
@@ -427,7 +426,7 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
         if failure:
             raise DeployError(f"rollback to {target} FAILED its health gate; hosts are back on {current}") from failure
     duration = time.monotonic() - started
-    return Outcome(True, target, duration, f"rolled back to {target} on {len(hosts)} host(s) in {duration:.1f}s")
+    return Outcome(target, duration, f"rolled back to {target} on {len(hosts)} host(s) in {duration:.1f}s")
 
 
 # -- provision -------------------------------------------------------------------------------

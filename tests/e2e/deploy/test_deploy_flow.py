@@ -14,7 +14,7 @@ import pytest
 
 from deploy import commands as cmd
 from deploy import ledger
-from deploy.release import current_release, layout, live_ports, read_ledger
+from deploy.release import current_release, layout, live_ports, read_ledger, release_ids
 from tests.support.load import LoadGenerator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -41,6 +41,10 @@ def test_provision_dry_run_changes_nothing(run_task, sandbox, hosts):
     assert "would run: mkdir -p" in result.output
     assert "would upload" in result.output and "shared/.env" in result.output
     assert "OAUTH_HASH_KEY" not in result.output
+    system = run_task("provision", "--system", "--dry-run")
+    assert "(as root) apt-get install" in system.output
+    assert "createuser --no-superuser --no-createdb --no-createrole clicknback" in system.output
+    assert "ufw allow OpenSSH" in system.output
     for host in hosts:
         assert not (sandbox.deploy_root(host.address) / "shared").exists()
 
@@ -277,6 +281,8 @@ def test_releases_health_and_logs_tasks(run_task, hosts):
 
 def test_single_host_rollback_time(run_task, remotes):
     run_task("deploy", "--tag", "vC", "--env", "solo")
+    kept = release_ids(remotes[0])
+    assert len(kept) == 5 and not [r for r in kept if r.endswith("-vA")]  # keep_releases = 5: vA pruned
     result = run_task("rollback", "--env", "solo")
     assert current_release(remotes[0]).endswith("-vB")
     record_figure("rollback_one_host_s", round(result.seconds, 2))
