@@ -85,6 +85,8 @@ class Database:
 
     def begin_snapshot(self) -> str:
         """Start the transaction whose snapshot pg_dump will share; returns the snapshot id."""
+        # The transaction idles while pg_dump works: a server-side idle/statement timeout must not end it.
+        self.execute("SET idle_in_transaction_session_timeout = 0; SET statement_timeout = 0")
         self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         return str(self.fetchval("SELECT pg_export_snapshot()"))
 

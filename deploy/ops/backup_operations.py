@@ -151,7 +151,11 @@ def run_backup(settings: BackupSettings, store: S3Store, reason: str, out: TextI
         host=socket.gethostname(),
     )
     # Written last: only now does the backup exist for `backups`, restore and retention.
-    store.put_bytes(manifest_key(settings.prefix, backup_id), manifest.to_json())
+    try:
+        store.put_bytes(manifest_key(settings.prefix, backup_id), manifest.to_json())
+    except StoreError as error:
+        raise BackupError(f"the data was uploaded but the manifest could not be written ({error}): backup "
+                          f"{backup_id} is incomplete and unusable; prune-backups removes it after a day") from None
     rows = sum(row_counts.values())
     print(f"backup {backup_id}: complete, {size} bytes, sha256 {sha256}, {rows} rows in {len(row_counts)} tables, "
           f"{manifest.duration_seconds:.1f}s", file=out, flush=True)
