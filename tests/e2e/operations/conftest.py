@@ -68,12 +68,12 @@ def deployed(sandbox, s3_settings, run_task):  # noqa: F811
 
 @pytest.fixture(scope="session")
 def ops_task(repo, deployed):  # noqa: F811
-    """Run one operations task in a subprocess from the throwaway repo, as an operator would."""
+    """Run one task through tasks.py (`invoke ...`) in a subprocess from the throwaway repo, as an operator would."""
 
     def run(*args: str, check: bool = True, timeout: float = 300) -> TaskResult:
         env = {**os.environ, "CLICKNBACK_INVENTORY": str(deployed.inventory_path), "PYTHONUNBUFFERED": "1"}
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "deploy.tasks.operations", *args], cwd=repo.path,
+        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=repo.path,
                                 env=env, capture_output=True, text=True, timeout=timeout)
         output = result.stdout + result.stderr
         if check and result.returncode != 0:
@@ -87,7 +87,7 @@ def ops_task(repo, deployed):  # noqa: F811
 def backup_task(repo, deployed):  # noqa: F811
     def run(*args: str) -> TaskResult:
         env = {**os.environ, "CLICKNBACK_INVENTORY": str(deployed.inventory_path)}
-        result = subprocess.run([sys.executable, "-m", "deploy.tasks.backup", *args], cwd=repo.path, env=env,
+        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=repo.path, env=env,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         return TaskResult(result.returncode, result.stdout + result.stderr, 0.0)

@@ -166,7 +166,7 @@ def test_html_report_draws_its_charts_in_headless_chromium(ops_task, tmp_path):
 
 
 def test_maintenance_runs_every_step_and_reports_durations(ops_task, backup_task, hosts):
-    backup_task("backup")
+    assert re.search(r"backup \d{8}T\d{6}Z-\w+: complete", backup_task("backup").output)
     result = ops_task("maintenance", "--budget", "20")
     output = result.output
     print(output)  # the report, for the CI log
