@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
         version=release_info().version,
         description="Cashback platform API. Contract: API.md.",
     )
+    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
 
     for blueprint in BLUEPRINTS:
         app.blueprint(blueprint)
