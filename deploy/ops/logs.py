@@ -24,14 +24,14 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import TYPE_CHECKING, TextIO
 
 from deploy.ops import logs_model as model
-from deploy.ops.backup_store import S3Store, StoreError
 from deploy.ops.settings import require
 from server.config import ConfigError
+
+if TYPE_CHECKING:  # boto3 is imported only when archive-logs runs: every other ops command starts faster
+    from deploy.ops.backup_store import S3Store
 
 S3_VARIABLES = ["S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"]
 
@@ -57,7 +57,7 @@ class ArchiveSettings:
     prefix: str
     keep_local_days: int
     retention_days: int
-    store: S3Store = field(repr=False)
+    store: "S3Store" = field(repr=False)
 
 
 @dataclass
@@ -89,6 +89,8 @@ def _days(env: dict[str, str], name: str, default: int) -> int:
 
 
 def load_settings(args: argparse.Namespace) -> ArchiveSettings:
+    from deploy.ops.backup_store import S3Store
+
     env = require(S3_VARIABLES)
     label = args.host_label or env.get("LOG_ARCHIVE_HOST") or socket.gethostname()
     if not model.host_label_ok(label):
@@ -126,6 +128,8 @@ class UploadError(RuntimeError):
 
 def upload_verified(store: S3Store, key: str, path: Path) -> None:
     """Upload one file and read its size, ETag and sha256 back; raises UploadError unless all match."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     body = path.read_bytes()
     md5 = hashlib.md5(body).digest()  # noqa: S324 - S3's integrity check, not security
     sha256 = hashlib.sha256(body).hexdigest()
@@ -148,6 +152,8 @@ def upload_verified(store: S3Store, key: str, path: Path) -> None:
 
 def existing_archive(store: S3Store, key: str, path: Path) -> bool:
     """True when the bucket already holds exactly this file (a previous run uploaded it)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         head = store.client.head_object(Bucket=store.bucket, Key=key)
     except ClientError as error:
@@ -164,6 +170,8 @@ def existing_archive(store: S3Store, key: str, path: Path) -> bool:
 
 
 def _describe_s3_error(error: Exception, store: S3Store) -> str:
+    from botocore.exceptions import ClientError
+
     where = f"bucket {store.bucket!r} at {store.endpoint_url or 'AWS S3'}"
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "?")
@@ -172,6 +180,8 @@ def _describe_s3_error(error: Exception, store: S3Store) -> str:
 
 
 def archive(settings: ArchiveSettings, now: datetime, dry_run: bool, out: TextIO) -> ArchiveSummary:
+    from deploy.ops.backup_store import StoreError
+
     summary = ArchiveSummary()
     say = lambda message: print(f"archive-logs: {message}", file=out, flush=True)  # noqa: E731
     if not settings.logs_dir.is_dir():

@@ -24,15 +24,15 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
-
-import asyncpg
+from typing import TYPE_CHECKING, Callable
 
 from deploy.ops import maintenance_model as model
 from deploy.ops.maintenance_model import StepResult
 from deploy.ops.settings import require
 from deploy.reports import steps_table
-from server.db import parse_database_url
+
+if TYPE_CHECKING:  # asyncpg is imported when the window runs, not by every ops command
+    import asyncpg
 
 ADVISORY_LOCK_KEY = 727001  # any constant shared by every host: "the maintenance window runs"
 ADVISORIES = Path(__file__).resolve().parent / "advisories.json"
@@ -133,6 +133,10 @@ def dependency_audit(timeout: float) -> tuple[str, str]:
 
 
 async def maintain(end: datetime, skip: set[str], host_label: str | None, shared_steps: bool = True) -> list[StepResult]:
+    import asyncpg
+
+    from server.db import parse_database_url
+
     database_url = require(["DATABASE_URL"])["DATABASE_URL"]
     results: list[StepResult] = []
     conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
@@ -178,6 +182,8 @@ async def maintain(end: datetime, skip: set[str], host_label: str | None, shared
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncpg
+
     try:
         end = model.window_end(_now(), args.until, args.budget)
     except ValueError as error:

@@ -22,12 +22,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import asyncpg
-
 from deploy import stats_model as model
 from deploy.ops.settings import require
 from server.config import load_environment
-from server.db import parse_database_url
+
+# asyncpg and the app's database helpers are imported where the database is used, so the other
+# ops commands (and `stats --only-logs`) start without them.
 
 CPU_SAMPLE_SECONDS = 0.5
 
@@ -164,6 +164,10 @@ ORDER BY mean_exec_time DESC LIMIT 5
 
 
 async def database_stats(database_url: str) -> dict:
+    import asyncpg
+
+    from server.db import parse_database_url
+
     conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
     try:
         name, size = await conn.fetchrow("SELECT current_database(), pg_database_size(current_database())")
@@ -197,6 +201,10 @@ async def database_stats(database_url: str) -> dict:
 
 
 async def row_counts(database_url: str) -> dict[str, int]:
+    import asyncpg
+
+    from server.db import parse_database_url
+
     conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
     try:
         names = [r["tablename"] for r in await conn.fetch(
@@ -225,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
         report["system"], report["instances"] = collect_system(deploy_root)
         report["release"] = read_release()
         if not args.no_database:
+            import asyncpg
+
             database_url = require(["DATABASE_URL"])["DATABASE_URL"]
             try:
                 report["database"] = asyncio.run(database_stats(database_url))
