@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -59,7 +60,29 @@ def issue_refresh(key: str, user_id: str, ttl_minutes: int, now: datetime | None
     return IssuedRefreshToken(token, digest(token), now, expires)
 
 
+# Verified access-token claims, by (key, token). Verifying the HMAC and parsing the JSON is a
+# sizeable share of a cheap request's CPU, and a client sends the same token many times; the
+# expiry is still checked on every use, and the user is still reloaded from the database.
+_VERIFIED: dict[tuple[str, str], dict] = {}
+_VERIFIED_MAX = 4096
+
+
 def decode(key: str, token: str, expected_type: str) -> dict:
+    if expected_type == "access":
+        claims = _VERIFIED.get((key, token))
+        if claims is not None:
+            if claims["exp"] <= time.time():
+                raise TokenError("expired", expired=True)
+            return claims
+    claims = _decode(key, token, expected_type)
+    if expected_type == "access":
+        if len(_VERIFIED) >= _VERIFIED_MAX:
+            _VERIFIED.pop(next(iter(_VERIFIED)))
+        _VERIFIED[(key, token)] = claims
+    return claims
+
+
+def _decode(key: str, token: str, expected_type: str) -> dict:
     required = ["user_id", "token_type", "iat", "exp"] + (["jti"] if expected_type == "refresh" else [])
     try:
         claims = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": required})

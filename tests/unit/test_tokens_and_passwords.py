@@ -75,3 +75,18 @@ def test_argon2id_is_the_new_hash():
     assert hashed.startswith("$argon2id$")
     assert passwords.verify_sync("Str0ng!Pass", hashed) == (True, False)
     assert passwords.verify_sync("nope", hashed) == (False, False)
+
+
+def test_verified_tokens_are_remembered_but_still_expire(monkeypatch):
+    import server.auth.tokens as tokens
+
+    token = issue_access(KEY, "u-cache", "user", 1)
+    assert decode(KEY, token, "access")["user_id"] == "u-cache"
+    assert (KEY, token) in tokens._VERIFIED
+    monkeypatch.setattr(tokens.time, "time", lambda: 10**12)  # far past the token's exp
+    with pytest.raises(TokenError) as caught:
+        decode(KEY, token, "access")
+    assert caught.value.expired
+    # Another key never reuses the remembered claims.
+    with pytest.raises(TokenError):
+        decode("some-other-key-0123456789abcdef0123456789", token, "access")
