@@ -3,7 +3,7 @@
 from sanic import Blueprint, Request
 
 from server.audit import service
-from server.audit.apidoc import PAGINATION, TIMESTAMP, UUID, describe, nullable, obj, page_of, query
+from server.apidoc import PAGINATION, TIMESTAMP, UUID, describe, nullable, obj, page_of, query
 from server.endpoint import Call, endpoint
 from server.http import json_response
 from server.validation import Field, FieldError, choice, pagination_schema, timestamp_value, uuid_value

@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping
 
 from sanic import Blueprint, Request
 
-from server.audit.apidoc import PAGINATION, TIMESTAMP, UUID, describe, nullable, obj, page_of, query
+from server.apidoc import PAGINATION, TIMESTAMP, UUID, describe, nullable, obj, page_of, query
 from server.endpoint import Call, endpoint
 from server.errors import schema_error
 from server.flags import service

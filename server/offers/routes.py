@@ -5,7 +5,7 @@
 
 from sanic import Blueprint, Request
 
-from server.audit.apidoc import (
+from server.apidoc import (
     DATE, PAGINATION, RATE, RATE_IN, STATUS_BODY, STATUS_OUT, UUID, describe, obj, page_of, query,
 )
 from server.endpoint import Call, endpoint

@@ -1,4 +1,4 @@
-"""OpenAPI descriptions for the catalogue endpoints (served by sanic-ext at /docs/openapi.json).
+"""OpenAPI descriptions shared by every route (served by sanic-ext at /docs/openapi.json).
 
 Plain JSON schemas, so the served document says exactly what API.md says: money as strings, rates
 and caps as numbers, every error in the one envelope of §1.3.
