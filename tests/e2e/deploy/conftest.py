@@ -22,20 +22,13 @@ import pytest
 from deploy.inventory import load_inventory
 from deploy.release import Remote
 from deploy.sandbox import ENVIRONMENT, Sandbox
+from tests.support.gitrepo import copy_working_tree, git
 from tests.support.sshd import seed_shared_venv, started_sandbox
 
-PROJECT = Path(__file__).resolve().parents[3]
 BROKEN_PROBE_FROM = "self.expected_head = code_head()"
 BROKEN_PROBE_TO = 'self.expected_head = "vBroken-is-never-ready"'
 
 pytestmark = pytest.mark.e2e
-
-
-def _git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.test",
-           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.test"}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 def _next_migration(repo: Path) -> tuple[Path, int]:
@@ -65,43 +58,37 @@ class Repo:
     migration_number_b: int
 
     def commit_of(self, tag: str) -> str:
-        return _git(self.path, "rev-parse", f"{tag}^{{commit}}")
+        return git(self.path, "rev-parse", f"{tag}^{{commit}}")
 
 
 @pytest.fixture(scope="session")
 def repo(tmp_path_factory) -> Repo:
     path = tmp_path_factory.mktemp("repo")
-    tracked = subprocess.run(["git", "-C", str(PROJECT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"], check=True,
-                             capture_output=True).stdout.decode().split("\0")
-    for name in filter(None, tracked):
-        source = PROJECT / name
-        if source.is_file():
-            (path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, path / name)
+    copy_working_tree(path)
     if os.environ.get("CLICKNBACK_E2E_LOCK_FILE"):  # try a candidate lock file without committing it
         shutil.copy(os.environ["CLICKNBACK_E2E_LOCK_FILE"], path / "requirements.lock")
     if not (path / "requirements.lock").exists():
         pytest.skip("requirements.lock is not in the tree yet: deploys install from it")
-    _git(path, "init", "-q", "-b", "main")
-    _git(path, "add", "-A")
-    _git(path, "commit", "-q", "-m", "vA")
-    _git(path, "tag", "vA")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "vA")
+    git(path, "tag", "vA")
     migration, number = _next_migration(path)
     migration.write_text(MIGRATION)
-    _git(path, "add", "-A")
-    _git(path, "commit", "-q", "-m", "vB: a trivial migration")
-    _git(path, "tag", "vB")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "vB: a trivial migration")
+    git(path, "tag", "vB")
     probe = path / "server" / "health" / "probe.py"
     original = probe.read_text()
     assert BROKEN_PROBE_FROM in original, "the readiness probe changed: update the vBroken patch"
     probe.write_text(original.replace(BROKEN_PROBE_FROM, BROKEN_PROBE_TO))
-    _git(path, "commit", "-q", "-am", "vBroken: readiness never passes")
-    _git(path, "tag", "vBroken")
-    _git(path, "checkout", "-q", "vB")
+    git(path, "commit", "-q", "-am", "vBroken: readiness never passes")
+    git(path, "tag", "vBroken")
+    git(path, "checkout", "-q", "vB")
     (path / "server" / "e2e_code_only_change.py").write_text('"""A code-only change (vC)."""\n')
-    _git(path, "add", "-A")
-    _git(path, "commit", "-q", "-m", "vC: code only")
-    _git(path, "tag", "vC")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "vC: code only")
+    git(path, "tag", "vC")
     return Repo(path, number)
 
 
