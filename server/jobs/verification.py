@@ -37,9 +37,10 @@ SOFT_FAIL_SQL = """
 UPDATE purchases SET verification_attempts = $2, next_verification_at = $3, updated_at = now() WHERE id = $1
 """
 
-# Errors that mean the database itself is unreachable: the tick stops and the runner retries later.
+# Errors that mean the database itself is unreachable or going away (shutdown, crash, dropped):
+# the tick stops and the runner tries again on the next one.
 CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                     asyncpg.CannotConnectNowError, ConnectionError)
+                     asyncpg.OperatorInterventionError, ConnectionError)
 
 
 def rejection_reason(attempts: int) -> str:
