@@ -288,6 +288,25 @@ def prune_command(layout: Layout, release_ids: list[str]) -> str:
     return "rm -rf -- " + " ".join(q(layout.release(r)) for r in release_ids)
 
 
+def venv_links_command(layout: Layout) -> str:
+    """Prints the venvs on the host, then `--`, then the venv every release links to."""
+    return (f"ls -1 {q(layout.venvs)} 2>/dev/null; echo --;"
+            f" for link in {q(layout.releases)}/*/.venv; do readlink \"$link\" || true; done")
+
+
+def unused_venvs(listing: str) -> list[str]:
+    """The venv folders (lock hashes) that no remaining release links to, from venv_links_command."""
+    present, _, linked = listing.partition("--")
+    in_use = {Path(line.strip()).name for line in linked.splitlines() if line.strip()}
+    return sorted(name for name in present.split() if name not in in_use and re.fullmatch(r"[0-9a-f]{64}", name))
+
+
+def prune_venvs_command(layout: Layout, lock_hashes: list[str]) -> str:
+    if not lock_hashes:
+        return "true"
+    return "rm -rf -- " + " ".join(q(layout.venv(h)) for h in lock_hashes)
+
+
 def release_metadata_read_command(layout: Layout, rel_id: str) -> str:
     return f"cat {q(layout.release(rel_id) + '/RELEASE.json')}"
 

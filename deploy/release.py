@@ -297,6 +297,10 @@ def prune(remote: Remote, keep_also: set[str]) -> None:
     if doomed:
         remote.run(cmd.prune_command(layout(remote), doomed))
         remote.say(f"pruned {len(doomed)} old release(s)")
+    unused = cmd.unused_venvs(remote.query(cmd.venv_links_command(layout(remote))).stdout)
+    if unused:
+        remote.run(cmd.prune_venvs_command(layout(remote), unused))
+        remote.say(f"removed {len(unused)} venv(s) no release uses")
 
 
 def deploy(session: Session, repo: Path, tag: str) -> Outcome:

@@ -109,6 +109,19 @@ def test_prune_keeps_the_newest_and_the_protected():
     assert cmd.prune_command(L, []) == "true"
 
 
+def test_venvs_no_release_links_to_are_pruned():
+    old, kept = "a" * 64, "b" * 64
+    listing = f"{old}\n{kept}\nnot-a-venv\n--\n/srv/cnb/venvs/{kept}\n/srv/cnb/venvs/{kept}\n"
+    assert cmd.unused_venvs(listing) == [old]
+    assert cmd.unused_venvs("--\n") == []
+    assert cmd.prune_venvs_command(L, [old]) == f"rm -rf -- /srv/cnb/venvs/{old}"
+    assert cmd.prune_venvs_command(L, []) == "true"
+    assert cmd.venv_links_command(L) == (
+        "ls -1 /srv/cnb/venvs 2>/dev/null; echo --; for link in /srv/cnb/releases/*/.venv;"
+        " do readlink \"$link\" || true; done"
+    )
+
+
 def test_supervisor_commands():
     assert cmd.supervisor_ensure_running_command(L) == (
         f"{{ {SUPCTL} pid >/dev/null 2>&1 || supervisord -c /srv/cnb/supervisor/supervisord.conf; }}"
