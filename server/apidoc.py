@@ -43,7 +43,10 @@ ERROR_TEXT = {
     404: "Unknown resource.",
     409: "Conflict with the current state.",
     415: "The body is not JSON.",
+    413: "The body is larger than MAX_BODY_BYTES.",
     422: "Body or query schema violation, or a documented business rule.",
+    429: "Too many failed logins for this email; see Retry-After.",
+    503: "Not ready: a readiness check failed or the process is draining.",
 }
 
 
@@ -77,7 +80,8 @@ PAGINATION = [query("offset", {"type": "integer", "minimum": 0, "default": 0}),
 
 def describe(summary: str, tag: str, ok_status: int, ok: dict[str, Any] | None,
              errors: Iterable[int], body: dict[str, Any] | None = None,
-             params: list[dict[str, Any]] | None = None, description: str | None = None):
+             params: list[dict[str, Any]] | None = None, description: str | None = None,
+             public: bool = False):
     """One operation: its request body and query, its success response and its error statuses."""
     responses = [Response({"application/json": ok} if ok is not None else None, status=ok_status,
                           description="Success.")]
@@ -90,5 +94,5 @@ def describe(summary: str, tag: str, ok_status: int, ok: dict[str, Any] | None,
         body=RequestBody({"application/json": body}, required=True) if body is not None else None,
         parameter=params or None,
         response=responses,
-        secured={"bearer": []},
+        secured=None if public else {"bearer": []},
     )

@@ -11,6 +11,7 @@ from itertools import count
 
 from loguru import logger
 from sanic import Request, Sanic
+from sanic.exceptions import PayloadTooLarge
 from sanic_ext import Extend
 
 from server import db, errors
@@ -38,6 +39,12 @@ async def on_request(request: Request) -> None:
     request.ctx.request_id = _request_id(request)
     request.ctx.user_id = None
     REQUEST_ID.set(request.ctx.request_id)
+    # Sanic's own server refuses oversized bodies while reading them; this covers ASGI servers,
+    # which hand the body over whole.
+    limit = request.app.config.REQUEST_MAX_SIZE
+    declared = request.headers.get("content-length", "")
+    if (declared.isdigit() and int(declared) > limit) or len(request.body or b"") > limit:
+        raise PayloadTooLarge("Request body exceeds the limit.")
 
 
 async def on_response(request: Request, response) -> None:

@@ -9,6 +9,7 @@ from sanic import Blueprint, Request
 
 from server import db
 from server.db_migrations import code_head
+from server.apidoc import TIMESTAMP, describe, nullable, obj
 from server.endpoint import Call, endpoint
 from server.http import json_response
 from server.version import release_info
@@ -19,7 +20,16 @@ TABLES = ["users", "merchants", "offers", "purchases", "cashback_transactions", 
           "audit_logs", "feature_flags", "refresh_tokens", "login_attempts"]
 
 
+VERSION_OUT = obj({"version": {"type": "string"}, "commit": {"type": "string"}, "deployed_at": nullable(TIMESTAMP),
+                   "started_at": TIMESTAMP, "migration_head": {"type": "string"}, "python": {"type": "string"},
+                   "sanic": {"type": "string"}})
+STATS_OUT = obj({"pool": {"type": "object"}, "queries": {"type": "object"}, "database": {"type": "object"},
+                 "tables": {"type": "object"}, "scope": {"type": "string"}, "pid": {"type": "integer"},
+                 "checked_at": TIMESTAMP})
+
+
 @bp.get("/version")
+@describe("What this process runs (admin)", "debug", 200, VERSION_OUT, [401, 403])
 @endpoint(auth="admin")
 async def version(request: Request, call: Call):
     info = release_info()
@@ -35,6 +45,7 @@ async def version(request: Request, call: Call):
 
 
 @bp.get("/database-stats")
+@describe("Pool, query counters and database size for this process (admin)", "debug", 200, STATS_OUT, [401, 403])
 @endpoint(auth="admin")
 async def database_stats(request: Request, call: Call):
     pool = db.pool()

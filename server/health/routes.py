@@ -2,18 +2,25 @@
 
 from sanic import Blueprint, Request
 
+from server.apidoc import describe, obj
 from server.http import json_response
+
+CHECKS = {"type": "object", "additionalProperties": {"type": "string"}}
+READY_OUT = obj({"status": {"type": "string", "enum": ["ready"]}, "checks": CHECKS})
 
 bp = Blueprint("health", url_prefix="/health")
 
 
 @bp.get("/live")
+@describe("Liveness probe (no I/O)", "health", 200, obj({"status": {"type": "string", "enum": ["alive"]}}), [],
+          public=True)
 async def live(request: Request):
     # No I/O at all: answers while the database is down or the pool is exhausted.
     return json_response({"status": "alive"})
 
 
 @bp.get("/ready")
+@describe("Readiness probe: database, migration head, not draining", "health", 200, READY_OUT, [503], public=True)
 async def ready(request: Request):
     if request.app.ctx.draining:
         checks = {"database": "not checked", "migrations": "not checked", "shutdown": "draining"}
