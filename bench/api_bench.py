@@ -89,7 +89,8 @@ end
 local tokens = {{{ingest_tokens}}}
 local ids = {{{ingest_ids}}}
 local n = 0
-local prefix = tostring(math.random(1, 1e9))
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
 setup = function(thread) thread:set("tid", tostring(math.random(1, 1e9))) end
 request = function()
   n = n + 1
@@ -104,7 +105,8 @@ end
 local tokens = {{{ingest_tokens}}}
 local ids = {{{ingest_ids}}}
 local n = 0
-local prefix = tostring(math.random(1, 1e9))
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
 request = function()
   n = n + 1
   local i = (n % #tokens) + 1
