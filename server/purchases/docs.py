@@ -6,27 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sanic_ext import openapi
-from sanic_ext.extensions.openapi.definitions import Parameter, RequestBody, Response
+from sanic_ext.extensions.openapi.definitions import Parameter
 from sanic_ext.extensions.openapi.types import Schema
+
+from server import apidoc
+from server.apidoc import ERROR, PAGINATION, TIMESTAMP, UUID, page_of, query  # noqa: F401 - used by the routes
 
 MONEY_OUT = {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$", "example": "3.75"}
 MONEY_IN = {"oneOf": [{"type": "string", "example": "75.00"}, {"type": "number"}]}
-UUID = {"type": "string", "format": "uuid"}
-TIMESTAMP = {"type": "string", "format": "date-time"}
 NULLABLE_TIMESTAMP = {"type": "string", "format": "date-time", "nullable": True}
-
-ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message", "details"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}},
-        }
-    },
-}
 
 PURCHASE_STATUS = {"type": "string", "enum": ["pending", "confirmed", "rejected", "reversed"]}
 PURCHASE_OUT = {
@@ -90,47 +78,13 @@ PAYOUT_PATCH_IN = {
 }
 
 
-def page_of(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["data", "pagination"],
-        "properties": {
-            "data": {"type": "array", "items": item},
-            "pagination": {
-                "type": "object",
-                "required": ["offset", "limit", "total"],
-                "properties": {name: {"type": "integer", "minimum": 0} for name in ("offset", "limit", "total")},
-            },
-        },
-    }
-
-
-def query(name: str, schema: dict[str, Any]) -> Parameter:
-    return Parameter(name, Schema(**schema), "query", required=False)
-
-
 def path(name: str) -> Parameter:
     """Any string: a malformed id is a documented 404, so generated requests may try one."""
     return Parameter(name, Schema(type="string"), "path", required=True)
 
 
-PAGINATION = [query("offset", {"type": "integer", "minimum": 0}),
-              query("limit", {"type": "integer", "minimum": 1, "maximum": 100})]
-
-
 def describe(summary: str, tag: str, responses: dict[int, dict[str, Any]], *, errors: tuple[int, ...] = (),
              body: dict[str, Any] | None = None, parameters: list[Parameter] | None = None):
-    """One operation: its success responses, its documented error statuses (all in the error
-    envelope), an optional JSON body and its parameters. Every route needs a bearer token."""
-    described = [Response({"application/json": schema}, status=status, description=summary)
-                 for status, schema in responses.items()]
-    for status in sorted({401, 422, *errors}):
-        described.append(Response({"application/json": ERROR}, status=status, description="error"))
-    return openapi.definition(
-        summary=summary,
-        tag=tag,
-        body=RequestBody({"application/json": body}, required=True) if body is not None else None,
-        parameter=parameters or None,
-        response=described,
-        secured={"bearer": []},  # the scheme the app registers for every route
-    )
+    """One money operation: its one success response, and 401/422 plus `errors` in the error envelope."""
+    (status, schema), = responses.items()
+    return apidoc.describe(summary, tag, status, schema, {401, 422, *errors}, body=body, params=parameters)
