@@ -596,6 +596,9 @@ def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]
         # The per-deploy-root nginx/supervisord of the deploy user replace the system ones.
         "systemctl disable --now nginx supervisor || true",
         f"id -u {user} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {user}",
+        # The deploy user accepts the keys the admin logs in with.
+        f"install -d -m 700 -o {user} -g {user} ~{host.ssh_user}/.ssh && install -m 600 -o {user} -g {user}"
+        f" ~/.ssh/authorized_keys ~{host.ssh_user}/.ssh/authorized_keys",
         f"install -d -o {user} -g {user} -m 755 {q(host.deploy_root)}",
         "timedatectl set-timezone UTC",
         # Lets the unprivileged nginx listen on port 80.

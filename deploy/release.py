@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Callable, TypeVar
@@ -466,11 +466,19 @@ def provision(session: Session, env_file: Path | None) -> None:
     session.parallel(lambda remote: provision_host(remote, data))
 
 
-def provision_system(session: Session, database: str) -> None:
-    """Root-only first-time setup, through sudo; in dry-run just the list of commands."""
+def provision_system(session: Session, database: str, admin_user: str) -> None:
+    """Root-only first-time setup, over SSH as `admin_user` (root, or a sudoer: through `sudo -n`).
+
+    The deploy user may not exist yet on a fresh VPS, so this part logs in as the admin instead.
+    """
     def run(remote: Remote) -> None:
-        for command in cmd.system_setup_commands(remote.host, database):
-            remote.run(f"sudo -n sh -c {cmd.q(command)}", show=f"(as root) {command}")
+        admin = Remote(replace(remote.host, ssh_user=admin_user), session.dry_run, session.out)
+        try:
+            for command in cmd.system_setup_commands(remote.host, database):
+                wrapped = command if admin_user == "root" else f"sudo -n sh -c {cmd.q(command)}"
+                admin.run(wrapped, show=f"(as {admin_user}) {command}")
+        finally:
+            admin.close()
     session.parallel(run)
 
 

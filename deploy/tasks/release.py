@@ -50,17 +50,19 @@ def _operator_errors(function):
 @task(help=_help(
     env_file="local file uploaded as <deploy_root>/shared/.env (mode 0600, never printed); "
              "optional once the host has one",
-    system="also run the first-time root setup (apt packages, deploy user, PostgreSQL role and "
-           "database, firewall) through sudo; try it with --dry-run first",
+    system="first run the one-time root setup (apt packages, deploy user and its SSH key, PostgreSQL "
+           "role and database, firewall) as --admin-user; try it with --dry-run first",
     database="PostgreSQL role and database name for --system (default clicknback)",
+    admin_user="SSH user for --system: root, or a sudoer (the deploy user may not exist yet); default root",
     dry_run=DRY_RUN_HELP,
 ))
 @_operator_errors
-def provision(c, env=None, inventory=None, env_file=None, system=False, database="clicknback", dry_run=False):
+def provision(c, env=None, inventory=None, env_file=None, system=False, database="clicknback", admin_user="root",
+              dry_run=False):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
     with _session(env, inventory, dry_run) as session:
         if system:
-            release.provision_system(session, database)
+            release.provision_system(session, database, admin_user)
         release.provision(session, Path(env_file).expanduser() if env_file else None)
         session.say(f"provisioned {len(session.remotes)} host(s)" + (" (dry run: nothing changed)" if dry_run else ""))
 

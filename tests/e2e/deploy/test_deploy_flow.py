@@ -43,6 +43,7 @@ def test_provision_dry_run_changes_nothing(run_task, sandbox, hosts):
     assert "OAUTH_HASH_KEY" not in result.output
     system = run_task("provision", "--system", "--dry-run")
     assert "(as root) apt-get install" in system.output
+    assert "authorized_keys" in system.output
     assert "createuser --no-superuser --no-createdb --no-createrole clicknback" in system.output
     assert "ufw allow OpenSSH" in system.output
     for host in hosts:

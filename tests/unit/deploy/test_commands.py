@@ -307,6 +307,8 @@ def test_system_setup_is_root_only_and_creates_a_non_superuser_role(host):
     assert any("createuser --no-superuser --no-createdb --no-createrole clicknback" in c for c in commands)
     assert any("useradd --create-home --shell /bin/bash clicknback" in c for c in commands)
     assert any("ip_unprivileged_port_start=80" in c for c in commands)
+    assert "install -d -m 700 -o clicknback -g clicknback ~clicknback/.ssh && install -m 600 -o clicknback" \
+        " -g clicknback ~/.ssh/authorized_keys ~clicknback/.ssh/authorized_keys" in commands
 
 
 def test_health_poll_gives_up_at_the_deadline_with_the_last_answer():
