@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from server import db
 from server.http import page
+from server.pagination import Filters, fetch_page
 
 
 async def record(
@@ -66,17 +66,10 @@ def audit_out(row: asyncpg.Record) -> dict[str, Any]:
 
 async def list_page(offset: int, limit: int, filters: dict[str, Any]) -> dict[str, Any]:
     """Newest first. `filters` holds only the filters that were given."""
-    conditions, args = [], []
+    where = Filters()
     for name, condition in FILTERS.items():
         if filters.get(name) is not None:
-            args.append(filters[name])
-            conditions.append(condition.format(f"${len(args)}"))
-    clause = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-    n = len(args)
-    rows = await db.fetch(
-        f"SELECT {AUDIT_COLUMNS}, count(*) OVER () AS total FROM audit_logs {clause} "
-        f"ORDER BY occurred_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}",
-        *args, limit, offset,
-    )
-    total = rows[0]["total"] if rows else await db.fetchval(f"SELECT count(*) FROM audit_logs {clause}", *args)
+            where.add(condition, filters[name])
+    rows, total = await fetch_page(source="audit_logs", columns=AUDIT_COLUMNS, filters=where,
+                                   order_by="occurred_at DESC, id DESC", offset=offset, limit=limit)
     return page([audit_out(row) for row in rows], offset, limit, total)

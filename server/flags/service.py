@@ -14,6 +14,7 @@ from server import db
 from server.audit import service as audit
 from server.errors import ApiError, violation
 from server.http import page
+from server.pagination import Filters, fetch_page
 
 RESOLVE_SQL = """
 SELECT enabled, scope_type FROM feature_flags
@@ -134,17 +135,10 @@ async def evaluate(key: str, scope_type: str, scope_id: str | None) -> dict[str,
 
 async def list_page(offset: int, limit: int, key: str | None, scope_type: str | None,
                     scope_id: str | None) -> dict[str, Any]:
-    conditions, args = [], []
+    where = Filters()
     for column, value in (("key", key), ("scope_type", scope_type), ("scope_id", scope_id)):
         if value is not None:
-            args.append(value)
-            conditions.append(f"{column} = ${len(args)}")
-    clause = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-    n = len(args)
-    rows = await db.fetch(
-        f"SELECT {FLAG_COLUMNS}, count(*) OVER () AS total FROM feature_flags {clause} "
-        f"ORDER BY created_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}",
-        *args, limit, offset,
-    )
-    total = rows[0]["total"] if rows else await db.fetchval(f"SELECT count(*) FROM feature_flags {clause}", *args)
+            where.add(f"{column} = {{}}", value)
+    rows, total = await fetch_page(source="feature_flags", columns=FLAG_COLUMNS, filters=where,
+                                   order_by="created_at DESC, id DESC", offset=offset, limit=limit)
     return page([flag_out(row) for row in rows], offset, limit, total)

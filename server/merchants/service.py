@@ -12,6 +12,7 @@ from server import db
 from server.audit import service as audit
 from server.errors import ApiError, not_found, rules_error, violation
 from server.http import page, rate
+from server.pagination import Filters, fetch_page
 
 NAME_INDEX = "uq_merchants_name_ci"
 MERCHANT_COLUMNS = "id, name, default_cashback_percentage, active"
@@ -65,15 +66,9 @@ async def create(admin_id: str, max_percentage: Decimal, name: str, percentage: 
 
 
 async def list_page(offset: int, limit: int, active: bool | None) -> dict[str, Any]:
-    clause, args = ("WHERE active = $1", [active]) if active is not None else ("", [])
-    n = len(args)
-    rows = await db.fetch(
-        f"SELECT {MERCHANT_COLUMNS}, count(*) OVER () AS total FROM merchants {clause} "
-        f"ORDER BY lower(name), id LIMIT ${n + 1} OFFSET ${n + 2}",
-        *args, limit, offset,
-    )
-    # An offset past the end returns no row to carry the window count.
-    total = rows[0]["total"] if rows else await db.fetchval(f"SELECT count(*) FROM merchants {clause}", *args)
+    where = Filters().add("active = {}", active) if active is not None else Filters()
+    rows, total = await fetch_page(source="merchants", columns=MERCHANT_COLUMNS, filters=where,
+                                   order_by="lower(name), id", offset=offset, limit=limit)
     return page([merchant_out(row) for row in rows], offset, limit, total)
 
 

@@ -13,25 +13,17 @@ from server import db
 from server.audit import service as audit
 from server.errors import ApiError, forbidden, not_found, rules_error, violation
 from server.http import page, rate
+from server.pagination import Filters, fetch_page
 from server.merchants.service import render_limit
 
 ONE_ACTIVE_INDEX = "uq_offers_one_active_per_merchant"
 OFFER_COLUMNS = "id, merchant_id, percentage, fixed_amount, start_date, end_date, monthly_cap_per_user, active"
 ACTIVE_ACTION = "Deactivate the existing offer before creating a new one."
 
-# /offers/active: one statement per page, the total from the window (no second round trip, no N+1).
-ACTIVE_PAGE_SQL = """
-SELECT o.id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user,
-       o.start_date, o.end_date, count(*) OVER () AS total
-FROM offers o JOIN merchants m ON m.id = o.merchant_id
-WHERE o.active AND m.active AND o.start_date <= $1 AND o.end_date >= $1
-ORDER BY lower(m.name), o.id
-LIMIT $2 OFFSET $3
-"""
-ACTIVE_COUNT_SQL = """
-SELECT count(*) FROM offers o JOIN merchants m ON m.id = o.merchant_id
-WHERE o.active AND m.active AND o.start_date <= $1 AND o.end_date >= $1
-"""
+# /offers/active: one statement per page, total included (server/pagination.py), no N+1.
+ACTIVE_SOURCE = "offers o JOIN merchants m ON m.id = o.merchant_id"
+ACTIVE_COLUMNS = ("o.id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user, "
+                  "o.start_date, o.end_date")
 DETAILS_SQL = """
 SELECT o.id, o.active, m.active AS merchant_active, m.name AS merchant_name, o.percentage, o.fixed_amount,
        o.monthly_cap_per_user, o.start_date, o.end_date
@@ -166,36 +158,24 @@ async def create(admin_id: str, max_percentage: Decimal, body: dict[str, Any]) -
 
 async def list_page(offset: int, limit: int, status: str | None, merchant_id: str | None,
                     date_from: date | None, date_to: date | None) -> dict[str, Any]:
-    conditions, args = [], []
-
-    def where(sql: str, value: Any) -> None:
-        args.append(value)
-        conditions.append(sql.format(f"${len(args)}"))
-
+    where = Filters()
     if status is not None:
-        where("active = {}", status == "active")
+        where.add("active = {}", status == "active")
     if merchant_id is not None:
-        where("merchant_id = {}", merchant_id)
+        where.add("merchant_id = {}", merchant_id)
     if date_from is not None:
-        where("end_date >= {}", date_from)
+        where.add("end_date >= {}", date_from)
     if date_to is not None:
-        where("start_date <= {}", date_to)
-    clause = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-    n = len(args)
-    rows = await db.fetch(
-        f"SELECT {OFFER_COLUMNS}, count(*) OVER () AS total FROM offers {clause} "
-        f"ORDER BY start_date DESC, id LIMIT ${n + 1} OFFSET ${n + 2}",
-        *args, limit, offset,
-    )
-    total = rows[0]["total"] if rows else await db.fetchval(f"SELECT count(*) FROM offers {clause}", *args)
+        where.add("start_date <= {}", date_to)
+    rows, total = await fetch_page(source="offers", columns=OFFER_COLUMNS, filters=where,
+                                   order_by="start_date DESC, id", offset=offset, limit=limit)
     return page([offer_out(row) for row in rows], offset, limit, total)
 
 
 async def active_page(offset: int, limit: int) -> dict[str, Any]:
-    today = utc_today()
-    async with db.connection() as conn:
-        rows = await conn.fetch(ACTIVE_PAGE_SQL, today, limit, offset)
-        total = rows[0]["total"] if rows else await conn.fetchval(ACTIVE_COUNT_SQL, today)
+    where = Filters().add("o.active AND m.active AND o.start_date <= {0} AND o.end_date >= {0}", utc_today())
+    rows, total = await fetch_page(source=ACTIVE_SOURCE, columns=ACTIVE_COLUMNS, filters=where,
+                                   order_by="lower(m.name), o.id", offset=offset, limit=limit)
     return page([active_offer_out(row) for row in rows], offset, limit, total)
 
 

@@ -15,7 +15,7 @@ from server import db
 from server.audit.service import record as audit
 from server.errors import ApiError, not_found
 from server.http import money
-from server.purchases.listing import Filters, fetch_page
+from server.pagination import Filters, fetch_page
 from server.purchases.service import warn
 
 PAYOUT_COLUMNS = "id, user_id, amount, status, requested_at, processed_at, external_reference"

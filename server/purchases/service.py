@@ -21,7 +21,7 @@ from server.audit.service import record as audit
 from server.errors import ApiError, forbidden, not_found
 from server.http import money
 from server.purchases.cashback import credited_cashback, raw_cashback
-from server.purchases.listing import Filters, fetch_page
+from server.pagination import Filters, fetch_page
 
 STATUSES = ("pending", "confirmed", "rejected", "reversed")
 REVERSIBLE_FROM = ["pending", "confirmed"]

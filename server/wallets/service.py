@@ -6,7 +6,7 @@ from typing import Any
 
 from server import db
 from server.http import money
-from server.purchases.listing import Filters, fetch_page
+from server.pagination import Filters, fetch_page
 
 # One round trip: the three stored balances and the sum of the caller's open payouts.
 SUMMARY_SQL = """
