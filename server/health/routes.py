@@ -22,10 +22,13 @@ async def live(request: Request):
 @bp.get("/ready")
 @describe("Readiness probe: database, migration head, not draining", "health", 200, READY_OUT, [503], public=True)
 async def ready(request: Request):
+    probe = getattr(request.app.ctx, "probe", None)
     if request.app.ctx.draining:
         checks = {"database": "not checked", "migrations": "not checked", "shutdown": "draining"}
+    elif probe is None:
+        checks = {"database": "not checked", "migrations": "not checked", "startup": "starting"}
     else:
-        checks = await request.app.ctx.probe.check()
+        checks = await probe.check()
     failing = [f"{name}: {state}" for name, state in checks.items() if state not in ("ok", "not checked")]
     if not failing:
         return json_response({"status": "ready", "checks": checks})
