@@ -11,7 +11,7 @@ from pathlib import Path
 
 import asyncpg
 from aerich import Command
-from tortoise import Tortoise
+from tortoise.context import TortoiseContext
 
 from server.db import parse_database_url, tortoise_config
 
@@ -84,16 +84,15 @@ async def status(database_url: str) -> MigrationStatus:
 
 
 def _command(database_url: str) -> Command:
+    # Run inside a TortoiseContext of its own: Aerich initialises and closes Tortoise, and the
+    # service's context (or an earlier migration's) must be left alone.
     return Command(tortoise_config(database_url, 1, 2), app=APP, location=str(MIGRATIONS_DIR))
 
 
 async def upgrade(database_url: str) -> list[str]:
     """Apply every pending migration, each in its own transaction. Returns the files applied."""
-    try:
-        async with _command(database_url) as command:
-            return await command.upgrade(run_in_transaction=True)
-    finally:
-        await Tortoise.close_connections()
+    async with TortoiseContext(), _command(database_url) as command:
+        return await command.upgrade(run_in_transaction=True)
 
 
 async def downgrade_to(database_url: str, number: int) -> list[str]:
@@ -105,8 +104,5 @@ async def downgrade_to(database_url: str, number: int) -> list[str]:
     if number not in {migration_number(name) for name in applied}:
         raise ValueError(f"migration {number} is not applied in this database")
     first_to_undo = min(migration_number(name) for name in newer)
-    try:
-        async with _command(database_url) as command:
-            return await command.downgrade(first_to_undo, delete=False)
-    finally:
-        await Tortoise.close_connections()
+    async with TortoiseContext(), _command(database_url) as command:
+        return await command.downgrade(first_to_undo, delete=False)
