@@ -1,11 +1,17 @@
-"""API benchmark: the server as production runs it, against a real PostgreSQL with the demo seed.
+"""API benchmark: the service as production runs it, against a real PostgreSQL with the demo seed.
 
-    python -m bench.api_bench [--scenario NAME] [--duration 5] [--concurrency 16,64] [--instances 1]
+    python bench/api_bench.py [--scenario NAME] [--duration 5] [--warmup 1] [--concurrency 16,64]
+                              [--instances 2] [--direct] [--upstream-keepalive 0] [--json FILE]
 
 Starts a throwaway PostgreSQL cluster, migrates it, loads the demo seed, starts `python -m server`
-instance(s) on loopback, and drives each scenario with wrk (C, so the load generator takes as
-little of the 2 cores as possible), printing requests/s, p50, p99 and errors per scenario and
-concurrency. Every run is bounded: `duration` seconds per scenario and level.
+instance(s) on loopback and, by default, nginx in front of them with the production configuration
+(two single-process instances behind nginx, as on the 2-core VPS; see bench/front.py). Each
+scenario and concurrency level is first warmed up with the same wrk script (figures discarded), then
+measured with wrk (C, so the load generator takes as little of the 2 cores as possible), printing
+requests/s, p50, p99, errors and, where an issue sets one, whether the target is met. Every run is
+bounded: `warmup` + `duration` seconds per scenario and level. `--instances 1 --direct` points wrk
+straight at one instance (no nginx), for profiling. Run it on an idle machine: the header prints
+the load average at start so a reader can tell. docs/benchmarks.md explains the figures.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import httpx
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.front import NginxFront  # noqa: E402
 from deploy.local_postgres import LocalPostgres, free_port  # noqa: E402
 
 SEED_PASSWORD = "Str0ng!Pass"
@@ -50,6 +57,41 @@ class Scenario:
     lua: str
     path: str = "/"
     issue: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """An issue's target for one scenario at one concurrency; met only with no errors as well."""
+
+    p99_ms: float
+    min_rps: float | None = None
+    concurrency: int = 64
+
+    def label(self) -> str:
+        throughput = f">={self.min_rps:.0f} rps, " if self.min_rps is not None else ""
+        return f"{throughput}p99<={self.p99_ms:g}ms"
+
+    def met(self, figures: dict) -> bool:
+        return (figures["errors"] == 0 and figures["p99_us"] <= self.p99_ms * 1000
+                and (self.min_rps is None or figures["rps"] >= self.min_rps))
+
+
+# The targets of issues #2, #3 and #4 ("on a 2-core machine, at concurrency 64").
+TARGETS = {
+    "users_me": Target(p99_ms=30, min_rps=3000),
+    "health_live_during_login_flood": Target(p99_ms=20),
+    "offers_active": Target(p99_ms=40, min_rps=3000),
+    "purchase_ingest": Target(p99_ms=80, min_rps=1500),
+    "wallet_summary": Target(p99_ms=30, min_rps=3000),
+}
+
+
+def target_verdict(scenario: str, concurrency: int, figures: dict) -> str:
+    """The target column: '' when no target applies, else the target and 'met' or 'NOT met'."""
+    target = TARGETS.get(scenario)
+    if target is None or target.concurrency != concurrency:
+        return ""
+    return f"{target.label()}: {'met' if target.met(figures) else 'NOT met'}"
 
 
 @dataclass
@@ -134,15 +176,22 @@ end
     ]
 
 
+def wrk_seconds(seconds: float) -> int:
+    """wrk takes whole seconds; every run lasts at least one."""
+    return max(1, round(seconds))
+
+
+def wrk_argv(url: str, script: str, concurrency: int, seconds: float, threads: int = 1) -> list[str]:
+    return ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{wrk_seconds(seconds)}s", "--timeout", "10s",
+            "-s", script, url]
+
+
 def run_wrk(url: str, lua: str, concurrency: int, duration: float, threads: int = 1) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua + "\n" + REPORT_LUA)
     try:
-        result = subprocess.run(
-            ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{max(1, round(duration))}s", "--timeout", "10s",
-             "-s", script.name, url],
-            capture_output=True, text=True, timeout=duration + 60,
-        )
+        result = subprocess.run(wrk_argv(url, script.name, concurrency, duration, threads),
+                                capture_output=True, text=True, timeout=wrk_seconds(duration) + 60)
     finally:
         os.unlink(script.name)
     for line in result.stdout.splitlines():
@@ -193,18 +242,30 @@ def prepare(base_url: str, database_url: str) -> Context:
     return ctx
 
 
-def start_servers(database_url: str, instances: int, log_dir: Path) -> list[tuple[subprocess.Popen, str]]:
-    env = {**os.environ, "DATABASE_URL": database_url, "OAUTH_HASH_KEY": "bench-signing-key-" + "x" * 32,
-           "LOG_FORMAT": "json", "ENV_FILE": "/dev/null", "PURCHASE_JOB_ENABLED": "false",
-           "LOGIN_MAX_FAILURES": "1000000"}
+def server_env(database_url: str, log_file: Path) -> dict[str, str]:
+    """What each instance gets on top of our environment.
+
+    Mirrors deploy/templates/supervisor-program.conf.tmpl (JSON lines on stdout and in LOG_FILE,
+    unbuffered), with bench-only changes: no .env file, a throwaway signing key, no verification job
+    (its background work would vary between runs), and login throttling out of the way of the flood.
+    """
+    return {"DATABASE_URL": database_url, "OAUTH_HASH_KEY": "bench-signing-key-" + "x" * 32,
+            "LOG_FORMAT": "json", "LOG_FILE": str(log_file), "PYTHONUNBUFFERED": "1", "ENV_FILE": "/dev/null",
+            "PURCHASE_JOB_ENABLED": "false", "LOGIN_MAX_FAILURES": "1000000"}
+
+
+def start_servers(database_url: str, instances: int, log_dir: Path) -> list[tuple[subprocess.Popen, int]]:
+    """Start `instances` single-process servers as production does; returns once each is ready."""
     servers = []
     for index in range(instances):
         port = free_port()
-        log = (log_dir / f"server-{index}.log").open("wb")
+        output = (log_dir / f"server-{index}.out").open("wb")
+        env = {**os.environ, **server_env(database_url, log_dir / f"app-{port}.log")}
         process = subprocess.Popen([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)],
-                                   cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        servers.append((process, f"http://127.0.0.1:{port}"))
-    for process, url in servers:
+                                   cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        servers.append((process, port))
+    for process, port in servers:
+        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -214,29 +275,91 @@ def start_servers(database_url: str, instances: int, log_dir: Path) -> list[tupl
                 pass
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early; see {log_dir}")
-            time.sleep(0.1)
+            time.sleep(0.1)  # poll interval; the loop waits on readiness itself
         else:
             raise RuntimeError(f"server at {url} never became ready; see {log_dir}")
     return servers
 
 
-def main(argv: list[str] | None = None) -> int:
+def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def shape_line(shape: dict) -> str:
+    """The header: what was measured, on what, and how busy the machine was when the bench started."""
+    if shape["front"] == "nginx":
+        keepalive = shape["upstream_keepalive"]
+        front = (f"behind nginx (upstream keepalive {keepalive}, NOT as production)" if keepalive
+                 else "behind nginx (production config: no upstream keepalive)")
+    else:
+        front = "wrk direct, no nginx (profiling shape, not production)"
+    load = " ".join(f"{value:.2f}" for value in shape["load_average_at_start"])
+    warmup = f"after a {shape['warmup_s']}s warm-up" if shape["warmup_s"] else "no warm-up"
+    return (f"shape: {shape['instances']} instance(s) {front}; {shape['cpus']} CPUs; load average at start {load}; "
+            f"{shape['duration_s']}s per run, {warmup}")
+
+
+TABLE_HEADER = f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  target"
+
+
+def row_line(row: dict) -> str:
+    return (f"{row['scenario']:34} {row['concurrency']:>5} {row['rps']:>9.0f} {row['p50_us'] / 1000:>8.2f} "
+            f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7}  {row['target']}").rstrip()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="", help="only scenarios whose name contains this")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario and level")
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario and level "
+                        "(whole seconds, at least 1)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of discarded load before each "
+                        "measurement (0 = none)")
     parser.add_argument("--concurrency", default="16,64", help="comma-separated connection counts")
-    parser.add_argument("--instances", type=int, default=1, help="server processes (only the first is measured "
-                        "directly; more let you watch the database side)")
+    parser.add_argument("--instances", type=int, default=2, help="server processes (default 2, as production)")
+    parser.add_argument("--direct", action="store_true", help="no nginx: wrk straight at the single instance "
+                        "(needs --instances 1; for profiling)")
+    parser.add_argument("--upstream-keepalive", type=int, default=0, help="experiment: idle connections nginx "
+                        "keeps to the instances (production: 0, none)")
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    if args.instances < 1:
+        parser.error("--instances must be at least 1")
+    if args.direct and args.instances != 1:
+        parser.error("--direct measures one instance: use it with --instances 1")
+    if args.direct and args.upstream_keepalive:
+        parser.error("--upstream-keepalive applies to nginx, not to --direct")
+    args.warmup = wrk_seconds(args.warmup) if args.warmup > 0 else 0
+    args.duration = wrk_seconds(args.duration)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_at_start = os.getloadavg()  # before our own set-up adds load
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
+    nginx_binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not args.direct and not os.path.exists(nginx_binary):
+        print("nginx is not installed: apt-get install -y nginx-light (or use --instances 1 --direct)",
+              file=sys.stderr)
+        return 2
     levels = [int(part) for part in args.concurrency.split(",") if part.strip()]
+    shape = {"instances": args.instances, "front": "direct" if args.direct else "nginx",
+             "upstream_keepalive": 0 if args.direct else args.upstream_keepalive, "cpus": os.cpu_count(),
+             "load_average_at_start": [round(value, 2) for value in load_at_start],
+             "duration_s": args.duration, "warmup_s": args.warmup}
     workdir = Path(tempfile.mkdtemp(prefix="cnb-bench-"))
     os.chmod(workdir, 0o755)
     cluster = LocalPostgres(workdir / "pg")
-    servers: list[tuple[subprocess.Popen, str]] = []
+    servers: list[tuple[subprocess.Popen, int]] = []
+    front: NginxFront | None = None
     results = []
     try:
         cluster.start()
@@ -250,47 +373,63 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(db_migrations.upgrade(database_url))
         asyncio.run(load_demo_seed(database_url))
         servers = start_servers(database_url, args.instances, workdir)
-        url = servers[0][1]
+        if args.direct:
+            url = f"http://127.0.0.1:{servers[0][1]}"
+        else:
+            front = NginxFront(workdir / "front", free_port(), tuple(port for _, port in servers),
+                               upstream_keepalive=args.upstream_keepalive, binary=nginx_binary)
+            front.start()
+            url = front.url
         ctx = prepare(url, database_url)
-        print(f"server: {url} ({args.instances} instance(s)), {os.cpu_count()} CPUs, {args.duration}s per run")
-        print(f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        print(shape_line(shape))
+        print(TABLE_HEADER)
         for scenario in scenarios(ctx):
             if args.scenario and args.scenario not in scenario.name:
                 continue
             for level in levels:
-                flood = None
-                if scenario.name == "health_live_during_login_flood":
-                    login = next(s for s in scenarios(ctx) if s.name == "login")
-                    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-                    script.write(login.lua)
-                    script.close()
-                    flood = subprocess.Popen(["wrk", "-t", "1", "-c", "32", "-d", f"{max(1, round(args.duration)) + 4}s",
-                                              "-s", script.name, url], stdout=subprocess.DEVNULL)
-                    time.sleep(1.0)  # let the flood reach steady state before measuring
-                try:
-                    figures = run_wrk(url, scenario.lua, level, args.duration)
-                finally:
-                    if flood is not None:
-                        flood.terminate()
-                        flood.wait()
-                        os.unlink(script.name)
-                figures.update({"scenario": scenario.name, "concurrency": level, "issue": scenario.issue})
-                results.append(figures)
-                print(f"{scenario.name:34} {level:>5} {figures['rps']:>9.0f} {figures['p50_us'] / 1000:>8.2f} "
-                      f"{figures['p99_us'] / 1000:>8.2f} {figures['errors']:>7}", flush=True)
+                results.append(measure(url, ctx, scenario, level, args))
+                print(row_line(results[-1]), flush=True)
         if args.json_out:
-            Path(args.json_out).write_text(json.dumps(results, indent=2))
+            rows = [{**shape, **row} for row in results]
+            Path(args.json_out).write_text(json.dumps(rows, indent=2))
     finally:
+        if front is not None:
+            front.stop()
         for process, _ in servers:
-            process.terminate()
+            if process.poll() is None:
+                process.terminate()
         for process, _ in servers:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
         cluster.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argparse.Namespace) -> dict:
+    """Warm up (figures discarded), then measure one scenario at one concurrency level."""
+    warmup = args.warmup
+    flood = flood_script = None
+    if scenario.name == "health_live_during_login_flood":
+        # The flood runs through warm-up and measurement; the warm-up (at least 1 s here) is also the
+        # flood's ramp to steady state, so the measurement never starts on an idle server.
+        warmup = max(warmup, 1)
+        login = next(s for s in scenarios(ctx) if s.name == "login")
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as flood_file:
+            flood_file.write(login.lua)
+        flood_script = flood_file.name
+        flood = subprocess.Popen(wrk_argv(url, flood_script, 32, warmup + args.duration + 4),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if warmup:
+            run_wrk(url, scenario.lua, level, warmup)
+        figures = run_wrk(url, scenario.lua, level, args.duration)
+    finally:
+        if flood is not None:
+            stop_process(flood, timeout=10)
+            os.unlink(flood_script)
+    target = target_verdict(scenario.name, level, figures)
+    return {**figures, "scenario": scenario.name, "concurrency": level, "issue": scenario.issue, "target": target,
+            "target_met": None if not target else target.endswith(": met")}
 
 
 if __name__ == "__main__":

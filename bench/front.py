@@ -1,0 +1,114 @@
+"""The front of the benchmarked service: nginx over N instances, configured as production ships it.
+
+The nginx configuration is rendered by the production renderer itself (deploy.commands.nginx_conf
+and nginx_upstream_conf, the same functions `invoke provision` and the release switch use), for a
+deploy root under the bench's temp dir and a loopback listen port. So the bench measures exactly the
+proxy settings production runs; only the paths and the port differ. The builders here are pure
+(golden-tested in tests/unit/test_bench_config.py); NginxFront only runs what they build.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from deploy.commands import NGINX, Layout, nginx_conf, nginx_upstream_conf
+from deploy.inventory import HOST_DEFAULTS, Host
+
+LOOPBACK = "127.0.0.1"
+
+
+def bench_host(deploy_root: str, nginx_port: int, instance_ports: tuple[int, ...]) -> Host:
+    """A production-default host (deploy/inventory.py HOST_DEFAULTS) moved onto loopback and a temp root."""
+    values = {**HOST_DEFAULTS, "instance_ports": tuple(instance_ports),
+              "standby_ports": tuple(port + 100 for port in instance_ports),
+              "deploy_root": deploy_root, "nginx_port": nginx_port, "bind_address": LOOPBACK}
+    return Host(name="bench", address=LOOPBACK, **values)
+
+
+def upstream_conf(host: Host, upstream_keepalive: int = 0) -> str:
+    """Production's upstream block; `upstream_keepalive` > 0 adds an idle-connection cache (an experiment).
+
+    Production ships no `keepalive` line, so nginx opens a new connection to an instance for every
+    request even though it speaks HTTP/1.1 with `Connection ""` to it. The option exists to measure what
+    adding one would buy; 0 (the default) is exactly what production runs.
+    """
+    text = nginx_upstream_conf(host, host.instance_ports)
+    if upstream_keepalive <= 0:
+        return text
+    closing = text.rindex("}")
+    return text[:closing] + f"    keepalive {upstream_keepalive};\n" + text[closing:]
+
+
+def front_files(layout: Layout, host: Host, upstream_keepalive: int = 0) -> dict[str, str]:
+    """Every file nginx reads, by absolute path: the main conf and the included upstream block."""
+    return {layout.nginx_conf: nginx_conf(layout, host),
+            layout.nginx_upstream: upstream_conf(host, upstream_keepalive)}
+
+
+def front_dirs(layout: Layout) -> list[str]:
+    """Folders the rendered conf points into (pid, temp paths, logs); deploy's layout_command makes them in production."""
+    return [f"{layout.root}/nginx/tmp", layout.logs]
+
+
+def nginx_argv(layout: Layout, binary: str = NGINX) -> list[str]:
+    """Production's nginx invocation (deploy.commands._nginx), kept in the foreground as our child."""
+    return [binary, "-p", f"{layout.root}/nginx/", "-c", layout.nginx_conf, "-e", f"{layout.logs}/nginx-error.log",
+            "-g", "daemon off;"]
+
+
+@dataclass
+class NginxFront:
+    """Runs nginx over the given instance ports; `start` returns once a request through it succeeds."""
+
+    root: Path
+    port: int
+    instance_ports: tuple[int, ...]
+    upstream_keepalive: int = 0
+    binary: str = NGINX
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(str(self.root))
+
+    def start(self, timeout: float = 20.0) -> None:
+        layout = self.layout
+        host = bench_host(layout.root, self.port, self.instance_ports)
+        for folder in front_dirs(layout):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        for path, text in front_files(layout, host, self.upstream_keepalive).items():
+            Path(path).write_text(text)
+        error_log = Path(layout.logs) / "nginx-error.log"
+        self.process = subprocess.Popen(nginx_argv(layout, self.binary), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = error_log.read_text() if error_log.exists() else ""
+                raise RuntimeError(f"nginx exited with {self.process.returncode}: {log[-2000:]}")
+            try:
+                if httpx.get(self.url + "/health/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)  # poll interval, not synchronisation: the loop checks the condition
+        raise RuntimeError(f"nginx at {self.url} never answered /health/ready; see {error_log}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()  # SIGTERM: nginx's fast shutdown, its workers exit with the master
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

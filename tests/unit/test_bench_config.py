@@ -1,0 +1,228 @@
+"""The API benchmark's builders: the nginx front it measures (production's own renderer), its argv,
+the instances' environment, the header, the table rows and the target verdicts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench import api_bench
+from bench.front import NginxFront, bench_host, front_dirs, front_files, nginx_argv, upstream_conf
+from deploy.commands import Layout
+from deploy.local_postgres import free_port
+
+LAYOUT = Layout("/tmp/cnb-bench-x/front")
+
+GOLDEN_NGINX_CONF = """\
+# Managed by `invoke provision`: nginx of the deploy user, private to /tmp/cnb-bench-x/front.
+worker_processes 1;
+pid /tmp/cnb-bench-x/front/nginx/nginx.pid;
+error_log /tmp/cnb-bench-x/front/shared/logs/nginx-error.log warn;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    access_log /tmp/cnb-bench-x/front/shared/logs/nginx-access.log combined;
+    client_body_temp_path /tmp/cnb-bench-x/front/nginx/tmp/client_body;
+    proxy_temp_path /tmp/cnb-bench-x/front/nginx/tmp/proxy;
+    fastcgi_temp_path /tmp/cnb-bench-x/front/nginx/tmp/fastcgi;
+    uwsgi_temp_path /tmp/cnb-bench-x/front/nginx/tmp/uwsgi;
+    scgi_temp_path /tmp/cnb-bench-x/front/nginx/tmp/scgi;
+    client_max_body_size 1m;
+    server_tokens off;
+
+    # The instance list; the deploy rewrites it to take one instance out while it restarts.
+    include /tmp/cnb-bench-x/front/nginx/upstream.conf;
+
+    server {
+        listen 127.0.0.1:9000;
+
+        location / {
+            proxy_pass http://clicknback_app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_connect_timeout 2s;
+            proxy_read_timeout 30s;
+            # An instance that is stopping refuses connections: try the next one instead of failing.
+            proxy_next_upstream error timeout http_502 http_503;
+            proxy_next_upstream_tries 3;
+        }
+    }
+}
+"""
+
+GOLDEN_UPSTREAM = """\
+upstream clicknback_app {
+    server 127.0.0.1:8001 max_fails=0;
+    server 127.0.0.1:8002 max_fails=0;
+}
+"""
+
+
+@pytest.fixture
+def host():
+    return bench_host(LAYOUT.root, 9000, (8001, 8002))
+
+
+def test_front_is_the_production_nginx_conf_on_loopback_under_the_temp_root(host):
+    # A change to deploy/templates/nginx.conf.tmpl changes what the bench measures: this golden
+    # string is the reminder to rerun the benchmark and update docs/benchmarks.md.
+    files = front_files(LAYOUT, host)
+    assert list(files) == ["/tmp/cnb-bench-x/front/nginx/nginx.conf", "/tmp/cnb-bench-x/front/nginx/upstream.conf"]
+    assert files["/tmp/cnb-bench-x/front/nginx/nginx.conf"] == GOLDEN_NGINX_CONF
+    assert files["/tmp/cnb-bench-x/front/nginx/upstream.conf"] == GOLDEN_UPSTREAM
+
+
+def test_upstream_keepalive_experiment_adds_one_line_inside_the_block(host):
+    assert upstream_conf(host, 32) == (
+        "upstream clicknback_app {\n"
+        "    server 127.0.0.1:8001 max_fails=0;\n"
+        "    server 127.0.0.1:8002 max_fails=0;\n"
+        "    keepalive 32;\n"
+        "}\n"
+    )
+    assert upstream_conf(host, 0) == GOLDEN_UPSTREAM
+
+
+def test_nginx_runs_in_the_foreground_with_productions_prefix_conf_and_error_log():
+    assert nginx_argv(LAYOUT, "/usr/sbin/nginx") == [
+        "/usr/sbin/nginx", "-p", "/tmp/cnb-bench-x/front/nginx/", "-c", "/tmp/cnb-bench-x/front/nginx/nginx.conf",
+        "-e", "/tmp/cnb-bench-x/front/shared/logs/nginx-error.log", "-g", "daemon off;",
+    ]
+    assert front_dirs(LAYOUT) == ["/tmp/cnb-bench-x/front/nginx/tmp", "/tmp/cnb-bench-x/front/shared/logs"]
+
+
+def test_instances_get_productions_log_settings_and_the_bench_overrides():
+    env = api_bench.server_env("postgresql://bench@127.0.0.1:5999/bench", Path("/tmp/x/app-8001.log"))
+    assert {key: value for key, value in env.items() if key != "OAUTH_HASH_KEY"} == {
+        "DATABASE_URL": "postgresql://bench@127.0.0.1:5999/bench", "LOG_FORMAT": "json",
+        "LOG_FILE": "/tmp/x/app-8001.log", "PYTHONUNBUFFERED": "1", "ENV_FILE": "/dev/null",
+        "PURCHASE_JOB_ENABLED": "false", "LOGIN_MAX_FAILURES": "1000000",
+    }
+    assert len(env["OAUTH_HASH_KEY"]) >= 32
+
+
+def test_wrk_argv_rounds_to_whole_seconds_of_at_least_one():
+    assert api_bench.wrk_argv("http://127.0.0.1:9000", "/tmp/s.lua", 64, 0.4) == [
+        "wrk", "-t", "1", "-c", "64", "-d", "1s", "--timeout", "10s", "-s", "/tmp/s.lua", "http://127.0.0.1:9000",
+    ]
+    assert api_bench.wrk_argv("http://h", "s", 16, 2.6)[6] == "3s"
+
+
+SHAPE = {"instances": 2, "front": "nginx", "upstream_keepalive": 0, "cpus": 2,
+         "load_average_at_start": [0.38, 0.8, 1.02], "duration_s": 3, "warmup_s": 1}
+
+
+def test_header_names_the_shape_cpus_load_and_timing():
+    assert api_bench.shape_line(SHAPE) == (
+        "shape: 2 instance(s) behind nginx (production config: no upstream keepalive); 2 CPUs; "
+        "load average at start 0.38 0.80 1.02; 3s per run, after a 1s warm-up"
+    )
+    direct = {**SHAPE, "instances": 1, "front": "direct", "warmup_s": 0}
+    assert api_bench.shape_line(direct) == (
+        "shape: 1 instance(s) wrk direct, no nginx (profiling shape, not production); 2 CPUs; "
+        "load average at start 0.38 0.80 1.02; 3s per run, no warm-up"
+    )
+    assert "upstream keepalive 32, NOT as production" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 32})
+
+
+def figures(rps: float, p99_ms: float, errors: int = 0) -> dict:
+    return {"rps": rps, "p50_us": 1500, "p99_us": int(p99_ms * 1000), "errors": errors}
+
+
+@pytest.mark.parametrize(("scenario", "level", "row", "verdict"), [
+    ("users_me", 64, figures(3100, 29.9), ">=3000 rps, p99<=30ms: met"),
+    ("users_me", 64, figures(2999, 10), ">=3000 rps, p99<=30ms: NOT met"),
+    ("users_me", 64, figures(5000, 30.5), ">=3000 rps, p99<=30ms: NOT met"),
+    ("users_me", 64, figures(5000, 10, errors=1), ">=3000 rps, p99<=30ms: NOT met"),
+    ("users_me", 16, figures(100, 500), ""),
+    ("health_live_during_login_flood", 64, figures(10, 19), "p99<=20ms: met"),
+    ("health_live_during_login_flood", 64, figures(9000, 21), "p99<=20ms: NOT met"),
+    ("offers_active", 64, figures(3000, 40), ">=3000 rps, p99<=40ms: met"),
+    ("purchase_ingest", 64, figures(1500, 80), ">=1500 rps, p99<=80ms: met"),
+    ("wallet_summary", 64, figures(2000, 20), ">=3000 rps, p99<=30ms: NOT met"),
+    ("merchants_admin", 64, figures(10, 999), ""),
+])
+def test_target_verdicts(scenario, level, row, verdict):
+    assert api_bench.target_verdict(scenario, level, row) == verdict
+
+
+def test_row_shows_figures_and_target():
+    row = {**figures(3123.4, 27.55), "p50_us": 12345, "scenario": "users_me", "concurrency": 64,
+           "target": ">=3000 rps, p99<=30ms: met"}
+    assert api_bench.row_line(row) == (
+        "users_me                              64      3123    12.35    27.55       0  >=3000 rps, p99<=30ms: met"
+    )
+    assert api_bench.row_line({**row, "target": ""}).endswith("       0")
+
+
+@pytest.mark.parametrize("argv", [["--instances", "2", "--direct"], ["--instances", "0"],
+                                  ["--instances", "1", "--direct", "--upstream-keepalive", "8"]])
+def test_contradictory_shapes_are_refused(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        api_bench.parse_args(argv)
+    assert exit_info.value.code == 2
+
+
+def test_defaults_are_the_production_shape_with_a_warm_up():
+    args = api_bench.parse_args([])
+    assert (args.instances, args.direct, args.upstream_keepalive, args.warmup, args.duration) == (2, False, 0, 1, 5)
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """A stand-in instance: answers every GET with the headers nginx forwarded."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        body = f"{self.server.server_port} {self.headers.get('X-Request-ID')} {self.headers.get('X-Forwarded-For')}"
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_front_balances_over_both_instances_and_passes_request_ids_through():
+    instances = [ThreadingHTTPServer(("127.0.0.1", 0), _Echo) for _ in range(2)]
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in instances]
+    for thread in threads:
+        thread.start()
+    root = Path(tempfile.mkdtemp(prefix="cnb-bench-test-"))
+    os.chmod(root, 0o755)  # nginx workers run as nobody when the tests run as root
+    front = NginxFront(root / "front", free_port(), tuple(server.server_port for server in instances),
+                       binary=shutil.which("nginx"))
+    try:
+        front.start()
+        seen = set()
+        for index in range(6):
+            response = httpx.get(front.url + "/api/v1/users/me", headers={"X-Request-ID": f"bench-{index}"})
+            port, request_id, forwarded_for = response.text.split()
+            assert (response.status_code, request_id, forwarded_for) == (200, f"bench-{index}", "127.0.0.1")
+            seen.add(int(port))
+        assert seen == {server.server_port for server in instances}
+    finally:
+        front.stop()
+        for server in instances:
+            server.shutdown()
+            server.server_close()
+        shutil.rmtree(root, ignore_errors=True)
+    assert front.process.returncode is not None
