@@ -1,16 +1,16 @@
-"""OpenAPI descriptions shared by every route (served by sanic-ext at /docs/openapi.json).
+"""OpenAPI descriptions shared by every route (assembled by server/openapi.py, served at /docs).
 
 Plain JSON schemas, so the served document says exactly what API.md says: money as strings, rates
-and caps as numbers, every error in the one envelope of §1.3.
+and caps as numbers, every error in the one envelope of §1.3. `describe` only attaches a plain dict
+to the handler: nothing is built at import, and the document is assembled on its first request.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
-from sanic_ext import openapi
-from sanic_ext.extensions.openapi.definitions import RequestBody, Response
-from sanic_ext.extensions.openapi.types import Schema
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+OPERATION_ATTRIBUTE = "__openapi_operation__"
 
 UUID = {"type": "string", "format": "uuid"}
 DATE = {"type": "string", "format": "date"}
@@ -68,7 +68,7 @@ def page_of(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def query(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
-    parameter: dict[str, Any] = {"name": name, "location": "query", "schema": Schema(**schema), "required": False}
+    parameter: dict[str, Any] = {"name": name, "in": "query", "schema": schema, "required": False}
     if description:
         parameter["description"] = description
     return parameter
@@ -78,21 +78,35 @@ PAGINATION = [query("offset", {"type": "integer", "minimum": 0, "default": 0}),
               query("limit", {"type": "integer", "minimum": 1, "maximum": 100})]
 
 
+def path(name: str) -> dict[str, Any]:
+    """Any string: a malformed id is a documented 404, so generated requests may try one."""
+    return {"name": name, "in": "path", "schema": {"type": "string"}, "required": True}
+
+
 def describe(summary: str, tag: str, ok_status: int, ok: dict[str, Any] | None,
              errors: Iterable[int], body: dict[str, Any] | None = None,
              params: list[dict[str, Any]] | None = None, description: str | None = None,
-             public: bool = False):
+             public: bool = False) -> Callable[[Handler], Handler]:
     """One operation: its request body and query, its success response and its error statuses."""
-    responses = [Response({"application/json": ok} if ok is not None else None, status=ok_status,
-                          description="Success.")]
-    responses += [Response({"application/json": ERROR}, status=status, description=ERROR_TEXT[status])
-                  for status in sorted(set(errors))]
-    return openapi.definition(
-        summary=summary,
-        description=description,
-        tag=tag,
-        body=RequestBody({"application/json": body}, required=True) if body is not None else None,
-        parameter=params or None,
-        response=responses,
-        secured=None if public else {"bearer": []},
-    )
+    responses: dict[str, Any] = {
+        str(ok_status): {"description": "Success.", **({"content": {"application/json": {"schema": ok}}}
+                                                      if ok is not None else {})}
+    }
+    for status in sorted(set(errors)):
+        responses[str(status)] = {"description": ERROR_TEXT[status],
+                                  "content": {"application/json": {"schema": ERROR}}}
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if description:
+        operation["description"] = description
+    if params:
+        operation["parameters"] = list(params)
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if not public:
+        operation["security"] = [{"bearer": []}]
+
+    def attach(handler: Handler) -> Handler:
+        setattr(handler, OPERATION_ATTRIBUTE, operation)
+        return handler
+
+    return attach

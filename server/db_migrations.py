@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import asyncpg
-from aerich import Command
-from tortoise.context import TortoiseContext
 
 from server.db import parse_database_url, tortoise_config
+
+if TYPE_CHECKING:
+    from aerich import Command
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 APP = "models"
@@ -84,6 +87,8 @@ async def status(database_url: str) -> MigrationStatus:
 
 
 def _command(database_url: str) -> Command:
+    from aerich import Command  # imported here: the serving process only reads code_head()
+
     # Run inside a TortoiseContext of its own: Aerich initialises and closes Tortoise, and the
     # service's context (or an earlier migration's) must be left alone.
     return Command(tortoise_config(database_url, 1, 2), app=APP, location=str(MIGRATIONS_DIR))
@@ -91,6 +96,8 @@ def _command(database_url: str) -> Command:
 
 async def upgrade(database_url: str) -> list[str]:
     """Apply every pending migration, each in its own transaction. Returns the files applied."""
+    from tortoise.context import TortoiseContext
+
     async with TortoiseContext(), _command(database_url) as command:
         return await command.upgrade(run_in_transaction=True)
 
@@ -104,5 +111,7 @@ async def downgrade_to(database_url: str, number: int) -> list[str]:
     if number not in {migration_number(name) for name in applied}:
         raise ValueError(f"migration {number} is not applied in this database")
     first_to_undo = min(migration_number(name) for name in newer)
+    from tortoise.context import TortoiseContext
+
     async with TortoiseContext(), _command(database_url) as command:
         return await command.downgrade(first_to_undo, delete=False)

@@ -8,9 +8,11 @@ into the same sink. `diagnose` is off everywhere, so tracebacks never carry loca
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -47,7 +49,49 @@ def _format_exception(exception: Any) -> list[str]:
 
 
 def _patch(record: dict[str, Any]) -> None:
-    record["extra"]["_json"] = _json_line(record)
+    extra = record["extra"]
+    extra["_json"] = extra["_lines"] if "_lines" in extra else _json_line(record)
+
+
+class AccessLog:
+    """The `http.request` line of every response, the hottest log call of the service.
+
+    A loguru call costs ~60 µs; this builds the same JSON line directly (~5 µs) and hands the lines
+    written during one event-loop turn to loguru as one record (same sinks, rotation and levels), so
+    under load a whole batch costs one call and no line waits for a timer. In console format it is an
+    ordinary log call.
+    """
+
+    def __init__(self) -> None:
+        self.json = False  # until configure() installs the JSON sinks
+        self.enabled = True
+        self._pending: list[str] = []
+        self._flush_scheduled = False
+
+    def write(self, message: str, fields: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if not self.json:
+            logger.bind(event="http.request", **fields).info(message)
+            return
+        payload = {"time": datetime.now().astimezone().isoformat(), "level": "INFO", "event": "http.request",
+                   "message": message, **fields}
+        self._pending.append(orjson.dumps(payload, default=str).decode())
+        if not self._flush_scheduled:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+                self._flush_scheduled = True
+            except RuntimeError:  # no loop: write now
+                self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        lines, self._pending = self._pending, []
+        if lines:
+            logger.bind(_lines="\n".join(lines)).info("http.request lines")
+
+
+ACCESS_LOG = AccessLog()
 
 
 class _InterceptHandler(logging.Handler):
@@ -79,6 +123,8 @@ def _console_patch(record: dict[str, Any]) -> None:
 
 def configure(log_format: str = "json", level: str = "INFO", log_file: str = "") -> None:
     logger.remove()
+    ACCESS_LOG.json = log_format == "json"
+    ACCESS_LOG.enabled = logger.level(level).no <= logger.level("INFO").no
     if log_format == "console":
         logger.configure(patcher=_console_patch)
         logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=sys.stderr.isatty(),

@@ -1,16 +1,13 @@
 """OpenAPI descriptions for the money endpoints (purchases, wallets, payouts): JSON schemas of
-their requests and responses, served by sanic-ext at /docs/openapi.json (OpenAPI 3.0: nullable
+their requests and responses, served at /docs/openapi.json (OpenAPI 3.0: nullable
 values use `nullable: true`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sanic_ext.extensions.openapi.definitions import Parameter
-from sanic_ext.extensions.openapi.types import Schema
-
 from server import apidoc
-from server.apidoc import ERROR, PAGINATION, TIMESTAMP, UUID, page_of, query  # noqa: F401 - used by the routes
+from server.apidoc import ERROR, PAGINATION, TIMESTAMP, UUID, page_of, path, query  # noqa: F401 - used by the routes
 
 MONEY_OUT = {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$", "example": "3.75"}
 MONEY_IN = {"oneOf": [{"type": "string", "example": "75.00"}, {"type": "number"}]}
@@ -78,13 +75,8 @@ PAYOUT_PATCH_IN = {
 }
 
 
-def path(name: str) -> Parameter:
-    """Any string: a malformed id is a documented 404, so generated requests may try one."""
-    return Parameter(name, Schema(type="string"), "path", required=True)
-
-
 def describe(summary: str, tag: str, responses: dict[int, dict[str, Any]], *, errors: tuple[int, ...] = (),
-             body: dict[str, Any] | None = None, parameters: list[Parameter] | None = None):
+             body: dict[str, Any] | None = None, parameters: list[dict[str, Any]] | None = None):
     """One money operation: its one success response, and 401/422 plus `errors` in the error envelope."""
     (status, schema), = responses.items()
     return apidoc.describe(summary, tag, status, schema, {401, 422, *errors}, body=body, params=parameters)
