@@ -32,6 +32,7 @@ import httpx
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench import cpu  # noqa: E402
 from bench.front import NginxFront  # noqa: E402
 from deploy.local_postgres import LocalPostgres, free_port  # noqa: E402
 
@@ -305,12 +306,15 @@ def shape_line(shape: dict) -> str:
             f"{shape['duration_s']}s per run, {warmup}")
 
 
-TABLE_HEADER = f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  target"
+TABLE_HEADER = (f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+                f"{'others':>7}  target")
 
 
 def row_line(row: dict) -> str:
+    """One measured run. `others` is the share of all CPUs that processes outside the bench used meanwhile."""
+    others = "-" if row.get("others_cpu") is None else f"{row['others_cpu']:.0%}"
     return (f"{row['scenario']:34} {row['concurrency']:>5} {row['rps']:>9.0f} {row['p50_us'] / 1000:>8.2f} "
-            f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7}  {row['target']}").rstrip()
+            f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7} {others:>7}  {row['target']}").rstrip()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -381,13 +385,14 @@ def main(argv: list[str] | None = None) -> int:
             front.start()
             url = front.url
         ctx = prepare(url, database_url)
+        cpu_roots = {os.getpid(), cluster_postmaster_pid(cluster)}
         print(shape_line(shape))
         print(TABLE_HEADER)
         for scenario in scenarios(ctx):
             if args.scenario and args.scenario not in scenario.name:
                 continue
             for level in levels:
-                results.append(measure(url, ctx, scenario, level, args))
+                results.append(measure(url, ctx, scenario, level, args, cpu_roots))
                 print(row_line(results[-1]), flush=True)
         if args.json_out:
             rows = [{**shape, **row} for row in results]
@@ -405,7 +410,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argparse.Namespace) -> dict:
+def cluster_postmaster_pid(cluster: LocalPostgres) -> int:
+    """pg_ctl detaches the postmaster from us; its pid file's first line names it."""
+    return int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argparse.Namespace,
+            cpu_roots: set[int]) -> dict:
     """Warm up (figures discarded), then measure one scenario at one concurrency level."""
     warmup = args.warmup
     flood = flood_script = None
@@ -422,13 +433,16 @@ def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argpar
     try:
         if warmup:
             run_wrk(url, scenario.lua, level, warmup)
+        before = cpu.snapshot(cpu_roots)
         figures = run_wrk(url, scenario.lua, level, args.duration)
+        after = cpu.snapshot(cpu_roots)
     finally:
         if flood is not None:
             stop_process(flood, timeout=10)
             os.unlink(flood_script)
     target = target_verdict(scenario.name, level, figures)
-    return {**figures, "scenario": scenario.name, "concurrency": level, "issue": scenario.issue, "target": target,
+    others_cpu = None if before is None or after is None else round(cpu.others_share(before, after), 3)
+    return {**figures, "others_cpu": others_cpu, "scenario": scenario.name, "concurrency": level, "issue": scenario.issue, "target": target,
             "target_met": None if not target else target.endswith(": met")}
 
 

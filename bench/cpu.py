@@ -1,0 +1,94 @@
+"""How much of the machine something other than the bench used during a measurement (Linux /proc).
+
+The load average in the header says how busy the machine was before the run. This says how busy it
+was *during* each measured run: the CPU time of every process minus the CPU time of the bench's own
+processes (itself, wrk, the instances, nginx, and the PostgreSQL cluster's processes), as a share of
+all the CPUs. A figure well above 0 means another program took CPU from the service under test, so
+that row's req/s is low and its p99 is high for a reason that is not the service.
+
+Parsers are pure (tested with /proc text in tests/unit/test_bench_config.py); `snapshot` only reads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def parse_machine_jiffies(proc_stat: str) -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat's first line.
+
+    Busy is user + nice + system + steal (a hypervisor giving our CPU to another guest is "others"
+    too). Interrupt time is left out of busy: it cannot be told apart between the bench's loopback
+    traffic and anyone else's, so counting it would blame others for the bench's own packets.
+    """
+    fields = proc_stat.splitlines()[0].split()
+    if fields[0] != "cpu":
+        raise ValueError(f"not a /proc/stat cpu line: {fields[0]!r}")
+    # user nice system idle iowait irq softirq steal; guest time is already inside user and nice.
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(value) for value in fields[1:9])
+    return user + nice + system + steal, user + nice + system + idle + iowait + irq + softirq + steal
+
+
+def parse_process_stat(text: str) -> tuple[int, int]:
+    """(ppid, jiffies) from /proc/<pid>/stat: own CPU time plus that of its reaped children.
+
+    The command name sits in parentheses and may contain spaces, so fields are counted after the last ')'.
+    Reaped children (a finished wrk, an exited backend) move their time into the parent's cutime/cstime,
+    so counting it keeps their work on the bench's side of the ledger.
+    """
+    rest = text[text.rindex(")") + 2:].split()
+    ppid = int(rest[1])
+    utime, stime, cutime, cstime = (int(value) for value in rest[11:15])
+    return ppid, utime + stime + cutime + cstime
+
+
+def tree_jiffies(processes: dict[int, tuple[int, int]], roots: set[int]) -> int:
+    """CPU jiffies of `roots` and all their descendants, from {pid: (ppid, jiffies)}."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in processes.items():
+        children.setdefault(ppid, []).append(pid)
+    seen: set[int] = set()
+    stack = [pid for pid in roots if pid in processes]
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        stack.extend(children.get(pid, []))
+    return sum(processes[pid][1] for pid in seen)
+
+
+def others_share(before: "Snapshot", after: "Snapshot") -> float:
+    """Share (0..1) of all CPUs used by processes outside the bench's trees between two snapshots."""
+    total = after.total - before.total
+    if total <= 0:
+        return 0.0
+    others = (after.busy - before.busy) - (after.ours - before.ours)
+    return min(1.0, max(0.0, others / total))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    busy: int
+    total: int
+    ours: int
+
+
+def snapshot(roots: set[int]) -> Snapshot | None:
+    """The machine's and the bench trees' CPU jiffies now; None where /proc is not there (not Linux)."""
+    try:
+        busy, total = parse_machine_jiffies((PROC / "stat").read_text())
+    except OSError:
+        return None
+    processes = {}
+    for entry in os.scandir(PROC):
+        if entry.name.isdigit():
+            try:
+                processes[int(entry.name)] = parse_process_stat((PROC / entry.name / "stat").read_text())
+            except (OSError, ValueError, IndexError):
+                continue  # exited while we looked
+    return Snapshot(busy, total, tree_jiffies(processes, roots))
