@@ -78,6 +78,18 @@ class Layout:
         return f"{self.root}/supervisor/supervisord.conf"
 
     @property
+    def supervisor_socket(self) -> str:
+        return f"{self.root}/supervisor/supervisor.sock"
+
+    @property
+    def drain_pid(self) -> str:
+        return f"{self.root}/state/drain.pid"
+
+    @property
+    def switch_log(self) -> str:
+        return f"{self.logs}/switch.log"
+
+    @property
     def nginx_conf(self) -> str:
         return f"{self.root}/nginx/nginx.conf"
 
@@ -202,8 +214,6 @@ def install_env_file_command(layout: Layout, uploaded: str) -> str:
     return f"chmod 600 {q(uploaded)} && mv -f {q(uploaded)} {q(layout.env_file)}"
 
 
-def env_file_exists_command(layout: Layout) -> str:
-    return f"test -f {q(layout.env_file)}"
 
 
 # -- releases --------------------------------------------------------------------------------
@@ -267,13 +277,8 @@ def switch_current_command(layout: Layout, rel_id: str) -> str:
     return f"ln -sfn {q(layout.release(rel_id))} {q(tmp)} && mv -T {q(tmp)} {q(layout.current)}"
 
 
-def read_current_command(layout: Layout) -> str:
-    """Prints where `current` points, or nothing before the first deploy."""
-    return f"readlink {q(layout.current)} || true"
 
 
-def list_releases_command(layout: Layout) -> str:
-    return f"ls -1 {q(layout.releases)} 2>/dev/null | grep -E {q(RELEASE_ID_PATTERN.pattern)} || true"
 
 
 def releases_to_prune(release_ids: list[str], keep: int, protected: set[str]) -> list[str]:
@@ -307,12 +312,8 @@ def prune_venvs_command(layout: Layout, lock_hashes: list[str]) -> str:
     return "rm -rf -- " + " ".join(q(layout.venv(h)) for h in lock_hashes)
 
 
-def release_metadata_read_command(layout: Layout, rel_id: str) -> str:
-    return f"cat {q(layout.release(rel_id) + '/RELEASE.json')}"
 
 
-def release_exists_command(layout: Layout, rel_id: str) -> str:
-    return f"test -f {q(layout.release(rel_id) + '/RELEASE.json')}"
 
 
 # -- lock and ledger -------------------------------------------------------------------------
@@ -344,8 +345,6 @@ def ledger_append_command(layout: Layout, line: str) -> str:
     return f"mkdir -p {q(layout.state)} && printf '%s\\n' {q(line)} >> {q(layout.ledger)}"
 
 
-def ledger_read_command(layout: Layout) -> str:
-    return f"cat {q(layout.ledger)} 2>/dev/null || true"
 
 
 # -- supervisor and nginx --------------------------------------------------------------------
@@ -391,8 +390,6 @@ def nginx_reload_command(layout: Layout) -> str:
     )
 
 
-def read_live_ports_command(layout: Layout) -> str:
-    return f"cat {q(layout.live_ports)} 2>/dev/null || true"
 
 
 def start_services_command(layout: Layout) -> str:
@@ -422,29 +419,117 @@ def _all_of(commands: list[str]) -> str:
     return f"{{ rc=0; {started} {waited} [ $rc = 0 ]; }}"
 
 
-def start_instances_command(layout: Layout, ports: tuple[int, ...]) -> str:
-    """Start instances (from `current`) in parallel.
-
-    A standby port is normally stopped and one `start` does it. When that fails, the program is
-    still STOPPING (the previous switch stops old instances in the background) or was left running:
-    wait for the stop to finish, stop it, and start it fresh, so back-to-back switches are safe.
-    """
-    def start_one(port: int) -> str:
-        program = program_name(port)
-        start = supervisorctl_command(layout, "start", program)
-        status = supervisorctl_command(layout, "status", program)
-        return (
-            f"{start} >/dev/null 2>&1 || {{ while {status} | grep -q STOPPING; do sleep 0.2; done;"
-            f" {supervisorctl_command(layout, 'stop', program)} >/dev/null 2>&1; {start}; }}"
-        )
-    return _all_of([start_one(port) for port in ports])
+# Supervisor is driven through its XML-RPC socket with curl rather than supervisorctl: a
+# supervisorctl run is a Python start-up (0.3-1 s on a loaded host), and its `start` blocks for
+# `startsecs` per program. The readiness gate is the proof that an instance is up.
 
 
-def stop_instances_in_background_command(layout: Layout, ports: tuple[int, ...]) -> str:
-    """SIGTERM instances that nginx no longer routes to; they drain on their own, we do not wait."""
-    stops = " & ".join(supervisorctl_command(layout, "stop", program_name(port)) for port in ports)
+def xml_escape(text: str) -> str:
+    # Not xml.sax.saxutils: it imports urllib and http, 30 ms of start-up for every task.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _xmlrpc_value(value: object) -> str:
+    if isinstance(value, bool):
+        return f"<value><boolean>{int(value)}</boolean></value>"
+    if isinstance(value, str):
+        return f"<value><string>{xml_escape(value)}</string></value>"
+    if isinstance(value, list):
+        return "<value><array><data>" + "".join(_xmlrpc_value(v) for v in value) + "</data></array></value>"
+    if isinstance(value, dict):
+        members = "".join(f"<member><name>{xml_escape(k)}</name>{_xmlrpc_value(v)}</member>" for k, v in value.items())
+        return f"<value><struct>{members}</struct></value>"
+    raise TypeError(f"no XML-RPC encoding for {value!r}")
+
+
+def xmlrpc_request(method: str, *params: object) -> str:
+    """An XML-RPC methodCall document (the subset supervisor's API needs: strings, booleans, arrays)."""
+    encoded = "".join(f"<param>{_xmlrpc_value(p)}</param>" for p in params)
+    return f"<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params>{encoded}</params></methodCall>"
+
+
+def supervisor_multicall(calls: list[tuple[str, list]]) -> str:
+    """One request carrying several supervisor calls, executed in order by supervisord."""
+    return xmlrpc_request("system.multicall", [{"methodName": m, "params": p} for m, p in calls])
+
+
+def supervisor_rpc_command(layout: Layout, request: str) -> str:
+    """POST an XML-RPC request to this deploy root's supervisord; prints the response."""
+    return (f"curl -sS -m 60 --unix-socket {q(layout.supervisor_socket)} -H 'Content-Type: text/xml'"
+            f" --data-binary {q(request)} http://localhost/RPC2")
+
+
+def stop_instances_command(layout: Layout, ports: tuple[int, ...]) -> str:
+    """Stop instances in parallel, each returning once its process has exited (graceful: SIGTERM,
+    then SIGKILL after stopwaitsecs). One that is not running is a no-op (a fault we ignore)."""
+    stops = [supervisor_rpc_command(layout, xmlrpc_request("supervisor.stopProcess", program_name(p), True))
+             + " >/dev/null 2>&1" for p in ports]
+    return "{ " + " ".join(f"{s} &" for s in stops) + " wait; }"
+
+
+def drain_in_background_command(layout: Layout, ports: tuple[int, ...], reason: str) -> str:
+    """Stop instances in a background job that outlives the SSH session: nginx no longer routes to
+    them, so nobody waits for their in-flight requests to finish. The job's pid is in
+    state/drain.pid (the next start waits for it); its duration goes to shared/logs/switch.log."""
+    names = " ".join(program_name(p) for p in ports)
+    job = (
+        f"began=$(date +%s.%N); {stop_instances_command(layout, ports)};"
+        f" echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) stopped {names} ({reason}) in"
+        f" $(awk \"BEGIN {{ printf \\\"%.2f\\\", $(date +%s.%N) - $began }}\")s\" >> {q(layout.switch_log)};"
+        f" if [ \"$(cat {q(layout.drain_pid)} 2>/dev/null)\" = \"$$\" ]; then rm -f {q(layout.drain_pid)}; fi"
+    )
     # Braced: a bare trailing `&` would send the whole `A && B && ...` chain to the background.
-    return f"{{ nohup sh -c {q(stops + ' & wait')} >/dev/null 2>&1 & }}"
+    return f"{{ nohup sh -c {q(job)} >/dev/null 2>&1 & echo $! > {q(layout.drain_pid)}; }}"
+
+
+DRAIN_WAIT_SECONDS = 40  # longer than stopwaitsecs (30): by then supervisor has SIGKILLed
+
+
+def start_instances_command(layout: Layout, ports: tuple[int, ...]) -> str:
+    """Start instances (from `current`) without waiting for supervisor's startsecs.
+
+    A standby port may still be draining from the previous switch: wait for that background stop
+    and for any STOPPING state to end, because supervisor "starts" a STOPPING program by doing
+    nothing. Then stop any leftover (a switch cut short), and start all of them in one request;
+    any fault (spawn error, bad name) fails the step and is printed.
+    """
+    names = [program_name(p) for p in ports]
+    states = supervisor_rpc_command(layout, supervisor_multicall([("supervisor.getProcessInfo", [n]) for n in names]))
+    start = supervisor_rpc_command(layout, supervisor_multicall([("supervisor.startProcess", [n, False]) for n in names]))
+    pid = q(layout.drain_pid)
+    wait_for_drain = (
+        f"( deadline=$(( $(date +%s) + {DRAIN_WAIT_SECONDS} )); while {{ [ -s {pid} ] && kill -0 \"$(cat {pid})\""
+        f" 2>/dev/null; }} || {states} | grep -q '<string>STOPPING</string>'; do"
+        f" if [ \"$(date +%s)\" -ge \"$deadline\" ]; then echo \"{' '.join(names)} still stopping after"
+        f" {DRAIN_WAIT_SECONDS}s\"; exit 1; fi; sleep 0.1; done )"
+    )
+    started = f"{{ out=$({start}) && ! printf '%s' \"$out\" | grep -q faultCode || {{ echo \"supervisor refused to start {' '.join(names)}: $out\"; false; }}; }}"
+    return " && ".join([wait_for_drain, stop_instances_command(layout, ports), started])
+
+
+def program_fatal_condition(layout: Layout, port: int) -> str:
+    """A shell condition: supervisor gave up restarting the program (it died within startsecs,
+    startretries times). The gate need not wait out its timeout then."""
+    info = supervisor_rpc_command(layout, xmlrpc_request("supervisor.getProcessInfo", program_name(port)))
+    return f"{info} 2>/dev/null | grep -q '<string>FATAL</string>'"
+
+
+def phase_marker(name: str) -> str:
+    """A line `@phase <name> <epoch seconds>` in a command's output: where the seconds went."""
+    return f"echo \"@phase {name} $(date +%s.%N)\""
+
+
+def phase_durations(output: str) -> list[tuple[str, float]]:
+    """(phase, seconds since the previous marker) for each `@phase` line after the first."""
+    marks = []
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "@phase":
+            try:
+                marks.append((parts[1], float(parts[2])))
+            except ValueError:
+                continue
+    return [(name, at - marks[i][1]) for i, (name, at) in enumerate(marks[1:])]
 
 
 def failed_ports(gate_output: str, host: Host, ports: tuple[int, ...]) -> list[int]:
@@ -453,26 +538,142 @@ def failed_ports(gate_output: str, host: Host, ports: tuple[int, ...]) -> list[i
     return failed or list(ports)
 
 
-def gated_switch_command(layout: Layout, host: Host, new_ports: tuple[int, ...], old_ports: tuple[int, ...]) -> str:
-    """Bring `current` up on `new_ports` beside the live `old_ports`, then flip nginx, in one round trip.
+def prepare_switch_command(layout: Layout, host: Host, rel_id: str, new_ports: tuple[int, ...]) -> str:
+    """Point `current` at `rel_id` and bring it up on `new_ports` beside the live instances, gated.
 
-    1. start the new instances in parallel (they run whatever `current` points at now);
-    2. poll each one's /health/ready until 200 or the timeout;
-    3. only then point nginx at them (reload: in-flight requests finish on the old instances),
-       record them as live, and stop the old instances in the background (they drain).
-    Any failing step stops the chain before nginx changes: a release that never becomes ready never
-    receives a request, and the old instances keep serving throughout.
+    1. switch `current` (the programs run whatever it points at);
+    2. start the new instances;
+    3. poll each one's /health/ready until 200 or the host's health_timeout.
+    nginx is not touched: the live instances keep serving whatever happens here.
     """
-    polls = [health_poll_command(host.ready_url_for(port), host.health_timeout, host.health_interval)
+    polls = [health_poll_command(host.ready_url_for(port), host.health_timeout, host.health_interval,
+                                 give_up_if=program_fatal_condition(layout, port),
+                                 why=f"{program_name(port)} is FATAL: it exited on every start")
              for port in new_ports]
     return " && ".join([
+        phase_marker("begin"),
+        switch_current_command(layout, rel_id),
         start_instances_command(layout, new_ports),
+        phase_marker("started"),
         _all_of(polls),
-        write_file_command(layout.nginx_upstream, nginx_upstream_conf(host, new_ports)),
-        nginx_reload_command(layout),
-        write_file_command(layout.live_ports, " ".join(str(p) for p in new_ports) + "\n"),
-        stop_instances_in_background_command(layout, old_ports),
+        phase_marker("ready"),
     ])
+
+
+NGINX_VERIFY_SECONDS = 10
+
+
+def nginx_ready_url(host: Host) -> str:
+    return f"http://{host.address}:{host.nginx_port}/health/ready"
+
+
+def nginx_new_workers_command(layout: Layout, before_var: str = "before") -> str:
+    """Wait until the nginx master has a worker that was not there before the reload: the new
+    configuration is in force (a reload only signals the master; a config it rejects keeps the
+    old workers, and this times out)."""
+    pid_file = q(f"{layout.root}/nginx/nginx.pid")
+    return (
+        f"( deadline=$(( $(date +%s) + 5 )); until pgrep -P \"$(cat {pid_file} 2>/dev/null || echo 0)\""
+        f" | grep -qvxF -e \"${{{before_var}:-none}}\"; do if [ \"$(date +%s)\" -ge \"$deadline\" ]; then"
+        f" echo 'nginx did not start workers with the new configuration within 5s'; exit 1; fi; sleep 0.05; done )"
+    )
+
+
+def flip_command(layout: Layout, host: Host, new_ports: tuple[int, ...], old_ports: tuple[int, ...]) -> str:
+    """Send nginx's traffic to `new_ports`, verify it through nginx, record them as live.
+
+    The old instances still run, so when any step fails the upstream and state/live_ports go back
+    to them and the command exits non-zero: nginx is left as it was.
+    """
+    pid_file = q(f"{layout.root}/nginx/nginx.pid")
+    upstream, reload, record_live = _route_to(layout, host, new_ports)
+    flip = " && ".join([
+        upstream, reload, nginx_new_workers_command(layout),
+        f"( {health_poll_command(nginx_ready_url(host), NGINX_VERIFY_SECONDS, 0.1)} )",
+        record_live, phase_marker("flipped"),
+    ])
+    back = "; ".join(_route_to(layout, host, old_ports))
+    return (f"{phase_marker('flip')} && before=$(pgrep -P \"$(cat {pid_file} 2>/dev/null || echo 0)\" || true)"
+            f" && {{ {{ {flip}; }} || {{ echo 'nginx flip failed: back on the old instances'; {back}; false; }}; }}")
+
+
+def _route_to(layout: Layout, host: Host, ports: tuple[int, ...]) -> list[str]:
+    """Write the upstream for `ports`, reload nginx, record `ports` as live."""
+    return [
+        write_file_command(layout.nginx_upstream, nginx_upstream_conf(host, ports)),
+        nginx_reload_command(layout),
+        write_file_command(layout.live_ports, " ".join(str(p) for p in ports) + "\n"),
+    ]
+
+
+def unflip_command(layout: Layout, host: Host, old_ports: tuple[int, ...]) -> str:
+    """Send nginx's traffic back to the old instances (they never stopped) and record them live."""
+    return " && ".join(_route_to(layout, host, old_ports))
+
+
+# -- host state, read in one round trip ------------------------------------------------------
+
+_SECTION = "::clicknback::"
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What the tooling needs to know about a host before it changes anything."""
+
+    current: str | None
+    releases: list[str]
+    live_ports_text: str
+    ledger_text: str
+    env_file_exists: bool
+    migration_heads: dict[str, str]
+    metadata: dict[str, str]
+
+
+def read_state_command(layout: Layout) -> str:
+    """Print `current`, the releases (with each one's newest migration and RELEASE.json), the live
+    ports, whether the secrets file exists, and the ledger, as sections of one output."""
+    models = "migrations/models"
+    per_release = (
+        f"for rel in $(ls -1 {q(layout.releases)} 2>/dev/null | grep -E {q(RELEASE_ID_PATTERN.pattern)}); do"
+        f" dir={q(layout.releases)}/$rel;"
+        f" echo \"$rel $(ls -1 \"$dir/{models}\" 2>/dev/null | grep -E '^[0-9]+_.*[.]py$' | sort -n | tail -n 1)\";"
+        f" echo \"{_SECTION}metadata $rel\"; cat \"$dir/RELEASE.json\" 2>/dev/null; echo; echo \"{_SECTION}releases\"; done"
+    )
+    # Each `cat` is followed by an echo: a file without a final newline must not swallow a marker.
+    return "; ".join([
+        f"echo '{_SECTION}current'", f"readlink {q(layout.current)} 2>/dev/null",
+        f"echo '{_SECTION}releases'", per_release,
+        f"echo '{_SECTION}live_ports'", f"cat {q(layout.live_ports)} 2>/dev/null", "echo",
+        f"echo '{_SECTION}env_file'", f"{{ test -f {q(layout.env_file)} && echo yes; }}",
+        f"echo '{_SECTION}ledger'", f"cat {q(layout.ledger)} 2>/dev/null", "echo",
+    ])
+
+
+def parse_state(text: str) -> HostState:
+    sections: dict[str, list[str]] = {}
+    metadata: dict[str, list[str]] = {}
+    target = sections.setdefault("", [])
+    for line in text.splitlines():
+        if line.startswith(_SECTION):
+            name, _, arg = line[len(_SECTION):].partition(" ")
+            target = metadata.setdefault(arg, []) if name == "metadata" else sections.setdefault(name, [])
+        else:
+            target.append(line)
+    current = "\n".join(sections.get("current", [])).strip()
+    heads: dict[str, str] = {}
+    for line in sections.get("releases", []):
+        rel, _, head = line.strip().partition(" ")
+        if rel:
+            heads[rel] = head.strip()
+    return HostState(
+        current=Path(current).name if current else None,
+        releases=sorted(heads),
+        live_ports_text="\n".join(sections.get("live_ports", [])),
+        ledger_text="\n".join(sections.get("ledger", [])),
+        env_file_exists="yes" in sections.get("env_file", []),
+        migration_heads=heads,
+        metadata={rel: "\n".join(lines).strip() for rel, lines in metadata.items()},
+    )
 
 
 # -- crontab ---------------------------------------------------------------------------------
@@ -501,17 +702,28 @@ def crontab_install_command(marker: str, block: str) -> str:
 # -- health and logs -------------------------------------------------------------------------
 
 
-def health_poll_command(url: str, timeout: int, interval: float) -> str:
+FAST_POLL_INTERVAL = 0.1
+FAST_POLL_SECONDS = 5
+
+
+def health_poll_command(url: str, timeout: int, interval: float, give_up_if: str = "", why: str = "") -> str:
     """Poll a URL on the host until it answers 200 or `timeout` seconds pass.
 
+    Every FAST_POLL_INTERVAL for the first FAST_POLL_SECONDS (an instance usually becomes ready
+    then, and a 1 s poll would add up to a second to every switch), then every `interval`, and
+    from then on it also stops early when the shell condition `give_up_if` holds (saying `why`).
     Exits 0 when healthy; otherwise prints the last status and body and exits 1.
     """
+    give_up = f"if {give_up_if}; then reason={q(' (' + why + ')')}; break; fi; " if give_up_if else ""
     return (
-        f"body=$(mktemp) && deadline=$(( $(date +%s) + {int(timeout)} )) && while :; do"
+        f"body=$(mktemp) && began=$(date +%s) && deadline=$(( began + {int(timeout)} )) && reason= && while :; do"
         f" code=$(curl -s -o \"$body\" -w '%{{http_code}}' -m 2 {q(url)});"
-        f" if [ \"$code\" = 200 ]; then rm -f \"$body\"; exit 0; fi;"
-        f" if [ \"$(date +%s)\" -ge \"$deadline\" ]; then break; fi; sleep {interval:g}; done;"
-        f" echo \"{url} answered HTTP $code after {int(timeout)}s:\"; cat \"$body\"; echo; rm -f \"$body\"; exit 1"
+        f" if [ \"$code\" = 200 ]; then rm -f \"$body\"; exit 0; fi; now=$(date +%s);"
+        f" if [ \"$now\" -ge \"$deadline\" ]; then break; fi;"
+        f" if [ \"$now\" -lt $(( began + {FAST_POLL_SECONDS} )) ]; then sleep {FAST_POLL_INTERVAL:g};"
+        f" else {give_up}sleep {interval:g}; fi; done;"
+        f" echo \"{url} answered HTTP $code after $(( $(date +%s) - began ))s$reason:\"; cat \"$body\"; echo;"
+        f" rm -f \"$body\"; exit 1"
     )
 
 
@@ -560,10 +772,6 @@ def migrate_status_command(layout: Layout, rel_id: str) -> str:
     return ops_command(layout, rel_id, "migrate", "--status")
 
 
-def migration_head_command(layout: Layout, rel_id: str) -> str:
-    """Prints the newest migration file name of a release's code (empty when it has none)."""
-    folder = q(f"{layout.release(rel_id)}/migrations/models")
-    return f"ls -1 {folder} 2>/dev/null | grep -E '^[0-9]+_.*[.]py$' | sort -n | tail -n 1"
 
 
 def migration_number(file_name: str | None) -> int | None:

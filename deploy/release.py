@@ -2,10 +2,17 @@
 
 A deploy: take the lock on every host (in inventory order, so two concurrent deploys never each
 hold half), upload the tag's `git archive` to every host in parallel, link its venv (reused by
-lock-file hash), migrate once on the first host, then host by host switch `current` and start the
-release on each instance's standby port beside the live one, gate every new instance on
-/health/ready, and only then flip nginx to them (the old ones drain). If a gate fails, nginx never
-changed on that host, and every host that already flipped goes back; the release is marked bad.
+lock-file hash), migrate once on the first host, then switch (deploy and rollback share it):
+
+1. on every host in parallel: point `current` at the release and start it on each instance's
+   standby port beside the live one, gated on /health/ready;
+2. only when every gate on every host passed: host by host, flip nginx to the new instances and
+   verify readiness through nginx;
+3. on every host in parallel: stop the old instances in the background (they drain).
+
+The old instances serve until step 3, so any failure before it puts every host back at once
+(nginx back to the old instances where it flipped, `current` back, new instances stopped) and
+the release is marked bad.
 """
 
 from __future__ import annotations
@@ -121,14 +128,21 @@ class Session:
     def say(self, message: str) -> None:
         print(message, file=self.out, flush=True)
 
-    def parallel(self, action: Callable[[Remote], T]) -> list[T]:
-        """Run `action` on every host at once; re-raise the first failure after all finished."""
-        with ThreadPoolExecutor(max_workers=max(1, len(self.remotes))) as pool:
-            futures = [pool.submit(action, remote) for remote in self.remotes]
+    def parallel(self, action: Callable[[Remote], T], remotes: list[Remote] | None = None) -> list[T]:
+        """Run `action` on every host (or `remotes`) at once; re-raise the first failure after all finished."""
+        remotes = self.remotes if remotes is None else remotes
+        if len(remotes) == 1:
+            return [action(remotes[0])]
+        with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
+            futures = [pool.submit(action, remote) for remote in remotes]
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             raise errors[0]
         return [f.result() for f in futures]
+
+    def connect(self) -> None:
+        """Open every host's SSH connection at once (each is then reused for the whole task)."""
+        self.parallel(lambda remote: remote.connection)
 
     def close(self) -> None:
         for remote in self.remotes:
@@ -145,17 +159,33 @@ def layout(remote: Remote) -> Layout:
     return Layout(remote.host.deploy_root)
 
 
+def read_state(remote: Remote) -> cmd.HostState:
+    """Everything the tasks need to know about a host, in one round trip."""
+    return cmd.parse_state(remote.query(cmd.read_state_command(layout(remote))).stdout)
+
+
 def current_release(remote: Remote) -> str | None:
-    target = remote.query(cmd.read_current_command(layout(remote))).stdout.strip()
-    return Path(target).name if target else None
+    return read_state(remote).current
 
 
 def release_ids(remote: Remote) -> list[str]:
-    return sorted(remote.query(cmd.list_releases_command(layout(remote))).stdout.split())
+    return read_state(remote).releases
+
+
+def ledger_entries(state: cmd.HostState) -> list[ledger.LedgerEntry]:
+    return ledger.parse_ledger(state.ledger_text)
 
 
 def read_ledger(remote: Remote) -> list[ledger.LedgerEntry]:
-    return ledger.parse_ledger(remote.query(cmd.ledger_read_command(layout(remote))).stdout)
+    return ledger_entries(read_state(remote))
+
+
+def host_live_ports(remote: Remote, state: cmd.HostState) -> tuple[int, ...]:
+    return cmd.parse_live_ports(state.live_ports_text, remote.host)
+
+
+def live_ports(remote: Remote) -> tuple[int, ...]:
+    return host_live_ports(remote, read_state(remote))
 
 
 # -- lock ------------------------------------------------------------------------------------
@@ -200,61 +230,143 @@ class Lock:
 # -- the health-gated switch -----------------------------------------------------------------
 
 
-def live_ports(remote: Remote) -> tuple[int, ...]:
-    return cmd.parse_live_ports(remote.query(cmd.read_live_ports_command(layout(remote))).stdout, remote.host)
+@dataclass
+class HostSwitch:
+    """One host's part of a switch: which release replaces which, on which ports."""
+
+    remote: Remote
+    target: str
+    old_release: str | None
+    old_ports: tuple[int, ...]
+    new_ports: tuple[int, ...]
+    flipped: bool = False
+
+    @classmethod
+    def plan(cls, remote: Remote, state: cmd.HostState, target: str) -> HostSwitch:
+        old = host_live_ports(remote, state)
+        return cls(remote, target, state.current, old, tuple(remote.host.partner_port(p) for p in old))
+
+
+def _phases(output: str) -> str:
+    return ", ".join(f"{name} {seconds:.2f}s" for name, seconds in cmd.phase_durations(output))
+
+
+def prepare(switch: HostSwitch) -> None:
+    """Point `current` at the target and bring it up on the standby ports, gated (nginx untouched).
+
+    Raises GateFailed, naming the failing check and the last log lines of the failed instances.
+    """
+    remote, host, lay = switch.remote, switch.remote.host, layout(switch.remote)
+    remote.say(f"current -> {switch.target}; starting {', '.join(cmd.program_name(p) for p in switch.new_ports)}")
+    gate = remote.run(cmd.prepare_switch_command(lay, host, switch.target, switch.new_ports), check=False)
+    if not gate.ok:
+        output = gate.stdout + gate.stderr
+        failed = cmd.failed_ports(output, host, switch.new_ports)
+        tails = {port: remote.query(cmd.instance_output_tail_command(lay, port, LOG_LINES_ON_FAILURE)).stdout
+                 for port in failed}
+        raise GateFailed(host, failed, "\n".join(line for line in output.splitlines()
+                                                 if not line.startswith("@phase ")), tails)
+    if not remote.dry_run:
+        remote.say(f"{switch.target} ready on {', '.join(f'{host.bind_address}:{p}' for p in switch.new_ports)}"
+                   f" ({_phases(gate.stdout)})")
+
+
+def flip(switch: HostSwitch) -> None:
+    """Send nginx's traffic to the new instances and verify readiness through nginx.
+
+    On failure the command itself has put nginx back on the old instances; raises GateFailed.
+    """
+    remote, host = switch.remote, switch.remote.host
+    result = remote.run(cmd.flip_command(layout(remote), host, switch.new_ports, switch.old_ports), check=False)
+    if not result.ok:
+        output = "\n".join(line for line in (result.stdout + result.stderr).splitlines()
+                           if not line.startswith("@phase "))
+        raise GateFailed(host, list(switch.new_ports), f"post-switch check through nginx failed:\n{output}", {})
+    switch.flipped = True
+    if not remote.dry_run:
+        remote.say(f"nginx -> {', '.join(f'{host.bind_address}:{p}' for p in switch.new_ports)},"
+                   f" verified through nginx ({_phases(result.stdout)})")
+
+
+def undo(switch: HostSwitch) -> None:
+    """Put a host back as it was: nginx on the old instances (they never stopped), `current` on
+    the old release, the new instances stopped."""
+    remote, lay = switch.remote, layout(switch.remote)
+    if switch.flipped:
+        remote.run(cmd.unflip_command(lay, remote.host, switch.old_ports))
+    if switch.old_release is not None:
+        remote.run(cmd.switch_current_command(lay, switch.old_release))
+    remote.run(cmd.drain_in_background_command(lay, switch.new_ports, "switch undone"), check=False)
+    back = f"current -> {switch.old_release}" if switch.old_release else "no previous release to return to"
+    remote.say(f"back on the old instances ({back}); new instances stopping")
+
+
+def drain_old(switch: HostSwitch) -> None:
+    remote = switch.remote
+    remote.run(cmd.drain_in_background_command(layout(remote), switch.old_ports, f"replaced by {switch.target}"))
+
+
+def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict[str, str]) -> list[GateFailed]:
+    """Prepare every host in parallel, flip host by host, drain; returns the failures (none = done).
+
+    Any failure before the drain puts every host back (the old instances served throughout).
+    """
+    started = time.monotonic()
+    switches = [HostSwitch.plan(r, states[r.host.name], targets[r.host.name]) for r in session.remotes]
+    by_remote = {id(s.remote): s for s in switches}
+
+    def prepare_one(remote: Remote) -> GateFailed | None:
+        try:
+            prepare(by_remote[id(remote)])
+        except GateFailed as failure:
+            return failure
+        return None
+
+    try:
+        failures = [f for f in session.parallel(prepare_one) if f is not None]
+        if not failures:
+            for switch in switches:
+                try:
+                    flip(switch)
+                except GateFailed as failure:
+                    failures.append(failure)
+                    break
+    except Exception:
+        # An SSH failure midway: still try to leave every host on its old instances.
+        session.say("the switch broke off: putting every host back on its old instances")
+        for switch in switches:
+            try:
+                undo(switch)
+            except Exception as error:  # report and go on: the other hosts still need it
+                session.say(f"[{switch.remote.host.name}] could not put it back: {error}")
+        raise
+    if failures:
+        for failure in failures:
+            session.say(str(failure))
+        session.say("putting every host back on its old instances")
+        session.parallel(lambda remote: undo(by_remote[id(remote)]))
+        return failures
+    if not session.dry_run:
+        session.say(f"healthy: {len(switches)} host(s) serve the new instances,"
+                    f" {time.monotonic() - started:.1f}s after the switch began; old instances draining")
+    session.parallel(lambda remote: drain_old(by_remote[id(remote)]))
+    return []
 
 
 def switch_host(remote: Remote, rel_id: str) -> None:
-    """Point `current` at `rel_id`, start it on the standby ports, gate, flip nginx to it.
-
-    Raises GateFailed with the old instances still live and serving (nginx never changed).
-    """
-    host, lay = remote.host, layout(remote)
-    old = live_ports(remote)
-    new = tuple(host.partner_port(port) for port in old)
-    remote.run(cmd.switch_current_command(lay, rel_id))
-    remote.say(f"current -> {rel_id}; starting {', '.join(cmd.program_name(p) for p in new)}")
-    gate = remote.run(cmd.gated_switch_command(lay, host, new, old), check=False)
-    if not gate.ok:
-        output = gate.stdout + gate.stderr
-        failed = cmd.failed_ports(output, host, new)
-        tails = {port: remote.query(cmd.instance_output_tail_command(lay, port, LOG_LINES_ON_FAILURE)).stdout
-                 for port in failed}
-        remote.run(cmd.stop_instances_in_background_command(lay, new), check=False)
-        raise GateFailed(host, failed, output, tails)
-    remote.say(f"{rel_id} ready and live on {', '.join(f'{host.bind_address}:{p}' for p in new)}"
-               f" (old instances draining)")
+    """The same gated switch on one host alone (the restore task restarts the app with it)."""
+    switch = HostSwitch.plan(remote, read_state(remote), rel_id)
+    try:
+        prepare(switch)
+        flip(switch)
+    except GateFailed:
+        undo(switch)
+        raise
+    drain_old(switch)
 
 
-def switch_all(session: Session, targets: dict[str, str]) -> GateFailed | None:
-    """Switch host by host; on a failed gate put every switched host back on its old release."""
-    old = {remote.host.name: current_release(remote) for remote in session.remotes}
-    switched: list[Remote] = []
-    for remote in session.remotes:
-        try:
-            switch_host(remote, targets[remote.host.name])
-        except GateFailed as failure:
-            session.say(str(failure))
-            revert(session, remote, switched, old)
-            return failure
-        switched.append(remote)
-    return None
-
-
-def revert(session: Session, failed: Remote, switched: list[Remote], old: dict[str, str | None]) -> None:
-    """The failed host still serves its old instances: only `current` goes back. Hosts that already
-    flipped switch back to their previous release the same gated way."""
-    session.say("rolling back every host that switched")
-    previous = old[failed.host.name]
-    if previous is not None:
-        failed.run(cmd.switch_current_command(layout(failed), previous))
-        failed.say(f"current -> {previous} (back; its instances never stopped serving)")
-    for remote in reversed(switched):
-        previous = old[remote.host.name]
-        if previous is None:
-            remote.say("no previous release to return to: left on the new release")
-            continue
-        switch_host(remote, previous)
+def failure_summary(failures: list[GateFailed]) -> str:
+    return "; ".join(f"{f.host.name}:{f.ports}: {f.check.strip()[:500]}" for f in failures)
 
 
 # -- deploy ----------------------------------------------------------------------------------
@@ -267,12 +379,16 @@ class Outcome:
     message: str
 
 
-def require_provisioned(session: Session) -> None:
-    def check(remote: Remote) -> None:
-        if not remote.query(cmd.env_file_exists_command(layout(remote)), check=False).ok:
+def read_states(session: Session) -> dict[str, cmd.HostState]:
+    """Every host's state, read in parallel (one round trip each)."""
+    return dict(zip([r.host.name for r in session.remotes], session.parallel(read_state)))
+
+
+def require_provisioned(session: Session, states: dict[str, cmd.HostState]) -> None:
+    for remote in session.remotes:
+        if not states[remote.host.name].env_file_exists:
             raise DeployError(f"[{remote.host.name}] {layout(remote).env_file} is missing: "
                               f"run `invoke provision --env-file PATH` first")
-    session.parallel(check)
 
 
 def upload_release(remote: Remote, rel: LocalRelease, rel_id: str, deployed_at: str) -> None:
@@ -291,8 +407,9 @@ def append_ledger(session: Session, entry: ledger.LedgerEntry) -> None:
 
 
 def prune(remote: Remote, keep_also: set[str]) -> None:
-    current = current_release(remote)
-    doomed = cmd.releases_to_prune(release_ids(remote), remote.host.keep_releases,
+    state = read_state(remote)
+    current = state.current
+    doomed = cmd.releases_to_prune(state.releases, remote.host.keep_releases,
                                    keep_also | ({current} if current else set()))
     if doomed:
         remote.run(cmd.prune_command(layout(remote), doomed))
@@ -311,9 +428,11 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
     deployed_at = now.isoformat(timespec="seconds")
     hosts = [r.host.name for r in session.remotes]
     session.say(f"deploying {tag} ({rel.commit[:12]}) as {rel_id} to {', '.join(hosts)}")
-    require_provisioned(session)
+    session.connect()
     with Lock(session, f"deploy {tag}"):
-        previous = current_release(session.remotes[0])
+        states = read_states(session)
+        require_provisioned(session, states)
+        previous = states[hosts[0]].current
 
         def record(outcome: str, detail: str) -> None:
             if session.dry_run:
@@ -333,11 +452,11 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
             record("failed", str(error))
             raise DeployError(f"deploy of {tag} failed before any host switched; nothing changed "
                               f"for the users:\n{error}") from None
-        failure = switch_all(session, {r.host.name: rel_id for r in session.remotes})
-        if failure is not None:
-            record("rolled_back", f"{failure.host.name}:{failure.ports}: {failure.check.strip()[:500]}")
+        failures = switch_all(session, states, {r.host.name: rel_id for r in session.remotes})
+        if failures:
+            record("rolled_back", failure_summary(failures))
             raise DeployError(f"deploy of {tag} FAILED its health gate and was rolled back; "
-                              f"{rel_id} is marked bad") from failure
+                              f"{rel_id} is marked bad") from failures[0]
         record("ok", "")
         session.parallel(lambda remote: prune(remote, {previous} if previous else set()))
     duration = time.monotonic() - started
@@ -347,29 +466,30 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
 # -- rollback --------------------------------------------------------------------------------
 
 
-def choose_rollback_target(remote: Remote, to_tag: str | None) -> tuple[str, str]:
-    """(current release, target release) on the first host, refusing when there is none."""
-    current = current_release(remote)
+def choose_rollback_target(host: Host, state: cmd.HostState, to_tag: str | None) -> tuple[str, str]:
+    """(current release, target release) from the first host's state, refusing when there is none."""
+    current = state.current
     if current is None:
-        raise DeployError(f"[{remote.host.name}] nothing is deployed yet")
-    available = release_ids(remote)
-    bad = ledger.bad_releases(read_ledger(remote))
+        raise DeployError(f"[{host.name}] nothing is deployed yet")
+    available = state.releases
+    bad = ledger.bad_releases(ledger_entries(state))
     if to_tag:
         matching = [r for r in available if ledger.release_tag(r) == to_tag]
         if not matching:
-            raise DeployError(f"[{remote.host.name}] no release of {to_tag} on the host "
+            raise DeployError(f"[{host.name}] no release of {to_tag} on the host "
                               f"(available: {', '.join(available)}); deploy it instead")
         target = matching[-1]
     else:
         target = ledger.previous_good_release(available, current, bad)
         if target is None:
-            raise DeployError(f"[{remote.host.name}] no good release older than {current} to roll back to")
+            raise DeployError(f"[{host.name}] no good release older than {current} to roll back to")
     if target == current:
         raise DeployError(f"{target} is already current")
     return current, target
 
 
-def check_database_for_rollback(remote: Remote, current: str, target: str, downgrade: bool) -> None:
+def check_database_for_rollback(remote: Remote, state: cmd.HostState, current: str, target: str,
+                                downgrade: bool) -> None:
     """Refuse a target whose code is behind the database, or (--downgrade) undo the newer migrations.
 
     When both releases carry the same newest migration the database cannot be ahead of the target
@@ -377,8 +497,7 @@ def check_database_for_rollback(remote: Remote, current: str, target: str, downg
     query through the ops CLI is skipped: a code-only rollback stays fast.
     """
     lay = layout(remote)
-    heads = {rel: remote.query(cmd.migration_head_command(lay, rel)).stdout.strip() for rel in (current, target)}
-    if heads[current] == heads[target]:
+    if state.migration_heads.get(current) == state.migration_heads.get(target):
         return
     status_out = remote.query(cmd.migrate_status_command(lay, target)).stdout
     status = json.loads(status_out.strip().splitlines()[-1])
@@ -406,29 +525,26 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
     started = time.monotonic()
     when = utc_now().isoformat(timespec="seconds")
     hosts = [r.host.name for r in session.remotes]
+    session.connect()
     with Lock(session, f"rollback to {to_tag or 'previous'}"):
+        states = read_states(session)
         first = session.remotes[0]
-        current, target = choose_rollback_target(first, to_tag)
+        current, target = choose_rollback_target(first.host, states[first.host.name], to_tag)
         session.say(f"rolling back {', '.join(hosts)}: {current} -> {target}")
-
-        def check_target(remote: Remote) -> None:
-            if not remote.query(cmd.release_exists_command(layout(remote), target), check=False).ok:
-                raise DeployError(f"[{remote.host.name}] release {target} is not on this host")
-        session.parallel(check_target)
-
-        check_database_for_rollback(first, current, target, downgrade)
-        metadata = first.query(cmd.release_metadata_read_command(layout(first), target)).stdout
-        commit = json.loads(metadata).get("commit", "")
-        failure = switch_all(session, {r.host.name: target for r in session.remotes})
-        outcome = "failed" if failure else "ok"
+        missing = [name for name in hosts if target not in states[name].releases]
+        if missing:
+            raise DeployError(f"release {target} is not on {', '.join(missing)}")
+        check_database_for_rollback(first, states[first.host.name], current, target, downgrade)
+        commit = json.loads(states[first.host.name].metadata.get(target) or "{}").get("commit", "")
+        failures = switch_all(session, states, {name: target for name in hosts})
         if not session.dry_run:
             append_ledger(session, ledger.LedgerEntry(
                 who=operator(), when=when, kind="rollback", tag=ledger.release_tag(target), commit=commit,
-                release=target, hosts=hosts, duration_s=round(time.monotonic() - started, 2), outcome=outcome,
-                from_release=current, marked_bad=[target] if failure else [current],
-                detail=failure.check.strip()[:500] if failure else ""))
-        if failure:
-            raise DeployError(f"rollback to {target} FAILED its health gate; hosts are back on {current}") from failure
+                release=target, hosts=hosts, duration_s=round(time.monotonic() - started, 2),
+                outcome="failed" if failures else "ok", from_release=current,
+                marked_bad=[target] if failures else [current], detail=failure_summary(failures)))
+        if failures:
+            raise DeployError(f"rollback to {target} FAILED its health gate; hosts are back on {current}") from failures[0]
     duration = time.monotonic() - started
     return Outcome(target, duration, f"rolled back to {target} on {len(hosts)} host(s) in {duration:.1f}s")
 
@@ -445,10 +561,11 @@ def provision_host(remote: Remote, env_file: bytes | None) -> None:
         remote.put_bytes(env_file, uploaded)
         remote.run(cmd.install_env_file_command(lay, uploaded))
         remote.say(f"installed {lay.env_file} (mode 0600, {len(env_file)} bytes; contents not shown)")
-    elif not remote.query(cmd.env_file_exists_command(lay), check=False).ok:
+    state = read_state(remote)
+    if env_file is None and not state.env_file_exists:
         remote.say(f"WARNING: {lay.env_file} is missing; pass --env-file before deploying")
     files = {lay.supervisor_conf: cmd.supervisord_conf(lay), lay.nginx_conf: cmd.nginx_conf(lay, host),
-             lay.nginx_upstream: cmd.nginx_upstream_conf(host, live_ports(remote))}
+             lay.nginx_upstream: cmd.nginx_upstream_conf(host, host_live_ports(remote, state))}
     for port in host.all_ports:
         files[lay.program_conf(port)] = cmd.supervisor_program_conf(lay, host, port)
     remote.run(cmd.remove_stale_programs_command(lay, host.all_ports))

@@ -8,6 +8,7 @@ to trust the host after checking its fingerprint out of band.
 from __future__ import annotations
 
 import io
+import os
 import sys
 import threading
 import time
@@ -97,6 +98,8 @@ class Result:
 
 
 _STARTED = time.monotonic()
+# CLICKNBACK_DEPLOY_TRACE=1 prints every remote round trip with its duration (where the seconds go).
+TRACE = os.environ.get("CLICKNBACK_DEPLOY_TRACE", "") not in ("", "0")
 
 
 class Remote:
@@ -116,7 +119,10 @@ class Remote:
     @property
     def connection(self) -> Connection:
         if self._connection is None:
+            started = time.monotonic()
             self._connection = connect(self.host)
+            if TRACE:
+                self.say(f"trace: ssh connect {time.monotonic() - started:.3f}s")
         return self._connection
 
     def close(self) -> None:
@@ -147,7 +153,11 @@ class Remote:
         self.connection.put(io.BytesIO(data), remote_path, preserve_mode=False)
 
     def _execute(self, command: str, check: bool) -> Result:
-        result = self.connection.run(command, hide=True, warn=True, in_stream=False)
+        connection = self.connection
+        started = time.monotonic()
+        result = connection.run(command, hide=True, warn=True, in_stream=False)
+        if TRACE:
+            self.say(f"trace: {time.monotonic() - started:.3f}s {_shorten(command, 90)}")
         outcome = Result(result.stdout, result.stderr, result.exited)
         if check and not outcome.ok:
             raise RemoteCommandError(self.host, command, outcome.exited, outcome.stdout, outcome.stderr)

@@ -98,10 +98,9 @@ def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=Fals
 def releases(c, env=None, inventory=None):
     """Show the releases on every host (current, previous good, bad) and the recent ledger."""
     with _session(env, inventory) as session:
-        for remote in session.remotes:
-            current = release.current_release(remote)
-            ids = release.release_ids(remote)
-            entries = release.read_ledger(remote)
+        for remote, state in zip(session.remotes, session.parallel(release.read_state)):
+            current, ids = state.current, state.releases
+            entries = release.ledger_entries(state)
             bad = ledger.bad_releases(entries)
             previous = ledger.previous_good_release(ids, current, bad)
             session.say(f"== {remote.host.name} ({remote.host.address}) {remote.host.deploy_root}")
@@ -125,16 +124,16 @@ def health(c, env=None, inventory=None):
     failures = 0
     with _session(env, inventory) as session:
         def probe(remote):
-            host = remote.host
+            host, state = remote.host, release.read_state(remote)
             urls = []
-            for port in release.live_ports(remote):
+            for port in release.host_live_ports(remote, state):
                 urls += [(f"{cmd.program_name(port)} live", host.live_url_for(port)),
                          (f"{cmd.program_name(port)} ready", host.ready_url_for(port))]
-            urls.append(("nginx ready", f"http://{host.address}:{host.nginx_port}/health/ready"))
-            return [(name, url, remote.query(cmd.probe_command(url), check=False).stdout.strip())
-                    for name, url in urls]
-        for remote, rows in zip(session.remotes, session.parallel(probe)):
-            current = release.current_release(remote) or "(nothing deployed)"
+            urls.append(("nginx ready", cmd.nginx_ready_url(host)))
+            return state.current, [(name, url, remote.query(cmd.probe_command(url), check=False).stdout.strip())
+                                   for name, url in urls]
+        for remote, (current, rows) in zip(session.remotes, session.parallel(probe)):
+            current = current or "(nothing deployed)"
             session.say(f"== {remote.host.name}: current {current}")
             for name, url, answer in rows:
                 status = answer.split(" ", 1)[0]

@@ -7,6 +7,7 @@ they run in file order; each asserts the state the previous steps must have left
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def test_deploy_a_serves_on_both_hosts(run_task, repo, hosts, remotes):
     assert release_json["version"] == "vA" and release_json["commit"] == repo.commit_of("vA")
 
 
-FIGURES = Path(__file__).resolve().parents[3] / "bench" / "results" / "deploy_figures.json"
+# CLICKNBACK_DEPLOY_FIGURES redirects the figures (a measuring run that must not touch bench/).
+FIGURES = Path(os.environ.get("CLICKNBACK_DEPLOY_FIGURES")
+               or Path(__file__).resolve().parents[3] / "bench" / "results" / "deploy_figures.json")
 
 
 def record_figure(name: str, value) -> None:
@@ -160,6 +163,7 @@ def test_code_only_deploy_under_load_is_fast_and_loses_nothing(run_task, hosts, 
     assert load.still_running_at_stop and load.failures == [] and load.ok > 50, (load.ok, load.failures[:5])
     per_host = result.seconds / len(hosts)
     record_figure("deploy_code_only_two_hosts_s", round(result.seconds, 2))
+    record_figure("deploy_code_only_loadavg", os.getloadavg())
     record_figure("deploy_code_only_per_host_s", round(per_host, 2))
     record_figure("deploy_code_only_output", result.output.splitlines())
     record_figure("failed_requests_during_deploy", len(load.failures))
@@ -176,6 +180,7 @@ def test_rollback_defaults_to_previous_good_release_under_load(run_task, hosts, 
     assert entries[-1].kind == "rollback" and entries[-1].outcome == "ok"
     assert entries[-1].marked_bad and entries[-1].marked_bad[0].endswith("-vC")
     record_figure("rollback_two_hosts_s", round(result.seconds, 2))
+    record_figure("rollback_two_hosts_loadavg", os.getloadavg())
     record_figure("rollback_two_hosts_output", result.output.splitlines())
     record_figure("failed_requests_during_rollback", len(load.failures))
     record_figure("requests_during_rollback", load.ok)
@@ -214,7 +219,7 @@ def test_dry_run_deploy_prints_the_plan_and_changes_nothing(run_task, remotes):
     result = run_task("deploy", "--tag", "vC", "--dry-run")
     assert "would run: mkdir -p" in result.output and "deploy.lock" in result.output
     assert "would upload" in result.output and "ln -sfn" in result.output and "mv -T" in result.output
-    assert "supervisorctl" in result.output and "/health/ready" in result.output
+    assert "supervisor.startProcess" in result.output and "/health/ready" in result.output
     assert currents(remotes) == before
     assert [len(read_ledger(r)) for r in remotes] == ledger_before
     assert all(r.query(cmd.lock_status_command(layout(r))).stdout == "" for r in remotes)
@@ -287,6 +292,7 @@ def test_single_host_rollback_time(run_task, remotes):
     result = run_task("rollback", "--env", "solo")
     assert current_release(remotes[0]).endswith("-vB")
     record_figure("rollback_one_host_s", round(result.seconds, 2))
+    record_figure("rollback_one_host_loadavg", os.getloadavg())
     record_figure("rollback_one_host_output", result.output.splitlines())
     assert result.seconds <= 30, result.output  # sanity bound; the 5 s target is in the figures
 
@@ -298,3 +304,25 @@ def test_unknown_host_key_refuses_to_connect(run_task, sandbox, tmp_path):
     result = run_task("health", "--inventory", str(inventory), check=False)
     assert result.returncode != 0
     assert "unknown host key" in result.output and "ssh-keyscan -p" in result.output
+
+
+def test_a_failed_flip_puts_every_host_back_on_its_old_instances(run_task, hosts, remotes):
+    """host-2 flips first; host-3's nginx then rejects its configuration: host-2 must flip back."""
+    before, live_before = currents(remotes), [live_ports(r) for r in remotes]
+    conf = layout(remotes[1]).nginx_conf
+    original = remotes[1].query(f"cat {conf}").stdout
+    remotes[1].query(cmd.write_file_command(conf, original + "\nthis_is_not_a_directive;\n"))
+    try:
+        with LoadGenerator(nginx_urls(hosts, "/health/live"), request_id_prefix="flip") as load:
+            result = run_task("deploy", "--tag", "vC", check=False)
+    finally:
+        remotes[1].query(cmd.write_file_command(conf, original))
+    assert result.returncode != 0, result.output
+    assert "post-switch check through nginx failed" in result.output and "[host-3]" in result.output
+    assert "nginx -> " in result.output  # host-2 did flip before host-3 failed
+    assert currents(remotes) == before and [live_ports(r) for r in remotes] == live_before
+    upstream = remotes[0].query(f"cat {layout(remotes[0]).nginx_upstream}").stdout
+    assert all(f":{port} " in upstream for port in live_before[0]), upstream
+    assert load.still_running_at_stop and load.failures == [] and load.ok > 20, (load.ok, load.failures[:5])
+    for url in nginx_urls(hosts):
+        assert http_get(url)[0] == 200
