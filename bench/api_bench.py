@@ -307,14 +307,16 @@ def shape_line(shape: dict) -> str:
 
 
 TABLE_HEADER = (f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-                f"{'others':>7}  target")
+                f"{'cpu/req':>8} {'others':>7}  target")
 
 
 def row_line(row: dict) -> str:
-    """One measured run. `others` is the share of all CPUs that processes outside the bench used meanwhile."""
+    """One measured run. cpu/req: CPU ms per request of instances + nginx + PostgreSQL; others: share
+    of all CPUs that processes outside the bench used meanwhile."""
+    cpu_ms = "-" if row.get("service_cpu_ms") is None else f"{row['service_cpu_ms']:.3f}"
     others = "-" if row.get("others_cpu") is None else f"{row['others_cpu']:.0%}"
     return (f"{row['scenario']:34} {row['concurrency']:>5} {row['rps']:>9.0f} {row['p50_us'] / 1000:>8.2f} "
-            f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7} {others:>7}  {row['target']}").rstrip()
+            f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7} {cpu_ms:>8} {others:>7}  {row['target']}").rstrip()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -385,14 +387,19 @@ def main(argv: list[str] | None = None) -> int:
             front.start()
             url = front.url
         ctx = prepare(url, database_url)
-        cpu_roots = {os.getpid(), cluster_postmaster_pid(cluster)}
+        postmaster = cluster_postmaster_pid(cluster)
+        nginx = {front.process.pid} if front is not None and front.process is not None else set()
+        app = {process.pid for process, _ in servers}
+        # "bench" is everything we started (wrk included); "service" is what production would run.
+        cpu_groups = {"bench": {os.getpid(), postmaster}, "service": app | nginx | {postmaster},
+                      "app": app, "nginx": nginx, "postgres": {postmaster}}
         print(shape_line(shape))
         print(TABLE_HEADER)
         for scenario in scenarios(ctx):
             if args.scenario and args.scenario not in scenario.name:
                 continue
             for level in levels:
-                results.append(measure(url, ctx, scenario, level, args, cpu_roots))
+                results.append(measure(url, ctx, scenario, level, args, cpu_groups))
                 print(row_line(results[-1]), flush=True)
         if args.json_out:
             rows = [{**shape, **row} for row in results]
@@ -410,13 +417,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+CPU_PARTS = ("service", "app", "nginx", "postgres")
+
+
+def cpu_figures(before: cpu.Snapshot | None, after: cpu.Snapshot | None, requests: int) -> dict:
+    """others_cpu: share of all CPUs used outside the bench; service_cpu_ms: CPU ms per request of the
+    instances, nginx and PostgreSQL together (wrk excluded), then of each part. None without /proc."""
+    if before is None or after is None:
+        return {"others_cpu": None, **{f"{part}_cpu_ms": None for part in CPU_PARTS}}
+    ticks = cpu.ticks_per_second()
+    per_request = {f"{part}_cpu_ms": round(cpu.cpu_seconds(before, after, part, ticks) * 1000 / requests, 3)
+                   if requests else None for part in CPU_PARTS}
+    return {"others_cpu": round(cpu.others_share(before, after, "bench"), 3), **per_request}
+
+
 def cluster_postmaster_pid(cluster: LocalPostgres) -> int:
     """pg_ctl detaches the postmaster from us; its pid file's first line names it."""
     return int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
 
 
 def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argparse.Namespace,
-            cpu_roots: set[int]) -> dict:
+            cpu_groups: dict[str, set[int]]) -> dict:
     """Warm up (figures discarded), then measure one scenario at one concurrency level."""
     warmup = args.warmup
     flood = flood_script = None
@@ -433,16 +454,16 @@ def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argpar
     try:
         if warmup:
             run_wrk(url, scenario.lua, level, warmup)
-        before = cpu.snapshot(cpu_roots)
+        before = cpu.snapshot(cpu_groups)
         figures = run_wrk(url, scenario.lua, level, args.duration)
-        after = cpu.snapshot(cpu_roots)
+        after = cpu.snapshot(cpu_groups)
     finally:
         if flood is not None:
             stop_process(flood, timeout=10)
             os.unlink(flood_script)
     target = target_verdict(scenario.name, level, figures)
-    others_cpu = None if before is None or after is None else round(cpu.others_share(before, after), 3)
-    return {**figures, "others_cpu": others_cpu, "scenario": scenario.name, "concurrency": level, "issue": scenario.issue, "target": target,
+    figures.update(cpu_figures(before, after, figures["requests"]))
+    return {**figures, "scenario": scenario.name, "concurrency": level, "issue": scenario.issue, "target": target,
             "target_met": None if not target else target.endswith(": met")}
 
 

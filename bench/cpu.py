@@ -62,24 +62,29 @@ def tree_jiffies(processes: dict[int, tuple[int, int]], roots: set[int]) -> int:
     return sum(processes[pid][1] for pid in seen)
 
 
-def others_share(before: "Snapshot", after: "Snapshot") -> float:
-    """Share (0..1) of all CPUs used by processes outside the bench's trees between two snapshots."""
+def others_share(before: "Snapshot", after: "Snapshot", ours: str = "bench") -> float:
+    """Share (0..1) of all CPUs used by processes outside the `ours` trees between two snapshots."""
     total = after.total - before.total
     if total <= 0:
         return 0.0
-    others = (after.busy - before.busy) - (after.ours - before.ours)
+    others = (after.busy - before.busy) - (after.groups[ours] - before.groups[ours])
     return min(1.0, max(0.0, others / total))
+
+
+def cpu_seconds(before: "Snapshot", after: "Snapshot", group: str, ticks_per_second: int) -> float:
+    """CPU seconds the `group` trees used between two snapshots (all their cores together)."""
+    return (after.groups[group] - before.groups[group]) / ticks_per_second
 
 
 @dataclass(frozen=True)
 class Snapshot:
     busy: int
     total: int
-    ours: int
+    groups: dict[str, int]
 
 
-def snapshot(roots: set[int]) -> Snapshot | None:
-    """The machine's and the bench trees' CPU jiffies now; None where /proc is not there (not Linux)."""
+def snapshot(groups: dict[str, set[int]]) -> Snapshot | None:
+    """The machine's jiffies and each group's trees' jiffies now; None without /proc (not Linux)."""
     try:
         busy, total = parse_machine_jiffies((PROC / "stat").read_text())
     except OSError:
@@ -91,4 +96,8 @@ def snapshot(roots: set[int]) -> Snapshot | None:
                 processes[int(entry.name)] = parse_process_stat((PROC / entry.name / "stat").read_text())
             except (OSError, ValueError, IndexError):
                 continue  # exited while we looked
-    return Snapshot(busy, total, tree_jiffies(processes, roots))
+    return Snapshot(busy, total, {name: tree_jiffies(processes, roots) for name, roots in groups.items()})
+
+
+def ticks_per_second() -> int:
+    return os.sysconf("SC_CLK_TCK")

@@ -166,16 +166,35 @@ def test_target_verdicts(scenario, level, row, verdict):
     assert api_bench.target_verdict(scenario, level, row) == verdict
 
 
-def test_row_shows_figures_others_cpu_and_target():
+def test_row_shows_figures_cpu_per_request_others_and_target():
     row = {**figures(3123.4, 27.55), "p50_us": 12345, "scenario": "users_me", "concurrency": 64,
-           "others_cpu": 0.034, "target": ">=3000 rps, p99<=30ms: met"}
+           "service_cpu_ms": 0.6214, "others_cpu": 0.034, "target": ">=3000 rps, p99<=30ms: met"}
     assert api_bench.TABLE_HEADER == (
-        "scenario                            conc     req/s   p50 ms   p99 ms  errors  others  target"
+        "scenario                            conc     req/s   p50 ms   p99 ms  errors  cpu/req  others  target"
     )
     assert api_bench.row_line(row) == (
-        "users_me                              64      3123    12.35    27.55       0      3%  >=3000 rps, p99<=30ms: met"
+        "users_me                              64      3123    12.35    27.55       0    0.621      3%"
+        "  >=3000 rps, p99<=30ms: met"
     )
-    assert api_bench.row_line({**row, "target": "", "others_cpu": None}).endswith("       0       -")
+    no_proc = {**row, "target": "", "others_cpu": None, "service_cpu_ms": None}
+    assert api_bench.row_line(no_proc).endswith("       0        -       -")
+
+
+def test_cpu_figures_split_the_service_into_parts_apart_from_the_load_generator_and_others():
+    parts = {"service": 300, "app": 200, "nginx": 40, "postgres": 60}
+    before = cpu.Snapshot(busy=1000, total=5000, groups={"bench": 400, **parts})
+    after = cpu.Snapshot(busy=1900, total=6000,
+                         groups={"bench": 1100, "service": 900, "app": 600, "nginx": 100, "postgres": 200})
+    # 600 service ticks at 100/s = 6 CPU seconds, over 3000 requests = 2 ms each; others: 200 of 1000 ticks.
+    assert cpu.cpu_seconds(before, after, "service", 100) == 6.0
+    ms = 1000 / cpu.ticks_per_second() / 3000
+    assert api_bench.cpu_figures(before, after, 3000) == {
+        "others_cpu": 0.2, "service_cpu_ms": round(600 * ms, 3), "app_cpu_ms": round(400 * ms, 3),
+        "nginx_cpu_ms": round(60 * ms, 3), "postgres_cpu_ms": round(140 * ms, 3),
+    }
+    assert api_bench.cpu_figures(None, after, 3000) == {
+        "others_cpu": None, "service_cpu_ms": None, "app_cpu_ms": None, "nginx_cpu_ms": None, "postgres_cpu_ms": None,
+    }
 
 
 def test_machine_jiffies_busy_is_user_nice_system_steal_of_everything():
@@ -197,19 +216,19 @@ def test_tree_jiffies_sums_roots_and_all_descendants_only():
 
 
 def test_others_share_is_machine_busy_minus_ours_over_all_cpu_time():
-    before = cpu.Snapshot(busy=1000, total=5000, ours=400)
-    assert cpu.others_share(before, cpu.Snapshot(busy=1900, total=6000, ours=1100)) == pytest.approx(0.2)
-    assert cpu.others_share(before, cpu.Snapshot(busy=1700, total=6000, ours=1200)) == 0.0  # rounding between reads
+    before = cpu.Snapshot(busy=1000, total=5000, groups={"bench": 400})
+    assert cpu.others_share(before, cpu.Snapshot(1900, 6000, {"bench": 1100})) == pytest.approx(0.2)
+    assert cpu.others_share(before, cpu.Snapshot(1700, 6000, {"bench": 1200})) == 0.0  # rounding between reads
     assert cpu.others_share(before, before) == 0.0
 
 
 def test_snapshot_of_this_process_tree_counts_its_own_cpu_time():
-    before = cpu.snapshot({os.getpid()})
+    before = cpu.snapshot({"me": {os.getpid()}})
     deadline = time.process_time() + 0.2
     while time.process_time() < deadline:  # burn CPU: the thing being counted
         pass
-    after = cpu.snapshot({os.getpid()})
-    assert after.ours > before.ours and after.busy >= before.busy and after.total > before.total
+    after = cpu.snapshot({"me": {os.getpid()}})
+    assert after.groups["me"] > before.groups["me"] and after.busy >= before.busy and after.total > before.total
 
 
 @pytest.mark.parametrize("argv", [["--instances", "2", "--direct"], ["--instances", "0"],
