@@ -411,12 +411,6 @@ def stop_services_command(layout: Layout) -> str:
     )
 
 
-def _all_of(commands: list[str]) -> str:
-    """Run commands at once in the background; succeed only if every one succeeded."""
-    started = " ".join(f"{{ {c}; }} & p{i}=$!;" for i, c in enumerate(commands))
-    waited = " ".join(f"wait $p{i} || rc=1;" for i in range(len(commands)))
-    # Braced, so that `A && <this> && B` chains on the combined status.
-    return f"{{ rc=0; {started} {waited} [ $rc = 0 ]; }}"
 
 
 # Supervisor is driven through its XML-RPC socket with curl rather than supervisorctl: a
@@ -507,13 +501,6 @@ def start_instances_command(layout: Layout, ports: tuple[int, ...]) -> str:
     return " && ".join([wait_for_drain, stop_instances_command(layout, ports), started])
 
 
-def program_fatal_condition(layout: Layout, port: int) -> str:
-    """A shell condition: supervisor gave up restarting the program (it died within startsecs,
-    startretries times). The gate need not wait out its timeout then."""
-    info = supervisor_rpc_command(layout, xmlrpc_request("supervisor.getProcessInfo", program_name(port)))
-    return f"{info} 2>/dev/null | grep -q '<string>FATAL</string>'"
-
-
 def phase_marker(name: str) -> str:
     """A line `@phase <name> <epoch seconds>` in a command's output: where the seconds went."""
     return f"echo \"@phase {name} $(date +%s.%N)\""
@@ -546,16 +533,15 @@ def prepare_switch_command(layout: Layout, host: Host, rel_id: str, new_ports: t
     3. poll each one's /health/ready until 200 or the host's health_timeout.
     nginx is not touched: the live instances keep serving whatever happens here.
     """
-    polls = [health_poll_command(host.ready_url_for(port), host.health_timeout, host.health_interval,
-                                 give_up_if=program_fatal_condition(layout, port),
-                                 why=f"{program_name(port)} is FATAL: it exited on every start")
-             for port in new_ports]
+    gate = readiness_poll_command([host.ready_url_for(port) for port in new_ports], host.health_timeout,
+                                  host.health_interval, host.python, layout.supervisor_socket,
+                                  [program_name(port) for port in new_ports])
     return " && ".join([
         phase_marker("begin"),
         switch_current_command(layout, rel_id),
         start_instances_command(layout, new_ports),
         phase_marker("started"),
-        _all_of(polls),
+        gate,
         phase_marker("ready"),
     ])
 
@@ -589,7 +575,7 @@ def flip_command(layout: Layout, host: Host, new_ports: tuple[int, ...], old_por
     upstream, reload, record_live = _route_to(layout, host, new_ports)
     flip = " && ".join([
         upstream, reload, nginx_new_workers_command(layout),
-        f"( {health_poll_command(nginx_ready_url(host), NGINX_VERIFY_SECONDS, 0.1)} )",
+        readiness_poll_command([nginx_ready_url(host)], NGINX_VERIFY_SECONDS, 0.1, host.python),
         record_live, phase_marker("flipped"),
     ])
     back = "; ".join(_route_to(layout, host, old_ports))
@@ -705,26 +691,105 @@ def crontab_install_command(marker: str, block: str) -> str:
 FAST_POLL_INTERVAL = 0.1
 FAST_POLL_SECONDS = 5
 
+# The readiness poller runs on the host with its Python (stdlib only). One process polls every
+# URL of a gate: a poll costs a connect, where a `curl` run per poll costs about 11 ms of CPU,
+# which booting instances on a small host feel (4 instances at 10 polls/s = half a core).
+READINESS_POLLER = r"""
+import http.client, socket, sys, time
+from urllib.parse import urlsplit
 
-def health_poll_command(url: str, timeout: int, interval: float, give_up_if: str = "", why: str = "") -> str:
-    """Poll a URL on the host until it answers 200 or `timeout` seconds pass.
 
-    Every FAST_POLL_INTERVAL for the first FAST_POLL_SECONDS (an instance usually becomes ready
-    then, and a 1 s poll would add up to a second to every switch), then every `interval`, and
-    from then on it also stops early when the shell condition `give_up_if` holds (saying `why`).
-    Exits 0 when healthy; otherwise prints the last status and body and exits 1.
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=5)
+        self.socket_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self.socket_path)
+
+
+def probe(url):
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=2)
+    try:
+        connection.request("GET", (parts.path or "/") + ("?" + parts.query if parts.query else ""))
+        response = connection.getresponse()
+        return "%03d" % response.status, response.read(600).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException):
+        return "000", ""
+    finally:
+        connection.close()
+
+
+def fatal(socket_path, program):
+    body = ("<?xml version=\"1.0\"?><methodCall><methodName>supervisor.getProcessInfo</methodName><params>"
+            "<param><value><string>%s</string></value></param></params></methodCall>" % program)
+    connection = UnixHTTPConnection(socket_path)
+    try:
+        connection.request("POST", "/RPC2", body, {"Content-Type": "text/xml"})
+        return b"<string>FATAL</string>" in connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def main(timeout, interval, fast_for, fast_interval, socket_path, *urls_and_programs):
+    timeout, interval, fast_for, fast_interval = map(float, (timeout, interval, fast_for, fast_interval))
+    pending = dict(zip(urls_and_programs[0::2], urls_and_programs[1::2]))
+    last, dead = {}, {}
+    began = time.monotonic()
+    while True:
+        for url in list(pending):
+            last[url] = probe(url)
+            if last[url][0] == "200":
+                del pending[url]
+        elapsed = time.monotonic() - began
+        if not pending or elapsed >= timeout:
+            break
+        if elapsed < fast_for:
+            time.sleep(fast_interval)
+            continue
+        dead = {url: program for url, program in pending.items()
+                if socket_path and program and fatal(socket_path, program)}
+        if dead:
+            break
+        time.sleep(interval)
+    for url in pending:
+        code, body = last[url]
+        reason = " (%s is FATAL: it exited on every start)" % dead[url] if url in dead else ""
+        print("%s answered HTTP %s after %ds%s:" % (url, code, elapsed, reason))
+        print(body)
+    return 1 if pending else 0
+
+
+sys.exit(main(*sys.argv[1:]))
+"""
+
+
+def readiness_poll_command(urls: list[str], timeout: int, interval: float, python: str = "python3",
+                           supervisor_socket: str = "", programs: list[str] | None = None,
+                           fast_for: float = FAST_POLL_SECONDS) -> str:
+    """Poll URLs on the host until each answers 200 or `timeout` seconds pass.
+
+    Every FAST_POLL_INTERVAL for the first `fast_for` seconds (an instance usually becomes ready
+    then, and a 1 s poll would add up to a second to every switch), then every `interval`. From
+    then on it also stops early when supervisor (at `supervisor_socket`) has marked the URL's
+    program FATAL: it died on every start, so waiting out the timeout would prove nothing more.
+    Exits 0 when all are healthy; otherwise prints, per URL that is not, the last status and
+    body (`<url> answered HTTP <status> after <n>s...:`) and exits 1.
     """
-    give_up = f"if {give_up_if}; then reason={q(' (' + why + ')')}; break; fi; " if give_up_if else ""
-    return (
-        f"body=$(mktemp) && began=$(date +%s) && deadline=$(( began + {int(timeout)} )) && reason= && while :; do"
-        f" code=$(curl -s -o \"$body\" -w '%{{http_code}}' -m 2 {q(url)});"
-        f" if [ \"$code\" = 200 ]; then rm -f \"$body\"; exit 0; fi; now=$(date +%s);"
-        f" if [ \"$now\" -ge \"$deadline\" ]; then break; fi;"
-        f" if [ \"$now\" -lt $(( began + {FAST_POLL_SECONDS} )) ]; then sleep {FAST_POLL_INTERVAL:g};"
-        f" else {give_up}sleep {interval:g}; fi; done;"
-        f" echo \"{url} answered HTTP $code after $(( $(date +%s) - began ))s$reason:\"; cat \"$body\"; echo;"
-        f" rm -f \"$body\"; exit 1"
-    )
+    programs = programs or [""] * len(urls)
+    pairs = " ".join(f"{q(url)} {q(program)}" for url, program in zip(urls, programs))
+    return (f"{python} -I -S -c {q(READINESS_POLLER)} {int(timeout)} {interval:g} {fast_for:g}"
+            f" {FAST_POLL_INTERVAL:g} {q(supervisor_socket)} {pairs}")
+
+
+def health_poll_command(url: str, timeout: int, interval: float) -> str:
+    """Poll one URL on the host until it answers 200 or `timeout` seconds pass (see above)."""
+    return readiness_poll_command([url], timeout, interval)
 
 
 def probe_command(url: str) -> str:

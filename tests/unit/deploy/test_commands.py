@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import re
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -225,15 +228,15 @@ def test_live_ports_come_from_the_host_or_default_to_the_instance_ports(host):
 
 
 def test_prepare_starts_the_release_beside_the_live_one_and_gates_it(host):
-    polls = cmd._all_of([cmd.health_poll_command(
-        f"http://127.0.0.1:{p}/health/ready", 30, 1.0, give_up_if=cmd.program_fatal_condition(L, p),
-        why=f"app-{p} is FATAL: it exited on every start") for p in (8101, 8102)])
+    gate = cmd.readiness_poll_command(["http://127.0.0.1:8101/health/ready", "http://127.0.0.1:8102/health/ready"],
+                                      30, 1.0, "python3", "/srv/cnb/supervisor/supervisor.sock",
+                                      ["app-8101", "app-8102"])
     assert cmd.prepare_switch_command(L, host, REL, (8101, 8102)) == " && ".join([
         "echo \"@phase begin $(date +%s.%N)\"",
         cmd.switch_current_command(L, REL),
         cmd.start_instances_command(L, (8101, 8102)),
         "echo \"@phase started $(date +%s.%N)\"",
-        polls,
+        gate,
         "echo \"@phase ready $(date +%s.%N)\"",
     ])
     assert "nginx" not in cmd.prepare_switch_command(L, host, REL, (8101, 8102))
@@ -244,8 +247,8 @@ def test_flip_points_nginx_at_the_new_instances_verifies_and_else_goes_back(host
         return [cmd.write_file_command("/srv/cnb/nginx/upstream.conf", cmd.nginx_upstream_conf(host, ports)), RELOAD,
                 cmd.write_file_command("/srv/cnb/state/live_ports", " ".join(map(str, ports)) + "\n")]
     upstream, reload, record = route((8101, 8102))
-    verify = cmd.health_poll_command("http://10.0.0.5:8080/health/ready", 10, 0.1)
-    flip = " && ".join([upstream, reload, cmd.nginx_new_workers_command(L), f"( {verify} )", record,
+    verify = cmd.readiness_poll_command(["http://10.0.0.5:8080/health/ready"], 10, 0.1)
+    flip = " && ".join([upstream, reload, cmd.nginx_new_workers_command(L), verify, record,
                         "echo \"@phase flipped $(date +%s.%N)\""])
     assert cmd.flip_command(L, host, (8101, 8102), (8001, 8002)) == (
         "echo \"@phase flip $(date +%s.%N)\" && before=$(pgrep -P \"$(cat /srv/cnb/nginx/nginx.pid 2>/dev/null"
@@ -265,14 +268,6 @@ def test_nginx_new_workers_waits_for_a_worker_started_after_the_reload():
 
 def sh(command: str) -> subprocess.CompletedProcess:
     return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=10)
-
-
-def test_parallel_steps_chain_on_their_combined_status():
-    """Run the composition in a real shell: one failing branch must stop everything after it."""
-    assert sh(cmd._all_of(["true", "true"]) + " && echo after").stdout == "after\n"
-    failed = sh(cmd._all_of(["true", "exit 3"]) + " && echo after")
-    assert failed.returncode != 0 and failed.stdout == ""
-    assert sh("echo before && " + cmd._all_of(["exit 0", "exit 0"])).returncode == 0
 
 
 def test_the_background_drain_does_not_background_the_chain_before_it(tmp_path):
@@ -322,24 +317,13 @@ def test_failed_ports_are_the_ones_the_gate_named(host):
     assert cmd.failed_ports("app-8101: ERROR (spawn error)", host, (8101, 8102)) == [8101, 8102]
 
 
-def test_health_poll_stops_at_200_or_the_deadline_polling_fast_at_first():
-    assert cmd.health_poll_command("http://127.0.0.1:8001/health/ready", 30, 1.0) == (
-        "body=$(mktemp) && began=$(date +%s) && deadline=$(( began + 30 )) && reason= && while :; do"
-        " code=$(curl -s -o \"$body\" -w '%{http_code}' -m 2 http://127.0.0.1:8001/health/ready);"
-        " if [ \"$code\" = 200 ]; then rm -f \"$body\"; exit 0; fi; now=$(date +%s);"
-        " if [ \"$now\" -ge \"$deadline\" ]; then break; fi;"
-        " if [ \"$now\" -lt $(( began + 5 )) ]; then sleep 0.1; else sleep 1; fi; done;"
-        " echo \"http://127.0.0.1:8001/health/ready answered HTTP $code after $(( $(date +%s) - began ))s$reason:\";"
-        " cat \"$body\"; echo; rm -f \"$body\"; exit 1"
+def test_readiness_poll_runs_one_poller_on_the_host_for_every_url():
+    assert cmd.readiness_poll_command(["http://h:1/r", "http://h:2/r"], 30, 1.0, "python3.11", "/s.sock",
+                                      ["app-1", "app-2"]) == (
+        f"python3.11 -I -S -c {cmd.q(cmd.READINESS_POLLER)} 30 1 5 0.1 /s.sock http://h:1/r app-1 http://h:2/r app-2"
     )
-
-
-def test_health_poll_gives_up_early_when_told_why():
-    command = cmd.health_poll_command("http://h/r", 30, 1.0, give_up_if="false", why="it's dead")
-    assert " else if false; then reason=' (it'\"'\"'s dead)'; break; fi; sleep 1; fi; done;" in command
-    assert cmd.program_fatal_condition(L, 8101) == (
-        RPC.format(f"'{rpc_call('supervisor.getProcessInfo', '<string>app-8101</string>')}'")
-        + " 2>/dev/null | grep -q '<string>FATAL</string>'"
+    assert cmd.health_poll_command("http://h:1/r", 10, 0.5) == (
+        f"python3 -I -S -c {cmd.q(cmd.READINESS_POLLER)} 10 0.5 5 0.1 '' http://h:1/r ''"
     )
 
 
@@ -430,10 +414,70 @@ def test_system_setup_is_root_only_and_creates_a_non_superuser_role(host):
         " -g clicknback ~/.ssh/authorized_keys ~clicknback/.ssh/authorized_keys" in commands
 
 
-def test_health_poll_gives_up_at_the_deadline_with_the_last_answer():
+class FlakyReadiness(http.server.BaseHTTPRequestHandler):
+    """Answers 503 `starting` to the first two probes, then 200: an instance that boots."""
+
+    answered = 0
+
+    def do_GET(self):
+        type(self).answered += 1
+        status = 200 if type(self).answered > 2 else 503
+        body = b'{"status": "ready"}' if status == 200 else b'{"status": "starting"}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def booting_instance():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyReadiness)
+    FlakyReadiness.answered = 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/health/ready"
+    server.shutdown()
+    server.server_close()
+
+
+def test_readiness_poll_passes_once_every_url_answers_200_polling_fast(booting_instance):
+    started = time.monotonic()
+    result = sh(cmd.readiness_poll_command([booting_instance], 30, 1.0) + " && echo flipped")
+    assert result.stdout == "flipped\n" and FlakyReadiness.answered == 3
+    assert time.monotonic() - started < 2  # two 0.1 s waits, not two 1 s waits
+
+
+def test_readiness_poll_gives_up_at_the_deadline_naming_what_is_not_ready(booting_instance):
     from deploy.local_postgres import free_port
 
     url = f"http://127.0.0.1:{free_port()}/health/ready"  # nothing listens there
-    result = sh(cmd._all_of([cmd.health_poll_command(url, 1, 0.2)]) + " && echo flipped")
+    result = sh(cmd.readiness_poll_command([booting_instance, url], 1, 0.2) + " && echo flipped")
     assert result.returncode != 0 and "flipped" not in result.stdout
-    assert re.search(rf"{re.escape(url)} answered HTTP 000 after [0-2]s:", result.stdout), result.stdout
+    assert re.search(rf"^{re.escape(url)} answered HTTP 000 after 1s:$", result.stdout, re.M), result.stdout
+    assert booting_instance not in result.stdout  # it became ready: only the failing URL is named
+
+
+def test_readiness_poll_gives_up_early_on_a_program_supervisor_marked_fatal(tmp_path):
+    """A real supervisord whose program exits at once: FATAL after its one start, the gate stops."""
+    from deploy.local_postgres import free_port
+
+    conf, sock = tmp_path / "supervisord.conf", tmp_path / "s.sock"
+    conf.write_text(
+        f"[unix_http_server]\nfile={sock}\n[supervisord]\npidfile={tmp_path}/s.pid\nlogfile={tmp_path}/s.log\n"
+        "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
+        f"[supervisorctl]\nserverurl=unix://{sock}\n"
+        "[program:app-1]\ncommand=/bin/false\nautostart=true\nstartsecs=1\nstartretries=0\n"
+    )
+    subprocess.run([cmd.SUPERVISORD, "-c", str(conf)], check=True, timeout=10)
+    try:
+        url = f"http://127.0.0.1:{free_port()}/health/ready"
+        started = time.monotonic()
+        result = sh(cmd.readiness_poll_command([url], 60, 0.2, "python3", str(sock), ["app-1"], fast_for=0))
+        assert result.returncode == 1 and time.monotonic() - started < 10, result.stdout
+        assert re.search(rf"^{re.escape(url)} answered HTTP 000 after [0-9]s \(app-1 is FATAL: it exited on"
+                         r" every start\):$", result.stdout, re.M), result.stdout
+    finally:
+        subprocess.run([cmd.SUPERVISORCTL, "-c", str(conf), "shutdown"], capture_output=True, timeout=20)
