@@ -19,6 +19,7 @@ from server.config import Settings, load_settings
 from server.health.probe import ReadinessProbe
 from server.jobs.runner import run_forever
 from server.logs import ACCESS_LOG, REQUEST_ID
+from server.offers.catalogue import CataloguePages
 from server.routes import BLUEPRINTS
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -97,6 +98,8 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
         await db.init_db(settings.database_url, settings.db_pool_min_size, settings.db_pool_max_size,
                          settings.slow_query_ms)
         app.ctx.probe = ReadinessProbe(settings.database_url)
+        app.ctx.catalogue = CataloguePages(db.parse_database_url(settings.database_url))
+        await app.ctx.catalogue.start()
         app.ctx.job_stop = asyncio.Event()
         app.ctx.job_task = None
         if settings.purchase_job_enabled:
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 app.ctx.job_task.cancel()
         await app.ctx.probe.close()
+        await app.ctx.catalogue.close()
         await db.close_db()
         ACCESS_LOG.flush()
         logger.bind(event="app.stop").info("service stopped")

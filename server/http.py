@@ -25,6 +25,11 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return HTTPResponse(dumps(payload), status=status, headers=headers, content_type=JSON_CONTENT_TYPE)
 
 
+def json_body_response(body: bytes, status: int = 200) -> HTTPResponse:
+    """A body already rendered by dumps() (a cached page)."""
+    return HTTPResponse(body, status=status, content_type=JSON_CONTENT_TYPE)
+
+
 def empty_response(status: int = 204) -> HTTPResponse:
     return HTTPResponse(status=status)
 

@@ -58,5 +58,8 @@ async def list_merchants(request: Request, call: Call):
           body=STATUS_BODY)
 @endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
 async def set_merchant_status(request: Request, call: Call, merchant_id: str):
-    result = await service.set_status(call.user.id, path_uuid(merchant_id), merchant_id, call.body["status"])
+    try:
+        result = await service.set_status(call.user.id, path_uuid(merchant_id), merchant_id, call.body["status"])
+    finally:
+        request.app.ctx.catalogue.invalidate()  # its offers leave /offers/active at once
     return json_response(result)

@@ -9,7 +9,7 @@ from server.apidoc import (
     DATE, PAGINATION, RATE, RATE_IN, STATUS_BODY, STATUS_OUT, UUID, describe, obj, page_of, query,
 )
 from server.endpoint import Call, endpoint
-from server.http import json_response
+from server.http import json_body_response, json_response
 from server.offers import service
 from server.validation import (
     Field, FieldError, choice, date_value, pagination_schema, path_uuid, rate, uuid_value,
@@ -76,7 +76,10 @@ def page_query(request: Request):
 @describe("Create an offer (active)", "offers", 201, OFFER_OUT, [400, 401, 403, 404, 409, 415, 422], body=OFFER_IN)
 @endpoint(auth="admin", body=CREATE_BODY)
 async def create_offer(request: Request, call: Call):
-    offer = await service.create(call.user.id, request.app.ctx.settings.max_cashback_percentage, call.body)
+    try:
+        offer = await service.create(call.user.id, request.app.ctx.settings.max_cashback_percentage, call.body)
+    finally:
+        request.app.ctx.catalogue.invalidate()  # this instance reads its own write at once
     return json_response(offer, status=201)
 
 
@@ -98,7 +101,10 @@ async def list_offers(request: Request, call: Call):
                       "sorted by merchant name (case-insensitive), then id.")
 @endpoint(auth="user", query=page_query)
 async def list_active_offers(request: Request, call: Call):
-    return json_response(await service.active_page(call.query["offset"], call.query["limit"]))
+    today, offset, limit = service.utc_today(), call.query["offset"], call.query["limit"]
+    body = await request.app.ctx.catalogue.page(today, offset, limit,
+                                                lambda: service.active_page_json(today, offset, limit))
+    return json_body_response(body)
 
 
 @bp.get("/offers/<offer_id>")
@@ -113,4 +119,8 @@ async def get_offer(request: Request, call: Call, offer_id: str):
           body=STATUS_BODY)
 @endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
 async def set_offer_status(request: Request, call: Call, offer_id: str):
-    return json_response(await service.set_status(call.user.id, path_uuid(offer_id), offer_id, call.body["status"]))
+    try:
+        result = await service.set_status(call.user.id, path_uuid(offer_id), offer_id, call.body["status"])
+    finally:
+        request.app.ctx.catalogue.invalidate()
+    return json_response(result)

@@ -12,7 +12,7 @@ import asyncpg
 from server import db
 from server.audit import service as audit
 from server.errors import ApiError, forbidden, not_found, rules_error, violation
-from server.http import page, rate
+from server.http import dumps, page, rate
 from server.pagination import Filters, fetch_page
 from server.merchants.service import render_limit
 
@@ -172,11 +172,16 @@ async def list_page(offset: int, limit: int, status: str | None, merchant_id: st
     return page([offer_out(row) for row in rows], offset, limit, total)
 
 
-async def active_page(offset: int, limit: int) -> dict[str, Any]:
-    where = Filters().add("o.active AND m.active AND o.start_date <= {0} AND o.end_date >= {0}", utc_today())
+async def active_page(today: date, offset: int, limit: int) -> dict[str, Any]:
+    where = Filters().add("o.active AND m.active AND o.start_date <= {0} AND o.end_date >= {0}", today)
     rows, total = await fetch_page(source=ACTIVE_SOURCE, columns=ACTIVE_COLUMNS, filters=where,
                                    order_by="lower(m.name), o.id", offset=offset, limit=limit)
     return page([active_offer_out(row) for row in rows], offset, limit, total)
+
+
+async def active_page_json(today: date, offset: int, limit: int) -> bytes:
+    """The rendered page, as server/offers/catalogue.py keeps it."""
+    return dumps(await active_page(today, offset, limit))
 
 
 async def details(offer_id: str | None, raw_id: str, is_admin: bool) -> dict[str, Any]:
