@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Awaitable, Callable, Mapping
 
+import asyncpg
 from sanic import Request
 
-from server.auth.guard import CurrentUser, authenticate, require_admin
+from server.auth.guard import CurrentUser, authenticate, caller_sql, require_admin
 from server.errors import ApiError, schema_error, violation
 from server.validation import Field, parse_json, query_values, validate
 
@@ -26,6 +27,7 @@ class Call:
     user: CurrentUser | None
     body: dict[str, Any] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
+    about_caller: asyncpg.Record | None = None  # the columns `endpoint(about_caller=...)` asked for
 
 
 def _check_media_type(request: Request) -> None:
@@ -60,17 +62,20 @@ def endpoint(
     body: Schema | None = None,
     query: Schema | Callable[[Request], Schema] | None = None,
     body_required: bool = True,
+    about_caller: str | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Wrap a handler `(request, call, **path_params)` with auth, parsing and validation.
 
     auth: None (public), "user" or "admin". body/query: schemas; `query` may be a function of the
-    request (for defaults that come from settings).
+    request (for defaults that come from settings). about_caller: a subquery over `u.id` read with
+    the caller's row in one statement (see auth.guard.caller_sql); its columns are `call.about_caller`.
     """
+    sql = caller_sql(about_caller)
 
     def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @wraps(handler)
         async def wrapper(request: Request, **path: Any) -> Any:
-            user = await authenticate(request) if auth else None
+            user, row = await authenticate(request, sql) if auth else (None, None)
             if auth == "admin" and user is not None:
                 require_admin(user)
             data: Mapping[str, Any] | None = None
@@ -84,7 +89,8 @@ def endpoint(
             parsed_query = validate(query_schema, query_values(request.args), violations) if query_schema else {}
             if violations:
                 raise schema_error(violations)
-            return await handler(request, Call(user, parsed_body, parsed_query), **path)
+            call = Call(user, parsed_body, parsed_query, row if about_caller is not None else None)
+            return await handler(request, call, **path)
 
         return wrapper
 

@@ -17,9 +17,9 @@ TRANSACTIONS_QUERY = pagination_schema(10)
 
 @bp.get("/users/me/wallet")
 @docs.describe("The caller's wallet", "wallets", {200: docs.WALLET_OUT})
-@endpoint(auth="user")
+@endpoint(auth="user", about_caller=service.SUMMARY_OF_CALLER)
 async def wallet_summary(request: Request, call: Call):
-    return json_response(await service.summary(call.user.id))
+    return json_response(service.summary(call.about_caller))
 
 
 @bp.get("/users/me/wallet/transactions")

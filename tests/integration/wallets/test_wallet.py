@@ -19,6 +19,16 @@ async def test_new_wallet_is_all_zero(client, user, path):
                                "reserved_balance": "0.00"}
 
 
+async def test_a_user_without_a_wallet_row_reads_zero_and_an_inactive_one_is_refused(client, conn, user):
+    await conn.execute("DELETE FROM wallets WHERE user_id = $1", user.id)
+    response = await client.get("/api/v1/users/me/wallet", token=user.token)
+    assert response.status_code == 200
+    assert set(response.json().values()) == {"0.00"}
+    await conn.execute("UPDATE users SET active = false WHERE id = $1", user.id)
+    refused = await client.get("/api/v1/users/me/wallet", token=user.token)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "USER_INACTIVE"
+
+
 async def test_wallet_shows_stored_balances_and_reserved_from_open_payouts(client, conn, user, admin):
     await set_balances(conn, user.id, "25.00")
     merchant_id, _ = await make_shop(conn)
