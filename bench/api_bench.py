@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[tuple[subprocess.Popen, int]] = []
     front: NginxFront | None = None
     results = []
+    finished = False
     try:
         cluster.start()
         cluster.create_database("bench")
@@ -407,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json_out:
             rows = [{**shape, **row} for row in results]
             Path(args.json_out).write_text(json.dumps(rows, indent=2))
+        finished = True
     finally:
         if front is not None:
             front.stop()
@@ -416,7 +418,10 @@ def main(argv: list[str] | None = None) -> int:
         for process, _ in servers:
             stop_process(process)
         cluster.destroy()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if finished:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:  # the instances' and nginx's logs say why; the database is gone either way
+            print(f"bench failed or was stopped; logs kept in {workdir}", file=sys.stderr)
     return 0
 
 

@@ -51,7 +51,7 @@ def front_files(layout: Layout, host: Host, upstream_keepalive: int = 0) -> dict
 
 
 def front_dirs(layout: Layout) -> list[str]:
-    """Folders the rendered conf points into (pid, temp paths, logs); deploy's layout_command makes them in production."""
+    """Folders the rendered conf points into (pid, temp paths, logs); layout_command makes them in production."""
     return [f"{layout.root}/nginx/tmp", layout.logs]
 
 
