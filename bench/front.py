@@ -40,6 +40,9 @@ def upstream_conf(host: Host, upstream_keepalive: int = 0) -> str:
     text = nginx_upstream_conf(host, host.instance_ports)
     if upstream_keepalive <= 0:
         return text
+    # Should production gain a keepalive line, the experiment replaces it rather than repeat it.
+    lines = [line for line in text.splitlines(keepends=True) if not line.strip().startswith("keepalive ")]
+    text = "".join(lines)
     closing = text.rindex("}")
     return text[:closing] + f"    keepalive {upstream_keepalive};\n" + text[closing:]
 

@@ -103,6 +103,15 @@ def test_upstream_keepalive_experiment_adds_one_line_inside_the_block(host):
     assert upstream_conf(host, 0) == GOLDEN_UPSTREAM
 
 
+def test_upstream_keepalive_experiment_replaces_a_keepalive_production_may_gain(host, monkeypatch):
+    from bench import front
+
+    monkeypatch.setattr(front, "nginx_upstream_conf", lambda host, ports: (
+        "upstream clicknback_app {\n    server 127.0.0.1:8001 max_fails=0;\n    keepalive 16;\n}\n"))
+    assert front.upstream_conf(host, 64) == (
+        "upstream clicknback_app {\n    server 127.0.0.1:8001 max_fails=0;\n    keepalive 64;\n}\n")
+
+
 def test_nginx_runs_in_the_foreground_with_productions_prefix_conf_and_error_log():
     assert nginx_argv(LAYOUT, "/usr/sbin/nginx") == [
         "/usr/sbin/nginx", "-p", "/tmp/cnb-bench-x/front/nginx/", "-c", "/tmp/cnb-bench-x/front/nginx/nginx.conf",
