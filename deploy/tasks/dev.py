@@ -128,16 +128,23 @@ def test(c, k="", path="tests", x=False):
 
 @task(help={
     "scenario": "run only scenarios whose name contains this (default: all)",
-    "duration": "seconds per scenario and concurrency level (default 5)",
+    "duration": "measured seconds per scenario and concurrency level (default 5)",
+    "warmup": "seconds of discarded load before each measurement (default 1)",
     "concurrency": "comma-separated concurrency levels (default 16,64)",
-    "instances": "server processes behind the load generator (default 1)",
+    "instances": "server processes behind nginx, as production runs them (default 2)",
+    "direct": "wrk straight at one instance, no nginx (profiling; needs --instances 1)",
+    "json": "also write the figures to this JSON file",
 })
-def bench(c, scenario="", duration=5.0, concurrency="16,64", instances=1):
-    """Benchmark the API as production runs it, against a real PostgreSQL; prints req/s, p50, p99, errors."""
-    argv = [sys.executable, "-m", "bench.api_bench", "--duration", str(duration), "--concurrency", concurrency,
-            "--instances", str(instances)]
+def bench(c, scenario="", duration=5.0, warmup=1.0, concurrency="16,64", instances=2, direct=False, json=""):
+    """Benchmark the API as production runs it (nginx over 2 instances, real PostgreSQL); see docs/benchmarks.md."""
+    argv = [sys.executable, "-m", "bench.api_bench", "--duration", str(duration), "--warmup", str(warmup),
+            "--concurrency", concurrency, "--instances", str(instances)]
     if scenario:
         argv += ["--scenario", scenario]
+    if direct:
+        argv.append("--direct")
+    if json:
+        argv += ["--json", json]
     sys.exit(subprocess.call(argv, cwd=PROJECT_ROOT))
 
 
