@@ -219,9 +219,10 @@ class Lock:
         return self
 
     def release(self) -> None:
-        for remote in self.held:
-            remote.run(cmd.lock_release_command(layout(remote), self.token), check=False)
-        self.held.clear()
+        held, self.held = self.held, []
+        if held:  # any order will do: only taking it must go host by host
+            self.session.parallel(
+                lambda remote: remote.run(cmd.lock_release_command(layout(remote), self.token), check=False), held)
 
     def __exit__(self, *exc: object) -> None:
         self.release()

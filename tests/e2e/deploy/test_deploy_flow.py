@@ -326,3 +326,23 @@ def test_a_failed_flip_puts_every_host_back_on_its_old_instances(run_task, hosts
     assert load.still_running_at_stop and load.failures == [] and load.ok > 20, (load.ok, load.failures[:5])
     for url in nginx_urls(hosts):
         assert http_get(url)[0] == 200
+
+
+def test_back_to_back_rollbacks_start_on_ports_that_may_still_be_draining(run_task, hosts, remotes):
+    """The second rollback's new ports are the first one's old ports, whose instances are being
+    stopped in the background: it waits for that, then starts them fresh."""
+    with LoadGenerator(nginx_urls(hosts, "/health/live"), request_id_prefix="back-to-back") as load:
+        first = run_task("rollback", "--to", "vC")
+        live_between = [live_ports(r) for r in remotes]
+        result = run_task("rollback", "--to", "vB")
+    assert "healthy: 2 host(s)" in result.output, result.output
+    assert all(c.endswith("-vB") for c in currents(remotes))
+    assert [live_ports(r) for r in remotes] == [tuple(h.partner_port(p) for p in ports)
+                                                 for h, ports in zip(hosts, live_between)]
+    assert load.still_running_at_stop and load.failures == [] and load.ok > 20, (load.ok, load.failures[:5])
+    for url in nginx_urls(hosts):
+        assert http_get(url)[0] == 200
+    first_target = first.output.split("rolled back to ", 1)[1].split()[0]
+    for remote in remotes:  # the second start waited for the first's drain: it is logged as done
+        drains = remote.query(f"cat {layout(remote).switch_log}").stdout
+        assert f"(replaced by {first_target}) in " in drains, drains
