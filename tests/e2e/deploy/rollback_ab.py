@@ -14,6 +14,7 @@ each switch.log (how long the old instances took to drain) and the medians.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,14 @@ def tagged_repo() -> Path:
 def main(reps: int, revisions: list[str]) -> None:
     tools = {revision: checkout(revision) for revision in revisions}
     repo = tagged_repo()
+    try:
+        compare(reps, revisions, tools, repo)
+    finally:
+        for path in [*tools.values(), repo]:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def compare(reps: int, revisions: list[str], tools: dict[str, Path], repo: Path) -> None:
     results: dict[tuple[str, str], list[float]] = {(r, shape): [] for r in revisions for shape in ("one", "two")}
     with started_sandbox() as box:
         solo = (f'\n[environments.solo]\n[[environments.solo.hosts]]\nname = "host-2"\naddress = "127.0.0.2"\n'

@@ -467,6 +467,7 @@ def test_readiness_poll_gives_up_early_on_a_program_supervisor_marked_fatal(tmp_
     conf, sock = tmp_path / "supervisord.conf", tmp_path / "s.sock"
     conf.write_text(
         f"[unix_http_server]\nfile={sock}\n[supervisord]\npidfile={tmp_path}/s.pid\nlogfile={tmp_path}/s.log\n"
+        f"childlogdir={tmp_path}\n"
         "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
         f"[supervisorctl]\nserverurl=unix://{sock}\n"
         "[program:app-1]\ncommand=/bin/false\nautostart=true\nstartsecs=1\nstartretries=0\n"
