@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -256,15 +257,25 @@ def server_env(database_url: str, log_file: Path) -> dict[str, str]:
             "PURCHASE_JOB_ENABLED": "false", "LOGIN_MAX_FAILURES": "1000000"}
 
 
-def start_servers(database_url: str, instances: int, log_dir: Path) -> list[tuple[subprocess.Popen, int]]:
-    """Start `instances` single-process servers as production does; returns once each is ready."""
+def server_argv(port: int) -> list[str]:
+    """One instance of the service, as supervisor starts it in production (on loopback)."""
+    return [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def start_servers(database_url: str, instances: int, log_dir: Path,
+                  argv: Callable[[int], list[str]] = server_argv,
+                  env: Callable[[str, Path], dict[str, str]] = server_env) -> list[tuple[subprocess.Popen, int]]:
+    """Start `instances` single-process servers as production does; returns once each is ready.
+
+    `argv(port)` and `env(database_url, log_file)` default to the service; bench/stack_ceiling.py
+    passes its minimal app's instead. Each must answer GET /health/ready with 200 once ready."""
     servers = []
     for index in range(instances):
         port = free_port()
         output = (log_dir / f"server-{index}.out").open("wb")
-        env = {**os.environ, **server_env(database_url, log_dir / f"app-{port}.log")}
-        process = subprocess.Popen([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)],
-                                   cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process_env = {**os.environ, **env(database_url, log_dir / f"app-{port}.log")}
+        process = subprocess.Popen(argv(port), cwd=PROJECT_ROOT, env=process_env, stdout=output,
+                                   stderr=subprocess.STDOUT)
         servers.append((process, port))
     for process, port in servers:
         url = f"http://127.0.0.1:{port}"
@@ -391,12 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             front.start()
             url = front.url
         ctx = prepare(url, database_url)
-        postmaster = cluster_postmaster_pid(cluster)
-        nginx = {front.process.pid} if front is not None and front.process is not None else set()
-        app = {process.pid for process, _ in servers}
-        # "bench" is everything we started (wrk included); "service" is what production would run.
-        cpu_groups = {"bench": {os.getpid(), postmaster}, "service": app | nginx | {postmaster},
-                      "app": app, "nginx": nginx, "postgres": {postmaster}}
+        cpu_groups = bench_cpu_groups(cluster, servers, front)
         print(shape_line(shape))
         print(TABLE_HEADER)
         for scenario in scenarios(ctx):
@@ -437,6 +443,19 @@ def cpu_figures(before: cpu.Snapshot | None, after: cpu.Snapshot | None, request
     per_request = {f"{part}_cpu_ms": round(cpu.cpu_seconds(before, after, part, ticks) * 1000 / requests, 3)
                    if requests else None for part in CPU_PARTS}
     return {"others_cpu": round(cpu.others_share(before, after, "bench"), 3), **per_request}
+
+
+def bench_cpu_groups(cluster: LocalPostgres, servers: list[tuple[subprocess.Popen, int]],
+                     front: NginxFront | None) -> dict[str, set[int]]:
+    """The process trees cpu.snapshot sums, by group.
+
+    "bench" is everything we started (this process and so wrk, the instances and nginx, plus the
+    detached PostgreSQL cluster); "service" is what production would run; then each part of it."""
+    postmaster = cluster_postmaster_pid(cluster)
+    nginx = {front.process.pid} if front is not None and front.process is not None else set()
+    app = {process.pid for process, _ in servers}
+    return {"bench": {os.getpid(), postmaster}, "service": app | nginx | {postmaster},
+            "app": app, "nginx": nginx, "postgres": {postmaster}}
 
 
 def cluster_postmaster_pid(cluster: LocalPostgres) -> int:
