@@ -860,12 +860,16 @@ def database_ahead_of(status: dict) -> bool:
 
 
 def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]:
-    """What a fresh Debian/Ubuntu VPS needs once, as root. `provision --system` runs these."""
+    """What a fresh Debian/Ubuntu VPS needs once, as root. `provision --system` runs these.
+
+    curl (with --unix-socket) drives supervisord and python3 polls readiness; procps gives the
+    switch `pgrep`, to see nginx's new workers after a reload.
+    """
     user = q(host.ssh_user)
     return [
         "apt-get update",
         "apt-get install -y --no-install-recommends python3 python3-venv curl git nginx-light"
-        " supervisor cron postgresql zstd",
+        " supervisor cron postgresql zstd procps",
         # The per-deploy-root nginx/supervisord of the deploy user replace the system ones.
         "systemctl disable --now nginx supervisor || true",
         f"id -u {user} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {user}",
