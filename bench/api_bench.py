@@ -309,7 +309,7 @@ def shape_line(shape: dict) -> str:
     if shape["front"] == "nginx":
         keepalive = shape["upstream_keepalive"]
         front = (f"behind nginx (upstream keepalive {keepalive}, NOT as production)" if keepalive
-                 else "behind nginx (production config: no upstream keepalive)")
+                 else "behind nginx (production config)")
     else:
         front = "wrk direct, no nginx (profiling shape, not production)"
     load = " ".join(f"{value:.2f}" for value in shape["load_average_at_start"])
@@ -343,7 +343,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--direct", action="store_true", help="no nginx: wrk straight at the single instance "
                         "(needs --instances 1; for profiling)")
     parser.add_argument("--upstream-keepalive", type=int, default=0, help="experiment: idle connections nginx "
-                        "keeps to the instances (production: 0, none)")
+                        "keeps to the instances (0, the default: production's own setting)")
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.instances < 1:

@@ -31,16 +31,12 @@ def bench_host(deploy_root: str, nginx_port: int, instance_ports: tuple[int, ...
 
 
 def upstream_conf(host: Host, upstream_keepalive: int = 0) -> str:
-    """Production's upstream block; `upstream_keepalive` > 0 adds an idle-connection cache (an experiment).
-
-    Production ships no `keepalive` line, so nginx opens a new connection to an instance for every
-    request even though it speaks HTTP/1.1 with `Connection ""` to it. The option exists to measure what
-    adding one would buy; 0 (the default) is exactly what production runs.
+    """Production's upstream block; `upstream_keepalive` > 0 replaces its idle-connection cache size
+    (an experiment). 0 (the default) is exactly what production runs (deploy.commands.UPSTREAM_KEEPALIVE).
     """
     text = nginx_upstream_conf(host, host.instance_ports)
     if upstream_keepalive <= 0:
         return text
-    # Should production gain a keepalive line, the experiment replaces it rather than repeat it.
     lines = [line for line in text.splitlines(keepends=True) if not line.strip().startswith("keepalive ")]
     text = "".join(lines)
     closing = text.rindex("}")

@@ -553,8 +553,9 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
 # -- provision -------------------------------------------------------------------------------
 
 
-def provision_host(remote: Remote, env_file: bytes | None) -> None:
-    """Idempotent: layout, secrets, supervisor programs, nginx site, crontab block."""
+def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool = True) -> None:
+    """Idempotent: layout, secrets, supervisor programs, nginx site, crontab block (with the
+    database jobs only where `database_jobs`: one host per environment)."""
     host, lay = remote.host, layout(remote)
     remote.run(cmd.layout_command(lay))
     if env_file is not None:
@@ -574,14 +575,15 @@ def provision_host(remote: Remote, env_file: bytes | None) -> None:
         remote.run(cmd.write_file_command(path, content), show=f"write {path}:\n{content}")
     remote.run(cmd.supervisor_ensure_running_command(lay))
     remote.run(cmd.nginx_reload_command(lay))
-    block = cmd.crontab_block(lay, host)
+    block = cmd.crontab_block(lay, host, database_jobs)
     remote.run(cmd.crontab_install_command(cmd.crontab_marker(lay), block), show=f"install crontab block:\n{block}")
     remote.say("provisioned")
 
 
 def provision(session: Session, env_file: Path | None) -> None:
     data = env_file.read_bytes() if env_file else None
-    session.parallel(lambda remote: provision_host(remote, data))
+    first = session.environment.hosts[0].name  # runs the backup and the maintenance window
+    session.parallel(lambda remote: provision_host(remote, data, database_jobs=remote.host.name == first))
 
 
 def provision_system(session: Session, database: str, admin_user: str) -> None:

@@ -69,6 +69,7 @@ GOLDEN_UPSTREAM = """\
 upstream clicknback_app {
     server 127.0.0.1:8001 max_fails=0;
     server 127.0.0.1:8002 max_fails=0;
+    keepalive 128;
 }
 """
 
@@ -92,7 +93,7 @@ def test_front_is_the_production_nginx_conf_on_loopback_under_the_temp_root(host
     assert files["/tmp/cnb-bench-x/front/nginx/upstream.conf"] == GOLDEN_UPSTREAM
 
 
-def test_upstream_keepalive_experiment_adds_one_line_inside_the_block(host):
+def test_upstream_keepalive_experiment_replaces_productions_cache_size(host):
     assert upstream_conf(host, 32) == (
         "upstream clicknback_app {\n"
         "    server 127.0.0.1:8001 max_fails=0;\n"
@@ -103,11 +104,11 @@ def test_upstream_keepalive_experiment_adds_one_line_inside_the_block(host):
     assert upstream_conf(host, 0) == GOLDEN_UPSTREAM
 
 
-def test_upstream_keepalive_experiment_replaces_a_keepalive_production_may_gain(host, monkeypatch):
+def test_upstream_keepalive_experiment_adds_a_keepalive_if_production_has_none(host, monkeypatch):
     from bench import front
 
     monkeypatch.setattr(front, "nginx_upstream_conf", lambda host, ports: (
-        "upstream clicknback_app {\n    server 127.0.0.1:8001 max_fails=0;\n    keepalive 16;\n}\n"))
+        "upstream clicknback_app {\n    server 127.0.0.1:8001 max_fails=0;\n}\n"))
     assert front.upstream_conf(host, 64) == (
         "upstream clicknback_app {\n    server 127.0.0.1:8001 max_fails=0;\n    keepalive 64;\n}\n")
 
@@ -143,7 +144,7 @@ SHAPE = {"instances": 2, "front": "nginx", "upstream_keepalive": 0, "cpus": 2,
 
 def test_header_names_the_shape_cpus_load_and_timing():
     assert api_bench.shape_line(SHAPE) == (
-        "shape: 2 instance(s) behind nginx (production config: no upstream keepalive); 2 CPUs; "
+        "shape: 2 instance(s) behind nginx (production config); 2 CPUs; "
         "load average at start 0.38 0.80 1.02; 3s per run, after a 1s warm-up"
     )
     direct = {**SHAPE, "instances": 1, "front": "direct", "warmup_s": 0}

@@ -215,6 +215,7 @@ def test_upstream_lists_only_the_live_instances(host):
         "upstream clicknback_app {\n"
         "    server 127.0.0.1:8101 max_fails=0;\n"
         "    server 127.0.0.1:8002 max_fails=0;\n"
+        "    keepalive 128;\n"
         "}\n"
     )
 
@@ -369,6 +370,13 @@ def test_crontab_entries(host):
     # cron ORs day-of-month and day-of-week: days 1-7 plus a Sunday guard = the first Sunday.
     assert f"0 2 1-7 * * [ \"$(date -u +\\%u)\" = 7 ] && {ops} maintenance {log}" in lines
     assert lines[2] == f"@reboot {cmd.start_services_command(L)}"
+
+
+def test_only_one_host_of_an_environment_runs_the_database_jobs(host):
+    block = cmd.crontab_block(L, host, database_jobs=False)
+    assert " archive-logs " in block and "@reboot" in block
+    assert " backup " not in block and " maintenance " not in block and " prune-backups " not in block
+    assert block.splitlines()[-1] == "# END clicknback /srv/cnb"
 
 
 @pytest.mark.parametrize("schedule,expected", [("daily", "0 1 * * *"), ("hourly", "0 * * * *")])
