@@ -350,7 +350,15 @@ async def confirm_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
             raise not_found("purchase", purchase_id)
         if purchase["status"] != "pending":
             raise _not_pending(purchase_id, purchase["status"])
-        await apply_confirmation(conn, purchase, actor_type="admin", actor_id=admin_id)
+        try:
+            await apply_confirmation(conn, purchase, actor_type="admin", actor_id=admin_id)
+        except WalletInvariantError:
+            # A drifted wallet (API.md §4.5): a documented 409 and nothing moved, never a 500.
+            raise ApiError(409, "INSUFFICIENT_BALANCE",
+                           "The wallet's pending balance does not cover this purchase's cashback. "
+                           "Run the wallet consistency check (clicknback-ops check-wallets).",
+                           {"purchase_id": purchase_id, "requested_amount": money(purchase["cashback_amount"])}
+                           ) from None
     return {"id": purchase_id, "status": "confirmed", "cashback_amount": money(purchase["cashback_amount"])}
 
 
