@@ -18,8 +18,8 @@ api_bench, against bench/minimal_app.py, a Sanic app run exactly as production r
 
 It starts a throwaway PostgreSQL cluster (deploy/local_postgres.py) with one `users` table shaped
 like ours and `--users` rows, `--instances` app processes on loopback and, by default, nginx in front
-with production's own configuration (bench/front.py); `--upstream-keepalive N` is the same experiment
-as in api_bench, `--instances 1 --direct` points wrk straight at one instance. Each scenario and level
+with production's own configuration (bench/front.py, upstream keepalive included); `--upstream-keepalive N`
+is the same experiment as in api_bench, `--instances 1 --direct` points wrk straight at one instance. Each scenario and level
 is warmed up, then measured with wrk (bench/api_bench.run_wrk), and printed in api_bench's columns:
 req/s, p50, p99, errors, cpu/req (app + nginx + PostgreSQL, ms per request) and `others` (share of the
 CPUs used by processes the bench did not start). The target column shows whether the floor alone
@@ -123,7 +123,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--direct", action="store_true", help="no nginx: wrk straight at the single instance "
                         "(needs --instances 1)")
     parser.add_argument("--upstream-keepalive", type=int, default=0, help="experiment: idle connections nginx "
-                        "keeps to the instances (production: 0, none)")
+                        "keeps to the instances (0, the default: production's own setting, "
+                        "deploy.commands.UPSTREAM_KEEPALIVE)")
     parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="rows in the users table "
                         f"(default {DEFAULT_USERS})")
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
