@@ -5,7 +5,8 @@
 One instance runs exactly as production runs one of ours (server/__main__.py and server/app.py):
 Sanic 25.12, `single_process=True`, `access_log=False`, `motd=False`, `configure_logging=False`,
 Sanic's default event loop (uvloop when installed, as in production), `KEEP_ALIVE_TIMEOUT` 75 s,
-no sanic-ext, and an asyncpg pool of min 2, max 20 (production's DB_POOL_MIN_SIZE/MAX_SIZE) with
+no sanic-ext, and an asyncpg pool of min 2, max 20 (production's DB_POOL_MIN_SIZE/MAX_SIZE defaults;
+the same environment variables change them) with
 production's no-op release reset (server/db.py `_keep_session`: no round trip per release). What it
 leaves out is everything our service adds per request: JWT verification, request/response
 middleware, the JSON access log line, error handlers, query instrumentation.
@@ -35,7 +36,9 @@ from sanic import Sanic
 from sanic.response import HTTPResponse
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"  # as server/http.py
-POOL_MIN_SIZE = 2  # production's DB_POOL_MIN_SIZE / DB_POOL_MAX_SIZE defaults (server/config.py)
+# Production's DB_POOL_MIN_SIZE / DB_POOL_MAX_SIZE defaults (server/config.py); the same variables
+# override them here, as they do for the service (bench/stack_ceiling.py --pool-max sets the second).
+POOL_MIN_SIZE = 2
 POOL_MAX_SIZE = 20
 ROW_SQL = "SELECT id, email, role, active, created_at FROM users WHERE id = $1"
 FIXED_ID_SQL = "SELECT id FROM users ORDER BY id LIMIT 1"
@@ -59,7 +62,17 @@ def json_response(payload: dict) -> HTTPResponse:
     return HTTPResponse(orjson.dumps(payload), content_type=JSON_CONTENT_TYPE)
 
 
-def create_app(database_url: str, name: str = "minimal") -> Sanic:
+def pool_sizes(environ: dict[str, str]) -> tuple[int, int]:
+    """(min, max) pool size: production's defaults unless DB_POOL_MIN_SIZE / DB_POOL_MAX_SIZE say otherwise."""
+    min_size = int(environ.get("DB_POOL_MIN_SIZE", POOL_MIN_SIZE))
+    max_size = int(environ.get("DB_POOL_MAX_SIZE", POOL_MAX_SIZE))
+    if not 0 <= min_size <= max_size or max_size < 1:
+        raise ValueError(f"pool sizes must satisfy 0 <= min <= max, max >= 1: got {min_size}, {max_size}")
+    return min_size, max_size
+
+
+def create_app(database_url: str, name: str = "minimal", pool_min: int = POOL_MIN_SIZE,
+               pool_max: int = POOL_MAX_SIZE) -> Sanic:
     app = Sanic(name, configure_logging=False)
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
@@ -68,8 +81,8 @@ def create_app(database_url: str, name: str = "minimal") -> Sanic:
 
     @app.before_server_start
     async def open_pool(app: Sanic) -> None:
-        app.ctx.pool = await asyncpg.create_pool(**connect_kwargs(database_url), min_size=POOL_MIN_SIZE,
-                                                 max_size=POOL_MAX_SIZE, reset=_no_reset)
+        app.ctx.pool = await asyncpg.create_pool(**connect_kwargs(database_url), min_size=pool_min,
+                                                 max_size=pool_max, reset=_no_reset)
         async with app.ctx.pool.acquire() as connection:
             app.ctx.user_id = await connection.fetchval(FIXED_ID_SQL)
         if app.ctx.user_id is None:
@@ -79,7 +92,7 @@ def create_app(database_url: str, name: str = "minimal") -> Sanic:
     async def announce(app: Sanic) -> None:
         loop = type(asyncio.get_running_loop())
         print(f"minimal app ready on {app.ctx.port}: loop={loop.__module__}.{loop.__qualname__}, "
-              f"user={app.ctx.user_id}", flush=True)
+              f"pool={pool_min}..{pool_max}, user={app.ctx.user_id}", flush=True)
 
     @app.after_server_stop
     async def close_pool(app: Sanic) -> None:
@@ -114,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("--database-url or DATABASE_URL is required")
-    app = create_app(args.database_url)
+    try:
+        pool_min, pool_max = pool_sizes(dict(os.environ))
+    except ValueError as error:
+        parser.error(str(error))
+    app = create_app(args.database_url, pool_min=pool_min, pool_max=pool_max)
     app.ctx.port = args.port
     app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
     return 0

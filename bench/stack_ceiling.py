@@ -1,8 +1,8 @@
 """The stack's ceiling: the smallest app on our stack, measured exactly as bench/api_bench.py measures the service.
 
     python bench/stack_ceiling.py [--scenario plain,row] [--duration 5] [--warmup 1] [--concurrency 64]
-                                  [--instances 2] [--direct] [--upstream-keepalive 0] [--users 5000]
-                                  [--json FILE]
+                                  [--instances 2] [--direct] [--upstream-keepalive 0] [--pool-max 20]
+                                  [--users 5000] [--json FILE]
 
 The issue targets ("/users/me at least 3,000 req/s with p99 <= 30 ms at concurrency 64 on a 2-core
 machine") are far above what the service measures here. This tells how much of that gap is the
@@ -19,7 +19,8 @@ api_bench, against bench/minimal_app.py, a Sanic app run exactly as production r
 It starts a throwaway PostgreSQL cluster (deploy/local_postgres.py) with one `users` table shaped
 like ours and `--users` rows, `--instances` app processes on loopback and, by default, nginx in front
 with production's own configuration (bench/front.py, upstream keepalive included); `--upstream-keepalive N`
-is the same experiment as in api_bench, `--instances 1 --direct` points wrk straight at one instance. Each scenario and level
+is the same experiment as in api_bench, `--instances 1 --direct` points wrk straight at one instance,
+`--pool-max N` changes the app's pool max size (DB_POOL_MAX_SIZE, which the service reads too). Each scenario and level
 is warmed up, then measured with wrk (bench/api_bench.run_wrk), and printed in api_bench's columns:
 req/s, p50, p99, errors, cpu/req (app + nginx + PostgreSQL, ms per request) and `others` (share of the
 CPUs used by processes the bench did not start). The target column shows whether the floor alone
@@ -47,6 +48,7 @@ from bench import api_bench  # noqa: E402
 from bench.api_bench import (TABLE_HEADER, Context, Scenario, bench_cpu_groups, measure, row_line,  # noqa: E402
                              shape_line, start_servers, stop_process, target_verdict, wrk_seconds)
 from bench.front import NginxFront  # noqa: E402
+from bench.minimal_app import POOL_MAX_SIZE, POOL_MIN_SIZE  # noqa: E402
 from deploy.local_postgres import LocalPostgres, free_port  # noqa: E402
 
 DATABASE = "ceiling"
@@ -91,9 +93,9 @@ def app_argv(port: int) -> list[str]:
     return [sys.executable, "-m", "bench.minimal_app", "--host", "127.0.0.1", "--port", str(port)]
 
 
-def app_env(database_url: str, log_file: Path) -> dict[str, str]:
+def app_env(database_url: str, log_file: Path, pool_max: int = POOL_MAX_SIZE) -> dict[str, str]:
     """The minimal app writes no log file (it logs nothing per request); `log_file` is unused."""
-    return {"DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    return {"DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1", "DB_POOL_MAX_SIZE": str(pool_max)}
 
 
 def scenarios(names: list[str]) -> list[Scenario]:
@@ -127,6 +129,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "deploy.commands.UPSTREAM_KEEPALIVE)")
     parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="rows in the users table "
                         f"(default {DEFAULT_USERS})")
+    parser.add_argument("--pool-max", type=int, default=POOL_MAX_SIZE, help="experiment: the app's asyncpg "
+                        f"pool max size (default {POOL_MAX_SIZE}, production's DB_POOL_MAX_SIZE default)")
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.instances < 1:
@@ -135,6 +139,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--direct measures one instance: use it with --instances 1")
     if args.direct and args.upstream_keepalive:
         parser.error("--upstream-keepalive applies to nginx, not to --direct")
+    if args.pool_max < POOL_MIN_SIZE:
+        parser.error(f"--pool-max must be at least the pool's min size, {POOL_MIN_SIZE}")
     if args.users < 1:
         parser.error("--users must be at least 1")
     args.scenarios = [part.strip() for part in args.scenario.split(",") if part.strip()]
@@ -155,11 +161,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def shape(args: argparse.Namespace, load_at_start: tuple[float, float, float]) -> dict:
     """api_bench's shape fields (so shape_line prints the same header), plus what the app is."""
-    return {"app": "minimal (bench/minimal_app.py)", "users": args.users, "instances": args.instances,
+    return {"app": "minimal (bench/minimal_app.py)", "users": args.users, "pool_max": args.pool_max,
+            "instances": args.instances,
             "front": "direct" if args.direct else "nginx",
             "upstream_keepalive": 0 if args.direct else args.upstream_keepalive, "cpus": os.cpu_count(),
             "load_average_at_start": [round(value, 2) for value in load_at_start],
             "duration_s": args.duration, "warmup_s": args.warmup}
+
+
+def app_line(run_shape: dict) -> str:
+    """The line above api_bench's header: what app was measured, its pool, its data."""
+    pool = (f"asyncpg pool {POOL_MIN_SIZE}..{run_shape['pool_max']}"
+            + (" (as production)" if run_shape["pool_max"] == POOL_MAX_SIZE else " (NOT as production)"))
+    return f"app: {run_shape['app']}, not the service; {pool}; users table of {run_shape['users']} rows"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster.start()
         database_url = prepare_database(cluster, args.users)
-        servers = start_servers(database_url, args.instances, workdir, argv=app_argv, env=app_env)
+        servers = start_servers(database_url, args.instances, workdir, argv=app_argv,
+                                env=lambda url, log_file: app_env(url, log_file, args.pool_max))
         if args.direct:
             url = f"http://127.0.0.1:{servers[0][1]}"
         else:
@@ -195,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             front.start()
             url = front.url
         cpu_groups = bench_cpu_groups(cluster, servers, front)
-        print(f"app: {run_shape['app']}, not the service; users table of {args.users} rows")
+        print(app_line(run_shape))
         print(shape_line(run_shape))
         print(TABLE_HEADER)
         ctx = Context(url)

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import api_bench, stack_ceiling
+from bench import api_bench, minimal_app, stack_ceiling
 from deploy.local_postgres import LocalPostgres, find_pg_bindir, free_port
 
 
@@ -40,7 +40,17 @@ def test_app_runs_as_its_own_module_on_loopback_with_the_database_in_its_environ
     assert stack_ceiling.app_argv(8123) == [sys.executable, "-m", "bench.minimal_app", "--host", "127.0.0.1",
                                             "--port", "8123"]
     assert stack_ceiling.app_env("postgres://postgres@127.0.0.1:5999/ceiling", Path("/tmp/x.log")) == {
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:5999/ceiling", "PYTHONUNBUFFERED": "1"}
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5999/ceiling", "PYTHONUNBUFFERED": "1",
+        "DB_POOL_MAX_SIZE": "20"}
+    assert stack_ceiling.app_env("postgres://x", Path("/tmp/x.log"), pool_max=40)["DB_POOL_MAX_SIZE"] == "40"
+
+
+def test_the_pool_is_production_s_unless_its_variables_say_otherwise():
+    assert minimal_app.pool_sizes({}) == (2, 20)  # server/config.py's DB_POOL_MIN_SIZE / DB_POOL_MAX_SIZE
+    assert minimal_app.pool_sizes({"DB_POOL_MAX_SIZE": "40"}) == (2, 40)
+    for bad in ({"DB_POOL_MAX_SIZE": "1"}, {"DB_POOL_MAX_SIZE": "0", "DB_POOL_MIN_SIZE": "0"}):
+        with pytest.raises(ValueError):
+            minimal_app.pool_sizes(bad)
 
 
 def test_scenarios_request_their_route_with_a_static_get():
@@ -78,7 +88,7 @@ def test_options_are_read_like_api_bench():
 @pytest.mark.parametrize("argv", [["--instances", "2", "--direct"], ["--instances", "0"],
                                   ["--instances", "1", "--direct", "--upstream-keepalive", "8"],
                                   ["--scenario", "users_me"], ["--concurrency", "0"], ["--concurrency", "x"],
-                                  ["--users", "0"]])
+                                  ["--users", "0"], ["--pool-max", "1"]])
 def test_contradictory_or_unknown_options_are_refused(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         stack_ceiling.parse_args(argv)
@@ -90,6 +100,14 @@ def test_the_header_is_api_bench_s_shape_line():
     line = api_bench.shape_line(stack_ceiling.shape(args, (0.5, 1.0, 1.5)))
     assert line.startswith("shape: 2 instance(s) behind nginx (upstream keepalive 128, NOT as production);")
     assert "load average at start 0.50 1.00 1.50; 4s per run, after a 1s warm-up" in line
+
+
+def test_the_app_line_says_when_the_pool_is_not_production_s():
+    production = stack_ceiling.shape(stack_ceiling.parse_args([]), (0, 0, 0))
+    assert stack_ceiling.app_line(production) == ("app: minimal (bench/minimal_app.py), not the service; "
+                                                  "asyncpg pool 2..20 (as production); users table of 5000 rows")
+    bigger = stack_ceiling.shape(stack_ceiling.parse_args(["--pool-max", "40", "--users", "10"]), (0, 0, 0))
+    assert "asyncpg pool 2..40 (NOT as production); users table of 10 rows" in stack_ceiling.app_line(bigger)
 
 
 def _have_postgres() -> bool:
@@ -138,7 +156,7 @@ def test_minimal_app_answers_plain_and_row_from_a_real_cluster():
         assert (body["id"], body["active"]) == (first_id, True)
         assert body["email"].startswith("ceiling") and body["role"] in ("user", "admin")
         assert set(body) == {"id", "email", "role", "active", "created_at"}
-        assert f"minimal app ready on {port}: loop=uvloop.Loop, user={first_id}" in output.read_text()
+        assert f"minimal app ready on {port}: loop=uvloop.Loop, pool=2..20, user={first_id}" in output.read_text()
     finally:
         if process is not None:
             api_bench.stop_process(process)
