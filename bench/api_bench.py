@@ -36,6 +36,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import cpu  # noqa: E402
 from bench.front import NginxFront  # noqa: E402
+from deploy.commands import UPSTREAM_KEEPALIVE  # noqa: E402
 from deploy.local_postgres import LocalPostgres, free_port  # noqa: E402
 
 SEED_PASSWORD = "Str0ng!Pass"
@@ -308,8 +309,8 @@ def shape_line(shape: dict) -> str:
     """The header: what was measured, on what, and how busy the machine was when the bench started."""
     if shape["front"] == "nginx":
         keepalive = shape["upstream_keepalive"]
-        front = (f"behind nginx (upstream keepalive {keepalive}, NOT as production)" if keepalive
-                 else "behind nginx (production config)")
+        front = (f"behind nginx (upstream keepalive {keepalive}, NOT as production)"
+                 if keepalive and keepalive != UPSTREAM_KEEPALIVE else "behind nginx (production config)")
     else:
         front = "wrk direct, no nginx (profiling shape, not production)"
     load = " ".join(f"{value:.2f}" for value in shape["load_average_at_start"])

@@ -153,6 +153,7 @@ def test_header_names_the_shape_cpus_load_and_timing():
         "load average at start 0.38 0.80 1.02; 3s per run, no warm-up"
     )
     assert "upstream keepalive 32, NOT as production" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 32})
+    assert "(production config)" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 128})
 
 
 def figures(rps: float, p99_ms: float, errors: int = 0) -> dict:
