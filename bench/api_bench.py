@@ -395,13 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(db_migrations.upgrade(database_url))
         asyncio.run(load_demo_seed(database_url))
         servers = start_servers(database_url, args.instances, workdir)
-        if args.direct:
-            url = f"http://127.0.0.1:{servers[0][1]}"
-        else:
-            front = NginxFront(workdir / "front", free_port(), tuple(port for _, port in servers),
-                               upstream_keepalive=args.upstream_keepalive, binary=nginx_binary)
-            front.start()
-            url = front.url
+        url, front = start_front(servers, args, workdir, nginx_binary)
         ctx = prepare(url, database_url)
         cpu_groups = bench_cpu_groups(cluster, servers, front)
         print(shape_line(shape))
@@ -417,19 +411,36 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.json_out).write_text(json.dumps(rows, indent=2))
         finished = True
     finally:
-        if front is not None:
-            front.stop()
-        for process, _ in servers:
-            if process.poll() is None:
-                process.terminate()
-        for process, _ in servers:
-            stop_process(process)
-        cluster.destroy()
-        if finished:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:  # the instances' and nginx's logs say why; the database is gone either way
-            print(f"bench failed or was stopped; logs kept in {workdir}", file=sys.stderr)
+        tear_down(front, servers, cluster, workdir, finished)
     return 0
+
+
+def start_front(servers: list[tuple[subprocess.Popen, int]], args: argparse.Namespace, workdir: Path,
+                nginx_binary: str) -> tuple[str, NginxFront | None]:
+    """The URL wrk drives: nginx over the instances (production's shape), or one instance with --direct."""
+    if args.direct:
+        return f"http://127.0.0.1:{servers[0][1]}", None
+    front = NginxFront(workdir / "front", free_port(), tuple(port for _, port in servers),
+                       upstream_keepalive=args.upstream_keepalive, binary=nginx_binary)
+    front.start()
+    return front.url, front
+
+
+def tear_down(front: NginxFront | None, servers: list[tuple[subprocess.Popen, int]], cluster: LocalPostgres,
+              workdir: Path, finished: bool) -> None:
+    """Stop nginx, the instances and the database; keep the logs of a run that failed."""
+    if front is not None:
+        front.stop()
+    for process, _ in servers:
+        if process.poll() is None:
+            process.terminate()
+    for process, _ in servers:
+        stop_process(process)
+    cluster.destroy()
+    if finished:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:  # the instances' and nginx's logs say why; the database is gone either way
+        print(f"bench failed or was stopped; logs kept in {workdir}", file=sys.stderr)
 
 
 CPU_PARTS = ("service", "app", "nginx", "postgres")

@@ -46,10 +46,10 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import api_bench  # noqa: E402
 from bench.api_bench import (TABLE_HEADER, Context, Scenario, bench_cpu_groups, measure, row_line,  # noqa: E402
-                             shape_line, start_servers, stop_process, target_verdict, wrk_seconds)
+                             shape_line, start_front, start_servers, target_verdict, tear_down, wrk_seconds)
 from bench.front import NginxFront  # noqa: E402
 from bench.minimal_app import POOL_MAX_SIZE, POOL_MIN_SIZE  # noqa: E402
-from deploy.local_postgres import LocalPostgres, free_port  # noqa: E402
+from deploy.local_postgres import LocalPostgres  # noqa: E402
 
 DATABASE = "ceiling"
 DEFAULT_USERS = 5000
@@ -202,13 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         database_url = prepare_database(cluster, args.users)
         servers = start_servers(database_url, args.instances, workdir, argv=app_argv,
                                 env=lambda url, log_file: app_env(url, log_file, args.pool_max))
-        if args.direct:
-            url = f"http://127.0.0.1:{servers[0][1]}"
-        else:
-            front = NginxFront(workdir / "front", free_port(), tuple(port for _, port in servers),
-                               upstream_keepalive=args.upstream_keepalive, binary=nginx_binary)
-            front.start()
-            url = front.url
+        url, front = start_front(servers, args, workdir, nginx_binary)
         cpu_groups = bench_cpu_groups(cluster, servers, front)
         print(app_line(run_shape))
         print(shape_line(run_shape))
@@ -225,18 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.json_out).write_text(json.dumps([{**run_shape, **row} for row in results], indent=2))
         finished = True
     finally:
-        if front is not None:
-            front.stop()
-        for process, _ in servers:
-            if process.poll() is None:
-                process.terminate()
-        for process, _ in servers:
-            stop_process(process)
-        cluster.destroy()
-        if finished:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:  # the instances' and nginx's output says why; the database is gone either way
-            print(f"bench failed or was stopped; logs kept in {workdir}", file=sys.stderr)
+        tear_down(front, servers, cluster, workdir, finished)
     return 0
 
 

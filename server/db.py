@@ -11,6 +11,7 @@ statement, never their parameters.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -122,11 +123,18 @@ TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL", "postgres://postgr
 
 
 _pool: asyncpg.Pool | None = None
+# First come, first served for the pool's connections. When every connection is busy, asyncpg's
+# own wait queue lets a newly arrived request take a released connection before the requests
+# already waiting (asyncio.Queue re-queues a woken getter at the back), so under load a few
+# unlucky requests waited 5-8x the median: /users/me p99 166 ms at p50 18 ms at concurrency 64.
+# A FIFO semaphore of the pool's size in front of it hands connections over in arrival order.
+_turns: asyncio.Semaphore | None = None
 
 
 async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms: int) -> None:
-    global _pool
+    global _pool, _turns
     QUERY_STATS.slow_threshold_ms = slow_query_ms
+    _turns = asyncio.Semaphore(max_size)
     _pool = await asyncpg.create_pool(
         **parse_database_url(database_url),
         min_size=min_size,
@@ -150,37 +158,43 @@ def pool() -> asyncpg.Pool:
     return _pool
 
 
+def _turn() -> asyncio.Semaphore:
+    if _turns is None:
+        raise RuntimeError("database pool is not initialised")
+    return _turns
+
+
 @asynccontextmanager
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """One database transaction on a pooled connection; commits on success, rolls back on error."""
-    async with pool().acquire() as connection:
+    async with _turn(), pool().acquire() as connection:
         async with connection.transaction():
             yield connection
 
 
 @asynccontextmanager
 async def connection() -> AsyncIterator[asyncpg.Connection]:
-    async with pool().acquire() as conn:
+    async with _turn(), pool().acquire() as conn:
         yield conn
 
 
 async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
-    async with pool().acquire() as conn:
+    async with _turn(), pool().acquire() as conn:
         return await conn.fetch(sql, *args)
 
 
 async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:
-    async with pool().acquire() as conn:
+    async with _turn(), pool().acquire() as conn:
         return await conn.fetchrow(sql, *args)
 
 
 async def fetchval(sql: str, *args: Any) -> Any:
-    async with pool().acquire() as conn:
+    async with _turn(), pool().acquire() as conn:
         return await conn.fetchval(sql, *args)
 
 
 async def execute(sql: str, *args: Any) -> str:
-    async with pool().acquire() as conn:
+    async with _turn(), pool().acquire() as conn:
         return await conn.execute(sql, *args)
 
 
