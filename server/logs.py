@@ -68,7 +68,7 @@ class AccessLog:
         self.json = False  # until configure() installs the JSON sinks
         self.enabled = True
         self._pending: list[str] = []
-        self._flush_scheduled = False
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
 
     def write(self, message: str, fields: dict[str, Any]) -> None:
         if not self.enabled:
@@ -79,15 +79,19 @@ class AccessLog:
         payload = {"time": datetime.now().astimezone().isoformat(), "level": "INFO", "event": "http.request",
                    "message": message, **fields}
         self._pending.append(orjson.dumps(payload, default=str).decode())
-        if not self._flush_scheduled:
-            try:
-                asyncio.get_running_loop().call_later(self.FLUSH_AFTER_SECONDS, self.flush)
-                self._flush_scheduled = True
-            except RuntimeError:  # no loop: write now
-                self.flush()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: write now
+            self.flush()
+            return
+        # A flush scheduled on a loop that has since stopped (one app stopped, another started in
+        # the same process) would never run: schedule one on this loop.
+        if self._flush_loop is not loop:
+            loop.call_later(self.FLUSH_AFTER_SECONDS, self.flush)
+            self._flush_loop = loop
 
     def flush(self) -> None:
-        self._flush_scheduled = False
+        self._flush_loop = None
         lines, self._pending = self._pending, []
         if lines:
             logger.bind(_lines="\n".join(lines)).info("http.request lines")
