@@ -22,7 +22,7 @@ class ReadinessProbe:
         self.expected_head = code_head()
 
     async def check(self) -> dict[str, str]:
-        if self._in_flight is None:
+        if self._in_flight is None or self._in_flight.done():  # a finished check is never served again
             self._in_flight = asyncio.ensure_future(self._check_once())
             self._in_flight.add_done_callback(self._clear)
         return await asyncio.shield(self._in_flight)
