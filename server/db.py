@@ -198,5 +198,67 @@ async def execute(sql: str, *args: Any) -> str:
         return await conn.execute(sql, *args)
 
 
+class RowsByKey:
+    """Reads of one statement by key, made by requests that run in the same event-loop pass, sent
+    to PostgreSQL as one statement.
+
+    Under load many requests reach their caller lookup in the same pass of the loop. One
+    `WHERE id = ANY($1)` statement for all of them costs one pool turn and one round trip instead
+    of one each: fewer statements for PostgreSQL to run, fewer packets for both sides. Each read
+    still starts after its request arrived, so it is as fresh as a read of its own. A lone request
+    waits for nothing: its statement leaves at the end of the pass that asked for it.
+
+    `sql` must take the array of keys as $1 and return the key in column `key_column`; keys are
+    compared as strings, so pass them in the form PostgreSQL prints (canonical UUIDs).
+    """
+
+    def __init__(self, sql: str, key_column: str = "id") -> None:
+        self.sql = sql
+        self.key_column = key_column
+        self._waiting: dict[str, list[asyncio.Future]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reads: set[asyncio.Task] = set()  # strong references until each read finishes
+
+    async def fetchrow(self, key: str) -> asyncpg.Record | None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new server (tests run several loops in one process)
+            self._loop, self._waiting = loop, {}
+        future = loop.create_future()
+        waiting = self._waiting.setdefault(key, [])
+        waiting.append(future)
+        if len(self._waiting) == 1 and len(waiting) == 1:  # the pass's first read: send at its end
+            loop.call_soon(self._send)
+        return await future
+
+    def _send(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        if waiting:
+            read = asyncio.ensure_future(self._read(waiting))
+            self._reads.add(read)
+            read.add_done_callback(self._reads.discard)
+
+    async def _read(self, waiting: dict[str, list[asyncio.Future]]) -> None:
+        try:
+            rows = await fetch(self.sql, list(waiting))
+        except BaseException as error:
+            for futures in waiting.values():
+                for future in futures:
+                    if future.done():
+                        continue
+                    if isinstance(error, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(error)
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            return
+        found = {str(row[self.key_column]): row for row in rows}
+        for key, futures in waiting.items():
+            row = found.get(key)
+            for future in futures:
+                if not future.done():  # its request may have been cancelled (client gone)
+                    future.set_result(row)
+
+
 def monotonic_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0

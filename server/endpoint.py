@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import asyncpg
 from sanic import Request
 
-from server.auth.guard import CurrentUser, authenticate, caller_sql, require_admin
+from server.auth.guard import CurrentUser, authenticate, caller_lookup, require_admin
 from server.errors import ApiError, schema_error, violation
 from server.validation import Field, parse_json, query_values, validate
 
@@ -70,12 +70,12 @@ def endpoint(
     request (for defaults that come from settings). about_caller: a subquery over `u.id` read with
     the caller's row in one statement (see auth.guard.caller_sql); its columns are `call.about_caller`.
     """
-    sql = caller_sql(about_caller)
+    lookup = caller_lookup(about_caller)
 
     def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @wraps(handler)
         async def wrapper(request: Request, **path: Any) -> Any:
-            user, row = await authenticate(request, sql) if auth else (None, None)
+            user, row = await authenticate(request, lookup) if auth else (None, None)
             if auth == "admin" and user is not None:
                 require_admin(user)
             data: Mapping[str, Any] | None = None
