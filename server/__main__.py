@@ -24,10 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from server import logs
-    from server.app import create_app
+    from server.app import create_app, tune_garbage_collector
 
     logs.configure(settings.log_format, settings.log_level, settings.log_file)
     app = create_app(settings, name="clicknback")
+    app.after_server_start(tune_garbage_collector)
     app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
 import uuid
@@ -64,6 +65,24 @@ async def on_response(request: Request, response) -> None:
         "user_id": getattr(request.ctx, "user_id", None),
         "client": request.client_ip,
     })
+
+
+# The requests in flight alone (~50 tracked objects each, dozens at a time) outgrow Python's
+# default young-generation threshold of 700, so under load it collected several times a second,
+# promoting in-flight objects until a generation-1 pass took 8-14 ms: a stall for every request
+# in flight on the instance. Cyclic garbage here is rare (a few objects per closed connection).
+YOUNG_GENERATION_THRESHOLD = 50_000
+
+
+async def tune_garbage_collector(app: Sanic) -> None:
+    """For a serving process (server/__main__.py), once started.
+
+    Everything loaded so far lives as long as the process: frozen, out of the collector's reach, a
+    full collection costs what requests allocate, not the 45 ms of walking ~50,000 start-up objects.
+    No collection first: that would cost the 45 ms once, for a few unreachable start-up objects.
+    Not for test processes, which build many apps: their frozen garbage would stay."""
+    gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def create_app(settings: Settings | None = None, name: str | None = None) -> Sanic:
