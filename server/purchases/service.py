@@ -8,10 +8,8 @@ after the purchase row is locked and its status re-read, and locks the owner's w
 
 from __future__ import annotations
 
-import uuid
-from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 from loguru import logger
@@ -20,7 +18,6 @@ from server import db
 from server.audit.service import record as audit
 from server.errors import ApiError, forbidden, not_found
 from server.http import money
-from server.purchases.cashback import credited_cashback, raw_cashback
 from server.pagination import Filters, fetch_page
 
 STATUSES = ("pending", "confirmed", "rejected", "reversed")
@@ -35,49 +32,13 @@ PURCHASE_SOURCE = (
     "LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
 )
 
-# Ingestion runs in four round trips (the benchmark's hot path):
-#   1. BEGIN and lock the caller's wallet, sent together (simple protocol, no parameters: the id is
-#      the authenticated caller's, already a canonical UUID);
-#   2. one lookup, a fresh snapshot taken after the lock, reading everything checks 3 and 5-7 and
-#      the cap need: so the duplicate and this month's earnings include every purchase committed
-#      by a concurrent request of the same user before we got the lock;
-#   3. the writes; 4. COMMIT.
-INGEST_BEGIN_AND_LOCK_SQL = "BEGIN; SELECT 1 FROM wallets WHERE user_id = '{user_id}' FOR UPDATE"
-
-INGEST_LOOKUP_SQL = """
-SELECT u.active AS user_active, w.user_id IS NOT NULL AS has_wallet,
-       d.id AS duplicate_id, d.user_id AS duplicate_user_id, d.created_at AS duplicate_created_at,
-       d.amount AS duplicate_amount,
-       m.id AS merchant_id, m.active AS merchant_active,
-       o.id AS offer_id, o.percentage, o.fixed_amount, o.monthly_cap_per_user, o.start_date, o.end_date,
-       (now() AT TIME ZONE 'UTC')::date AS today,
-       (SELECT COALESCE(SUM(e.cashback_amount), 0) FROM purchases e
-        WHERE e.user_id = $1 AND e.offer_id = o.id AND e.status IN ('pending', 'confirmed')
-          AND e.created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-          AND e.created_at < (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')
-                             AT TIME ZONE 'UTC') AS earned
-FROM (SELECT 1) AS one
-LEFT JOIN users u ON u.id = $1
-LEFT JOIN wallets w ON w.user_id = $1
-LEFT JOIN purchases d ON d.external_id = $2
-LEFT JOIN merchants m ON m.id = $3
-LEFT JOIN offers o ON o.merchant_id = m.id AND o.active
-"""
+# Ingestion is one statement, one round trip after authentication: record_purchase() (migration 3)
+# takes the caller's wallet lock, reads in a fresh snapshot after it, applies checks 3-7, computes
+# the cashback with the cap and writes, all inside PostgreSQL, so the lock is never held across the
+# network. It answers with an outcome; the rules live there, the messages and warnings here.
+RECORD_PURCHASE_SQL = "SELECT * FROM record_purchase($1, $2, $3, $4, $5)"
 
 DUPLICATE_SQL = "SELECT id, user_id, created_at, amount FROM purchases WHERE external_id = $1"
-
-# The purchase, its cashback transaction and the pending credit, in one round trip.
-INGEST_WRITE_SQL = """
-WITH purchase AS (
-    INSERT INTO purchases (id, external_id, user_id, merchant_id, offer_id, amount, currency, cashback_amount)
-    VALUES ($1, $2, $3, $4, $5, $6, 'EUR', $7)
-    RETURNING id
-), credit AS (
-    INSERT INTO cashback_transactions (id, user_id, purchase_id, amount, status)
-    SELECT $8::uuid, $3::uuid, purchase.id, $7::numeric, 'pending' FROM purchase
-)
-UPDATE wallets SET pending_balance = pending_balance + $7, updated_at = now() WHERE user_id = $3
-"""
 
 LOCK_PURCHASE_SQL = """
 SELECT id, user_id, merchant_id, amount, currency, status, cashback_amount, verification_attempts
@@ -197,67 +158,49 @@ def unsupported_currency(currency: str) -> ApiError:
                     {"currency": currency, "reason": "The platform currently processes purchases in EUR only."})
 
 
-def _check_offer(found: asyncpg.Record, merchant_id: str, user_id: str) -> None:
-    if found["offer_id"] is None:
+def _refusal(found: asyncpg.Record, caller_id: str, external_id: str, merchant_id: str,
+             currency: str) -> ApiError:
+    """The error of the check record_purchase() stopped at, with the business warning it logs."""
+    outcome = found["outcome"]
+    if outcome == "duplicate":
+        return duplicate_error(external_id, {
+            "id": found["duplicate_id"], "user_id": found["duplicate_user_id"],
+            "created_at": found["duplicate_created_at"], "amount": found["duplicate_amount"],
+        }, caller_id)
+    if outcome == "currency":
+        return unsupported_currency(currency)
+    if outcome == "user":
+        return user_not_eligible(caller_id)
+    if outcome == "merchant":
+        return merchant_not_eligible(merchant_id)
+    if outcome == "offer_missing":
         warn("offer_unavailable", "purchase attempted for a merchant without an active offer",
-             merchant_id=merchant_id, user_id=user_id)
-        raise offer_not_available(merchant_id)
-    today = found["today"]
-    if not found["start_date"] <= today <= found["end_date"]:
-        reason = "offer_expired" if found["end_date"] < today else "offer_not_started"
-        warn(reason, "purchase attempted on an offer outside its validity window", merchant_id=merchant_id,
-             offer_id=str(found["offer_id"]), user_id=user_id, start_date=str(found["start_date"]),
-             end_date=str(found["end_date"]))
-        raise offer_not_available(merchant_id)
-
-
-@asynccontextmanager
-async def _wallet_locked_transaction(user_id: str) -> AsyncIterator[asyncpg.Connection]:
-    """One transaction that starts holding the user's wallet row lock (BEGIN and the lock in one
-    round trip); commits on success, rolls back on any error."""
-    canonical = str(uuid.UUID(user_id))  # never anything but a UUID inside the SQL text
-    async with db.connection() as conn:
-        try:
-            await conn.execute(INGEST_BEGIN_AND_LOCK_SQL.format(user_id=canonical))
-            yield conn
-        except BaseException:
-            if not conn.is_closed() and conn.is_in_transaction():
-                await conn.execute("ROLLBACK")
-            raise
-        await conn.execute("COMMIT")
+             merchant_id=merchant_id, user_id=caller_id)
+        return offer_not_available(merchant_id)
+    if outcome in ("offer_expired", "offer_not_started"):
+        warn(outcome, "purchase attempted on an offer outside its validity window", merchant_id=merchant_id,
+             offer_id=str(found["active_offer_id"]), user_id=caller_id, start_date=str(found["offer_start_date"]),
+             end_date=str(found["offer_end_date"]))
+        return offer_not_available(merchant_id)
+    raise RuntimeError(f"record_purchase answered an unknown outcome {outcome!r}")
 
 
 async def ingest(caller_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST /purchases after the schema and the ownership check: checks 3-7, then the effect."""
-    external_id, merchant_id, amount = body["external_id"], body["merchant_id"], body["amount"]
-    currency = body["currency"].upper()
+    """POST /purchases after the schema and the ownership check: checks 3-7, then the effect,
+    in one statement (record_purchase, migration 3)."""
+    external_id, merchant_id, currency = body["external_id"], body["merchant_id"], body["currency"]
     try:
-        async with _wallet_locked_transaction(caller_id) as conn:
-            found = await conn.fetchrow(INGEST_LOOKUP_SQL, caller_id, external_id, merchant_id)
-            if found["duplicate_id"] is not None:
-                raise duplicate_error(external_id, {
-                    "id": found["duplicate_id"], "user_id": found["duplicate_user_id"],
-                    "created_at": found["duplicate_created_at"], "amount": found["duplicate_amount"],
-                }, caller_id)
-            if currency != "EUR":
-                raise unsupported_currency(currency)
-            if not found["user_active"] or not found["has_wallet"]:
-                raise user_not_eligible(caller_id)
-            if found["merchant_id"] is None or not found["merchant_active"]:
-                raise merchant_not_eligible(merchant_id)
-            _check_offer(found, merchant_id, caller_id)
-            raw = raw_cashback(amount, found["percentage"], found["fixed_amount"])
-            credited = credited_cashback(raw, found["monthly_cap_per_user"], found["earned"])
-            purchase_id = uuid.uuid4()
-            await conn.execute(INGEST_WRITE_SQL, purchase_id, external_id, caller_id, merchant_id,
-                               found["offer_id"], amount, credited, uuid.uuid4())
+        found = await db.fetchrow(RECORD_PURCHASE_SQL, caller_id, external_id, merchant_id, body["amount"], currency)
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != "uq_purchases_external_id":
             raise
-        # A concurrent request of another user committed the same external_id first: answer like check 3.
+        # A concurrent request of another user committed the same external_id first (the function's
+        # insert waited for it, then failed; its transaction rolled back): answer like check 3.
         existing = await db.fetchrow(DUPLICATE_SQL, external_id)
         raise duplicate_error(external_id, existing, caller_id) from None
-    return {"id": str(purchase_id), "status": "pending", "cashback_amount": money(credited)}
+    if found["outcome"] != "recorded":
+        raise _refusal(found, caller_id, external_id, merchant_id, currency.upper())
+    return {"id": str(found["new_purchase_id"]), "status": "pending", "cashback_amount": money(found["credited"])}
 
 
 # -- reads ------------------------------------------------------------------------------------
