@@ -1,8 +1,12 @@
 """Ingestion under concurrency against the real database: idempotency and the monthly cap hold."""
 
 import asyncio
+import time
 from decimal import Decimal
 
+import asyncpg
+
+from server.db import parse_database_url
 from tests.integration.purchases.helpers import assert_consistent, ingest, make_shop, wallet_row
 
 
@@ -65,4 +69,49 @@ async def test_concurrent_ingestion_and_reversal_keep_the_wallet_exact(client, c
     responses = await asyncio.gather(*reversals, *confirmations, *more)
     assert all(r.status_code < 500 for r in responses)
     assert all(r.status_code == 200 for r in responses[:10])
+    await assert_consistent(conn)
+
+
+async def wait_until_blocked_by(database_url: str, holder: asyncpg.Connection, timeout: float = 10.0) -> None:
+    """Return once some session waits for a lock that `holder`'s open transaction holds. Asked from
+    a connection of its own, outside any transaction, so every poll reads the current activity."""
+    observer = await asyncpg.connect(**parse_database_url(database_url))
+    try:
+        deadline = time.monotonic() + timeout
+        while not await observer.fetchval(
+                "SELECT count(*) > 0 FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))",
+                holder.get_server_pid()):
+            assert time.monotonic() < deadline, "the ingestion never waited for the other insert"
+            await asyncio.sleep(0.005)  # a poll of the condition above, not a guess at a duration
+    finally:
+        await observer.close()
+
+
+async def test_another_users_concurrent_insert_of_the_external_id_is_a_409(client, conn, database_url, user,
+                                                                             make_account):
+    """The race path: the duplicate is not yet committed when record_purchase() looks, so its insert
+    waits on the unique index, then fails with uq_purchases_external_id; nothing of it remains."""
+    other = await make_account()
+    merchant_id, offer_id = await make_shop(conn)
+    transaction = conn.transaction()
+    await transaction.start()
+    purchase_id = await conn.fetchval(
+        "INSERT INTO purchases (external_id, user_id, merchant_id, offer_id, amount, currency, cashback_amount) "
+        "VALUES ('race-3', $1, $2, $3, 20, 'EUR', 1.00) RETURNING id", other.id, merchant_id, offer_id)
+    await conn.execute("INSERT INTO cashback_transactions (user_id, purchase_id, amount, status) "
+                       "VALUES ($1, $2, 1.00, 'pending')", other.id, purchase_id)
+    await conn.execute("UPDATE wallets SET pending_balance = pending_balance + 1.00 WHERE user_id = $1", other.id)
+    request = asyncio.ensure_future(ingest(client, user, merchant_id, "75.00", external_id="race-3"))
+    try:
+        await wait_until_blocked_by(database_url, conn)
+    finally:
+        await transaction.commit()
+    response = await request
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == {
+        "code": "DUPLICATE_PURCHASE", "message": "A purchase with external ID 'race-3' has already been processed.",
+        "details": {"external_id": "race-3"},
+    }
+    assert await conn.fetchval("SELECT count(*) FROM purchases WHERE user_id = $1", user.id) == 0
+    assert await wallet_row(conn, user.id) == {"pending": 0, "available": 0, "paid": 0}
     await assert_consistent(conn)
