@@ -255,6 +255,7 @@ def server_env(database_url: str, log_file: Path) -> dict[str, str]:
     """
     return {"DATABASE_URL": database_url, "OAUTH_HASH_KEY": "bench-signing-key-" + "x" * 32,
             "LOG_FORMAT": "json", "LOG_FILE": str(log_file), "PYTHONUNBUFFERED": "1", "ENV_FILE": "/dev/null",
+            "SANIC_REAL_IP_HEADER": "x-real-ip",
             "PURCHASE_JOB_ENABLED": "false", "LOGIN_MAX_FAILURES": "1000000"}
 
 

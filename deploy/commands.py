@@ -160,6 +160,9 @@ UPSTREAM_KEEPALIVE = 128
 def nginx_upstream_conf(host: Host, live_ports: tuple[int, ...]) -> str:
     """The upstream block: nginx sends requests only to the live instances."""
     lines = ["upstream clicknback_app {"]
+    # To the instance with fewer requests in flight: one that is paused (collecting garbage, or
+    # waiting for a CPU) stops receiving new requests instead of queueing its share of them.
+    lines.append("    least_conn;")
     lines += [f"    server {host.bind_address}:{port} max_fails=0;" for port in live_ports]
     lines.append(f"    keepalive {UPSTREAM_KEEPALIVE};")
     lines.append("}")

@@ -32,7 +32,7 @@ events {
 }
 
 http {
-    access_log /tmp/cnb-bench-x/front/shared/logs/nginx-access.log combined;
+    access_log /tmp/cnb-bench-x/front/shared/logs/nginx-access.log combined buffer=64k flush=1s;
     client_body_temp_path /tmp/cnb-bench-x/front/nginx/tmp/client_body;
     proxy_temp_path /tmp/cnb-bench-x/front/nginx/tmp/proxy;
     fastcgi_temp_path /tmp/cnb-bench-x/front/nginx/tmp/fastcgi;
@@ -67,6 +67,7 @@ http {
 
 GOLDEN_UPSTREAM = """\
 upstream clicknback_app {
+    least_conn;
     server 127.0.0.1:8001 max_fails=0;
     server 127.0.0.1:8002 max_fails=0;
     keepalive 128;
@@ -96,6 +97,7 @@ def test_front_is_the_production_nginx_conf_on_loopback_under_the_temp_root(host
 def test_upstream_keepalive_experiment_replaces_productions_cache_size(host):
     assert upstream_conf(host, 32) == (
         "upstream clicknback_app {\n"
+        "    least_conn;\n"
         "    server 127.0.0.1:8001 max_fails=0;\n"
         "    server 127.0.0.1:8002 max_fails=0;\n"
         "    keepalive 32;\n"
@@ -108,9 +110,9 @@ def test_upstream_keepalive_experiment_adds_a_keepalive_if_production_has_none(h
     from bench import front
 
     monkeypatch.setattr(front, "nginx_upstream_conf", lambda host, ports: (
-        "upstream clicknback_app {\n    server 127.0.0.1:8001 max_fails=0;\n}\n"))
+        "upstream clicknback_app {\n    least_conn;\n    server 127.0.0.1:8001 max_fails=0;\n}\n"))
     assert front.upstream_conf(host, 64) == (
-        "upstream clicknback_app {\n    server 127.0.0.1:8001 max_fails=0;\n    keepalive 64;\n}\n")
+        "upstream clicknback_app {\n    least_conn;\n    server 127.0.0.1:8001 max_fails=0;\n    keepalive 64;\n}\n")
 
 
 def test_nginx_runs_in_the_foreground_with_productions_prefix_conf_and_error_log():
@@ -126,7 +128,7 @@ def test_instances_get_productions_log_settings_and_the_bench_overrides():
     assert {key: value for key, value in env.items() if key != "OAUTH_HASH_KEY"} == {
         "DATABASE_URL": "postgresql://bench@127.0.0.1:5999/bench", "LOG_FORMAT": "json",
         "LOG_FILE": "/tmp/x/app-8001.log", "PYTHONUNBUFFERED": "1", "ENV_FILE": "/dev/null",
-        "PURCHASE_JOB_ENABLED": "false", "LOGIN_MAX_FAILURES": "1000000",
+        "SANIC_REAL_IP_HEADER": "x-real-ip", "PURCHASE_JOB_ENABLED": "false", "LOGIN_MAX_FAILURES": "1000000",
     }
     assert len(env["OAUTH_HASH_KEY"]) >= 32
 

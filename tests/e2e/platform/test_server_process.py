@@ -80,3 +80,17 @@ def test_logs_never_carry_passwords_or_tokens(server):
     failures = [r for r in records if r.get("event") == "auth.failure"]
     assert {"invalid_credentials", "refresh_reuse", "bad_signature"} <= {r["reason"] for r in failures}
     assert all(r["level"] == "WARNING" for r in failures)
+
+
+def test_behind_nginx_the_logged_client_is_the_one_nginx_names(database_url):
+    # As supervisor starts production instances (deploy/templates/supervisor-program.conf.tmpl).
+    server = ServerProcess(database_url, TEST_KEY, env={"SANIC_REAL_IP_HEADER": "x-real-ip"}).start()
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            assert http.get("/health/live", headers={"X-Real-IP": "203.0.113.7"}).status_code == 200
+            assert http.get("/health/live").status_code == 200
+    finally:
+        server.stop()
+    clients = [r["client"] for r in server.log_records()
+               if r.get("event") == "http.request" and r["path"] == "/health/live"]
+    assert clients == ["203.0.113.7", "127.0.0.1"]

@@ -213,6 +213,7 @@ def test_nginx_reload_checks_the_config_then_reloads_or_starts():
 def test_upstream_lists_only_the_live_instances(host):
     assert cmd.nginx_upstream_conf(host, (8101, 8002)) == (
         "upstream clicknback_app {\n"
+        "    least_conn;\n"
         "    server 127.0.0.1:8101 max_fails=0;\n"
         "    server 127.0.0.1:8002 max_fails=0;\n"
         "    keepalive 128;\n"
@@ -394,6 +395,7 @@ def test_supervisor_program_runs_one_instance_from_current(host):
     assert "command=/srv/cnb/current/.venv/bin/python -m server --host 127.0.0.1 --port 8001" in conf
     assert "directory=/srv/cnb/current" in conf
     assert 'ENV_FILE="/srv/cnb/shared/.env",LOG_FILE="/srv/cnb/shared/logs/app-8001.log"' in conf
+    assert 'SANIC_REAL_IP_HEADER="x-real-ip"' in conf  # the client's address, as nginx saw it
     assert "autorestart=true" in conf and "stopsignal=TERM" in conf
     assert "autostart=false" in conf  # state/live_ports decides which port of the slot runs
 
