@@ -64,3 +64,21 @@ def test_a_flush_pending_on_a_stopped_loop_does_not_stall_the_next_loop():
         logger.remove(handler)
         logger.configure(patcher=None)
     assert [json.loads(line)["request_id"] for line in lines] == ["a", "b"]
+
+
+def test_access_lines_carry_the_local_time_with_its_offset():
+    access = logs.AccessLog()
+    access.json = True
+    logger.configure(patcher=logs._patch)
+    lines, handler = capture()
+    try:
+        access.write("GET / 200", {"status": 200})
+        access.flush()
+    finally:
+        logger.remove(handler)
+    stamp = json.loads(lines[0])["time"]
+    from datetime import datetime
+
+    written = datetime.fromisoformat(stamp)
+    assert written.utcoffset() == datetime.now().astimezone().utcoffset()
+    assert abs((datetime.now().astimezone() - written).total_seconds()) < 60
