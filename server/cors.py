@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
+from server.http import Response
 
 ALLOW_HEADERS = "authorization, content-type, x-request-id"
 EXPOSE_HEADERS = "x-request-id, retry-after"
@@ -45,7 +46,7 @@ def preflight_response(request: Request, methods: str) -> HTTPResponse:
                 "Access-Control-Allow-Headers": ALLOW_HEADERS,
                 "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_SECONDS,
             })
-    return HTTPResponse(status=204, headers=headers)
+    return Response(status=204, headers=headers)
 
 
 def add_options_and_head_routes(app: Sanic) -> None:
