@@ -81,3 +81,31 @@ async def set_balances(conn: asyncpg.Connection, user_id: str, available: str) -
 async def assert_consistent(conn: asyncpg.Connection) -> None:
     mismatches = await find_mismatches(conn)
     assert mismatches == [], [m.describe() for m in mismatches]
+
+
+# Every (user, offer, UTC month) where cashback_monthly_totals (migration 4) and the purchases that
+# count (pending or confirmed, by the UTC month of created_at) disagree; a missing side is 0.00.
+_TOTALS_AGAINST_PURCHASES_SQL = """
+WITH counted AS (
+    SELECT user_id, offer_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month,
+           sum(cashback_amount) AS earned
+    FROM purchases WHERE status IN ('pending', 'confirmed') GROUP BY 1, 2, 3
+)
+SELECT user_id, offer_id, month, coalesce(c.earned, 0) AS counted, coalesce(t.earned, 0) AS total
+FROM counted AS c FULL JOIN cashback_monthly_totals AS t USING (user_id, offer_id, month)
+WHERE coalesce(c.earned, 0) <> coalesce(t.earned, 0)
+"""
+
+
+async def assert_totals_match_purchases(conn: asyncpg.Connection) -> None:
+    mismatches = [dict(row) for row in await conn.fetch(_TOTALS_AGAINST_PURCHASES_SQL)]
+    assert mismatches == [], mismatches
+
+
+async def monthly_total(conn: asyncpg.Connection, user_id: str, offer_id: str, month: date | None = None) -> Decimal:
+    """The running total of (user, offer, month); month defaults to this UTC month; no row is 0."""
+    month = month or today().replace(day=1)
+    value = await conn.fetchval(
+        "SELECT earned FROM cashback_monthly_totals WHERE user_id = $1 AND offer_id = $2 AND month = $3",
+        uuid.UUID(user_id), uuid.UUID(offer_id), month)
+    return Decimal("0.00") if value is None else value
