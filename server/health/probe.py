@@ -27,8 +27,11 @@ class ReadinessProbe:
             self._in_flight.add_done_callback(self._clear)
         return await asyncio.shield(self._in_flight)
 
-    def _clear(self, _future: asyncio.Future) -> None:
-        self._in_flight = None
+    def _clear(self, finished: asyncio.Future) -> None:
+        # Done callbacks run a pass later: by then a newer check may hold the slot. Clearing it
+        # would let the next caller start a check beside that one, on the same connection.
+        if self._in_flight is finished:
+            self._in_flight = None
 
     async def _check_once(self) -> dict[str, str]:
         try:
