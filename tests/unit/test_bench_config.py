@@ -301,3 +301,18 @@ def test_front_balances_over_both_instances_and_passes_request_ids_through():
             server.server_close()
         shutil.rmtree(root, ignore_errors=True)
     assert front.process.returncode is not None
+
+
+def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_limit():
+    import subprocess
+    import sys
+
+    idle = subprocess.Popen(["sleep", "30"])
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"])
+    try:
+        assert api_bench.wait_until_quiet({"app": {idle.pid}}, window=0.1, limit=5) < 1
+        assert api_bench.wait_until_quiet({"app": {busy.pid}}, window=0.1, limit=0.5) >= 0.5
+    finally:
+        for process in (idle, busy):
+            process.kill()
+            process.wait()
