@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "deploy.ops.migrate",
     "deploy.ops.backup",
     "deploy.ops.wallets",
+    "deploy.ops.cap_totals",
     "deploy.ops.logs",
     "deploy.ops.stats",
     "deploy.ops.maintenance",

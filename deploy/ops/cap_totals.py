@@ -1,0 +1,75 @@
+"""`clicknback-ops rebuild-cap-totals`: rebuild the monthly cap totals from the purchases.
+
+cashback_monthly_totals (migration 4) is kept exact by triggers on purchases; only writes that
+bypass them (a hand-edited or deleted total, session_replication_role = replica) make it drift.
+This prints the mismatches found, replaces every total by the sum over its purchases in one
+transaction (purchase writes wait for it), then checks again. Exit 0 when no mismatch remains,
+1 otherwise (or when the lock could not be taken in time: nothing was changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import asyncpg
+
+from deploy.ops.settings import require
+from server.db import parse_database_url
+from server.purchases.cap_totals import count_rebuild_rows, find_total_mismatches, rebuild
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "rebuild-cap-totals",
+        help="rebuild the monthly cap totals from the purchases (after check-wallets reports a "
+        "monthly cap total mismatch)",
+        description="Use when `clicknback-ops check-wallets` reports a `MISMATCH monthly cap "
+        "total`, or when an admin reversal or the verification job's rejection fails with a "
+        "data_corrupted error ('cashback_monthly_totals has no total for purchase ...') in the "
+        "logs. Prints the mismatches, deletes every monthly cap total and writes them again from "
+        "the pending and confirmed purchases in one transaction, under a lock that makes purchase "
+        "writes (ingestion, reversals, rejections) wait until it commits, then checks again. Run "
+        "with --dry-run first. Exits 0 when no mismatch remains (with --dry-run: when none is found), 1 otherwise.",
+    )
+    parser.add_argument("--database-url", metavar="URL",
+                        help="rebuild in this database instead of DATABASE_URL")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the mismatches and how many totals would be written; change nothing")
+    parser.set_defaults(handler=run)
+
+
+async def _run(database_url: str, dry_run: bool) -> int:
+    conn = await asyncpg.connect(**parse_database_url(database_url))
+    try:
+        before = await find_total_mismatches(conn)
+        for mismatch in before:
+            print(f"MISMATCH monthly cap total {mismatch.describe()}")
+        print(f"rebuild-cap-totals: {len(before)} mismatch(es) before")
+        if dry_run:
+            stored = await conn.fetchval("SELECT count(*) FROM cashback_monthly_totals")
+            print(f"rebuild-cap-totals: dry run: would replace {stored} total(s) by "
+                  f"{await count_rebuild_rows(conn)}; nothing written")
+            return 1 if before else 0
+        try:
+            written = await rebuild(conn)
+        except asyncpg.LockNotAvailableError:
+            print("rebuild-cap-totals: purchases stayed locked by another transaction; nothing "
+                  "changed, run it again (pg_stat_activity shows who holds it)")
+            return 1
+        print(f"rebuild-cap-totals: rebuilt {written} total(s) from the purchases")
+        after = await find_total_mismatches(conn)
+        for mismatch in after:
+            print(f"MISMATCH monthly cap total {mismatch.describe()}")
+        if after:
+            print(f"rebuild-cap-totals: {len(after)} mismatch(es) after the rebuild")
+            return 1
+        print("rebuild-cap-totals: 0 mismatches after the rebuild")
+        return 0
+    finally:
+        await conn.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    database_url = args.database_url or require(["DATABASE_URL"])["DATABASE_URL"]
+    return asyncio.run(_run(database_url, args.dry_run))
