@@ -32,10 +32,11 @@ PURCHASE_SOURCE = (
     "LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
 )
 
-# Ingestion is one statement, one round trip after authentication: record_purchase() (migration 3)
-# takes the caller's wallet lock, reads in a fresh snapshot after it, applies checks 3-7, computes
-# the cashback with the cap and writes, all inside PostgreSQL, so the lock is never held across the
-# network. It answers with an outcome; the rules live there, the messages and warnings here.
+# Ingestion is one statement, one round trip after authentication: record_purchase() (migration 3;
+# since migration 4 it reads the month's running total for the cap) takes the caller's wallet lock,
+# reads in a fresh snapshot after it, applies checks 3-7, computes the cashback with the cap and
+# writes, all inside PostgreSQL, so the lock is never held across the network. It answers with an
+# outcome; the rules live there, the messages and warnings here.
 RECORD_PURCHASE_SQL = "SELECT * FROM record_purchase($1, $2, $3, $4, $5)"
 
 DUPLICATE_SQL = "SELECT id, user_id, created_at, amount FROM purchases WHERE external_id = $1"
@@ -187,7 +188,7 @@ def _refusal(found: asyncpg.Record, caller_id: str, external_id: str, merchant_i
 
 async def ingest(caller_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST /purchases after the schema and the ownership check: checks 3-7, then the effect,
-    in one statement (record_purchase, migration 3)."""
+    in one statement (record_purchase, migrations 3 and 4)."""
     external_id, merchant_id, currency = body["external_id"], body["merchant_id"], body["currency"]
     try:
         found = await db.fetchrow(RECORD_PURCHASE_SQL, caller_id, external_id, merchant_id, body["amount"], currency)
