@@ -18,6 +18,7 @@ from server import cors, db, errors, openapi
 from server.auth import passwords
 from server.config import Settings, load_settings
 from server.health.probe import ReadinessProbe
+from server.http import client_address
 from server.jobs.runner import run_forever
 from server.logs import ACCESS_LOG, REQUEST_ID
 from server.offers.catalogue import CataloguePages
@@ -88,7 +89,7 @@ async def on_response(request: Request, response) -> None:
         "status": status,
         "duration_ms": duration_ms,
         "user_id": getattr(request.ctx, "user_id", None),
-        "client": request.client_ip,
+        "client": client_address(request),
     })
 
 

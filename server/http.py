@@ -1,4 +1,5 @@
-"""Response rendering: JSON through orjson, money as two-decimal strings, rates as numbers."""
+"""HTTP helpers: responses rendered through orjson (money as two-decimal strings, rates as
+numbers), and the client's address as the proxy in front names it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
+from sanic import Request
+from sanic.headers import fwd_normalize_address
 from sanic.response import HTTPResponse
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -27,6 +30,25 @@ class Response(HTTPResponse):
         if "\r" in value or "\n" in value or "\x00" in value:
             return value.translate(_HEADER_BREAKERS)
         return value
+
+
+def client_address(request: Request) -> str:
+    """request.client_ip, by Sanic's rules, for the way production runs: nginx names the client in
+    the REAL_IP_HEADER (X-Real-IP) and no Forwarded secret is set.
+
+    Sanic's client_ip parses every proxy header (X-Scheme, X-Forwarded-Proto, -Host, -Port, -Path)
+    to build its `forwarded` options, then uses one of them: a tenth of a probe's CPU. Here only
+    the address is read, normalised as Sanic does. Any other configuration takes Sanic's path."""
+    config = request.app.config
+    header = config.REAL_IP_HEADER
+    if header and not config.FORWARDED_SECRET:
+        value = request.headers.get(header)
+        if value:
+            try:
+                return fwd_normalize_address(value)
+            except ValueError:  # "unknown": Sanic ignores the header and names the peer
+                return request.ip
+    return request.client_ip
 
 
 def _refuse(value: Any) -> Any:

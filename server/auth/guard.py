@@ -13,6 +13,7 @@ from sanic import Request
 from server import db
 from server.auth.tokens import TokenError, decode
 from server.errors import ApiError, forbidden
+from server.http import client_address
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": "Bearer"}
 INVALID_TOKEN_MESSAGE = "Invalid or missing access token."
@@ -34,7 +35,7 @@ class CurrentUser:
 def auth_failure(request: Request, reason: str, code: str = "INVALID_TOKEN", message: str = INVALID_TOKEN_MESSAGE,
                  details: dict | None = None) -> ApiError:
     """Log the failure (a reason code, never the credential) and build the 401."""
-    logger.bind(event="auth.failure", reason=reason, path=request.path, client=request.client_ip).warning(
+    logger.bind(event="auth.failure", reason=reason, path=request.path, client=client_address(request)).warning(
         "authentication failed: {}", reason
     )
     return ApiError(401, code, message, details or {}, WWW_AUTHENTICATE)

@@ -5,7 +5,7 @@ from sanic import Blueprint, Request
 from server.auth import service
 from server.apidoc import describe, obj
 from server.endpoint import Call, endpoint
-from server.http import json_response
+from server.http import client_address, json_response
 from server.validation import Field, email, string
 
 bp = Blueprint("auth", url_prefix="/api/v1/auth")
@@ -23,7 +23,7 @@ REFRESH_IN = obj({"refresh_token": {"type": "string", "minLength": 1}})
           description="Five failures for an email within 15 minutes block it (429 with Retry-After).")
 @endpoint(body=LOGIN_BODY)
 async def login(request: Request, call: Call):
-    pair = await service.login(request.app.ctx.settings, call.body["email"], call.body["password"], request.client_ip)
+    pair = await service.login(request.app.ctx.settings, call.body["email"], call.body["password"], client_address(request))
     return json_response(pair.as_dict())
 
 
