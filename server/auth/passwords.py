@@ -1,6 +1,6 @@
 """Password hashing: argon2id for new hashes, bcrypt accepted for imported ones (API.md §2.3).
 
-Hashing costs tens of milliseconds of CPU, so it runs on a small thread pool (argon2 and bcrypt
+Hashing costs about 0.3 s of CPU (argon2id's defaults), so it runs on a small thread pool (argon2 and bcrypt
 release the GIL) and never blocks the event loop.
 """
 
@@ -39,8 +39,19 @@ def complexity_failure(password: str) -> str | None:
 
 
 def _lower_priority() -> None:
-    """Hashing threads (and the lanes argon2 starts from them) run at the lowest CPU priority,
-    so a login flood cannot starve the event loop of CPU: probes and reads keep answering."""
+    """Hashing threads (and the lane threads argon2 starts from them) run in SCHED_IDLE, so a login
+    flood cannot take CPU from the event loop: probes and reads keep answering.
+
+    SCHED_IDLE, not only nice 19: the kernel lets a waking normal thread preempt an idle-class one
+    at once, while a nice-19 thread keeps a core for the rest of its slice. Three interleaved
+    pairs of `/health/live` during the login flood (docs/benchmarks.md): p99 19.6-21.0 ms against
+    23.1-25.8 ms at concurrency 64 (six pairs), 6.6-6.8 against 9.7-10.7 ms at 16 (two). When nothing else wants the CPU, hashing runs at full speed
+    (login alone: 7 req/s either way). Where SCHED_IDLE is unavailable, nice 19."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread
+        return
+    except (AttributeError, OSError):
+        pass
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (AttributeError, OSError):

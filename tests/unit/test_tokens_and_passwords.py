@@ -1,5 +1,6 @@
 import base64
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import bcrypt
@@ -90,3 +91,16 @@ def test_verified_tokens_are_remembered_but_still_expire(monkeypatch):
     # Another key never reuses the remembered claims.
     with pytest.raises(TokenError):
         decode("some-other-key-0123456789abcdef0123456789", token, "access")
+
+
+def test_hashing_threads_give_way_to_the_event_loop():
+    # SCHED_IDLE: a waking event loop preempts a hashing thread at once (server/auth/passwords.py).
+    passwords.configure_executor(1)
+    try:
+        policy = passwords._pool().submit(lambda: os.sched_getscheduler(0)).result(timeout=10)
+        hashed = passwords._pool().submit(passwords.hash_sync, "Str0ng!Pass").result(timeout=60)
+    finally:
+        passwords.configure_executor(2)
+    assert policy == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller's own thread is left alone
+    assert passwords.verify_sync("Str0ng!Pass", hashed) == (True, False)
