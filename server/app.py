@@ -61,22 +61,24 @@ def _request_id(request: Request) -> str:
 
 
 async def on_request(request: Request) -> None:
-    request.ctx.started = time.perf_counter()
-    request.ctx.request_id = _request_id(request)
-    request.ctx.user_id = None
-    REQUEST_ID.set(request.ctx.request_id)
+    ctx = request.ctx  # a property: read once (both middlewares run on every request)
+    ctx.started = time.perf_counter()
+    ctx.request_id = request_id = _request_id(request)
+    ctx.user_id = None
+    REQUEST_ID.set(request_id)
     # Sanic's own server refuses oversized bodies while reading them; this covers ASGI servers,
     # which hand the body over whole.
-    limit = request.app.config.REQUEST_MAX_SIZE
+    limit = request.app.config["REQUEST_MAX_SIZE"]
     declared = request.headers.get("content-length", "")
     if (declared.isdigit() and int(declared) > limit) or len(request.body or b"") > limit:
         raise PayloadTooLarge("Request body exceeds the limit.")
 
 
 async def on_response(request: Request, response) -> None:
-    request_id = getattr(request.ctx, "request_id", None) or _request_id(request)
+    ctx = request.ctx
+    request_id = getattr(ctx, "request_id", None) or _request_id(request)
     response.headers["X-Request-ID"] = request_id
-    started = getattr(request.ctx, "started", None)
+    started = getattr(ctx, "started", None)
     duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
     request.app.ctx.cors.add_headers(request, response)
     route = request.route.path if request.route else None
@@ -88,7 +90,7 @@ async def on_response(request: Request, response) -> None:
         "path": path,
         "status": status,
         "duration_ms": duration_ms,
-        "user_id": getattr(request.ctx, "user_id", None),
+        "user_id": getattr(ctx, "user_id", None),
         "client": client_address(request),
     })
 

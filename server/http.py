@@ -39,9 +39,9 @@ def client_address(request: Request) -> str:
     Sanic's client_ip parses every proxy header (X-Scheme, X-Forwarded-Proto, -Host, -Port, -Path)
     to build its `forwarded` options, then uses one of them: a tenth of a probe's CPU. Here only
     the address is read, normalised as Sanic does. Any other configuration takes Sanic's path."""
-    config = request.app.config
-    header = config.REAL_IP_HEADER
-    if header and not config.FORWARDED_SECRET:
+    config = request.app.config  # a dict: get() skips Config's attribute fallback
+    header = config.get("REAL_IP_HEADER")
+    if header and not config.get("FORWARDED_SECRET"):
         value = request.headers.get(header)
         if value:
             try:
