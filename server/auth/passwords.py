@@ -43,10 +43,11 @@ def _lower_priority() -> None:
     flood cannot take CPU from the event loop: probes and reads keep answering.
 
     SCHED_IDLE, not only nice 19: the kernel lets a waking normal thread preempt an idle-class one
-    at once, while a nice-19 thread keeps a core for the rest of its slice. Three interleaved
-    pairs of `/health/live` during the login flood (docs/benchmarks.md): p99 19.6-21.0 ms against
-    23.1-25.8 ms at concurrency 64 (six pairs), 6.6-6.8 against 9.7-10.7 ms at 16 (two). When nothing else wants the CPU, hashing runs at full speed
-    (login alone: 7 req/s either way). Where SCHED_IDLE is unavailable, nice 19."""
+    at once, while a nice-19 thread keeps a core for the rest of its slice. `/health/live` during
+    the login flood, interleaved pairs (docs/benchmarks.md): p99 19.6-21.0 ms against 23.1-25.8 ms
+    at concurrency 64 (six pairs), 6.6-6.8 ms against 9.7-10.7 ms at 16 (two). When nothing else
+    wants the CPU, hashing runs at full speed (login alone: 7 req/s either way). Where SCHED_IDLE
+    is unavailable, nice 19."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread
         return
