@@ -1,7 +1,7 @@
 """Password hashing: argon2id for new hashes, bcrypt accepted for imported ones (API.md §2.3).
 
-Hashing costs about 0.3 s of CPU (argon2id's defaults), so it runs on a small thread pool (argon2 and bcrypt
-release the GIL) and never blocks the event loop.
+Hashing costs about 0.3 s of CPU (argon2id's defaults), so it runs on a small thread pool
+(argon2 and bcrypt release the GIL) and never blocks the event loop.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ REFRESH_IN = obj({"refresh_token": {"type": "string", "minLength": 1}})
           description="Five failures for an email within 15 minutes block it (429 with Retry-After).")
 @endpoint(body=LOGIN_BODY)
 async def login(request: Request, call: Call):
-    pair = await service.login(request.app.ctx.settings, call.body["email"], call.body["password"], client_address(request))
+    pair = await service.login(request.app.ctx.settings, call.body["email"], call.body["password"],
+                               client_address(request))
     return json_response(pair.as_dict())
 
 
