@@ -69,7 +69,7 @@ def configure_executor(threads: int) -> None:
 
 def _pool() -> ThreadPoolExecutor:
     if _executor is None:
-        configure_executor(2)
+        configure_executor(1)
     assert _executor is not None
     return _executor
 
