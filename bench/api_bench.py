@@ -1,7 +1,8 @@
 """API benchmark: the service as production runs it, against a real PostgreSQL with the demo seed.
 
     python bench/api_bench.py [--scenario NAME] [--duration 5] [--warmup 1] [--concurrency 16,64]
-                              [--instances 2] [--direct] [--upstream-keepalive 0] [--json FILE]
+                              [--instances 2] [--direct] [--upstream-keepalive 0]
+                              [--database-over socket|tcp] [--json FILE]
 
 Starts a throwaway PostgreSQL cluster, migrates it, loads the demo seed, starts `python -m server`
 instance(s) on loopback and, by default, nginx in front of them with the production configuration
@@ -316,8 +317,10 @@ def shape_line(shape: dict) -> str:
         front = "wrk direct, no nginx (profiling shape, not production)"
     load = " ".join(f"{value:.2f}" for value in shape["load_average_at_start"])
     warmup = f"after a {shape['warmup_s']}s warm-up" if shape["warmup_s"] else "no warm-up"
-    return (f"shape: {shape['instances']} instance(s) {front}; {shape['cpus']} CPUs; load average at start {load}; "
-            f"{shape['duration_s']}s per run, {warmup}")
+    database = ("PostgreSQL over its Unix socket" if shape["database_over"] == "socket"
+                else "PostgreSQL over loopback TCP")
+    return (f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
+            f"load average at start {load}; {shape['duration_s']}s per run, {warmup}")
 
 
 TABLE_HEADER = (f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
@@ -333,6 +336,17 @@ def row_line(row: dict) -> str:
             f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7} {cpu_ms:>8} {others:>7}  {row['target']}").rstrip()
 
 
+def add_database_over_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-over", choices=("socket", "tcp"), default="socket",
+                        help="how the instances reach PostgreSQL: its Unix socket (the default, as docs/deploy.md "
+                        "recommends when PostgreSQL runs on the app's host) or loopback TCP")
+
+
+def instance_database_url(cluster: LocalPostgres, database: str, over: str) -> str:
+    """The DATABASE_URL the instances get: through the cluster's socket folder, or loopback TCP."""
+    return cluster.socket_dsn(database) if over == "socket" else cluster.dsn(database)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="", help="only scenarios whose name contains this")
@@ -346,6 +360,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(needs --instances 1; for profiling)")
     parser.add_argument("--upstream-keepalive", type=int, default=0, help="experiment: idle connections nginx "
                         "keeps to the instances (0, the default: production's own setting)")
+    add_database_over_option(parser)
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.instances < 1:
@@ -376,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = {"instances": args.instances, "front": "direct" if args.direct else "nginx",
              "upstream_keepalive": 0 if args.direct else args.upstream_keepalive, "cpus": os.cpu_count(),
              "load_average_at_start": [round(value, 2) for value in load_at_start],
-             "duration_s": args.duration, "warmup_s": args.warmup}
+             "duration_s": args.duration, "warmup_s": args.warmup, "database_over": args.database_over}
     workdir = Path(tempfile.mkdtemp(prefix="cnb-bench-"))
     os.chmod(workdir, 0o755)
     cluster = LocalPostgres(workdir / "pg")
@@ -387,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster.start()
         cluster.create_database("bench")
-        database_url = cluster.dsn("bench")
+        database_url = cluster.dsn("bench")  # migrations, seed and set-up
         import asyncio
 
         from server import db_migrations
@@ -395,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(db_migrations.upgrade(database_url))
         asyncio.run(load_demo_seed(database_url))
-        servers = start_servers(database_url, args.instances, workdir)
+        servers = start_servers(instance_database_url(cluster, "bench", args.database_over), args.instances,
+                                workdir)
         url, front = start_front(servers, args, workdir, nginx_binary)
         ctx = prepare(url, database_url)
         cpu_groups = bench_cpu_groups(cluster, servers, front)

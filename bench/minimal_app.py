@@ -35,6 +35,8 @@ import orjson
 from sanic import Sanic
 from sanic.response import HTTPResponse
 
+from server.config import database_address  # stdlib only: the minimal app stays free of the service
+
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"  # as server/http.py
 # Production's DB_POOL_MIN_SIZE / DB_POOL_MAX_SIZE defaults (server/config.py); the same variables
 # override them here, as they do for the service (bench/stack_ceiling.py --pool-max sets the second).
@@ -48,7 +50,8 @@ PLAIN_BODY = {"status": "alive"}
 def connect_kwargs(database_url: str) -> dict:
     """asyncpg connection arguments from a postgres:// URL (the same fields server.db.parse_database_url reads)."""
     parsed = urlparse(database_url)
-    return {"host": parsed.hostname or "127.0.0.1", "port": parsed.port or 5432,
+    host, port = database_address(database_url)
+    return {"host": host, "port": port,
             "user": unquote(parsed.username or "postgres"),
             "password": unquote(parsed.password) if parsed.password else None,
             "database": parsed.path.lstrip("/") or "postgres"}

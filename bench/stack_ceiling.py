@@ -45,8 +45,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import api_bench  # noqa: E402
-from bench.api_bench import (TABLE_HEADER, Context, Scenario, bench_cpu_groups, measure, row_line,  # noqa: E402
-                             shape_line, start_front, start_servers, target_verdict, tear_down, wrk_seconds)
+from bench.api_bench import (TABLE_HEADER, Context, Scenario, add_database_over_option,  # noqa: E402
+                             bench_cpu_groups, instance_database_url, measure, row_line, shape_line, start_front,
+                             start_servers, target_verdict, tear_down, wrk_seconds)
 from bench.front import NginxFront  # noqa: E402
 from bench.minimal_app import POOL_MAX_SIZE, POOL_MIN_SIZE  # noqa: E402
 from deploy.local_postgres import LocalPostgres  # noqa: E402
@@ -81,11 +82,10 @@ def seed_sql(users: int) -> str:
             f"ANALYZE users;")
 
 
-def prepare_database(cluster: LocalPostgres, users: int) -> str:
-    """Create and seed the bench database in a started cluster; returns its URL."""
+def prepare_database(cluster: LocalPostgres, users: int) -> None:
+    """Create and seed the bench database in a started cluster."""
     cluster.create_database(DATABASE)
     cluster.psql(schema_sql() + "\n" + seed_sql(users), DATABASE)
-    return cluster.dsn(DATABASE)
 
 
 def app_argv(port: int) -> list[str]:
@@ -131,6 +131,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"(default {DEFAULT_USERS})")
     parser.add_argument("--pool-max", type=int, default=POOL_MAX_SIZE, help="experiment: the app's asyncpg "
                         f"pool max size (default {POOL_MAX_SIZE}, production's DB_POOL_MAX_SIZE default)")
+    add_database_over_option(parser)
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.instances < 1:
@@ -166,7 +167,7 @@ def shape(args: argparse.Namespace, load_at_start: tuple[float, float, float]) -
             "front": "direct" if args.direct else "nginx",
             "upstream_keepalive": 0 if args.direct else args.upstream_keepalive, "cpus": os.cpu_count(),
             "load_average_at_start": [round(value, 2) for value in load_at_start],
-            "duration_s": args.duration, "warmup_s": args.warmup}
+            "duration_s": args.duration, "warmup_s": args.warmup, "database_over": args.database_over}
 
 
 def app_line(run_shape: dict) -> str:
@@ -199,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     finished = False
     try:
         cluster.start()
-        database_url = prepare_database(cluster, args.users)
+        prepare_database(cluster, args.users)
+        database_url = instance_database_url(cluster, DATABASE, args.database_over)
         servers = start_servers(database_url, args.instances, workdir, argv=app_argv,
                                 env=lambda url, log_file: app_env(url, log_file, args.pool_max))
         url, front = start_front(servers, args, workdir, nginx_binary)

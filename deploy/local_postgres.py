@@ -165,6 +165,10 @@ class LocalPostgres:
     def dsn(self, database: str = "postgres", user: str = SUPERUSER) -> str:
         return f"postgres://{user}@{self.host}:{self.port}/{database}"
 
+    def socket_dsn(self, database: str = "postgres", user: str = SUPERUSER) -> str:
+        """The same database through the cluster's Unix-domain socket (server.config.database_address)."""
+        return f"postgres://{user}@:{self.port}/{database}?host={self.run_dir}"
+
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
             [self._bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.host,

@@ -23,6 +23,8 @@ from urllib.parse import unquote, urlparse
 import asyncpg
 from loguru import logger
 
+from server.config import database_address
+
 MODEL_MODULES = [
     "server.users.models",
     "server.auth.models",
@@ -89,9 +91,10 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 def parse_database_url(url: str) -> dict[str, Any]:
     parsed = urlparse(url)
+    host, port = database_address(url)
     return {
-        "host": parsed.hostname or "127.0.0.1",
-        "port": parsed.port or 5432,
+        "host": host,
+        "port": port,
         "user": unquote(parsed.username or "postgres"),
         "password": unquote(parsed.password) if parsed.password else None,
         "database": parsed.path.lstrip("/"),

@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+from server.config import database_address
+
 # Custom format, no compression inside pg_dump: zstd beside it is faster and smaller (measured on
 # 1M rows: pg_dump -Fc 5.3 s / 57 MB, pg_dump -Fc -Z0 | zstd -1 1.9 s / 48 MB).
 ZSTD_LEVEL = 1
@@ -30,9 +32,10 @@ def with_database(database_url: str, database: str) -> str:
 def libpq_environment(database_url: str, database: str | None = None) -> dict[str, str]:
     """PG* variables for pg_dump/pg_restore/psql, so that no secret appears on a command line."""
     parsed = urlparse(database_url)
+    host, port = database_address(database_url)
     env = {
-        "PGHOST": parsed.hostname or "127.0.0.1",
-        "PGPORT": str(parsed.port or 5432),
+        "PGHOST": host,
+        "PGPORT": str(port),
         "PGUSER": unquote(parsed.username or "postgres"),
         "PGDATABASE": database if database is not None else unquote(parsed.path.lstrip("/")),
     }

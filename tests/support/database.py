@@ -44,6 +44,9 @@ class TestDatabases:
     def url(self, name: str) -> str:
         return self.cluster.dsn(name)
 
+    def socket_url(self, name: str) -> str:
+        return self.cluster.socket_dsn(name)
+
     def drop(self, name: str) -> None:
         self.cluster.drop_database(name)
 

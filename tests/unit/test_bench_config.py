@@ -141,17 +141,18 @@ def test_wrk_argv_rounds_to_whole_seconds_of_at_least_one():
 
 
 SHAPE = {"instances": 2, "front": "nginx", "upstream_keepalive": 0, "cpus": 2,
-         "load_average_at_start": [0.38, 0.8, 1.02], "duration_s": 3, "warmup_s": 1}
+         "load_average_at_start": [0.38, 0.8, 1.02], "duration_s": 3, "warmup_s": 1, "database_over": "socket"}
 
 
 def test_header_names_the_shape_cpus_load_and_timing():
     assert api_bench.shape_line(SHAPE) == (
-        "shape: 2 instance(s) behind nginx (production config); 2 CPUs; "
+        "shape: 2 instance(s) behind nginx (production config); PostgreSQL over its Unix socket; 2 CPUs; "
         "load average at start 0.38 0.80 1.02; 3s per run, after a 1s warm-up"
     )
-    direct = {**SHAPE, "instances": 1, "front": "direct", "warmup_s": 0}
+    direct = {**SHAPE, "instances": 1, "front": "direct", "warmup_s": 0, "database_over": "tcp"}
     assert api_bench.shape_line(direct) == (
-        "shape: 1 instance(s) wrk direct, no nginx (profiling shape, not production); 2 CPUs; "
+        "shape: 1 instance(s) wrk direct, no nginx (profiling shape, not production); "
+        "PostgreSQL over loopback TCP; 2 CPUs; "
         "load average at start 0.38 0.80 1.02; 3s per run, no warm-up"
     )
     assert "upstream keepalive 32, NOT as production" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 32})

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load_settings, read_env_file
+from server.config import ConfigError, database_address, load_settings, read_env_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"DATABASE_URL": "postgres://app:secret@127.0.0.1:5432/cnb", "OAUTH_HASH_KEY": "k" * 32, "ENV_FILE": "/dev/null"}
@@ -25,10 +25,27 @@ def test_defaults_follow_the_contract():
 
 
 @pytest.mark.parametrize(
+    "url, address",
+    [
+        ("postgres://app:secret@127.0.0.1:5432/cnb", ("127.0.0.1", 5432)),
+        ("postgresql://app@db.internal/cnb", ("db.internal", 5432)),
+        ("postgres://app:secret@/cnb?host=/var/run/postgresql", ("/var/run/postgresql", 5432)),
+        ("postgres://app@:5433/cnb?host=/tmp/pg&sslmode=disable", ("/tmp/pg", 5433)),
+    ],
+)
+def test_database_url_by_tcp_or_by_unix_socket(url, address):
+    assert load_settings({**GOOD, "DATABASE_URL": url}).database_url == url
+    assert database_address(url) == address
+
+
+@pytest.mark.parametrize(
     "changes, variable",
     [
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgres://app:secret@/cnb"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgres://app:secret@/cnb?host=run/postgresql"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgres://app:secret@db:port/cnb"}, "DATABASE_URL"),
         ({"OAUTH_HASH_KEY": "short"}, "OAUTH_HASH_KEY"),
         ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
         ({"PURCHASE_JOB_ENABLED": "maybe"}, "PURCHASE_JOB_ENABLED"),

@@ -127,7 +127,10 @@ def test_minimal_app_answers_plain_and_row_from_a_real_cluster():
     process = None
     try:
         cluster.start()
-        database_url = stack_ceiling.prepare_database(cluster, 50)
+        stack_ceiling.prepare_database(cluster, 50)
+        # Through the socket folder, as the bench runs it by default.
+        database_url = api_bench.instance_database_url(cluster, stack_ceiling.DATABASE, "socket")
+        assert "?host=/" in database_url
         assert cluster.psql("SELECT count(*) FROM users", stack_ceiling.DATABASE) == "50"
         first_id = cluster.psql("SELECT id FROM users ORDER BY id LIMIT 1", stack_ceiling.DATABASE)
         port = free_port()

@@ -25,6 +25,13 @@ def test_libpq_environment_carries_the_password_outside_argv():
     }
 
 
+def test_libpq_environment_through_the_unix_socket():
+    assert libpq_environment("postgres://app:pw@:5433/clicknback?host=/var/run/postgresql") == {
+        "PGHOST": "/var/run/postgresql", "PGPORT": "5433", "PGUSER": "app", "PGDATABASE": "clicknback",
+        "PGPASSWORD": "pw",
+    }
+
+
 def test_database_name_and_switching():
     assert database_name(URL) == "clicknback"
     assert with_database(URL, "scratch") == "postgres://app:s%40cret@db.internal:6543/scratch?sslmode=require"
