@@ -36,8 +36,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import cpu  # noqa: E402
-from bench.front import NginxFront  # noqa: E402
+from bench.front import NginxFront, bench_host  # noqa: E402
 from deploy.commands import UPSTREAM_KEEPALIVE  # noqa: E402
+from deploy.inventory import HOST_DEFAULTS, INSTANCE_LISTEN  # noqa: E402
 from deploy.local_postgres import LocalPostgres, free_port  # noqa: E402
 
 SEED_PASSWORD = "Str0ng!Pass"
@@ -260,35 +261,49 @@ def server_env(database_url: str, log_file: Path) -> dict[str, str]:
             "PURCHASE_JOB_ENABLED": "false", "LOGIN_MAX_FAILURES": "1000000"}
 
 
-def server_argv(port: int) -> list[str]:
-    """One instance of the service, as supervisor starts it in production (on loopback)."""
-    return [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
+def server_argv(port: int, socket: str = "") -> list[str]:
+    """One instance of the service, as supervisor starts it in production: on its Unix socket
+    (deploy.commands.instance_listen_args), or on loopback TCP when `socket` is empty."""
+    listen = ["--unix", socket] if socket else ["--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "server", *listen]
+
+
+def ready(port: int, socket: str) -> bool:
+    """Whether the instance answers GET /health/ready with 200, through its socket or its port."""
+    try:
+        if socket:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=socket)) as client:
+                return client.get("http://localhost/health/ready", timeout=2).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def start_servers(database_url: str, instances: int, log_dir: Path,
-                  argv: Callable[[int], list[str]] = server_argv,
-                  env: Callable[[str, Path], dict[str, str]] = server_env) -> list[tuple[subprocess.Popen, int]]:
+                  argv: Callable[[int, str], list[str]] = server_argv,
+                  env: Callable[[str, Path], dict[str, str]] = server_env,
+                  socket_for: Callable[[int], str] | None = None) -> list[tuple[subprocess.Popen, int]]:
     """Start `instances` single-process servers as production does; returns once each is ready.
 
-    `argv(port)` and `env(database_url, log_file)` default to the service; bench/stack_ceiling.py
-    passes its minimal app's instead. Each must answer GET /health/ready with 200 once ready."""
+    `argv(port, socket)` and `env(database_url, log_file)` default to the service; bench/stack_ceiling.py
+    passes its minimal app's instead. `socket_for(port)` is the Unix socket of each instance (None:
+    loopback TCP on `port`). Each must answer GET /health/ready with 200 once ready."""
     servers = []
     for index in range(instances):
         port = free_port()
         output = (log_dir / f"server-{index}.out").open("wb")
         process_env = {**os.environ, **env(database_url, log_dir / f"app-{port}.log")}
-        process = subprocess.Popen(argv(port), cwd=PROJECT_ROOT, env=process_env, stdout=output,
+        socket = socket_for(port) if socket_for else ""
+        process = subprocess.Popen(argv(port, socket), cwd=PROJECT_ROOT, env=process_env, stdout=output,
                                    stderr=subprocess.STDOUT)
         servers.append((process, port))
     for process, port in servers:
-        url = f"http://127.0.0.1:{port}"
+        socket = socket_for(port) if socket_for else ""
+        url = socket or f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            if ready(port, socket):
+                break
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early; see {log_dir}")
             time.sleep(0.1)  # poll interval; the loop waits on readiness itself
@@ -311,8 +326,11 @@ def shape_line(shape: dict) -> str:
     """The header: what was measured, on what, and how busy the machine was when the bench started."""
     if shape["front"] == "nginx":
         keepalive = shape["upstream_keepalive"]
-        front = (f"behind nginx (upstream keepalive {keepalive}, NOT as production)"
-                 if keepalive and keepalive != UPSTREAM_KEEPALIVE else "behind nginx (production config)")
+        differences = [f"upstream keepalive {keepalive}"] if keepalive and keepalive != UPSTREAM_KEEPALIVE else []
+        if shape["instances_over"] != HOST_DEFAULTS["instance_listen"]:
+            differences.append(f"instances over {shape['instances_over']}")
+        front = (f"behind nginx ({', '.join(differences)}, NOT as production)" if differences
+                 else "behind nginx (production config)")
     else:
         front = "wrk direct, no nginx (profiling shape, not production)"
     load = " ".join(f"{value:.2f}" for value in shape["load_average_at_start"])
@@ -334,6 +352,17 @@ def row_line(row: dict) -> str:
     others = "-" if row.get("others_cpu") is None else f"{row['others_cpu']:.0%}"
     return (f"{row['scenario']:34} {row['concurrency']:>5} {row['rps']:>9.0f} {row['p50_us'] / 1000:>8.2f} "
             f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7} {cpu_ms:>8} {others:>7}  {row['target']}").rstrip()
+
+
+def add_instances_over_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--instances-over", choices=INSTANCE_LISTEN, default=HOST_DEFAULTS["instance_listen"],
+                        help="how nginx reaches the instances: a Unix socket each (the default, as production's "
+                        "inventory instance_listen) or loopback TCP; --direct always uses TCP")
+
+
+def instance_transport(args: argparse.Namespace) -> str:
+    """"unix" or "tcp": wrk cannot speak to a Unix socket, so --direct is TCP."""
+    return "tcp" if args.direct else args.instances_over
 
 
 def add_database_over_option(parser: argparse.ArgumentParser) -> None:
@@ -360,6 +389,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(needs --instances 1; for profiling)")
     parser.add_argument("--upstream-keepalive", type=int, default=0, help="experiment: idle connections nginx "
                         "keeps to the instances (0, the default: production's own setting)")
+    add_instances_over_option(parser)
     add_database_over_option(parser)
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -391,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     shape = {"instances": args.instances, "front": "direct" if args.direct else "nginx",
              "upstream_keepalive": 0 if args.direct else args.upstream_keepalive, "cpus": os.cpu_count(),
              "load_average_at_start": [round(value, 2) for value in load_at_start],
-             "duration_s": args.duration, "warmup_s": args.warmup, "database_over": args.database_over}
+             "duration_s": args.duration, "warmup_s": args.warmup, "database_over": args.database_over,
+             "instances_over": instance_transport(args)}
     workdir = Path(tempfile.mkdtemp(prefix="cnb-bench-"))
     os.chmod(workdir, 0o755)
     cluster = LocalPostgres(workdir / "pg")
@@ -411,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(db_migrations.upgrade(database_url))
         asyncio.run(load_demo_seed(database_url))
         servers = start_servers(instance_database_url(cluster, "bench", args.database_over), args.instances,
-                                workdir)
+                                workdir, socket_for=instance_sockets(workdir, instance_transport(args)))
         url, front = start_front(servers, args, workdir, nginx_binary)
         ctx = prepare(url, database_url)
         cpu_groups = bench_cpu_groups(cluster, servers, front)
@@ -432,12 +463,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def instance_sockets(workdir: Path, transport: str) -> Callable[[int], str] | None:
+    """Where each instance listens when `transport` is "unix": production's path for the slot
+    (deploy.inventory.Host.instance_socket) under the bench's front root, which NginxFront renders."""
+    if transport != "unix":
+        return None
+    (workdir / "front" / "run").mkdir(parents=True, exist_ok=True)
+    return lambda port: bench_host(str(workdir / "front"), 0, (port,)).instance_socket(port)
+
+
 def start_front(servers: list[tuple[subprocess.Popen, int]], args: argparse.Namespace, workdir: Path,
                 nginx_binary: str) -> tuple[str, NginxFront | None]:
     """The URL wrk drives: nginx over the instances (production's shape), or one instance with --direct."""
     if args.direct:
         return f"http://127.0.0.1:{servers[0][1]}", None
     front = NginxFront(workdir / "front", free_port(), tuple(port for _, port in servers),
+                       instance_listen=instance_transport(args),
                        upstream_keepalive=args.upstream_keepalive, binary=nginx_binary)
     front.start()
     return front.url, front

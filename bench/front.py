@@ -22,11 +22,14 @@ from deploy.inventory import HOST_DEFAULTS, Host
 LOOPBACK = "127.0.0.1"
 
 
-def bench_host(deploy_root: str, nginx_port: int, instance_ports: tuple[int, ...]) -> Host:
-    """A production-default host (deploy/inventory.py HOST_DEFAULTS) moved onto loopback and a temp root."""
+def bench_host(deploy_root: str, nginx_port: int, instance_ports: tuple[int, ...],
+               instance_listen: str = HOST_DEFAULTS["instance_listen"]) -> Host:
+    """A production-default host (deploy/inventory.py HOST_DEFAULTS) moved onto loopback and a temp root:
+    the instances on Unix sockets under it (Host.instance_socket), or with "tcp" on loopback ports."""
     values = {**HOST_DEFAULTS, "instance_ports": tuple(instance_ports),
               "standby_ports": tuple(port + 100 for port in instance_ports),
-              "deploy_root": deploy_root, "nginx_port": nginx_port, "bind_address": LOOPBACK}
+              "deploy_root": deploy_root, "nginx_port": nginx_port, "bind_address": LOOPBACK,
+              "instance_listen": instance_listen}
     return Host(name="bench", address=LOOPBACK, **values)
 
 
@@ -69,6 +72,7 @@ class NginxFront:
     instance_ports: tuple[int, ...]
     upstream_keepalive: int = 0
     binary: str = NGINX
+    instance_listen: str = HOST_DEFAULTS["instance_listen"]
     process: subprocess.Popen | None = None
 
     @property
@@ -81,7 +85,7 @@ class NginxFront:
 
     def start(self, timeout: float = 20.0) -> None:
         layout = self.layout
-        host = bench_host(layout.root, self.port, self.instance_ports)
+        host = bench_host(layout.root, self.port, self.instance_ports, self.instance_listen)
         for folder in front_dirs(layout):
             Path(folder).mkdir(parents=True, exist_ok=True)
         for path, text in front_files(layout, host, self.upstream_keepalive).items():

@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.minimal_app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, required=True, help="port to bind")
+    parser.add_argument("--port", type=int, required=True, help="port to bind (with --unix: the slot it names)")
+    parser.add_argument("--unix", metavar="PATH", default="", help="listen on this Unix socket instead, "
+                        "as the service's instances do in production")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
                         help="postgres:// URL of the seeded database (default: $DATABASE_URL)")
     args = parser.parse_args(argv)
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     app = create_app(args.database_url, pool_min=pool_min, pool_max=pool_max)
     app.ctx.port = args.port
-    app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
+    listen = {"unix": args.unix} if args.unix else {"host": args.host, "port": args.port}
+    app.run(**listen, single_process=True, access_log=False, motd=False)
     return 0
 
 

@@ -46,8 +46,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import api_bench  # noqa: E402
 from bench.api_bench import (TABLE_HEADER, Context, Scenario, add_database_over_option,  # noqa: E402
-                             bench_cpu_groups, instance_database_url, measure, row_line, shape_line, start_front,
-                             start_servers, target_verdict, tear_down, wrk_seconds)
+                             add_instances_over_option, bench_cpu_groups, instance_database_url, instance_sockets,
+                             instance_transport, measure, row_line, shape_line, start_front, start_servers,
+                             target_verdict, tear_down, wrk_seconds)
 from bench.front import NginxFront  # noqa: E402
 from bench.minimal_app import POOL_MAX_SIZE, POOL_MIN_SIZE  # noqa: E402
 from deploy.local_postgres import LocalPostgres  # noqa: E402
@@ -88,9 +89,10 @@ def prepare_database(cluster: LocalPostgres, users: int) -> None:
     cluster.psql(schema_sql() + "\n" + seed_sql(users), DATABASE)
 
 
-def app_argv(port: int) -> list[str]:
-    """One minimal instance on loopback (started from PROJECT_ROOT, as api_bench starts the service)."""
-    return [sys.executable, "-m", "bench.minimal_app", "--host", "127.0.0.1", "--port", str(port)]
+def app_argv(port: int, socket: str = "") -> list[str]:
+    """One minimal instance, listening as api_bench's service instances do (started from PROJECT_ROOT)."""
+    listen = ["--unix", socket] if socket else ["--host", "127.0.0.1"]
+    return [sys.executable, "-m", "bench.minimal_app", *listen, "--port", str(port)]
 
 
 def app_env(database_url: str, log_file: Path, pool_max: int = POOL_MAX_SIZE) -> dict[str, str]:
@@ -131,6 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"(default {DEFAULT_USERS})")
     parser.add_argument("--pool-max", type=int, default=POOL_MAX_SIZE, help="experiment: the app's asyncpg "
                         f"pool max size (default {POOL_MAX_SIZE}, production's DB_POOL_MAX_SIZE default)")
+    add_instances_over_option(parser)
     add_database_over_option(parser)
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -167,7 +170,8 @@ def shape(args: argparse.Namespace, load_at_start: tuple[float, float, float]) -
             "front": "direct" if args.direct else "nginx",
             "upstream_keepalive": 0 if args.direct else args.upstream_keepalive, "cpus": os.cpu_count(),
             "load_average_at_start": [round(value, 2) for value in load_at_start],
-            "duration_s": args.duration, "warmup_s": args.warmup, "database_over": args.database_over}
+            "duration_s": args.duration, "warmup_s": args.warmup, "database_over": args.database_over,
+            "instances_over": instance_transport(args)}
 
 
 def app_line(run_shape: dict) -> str:
@@ -203,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         prepare_database(cluster, args.users)
         database_url = instance_database_url(cluster, DATABASE, args.database_over)
         servers = start_servers(database_url, args.instances, workdir, argv=app_argv,
-                                env=lambda url, log_file: app_env(url, log_file, args.pool_max))
+                                env=lambda url, log_file: app_env(url, log_file, args.pool_max),
+                                socket_for=instance_sockets(workdir, instance_transport(args)))
         url, front = start_front(servers, args, workdir, nginx_binary)
         cpu_groups = bench_cpu_groups(cluster, servers, front)
         print(app_line(run_shape))

@@ -12,6 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from deploy.inventory import Host
 
@@ -60,6 +61,11 @@ class Layout:
     @property
     def state(self) -> str:
         return f"{self.root}/state"
+
+    @property
+    def run(self) -> str:
+        """The instances' Unix sockets (Host.instance_socket)."""
+        return f"{self.root}/run"
 
     @property
     def ledger(self) -> str:
@@ -137,10 +143,17 @@ def supervisord_conf(layout: Layout) -> str:
     return render("supervisord.conf.tmpl", deploy_root=layout.root)
 
 
+def instance_listen_args(host: Host, port: int) -> str:
+    """`python -m server`'s listening options for the instance slot `port` (inventory instance_listen)."""
+    if host.instance_listen == "unix":
+        return f"--unix {q(host.instance_socket(port))}"
+    return f"--host {q(host.bind_address)} --port {port}"
+
+
 def supervisor_program_conf(layout: Layout, host: Host, port: int) -> str:
     return render(
         "supervisor-program.conf.tmpl",
-        deploy_root=layout.root, program=program_name(port), bind_address=host.bind_address, port=port,
+        deploy_root=layout.root, program=program_name(port), listen=instance_listen_args(host, port), port=port,
     )
 
 
@@ -157,13 +170,18 @@ def nginx_conf(layout: Layout, host: Host) -> str:
 UPSTREAM_KEEPALIVE = 128
 
 
+def upstream_server(host: Host, port: int) -> str:
+    """nginx's address of an instance: unix:<socket> or bind_address:port."""
+    return f"unix:{host.instance_socket(port)}" if host.instance_listen == "unix" else f"{host.bind_address}:{port}"
+
+
 def nginx_upstream_conf(host: Host, live_ports: tuple[int, ...]) -> str:
     """The upstream block: nginx sends requests only to the live instances."""
     lines = ["upstream clicknback_app {"]
     # To the instance with fewer requests in flight: one that is paused (collecting garbage, or
     # waiting for a CPU) stops receiving new requests instead of queueing its share of them.
     lines.append("    least_conn;")
-    lines += [f"    server {host.bind_address}:{port} max_fails=0;" for port in live_ports]
+    lines += [f"    server {upstream_server(host, port)} max_fails=0;" for port in live_ports]
     lines.append(f"    keepalive {UPSTREAM_KEEPALIVE};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -220,7 +238,7 @@ def layout_command(layout: Layout) -> str:
     """Create the deploy-root layout; shared/ is 0700 because it holds the secrets file."""
     folders = [
         layout.releases, layout.venvs, layout.logs, f"{layout.logs}/supervisor", layout.state,
-        f"{layout.root}/supervisor/conf.d", f"{layout.root}/nginx/tmp",
+        f"{layout.root}/supervisor/conf.d", f"{layout.root}/nginx/tmp", layout.run,
     ]
     return f"mkdir -p {' '.join(q(f) for f in folders)} && chmod 700 {q(layout.shared)}"
 
@@ -414,9 +432,23 @@ def nginx_reload_command(layout: Layout) -> str:
 
 
 
+def _live_programs(layout: Layout) -> str:
+    """The supervisor programs of the live ports recorded on the host (state/live_ports)."""
+    return f"$(sed 's/[0-9][0-9]*/app-&/g' {q(layout.live_ports)})"
+
+
+def start_live_instances_command(layout: Layout) -> str:
+    """After provisioning's `supervisorctl update`: a live program whose file changed (another
+    command line, such as instance_listen) was stopped by the update and, not autostarting, would
+    stay down behind an upstream that already names its new address. Start it again; running
+    ones are left alone. Nothing to do before the first release."""
+    return (f"if [ -s {q(layout.live_ports)} ] && [ -e {q(layout.current)} ]; then"
+            f" {supervisorctl_command(layout, 'start')} {_live_programs(layout)} >/dev/null 2>&1; fi; true")
+
+
 def start_services_command(layout: Layout) -> str:
     """What @reboot runs: supervisord, the live instances (programs do not autostart), nginx."""
-    programs = f"$(sed 's/[0-9][0-9]*/app-&/g' {q(layout.live_ports)})"
+    programs = _live_programs(layout)
     return (
         f"{SUPERVISORD} -c {q(layout.supervisor_conf)}; "
         f"for attempt in 1 2 3 4 5 6 7 8 9 10; do {supervisorctl_command(layout, 'start')} {programs}"
@@ -718,23 +750,26 @@ FAST_POLL_SECONDS = 5
 # which booting instances on a small host feel (4 instances at 10 polls/s = half a core).
 READINESS_POLLER = r"""
 import http.client, socket, sys, time
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=5)
+    def __init__(self, path, timeout=5):
+        super().__init__("localhost", timeout=timeout)
         self.socket_path = path
 
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(5)
+        self.sock.settimeout(self.timeout)
         self.sock.connect(self.socket_path)
 
 
 def probe(url):
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=2)
+    if parts.scheme == "http+unix":  # http+unix://<%-encoded socket path>/path
+        connection = UnixHTTPConnection(unquote(parts.netloc), timeout=2)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=2)
     try:
         connection.request("GET", (parts.path or "/") + ("?" + parts.query if parts.query else ""))
         response = connection.getresponse()
@@ -814,10 +849,19 @@ def health_poll_command(url: str, timeout: int, interval: float) -> str:
     return readiness_poll_command([url], timeout, interval)
 
 
+def curl_target(url: str) -> str:
+    """curl's arguments for an instance URL; http+unix://<%-encoded socket>/path goes through the socket."""
+    parts = urlsplit(url)
+    if parts.scheme != "http+unix":
+        return q(url)
+    path = parts.path + ("?" + parts.query if parts.query else "")
+    return f"--unix-socket {q(unquote(parts.netloc))} {q('http://localhost' + (path or '/'))}"
+
+
 def probe_command(url: str) -> str:
     """One probe: prints `<status> <body>` (status 000 when nothing answers)."""
     return (
-        f"body=$(mktemp) && code=$(curl -s -o \"$body\" -w '%{{http_code}}' -m 3 {q(url)});"
+        f"body=$(mktemp) && code=$(curl -s -o \"$body\" -w '%{{http_code}}' -m 3 {curl_target(url)});"
         f" printf '%s ' \"$code\"; head -c 600 \"$body\"; echo; rm -f \"$body\""
     )
 

@@ -54,7 +54,7 @@ class GateFailed(DeployError):
 
     def __init__(self, host: Host, ports: list[int], check: str, log_tails: dict[int, str]):
         self.host, self.ports, self.check = host, ports, check
-        listing = ", ".join(f"{host.bind_address}:{port}" for port in ports)
+        listing = ", ".join(host.instance_label(port) for port in ports)
         tails = "".join(
             f"\n--- last {LOG_LINES_ON_FAILURE} log lines of {cmd.program_name(port)} ---\n{tail.rstrip()}"
             for port, tail in log_tails.items()
@@ -268,7 +268,7 @@ def prepare(switch: HostSwitch) -> None:
         raise GateFailed(host, failed, "\n".join(line for line in output.splitlines()
                                                  if not line.startswith("@phase ")), tails)
     if not remote.dry_run:
-        remote.say(f"{switch.target} ready on {', '.join(f'{host.bind_address}:{p}' for p in switch.new_ports)}"
+        remote.say(f"{switch.target} ready on {', '.join(host.instance_label(p) for p in switch.new_ports)}"
                    f" ({_phases(gate.stdout)})")
 
 
@@ -285,7 +285,7 @@ def flip(switch: HostSwitch) -> None:
         raise GateFailed(host, list(switch.new_ports), f"post-switch check through nginx failed:\n{output}", {})
     switch.flipped = True
     if not remote.dry_run:
-        remote.say(f"nginx -> {', '.join(f'{host.bind_address}:{p}' for p in switch.new_ports)},"
+        remote.say(f"nginx -> {', '.join(host.instance_label(p) for p in switch.new_ports)},"
                    f" verified through nginx ({_phases(result.stdout)})")
 
 
@@ -574,6 +574,7 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
     for path, content in files.items():
         remote.run(cmd.write_file_command(path, content), show=f"write {path}:\n{content}")
     remote.run(cmd.supervisor_ensure_running_command(lay))
+    remote.run(cmd.start_live_instances_command(lay))
     remote.run(cmd.nginx_reload_command(lay))
     block = cmd.crontab_block(lay, host, database_jobs)
     remote.run(cmd.crontab_install_command(cmd.crontab_marker(lay), block), show=f"install crontab block:\n{block}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
@@ -277,17 +278,25 @@ def parse_rss_bytes(status_text: str) -> int:
     return 0
 
 
+_SLOT_SOCKET = re.compile(r"/app-(\d+)\.sock$")
+
+
 def instance_port(cmdline: list[str]) -> int | None:
-    """The `--port N` of an app instance command line (`python -m server --host H --port N`)."""
+    """The slot of an app instance command line: `python -m server --port N` or
+    `--unix <deploy_root>/run/app-N.sock` (deploy.inventory.Host.instance_socket)."""
     if "-m" not in cmdline or "server" not in cmdline:
         return None
     index = cmdline.index("-m")
     if index + 1 >= len(cmdline) or cmdline[index + 1] != "server":
         return None
-    if "--port" in cmdline:
-        position = cmdline.index("--port")
-        if position + 1 < len(cmdline) and cmdline[position + 1].isdigit():
-            return int(cmdline[position + 1])
+    for option in ("--port", "--unix"):
+        if option in cmdline and cmdline.index(option) + 1 < len(cmdline):
+            value = cmdline[cmdline.index(option) + 1]
+            if option == "--port" and value.isdigit():
+                return int(value)
+            slot = _SLOT_SOCKET.search(value) if option == "--unix" else None
+            if slot:
+                return int(slot.group(1))
     return None
 
 

@@ -20,10 +20,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 class ServerProcess:
     def __init__(self, database_url: str, signing_key: str, env: dict[str, str] | None = None,
-                 host: str = "127.0.0.1", port: int | None = None) -> None:
+                 host: str = "127.0.0.1", port: int | None = None, unix: str = "") -> None:
         self.host = host
+        self.unix = unix  # a Unix socket to listen on instead of host:port, as production does
         self.port = port or free_port(host)
-        self.url = f"http://{host}:{self.port}"
+        self.url = "http://localhost" if unix else f"http://{host}:{self.port}"
         self.log_path = Path(tempfile.mkstemp(prefix="cnb-server-", suffix=".log")[1])
         self.env = {
             **os.environ,
@@ -39,7 +40,8 @@ class ServerProcess:
     def start(self, wait_ready: bool = True, timeout: float = 30.0) -> "ServerProcess":
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--host", self.host, "--port", str(self.port)],
+            [sys.executable, "-m", "server",
+             *(["--unix", self.unix] if self.unix else ["--host", self.host, "--port", str(self.port)])],
             cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         if wait_ready:
@@ -50,7 +52,7 @@ class ServerProcess:
         """Poll `path` until it answers `status`; fail with the server's log tail otherwise."""
         deadline = time.monotonic() + timeout
         last: object = None
-        with httpx.Client(timeout=2.0) as http:
+        with self.client() as http:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
                     raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -63,6 +65,11 @@ class ServerProcess:
                     last = error
                 time.sleep(0.05)
         raise AssertionError(f"{path} never answered {status} (last: {last}):\n{self.log_tail()}")
+
+    def client(self) -> httpx.Client:
+        """An HTTP client that reaches this server, through its Unix socket when it has one."""
+        transport = httpx.HTTPTransport(uds=self.unix) if self.unix else None
+        return httpx.Client(timeout=2.0, transport=transport)
 
     def stop(self, timeout: float = 30.0) -> int:
         if self.process is None or self.process.poll() is not None:

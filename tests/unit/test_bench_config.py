@@ -68,8 +68,8 @@ http {
 GOLDEN_UPSTREAM = """\
 upstream clicknback_app {
     least_conn;
-    server 127.0.0.1:8001 max_fails=0;
-    server 127.0.0.1:8002 max_fails=0;
+    server unix:/tmp/cnb-bench-x/front/run/app-8001.sock max_fails=0;
+    server unix:/tmp/cnb-bench-x/front/run/app-8002.sock max_fails=0;
     keepalive 128;
 }
 """
@@ -95,14 +95,7 @@ def test_front_is_the_production_nginx_conf_on_loopback_under_the_temp_root(host
 
 
 def test_upstream_keepalive_experiment_replaces_productions_cache_size(host):
-    assert upstream_conf(host, 32) == (
-        "upstream clicknback_app {\n"
-        "    least_conn;\n"
-        "    server 127.0.0.1:8001 max_fails=0;\n"
-        "    server 127.0.0.1:8002 max_fails=0;\n"
-        "    keepalive 32;\n"
-        "}\n"
-    )
+    assert upstream_conf(host, 32) == GOLDEN_UPSTREAM.replace("keepalive 128;", "keepalive 32;")
     assert upstream_conf(host, 0) == GOLDEN_UPSTREAM
 
 
@@ -141,7 +134,8 @@ def test_wrk_argv_rounds_to_whole_seconds_of_at_least_one():
 
 
 SHAPE = {"instances": 2, "front": "nginx", "upstream_keepalive": 0, "cpus": 2,
-         "load_average_at_start": [0.38, 0.8, 1.02], "duration_s": 3, "warmup_s": 1, "database_over": "socket"}
+         "load_average_at_start": [0.38, 0.8, 1.02], "duration_s": 3, "warmup_s": 1, "database_over": "socket",
+         "instances_over": "unix"}
 
 
 def test_header_names_the_shape_cpus_load_and_timing():
@@ -149,13 +143,16 @@ def test_header_names_the_shape_cpus_load_and_timing():
         "shape: 2 instance(s) behind nginx (production config); PostgreSQL over its Unix socket; 2 CPUs; "
         "load average at start 0.38 0.80 1.02; 3s per run, after a 1s warm-up"
     )
-    direct = {**SHAPE, "instances": 1, "front": "direct", "warmup_s": 0, "database_over": "tcp"}
+    direct = {**SHAPE, "instances": 1, "front": "direct", "warmup_s": 0, "database_over": "tcp",
+              "instances_over": "tcp"}
     assert api_bench.shape_line(direct) == (
         "shape: 1 instance(s) wrk direct, no nginx (profiling shape, not production); "
         "PostgreSQL over loopback TCP; 2 CPUs; "
         "load average at start 0.38 0.80 1.02; 3s per run, no warm-up"
     )
     assert "upstream keepalive 32, NOT as production" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 32})
+    assert "behind nginx (instances over tcp, NOT as production)" in api_bench.shape_line(
+        {**SHAPE, "instances_over": "tcp"})
     assert "(production config)" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 128})
 
 
@@ -285,7 +282,7 @@ def test_front_balances_over_both_instances_and_passes_request_ids_through():
     root = Path(tempfile.mkdtemp(prefix="cnb-bench-test-"))
     os.chmod(root, 0o755)  # nginx workers run as nobody when the tests run as root
     front = NginxFront(root / "front", free_port(), tuple(server.server_port for server in instances),
-                       binary=shutil.which("nginx"))
+                       binary=shutil.which("nginx"), instance_listen="tcp")
     try:
         front.start()
         seen = set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import pytest
 
 from deploy import commands as cmd
 from deploy import ledger
+from deploy.inventory import load_inventory
 from deploy.release import current_release, layout, live_ports, read_ledger, release_ids
+from deploy.sandbox import ENVIRONMENT
 from tests.support.load import LoadGenerator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -327,7 +330,7 @@ def test_a_failed_flip_puts_every_host_back_on_its_old_instances(run_task, hosts
     assert "nginx -> " in result.output  # host-2 did flip before host-3 failed
     assert currents(remotes) == before and [live_ports(r) for r in remotes] == live_before
     upstream = remotes[0].query(f"cat {layout(remotes[0]).nginx_upstream}").stdout
-    assert all(f":{port} " in upstream for port in live_before[0]), upstream
+    assert all(f"server {cmd.upstream_server(hosts[0], port)} " in upstream for port in live_before[0]), upstream
     assert load.still_running_at_stop and load.failures == [] and load.ok > 20, (load.ok, load.failures[:5])
     for url in nginx_urls(hosts):
         assert http_get(url)[0] == 200
@@ -351,3 +354,27 @@ def test_back_to_back_rollbacks_start_on_ports_that_may_still_be_draining(run_ta
     for remote in remotes:  # the second start waited for the first's drain: it is logged as done
         drains = remote.query(f"cat {layout(remote).switch_log}").stdout
         assert f"(replaced by {first_target}) in " in drains, drains
+
+
+def test_switching_instance_listen_is_a_provision_and_the_hosts_serve_again(run_task, sandbox, hosts, remotes):
+    """instance_listen changes the live programs' command line: provisioning rewrites them and the
+    upstream, supervisor's update stops the changed programs, and provisioning starts them again."""
+    original = sandbox.inventory_path.read_text()
+    over_tcp = original.replace("[defaults]\n", '[defaults]\ninstance_listen = "tcp"\n', 1)
+    try:
+        for text, transport in ((over_tcp, "tcp"), (original, "unix")):
+            sandbox.inventory_path.write_text(text)
+            run_task("provision", "--env-file", str(sandbox.env_file))
+            switched = load_inventory(str(sandbox.inventory_path)).environment(ENVIRONMENT).hosts
+            for host, remote in zip(switched, remotes):
+                assert host.instance_listen == transport
+                upstream = remote.query(f"cat {layout(remote).nginx_upstream}").stdout
+                assert all(f"server {cmd.upstream_server(host, port)} " in upstream for port in live_ports(remote))
+            deadline = time.monotonic() + 30
+            while not all(http_get(url)[0] == 200 for url in nginx_urls(hosts)) and time.monotonic() < deadline:
+                time.sleep(0.2)  # poll interval; the loop waits on readiness through nginx
+            assert [http_get(url)[0] for url in nginx_urls(hosts)] == [200, 200], transport
+            health = run_task("health")
+            assert ("http+unix://" in health.output) is (transport == "unix"), health.output
+    finally:
+        sandbox.inventory_path.write_text(original)

@@ -94,3 +94,33 @@ def test_behind_nginx_the_logged_client_is_the_one_nginx_names(database_url):
     clients = [r["client"] for r in server.log_records()
                if r.get("event") == "http.request" and r["path"] == "/health/live"]
     assert clients == ["203.0.113.7", "127.0.0.1"]
+
+
+def test_on_a_unix_socket_it_serves_and_removes_the_socket_on_sigterm(database_url, tmp_path):
+    """Production's shape (inventory instance_listen = "unix"): nginx reaches the instance by its socket."""
+    socket_path = tmp_path / "run" / "app-8001.sock"
+    socket_path.parent.mkdir()
+    server = ServerProcess(database_url, TEST_KEY, env={"SANIC_REAL_IP_HEADER": "x-real-ip"},  # as supervisor
+                           unix=str(socket_path)).start()
+    try:
+        assert socket_path.is_socket()
+        with server.client() as http:
+            assert http.get(server.url + "/health/live").json() == {"status": "alive"}
+            me = http.get(server.url + "/api/v1/users/me", headers={"X-Real-IP": "203.0.113.7"})
+            assert me.status_code == 401
+    finally:
+        assert server.stop() == 0
+    assert not socket_path.exists()
+    finished = [r for r in server.log_records() if r.get("event") == "http.request" and r["path"] == "/api/v1/users/me"]
+    assert finished and finished[0]["client"] == "203.0.113.7"  # the address nginx names, as over TCP
+
+
+def test_a_socket_folder_that_does_not_exist_is_one_line_and_exit_2(database_url, tmp_path):
+    missing = tmp_path / "nowhere" / "app.sock"
+    server = ServerProcess(database_url, TEST_KEY, unix=str(missing)).start(wait_ready=False)
+    assert server.process.wait(30) == 2
+    assert server.log_lines() == [f"--unix: the socket's folder {missing.parent} does not exist"]
+    too_long = tmp_path / ("x" * 120 + ".sock")
+    server = ServerProcess(database_url, TEST_KEY, unix=str(too_long)).start(wait_ready=False)
+    assert server.process.wait(30) == 2
+    assert server.log_lines()[-1].startswith("--unix: the socket path is longer than 99 bytes: ")

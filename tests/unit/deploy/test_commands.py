@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import http.server
 import re
+import socketserver
 import subprocess
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -23,18 +25,33 @@ RELOAD = (f"{NGINX} -q -t && if [ -s /srv/cnb/nginx/nginx.pid ] && kill -0 \"$(c
           f"2>/dev/null; then {NGINX} -s reload; else {NGINX}; fi")
 
 
-@pytest.fixture
-def host():
+def parsed_host(extra: str = ""):
     return parse_inventory(
         '[environments.p]\n[[environments.p.hosts]]\nname = "app1"\naddress = "10.0.0.5"\n'
-        'deploy_root = "/srv/cnb"\nnginx_port = 8080\n'
+        'deploy_root = "/srv/cnb"\nnginx_port = 8080\n' + extra
     ).environment("p").hosts[0]
+
+
+@pytest.fixture
+def host():
+    return parsed_host()
+
+
+@pytest.fixture
+def tcp_host():
+    """The same host with instance_listen = "tcp": instances on bind_address:port."""
+    return parsed_host('instance_listen = "tcp"\n')
+
+
+def ready_url(port: int) -> str:
+    """The default ready_url of instance slot `port` under /srv/cnb: through its Unix socket."""
+    return f"http+unix://%2Fsrv%2Fcnb%2Frun%2Fapp-{port}.sock/health/ready"
 
 
 def test_layout_creates_every_folder_and_locks_down_shared():
     assert cmd.layout_command(L) == (
         "mkdir -p /srv/cnb/releases /srv/cnb/venvs /srv/cnb/shared/logs /srv/cnb/shared/logs/supervisor "
-        "/srv/cnb/state /srv/cnb/supervisor/conf.d /srv/cnb/nginx/tmp && chmod 700 /srv/cnb/shared"
+        "/srv/cnb/state /srv/cnb/supervisor/conf.d /srv/cnb/nginx/tmp /srv/cnb/run && chmod 700 /srv/cnb/shared"
     )
 
 
@@ -131,6 +148,10 @@ def test_supervisor_commands():
         f"{{ {SUPCTL} pid >/dev/null 2>&1 || supervisord -c /srv/cnb/supervisor/supervisord.conf; }}"
         f" && {SUPCTL} reread >/dev/null && {SUPCTL} update"
     )
+    assert cmd.start_live_instances_command(L) == (
+        f"if [ -s /srv/cnb/state/live_ports ] && [ -e /srv/cnb/current ]; then {SUPCTL} start"
+        " $(sed 's/[0-9][0-9]*/app-&/g' /srv/cnb/state/live_ports) >/dev/null 2>&1; fi; true"
+    )
     assert cmd.remove_stale_programs_command(L, (8001, 8002)) == (
         "find /srv/cnb/supervisor/conf.d -name 'app-*.conf' ! -name app-8001.conf ! -name app-8002.conf -delete"
     )
@@ -210,8 +231,16 @@ def test_nginx_reload_checks_the_config_then_reloads_or_starts():
     assert cmd.nginx_reload_command(L) == RELOAD
 
 
-def test_upstream_lists_only_the_live_instances(host):
+def test_upstream_lists_only_the_live_instances(host, tcp_host):
     assert cmd.nginx_upstream_conf(host, (8101, 8002)) == (
+        "upstream clicknback_app {\n"
+        "    least_conn;\n"
+        "    server unix:/srv/cnb/run/app-8101.sock max_fails=0;\n"
+        "    server unix:/srv/cnb/run/app-8002.sock max_fails=0;\n"
+        "    keepalive 128;\n"
+        "}\n"
+    )
+    assert cmd.nginx_upstream_conf(tcp_host, (8101, 8002)) == (
         "upstream clicknback_app {\n"
         "    least_conn;\n"
         "    server 127.0.0.1:8101 max_fails=0;\n"
@@ -230,7 +259,7 @@ def test_live_ports_come_from_the_host_or_default_to_the_instance_ports(host):
 
 
 def test_prepare_starts_the_release_beside_the_live_one_and_gates_it(host):
-    gate = cmd.readiness_poll_command(["http://127.0.0.1:8101/health/ready", "http://127.0.0.1:8102/health/ready"],
+    gate = cmd.readiness_poll_command([ready_url(8101), ready_url(8102)],
                                       30, 1.0, "python3", "/srv/cnb/supervisor/supervisor.sock",
                                       ["app-8101", "app-8102"])
     assert cmd.prepare_switch_command(L, host, REL, (8101, 8102)) == " && ".join([
@@ -314,7 +343,7 @@ def test_host_state_is_read_in_one_command(tmp_path):
 
 
 def test_failed_ports_are_the_ones_the_gate_named(host):
-    output = "app-8101: started\nhttp://127.0.0.1:8102/health/ready answered HTTP 503 after 30s:\n{}"
+    output = f"app-8101: started\n{ready_url(8102)} answered HTTP 503 after 30s:\n{{}}"
     assert cmd.failed_ports(output, host, (8101, 8102)) == [8102]
     assert cmd.failed_ports("app-8101: ERROR (spawn error)", host, (8101, 8102)) == [8101, 8102]
 
@@ -389,10 +418,12 @@ def test_backup_schedule_is_configurable(host, schedule, expected):
                for line in block.splitlines())
 
 
-def test_supervisor_program_runs_one_instance_from_current(host):
+def test_supervisor_program_runs_one_instance_from_current(host, tcp_host):
     conf = cmd.supervisor_program_conf(L, host, 8001)
     assert "[program:app-8001]" in conf
-    assert "command=/srv/cnb/current/.venv/bin/python -m server --host 127.0.0.1 --port 8001" in conf
+    assert "command=/srv/cnb/current/.venv/bin/python -m server --unix /srv/cnb/run/app-8001.sock\n" in conf
+    assert "command=/srv/cnb/current/.venv/bin/python -m server --host 127.0.0.1 --port 8001\n" in \
+        cmd.supervisor_program_conf(L, tcp_host, 8001)
     assert "directory=/srv/cnb/current" in conf
     assert 'ENV_FILE="/srv/cnb/shared/.env",LOG_FILE="/srv/cnb/shared/logs/app-8001.log"' in conf
     assert 'SANIC_REAL_IP_HEADER="x-real-ip"' in conf  # the client's address, as nginx saw it
@@ -442,15 +473,42 @@ class FlakyReadiness(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def booting_instance():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyReadiness)
+class UnixHTTPServer(socketserver.ThreadingUnixStreamServer):
+    def get_request(self):
+        connection, _ = super().get_request()
+        return connection, ("local", 0)  # BaseHTTPRequestHandler expects a (host, port) client address
+
+
+@pytest.fixture(params=["tcp", "unix"])
+def booting_instance(request, tmp_path):
+    """The URL of a booting instance: http://127.0.0.1:<port>/..., or http+unix://<socket>/... as
+    deploy.inventory.Host.instance_url builds it for instance_listen = "unix"."""
+    if request.param == "unix":
+        socket_path = str(tmp_path / "app-8001.sock")
+        server = UnixHTTPServer(socket_path, FlakyReadiness)
+        url = "http+unix://" + quote(socket_path, safe="") + "/health/ready"
+    else:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyReadiness)
+        url = f"http://127.0.0.1:{server.server_address[1]}/health/ready"
     FlakyReadiness.answered = 0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/health/ready"
+    yield url
     server.shutdown()
     server.server_close()
+
+
+def test_one_probe_prints_status_and_body_through_curl(booting_instance):
+    assert sh(cmd.probe_command(booting_instance)).stdout == '503 {"status": "starting"}\n'
+    assert sh(cmd.probe_command(booting_instance)).stdout == '503 {"status": "starting"}\n'
+    assert sh(cmd.probe_command(booting_instance)).stdout == '200 {"status": "ready"}\n'
+
+
+def test_curl_reaches_an_instance_socket_by_its_path():
+    assert cmd.curl_target("http+unix://%2Fsrv%2Fcnb%2Frun%2Fapp-8001.sock/health/ready") == (
+        "--unix-socket /srv/cnb/run/app-8001.sock http://localhost/health/ready"
+    )
+    assert cmd.curl_target("http://127.0.0.1:8001/health/live") == "http://127.0.0.1:8001/health/live"
 
 
 def test_readiness_poll_passes_once_every_url_answers_200_polling_fast(booting_instance):

@@ -13,10 +13,22 @@ def test_minimal_inventory_gets_the_documented_defaults():
     host = parse_inventory(MINIMAL).environment("prod").hosts[0]
     assert (host.name, host.ssh_port, host.ssh_user, host.deploy_root) == ("10.0.0.5", 22, "clicknback", "/srv/clicknback")
     assert host.instance_ports == (8001, 8002) and host.keep_releases == 5 and host.health_timeout == 30
-    assert host.ready_url_for(8002) == "http://127.0.0.1:8002/health/ready"
-    assert host.live_url_for(8001) == "http://127.0.0.1:8001/health/live"
+    assert host.instance_listen == "unix" and host.instance_socket(8002) == "/srv/clicknback/run/app-8002.sock"
+    assert host.ready_url_for(8002) == "http+unix://%2Fsrv%2Fclicknback%2Frun%2Fapp-8002.sock/health/ready"
+    assert host.live_url_for(8001) == "http+unix://%2Fsrv%2Fclicknback%2Frun%2Fapp-8001.sock/health/live"
     assert host.standby_ports == (8101, 8102) and host.partner_port(8102) == 8002
     assert host.partner_port(8001) == 8101 and host.all_ports == (8001, 8002, 8101, 8102)
+
+
+def test_instances_over_tcp_keep_the_bind_address_and_port_urls():
+    host = parse_inventory(MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_listen = "tcp"'))\
+        .environment("prod").hosts[0]
+    assert host.ready_url_for(8002) == "http://127.0.0.1:8002/health/ready"
+    assert host.live_url_for(8001) == "http://127.0.0.1:8001/health/live"
+    assert host.instance_label(8001) == "127.0.0.1:8001"
+    older = parse_inventory(MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_listen = "tcp"\n'
+                                            'ready_url = "http://{bind_address}:{port}/health/ready"'))
+    assert older.environment("prod").hosts[0].ready_url_for(8101) == "http://127.0.0.1:8101/health/ready"
 
 
 def test_host_overrides_environment_overrides_defaults():
@@ -46,7 +58,11 @@ def test_host_overrides_environment_overrides_defaults():
     (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nbackup_schedule = "monthly"'),
      "environments.prod.hosts[0].backup_schedule: expected one of weekly, daily, hourly"),
     (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nready_url = "http://x/health"'),
-     "ready_url: expected a URL template containing {port}"),
+     "ready_url: expected a URL template containing {instance} or {port}"),
+    (MINIMAL.replace('address = "10.0.0.5"', f'address = "10.0.0.5"\ndeploy_root = "/{"d" * 90}"'),
+     'deploy_root: too long for the instances\' Unix sockets'),
+    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_listen = "ipc"'),
+     "environments.prod.hosts[0].instance_listen: expected one of unix, tcp"),
     (MINIMAL.replace('address = "10.0.0.5"', 'name = "x"'), "environments.prod.hosts[0].address: required"),
     (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nstandby_ports = [8002, 9000]'),
      "environments.prod.hosts[0].standby_ports: expected one port per instance port"),

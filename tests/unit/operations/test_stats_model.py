@@ -125,6 +125,8 @@ def test_proc_parsers():
 
 def test_instance_port_from_command_lines():
     assert model.instance_port(["/x/python", "-m", "server", "--host", "127.0.0.1", "--port", "8001", ""]) == 8001
+    assert model.instance_port(["/x/python", "-m", "server", "--unix", "/srv/cnb/run/app-8102.sock"]) == 8102
+    assert model.instance_port(["/x/python", "-m", "server", "--unix", "/srv/cnb/run/other.sock"]) is None
     assert model.instance_port(["python", "-m", "deploy.ops.cli", "stats"]) is None
     assert model.instance_port(["python", "-m", "server"]) is None
     assert model.instance_port(["nginx", "server", "--port", "1"]) is None
