@@ -2,7 +2,7 @@
 
     python bench/api_bench.py [--scenario NAME] [--duration 5] [--warmup 1] [--concurrency 16,64]
                               [--instances 2] [--direct] [--upstream-keepalive 0]
-                              [--database-over socket|tcp] [--json FILE]
+                              [--instances-over unix|tcp] [--database-over socket|tcp] [--json FILE]
 
 Starts a throwaway PostgreSQL cluster, migrates it, loads the demo seed, starts `python -m server`
 instance(s) on loopback and, by default, nginx in front of them with the production configuration

@@ -133,14 +133,16 @@ def test(c, k="", path="tests", x=False):
     "concurrency": "comma-separated concurrency levels (default 16,64)",
     "instances": "server processes behind nginx, as production runs them (default 2)",
     "direct": "wrk straight at one instance, no nginx (profiling; needs --instances 1)",
+    "instances_over": "how nginx reaches the instances: unix (default, as production) or tcp",
     "database_over": "how the instances reach PostgreSQL: socket (default, as docs/deploy.md recommends) or tcp",
     "json": "also write the figures to this JSON file",
 })
 def bench(c, scenario="", duration=5.0, warmup=1.0, concurrency="16,64", instances=2, direct=False,
-          database_over="socket", json=""):
+          instances_over="unix", database_over="socket", json=""):
     """Benchmark the API as production runs it (nginx over 2 instances, real PostgreSQL); see docs/benchmarks.md."""
     argv = [sys.executable, "-m", "bench.api_bench", "--duration", str(duration), "--warmup", str(warmup),
-            "--concurrency", concurrency, "--instances", str(instances), "--database-over", database_over]
+            "--concurrency", concurrency, "--instances", str(instances), "--instances-over", instances_over,
+            "--database-over", database_over]
     if scenario:
         argv += ["--scenario", scenario]
     if direct:
