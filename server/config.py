@@ -164,8 +164,8 @@ class Settings:
     log_file: str = ""
     # One hash at a time per process: argon2id already spreads each hash over 4 lanes (threads),
     # and every concurrent hash streams another 64 MiB through the shared caches. With 2 per
-    # process, logins were slower (7-8 req/s against 8-9, 260-280 ms of CPU each against 225-237)
-    # and /health/live during the login flood more so (docs/benchmarks.md).
+    # process, logins were slower: 7-8 req/s against 8-9, 258-282 ms of CPU each against 225-237
+    # (docs/benchmarks.md).
     password_hash_threads: int = 1
 
     def safe_summary(self) -> dict[str, Any]:
