@@ -192,6 +192,8 @@ class RetentionPlan:
     keep: list[str]
     delete_complete: list[str]
     delete_incomplete: list[str]
+    # backup id -> why it stays, e.g. "newest; newest verified" (every id of `keep` has one)
+    reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def delete(self) -> list[str]:
@@ -204,28 +206,46 @@ def plan_retention(
     now: datetime,
     retention_days: int,
     min_keep: int,
+    verified: Iterable[str] = (),
 ) -> RetentionPlan:
     """Which backups go.
 
     complete: backup id -> the manifest's finished time (never the name: ids are only a hint).
     incomplete: backup id -> newest modification of its objects (no usable manifest).
+    verified: ids of complete backups whose latest verify-backup passed.
     Keeps everything newer than the window, and whatever is older as long as fewer than
     `min_keep` (at least 1: the newest complete backup always stays) would otherwise remain.
+    Also keeps the newest verified backup whatever its age: when recent drills all fail, the
+    last backup known to restore is the one that must survive.
     """
     cutoff = now - timedelta(days=retention_days)
     newest_first = sorted(complete, key=lambda backup_id: (complete[backup_id], backup_id), reverse=True)
+    verified_ids = set(verified)
+    newest_verified = next((backup_id for backup_id in newest_first if backup_id in verified_ids), None)
     floor = max(1, min_keep)
     keep: list[str] = []
+    reasons: dict[str, str] = {}
     delete_complete: list[str] = []
     for rank, backup_id in enumerate(newest_first):
-        if rank < floor or complete[backup_id] >= cutoff:
+        why = []
+        if rank == 0:
+            why.append("newest")
+        elif rank < floor:
+            why.append(f"among the newest {floor}")
+        if complete[backup_id] >= cutoff:
+            why.append(f"younger than {retention_days} days")
+        if backup_id == newest_verified:
+            why.append("newest verified")
+        if why:
             keep.append(backup_id)
+            reasons[backup_id] = "; ".join(why)
         else:
             delete_complete.append(backup_id)
     delete_incomplete = sorted(
         backup_id for backup_id, modified in incomplete.items() if modified < now - INCOMPLETE_GRACE
     )
-    return RetentionPlan(keep=keep, delete_complete=delete_complete, delete_incomplete=delete_incomplete)
+    return RetentionPlan(keep=keep, delete_complete=delete_complete, delete_incomplete=delete_incomplete,
+                         reasons=reasons)
 
 
 # -- presentation ----------------------------------------------------------------------------

@@ -208,6 +208,12 @@ class Inventory:
     manifests: dict[str, Manifest] = field(default_factory=dict)  # complete backups only
     verifications: dict[str, dict] = field(default_factory=dict)
     incomplete: list[str] = field(default_factory=list)
+    unreadable_verifications: list[str] = field(default_factory=list)
+
+    def verified_ok(self) -> set[str]:
+        """Complete backups whose latest restore drill passed."""
+        return {backup_id for backup_id, result in self.verifications.items()
+                if backup_id in self.manifests and result.get("ok") is True}
 
     def newest_first(self) -> list[Manifest]:
         return sorted(self.manifests.values(), key=lambda m: (m.finished, m.backup_id), reverse=True)
@@ -230,7 +236,7 @@ def take_inventory(settings: BackupSettings, store: S3Store, with_verifications:
                     inventory.verifications[backup_id] = json.loads(
                         store.get_bytes(verification_key(settings.prefix, backup_id)))
                 except (ValueError, StoreError):
-                    pass
+                    inventory.unreadable_verifications.append(backup_id)
         else:
             inventory.incomplete.append(backup_id)
     return inventory
@@ -274,7 +280,11 @@ def find_backup(settings: BackupSettings, store: S3Store, backup_id: str | None)
 # -- retention -------------------------------------------------------------------------------
 
 def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run: bool) -> None:
-    inventory = take_inventory(settings, store, with_verifications=False)
+    inventory = take_inventory(settings, store, with_verifications=True)
+    if inventory.unreadable_verifications:
+        # Retention keeps the newest verified backup: without knowing which that is, delete nothing.
+        raise BackupError(f"cannot read the verification result of {', '.join(inventory.unreadable_verifications)}; "
+                          "nothing was deleted (run prune-backups again; check the bucket)")
     now = now_utc()
     plan = plan_retention(
         complete={backup_id: m.finished for backup_id, m in inventory.manifests.items()},
@@ -282,6 +292,7 @@ def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run
         now=now,
         retention_days=settings.retention_days,
         min_keep=settings.min_keep,
+        verified=inventory.verified_ok(),
     )
     stale_uploads = store.stale_multipart_uploads(settings.prefix, now - INCOMPLETE_GRACE)
     verb = "would delete" if dry_run else "deleting"
@@ -289,7 +300,7 @@ def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run
           f"{len(plan.keep)} kept, {len(plan.delete_complete)} expired, {len(plan.delete_incomplete)} incomplete, "
           f"{len(stale_uploads)} unfinished upload(s)", file=out)
     for backup_id in plan.keep:
-        print(f"  keep     {backup_id}", file=out)
+        print(f"  keep     {backup_id} ({plan.reasons[backup_id]})", file=out)
     for backup_id in plan.delete_complete:
         print(f"  {verb} {backup_id} (expired)", file=out)
     for backup_id in plan.delete_incomplete:

@@ -128,6 +128,32 @@ def test_retention_removes_incomplete_leftovers_only_after_a_day():
     assert plan.delete == ["stale"]
 
 
+def test_retention_keeps_the_newest_verified_backup_when_recent_drills_failed():
+    # Weekly backups; the last good drill was 43 days ago, everything since failed or was not drilled.
+    complete = {f"b{age}": _days_ago(age) for age in (1, 8, 15, 22, 29, 36, 43, 50)}
+    plan = plan_retention(complete, {}, NOW, retention_days=28, min_keep=4, verified={"b43", "b50"})
+    assert plan.keep == ["b1", "b8", "b15", "b22", "b43"]
+    assert plan.delete_complete == ["b29", "b36", "b50"]  # an older verified one is not needed
+    assert plan.reasons["b43"] == "newest verified"
+
+
+def test_retention_reasons_say_why_each_backup_stays():
+    complete = {"new": _days_ago(1), "second": _days_ago(40), "old": _days_ago(60)}
+    plan = plan_retention(complete, {}, NOW, 28, min_keep=2, verified={"new"})
+    assert plan.keep == ["new", "second"] and plan.delete_complete == ["old"]
+    assert plan.reasons == {"new": "newest; younger than 28 days; newest verified",
+                            "second": "among the newest 2"}
+    assert set(plan.reasons) == set(plan.keep)
+
+
+def test_retention_without_any_verified_backup_keeps_the_usual_rules():
+    complete = {f"b{age}": _days_ago(age) for age in (1, 30, 60)}
+    unverified = plan_retention(complete, {}, NOW, 28, min_keep=1)
+    assert unverified.keep == ["b1"] and unverified.delete_complete == ["b30", "b60"]
+    # An id that is not a complete backup (its manifest is gone) keeps nothing alive.
+    assert plan_retention(complete, {}, NOW, 28, min_keep=1, verified={"gone"}) == unverified
+
+
 def test_listing_row_and_table():
     row = listing_row(make_manifest(size_bytes=5 * 1024 * 1024), {"ok": True, "verified_at": "2026-11-28T00:00:00+00:00"})
     assert row == {"id": "20261127T010203Z-abcdef", "finished": "2026-11-27 01:02:09Z", "size": "5.0 MiB",
