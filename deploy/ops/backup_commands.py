@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -17,6 +18,25 @@ from server.config import database_address
 # Custom format, no compression inside pg_dump: zstd beside it is faster and smaller (measured on
 # 1M rows: pg_dump -Fc 5.3 s / 57 MB, pg_dump -Fc -Z0 | zstd -1 1.9 s / 48 MB).
 ZSTD_LEVEL = 1
+
+
+# A plain identifier: it is quoted in SQL anyway, but a plain name cannot surprise anyone.
+DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def database_name_problem(name: str) -> str | None:
+    """Why NAME cannot be used as a database name, or None when it can."""
+    if DATABASE_NAME.match(name):
+        return None
+    return f"invalid database name {name!r}: letters, digits and _ only, at most 63 characters"
+
+
+def named_database_url(database_url: str, name: str) -> str:
+    """DATABASE_URL's server and credentials with database NAME (so no password is typed)."""
+    problem = database_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return with_database(database_url, name)
 
 
 def database_name(database_url: str) -> str:

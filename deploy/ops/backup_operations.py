@@ -10,7 +10,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import secrets
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any, TextIO
 from deploy.ops import backup_db
 from deploy.ops.backup_commands import (
     database_name,
+    database_name_problem,
     dump_commands,
     find_pg_client,
     libpq_environment,
@@ -53,7 +53,6 @@ from deploy.ops.backup_settings import BackupSettings
 from deploy.ops.backup_store import S3Store, StoreError
 
 READ_CHUNK = 1024 * 1024
-DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class BackupError(RuntimeError):
@@ -323,8 +322,9 @@ def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run
 # -- restore ---------------------------------------------------------------------------------
 
 def check_database_name(name: str) -> None:
-    if not DATABASE_NAME.match(name):
-        raise UsageError(f"invalid database name {name!r}: letters, digits and _ only, at most 63 characters")
+    problem = database_name_problem(name)
+    if problem:
+        raise UsageError(problem)
 
 
 def fetch_verified(settings: BackupSettings, store: S3Store, manifest: Manifest, spool_dir: Path) -> Path:

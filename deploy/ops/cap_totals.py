@@ -14,7 +14,7 @@ import asyncio
 
 import asyncpg
 
-from deploy.ops.settings import require
+from deploy.ops.wallets import add_database_options, chosen_database_url, connection_failure
 from server.db import parse_database_url
 from server.purchases.cap_totals import count_rebuild_rows, find_total_mismatches, rebuild
 
@@ -32,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "writes (ingestion, reversals, rejections) wait until it commits, then checks again. Run "
         "with --dry-run first. Exits 0 when no mismatch remains (with --dry-run: when none is found), 1 otherwise.",
     )
-    parser.add_argument("--database-url", metavar="URL",
-                        help="rebuild in this database instead of DATABASE_URL")
+    add_database_options(parser, "rebuild in")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the mismatches and how many totals would be written; change nothing")
     parser.set_defaults(handler=run)
@@ -71,5 +70,8 @@ async def _run(database_url: str, dry_run: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    database_url = args.database_url or require(["DATABASE_URL"])["DATABASE_URL"]
-    return asyncio.run(_run(database_url, args.dry_run))
+    database_url = chosen_database_url(args, "rebuild-cap-totals")
+    try:
+        return asyncio.run(_run(database_url, args.dry_run))
+    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError, OSError) as error:
+        return connection_failure("rebuild-cap-totals", database_url, error)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 import asyncpg
 
+from deploy.ops.backup_commands import database_name, named_database_url
 from deploy.ops.settings import require
 from server.db import parse_database_url
 from server.purchases.cap_totals import TotalMismatch, find_total_mismatches
@@ -31,9 +33,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "purchases. Prints each mismatch; exits 1 when any is found, 0 otherwise. Cap-total "
         "mismatches are repaired by `clicknback-ops rebuild-cap-totals`.",
     )
-    parser.add_argument("--database-url", metavar="URL",
-                        help="check this database instead of DATABASE_URL (e.g. a restored scratch copy)")
+    add_database_options(parser, "check")
     parser.set_defaults(handler=run)
+
+
+def add_database_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    """--database NAME (preferred: no password on the command line) or --database-url URL."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--database", metavar="NAME",
+                       help=f"{verb} database NAME instead of the live one: same server and credentials as "
+                       "DATABASE_URL, only the name differs (e.g. a restored copy)")
+    which.add_argument("--database-url", metavar="URL",
+                       help=f"{verb} this database instead of DATABASE_URL (prefer --database: a password "
+                       "in a URL shows in ps and in shell history)")
+
+
+def chosen_database_url(args: argparse.Namespace, command: str) -> str:
+    """The database the command works on; a bad NAME exits 2 with one line."""
+    if args.database_url:
+        return args.database_url
+    database_url = require(["DATABASE_URL"])["DATABASE_URL"]
+    if args.database is None:
+        return database_url
+    try:
+        return named_database_url(database_url, args.database)
+    except ValueError as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def connection_failure(command: str, database_url: str, error: BaseException) -> int:
+    """One line for a database that cannot be reached (never the URL: it may hold the password)."""
+    if isinstance(error, asyncpg.InvalidCatalogNameError):
+        print(f"{command}: database {database_name(database_url)} does not exist on that server",
+              file=sys.stderr)
+        return 2
+    print(f"{command}: cannot use database {database_name(database_url)}: {type(error).__name__}: {error}",
+          file=sys.stderr)
+    return 1
 
 
 async def check(database_url: str) -> tuple[list[Mismatch], list[TotalMismatch]]:
@@ -45,8 +82,11 @@ async def check(database_url: str) -> tuple[list[Mismatch], list[TotalMismatch]]
 
 
 def run(args: argparse.Namespace) -> int:
-    database_url = args.database_url or require(["DATABASE_URL"])["DATABASE_URL"]
-    mismatches, total_mismatches = asyncio.run(check(database_url))
+    database_url = chosen_database_url(args, "check-wallets")
+    try:
+        mismatches, total_mismatches = asyncio.run(check(database_url))
+    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError, OSError) as error:
+        return connection_failure("check-wallets", database_url, error)
     for mismatch in mismatches:
         print(f"MISMATCH {mismatch.describe()}")
     for total_mismatch in total_mismatches:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from deploy.ops.backup_commands import (
     count_rows_sql,
     database_name,
+    database_name_problem,
     dump_commands,
     libpq_environment,
+    named_database_url,
     orphan_count_sql,
     restore_commands,
     with_database,
@@ -78,3 +82,35 @@ def test_backup_lock_key_is_derived_as_documented():
     from deploy.ops.backup_db import BACKUP_LOCK_KEY
 
     assert BACKUP_LOCK_KEY == int.from_bytes(hashlib.sha256(b"clicknback-backup").digest()[:8], "big", signed=True)
+
+
+def test_named_database_url_keeps_server_and_credentials_and_only_swaps_the_name():
+    live = "postgres://app:s%40cret@db.internal:5433/clicknback?sslmode=require"
+    assert named_database_url(live, "clicknback_check") == (
+        "postgres://app:s%40cret@db.internal:5433/clicknback_check?sslmode=require")
+    for bad in ("x;drop", "", "1abc", "a" * 64, "name/with/slash", "clicknback?sslmode=disable"):
+        with pytest.raises(ValueError, match="invalid database name"):
+            named_database_url(live, bad)
+    assert database_name_problem("clicknback_verify_1a2b") is None
+
+
+@pytest.mark.parametrize("command", ["check-wallets", "rebuild-cap-totals"])
+def test_database_name_option_replaces_the_url_option(command, monkeypatch, capsys):
+    from deploy.ops.cli import build_parser
+    from deploy.ops.wallets import chosen_database_url
+
+    monkeypatch.setenv("ENV_FILE", "")
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:pw@127.0.0.1:5432/clicknback")
+    parser = build_parser()
+    args = parser.parse_args([command, "--database", "clicknback_check"])
+    assert chosen_database_url(args, command) == "postgres://app:pw@127.0.0.1:5432/clicknback_check"
+    assert chosen_database_url(parser.parse_args([command]), command).endswith("/clicknback")
+    url = "postgres://other@127.0.0.1:5432/elsewhere"
+    assert chosen_database_url(parser.parse_args([command, "--database-url", url]), command) == url
+    with pytest.raises(SystemExit) as refused:
+        chosen_database_url(parser.parse_args([command, "--database", "bad;name"]), command)
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{command}: invalid database name 'bad;name'") and "pw" not in err
+    with pytest.raises(SystemExit):  # both at once is ambiguous: argparse refuses it
+        parser.parse_args([command, "--database", "a", "--database-url", url])
