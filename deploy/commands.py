@@ -201,7 +201,27 @@ def parse_live_ports(text: str, host: Host) -> tuple[int, ...]:
     return ports
 
 
-BACKUP_CRON_SCHEDULES = {"weekly": "0 1 * * 0", "daily": "0 1 * * *", "hourly": "0 * * * *"}
+# Debian's cron has no CRON_TZ: it schedules in the host's zone only (crontab(5): "cron will
+# only handle tasks in a single timezone"). So every job fires each quarter hour and runs only when
+# the UTC clock says so: every real zone's offset is a multiple of 15 minutes, and DST never
+# shifts or repeats UTC. Each value is a `date -u` format and the UTC stamp it must print.
+CRON_EVERY_QUARTER_HOUR = "*/15 * * * *"
+UtcGuard = tuple[tuple[str, str, str], ...]  # (`date -u` format, test operator, value), all must hold
+BACKUP_UTC_TIMES: dict[str, UtcGuard] = {
+    "weekly": (("%u%H%M", "=", "70100"),),  # Sunday 01:00
+    "daily": (("%H%M", "=", "0100"),),
+    "hourly": (("%M", "=", "00"),),
+}
+ARCHIVE_LOGS_UTC_TIME: UtcGuard = (("%H%M", "=", "0030"),)
+# The maintenance window: the first Sunday of the month (a Sunday, day 1-7), 02:00 UTC.
+MAINTENANCE_UTC_TIME: UtcGuard = (("%u%H%M", "=", "70200"), ("%d", "-le", "7"))
+
+
+def utc_time_guard(guard: UtcGuard) -> str:
+    """A shell test that holds when the UTC clock matches `guard`. `%` is escaped: cron turns a
+    bare `%` of a crontab line into a newline."""
+    return " && ".join(f"[ \"$(date -u +{date_format.replace('%', chr(92) + '%')})\" {op} {value} ]"
+                       for date_format, op, value in guard)
 
 
 def crontab_marker(layout: Layout) -> str:
@@ -209,25 +229,28 @@ def crontab_marker(layout: Layout) -> str:
 
 
 def crontab_block(layout: Layout, host: Host, database_jobs: bool = True) -> str:
-    """Every host archives its own logs; the jobs on the shared database (the backup, the monthly
-    maintenance window) run from one host of the environment only (`database_jobs`), or each
-    backup would be taken, and each VACUUM/REINDEX run, once per host."""
+    """Every host archives its own logs and runs the maintenance window for its own steps (its logs,
+    its release's dependency audit). The jobs on the shared database (the backup, the window's
+    VACUUM/REINDEX, verify-backup and check-wallets) run from one host of the environment only
+    (`database_jobs`); the others pass --no-shared-steps, or each would run once per host."""
     ops_prefix = f"cd {q(layout.current)} && ENV_FILE={q(layout.env_file)} ./.venv/bin/python -m {OPS_CLI}"
     cron_log = q(f"{layout.logs}/cron.log")
-    database = ""
+
+    def job(guard: UtcGuard, *commands: str) -> str:
+        runs = " && ".join(f"{ops_prefix} {command} >> {cron_log} 2>&1" for command in commands)
+        return f"{CRON_EVERY_QUARTER_HOUR} {utc_time_guard(guard)} && {runs}\n"
+
+    jobs = job(ARCHIVE_LOGS_UTC_TIME, "archive-logs")
     if database_jobs:
-        schedule = BACKUP_CRON_SCHEDULES[host.backup_schedule]
-        database = (
-            f"{schedule} {ops_prefix} backup >> {cron_log} 2>&1 && {ops_prefix} prune-backups >> {cron_log} 2>&1\n"
-            f'0 2 1-7 * * [ "$(date -u +\\%u)" = 7 ] && {ops_prefix} maintenance >> {cron_log} 2>&1\n'
-        )
+        jobs += job(BACKUP_UTC_TIMES[host.backup_schedule], "backup --reason scheduled", "prune-backups")
+        jobs += job(MAINTENANCE_UTC_TIME, "maintenance")
+    else:
+        jobs += job(MAINTENANCE_UTC_TIME, "maintenance --no-shared-steps")
     return render(
         "crontab.tmpl",
         marker=crontab_marker(layout),
         start_services=start_services_command(layout),
-        ops_prefix=ops_prefix,
-        cron_log=cron_log,
-        database_jobs=database,
+        jobs=jobs,
     )
 
 
@@ -926,31 +949,42 @@ def database_ahead_of(status: dict) -> bool:
 
 
 def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]:
-    """What a fresh Debian/Ubuntu VPS needs once, as root. `provision --system` runs these.
+    """What a fresh Debian/Ubuntu VPS needs once, as root. `provision --system` runs these, again
+    on an existing host too: every command is idempotent.
 
     curl (with --unix-socket) drives supervisord and python3 polls readiness; procps gives the
     switch `pgrep`, to see nginx's new workers after a reload.
     """
     user = q(host.ssh_user)
+    role_exists = f"psql -tAc \\\"SELECT 1 FROM pg_roles WHERE rolname='{database}'\\\" | grep -q 1"
     return [
         "apt-get update",
         "apt-get install -y --no-install-recommends python3 python3-venv curl git nginx-light"
-        " supervisor cron postgresql zstd procps",
+        " supervisor cron postgresql zstd procps ufw",
         # The per-deploy-root nginx/supervisord of the deploy user replace the system ones.
         "systemctl disable --now nginx supervisor || true",
         f"id -u {user} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {user}",
-        # The deploy user accepts the keys the admin logs in with.
-        f"install -d -m 700 -o {user} -g {user} ~{host.ssh_user}/.ssh && install -m 600 -o {user} -g {user}"
-        f" ~/.ssh/authorized_keys ~{host.ssh_user}/.ssh/authorized_keys",
+        # The deploy user accepts the keys the admin logs in with. Under `sudo -n sh -c` a `~` is
+        # root's home, so the admin is $SUDO_USER (root itself when it logs in as root).
+        f"admin_home=$(getent passwd \"${{SUDO_USER:-$(id -un)}}\" | cut -d: -f6)"
+        f" && deploy_home=$(getent passwd {user} | cut -d: -f6)"
+        f" && install -d -m 700 -o {user} -g {user} \"$deploy_home/.ssh\""
+        f" && {{ [ \"$admin_home\" = \"$deploy_home\" ] || install -m 600 -o {user} -g {user}"
+        f" \"$admin_home/.ssh/authorized_keys\" \"$deploy_home/.ssh/authorized_keys\"; }}",
         f"install -d -o {user} -g {user} -m 755 {q(host.deploy_root)}",
         "timedatectl set-timezone UTC",
         # Lets the unprivileged nginx listen on port 80.
         "echo 'net.ipv4.ip_unprivileged_port_start=80' > /etc/sysctl.d/60-clicknback.conf"
         " && sysctl --system >/dev/null",
-        f"su postgres -c \"psql -tAc \\\"SELECT 1 FROM pg_roles WHERE rolname='{database}'\\\" | grep -q 1"
-        f" || createuser --no-superuser --no-createdb --no-createrole {database}\"",
+        # CREATEDB (never superuser or createrole): verify-backup and `restore --target` create
+        # their scratch database as the app's role. ALTER grants it on hosts set up before.
+        f"su postgres -c \"{role_exists}"
+        f" || createuser --no-superuser --createdb --no-createrole {database}\""
+        f" && su postgres -c \"psql -qc 'ALTER ROLE {database} CREATEDB'\"",
         f"su postgres -c \"psql -tAc \\\"SELECT 1 FROM pg_database WHERE datname='{database}'\\\" | grep -q 1"
         f" || createdb --owner={database} {database}\"",
-        # Firewall: only SSH and HTTP(S) from outside; app ports stay on loopback.
-        "ufw allow OpenSSH && ufw allow 80/tcp && ufw allow 443/tcp && ufw --force enable",
+        # Firewall: only the inventory's SSH port and nginx's port from outside (the nginx site
+        # serves plain HTTP on nginx_port; there is no TLS listener). App ports stay on loopback.
+        # Allowed before enabling, so the SSH session that runs this is never cut off.
+        f"ufw allow {int(host.ssh_port)}/tcp && ufw allow {int(host.nginx_port)}/tcp && ufw --force enable",
     ]

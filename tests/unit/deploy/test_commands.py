@@ -395,27 +395,71 @@ def test_crontab_entries(host):
     log = ">> /srv/cnb/shared/logs/cron.log 2>&1"
     lines = block.splitlines()
     assert lines[0] == "# BEGIN clicknback /srv/cnb" and lines[-1] == "# END clicknback /srv/cnb"
-    assert f"0 1 * * 0 {ops} backup {log} && {ops} prune-backups {log}" in lines
-    assert f"30 0 * * * {ops} archive-logs {log}" in lines
-    # cron ORs day-of-month and day-of-week: days 1-7 plus a Sunday guard = the first Sunday.
-    assert f"0 2 1-7 * * [ \"$(date -u +\\%u)\" = 7 ] && {ops} maintenance {log}" in lines
-    assert lines[2] == f"@reboot {cmd.start_services_command(L)}"
+    # Scheduled backups are recorded as such (backup --reason), not as manual ones.
+    assert (f"*/15 * * * * [ \"$(date -u +\\%u\\%H\\%M)\" = 70100 ] && {ops} backup --reason scheduled {log}"
+            f" && {ops} prune-backups {log}") in lines
+    assert f"*/15 * * * * [ \"$(date -u +\\%H\\%M)\" = 0030 ] && {ops} archive-logs {log}" in lines
+    # The first Sunday: a Sunday whose day of the month is 1-7.
+    assert (f"*/15 * * * * [ \"$(date -u +\\%u\\%H\\%M)\" = 70200 ] && [ \"$(date -u +\\%d)\" -le 7 ]"
+            f" && {ops} maintenance {log}") in lines
+    assert lines[3] == f"@reboot {cmd.start_services_command(L)}"
 
 
-def test_only_one_host_of_an_environment_runs_the_database_jobs(host):
+def test_the_other_hosts_run_the_window_for_their_own_steps_only(host):
     block = cmd.crontab_block(L, host, database_jobs=False)
     assert " archive-logs " in block and "@reboot" in block
-    assert " backup " not in block and " maintenance " not in block and " prune-backups " not in block
+    assert " backup " not in block and " prune-backups " not in block
+    maintenance = [line for line in block.splitlines() if " maintenance" in line]
+    assert len(maintenance) == 1 and maintenance[0].endswith(
+        "-m deploy.ops.cli maintenance --no-shared-steps >> /srv/cnb/shared/logs/cron.log 2>&1")
     assert block.splitlines()[-1] == "# END clicknback /srv/cnb"
 
 
-@pytest.mark.parametrize("schedule,expected", [("daily", "0 1 * * *"), ("hourly", "0 * * * *")])
-def test_backup_schedule_is_configurable(host, schedule, expected):
+@pytest.mark.parametrize("schedule,guard", [
+    ("daily", "[ \"$(date -u +\\%H\\%M)\" = 0100 ]"), ("hourly", "[ \"$(date -u +\\%M)\" = 00 ]")])
+def test_backup_schedule_is_configurable(host, schedule, guard):
     from dataclasses import replace
 
     block = cmd.crontab_block(L, replace(host, backup_schedule=schedule))
-    assert any(line.startswith(f"{expected} cd /srv/cnb/current") and " backup " in line
+    assert any(line.startswith(f"*/15 * * * * {guard} && cd /srv/cnb/current") and " backup " in line
                for line in block.splitlines())
+
+
+def _cron_guard_fires(guard: cmd.UtcGuard, utc_now: str, tmp_path) -> bool:
+    """Run the guard as cron would (`\\%` becomes `%`) with a `date` that answers for `utc_now`,
+    in a host zone that is not UTC."""
+    shim = tmp_path / "date"
+    shim.write_text(f'#!/bin/sh\nexec /bin/date -d {utc_now!r} "$@"\n')
+    shim.chmod(0o755)
+    script = cmd.utc_time_guard(guard).replace("\\%", "%")
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "TZ": "Asia/Kathmandu"}  # UTC+05:45
+    return subprocess.run(["sh", "-c", script], env=env).returncode == 0
+
+
+@pytest.mark.parametrize("utc_now,fires", [
+    ("2026-12-06T02:00:00Z", True),   # first Sunday of December
+    ("2026-12-06T02:15:00Z", False),
+    ("2026-12-13T02:00:00Z", False),  # second Sunday
+    ("2026-12-07T02:00:00Z", False),  # a Monday in the first week
+    ("2026-11-01T02:00:00Z", True),
+])
+def test_the_maintenance_guard_follows_the_utc_clock(tmp_path, utc_now, fires):
+    assert _cron_guard_fires(cmd.MAINTENANCE_UTC_TIME, utc_now, tmp_path) is fires
+
+
+@pytest.mark.parametrize("schedule,utc_now,fires", [
+    ("weekly", "2026-11-29T01:00:00Z", True), ("weekly", "2026-11-28T01:00:00Z", False),
+    ("daily", "2026-11-28T01:00:00Z", True), ("daily", "2026-11-28T01:15:00Z", False),
+    ("hourly", "2026-11-28T13:00:00Z", True), ("hourly", "2026-11-28T13:45:00Z", False),
+])
+def test_the_backup_guard_follows_the_utc_clock(tmp_path, schedule, utc_now, fires):
+    assert _cron_guard_fires(cmd.BACKUP_UTC_TIMES[schedule], utc_now, tmp_path) is fires
+
+
+def test_the_quarter_hour_tick_reaches_utc_times_in_a_zone_offset_by_45_minutes(tmp_path):
+    # Kathmandu's 00:30 UTC is 06:15 local: an hourly or half-hourly tick would never see it.
+    assert cmd.CRON_EVERY_QUARTER_HOUR.split()[0] == "*/15"
+    assert _cron_guard_fires(cmd.ARCHIVE_LOGS_UTC_TIME, "2026-11-28T00:30:00Z", tmp_path)
 
 
 def test_supervisor_program_runs_one_instance_from_current(host, tcp_host):
@@ -448,11 +492,40 @@ def test_render_refuses_missing_or_unused_values():
 
 def test_system_setup_is_root_only_and_creates_a_non_superuser_role(host):
     commands = cmd.system_setup_commands(host)
-    assert any("createuser --no-superuser --no-createdb --no-createrole clicknback" in c for c in commands)
+    role = next(c for c in commands if "createuser" in c)
+    # CREATEDB: verify-backup and restore --target create their scratch database as this role; an
+    # existing role (a host provisioned before) gets it through ALTER ROLE.
+    assert "createuser --no-superuser --createdb --no-createrole clicknback" in role
+    assert role.endswith(" && su postgres -c \"psql -qc 'ALTER ROLE clicknback CREATEDB'\"")
     assert any("useradd --create-home --shell /bin/bash clicknback" in c for c in commands)
     assert any("ip_unprivileged_port_start=80" in c for c in commands)
-    assert "install -d -m 700 -o clicknback -g clicknback ~clicknback/.ssh && install -m 600 -o clicknback" \
-        " -g clicknback ~/.ssh/authorized_keys ~clicknback/.ssh/authorized_keys" in commands
+    assert any(c.startswith("apt-get install") and c.endswith(" ufw") for c in commands)
+
+
+def test_system_setup_opens_the_inventorys_ssh_and_nginx_ports_before_enabling_the_firewall(host):
+    from dataclasses import replace
+
+    commands = cmd.system_setup_commands(replace(host, ssh_port=2222, nginx_port=8080))
+    assert commands[-1] == "ufw allow 2222/tcp && ufw allow 8080/tcp && ufw --force enable"
+    assert not any("OpenSSH" in c or "443" in c for c in commands)
+
+
+def test_system_setup_copies_the_admins_keys_not_roots(host, tmp_path):
+    keys = next(c for c in cmd.system_setup_commands(host) if "authorized_keys" in c)
+    assert "~" not in keys  # under `sudo -n sh -c`, ~ is root's home
+    assert keys.endswith('{ [ "$admin_home" = "$deploy_home" ] || install -m 600 -o clicknback -g clicknback'
+                         ' "$admin_home/.ssh/authorized_keys" "$deploy_home/.ssh/authorized_keys"; }')
+    # The admin's home as the command resolves it: $SUDO_USER's under sudo, else the caller's own.
+    resolve = keys.split(" && deploy_home=", 1)[0] + ' && echo "$admin_home"'
+    import os
+    import pwd
+
+    me = pwd.getpwuid(os.getuid())
+    env = {"PATH": "/usr/bin:/bin"}
+    assert subprocess.run(["sh", "-c", resolve], env={**env, "SUDO_USER": "root"}, capture_output=True,
+                          text=True).stdout.strip() == pwd.getpwnam("root").pw_dir
+    assert subprocess.run(["sh", "-c", resolve], env=env, capture_output=True,
+                          text=True).stdout.strip() == me.pw_dir
 
 
 class FlakyReadiness(http.server.BaseHTTPRequestHandler):
