@@ -67,7 +67,10 @@ async def on_request(request: Request) -> None:
     ctx.user_id = None
     REQUEST_ID.set(request_id)
     # Sanic's own server refuses oversized bodies while reading them; this covers ASGI servers,
-    # which hand the body over whole.
+    # which hand the body over whole. Sanic also runs this middleware for a request no route
+    # matched, and §1.7 puts 404/405 before 413: without a route, the routing error stands.
+    if request.route is None:
+        return
     limit = request.app.config["REQUEST_MAX_SIZE"]
     declared = request.headers.get("content-length", "")
     if (declared.isdigit() and int(declared) > limit) or len(request.body or b"") > limit:

@@ -15,7 +15,7 @@ from sanic import Request
 
 from server.auth.guard import CurrentUser, authenticate, caller_lookup, require_admin
 from server.errors import ApiError, schema_error, violation
-from server.validation import Field, parse_json, query_values, validate
+from server.validation import Field, parse_json, query_values, unstorable_fields, validate
 
 Schema = Mapping[str, Field]
 
@@ -48,12 +48,16 @@ def _read_body(request: Request, required: bool) -> Mapping[str, Any] | None:
         return None
     try:
         data = parse_json(raw)
-    except UnicodeDecodeError as error:
+    except ValueError as error:  # also UnicodeDecodeError
         raise ApiError(400, "MALFORMED_JSON", "Request body is not valid JSON.", {"reason": str(error)}) from None
-    except ValueError as error:
-        raise ApiError(400, "MALFORMED_JSON", "Request body is not valid JSON.", {"reason": str(error)}) from None
+    except RecursionError:  # arrays or objects nested thousands deep: the decoder recurses per level
+        raise ApiError(400, "MALFORMED_JSON", "Request body is not valid JSON.",
+                       {"reason": "nested too deeply"}) from None
     if not isinstance(data, dict):
         raise schema_error([violation("body", "Request body must be a JSON object.")])
+    unstorable = unstorable_fields(raw, data)
+    if unstorable:
+        raise schema_error(unstorable)
     return data
 
 

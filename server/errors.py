@@ -86,7 +86,7 @@ def _translate(request: Request, exception: Exception) -> ApiError:
             {"method": request.method, "path": request.path},
         )
     if isinstance(exception, MethodNotAllowed):
-        allowed = sorted(getattr(exception, "allowed_methods", None) or [])
+        allowed = sorted(getattr(exception, "allowed_methods", None) or _methods_routed(request))
         return ApiError(
             405, "METHOD_NOT_ALLOWED", f"Method {request.method} is not allowed for {request.path}.",
             {"method": request.method, "allowed_methods": allowed},
@@ -106,6 +106,23 @@ def _translate(request: Request, exception: Exception) -> ApiError:
         500, "INTERNAL_SERVER_ERROR", INTERNAL_ERROR_MESSAGE,
         {"request_id": request_id, "timestamp": datetime.now(timezone.utc).isoformat()},
     )
+
+
+_HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _methods_routed(request: Request) -> list[str]:
+    """The methods some route serves at this path. Sanic's router names them only for paths
+    without parameters, so a 405 on /purchases/<id>/confirmation asks the router once per method."""
+    host = request.headers.get("host")
+    allowed = []
+    for method in _HTTP_METHODS:
+        try:
+            request.app.router.get(request.path, method, host)
+        except SanicException:  # NotFound, MethodNotAllowed
+            continue
+        allowed.append(method)
+    return allowed
 
 
 def handle_exception(request: Request, exception: Exception):

@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 
@@ -21,6 +21,7 @@ MISSING = object()
 MONEY_MAX = Decimal("99999999999999999.99")  # NUMERIC(19,2)
 CENT = Decimal("0.01")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off"}
 
@@ -36,13 +37,48 @@ class _NonFinite:
         self.text = text
 
 
+def _parse_int(text: str) -> int | Decimal:
+    # Python refuses to convert an integer of more than 4,300 digits (a ValueError naming
+    # sys.set_int_max_str_digits); as a Decimal it is a number that every field refuses as too large.
+    return int(text) if len(text) <= 18 else Decimal(text)
+
+
 # One decoder for every body: json.loads(..., parse_float=...) builds a new one per call (4 us of 8).
-_BODY_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_NonFinite)
+_BODY_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_parse_int, parse_constant=_NonFinite)
+
+# PostgreSQL's text cannot hold NUL, and UTF-8 cannot encode an unpaired surrogate; JSON can carry
+# both as \u escapes (\u0000, \ud800), so such strings are refused before they reach a query.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_REASON = "Must not contain NUL characters or unpaired surrogates."
 
 
 def parse_json(raw: bytes) -> Any:
     """Parse a request body; numbers with a fraction or exponent become Decimal."""
     return _BODY_DECODER.decode(raw.decode("utf-8"))
+
+
+def _holds_unstorable(value: Any) -> bool:
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_holds_unstorable(key) or _holds_unstorable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_unstorable(item) for item in value)
+    return False
+
+
+def unstorable_fields(raw: bytes, data: Mapping[str, Any]) -> list[dict[str, str]]:
+    """A violation for each top-level field whose value holds a string PostgreSQL cannot store.
+
+    Both can only come from a \\u escape (a literal NUL byte is not valid JSON, and the body is
+    valid UTF-8), so bodies without one, nearly all of them, are not walked."""
+    if b"\\u" not in raw:
+        return []
+    found = [violation(key, UNSTORABLE_REASON) for key, value in data.items()
+             if not _holds_unstorable(key) and _holds_unstorable(value)]
+    if any(_holds_unstorable(key) for key in data):
+        found.append(violation("body", "Field names " + UNSTORABLE_REASON[0].lower() + UNSTORABLE_REASON[1:]))
+    return found
 
 
 @dataclass(frozen=True)
@@ -74,8 +110,13 @@ def validate(schema: Mapping[str, Field], data: Mapping[str, Any], violations: l
 
 
 def query_values(args: Mapping[str, list[str]]) -> dict[str, str]:
-    """First value of each query parameter."""
-    return {key: values[0] for key, values in args.items() if values}
+    """First value of each query parameter; a value with a NUL (`%00`) is refused here, for every
+    route at once, as no filter column can hold it."""
+    values = {key: values[0] for key, values in args.items() if values}
+    refused = [violation(key, UNSTORABLE_REASON) for key, value in values.items() if _UNSTORABLE.search(value)]
+    if refused:
+        raise schema_error(refused)
+    return values
 
 
 # -- parsers ---------------------------------------------------------------------------------
@@ -110,8 +151,13 @@ def _decimal(raw: Any, label: str) -> Decimal:
     if isinstance(raw, (int, Decimal)):
         value = Decimal(raw)
     elif isinstance(raw, str):
+        # Decimal() also reads "1_000" and non-ASCII digits ("١٠٠"); a client that sends those
+        # has a bug we should not guess around, so only plain ASCII decimal notation is a number.
+        text = raw.strip()
+        if not _DECIMAL_TEXT.fullmatch(text):
+            raise FieldError(f"{label} must be a number.")
         try:
-            value = Decimal(raw.strip())
+            value = Decimal(text)
         except InvalidOperation:
             raise FieldError(f"{label} must be a number.") from None
     else:
@@ -186,6 +232,10 @@ def timestamp_value(raw: Any) -> datetime:
         raise FieldError("Must be an ISO-8601 timestamp with an offset.") from None
     if value.tzinfo is None:
         raise FieldError("Timestamp must include a UTC offset.")
+    try:  # 9999-12-31T23:59:59-05:00 is a valid ISO timestamp past the last UTC instant Python has
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise FieldError("Timestamp is out of range.") from None
     return value
 
 
@@ -248,5 +298,6 @@ def raise_if(violations: list[dict]) -> None:
 __all__ = [
     "ApiError", "Field", "FieldError", "MISSING", "body_bool", "choice", "date_value", "email",
     "money", "parse_json", "path_uuid", "query_bool", "query_int", "query_values", "rate",
-    "require_object", "string", "timestamp_value", "uuid_value", "validate", "pagination_schema",
+    "require_object", "string", "timestamp_value", "unstorable_fields", "uuid_value", "validate",
+    "pagination_schema",
 ]

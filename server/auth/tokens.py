@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import jwt
 
 ALGORITHM = "HS256"
+ROLES = ("user", "admin")  # the users.role values (API.md §5)
 
 
 class TokenError(Exception):
@@ -99,5 +100,9 @@ def _decode(key: str, token: str, expected_type: str) -> dict:
     if claims.get("token_type") != expected_type:
         raise TokenError("wrong_token_type")
     if not isinstance(claims.get("user_id"), str):
+        raise TokenError("missing_claims")
+    # API.md §2.1 lists role among an access token's claims. Authorization reads the role from the
+    # database, but a token without one, or with a role we never issue, was not issued by us.
+    if expected_type == "access" and claims.get("role") not in ROLES:
         raise TokenError("missing_claims")
     return claims

@@ -89,7 +89,16 @@ def offer_rule_violations(max_percentage: Decimal, today: date, cashback_type: s
     return found
 
 
-def merchant_not_active(merchant_id: str) -> ApiError:
+def merchant_not_active(merchant_id: str, activating_offer_id: str | None = None) -> ApiError:
+    """On creation, API.md §3.4's exact text; on activation (same code, no text in the spec),
+    a message that names what was refused."""
+    if activating_offer_id is not None:
+        return ApiError(
+            422, "MERCHANT_NOT_ACTIVE",
+            f"Cannot activate offer '{activating_offer_id}'. Merchant '{merchant_id}' is not active.",
+            {"merchant_id": str(merchant_id), "offer_id": str(activating_offer_id),
+             "action": "Activate the merchant before activating its offers."},
+        )
     return ApiError(
         422, "MERCHANT_NOT_ACTIVE", f"Cannot create offer for merchant '{merchant_id}'. Merchant is not active.",
         {"merchant_id": str(merchant_id), "action": "Activate the merchant before creating offers."},
@@ -226,7 +235,7 @@ async def set_status(admin_id: str, offer_id: str | None, raw_id: str, status: s
                 merchant_active = await conn.fetchval(
                     "SELECT active FROM merchants WHERE id = $1 FOR SHARE", merchant_id)
                 if not merchant_active:
-                    raise merchant_not_active(merchant_id)
+                    raise merchant_not_active(merchant_id, activating_offer_id=offer_id)
                 if offer["end_date"] < utc_today():
                     raise offer_expired(offer_id, offer["end_date"])
                 existing = await _active_offer_id(conn, merchant_id)

@@ -43,6 +43,10 @@ def test_expired_token():
     (lambda: jwt.encode({"user_id": "u", "token_type": "access", "iat": 1, "exp": 9999999999}, KEY, algorithm="HS512"), "wrong_algorithm"),
     (lambda: issue_refresh(KEY, "u", 60).token, "wrong_token_type"),
     (lambda: jwt.encode({"user_id": "u", "token_type": "access"}, KEY, algorithm="HS256"), "missing_claims"),
+    (lambda: jwt.encode({"user_id": "u", "token_type": "access", "iat": 1, "exp": 9999999999}, KEY,
+                        algorithm="HS256"), "missing_claims"),  # no role
+    (lambda: jwt.encode({"user_id": "u", "role": "superhero", "token_type": "access", "iat": 1, "exp": 9999999999},
+                        KEY, algorithm="HS256"), "missing_claims"),
     (lambda: "not.a.token", "malformed"),
 ])
 def test_invalid_tokens_are_refused(make, reason):

@@ -5,7 +5,7 @@ import pytest
 
 from server.validation import (
     FieldError, Field, body_bool, date_value, email, money, parse_json, path_uuid, query_bool, query_int,
-    rate, timestamp_value, uuid_value, validate,
+    rate, timestamp_value, unstorable_fields, uuid_value, validate,
 )
 
 
@@ -25,6 +25,10 @@ def test_money_is_parsed_as_decimal_from_the_json_text(body, expected):
     b'{"amount": 1.005}', b'{"amount": "abc"}', b'{"amount": NaN}', b'{"amount": Infinity}',
     b'{"amount": "NaN"}', b'{"amount": true}', b'{"amount": "-Infinity"}', b'{"amount": [1]}',
     b'{"amount": 0}', b'{"amount": -5}', b'{"amount": 1e30}',
+    # Decimal() reads these, a client sending them has a bug: only ASCII decimal notation counts.
+    b'{"amount": "1_000"}', '{"amount": "\u0661\u0660\u0660"}'.encode(), b'{"amount": "10 0"}',
+    b'{"amount": "0x10"}', b'{"amount": ""}',
+    b'{"amount": ' + b"9" * 5000 + b'}',  # over Python's 4,300-digit int limit: a number, too large
 ])
 def test_money_rejects_what_the_contract_rejects(body):
     with pytest.raises(FieldError):
@@ -89,3 +93,27 @@ def test_email_is_trimmed_and_lowercased():
     assert email("  Alice@Example.COM ") == "alice@example.com"
     with pytest.raises(FieldError):
         email("a" * 250 + "@x.com")
+
+
+@pytest.mark.parametrize("text", ["+100", "100.", ".5", " 12.50 ", "1E+2"])
+def test_money_strings_in_plain_decimal_notation_are_accepted(text):
+    assert money()(text) > 0
+
+
+@pytest.mark.parametrize("raw, fields", [
+    (rb'{"name": "a\u0000b", "ok": "x"}', ["name"]),
+    (rb'{"name": "sur\ud800", "n": 1}', ["name"]),
+    (rb'{"tags": ["x", {"deep": "\udfff"}]}', ["tags"]),
+    (rb'{"n\u0000": "x"}', ["body"]),
+    (rb'{"emoji": "\ud83d\ude00", "name": "caf\u00e9"}', []),  # a surrogate pair is one character
+    (b'{"name": "plain"}', []),
+])
+def test_strings_postgresql_cannot_store_are_found(raw, fields):
+    assert [v["field"] for v in unstorable_fields(raw, parse_json(raw))] == fields
+
+
+def test_timestamps_past_the_last_utc_instant_are_refused():
+    with pytest.raises(FieldError, match="out of range"):
+        timestamp_value("9999-12-31T23:59:59-05:00")
+    with pytest.raises(FieldError, match="out of range"):
+        timestamp_value("0001-01-01T00:00:00+05:00")

@@ -128,3 +128,11 @@ async def test_business_changes_show_up_in_the_list(client, admin):
     assert [r["action"] for r in rows] == ["MERCHANT_STATUS_CHANGED", "MERCHANT_CREATED"]
     assert rows[1]["details"] == {"name": "Audited", "default_cashback_percentage": 2.5, "active": False}
     assert all(r["actor_type"] == "admin" and r["actor_id"] == admin.id and r["outcome"] == "success" for r in rows)
+
+
+@pytest.mark.parametrize("params", [{"to": "9999-12-31T23:59:59-05:00"}, {"from": "0001-01-01T00:00:00+05:00"}])
+async def test_timestamps_past_the_utc_range_are_422(client, admin, params):
+    response = await client.get(PATH, token=admin.token, params=params)
+    assert response.status_code == 422
+    assert error_of(response)["details"]["violations"] == [
+        {"field": next(iter(params)), "reason": "Timestamp is out of range."}]

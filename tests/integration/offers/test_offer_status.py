@@ -53,8 +53,9 @@ async def test_activation_needs_an_active_merchant_first(client, conn, admin):
     assert response.status_code == 422
     assert error_of(response) == {
         "code": "MERCHANT_NOT_ACTIVE",
-        "message": f"Cannot create offer for merchant '{merchant_id}'. Merchant is not active.",
-        "details": {"merchant_id": merchant_id, "action": "Activate the merchant before creating offers."},
+        "message": f"Cannot activate offer '{offer_id}'. Merchant '{merchant_id}' is not active.",
+        "details": {"merchant_id": merchant_id, "offer_id": offer_id,
+                    "action": "Activate the merchant before activating its offers."},
     }
 
 

@@ -42,6 +42,48 @@ async def test_body_over_the_limit_is_413(client):
                                         "details": {"max_bytes": 1048576}}
 
 
+@pytest.mark.parametrize("method, path, status", [
+    ("POST", "/api/v1/nope", 404), ("DELETE", "/api/v1/merchants", 405), ("PUT", "/api/v1/users/me", 405),
+])
+async def test_routing_errors_come_before_413(client, method, path, status):
+    """API.md §1.7: route (404/405) -> body size (413)."""
+    response = await client.request(method, path, content=b"x" * 1048713, headers={"content-type": "application/json"})
+    assert response.status_code == status
+
+
+async def test_405_on_a_path_with_a_parameter_names_the_allowed_methods(client, user):
+    response = await client.get("/api/v1/purchases/00000000-0000-4000-8000-000000000000/confirmation",
+                                token=user.token)
+    assert response.status_code == 405
+    assert "POST" in response.json()["error"]["details"]["allowed_methods"]
+    assert "POST" in response.headers["allow"].split(", ")
+    assert "GET" not in response.headers["allow"].split(", ")
+
+
+@pytest.mark.parametrize("body", [
+    rb'{"email": "nul\u0000x@example.com", "password": "Str0ng!Pass"}',
+    rb'{"email": "sur\ud800@example.com", "password": "Str0ng!Pass"}',
+])
+async def test_strings_postgresql_cannot_store_are_422_not_500(client, body):
+    response = await client.post("/api/v1/users", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["violations"] == [
+        {"field": "email", "reason": "Must not contain NUL characters or unpaired surrogates."}]
+
+
+async def test_a_nul_in_a_query_value_is_422(client, admin):
+    response = await client.get("/api/v1/feature-flags?key=a%00b", token=admin.token)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["violations"][0]["field"] == "key"
+
+
+async def test_json_nested_too_deeply_is_malformed_not_500(client):
+    body = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await client.post("/api/v1/users", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "MALFORMED_JSON"
+
+
 async def test_413_comes_before_authentication(client):
     response = await client.get("/api/v1/users/me", content=b"x" * 1048577)
     assert response.status_code == 413
