@@ -40,12 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "restore", help="restore a backup into a database (checksum verified first)",
         description="Download the backup, verify its sha256 before anything is written, then pg_restore it "
         "in one transaction into TARGET (created when missing). Restoring over the live database "
-        "(DATABASE_URL's) needs --confirm-live and first takes a safety backup; stop the app around it.")
+        "(DATABASE_URL's) needs --confirm-live and first takes a safety backup; stop the app around it. "
+        "A missing live database is created again (through the maintenance database `postgres`).")
     parser.add_argument("--backup", required=True, metavar="ID", help="backup id (see `backups`)")
     parser.add_argument("--target", metavar="DB",
                         help="database to restore into (default with --confirm-live: the live database)")
     parser.add_argument("--confirm-live", action="store_true",
                         help="allow TARGET to be the live database: it is replaced by the backup")
+    parser.add_argument("--no-safety-backup", action="store_true",
+                        help="with --confirm-live only, for a live database that is lost or too damaged to "
+                        "dump: replace it WITHOUT taking a safety backup first")
     parser.set_defaults(handler=_command(_restore))
 
     parser = subparsers.add_parser(
@@ -122,10 +126,13 @@ def _restore(args: argparse.Namespace, settings: "BackupSettings", store: "S3Sto
 
     if not args.target and not args.confirm_live:
         raise operations.UsageError("give --target DB (a new database), or --confirm-live to replace the live one")
+    if args.no_safety_backup and not args.confirm_live:
+        raise operations.UsageError("--no-safety-backup only applies to replacing the live database (--confirm-live)")
     from deploy.ops.backup_commands import database_name
 
     target = args.target or database_name(settings.database_url)
-    operations.restore(settings, store, args.backup, target, args.confirm_live, sys.stdout)
+    operations.restore(settings, store, args.backup, target, args.confirm_live, sys.stdout,
+                       safety_backup=not args.no_safety_backup)
     return 0
 
 

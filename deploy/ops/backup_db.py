@@ -110,12 +110,39 @@ class Database:
 
 
 # -- databases on the server -----------------------------------------------------------------
-# CREATE/DROP DATABASE run over a connection to the live database (DATABASE_URL): it always
-# exists and the app's role can reach it, unlike a "postgres" maintenance database on managed
-# services. A target or scratch database is never the one that connection uses while dropping.
+# CREATE/DROP DATABASE run over a connection to the live database (DATABASE_URL): it normally
+# exists and the app's role can reach it, unlike a "postgres" maintenance database on some managed
+# services. Only when the live database itself cannot be opened (dropped, or too damaged to
+# connect: the Sev-1 restore) do they fall back to the maintenance database, same credentials.
+# A target or scratch database is never the one that connection uses while dropping.
+
+MAINTENANCE_DATABASE = "postgres"
+
+
+class CreateDatabaseRefused(RuntimeError):
+    """The role may not CREATE DATABASE; the message names the cause and the fix."""
+
+
+def create_database_refused_message(role: str, name: str) -> str:
+    role_sql = quote_ident(role)
+    return (f"cannot create database {name}: role {role} lacks the CREATEDB privilege; as the PostgreSQL "
+            f"superuser run `ALTER ROLE {role_sql} CREATEDB;` (e.g. sudo -u postgres psql -c "
+            f"'ALTER ROLE {role_sql} CREATEDB'), or re-run `invoke provision --system`")
+
+
+def server_connection(database_url: str) -> Database:
+    """A connection for server-wide statements: the live database, else the maintenance one."""
+    try:
+        return Database(database_url)
+    except asyncpg.PostgresError as live_error:
+        try:
+            return Database(with_database(database_url, MAINTENANCE_DATABASE))
+        except (asyncpg.PostgresError, OSError):
+            raise live_error from None
+
 
 def database_exists(database_url: str, name: str) -> bool:
-    with Database(database_url) as db:
+    with server_connection(database_url) as db:
         return bool(db.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
 
 
@@ -129,10 +156,14 @@ def database_has_tables(database_url: str, name: str) -> bool:
 
 
 def create_database(database_url: str, name: str) -> None:
-    with Database(database_url) as db:
-        db.execute(f"CREATE DATABASE {quote_ident(name)}")
+    with server_connection(database_url) as db:
+        try:
+            db.execute(f"CREATE DATABASE {quote_ident(name)}")
+        except asyncpg.InsufficientPrivilegeError:
+            role = str(db.fetchval("SELECT current_user"))
+            raise CreateDatabaseRefused(create_database_refused_message(role, name)) from None
 
 
 def drop_database(database_url: str, name: str) -> None:
-    with Database(database_url) as db:
+    with server_connection(database_url) as db:
         db.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")

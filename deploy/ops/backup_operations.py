@@ -375,15 +375,40 @@ def load_into(settings: BackupSettings, manifest: Manifest, data_path: Path, tar
             raise BackupError(f"restore into {target} failed and was rolled back: {error}") from None
 
 
-def restore(settings: BackupSettings, store: S3Store, backup_id: str, target: str, confirm_live: bool,
-            out: TextIO) -> None:
+def create_database(settings: BackupSettings, name: str) -> None:
+    try:
+        backup_db.create_database(settings.database_url, name)
+    except backup_db.CreateDatabaseRefused as error:
+        raise BackupError(str(error)) from None
+
+
+def check_restore_request(target: str, live_name: str, confirm_live: bool, safety_backup: bool) -> bool:
+    """Refuse contradictory restore requests before anything is read or written; True = live restore."""
     check_database_name(target)
-    live_name = database_name(settings.database_url)
     live = target == live_name
     if live and not confirm_live:
         raise UsageError(f"{target} is the live database (DATABASE_URL): restoring over it needs --confirm-live")
+    if confirm_live and not live:
+        raise UsageError(f"--confirm-live replaces the live database {live_name}, but --target names {target}: "
+                         "give --target alone for a new database, or --confirm-live alone for the live one")
+    if not safety_backup and not live:
+        raise UsageError("--no-safety-backup only applies to replacing the live database (--confirm-live)")
+    return live
+
+
+def restore(settings: BackupSettings, store: S3Store, backup_id: str, target: str, confirm_live: bool,
+            out: TextIO, safety_backup: bool = True) -> None:
+    live_name = database_name(settings.database_url)
+    live = check_restore_request(target, live_name, confirm_live, safety_backup)
+    if live and not safety_backup:
+        print(f"restore: WARNING: --no-safety-backup: the live database {live_name} will be replaced WITHOUT a "
+              "safety backup; whatever it holds now is lost", file=out, flush=True)
     manifest = find_backup(settings, store, backup_id)
     exists = backup_db.database_exists(settings.database_url, target)
+    if live and not exists and safety_backup:
+        raise UsageError(f"the live database {target} does not exist on the server, so no safety backup can be "
+                         "taken; if it is really lost, run the restore again with --no-safety-backup "
+                         "(docs/disaster-recovery.md)")
     if exists and not live and backup_db.database_has_tables(settings.database_url, target):
         raise UsageError(f"database {target} already has tables: restore into a new database name or drop it first")
     clock = time.monotonic()
@@ -391,14 +416,17 @@ def restore(settings: BackupSettings, store: S3Store, backup_id: str, target: st
         data_path = fetch_verified(settings, store, manifest, Path(spool))
         print(f"restore: backup {manifest.backup_id} downloaded, sha256 verified ({manifest.size_bytes} bytes)",
               file=out, flush=True)
-        if live:
-            print(f"restore: taking a safety backup of the live database {live_name} first", file=out, flush=True)
-            safety = run_backup(settings, store, reason="safety", out=out)
+        if live and safety_backup:
+            safety = take_safety_backup(settings, store, live_name, out)
             print(f"restore: safety backup {safety.backup_id} stored", file=out, flush=True)
+        elif live and exists:
+            print(f"restore: NO safety backup of {live_name} (--no-safety-backup)", file=out, flush=True)
         if not exists:
-            backup_db.create_database(settings.database_url, target)
+            if live:
+                print(f"restore: the live database {target} does not exist: creating it", file=out, flush=True)
+            create_database(settings, target)
         try:
-            load_into(settings, manifest, data_path, target, replace=live)
+            load_into(settings, manifest, data_path, target, replace=live and exists)
         except BaseException:
             if not exists:
                 backup_db.drop_database(settings.database_url, target)
@@ -411,6 +439,20 @@ def restore(settings: BackupSettings, store: S3Store, backup_id: str, target: st
     if extra:
         print(f"restore: warning: {target} also has tables the backup does not contain: {', '.join(extra)}",
               file=out, flush=True)
+
+
+def take_safety_backup(settings: BackupSettings, store: S3Store, live_name: str, out: TextIO) -> Manifest:
+    """A backup of the live database before it is replaced; failing, it stops the restore."""
+    print(f"restore: taking a safety backup of the live database {live_name} first", file=out, flush=True)
+    try:
+        return run_backup(settings, store, reason="safety", out=out)
+    except (UsageError, BusyError):
+        raise
+    except Exception as error:  # noqa: BLE001 - pg_dump, asyncpg, S3: all mean "no safety backup"
+        detail = str(error) if isinstance(error, BackupError) else f"{type(error).__name__}: {error}"
+        raise BackupError(f"the safety backup failed, so nothing was restored ({detail}); if the live database "
+                          "is lost or too damaged to dump, run the restore again with --no-safety-backup "
+                          "(docs/disaster-recovery.md)") from None
 
 
 # -- verification ----------------------------------------------------------------------------
@@ -469,7 +511,7 @@ def verify_backup(settings: BackupSettings, store: S3Store, backup_id: str | Non
                 record(Check("checksum", False, str(error)))
                 data_path = None
             if data_path is not None:
-                backup_db.create_database(settings.database_url, scratch)
+                create_database(settings, scratch)
                 created = True
                 restore_clock = time.monotonic()
                 try:

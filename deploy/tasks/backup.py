@@ -4,7 +4,8 @@ Every operation lives in the VPS-side ops CLI (deploy/ops/backup.py); these task
 host of the environment, run the CLI of its current release with the host's secrets file and
 stream the output. All hosts of an environment share one database, so one host does the work:
 the first in the inventory unless --host names another. Restoring over the live database also
-stops the app instances on every host first and brings them back through the health gate.
+stops the app instances on every host first (under the deploy lock, so no deploy or rollback
+switches instances meanwhile) and brings them back through the health gate.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from invoke import Exit, task
 from deploy import commands as cmd
 from deploy import release
 from deploy.inventory import InventoryError, load_inventory
-from deploy.release import DeployError, Session, layout
+from deploy.release import DeployError, Lock, Session, layout
 from deploy.ssh import HostKeyError, Remote, RemoteCommandError
 
 COMMON_HELP = {
@@ -58,17 +59,40 @@ def pick_host_index(host_names: list[str], wanted: str | None) -> int:
     return host_names.index(wanted)
 
 
-def restore_ops_args(backup: str, target: str | None, confirm_live: bool) -> list[str]:
+def restore_ops_args(backup: str, target: str | None, confirm_live: bool, safety_backup: bool = True) -> list[str]:
     """The ops CLI arguments of a restore; refuses an ambiguous request before touching anything."""
     if not target and not confirm_live:
         raise BackupTaskError("restore needs --target DB (restore into a new database) "
                               "or --confirm-live (replace the live database)")
+    if target and confirm_live:
+        # --confirm-live stops the app and replaces the live database; with a --target the live
+        # database would be left alone while the output claimed it was restored.
+        raise BackupTaskError("give --target DB (restore into a new database, no downtime) or --confirm-live "
+                              "(replace the live database), not both")
+    if not safety_backup and not confirm_live:
+        raise BackupTaskError("--no-safety-backup only applies to replacing the live database (--confirm-live)")
     args = ["restore", "--backup", backup]
     if target:
         args += ["--target", target]
     if confirm_live:
         args.append("--confirm-live")
+    if not safety_backup:
+        args.append("--no-safety-backup")
     return args
+
+
+def code_migrations_command(lay: cmd.Layout, rel_id: str) -> str:
+    """List the release's migration files: its code head, known without any database."""
+    return f"ls -1 {cmd.q(lay.release(rel_id) + '/migrations/models')}"
+
+
+def code_head_number(listing: str) -> int:
+    """The newest migration number in a `ls -1` of migrations/models."""
+    numbers = [cmd.migration_number(name.strip()) for name in listing.splitlines() if name.strip().endswith(".py")]
+    known = [number for number in numbers if number is not None]
+    if not known:
+        raise BackupTaskError("the current release has no migration files: cannot check the backup's schema")
+    return max(known)
 
 
 def check_restorable_by_release(manifest_head: str | None, code_head_number: int) -> None:
@@ -152,29 +176,53 @@ def verify_backup(c, env=None, inventory=None, host=None, backup=None):
 @task(help=_help(
     backup="backup id to restore (see `invoke backups`)",
     target="restore into this NEW database (the app keeps running on the live one)",
-    confirm_live="replace the LIVE database: stops the app on every host, takes a safety backup, "
-                 "restores, migrates up to the current release, restarts behind the health gate",
+    confirm_live="replace the LIVE database: takes the deploy lock, stops the app on every host, takes a "
+                 "safety backup, restores, migrates up to the current release, restarts behind the health gate",
+    no_safety_backup="with --confirm-live, when the live database is lost or too damaged to dump: skip the "
+                     "safety backup (a missing live database is created again); see docs/disaster-recovery.md",
 ))
 @_operator_errors
-def restore(c, backup, target=None, confirm_live=False, env=None, inventory=None, host=None):
+def restore(c, backup, target=None, confirm_live=False, no_safety_backup=False, env=None, inventory=None,
+            host=None):
     """Restore a backup into a new database (--target) or over the live one (--confirm-live)."""
-    ops_args = restore_ops_args(backup, target, confirm_live)
+    ops_args = restore_ops_args(backup, target, confirm_live, safety_backup=not no_safety_backup)
     with _session(env, inventory) as session:
         remote = _chosen(session, host)
-        if target and not confirm_live:
+        if not confirm_live:
             _ops_or_exit(remote, *ops_args)
             return
-        _restore_live(session, remote, backup, ops_args)
+        with Lock(session, f"restore {backup}"):
+            _restore_live(session, remote, backup, ops_args, safety_backup=not no_safety_backup)
 
 
-def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: list[str]) -> None:
+def _code_head_without_database(remote: Remote, lay: cmd.Layout, current: str, safety_backup: bool) -> int:
+    """The live database did not answer `migrate --status`: go on only when the operator said so."""
+    if safety_backup:
+        raise BackupTaskError(
+            f"[{remote.host.name}] the live database does not answer (`clicknback-ops migrate --status` failed; "
+            "run it on the host to see why), so no safety backup can be taken; nothing was stopped. If the "
+            "database is lost or corrupted, run the restore again with --no-safety-backup "
+            "(docs/disaster-recovery.md); otherwise fix PostgreSQL first")
+    remote.say("restore: the live database does not answer; checking the backup against the release's code")
+    return code_head_number(remote.query(code_migrations_command(lay, current)).stdout)
+
+
+def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: list[str],
+                  safety_backup: bool) -> None:
     lay, current = layout(remote), _current(remote)
-    status = json.loads(remote.query(cmd.migrate_status_command(lay, current)).stdout.strip().splitlines()[-1])
+    status = remote.query(cmd.migrate_status_command(lay, current), check=False)
+    if status.ok and status.stdout.strip():
+        code_head = int(json.loads(status.stdout.strip().splitlines()[-1])["code_head_number"])
+    else:
+        code_head = _code_head_without_database(remote, lay, current, safety_backup)
     listing = json.loads(remote.query(cmd.ops_command(lay, current, "backups", "--json")).stdout)
     manifest = next((m for m in listing["complete"] if m["backup_id"] == backup_id), None)
     if manifest is None:
         raise BackupTaskError(f"no complete backup {backup_id} (see `invoke backups`)")
-    check_restorable_by_release(manifest.get("migration_head"), int(status["code_head_number"]))
+    check_restorable_by_release(manifest.get("migration_head"), code_head)
+    if not safety_backup:
+        session.say("restore: WARNING: --no-safety-backup: the live database is replaced WITHOUT a safety "
+                    "backup; whatever it holds now is lost")
 
     session.say(f"restore: stopping the app on {len(session.remotes)} host(s) before replacing the live database")
     session.parallel(lambda r: r.run(stop_instances_command(layout(r), release.live_ports(r))))

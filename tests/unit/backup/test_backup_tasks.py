@@ -9,6 +9,8 @@ from deploy.tasks.backup import (
     TASKS,
     BackupTaskError,
     check_restorable_by_release,
+    code_head_number,
+    code_migrations_command,
     pick_host_index,
     restore_ops_args,
     stop_instances_command,
@@ -27,6 +29,30 @@ def test_restore_arguments():
     assert restore_ops_args("ID", None, True) == ["restore", "--backup", "ID", "--confirm-live"]
     with pytest.raises(BackupTaskError, match="--target DB"):
         restore_ops_args("ID", None, False)
+    assert restore_ops_args("ID", None, True, safety_backup=False) == [
+        "restore", "--backup", "ID", "--confirm-live", "--no-safety-backup"]
+
+
+def test_target_with_confirm_live_is_refused_before_any_host_is_touched():
+    # It used to stop the app, restore into the target and then claim the live database was restored.
+    with pytest.raises(BackupTaskError) as refused:
+        restore_ops_args("ID", "clicknback_check", True)
+    assert str(refused.value) == ("give --target DB (restore into a new database, no downtime) or --confirm-live "
+                                  "(replace the live database), not both")
+
+
+def test_no_safety_backup_needs_confirm_live():
+    with pytest.raises(BackupTaskError, match="--no-safety-backup only applies to replacing the live database"):
+        restore_ops_args("ID", "clicknback_check", False, safety_backup=False)
+
+
+def test_code_head_is_read_from_the_release_without_a_database():
+    assert code_migrations_command(Layout("/srv/clicknback"), "20261127T000000Z-v1.0.0") == (
+        "ls -1 /srv/clicknback/releases/20261127T000000Z-v1.0.0/migrations/models")
+    listing = "0_20261127000000_init.py\n10_20270101000000_x.py\n2_20261127000200_y.py\n__init__.py\n__pycache__\n"
+    assert code_head_number(listing) == 10  # numerically, not by name
+    with pytest.raises(BackupTaskError, match="no migration files"):
+        code_head_number("__init__.py\n")
 
 
 def test_backup_newer_than_the_code_is_refused():
