@@ -8,6 +8,7 @@ types are errors that name the key, so a typo never silently falls back to a def
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -52,34 +53,22 @@ HOST_DEFAULTS: dict[str, Any] = {
     "backup_schedule": "weekly",
 }
 
-S3_DEFAULTS: dict[str, Any] = {
-    "endpoint_url": "",
-    "bucket": "",
-    "region": "us-east-1",
-    "backup_prefix": "backups/",
-    "log_archive_prefix": "logs/",
-    # Names of laptop environment variables holding the credentials; the values never live here.
-    "access_key_id_env": "CLICKNBACK_S3_ACCESS_KEY_ID",
-    "secret_access_key_env": "CLICKNBACK_S3_SECRET_ACCESS_KEY",
-}
+# The S3 settings (endpoint, bucket, credentials) live only in each host's env file
+# (<deploy_root>/shared/.env, uploaded by `invoke provision --env-file`), where the VPS-side ops
+# CLI reads them; an inventory that still has an s3 table is refused rather than silently ignored.
+S3_MOVED = ("the inventory no longer holds S3 settings: they live in each host's env file "
+            "(S3_ENDPOINT_URL, S3_BUCKET, ... in <deploy_root>/shared/.env, uploaded by "
+            "`invoke provision --env-file`); delete this table")
+
+# Environment names the failover drill never runs on, whatever the inventory says.
+PRODUCTION_NAMES = ("prod", "production", "live")
 
 HOST_ONLY_KEYS = {"name", "address"}
-ENVIRONMENT_ONLY_KEYS = {"hosts", "s3"}
+ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill"}
 
 
 class InventoryError(ValueError):
     """The inventory file is missing, unreadable or invalid; the message names the bad key."""
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    endpoint_url: str
-    bucket: str
-    region: str
-    backup_prefix: str
-    log_archive_prefix: str
-    access_key_id_env: str
-    secret_access_key_env: str
 
 
 @dataclass(frozen=True)
@@ -147,7 +136,30 @@ class Host:
 class Environment:
     name: str
     hosts: tuple[Host, ...]
-    s3: S3Settings
+    # The failover drill SIGKILLs the app and the database: only where the inventory says so.
+    allow_drill: bool = False
+
+    @property
+    def looks_like_production(self) -> bool:
+        """prod, production, live, or a name made of them (prod-eu, live_2, ...)."""
+        words = [w for w in self.name.lower().replace("_", "-").replace(".", "-").split("-") if w]
+        return any(word in PRODUCTION_NAMES for word in words)
+
+    @property
+    def on_loopback_only(self) -> bool:
+        """Every host is this machine (the sandbox): nothing anyone else uses can be crashed."""
+        return all(_is_loopback(host.address) for host in self.hosts)
+
+    def drill_refusal(self) -> str | None:
+        """Why the failover drill must not run here, or None when it may."""
+        if self.looks_like_production:
+            return (f"the drill crashes the app and the database: environment {self.name!r} is named like "
+                    f"production, and the drill never runs on production")
+        if not (self.allow_drill or self.on_loopback_only):
+            return (f"the drill crashes the app and the database: environment {self.name!r} does not allow it "
+                    f"(set allow_drill = true in its [environments.{self.name}] table, for a staging "
+                    f"environment only; a sandbox whose hosts are all loopback addresses needs nothing)")
+        return None
 
 
 @dataclass(frozen=True)
@@ -188,7 +200,9 @@ def parse_inventory(text: str, path: Path | str = "<inventory>") -> Inventory:
     _reject_unknown(data, {"default_environment", "defaults", "environments"}, "", path)
     defaults = data.get("defaults", {})
     _expect_table(defaults, "defaults", path)
-    _reject_unknown(defaults, set(HOST_DEFAULTS) | {"s3"}, "defaults", path)
+    if "s3" in defaults:
+        raise InventoryError(f"{path}: defaults.s3: {S3_MOVED}")
+    _reject_unknown(defaults, set(HOST_DEFAULTS), "defaults", path)
     environments_data = data.get("environments", {})
     _expect_table(environments_data, "environments", path)
     if not environments_data:
@@ -197,18 +211,33 @@ def parse_inventory(text: str, path: Path | str = "<inventory>") -> Inventory:
         name: _parse_environment(name, env_data, defaults, path)
         for name, env_data in environments_data.items()
     }
-    default_environment = data.get("default_environment", "production")
+    known = ", ".join(sorted(environments))
+    if "default_environment" not in data:
+        # Absent: "production" if there is one, else the only environment; never a guess among several.
+        if "production" not in environments and len(environments) > 1:
+            raise InventoryError(f"{path}: default_environment: required when there is no environment "
+                                 f"named 'production' and several others (known: {known})")
+        default_environment = "production" if "production" in environments else next(iter(environments))
+    else:
+        default_environment = data["default_environment"]
     if not isinstance(default_environment, str):
         raise InventoryError(f"{path}: default_environment: expected a string")
     if default_environment not in environments:
-        default_environment = next(iter(environments))
+        # Never another environment instead: a typo must not send a command to production.
+        raise InventoryError(f"{path}: default_environment: no environment named {default_environment!r} "
+                             f"(known: {known})")
     return Inventory(path=path, environments=environments, default_environment=default_environment)
 
 
 def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> Environment:
     where = f"environments.{name}"
     _expect_table(env_data, where, path)
+    if "s3" in env_data:
+        raise InventoryError(f"{path}: {where}.s3: {S3_MOVED}")
     _reject_unknown(env_data, set(HOST_DEFAULTS) | ENVIRONMENT_ONLY_KEYS, where, path)
+    allow_drill = env_data.get("allow_drill", False)
+    if not isinstance(allow_drill, bool):
+        raise InventoryError(f"{path}: {where}.allow_drill: expected true or false, got {allow_drill!r}")
     hosts_data = env_data.get("hosts")
     if not isinstance(hosts_data, list) or not hosts_data:
         raise InventoryError(f"{path}: {where}.hosts: expected at least one [[{where}.hosts]] entry")
@@ -221,14 +250,7 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InventoryError(f"{path}: {where}.hosts: duplicate host name {duplicates[0]!r}")
-    for table, label in ((defaults.get("s3", {}), "defaults.s3"), (env_data.get("s3", {}), f"{where}.s3")):
-        _expect_table(table, label, path)
-    s3_data = {**S3_DEFAULTS, **defaults.get("s3", {}), **env_data.get("s3", {})}
-    _reject_unknown(s3_data, set(S3_DEFAULTS), f"{where}.s3", path)
-    for key, value in s3_data.items():
-        if not isinstance(value, str):
-            raise InventoryError(f"{path}: {where}.s3.{key}: expected a string, got {value!r}")
-    return Environment(name=name, hosts=hosts, s3=S3Settings(**s3_data))
+    return Environment(name=name, hosts=hosts, allow_drill=allow_drill)
 
 
 def _parse_host(host_data: Any, inherited: dict, where: str, path: Path) -> Host:
@@ -293,6 +315,13 @@ def _check_value(key: str, value: Any, where: str, path: Path) -> Any:
     elif not isinstance(value, str):
         raise fail("a string")
     return value
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
 
 
 def _is_port(value: Any) -> bool:

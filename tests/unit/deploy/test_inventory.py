@@ -35,7 +35,6 @@ def test_host_overrides_environment_overrides_defaults():
     inventory = parse_inventory(
         'default_environment = "staging"\n[defaults]\nssh_port = 2222\nhealth_timeout = 10\n'
         '[environments.staging]\nssh_port = 2200\ndeploy_root = "/opt/cnb/"\n'
-        '[environments.staging.s3]\nbucket = "b"\n'
         '[[environments.staging.hosts]]\nname = "a"\naddress = "10.0.0.1"\n'
         '[[environments.staging.hosts]]\nname = "b"\naddress = "10.0.0.2"\nssh_port = 22\n'
     )
@@ -43,7 +42,7 @@ def test_host_overrides_environment_overrides_defaults():
     assert env.name == "staging"
     assert [h.ssh_port for h in env.hosts] == [2200, 22]
     assert env.hosts[0].deploy_root == "/opt/cnb" and env.hosts[0].health_timeout == 10
-    assert env.s3.bucket == "b" and env.s3.backup_prefix == "backups/"
+    assert env.allow_drill is False
 
 
 @pytest.mark.parametrize("text,message", [
@@ -73,7 +72,13 @@ def test_host_overrides_environment_overrides_defaults():
     ('[environments.prod]\nhosts = []\n', "environments.prod.hosts: expected at least one"),
     ("", "environments: at least one environment is required"),
     ("[environments.prod\n", "not valid TOML"),
-    (MINIMAL + '[environments.prod.s3]\nbuckett = "x"\n', "environments.prod.s3.buckett: unknown key"),
+    (MINIMAL + '[environments.prod.s3]\nbucket = "x"\n', "environments.prod.s3: the inventory no longer holds S3"),
+    ('[defaults.s3]\nregion = "x"\n' + MINIMAL, "defaults.s3: the inventory no longer holds S3 settings"),
+    (MINIMAL.replace("[environments.prod]", "[environments.prod]\nallow_drill = 1"),
+     "environments.prod.allow_drill: expected true or false"),
+    ('default_environment = "stagin"\n' + MINIMAL + MINIMAL.replace("prod", "staging"),
+     "default_environment: no environment named 'stagin' (known: prod, staging)"),
+    (MINIMAL + MINIMAL.replace("prod", "staging"), "default_environment: required when there is no environment"),
     (MINIMAL + '[[environments.prod.hosts]]\naddress = "10.0.0.5"\n', "duplicate host name '10.0.0.5'"),
 ])
 def test_bad_inventory_names_the_key(text, message):
@@ -104,3 +109,49 @@ def test_the_shipped_inventory_is_valid(monkeypatch):
     inventory = load_inventory()
     assert inventory.path == DEFAULT_INVENTORY
     assert {"production", "staging"} <= set(inventory.environments)
+
+
+def test_default_environment_without_the_key_is_production_or_the_only_one():
+    assert parse_inventory(MINIMAL).default_environment == "prod"
+    both = MINIMAL.replace("prod", "production") + MINIMAL.replace("prod", "staging")
+    assert parse_inventory(both).environment(None).name == "production"
+
+
+def test_s3_error_is_one_line_pointing_at_the_env_file():
+    with pytest.raises(InventoryError) as error:
+        parse_inventory(MINIMAL.replace("[environments.prod]", '[environments.prod]\ns3 = { bucket = "b" }'))
+    assert "\n" not in str(error.value) and "shared/.env" in str(error.value)
+
+
+def _env(name: str, address: str = "10.0.0.5", allow: str = "") -> "object":
+    text = MINIMAL.replace("prod", name).replace("10.0.0.5", address)
+    if allow:
+        text = text.replace(f"[environments.{name}]", f"[environments.{name}]\nallow_drill = {allow}")
+    return parse_inventory(text).environment(name)
+
+
+@pytest.mark.parametrize("name,address,allow,allowed", [
+    ("staging", "10.0.0.5", "", False),          # a remote environment must opt in
+    ("staging", "10.0.0.5", "true", True),
+    ("staging", "10.0.0.5", "false", False),
+    ("sandbox", "127.0.0.2", "", True),          # every host is this machine
+    ("stagin", "10.0.0.5", "", False),           # a typo never makes the drill possible
+    ("production", "10.0.0.5", "true", False),   # production-like names are refused whatever the flag
+    ("prod", "127.0.0.2", "", False),
+    ("prod-eu", "10.0.0.5", "true", False),
+    ("live_2", "10.0.0.5", "true", False),
+    ("Production", "10.0.0.5", "true", False),
+    ("products", "10.0.0.5", "true", True),      # a whole word only: not a substring match
+])
+def test_the_drill_runs_only_where_the_inventory_allows_it(name, address, allow, allowed):
+    refusal = _env(name, address, allow).drill_refusal()
+    assert (refusal is None) is allowed, refusal
+    if name.lower().startswith(("prod", "live")) and not name.startswith("products"):
+        assert "never runs on production" in refusal
+
+
+def test_the_shipped_inventory_allows_the_drill_on_staging_only(monkeypatch):
+    monkeypatch.delenv("CLICKNBACK_INVENTORY", raising=False)
+    inventory = load_inventory()
+    assert inventory.environment("staging").drill_refusal() is None
+    assert "never runs on production" in inventory.environment("production").drill_refusal()
