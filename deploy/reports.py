@@ -301,8 +301,12 @@ def handoff_markdown(data: dict) -> str:
              f"Generated {data['generated_at']:%Y-%m-%d %H:%M} UTC by {data['operator']}.", ""]
     lines += ["## Current release", "", "| host | release | version | commit | deployed at (UTC) |",
               "|---|---|---|---|---|"]
+    if data.get("unreachable"):
+        lines[-1:-1] = [f"**Could not read {', '.join(data['unreachable'])}**: the sections below show only "
+                        f"the hosts that answered.", ""]
     for host in data["hosts"]:
-        lines.append(f"| {host['name']} | {host.get('release') or '(nothing deployed)'} | {host.get('version') or '-'} "
+        release = host.get("unreachable") or host.get("release") or "(nothing deployed)"
+        lines.append(f"| {host['name']} | {release} | {host.get('version') or '-'} "
                      f"| {(host.get('commit') or '-')[:12]} | {host.get('deployed_at') or '-'} |")
     lines += ["", "## Health now", ""]
     for host in data["hosts"]:
@@ -376,6 +380,7 @@ def row_count_changes(before: dict[str, int], after: dict[str, int]) -> tuple[di
 
 def steps_table(steps: Iterable[dict], rto_s: float | None = None) -> str:
     """Rows of `{"step", "status", "seconds", "detail"}` as a table (the drill and maintenance reports)."""
+    steps = list(steps)
     rows = []
     total = 0.0
     for step in steps:
@@ -383,6 +388,11 @@ def steps_table(steps: Iterable[dict], rto_s: float | None = None) -> str:
         rows.append([step["step"], step["status"], f"{step.get('seconds') or 0.0:.1f}s", step.get("detail", "")])
     text = table(["STEP", "STATUS", "TIME", "DETAIL"], rows)
     if rto_s is not None:
-        verdict = "within" if total <= rto_s else "OVER"
+        failed = next((step["step"] for step in steps if step.get("status") == "failed"), None)
+        if failed is not None:
+            # An unfinished recovery has no recovery time: never "within".
+            verdict = f"FAILED at step {failed!r}; the recovery did not complete"
+        else:
+            verdict = "within" if total <= rto_s else "OVER"
         text += f"\ntotal {total:.1f}s against an RTO of {rto_s / 60:g} min ({rto_s:.0f}s): {verdict}"
     return text

@@ -146,6 +146,29 @@ def test_steps_table_totals_against_the_rto():
     assert "OVER" in reports.steps_table([{"step": "a", "status": "ok", "seconds": 4000.0}], rto_s=3600)
 
 
+def test_a_failed_drill_never_reads_within_the_rto():
+    steps = [{"step": "baseline", "status": "ok", "seconds": 2.0, "detail": "healthy"},
+             {"step": "database back", "status": "failed", "seconds": 0.5, "detail": "pg_ctl failed"}]
+    text = reports.steps_table(iter(steps), rto_s=3600)  # any iterable, read twice inside
+    last = text.splitlines()[-1]
+    assert "within" not in last and "FAILED at step 'database back'" in last
+    assert "pg_ctl failed" in text
+
+
+def test_handoff_marks_an_unreachable_host_and_keeps_the_others():
+    data = {"environment": "prod", "generated_at": datetime(2026, 11, 27, tzinfo=UTC), "operator": "me",
+            "hosts": [{"name": "app1", "release": "r1", "health": [{"name": "nginx ready", "ok": True,
+                                                                     "answer": "200 ok"}]},
+                      {"name": "app2", "release": None, "unreachable": "UNREACHABLE: connection refused",
+                       "health": [{"name": "ssh", "ok": False, "answer": "UNREACHABLE: connection refused"}]}],
+            "ledger": [], "backups": {}, "requests": None, "known_issues": "", "escalation": "",
+            "next_window": reports.maintenance_window(2026, 12), "unreachable": ["app2"]}
+    text = reports.handoff_markdown(data)
+    assert "**Could not read app2**" in text
+    assert "| app1 | r1 |" in text and "| app2 | UNREACHABLE: connection refused |" in text
+    assert "- OK app1 nginx ready" in text and "- FAIL app2 ssh: UNREACHABLE" in text
+
+
 def test_row_count_changes_separates_lost_rows_from_new_activity():
     before = {"users": 5, "audit_logs": 0, "payouts": 2}
     assert reports.row_count_changes(before, dict(before)) == ({}, {})
