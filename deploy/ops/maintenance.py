@@ -6,8 +6,10 @@ starts only when its estimate still fits before the window's end (default 03:00 
 it at 02:00; `--until HH:MM` or `--budget MINUTES` for a run by hand); a running step is stopped at
 the end. The report lists every step with its status and duration, including the skipped ones.
 
-With several hosts, cron starts this on each: a PostgreSQL advisory lock lets one host do the
-database, backup and wallet steps; the others archive their own logs and audit their release.
+With several hosts, cron starts this on each: the first host of the inventory runs every step, the
+others pass --no-shared-steps and only archive their own logs and audit their own release (they do
+not connect to the database). A PostgreSQL advisory lock also keeps two runs that both want the
+database, backup and wallet steps (cron and a run by hand) from doing them at once.
 
 Exit statuses: 0 every step that ran passed; 1 a step failed; 2 bad arguments or configuration.
 """
@@ -50,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"leave a step out (repeatable): {', '.join(model.STEP_NAMES)}")
     parser.add_argument("--host-label", metavar="NAME", help="passed to archive-logs (this host's folder in the bucket)")
     parser.add_argument("--no-shared-steps", action="store_true",
-                        help="leave the database, backup and wallet steps to another host (`invoke maintenance` "
-                             "passes this to every host but the first)")
+                        help="leave the database, backup and wallet steps to another host (cron and `invoke "
+                             "maintenance` pass this to every host but the first)")
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     parser.set_defaults(handler=run)
 
@@ -137,11 +139,16 @@ async def maintain(end: datetime, skip: set[str], host_label: str | None, shared
 
     from server.db import parse_database_url
 
-    database_url = require(["DATABASE_URL"])["DATABASE_URL"]
     results: list[StepResult] = []
-    conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
+    # A host without the shared steps never touches the database: its audit and logs still run
+    # when the database is down.
+    wants_database = shared_steps and bool(SHARED_STEPS - skip)
+    conn = None
+    if wants_database:
+        database_url = require(["DATABASE_URL"])["DATABASE_URL"]
+        conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
     try:
-        holds_lock = await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY)
+        holds_lock = conn is not None and await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY)
         steps: dict[str, Callable] = {
             "vacuum-analyze": lambda: per_table(conn, "VACUUM (ANALYZE) {table}", end, 2),
             "reindex": lambda: per_table(conn, "REINDEX TABLE CONCURRENTLY {table}", end, 5),
@@ -177,7 +184,8 @@ async def maintain(end: datetime, skip: set[str], host_label: str | None, shared
             results.append(StepResult(name, status, time.monotonic() - started, detail))
             print(f"maintenance: {name}: {status} in {results[-1].seconds:.1f}s", flush=True)
     finally:
-        await conn.close()  # also releases the advisory lock
+        if conn is not None:
+            await conn.close()  # also releases the advisory lock
     return results
 
 

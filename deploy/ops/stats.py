@@ -36,9 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "stats", help="host, app instance, database and request-log figures as one JSON object",
         description=__doc__.split("\n\n")[1])
-    parser.add_argument("--window-hours", type=float, default=24.0,
+    parser.add_argument("--window-hours", type=positive_hours, default=24.0,
                         help="request logs of the last N hours (default 24)")
-    parser.add_argument("--end", metavar="ISO-8601", help="end of the log window (default: now)")
+    parser.add_argument("--end", type=iso_time, metavar="ISO-8601", help="end of the log window (default: now)")
     parser.add_argument("--logs-dir", metavar="DIR", help="log folder (default: logs/ beside ENV_FILE)")
     parser.add_argument("--deploy-root", metavar="DIR",
                         help="deploy root whose instances and disk to report (default: two levels above ENV_FILE)")
@@ -48,6 +48,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser("row-counts", help="exact row count of every table, as JSON")
     parser.set_defaults(handler=run_row_counts)
+
+
+def positive_hours(text: str) -> float:
+    """argparse type of --window-hours: a window must end after it starts."""
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not hours > 0 or hours == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of hours")
+    return hours
+
+
+def iso_time(text: str) -> datetime:
+    """argparse type of --end: an ISO-8601 time (UTC unless it carries an offset)."""
+    try:
+        return model.parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time (e.g. 2026-11-27T12:00:00Z)") from None
 
 
 # -- host and instances ----------------------------------------------------------------------
@@ -223,7 +242,7 @@ def _default_root(env: dict[str, str]) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     env = load_environment()
-    end = model.parse_time(args.end) if args.end else datetime.now(timezone.utc)
+    end = args.end or datetime.now(timezone.utc)
     start, end = model.window_ending(end, args.window_hours)
     deploy_root = Path(args.deploy_root) if args.deploy_root else _default_root(env)
     logs_dir = Path(args.logs_dir) if args.logs_dir else deploy_root / "shared" / "logs"

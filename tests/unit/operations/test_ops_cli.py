@@ -1,0 +1,58 @@
+"""The ops CLI's failure reporting: one redacted line for the operator, a bug's traceback kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy.ops import cli
+
+URL = "postgres://clicknback:pw-93ac@127.0.0.1:5432/clicknback"
+
+
+@pytest.fixture
+def deploy_root(tmp_path, monkeypatch):
+    (tmp_path / "shared" / "logs").mkdir(parents=True)
+    (tmp_path / "shared" / ".env").write_text(f"DATABASE_URL={URL}\n")
+    monkeypatch.setenv("ENV_FILE", str(tmp_path / "shared" / ".env"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    return tmp_path
+
+
+def _raise(error: Exception) -> Exception:
+    try:
+        raise error
+    except Exception as raised:  # noqa: BLE001 - a real traceback to report
+        return raised
+
+
+def test_an_operational_error_is_one_line_naming_the_command(deploy_root, capsys):
+    status = cli.report_failure("migrate", _raise(ConnectionRefusedError(111, "Connect call failed")))
+    assert status == 1
+    assert capsys.readouterr().err == "clicknback-ops migrate: connection failed: ConnectionRefusedError: " \
+                                      "[Errno 111] Connect call failed\n"
+
+
+def test_a_bug_is_one_line_and_its_traceback_goes_to_the_log_without_the_password(deploy_root, capsys):
+    status = cli.report_failure("stats", _raise(RuntimeError(f"cannot parse {URL}")))
+    err = capsys.readouterr().err
+    log = deploy_root / "shared" / "logs" / cli.ERROR_LOG_NAME
+    assert status == 1 and err.count("\n") == 1
+    assert err.startswith("clicknback-ops stats: unexpected error RuntimeError (a bug; traceback in ")
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "cannot parse ***" in text
+    assert "pw-93ac" not in text + err
+
+
+def test_the_traceback_variable_shows_it_on_the_terminal_redacted(deploy_root, capsys, monkeypatch):
+    monkeypatch.setenv(cli.TRACEBACK_VARIABLE, "1")
+    cli.report_failure("stats", _raise(KeyError("pw-93ac")))
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "KeyError: '***'" in err and "pw-93ac" not in err
+    assert not (deploy_root / "shared" / "logs" / cli.ERROR_LOG_NAME).exists()
+
+
+def test_main_turns_an_unreadable_env_file_into_a_configuration_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ENV_FILE", str(tmp_path / "missing.env"))
+    assert cli.main(["stats", "--only-logs"]) == 2
+    assert capsys.readouterr().err.strip().startswith("configuration error: ENV_FILE")
