@@ -1,13 +1,15 @@
 """Invoke entry point: assembles the task modules of deploy/tasks; no logic lives here.
 
-Run `invoke --list` for the tasks and `invoke --help TASK` for one task's options.
+Run `invoke --list` for the tasks and `invoke TASK --help` for one task's options. Every task
+becomes an OperatorTask (deploy/tasks/__init__.py), so flags, short flags, numbers and errors
+behave the same in every module.
 """
 
 from invoke import Collection
 
-from deploy.tasks import backup, dev, operations, release
+from deploy.tasks import OperatorTask, backup, dev, operations, release
 
 ns = Collection()
 for module in (dev, release, backup, operations):
     for task in module.TASKS:
-        ns.add_task(task)
+        ns.add_task(OperatorTask.adopt(task))

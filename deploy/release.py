@@ -29,13 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Callable, TypeVar
+from typing import IO, Callable, Generic, TypeVar
 
 from deploy import commands as cmd
 from deploy import ledger
 from deploy.commands import Layout
 from deploy.inventory import Environment, Host
-from deploy.ssh import Remote, RemoteCommandError
+from deploy.ssh import ConnectionFailed, HostKeyError, Remote, RemoteCommandError
 
 T = TypeVar("T")
 LOG_LINES_ON_FAILURE = 30
@@ -84,12 +84,34 @@ def resolve_tag(repo: Path, tag: str) -> str:
     """The commit a tag names; refuses a tag that does not exist (never a branch or a sha)."""
     try:
         cmd.check_tag(tag)
-        return git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
     except ValueError as error:
         raise DeployError(str(error)) from None
+    check_repository(repo)
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
     except DeployError:
         raise DeployError(f"tag {tag!r} does not exist in {repo} (create it with `git tag {tag}`, "
                           f"or fetch tags with `git fetch --tags`)") from None
+
+
+def check_repository(repo: Path) -> None:
+    """Refuse a --repo that is missing or not a git work tree (before blaming the tag)."""
+    if not repo.exists():
+        raise DeployError(f"--repo {repo}: no such directory")
+    if not repo.is_dir():
+        raise DeployError(f"--repo {repo}: not a directory")
+    try:
+        git(repo, "rev-parse", "--git-dir")
+    except DeployError:
+        raise DeployError(f"--repo {repo}: not a git repository") from None
+
+
+def read_env_file(path: Path) -> bytes:
+    """The --env-file's bytes, or one line saying why it cannot be read (before any SSH)."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DeployError(f"--env-file {path}: {(error.strerror or str(error)).lower()}") from None
 
 
 def local_release(repo: Path, tag: str) -> LocalRelease:
@@ -140,6 +162,19 @@ class Session:
             raise errors[0]
         return [f.result() for f in futures]
 
+    def each(self, action: Callable[[Remote], T]) -> list[HostResult[T]]:
+        """Run `action` on every host at once and keep every host's outcome, failed or not.
+
+        For the read-only reports: a host that cannot be reached (or whose read fails) is one
+        line in the report, and the others are still shown. Unexpected errors still propagate.
+        """
+        def one(remote: Remote) -> HostResult[T]:
+            try:
+                return HostResult(remote, value=action(remote))
+            except (ConnectionFailed, HostKeyError, RemoteCommandError, DeployError) as error:
+                return HostResult(remote, error=error)
+        return self.parallel(one)
+
     def connect(self) -> None:
         """Open every host's SSH connection at once (each is then reused for the whole task)."""
         self.parallel(lambda remote: remote.connection)
@@ -153,6 +188,30 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class HostResult(Generic[T]):
+    """One host's outcome in Session.each: its value, or the error that stopped it."""
+
+    remote: Remote
+    value: T | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def problem(self) -> str:
+        """The error as one line without the host prefix (the report already names the host)."""
+        first = str(self.error).strip().splitlines()[0] if self.error else ""
+        prefix = f"[{self.remote.host.name}] "
+        return first[len(prefix):] if first.startswith(prefix) else first
+
+    @property
+    def status(self) -> str:
+        return "UNREACHABLE" if isinstance(self.error, (ConnectionFailed, HostKeyError)) else "FAILED"
 
 
 def layout(remote: Remote) -> Layout:
@@ -581,8 +640,8 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
     remote.say("provisioned")
 
 
-def provision(session: Session, env_file: Path | None) -> None:
-    data = env_file.read_bytes() if env_file else None
+def provision(session: Session, data: bytes | None) -> None:
+    """Provision every host; `data` is the env file's content (read by the caller before any SSH)."""
     first = session.environment.hosts[0].name  # runs the backup and the maintenance window
     session.parallel(lambda remote: provision_host(remote, data, database_jobs=remote.host.name == first))
 

@@ -7,8 +7,10 @@ to trust the host after checking its fingerprint out of band.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import socket
 import sys
 import threading
 import time
@@ -24,6 +26,38 @@ from deploy.inventory import Host
 
 class HostKeyError(RuntimeError):
     """The host's key is not in known_hosts, or differs from the one recorded there."""
+
+
+class ConnectionFailed(RuntimeError):
+    """SSH to the host failed (refused, unreachable, name unknown, timed out, login refused,
+    connection lost); the message is one line naming the host and the cause."""
+
+    def __init__(self, host: Host, cause: str):
+        self.host, self.cause = host, cause
+        super().__init__(f"[{host.name}] SSH to {host.address} port {host.ssh_port} as {host.ssh_user} "
+                         f"failed: {cause}")
+
+
+def connection_failure_cause(exc: BaseException, timeout: float | None = None) -> str:
+    """A short, secret-free description of why an SSH connection failed."""
+    if isinstance(exc, paramiko.AuthenticationException):
+        return "authentication failed (the key was refused: check identity_file and the user's authorized_keys)"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        codes = {getattr(e, "errno", None) for e in exc.errors.values()}
+        if codes <= {errno.ECONNREFUSED}:
+            return "connection refused (is sshd running on that port? is the port right?)"
+        reasons = sorted({os.strerror(code) if isinstance(code, int) else "unreachable" for code in codes})
+        return ", ".join(reasons).lower()
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the address ({exc.strerror})"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"timed out{f' after {timeout:g}s' if timeout else ''} (host down, or a firewall drops the packets)"
+    if isinstance(exc, EOFError):
+        return "the connection was closed by the host"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
 
 
 class RemoteCommandError(RuntimeError):
@@ -82,7 +116,9 @@ def connect(host: Host, connect_timeout: int = 10) -> Connection:
                 f"[{host.name}] unknown host key for {host_key_alias(host)} (not in {known_hosts}): "
                 f"refusing to connect; {trust_instructions(host)}"
             ) from None
-        raise
+        raise ConnectionFailed(host, connection_failure_cause(exc, connect_timeout)) from None
+    except (OSError, EOFError) as exc:  # refused, unreachable, DNS, timeout (socket.timeout is an OSError)
+        raise ConnectionFailed(host, connection_failure_cause(exc, connect_timeout)) from None
     return connection
 
 
@@ -155,7 +191,10 @@ class Remote:
     def _execute(self, command: str, check: bool) -> Result:
         connection = self.connection
         started = time.monotonic()
-        result = connection.run(command, hide=True, warn=True, in_stream=False)
+        try:
+            result = connection.run(command, hide=True, warn=True, in_stream=False)
+        except (paramiko.SSHException, OSError, EOFError) as exc:  # the connection dropped midway
+            raise ConnectionFailed(self.host, "connection lost: " + connection_failure_cause(exc)) from None
         if TRACE:
             self.say(f"trace: {time.monotonic() - started:.3f}s {_shorten(command, 90)}")
         outcome = Result(result.stdout, result.stderr, result.exited)
@@ -166,8 +205,12 @@ class Remote:
     def stream(self, command: str) -> int:
         """Run a long command, printing its output line by line with the host prefix (logs -f)."""
         writer = _PrefixWriter(self)
-        result = self.connection.run(command, hide=True, warn=True, in_stream=False,
-                                     out_stream=writer, err_stream=writer)
+        connection = self.connection
+        try:
+            result = connection.run(command, hide=True, warn=True, in_stream=False,
+                                    out_stream=writer, err_stream=writer)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionFailed(self.host, "connection lost: " + connection_failure_cause(exc)) from None
         writer.flush_rest()
         return result.exited
 

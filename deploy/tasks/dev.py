@@ -13,6 +13,7 @@ from pathlib import Path
 from invoke import task
 
 from deploy.local_postgres import LocalPostgres, LocalPostgresError
+from deploy.tasks import OperatorTask
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = PROJECT_ROOT / ".local"
@@ -126,10 +127,10 @@ def test(c, k="", path="tests", x=False):
     sys.exit(subprocess.call(argv, cwd=PROJECT_ROOT))
 
 
-@task(help={
+@task(klass=OperatorTask, zero_ok=("warmup",), help={
     "scenario": "run only scenarios whose name contains this (default: all)",
     "duration": "measured seconds per scenario and concurrency level (default 5)",
-    "warmup": "seconds of discarded load before each measurement (default 1)",
+    "warmup": "seconds of discarded load before each measurement, 0 or more (default 1)",
     "concurrency": "comma-separated concurrency levels (default 16,64)",
     "instances": "server processes behind nginx, as production runs them (default 2)",
     "direct": "wrk straight at one instance, no nginx (profiling; needs --instances 1)",

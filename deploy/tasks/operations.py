@@ -22,12 +22,16 @@ from deploy import commands as cmd
 from deploy import ledger, release, reports, stats_model
 from deploy import operations_commands as ocmd
 from deploy.local_postgres import LocalPostgres
-from deploy.release import DeployError, Session, layout
+from deploy.release import DeployError, HostResult, Session, layout
 from deploy.ssh import Remote
-from deploy.tasks.release import _help, _operator_errors, _session
+from deploy.tasks.release import _help, _operator_errors, _session, exit_if_hosts_failed, report_failed_hosts
 
 FULL_SYSTEM_FAILURE_RTO_S = 3600  # operation-plan §9.1
+# Defaults are relative to the repository (the folder of tasks.py), not to where invoke runs.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HISTORY = ".local/stats-history-{env}.jsonl"
+DEFAULT_KNOWN_ISSUES = "docs/known-issues.md"
+DEFAULT_ON_CALL = "docs/on-call.md"
 HOST_HELP = "host that runs the shared steps (default: the environment's first host)"
 
 
@@ -64,21 +68,35 @@ def _first(session: Session, host: str | None) -> Remote:
 
 # -- stats -----------------------------------------------------------------------------------
 
-def collect_stats(session: Session, window_hours: float, only_logs: bool = False,
-                  end: str | None = None) -> dict[str, dict]:
-    """`clicknback-ops stats` on every host at once; the database figures from the first host only."""
+def project_path(value: str) -> Path:
+    """A path option: absolute or ~ as given, else relative to the repository root."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def collect_stats_each(session: Session, window_hours: float, only_logs: bool = False,
+                       end: str | None = None) -> list[HostResult[dict]]:
+    """`clicknback-ops stats` on every host at once, every host's outcome kept (one may be down);
+    the database figures come from the first host only."""
     first = session.remotes[0]
 
     def one(remote: Remote) -> dict:
         args = ocmd.stats_args(window_hours, with_database=remote is first, only_logs=only_logs, end=end)
         return _json_line(remote.query(_ops(remote, *args)).stdout)
 
-    return dict(zip((r.host.name for r in session.remotes), session.parallel(one)))
+    return session.each(one)
+
+
+def collect_stats(session: Session, window_hours: float, only_logs: bool = False,
+                  end: str | None = None) -> dict[str, dict]:
+    """The stats of the hosts that answered, by host name."""
+    return {r.remote.host.name: r.value for r in collect_stats_each(session, window_hours, only_logs, end) if r.ok}
 
 
 @task(help=_help(
-    window_hours="request logs of the last N hours (default 24)",
-    history="local JSON-lines history to append to (default .local/stats-history-<env>.jsonl)",
+    window_hours="request logs of the last N hours, a number above 0 (default 24)",
+    history="local JSON-lines history to append to (default .local/stats-history-<env>.jsonl "
+            "in the repository; a relative path is taken from the repository root)",
     html="also write a self-contained HTML report with charts of the whole history to this file",
     json="print the merged figures as JSON instead of the table",
     end="end of the log window, ISO-8601 (default now), e.g. to look at an incident's hours",
@@ -88,11 +106,19 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
     """Host, app, database and request-log figures of every host, checked against p99 < 200 ms."""
     with _session(env, inventory) as session:
         name = session.environment.name
-        merged = stats_model.merge_reports(collect_stats(session, float(window_hours), end=end))
+        results = collect_stats_each(session, float(window_hours), end=end)
+        if not any(r.ok for r in results):
+            failed = report_failed_hosts(session, results)
+            exit_if_hosts_failed(failed, "stats")
+        merged = stats_model.merge_reports({r.remote.host.name: r.value for r in results if r.ok})
     now = datetime.now(timezone.utc)
     text = reports.stats_text(merged, name)
     print(jsonlib.dumps(merged, indent=2, sort_keys=True) if json else text)
-    history_path = Path(history or DEFAULT_HISTORY.format(env=name))
+    failed = report_failed_hosts(session, results)
+    if failed:
+        # A partial sample would skew the history's trend lines: it is shown, not recorded.
+        exit_if_hosts_failed(failed, "stats (not added to the history)")
+    history_path = project_path(history or DEFAULT_HISTORY.format(env=name))
     history_path.parent.mkdir(parents=True, exist_ok=True)
     with history_path.open("a") as handle:
         handle.write(jsonlib.dumps(stats_model.history_record(merged, name, now), sort_keys=True) + "\n")
@@ -118,14 +144,14 @@ def archive_logs(c, env=None, inventory=None, dry_run=False):
 @task(iterable=["skip"], help=_help(
     host=HOST_HELP,
     until="end of the window, HH:MM UTC (default 03:00, as cron runs it)",
-    budget="run for at most this many minutes from now (for a run outside the window)",
-    skip="leave a step out (repeatable): vacuum-analyze, reindex, archive-logs, verify-backup, "
-         "check-wallets, dependency-audit",
+    budget="run for at most this many minutes from now, a number above 0 (for a run outside the window)",
+    skip="--skip=STEP leaves a step out; repeat it for several: vacuum-analyze, reindex, archive-logs, "
+         "verify-backup, check-wallets, dependency-audit",
 ))
 @_operator_errors
-def maintenance(c, env=None, inventory=None, host=None, until=None, budget=None, skip=None):
+def maintenance(c, env=None, inventory=None, host=None, until=None, budget=0.0, skip=None):
     """Run the maintenance window now: vacuum, reindex, archive logs, verify backup, wallets, audit."""
-    budget = float(budget) if budget is not None else None
+    budget = float(budget) if budget else None  # 0.0: no budget given (the parser refuses 0 and below)
     with _session(env, inventory) as session:
         first = _first(session, host)
         failed = []
@@ -164,9 +190,9 @@ def _host_state(remote: Remote) -> dict:
             "health": _probe_host(remote)}
 
 
-def _recent_ledger(session: Session, count: int) -> list[ledger.LedgerEntry]:
+def _recent_ledger(remotes: list[Remote], count: int) -> list[ledger.LedgerEntry]:
     seen, entries = set(), []
-    for remote in session.remotes:
+    for remote in remotes:
         for entry in release.read_ledger(remote):
             key = (entry.when, entry.kind, entry.release, entry.outcome)
             if key not in seen:
@@ -184,9 +210,18 @@ def backup_summary(listing: dict) -> dict:
     return {"last_backup": last, "last_verified": verified[-1] if verified else None}
 
 
+def _unreachable_host(result: HostResult) -> dict:
+    return {"name": result.remote.host.name, "release": None, "unreachable": f"{result.status}: {result.problem}",
+            "health": [{"name": "ssh", "ok": False, "answer": f"{result.status}: {result.problem}"}]}
+
+
 def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
+    # Read first: a missing file is an error before any SSH, not a handoff without the section.
+    issues_text, on_call_text = _read_required(known_issues, "--known-issues"), _read_required(on_call, "--on-call")
     first = session.remotes[0]
-    hosts = session.parallel(_host_state)
+    results = session.each(_host_state)
+    hosts = [r.value if r.ok else _unreachable_host(r) for r in results]
+    reachable = [r.remote for r in results if r.ok]
     try:
         backups = backup_summary(_json_line(first.query(_ops(first, "backups", "--json")).stdout))
     except Exception as error:  # noqa: BLE001 - the handoff still goes out, saying what is missing
@@ -200,30 +235,43 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
         "generated_at": datetime.now(timezone.utc),
         "operator": release.operator(),
         "hosts": hosts,
-        "ledger": _recent_ledger(session, 10),
+        "ledger": _recent_ledger(reachable, 10),
         "backups": backups,
         "requests": requests,
-        "known_issues": reports.known_issues_list(known_issues.read_text()) if known_issues.exists() else "",
+        "known_issues": reports.known_issues_list(issues_text),
         "next_window": reports.next_maintenance_window(datetime.now(timezone.utc)),
-        "escalation": reports.markdown_section(on_call.read_text(), "Escalation path") if on_call.exists() else "",
+        "escalation": reports.markdown_section(on_call_text, "Escalation path"),
+        "unreachable": [r.remote.host.name for r in results if not r.ok],
     }
+
+
+def _read_required(path: Path, flag: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise DeployError(f"{flag} {path}: {(error.strerror or str(error)).lower()}") from None
 
 
 @task(help=_help(
     output="write the Markdown to this file instead of printing it",
-    known_issues="the team's known-issues file (default docs/known-issues.md)",
-    on_call="the on-call runbook whose 'Escalation path' section is quoted (default docs/on-call.md)",
+    known_issues="the team's known-issues file (default docs/known-issues.md; a relative path is taken "
+                 "from the repository root; a missing file is an error)",
+    on_call="the on-call runbook whose 'Escalation path' section is quoted (default docs/on-call.md, "
+            "from the repository root)",
 ))
 @_operator_errors
-def handoff(c, env=None, inventory=None, output=None, known_issues="docs/known-issues.md", on_call="docs/on-call.md"):
+def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN_ISSUES, on_call=DEFAULT_ON_CALL):
     """The on-call handoff in Markdown: releases, recent deploys, health, backups, 24 h errors and p99, issues."""
     with _session(env, inventory) as session:
-        text = reports.handoff_markdown(gather_handoff(session, Path(known_issues), Path(on_call)))
+        data = gather_handoff(session, project_path(known_issues), project_path(on_call))
+        text = reports.handoff_markdown(data)
     if output:
         Path(output).write_text(text)
         print(f"wrote {output}", file=sys.stderr)
     else:
         print(text)
+    # Written all the same (the reachable hosts matter most then), but the exit status says so.
+    exit_if_hosts_failed(data["unreachable"], "the handoff")
 
 
 # -- drill -----------------------------------------------------------------------------------
@@ -346,26 +394,36 @@ def _database_control(session: Session, sandbox_dir: str | None, db_stop: str, d
     db_stop="command run on the first host to kill the database abruptly (staging; default: "
             "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main)",
     db_start="command run on the first host to start it again (default: sudo -n systemctl start postgresql@15-main)",
-    timeout="seconds each recovery wait may take (default 120)",
+    timeout="seconds each recovery wait may take, a whole number above 0 (default 120)",
 ))
 @_operator_errors
 def drill(c, env=None, inventory=None, sandbox_dir=None, db_stop="sudo -n systemctl kill --signal=SIGKILL postgresql@15-main",
           db_start="sudo -n systemctl start postgresql@15-main", timeout=120):
-    """Failover drill (sandbox/staging only): crash app and database, recover, verify health, data, backup, time it."""
+    """Failover drill: crash app and database, recover, verify health, data, backup, time it.
+
+    Runs only where the environment has allow_drill = true, or on a sandbox whose hosts are all
+    loopback addresses; never on an environment named like production (prod, production, live).
+    """
     from deploy.inventory import inventory_path
 
     with _session(env, inventory) as session:
         name = session.environment.name
-        if name == "production":
-            raise DeployError("the drill crashes the app and the database: run it on the sandbox or staging, "
-                              "never on production")
+        refusal = session.environment.drill_refusal()
+        if refusal:
+            raise DeployError(refusal)
         if sandbox_dir is None and name == "sandbox":
             sandbox_dir = str(inventory_path(inventory).parent)
         stop, start = _database_control(session, sandbox_dir, db_stop, db_start)
         drill_run = Drill(session, stop, start, int(timeout))
+        finished = False
         try:
             drill_run.run()
+            finished = True
         finally:
+            if not finished and not any(step["status"] == "failed" for step in drill_run.steps):
+                # Stopped between steps (Ctrl-C, a lost connection): the report must not read "within".
+                drill_run.steps.append({"step": "(interrupted)", "status": "failed", "seconds": 0.0,
+                                        "detail": "the drill stopped before finishing"})
             session.say("drill report (RTO for a full system failure: 1 hour, operation-plan §9.1)")
             session.say(reports.steps_table(drill_run.steps, FULL_SYSTEM_FAILURE_RTO_S))
 

@@ -17,8 +17,9 @@ from invoke import Exit, task
 from deploy import commands as cmd
 from deploy import ledger, release
 from deploy.inventory import InventoryError, load_inventory
-from deploy.release import DeployError, Session, layout
-from deploy.ssh import HostKeyError, RemoteCommandError
+from deploy.release import DeployError, HostResult, Session, layout
+from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
+from deploy.tasks import OperatorTask
 
 COMMON_HELP = {
     "env": "environment of the inventory to act on (default: the inventory's default_environment)",
@@ -42,9 +43,23 @@ def _operator_errors(function):
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except (DeployError, InventoryError, HostKeyError, RemoteCommandError, ledger.LedgerError) as error:
+        except (DeployError, InventoryError, HostKeyError, ConnectionFailed, RemoteCommandError,
+                ledger.LedgerError) as error:
             raise Exit(f"ERROR: {error}", code=1) from None
     return wrapper
+
+
+def report_failed_hosts(session: Session, results: list[HostResult]) -> list[str]:
+    """Print one line per host a read-only report could not read; returns their names."""
+    failed = [result for result in results if not result.ok]
+    for result in failed:
+        session.say(f"== {result.remote.host.name} ({result.remote.host.address}): {result.status}: {result.problem}")
+    return [result.remote.host.name for result in failed]
+
+
+def exit_if_hosts_failed(failed: list[str], what: str) -> None:
+    if failed:
+        raise Exit(f"ERROR: {what} is incomplete: could not read {', '.join(failed)} (see above)", code=1)
 
 
 @task(help=_help(
@@ -60,10 +75,11 @@ def _operator_errors(function):
 def provision(c, env=None, inventory=None, env_file=None, system=False, database="clicknback", admin_user="root",
               dry_run=False):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
+    data = release.read_env_file(Path(env_file).expanduser()) if env_file else None
     with _session(env, inventory, dry_run) as session:
         if system:
             release.provision_system(session, database, admin_user)
-        release.provision(session, Path(env_file).expanduser() if env_file else None)
+        release.provision(session, data)
         session.say(f"provisioned {len(session.remotes)} host(s)" + (" (dry run: nothing changed)" if dry_run else ""))
 
 
@@ -88,6 +104,11 @@ def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
 @_operator_errors
 def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False):
     """Switch every host back to an earlier release (no reinstall), health-gated; marks the old one bad."""
+    if to is not None:
+        try:
+            cmd.check_tag(to)  # the rule deploy applies: nothing else reaches the hosts
+        except ValueError as error:
+            raise Exit(f"ERROR: --to: {error}", code=1) from None
     with _session(env, inventory, dry_run) as session:
         outcome = release.rollback(session, to, downgrade)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
@@ -98,7 +119,11 @@ def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=Fals
 def releases(c, env=None, inventory=None):
     """Show the releases on every host (current, previous good, bad) and the recent ledger."""
     with _session(env, inventory) as session:
-        for remote, state in zip(session.remotes, session.parallel(release.read_state)):
+        results = session.each(release.read_state)
+        for result in results:
+            if not result.ok:
+                continue
+            remote, state = result.remote, result.value
             current, ids = state.current, state.releases
             entries = release.ledger_entries(state)
             bad = ledger.bad_releases(entries)
@@ -115,6 +140,8 @@ def releases(c, env=None, inventory=None):
             for entry in entries[-10:]:
                 session.say(f"   {entry.when} {entry.kind:8} {entry.tag:12} {entry.outcome:11} "
                             f"{entry.duration_s:6.1f}s {','.join(entry.hosts)} by {entry.who}")
+        failed = report_failed_hosts(session, results)
+    exit_if_hosts_failed(failed, "the releases report")
 
 
 @task(help=_help())
@@ -132,7 +159,11 @@ def health(c, env=None, inventory=None):
             urls.append(("nginx ready", cmd.nginx_ready_url(host)))
             return state.current, [(name, url, remote.query(cmd.probe_command(url), check=False).stdout.strip())
                                    for name, url in urls]
-        for remote, (current, rows) in zip(session.remotes, session.parallel(probe)):
+        results = session.each(probe)
+        for result in results:
+            if not result.ok:
+                continue
+            remote, (current, rows) = result.remote, result.value
             current = current or "(nothing deployed)"
             session.say(f"== {remote.host.name}: current {current}")
             for name, url, answer in rows:
@@ -140,29 +171,41 @@ def health(c, env=None, inventory=None):
                 healthy = status == "200"
                 failures += not healthy
                 session.say(f"   {'OK  ' if healthy else 'FAIL'} {name:16} {url} -> {answer[:200]}")
-    if failures:
-        raise Exit(f"{failures} probe(s) failed", code=1)
+        unreachable = report_failed_hosts(session, results)
+    if failures or unreachable:
+        parts = [f"{failures} probe(s) failed"] if failures else []
+        parts += [f"could not probe {', '.join(unreachable)}"] if unreachable else []
+        raise Exit("ERROR: " + "; ".join(parts), code=1)
 
 
-@task(help=_help(follow="keep streaming new lines until Ctrl-C", lines="lines of history per instance (default 50)"))
+@task(help=_help(follow="keep streaming new lines until Ctrl-C; exits 1 if a host cannot be reached",
+                 lines="lines of history per instance (default 50)"))
 @_operator_errors
 def logs(c, follow=False, lines=50, env=None, inventory=None):
     """Print the app instances' JSON logs from every host, each line prefixed with the host."""
+    errors: list[Exception] = []
     with _session(env, inventory) as session:
         def tail(remote):
-            command = cmd.tail_logs_command(layout(remote), remote.host.all_ports, int(lines), follow)
-            return remote.stream(command)
+            command = cmd.tail_logs_command(layout(remote), remote.host.all_ports, lines, follow)
+            try:
+                return remote.stream(command)
+            except (ConnectionFailed, HostKeyError, RemoteCommandError, DeployError) as error:
+                # Collected, not raised: a worker thread's exception would only be printed (exit 0).
+                errors.append(error)
+                return None
         if not follow:
             session.parallel(tail)
-            return
-        threads = [threading.Thread(target=tail, args=(remote,), daemon=True) for remote in session.remotes]
-        for thread in threads:
-            thread.start()
-        try:
+        else:
+            threads = [threading.Thread(target=tail, args=(remote,), daemon=True) for remote in session.remotes]
             for thread in threads:
-                thread.join()
-        except KeyboardInterrupt:
-            session.say("stopped following")
+                thread.start()
+            try:
+                for thread in threads:
+                    thread.join()
+            except KeyboardInterrupt:
+                session.say("stopped following")
+    if errors:
+        raise Exit("\n".join(f"ERROR: {str(error).strip().splitlines()[0]}" for error in errors), code=1)
 
 
 @task(help=_help(status="show who holds the deploy lock on every host (the default)",
@@ -181,7 +224,7 @@ def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False
                     session.say(f"[{remote.host.name}] released")
 
 
-@task(positional=["action"], help={
+@task(klass=OperatorTask, positional=["action"], help={
     "action": "up (start or resume the local VPS hosts) or down (stop them and delete their state)",
     "base_dir": "where the sandbox keeps its state (default .local/sandbox)",
 })
@@ -190,11 +233,21 @@ def sandbox(c, action, base_dir=".local/sandbox"):
     from deploy import sandbox as sandbox_module
 
     if action == "up":
-        sandbox_module.up(Path(base_dir))
+        box = sandbox_module.up(Path(base_dir))
+        _drop_s3_table(box.inventory_path)
     elif action == "down":
         sandbox_module.down(Path(base_dir))
     else:
         raise Exit("sandbox: action must be `up` or `down`", code=2)
+
+
+def _drop_s3_table(inventory: Path) -> None:
+    """The inventory no longer takes an s3 table (S3 settings live in the env file); until
+    deploy/sandbox.py stops writing one, take it out of the sandbox's inventory here."""
+    text = inventory.read_text()
+    kept = [line for line in text.splitlines(keepends=True) if not line.startswith("s3 = {")]
+    if len(kept) != len(text.splitlines()):
+        inventory.write_text("".join(kept))
 
 
 TASKS = [provision, deploy, rollback, releases, health, logs, lock, sandbox]
