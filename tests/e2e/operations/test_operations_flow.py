@@ -225,4 +225,5 @@ def test_drill_refuses_production(ops_task, deployed, tmp_path):
     inventory = tmp_path / "inventory.toml"
     inventory.write_text(deployed.inventory_path.read_text().replace("sandbox", "production"))
     result = ops_task("drill", "--inventory", str(inventory), check=False)
-    assert result.returncode == 1 and "never on production" in result.output
+    assert result.returncode == 1 and "never runs on production" in result.output
+    assert "drill: baseline" not in result.output, "refused before any step"
