@@ -1,6 +1,11 @@
-"""`clicknback-ops archive-logs`: compress rotated JSON logs, ship them to the bucket, apply retention.
+"""`clicknback-ops archive-logs`: rotate the plain logs, compress rotated logs, ship them, apply retention.
 
-For every rotated `app-<port>.<timestamp>.log` in the logs folder: gzip it in place (`.log.gz`,
+First the logs nothing else rotates (nginx-access.log, nginx-error.log, cron.log, switch.log,
+ops-errors.log) become `<name>.<timestamp>.log`: nginx's are renamed and nginx (its pid in
+<deploy root>/nginx/nginx.pid) reopens new ones on SIGUSR1 (the renamed ones are compressed by the
+next run, once no worker can still write to them); the others are copied and emptied in place, as
+their writers append with `>>`. Then, for every rotated `<name>.<timestamp>.log` in the
+logs folder (the app's `app-<port>.<timestamp>.log` and those): gzip it in place (`.log.gz`,
 written aside and renamed, so a crash never leaves a half file under the final name), upload it to
 `<LOG_ARCHIVE_PREFIX><host label>/` and check the upload (size, MD5 ETag and our sha256 metadata
 read back from the bucket). A local file is deleted only when its upload is verified AND it is
@@ -19,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -59,6 +65,11 @@ class ArchiveSettings:
     retention_days: int
     store: "S3Store" = field(repr=False)
 
+    @property
+    def nginx_pid_file(self) -> Path:
+        """<deploy root>/nginx/nginx.pid, the deploy root being two levels above shared/logs."""
+        return self.logs_dir.resolve().parent.parent / "nginx" / "nginx.pid"
+
 
 @dataclass
 class ArchiveSummary:
@@ -69,6 +80,7 @@ class ArchiveSummary:
     kept_locally: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     expired_in_bucket: list[str] = field(default_factory=list)
+    rotated: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -120,6 +132,59 @@ def compress(path: Path) -> Path:
     os.replace(partial, target)
     path.unlink()
     return target
+
+
+def nginx_master(pid_file: Path) -> int | None:
+    """The pid of the deploy root's nginx master when it runs, else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def copy_truncate(live: Path, rotated: Path) -> None:
+    """Copy `live` aside (written to a temp name, then renamed) and empty it in place. Its writers
+    append (O_APPEND), so their next line starts the emptied file; a line written between the copy
+    and the truncation is the only loss."""
+    partial = rotated.with_name(rotated.name + ".partial")
+    shutil.copyfile(live, partial)
+    os.replace(partial, rotated)
+    os.truncate(live, 0)
+
+
+def rotate_plain_logs(logs_dir: Path, nginx_pid_file: Path, now: datetime, dry_run: bool,
+                      say, summary: "ArchiveSummary") -> set[str]:
+    """Rotate the plain logs (logs_model.PLAIN_LOGS). Returns the files nginx may still write to:
+    its workers reopen their logs a moment after the signal, so a file renamed now is compressed by
+    the next run, when no line can still be on its way into it."""
+    sizes = {}
+    for name in model.PLAIN_LOGS:
+        try:
+            sizes[name] = (logs_dir / name).stat().st_size
+        except OSError:
+            continue
+    rotations = model.plain_log_rotations(sizes, now)
+    if dry_run:
+        for rotation in rotations:
+            say(f"would rotate {rotation.live} to {rotation.rotated} ({rotation.method})")
+        return set()
+    reopened = set()
+    for rotation in rotations:
+        live, rotated = logs_dir / rotation.live, logs_dir / rotation.rotated
+        if rotation.method == "reopen":
+            os.rename(live, rotated)
+            reopened.add(rotation.rotated)
+        else:
+            copy_truncate(live, rotated)
+        summary.rotated.append(rotation.rotated)
+        say(f"rotated {rotation.live} to {rotation.rotated}")
+    pid = nginx_master(nginx_pid_file) if reopened else None
+    if pid is not None:
+        os.kill(pid, signal.SIGUSR1)  # nginx -s reopen: flush the buffers, open new files
+    # Not running: nginx creates new files when it starts, and nothing holds the renamed ones.
+    return reopened if pid is not None else set()
 
 
 class UploadError(RuntimeError):
@@ -186,8 +251,15 @@ def archive(settings: ArchiveSettings, now: datetime, dry_run: bool, out: TextIO
     say = lambda message: print(f"archive-logs: {message}", file=out, flush=True)  # noqa: E731
     if not settings.logs_dir.is_dir():
         say(f"no log folder {settings.logs_dir}: nothing to archive")
+    still_open: set[str] = set()
+    if settings.logs_dir.is_dir():
+        try:
+            still_open = rotate_plain_logs(settings.logs_dir, settings.nginx_pid_file, now, dry_run, say, summary)
+        except OSError as error:
+            summary.failed["(rotation)"] = str(error)
+            say(f"FAILED rotation: {error}")
     names = sorted(p.name for p in settings.logs_dir.iterdir()) if settings.logs_dir.is_dir() else []
-    rotated = model.rotated_files(names)
+    rotated = [name for name in model.rotated_files(names) if name not in still_open]
     raw = [n for n in rotated if not model.is_compressed(n)]
     for name in raw:
         if dry_run:
@@ -233,7 +305,7 @@ def archive(settings: ArchiveSettings, now: datetime, dry_run: bool, out: TextIO
     except StoreError as error:
         summary.failed["(retention)"] = str(error)
         say(f"FAILED retention: {error}")
-    say(f"{len(summary.uploaded)} uploaded, {len(summary.already_archived)} already archived, "
+    say(f"{len(summary.rotated)} rotated, {len(summary.uploaded)} uploaded, {len(summary.already_archived)} already archived, "
         f"{len(summary.deleted_locally)} deleted locally, {len(summary.kept_locally)} kept locally, "
         f"{len(summary.expired_in_bucket)} expired in the bucket, {len(summary.failed)} failed"
         + (" (dry run: nothing changed)" if dry_run else ""))

@@ -1,7 +1,9 @@
 """Pure rules of log archival: which files are rotated, their keys in the bucket, what expires.
 
 The app writes `app-<port>.log` and rotates it into `app-<port>.<YYYY-MM-DD_HH-MM-SS_ffffff>.log`
-beside it (loguru). Archival compresses a rotated file into `<name>.gz` in place, uploads that to
+beside it (loguru). The other logs of shared/logs (nginx's access and error logs, cron.log,
+switch.log, ops-errors.log) have no rotation of their own: archive-logs rotates them into the same
+`<stem>.<timestamp>.log` form (PLAIN_LOGS says how), so they are archived and expire alike. Archival compresses a rotated file into `<name>.gz` in place, uploads that to
 `<LOG_ARCHIVE_PREFIX><host label>/<name>.gz`, and deletes the local copy only once the upload was
 verified and the file is older than the local keep period.
 """
@@ -13,7 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import PurePosixPath
 
-ROTATED = re.compile(r"^(?P<stem>app-\d+)\.(?P<stamp>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d{6})\.log(?P<gz>\.gz)?$")
+# Each log that archive-logs rotates itself, and how: "reopen" renames it and has the writer open a
+# new one (nginx, on SIGUSR1: nothing is lost); "copy-truncate" copies it and empties it in place,
+# because its writers append with `>>` and some (cron's archive-logs itself) still hold it open.
+PLAIN_LOGS = {
+    "nginx-access.log": "reopen",
+    "nginx-error.log": "reopen",
+    "cron.log": "copy-truncate",
+    "switch.log": "copy-truncate",
+    "ops-errors.log": "copy-truncate",
+}
+_STEMS = "|".join(re.escape(name.removesuffix(".log")) for name in PLAIN_LOGS)
+ROTATED = re.compile(r"^(?P<stem>app-\d+|" + _STEMS + r")\.(?P<stamp>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d{6})\.log(?P<gz>\.gz)?$")
 STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S_%f"
 DEFAULT_BUCKET_RETENTION_DAYS = 30  # operation-plan §4.2
 DEFAULT_KEEP_LOCAL_DAYS = 7
@@ -77,3 +90,17 @@ def rotated_files(names: list[str]) -> list[str]:
     """Rotated files among a folder's names; when both raw and .gz exist the raw one is a leftover
     of an interrupted compression and is compressed again (the .gz may be partial)."""
     return sorted(name for name in names if rotated_time(name) is not None)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    live: str
+    rotated: str
+    method: str  # a PLAIN_LOGS value
+
+
+def plain_log_rotations(sizes: dict[str, int], now: datetime) -> list[Rotation]:
+    """The plain logs (by name, with their sizes in bytes) to rotate now: the non-empty ones."""
+    stamp = now.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+    return [Rotation(name, f"{name.removesuffix('.log')}.{stamp}.log", method)
+            for name, method in PLAIN_LOGS.items() if sizes.get(name, 0) > 0]

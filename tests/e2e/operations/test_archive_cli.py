@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -96,3 +97,94 @@ def test_an_interrupted_compression_is_redone_and_uploaded_once(host, s3):
 def test_a_bad_host_label_is_a_configuration_error(host):
     result = archive(host, "--host-label", "../escape")
     assert result.returncode == 2 and "--host-label" in result.stderr
+
+
+@pytest.fixture
+def nginx_root(s3):
+    """A deploy root with the project's own nginx in front of no instance. Under /tmp, not pytest's
+    0700 folder: run as root (here), nginx's workers are `nobody` and must reach their log files."""
+    import shutil
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    from deploy import commands as cmd
+    from deploy.commands import Layout
+    from deploy.inventory import parse_inventory
+    from deploy.local_postgres import free_port
+
+    root = Path(tempfile.mkdtemp(prefix="cnb-archive-nginx-"))
+    root.chmod(0o755)
+    (root / "shared" / "logs").mkdir(parents=True)
+    (root / "shared" / ".env").write_text("".join(f"{k}={v}\n" for k, v in s3.settings(BUCKET).items()))
+    port = free_port()
+    inventory = parse_inventory(f'[environments.t]\n[[environments.t.hosts]]\nname = "t"\naddress = "127.0.0.1"\n'
+                                f'deploy_root = "{root}"\nnginx_port = {port}\ninstance_listen = "tcp"\n'
+                                f'instance_ports = [{free_port()}]\n')
+    target, layout = inventory.environment("t").hosts[0], Layout(str(root))
+    (root / "nginx" / "tmp").mkdir(parents=True)
+    (root / "nginx" / "nginx.conf").write_text(cmd.nginx_conf(layout, target))
+    (root / "nginx" / "upstream.conf").write_text(cmd.nginx_upstream_conf(target, target.instance_ports))
+    subprocess.run(["sh", "-c", cmd.nginx_reload_command(layout)], check=True, timeout=30)
+
+    def get(path: str) -> int:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    yield root, get
+    os.kill(int((root / "nginx" / "nginx.pid").read_text()), 15)
+    wait_for(lambda: not (root / "nginx" / "nginx.pid").exists())
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def wait_for(condition, seconds: float = 10) -> bool:
+    """Poll a condition (nginx flushes its access-log buffer every second, exits asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_nginx_cron_and_switch_logs_are_rotated_and_archived_without_losing_a_line(nginx_root, s3):
+    root, nginx = nginx_root
+    logs = root / "shared" / "logs"
+    assert nginx("/before-rotation") == 502  # no instance: nginx answers itself, and logs it
+    assert wait_for(lambda: "/before-rotation" in (logs / "nginx-access.log").read_text())
+    (logs / "cron.log").write_text("archive-logs: yesterday's run\n")
+    (logs / "switch.log").write_text("2026-11-27T00:00:00Z stopped app-8001 (switch) in 1.02s\n")
+    (logs / "ops-errors.log").write_text("")  # empty: nothing to rotate
+    first = archive(root, "--host-label", "plain", "--json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    rotated = {name.split(".", 1)[0]: name for name in summary["rotated"]}
+    assert sorted(rotated) == ["cron", "nginx-access", "nginx-error", "switch"]
+    # cron.log and switch.log are copies: archived at once. nginx's workers may still be writing
+    # into the renamed files for a moment, so those wait for the next run.
+    assert sorted(summary["uploaded"]) == sorted([f"{rotated['cron']}.gz", f"{rotated['switch']}.gz"])
+    assert (logs / rotated["nginx-access"]).exists()
+    assert (logs / "cron.log").read_text() == "" and (logs / "switch.log").read_text() == ""
+    assert (logs / "ops-errors.log").exists() and (logs / "nginx-access.log").exists()
+
+    assert nginx("/after-rotation") == 502
+    assert wait_for(lambda: "/after-rotation" in (logs / "nginx-access.log").read_text())
+    second = archive(root, "--host-label", "plain", "--json")
+    assert second.returncode == 0, second.stdout + second.stderr
+    again = json.loads(second.stdout.strip().splitlines()[-1])
+    assert sorted(again["uploaded"]) == sorted([f"{rotated['nginx-access']}.gz", f"{rotated['nginx-error']}.gz"])
+    newer = next(name for name in again["rotated"] if name.startswith("nginx-access."))
+    assert "/after-rotation" in (logs / newer).read_text()  # the next run archives it
+
+    def archived(name: str) -> str:
+        key = f"logs/plain/{name}.gz"
+        return gzip.decompress(client(s3).get_object(Bucket=BUCKET, Key=key)["Body"].read()).decode()
+
+    # The line before the rotation is in the renamed file, the one after it in the new one.
+    access = archived(rotated["nginx-access"])
+    assert '"GET /before-rotation HTTP/1.1" 502' in access and "/after-rotation" not in access
+    assert "connect() failed" in archived(rotated["nginx-error"])
+    assert archived(rotated["cron"]) == "archive-logs: yesterday's run\n"
+    assert "stopped app-8001" in archived(rotated["switch"])

@@ -22,6 +22,28 @@ def test_rotated_names_and_times():
     names = ["app-8001.log", "app-8001.2026-11-20_00-00-00_000000.log", "cron.log",
              "app-8002.2026-11-19_00-00-00_000000.log.gz"]
     assert logs_model.rotated_files(names) == [names[1], names[3]]
+    assert logs_model.rotated_time("cron.2026-11-20_00-00-00_000000.log.gz") == datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def test_the_plain_logs_rotate_into_the_archived_form_when_not_empty():
+    rotations = logs_model.plain_log_rotations(
+        {"nginx-access.log": 120, "nginx-error.log": 0, "cron.log": 7, "switch.log": 3, "app-8001.log": 9,
+         "ops-errors.log": 1}, NOW)
+    stamp = "2026-11-27_01-00-00_000000"
+    assert [(r.live, r.rotated, r.method) for r in rotations] == [
+        ("nginx-access.log", f"nginx-access.{stamp}.log", "reopen"),  # nginx reopens: nothing is lost
+        ("cron.log", f"cron.{stamp}.log", "copy-truncate"),  # written with >>, by archive-logs itself too
+        ("switch.log", f"switch.{stamp}.log", "copy-truncate"),
+        ("ops-errors.log", f"ops-errors.{stamp}.log", "copy-truncate"),
+    ]  # an empty or missing log is left alone; the app's own are loguru's to rotate
+    # Rotated, they are archived, kept locally and expire in the bucket like the app's logs.
+    names = [r.rotated for r in rotations] + ["nginx-access.log", "cron.log"]
+    assert logs_model.rotated_files(names) == sorted(r.rotated for r in rotations)
+    assert logs_model.archive_key("logs/", "app1", f"cron.{stamp}.log") == f"logs/app1/cron.{stamp}.log.gz"
+    assert logs_model.keep_locally(f"nginx-access.{stamp}.log.gz", NOW + timedelta(days=8), 7) is False
+    assert logs_model.expired_keys([logs_model.BucketObject(f"logs/a/switch.{stamp}.log.gz", 1, NOW)],
+                                   NOW + timedelta(days=31), 30) == [f"logs/a/switch.{stamp}.log.gz"]
+    assert logs_model.rotated_time(f"evil.{stamp}.log") is None
 
 
 def test_archive_key_and_local_keep():
