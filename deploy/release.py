@@ -204,10 +204,13 @@ class HostResult(Generic[T]):
 
     @property
     def problem(self) -> str:
-        """The error as one line without the host prefix (the report already names the host)."""
-        first = str(self.error).strip().splitlines()[0] if self.error else ""
+        """The error without the host prefix (the report already names the host): one line, except
+        a host key problem, whose lines say how to check and trust the key."""
+        text = str(self.error).strip() if self.error else ""
+        if not isinstance(self.error, HostKeyError):
+            text = text.splitlines()[0] if text else ""
         prefix = f"[{self.remote.host.name}] "
-        return first[len(prefix):] if first.startswith(prefix) else first
+        return text[len(prefix):] if text.startswith(prefix) else text
 
     @property
     def status(self) -> str:

@@ -48,8 +48,8 @@ def test_provision_dry_run_changes_nothing(run_task, sandbox, hosts):
     system = run_task("provision", "--system", "--dry-run")
     assert "(as root) apt-get install" in system.output
     assert "authorized_keys" in system.output
-    assert "createuser --no-superuser --no-createdb --no-createrole clicknback" in system.output
-    assert "ufw allow OpenSSH" in system.output
+    assert "createuser --no-superuser --createdb --no-createrole clicknback" in system.output
+    assert f"ufw allow {hosts[0].ssh_port}/tcp" in system.output
     for host in hosts:
         assert not (sandbox.deploy_root(host.address) / "shared").exists()
 
