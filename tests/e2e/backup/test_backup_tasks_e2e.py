@@ -89,6 +89,65 @@ def test_live_restore_stops_the_app_restores_and_comes_back_healthy(world: Backu
     assert "safety" in reasons
 
 
+def _hold_deploy_lock(world: BackupWorld, holder: str) -> None:
+    from deploy import commands as cmd
+    from deploy.inventory import load_inventory
+    from deploy.release import Session, layout
+
+    with Session(load_inventory(str(world.sandbox.inventory_path)).environment(None)) as session:
+        remote = session.remotes[1]  # the second host: the restore must check every host's lock
+        remote.query(cmd.lock_acquire_command(layout(remote), holder))
+
+
+def test_target_with_confirm_live_is_refused_before_touching_a_host(world: BackupWorld):
+    result = world.task("restore", "--backup", STATE["first"], "--target", "e2e_both", "--confirm-live",
+                        check=False)
+    assert result.returncode == 1
+    assert "ERROR: give --target DB (restore into a new database, no downtime) or --confirm-live" in result.output
+    assert "stopping the app" not in result.output and "[host-" not in result.output  # no host was contacted
+    assert world.psql("SELECT count(*) FROM pg_database WHERE datname = 'e2e_both'") == "0"
+
+
+def test_live_restore_is_refused_while_a_deploy_holds_the_lock(world: BackupWorld):
+    world.psql("INSERT INTO login_attempts (email) VALUES ('during-deploy@example.test')")
+    before = table_digests(world.sandbox.postgres, "clicknback")
+    _hold_deploy_lock(world, '{"holder": "deployer@laptop", "operation": "deploy v1.0.1"}')
+    try:
+        result = world.task("restore", "--backup", STATE["first"], "--confirm-live", check=False)
+        assert result.returncode == 1
+        assert "the deploy lock is held" in result.output and "deployer@laptop" in result.output
+        assert "stopping the app" not in result.output
+        assert table_digests(world.sandbox.postgres, "clicknback") == before  # nothing restored
+        for address in ADDRESSES:
+            assert ready(address, NGINX_PORT) == 200  # nothing stopped
+    finally:
+        world.task("lock", "--release")
+    assert world.task("lock").output.count("free") == 2  # the refused restore left no lock behind
+
+
+def test_sev1_dropped_live_database_is_restored_with_no_safety_backup(world: BackupWorld):
+    world.task("restore", "--backup", STATE["first"], "--target", "e2e_sev1_reference")
+    expected = table_digests(world.sandbox.postgres, "e2e_sev1_reference")
+    world.sandbox.postgres.drop_database("e2e_sev1_reference")
+    backups_before = len(listing(world)["complete"])
+    world.psql("DROP DATABASE clicknback WITH (FORCE)", database="postgres")  # the live database is lost
+
+    refused = world.task("restore", "--backup", STATE["first"], "--confirm-live", check=False)
+    assert refused.returncode == 1
+    assert "the live database does not answer" in refused.output and "nothing was stopped" in refused.output
+    assert "--no-safety-backup" in refused.output and "stopping the app" not in refused.output
+
+    result = world.task("restore", "--backup", STATE["first"], "--confirm-live", "--no-safety-backup")
+    assert "WARNING: --no-safety-backup" in result.output
+    assert "the live database clicknback does not exist: creating it" in result.output
+    assert "the app is healthy on every host" in result.output
+    assert table_digests(world.sandbox.postgres, "clicknback") == expected
+    for address in ADDRESSES:
+        assert ready(address, NGINX_PORT) == 200
+    assert len(listing(world)["complete"]) == backups_before  # no safety backup was taken
+    assert world.task("lock").output.count("free") == 2
+
+
 def test_prune_dry_run_then_prune(world: BackupWorld):
     dry = world.task("prune-backups", "--dry-run").output
     assert "retention: keep 28 days, at least 2 backups" in dry
@@ -136,7 +195,9 @@ def test_unreachable_bucket_fails_the_task_and_the_cron_line_says_why(world: Bac
         root = str(world.sandbox.deploy_root(ADDRESSES[0]))
         line = next(entry for entry in crontab.splitlines()
                     if " backup " in entry and root in entry and not entry.startswith("#"))
+        # The job fires every quarter hour and runs only at its UTC time: run what follows the guard.
         command = line.split(None, 5)[5]
+        command = command[command.index("cd "):]
         ran = subprocess.run(["su", "-s", "/bin/sh", "-c", command, world.sandbox.sshd.user], capture_output=True,
                              text=True, timeout=120)
         assert ran.returncode != 0
