@@ -56,3 +56,11 @@ def test_main_turns_an_unreadable_env_file_into_a_configuration_error(tmp_path, 
     monkeypatch.setenv("ENV_FILE", str(tmp_path / "missing.env"))
     assert cli.main(["stats", "--only-logs"]) == 2
     assert capsys.readouterr().err.strip().startswith("configuration error: ENV_FILE")
+
+
+def test_a_refused_login_is_an_operational_error():
+    import asyncpg
+
+    cause = cli.operational_cause(asyncpg.InvalidPasswordError('password authentication failed for user "x"'))
+    assert cause == 'database error: InvalidPasswordError: password authentication failed for user "x"'
+    assert cli.operational_cause(ValueError("a bug")) is None
