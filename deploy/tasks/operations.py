@@ -104,6 +104,13 @@ def collect_stats(session: Session, window_hours: float, only_logs: bool = False
 @_operator_errors
 def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=None, json=False, end=None):
     """Host, app, database and request-log figures of every host, checked against p99 < 200 ms."""
+    if end:
+        try:
+            datetime.fromisoformat(end)
+        except ValueError:
+            raise Exit(f"ERROR: --end {end!r}: expected an ISO-8601 time, e.g. 2026-01-02T03:00:00+00:00",
+                       code=1) from None
+    _check_output_folder(html, "--html")
     with _session(env, inventory) as session:
         name = session.environment.name
         results = collect_stats_each(session, float(window_hours), end=end)
@@ -124,7 +131,7 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
         handle.write(jsonlib.dumps(stats_model.history_record(merged, name, now), sort_keys=True) + "\n")
     if html:
         records = stats_model.parse_history(history_path.read_text())
-        Path(html).write_text(reports.history_html(records, name, now, text))
+        _write(Path(html), reports.history_html(records, name, now, text), "--html")
         print(f"wrote {html} ({len(records)} sample(s) from {history_path})", file=sys.stderr)
 
 
@@ -245,6 +252,19 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
     }
 
 
+def _check_output_folder(output: str | None, flag: str) -> None:
+    """Before any SSH: a report gathered for a file that cannot be written would be lost."""
+    if output and not Path(output).expanduser().resolve().parent.is_dir():
+        raise DeployError(f"{flag} {output}: the folder {Path(output).expanduser().resolve().parent} does not exist")
+
+
+def _write(path: Path, text: str, flag: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as error:
+        raise DeployError(f"{flag} {path}: {(error.strerror or str(error)).lower()}") from None
+
+
 def _read_required(path: Path, flag: str) -> str:
     try:
         return path.read_text()
@@ -262,11 +282,12 @@ def _read_required(path: Path, flag: str) -> str:
 @_operator_errors
 def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN_ISSUES, on_call=DEFAULT_ON_CALL):
     """The on-call handoff in Markdown: releases, recent deploys, health, backups, 24 h errors and p99, issues."""
+    _check_output_folder(output, "--output")
     with _session(env, inventory) as session:
         data = gather_handoff(session, project_path(known_issues), project_path(on_call))
         text = reports.handoff_markdown(data)
     if output:
-        Path(output).write_text(text)
+        _write(Path(output), text, "--output")
         print(f"wrote {output}", file=sys.stderr)
     else:
         print(text)
@@ -435,4 +456,7 @@ if __name__ == "__main__":
     # `python -m deploy.tasks.operations TASK ...`: these tasks alone, without the rest of tasks.py.
     from invoke import Collection, Program
 
-    Program(namespace=Collection(*TASKS), binary="python -m deploy.tasks.operations").run()
+    from deploy.tasks import OperatorTask
+
+    Program(namespace=Collection(*(OperatorTask.adopt(t) for t in TASKS)),
+            binary="python -m deploy.tasks.operations").run()

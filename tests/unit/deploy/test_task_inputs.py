@@ -155,6 +155,9 @@ def test_bad_numbers_are_one_line_before_any_ssh(tmp_path, closed_port, args, fr
     (("rollback", "--to", "bad tag"), "--to: tag 'bad tag': only letters, digits"),
     (("rollback", "--to", "../x"), "--to: tag '../x'"),
     (("handoff", "--known-issues", "docs/no-such-file.md"), "--known-issues"),
+    (("stats", "--end", "yesterday"), "--end 'yesterday': expected an ISO-8601 time"),
+    (("handoff", "--output", "/nonexistent/handoff.md"), "--output /nonexistent/handoff.md: the folder"),
+    (("stats", "--html", "/nonexistent/report.html"), "--html /nonexistent/report.html: the folder"),
 ])
 def test_bad_input_is_refused_before_any_ssh(tmp_path, closed_port, args, fragment):
     result = invoke(*args, "-i", inventory_file(tmp_path, closed_port))
@@ -253,3 +256,9 @@ def test_sandbox_inventory_helper_accepts_only_loopback_for_the_implicit_drill()
     text = ('[environments.sandbox]\n[[environments.sandbox.hosts]]\naddress = "127.0.0.2"\n'
             '[[environments.sandbox.hosts]]\naddress = "::1"\n')
     assert parse_inventory(text).environment("sandbox").drill_refusal() is None
+
+
+def test_operations_module_entry_point_follows_the_same_conventions():
+    result = subprocess.run([sys.executable, "-m", "deploy.tasks.operations", "drill", "--timeout", "abc"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert_one_line_error(result, "--timeout takes a whole number above 0")
