@@ -68,12 +68,13 @@ def test_provision_is_idempotent_and_keeps_secrets_private(run_task, sandbox, ho
         crontab = remote.query("crontab -l").stdout
         assert crontab.count(f"# BEGIN clicknback {lay.root}") == 1
         assert foreign in crontab  # both hosts share this user's crontab here
-        # Each host archives its own logs; only the first backs up and maintains the shared database.
+        # Each host archives its own logs and runs its own maintenance steps; only the first backs
+        # up and runs the steps on the shared database (the others pass --no-shared-steps).
         own_block = crontab.split(f"# BEGIN clicknback {lay.root}\n", 1)[1].split("# END", 1)[0]
         assert " archive-logs " in own_block
         first = remote is remotes[0]
-        assert ("0 2 1-7 * * [ \"$(date -u +\\%u)\" = 7 ]" in own_block) is first
-        assert (" backup " in own_block and " maintenance " in own_block) is first
+        assert (" backup --reason scheduled " in own_block and " maintenance >> " in own_block) is first
+        assert (" maintenance --no-shared-steps " in own_block) is not first
         status = remote.query(cmd.supervisorctl_command(lay, "status"), check=False).stdout
         assert all(f"app-{port}" in status for port in remote.host.all_ports)
 
