@@ -108,13 +108,8 @@ class Sandbox:
             f'[defaults]\nssh_user = "{self.sshd.user}"\nssh_port = {self.sshd.port}\n'
             f'identity_file = "{self.sshd.identity_file}"\nknown_hosts = "{self.sshd.known_hosts}"\n'
             f"instance_ports = [{ports}]\nstandby_ports = [{standby}]\nnginx_port = {self.nginx_port}\npython = \"/usr/bin/python3\"\n"
-            f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{self._s3_inventory()}{hosts}'
+            f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{hosts}'
         )
-
-    def _s3_inventory(self) -> str:
-        if not (self.with_s3 and local_s3_available()):
-            return ""
-        return f's3 = {{ endpoint_url = "{self.s3().endpoint_url}", bucket = "{S3_BUCKET}" }}\n'
 
     def stop(self) -> None:
         """Stop every process of the sandbox (app, nginx, supervisord, sshd, PostgreSQL)."""

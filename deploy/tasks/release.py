@@ -233,21 +233,11 @@ def sandbox(c, action, base_dir=".local/sandbox"):
     from deploy import sandbox as sandbox_module
 
     if action == "up":
-        box = sandbox_module.up(Path(base_dir))
-        _drop_s3_table(box.inventory_path)
+        sandbox_module.up(Path(base_dir))
     elif action == "down":
         sandbox_module.down(Path(base_dir))
     else:
         raise Exit("sandbox: action must be `up` or `down`", code=2)
-
-
-def _drop_s3_table(inventory: Path) -> None:
-    """The inventory no longer takes an s3 table (S3 settings live in the env file); until
-    deploy/sandbox.py stops writing one, take it out of the sandbox's inventory here."""
-    text = inventory.read_text()
-    kept = [line for line in text.splitlines(keepends=True) if not line.startswith("s3 = {")]
-    if len(kept) != len(text.splitlines()):
-        inventory.write_text("".join(kept))
 
 
 TASKS = [provision, deploy, rollback, releases, health, logs, lock, sandbox]
