@@ -277,8 +277,6 @@ def install_env_file_command(layout: Layout, uploaded: str) -> str:
     return f"chmod 600 {q(uploaded)} && mv -f {q(uploaded)} {q(layout.env_file)}"
 
 
-
-
 # -- releases --------------------------------------------------------------------------------
 
 
