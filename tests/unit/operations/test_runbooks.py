@@ -74,3 +74,11 @@ def test_the_checker_catches_a_wrong_option():
         check("invoke stats --windw-hours 1")
     with pytest.raises(AssertionError, match="no task"):
         check("invoke stat")
+
+
+@pytest.mark.parametrize("name", LINKED)
+def test_host_commands_name_the_env_file_by_an_absolute_path(name):
+    """Host commands run from `current`, a symlink into releases/: ENV_FILE=../shared/.env
+    resolves inside releases/ and the ops CLI stops with 'file does not exist'."""
+    text = (DOCS / name).read_text()
+    assert re.findall(r"ENV_FILE=\.{1,2}/\S*", text) == []
