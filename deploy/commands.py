@@ -342,10 +342,19 @@ def switch_current_command(layout: Layout, rel_id: str) -> str:
 
 
 
-def releases_to_prune(release_ids: list[str], keep: int, protected: set[str]) -> list[str]:
-    """The oldest releases beyond `keep`, never one in `protected` (current, rollback target)."""
+def releases_to_prune(release_ids: list[str], keep: int, protected: set[str],
+                      bad: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """The releases to delete, oldest first.
+
+    Kept: the newest `keep` releases that are not marked bad (rollback targets), the newest bad
+    one (its code and logs explain the last failure), and `protected` (current, rollback target).
+    Counting bad releases towards `keep` would let a run of failed deploys push out every good
+    release to go back to.
+    """
     newest_first = sorted(release_ids, reverse=True)
-    return sorted(r for r in newest_first[keep:] if r not in protected)
+    kept = set(protected) | set([r for r in newest_first if r not in bad][:keep])
+    kept |= set([r for r in newest_first if r in bad][:1])
+    return sorted(r for r in release_ids if r not in kept)
 
 
 def prune_command(layout: Layout, release_ids: list[str]) -> str:

@@ -473,7 +473,8 @@ def prune(remote: Remote, keep_also: set[str]) -> None:
     state = read_state(remote)
     current = state.current
     doomed = cmd.releases_to_prune(state.releases, remote.host.keep_releases,
-                                   keep_also | ({current} if current else set()))
+                                   keep_also | ({current} if current else set()),
+                                   ledger.bad_releases(ledger_entries(state)))
     if doomed:
         remote.run(cmd.prune_command(layout(remote), doomed))
         remote.say(f"pruned {len(doomed)} old release(s)")

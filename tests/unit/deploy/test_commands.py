@@ -130,6 +130,22 @@ def test_prune_keeps_the_newest_and_the_protected():
     assert cmd.prune_command(L, []) == "true"
 
 
+def test_prune_counts_only_good_releases_and_keeps_the_newest_bad_one():
+    good, bad1, bad2, bad3 = ("20261120T000000Z-v1", "20261121T000000Z-v2-broken",
+                              "20261122T000000Z-v3-broken", "20261123T000000Z-v4-broken")
+    ids = [good, bad1, bad2, bad3]
+    # The operator's case: after failed deploys the only good release (current) must stay.
+    assert cmd.releases_to_prune(ids, keep=2, protected={good}, bad={bad1, bad2, bad3}) == [bad1, bad2]
+    # Even unprotected, a good release is never pushed out by bad ones.
+    assert cmd.releases_to_prune(ids, keep=1, protected=set(), bad={bad1, bad2, bad3}) == [bad1, bad2]
+    many = [f"2026112{d}T000000Z-v{d}" for d in range(8)]
+    marked = {many[5], many[7]}
+    # keep=3 good: v6, v4, v3; newest bad: v7; v5 (older bad) and v0-v2 go.
+    assert cmd.releases_to_prune(many, keep=3, protected={many[6]}, bad=marked) == [
+        many[0], many[1], many[2], many[5]]
+    assert cmd.releases_to_prune([], keep=3, protected=set(), bad=set()) == []
+
+
 def test_venvs_no_release_links_to_are_pruned():
     old, kept = "a" * 64, "b" * 64
     listing = f"{old}\n{kept}\nnot-a-venv\n--\n/srv/cnb/venvs/{kept}\n/srv/cnb/venvs/{kept}\n"
