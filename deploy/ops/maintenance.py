@@ -11,7 +11,11 @@ others pass --no-shared-steps and only archive their own logs and audit their ow
 not connect to the database). A PostgreSQL advisory lock also keeps two runs that both want the
 database, backup and wallet steps (cron and a run by hand) from doing them at once.
 
-Exit statuses: 0 every step that ran passed; 1 a step failed; 2 bad arguments or configuration.
+A step that did not do its job is `skipped` with the reason (e.g. the dependency audit without
+pip-audit's database), never `ok`.
+
+Exit statuses: 0 no step failed (skipped and partial steps are named in the report); 1 a step
+failed; 2 bad arguments or configuration.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ def dependency_audit(timeout: float) -> tuple[str, str]:
         return "failed", "no requirements.lock in the release directory"
     pins = model.parse_lock(lock.read_text())
     notes = []
-    status = "ok"
+    ran, vulnerabilities = False, 0
     executable = shutil.which("pip-audit")
     if executable is None:
         notes.append("pip-audit: skipped: not installed on this host (pip install pip-audit, or run "
@@ -114,12 +118,12 @@ def dependency_audit(timeout: float) -> tuple[str, str]:
             result = subprocess.run(model.pip_audit_command([executable], str(lock)), capture_output=True,
                                     text=True, timeout=max(5.0, min(timeout, 300.0)))
             if result.returncode in (0, 1) and result.stdout.strip().startswith(("{", "[")):
-                count, lines = model.summarise_pip_audit(result.stdout)
+                vulnerabilities, lines = model.summarise_pip_audit(result.stdout)
+                ran = True
                 for line in lines:
                     print(f"    | VULNERABLE {line}", flush=True)
-                notes.append(f"pip-audit: {count} known vulnerabilit{'y' if count == 1 else 'ies'} "
-                             f"in {len(pins)} pins")
-                status = "failed" if count else status
+                notes.append(f"pip-audit: {vulnerabilities} known vulnerabilit"
+                             f"{'y' if vulnerabilities == 1 else 'ies'} in {len(pins)} pins")
             else:
                 reason = (result.stderr.strip().splitlines() or ["no output"])[-1][:200]
                 notes.append(f"pip-audit: skipped: vulnerability database unreachable or error ({reason})")
@@ -131,7 +135,7 @@ def dependency_audit(timeout: float) -> tuple[str, str]:
         print(f"    | VULNERABLE {finding.describe()}", flush=True)
     notes.append(f"advisory file ({len(advisories)} advisories, updated {updated}): "
                  f"{len(findings)} affected pin(s) of {len(pins)}")
-    return ("failed" if findings else status), "; ".join(notes)
+    return model.audit_status(ran, vulnerabilities, len(findings)), "; ".join(notes)
 
 
 async def maintain(end: datetime, skip: set[str], host_label: str | None, shared_steps: bool = True) -> list[StepResult]:
@@ -207,10 +211,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print("maintenance report")
     print(steps_table([r.to_json() for r in results]))
-    skipped = [r.step for r in results if r.status in ("skipped", "partial")]
-    failed = [r.step for r in results if r.status == "failed"]
-    print(f"maintenance: done in {time.monotonic() - started:.1f}s; "
-          f"failed: {', '.join(failed) or 'none'}; skipped or partial: {', '.join(skipped) or 'none'}")
+    print(model.summary_line(results, time.monotonic() - started))
     if args.json:
         print(json.dumps({"window_end": end.isoformat(), "steps": [r.to_json() for r in results]}, sort_keys=True))
     return model.exit_status(results)

@@ -54,7 +54,7 @@ def seconds_left(now: datetime, end: datetime) -> float:
 @dataclass
 class StepResult:
     step: str
-    status: str  # ok | failed | skipped | partial
+    status: str  # one of STATUSES
     seconds: float
     detail: str
 
@@ -62,8 +62,33 @@ class StepResult:
         return {"step": self.step, "status": self.status, "seconds": round(self.seconds, 2), "detail": self.detail}
 
 
+# ok: did its job; failed: found a problem or broke; partial: the window closed part-way;
+# skipped: did not do its job (left out, another host's, no time, or a tool it needs is missing).
+STATUSES = ("ok", "failed", "partial", "skipped")
+
+
 def exit_status(results: list[StepResult]) -> int:
+    """1 when a step failed. Skipped and partial steps exit 0: the report names them and why, and a
+    monthly cron mail for a tool a host never has would teach the team to ignore the mail."""
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def summary_line(results: list[StepResult], seconds: float) -> str:
+    """The report's last line: what failed, and what did not (fully) do its job."""
+    def names(status: str) -> str:
+        return ", ".join(r.step for r in results if r.status == status) or "none"
+
+    ok = sum(1 for r in results if r.status == "ok")
+    return (f"maintenance: done in {seconds:.1f}s; {ok} of {len(results)} steps ok; failed: {names('failed')}; "
+            f"partial: {names('partial')}; skipped: {names('skipped')}")
+
+
+def audit_status(pip_audit_ran: bool, vulnerabilities: int, advisory_findings: int) -> str:
+    """The dependency audit's status: any finding fails it; without pip-audit's database the audit
+    did not do its job (the team's advisory file alone is not an audit), so it is skipped, not ok."""
+    if vulnerabilities or advisory_findings:
+        return "failed"
+    return "ok" if pip_audit_ran else "skipped"
 
 
 # -- dependency audit ------------------------------------------------------------------------

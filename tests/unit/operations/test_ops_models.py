@@ -107,6 +107,26 @@ def test_exit_status():
     ok = mm.StepResult("a", "ok", 1.0, "")
     assert mm.exit_status([ok, mm.StepResult("b", "skipped", 0.0, "")]) == 0
     assert mm.exit_status([ok, mm.StepResult("c", "failed", 1.0, "")]) == 1
+    assert mm.exit_status([ok, mm.StepResult("d", "partial", 1.0, "")]) == 0
+
+
+def test_an_audit_that_did_not_run_is_skipped_never_ok():
+    assert mm.audit_status(pip_audit_ran=False, vulnerabilities=0, advisory_findings=0) == "skipped"
+    assert mm.audit_status(pip_audit_ran=True, vulnerabilities=0, advisory_findings=0) == "ok"
+    # A finding fails it whichever source found it, even when pip-audit could not run.
+    assert mm.audit_status(pip_audit_ran=False, vulnerabilities=0, advisory_findings=1) == "failed"
+    assert mm.audit_status(pip_audit_ran=True, vulnerabilities=2, advisory_findings=0) == "failed"
+
+
+def test_summary_line_names_failed_partial_and_skipped_steps_apart():
+    results = [mm.StepResult("vacuum-analyze", "ok", 1.0, ""), mm.StepResult("reindex", "partial", 2.0, ""),
+               mm.StepResult("verify-backup", "skipped", 0.0, ""),
+               mm.StepResult("dependency-audit", "skipped", 0.0, "")]
+    assert mm.summary_line(results, 3.04) == (
+        "maintenance: done in 3.0s; 1 of 4 steps ok; failed: none; partial: reindex; "
+        "skipped: verify-backup, dependency-audit")
+    failed = mm.summary_line([mm.StepResult("check-wallets", "failed", 1.0, "")], 1.0)
+    assert "0 of 1 steps ok; failed: check-wallets; partial: none; skipped: none" in failed
 
 
 def test_parse_lock_and_versions():
@@ -148,3 +168,15 @@ def test_pip_audit_command_and_summary():
         {"name": "a", "version": "1", "vulns": [{"id": "PYSEC-X", "fix_versions": ["2"]}]},
         {"name": "b", "version": "1", "vulns": []}]})
     assert mm.summarise_pip_audit(output) == (1, ["a==1: PYSEC-X (fixed in 2)"])
+
+
+def test_dependency_audit_without_pip_audit_reports_skipped_with_the_reason(tmp_path, monkeypatch, capsys):
+    from deploy.ops import maintenance
+
+    (tmp_path / "requirements.lock").write_text("sanic==25.12.1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pip-audit on it
+    status, detail = maintenance.dependency_audit(timeout=5)
+    assert status == "skipped"
+    assert detail.startswith("pip-audit: skipped: not installed on this host")
+    assert "advisory file" in detail
