@@ -81,9 +81,27 @@ class ArchiveSummary:
     failed: dict[str, str] = field(default_factory=dict)
     expired_in_bucket: list[str] = field(default_factory=list)
     rotated: list[str] = field(default_factory=list)
+    # A dry run changes nothing: these say what it would have done.
+    would_rotate: list[str] = field(default_factory=list)
+    would_compress: list[str] = field(default_factory=list)
+    would_upload: list[str] = field(default_factory=list)
+    would_delete_locally: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def line(self, dry_run: bool) -> str:
+        """The closing line: a dry run counts what it would do, not the nothing it did."""
+        if dry_run:
+            return (f"would rotate {len(self.would_rotate)}, would compress {len(self.would_compress)}, "
+                    f"would upload {len(self.would_upload)} (or find them already archived), "
+                    f"would delete locally {len(self.would_delete_locally)}, "
+                    f"would expire {len(self.expired_in_bucket)} in the bucket, {len(self.failed)} failed "
+                    "(dry run: nothing changed)")
+        return (f"{len(self.rotated)} rotated, {len(self.uploaded)} uploaded, "
+                f"{len(self.already_archived)} already archived, {len(self.deleted_locally)} deleted locally, "
+                f"{len(self.kept_locally)} kept locally, {len(self.expired_in_bucket)} expired in the bucket, "
+                f"{len(self.failed)} failed")
 
 
 def default_logs_dir(env: dict[str, str]) -> Path:
@@ -169,6 +187,7 @@ def rotate_plain_logs(logs_dir: Path, nginx_pid_file: Path, now: datetime, dry_r
     if dry_run:
         for rotation in rotations:
             say(f"would rotate {rotation.live} to {rotation.rotated} ({rotation.method})")
+            summary.would_rotate.append(rotation.live)
         return set()
     reopened = set()
     for rotation in rotations:
@@ -264,6 +283,7 @@ def archive(settings: ArchiveSettings, now: datetime, dry_run: bool, out: TextIO
     for name in raw:
         if dry_run:
             say(f"would compress {name}")
+            summary.would_compress.append(name)
             continue
         compress(settings.logs_dir / name)
         summary.compressed.append(name)
@@ -274,6 +294,9 @@ def archive(settings: ArchiveSettings, now: datetime, dry_run: bool, out: TextIO
         keep = model.keep_locally(name, now, settings.keep_local_days)
         if dry_run:
             say(f"would upload {name} to {key}" + ("" if keep else " and then delete it locally"))
+            summary.would_upload.append(name)
+            if not keep:
+                summary.would_delete_locally.append(name)
             continue
         try:
             if existing_archive(settings.store, key, path):
@@ -305,10 +328,7 @@ def archive(settings: ArchiveSettings, now: datetime, dry_run: bool, out: TextIO
     except StoreError as error:
         summary.failed["(retention)"] = str(error)
         say(f"FAILED retention: {error}")
-    say(f"{len(summary.rotated)} rotated, {len(summary.uploaded)} uploaded, {len(summary.already_archived)} already archived, "
-        f"{len(summary.deleted_locally)} deleted locally, {len(summary.kept_locally)} kept locally, "
-        f"{len(summary.expired_in_bucket)} expired in the bucket, {len(summary.failed)} failed"
-        + (" (dry run: nothing changed)" if dry_run else ""))
+    say(summary.line(dry_run))
     return summary
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -180,3 +181,30 @@ def test_dependency_audit_without_pip_audit_reports_skipped_with_the_reason(tmp_
     assert status == "skipped"
     assert detail.startswith("pip-audit: skipped: not installed on this host")
     assert "advisory file" in detail
+
+
+class _EmptyBucket:
+    bucket = "b"
+
+    def list_objects(self, prefix):
+        return []
+
+
+def test_archive_dry_run_counts_what_it_would_do_and_changes_nothing(tmp_path):
+    logs_dir = tmp_path / "shared" / "logs"
+    logs_dir.mkdir(parents=True)
+    for name in ("nginx-access.log", "nginx-error.log", "cron.log"):
+        (logs_dir / name).write_text("a line\n")
+    (logs_dir / "switch.log").write_text("")  # empty: nothing to rotate
+    old = (NOW - timedelta(days=30)).strftime(logs_model.STAMP_FORMAT)
+    (logs_dir / f"app-8001.{old}.log").write_text("old\n")
+    before = sorted(p.name for p in logs_dir.iterdir())
+    settings = logs.ArchiveSettings(logs_dir, "host-2", "logs/", 7, 30, store=_EmptyBucket())
+    out = io.StringIO()
+    summary = logs.archive(settings, NOW, dry_run=True, out=out)
+    lines = out.getvalue().splitlines()
+    assert sum(line.startswith("archive-logs: would rotate ") for line in lines[:-1]) == 3
+    assert lines[-1] == ("archive-logs: would rotate 3, would compress 1, would upload 1 (or find them already "
+                         "archived), would delete locally 1, would expire 0 in the bucket, 0 failed "
+                         "(dry run: nothing changed)")
+    assert summary.rotated == [] and sorted(p.name for p in logs_dir.iterdir()) == before
