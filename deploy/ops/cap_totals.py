@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rebuild-cap-totals",
         help="rebuild the monthly cap totals from the purchases (after check-wallets reports a "
         "monthly cap total mismatch)",
-        description="Use when `clicknback-ops check-wallets` reports a `MISMATCH monthly cap "
+        description="Use when `python -m deploy.ops.cli check-wallets` reports a `MISMATCH monthly cap "
         "total`, or when an admin reversal or the verification job's rejection fails with a "
         "data_corrupted error ('cashback_monthly_totals has no total for purchase ...') in the "
         "logs. Prints the mismatches, deletes every monthly cap total and writes them again from "

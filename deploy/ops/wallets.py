@@ -3,8 +3,8 @@ and the monthly cap totals (cashback_monthly_totals, migration 4) against their 
 
 Prints each mismatch and exits 1 when there is any, 0 when every wallet matches its cashback
 transactions and payouts and every monthly cap total matches its purchases. Run after restores
-and in the maintenance window. A cap-total mismatch is repaired by `clicknback-ops
-rebuild-cap-totals` (deploy/ops/cap_totals.py).
+and in the maintenance window. A cap-total mismatch is repaired by the `rebuild-cap-totals`
+command of this CLI (deploy/ops/cap_totals.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import asyncpg
 
 from deploy.ops.backup_commands import database_name, named_database_url
-from deploy.ops.settings import require
+from deploy.ops.settings import require, runnable
 from server.db import parse_database_url
 from server.purchases.cap_totals import TotalMismatch, find_total_mismatches
 from server.wallets.consistency import Mismatch, find_mismatches
@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "transactions - requested and completed payouts; paid = completed payouts. Check every "
         "monthly cap total (user, offer, UTC month) = the cashback of its pending and confirmed "
         "purchases. Prints each mismatch; exits 1 when any is found, 0 otherwise. Cap-total "
-        "mismatches are repaired by `clicknback-ops rebuild-cap-totals`.",
+        "mismatches are repaired by `python -m deploy.ops.cli rebuild-cap-totals` from the release "
+        "directory (with the same ENV_FILE).",
     )
     add_database_options(parser, "check")
     parser.set_defaults(handler=run)
@@ -93,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"MISMATCH monthly cap total {total_mismatch.describe()}")
     if mismatches or total_mismatches:
         if total_mismatches:
-            print("check-wallets: repair the monthly cap totals with `clicknback-ops rebuild-cap-totals` "
-                  "(--dry-run first)")
+            print("check-wallets: repair the monthly cap totals with "
+                  f"`{runnable('rebuild-cap-totals --dry-run')}`, then again without --dry-run")
         print(f"check-wallets: {len(mismatches) + len(total_mismatches)} mismatch(es) "
               f"({len(mismatches)} wallet, {len(total_mismatches)} monthly cap total)")
         return 1

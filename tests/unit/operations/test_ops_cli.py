@@ -64,3 +64,23 @@ def test_a_refused_login_is_an_operational_error():
     cause = cli.operational_cause(asyncpg.InvalidPasswordError('password authentication failed for user "x"'))
     assert cause == 'database error: InvalidPasswordError: password authentication failed for user "x"'
     assert cli.operational_cause(ValueError("a bug")) is None
+
+
+def test_runnable_names_the_form_that_works_on_a_host():
+    from deploy.ops.settings import runnable
+
+    assert runnable("rebuild-cap-totals --dry-run", "/srv/clicknback/shared/.env") == (
+        "cd /srv/clicknback/current && ENV_FILE=/srv/clicknback/shared/.env "
+        "./.venv/bin/python -m deploy.ops.cli rebuild-cap-totals --dry-run")
+    # No deploy-root layout to go by: the module form, said to run from the release directory.
+    assert runnable("check-wallets", "") == "python -m deploy.ops.cli check-wallets (from the release directory)"
+    assert runnable("check-wallets", "/etc/odd.env").startswith("python -m deploy.ops.cli check-wallets")
+
+
+def test_no_help_text_names_an_executable_the_hosts_do_not_have():
+    parser = cli.build_parser()
+    assert "python -m deploy.ops.cli" in parser.description  # how to run `clicknback-ops` on a host
+    subparsers = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
+    for name, sub in subparsers.choices.items():
+        texts = [sub.description or ""] + [action.help or "" for action in sub._actions]
+        assert not any("clicknback-ops " in text for text in texts), name
