@@ -90,8 +90,33 @@ def resolve_tag(repo: Path, tag: str) -> str:
     try:
         return git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
     except DeployError:
-        raise DeployError(f"tag {tag!r} does not exist in {repo} (create it with `git tag {tag}`, "
-                          f"or fetch tags with `git fetch --tags`)") from None
+        raise DeployError(missing_tag_message(tag, repo, ref_kind(repo, tag))) from None
+
+
+def ref_kind(repo: Path, name: str) -> str | None:
+    """What `name` is in the repository when it is not a tag: a branch, HEAD, a commit, or nothing."""
+    if name == "HEAD" or name.endswith("_HEAD"):
+        return "HEAD"
+    for prefix, kind in ((f"refs/heads/{name}", "branch"), (f"refs/remotes/{name}", "remote branch")):
+        if subprocess.run(["git", "-C", str(repo), "show-ref", "--verify", "--quiet", prefix]).returncode == 0:
+            return kind
+    found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+                           capture_output=True)
+    return "commit" if found.returncode == 0 else None
+
+
+def missing_tag_message(tag: str, repo: Path, kind: str | None) -> str:
+    """Why a --tag is refused and what to type instead. A branch or HEAD moves, so a deploy of it
+    would not name fixed code: the advice is to tag the commit with a release-style name."""
+    if kind is None:
+        return (f"tag {tag!r} does not exist in {repo} (create it on the commit to release with "
+                f"`git tag {tag} <commit>`, or fetch tags with `git fetch --tags`)")
+    what = {"HEAD": f"{tag!r} is HEAD (a moving pointer), not a tag",
+            "branch": f"{tag!r} is a branch, not a tag",
+            "remote branch": f"{tag!r} is a remote branch, not a tag",
+            "commit": f"{tag!r} names a commit, not a tag"}[kind]
+    return (f"{what}: deploys take a tag, so a release always names the same code. Tag the commit "
+            f"with a release-style name, e.g. `git tag v1.2.3 {tag}`, then `invoke deploy --tag v1.2.3`")
 
 
 def check_repository(repo: Path) -> None:
@@ -460,11 +485,13 @@ def upload_release(remote: Remote, rel: LocalRelease, rel_id: str, deployed_at: 
     remote.put_bytes(rel.archive, cmd.upload_path(lay, rel_id))
     remote.run(cmd.extract_release_command(lay, rel_id, cmd.release_metadata(rel.tag, rel.commit, deployed_at)))
     venv = remote.run(cmd.ensure_venv_command(lay, rel_id, rel.lock_hash, remote.host.python))
-    note = venv.stdout.strip() or "venv"
-    remote.say(f"uploaded {rel_id} ({len(rel.archive) // 1024} KiB, {note}) in {time.monotonic() - started:.1f}s")
+    if not remote.dry_run:  # the dry run printed what it would upload and run instead
+        note = venv.stdout.strip() or "venv"
+        remote.say(f"uploaded {rel_id} ({len(rel.archive) // 1024} KiB, {note}) in {time.monotonic() - started:.1f}s")
 
 
 def append_ledger(session: Session, entry: ledger.LedgerEntry) -> None:
+    """Append the entry on every host (in a dry run: print the command, as for any other write)."""
     line = ledger.format_entry(entry)
     session.parallel(lambda remote: remote.run(cmd.ledger_append_command(layout(remote), line)))
 
@@ -477,11 +504,13 @@ def prune(remote: Remote, keep_also: set[str]) -> None:
                                    ledger.bad_releases(ledger_entries(state)))
     if doomed:
         remote.run(cmd.prune_command(layout(remote), doomed))
-        remote.say(f"pruned {len(doomed)} old release(s)")
+        if not remote.dry_run:
+            remote.say(f"pruned {len(doomed)} old release(s)")
     unused = cmd.unused_venvs(remote.query(cmd.venv_links_command(layout(remote))).stdout)
     if unused:
         remote.run(cmd.prune_venvs_command(layout(remote), unused))
-        remote.say(f"removed {len(unused)} venv(s) no release uses")
+        if not remote.dry_run:
+            remote.say(f"removed {len(unused)} venv(s) no release uses")
 
 
 def deploy(session: Session, repo: Path, tag: str) -> Outcome:
@@ -499,8 +528,6 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
         previous = states[hosts[0]].current
 
         def record(outcome: str, detail: str) -> None:
-            if session.dry_run:
-                return
             append_ledger(session, ledger.LedgerEntry(
                 who=operator(), when=deployed_at, kind="deploy", tag=tag, commit=rel.commit, release=rel_id,
                 hosts=hosts, duration_s=round(time.monotonic() - started, 2), outcome=outcome,
@@ -524,7 +551,8 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
         record("ok", "")
         session.parallel(lambda remote: prune(remote, {previous} if previous else set()))
     duration = time.monotonic() - started
-    return Outcome(rel_id, duration, f"deployed {tag} as {rel_id} to {len(hosts)} host(s) in {duration:.1f}s")
+    done = "would deploy" if session.dry_run else "deployed"
+    return Outcome(rel_id, duration, f"{done} {tag} as {rel_id} to {len(hosts)} host(s) in {duration:.1f}s")
 
 
 # -- rollback --------------------------------------------------------------------------------
@@ -550,6 +578,16 @@ def choose_rollback_target(host: Host, state: cmd.HostState, to_tag: str | None)
     if target == current:
         raise DeployError(f"{target} is already current")
     return current, target
+
+
+def bad_target_warning(target: str, entries: list[ledger.LedgerEntry]) -> str | None:
+    """A warning line when `--to` picked a release marked bad (allowed: the operator may know better)."""
+    if target not in ledger.bad_releases(entries):
+        return None
+    marking = next((e for e in reversed(entries) if target in e.marked_bad), None)
+    why = f" ({marking.kind} {marking.outcome} at {marking.when})" if marking else ""
+    return (f"WARNING: {target} is marked bad{why}; rolling back to it anyway, "
+            f"because --to asked for it. See `invoke releases` for the good ones.")
 
 
 def check_database_for_rollback(remote: Remote, state: cmd.HostState, current: str, target: str,
@@ -595,22 +633,25 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
         first = session.remotes[0]
         current, target = choose_rollback_target(first.host, states[first.host.name], to_tag)
         session.say(f"rolling back {', '.join(hosts)}: {current} -> {target}")
+        warning = bad_target_warning(target, ledger_entries(states[first.host.name]))
+        if warning:
+            session.say(warning)
         missing = [name for name in hosts if target not in states[name].releases]
         if missing:
             raise DeployError(f"release {target} is not on {', '.join(missing)}")
         check_database_for_rollback(first, states[first.host.name], current, target, downgrade)
         commit = json.loads(states[first.host.name].metadata.get(target) or "{}").get("commit", "")
         failures = switch_all(session, states, {name: target for name in hosts})
-        if not session.dry_run:
-            append_ledger(session, ledger.LedgerEntry(
-                who=operator(), when=when, kind="rollback", tag=ledger.release_tag(target), commit=commit,
-                release=target, hosts=hosts, duration_s=round(time.monotonic() - started, 2),
-                outcome="failed" if failures else "ok", from_release=current,
-                marked_bad=[target] if failures else [current], detail=failure_summary(failures)))
+        append_ledger(session, ledger.LedgerEntry(
+            who=operator(), when=when, kind="rollback", tag=ledger.release_tag(target), commit=commit,
+            release=target, hosts=hosts, duration_s=round(time.monotonic() - started, 2),
+            outcome="failed" if failures else "ok", from_release=current,
+            marked_bad=[target] if failures else [current], detail=failure_summary(failures)))
         if failures:
             raise DeployError(f"rollback to {target} FAILED its health gate; hosts are back on {current}") from failures[0]
     duration = time.monotonic() - started
-    return Outcome(target, duration, f"rolled back to {target} on {len(hosts)} host(s) in {duration:.1f}s")
+    done = "would roll back" if session.dry_run else "rolled back"
+    return Outcome(target, duration, f"{done} to {target} on {len(hosts)} host(s) in {duration:.1f}s")
 
 
 # -- provision -------------------------------------------------------------------------------
@@ -625,7 +666,8 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
         uploaded = f"{lay.shared}/.env.upload"
         remote.put_bytes(env_file, uploaded)
         remote.run(cmd.install_env_file_command(lay, uploaded))
-        remote.say(f"installed {lay.env_file} (mode 0600, {len(env_file)} bytes; contents not shown)")
+        done = "would install" if remote.dry_run else "installed"
+        remote.say(f"{done} {lay.env_file} (mode 0600, {len(env_file)} bytes; contents not shown)")
     state = read_state(remote)
     if env_file is None and not state.env_file_exists:
         remote.say(f"WARNING: {lay.env_file} is missing; pass --env-file before deploying")
@@ -641,7 +683,7 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
     remote.run(cmd.nginx_reload_command(lay))
     block = cmd.crontab_block(lay, host, database_jobs)
     remote.run(cmd.crontab_install_command(cmd.crontab_marker(lay), block), show=f"install crontab block:\n{block}")
-    remote.say("provisioned")
+    remote.say("would be provisioned" if remote.dry_run else "provisioned")
 
 
 def provision(session: Session, data: bytes | None) -> None:

@@ -7,7 +7,8 @@ of them (invoke's defaults differ task by task):
   positional parameter swallows the next word, `--help` included. A required one is checked
   instead ("deploy needs --tag"). An explicitly declared positional (`sandbox up`) stays.
 - short flags: -d is always --dry-run, -e --env, -i --inventory; -h is left to help (invoke
-  would otherwise give it to --host or --history).
+  would otherwise give it to --host or --history). A flag whose letters are all taken has no
+  short form (never a `-` one).
 - numbers (parameters whose default is an int or a float) are checked while parsing, before
   any SSH: "abc", 0 or a negative number is one line and exit 1, not a ValueError traceback.
 - the toolkit's expected errors (bad inventory, unreachable host, failed remote command, ...)
@@ -26,6 +27,9 @@ from invoke.parser import Argument, ParseError
 # Forced short flags; no other parameter gets these letters, nor h (help).
 SHORT_FLAGS = {"dry_run": "d", "env": "e", "inventory": "i"}
 RESERVED_LETTERS = set(SHORT_FLAGS.values()) | {"h"}
+# invoke picks a parameter's first free character as its short flag, the dash of `db-start`
+# included (shown as `--=STRING`): punctuation is never free, so such a flag gets a letter or none.
+NOT_SHORT_FLAGS = RESERVED_LETTERS | {"-", "_"}
 HELP_WORDS = ("-h", "--help")
 
 
@@ -85,10 +89,10 @@ class OperatorTask(Task):
 
     def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
         if name in SHORT_FLAGS:
-            opts = super().arg_opts(name, default, set(taken_names) | RESERVED_LETTERS)
+            opts = super().arg_opts(name, default, set(taken_names) | NOT_SHORT_FLAGS)
             opts["names"] = [opts["names"][0], SHORT_FLAGS[name]]
             return opts
-        return super().arg_opts(name, default, set(taken_names) | RESERVED_LETTERS)
+        return super().arg_opts(name, default, set(taken_names) | NOT_SHORT_FLAGS)
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         arguments = super().get_arguments(ignore_unknown_help)

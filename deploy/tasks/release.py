@@ -80,7 +80,8 @@ def provision(c, env=None, inventory=None, env_file=None, system=False, database
         if system:
             release.provision_system(session, database, admin_user)
         release.provision(session, data)
-        session.say(f"provisioned {len(session.remotes)} host(s)" + (" (dry run: nothing changed)" if dry_run else ""))
+        session.say(f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)" if dry_run
+                    else f"provisioned {len(session.remotes)} host(s)")
 
 
 @task(help=_help(

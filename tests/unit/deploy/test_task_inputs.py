@@ -110,6 +110,18 @@ def test_short_flags_are_the_same_everywhere(task):
         assert "-i STRING, --inventory=STRING" in text
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_no_flag_has_an_empty_name(task):
+    # `drill` once showed `--=STRING, --db-start=STRING`: invoke took the dash as a short flag.
+    flags = re.findall(r"^  (-\S*?)(?:[ =,]|$)", task_help(task), re.MULTILINE)  # option lines, not wrapped help
+    assert flags and all(re.fullmatch(r"-[A-Za-z0-9]|--[a-z0-9][a-z0-9-]*", flag) for flag in flags), flags
+
+
+def test_drill_help_gives_every_db_flag_a_real_name():
+    text = task_help("drill")
+    assert "--db-start=STRING" in text and "--db-stop=STRING" in text and "--=" not in text
+
+
 @pytest.mark.parametrize("task,option", [
     ("stats", "--window-hours=STRING"), ("maintenance", "--budget=STRING"), ("bench", "--duration=STRING"),
     ("bench", "--warmup=STRING"), ("logs", "--lines=INT"), ("drill", "--timeout=INT"), ("deploy", "--tag=STRING"),
@@ -214,6 +226,27 @@ def tagged_repo(tmp_path_factory) -> Path:
                     ["tag", "v1"]):
         subprocess.run(["git", "-C", str(repo), *command], check=True, capture_output=True)
     return repo
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("HEAD", "'HEAD' is HEAD (a moving pointer), not a tag"),
+    ("release-branch", "'release-branch' is a branch, not a tag"),
+])
+def test_a_branch_or_head_as_tag_gets_advice_to_tag_a_commit(tmp_path, closed_port, tagged_repo, name, expected):
+    subprocess.run(["git", "-C", str(tagged_repo), "branch", "-f", "release-branch"], check=True)
+    result = invoke("deploy", "--tag", name, "--repo", str(tagged_repo), "-i", inventory_file(tmp_path, closed_port))
+    assert_one_line_error(result, expected, f"`git tag v1.2.3 {name}`")
+    assert f"git tag {name}`" not in output(result) and "connection refused" not in output(result)
+
+
+def test_a_commit_sha_or_a_missing_name_as_tag_is_said_so(tmp_path, closed_port, tagged_repo):
+    sha = subprocess.run(["git", "-C", str(tagged_repo), "rev-parse", "HEAD"], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    inventory = inventory_file(tmp_path, closed_port)
+    result = invoke("deploy", "--tag", sha[:12], "--repo", str(tagged_repo), "-i", inventory)
+    assert_one_line_error(result, f"'{sha[:12]}' names a commit, not a tag", f"`git tag v1.2.3 {sha[:12]}`")
+    result = invoke("deploy", "--tag", "v9.9.9", "--repo", str(tagged_repo), "-i", inventory)
+    assert_one_line_error(result, "tag 'v9.9.9' does not exist", "git fetch --tags")
 
 
 @pytest.mark.parametrize("args", [("logs",), ("logs", "--follow"), ("deploy", "--tag", "v1"), ("rollback",),
