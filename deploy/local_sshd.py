@@ -9,6 +9,7 @@ unprivileged account (created when missing); otherwise it is the current user.
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import os
 import pwd
@@ -19,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 DEFAULT_DEPLOY_USER = "clicknback"
 SSHD = "/usr/sbin/sshd"
@@ -174,6 +176,68 @@ class LocalSshd:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+# -- crontab cleanup (the deploy user's crontab is shared by every sandbox and test run) -----
+
+BLOCK_BEGIN = "# BEGIN clicknback "
+BLOCK_END = "# END clicknback "
+
+
+def is_under(path: str, folder: str | Path) -> bool:
+    """`path` is `folder` or inside it (by path components: /a/bc is not under /a/b)."""
+    folder = str(folder).rstrip("/")
+    return path == folder or path.startswith(folder + "/")
+
+
+def strip_crontab(text: str, drop_root: Callable[[str], bool], drop_lines: Iterable[str] = ()) -> str:
+    """`text` without the clicknback blocks whose deploy root `drop_root` accepts and without the
+    exact lines `drop_lines`; every other line (blocks of other roots, the user's own) is kept."""
+    drop_lines = set(drop_lines)
+    kept, skipping = [], None
+    for line in text.splitlines():
+        if skipping is not None:
+            if line == BLOCK_END + skipping:
+                skipping = None
+            continue
+        if line.startswith(BLOCK_BEGIN) and drop_root(line[len(BLOCK_BEGIN):]):
+            skipping = line[len(BLOCK_BEGIN):]
+            continue
+        if line not in drop_lines:
+            kept.append(line)
+    return "".join(f"{line}\n" for line in kept)
+
+
+def remove_crontab_entries(user: str, drop_root: Callable[[str], bool], drop_lines: Iterable[str] = ()) -> bool:
+    """Edit `user`'s crontab on this machine (no SSH: works when sshd is already gone) under the
+    lock `invoke provision` takes (deploy/commands.py CRONTAB_LOCK), so a run provisioning beside
+    us keeps its block. True when something was removed."""
+    if shutil.which("crontab") is None:
+        return False
+    as_other = os.geteuid() == 0 and user != getpass.getuser()
+    selector = ["-u", user] if as_other else []
+    entry = pwd.getpwnam(user)
+    lock_path = Path(entry.pw_dir) / ".clicknback-crontab.lock"
+    try:
+        lock = open(lock_path, "a")
+    except OSError:
+        lock = None  # no home to lock in: nobody provisions as this user either
+    try:
+        if lock is not None:
+            if as_other:
+                os.chown(lock_path, entry.pw_uid, entry.pw_gid)  # the deploy user opens it next
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        listed = subprocess.run(["crontab", *selector, "-l"], capture_output=True, text=True)
+        if listed.returncode != 0:  # no crontab (or no cron): nothing to remove
+            return False
+        cleaned = strip_crontab(listed.stdout, drop_root, drop_lines)
+        if cleaned == strip_crontab(listed.stdout, lambda root: False):
+            return False
+        subprocess.run(["crontab", *selector, "-"], input=cleaned, text=True, check=True, capture_output=True)
+        return True
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 def _keygen(path: Path, comment: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.local_postgres import LocalPostgres
-from deploy.local_sshd import LocalSshd, chown_tree, ensure_deploy_user, make_reachable
+from deploy.local_sshd import LocalSshd, chown_tree, ensure_deploy_user, is_under, make_reachable, remove_crontab_entries
 
 DEFAULT_ADDRESSES = ("127.0.0.2", "127.0.0.3")
 NGINX_PORT = 8080
@@ -129,10 +129,27 @@ class Sandbox:
         if self.with_s3 and local_s3_available() and (self.base_dir / "s3").exists():
             self.s3().stop()
 
-    def destroy(self) -> None:
-        self.stop()
-        self.postgres.destroy()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+    def destroy(self, crontab_lines: tuple[str, ...] = ()) -> None:
+        """Stop everything, drop this sandbox's crontab blocks (and `crontab_lines`), remove its folder.
+
+        Each part runs even when an earlier one fails: a stopped sshd must not leave the blocks
+        behind (their @reboot lines would start supervisord from a deleted root), nor the folder."""
+        try:
+            self.stop()
+        finally:
+            try:
+                self.remove_crontab_entries(crontab_lines)
+            finally:
+                try:
+                    self.postgres.destroy()
+                finally:
+                    shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def remove_crontab_entries(self, lines: tuple[str, ...] = ()) -> None:
+        """This sandbox's blocks (deploy roots under roots/) and `lines`, from the deploy user's
+        crontab on this machine. unprovision_host does it over SSH; this covers an sshd that is gone."""
+        roots = self.base_dir / "roots"
+        remove_crontab_entries(self.sshd.user, lambda root: is_under(root, roots), lines)
 
 
 def _stop_services_directly(root: Path) -> None:

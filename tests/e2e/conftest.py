@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 from typing import Iterator
 
 import httpx
@@ -13,6 +15,16 @@ from tests.conftest import TEST_KEY
 from tests.support.server_process import ServerProcess
 
 DEMO_REJECTION_MERCHANT = "f0000000-0000-0000-0000-000000000001"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# A run stopped with SIGTERM (a CI or `timeout` limit) would die without fixture teardown, leaving
+# sshd hosts, crontab blocks and /var/tmp/cnb-e2e-* behind; as an interrupt, pytest tears down first.
+if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 class SeededServer:

@@ -46,8 +46,11 @@ def _bindable(address: str, port: int) -> bool:
 
 
 @contextmanager
-def started_sandbox(addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: bool = False) -> Iterator[Sandbox]:
-    """A sandbox on free ports (sshd, nginx, app instances and their standby ports), removed afterwards."""
+def started_sandbox(addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: bool = False,
+                    crontab_lines: tuple[str, ...] = ()) -> Iterator[Sandbox]:
+    """A sandbox on free ports (sshd, nginx, app instances and their standby ports), removed afterwards
+    with its folder and its crontab blocks; `crontab_lines`: exact lines the tests add to the deploy
+    user's crontab, removed too."""
     base = Path(tempfile.mkdtemp(prefix="cnb-e2e-", dir="/var/tmp"))
     os.chmod(base, 0o755)
     nginx_port, *app_ports = ports_free_on_all(addresses, 5)
@@ -57,8 +60,10 @@ def started_sandbox(addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: boo
         sandbox.start()
         yield sandbox
     finally:
-        sandbox.destroy()
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            sandbox.destroy(crontab_lines)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def seed_shared_venv(sandbox: Sandbox, lock_file: bytes) -> str:

@@ -120,9 +120,13 @@ def world(backup_repo: Path) -> BackupWorld:
         sandbox.postgres.psql(sample_data_sql(users=40, purchases=300, audit_rows=100), DATABASE)
         yield world
     finally:
-        sandbox.destroy()
-        s3.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            sandbox.destroy()  # also drops the sandbox's crontab blocks
+        finally:
+            try:
+                s3.stop()
+            finally:
+                shutil.rmtree(base, ignore_errors=True)
 
 
 def wait_for(condition, timeout: float, what: str):

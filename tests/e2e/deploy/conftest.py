@@ -29,6 +29,9 @@ BROKEN_PROBE_FROM = "self.expected_head = code_head()"
 BROKEN_PROBE_TO = 'self.expected_head = "vBroken-is-never-ready"'
 
 pytestmark = pytest.mark.e2e
+# test_deploy_flow.py puts this "user's own" line in the deploy user's crontab (our blocks must keep
+# it); the sandbox's teardown removes exactly this line with the sandbox's blocks.
+FOREIGN_CRONTAB_LINE = "# a line of the user's own, outside our blocks"
 
 
 def _next_migration(repo: Path) -> tuple[Path, int]:
@@ -96,7 +99,7 @@ def repo(tmp_path_factory) -> Repo:
 def sandbox(repo: Repo) -> Sandbox:
     # `solo` is the first host alone, for single-host timings.
     solo_host = "127.0.0.2"
-    with started_sandbox() as box:
+    with started_sandbox(crontab_lines=(FOREIGN_CRONTAB_LINE,)) as box:
         solo = (f'\n[environments.solo]\n[[environments.solo.hosts]]\nname = "host-2"\n'
                 f'address = "{solo_host}"\nbind_address = "{solo_host}"\n'
                 f'deploy_root = "{box.deploy_root(solo_host)}"\n')
