@@ -30,13 +30,15 @@ class Sandbox:
     addresses: tuple[str, ...] = DEFAULT_ADDRESSES
     nginx_port: int = NGINX_PORT
     instance_ports: tuple[int, ...] = (8001, 8002)
-    standby_ports: tuple[int, ...] = ()  # empty: each instance port + 100
+    standby_ports: tuple[int, ...] = ()  # empty: each instance port + 100 (written out in the inventory)
     with_s3: bool = True
     sshd: LocalSshd = field(init=False)
     postgres: LocalPostgres = field(init=False)
 
     def __post_init__(self) -> None:
         self.base_dir = Path(self.base_dir).resolve()
+        # The inventory gets the real ports: `standby_ports = []` reads as "no standby" but means +100.
+        self.standby_ports = tuple(self.standby_ports) or tuple(port + 100 for port in self.instance_ports)
         self.sshd = LocalSshd(self.base_dir / "sshd", self.addresses)
         self.postgres = LocalPostgres(self.base_dir / "postgres")
 
