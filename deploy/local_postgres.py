@@ -182,9 +182,18 @@ class LocalPostgres:
     def database_exists(self, name: str) -> bool:
         return self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") == "1"
 
-    def create_database(self, name: str, template: str | None = None) -> None:
+    def create_database(self, name: str, template: str | None = None, owner: str | None = None) -> None:
         clause = f' TEMPLATE "{template}"' if template else ""
+        clause += f' OWNER "{owner}"' if owner else ""
         self.psql(f'CREATE DATABASE "{name}"{clause}')
+
+    def role_exists(self, name: str) -> bool:
+        return self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{name}'") == "1"
+
+    def create_app_role(self, name: str) -> None:
+        """A login role like production's after `provision --system` (createuser --no-superuser
+        --createdb --no-createrole): it owns the app's database, creates restore targets, nothing more."""
+        self.psql(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER CREATEDB NOCREATEROLE')
 
     def drop_database(self, name: str) -> None:
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

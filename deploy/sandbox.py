@@ -1,8 +1,9 @@
 """`invoke sandbox up|down`: a local VPS pair on this machine, and the machinery the e2e tests share.
 
 Two sshd "hosts" on 127.0.0.2 and 127.0.0.3 (deploy/local_sshd.py), each with its own deploy root
-in a local folder owned by the deploy user, a throwaway PostgreSQL (deploy/local_postgres.py), an
-S3 endpoint when deploy/local_s3.py is available, a generated shared/.env and an inventory file.
+in a local folder owned by the deploy user, a throwaway PostgreSQL (deploy/local_postgres.py) where
+the app runs as a non-superuser role with CREATEDB (as after `provision --system`), an S3 endpoint
+when deploy/local_s3.py is available, a generated shared/.env and an inventory file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ DEFAULT_ADDRESSES = ("127.0.0.2", "127.0.0.3")
 NGINX_PORT = 8080
 ENVIRONMENT = "sandbox"
 DATABASE = "clicknback"
+APP_ROLE = "clicknback"  # the app's role in DATABASE_URL: not a superuser, as in production
 S3_BUCKET = "clicknback-sandbox"
 
 
@@ -80,8 +82,10 @@ class Sandbox:
         if self.with_s3 and local_s3_available():
             self._start_s3()
         self.postgres.start()
+        if not self.postgres.role_exists(APP_ROLE):
+            self.postgres.create_app_role(APP_ROLE)
         if not self.postgres.database_exists(DATABASE):
-            self.postgres.create_database(DATABASE)
+            self.postgres.create_database(DATABASE, owner=APP_ROLE)
         if not self.env_file.exists():
             self.env_file.write_text(self.env_text())
             self.env_file.chmod(0o600)
@@ -89,7 +93,8 @@ class Sandbox:
 
     def env_text(self) -> str:
         lines = [
-            f"DATABASE_URL={self.postgres.dsn(DATABASE)}",
+            # Trust authentication on loopback: the role needs no password here.
+            f"DATABASE_URL={self.postgres.dsn(DATABASE, user=APP_ROLE)}",
             f"OAUTH_HASH_KEY={secrets.token_urlsafe(48)}",
             "LOG_FORMAT=json",
         ]
