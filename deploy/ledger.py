@@ -1,8 +1,11 @@
-"""The release ledger, state/ledger.jsonl on every host: one JSON line per deploy or rollback.
+"""The release ledger, state/ledger.jsonl on every host: one JSON line per deploy, rollback or
+live restore.
 
 A line says who (local user), when, what (tag, commit, release id), where (hosts), how long and
 how it ended (ok / failed / rolled_back). `marked_bad` lists releases that must not be chosen as a
 default rollback target: a deploy whose health gate failed, and a release rolled back from.
+A `restore` line (the live database replaced from a backup) names the release that served, the
+`backup` restored and the `safety_backup` taken first (null: none was taken).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 
 OUTCOMES = ("ok", "failed", "rolled_back")
-KINDS = ("deploy", "rollback")
+KINDS = ("deploy", "rollback", "restore")
+RESTORE_FIELDS = ("backup", "safety_backup")
 
 
 class LedgerError(ValueError):
@@ -32,6 +36,8 @@ class LedgerEntry:
     from_release: str | None = None
     marked_bad: list[str] = field(default_factory=list)
     detail: str = ""
+    backup: str = ""
+    safety_backup: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -41,8 +47,13 @@ class LedgerEntry:
 
 
 def format_entry(entry: LedgerEntry) -> str:
-    """One line of JSON, keys sorted, no newline inside."""
-    return json.dumps(asdict(entry), sort_keys=True, separators=(",", ":"))
+    """One line of JSON, keys sorted, no newline inside. Only restore lines carry the restore
+    fields, so deploy and rollback lines stay readable by toolkits that predate them."""
+    data = asdict(entry)
+    if entry.kind != "restore":
+        for key in RESTORE_FIELDS:
+            del data[key]
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def parse_ledger(text: str) -> list[LedgerEntry]:
@@ -59,6 +70,18 @@ def parse_ledger(text: str) -> list[LedgerEntry]:
     return entries
 
 
+def entry_note(entry: LedgerEntry) -> str:
+    """What a report says about an entry besides kind, tag and outcome (one line)."""
+    if entry.kind == "restore":
+        safety = (f"safety backup {entry.safety_backup}" if entry.safety_backup
+                  else "NO safety backup")
+        return f"live database replaced from backup {entry.backup}; {safety}"
+    parts = [f"from {entry.from_release}"] if entry.from_release else []
+    if entry.marked_bad:
+        parts.append(f"marked bad: {', '.join(entry.marked_bad)}")
+    return "; ".join(parts)
+
+
 def bad_releases(entries: list[LedgerEntry]) -> set[str]:
     bad: set[str] = set()
     for entry in entries:
@@ -69,7 +92,7 @@ def bad_releases(entries: list[LedgerEntry]) -> set[str]:
 def last_entry_for(entries: list[LedgerEntry], release: str) -> LedgerEntry | None:
     """The newest entry that brought `release` up (deploy or rollback), if any."""
     for entry in reversed(entries):
-        if entry.release == release:
+        if entry.release == release and entry.kind != "restore":
             return entry
     return None
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from deploy.ssh import ConnectionFailed, HostKeyError, Remote, RemoteCommandErro
 
 T = TypeVar("T")
 LOG_LINES_ON_FAILURE = 30
+DETAIL_LIMIT = 600  # characters of a ledger entry's detail: it is shown in reports, keep it readable
 
 
 class DeployError(RuntimeError):
@@ -52,8 +54,10 @@ class LockHeldError(DeployError):
 class GateFailed(DeployError):
     """New instances did not become ready; carries the failing check and their last log lines."""
 
-    def __init__(self, host: Host, ports: list[int], check: str, log_tails: dict[int, str]):
+    def __init__(self, host: Host, ports: list[int], check: str, log_tails: dict[int, str],
+                 states: dict[int, str] | None = None):
         self.host, self.ports, self.check = host, ports, check
+        self.log_tails, self.states = log_tails, states or {}
         listing = ", ".join(host.instance_label(port) for port in ports)
         tails = "".join(
             f"\n--- last {LOG_LINES_ON_FAILURE} log lines of {cmd.program_name(port)} ---\n{tail.rstrip()}"
@@ -246,6 +250,14 @@ def layout(remote: Remote) -> Layout:
     return Layout(remote.host.deploy_root)
 
 
+def host_ops_command(deploy_root: str, *args: str) -> str:
+    """The ops CLI as an operator types it in a shell on the host (there is no `clicknback-ops`
+    executable there): the current release's code with the host's secrets file."""
+    lay = Layout(deploy_root)
+    return (f"cd {cmd.q(lay.current)} && ENV_FILE={cmd.q(lay.env_file)} ./.venv/bin/python -m {cmd.OPS_CLI} "
+            + " ".join(cmd.q(a) for a in args)).rstrip()
+
+
 def read_state(remote: Remote) -> cmd.HostState:
     """Everything the tasks need to know about a host, in one round trip."""
     return cmd.parse_state(remote.query(cmd.read_state_command(layout(remote))).stdout)
@@ -352,8 +364,9 @@ def prepare(switch: HostSwitch) -> None:
         failed = cmd.failed_ports(output, host, switch.new_ports)
         tails = {port: remote.query(cmd.instance_output_tail_command(lay, port, LOG_LINES_ON_FAILURE)).stdout
                  for port in failed}
+        states = {port: remote.query(program_status_command(lay, port), check=False).stdout for port in failed}
         raise GateFailed(host, failed, "\n".join(line for line in output.splitlines()
-                                                 if not line.startswith("@phase ")), tails)
+                                                 if not line.startswith("@phase ")), tails, states)
     if not remote.dry_run:
         remote.say(f"{switch.target} ready on {', '.join(host.instance_label(p) for p in switch.new_ports)}"
                    f" ({_phases(gate.stdout)})")
@@ -453,8 +466,70 @@ def switch_host(remote: Remote, rel_id: str) -> None:
     drain_old(switch)
 
 
+def program_status_command(lay: Layout, port: int) -> str:
+    """supervisorctl's status line of one instance (`app-8001  FATAL  Exited too quickly ...`)."""
+    return f"{cmd.supervisorctl_command(lay, 'status', cmd.program_name(port))} 2>&1 || true"
+
+
+# A Python exception line (`SyntaxError: invalid syntax`, `asyncpg.exceptions.X: ...`, `KeyError`).
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning|Fault)\b:?")
+_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@")
+
+
+def log_cause(tail: str) -> str:
+    """The line of an instance's last output that says why it failed: the last exception line of a
+    traceback, else the last JSON log line at error level (its event and message), else the last
+    non-blank line. Frames and carets of a traceback (indented) are skipped."""
+    lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line.strip()
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and str(record.get("level", "")).lower() in ("error", "critical", "fatal"):
+            parts = [str(record[key]) for key in ("event", "message", "error", "exception") if record.get(key)]
+            return " ".join(parts) or line.strip()
+    unindented = [line for line in lines if not line[:1].isspace()]
+    return (unindented or lines or [""])[-1].strip()
+
+
+def supervisor_state(status_line: str) -> str:
+    """`app-8001   FATAL   Exited too quickly (...)` -> `FATAL (Exited too quickly (...))`."""
+    fields = status_line.strip().splitlines()[0].split(None, 2) if status_line.strip() else []
+    if len(fields) < 2:
+        return ""
+    return fields[1] + (f" ({fields[2].strip()})" if len(fields) > 2 and fields[2].strip() else "")
+
+
+def gate_summary(check: str) -> str:
+    """What the readiness poller saw, without the URLs: `HTTP 000 after 8s` (once per distinct answer)."""
+    answers = re.findall(r" answered (HTTP \d{3} after \d+s)", check)
+    if answers:
+        return ", ".join(dict.fromkeys(answers))
+    first = next((line.strip() for line in check.splitlines() if line.strip()), "")
+    return first
+
+
+def gate_failure_detail(failure: GateFailed) -> str:
+    """One line for the ledger: per failed instance, its supervisor state and the last meaningful log
+    line (the root cause an operator looks for), then the gate's answer. Bounded; URL passwords masked."""
+    parts = []
+    for port in failure.ports:
+        state = supervisor_state(failure.states.get(port, ""))
+        cause = log_cause(failure.log_tails.get(port, ""))[:300]
+        text = f"{cmd.program_name(port)}" + (f" {state}" if state else "") + (f", last log: {cause}" if cause else "")
+        parts.append(text)
+    gate = gate_summary(failure.check)
+    line = f"{failure.host.name}: " + "; ".join(parts) + (f"; gate: {gate}" if gate else "")
+    line = _URL_PASSWORD.sub(r"\1***@", " ".join(line.split()))
+    return line if len(line) <= DETAIL_LIMIT else line[:DETAIL_LIMIT - 1].rsplit(" ", 1)[0] + "…"
+
+
 def failure_summary(failures: list[GateFailed]) -> str:
-    return "; ".join(f"{f.host.name}:{f.ports}: {f.check.strip()[:500]}" for f in failures)
+    return " | ".join(gate_failure_detail(f) for f in failures)
 
 
 # -- deploy ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
+from deploy.ledger import entry_note
 from deploy.stats_model import TARGET_P99_MS
 
 MAINTENANCE_START_HOUR = 2  # operation-plan §6.1: first Sunday of each month, 02:00-03:00 UTC
@@ -58,6 +59,31 @@ def fmt_bytes(value: float | None) -> str:
 
 def fmt_percent(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}%"
+
+
+def one_line(text: str) -> str:
+    """Newlines and runs of blanks collapsed to one space (a list item or table cell is one line)."""
+    return " ".join(str(text).split())
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` on one line, at most `limit` characters: cut at a word boundary with an ellipsis and
+    a backtick closed if the cut left one open, so Markdown around it still renders."""
+    text = one_line(text)
+    if len(text) <= limit:
+        return text
+    cut = text[:max(1, limit - 2)]
+    if " " in cut:
+        cut = cut[:cut.rfind(" ")]
+    cut = cut.rstrip(" ,;:(")
+    if cut.count("`") % 2:
+        cut += "`"
+    return cut + "…"
+
+
+def md_cell(text: str, limit: int = 200) -> str:
+    """A Markdown table cell: one line, bounded, with `|` escaped so it cannot split the row."""
+    return shorten(text, limit).replace("|", "\\|")
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -299,36 +325,40 @@ def handoff_markdown(data: dict) -> str:
     """The on-call handoff (operation-plan §8.2) from data the `handoff` task gathered."""
     lines = [f"# On-call handoff: {data['environment']}", "",
              f"Generated {data['generated_at']:%Y-%m-%d %H:%M} UTC by {data['operator']}.", ""]
-    lines += ["## Current release", "", "| host | release | version | commit | deployed at (UTC) |",
-              "|---|---|---|---|---|"]
+    lines += ["## Current release", ""]
     if data.get("unreachable"):
-        lines[-1:-1] = [f"**Could not read {', '.join(data['unreachable'])}**: the sections below show only "
-                        f"the hosts that answered.", ""]
+        # Before the table: a paragraph between its header and `|---|` rows would break it.
+        lines += [f"**Could not read {', '.join(data['unreachable'])}**: the sections below show only "
+                  f"the hosts that answered.", ""]
+    lines += ["| host | release | version | commit | deployed at (UTC) |", "|---|---|---|---|---|"]
     for host in data["hosts"]:
         release = host.get("unreachable") or host.get("release") or "(nothing deployed)"
-        lines.append(f"| {host['name']} | {release} | {host.get('version') or '-'} "
-                     f"| {(host.get('commit') or '-')[:12]} | {host.get('deployed_at') or '-'} |")
+        lines.append(f"| {md_cell(host['name'])} | {md_cell(release)} | {md_cell(host.get('version') or '-')} "
+                     f"| {(host.get('commit') or '-')[:12]} | {md_cell(host.get('deployed_at') or '-')} |")
     lines += ["", "## Health now", ""]
     for host in data["hosts"]:
         for probe in host.get("health", []):
             mark = "OK" if probe["ok"] else "FAIL"
-            lines.append(f"- {mark} {host['name']} {probe['name']}: {probe['answer'][:120]}")
-    lines += ["", "## Recent deploys and rollbacks", ""]
+            lines.append(f"- {mark} {host['name']} {probe['name']}: {shorten(probe['answer'], 200)}")
+    if lines[-1] == "":
+        lines.append("No health probes ran.")
+    lines += ["", "## Recent deploys, rollbacks and restores", ""]
     entries = data.get("ledger") or []
     if entries:
         lines += ["| when (UTC) | kind | tag | outcome | duration | hosts | who | note |", "|---|---|---|---|---|---|---|---|"]
         for entry in entries:
-            note = (f"from {entry.from_release}" if entry.from_release else "") + (
-                f"; marked bad: {', '.join(entry.marked_bad)}" if entry.marked_bad else "")
-            lines.append(f"| {entry.when} | {entry.kind} | {entry.tag} | {entry.outcome} | {entry.duration_s:.1f}s "
-                         f"| {', '.join(entry.hosts)} | {entry.who} | {note.strip('; ')} |")
+            lines.append(f"| {entry.when} | {entry.kind} | {md_cell(entry.tag)} | {entry.outcome} "
+                         f"| {entry.duration_s:.1f}s | {md_cell(', '.join(entry.hosts))} | {md_cell(entry.who)} "
+                         f"| {md_cell(entry_note(entry), 300)} |")
     else:
-        lines.append("No deploys or rollbacks recorded in the ledger.")
+        lines.append("No deploys, rollbacks or restores recorded in the ledger.")
     lines += ["", "## Incidents and resolutions", ""]
-    troubled = [e for e in entries if e.outcome != "ok" or e.kind == "rollback"]
+    troubled = [e for e in entries if e.outcome != "ok" or e.kind in ("rollback", "restore")]
     for entry in troubled:
-        lines.append(f"- {entry.when}: {entry.kind} of {entry.tag} {entry.outcome}"
-                     + (f" — {entry.detail[:160]}" if entry.detail else ""))
+        what = (f"live restore from backup {entry.backup}" if entry.kind == "restore"
+                else f"{entry.kind} of {entry.tag}")
+        cause = entry.detail or (entry_note(entry) if entry.kind == "restore" else "")
+        lines.append(f"- {entry.when}: {what} {entry.outcome}" + (f" — {shorten(cause, 400)}" if cause else ""))
     lines.append("- (add this shift's incidents by hand: what happened, what was done, how it ended)")
     lines += ["", "## Backups", ""]
     backups = data.get("backups") or {}
@@ -358,9 +388,12 @@ def handoff_markdown(data: dict) -> str:
         lines.append("- Request logs unavailable.")
     lines += ["", "## Known issues", "", data.get("known_issues") or "None recorded in docs/known-issues.md.", ""]
     start, end = data["next_window"]
+    where = (f"cron runs the ops CLI's `maintenance` on every host, the database steps on "
+             f"{data['maintenance_host']}; on that host it is `{data['maintenance_command']}`; "
+             if data.get("maintenance_command") else "cron runs the ops CLI's `maintenance`; ")
     lines += ["## Next maintenance window", "",
-              f"{start:%A %Y-%m-%d %H:%M}–{end:%H:%M} UTC (first Sunday of the month; cron runs "
-              f"`clicknback-ops maintenance`; `invoke maintenance` runs it by hand).", ""]
+              f"{start:%A %Y-%m-%d %H:%M}–{end:%H:%M} UTC (first Sunday of the month; {where}"
+              f"`invoke maintenance` runs it by hand).", ""]
     lines += ["## Escalation path", "", docs_links(data.get("escalation") or "See docs/on-call.md."), ""]
     return "\n".join(lines)
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 
 from invoke import Exit, task
 
 from deploy import commands as cmd
-from deploy import release
+from deploy import ledger, release
 from deploy.inventory import InventoryError, load_inventory
 from deploy.release import DeployError, Lock, Session, layout
 from deploy.ssh import HostKeyError, Remote, RemoteCommandError
@@ -131,14 +132,15 @@ def _current(remote: Remote) -> str:
 def _run_ops(remote: Remote, *args: str) -> int:
     """Run the current release's ops CLI on the host, streaming its output line by line."""
     command = cmd.ops_command(layout(remote), _current(remote), *args)
-    remote.say(f"running: clicknback-ops {' '.join(args)}")
+    remote.say(f"running ops CLI: {' '.join(args)}")
     return remote.stream(command)
 
 
 def _ops_or_exit(remote: Remote, *args: str) -> None:
     status = _run_ops(remote, *args)
     if status != 0:
-        raise Exit(f"ERROR: [{remote.host.name}] clicknback-ops {args[0]} failed (exit {status})", code=status)
+        raise Exit(f"ERROR: [{remote.host.name}] the ops CLI's {args[0]} failed (exit {status}; its output is above)",
+                   code=status)
 
 
 @task(help=_help())
@@ -199,23 +201,46 @@ def _code_head_without_database(remote: Remote, lay: cmd.Layout, current: str, s
     """The live database did not answer `migrate --status`: go on only when the operator said so."""
     if safety_backup:
         raise BackupTaskError(
-            f"[{remote.host.name}] the live database does not answer (`clicknback-ops migrate --status` failed; "
-            "run it on the host to see why), so no safety backup can be taken; nothing was stopped. If the "
+            f"[{remote.host.name}] the live database does not answer (the ops CLI's `migrate --status` failed; "
+            f"to see why, run on the host: `{release.host_ops_command(remote.host.deploy_root, 'migrate', '--status')}`"
+            "), so no safety backup can be taken; nothing was stopped. If the "
             "database is lost or corrupted, run the restore again with --no-safety-backup "
             "(docs/disaster-recovery.md); otherwise fix PostgreSQL first")
     remote.say("restore: the live database does not answer; checking the backup against the release's code")
     return code_head_number(remote.query(code_migrations_command(lay, current)).stdout)
 
 
+def new_safety_backup(before: dict, after: dict) -> str | None:
+    """The safety backup a live restore took: the complete `safety` backup listed after it and not
+    before (compared by id, so neither host's clock matters)."""
+    known = {m["backup_id"] for m in before.get("complete", [])}
+    taken = [m["backup_id"] for m in after.get("complete", [])
+             if m.get("reason") == "safety" and m["backup_id"] not in known]
+    return max(taken) if taken else None
+
+
+def restore_ledger_entry(who: str, when: str, state: cmd.HostState, hosts: list[str], duration_s: float,
+                         backup_id: str, safety_backup: str | None, error: str | None) -> ledger.LedgerEntry:
+    """The ledger line of a live restore: the release that served, the backup, the safety backup."""
+    current = state.current or ""
+    commit = json.loads(state.metadata.get(current) or "{}").get("commit", "") if current else ""
+    detail = f"restore failed: {' '.join(error.split())[:400]}" if error else ""
+    return ledger.LedgerEntry(
+        who=who, when=when, kind="restore", tag=ledger.release_tag(current) if current else "", commit=commit,
+        release=current, hosts=hosts, duration_s=round(duration_s, 2), outcome="failed" if error else "ok",
+        detail=detail, backup=backup_id, safety_backup=safety_backup)
+
+
 def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: list[str],
                   safety_backup: bool) -> None:
+    state = release.read_state(remote)
     lay, current = layout(remote), _current(remote)
     status = remote.query(cmd.migrate_status_command(lay, current), check=False)
     if status.ok and status.stdout.strip():
         code_head = int(json.loads(status.stdout.strip().splitlines()[-1])["code_head_number"])
     else:
         code_head = _code_head_without_database(remote, lay, current, safety_backup)
-    listing = json.loads(remote.query(cmd.ops_command(lay, current, "backups", "--json")).stdout)
+    listing = _listing(remote, lay, current)
     manifest = next((m for m in listing["complete"] if m["backup_id"] == backup_id), None)
     if manifest is None:
         raise BackupTaskError(f"no complete backup {backup_id} (see `invoke backups`)")
@@ -225,17 +250,49 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
                     "backup; whatever it holds now is lost")
 
     session.say(f"restore: stopping the app on {len(session.remotes)} host(s) before replacing the live database")
-    session.parallel(lambda r: r.run(stop_instances_command(layout(r), release.live_ports(r))))
+    started, when = time.monotonic(), release.utc_now().isoformat(timespec="seconds")
+    error: BaseException | None = None
     try:
-        _ops_or_exit(remote, *ops_args)
-        # An older backup is brought up to this release's schema so readiness can pass.
-        _ops_or_exit(remote, "migrate")
+        session.parallel(lambda r: r.run(stop_instances_command(layout(r), release.live_ports(r))))
+        try:
+            _ops_or_exit(remote, *ops_args)
+            # An older backup is brought up to this release's schema so readiness can pass.
+            _ops_or_exit(remote, "migrate")
+        finally:
+            # The deploy's own gated switch: start the current release, wait for /health/ready, then
+            # point nginx at it. Done whether or not the restore worked (a failed one changed nothing).
+            session.say("restore: starting the app again behind the health gate")
+            session.parallel(lambda r: release.switch_host(r, _current(r)))
+    except BaseException as failure:
+        error = failure
+        raise
     finally:
-        # The deploy's own gated switch: start the current release, wait for /health/ready, then
-        # point nginx at it. Done whether or not the restore worked (a failed one changed nothing).
-        session.say("restore: starting the app again behind the health gate")
-        session.parallel(lambda r: release.switch_host(r, _current(r)))
+        _record_restore(session, remote, state, listing, backup_id, safety_backup, started, when, error)
     session.say(f"restore: live database restored from {backup_id}; the app is healthy on every host")
+
+
+def _listing(remote: Remote, lay: cmd.Layout, current: str) -> dict:
+    return json.loads(remote.query(cmd.ops_command(lay, current, "backups", "--json")).stdout)
+
+
+def _record_restore(session: Session, remote: Remote, state: cmd.HostState, before: dict, backup_id: str,
+                    safety_backup: bool, started: float, when: str, error: BaseException | None) -> None:
+    """Every live restore leaves a ledger line (the handoff and `releases` show it), even a failed one."""
+    safety_id = None
+    if safety_backup:
+        try:
+            safety_id = new_safety_backup(before, _listing(remote, layout(remote), state.current or ""))
+        except Exception as listing_error:  # noqa: BLE001 - the ledger line matters more than the id
+            session.say(f"restore: could not list the backups to name the safety backup: {listing_error}")
+    message = None
+    if error is not None:
+        message = (str(error.message) if isinstance(error, Exit) and error.message else str(error)) or repr(error)
+    entry = restore_ledger_entry(release.operator(), when, state, [r.host.name for r in session.remotes],
+                                 time.monotonic() - started, backup_id, safety_id, message)
+    try:
+        release.append_ledger(session, entry)
+    except Exception as ledger_error:  # noqa: BLE001 - never hide the restore's own outcome
+        session.say(f"restore: WARNING: could not write the ledger line ({ledger_error}): {ledger.format_entry(entry)}")
 
 
 TASKS = [backup, backups, restore, verify_backup, prune_backups]

@@ -248,6 +248,9 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
         "known_issues": reports.known_issues_list(issues_text),
         "next_window": reports.next_maintenance_window(datetime.now(timezone.utc)),
         "escalation": reports.markdown_section(on_call_text, "Escalation path"),
+        # Cron runs it on the first host; this is the form an operator can type there.
+        "maintenance_host": first.host.name,
+        "maintenance_command": release.host_ops_command(first.host.deploy_root, "maintenance"),
         "unreachable": [r.remote.host.name for r in results if not r.ok],
     }
 
@@ -377,7 +380,9 @@ class Drill:
         def fresh_backup() -> str:
             output = self.first.query(_ops(self.first, "backup")).stdout.strip().splitlines()
             verified = self.first.query(_ops(self.first, "verify-backup")).stdout.strip().splitlines()
-            return f"{output[-1][:100] if output else 'backup done'}; {verified[-1][:100] if verified else 'verified'}"
+            # Never a blind cut: it once left 38 of the sha256's 64 hex digits with no marker.
+            return (f"{reports.shorten(output[-1], 300) if output else 'backup done'}; "
+                    f"{reports.shorten(verified[-1], 200) if verified else 'verified'}")
 
         self.step("baseline (health, row counts)", baseline)
         self.step("crash: SIGKILL app and supervisord", self.crash_app)

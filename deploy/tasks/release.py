@@ -118,7 +118,8 @@ def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=Fals
 @task(help=_help())
 @_operator_errors
 def releases(c, env=None, inventory=None):
-    """Show the releases on every host (current, previous good, bad) and the recent ledger."""
+    """Show the releases on every host (current, previous good, bad) and the recent ledger (deploys,
+    rollbacks, live restores)."""
     with _session(env, inventory) as session:
         results = session.each(release.read_state)
         for result in results:
@@ -139,8 +140,10 @@ def releases(c, env=None, inventory=None):
                 session.say(f"   {rel_id:34} {state:9} {outcome:28} {last.who if last else '-'}")
             session.say("   ledger (newest last):")
             for entry in entries[-10:]:
+                note = ledger.entry_note(entry) if entry.kind == "restore" else ""
                 session.say(f"   {entry.when} {entry.kind:8} {entry.tag:12} {entry.outcome:11} "
-                            f"{entry.duration_s:6.1f}s {','.join(entry.hosts)} by {entry.who}")
+                            f"{entry.duration_s:6.1f}s {','.join(entry.hosts)} by {entry.who}"
+                            + (f": {note}" if note else ""))
         failed = report_failed_hosts(session, results)
     exit_if_hosts_failed(failed, "the releases report")
 

@@ -27,6 +27,15 @@ def listing(world: BackupWorld) -> dict:
     return json.loads(line[line.index("{"):])
 
 
+def ledgers(world: BackupWorld) -> list[list]:
+    """Every host's ledger entries (a live restore is recorded on each)."""
+    from deploy.inventory import load_inventory
+    from deploy.release import Session, read_ledger
+
+    with Session(load_inventory(str(world.sandbox.inventory_path)).environment(None)) as session:
+        return [read_ledger(remote) for remote in session.remotes]
+
+
 def ready(address: str, port: int) -> int:
     try:
         with urllib.request.urlopen(f"http://{address}:{port}/health/ready", timeout=5) as response:
@@ -85,8 +94,15 @@ def test_live_restore_stops_the_app_restores_and_comes_back_healthy(world: Backu
     assert table_digests(world.sandbox.postgres, "clicknback") == before
     for address in ADDRESSES:
         assert ready(address, NGINX_PORT) == 200  # through nginx, to whichever instances are live
-    reasons = [m["reason"] for m in listing(world)["complete"]]
-    assert "safety" in reasons
+    safety = [m["backup_id"] for m in listing(world)["complete"] if m["reason"] == "safety"]
+    assert len(safety) == 1
+    assert "running ops CLI: restore" in result.output and "clicknback-ops" not in result.output
+    for entries in ledgers(world):  # the live restore left a trace on every host
+        last = entries[-1]
+        assert (last.kind, last.outcome, last.backup, last.safety_backup) == ("restore", "ok", STATE["first"], safety[0])
+        assert last.hosts == ["host-6", "host-7"] and last.release.endswith("-v1.0.0") and last.who
+    assert f"live database replaced from backup {STATE['first']}; safety backup {safety[0]}" in \
+        world.task("releases").output
 
 
 def _hold_deploy_lock(world: BackupWorld, holder: str) -> None:
@@ -136,6 +152,9 @@ def test_sev1_dropped_live_database_is_restored_with_no_safety_backup(world: Bac
     assert refused.returncode == 1
     assert "the live database does not answer" in refused.output and "nothing was stopped" in refused.output
     assert "--no-safety-backup" in refused.output and "stopping the app" not in refused.output
+    # The advice is a command the operator can type on the host, with its real deploy root.
+    assert "/current && ENV_FILE=" in refused.output and "-m deploy.ops.cli migrate --status`" in refused.output
+    assert "clicknback-ops" not in refused.output
 
     result = world.task("restore", "--backup", STATE["first"], "--confirm-live", "--no-safety-backup")
     assert "WARNING: --no-safety-backup" in result.output
@@ -145,6 +164,8 @@ def test_sev1_dropped_live_database_is_restored_with_no_safety_backup(world: Bac
     for address in ADDRESSES:
         assert ready(address, NGINX_PORT) == 200
     assert len(listing(world)["complete"]) == backups_before  # no safety backup was taken
+    last = ledgers(world)[0][-1]
+    assert (last.kind, last.outcome, last.backup, last.safety_backup) == ("restore", "ok", STATE["first"], None)
     assert world.task("lock").output.count("free") == 2
 
 

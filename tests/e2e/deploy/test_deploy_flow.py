@@ -44,6 +44,8 @@ def test_provision_dry_run_changes_nothing(run_task, sandbox, hosts):
     result = run_task("provision", "--env-file", str(sandbox.env_file), "--dry-run")
     assert "would run: mkdir -p" in result.output
     assert "would upload" in result.output and "shared/.env" in result.output
+    assert "would install" in result.output and "installed " not in result.output  # it did not install
+    assert "would provision 2 host(s) (dry run: nothing changed)" in result.output
     assert "OAUTH_HASH_KEY" not in result.output
     system = run_task("provision", "--system", "--dry-run")
     assert "(as root) apt-get install" in system.output
@@ -83,6 +85,9 @@ def test_deploy_of_a_missing_tag_is_refused(run_task):
     result = run_task("deploy", "--tag", "v9.9.9-nope", check=False)
     assert result.returncode != 0
     assert "tag 'v9.9.9-nope' does not exist" in result.output
+    branch = run_task("deploy", "--tag", "main", check=False)
+    assert branch.returncode != 0 and "'main' is a branch, not a tag" in branch.output
+    assert "`git tag v1.2.3 main`" in branch.output and "git tag main`" not in branch.output
 
 
 def test_deploy_a_serves_on_both_hosts(run_task, repo, hosts, remotes):
@@ -160,8 +165,22 @@ def test_broken_release_never_serves_and_both_hosts_stay_on_b(run_task, hosts, r
     entries = read_ledger(remotes[1])
     assert entries[-1].outcome == "rolled_back" and entries[-1].tag == "vBroken"
     assert entries[-1].release in ledger.bad_releases(entries)
+    # The cause, on one bounded line: the instance's supervisor state and what the gate saw.
+    detail = entries[-1].detail
+    assert f"app-{standby[0]} RUNNING" in detail and "gate: HTTP 503 after" in detail, detail
+    assert "\n" not in detail and "http+unix" not in detail and len(detail) <= 600, detail
     record_figure("failed_requests_during_broken_deploy", len(load.failures))
     record_figure("requests_during_broken_deploy", load.ok)
+
+
+def test_rollback_dry_run_to_a_bad_release_warns_and_shows_the_ledger_write(run_task, remotes):
+    before, ledger_before = currents(remotes), [len(read_ledger(r)) for r in remotes]
+    result = run_task("rollback", "--to", "vBroken", "--dry-run")
+    assert "-vBroken is marked bad (deploy rolled_back at" in result.output and "WARNING: " in result.output
+    assert result.output.count("would run: mkdir -p") >= 2 and "state/ledger.jsonl" in result.output
+    assert "would roll back to" in result.output and "(dry run: nothing changed)" in result.output
+    assert "rolled back to" not in result.output
+    assert currents(remotes) == before and [len(read_ledger(r)) for r in remotes] == ledger_before
 
 
 def test_code_only_deploy_under_load_is_fast_and_loses_nothing(run_task, hosts, remotes):
@@ -229,6 +248,8 @@ def test_dry_run_deploy_prints_the_plan_and_changes_nothing(run_task, remotes):
     assert "would run: mkdir -p" in result.output and "deploy.lock" in result.output
     assert "would upload" in result.output and "ln -sfn" in result.output and "mv -T" in result.output
     assert "supervisor.startProcess" in result.output and "/health/ready" in result.output
+    assert "state/ledger.jsonl" in result.output and "would deploy vC" in result.output
+    assert "uploaded " not in result.output and "deployed vC" not in result.output
     assert currents(remotes) == before
     assert [len(read_ledger(r)) for r in remotes] == ledger_before
     assert all(r.query(cmd.lock_status_command(layout(r))).stdout == "" for r in remotes)

@@ -44,3 +44,23 @@ def test_bad_releases_and_previous_good():
     assert ledger.previous_good_release(ids, ids[0], bad) is None
     assert ledger.last_entry_for(entries, ids[0]).kind == "rollback"
     assert ledger.release_tag(ids[3]) == "v4"
+
+
+def test_a_restore_line_carries_its_backups_and_deploy_lines_stay_as_before():
+    restore = entry(kind="restore", backup="20261126T010000Z-abc123", safety_backup="20261127T025900Z-def456")
+    line = ledger.format_entry(restore)
+    assert '"backup":"20261126T010000Z-abc123"' in line and '"safety_backup":"20261127T025900Z-def456"' in line
+    assert ledger.parse_ledger(line) == [restore]
+    no_safety = entry(kind="restore", backup="B1")
+    assert '"safety_backup":null' in ledger.format_entry(no_safety)
+    assert "backup" not in ledger.format_entry(entry())  # older toolkits still read deploy lines
+    assert ledger.entry_note(restore) == ("live database replaced from backup 20261126T010000Z-abc123; "
+                                          "safety backup 20261127T025900Z-def456")
+    assert ledger.entry_note(no_safety).endswith("NO safety backup")
+    assert ledger.entry_note(entry(from_release="r0", marked_bad=["r0"])) == "from r0; marked bad: r0"
+
+
+def test_a_restore_is_not_what_brought_a_release_up():
+    deployed = entry()
+    restored = entry(kind="restore", backup="B1", when="2026-11-27T02:00:00+00:00")
+    assert ledger.last_entry_for([deployed, restored], deployed.release) == deployed

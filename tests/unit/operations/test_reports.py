@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -135,7 +136,7 @@ def test_handoff_without_backups_or_requests_says_so():
             "hosts": [{"name": "s1", "health": []}], "ledger": [], "backups": {"error": "S3 unreachable"},
             "requests": None, "known_issues": "", "next_window": reports.maintenance_window(2026, 12), "escalation": ""}
     text = reports.handoff_markdown(data)
-    assert "(nothing deployed)" in text and "No deploys or rollbacks" in text
+    assert "(nothing deployed)" in text and "No deploys, rollbacks or restores" in text
     assert "Could not list backups: S3 unreachable" in text and "Request logs unavailable" in text
 
 
@@ -175,3 +176,100 @@ def test_row_count_changes_separates_lost_rows_from_new_activity():
     assert reports.row_count_changes(before, {"users": 5, "audit_logs": 9, "payouts": 1}) == (
         {"payouts": -1}, {"audit_logs": 9})
     assert reports.row_count_changes(before, {"users": 5, "audit_logs": 0}) == ({"payouts": -2}, {})
+
+
+def handoff_data(**changes) -> dict:
+    data = {"environment": "prod", "generated_at": datetime(2026, 11, 27, tzinfo=UTC), "operator": "me",
+            "hosts": [], "ledger": [], "backups": {}, "requests": None, "known_issues": "", "escalation": "",
+            "next_window": reports.maintenance_window(2026, 12)}
+    data.update(changes)
+    return data
+
+
+def table_blocks(text: str) -> list[list[str]]:
+    """The Markdown tables of `text`: runs of lines starting with `|`."""
+    blocks, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append(current)
+            current = []
+    return blocks
+
+
+def assert_valid_markdown(text: str) -> None:
+    for block in table_blocks(text):
+        assert len(block) >= 2 and re.fullmatch(r"\|(---\|)+", block[1]), block
+        columns = block[0].count("|")
+        for row in block:  # an escaped \| is text, not a column
+            assert row.replace("\\|", "").count("|") == columns, row
+    for line in text.splitlines():
+        if line.startswith("- "):
+            assert line.count("`") % 2 == 0, line  # an open backtick would swallow what follows
+    assert "\n\n\n" not in text
+
+
+def test_handoff_with_a_host_down_keeps_the_table_whole_and_text_uncut():
+    problem = ("UNREACHABLE: SSH to 127.0.0.3 port 2222 as clicknback failed: connection refused "
+               "(is sshd running on that port? is the `port` in the inventory right? try "
+               "`ssh -p 2222 clicknback@127.0.0.3`)")
+    cause = ("host-3: app-8101 FATAL (Exited too quickly (process log may have details)), last log: "
+             "SyntaxError: invalid syntax (server.py, line 3); gate: HTTP 000 after 8s")
+    failed = LedgerEntry(who="me@laptop", when="2026-11-27T02:00:00+00:00", kind="deploy", tag="v2-broken",
+                         commit="b" * 40, release="20261127T020000Z-v2-broken", hosts=["host-2", "host-3"],
+                         duration_s=14.0, outcome="rolled_back", from_release="20261127T010000Z-v1",
+                         marked_bad=["20261127T020000Z-v2-broken"],
+                         detail=cause + "\nhttp+unix://%2Fsrv%2Fapp.sock/health/ready answered HTTP 000 | x\n\n" + "y" * 900)
+    data = handoff_data(
+        hosts=[{"name": "host-2", "release": "r1", "health": [{"name": "nginx ready", "ok": True, "answer": "200 ok"}]},
+               {"name": "host-3", "release": None, "unreachable": problem,
+                "health": [{"name": "ssh", "ok": False, "answer": problem}]}],
+        ledger=[failed], unreachable=["host-3"])
+    text = reports.handoff_markdown(data)
+    assert_valid_markdown(text)
+    section = reports.markdown_section(text, "Current release")
+    assert section.startswith("**Could not read host-3**") and section.index("**Could not") < section.index("| host |")
+    health = next(line for line in text.splitlines() if line.startswith("- FAIL host-3 ssh:"))
+    assert "connection refused" in health and health.endswith(problem[-20:])  # 200 characters: whole
+    incident = next(line for line in text.splitlines() if "deploy of v2-broken rolled_back" in line)
+    assert "SyntaxError: invalid syntax" in incident and "FATAL" in incident  # the cause reaches the handoff
+    # Bounded, and cut before the 900-character word rather than inside it.
+    assert incident.endswith("answered HTTP 000 | x…") and "yyy" not in incident, incident
+    assert "\nhttp+" not in text  # the detail's newlines were collapsed, no stray paragraph
+
+
+def test_shorten_cuts_at_a_word_and_closes_a_backtick():
+    assert reports.shorten("short\n\ntext", 50) == "short text"
+    assert reports.shorten("is sshd running? is the `port right` in it", 28) == "is sshd running? is the…"
+    assert reports.shorten("run `ssh -p 2222 host` now", 18) == "run `ssh -p`…"  # the backtick is closed
+    assert len(reports.shorten("word " * 100, 40)) <= 40
+    assert reports.shorten("answered HTTP 000 after 8s (app-8101 is FATAL)", 30) == "answered HTTP 000 after 8s…"
+    assert reports.md_cell("a | b\nc") == "a \\| b c"
+
+
+def test_a_live_restore_shows_in_the_handoff_with_its_backups():
+    restore = LedgerEntry(who="me@laptop", when="2026-11-27T03:00:00+00:00", kind="restore", tag="v1",
+                          commit="a" * 40, release="20261127T010000Z-v1", hosts=["host-2", "host-3"], duration_s=42.0,
+                          outcome="ok", backup="20261126T010000Z-abc123", safety_backup="20261127T025900Z-def456")
+    sev1 = LedgerEntry(who="me@laptop", when="2026-11-27T04:00:00+00:00", kind="restore", tag="v1", commit="a" * 40,
+                       release="20261127T010000Z-v1", hosts=["host-2"], duration_s=30.0, outcome="ok",
+                       backup="20261126T010000Z-abc123", safety_backup=None)
+    text = reports.handoff_markdown(handoff_data(ledger=[restore, sev1], hosts=[{"name": "host-2", "health": []}]))
+    assert_valid_markdown(text)
+    recent = reports.markdown_section(text, "Recent deploys, rollbacks and restores")
+    assert "| restore | v1 | ok | 42.0s |" in recent
+    assert "live database replaced from backup 20261126T010000Z-abc123; safety backup 20261127T025900Z-def456" in recent
+    incidents = reports.markdown_section(text, "Incidents and resolutions")
+    assert "- 2026-11-27T03:00:00+00:00: live restore from backup 20261126T010000Z-abc123 ok" in incidents
+    assert "NO safety backup" in incidents
+
+
+def test_the_maintenance_line_names_a_command_the_operator_can_run_on_the_host():
+    text = reports.handoff_markdown(handoff_data(
+        maintenance_host="host-2",
+        maintenance_command="cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli maintenance"))
+    window = reports.markdown_section(text, "Next maintenance window")
+    assert "clicknback-ops" not in text
+    assert "on that host it is `cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m " \
+           "deploy.ops.cli maintenance`" in window

@@ -1,0 +1,107 @@
+"""What the deploy toolkit tells the operator and records: gate-failure causes for the ledger,
+tag advice, the bad-rollback-target warning, runnable host commands, live-restore ledger lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deploy import commands as cmd
+from deploy import ledger
+from deploy.inventory import parse_inventory
+from deploy.release import (DETAIL_LIMIT, GateFailed, bad_target_warning, gate_failure_detail, host_ops_command,
+                            log_cause, missing_tag_message, supervisor_state)
+from deploy.tasks.backup import new_safety_backup, restore_ledger_entry
+
+TRACEBACK = """\
+{"event": "app.start", "level": "info"}
+Traceback (most recent call last):
+  File "/srv/cnb/current/server/__main__.py", line 3, in <module>
+    from server.app import create_app
+  File "/srv/cnb/current/server/app.py", line 12
+    def broken(:
+               ^
+SyntaxError: invalid syntax
+
+"""
+
+
+def host():
+    text = """
+[defaults]
+ssh_user = "clicknback"
+deploy_root = "/srv/cnb"
+[environments.prod]
+hosts = [{ name = "host-3", address = "10.0.0.3" }]
+"""
+    return parse_inventory(text).environment("prod").hosts[0]
+
+
+def test_log_cause_finds_the_exception_line_not_the_frames():
+    assert log_cause(TRACEBACK) == "SyntaxError: invalid syntax"
+    assert log_cause('{"level": "error", "event": "db.connect", "message": "refused"}\n{"level": "info"}\n') == \
+        "db.connect refused"
+    assert log_cause("starting\n  indented detail\n") == "starting"
+    assert log_cause("") == ""
+
+
+def test_supervisor_state_reads_the_status_line():
+    assert supervisor_state("app-8101   FATAL   Exited too quickly (process log may have details)\n") == \
+        "FATAL (Exited too quickly (process log may have details))"
+    assert supervisor_state("app-8101   RUNNING\n") == "RUNNING"
+    assert supervisor_state("") == ""
+
+
+def test_a_gate_failure_detail_names_state_and_cause_bounded_and_on_one_line():
+    h = host()
+    port = h.instance_ports[0]
+    check = (f"{h.ready_url_for(port)} answered HTTP 000 after 8s ({cmd.program_name(port)} is FATAL: it exited "
+             f"on every start):\n\n")
+    failure = GateFailed(h, [port], check, {port: TRACEBACK + "x" * 2000 + "\n"},
+                         {port: f"{cmd.program_name(port)}  FATAL  Exited too quickly (process log may have details)"})
+    detail = gate_failure_detail(failure)
+    assert detail.startswith(f"host-3: {cmd.program_name(port)} FATAL (Exited too quickly")
+    assert "last log: SyntaxError: invalid syntax" in detail and "gate: HTTP 000 after 8s" in detail
+    assert "\n" not in detail and len(detail) <= DETAIL_LIMIT
+    secret = GateFailed(h, [port], "boom", {port: "RuntimeError: cannot reach postgresql://cnb:s3cret@db/cnb\n"})
+    assert "s3cret" not in gate_failure_detail(secret) and "postgresql://cnb:***@db/cnb" in gate_failure_detail(secret)
+
+
+def test_a_branch_or_head_is_told_to_tag_a_commit():
+    repo = Path("/repo")
+    assert "'main' is a branch, not a tag" in missing_tag_message("main", repo, "branch")
+    assert "`git tag v1.2.3 main`" in missing_tag_message("main", repo, "branch")
+    head = missing_tag_message("HEAD", repo, "HEAD")
+    assert "`git tag v1.2.3 HEAD`" in head and "git tag HEAD`" not in head
+    assert "git fetch --tags" in missing_tag_message("v9", repo, None)
+
+
+def test_rolling_back_to_a_bad_release_warns():
+    bad = ledger.LedgerEntry(who="me", when="2026-11-27T02:00:00+00:00", kind="deploy", tag="v3-broken", commit="c",
+                             release="20261127T020000Z-v3-broken", hosts=["h"], duration_s=9.0,
+                             outcome="rolled_back", marked_bad=["20261127T020000Z-v3-broken"])
+    warning = bad_target_warning("20261127T020000Z-v3-broken", [bad])
+    assert warning.startswith("WARNING: 20261127T020000Z-v3-broken is marked bad (deploy rolled_back at 2026-11-27")
+    assert bad_target_warning("20261127T010000Z-v2", [bad]) is None
+
+
+def test_the_host_command_is_runnable_with_the_real_deploy_root():
+    assert host_ops_command("/srv/cnb", "migrate", "--status") == (
+        "cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli migrate --status")
+
+
+def test_a_live_restore_ledger_entry_names_the_backup_and_the_new_safety_backup():
+    before = {"complete": [{"backup_id": "B1", "reason": "manual"}, {"backup_id": "S0", "reason": "safety"}]}
+    after = {"complete": before["complete"] + [{"backup_id": "S1", "reason": "safety"},
+                                               {"backup_id": "B2", "reason": "scheduled"}]}
+    assert new_safety_backup(before, after) == "S1"
+    assert new_safety_backup(before, before) is None
+    state = cmd.HostState(current="20261127T010000Z-v1", releases=["20261127T010000Z-v1"], live_ports_text="",
+                          ledger_text="", env_file_exists=True, migration_heads={},
+                          metadata={"20261127T010000Z-v1": '{"commit": "abc"}'})
+    entry = restore_ledger_entry("me@laptop", "2026-11-27T03:00:00+00:00", state, ["h1", "h2"], 41.234, "B1", "S1",
+                                 None)
+    assert (entry.kind, entry.tag, entry.commit, entry.outcome, entry.backup, entry.safety_backup, entry.duration_s) \
+        == ("restore", "v1", "abc", "ok", "B1", "S1", 41.23)
+    failed = restore_ledger_entry("me", "t", state, ["h1"], 5.0, "B1", None, "ERROR: [h1] the ops CLI's\nrestore failed")
+    assert failed.outcome == "failed" and failed.detail == "restore failed: ERROR: [h1] the ops CLI's restore failed"
+    assert ledger.parse_ledger(ledger.format_entry(failed)) == [failed]
