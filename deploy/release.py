@@ -59,8 +59,12 @@ class GateFailed(DeployError):
         self.host, self.ports, self.check = host, ports, check
         self.log_tails, self.states = log_tails, states or {}
         listing = ", ".join(host.instance_label(port) for port in ports)
+
+        def state(port: int) -> str:
+            known = supervisor_state(self.states.get(port, ""))
+            return f" (supervisor: {known})" if known else ""
         tails = "".join(
-            f"\n--- last {LOG_LINES_ON_FAILURE} log lines of {cmd.program_name(port)} ---\n{tail.rstrip()}"
+            f"\n--- last {LOG_LINES_ON_FAILURE} log lines of {cmd.program_name(port)}{state(port)} ---\n{tail.rstrip()}"
             for port, tail in log_tails.items()
         )
         super().__init__(f"[{host.name}] {listing} failed the health gate:\n{check.strip()}{tails}")

@@ -62,6 +62,7 @@ def test_a_gate_failure_detail_names_state_and_cause_bounded_and_on_one_line():
     assert detail.startswith(f"host-3: {cmd.program_name(port)} FATAL (Exited too quickly")
     assert "last log: SyntaxError: invalid syntax" in detail and "gate: HTTP 000 after 8s" in detail
     assert "\n" not in detail and len(detail) <= DETAIL_LIMIT
+    assert f"log lines of {cmd.program_name(port)} (supervisor: FATAL (Exited too quickly" in str(failure)
     secret = GateFailed(h, [port], "boom", {port: "RuntimeError: cannot reach postgresql://cnb:s3cret@db/cnb\n"})
     assert "s3cret" not in gate_failure_detail(secret) and "postgresql://cnb:***@db/cnb" in gate_failure_detail(secret)
 
