@@ -480,54 +480,77 @@ _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|W
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@")
 
 
+def _log_record_summary(record: dict) -> str:
+    parts = [str(record[key]) for key in ("level", "event", "message", "error", "exception") if record.get(key)]
+    return " ".join(parts)
+
+
 def log_cause(tail: str) -> str:
     """The line of an instance's last output that says why it failed: the last exception line of a
-    traceback, else the last JSON log line at error level (its event and message), else the last
-    non-blank line. Frames and carets of a traceback (indented) are skipped."""
+    traceback, else the last JSON log line at error level, else the last plain (not JSON, not
+    indented) line, else the last JSON line; JSON lines as `level event message`, never raw."""
     lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
     for line in reversed(lines):
         if _EXCEPTION_LINE.match(line):
             return line.strip()
-    for line in reversed(lines):
+    records: list[dict] = []
+    plain: list[str] = []
+    for line in lines:
         try:
             record = json.loads(line)
         except ValueError:
-            continue
-        if isinstance(record, dict) and str(record.get("level", "")).lower() in ("error", "critical", "fatal"):
-            parts = [str(record[key]) for key in ("event", "message", "error", "exception") if record.get(key)]
-            return " ".join(parts) or line.strip()
-    unindented = [line for line in lines if not line[:1].isspace()]
-    return (unindented or lines or [""])[-1].strip()
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif not line[:1].isspace():
+            plain.append(line.strip())
+    errors = [r for r in records if str(r.get("level", "")).lower() in ("error", "critical", "fatal")]
+    if errors:
+        return _log_record_summary(errors[-1])
+    if plain:
+        return plain[-1]
+    return _log_record_summary(records[-1]) if records else ""
 
 
 def supervisor_state(status_line: str) -> str:
-    """`app-8001   FATAL   Exited too quickly (...)` -> `FATAL (Exited too quickly (...))`."""
+    """`app-8001   FATAL   Exited too quickly (...)` -> `FATAL (Exited too quickly (...))`; a RUNNING
+    one is just `RUNNING` (its pid and uptime say nothing about the failure)."""
     fields = status_line.strip().splitlines()[0].split(None, 2) if status_line.strip() else []
     if len(fields) < 2:
         return ""
-    return fields[1] + (f" ({fields[2].strip()})" if len(fields) > 2 and fields[2].strip() else "")
+    if fields[1] == "RUNNING" or len(fields) < 3 or not fields[2].strip():
+        return fields[1]
+    return f"{fields[1]} ({fields[2].strip()})"
 
 
 def gate_summary(check: str) -> str:
-    """What the readiness poller saw, without the URLs: `HTTP 000 after 8s` (once per distinct answer)."""
-    answers = re.findall(r" answered (HTTP \d{3} after \d+s)", check)
+    """What the readiness poller saw, without the URLs: `HTTP 503 after 8s: <start of the body>`
+    (once per distinct answer), else the check's first line."""
+    answers: dict[str, str] = {}
+    lines = check.splitlines()
+    for index, line in enumerate(lines):
+        match = re.search(r" answered (HTTP \d{3} after \d+s)", line)
+        if match and match.group(1) not in answers:
+            body = lines[index + 1].strip() if index + 1 < len(lines) and " answered " not in lines[index + 1] else ""
+            answers[match.group(1)] = body[:150]
     if answers:
-        return ", ".join(dict.fromkeys(answers))
-    first = next((line.strip() for line in check.splitlines() if line.strip()), "")
-    return first
+        return ", ".join(f"{answer}: {body}" if body else answer for answer, body in answers.items())
+    return next((line.strip() for line in lines if line.strip()), "")
 
 
 def gate_failure_detail(failure: GateFailed) -> str:
-    """One line for the ledger: per failed instance, its supervisor state and the last meaningful log
-    line (the root cause an operator looks for), then the gate's answer. Bounded; URL passwords masked."""
-    parts = []
+    """One line for the ledger: the gate's answer, then each failed instance's supervisor state and
+    last meaningful log line (the root cause an operator looks for); instances that say the same
+    are listed once. Bounded; passwords in URLs masked."""
+    groups: dict[str, list[str]] = {}
     for port in failure.ports:
         state = supervisor_state(failure.states.get(port, ""))
         cause = log_cause(failure.log_tails.get(port, ""))[:300]
-        text = f"{cmd.program_name(port)}" + (f" {state}" if state else "") + (f", last log: {cause}" if cause else "")
-        parts.append(text)
+        said = (f" {state}" if state else "") + (f", last log: {cause}" if cause else "")
+        groups.setdefault(said, []).append(cmd.program_name(port))
+    parts = [", ".join(programs) + said for said, programs in groups.items()]
     gate = gate_summary(failure.check)
-    line = f"{failure.host.name}: " + "; ".join(parts) + (f"; gate: {gate}" if gate else "")
+    line = f"{failure.host.name}: " + (f"gate {gate}; " if gate else "") + "; ".join(parts)
     line = _URL_PASSWORD.sub(r"\1***@", " ".join(line.split()))
     return line if len(line) <= DETAIL_LIMIT else line[:DETAIL_LIMIT - 1].rsplit(" ", 1)[0] + "…"
 

@@ -167,8 +167,9 @@ def test_broken_release_never_serves_and_both_hosts_stay_on_b(run_task, hosts, r
     assert entries[-1].release in ledger.bad_releases(entries)
     # The cause, on one bounded line: the instance's supervisor state and what the gate saw.
     detail = entries[-1].detail
-    assert f"app-{standby[0]} RUNNING" in detail and "gate: HTTP 503 after" in detail, detail
-    assert "\n" not in detail and "http+unix" not in detail and len(detail) <= 600, detail
+    assert detail.startswith("host-2: gate HTTP 503 after") and f"app-{standby[0]}" in detail, detail
+    assert " RUNNING, last log: INFO http.request GET /health/ready 503" in detail, detail
+    assert "\n" not in detail and "http+unix" not in detail and len(detail) <= 2 * 600 + 3, detail
     record_figure("failed_requests_during_broken_deploy", len(load.failures))
     record_figure("requests_during_broken_deploy", load.ok)
 

@@ -39,8 +39,11 @@ hosts = [{ name = "host-3", address = "10.0.0.3" }]
 def test_log_cause_finds_the_exception_line_not_the_frames():
     assert log_cause(TRACEBACK) == "SyntaxError: invalid syntax"
     assert log_cause('{"level": "error", "event": "db.connect", "message": "refused"}\n{"level": "info"}\n') == \
-        "db.connect refused"
+        "error db.connect refused"
     assert log_cause("starting\n  indented detail\n") == "starting"
+    # Only request lines: the last one, summarised, never the raw JSON.
+    assert log_cause('{"time": "t", "level": "INFO", "event": "http.request", "message": "GET /health/ready 503", '
+                     '"request_id": "r1"}\n') == "INFO http.request GET /health/ready 503"
     assert log_cause("") == ""
 
 
@@ -59,10 +62,20 @@ def test_a_gate_failure_detail_names_state_and_cause_bounded_and_on_one_line():
     failure = GateFailed(h, [port], check, {port: TRACEBACK + "x" * 2000 + "\n"},
                          {port: f"{cmd.program_name(port)}  FATAL  Exited too quickly (process log may have details)"})
     detail = gate_failure_detail(failure)
-    assert detail.startswith(f"host-3: {cmd.program_name(port)} FATAL (Exited too quickly")
-    assert "last log: SyntaxError: invalid syntax" in detail and "gate: HTTP 000 after 8s" in detail
+    assert detail.startswith(f"host-3: gate HTTP 000 after 8s; {cmd.program_name(port)} FATAL (Exited too quickly")
+    assert detail.endswith("last log: SyntaxError: invalid syntax")
     assert "\n" not in detail and len(detail) <= DETAIL_LIMIT
     assert f"log lines of {cmd.program_name(port)} (supervisor: FATAL (Exited too quickly" in str(failure)
+    # Two instances that say the same are listed once; the gate's body (the readiness answer) is kept.
+    ports = list(h.instance_ports[:2])
+    request = '{"level": "INFO", "event": "http.request", "message": "GET /health/ready 503"}\n'
+    never_ready = "".join(f"{h.ready_url_for(p)} answered HTTP 503 after 31s:\n"
+                          f'{{"status": "not ready", "migrations": "mismatch"}}\n' for p in ports)
+    both = gate_failure_detail(GateFailed(h, ports, never_ready, {p: request for p in ports},
+                                          {p: f"{cmd.program_name(p)}  RUNNING  pid 1, uptime 0:00:31" for p in ports}))
+    assert both == (f'host-3: gate HTTP 503 after 31s: {{"status": "not ready", "migrations": "mismatch"}}; '
+                    f"{cmd.program_name(ports[0])}, {cmd.program_name(ports[1])} RUNNING, "
+                    f"last log: INFO http.request GET /health/ready 503")
     secret = GateFailed(h, [port], "boom", {port: "RuntimeError: cannot reach postgresql://cnb:s3cret@db/cnb\n"})
     assert "s3cret" not in gate_failure_detail(secret) and "postgresql://cnb:***@db/cnb" in gate_failure_detail(secret)
 
