@@ -358,7 +358,7 @@ def handoff_markdown(data: dict) -> str:
         what = (f"live restore from backup {entry.backup}" if entry.kind == "restore"
                 else f"{entry.kind} of {entry.tag}")
         cause = entry.detail or (entry_note(entry) if entry.kind == "restore" else "")
-        lines.append(f"- {entry.when}: {what} {entry.outcome}" + (f" — {shorten(cause, 400)}" if cause else ""))
+        lines.append(f"- {entry.when}: {what} {entry.outcome}" + (f" — {shorten(cause, 600)}" if cause else ""))
     lines.append("- (add this shift's incidents by hand: what happened, what was done, how it ended)")
     lines += ["", "## Backups", ""]
     backups = data.get("backups") or {}
