@@ -319,7 +319,12 @@ def test_releases_health_and_logs_tasks(run_task, hosts):
 def test_single_host_rollback_time(run_task, remotes):
     run_task("deploy", "--tag", "vC", "--env", "solo")
     kept = release_ids(remotes[0])
-    assert len(kept) == 5 and not [r for r in kept if r.endswith("-vA")]  # keep_releases = 5: vA pruned
+    # keep_releases = 5 counts good releases only: every good one stays (vA included: a rollback
+    # target), and of the bad ones only the newest (vBroken and the rolled-back-from vB are pruned).
+    bad = ledger.bad_releases(read_ledger(remotes[0]))
+    assert [r for r in kept if r in bad] == [max(bad)], (kept, bad)
+    assert [r for r in kept if r not in bad] and any(r.endswith("-vA") for r in kept), kept
+    assert not [r for r in kept if r.endswith("-vBroken")], kept
     result = run_task("rollback", "--env", "solo")
     assert current_release(remotes[0]).endswith("-vB")
     record_figure("rollback_one_host_s", round(result.seconds, 2))
