@@ -31,7 +31,9 @@ BROKEN_PROBE_TO = 'self.expected_head = "vBroken-is-never-ready"'
 pytestmark = pytest.mark.e2e
 # test_deploy_flow.py puts this "user's own" line in the deploy user's crontab (our blocks must keep
 # it); the sandbox's teardown removes exactly this line with the sandbox's blocks.
-FOREIGN_CRONTAB_LINE = "# a line of the user's own, outside our blocks"
+# A line of the deploy user's own that provision must keep. Unique to this test session, so the
+# teardown that removes it never removes the line of a concurrent session.
+FOREIGN_CRONTAB_LINE = f"# a line of the user's own, outside our blocks (test session {os.getpid()})"
 
 
 def _next_migration(repo: Path) -> tuple[Path, int]:

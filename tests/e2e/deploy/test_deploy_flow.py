@@ -19,6 +19,7 @@ from deploy import ledger
 from deploy.inventory import load_inventory
 from deploy.release import current_release, layout, live_ports, read_ledger, release_ids
 from deploy.sandbox import ENVIRONMENT
+from tests.e2e.deploy.conftest import FOREIGN_CRONTAB_LINE
 from tests.support.load import LoadGenerator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -57,7 +58,7 @@ def test_provision_dry_run_changes_nothing(run_task, sandbox, hosts):
 
 
 def test_provision_is_idempotent_and_keeps_secrets_private(run_task, sandbox, hosts, remotes):
-    foreign = "# a line of the user's own, outside our blocks"
+    foreign = FOREIGN_CRONTAB_LINE  # the sandbox fixture removes it at teardown
     remotes[0].query(f"(crontab -l 2>/dev/null; echo {cmd.q(foreign)}) | crontab -")
     for _ in range(2):
         result = run_task("provision", "--env-file", str(sandbox.env_file))
