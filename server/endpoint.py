@@ -48,14 +48,14 @@ def _read_body(request: Request, required: bool) -> Mapping[str, Any] | None:
         return None
     try:
         data = parse_json(raw)
+        unstorable = unstorable_fields(raw, data) if isinstance(data, dict) else []
     except ValueError as error:  # also UnicodeDecodeError
         raise ApiError(400, "MALFORMED_JSON", "Request body is not valid JSON.", {"reason": str(error)}) from None
-    except RecursionError:  # arrays or objects nested thousands deep: the decoder recurses per level
+    except RecursionError:  # arrays or objects nested about a thousand deep: both walks recurse per level
         raise ApiError(400, "MALFORMED_JSON", "Request body is not valid JSON.",
                        {"reason": "nested too deeply"}) from None
     if not isinstance(data, dict):
         raise schema_error([violation("body", "Request body must be a JSON object.")])
-    unstorable = unstorable_fields(raw, data)
     if unstorable:
         raise schema_error(unstorable)
     return data
