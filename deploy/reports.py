@@ -112,7 +112,8 @@ def stats_text(merged: dict, environment: str) -> str:
             f"p99 {fmt_ms(requests['p99_ms'])}  max {fmt_ms(requests['max_ms'])}  "
             f"(target p99 < {requests['target_p99_ms']:g} ms: {verdict})",
             f"Slow queries (> 1000 ms): {requests['slow_queries']}; app errors: {requests['app_errors']}; "
-            f"auth failures: {requests['auth_failures']}; unparsable log lines: {requests['unparsable_lines']}",
+            f"auth failures: {requests['auth_failures']}; business warnings: {requests['business_warnings']}; "
+            f"unparsable log lines: {requests['unparsable_lines']}",
         ]
         if requests["routes"]:
             rows = [[route, str(r["requests"]), fmt_percent(100 * r["error_rate"], 2), fmt_ms(r["p50_ms"]),

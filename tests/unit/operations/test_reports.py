@@ -71,6 +71,17 @@ def test_stats_text_shows_percentiles_target_hosts_and_database():
     assert "pg_stat_statements is not installed" in text
 
 
+def test_stats_text_counts_the_plans_log_events():
+    """Operation-plan §4.1's events: auth failures (counted, never described) and business warnings
+    (expired offers attempted, balance mismatches) are counted in the report, not only logged."""
+    window = model.LogWindow(datetime(2026, 11, 26, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))
+    window.add_lines(f'{{"time": "2026-11-26T12:00:00+00:00", "level": "WARNING", "event": "{event}"}}'
+                     for event in ("auth.failure", "auth.failure", "business.warning", "db.slow_query"))
+    merged = model.merge_reports({"app1": {"logs": window.to_json()}})
+    text = reports.stats_text(merged, "production")
+    assert "Slow queries (> 1000 ms): 1; app errors: 0; auth failures: 2; business warnings: 1;" in text
+
+
 def history_example() -> list[dict]:
     merged = merged_example()
     start = datetime(2026, 11, 20, tzinfo=UTC)
