@@ -103,7 +103,20 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
 
 
 DATABASE_URL_FORMS = ("postgres://user[:password]@host[:port]/database, or "
-                      "postgres://user[:password]@[:port]/database?host=/socket/folder")
+                      "postgres://user[:password]@[:port]/database?host=/socket/folder "
+                      "(percent-encode / # ? @ : in the password, e.g. / as %2F)")
+
+
+def _database_port(parsed: Any) -> int | None:
+    """The URL's port; a URL that has none readable is a ConfigError that never quotes it.
+
+    urllib's own ValueError quotes what it read as the port: in a URL whose password holds an
+    unencoded / # or ?, that is the start of the password (postgres://app:Ab3x/9k@host/db).
+    """
+    try:
+        return parsed.port
+    except ValueError:
+        raise ConfigError("DATABASE_URL", "expected " + DATABASE_URL_FORMS) from None
 
 
 def database_address(database_url: str) -> tuple[str, int]:
@@ -117,7 +130,7 @@ def database_address(database_url: str) -> tuple[str, int]:
     """
     parsed = urlparse(database_url)
     socket_folder = parse_qs(parsed.query).get("host", [""])[0]
-    return socket_folder or parsed.hostname or "127.0.0.1", parsed.port or 5432
+    return socket_folder or parsed.hostname or "127.0.0.1", _database_port(parsed) or 5432
 
 
 def _database_url(name: str, raw: str) -> str:
@@ -125,9 +138,9 @@ def _database_url(name: str, raw: str) -> str:
     # Never echo the value in an error: it may carry a password.
     try:
         parsed = urlparse(value)
-        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
         raise ConfigError(name, "expected " + DATABASE_URL_FORMS) from None
+    _database_port(parsed)
     socket_folders = parse_qs(parsed.query).get("host", [])
     if socket_folders and not all(folder.startswith("/") for folder in socket_folders):
         raise ConfigError(name, "the host parameter must be the absolute path of PostgreSQL's socket folder")

@@ -121,8 +121,13 @@ def tortoise_config(database_url: str, min_size: int = 1, max_size: int = 10) ->
     }
 
 
-# For the aerich CLI (pyproject [tool.aerich]); the service builds its own from Settings.
-TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/clicknback"))
+def __getattr__(name: str) -> Any:
+    """TORTOISE_ORM, for the aerich CLI (pyproject [tool.aerich]); the service builds its own from
+    Settings. Read on use, not on import: every process that imports this module (the service, the
+    ops CLI) would otherwise parse DATABASE_URL before it can report a bad one in one line."""
+    if name == "TORTOISE_ORM":
+        return tortoise_config(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/clicknback"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _pool: asyncpg.Pool | None = None

@@ -9,6 +9,7 @@ from typing import Mapping
 from deploy.ops.backup_crypto import MIN_KEY_LENGTH
 from deploy.ops.backup_model import normalise_prefix
 from server.config import ConfigError, load_environment
+from server.config import _database_url as validated_database_url
 
 MIN_PART_SIZE = 64 * 1024  # real S3 providers need >= 5 MiB; smaller values are for tests
 
@@ -63,9 +64,7 @@ def parse_size(name: str, raw: str) -> int:
 
 def load_backup_settings(environ: Mapping[str, str] | None = None) -> BackupSettings:
     env = load_environment(environ)
-    database_url = _required(env, "DATABASE_URL")
-    if not database_url.startswith(("postgres://", "postgresql://")):
-        raise ConfigError("DATABASE_URL", "expected postgres://user[:password]@host[:port]/database")
+    database_url = validated_database_url("DATABASE_URL", _required(env, "DATABASE_URL"))  # the service's check
     key = env.get("BACKUP_ENCRYPTION_KEY", "") or None
     if key is not None and len(key) < MIN_KEY_LENGTH:
         raise ConfigError("BACKUP_ENCRYPTION_KEY", f"must be at least {MIN_KEY_LENGTH} characters "
