@@ -16,6 +16,8 @@ from deploy.stats_model import TARGET_P99_MS
 MAINTENANCE_START_HOUR = 2  # operation-plan §6.1: first Sunday of each month, 02:00-03:00 UTC
 MAINTENANCE_HOURS = 1
 SUNDAY = 6
+# operation-plan §9.3: a full failover test every quarter, in the quarter's first window.
+QUARTERLY_DRILL_MONTHS = (1, 4, 7, 10)
 
 
 # -- the maintenance window ------------------------------------------------------------------
@@ -395,6 +397,9 @@ def handoff_markdown(data: dict) -> str:
     lines += ["## Next maintenance window", "",
               f"{start:%A %Y-%m-%d %H:%M}–{end:%H:%M} UTC (first Sunday of the month; {where}"
               f"`invoke maintenance` runs it by hand).", ""]
+    if start.month in QUARTERLY_DRILL_MONTHS:
+        lines += ["The quarter's first window: the quarterly failover drill is due (plan §9.3), on staging, "
+                  "never production: `invoke drill --env staging` (docs/disaster-recovery.md).", ""]
     lines += ["## Escalation path", "", docs_links(data.get("escalation") or "See docs/on-call.md."), ""]
     return "\n".join(lines)
 

@@ -284,3 +284,17 @@ def test_the_maintenance_line_names_a_command_the_operator_can_run_on_the_host()
     assert "clicknback-ops" not in text
     assert "on that host it is `cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m " \
            "deploy.ops.cli maintenance`" in window
+
+
+@pytest.mark.parametrize("now, due", [
+    (datetime(2026, 11, 27, tzinfo=UTC), False),   # next window 2026-12-06
+    (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), True),  # next window 2027-01-03: a quarter's first
+    (datetime(2027, 4, 4, 2, 30, tzinfo=UTC), True),  # in progress, April
+    (datetime(2027, 5, 1, tzinfo=UTC), False),
+])
+def test_the_handoff_says_when_the_quarterly_drill_is_due(now, due):
+    text = reports.handoff_markdown(handoff_data(next_window=reports.next_maintenance_window(now)))
+    window = reports.markdown_section(text, "Next maintenance window")
+    assert ("quarterly failover drill is due" in window) is due
+    if due:
+        assert "`invoke drill --env staging`" in window
