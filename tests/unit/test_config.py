@@ -120,3 +120,17 @@ def test_every_entry_point_refuses_such_a_url_in_one_line_without_the_password(a
     assert result.returncode == 2, output
     assert result.stderr.strip().splitlines() == [f"configuration error: DATABASE_URL: expected {DATABASE_URL_FORMS}"]
     assert "Ab3x" not in output and "Traceback" not in output
+
+
+def test_an_env_file_that_is_not_utf8_is_one_line_naming_its_line_not_its_text(tmp_path):
+    env_file = tmp_path / "latin1.env"
+    env_file.write_bytes(b"OAUTH_HASH_KEY=" + b"k" * 32 + b"\nDATABASE_URL=postgres://app:p\xe9ss-93@127.0.0.1/cnb\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"ENV_FILE": str(env_file)})
+    assert str(caught.value) == f"configuration error: ENV_FILE: {env_file}:2 is not UTF-8 text"
+
+
+def test_an_env_file_that_cannot_be_read_is_a_configuration_error(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        read_env_file(tmp_path)  # a folder: read_bytes raises IsADirectoryError
+    assert caught.value.variable == "ENV_FILE" and str(tmp_path) in str(caught.value)
