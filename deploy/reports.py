@@ -18,6 +18,11 @@ MAINTENANCE_HOURS = 1
 SUNDAY = 6
 # operation-plan §9.3: a full failover test every quarter, in the quarter's first window.
 QUARTERLY_DRILL_MONTHS = (1, 4, 7, 10)
+# The handoff flags a backup older than the weekly schedule (RPO 7 days, §9.2; an hour of slack for
+# the backup's own run) and a restore test older than a month (§3.1, §9.3: the window's
+# verify-backup; first Sundays are at most 35 days apart).
+BACKUP_OVERDUE_AFTER = timedelta(days=7, hours=1)
+VERIFICATION_OVERDUE_AFTER = timedelta(days=36)
 
 
 # -- the maintenance window ------------------------------------------------------------------
@@ -324,6 +329,22 @@ def docs_links(text: str) -> str:
     return re.sub(r"\]\(([a-z0-9-]+\.md)", r"](docs/\1", text)
 
 
+def older_than(stamp: str | None, now: datetime, age: timedelta) -> bool:
+    """Whether the ISO-8601 `stamp` is more than `age` before `now`; an unreadable stamp counts as old."""
+    try:
+        moment = datetime.fromisoformat(stamp or "")
+    except ValueError:
+        return True
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return now - moment > age
+
+
+def overdue_note(stamp: str | None, now: datetime, age: timedelta, what: str) -> str:
+    """` — OVERDUE: <what>` when `stamp` is older than `age`, else nothing."""
+    return f" — OVERDUE: {what}" if older_than(stamp, now, age) else ""
+
+
 def handoff_markdown(data: dict) -> str:
     """The on-call handoff (operation-plan §8.2) from data the `handoff` task gathered."""
     lines = [f"# On-call handoff: {data['environment']}", "",
@@ -369,11 +390,22 @@ def handoff_markdown(data: dict) -> str:
         lines.append(f"- Could not list backups: {backups['error']}")
     else:
         last, verified = backups.get("last_backup"), backups.get("last_verified")
-        lines.append(f"- Last backup: {last['backup_id']} at {last['finished_at']} ({fmt_bytes(last['size_bytes'])})"
-                     if last else "- Last backup: NONE (run `invoke backup`)")
+        now = data["generated_at"]
+        if last:
+            overdue = overdue_note(last["finished_at"], now, BACKUP_OVERDUE_AFTER,
+                                   "older than the weekly schedule (RPO 7 days); see `shared/logs/cron.log` on "
+                                   "the first host, then `invoke backup`")
+            lines.append(f"- Last backup: {last['backup_id']} at {last['finished_at']} "
+                         f"({fmt_bytes(last['size_bytes'])}){overdue}")
+        else:
+            lines.append("- Last backup: NONE (run `invoke backup`)")
         if verified:
             outcome = "passed" if verified["ok"] else "FAILED"
-            lines.append(f"- Last verified restore: {verified['backup_id']} {outcome} at {verified['verified_at']}")
+            overdue = overdue_note(verified["verified_at"], now, VERIFICATION_OVERDUE_AFTER,
+                                   "no restore test this month (the window's verify-backup); run "
+                                   "`invoke verify-backup`")
+            lines.append(f"- Last verified restore: {verified['backup_id']} {outcome} at "
+                         f"{verified['verified_at']}{overdue}")
         else:
             lines.append("- Last verified restore: NONE (run `invoke verify-backup`)")
     lines += ["", "## Last 24 hours", ""]

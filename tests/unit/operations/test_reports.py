@@ -298,3 +298,35 @@ def test_the_handoff_says_when_the_quarterly_drill_is_due(now, due):
     assert ("quarterly failover drill is due" in window) is due
     if due:
         assert "`invoke drill --env staging`" in window
+
+
+def backups_of(backup_at: str, verified_at: str) -> dict:
+    return {"last_backup": {"backup_id": "B2", "finished_at": backup_at, "size_bytes": 2048},
+            "last_verified": {"backup_id": "B1", "ok": True, "verified_at": verified_at}}
+
+
+def test_the_handoff_flags_a_weekly_backup_or_a_monthly_restore_test_that_did_not_happen():
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    on_time = reports.handoff_markdown(handoff_data(generated_at=now, backups=backups_of(
+        "2026-11-22T01:00:20+00:00", "2026-11-01T02:05:00+00:00")))
+    assert "OVERDUE" not in reports.markdown_section(on_time, "Backups")
+    # Sunday 01:00, the minute before the next weekly backup: still on time.
+    sunday = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
+    assert "OVERDUE" not in reports.markdown_section(reports.handoff_markdown(handoff_data(
+        generated_at=sunday, backups=backups_of("2026-11-22T01:00:20+00:00", "2026-11-01T02:05:00+00:00"))), "Backups")
+    late = reports.markdown_section(reports.handoff_markdown(handoff_data(generated_at=now, backups=backups_of(
+        "2026-11-15T01:00:20+00:00", "2026-10-04T02:05:00+00:00"))), "Backups")
+    backup_line, verified_line = late.splitlines()
+    assert backup_line.startswith("- Last backup: B2 at 2026-11-15T01:00:20+00:00") and "OVERDUE" in backup_line
+    assert "RPO 7 days" in backup_line and "`invoke backup`" in backup_line
+    assert verified_line.startswith("- Last verified restore: B1 passed") and "OVERDUE" in verified_line
+    assert "`invoke verify-backup`" in verified_line
+
+
+def test_older_than_reads_offsets_and_treats_an_unreadable_stamp_as_old():
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert not reports.older_than("2026-11-27T14:30:00+03:00", now, timedelta(hours=1))  # 11:30 UTC
+    assert reports.older_than("2026-11-27T12:30:00+03:00", now, timedelta(hours=1))  # 09:30 UTC
+    assert reports.older_than("2026-11-27T11:30:00", now, timedelta(minutes=10))  # no offset: UTC
+    assert reports.older_than("not a time", now, timedelta(days=365))
+    assert reports.older_than(None, now, timedelta(days=365))
