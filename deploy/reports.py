@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 from deploy.ledger import entry_note
-from deploy.stats_model import TARGET_P99_MS
+from deploy.stats_model import SLOW_QUERY_MS, TARGET_P99_MS
 
 MAINTENANCE_START_HOUR = 2  # operation-plan §6.1: first Sunday of each month, 02:00-03:00 UTC
 MAINTENANCE_HOURS = 1
@@ -118,7 +118,8 @@ def stats_text(merged: dict, environment: str) -> str:
             f"Latency ms: p50 {fmt_ms(requests['p50_ms'])}  p95 {fmt_ms(requests['p95_ms'])}  "
             f"p99 {fmt_ms(requests['p99_ms'])}  max {fmt_ms(requests['max_ms'])}  "
             f"(target p99 < {requests['target_p99_ms']:g} ms: {verdict})",
-            f"Slow queries (> 1000 ms): {requests['slow_queries']}; app errors: {requests['app_errors']}; "
+            f"Slow queries (> SLOW_QUERY_MS, default {SLOW_QUERY_MS:g} ms): {requests['slow_queries']}; "
+            f"app errors: {requests['app_errors']}; "
             f"auth failures: {requests['auth_failures']}; business warnings: {requests['business_warnings']}; "
             f"unparsable log lines: {requests['unparsable_lines']}",
         ]
