@@ -31,17 +31,30 @@ def main(argv: list[str] | None = None) -> int:
         print(str(error), file=sys.stderr)
         return 2
 
+    import asyncio
+
+    import asyncpg
+
     from server import logs
     from server.app import create_app, tune_garbage_collector
 
     logs.configure(settings.log_format, settings.log_level, settings.log_file)
     app = create_app(settings, name="clicknback")
     app.after_server_start(tune_garbage_collector)
-    if not args.unix:
-        app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
-        return 0
-    app.run(sock=bind_unix_socket(args.unix), single_process=True, access_log=False, motd=False)
-    remove_unix_socket(args.unix)  # unless a newer instance has taken the path over
+    try:
+        if not args.unix:
+            app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
+            return 0
+        try:
+            app.run(sock=bind_unix_socket(args.unix), single_process=True, access_log=False, motd=False)
+        finally:
+            remove_unix_socket(args.unix)  # unless a newer instance has taken the path over
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        # The database refused or could not be reached while opening the pool (wrong password,
+        # PostgreSQL down): the log has the details; the operator gets one line, not a traceback.
+        # asyncpg's messages name the user and address, never the password.
+        print(" ".join(f"cannot start: {type(error).__name__}: {error}".split())[:500], file=sys.stderr)
+        return 1
     return 0
 
 

@@ -131,6 +131,13 @@ def _console_patch(record: dict[str, Any]) -> None:
     extra["_context"] = " ".join(f"{k}={v}" for k, v in context.items())
 
 
+def _json_format(_record: dict[str, Any]) -> str:
+    """The JSON sinks' format: the line _patch built, which carries any traceback in its
+    "exception" field. A format given as a string makes loguru append the traceback again, as raw
+    lines after the JSON one, which log readers cannot parse; given as a function it does not."""
+    return "{extra[_json]}\n"
+
+
 def configure(log_format: str = "json", level: str = "INFO", log_file: str = "") -> None:
     logger.remove()
     ACCESS_LOG.json = log_format == "json"
@@ -141,12 +148,12 @@ def configure(log_format: str = "json", level: str = "INFO", log_file: str = "")
                    backtrace=False, diagnose=False)
     else:
         logger.configure(patcher=_patch)
-        logger.add(sys.stdout, level=level, format="{extra[_json]}", backtrace=False, diagnose=False)
+        logger.add(sys.stdout, level=level, format=_json_format, backtrace=False, diagnose=False)
     if log_file:
         if log_format == "console":
             logger.configure(patcher=lambda r: (_console_patch(r), _patch(r)))
         # Rotation renames the live file to a timestamped one beside it; archival ships those.
-        logger.add(log_file, level=level, format="{extra[_json]}", rotation="00:00", backtrace=False,
+        logger.add(log_file, level=level, format=_json_format, rotation="00:00", backtrace=False,
                    diagnose=False, encoding="utf-8")
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.INFO, force=True)
     for name in ("sanic.root", "sanic.error", "sanic.server", "sanic.access", "asyncio", "aerich"):
