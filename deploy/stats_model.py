@@ -24,6 +24,28 @@ PERCENTILES = (50, 95, 99)
 UNKNOWN_ROUTE = "(unknown route)"
 
 
+# -- statements ------------------------------------------------------------------------------
+
+# pg_stat_statements replaces the constants of SELECT/INSERT/UPDATE/DELETE with $1, $2, but keeps
+# a utility statement as it was typed (PostgreSQL 15): `ALTER ROLE app PASSWORD 'new one'` run in
+# the app's database is among the slowest (the server hashes the password) and would be printed
+# by `invoke stats` and kept in its history. Every literal is masked on the host, before the text
+# leaves it; comments and quoted identifiers are skipped so an apostrophe in them cannot shift
+# the reading of the literals after them.
+_SQL_TOKENS = re.compile(
+    r"""(?P<keep>--[^\n]*|/\*.*?\*/|"(?:[^"]|"")*")"""
+    r"""|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?(?:\$(?P=tag)\$|\Z)"""
+    r"""|[Ee]'(?:[^'\\]|\\.|'')*(?:'|\Z)"""
+    r"""|'(?:[^']|'')*(?:'|\Z)""",
+    re.DOTALL,
+)
+
+
+def mask_sql_literals(statement: str) -> str:
+    """The statement with every string literal (plain, E'', dollar-quoted) shown as '***'."""
+    return _SQL_TOKENS.sub(lambda match: match.group("keep") or "'***'", statement)
+
+
 # -- log lines -------------------------------------------------------------------------------
 
 def parse_time(text: str) -> datetime:

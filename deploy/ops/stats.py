@@ -206,7 +206,8 @@ async def database_stats(database_url: str) -> dict:
         statements_note = "pg_stat_statements is not installed"
         if await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"):
             try:
-                statements = [{"query": " ".join(r["query"].split())[:300], "calls": r["calls"],
+                statements = [{"query": " ".join(model.mask_sql_literals(r["query"]).split())[:300],
+                               "calls": r["calls"],
                                "mean_ms": round(r["mean_ms"], 3), "total_ms": round(r["total_ms"], 3)}
                               for r in await conn.fetch(STATEMENTS_SQL)]
                 statements_note = ""

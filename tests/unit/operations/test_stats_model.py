@@ -154,3 +154,18 @@ def test_merge_reports_combines_requests_exactly_and_history_record_is_flat():
     assert record["hosts"]["h1"]["cpu_percent"] == 10.0 and record["hosts"]["h1"]["app_cpu_percent"] == 1.5
     history = model.parse_history(json.dumps(record) + "\n{broken\n" + json.dumps({**record, "time": "2026-01-01"}))
     assert [r["time"] for r in history] == ["2026-01-01", record["time"]]
+
+
+@pytest.mark.parametrize("statement, shown", [
+    ("ALTER ROLE app PASSWORD 'it''s-pw'", "ALTER ROLE app PASSWORD '***'"),
+    ("ALTER ROLE app PASSWORD E'p\\'w' LOGIN", "ALTER ROLE app PASSWORD '***' LOGIN"),
+    ("DO $x$ BEGIN EXECUTE 'ALTER ROLE a PASSWORD ''pw'''; END $x$", "DO '***'"),
+    ('ALTER ROLE "o\'neil" PASSWORD \'pw\'', 'ALTER ROLE "o\'neil" PASSWORD \'***\''),
+    ("-- don't\nALTER ROLE a PASSWORD 'pw'", "-- don't\nALTER ROLE a PASSWORD '***'"),
+    ("/* it's */ CREATE SUBSCRIPTION s CONNECTION 'password=pw' PUBLICATION p",
+     "/* it's */ CREATE SUBSCRIPTION s CONNECTION '***' PUBLICATION p"),
+    ("SET app.key = 'cut-short", "SET app.key = '***'"),
+    ("SELECT id FROM users WHERE email = $1 AND id = ANY($2)", "SELECT id FROM users WHERE email = $1 AND id = ANY($2)"),
+])
+def test_statement_literals_are_masked_whatever_surrounds_them(statement, shown):
+    assert model.mask_sql_literals(statement) == shown
