@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
     async def open_resources(app: Sanic) -> None:
         passwords.configure_executor(settings.password_hash_threads)
         await db.init_db(settings.database_url, settings.db_pool_min_size, settings.db_pool_max_size,
-                         settings.slow_query_ms)
+                         settings.slow_query_ms, wait_seconds=settings.db_startup_wait_seconds)
         app.ctx.probe = ReadinessProbe(settings.database_url)
         app.ctx.catalogue = CataloguePages(db.parse_database_url(settings.database_url))
         await app.ctx.catalogue.start()

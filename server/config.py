@@ -179,6 +179,9 @@ class Settings:
     slow_query_ms: int = 1000
     db_pool_min_size: int = 2
     db_pool_max_size: int = 20
+    # How long a starting instance waits for a PostgreSQL that is not accepting connections yet
+    # (after a host reboot it can finish its recovery after supervisor has started the instances).
+    db_startup_wait_seconds: int = 60
     graceful_shutdown_seconds: float = 15.0
     log_format: str = "json"
     log_level: str = "INFO"
@@ -227,6 +230,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "SLOW_QUERY_MS": ("slow_query_ms", 1, None),
         "DB_POOL_MIN_SIZE": ("db_pool_min_size", 0, None),
         "DB_POOL_MAX_SIZE": ("db_pool_max_size", 1, None),
+        "DB_STARTUP_WAIT_SECONDS": ("db_startup_wait_seconds", 0, 3600),
         "PASSWORD_HASH_THREADS": ("password_hash_threads", 1, 64),
     }
     for variable, (attribute, minimum, maximum) in integer_settings.items():

@@ -17,13 +17,15 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from urllib.parse import unquote, urlparse
 
 import asyncpg
 from loguru import logger
 
 from server.config import database_address
+
+T = TypeVar("T")
 
 MODEL_MODULES = [
     "server.users.models",
@@ -139,18 +141,52 @@ _pool: asyncpg.Pool | None = None
 _turns: asyncio.Semaphore | None = None
 
 
-async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms: int) -> None:
+async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms: int,
+                  wait_seconds: float = 0) -> None:
+    """Open the pool; wait up to `wait_seconds` for a PostgreSQL that is not accepting connections yet."""
     global _pool, _turns
     QUERY_STATS.slow_threshold_ms = slow_query_ms
     _turns = asyncio.Semaphore(max_size)
-    _pool = await asyncpg.create_pool(
+    _pool = await when_reachable(lambda: asyncpg.create_pool(
         **parse_database_url(database_url),
         min_size=min_size,
         max_size=max_size,
         init=_instrument_connection,
         reset=_keep_session,
         server_settings={"application_name": "clicknback"},
-    )
+    ), wait_seconds)
+
+
+# PostgreSQL not accepting connections yet: down or not yet listening (refused, no socket file),
+# starting up or in crash recovery (CannotConnectNow), or out of connection slots. These pass.
+# A wrong password or an unknown database do not, so they are not waited for.
+NOT_YET_REACHABLE = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)  # then every 2 s
+
+
+async def when_reachable(connect: Callable[[], Awaitable[T]], wait_seconds: float) -> T:
+    """`connect()`, retried while PostgreSQL is not reachable yet, for up to `wait_seconds`.
+
+    After a host reboot supervisor can start the instances before PostgreSQL has finished its
+    recovery. An instance that gave up at once died within supervisor's `startsecs`, and after
+    `startretries` such starts supervisor left it FATAL: nginx answered 502 until someone came.
+    Waiting here outlives `startsecs`, and if the time runs out the exit is a crash of a running
+    program, which supervisor restarts without limit. Other errors are raised at once; so is the
+    last one when the time is up."""
+    deadline = time.monotonic() + wait_seconds
+    attempt = 0
+    while True:
+        try:
+            return await connect()
+        except NOT_YET_REACHABLE as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            if attempt % 10 == 0:  # the first failure, then about every 20 s
+                logger.bind(event="db.waiting", error=type(error).__name__, seconds_left=round(left)).warning(
+                    "database not reachable yet; waiting for it")
+            await asyncio.sleep(min(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)], left))
+            attempt += 1
 
 
 async def close_db() -> None:
