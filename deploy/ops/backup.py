@@ -74,28 +74,24 @@ def _command(body: Body) -> Callable[[argparse.Namespace], int]:
         from deploy.ops.backup_store import StoreError
         from server.config import ConfigError
 
+        def fail(text: str, status: int = 1) -> int:
+            from deploy.ops.cli import redact, secret_values
+
+            print(redact(text, secret_values()), file=sys.stderr)
+            return status
+
         try:
             settings = load_backup_settings()
         except ConfigError as error:
-            print(str(error), file=sys.stderr)
-            return 2
+            return fail(str(error), 2)
         try:
             return body(args, settings, operations.make_store(settings))
         except operations.BackupError as error:
-            print(f"{args.command}: {error}", file=sys.stderr)
-            return error.exit_status
-        except StoreError as error:
-            print(f"{args.command}: {error}", file=sys.stderr)
-            return 1
-        except FileNotFoundError as error:
-            print(f"{args.command}: {error}", file=sys.stderr)
-            return 1
-        except OSError as error:  # PostgreSQL unreachable, disk full, ...
-            print(f"{args.command}: {type(error).__name__}: {error}", file=sys.stderr)
-            return 1
-        except Exception as error:  # noqa: BLE001 - asyncpg errors et al.: one line, no traceback with locals
-            print(f"{args.command}: {type(error).__name__}: {error}", file=sys.stderr)
-            return 1
+            return fail(f"{args.command}: {error}", error.exit_status)
+        except (StoreError, FileNotFoundError) as error:
+            return fail(f"{args.command}: {error}")
+        except Exception as error:  # noqa: BLE001 - PostgreSQL unreachable, disk full, asyncpg errors et al.: one line
+            return fail(f"{args.command}: {type(error).__name__}: {error}")
 
     return handler
 

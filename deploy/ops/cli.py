@@ -19,7 +19,7 @@ import sys
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from server.config import ConfigError
 
@@ -38,7 +38,7 @@ COMMAND_MODULES = [
 TRACEBACK_VARIABLE = "CLICKNBACK_OPS_TRACEBACK"
 ERROR_LOG_NAME = "ops-errors.log"
 SECRET_VARIABLES = ("DATABASE_URL", "S3_SECRET_ACCESS_KEY", "S3_ACCESS_KEY_ID", "BACKUP_ENCRYPTION_KEY",
-                    "OAUTH_HASH_KEY")
+                    "OAUTH_HASH_KEY", "PGPASSWORD")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _secrets() -> list[str]:
-    """Values that must never reach the terminal: secret variables, and a DATABASE_URL's password."""
+def secret_values() -> list[str]:
+    """Values that must never reach the terminal: secret variables, and a DATABASE_URL's password
+    as written and percent-decoded (libpq and asyncpg messages carry the decoded one)."""
     values = []
     sources = [os.environ]
     try:
@@ -76,7 +77,7 @@ def _secrets() -> list[str]:
                 except ValueError:
                     password = None
                 if password:
-                    values.append(password)
+                    values += [password, unquote(password)]
     return sorted(set(values), key=len, reverse=True)  # the whole URL before its password
 
 
@@ -112,7 +113,7 @@ def _error_log() -> Path | None:
 
 def report_failure(command: str, error: BaseException) -> int:
     """One line on stderr, the secrets redacted; a bug's traceback goes to the error log."""
-    secrets = _secrets()
+    secrets = secret_values()
     cause = operational_cause(error)
     if cause is not None:
         line = " ".join(cause.split())  # asyncpg's "Multiple exceptions" spans lines
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except ConfigError as error:
-        print(redact(str(error), _secrets()), file=sys.stderr)
+        print(redact(str(error), secret_values()), file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - the operator gets one line, never a traceback
         return report_failure(args.command, error)

@@ -84,3 +84,33 @@ def test_no_help_text_names_an_executable_the_hosts_do_not_have():
     for name, sub in subparsers.choices.items():
         texts = [sub.description or ""] + [action.help or "" for action in sub._actions]
         assert not any("clicknback-ops " in text for text in texts), name
+
+
+def test_secret_values_include_pgpassword_and_the_percent_decoded_password(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("DATABASE_URL=postgres://clicknback:p%40ss-93ac@127.0.0.1:5432/clicknback\n")
+    monkeypatch.setenv("ENV_FILE", str(tmp_path / ".env"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("PGPASSWORD", "pg-pass-77e1")
+    secrets = cli.secret_values()
+    assert {"p%40ss-93ac", "p@ss-93ac", "pg-pass-77e1"} <= set(secrets)
+    assert cli.redact("libpq: password p@ss-93ac / pg-pass-77e1", secrets) == "libpq: password *** / ***"
+
+
+def test_a_backup_command_failure_is_one_redacted_line(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from deploy.ops import backup
+
+    (tmp_path / ".env").write_text(
+        "DATABASE_URL=postgres://clicknback:p%40ss-93ac@127.0.0.1:5432/clicknback\n"
+        "S3_BUCKET=backups\nS3_ACCESS_KEY_ID=key-id-5f2a\nS3_SECRET_ACCESS_KEY=secret-key-93ac\n")
+    monkeypatch.setenv("ENV_FILE", str(tmp_path / ".env"))
+    for name in ("DATABASE_URL", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def failing(args, settings, store):
+        raise RuntimeError("pg_dump: password p@ss-93ac refused; S3 said secret-key-93ac is wrong")
+
+    status = backup._command(failing)(argparse.Namespace(command="backup"))
+    assert status == 1
+    assert capsys.readouterr().err == "backup: RuntimeError: pg_dump: password *** refused; S3 said *** is wrong\n"
