@@ -93,7 +93,7 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
     seed = f"seed {SEED}"
     users = [await make_account() for _ in range(USERS)]
     shops = []
-    for percentage, fixed, cap in (("5", None, "50"), ("0", "3.00", "20"), ("10", None, "40"), ("5", None, "100")):
+    for percentage, fixed, cap in (("5", None, "25"), ("0", "3.00", "10"), ("10", None, "20"), ("5", None, "100")):
         merchant_id, _ = await make_shop(conn, percentage=percentage, fixed=fixed, cap=cap)
         shops.append(Shop(merchant_id, Decimal(percentage), Decimal(fixed) if fixed else None))
     bank_fail = shops[3]
@@ -322,7 +322,7 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
         "payouts": ok[("payout", 201)], "completed": audit["PAYOUT_COMPLETED"], "failed": audit["PAYOUT_FAILED"],
         "open payout refusals": sum(1 for a in ledger.answers if a == ("payout", 409, "PAYOUT_ALREADY_REQUESTED")),
     }
-    assert all(exercised.values()), (seed, exercised)
+    assert all(exercised.values()), (seed, "this mix left something unexercised", exercised)
     assert 150 <= exercised["operations"] <= 300, (seed, exercised)
     assert time.monotonic() - started < 30, (seed, "took too long", time.monotonic() - started)
     print(seed, exercised, f"{time.monotonic() - started:.1f}s", Counter(ledger.answers))
