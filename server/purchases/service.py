@@ -280,6 +280,15 @@ async def apply_rejection(conn: asyncpg.Connection, purchase: asyncpg.Record, *,
                 details={**_purchase_details(purchase), "reason": reason, "attempts": attempts})
 
 
+def _pending_shortfall(purchase_id: str, purchase: asyncpg.Record) -> ApiError:
+    """A drifted wallet (API.md §4.5) under an admin transition: a documented 409 and nothing moved,
+    never a 500."""
+    return ApiError(409, "INSUFFICIENT_BALANCE",
+                    "The wallet's pending balance does not cover this purchase's cashback. "
+                    "Run the wallet consistency check (clicknback-ops check-wallets).",
+                    {"purchase_id": purchase_id, "requested_amount": money(purchase["cashback_amount"])})
+
+
 def _not_pending(purchase_id: str, current: str) -> ApiError:
     return ApiError(400, "PURCHASE_NOT_PENDING",
                     f"Cannot confirm purchase '{purchase_id}'. Purchase status is '{current}', not 'pending'.",
@@ -297,12 +306,7 @@ async def confirm_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
         try:
             await apply_confirmation(conn, purchase, actor_type="admin", actor_id=admin_id)
         except WalletInvariantError:
-            # A drifted wallet (API.md §4.5): a documented 409 and nothing moved, never a 500.
-            raise ApiError(409, "INSUFFICIENT_BALANCE",
-                           "The wallet's pending balance does not cover this purchase's cashback. "
-                           "Run the wallet consistency check (clicknback-ops check-wallets).",
-                           {"purchase_id": purchase_id, "requested_amount": money(purchase["cashback_amount"])}
-                           ) from None
+            raise _pending_shortfall(purchase_id, purchase) from None
     return {"id": purchase_id, "status": "confirmed", "cashback_amount": money(purchase["cashback_amount"])}
 
 
@@ -332,7 +336,10 @@ async def reverse_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
                 "available_balance": money(wallet["available_balance"]),
             })
         if status == "pending":
-            _require_pending_covers(wallet, purchase, "reversal")
+            try:
+                _require_pending_covers(wallet, purchase, "reversal")
+            except WalletInvariantError:
+                raise _pending_shortfall(purchase_id, purchase) from None
         await conn.execute(REVERSE_SQL, purchase["id"], purchase["user_id"], cashback, status)
         await audit(conn, actor_type="admin", actor_id=admin_id, action="PURCHASE_REVERSED",
                     resource_type="purchase", resource_id=purchase["id"],
