@@ -2,6 +2,10 @@
 
 Written by hand: partial and functional indexes and named CHECK constraints are raw SQL.
 MODELS_STATE is Aerich's snapshot of the Tortoise models, so `aerich migrate` diffs from here.
+No extension: gen_random_uuid() is built into PostgreSQL since 13. (This migration first created
+pgcrypto, which nothing used; a database made then keeps it, harmlessly. Without it the schema
+also builds on PostgreSQL installs that lack the contrib modules, such as the one `make serve`
+falls back to.)
 """
 
 from tortoise import BaseDBAsyncClient
@@ -11,8 +15,6 @@ RUN_IN_TRANSACTION = True
 
 async def upgrade(db: BaseDBAsyncClient) -> str:
     return """
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-
 CREATE TABLE users (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     email varchar(254) NOT NULL CONSTRAINT ck_users_email_lower CHECK (email = lower(email)),
