@@ -8,6 +8,7 @@ process is root every PostgreSQL binary runs as an unprivileged account instead.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -26,20 +27,34 @@ class LocalPostgresError(RuntimeError):
 
 
 def find_pg_bindir() -> Path:
-    """Locate the directory holding initdb/pg_ctl/postgres (newest major version wins)."""
+    """Locate the directory holding initdb/pg_ctl/postgres: PG_BINDIR, else the system's (newest
+    major version wins), else the copy bundled in the dev requirements (pgserver), so that
+    `make serve` runs on a machine with no PostgreSQL server installed."""
     override = os.environ.get("PG_BINDIR")
     candidates = [override] if override else []
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major_of, reverse=True)
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(str(Path(on_path).parent))
+    bundled = bundled_pg_bindir()
+    if bundled is not None:
+        candidates.append(str(bundled))
     for candidate in candidates:
         if candidate and (Path(candidate) / "initdb").exists() and (Path(candidate) / "postgres").exists():
             return Path(candidate)
     raise LocalPostgresError(
-        "PostgreSQL server binaries not found (looked in /usr/lib/postgresql/*/bin and PATH). "
-        "Install them with: apt-get install -y postgresql"
+        "PostgreSQL server binaries not found (looked in /usr/lib/postgresql/*/bin, PATH and the "
+        "dev requirements' pgserver). Install them with: apt-get install -y postgresql"
     )
+
+
+def bundled_pg_bindir() -> Path | None:
+    """The PostgreSQL binaries inside the pgserver package (requirements-dev.lock), if installed.
+    Found without importing it: its import pulls in psutil and a lock-file library we do not use."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
 
 
 def _major_of(path: str) -> int:

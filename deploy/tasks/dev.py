@@ -16,7 +16,8 @@ from deploy.local_postgres import LocalPostgres, LocalPostgresError
 from deploy.tasks import OperatorTask
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-LOCAL_DIR = PROJECT_ROOT / ".local"
+# The embedded PostgreSQL and the dev signing key of `invoke serve` (git-ignored).
+LOCAL_DIR = Path(os.environ.get("CLICKNBACK_LOCAL_DIR") or PROJECT_ROOT / ".local")
 DEMO_REJECTION_MERCHANT = "f0000000-0000-0000-0000-000000000001"
 
 
@@ -24,7 +25,7 @@ def _dev_secret() -> str:
     """A signing key for local runs, made once and kept in .local/ (mode 0600, never in git)."""
     path = LOCAL_DIR / "dev-signing-key"
     if not path.exists():
-        LOCAL_DIR.mkdir(exist_ok=True)
+        LOCAL_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
@@ -49,6 +50,9 @@ def _embedded_postgres() -> tuple[LocalPostgres, str]:
 })
 def serve(c, host="127.0.0.1", port=8000, seed=True, log_format="console"):
     """Run the API locally. Without DATABASE_URL it starts its own PostgreSQL under .local/.
+
+    That PostgreSQL runs from the system's binaries, or from the copy the dev requirements bundle
+    (pgserver) on a machine with none. CLICKNBACK_LOCAL_DIR moves .local/ elsewhere.
 
     Applies the migrations, loads the demo seed once, and serves with OpenAPI docs at /docs.
     Ctrl-C stops the server and the embedded database it started.
