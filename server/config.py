@@ -141,7 +141,7 @@ def database_address(database_url: str) -> tuple[str, int]:
     return socket_folder or parsed.hostname or "127.0.0.1", _database_port(parsed) or 5432
 
 
-def _database_url(name: str, raw: str) -> str:
+def validated_database_url(name: str, raw: str) -> str:
     value = raw.strip()
     # Never echo the value in an error: it may carry a password.
     try:
@@ -215,7 +215,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("OAUTH_HASH_KEY", "must be at least 32 bytes long")
 
     values: dict[str, Any] = {
-        "database_url": _database_url("DATABASE_URL", database_url),
+        "database_url": validated_database_url("DATABASE_URL", database_url),
         "oauth_hash_key": key,
     }
     integer_settings = {

@@ -8,8 +8,7 @@ from typing import Mapping
 
 from deploy.ops.backup_crypto import MIN_KEY_LENGTH
 from deploy.ops.backup_model import normalise_prefix
-from server.config import ConfigError, load_environment
-from server.config import _database_url as validated_database_url
+from server.config import ConfigError, load_environment, validated_database_url
 
 MIN_PART_SIZE = 64 * 1024  # real S3 providers need >= 5 MiB; smaller values are for tests
 
