@@ -71,9 +71,11 @@ def proxy(local_s3):
 
 @pytest.fixture
 def bulky_source(ops: Ops, source_db: str) -> str:
-    """~6 MB of incompressible rows, so the dump is still running when the upload stalls."""
+    """~6 MB of incompressible rows, so the dump is still running when the upload stalls. 1 KiB of
+    random bytes a row from core functions (64 random md5 digests; no pgcrypto in the schema)."""
     ops.cluster.psql("CREATE TABLE filler (id int PRIMARY KEY, payload bytea NOT NULL); "
-                     "INSERT INTO filler SELECT i, gen_random_bytes(1024) FROM generate_series(1, 6000) AS i",
+                     "INSERT INTO filler SELECT i, (SELECT decode(string_agg(md5(random()::text || i || j), ''), 'hex') "
+                     "FROM generate_series(1, 64) AS j) FROM generate_series(1, 6000) AS i",
                      source_db)
     return source_db
 
