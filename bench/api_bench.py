@@ -182,6 +182,12 @@ end
     ]
 
 
+def scenario_selected(name: str, selection: str) -> bool:
+    """`--scenario`: empty selects all; otherwise the name must contain one of the comma-separated parts."""
+    parts = [part.strip() for part in selection.split(",") if part.strip()]
+    return not parts or any(part in name for part in parts)
+
+
 def wrk_seconds(seconds: float) -> int:
     """wrk takes whole seconds; every run lasts at least one."""
     return max(1, round(seconds))
@@ -378,7 +384,8 @@ def instance_database_url(cluster: LocalPostgres, database: str, over: str) -> s
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", default="", help="only scenarios whose name contains this")
+    parser.add_argument("--scenario", default="", help="only scenarios whose name contains this; several "
+                        "comma-separated parts select every scenario that contains any of them, in the usual order")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario and level "
                         "(whole seconds, at least 1)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of discarded load before each "
@@ -449,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         print(shape_line(shape))
         print(TABLE_HEADER)
         for scenario in scenarios(ctx):
-            if args.scenario and args.scenario not in scenario.name:
+            if not scenario_selected(scenario.name, args.scenario):
                 continue
             for level in levels:
                 results.append(measure(url, ctx, scenario, level, args, cpu_groups))

@@ -314,3 +314,15 @@ def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_
         for process in (idle, busy):
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize(("selection", "selected"), [
+    ("", ["users_me", "login", "health_live_during_login_flood"]),
+    ("users_me", ["users_me"]),
+    ("login", ["login", "health_live_during_login_flood"]),
+    ("users_me, login", ["users_me", "login", "health_live_during_login_flood"]),
+    (",", ["users_me", "login", "health_live_during_login_flood"]),
+])
+def test_scenario_selection_takes_comma_separated_parts(selection, selected):
+    names = ["users_me", "login", "health_live_during_login_flood"]
+    assert [name for name in names if api_bench.scenario_selected(name, selection)] == selected
