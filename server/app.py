@@ -12,7 +12,7 @@ from itertools import count
 
 from loguru import logger
 from sanic import Request, Sanic
-from sanic.exceptions import PayloadTooLarge
+from sanic.exceptions import NotFound, PayloadTooLarge
 
 from server import cors, db, errors, openapi
 from server.auth import passwords
@@ -71,6 +71,9 @@ async def on_request(request: Request) -> None:
     # matched, and §1.7 puts 404/405 before 413: without a route, the routing error stands.
     if request.route is None:
         return
+    if request.path.endswith("//"):
+        # API.md §1.1 allows one trailing slash; Sanic's non-strict matching would take any number.
+        raise NotFound("No route matches.")
     limit = request.app.config["REQUEST_MAX_SIZE"]
     declared = request.headers.get("content-length", "")
     if (declared.isdigit() and int(declared) > limit) or len(request.body or b"") > limit:

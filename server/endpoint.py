@@ -20,6 +20,12 @@ from server.validation import Field, parse_json, query_values, unstorable_fields
 Schema = Mapping[str, Field]
 
 
+def query_args(request: Request) -> Mapping[str, list[str]]:
+    """The query string's parameters, blank ones included: `?limit=` is a limit that is not an
+    integer (422), never a missing one that quietly takes the default."""
+    return request.get_args(keep_blank_values=True)
+
+
 @dataclass
 class Call:
     """What a handler receives besides the request: the caller and the validated input."""
@@ -90,7 +96,7 @@ def endpoint(
             violations: list[dict[str, str]] = []
             parsed_body = validate(body, data or {}, violations) if body is not None else {}
             query_schema = query(request) if callable(query) else query
-            parsed_query = validate(query_schema, query_values(request.args), violations) if query_schema else {}
+            parsed_query = validate(query_schema, query_values(query_args(request)), violations) if query_schema else {}
             if violations:
                 raise schema_error(violations)
             call = Call(user, parsed_body, parsed_query, row if about_caller is not None else None)

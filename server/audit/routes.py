@@ -4,7 +4,7 @@ from sanic import Blueprint, Request
 
 from server.audit import service
 from server.apidoc import PAGINATION, TIMESTAMP, UUID, describe, nullable, obj, page_of, query
-from server.endpoint import Call, endpoint
+from server.endpoint import Call, endpoint, query_args
 from server.http import json_response
 from server.validation import Field, FieldError, choice, pagination_schema, timestamp_value, uuid_value
 
@@ -45,7 +45,7 @@ def list_query(request: Request):
         "resource_type": Field(choice(*service.RESOURCE_TYPES), required=False),
         "resource_id": Field(uuid_value, required=False),
         "actor_id": Field(uuid_value, required=False),
-        "from": Field(_from_not_after(request.args.get("to")), required=False),
+        "from": Field(_from_not_after(query_args(request).get("to")), required=False),
         "to": Field(timestamp_value, required=False),
     }
 

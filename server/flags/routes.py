@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 from sanic import Blueprint, Request
 
 from server.apidoc import PAGINATION, TIMESTAMP, UUID, describe, nullable, obj, page_of, query
-from server.endpoint import Call, endpoint
+from server.endpoint import Call, endpoint, query_args
 from server.errors import schema_error
 from server.flags import service
 from server.http import empty_response, json_response
@@ -55,7 +55,7 @@ def with_key_and_scope(body: Mapping[str, Field] | None, query_schema: Mapping[s
         values: dict[str, Any] = {}
         if body is not None:
             values.update(validate(body, parse_json(request.body) if request.body else {}, violations))
-        values.update(validate(query_schema, query_values(request.args), violations))
+        values.update(validate(query_schema, query_values(query_args(request)), violations))
         scope_problem = service.global_scope_violation(values.get("scope_type"), values.get("scope_id"))
         if scope_problem and not any(v["field"] in ("scope_type", "scope_id") for v in violations):
             violations.append(scope_problem)

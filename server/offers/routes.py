@@ -8,7 +8,7 @@ from sanic import Blueprint, Request
 from server.apidoc import (
     DATE, PAGINATION, RATE, RATE_IN, STATUS_BODY, STATUS_OUT, UUID, describe, obj, page_of, query,
 )
-from server.endpoint import Call, endpoint
+from server.endpoint import Call, endpoint, query_args
 from server.http import json_body_response, json_response
 from server.offers import service
 from server.validation import (
@@ -62,7 +62,7 @@ def list_query(request: Request):
         **pagination_schema(settings.default_page_size, settings.max_page_size),
         "status": Field(choice("active", "inactive"), required=False),
         "merchant_id": Field(uuid_value, required=False),
-        "date_from": Field(_date_from_not_after(request.args.get("date_to")), required=False),
+        "date_from": Field(_date_from_not_after(query_args(request).get("date_to")), required=False),
         "date_to": Field(date_value, required=False),
     }
 

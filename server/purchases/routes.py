@@ -6,7 +6,7 @@ from typing import Any
 
 from sanic import Blueprint, Request
 
-from server.endpoint import Call, endpoint
+from server.endpoint import Call, endpoint, query_args
 from server.errors import forbidden, not_found, violation
 from server.http import json_response, page
 from server.purchases import docs, service
@@ -50,7 +50,7 @@ OWN_LIST_QUERY = {**pagination_schema(DEFAULT_LIMIT), "status": Field(str, requi
 def _admin_list_query(request: Request) -> dict[str, Any]:
     """The list query with its cross-field rule, all violations reported together."""
     violations: list[dict[str, str]] = []
-    values = validate(ADMIN_LIST_QUERY, query_values(request.args), violations)
+    values = validate(ADMIN_LIST_QUERY, query_values(query_args(request)), violations)
     start, end = values.get("start_date"), values.get("end_date")
     if start is not None and end is not None and start > end:
         violations.append(violation("start_date", "start_date must be on or before end_date."))

@@ -34,6 +34,32 @@ async def test_both_slash_forms_answer_without_redirect(client, user, path):
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/api/v1/users/me//", "/api/v1/merchants//", "/health/live//"])
+async def test_more_than_one_trailing_slash_is_no_route(client, admin, path):
+    response = await client.get(path, token=admin.token)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("query, field, code", [
+    ("/api/v1/merchants?limit=", "limit", "VALIDATION_ERROR"),
+    ("/api/v1/merchants?offset=", "offset", "VALIDATION_ERROR"),
+    ("/api/v1/merchants?active=", "active", "VALIDATION_ERROR"),
+    ("/api/v1/offers?date_from=2026-01-01&date_to=", "date_to", "VALIDATION_ERROR"),
+    ("/api/v1/audit-logs?from=", "from", "VALIDATION_ERROR"),
+    ("/api/v1/purchases?user_id=", "user_id", "VALIDATION_ERROR"),
+    ("/api/v1/users/me/purchases?status=", None, "INVALID_PURCHASE_STATUS"),
+])
+async def test_a_blank_query_value_is_invalid_not_absent(client, admin, query, field, code):
+    """`?limit=` is not a page size: 422, not the default page (API.md §1.6-1.7)."""
+    response = await client.get(query, token=admin.token)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == code
+    if field is not None:
+        assert [v["field"] for v in error["details"]["violations"]] == [field]
+
+
 async def test_body_over_the_limit_is_413(client):
     response = await client.post("/api/v1/users", content=b"{" + b" " * 1048576 + b"}",
                                  headers={"content-type": "application/json"})
