@@ -12,6 +12,7 @@ from sanic.exceptions import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestCancelled,
     SanicException,
     ServiceUnavailable,
 )
@@ -21,6 +22,9 @@ from server.http import json_response
 INTERNAL_ERROR_MESSAGE = "An unexpected error occurred. Our team has been notified. Please retry later."
 SCHEMA_MESSAGE = "Request validation failed."
 RULES_MESSAGE = "Validation failed for request body."
+# nginx's status for a request whose client hung up before the answer: the access logs of both
+# agree, and neither the error rate nor the error log counts a client's hang-up as ours.
+CLIENT_CLOSED_REQUEST = 499
 
 
 class ApiError(Exception):
@@ -77,9 +81,11 @@ def error_response(error: ApiError):
     return json_response(envelope(error.code, error.message, error.details), status=error.status, headers=error.headers)
 
 
-def _translate(request: Request, exception: Exception) -> ApiError:
+def _translate(request: Request, exception: BaseException) -> ApiError:
     if isinstance(exception, ApiError):
         return exception
+    if isinstance(exception, RequestCancelled):
+        return ApiError(CLIENT_CLOSED_REQUEST, "CLIENT_CLOSED_REQUEST", "The client closed the connection.", {})
     if isinstance(exception, NotFound):
         return ApiError(
             404, "NOT_FOUND", f"No route matches {request.method} {request.path}.",
@@ -125,7 +131,7 @@ def _methods_routed(request: Request) -> list[str]:
     return allowed
 
 
-def handle_exception(request: Request, exception: Exception):
+def handle_exception(request: Request, exception: BaseException):
     error = _translate(request, exception)
     if error.status >= 500:
         route = request.route.path if request is not None and request.route else None
@@ -137,3 +143,5 @@ def handle_exception(request: Request, exception: Exception):
 
 def install(app: Sanic) -> None:
     app.error_handler.add(Exception, handle_exception)
+    # Sanic's stand-in for the handler a hang-up cancelled: a CancelledError, not an Exception.
+    app.error_handler.add(RequestCancelled, handle_exception)

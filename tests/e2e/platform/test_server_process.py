@@ -1,12 +1,15 @@
 """The real server process, started as production starts it: probes, a request, SIGTERM drain, logs."""
 
+import asyncio
 import json
 import socket
 import time
 
+import asyncpg
 import httpx
 import pytest
 
+from server.db import parse_database_url
 from tests.conftest import TEST_KEY
 from tests.support.server_process import ServerProcess
 
@@ -54,6 +57,47 @@ def test_sigterm_lets_the_in_flight_request_finish(server):
     assert server.process.wait(timeout=20) == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/health/live", timeout=2)
+
+
+def test_a_client_that_hangs_up_mid_request_is_logged_499_not_as_a_server_error(server, database_url):
+    """A hang-up (a client timeout, wrk stopping, a mobile app closed) is not a 5xx: the access line
+    says 499, as nginx's does, and no `app.error` is logged, so the error rate stays the service's."""
+    email = "hangup@example.test"
+    with httpx.Client(base_url=server.url) as http:
+        assert http.post("/api/v1/users", json={"email": email, "password": PASSWORD}).status_code == 201
+    body = json.dumps({"email": email, "password": PASSWORD}).encode()
+    head = (f"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+
+    def login_lines() -> list[dict]:
+        return [r for r in server.log_records() if r.get("event") == "http.request" and r["path"] == "/api/v1/auth/login"]
+
+    async def hang_up_while_login_waits() -> None:
+        holder = await asyncpg.connect(**parse_database_url(database_url))
+        try:
+            async with holder.transaction():
+                # The login's refresh-token insert waits for this lock: the request is surely in flight.
+                await holder.execute("LOCK TABLE refresh_tokens IN ACCESS EXCLUSIVE MODE")
+                sock = socket.create_connection((server.host, server.port), timeout=20)
+                sock.sendall(head + body)
+                deadline = time.monotonic() + 20
+                while not await holder.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                                "AND relation = 'refresh_tokens'::regclass"):
+                    assert time.monotonic() < deadline, "the login never reached its insert"
+                    await asyncio.sleep(0.02)
+                sock.close()
+                while not login_lines():
+                    assert time.monotonic() < deadline, "no access line for the abandoned login"
+                    await asyncio.sleep(0.02)
+        finally:
+            await holder.close()
+
+    asyncio.run(hang_up_while_login_waits())
+    assert [line["status"] for line in login_lines()] == [499]
+    with httpx.Client(base_url=server.url) as http:  # the instance serves on as before
+        assert http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
+    server.stop()
+    assert not [r for r in server.log_records() if r.get("level") in ("ERROR", "CRITICAL")]
 
 
 def test_logs_never_carry_passwords_or_tokens(server):
