@@ -37,6 +37,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import cpu  # noqa: E402
 from bench.front import NginxFront, bench_host  # noqa: E402
+from bench.stalls import StallWatch  # noqa: E402
 from deploy.commands import UPSTREAM_KEEPALIVE  # noqa: E402
 from deploy.inventory import HOST_DEFAULTS, INSTANCE_LISTEN  # noqa: E402
 from deploy.local_postgres import LocalPostgres, free_port  # noqa: E402
@@ -348,16 +349,19 @@ def shape_line(shape: dict) -> str:
 
 
 TABLE_HEADER = (f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-                f"{'cpu/req':>8} {'others':>7}  target")
+                f"{'cpu/req':>8} {'others':>7} {'stall':>6}  target")
 
 
 def row_line(row: dict) -> str:
     """One measured run. cpu/req: CPU ms per request of instances + nginx + PostgreSQL; others: share
-    of all CPUs that processes outside the bench used meanwhile."""
+    of all CPUs that processes outside the bench used meanwhile; stall: the machine's longest pause
+    (bench/stalls.py), in whole ms."""
     cpu_ms = "-" if row.get("service_cpu_ms") is None else f"{row['service_cpu_ms']:.3f}"
     others = "-" if row.get("others_cpu") is None else f"{row['others_cpu']:.0%}"
+    stall = "-" if row.get("max_stall_ms") is None else f"{row['max_stall_ms']:.0f}"
     return (f"{row['scenario']:34} {row['concurrency']:>5} {row['rps']:>9.0f} {row['p50_us'] / 1000:>8.2f} "
-            f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7} {cpu_ms:>8} {others:>7}  {row['target']}").rstrip()
+            f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7} {cpu_ms:>8} {others:>7} {stall:>6}  "
+            f"{row['target']}").rstrip()
 
 
 def add_instances_over_option(parser: argparse.ArgumentParser) -> None:
@@ -435,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = LocalPostgres(workdir / "pg")
     servers: list[tuple[subprocess.Popen, int]] = []
     front: NginxFront | None = None
+    stalls: StallWatch | None = None
     results = []
     finished = False
     try:
@@ -453,19 +458,24 @@ def main(argv: list[str] | None = None) -> int:
         url, front = start_front(servers, args, workdir, nginx_binary)
         ctx = prepare(url, database_url)
         cpu_groups = bench_cpu_groups(cluster, servers, front)
+        stalls = StallWatch()
         print(shape_line(shape))
+        if not stalls.available:
+            print(f"stall column empty: {stalls.note}")
         print(TABLE_HEADER)
         for scenario in scenarios(ctx):
             if not scenario_selected(scenario.name, args.scenario):
                 continue
             for level in levels:
-                results.append(measure(url, ctx, scenario, level, args, cpu_groups))
+                results.append(measure(url, ctx, scenario, level, args, cpu_groups, stalls))
                 print(row_line(results[-1]), flush=True)
         if args.json_out:
             rows = [{**shape, **row} for row in results]
             Path(args.json_out).write_text(json.dumps(rows, indent=2))
         finished = True
     finally:
+        if stalls is not None:
+            stalls.close()
         tear_down(front, servers, cluster, workdir, finished)
     return 0
 
@@ -556,8 +566,14 @@ def wait_until_quiet(cpu_groups: dict[str, set[int]], busy_share: float = 0.05, 
 
 
 def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argparse.Namespace,
-            cpu_groups: dict[str, set[int]]) -> dict:
+            cpu_groups: dict[str, set[int]], stalls: StallWatch | None = None) -> dict:
     """Warm up (figures discarded), then measure one scenario at one concurrency level."""
+    # What the scenarios before this one wrote (chiefly ~300 bytes of log per request, twice) is
+    # still in the page cache; the kernel writes it back ~30 s later, in some later scenario's
+    # measurement. On this VM that writeback stopped the whole machine for 27-31 ms (the stall
+    # column), which was the flood probe's p99 in full runs. Flushed here, each row measures its
+    # own scenario, as when it runs alone (docs/benchmarks.md).
+    os.sync()
     warmup = args.warmup
     flood = flood_script = None
     if scenario.name == "health_live_during_login_flood":
@@ -573,9 +589,12 @@ def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argpar
     try:
         if warmup:
             run_wrk(url, scenario.lua, level, warmup)
+        if stalls is not None:
+            stalls.reset()
         before = cpu.snapshot(cpu_groups)
         figures = run_wrk(url, scenario.lua, level, args.duration)
         after = cpu.snapshot(cpu_groups)
+        pauses = stalls.report() if stalls is not None else None
     finally:
         if flood is not None:
             stop_process(flood, timeout=10)
@@ -585,6 +604,7 @@ def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argpar
             wait_until_quiet(cpu_groups)
     target = target_verdict(scenario.name, level, figures)
     figures.update(cpu_figures(before, after, figures["requests"]))
+    figures.update(pauses or {"max_stall_ms": None, "stalls": None})
     return {**figures, "scenario": scenario.name, "concurrency": level, "issue": scenario.issue, "target": target,
             "target_met": None if not target else target.endswith(": met")}
 

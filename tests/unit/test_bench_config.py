@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bench import api_bench, cpu
+from bench.stalls import Lateness, StallWatch
 from bench.front import NginxFront, bench_host, front_dirs, front_files, nginx_argv, upstream_conf
 from deploy.commands import Layout
 from deploy.local_postgres import free_port
@@ -179,16 +180,17 @@ def test_target_verdicts(scenario, level, row, verdict):
 
 def test_row_shows_figures_cpu_per_request_others_and_target():
     row = {**figures(3123.4, 27.55), "p50_us": 12345, "scenario": "users_me", "concurrency": 64,
-           "service_cpu_ms": 0.6214, "others_cpu": 0.034, "target": ">=3000 rps, p99<=30ms: met"}
+           "service_cpu_ms": 0.6214, "others_cpu": 0.034, "max_stall_ms": 31.6, "stalls": 2,
+           "target": ">=3000 rps, p99<=30ms: met"}
     assert api_bench.TABLE_HEADER == (
-        "scenario                            conc     req/s   p50 ms   p99 ms  errors  cpu/req  others  target"
+        "scenario                            conc     req/s   p50 ms   p99 ms  errors  cpu/req  others  stall  target"
     )
     assert api_bench.row_line(row) == (
-        "users_me                              64      3123    12.35    27.55       0    0.621      3%"
+        "users_me                              64      3123    12.35    27.55       0    0.621      3%     32"
         "  >=3000 rps, p99<=30ms: met"
     )
-    no_proc = {**row, "target": "", "others_cpu": None, "service_cpu_ms": None}
-    assert api_bench.row_line(no_proc).endswith("       0        -       -")
+    no_proc = {**row, "target": "", "others_cpu": None, "service_cpu_ms": None, "max_stall_ms": None}
+    assert api_bench.row_line(no_proc).endswith("       0        -       -      -")
 
 
 def test_cpu_figures_split_the_service_into_parts_apart_from_the_load_generator_and_others():
@@ -206,6 +208,28 @@ def test_cpu_figures_split_the_service_into_parts_apart_from_the_load_generator_
     assert api_bench.cpu_figures(None, after, 3000) == {
         "others_cpu": None, "service_cpu_ms": None, "app_cpu_ms": None, "nginx_cpu_ms": None, "postgres_cpu_ms": None,
     }
+
+
+def test_lateness_keeps_the_worst_wake_up_and_counts_the_stalls():
+    lateness = Lateness()
+    for late_ms in (0.05, 12.0, 0.4, 31.64, 9.99):
+        lateness.add(late_ms)
+    assert lateness.report() == {"max_stall_ms": 31.6, "stalls": 2}
+    assert Lateness().report() == {"max_stall_ms": 0.0, "stalls": 0}
+
+
+def test_the_stall_watcher_reports_between_resets_or_says_why_it_cannot():
+    watch = StallWatch()
+    try:
+        if not watch.available:  # an unprivileged run: the bench prints this note and no figure
+            assert watch.note.startswith("unavailable:") and watch.report() is None
+            return
+        watch.reset()
+        report = watch.report()
+        assert set(report) == {"max_stall_ms", "stalls"} and report["max_stall_ms"] >= 0
+    finally:
+        watch.close()
+    assert watch._process.returncode == 0
 
 
 def test_machine_jiffies_busy_is_user_nice_system_steal_of_everything():
