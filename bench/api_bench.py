@@ -402,6 +402,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "keeps to the instances (0, the default: production's own setting)")
     add_instances_over_option(parser)
     add_database_over_option(parser)
+    parser.add_argument("--stalls", action="store_true", help="fill the stall column: the machine's longest "
+                        "pause per run, from a SCHED_FIFO watcher waking every 10 ms (needs root; it costs "
+                        "1-2 ms of p99 itself, so it is off by default)")
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.instances < 1:
@@ -458,9 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         url, front = start_front(servers, args, workdir, nginx_binary)
         ctx = prepare(url, database_url)
         cpu_groups = bench_cpu_groups(cluster, servers, front)
-        stalls = StallWatch()
+        stalls = StallWatch() if args.stalls else None
         print(shape_line(shape))
-        if not stalls.available:
+        if stalls is not None and not stalls.available:
             print(f"stall column empty: {stalls.note}")
         print(TABLE_HEADER)
         for scenario in scenarios(ctx):
