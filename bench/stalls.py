@@ -6,9 +6,9 @@ shows in `others` (no process of the machine used that time), yet a 30 ms pause 
 the p99 of a 5 s run. The watcher is a small process in SCHED_FIFO. It sleeps `PERIOD_S` at a
 time and notes how late it woke. No normal-priority process (the service, nginx, wrk,
 PostgreSQL) can delay it; only the kernel, interrupts and the host can. It is not free: each
-wake-up preempts whatever runs. At 2 ms (500 a second), three interleaved pairs gave `/health/live`
-0.5-4.3 ms more p99 and `wallet_summary` 2.3-16.4 ms more. Hence 10 ms, and `api_bench.py --stalls` only when asked: a pause
-of P ms still shows as at least P - 10.
+wake-up preempts whatever runs. At 2 ms (500 a second), three interleaved pairs gave
+`/health/live` 0.5-4.3 ms more p99 and `wallet_summary` 2.3-16.4 ms more. Hence 10 ms, and
+`api_bench.py --stalls` only when asked: a pause of P ms still shows as at least P - 10.
 
 Where SCHED_FIFO is refused (no root, no CAP_SYS_NICE), there is no figure. A watcher at normal
 priority would only measure the bench's own load.
