@@ -80,6 +80,11 @@ class Layout:
         return f"{self.root}/state/live_ports"
 
     @property
+    def maintenance_record(self) -> str:
+        """The last maintenance window's record (deploy.ops.maintenance_model.record_path)."""
+        return f"{self.root}/state/maintenance-last.json"
+
+    @property
     def supervisor_conf(self) -> str:
         return f"{self.root}/supervisor/supervisord.conf"
 

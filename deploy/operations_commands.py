@@ -42,6 +42,11 @@ def read_release_json_command(layout: Layout) -> str:
     return f"cat {q(layout.current + '/RELEASE.json')} 2>/dev/null || true"
 
 
+def read_maintenance_record_command(layout: Layout) -> str:
+    """The last maintenance window's record on this host, or nothing before the first window."""
+    return f"cat {q(layout.maintenance_record)} 2>/dev/null || true"
+
+
 def supervisord_pid_file(layout: Layout) -> str:
     return f"{layout.root}/supervisor/supervisord.pid"
 

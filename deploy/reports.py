@@ -6,6 +6,7 @@ Everything takes plain data and returns text; the invoke tasks gather the data o
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
@@ -45,6 +46,55 @@ def next_maintenance_window(now: datetime) -> tuple[datetime, datetime]:
         return start, end
     year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
     return maintenance_window(year, month)
+
+
+def last_maintenance_window(now: datetime) -> tuple[datetime, datetime]:
+    """The latest window that is over by `now` (this month's once it has ended, else last month's)."""
+    now = now.astimezone(timezone.utc)
+    start, end = maintenance_window(now.year, now.month)
+    if end <= now:
+        return start, end
+    year, month = (now.year - 1, 12) if now.month == 1 else (now.year, now.month - 1)
+    return maintenance_window(year, month)
+
+
+def parse_maintenance_record(text: str) -> dict | None:
+    """A host's state/maintenance-last.json as read over SSH: None before its first window,
+    {"error": ...} when it cannot be read, else the record (deploy.ops.maintenance_model.run_record)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+        started = datetime.fromisoformat(record["started_at"])
+        finished = datetime.fromisoformat(record["finished_at"])
+    except (ValueError, TypeError, KeyError):
+        return {"error": "the record is not readable JSON with its times (state/maintenance-last.json)"}
+    return {**record, "started_at": started.astimezone(timezone.utc), "finished_at": finished.astimezone(timezone.utc)}
+
+
+def maintenance_record_lines(hosts: list[dict], now: datetime) -> list[str]:
+    """One line per reachable host: its last window, how it ended, and OVERDUE when it did not run
+    in the latest window (cron's output is rotated away within 7 days; this record stays)."""
+    window_start, _ = last_maintenance_window(now)
+    lines = []
+    for host in hosts:
+        if host.get("unreachable"):
+            continue
+        record = host.get("maintenance")
+        if record is None:
+            lines.append(f"- {host['name']}: no maintenance window recorded yet")
+            continue
+        if "error" in record:
+            lines.append(f"- {host['name']}: {record['error']}")
+            continue
+        started, finished = record["started_at"], record["finished_at"]
+        outcome = "ok" if record.get("exit_status") == 0 else "FAILED"
+        missed = "" if started >= window_start else (
+            f" — OVERDUE: the {window_start:%Y-%m-%d} window did not run here; run `invoke maintenance`")
+        lines.append(f"- {host['name']}: {started:%Y-%m-%d %H:%M}–{finished:%H:%M} UTC, {outcome}: "
+                     f"{shorten(str(record.get('summary', '')), 300)}{missed}")
+    return lines or ["- No host answered."]
 
 
 # -- formatting helpers ----------------------------------------------------------------------
@@ -427,6 +477,7 @@ def handoff_markdown(data: dict) -> str:
     where = (f"cron runs the ops CLI's `maintenance` on every host, the database steps on "
              f"{data['maintenance_host']}; on that host it is `{data['maintenance_command']}`; "
              if data.get("maintenance_command") else "cron runs the ops CLI's `maintenance`; ")
+    lines += ["## Last maintenance window", "", *maintenance_record_lines(data["hosts"], data["generated_at"]), ""]
     lines += ["## Next maintenance window", "",
               f"{start:%A %Y-%m-%d %H:%M}–{end:%H:%M} UTC (first Sunday of the month; {where}"
               f"`invoke maintenance` runs it by hand).", ""]

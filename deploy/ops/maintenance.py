@@ -14,6 +14,9 @@ database, backup and wallet steps (cron and a run by hand) from doing them at on
 A step that did not do its job is `skipped` with the reason (e.g. the dependency audit without
 pip-audit's database), never `ok`.
 
+On a deployed host (ENV_FILE set), every run leaves its record in <deploy root>/state/
+maintenance-last.json: when it ran, how it ended, each step. `invoke handoff` shows it.
+
 Exit statuses: 0 no step failed (skipped and partial steps are named in the report); 1 a step
 failed; 2 bad arguments or configuration.
 """
@@ -201,17 +204,34 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"maintenance: {error}", file=sys.stderr)
         return 2
-    print(f"maintenance: started {_now():%Y-%m-%d %H:%M:%S} UTC, window ends {end:%Y-%m-%d %H:%M:%S} UTC "
+    started_at = _now()
+    print(f"maintenance: started {started_at:%Y-%m-%d %H:%M:%S} UTC, window ends {end:%Y-%m-%d %H:%M:%S} UTC "
           f"(release {os.path.basename(os.getcwd())})", flush=True)
     started = time.monotonic()
+    shared_steps = not args.no_shared_steps
     try:
-        results = asyncio.run(maintain(end, set(args.skip), args.host_label, not args.no_shared_steps))
+        results = asyncio.run(maintain(end, set(args.skip), args.host_label, shared_steps))
     except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
-        print(f"maintenance: cannot reach the database: {type(error).__name__}: {error}", file=sys.stderr)
+        problem = f"cannot reach the database: {type(error).__name__}: {error}"
+        print(f"maintenance: {problem}", file=sys.stderr)
+        _record(model.run_record(started_at, _now(), [], shared_steps, problem))
         return 1
     print("maintenance report")
     print(steps_table([r.to_json() for r in results]))
-    print(model.summary_line(results, time.monotonic() - started))
+    summary = model.summary_line(results, time.monotonic() - started)
+    print(summary)
+    _record(model.run_record(started_at, _now(), results, shared_steps, summary))
     if args.json:
         print(json.dumps({"window_end": end.isoformat(), "steps": [r.to_json() for r in results]}, sort_keys=True))
     return model.exit_status(results)
+
+
+def _record(record: dict) -> None:
+    """Leave the run's record for the handoff; a run whose record cannot be written says so."""
+    path = model.record_path(os.environ.get("ENV_FILE"))
+    if path is None:
+        return
+    try:
+        model.write_record(path, record)
+    except OSError as error:
+        print(f"maintenance: could not record this run in {path}: {error.strerror or error}", file=sys.stderr)

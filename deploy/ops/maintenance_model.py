@@ -192,3 +192,34 @@ def summarise_pip_audit(output: str) -> tuple[int, list[str]]:
             fixed = ", ".join(vuln.get("fix_versions", [])) or "no fix yet"
             lines.append(f"{dependency['name']}=={dependency.get('version')}: {vuln['id']} (fixed in {fixed})")
     return len(lines), lines
+
+
+# -- the record of the last run, read by the on-call handoff -----------------------------------
+# cron.log is rotated daily and kept 7 days on the host, so last month's window is no longer in it
+# by the time someone asks. Each run leaves one small JSON record instead, beside the deploy ledger.
+RECORD_NAME = "maintenance-last.json"
+
+
+def record_path(env_file: str | None) -> Path | None:
+    """<deploy root>/state/maintenance-last.json for a deployed host (ENV_FILE is <root>/shared/.env);
+    None for a run without a deploy root (a developer's machine), which records nothing."""
+    if not env_file:
+        return None
+    return Path(env_file).resolve().parent.parent / "state" / RECORD_NAME
+
+
+def run_record(started: datetime, finished: datetime, results: list[StepResult], shared_steps: bool,
+               summary: str) -> dict:
+    """What the handoff shows of a run: when, how it ended, and each step's status."""
+    return {"started_at": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": finished.astimezone(timezone.utc).isoformat(timespec="seconds"),
+            "exit_status": exit_status(results) if results else 1, "shared_steps": shared_steps,
+            "summary": summary.removeprefix("maintenance: "), "steps": [r.to_json() for r in results]}
+
+
+def write_record(path: Path, record: dict) -> None:
+    """Written aside and renamed: a reader never sees half a record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(record, sort_keys=True) + "\n")
+    partial.replace(path)

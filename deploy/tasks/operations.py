@@ -194,7 +194,9 @@ def _host_state(remote: Remote) -> dict:
         metadata = jsonlib.loads(raw)
     return {"name": remote.host.name, "release": current, "version": metadata.get("version"),
             "commit": metadata.get("commit"), "deployed_at": metadata.get("deployed_at"),
-            "health": _probe_host(remote)}
+            "health": _probe_host(remote),
+            "maintenance": reports.parse_maintenance_record(
+                remote.query(ocmd.read_maintenance_record_command(layout(remote))).stdout)}
 
 
 def _recent_ledger(remotes: list[Remote], count: int) -> list[ledger.LedgerEntry]:
@@ -284,7 +286,7 @@ def _read_required(path: Path, flag: str) -> str:
 ))
 @_operator_errors
 def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN_ISSUES, on_call=DEFAULT_ON_CALL):
-    """The on-call handoff in Markdown: releases, recent deploys, health, backups, 24 h errors and p99, issues."""
+    """The on-call handoff in Markdown: releases, deploys, health, backups, 24 h errors and p99, issues, maintenance."""
     _check_output_folder(output, "--output")
     with _session(env, inventory) as session:
         data = gather_handoff(session, project_path(known_issues), project_path(on_call))

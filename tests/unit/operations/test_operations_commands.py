@@ -29,6 +29,14 @@ def test_read_release_json_command():
     assert ocmd.read_release_json_command(LAYOUT) == "cat /srv/clicknback/current/RELEASE.json 2>/dev/null || true"
 
 
+def test_read_maintenance_record_command_reads_the_file_the_maintenance_run_writes():
+    from deploy.ops.maintenance_model import record_path
+
+    assert ocmd.read_maintenance_record_command(LAYOUT) == (
+        "cat /srv/clicknback/state/maintenance-last.json 2>/dev/null || true")
+    assert str(record_path(LAYOUT.env_file)) == LAYOUT.maintenance_record
+
+
 def test_crash_app_command():
     ctl = "supervisorctl -c /srv/clicknback/supervisor/supervisord.conf pid"
     assert ocmd.crash_app_command(LAYOUT, (8001, 8002)) == (

@@ -130,6 +130,32 @@ def test_summary_line_names_failed_partial_and_skipped_steps_apart():
     assert "0 of 1 steps ok; failed: check-wallets; partial: none; skipped: none" in failed
 
 
+def test_the_run_record_lives_beside_the_ledger_of_a_deployed_host_only(tmp_path):
+    assert mm.record_path(None) is None and mm.record_path("") is None  # a developer's run records nothing
+    root = tmp_path / "srv" / "clicknback"
+    assert mm.record_path(str(root / "shared" / ".env")) == root / "state" / "maintenance-last.json"
+
+
+def test_a_run_record_says_when_how_it_ended_and_each_step(tmp_path):
+    from deploy.reports import parse_maintenance_record
+
+    results = [mm.StepResult("vacuum-analyze", "ok", 1.234, ""), mm.StepResult("check-wallets", "failed", 2.0, "1 off")]
+    started = datetime(2026, 11, 1, 2, 0, 3, 400000, tzinfo=UTC)
+    summary = mm.summary_line(results, 3.3)
+    record = mm.run_record(started, started + timedelta(seconds=4), results, True, summary)
+    assert record["started_at"] == "2026-11-01T02:00:03+00:00" and record["finished_at"] == "2026-11-01T02:00:07+00:00"
+    assert record["exit_status"] == 1 and record["summary"] == summary.removeprefix("maintenance: ")
+    assert record["steps"][1] == {"step": "check-wallets", "status": "failed", "seconds": 2.0, "detail": "1 off"}
+    unreachable = mm.run_record(started, started, [], False, "cannot reach the database: OSError: refused")
+    assert unreachable["exit_status"] == 1 and unreachable["steps"] == []
+
+    path = tmp_path / "state" / "maintenance-last.json"
+    mm.write_record(path, record)  # creates the folder on a host whose state/ is missing
+    mm.write_record(path, unreachable)  # replaces the last one
+    assert [p.name for p in path.parent.iterdir()] == ["maintenance-last.json"]  # no .partial left behind
+    assert parse_maintenance_record(path.read_text())["summary"] == "cannot reach the database: OSError: refused"
+
+
 def test_parse_lock_and_versions():
     pins = mm.parse_lock("# comment\nSanic==25.12.1\npython_dateutil==2.9.0.post0 \\\n  --hash=sha256:x\n"
                          "uvicorn[standard]==0.30.0\n-e .\nnot-pinned>=1\n")

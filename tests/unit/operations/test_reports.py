@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -331,3 +332,61 @@ def test_older_than_reads_offsets_and_treats_an_unreadable_stamp_as_old():
     assert reports.older_than("2026-11-27T11:30:00", now, timedelta(minutes=10))  # no offset: UTC
     assert reports.older_than("not a time", now, timedelta(days=365))
     assert reports.older_than(None, now, timedelta(days=365))
+
+
+@pytest.mark.parametrize("now, start", [
+    (datetime(2026, 11, 27, 12, 0, tzinfo=UTC), datetime(2026, 11, 1, 2, 0, tzinfo=UTC)),
+    (datetime(2026, 12, 6, 2, 30, tzinfo=UTC), datetime(2026, 11, 1, 2, 0, tzinfo=UTC)),  # this one still running
+    (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),  # just over
+    (datetime(2027, 1, 2, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),  # across the new year
+])
+def test_last_maintenance_window_is_the_latest_one_over(now, start):
+    assert reports.last_maintenance_window(now) == (start, start + timedelta(hours=1))
+
+
+def maintenance_record(started: str, finished: str, exit_status: int = 0,
+                       summary: str = "done in 812.0s; 6 of 6 steps ok; failed: none; partial: none; "
+                                      "skipped: none") -> str:
+    return json.dumps({"started_at": started, "finished_at": finished, "exit_status": exit_status,
+                       "shared_steps": True, "summary": summary, "steps": []})
+
+
+def test_a_maintenance_record_is_read_or_said_to_be_missing_or_unreadable():
+    assert reports.parse_maintenance_record("") is None
+    assert reports.parse_maintenance_record("\n") is None
+    for broken in ("{not json", "[]", '{"started_at": "yesterday", "finished_at": "today"}', '{"summary": "x"}'):
+        assert "not readable" in reports.parse_maintenance_record(broken)["error"], broken
+    record = reports.parse_maintenance_record(maintenance_record("2026-11-01T02:00:03+00:00",
+                                                                 "2026-11-01T02:13:35+00:00"))
+    assert record["started_at"] == datetime(2026, 11, 1, 2, 0, 3, tzinfo=UTC)
+    assert record["exit_status"] == 0
+
+
+def test_the_handoff_says_how_each_host_s_last_maintenance_window_ended_and_flags_a_missed_one():
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    on_time = reports.parse_maintenance_record(maintenance_record("2026-11-01T02:00:03+00:00",
+                                                                  "2026-11-01T02:13:35+00:00"))
+    failed = reports.parse_maintenance_record(maintenance_record(
+        "2026-11-01T02:00:02+00:00", "2026-11-01T02:01:10+00:00", exit_status=1,
+        summary="done in 68.0s; 4 of 6 steps ok; failed: check-wallets; partial: none; skipped: reindex"))
+    missed = reports.parse_maintenance_record(maintenance_record("2026-10-04T02:00:01+00:00",
+                                                                 "2026-10-04T02:12:00+00:00"))
+    hosts = [{"name": "app1", "health": [], "maintenance": on_time},
+             {"name": "app2", "health": [], "maintenance": failed},
+             {"name": "app3", "health": [], "maintenance": missed},
+             {"name": "app4", "health": [], "maintenance": None},
+             {"name": "app5", "health": [], "maintenance": {"error": "the record is not readable"}},
+             {"name": "app6", "health": [], "unreachable": "UNREACHABLE: refused"}]
+    text = reports.handoff_markdown(handoff_data(generated_at=now, hosts=hosts))
+    section = reports.markdown_section(text, "Last maintenance window")
+    lines = section.strip().splitlines()
+    assert lines[0] == ("- app1: 2026-11-01 02:00–02:13 UTC, ok: done in 812.0s; 6 of 6 steps ok; failed: none; "
+                        "partial: none; skipped: none")
+    assert lines[1].startswith("- app2: 2026-11-01 02:00–02:01 UTC, FAILED: ") and "failed: check-wallets" in lines[1]
+    assert "OVERDUE" not in lines[0] + lines[1]
+    assert lines[2].startswith("- app3: 2026-10-04 02:00–02:12 UTC, ok: ")
+    assert lines[2].endswith("— OVERDUE: the 2026-11-01 window did not run here; run `invoke maintenance`")
+    assert lines[3] == "- app4: no maintenance window recorded yet"
+    assert lines[4] == "- app5: the record is not readable"
+    assert len(lines) == 5  # the unreachable host is flagged in its own sections, not here
+    assert text.index("## Last maintenance window") < text.index("## Next maintenance window")
