@@ -80,11 +80,19 @@ def money(value: Decimal | None) -> str | None:
     return str(Decimal(value).quantize(CENT, rounding=ROUND_HALF_EVEN))
 
 
-def rate(value: Decimal | None) -> float | None:
-    """Rates and caps leave as JSON numbers (5.0, 20.0); clients compare them numerically."""
+def rate_text(value: Decimal) -> str:
+    """A rate or cap as an exact JSON number: 5 -> "5.0", 12.50 -> "12.5", 99999999999999999.99 as
+    it is. A binary float kept only ~16 digits (that cap came out as 1e+17), and NUMERIC(19,2) has 19."""
+    text = format(Decimal(value).normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
+def rate(value: Decimal | None) -> orjson.Fragment | None:
+    """Rates and caps leave as JSON numbers (5.0, 20.0), which clients compare numerically; the
+    number is written exactly (rate_text), never through a float."""
     if value is None:
         return None
-    return float(value)
+    return orjson.Fragment(rate_text(value))
 
 
 def page(data: list[Any], offset: int, limit: int, total: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import asyncpg
 from server import db
 from server.audit import service as audit
 from server.errors import ApiError, not_found, rules_error, violation
-from server.http import page, rate
+from server.http import page, rate, rate_text
 from server.pagination import Filters, fetch_page
 
 NAME_INDEX = "uq_merchants_name_ci"
@@ -20,7 +20,7 @@ MERCHANT_COLUMNS = "id, name, default_cashback_percentage, active"
 
 def render_limit(value: Decimal) -> str:
     """MAX_CASHBACK_PERCENTAGE as the messages show it: 20 -> "20.0", 12.5 -> "12.5"."""
-    return repr(rate(value))
+    return rate_text(value)
 
 
 def merchant_out(row: asyncpg.Record) -> dict[str, Any]:

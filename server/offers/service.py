@@ -12,7 +12,7 @@ import asyncpg
 from server import db
 from server.audit import service as audit
 from server.errors import ApiError, forbidden, not_found, rules_error, violation
-from server.http import dumps, page, rate
+from server.http import dumps, page, rate, rate_text
 from server.pagination import Filters, fetch_page
 from server.merchants.service import render_limit
 
@@ -35,7 +35,7 @@ def utc_today() -> date:
     return datetime.now(timezone.utc).date()
 
 
-def cashback(row: asyncpg.Record) -> tuple[str, float]:
+def cashback(row: asyncpg.Record) -> tuple[str, Any]:
     """(cashback_type, cashback_value): a fixed amount wins over the percentage (§3 derived fields)."""
     if row["fixed_amount"] is not None:
         return "fixed", rate(row["fixed_amount"])
@@ -85,7 +85,7 @@ def offer_rule_violations(max_percentage: Decimal, today: date, cashback_type: s
     if end < start:
         found.append(violation("end_date", f"End date must be after start date. Got start='{start}', end='{end}'."))
     if not monthly_cap > 0:
-        found.append(violation("monthly_cap", f"Monthly cap must be positive. Got: {rate(monthly_cap)!r}."))
+        found.append(violation("monthly_cap", f"Monthly cap must be positive. Got: {rate_text(monthly_cap)}."))
     return found
 
 

@@ -51,6 +51,32 @@ async def test_create_fixed_offer(client, conn, admin):
     assert (stored["percentage"], stored["fixed_amount"]) == (Decimal("0.00"), Decimal("3.00"))
 
 
+async def test_rates_and_caps_of_nineteen_digits_leave_exact_in_every_answer_and_in_the_audit_log(client, conn, admin):
+    """NUMERIC(19,2) holds 19 digits and a binary float ~16: through a float, this cap came out as 1e+17
+    and the audit log kept 100000000000000000 for good."""
+    cap, fixed = "99999999999999999.99", "12345678901234567.89"
+    merchant_id = await insert_merchant(conn)
+    created = await client.post(PATHS[0], token=admin.token, json=offer_body(
+        merchant_id, cashback_type="fixed", cashback_value=fixed, monthly_cap=cap))
+    assert created.status_code == 201, created.text
+    exact = json.loads(created.text, parse_float=Decimal)
+    assert (exact["cashback_value"], exact["monthly_cap_per_user"]) == (Decimal(fixed), Decimal(cap))
+    offer_id = exact["id"]
+    read = json.loads((await client.get(f"/api/v1/offers/{offer_id}", token=admin.token)).text, parse_float=Decimal)
+    assert (read["cashback_value"], read["monthly_cap"]) == (Decimal(fixed), Decimal(cap))
+    [row] = await audit_rows(conn, offer_id)
+    assert (json.loads(row["details"], parse_float=Decimal)["cashback_value"],
+            json.loads(row["details"], parse_float=Decimal)["monthly_cap"]) == (Decimal(fixed), Decimal(cap))
+    listed = await client.get("/api/v1/audit-logs", token=admin.token,
+                              params={"resource_type": "offer", "resource_id": offer_id})
+    [entry] = json.loads(listed.text, parse_float=Decimal)["data"]
+    assert (entry["details"]["cashback_value"], entry["details"]["monthly_cap"]) == (Decimal(fixed), Decimal(cap))
+    # Ordinary values keep their usual form: 5 -> 5.0, 12.50 -> 12.5.
+    usual = await client.post(PATHS[0], token=admin.token, json=offer_body(
+        await insert_merchant(conn), cashback_value="5", monthly_cap="12.50"))
+    assert '"cashback_value":5.0' in usual.text and '"monthly_cap_per_user":12.5' in usual.text
+
+
 @pytest.mark.parametrize("changes, expected", [
     ({"cashback_value": 0}, [("cashback_value", "Percentage must be between 0 (exclusive) and 20.0 (inclusive).")]),
     ({"cashback_value": "20.01"}, [("cashback_value", "Percentage must be between 0 (exclusive) and 20.0 (inclusive).")]),
