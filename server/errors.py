@@ -55,6 +55,19 @@ def schema_error(violations: list[dict[str, str]]) -> ApiError:
     return ApiError(422, "VALIDATION_ERROR", SCHEMA_MESSAGE, {"violations": violations})
 
 
+# NUMERIC(19,2)'s largest value: the most any wallet balance can hold (API.md §5).
+BALANCE_LIMIT = "99999999999999999.99"
+
+
+def balance_limit_exceeded(balance: str, details: dict[str, Any]) -> ApiError:
+    """409: the change would take a wallet's `balance` past what its column holds. API.md has no code
+    for a wallet of 10^17 euros; a 500 would say the server broke, when the request is what cannot be
+    done, and nothing was written."""
+    return ApiError(409, "BALANCE_LIMIT_EXCEEDED",
+                    f"This would take the wallet's {balance} balance past {BALANCE_LIMIT}, the most it can hold.",
+                    {**details, "balance": balance, "limit": BALANCE_LIMIT})
+
+
 def rules_error(violations: list[dict[str, str]]) -> ApiError:
     """400: a well-formed body breaks a business validation rule."""
     return ApiError(400, "VALIDATION_ERROR", RULES_MESSAGE, {"violations": violations})

@@ -59,7 +59,7 @@ async def list_payouts(request: Request, call: Call):
 
 @bp.patch("/payouts/<payout_id>")
 @docs.describe("Complete or fail a requested payout (admin)", "payouts", {200: docs.PAYOUT_OUT},
-               errors=(400, 403, 404, 413, 415), body=docs.PAYOUT_PATCH_IN, parameters=[docs.path("payout_id")])
+               errors=(400, 403, 404, 409, 413, 415), body=docs.PAYOUT_PATCH_IN, parameters=[docs.path("payout_id")])
 @endpoint(auth="admin", body=PROCESS_BODY)
 async def process_payout(request: Request, call: Call, payout_id: str):
     parsed_id = path_uuid(payout_id)

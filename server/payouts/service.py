@@ -13,7 +13,7 @@ import asyncpg
 
 from server import db
 from server.audit.service import record as audit
-from server.errors import ApiError, not_found
+from server.errors import ApiError, balance_limit_exceeded, not_found
 from server.http import money
 from server.pagination import Filters, fetch_page
 from server.purchases.service import warn
@@ -119,8 +119,13 @@ async def process_payout(payout_id: str, admin_id: str, status: str, external_re
                            f"Cannot change payout '{payout_id}' from '{payout['status']}' to '{status}'.",
                            {"payout_id": payout_id, "current_status": payout["status"], "requested_status": status,
                             "allowed_from": ["requested"]})
-        row = await conn.fetchrow(PROCESS_SQL, payout_id, status, admin_id, external_reference, owner,
-                                  payout["amount"])
+        try:
+            row = await conn.fetchrow(PROCESS_SQL, payout_id, status, admin_id, external_reference, owner,
+                                      payout["amount"])
+        except asyncpg.NumericValueOutOfRangeError:
+            # A completion adds to paid, a failure gives the amount back to available.
+            raise balance_limit_exceeded("paid" if status == "completed" else "available",
+                                         {"payout_id": payout_id}) from None
         await audit(conn, actor_type="admin", actor_id=admin_id,
                     action="PAYOUT_COMPLETED" if status == "completed" else "PAYOUT_FAILED",
                     resource_type="payout", resource_id=payout["id"],

@@ -125,7 +125,7 @@ async def get_purchase(request: Request, call: Call, purchase_id: str):
 
 @bp.post("/purchases/<purchase_id>/confirmation")
 @docs.describe("Confirm a pending purchase (admin)", "purchases", {200: docs.PURCHASE_RESULT},
-               errors=(400, 403, 404), parameters=[docs.path("purchase_id")])
+               errors=(400, 403, 404, 409), parameters=[docs.path("purchase_id")])
 @endpoint(auth="admin")
 async def confirm_purchase(request: Request, call: Call, purchase_id: str):
     result = await service.confirm_by_admin(_purchase_id(purchase_id), call.user.id)

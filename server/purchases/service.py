@@ -16,7 +16,7 @@ from loguru import logger
 
 from server import db
 from server.audit.service import record as audit
-from server.errors import ApiError, forbidden, not_found
+from server.errors import ApiError, balance_limit_exceeded, forbidden, not_found
 from server.http import money
 from server.pagination import Filters, fetch_page
 
@@ -199,6 +199,9 @@ async def ingest(caller_id: str, body: dict[str, Any]) -> dict[str, Any]:
         # insert waited for it, then failed; its transaction rolled back): answer like check 3.
         existing = await db.fetchrow(DUPLICATE_SQL, external_id)
         raise duplicate_error(external_id, existing, caller_id) from None
+    except asyncpg.NumericValueOutOfRangeError:
+        # The cashback would overflow the pending balance; the statement rolled back.
+        raise balance_limit_exceeded("pending", {"user_id": caller_id, "external_id": external_id}) from None
     if found["outcome"] != "recorded":
         raise _refusal(found, caller_id, external_id, merchant_id, currency.upper())
     return {"id": str(found["new_purchase_id"]), "status": "pending", "cashback_amount": money(found["credited"])}
@@ -307,6 +310,8 @@ async def confirm_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
             await apply_confirmation(conn, purchase, actor_type="admin", actor_id=admin_id)
         except WalletInvariantError:
             raise _pending_shortfall(purchase_id, purchase) from None
+        except asyncpg.NumericValueOutOfRangeError:
+            raise balance_limit_exceeded("available", {"purchase_id": purchase_id}) from None
     return {"id": purchase_id, "status": "confirmed", "cashback_amount": money(purchase["cashback_amount"])}
 
 
