@@ -80,8 +80,21 @@ async def on_request(request: Request) -> None:
         raise PayloadTooLarge("Request body exceeds the limit.")
 
 
+def _close_after_an_unread_oversized_body(request: Request) -> None:
+    """A request declaring a body over the limit that was answered without reading it (a 404 or 405
+    comes before the 413, §1.7): Sanic then drops the connection after the answer, but its header
+    still said keep-alive, so a client (nginx's upstream keepalive among them) could send its next
+    request into a closing socket. Say `Connection: close` instead."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > request.app.config["REQUEST_MAX_SIZE"]:
+        stream = request.stream
+        if hasattr(stream, "keep_alive"):  # Sanic's HTTP/1.1 connection; ASGI servers have their own
+            stream.keep_alive = False
+
+
 async def on_response(request: Request, response) -> None:
     ctx = request.ctx
+    _close_after_an_unread_oversized_body(request)
     request_id = getattr(ctx, "request_id", None) or _request_id(request)
     response.headers["X-Request-ID"] = request_id
     started = getattr(ctx, "started", None)

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from deploy import commands as cmd
@@ -98,6 +99,15 @@ def test_deploy_a_serves_on_both_hosts(run_task, repo, hosts, remotes):
     for url in nginx_urls(hosts):
         status, body = http_get(url)
         assert status == 200, body
+    # A body over the app's limit gets API.md's JSON answers through nginx, not nginx's HTML 413.
+    oversized = b"{" + b" " * (1024 * 1024) + b"}"
+    with httpx.Client(base_url=nginx_urls(hosts[:1], "")[0], timeout=30) as http:
+        for path, status, code in (("/api/v1/auth/login", 413, "PAYLOAD_TOO_LARGE"),
+                                   ("/api/v1/nope", 404, "NOT_FOUND")):
+            answer = http.post(path, content=oversized, headers={"Content-Type": "application/json"})
+            assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), answer.text[:300]
+            assert answer.headers["x-request-id"]
+        assert http.get("/health/live").status_code == 200
     entries = read_ledger(remotes[0])
     assert entries[-1].kind == "deploy" and entries[-1].outcome == "ok" and entries[-1].tag == "vA"
     assert entries[-1].commit == repo.commit_of("vA")

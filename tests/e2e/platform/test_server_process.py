@@ -59,6 +59,38 @@ def test_sigterm_lets_the_in_flight_request_finish(server):
         httpx.get(server.url + "/health/live", timeout=2)
 
 
+def answer_before_the_body(server, head: str) -> bytes:
+    """Send a request's head only and read the answer's head: a 404, 405 or 413 comes before the
+    body is read (sending the body too would race the server's close, and a close with unread data
+    is a reset that can eat the answer)."""
+    sock = socket.create_connection((server.host, server.port), timeout=20)
+    try:
+        sock.sendall(head.encode())
+        received = b""
+        while b"\r\n\r\n" not in received and (chunk := sock.recv(65536)):
+            received += chunk
+    finally:
+        sock.close()
+    return received.split(b"\r\n\r\n", 1)[0]
+
+
+@pytest.mark.parametrize("method, path, status", [("POST", "/api/v1/nope", b"404"),
+                                                  ("PUT", "/api/v1/auth/login", b"405"),
+                                                  ("POST", "/api/v1/auth/login", b"413")])
+def test_an_unread_oversized_body_is_answered_with_connection_close(server, method, path, status):
+    # 404 and 405 come before 413 (§1.7), so the body is never read; Sanic then drops the
+    # connection, and the answer must say so rather than keep-alive.
+    head = answer_before_the_body(server, f"{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: "
+                                          f"application/json\r\nContent-Length: {1024 * 1024 + 1}\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status), head
+    assert b"\r\nconnection: close" in head.lower(), head
+    # A body within the limit on an unknown route keeps the connection reusable.
+    with httpx.Client(base_url=server.url) as http:
+        first = http.post("/api/v1/nope", content=b"{}", headers={"Content-Type": "application/json"})
+        assert first.status_code == 404 and first.headers["connection"] == "keep-alive"
+        assert http.get("/health/live").status_code == 200
+
+
 def test_a_client_that_hangs_up_mid_request_is_logged_499_not_as_a_server_error(server, database_url):
     """A hang-up (a client timeout, wrk stopping, a mobile app closed) is not a 5xx: the access line
     says 499, as nginx's does, and no `app.error` is logged, so the error rate stays the service's."""
