@@ -4,6 +4,7 @@ the instances' environment, the header, the table rows and the target verdicts."
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -48,8 +49,25 @@ http {
     # The live instances; a switch rewrites it to the new ones once they are ready, then reloads.
     include /tmp/cnb-bench-x/front/nginx/upstream.conf;
 
+    # The request id of nginx's own answers: the client's X-Request-ID when API.md §1.4 accepts it.
+    map $http_x_request_id $clicknback_request_id {
+        "~^[A-Za-z0-9._:-]{1,128}$" $http_x_request_id;
+        default $request_id;
+    }
+
     server {
         listen 127.0.0.1:9000;
+
+        # When no instance can answer (all down, or past proxy_read_timeout), nginx answers itself:
+        # in API.md's JSON envelope, as 503 with Retry-After, not an HTML 502/504 page that clients
+        # cannot parse. An instance's own answers, its readiness 503 included, pass through as they are.
+        error_page 502 504 =503 @unavailable;
+        location @unavailable {
+            default_type application/json;
+            add_header X-Request-ID $clicknback_request_id always;
+            add_header Retry-After 5 always;
+            return 503 '{"error": {"code": "SERVICE_UNAVAILABLE", "message": "Service unavailable. Please retry later.", "details": {}}}';
+        }
 
         location / {
             proxy_pass http://clicknback_app;
@@ -348,6 +366,50 @@ def test_front_balances_over_both_instances_and_passes_request_ids_through():
             server.server_close()
         shutil.rmtree(root, ignore_errors=True)
     assert front.process.returncode is not None
+
+
+class _OkOnce(BaseHTTPRequestHandler):
+    """A stand-in instance that closes every connection after its answer (no upstream keepalive)."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_with_no_instance_answering_nginx_answers_api_md_json_503_with_retry_after_and_the_request_id():
+    instance = ThreadingHTTPServer(("127.0.0.1", 0), _OkOnce)
+    thread = threading.Thread(target=instance.serve_forever, daemon=True)
+    thread.start()
+    root = Path(tempfile.mkdtemp(prefix="cnb-bench-test-"))
+    os.chmod(root, 0o755)  # nginx workers run as nobody when the tests run as root
+    front = NginxFront(root / "front", free_port(), (instance.server_port,), binary=shutil.which("nginx"),
+                       instance_listen="tcp")
+    try:
+        front.start()  # returns once the instance answered through nginx
+        instance.shutdown()
+        instance.server_close()  # from now on nginx's connections are refused: its own 502
+        for sent, expected in (({"X-Request-ID": "client-7"}, "client-7"), ({"X-Request-ID": "not valid!"}, None),
+                               ({}, None)):
+            answer = httpx.post(front.url + "/api/v1/purchases", json={}, headers=sent)
+            assert answer.status_code == 503, answer.text
+            assert answer.json() == {"error": {"code": "SERVICE_UNAVAILABLE",
+                                               "message": "Service unavailable. Please retry later.", "details": {}}}
+            assert answer.headers["content-type"] == "application/json" and answer.headers["retry-after"] == "5"
+            assert answer.headers["x-request-id"] == (expected or answer.headers["x-request-id"])
+            assert re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", answer.headers["x-request-id"])
+            assert answer.headers["x-request-id"] != "not valid!"
+    finally:
+        front.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_limit():

@@ -152,7 +152,7 @@ def wait_for(condition, seconds: float = 10) -> bool:
 def test_nginx_cron_and_switch_logs_are_rotated_and_archived_without_losing_a_line(nginx_root, s3):
     root, nginx = nginx_root
     logs = root / "shared" / "logs"
-    assert nginx("/before-rotation") == 502  # no instance: nginx answers itself, and logs it
+    assert nginx("/before-rotation") == 503  # no instance: nginx answers itself, and logs it
     assert wait_for(lambda: "/before-rotation" in (logs / "nginx-access.log").read_text())
     (logs / "cron.log").write_text("archive-logs: yesterday's run\n")
     (logs / "switch.log").write_text("2026-11-27T00:00:00Z stopped app-8001 (switch) in 1.02s\n")
@@ -169,7 +169,7 @@ def test_nginx_cron_and_switch_logs_are_rotated_and_archived_without_losing_a_li
     assert (logs / "cron.log").read_text() == "" and (logs / "switch.log").read_text() == ""
     assert (logs / "ops-errors.log").exists() and (logs / "nginx-access.log").exists()
 
-    assert nginx("/after-rotation") == 502
+    assert nginx("/after-rotation") == 503
     assert wait_for(lambda: "/after-rotation" in (logs / "nginx-access.log").read_text())
     second = archive(root, "--host-label", "plain", "--json")
     assert second.returncode == 0, second.stdout + second.stderr
@@ -184,7 +184,7 @@ def test_nginx_cron_and_switch_logs_are_rotated_and_archived_without_losing_a_li
 
     # The line before the rotation is in the renamed file, the one after it in the new one.
     access = archived(rotated["nginx-access"])
-    assert '"GET /before-rotation HTTP/1.1" 502' in access and "/after-rotation" not in access
+    assert '"GET /before-rotation HTTP/1.1" 503' in access and "/after-rotation" not in access
     assert "connect() failed" in archived(rotated["nginx-error"])
     assert archived(rotated["cron"]) == "archive-logs: yesterday's run\n"
     assert "stopped app-8001" in archived(rotated["switch"])
