@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, TypeVar
 
+from server.validation import BIGINT_MAX
+
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 OPERATION_ATTRIBUTE = "__openapi_operation__"
 
@@ -74,7 +76,7 @@ def query(name: str, schema: dict[str, Any], description: str | None = None) -> 
     return parameter
 
 
-PAGINATION = [query("offset", {"type": "integer", "minimum": 0, "default": 0}),
+PAGINATION = [query("offset", {"type": "integer", "minimum": 0, "maximum": BIGINT_MAX, "default": 0}),
               query("limit", {"type": "integer", "minimum": 1, "maximum": 100})]
 
 

@@ -263,15 +263,28 @@ def choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
+# The largest `offset` PostgreSQL's OFFSET takes (bigint); an integer above it is out of range, not
+# "not an integer" (API.md §1.5).
+BIGINT_MAX = 9_223_372_036_854_775_807
+
+
 def query_int(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    ceiling = BIGINT_MAX if maximum is None else maximum
+
     def parse(raw: Any) -> int:
         text = str(raw).strip()
-        if not re.fullmatch(r"[+-]?\d{1,18}", text):
+        if not re.fullmatch(r"[+-]?[0-9]+", text):  # ASCII digits only: int() would read any script's
             raise FieldError("Must be an integer.")
-        value = int(text)
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise FieldError(f"Must be {bound}.")
+        if len(text.lstrip("+-").lstrip("0")) > 19:  # past any bound here: no need to convert it
+            value = minimum - 1 if text.startswith("-") else ceiling + 1
+        else:
+            value = int(text)
+        if maximum is not None and not minimum <= value <= maximum:
+            raise FieldError(f"Must be between {minimum} and {maximum}.")
+        if value < minimum:
+            raise FieldError(f"Must be at least {minimum}.")
+        if value > ceiling:
+            raise FieldError(f"Must be at most {ceiling}.")
         return value
 
     return parse

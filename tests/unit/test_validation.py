@@ -67,9 +67,24 @@ def test_query_boolean_rejects_other_words():
 
 def test_query_int_bounds():
     assert query_int(1, 100)("20") == 20
-    for bad in ("0", "101", "1.5", "abc", ""):
+    for bad in ("0", "101", "1.5", "abc", "", "\u0661\u0662", "1_0"):
         with pytest.raises(FieldError):
             query_int(1, 100)(bad)
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ("-1", "Must be at least 0."),
+    ("9223372036854775808", "Must be at most 9223372036854775807."),
+    ("1" + "0" * 30, "Must be at most 9223372036854775807."),
+    ("-" + "9" * 5000, "Must be at least 0."),
+    ("1e3", "Must be an integer."),
+])
+def test_an_offset_beyond_postgresql_bigint_is_out_of_range_not_a_non_integer(raw, reason):
+    assert query_int(0)("9223372036854775807") == 9223372036854775807
+    assert query_int(0)("000000000000000000000042") == 42
+    with pytest.raises(FieldError) as refused:
+        query_int(0)(raw)
+    assert str(refused.value) == reason
 
 
 def test_timestamps_need_an_offset():

@@ -60,6 +60,20 @@ async def test_a_blank_query_value_is_invalid_not_absent(client, admin, query, f
         assert [v["field"] for v in error["details"]["violations"]] == [field]
 
 
+async def test_the_largest_offset_is_an_empty_page_and_one_past_it_is_out_of_range(client, admin):
+    """API.md §1.5: an offset past the end is `data: []` with the real total; only an integer out of
+    range is 422, and it says so (it said "Must be an integer." for 10^18)."""
+    largest = await client.get("/api/v1/merchants", token=admin.token, params={"offset": "9223372036854775807"})
+    assert largest.status_code == 200, largest.text
+    assert largest.json()["data"] == [] and largest.json()["pagination"]["offset"] == 9223372036854775807
+    first = await client.get("/api/v1/merchants", token=admin.token)
+    assert largest.json()["pagination"]["total"] == first.json()["pagination"]["total"]
+    beyond = await client.get("/api/v1/merchants", token=admin.token, params={"offset": "1" + "0" * 18 + "0"})
+    assert beyond.status_code == 422
+    assert beyond.json()["error"]["details"]["violations"] == [
+        {"field": "offset", "reason": "Must be at most 9223372036854775807."}]
+
+
 async def test_body_over_the_limit_is_413(client):
     response = await client.post("/api/v1/users", content=b"{" + b" " * 1048576 + b"}",
                                  headers={"content-type": "application/json"})
