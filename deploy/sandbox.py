@@ -34,6 +34,7 @@ class Sandbox:
     instance_ports: tuple[int, ...] = (8001, 8002)
     standby_ports: tuple[int, ...] = ()  # empty: each instance port + 100 (written out in the inventory)
     with_s3: bool = True
+    health_timeout: int = 0  # 0: the inventory's default
     sshd: LocalSshd = field(init=False)
     postgres: LocalPostgres = field(init=False)
 
@@ -115,7 +116,8 @@ class Sandbox:
             f'[defaults]\nssh_user = "{self.sshd.user}"\nssh_port = {self.sshd.port}\n'
             f'identity_file = "{self.sshd.identity_file}"\nknown_hosts = "{self.sshd.known_hosts}"\n'
             f"instance_ports = [{ports}]\nstandby_ports = [{standby}]\nnginx_port = {self.nginx_port}\npython = \"/usr/bin/python3\"\n"
-            f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{hosts}'
+            + (f"health_timeout = {self.health_timeout}\n" if self.health_timeout else "")
+            + f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{hosts}'
         )
 
     def stop(self) -> None:

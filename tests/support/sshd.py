@@ -45,6 +45,11 @@ def _bindable(address: str, port: int) -> bool:
             return False
 
 
+# A release that never gets ready fails its gate after this long, not the default 30 s; the
+# instances here are ready in 1-3 s.
+GATE_SECONDS = 15
+
+
 @contextmanager
 def started_sandbox(addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: bool = False,
                     crontab_lines: tuple[str, ...] = ()) -> Iterator[Sandbox]:
@@ -55,7 +60,7 @@ def started_sandbox(addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: boo
     os.chmod(base, 0o755)
     nginx_port, *app_ports = ports_free_on_all(addresses, 5)
     sandbox = Sandbox(base / "sandbox", addresses, nginx_port=nginx_port, instance_ports=tuple(app_ports[:2]),
-                      standby_ports=tuple(app_ports[2:]), with_s3=with_s3)
+                      standby_ports=tuple(app_ports[2:]), with_s3=with_s3, health_timeout=GATE_SECONDS)
     try:
         sandbox.start()
         yield sandbox
