@@ -39,6 +39,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import cpu  # noqa: E402
 from bench.front import NginxFront, bench_host  # noqa: E402
+from bench.kernel import production_scheduler  # noqa: E402
 from bench.stalls import StallWatch  # noqa: E402
 from deploy.commands import UPSTREAM_KEEPALIVE  # noqa: E402
 from deploy.inventory import HOST_DEFAULTS, INSTANCE_LISTEN  # noqa: E402
@@ -347,7 +348,7 @@ def shape_line(shape: dict) -> str:
     database = ("PostgreSQL over its Unix socket" if shape["database_over"] == "socket"
                 else "PostgreSQL over loopback TCP")
     return (f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
-            f"load average at start {load}; {shape['duration_s']}s per run, {warmup}")
+            f"{shape['scheduler']}; load average at start {load}; {shape['duration_s']}s per run, {warmup}")
 
 
 TABLE_HEADER = (f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
@@ -406,6 +407,12 @@ def add_database_over_option(parser: argparse.ArgumentParser) -> None:
                         "recommends when PostgreSQL runs on the app's host) or loopback TCP")
 
 
+def add_keep_autogroup_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-autogroup", action="store_true", help="leave the kernel's scheduler autogroup as "
+                        "the machine has it; by default a run as root turns it off for its duration, as "
+                        "provision --system does on production's hosts (bench/kernel.py)")
+
+
 def instance_database_url(cluster: LocalPostgres, database: str, over: str) -> str:
     """The DATABASE_URL the instances get: through the cluster's socket folder, or loopback TCP."""
     return cluster.socket_dsn(database) if over == "socket" else cluster.dsn(database)
@@ -433,6 +440,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run the selected scenarios N times "
                         "in a row on the same servers and database, then print for each target how many passes "
                         "met it, with the median and range of req/s and p99 (one run is not a verdict here)")
+    add_keep_autogroup_option(parser)
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -467,6 +475,12 @@ def main(argv: list[str] | None = None) -> int:
              "load_average_at_start": [round(value, 2) for value in load_at_start],
              "duration_s": args.duration, "warmup_s": args.warmup, "database_over": args.database_over,
              "instances_over": instance_transport(args)}
+    with production_scheduler(keep=args.keep_autogroup) as scheduler:
+        return run(args, {**shape, "scheduler": scheduler}, levels, nginx_binary)
+
+
+def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: str) -> int:
+    """Set up PostgreSQL, the instances and nginx, measure every selected scenario, tear down."""
     workdir = Path(tempfile.mkdtemp(prefix="cnb-bench-"))
     os.chmod(workdir, 0o755)
     cluster = LocalPostgres(workdir / "pg")

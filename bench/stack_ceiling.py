@@ -46,10 +46,11 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import api_bench  # noqa: E402
 from bench.api_bench import (TABLE_HEADER, Context, Scenario, add_database_over_option,  # noqa: E402
-                             add_instances_over_option, bench_cpu_groups, instance_database_url, instance_sockets,
+                             add_instances_over_option, add_keep_autogroup_option, bench_cpu_groups, instance_database_url, instance_sockets,
                              instance_transport, measure, row_line, shape_line, start_front, start_servers,
                              target_verdict, tear_down, wrk_seconds)
 from bench.front import NginxFront  # noqa: E402
+from bench.kernel import production_scheduler  # noqa: E402
 from bench.minimal_app import POOL_MAX_SIZE, POOL_MIN_SIZE  # noqa: E402
 from deploy.local_postgres import LocalPostgres  # noqa: E402
 
@@ -135,6 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"pool max size (default {POOL_MAX_SIZE}, production's DB_POOL_MAX_SIZE default)")
     add_instances_over_option(parser)
     add_database_over_option(parser)
+    add_keep_autogroup_option(parser)
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.instances < 1:
@@ -194,7 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         print("nginx is not installed: apt-get install -y nginx-light (or use --instances 1 --direct)",
               file=sys.stderr)
         return 2
-    run_shape = shape(args, load_at_start)
+    with production_scheduler(keep=args.keep_autogroup) as scheduler:
+        return run(args, {**shape(args, load_at_start), "scheduler": scheduler}, nginx_binary)
+
+
+def run(args: argparse.Namespace, run_shape: dict, nginx_binary: str) -> int:
+    """Set up PostgreSQL, the minimal app's instances and nginx, measure, tear down."""
     workdir = Path(tempfile.mkdtemp(prefix="cnb-ceiling-"))
     os.chmod(workdir, 0o755)  # nginx workers run as nobody when the bench runs as root
     cluster = LocalPostgres(workdir / "pg")

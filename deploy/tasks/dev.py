@@ -140,10 +140,12 @@ def test(c, k="", path="tests", x=False):
     "direct": "wrk straight at one instance, no nginx (profiling; needs --instances 1)",
     "instances_over": "how nginx reaches the instances: unix (default, as production) or tcp",
     "database_over": "how the instances reach PostgreSQL: socket (default, as docs/deploy.md recommends) or tcp",
+    "keep_autogroup": "leave the kernel's scheduler autogroup as it is (default: off for the run when root, "
+                      "as provision --system sets production's hosts)",
     "json": "also write the figures to this JSON file",
 })
 def bench(c, scenario="", duration=5.0, warmup=1.0, concurrency="16,64", instances=2, direct=False,
-          instances_over="unix", database_over="socket", json=""):
+          instances_over="unix", database_over="socket", keep_autogroup=False, json=""):
     """Benchmark the API as production runs it (nginx over 2 instances, real PostgreSQL); see docs/benchmarks.md."""
     argv = [sys.executable, "-m", "bench.api_bench", "--duration", str(duration), "--warmup", str(warmup),
             "--concurrency", concurrency, "--instances", str(instances), "--instances-over", instances_over,
@@ -152,6 +154,8 @@ def bench(c, scenario="", duration=5.0, warmup=1.0, concurrency="16,64", instanc
         argv += ["--scenario", scenario]
     if direct:
         argv.append("--direct")
+    if keep_autogroup:
+        argv.append("--keep-autogroup")
     if json:
         argv += ["--json", json]
     sys.exit(subprocess.call(argv, cwd=PROJECT_ROOT))

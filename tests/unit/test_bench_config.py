@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import api_bench, cpu
+from bench import api_bench, cpu, kernel
 from bench.stalls import Lateness, StallWatch
 from bench.front import NginxFront, bench_host, front_dirs, front_files, nginx_argv, upstream_conf
 from deploy.commands import Layout
@@ -157,19 +157,20 @@ def test_wrk_argv_rounds_to_whole_seconds_of_at_least_one():
 
 SHAPE = {"instances": 2, "front": "nginx", "upstream_keepalive": 0, "cpus": 2,
          "load_average_at_start": [0.38, 0.8, 1.02], "duration_s": 3, "warmup_s": 1, "database_over": "socket",
-         "instances_over": "unix"}
+         "instances_over": "unix", "scheduler": "scheduler autogroup off (as production)"}
 
 
 def test_header_names_the_shape_cpus_load_and_timing():
     assert api_bench.shape_line(SHAPE) == (
         "shape: 2 instance(s) behind nginx (production config); PostgreSQL over its Unix socket; 2 CPUs; "
-        "load average at start 0.38 0.80 1.02; 3s per run, after a 1s warm-up"
+        "scheduler autogroup off (as production); load average at start 0.38 0.80 1.02; 3s per run, "
+        "after a 1s warm-up"
     )
     direct = {**SHAPE, "instances": 1, "front": "direct", "warmup_s": 0, "database_over": "tcp",
               "instances_over": "tcp"}
     assert api_bench.shape_line(direct) == (
         "shape: 1 instance(s) wrk direct, no nginx (profiling shape, not production); "
-        "PostgreSQL over loopback TCP; 2 CPUs; "
+        "PostgreSQL over loopback TCP; 2 CPUs; scheduler autogroup off (as production); "
         "load average at start 0.38 0.80 1.02; 3s per run, no warm-up"
     )
     assert "upstream keepalive 32, NOT as production" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 32})
@@ -437,3 +438,27 @@ def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_
 def test_scenario_selection_takes_comma_separated_parts(selection, selected):
     names = ["users_me", "login", "health_live_during_login_flood"]
     assert [name for name in names if api_bench.scenario_selected(name, selection)] == selected
+
+
+def test_bench_turns_autogroup_off_for_its_run_and_restores_the_machines_value(tmp_path):
+    knob = tmp_path / "sched_autogroup_enabled"
+    knob.write_text("1\n")
+    with kernel.production_scheduler(knob=knob) as note:
+        assert knob.read_text() == "0\n"
+        assert note == "scheduler autogroup off for this run, as production (restored afterwards)"
+    assert knob.read_text() == "1\n"
+    with kernel.production_scheduler(keep=True, knob=knob) as note:
+        assert knob.read_text() == "1\n" and note.startswith("scheduler autogroup ON, NOT as production")
+    with pytest.raises(KeyboardInterrupt), kernel.production_scheduler(knob=knob):
+        raise KeyboardInterrupt  # Ctrl-C mid-run: the value is still put back
+    assert knob.read_text() == "1\n"
+
+
+def test_autogroup_note_for_a_knob_already_off_missing_or_not_writable(tmp_path):
+    knob = tmp_path / "sched_autogroup_enabled"
+    knob.write_text("0\n")
+    with kernel.production_scheduler(knob=knob) as note:
+        assert note == "scheduler autogroup off (as production)"
+    with kernel.production_scheduler(knob=tmp_path / "missing") as note:
+        assert note == "no scheduler autogroup in this kernel (as production)"
+    assert kernel.autogroup_note("1", "1").startswith("scheduler autogroup ON, NOT as production: run as root")

@@ -97,9 +97,9 @@ def test_contradictory_or_unknown_options_are_refused(argv, capsys):
 
 def test_the_header_is_api_bench_s_shape_line():
     args = stack_ceiling.parse_args(["--upstream-keepalive", "32", "--duration", "4"])
-    line = api_bench.shape_line(stack_ceiling.shape(args, (0.5, 1.0, 1.5)))
+    line = api_bench.shape_line({**stack_ceiling.shape(args, (0.5, 1.0, 1.5)), "scheduler": "autogroup note"})
     assert line.startswith("shape: 2 instance(s) behind nginx (upstream keepalive 32, NOT as production);")
-    assert "load average at start 0.50 1.00 1.50; 4s per run, after a 1s warm-up" in line
+    assert "; autogroup note; load average at start 0.50 1.00 1.50; 4s per run, after a 1s warm-up" in line
 
 
 def test_the_app_line_says_when_the_pool_is_not_production_s():

@@ -514,8 +514,24 @@ def test_system_setup_is_root_only_and_creates_a_non_superuser_role(host):
     assert "createuser --no-superuser --createdb --no-createrole clicknback" in role
     assert role.endswith(" && su postgres -c \"psql -qc 'ALTER ROLE clicknback CREATEDB'\"")
     assert any("useradd --create-home --shell /bin/bash clicknback" in c for c in commands)
-    assert any("ip_unprivileged_port_start=80" in c for c in commands)
     assert any(c.startswith("apt-get install") and c.endswith(" ufw") for c in commands)
+    assert cmd.sysctl_command() in commands
+
+
+def test_sysctl_file_lets_nginx_bind_80_and_turns_autogroup_off_where_the_kernel_has_it(tmp_path):
+    """Run for real against a folder: the file sysctl would apply, with and without the knob."""
+    for knob_exists in (True, False):
+        knob = tmp_path / f"knob-{knob_exists}"
+        if knob_exists:
+            knob.write_text("1\n")
+        target = tmp_path / "60-clicknback.conf"
+        command = (cmd.sysctl_command().replace(cmd.AUTOGROUP_KNOB, str(knob))
+                   .replace(cmd.SYSCTL_FILE, str(target)).replace("sysctl --system", "true"))
+        subprocess.run(["sh", "-c", command], check=True)
+        expected = ["net.ipv4.ip_unprivileged_port_start=80"]
+        if knob_exists:
+            expected.append("kernel.sched_autogroup_enabled=0")
+        assert target.read_text().splitlines() == expected
 
 
 def test_system_setup_opens_the_inventorys_ssh_and_nginx_ports_before_enabling_the_firewall(host):
