@@ -6,8 +6,8 @@ each test gets a fresh copy of the template, so tests never share data.
 The cluster lives on tmpfs (/dev/shm) when the machine has one with room to spare. On ext4 a copy
 took 0.32-0.46 s instead of 0.03 s: each test's database is ~300 files, and after the previous
 test dropped its own, ext4's inode allocator scans past every recently deleted inode for each new
-file (`recently_deleted`, with what it calls, was 65% of the backend's CPU in `perf`). Over ~1,000 tests that was about
-six minutes of the suite. CLICKNBACK_TEST_PG_ROOT overrides the folder.
+file (`recently_deleted`, with what it calls, was 65% of the backend's CPU in `perf`). Over ~1,000
+tests that was about six minutes of the suite. CLICKNBACK_TEST_PG_ROOT overrides the folder.
 """
 
 from __future__ import annotations
