@@ -46,9 +46,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import api_bench  # noqa: E402
 from bench.api_bench import (TABLE_HEADER, Context, Scenario, add_database_over_option,  # noqa: E402
-                             add_instances_over_option, add_keep_autogroup_option, bench_cpu_groups, instance_database_url, instance_sockets,
-                             instance_transport, measure, row_line, shape_line, start_front, start_servers,
-                             target_verdict, tear_down, wrk_seconds)
+                             add_instances_over_option, add_keep_autogroup_option, bench_cpu_groups,
+                             instance_database_url, instance_sockets, instance_transport, measure, row_line,
+                             shape_line, start_front, start_servers, target_verdict, tear_down, wrk_seconds)
 from bench.front import NginxFront  # noqa: E402
 from bench.kernel import production_scheduler  # noqa: E402
 from bench.minimal_app import POOL_MAX_SIZE, POOL_MIN_SIZE  # noqa: E402

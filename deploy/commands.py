@@ -979,7 +979,6 @@ def sysctl_command() -> str:
             f" > {SYSCTL_FILE} && sysctl --system >/dev/null")
 
 
-
 def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]:
     """What a fresh Debian/Ubuntu VPS needs once, as root. `provision --system` runs these, again
     on an existing host too: every command is idempotent.
