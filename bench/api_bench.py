@@ -43,7 +43,7 @@ from bench.kernel import production_scheduler  # noqa: E402
 from bench.stalls import StallWatch  # noqa: E402
 from deploy.commands import UPSTREAM_KEEPALIVE  # noqa: E402
 from deploy.inventory import HOST_DEFAULTS, INSTANCE_LISTEN  # noqa: E402
-from deploy.local_postgres import LocalPostgres, free_port  # noqa: E402
+from deploy.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, free_port  # noqa: E402
 
 SEED_PASSWORD = "Str0ng!Pass"
 ALICE = "b7e2c1a2-4f3a-4e2b-9c1a-8d2e3f4b5c6d"
@@ -346,7 +346,7 @@ def shape_line(shape: dict) -> str:
     load = " ".join(f"{value:.2f}" for value in shape["load_average_at_start"])
     warmup = f"after a {shape['warmup_s']}s warm-up" if shape["warmup_s"] else "no warm-up"
     database = ("PostgreSQL over its Unix socket" if shape["database_over"] == "socket"
-                else "PostgreSQL over loopback TCP")
+                else "PostgreSQL over loopback TCP") + ", commits flushed to disk (as production)"
     return (f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
             f"{shape['scheduler']}; load average at start {load}; {shape['duration_s']}s per run, {warmup}")
 
@@ -431,7 +431,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--direct", action="store_true", help="no nginx: wrk straight at the single instance "
                         "(needs --instances 1; for profiling)")
     parser.add_argument("--upstream-keepalive", type=int, default=0, help="experiment: idle connections nginx "
-                        "keeps to the instances (0, the default: production's own setting)")
+                        f"keeps to each instance (default 0: production's own keepalive {UPSTREAM_KEEPALIVE})")
     add_instances_over_option(parser)
     add_database_over_option(parser)
     parser.add_argument("--stalls", action="store_true", help="fill the stall column: the machine's longest "
@@ -490,7 +490,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
     results = []
     finished = False
     try:
-        cluster.start()
+        cluster.start(PRODUCTION_DURABILITY)
         cluster.create_database("bench")
         database_url = cluster.dsn("bench")  # migrations, seed and set-up
         import asyncio

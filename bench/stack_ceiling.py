@@ -52,7 +52,7 @@ from bench.api_bench import (TABLE_HEADER, Context, Scenario, add_database_over_
 from bench.front import NginxFront  # noqa: E402
 from bench.kernel import production_scheduler  # noqa: E402
 from bench.minimal_app import POOL_MAX_SIZE, POOL_MIN_SIZE  # noqa: E402
-from deploy.local_postgres import LocalPostgres  # noqa: E402
+from deploy.local_postgres import PRODUCTION_DURABILITY, LocalPostgres  # noqa: E402
 
 DATABASE = "ceiling"
 DEFAULT_USERS = 5000
@@ -210,7 +210,7 @@ def run(args: argparse.Namespace, run_shape: dict, nginx_binary: str) -> int:
     results = []
     finished = False
     try:
-        cluster.start()
+        cluster.start(PRODUCTION_DURABILITY)
         prepare_database(cluster, args.users)
         database_url = instance_database_url(cluster, DATABASE, args.database_over)
         servers = start_servers(database_url, args.instances, workdir, argv=app_argv,

@@ -162,7 +162,8 @@ SHAPE = {"instances": 2, "front": "nginx", "upstream_keepalive": 0, "cpus": 2,
 
 def test_header_names_the_shape_cpus_load_and_timing():
     assert api_bench.shape_line(SHAPE) == (
-        "shape: 2 instance(s) behind nginx (production config); PostgreSQL over its Unix socket; 2 CPUs; "
+        "shape: 2 instance(s) behind nginx (production config); PostgreSQL over its Unix socket, commits "
+        "flushed to disk (as production); 2 CPUs; "
         "scheduler autogroup off (as production); load average at start 0.38 0.80 1.02; 3s per run, "
         "after a 1s warm-up"
     )
@@ -170,7 +171,7 @@ def test_header_names_the_shape_cpus_load_and_timing():
               "instances_over": "tcp"}
     assert api_bench.shape_line(direct) == (
         "shape: 1 instance(s) wrk direct, no nginx (profiling shape, not production); "
-        "PostgreSQL over loopback TCP; 2 CPUs; scheduler autogroup off (as production); "
+        "PostgreSQL over loopback TCP, commits flushed to disk (as production); 2 CPUs; scheduler autogroup off (as production); "
         "load average at start 0.38 0.80 1.02; 3s per run, no warm-up"
     )
     assert "upstream keepalive 32, NOT as production" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 32})

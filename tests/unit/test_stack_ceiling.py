@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bench import api_bench, minimal_app, stack_ceiling
-from deploy.local_postgres import LocalPostgres, find_pg_bindir, free_port
+from deploy.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, find_pg_bindir, free_port
 
 
 def test_schema_is_our_users_table_shape():
@@ -126,7 +126,11 @@ def test_minimal_app_answers_plain_and_row_from_a_real_cluster():
     cluster = LocalPostgres(base / "pg")
     process = None
     try:
-        cluster.start()
+        cluster.start(PRODUCTION_DURABILITY)  # as both benches start theirs
+        # The throwaway cluster's own shortcuts are overridden: commits reach the disk as in production.
+        assert cluster.psql("SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings "
+                            "WHERE name IN ('fsync', 'full_page_writes', 'synchronous_commit')") == (
+            "fsync=on full_page_writes=on synchronous_commit=on")
         stack_ceiling.prepare_database(cluster, 50)
         # Through the socket folder, as the bench runs it by default.
         database_url = api_bench.instance_database_url(cluster, stack_ceiling.DATABASE, "socket")
