@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster on loopback, for `invoke serve`, the sandbox and the tests.
+"""A throwaway PostgreSQL cluster on loopback, for `invoke serve`, the sandbox, the tests and the benches.
 
 One implementation serves all three. The cluster runs from a data folder of its own with trust
 authentication on 127.0.0.1 only. initdb and postgres refuse to run as root, so when this

@@ -171,7 +171,8 @@ def test_header_names_the_shape_cpus_load_and_timing():
               "instances_over": "tcp"}
     assert api_bench.shape_line(direct) == (
         "shape: 1 instance(s) wrk direct, no nginx (profiling shape, not production); "
-        "PostgreSQL over loopback TCP, commits flushed to disk (as production); 2 CPUs; scheduler autogroup off (as production); "
+        "PostgreSQL over loopback TCP, commits flushed to disk (as production); 2 CPUs; "
+        "scheduler autogroup off (as production); "
         "load average at start 0.38 0.80 1.02; 3s per run, no warm-up"
     )
     assert "upstream keepalive 32, NOT as production" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 32})

@@ -37,6 +37,9 @@ def test_expired_token():
     assert caught.value.expired
 
 
+# The wrong-algorithm case signs with the service's own key on purpose; PyJWT warns that it is
+# short for HS384/HS512, which is beside the point of the test.
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 @pytest.mark.parametrize("make, reason", [
     (lambda: issue_access("another-key-0123456789abcdef0123456789", "u", "user", 15), "bad_signature"),
     (lambda: _b64({"alg": "none", "typ": "JWT"}) + "." + _b64({"user_id": "u", "token_type": "access", "iat": 1, "exp": 9999999999}) + ".", None),

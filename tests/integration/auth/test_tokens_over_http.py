@@ -80,6 +80,9 @@ def _expired(user):
     return issue_access(TEST_KEY, user.id, "user", 15, now=datetime.now(timezone.utc) - timedelta(hours=1))
 
 
+# The wrong-algorithm case signs with the service's own key on purpose; PyJWT warns that it is
+# short for HS384/HS512, which is beside the point of the test.
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 @pytest.mark.parametrize("header, code", [
     (lambda u: None, "INVALID_TOKEN"),
     (lambda u: "Basic dXNlcjpwYXNz", "INVALID_TOKEN"),
