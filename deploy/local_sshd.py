@@ -59,6 +59,28 @@ def free_port(address: str) -> int:
         return sock.getsockname()[1]
 
 
+def ports_free_on_all(addresses: tuple[str, ...], count: int = 1) -> list[int]:
+    """`count` ports nobody has bound on any of `addresses`. A port free on the first address may be
+    taken on another by a host of another sandbox or test run (each binds its own addresses)."""
+    ports: list[int] = []
+    for _ in range(100 * count):
+        candidate = free_port(addresses[0])
+        if candidate not in ports and all(_bindable(a, candidate) for a in addresses[1:]):
+            ports.append(candidate)
+            if len(ports) == count:
+                return ports
+    raise LocalSshdError(f"no {count} port(s) free on all of {', '.join(addresses)}")
+
+
+def _bindable(address: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((address, port))
+            return True
+        except OSError:
+            return False
+
+
 def chown_tree(path: Path, user: str) -> None:
     """Give `path` (recursively) to the deploy user; a no-op when we are that user."""
     if os.geteuid() != 0:
@@ -103,7 +125,7 @@ class LocalSshd:
         self.user = self.user or deploy_user_name()
         remembered = self.base_dir / "sshd-port"
         if not self.port:
-            self.port = int(remembered.read_text()) if remembered.exists() else free_port(self.addresses[0])
+            self.port = int(remembered.read_text()) if remembered.exists() else ports_free_on_all(self.addresses)[0]
 
     @property
     def identity_file(self) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,30 +18,11 @@ from typing import Iterator
 
 from deploy import commands as cmd
 from deploy.inventory import load_inventory
-from deploy.local_sshd import chown_tree, free_port, make_reachable
+from deploy.local_sshd import chown_tree, make_reachable, ports_free_on_all
 from deploy.release import Remote
 from deploy.sandbox import DEFAULT_ADDRESSES, ENVIRONMENT, Sandbox
 
 VENV_CACHE = Path(os.environ.get("CLICKNBACK_TEST_VENV_CACHE", "/var/tmp/clicknback-test-venvs"))
-
-
-def ports_free_on_all(addresses: tuple[str, ...], count: int) -> list[int]:
-    """`count` ports free on every address (so a running `invoke sandbox` never clashes with tests)."""
-    ports: list[int] = []
-    while len(ports) < count:
-        candidate = free_port(addresses[0])
-        if candidate not in ports and all(_bindable(a, candidate) for a in addresses[1:]):
-            ports.append(candidate)
-    return ports
-
-
-def _bindable(address: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((address, port))
-            return True
-        except OSError:
-            return False
 
 
 # A release that never gets ready fails its gate after this long, not the default 30 s; the

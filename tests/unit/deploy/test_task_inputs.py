@@ -20,6 +20,7 @@ import paramiko
 import pytest
 
 from deploy.inventory import parse_inventory
+from deploy.local_sshd import ports_free_on_all
 from deploy.ssh import connection_failure_cause
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -45,16 +46,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *expected: str) -
         assert fragment in text, (fragment, text)
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, read, released: nothing accepts there)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# The suite's own sshd hosts listen on 127.0.0.2 and 127.0.0.3 for the whole session, and a port
+# free on 127.0.0.1 may be one of theirs there: these tests put hosts on all three.
+HOST_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 
 
 @pytest.fixture(scope="module")
 def closed_port() -> int:
-    return free_port()
+    """A port nobody listens on at any of HOST_ADDRESSES (bound, read, released: nothing accepts there)."""
+    return ports_free_on_all(HOST_ADDRESSES)[0]
 
 
 def inventory_file(tmp_path: Path, port: int, *, env: str = "staging", default: str | None = None,
