@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +18,19 @@ import httpx
 from deploy.local_postgres import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_log_dir: Path | None = None
+
+
+def _new_log_path() -> Path:
+    """A log file in a folder of this test process that goes when the process ends (a failing
+    test has already shown the log's tail in its message)."""
+    global _log_dir
+    if _log_dir is None:
+        _log_dir = Path(tempfile.mkdtemp(prefix="cnb-server-logs-"))
+        atexit.register(shutil.rmtree, _log_dir, True)
+    descriptor, path = tempfile.mkstemp(prefix="server-", suffix=".log", dir=_log_dir)
+    os.close(descriptor)
+    return Path(path)
 
 
 class ServerProcess:
@@ -25,7 +40,7 @@ class ServerProcess:
         self.unix = unix  # a Unix socket to listen on instead of host:port, as production does
         self.port = port or free_port(host)
         self.url = "http://localhost" if unix else f"http://{host}:{self.port}"
-        self.log_path = Path(tempfile.mkstemp(prefix="cnb-server-", suffix=".log")[1])
+        self.log_path = _new_log_path()
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,
