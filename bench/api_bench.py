@@ -27,10 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
-from typing import Callable
 
 import httpx
 
@@ -82,8 +82,11 @@ class Target:
         return f"{throughput}p99<={self.p99_ms:g}ms"
 
     def met(self, figures: dict) -> bool:
-        return (figures["errors"] == 0 and figures["p99_us"] <= self.p99_ms * 1000
-                and (self.min_rps is None or figures["rps"] >= self.min_rps))
+        return (
+            figures["errors"] == 0
+            and figures["p99_us"] <= self.p99_ms * 1000
+            and (self.min_rps is None or figures["rps"] >= self.min_rps)
+        )
 
 
 # The targets of issues #2, #3 and #4 ("on a 2-core machine, at concurrency 64").
@@ -123,8 +126,10 @@ def _static(method: str, path: str, headers: dict[str, str] | None = None, body:
 def scenarios(ctx: Context) -> list[Scenario]:
     user = {"Authorization": f"Bearer {ctx.tokens['user']}"}
     admin = {"Authorization": f"Bearer {ctx.tokens['admin']}"}
-    logins = ", ".join(json.dumps(json.dumps({"email": f"bench{i}@example.test", "password": SEED_PASSWORD}))
-                       for i in range(BENCH_USERS))
+    logins = ", ".join(
+        json.dumps(json.dumps({"email": f"bench{i}@example.test", "password": SEED_PASSWORD}))
+        for i in range(BENCH_USERS)
+    )
     login_lua = f"""
 local bodies = {{{logins}}}
 local n = 0
@@ -198,21 +203,37 @@ def wrk_seconds(seconds: float) -> int:
 
 
 def wrk_argv(url: str, script: str, concurrency: int, seconds: float, threads: int = 1) -> list[str]:
-    return ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{wrk_seconds(seconds)}s", "--timeout", "10s",
-            "-s", script, url]
+    return [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(concurrency),
+        "-d",
+        f"{wrk_seconds(seconds)}s",
+        "--timeout",
+        "10s",
+        "-s",
+        script,
+        url,
+    ]
 
 
 def run_wrk(url: str, lua: str, concurrency: int, duration: float, threads: int = 1) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua + "\n" + REPORT_LUA)
     try:
-        result = subprocess.run(wrk_argv(url, script.name, concurrency, duration, threads),
-                                capture_output=True, text=True, timeout=wrk_seconds(duration) + 60)
+        result = subprocess.run(
+            wrk_argv(url, script.name, concurrency, duration, threads),
+            capture_output=True,
+            text=True,
+            timeout=wrk_seconds(duration) + 60,
+        )
     finally:
         os.unlink(script.name)
     for line in result.stdout.splitlines():
         if line.startswith("BENCH "):
-            figures = json.loads(line[len("BENCH "):])
+            figures = json.loads(line[len("BENCH ") :])
             figures["rps"] = figures["requests"] / figures["seconds"] if figures["seconds"] else 0.0
             return figures
     raise RuntimeError(f"wrk gave no figures: {result.stdout}\n{result.stderr}")
@@ -234,7 +255,10 @@ def prepare(base_url: str, database_url: str) -> Context:
             for i in range(BENCH_USERS):
                 row = await conn.fetchrow(
                     "INSERT INTO users (email, hashed_password) VALUES ($1, $2) ON CONFLICT (email) DO UPDATE "
-                    "SET hashed_password = EXCLUDED.hashed_password RETURNING id", f"bench{i}@example.test", hashed)
+                    "SET hashed_password = EXCLUDED.hashed_password RETURNING id",
+                    f"bench{i}@example.test",
+                    hashed,
+                )
                 await conn.execute("INSERT INTO wallets (user_id) VALUES ($1) ON CONFLICT DO NOTHING", row["id"])
                 ids.append(str(row["id"]))
             # Let every bench user ingest without ever reaching the monthly cap.
@@ -246,6 +270,7 @@ def prepare(base_url: str, database_url: str) -> Context:
     ids = asyncio.run(create_users())
     ctx = Context(base_url)
     with httpx.Client(base_url=base_url, timeout=30) as http:
+
         def login(email: str) -> str:
             response = http.post("/api/v1/auth/login", json={"email": email, "password": SEED_PASSWORD})
             response.raise_for_status()
@@ -265,10 +290,17 @@ def server_env(database_url: str, log_file: Path) -> dict[str, str]:
     unbuffered), with bench-only changes: no .env file, a throwaway signing key, no verification job
     (its background work would vary between runs), and login throttling out of the way of the flood.
     """
-    return {"DATABASE_URL": database_url, "OAUTH_HASH_KEY": "bench-signing-key-" + "x" * 32,
-            "LOG_FORMAT": "json", "LOG_FILE": str(log_file), "PYTHONUNBUFFERED": "1", "ENV_FILE": "/dev/null",
-            "SANIC_REAL_IP_HEADER": "x-real-ip",
-            "PURCHASE_JOB_ENABLED": "false", "LOGIN_MAX_FAILURES": "1000000"}
+    return {
+        "DATABASE_URL": database_url,
+        "OAUTH_HASH_KEY": "bench-signing-key-" + "x" * 32,
+        "LOG_FORMAT": "json",
+        "LOG_FILE": str(log_file),
+        "PYTHONUNBUFFERED": "1",
+        "ENV_FILE": "/dev/null",
+        "SANIC_REAL_IP_HEADER": "x-real-ip",
+        "PURCHASE_JOB_ENABLED": "false",
+        "LOGIN_MAX_FAILURES": "1000000",
+    }
 
 
 def server_argv(port: int, socket: str = "") -> list[str]:
@@ -289,10 +321,14 @@ def ready(port: int, socket: str) -> bool:
         return False
 
 
-def start_servers(database_url: str, instances: int, log_dir: Path,
-                  argv: Callable[[int, str], list[str]] = server_argv,
-                  env: Callable[[str, Path], dict[str, str]] = server_env,
-                  socket_for: Callable[[int], str] | None = None) -> list[tuple[subprocess.Popen, int]]:
+def start_servers(
+    database_url: str,
+    instances: int,
+    log_dir: Path,
+    argv: Callable[[int, str], list[str]] = server_argv,
+    env: Callable[[str, Path], dict[str, str]] = server_env,
+    socket_for: Callable[[int], str] | None = None,
+) -> list[tuple[subprocess.Popen, int]]:
     """Start `instances` single-process servers as production does; returns once each is ready.
 
     `argv(port, socket)` and `env(database_url, log_file)` default to the service; bench/stack_ceiling.py
@@ -304,8 +340,9 @@ def start_servers(database_url: str, instances: int, log_dir: Path,
         output = (log_dir / f"server-{index}.out").open("wb")
         process_env = {**os.environ, **env(database_url, log_dir / f"app-{port}.log")}
         socket = socket_for(port) if socket_for else ""
-        process = subprocess.Popen(argv(port, socket), cwd=PROJECT_ROOT, env=process_env, stdout=output,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv(port, socket), cwd=PROJECT_ROOT, env=process_env, stdout=output, stderr=subprocess.STDOUT
+        )
         servers.append((process, port))
     for process, port in servers:
         socket = socket_for(port) if socket_for else ""
@@ -339,20 +376,28 @@ def shape_line(shape: dict) -> str:
         differences = [f"upstream keepalive {keepalive}"] if keepalive and keepalive != UPSTREAM_KEEPALIVE else []
         if shape["instances_over"] != HOST_DEFAULTS["instance_listen"]:
             differences.append(f"instances over {shape['instances_over']}")
-        front = (f"behind nginx ({', '.join(differences)}, NOT as production)" if differences
-                 else "behind nginx (production config)")
+        front = (
+            f"behind nginx ({', '.join(differences)}, NOT as production)"
+            if differences
+            else "behind nginx (production config)"
+        )
     else:
         front = "wrk direct, no nginx (profiling shape, not production)"
     load = " ".join(f"{value:.2f}" for value in shape["load_average_at_start"])
     warmup = f"after a {shape['warmup_s']}s warm-up" if shape["warmup_s"] else "no warm-up"
-    database = ("PostgreSQL over its Unix socket" if shape["database_over"] == "socket"
-                else "PostgreSQL over loopback TCP") + ", commits flushed to disk (as production)"
-    return (f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
-            f"{shape['scheduler']}; load average at start {load}; {shape['duration_s']}s per run, {warmup}")
+    database = (
+        "PostgreSQL over its Unix socket" if shape["database_over"] == "socket" else "PostgreSQL over loopback TCP"
+    ) + ", commits flushed to disk (as production)"
+    return (
+        f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
+        f"{shape['scheduler']}; load average at start {load}; {shape['duration_s']}s per run, {warmup}"
+    )
 
 
-TABLE_HEADER = (f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-                f"{'cpu/req':>8} {'others':>7} {'stall':>6}  target")
+TABLE_HEADER = (
+    f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+    f"{'cpu/req':>8} {'others':>7} {'stall':>6}  target"
+)
 
 
 def repeat_summary(rows: list[dict]) -> list[str]:
@@ -363,16 +408,20 @@ def repeat_summary(rows: list[dict]) -> list[str]:
     for row in rows:
         if row.get("target"):
             runs.setdefault((row["scenario"], row["concurrency"]), []).append(row)
-    lines = [f"summary over the passes: {'scenario':34} {'conc':>5} {'met':>9} {'req/s median (range)':>24} "
-             f"{'p99 ms median (range)':>26}  target"]
+    lines = [
+        f"summary over the passes: {'scenario':34} {'conc':>5} {'met':>9} {'req/s median (range)':>24} "
+        f"{'p99 ms median (range)':>26}  target"
+    ]
     for (name, level), group in runs.items():
         met = sum(1 for row in group if row.get("target_met"))
         rps = sorted(row["rps"] for row in group)
         p99 = sorted(row["p99_us"] / 1000 for row in group)
         label = group[0]["target"].rsplit(":", 1)[0]
-        lines.append(f"{'':25}{name:34} {level:>5} {f'{met} of {len(group)}':>9} "
-                     f"{f'{median(rps):,.0f} ({rps[0]:,.0f}-{rps[-1]:,.0f})':>24} "
-                     f"{f'{median(p99):.2f} ({p99[0]:.2f}-{p99[-1]:.2f})':>26}  {label}")
+        lines.append(
+            f"{'':25}{name:34} {level:>5} {f'{met} of {len(group)}':>9} "
+            f"{f'{median(rps):,.0f} ({rps[0]:,.0f}-{rps[-1]:,.0f})':>24} "
+            f"{f'{median(p99):.2f} ({p99[0]:.2f}-{p99[-1]:.2f})':>26}  {label}"
+        )
     if len(lines) == 1:
         lines.append(f"{'':25}no selected scenario has a target")
     return lines
@@ -385,32 +434,46 @@ def row_line(row: dict) -> str:
     cpu_ms = "-" if row.get("service_cpu_ms") is None else f"{row['service_cpu_ms']:.3f}"
     others = "-" if row.get("others_cpu") is None else f"{row['others_cpu']:.0%}"
     stall = "-" if row.get("max_stall_ms") is None else f"{row['max_stall_ms']:.0f}"
-    return (f"{row['scenario']:34} {row['concurrency']:>5} {row['rps']:>9.0f} {row['p50_us'] / 1000:>8.2f} "
-            f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7} {cpu_ms:>8} {others:>7} {stall:>6}  "
-            f"{row['target']}").rstrip()
+    return (
+        f"{row['scenario']:34} {row['concurrency']:>5} {row['rps']:>9.0f} {row['p50_us'] / 1000:>8.2f} "
+        f"{row['p99_us'] / 1000:>8.2f} {row['errors']:>7} {cpu_ms:>8} {others:>7} {stall:>6}  "
+        f"{row['target']}"
+    ).rstrip()
 
 
 def add_instances_over_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--instances-over", choices=INSTANCE_LISTEN, default=HOST_DEFAULTS["instance_listen"],
-                        help="how nginx reaches the instances: a Unix socket each (the default, as production's "
-                        "inventory instance_listen) or loopback TCP; --direct always uses TCP")
+    parser.add_argument(
+        "--instances-over",
+        choices=INSTANCE_LISTEN,
+        default=HOST_DEFAULTS["instance_listen"],
+        help="how nginx reaches the instances: a Unix socket each (the default, as production's "
+        "inventory instance_listen) or loopback TCP; --direct always uses TCP",
+    )
 
 
 def instance_transport(args: argparse.Namespace) -> str:
-    """"unix" or "tcp": wrk cannot speak to a Unix socket, so --direct is TCP."""
+    """ "unix" or "tcp": wrk cannot speak to a Unix socket, so --direct is TCP."""
     return "tcp" if args.direct else args.instances_over
 
 
 def add_database_over_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-over", choices=("socket", "tcp"), default="socket",
-                        help="how the instances reach PostgreSQL: its Unix socket (the default, as docs/deploy.md "
-                        "recommends when PostgreSQL runs on the app's host) or loopback TCP")
+    parser.add_argument(
+        "--database-over",
+        choices=("socket", "tcp"),
+        default="socket",
+        help="how the instances reach PostgreSQL: its Unix socket (the default, as docs/deploy.md "
+        "recommends when PostgreSQL runs on the app's host) or loopback TCP",
+    )
 
 
 def add_keep_autogroup_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep-autogroup", action="store_true", help="leave the kernel's scheduler autogroup as "
-                        "the machine has it; by default a run as root turns it off for its duration, as "
-                        "provision --system does on production's hosts (bench/kernel.py)")
+    parser.add_argument(
+        "--keep-autogroup",
+        action="store_true",
+        help="leave the kernel's scheduler autogroup as "
+        "the machine has it; by default a run as root turns it off for its duration, as "
+        "provision --system does on production's hosts (bench/kernel.py)",
+    )
 
 
 def instance_database_url(cluster: LocalPostgres, database: str, over: str) -> str:
@@ -420,26 +483,53 @@ def instance_database_url(cluster: LocalPostgres, database: str, over: str) -> s
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", default="", help="only scenarios whose name contains this; several "
-                        "comma-separated parts select every scenario that contains any of them, in the usual order")
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario and level "
-                        "(whole seconds, at least 1)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of discarded load before each "
-                        "measurement (0 = none)")
+    parser.add_argument(
+        "--scenario",
+        default="",
+        help="only scenarios whose name contains this; several "
+        "comma-separated parts select every scenario that contains any of them, in the usual order",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=5.0,
+        help="measured seconds per scenario and level (whole seconds, at least 1)",
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds of discarded load before each measurement (0 = none)"
+    )
     parser.add_argument("--concurrency", default="16,64", help="comma-separated connection counts")
     parser.add_argument("--instances", type=int, default=2, help="server processes (default 2, as production)")
-    parser.add_argument("--direct", action="store_true", help="no nginx: wrk straight at the single instance "
-                        "(needs --instances 1; for profiling)")
-    parser.add_argument("--upstream-keepalive", type=int, default=0, help="experiment: idle connections nginx "
-                        f"keeps to each instance (default 0: production's own keepalive {UPSTREAM_KEEPALIVE})")
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="no nginx: wrk straight at the single instance (needs --instances 1; for profiling)",
+    )
+    parser.add_argument(
+        "--upstream-keepalive",
+        type=int,
+        default=0,
+        help="experiment: idle connections nginx "
+        f"keeps to each instance (default 0: production's own keepalive {UPSTREAM_KEEPALIVE})",
+    )
     add_instances_over_option(parser)
     add_database_over_option(parser)
-    parser.add_argument("--stalls", action="store_true", help="fill the stall column: the machine's longest "
-                        "pause per run, from a SCHED_FIFO watcher waking every 10 ms (needs root; its wake-ups "
-                        "cost p99 themselves, 0.5-4.3 ms at a 2 ms period, so it is off by default)")
-    parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run the selected scenarios N times "
-                        "in a row on the same servers and database, then print for each target how many passes "
-                        "met it, with the median and range of req/s and p99 (one run is not a verdict here)")
+    parser.add_argument(
+        "--stalls",
+        action="store_true",
+        help="fill the stall column: the machine's longest "
+        "pause per run, from a SCHED_FIFO watcher waking every 10 ms (needs root; its wake-ups "
+        "cost p99 themselves, 0.5-4.3 ms at a 2 ms period, so it is off by default)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the selected scenarios N times "
+        "in a row on the same servers and database, then print for each target how many passes "
+        "met it, with the median and range of req/s and p99 (one run is not a verdict here)",
+    )
     add_keep_autogroup_option(parser)
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -466,15 +556,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     nginx_binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not args.direct and not os.path.exists(nginx_binary):
-        print("nginx is not installed: apt-get install -y nginx-light (or use --instances 1 --direct)",
-              file=sys.stderr)
+        print("nginx is not installed: apt-get install -y nginx-light (or use --instances 1 --direct)", file=sys.stderr)
         return 2
     levels = [int(part) for part in args.concurrency.split(",") if part.strip()]
-    shape = {"instances": args.instances, "front": "direct" if args.direct else "nginx",
-             "upstream_keepalive": 0 if args.direct else args.upstream_keepalive, "cpus": os.cpu_count(),
-             "load_average_at_start": [round(value, 2) for value in load_at_start],
-             "duration_s": args.duration, "warmup_s": args.warmup, "database_over": args.database_over,
-             "instances_over": instance_transport(args)}
+    shape = {
+        "instances": args.instances,
+        "front": "direct" if args.direct else "nginx",
+        "upstream_keepalive": 0 if args.direct else args.upstream_keepalive,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(value, 2) for value in load_at_start],
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "database_over": args.database_over,
+        "instances_over": instance_transport(args),
+    }
     with production_scheduler(keep=args.keep_autogroup) as scheduler:
         return run(args, {**shape, "scheduler": scheduler}, levels, nginx_binary)
 
@@ -500,8 +595,12 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
 
         asyncio.run(db_migrations.upgrade(database_url))
         asyncio.run(load_demo_seed(database_url))
-        servers = start_servers(instance_database_url(cluster, "bench", args.database_over), args.instances,
-                                workdir, socket_for=instance_sockets(workdir, instance_transport(args)))
+        servers = start_servers(
+            instance_database_url(cluster, "bench", args.database_over),
+            args.instances,
+            workdir,
+            socket_for=instance_sockets(workdir, instance_transport(args)),
+        )
         url, front = start_front(servers, args, workdir, nginx_binary)
         ctx = prepare(url, database_url)
         cpu_groups = bench_cpu_groups(cluster, servers, front)
@@ -541,20 +640,31 @@ def instance_sockets(workdir: Path, transport: str) -> Callable[[int], str] | No
     return lambda port: bench_host(str(workdir / "front"), 0, (port,)).instance_socket(port)
 
 
-def start_front(servers: list[tuple[subprocess.Popen, int]], args: argparse.Namespace, workdir: Path,
-                nginx_binary: str) -> tuple[str, NginxFront | None]:
+def start_front(
+    servers: list[tuple[subprocess.Popen, int]], args: argparse.Namespace, workdir: Path, nginx_binary: str
+) -> tuple[str, NginxFront | None]:
     """The URL wrk drives: nginx over the instances (production's shape), or one instance with --direct."""
     if args.direct:
         return f"http://127.0.0.1:{servers[0][1]}", None
-    front = NginxFront(workdir / "front", free_port(), tuple(port for _, port in servers),
-                       instance_listen=instance_transport(args),
-                       upstream_keepalive=args.upstream_keepalive, binary=nginx_binary)
+    front = NginxFront(
+        workdir / "front",
+        free_port(),
+        tuple(port for _, port in servers),
+        instance_listen=instance_transport(args),
+        upstream_keepalive=args.upstream_keepalive,
+        binary=nginx_binary,
+    )
     front.start()
     return front.url, front
 
 
-def tear_down(front: NginxFront | None, servers: list[tuple[subprocess.Popen, int]], cluster: LocalPostgres,
-              workdir: Path, finished: bool) -> None:
+def tear_down(
+    front: NginxFront | None,
+    servers: list[tuple[subprocess.Popen, int]],
+    cluster: LocalPostgres,
+    workdir: Path,
+    finished: bool,
+) -> None:
     """Stop nginx, the instances and the database; keep the logs of a run that failed."""
     if front is not None:
         front.stop()
@@ -579,13 +689,16 @@ def cpu_figures(before: cpu.Snapshot | None, after: cpu.Snapshot | None, request
     if before is None or after is None:
         return {"others_cpu": None, **{f"{part}_cpu_ms": None for part in CPU_PARTS}}
     ticks = cpu.ticks_per_second()
-    per_request = {f"{part}_cpu_ms": round(cpu.cpu_seconds(before, after, part, ticks) * 1000 / requests, 3)
-                   if requests else None for part in CPU_PARTS}
+    per_request = {
+        f"{part}_cpu_ms": round(cpu.cpu_seconds(before, after, part, ticks) * 1000 / requests, 3) if requests else None
+        for part in CPU_PARTS
+    }
     return {"others_cpu": round(cpu.others_share(before, after, "bench"), 3), **per_request}
 
 
-def bench_cpu_groups(cluster: LocalPostgres, servers: list[tuple[subprocess.Popen, int]],
-                     front: NginxFront | None) -> dict[str, set[int]]:
+def bench_cpu_groups(
+    cluster: LocalPostgres, servers: list[tuple[subprocess.Popen, int]], front: NginxFront | None
+) -> dict[str, set[int]]:
     """The process trees cpu.snapshot sums, by group.
 
     "bench" is everything we started (this process and so wrk, the instances and nginx, plus the
@@ -593,8 +706,13 @@ def bench_cpu_groups(cluster: LocalPostgres, servers: list[tuple[subprocess.Pope
     postmaster = cluster_postmaster_pid(cluster)
     nginx = {front.process.pid} if front is not None and front.process is not None else set()
     app = {process.pid for process, _ in servers}
-    return {"bench": {os.getpid(), postmaster}, "service": app | nginx | {postmaster},
-            "app": app, "nginx": nginx, "postgres": {postmaster}}
+    return {
+        "bench": {os.getpid(), postmaster},
+        "service": app | nginx | {postmaster},
+        "app": app,
+        "nginx": nginx,
+        "postgres": {postmaster},
+    }
 
 
 def cluster_postmaster_pid(cluster: LocalPostgres) -> int:
@@ -602,8 +720,9 @@ def cluster_postmaster_pid(cluster: LocalPostgres) -> int:
     return int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
 
 
-def wait_until_quiet(cpu_groups: dict[str, set[int]], busy_share: float = 0.05, window: float = 0.25,
-                     limit: float = 30.0) -> float:
+def wait_until_quiet(
+    cpu_groups: dict[str, set[int]], busy_share: float = 0.05, window: float = 0.25, limit: float = 30.0
+) -> float:
     """Wait until the instances use less than `busy_share` of one CPU over `window` seconds (at most
     `limit` seconds); returns the seconds waited."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -617,8 +736,15 @@ def wait_until_quiet(cpu_groups: dict[str, set[int]], busy_share: float = 0.05, 
     return time.monotonic() - started
 
 
-def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argparse.Namespace,
-            cpu_groups: dict[str, set[int]], stalls: StallWatch | None = None) -> dict:
+def measure(
+    url: str,
+    ctx: Context,
+    scenario: Scenario,
+    level: int,
+    args: argparse.Namespace,
+    cpu_groups: dict[str, set[int]],
+    stalls: StallWatch | None = None,
+) -> dict:
     """Warm up (figures discarded), then measure one scenario at one concurrency level."""
     # What the scenarios before this one wrote (chiefly ~300 bytes of log per request, twice) is
     # still in the page cache; the kernel writes it back ~30 s later, in some later scenario's
@@ -636,8 +762,11 @@ def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argpar
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as flood_file:
             flood_file.write(login.lua)
         flood_script = flood_file.name
-        flood = subprocess.Popen(wrk_argv(url, flood_script, 32, warmup + args.duration + 4),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        flood = subprocess.Popen(
+            wrk_argv(url, flood_script, 32, warmup + args.duration + 4),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     try:
         if warmup:
             run_wrk(url, scenario.lua, level, warmup)
@@ -657,8 +786,14 @@ def measure(url: str, ctx: Context, scenario: Scenario, level: int, args: argpar
     target = target_verdict(scenario.name, level, figures)
     figures.update(cpu_figures(before, after, figures["requests"]))
     figures.update(pauses or {"max_stall_ms": None, "stalls": None})
-    return {**figures, "scenario": scenario.name, "concurrency": level, "issue": scenario.issue, "target": target,
-            "target_met": None if not target else target.endswith(": met")}
+    return {
+        **figures,
+        "scenario": scenario.name,
+        "concurrency": level,
+        "issue": scenario.issue,
+        "target": target,
+        "target_met": None if not target else target.endswith(": met"),
+    }
 
 
 if __name__ == "__main__":

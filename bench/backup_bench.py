@@ -113,12 +113,10 @@ ANALYZE;
 BUCKET = "bench-backups"
 
 
-def _timed(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-           shell: bool = False) -> dict:
+def _timed(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, shell: bool = False) -> dict:
     """Run a process to completion; its wall time."""
     started = time.monotonic()
-    process = subprocess.Popen(argv, env=env, cwd=cwd, shell=shell, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(argv, env=env, cwd=cwd, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = process.communicate()
     seconds = time.monotonic() - started
     if process.returncode != 0:
@@ -134,8 +132,9 @@ def _peak_rss_of(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float
     """
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         started = time.monotonic()
-        result = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, *argv], env=env, cwd=cwd,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, *argv], env=env, cwd=cwd, capture_output=True, text=True
+        )
         seconds = time.monotonic() - started
         if result.returncode != 0:
             raise SystemExit(f"{argv} failed ({result.returncode}): {result.stderr[-2000:]}")
@@ -148,10 +147,11 @@ def seed(cluster: LocalPostgres, database: str, scale: float) -> dict[str, int]:
 
     cluster.create_database(database)
     asyncio.run(db_migrations.upgrade(cluster.dsn(database)))
-    cluster.psql(sample_data_sql(users=int(20000 * scale), purchases=int(430000 * scale),
-                                 audit_rows=int(200000 * scale)), database)
-    counts = cluster.psql(
-        "SELECT string_agg(relname || '=' || n_live_tup, ',') FROM pg_stat_user_tables", database)
+    cluster.psql(
+        sample_data_sql(users=int(20000 * scale), purchases=int(430000 * scale), audit_rows=int(200000 * scale)),
+        database,
+    )
+    counts = cluster.psql("SELECT string_agg(relname || '=' || n_live_tup, ',') FROM pg_stat_user_tables", database)
     rows = {}
     for table in (item.split("=")[0] for item in counts.split(",")):
         rows[table] = int(cluster.psql(f'SELECT count(*) FROM "{table}"', database))
@@ -165,23 +165,45 @@ def bench_scale(cluster: LocalPostgres, s3: LocalS3, workdir: Path, scale: float
     seed_seconds = time.monotonic() - seed_started
     db_bytes = int(cluster.psql(f"SELECT pg_database_size('{database}')"))
     pg_bin = cluster.bindir
-    libpq = {**os.environ, "PGHOST": cluster.host, "PGPORT": str(cluster.port), "PGUSER": "postgres",
-             "PGDATABASE": database}
+    libpq = {
+        **os.environ,
+        "PGHOST": cluster.host,
+        "PGPORT": str(cluster.port),
+        "PGUSER": "postgres",
+        "PGDATABASE": database,
+    }
 
     reference = _timed([f"{pg_bin / 'pg_dump'} -Fc > /dev/null"], env=libpq, shell=True)["seconds"]
     reference_file = workdir / f"{database}.pgc"
     _timed([f"{pg_bin / 'pg_dump'} -Fc > {reference_file}"], env=libpq, shell=True)
     reference_size = reference_file.stat().st_size
     cluster.create_database(f"{database}_plain")
-    reference_restore = _timed([str(pg_bin / "pg_restore"), "--single-transaction", "--exit-on-error",
-                                "--no-owner", "-d", f"{database}_plain", str(reference_file)], env=libpq)["seconds"]
+    reference_restore = _timed(
+        [
+            str(pg_bin / "pg_restore"),
+            "--single-transaction",
+            "--exit-on-error",
+            "--no-owner",
+            "-d",
+            f"{database}_plain",
+            str(reference_file),
+        ],
+        env=libpq,
+    )["seconds"]
     cluster.drop_database(f"{database}_plain")
     reference_file.unlink()
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(("S3_", "BACKUP_"))}
     env.update(s3.settings(BUCKET))
-    env.update({"DATABASE_URL": cluster.dsn(database), "PYTHONPATH": str(ROOT), "ENV_FILE": "",
-                "BACKUP_PREFIX": f"{database}/", "PG_BINDIR": str(pg_bin)})
+    env.update(
+        {
+            "DATABASE_URL": cluster.dsn(database),
+            "PYTHONPATH": str(ROOT),
+            "ENV_FILE": "",
+            "BACKUP_PREFIX": f"{database}/",
+            "PG_BINDIR": str(pg_bin),
+        }
+    )
     cli = [sys.executable, "-m", "deploy.ops.cli"]
     backup_seconds, backup_rss, out = _peak_rss_of(cli + ["backup"], env, workdir)
     backup_id = out.split()[1].rstrip(":")
@@ -191,7 +213,8 @@ def bench_scale(cluster: LocalPostgres, s3: LocalS3, workdir: Path, scale: float
 
     target = f"{database}_restored"
     restore_seconds, restore_rss, _ = _peak_rss_of(
-        cli + ["restore", "--backup", backup_id, "--target", target], env, workdir)
+        cli + ["restore", "--backup", backup_id, "--target", target], env, workdir
+    )
     cluster.drop_database(target)
     verify_seconds, verify_rss, verify_out = _peak_rss_of(cli + ["verify-backup", "--backup", backup_id], env, workdir)
     mib = 1024 * 1024

@@ -40,7 +40,7 @@ def parse_process_stat(text: str) -> tuple[int, int]:
     Reaped children (a finished wrk, an exited backend) move their time into the parent's cutime/cstime,
     so counting it keeps their work on the bench's side of the ledger.
     """
-    rest = text[text.rindex(")") + 2:].split()
+    rest = text[text.rindex(")") + 2 :].split()
     ppid = int(rest[1])
     utime, stime, cutime, cstime = (int(value) for value in rest[11:15])
     return ppid, utime + stime + cutime + cstime
@@ -62,7 +62,7 @@ def tree_jiffies(processes: dict[int, tuple[int, int]], roots: set[int]) -> int:
     return sum(processes[pid][1] for pid in seen)
 
 
-def others_share(before: "Snapshot", after: "Snapshot", ours: str = "bench") -> float:
+def others_share(before: Snapshot, after: Snapshot, ours: str = "bench") -> float:
     """Share (0..1) of all CPUs used by processes outside the `ours` trees between two snapshots."""
     total = after.total - before.total
     if total <= 0:
@@ -71,7 +71,7 @@ def others_share(before: "Snapshot", after: "Snapshot", ours: str = "bench") -> 
     return min(1.0, max(0.0, others / total))
 
 
-def cpu_seconds(before: "Snapshot", after: "Snapshot", group: str, ticks_per_second: int) -> float:
+def cpu_seconds(before: Snapshot, after: Snapshot, group: str, ticks_per_second: int) -> float:
     """CPU seconds the `group` trees used between two snapshots (all their cores together)."""
     return (after.groups[group] - before.groups[group]) / ticks_per_second
 

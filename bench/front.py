@@ -22,14 +22,23 @@ from deploy.inventory import HOST_DEFAULTS, Host
 LOOPBACK = "127.0.0.1"
 
 
-def bench_host(deploy_root: str, nginx_port: int, instance_ports: tuple[int, ...],
-               instance_listen: str = HOST_DEFAULTS["instance_listen"]) -> Host:
+def bench_host(
+    deploy_root: str,
+    nginx_port: int,
+    instance_ports: tuple[int, ...],
+    instance_listen: str = HOST_DEFAULTS["instance_listen"],
+) -> Host:
     """A production-default host (deploy/inventory.py HOST_DEFAULTS) moved onto loopback and a temp root:
     the instances on Unix sockets under it (Host.instance_socket), or with "tcp" on loopback ports."""
-    values = {**HOST_DEFAULTS, "instance_ports": tuple(instance_ports),
-              "standby_ports": tuple(port + 100 for port in instance_ports),
-              "deploy_root": deploy_root, "nginx_port": nginx_port, "bind_address": LOOPBACK,
-              "instance_listen": instance_listen}
+    values = {
+        **HOST_DEFAULTS,
+        "instance_ports": tuple(instance_ports),
+        "standby_ports": tuple(port + 100 for port in instance_ports),
+        "deploy_root": deploy_root,
+        "nginx_port": nginx_port,
+        "bind_address": LOOPBACK,
+        "instance_listen": instance_listen,
+    }
     return Host(name="bench", address=LOOPBACK, **values)
 
 
@@ -48,8 +57,7 @@ def upstream_conf(host: Host, upstream_keepalive: int = 0) -> str:
 
 def front_files(layout: Layout, host: Host, upstream_keepalive: int = 0) -> dict[str, str]:
     """Every file nginx reads, by absolute path: the main conf and the included upstream block."""
-    return {layout.nginx_conf: nginx_conf(layout, host),
-            layout.nginx_upstream: upstream_conf(host, upstream_keepalive)}
+    return {layout.nginx_conf: nginx_conf(layout, host), layout.nginx_upstream: upstream_conf(host, upstream_keepalive)}
 
 
 def front_dirs(layout: Layout) -> list[str]:
@@ -59,8 +67,17 @@ def front_dirs(layout: Layout) -> list[str]:
 
 def nginx_argv(layout: Layout, binary: str = NGINX) -> list[str]:
     """Production's nginx invocation (deploy.commands._nginx), kept in the foreground as our child."""
-    return [binary, "-p", f"{layout.root}/nginx/", "-c", layout.nginx_conf, "-e", f"{layout.logs}/nginx-error.log",
-            "-g", "daemon off;"]
+    return [
+        binary,
+        "-p",
+        f"{layout.root}/nginx/",
+        "-c",
+        layout.nginx_conf,
+        "-e",
+        f"{layout.logs}/nginx-error.log",
+        "-g",
+        "daemon off;",
+    ]
 
 
 @dataclass
@@ -91,8 +108,9 @@ class NginxFront:
         for path, text in front_files(layout, host, self.upstream_keepalive).items():
             Path(path).write_text(text)
         error_log = Path(layout.logs) / "nginx-error.log"
-        self.process = subprocess.Popen(nginx_argv(layout, self.binary), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            nginx_argv(layout, self.binary), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -9,9 +9,9 @@ when it can (root) and puts the machine's value back afterwards; the header says
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 AUTOGROUP_KNOB = Path("/proc/sys/kernel/sched_autogroup_enabled")
 
@@ -21,10 +21,15 @@ def autogroup_note(before: str | None, during: str | None) -> str:
     if before is None:
         return "no scheduler autogroup in this kernel (as production)"
     if during == "0":
-        return ("scheduler autogroup off (as production)" if before == "0"
-                else "scheduler autogroup off for this run, as production (restored afterwards)")
-    return ("scheduler autogroup ON, NOT as production: run as root, or "
-            "`sysctl -w kernel.sched_autogroup_enabled=0` as provision --system sets it")
+        return (
+            "scheduler autogroup off (as production)"
+            if before == "0"
+            else "scheduler autogroup off for this run, as production (restored afterwards)"
+        )
+    return (
+        "scheduler autogroup ON, NOT as production: run as root, or "
+        "`sysctl -w kernel.sched_autogroup_enabled=0` as provision --system sets it"
+    )
 
 
 def _read(knob: Path) -> str | None:

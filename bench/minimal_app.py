@@ -51,10 +51,13 @@ def connect_kwargs(database_url: str) -> dict:
     """asyncpg connection arguments from a postgres:// URL (the same fields server.db.parse_database_url reads)."""
     parsed = urlparse(database_url)
     host, port = database_address(database_url)
-    return {"host": host, "port": port,
-            "user": unquote(parsed.username or "postgres"),
-            "password": unquote(parsed.password) if parsed.password else None,
-            "database": parsed.path.lstrip("/") or "postgres"}
+    return {
+        "host": host,
+        "port": port,
+        "user": unquote(parsed.username or "postgres"),
+        "password": unquote(parsed.password) if parsed.password else None,
+        "database": parsed.path.lstrip("/") or "postgres",
+    }
 
 
 async def _no_reset(connection: asyncpg.Connection) -> None:
@@ -74,8 +77,9 @@ def pool_sizes(environ: dict[str, str]) -> tuple[int, int]:
     return min_size, max_size
 
 
-def create_app(database_url: str, name: str = "minimal", pool_min: int = POOL_MIN_SIZE,
-               pool_max: int = POOL_MAX_SIZE) -> Sanic:
+def create_app(
+    database_url: str, name: str = "minimal", pool_min: int = POOL_MIN_SIZE, pool_max: int = POOL_MAX_SIZE
+) -> Sanic:
     app = Sanic(name, configure_logging=False)
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
@@ -84,8 +88,9 @@ def create_app(database_url: str, name: str = "minimal", pool_min: int = POOL_MI
 
     @app.before_server_start
     async def open_pool(app: Sanic) -> None:
-        app.ctx.pool = await asyncpg.create_pool(**connect_kwargs(database_url), min_size=pool_min,
-                                                 max_size=pool_max, reset=_no_reset)
+        app.ctx.pool = await asyncpg.create_pool(
+            **connect_kwargs(database_url), min_size=pool_min, max_size=pool_max, reset=_no_reset
+        )
         async with app.ctx.pool.acquire() as connection:
             app.ctx.user_id = await connection.fetchval(FIXED_ID_SQL)
         if app.ctx.user_id is None:
@@ -94,8 +99,11 @@ def create_app(database_url: str, name: str = "minimal", pool_min: int = POOL_MI
     @app.after_server_start
     async def announce(app: Sanic) -> None:
         loop = type(asyncio.get_running_loop())
-        print(f"minimal app ready on {app.ctx.port}: loop={loop.__module__}.{loop.__qualname__}, "
-              f"pool={pool_min}..{pool_max}, user={app.ctx.user_id}", flush=True)
+        print(
+            f"minimal app ready on {app.ctx.port}: loop={loop.__module__}.{loop.__qualname__}, "
+            f"pool={pool_min}..{pool_max}, user={app.ctx.user_id}",
+            flush=True,
+        )
 
     @app.after_server_stop
     async def close_pool(app: Sanic) -> None:
@@ -114,21 +122,36 @@ def create_app(database_url: str, name: str = "minimal", pool_min: int = POOL_MI
         async with request.app.ctx.pool.acquire() as connection:
             record = await connection.fetchrow(ROW_SQL, request.app.ctx.user_id)
         # asyncpg's UUID is a subclass orjson does not serialise; the service renders ids as strings too.
-        return json_response({"id": str(record["id"]), "email": record["email"], "role": record["role"],
-                              "active": record["active"], "created_at": record["created_at"]})
+        return json_response(
+            {
+                "id": str(record["id"]),
+                "email": record["email"],
+                "role": record["role"],
+                "active": record["active"],
+                "created_at": record["created_at"],
+            }
+        )
 
     return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.minimal_app", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.minimal_app", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, required=True, help="port to bind (with --unix: the slot it names)")
-    parser.add_argument("--unix", metavar="PATH", default="", help="listen on this Unix socket instead, "
-                        "as the service's instances do in production")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
-                        help="postgres:// URL of the seeded database (default: $DATABASE_URL)")
+    parser.add_argument(
+        "--unix",
+        metavar="PATH",
+        default="",
+        help="listen on this Unix socket instead, as the service's instances do in production",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", ""),
+        help="postgres:// URL of the seeded database (default: $DATABASE_URL)",
+    )
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("--database-url or DATABASE_URL is required")

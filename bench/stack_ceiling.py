@@ -45,10 +45,26 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import api_bench  # noqa: E402
-from bench.api_bench import (TABLE_HEADER, Context, Scenario, add_database_over_option,  # noqa: E402
-                             add_instances_over_option, add_keep_autogroup_option, bench_cpu_groups,
-                             instance_database_url, instance_sockets, instance_transport, measure, row_line,
-                             shape_line, start_front, start_servers, target_verdict, tear_down, wrk_seconds)
+from bench.api_bench import (  # noqa: E402
+    TABLE_HEADER,
+    Context,
+    Scenario,
+    add_database_over_option,
+    add_instances_over_option,
+    add_keep_autogroup_option,
+    bench_cpu_groups,
+    instance_database_url,
+    instance_sockets,
+    instance_transport,
+    measure,
+    row_line,
+    shape_line,
+    start_front,
+    start_servers,
+    target_verdict,
+    tear_down,
+    wrk_seconds,
+)
 from bench.front import NginxFront  # noqa: E402
 from bench.kernel import production_scheduler  # noqa: E402
 from bench.minimal_app import POOL_MAX_SIZE, POOL_MIN_SIZE  # noqa: E402
@@ -78,10 +94,12 @@ def seed_sql(users: int) -> str:
     """`users` rows (1 in 50 an admin), then ANALYZE so the planner knows the table from the first query."""
     if users < 1:
         raise ValueError("the minimal app reads one user at start-up: seed at least 1")
-    return (f"INSERT INTO users (email, hashed_password, role) "
-            f"SELECT 'ceiling' || i || '@example.test', repeat('x', {PASSWORD_PLACEHOLDER_LENGTH}), "
-            f"CASE WHEN i % 50 = 0 THEN 'admin' ELSE 'user' END FROM generate_series(1, {users}) AS i;\n"
-            f"ANALYZE users;")
+    return (
+        f"INSERT INTO users (email, hashed_password, role) "
+        f"SELECT 'ceiling' || i || '@example.test', repeat('x', {PASSWORD_PLACEHOLDER_LENGTH}), "
+        f"CASE WHEN i % 50 = 0 THEN 'admin' ELSE 'user' END FROM generate_series(1, {users}) AS i;\n"
+        f"ANALYZE users;"
+    )
 
 
 def prepare_database(cluster: LocalPostgres, users: int) -> None:
@@ -118,22 +136,42 @@ def floor_verdict(scenario: str, concurrency: int, figures: dict) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="plain,row", help="comma-separated: plain, row (default both)")
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario and level "
-                        "(whole seconds, at least 1)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of discarded load before each "
-                        "measurement (0 = none)")
-    parser.add_argument("--concurrency", default="64", help="comma-separated connection counts (default 64, "
-                        "the level of the issue targets)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=5.0,
+        help="measured seconds per scenario and level (whole seconds, at least 1)",
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds of discarded load before each measurement (0 = none)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        default="64",
+        help="comma-separated connection counts (default 64, the level of the issue targets)",
+    )
     parser.add_argument("--instances", type=int, default=2, help="minimal app processes (default 2, as production)")
-    parser.add_argument("--direct", action="store_true", help="no nginx: wrk straight at the single instance "
-                        "(needs --instances 1)")
-    parser.add_argument("--upstream-keepalive", type=int, default=0, help="experiment: idle connections nginx "
-                        "keeps to the instances (0, the default: production's own setting, "
-                        "deploy.commands.UPSTREAM_KEEPALIVE)")
-    parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="rows in the users table "
-                        f"(default {DEFAULT_USERS})")
-    parser.add_argument("--pool-max", type=int, default=POOL_MAX_SIZE, help="experiment: the app's asyncpg "
-                        f"pool max size (default {POOL_MAX_SIZE}, production's DB_POOL_MAX_SIZE default)")
+    parser.add_argument(
+        "--direct", action="store_true", help="no nginx: wrk straight at the single instance (needs --instances 1)"
+    )
+    parser.add_argument(
+        "--upstream-keepalive",
+        type=int,
+        default=0,
+        help="experiment: idle connections nginx "
+        "keeps to the instances (0, the default: production's own setting, "
+        "deploy.commands.UPSTREAM_KEEPALIVE)",
+    )
+    parser.add_argument(
+        "--users", type=int, default=DEFAULT_USERS, help=f"rows in the users table (default {DEFAULT_USERS})"
+    )
+    parser.add_argument(
+        "--pool-max",
+        type=int,
+        default=POOL_MAX_SIZE,
+        help="experiment: the app's asyncpg "
+        f"pool max size (default {POOL_MAX_SIZE}, production's DB_POOL_MAX_SIZE default)",
+    )
     add_instances_over_option(parser)
     add_database_over_option(parser)
     add_keep_autogroup_option(parser)
@@ -167,19 +205,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def shape(args: argparse.Namespace, load_at_start: tuple[float, float, float]) -> dict:
     """api_bench's shape fields (so shape_line prints the same header), plus what the app is."""
-    return {"app": "minimal (bench/minimal_app.py)", "users": args.users, "pool_max": args.pool_max,
-            "instances": args.instances,
-            "front": "direct" if args.direct else "nginx",
-            "upstream_keepalive": 0 if args.direct else args.upstream_keepalive, "cpus": os.cpu_count(),
-            "load_average_at_start": [round(value, 2) for value in load_at_start],
-            "duration_s": args.duration, "warmup_s": args.warmup, "database_over": args.database_over,
-            "instances_over": instance_transport(args)}
+    return {
+        "app": "minimal (bench/minimal_app.py)",
+        "users": args.users,
+        "pool_max": args.pool_max,
+        "instances": args.instances,
+        "front": "direct" if args.direct else "nginx",
+        "upstream_keepalive": 0 if args.direct else args.upstream_keepalive,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(value, 2) for value in load_at_start],
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "database_over": args.database_over,
+        "instances_over": instance_transport(args),
+    }
 
 
 def app_line(run_shape: dict) -> str:
     """The line above api_bench's header: what app was measured, its pool, its data."""
-    pool = (f"asyncpg pool {POOL_MIN_SIZE}..{run_shape['pool_max']}"
-            + (" (as production)" if run_shape["pool_max"] == POOL_MAX_SIZE else " (NOT as production)"))
+    pool = f"asyncpg pool {POOL_MIN_SIZE}..{run_shape['pool_max']}" + (
+        " (as production)" if run_shape["pool_max"] == POOL_MAX_SIZE else " (NOT as production)"
+    )
     return f"app: {run_shape['app']}, not the service; {pool}; users table of {run_shape['users']} rows"
 
 
@@ -193,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     nginx_binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not args.direct and not os.path.exists(nginx_binary):
-        print("nginx is not installed: apt-get install -y nginx-light (or use --instances 1 --direct)",
-              file=sys.stderr)
+        print("nginx is not installed: apt-get install -y nginx-light (or use --instances 1 --direct)", file=sys.stderr)
         return 2
     with production_scheduler(keep=args.keep_autogroup) as scheduler:
         return run(args, {**shape(args, load_at_start), "scheduler": scheduler}, nginx_binary)
@@ -213,9 +258,14 @@ def run(args: argparse.Namespace, run_shape: dict, nginx_binary: str) -> int:
         cluster.start(PRODUCTION_DURABILITY)
         prepare_database(cluster, args.users)
         database_url = instance_database_url(cluster, DATABASE, args.database_over)
-        servers = start_servers(database_url, args.instances, workdir, argv=app_argv,
-                                env=lambda url, log_file: app_env(url, log_file, args.pool_max),
-                                socket_for=instance_sockets(workdir, instance_transport(args)))
+        servers = start_servers(
+            database_url,
+            args.instances,
+            workdir,
+            argv=app_argv,
+            env=lambda url, log_file: app_env(url, log_file, args.pool_max),
+            socket_for=instance_sockets(workdir, instance_transport(args)),
+        )
         url, front = start_front(servers, args, workdir, nginx_binary)
         cpu_groups = bench_cpu_groups(cluster, servers, front)
         print(app_line(run_shape))

@@ -52,8 +52,9 @@ def watch() -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(os.sched_get_priority_min(os.SCHED_FIFO)))
     except (AttributeError, OSError) as error:
-        print(f"unavailable: SCHED_FIFO refused ({error.strerror if isinstance(error, OSError) else error})",
-              flush=True)
+        print(
+            f"unavailable: SCHED_FIFO refused ({error.strerror if isinstance(error, OSError) else error})", flush=True
+        )
         return
     lateness = Lateness()
     lock = threading.Lock()
@@ -84,8 +85,9 @@ class StallWatch:
     system refuses SCHED_FIFO; then `report()` is None."""
 
     def __init__(self) -> None:
-        self._process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, text=True)
+        self._process = subprocess.Popen(
+            [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         first = self._process.stdout.readline().strip()
         self.available = first == "ready"
         self.note = "" if self.available else (first or "unavailable: the watcher exited")

@@ -158,13 +158,19 @@ def instance_listen_args(host: Host, port: int) -> str:
 def supervisor_program_conf(layout: Layout, host: Host, port: int) -> str:
     return render(
         "supervisor-program.conf.tmpl",
-        deploy_root=layout.root, program=program_name(port), listen=instance_listen_args(host, port), port=port,
+        deploy_root=layout.root,
+        program=program_name(port),
+        listen=instance_listen_args(host, port),
+        port=port,
     )
 
 
 def nginx_conf(layout: Layout, host: Host) -> str:
     return render(
-        "nginx.conf.tmpl", deploy_root=layout.root, listen_address=host.address, nginx_port=host.nginx_port,
+        "nginx.conf.tmpl",
+        deploy_root=layout.root,
+        listen_address=host.address,
+        nginx_port=host.nginx_port,
     )
 
 
@@ -225,8 +231,9 @@ MAINTENANCE_UTC_TIME: UtcGuard = (("%u%H%M", "=", "70200"), ("%d", "-le", "7"))
 def utc_time_guard(guard: UtcGuard) -> str:
     """A shell test that holds when the UTC clock matches `guard`. `%` is escaped: cron turns a
     bare `%` of a crontab line into a newline."""
-    return " && ".join(f"[ \"$(date -u +{date_format.replace('%', chr(92) + '%')})\" {op} {value} ]"
-                       for date_format, op, value in guard)
+    return " && ".join(
+        f'[ "$(date -u +{date_format.replace("%", chr(92) + "%")})" {op} {value} ]' for date_format, op, value in guard
+    )
 
 
 def crontab_marker(layout: Layout) -> str:
@@ -265,8 +272,14 @@ def crontab_block(layout: Layout, host: Host, database_jobs: bool = True) -> str
 def layout_command(layout: Layout) -> str:
     """Create the deploy-root layout; shared/ is 0700 because it holds the secrets file."""
     folders = [
-        layout.releases, layout.venvs, layout.logs, f"{layout.logs}/supervisor", layout.state,
-        f"{layout.root}/supervisor/conf.d", f"{layout.root}/nginx/tmp", layout.run,
+        layout.releases,
+        layout.venvs,
+        layout.logs,
+        f"{layout.logs}/supervisor",
+        layout.state,
+        f"{layout.root}/supervisor/conf.d",
+        f"{layout.root}/nginx/tmp",
+        layout.run,
     ]
     return f"mkdir -p {' '.join(q(f) for f in folders)} && chmod 700 {q(layout.shared)}"
 
@@ -343,12 +356,9 @@ def switch_current_command(layout: Layout, rel_id: str) -> str:
     return f"ln -sfn {q(layout.release(rel_id))} {q(tmp)} && mv -T {q(tmp)} {q(layout.current)}"
 
 
-
-
-
-
-def releases_to_prune(release_ids: list[str], keep: int, protected: set[str],
-                      bad: set[str] | frozenset[str] = frozenset()) -> list[str]:
+def releases_to_prune(
+    release_ids: list[str], keep: int, protected: set[str], bad: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
     """The releases to delete, oldest first.
 
     Kept: the newest `keep` releases that are not marked bad (rollback targets), the newest bad
@@ -370,8 +380,10 @@ def prune_command(layout: Layout, release_ids: list[str]) -> str:
 
 def venv_links_command(layout: Layout) -> str:
     """Prints the venvs on the host, then `--`, then the venv every release links to."""
-    return (f"ls -1 {q(layout.venvs)} 2>/dev/null; echo --;"
-            f" for link in {q(layout.releases)}/*/.venv; do readlink \"$link\" || true; done")
+    return (
+        f"ls -1 {q(layout.venvs)} 2>/dev/null; echo --;"
+        f' for link in {q(layout.releases)}/*/.venv; do readlink "$link" || true; done'
+    )
 
 
 def unused_venvs(listing: str) -> list[str]:
@@ -385,10 +397,6 @@ def prune_venvs_command(layout: Layout, lock_hashes: list[str]) -> str:
     if not lock_hashes:
         return "true"
     return "rm -rf -- " + " ".join(q(layout.venv(h)) for h in lock_hashes)
-
-
-
-
 
 
 # -- lock and ledger -------------------------------------------------------------------------
@@ -420,8 +428,6 @@ def ledger_append_command(layout: Layout, line: str) -> str:
     return f"mkdir -p {q(layout.state)} && printf '%s\\n' {q(line)} >> {q(layout.ledger)}"
 
 
-
-
 # -- supervisor and nginx --------------------------------------------------------------------
 
 
@@ -451,8 +457,16 @@ def instance_pid_command(layout: Layout, port: int) -> str:
 
 def _nginx(layout: Layout, *args: str) -> str:
     return " ".join(
-        [NGINX, "-p", q(f"{layout.root}/nginx/"), "-c", q(layout.nginx_conf), "-e",
-         q(f"{layout.logs}/nginx-error.log"), *args]
+        [
+            NGINX,
+            "-p",
+            q(f"{layout.root}/nginx/"),
+            "-c",
+            q(layout.nginx_conf),
+            "-e",
+            q(f"{layout.logs}/nginx-error.log"),
+            *args,
+        ]
     )
 
 
@@ -460,11 +474,9 @@ def nginx_reload_command(layout: Layout) -> str:
     """Check the config, then reload the running master or start one (needs no root)."""
     pid_file = q(f"{layout.root}/nginx/nginx.pid")
     return (
-        f"{_nginx(layout, '-q', '-t')} && if [ -s {pid_file} ] && kill -0 \"$(cat {pid_file})\" 2>/dev/null;"
+        f'{_nginx(layout, "-q", "-t")} && if [ -s {pid_file} ] && kill -0 "$(cat {pid_file})" 2>/dev/null;'
         f" then {_nginx(layout, '-s', 'reload')}; else {_nginx(layout)}; fi"
     )
-
-
 
 
 def _live_programs(layout: Layout) -> str:
@@ -477,8 +489,10 @@ def start_live_instances_command(layout: Layout) -> str:
     command line, such as instance_listen) was stopped by the update and, not autostarting, would
     stay down behind an upstream that already names its new address. Start it again; running
     ones are left alone. Nothing to do before the first release."""
-    return (f"if [ -s {q(layout.live_ports)} ] && [ -e {q(layout.current)} ]; then"
-            f" {supervisorctl_command(layout, 'start')} {_live_programs(layout)} >/dev/null 2>&1; fi; true")
+    return (
+        f"if [ -s {q(layout.live_ports)} ] && [ -e {q(layout.current)} ]; then"
+        f" {supervisorctl_command(layout, 'start')} {_live_programs(layout)} >/dev/null 2>&1; fi; true"
+    )
 
 
 def start_services_command(layout: Layout) -> str:
@@ -498,8 +512,6 @@ def stop_services_command(layout: Layout) -> str:
         f"{supervisorctl_command(layout, 'shutdown')} >/dev/null 2>&1;"
         f" if [ -s {pid_file} ]; then {_nginx(layout, '-s', 'quit')} 2>/dev/null; fi; true"
     )
-
-
 
 
 # Supervisor is driven through its XML-RPC socket with curl rather than supervisorctl: a
@@ -528,7 +540,7 @@ def _xmlrpc_value(value: object) -> str:
 def xmlrpc_request(method: str, *params: object) -> str:
     """An XML-RPC methodCall document (the subset supervisor's API needs: strings, booleans, arrays)."""
     encoded = "".join(f"<param>{_xmlrpc_value(p)}</param>" for p in params)
-    return f"<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params>{encoded}</params></methodCall>"
+    return f'<?xml version="1.0"?><methodCall><methodName>{method}</methodName><params>{encoded}</params></methodCall>'
 
 
 def supervisor_multicall(calls: list[tuple[str, list]]) -> str:
@@ -538,15 +550,20 @@ def supervisor_multicall(calls: list[tuple[str, list]]) -> str:
 
 def supervisor_rpc_command(layout: Layout, request: str) -> str:
     """POST an XML-RPC request to this deploy root's supervisord; prints the response."""
-    return (f"curl -sS -m 60 --unix-socket {q(layout.supervisor_socket)} -H 'Content-Type: text/xml'"
-            f" --data-binary {q(request)} http://localhost/RPC2")
+    return (
+        f"curl -sS -m 60 --unix-socket {q(layout.supervisor_socket)} -H 'Content-Type: text/xml'"
+        f" --data-binary {q(request)} http://localhost/RPC2"
+    )
 
 
 def stop_instances_command(layout: Layout, ports: tuple[int, ...]) -> str:
     """Stop instances in parallel, each returning once its process has exited (graceful: SIGTERM,
     then SIGKILL after stopwaitsecs). One that is not running is a no-op (a fault we ignore)."""
-    stops = [supervisor_rpc_command(layout, xmlrpc_request("supervisor.stopProcess", program_name(p), True))
-             + " >/dev/null 2>&1" for p in ports]
+    stops = [
+        supervisor_rpc_command(layout, xmlrpc_request("supervisor.stopProcess", program_name(p), True))
+        + " >/dev/null 2>&1"
+        for p in ports
+    ]
     return "{ " + " ".join(f"{s} &" for s in stops) + " wait; }"
 
 
@@ -557,9 +574,9 @@ def drain_in_background_command(layout: Layout, ports: tuple[int, ...], reason: 
     names = " ".join(program_name(p) for p in ports)
     job = (
         f"began=$(date +%s.%N); {stop_instances_command(layout, ports)};"
-        f" echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) stopped {names} ({reason}) in"
-        f" $(awk \"BEGIN {{ printf \\\"%.2f\\\", $(date +%s.%N) - $began }}\")s\" >> {q(layout.switch_log)};"
-        f" if [ \"$(cat {q(layout.drain_pid)} 2>/dev/null)\" = \"$$\" ]; then rm -f {q(layout.drain_pid)}; fi"
+        f' echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) stopped {names} ({reason}) in'
+        f' $(awk "BEGIN {{ printf \\"%.2f\\", $(date +%s.%N) - $began }}")s" >> {q(layout.switch_log)};'
+        f' if [ "$(cat {q(layout.drain_pid)} 2>/dev/null)" = "$$" ]; then rm -f {q(layout.drain_pid)}; fi'
     )
     # Braced: a bare trailing `&` would send the whole `A && B && ...` chain to the background.
     return f"{{ nohup sh -c {q(job)} >/dev/null 2>&1 & echo $! > {q(layout.drain_pid)}; }}"
@@ -578,21 +595,23 @@ def start_instances_command(layout: Layout, ports: tuple[int, ...]) -> str:
     """
     names = [program_name(p) for p in ports]
     states = supervisor_rpc_command(layout, supervisor_multicall([("supervisor.getProcessInfo", [n]) for n in names]))
-    start = supervisor_rpc_command(layout, supervisor_multicall([("supervisor.startProcess", [n, False]) for n in names]))
+    start = supervisor_rpc_command(
+        layout, supervisor_multicall([("supervisor.startProcess", [n, False]) for n in names])
+    )
     pid = q(layout.drain_pid)
     wait_for_drain = (
-        f"( deadline=$(( $(date +%s) + {DRAIN_WAIT_SECONDS} )); while {{ [ -s {pid} ] && kill -0 \"$(cat {pid})\""
+        f'( deadline=$(( $(date +%s) + {DRAIN_WAIT_SECONDS} )); while {{ [ -s {pid} ] && kill -0 "$(cat {pid})"'
         f" 2>/dev/null; }} || {states} | grep -q '<string>STOPPING</string>'; do"
-        f" if [ \"$(date +%s)\" -ge \"$deadline\" ]; then echo \"{' '.join(names)} still stopping after"
-        f" {DRAIN_WAIT_SECONDS}s\"; exit 1; fi; sleep 0.1; done )"
+        f' if [ "$(date +%s)" -ge "$deadline" ]; then echo "{" ".join(names)} still stopping after'
+        f' {DRAIN_WAIT_SECONDS}s"; exit 1; fi; sleep 0.1; done )'
     )
-    started = f"{{ out=$({start}) && ! printf '%s' \"$out\" | grep -q faultCode || {{ echo \"supervisor refused to start {' '.join(names)}: $out\"; false; }}; }}"
+    started = f'{{ out=$({start}) && ! printf \'%s\' "$out" | grep -q faultCode || {{ echo "supervisor refused to start {" ".join(names)}: $out"; false; }}; }}'
     return " && ".join([wait_for_drain, stop_instances_command(layout, ports), started])
 
 
 def phase_marker(name: str) -> str:
     """A line `@phase <name> <epoch seconds>` in a command's output: where the seconds went."""
-    return f"echo \"@phase {name} $(date +%s.%N)\""
+    return f'echo "@phase {name} $(date +%s.%N)"'
 
 
 def phase_durations(output: str) -> list[tuple[str, float]]:
@@ -622,17 +641,24 @@ def prepare_switch_command(layout: Layout, host: Host, rel_id: str, new_ports: t
     3. poll each one's /health/ready until 200 or the host's health_timeout.
     nginx is not touched: the live instances keep serving whatever happens here.
     """
-    gate = readiness_poll_command([host.ready_url_for(port) for port in new_ports], host.health_timeout,
-                                  host.health_interval, host.python, layout.supervisor_socket,
-                                  [program_name(port) for port in new_ports])
-    return " && ".join([
-        phase_marker("begin"),
-        switch_current_command(layout, rel_id),
-        start_instances_command(layout, new_ports),
-        phase_marker("started"),
-        gate,
-        phase_marker("ready"),
-    ])
+    gate = readiness_poll_command(
+        [host.ready_url_for(port) for port in new_ports],
+        host.health_timeout,
+        host.health_interval,
+        host.python,
+        layout.supervisor_socket,
+        [program_name(port) for port in new_ports],
+    )
+    return " && ".join(
+        [
+            phase_marker("begin"),
+            switch_current_command(layout, rel_id),
+            start_instances_command(layout, new_ports),
+            phase_marker("started"),
+            gate,
+            phase_marker("ready"),
+        ]
+    )
 
 
 NGINX_VERIFY_SECONDS = 10
@@ -648,8 +674,8 @@ def nginx_new_workers_command(layout: Layout, before_var: str = "before") -> str
     old workers, and this times out)."""
     pid_file = q(f"{layout.root}/nginx/nginx.pid")
     return (
-        f"( deadline=$(( $(date +%s) + 5 )); until pgrep -P \"$(cat {pid_file} 2>/dev/null || echo 0)\""
-        f" | grep -qvxF -e \"${{{before_var}:-none}}\"; do if [ \"$(date +%s)\" -ge \"$deadline\" ]; then"
+        f'( deadline=$(( $(date +%s) + 5 )); until pgrep -P "$(cat {pid_file} 2>/dev/null || echo 0)"'
+        f' | grep -qvxF -e "${{{before_var}:-none}}"; do if [ "$(date +%s)" -ge "$deadline" ]; then'
         f" echo 'nginx did not start workers with the new configuration within 5s'; exit 1; fi; sleep 0.05; done )"
     )
 
@@ -662,14 +688,21 @@ def flip_command(layout: Layout, host: Host, new_ports: tuple[int, ...], old_por
     """
     pid_file = q(f"{layout.root}/nginx/nginx.pid")
     upstream, reload, record_live = _route_to(layout, host, new_ports)
-    flip = " && ".join([
-        upstream, reload, nginx_new_workers_command(layout),
-        readiness_poll_command([nginx_ready_url(host)], NGINX_VERIFY_SECONDS, 0.1, host.python),
-        record_live, phase_marker("flipped"),
-    ])
+    flip = " && ".join(
+        [
+            upstream,
+            reload,
+            nginx_new_workers_command(layout),
+            readiness_poll_command([nginx_ready_url(host)], NGINX_VERIFY_SECONDS, 0.1, host.python),
+            record_live,
+            phase_marker("flipped"),
+        ]
+    )
     back = "; ".join(_route_to(layout, host, old_ports))
-    return (f"{phase_marker('flip')} && before=$(pgrep -P \"$(cat {pid_file} 2>/dev/null || echo 0)\" || true)"
-            f" && {{ {{ {flip}; }} || {{ echo 'nginx flip failed: back on the old instances'; {back}; false; }}; }}")
+    return (
+        f'{phase_marker("flip")} && before=$(pgrep -P "$(cat {pid_file} 2>/dev/null || echo 0)" || true)'
+        f" && {{ {{ {flip}; }} || {{ echo 'nginx flip failed: back on the old instances'; {back}; false; }}; }}"
+    )
 
 
 def _route_to(layout: Layout, host: Host, ports: tuple[int, ...]) -> list[str]:
@@ -711,17 +744,26 @@ def read_state_command(layout: Layout) -> str:
     per_release = (
         f"for rel in $(ls -1 {q(layout.releases)} 2>/dev/null | grep -E {q(RELEASE_ID_PATTERN.pattern)}); do"
         f" dir={q(layout.releases)}/$rel;"
-        f" echo \"$rel $(ls -1 \"$dir/{models}\" 2>/dev/null | grep -E '^[0-9]+_.*[.]py$' | sort -n | tail -n 1)\";"
-        f" echo \"{_SECTION}metadata $rel\"; cat \"$dir/RELEASE.json\" 2>/dev/null; echo; echo \"{_SECTION}releases\"; done"
+        f' echo "$rel $(ls -1 "$dir/{models}" 2>/dev/null | grep -E \'^[0-9]+_.*[.]py$\' | sort -n | tail -n 1)";'
+        f' echo "{_SECTION}metadata $rel"; cat "$dir/RELEASE.json" 2>/dev/null; echo; echo "{_SECTION}releases"; done'
     )
     # Each `cat` is followed by an echo: a file without a final newline must not swallow a marker.
-    return "; ".join([
-        f"echo '{_SECTION}current'", f"readlink {q(layout.current)} 2>/dev/null",
-        f"echo '{_SECTION}releases'", per_release,
-        f"echo '{_SECTION}live_ports'", f"cat {q(layout.live_ports)} 2>/dev/null", "echo",
-        f"echo '{_SECTION}env_file'", f"{{ test -f {q(layout.env_file)} && echo yes; }}",
-        f"echo '{_SECTION}ledger'", f"cat {q(layout.ledger)} 2>/dev/null", "echo",
-    ])
+    return "; ".join(
+        [
+            f"echo '{_SECTION}current'",
+            f"readlink {q(layout.current)} 2>/dev/null",
+            f"echo '{_SECTION}releases'",
+            per_release,
+            f"echo '{_SECTION}live_ports'",
+            f"cat {q(layout.live_ports)} 2>/dev/null",
+            "echo",
+            f"echo '{_SECTION}env_file'",
+            f"{{ test -f {q(layout.env_file)} && echo yes; }}",
+            f"echo '{_SECTION}ledger'",
+            f"cat {q(layout.ledger)} 2>/dev/null",
+            "echo",
+        ]
+    )
 
 
 def parse_state(text: str) -> HostState:
@@ -730,7 +772,7 @@ def parse_state(text: str) -> HostState:
     target = sections.setdefault("", [])
     for line in text.splitlines():
         if line.startswith(_SECTION):
-            name, _, arg = line[len(_SECTION):].partition(" ")
+            name, _, arg = line[len(_SECTION) :].partition(" ")
             target = metadata.setdefault(arg, []) if name == "metadata" else sections.setdefault(name, [])
         else:
             target.append(line)
@@ -769,7 +811,7 @@ def crontab_install_command(marker: str, block: str) -> str:
     )
     return (
         "command -v crontab >/dev/null || { echo 'crontab not found: apt-get install cron' >&2; exit 127; };"
-        f" exec 9>>\"{CRONTAB_LOCK}\" && flock 9"
+        f' exec 9>>"{CRONTAB_LOCK}" && flock 9'
         f" && {{ crontab -l 2>/dev/null | {keep_others}; printf '%s' {q(block)}; }} | crontab -"
     )
 
@@ -861,9 +903,15 @@ sys.exit(main(*sys.argv[1:]))
 """
 
 
-def readiness_poll_command(urls: list[str], timeout: int, interval: float, python: str = "python3",
-                           supervisor_socket: str = "", programs: list[str] | None = None,
-                           fast_for: float = FAST_POLL_SECONDS) -> str:
+def readiness_poll_command(
+    urls: list[str],
+    timeout: int,
+    interval: float,
+    python: str = "python3",
+    supervisor_socket: str = "",
+    programs: list[str] | None = None,
+    fast_for: float = FAST_POLL_SECONDS,
+) -> str:
     """Poll URLs on the host until each answers 200 or `timeout` seconds pass.
 
     Every FAST_POLL_INTERVAL for the first `fast_for` seconds (an instance usually becomes ready
@@ -875,8 +923,10 @@ def readiness_poll_command(urls: list[str], timeout: int, interval: float, pytho
     """
     programs = programs or [""] * len(urls)
     pairs = " ".join(f"{q(url)} {q(program)}" for url, program in zip(urls, programs))
-    return (f"{python} -I -S -c {q(READINESS_POLLER)} {int(timeout)} {interval:g} {fast_for:g}"
-            f" {FAST_POLL_INTERVAL:g} {q(supervisor_socket)} {pairs}")
+    return (
+        f"{python} -I -S -c {q(READINESS_POLLER)} {int(timeout)} {interval:g} {fast_for:g}"
+        f" {FAST_POLL_INTERVAL:g} {q(supervisor_socket)} {pairs}"
+    )
 
 
 def health_poll_command(url: str, timeout: int, interval: float) -> str:
@@ -897,7 +947,7 @@ def probe_command(url: str) -> str:
     """One probe: prints `<status> <body>` (status 000 when nothing answers)."""
     return (
         f"body=$(mktemp) && code=$(curl -s -o \"$body\" -w '%{{http_code}}' -m 3 {curl_target(url)});"
-        f" printf '%s ' \"$code\"; head -c 600 \"$body\"; echo; rm -f \"$body\""
+        f' printf \'%s \' "$code"; head -c 600 "$body"; echo; rm -f "$body"'
     )
 
 
@@ -920,9 +970,8 @@ def instance_output_tail_command(layout: Layout, port: int, lines: int) -> str:
 def ops_command(layout: Layout, rel_id: str, *args: str) -> str:
     """Run the ops CLI of one release with the host's secrets file."""
     release = layout.release(rel_id)
-    return (
-        f"cd {q(release)} && ENV_FILE={q(layout.env_file)} ./.venv/bin/python -m {OPS_CLI} "
-        + " ".join(q(a) for a in args)
+    return f"cd {q(release)} && ENV_FILE={q(layout.env_file)} ./.venv/bin/python -m {OPS_CLI} " + " ".join(
+        q(a) for a in args
     )
 
 
@@ -936,8 +985,6 @@ def migrate_to_command(layout: Layout, rel_id: str, number: int) -> str:
 
 def migrate_status_command(layout: Layout, rel_id: str) -> str:
     return ops_command(layout, rel_id, "migrate", "--status")
-
-
 
 
 def migration_number(file_name: str | None) -> int | None:
@@ -974,9 +1021,11 @@ def sysctl_command() -> str:
       it against 214-313 ms with it, wallet summary 17-24 against 27-41 ms (docs/benchmarks.md).
       Written only where the kernel has the knob, since sysctl fails on an unknown key.
     """
-    return (f"{{ echo 'net.ipv4.ip_unprivileged_port_start=80';"
-            f" [ ! -e {AUTOGROUP_KNOB} ] || echo 'kernel.sched_autogroup_enabled=0'; }}"
-            f" > {SYSCTL_FILE} && sysctl --system >/dev/null")
+    return (
+        f"{{ echo 'net.ipv4.ip_unprivileged_port_start=80';"
+        f" [ ! -e {AUTOGROUP_KNOB} ] || echo 'kernel.sched_autogroup_enabled=0'; }}"
+        f" > {SYSCTL_FILE} && sysctl --system >/dev/null"
+    )
 
 
 def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]:
@@ -997,21 +1046,21 @@ def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]
         f"id -u {user} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {user}",
         # The deploy user accepts the keys the admin logs in with. Under `sudo -n sh -c` a `~` is
         # root's home, so the admin is $SUDO_USER (root itself when it logs in as root).
-        f"admin_home=$(getent passwd \"${{SUDO_USER:-$(id -un)}}\" | cut -d: -f6)"
+        f'admin_home=$(getent passwd "${{SUDO_USER:-$(id -un)}}" | cut -d: -f6)'
         f" && deploy_home=$(getent passwd {user} | cut -d: -f6)"
-        f" && install -d -m 700 -o {user} -g {user} \"$deploy_home/.ssh\""
-        f" && {{ [ \"$admin_home\" = \"$deploy_home\" ] || install -m 600 -o {user} -g {user}"
-        f" \"$admin_home/.ssh/authorized_keys\" \"$deploy_home/.ssh/authorized_keys\"; }}",
+        f' && install -d -m 700 -o {user} -g {user} "$deploy_home/.ssh"'
+        f' && {{ [ "$admin_home" = "$deploy_home" ] || install -m 600 -o {user} -g {user}'
+        f' "$admin_home/.ssh/authorized_keys" "$deploy_home/.ssh/authorized_keys"; }}',
         f"install -d -o {user} -g {user} -m 755 {q(host.deploy_root)}",
         "timedatectl set-timezone UTC",
         sysctl_command(),
         # CREATEDB (never superuser or createrole): verify-backup and `restore --target` create
         # their scratch database as the app's role. ALTER grants it on hosts set up before.
-        f"su postgres -c \"{role_exists}"
-        f" || createuser --no-superuser --createdb --no-createrole {database}\""
+        f'su postgres -c "{role_exists}'
+        f' || createuser --no-superuser --createdb --no-createrole {database}"'
         f" && su postgres -c \"psql -qc 'ALTER ROLE {database} CREATEDB'\"",
-        f"su postgres -c \"psql -tAc \\\"SELECT 1 FROM pg_database WHERE datname='{database}'\\\" | grep -q 1"
-        f" || createdb --owner={database} {database}\"",
+        f'su postgres -c "psql -tAc \\"SELECT 1 FROM pg_database WHERE datname=\'{database}\'\\" | grep -q 1'
+        f' || createdb --owner={database} {database}"',
         # Firewall: only the inventory's SSH port and nginx's port from outside (the nginx site
         # serves plain HTTP on nginx_port; there is no TLS listener). App ports stay on loopback.
         # Allowed before enabling, so the SSH session that runs this is never cut off.

@@ -56,9 +56,11 @@ HOST_DEFAULTS: dict[str, Any] = {
 # The S3 settings (endpoint, bucket, credentials) live only in each host's env file
 # (<deploy_root>/shared/.env, uploaded by `invoke provision --env-file`), where the VPS-side ops
 # CLI reads them; an inventory that still has an s3 table is refused rather than silently ignored.
-S3_MOVED = ("the inventory no longer holds S3 settings: they live in each host's env file "
-            "(S3_ENDPOINT_URL, S3_BUCKET, ... in <deploy_root>/shared/.env, uploaded by "
-            "`invoke provision --env-file`); delete this table")
+S3_MOVED = (
+    "the inventory no longer holds S3 settings: they live in each host's env file "
+    "(S3_ENDPOINT_URL, S3_BUCKET, ... in <deploy_root>/shared/.env, uploaded by "
+    "`invoke provision --env-file`); delete this table"
+)
 
 # Environment names the failover drill never runs on, whatever the inventory says.
 PRODUCTION_NAMES = ("prod", "production", "live")
@@ -124,8 +126,9 @@ class Host:
         return self._url(self.live_url, port)
 
     def _url(self, template: str, port: int) -> str:
-        return template.format(instance=self.instance_url(port), bind_address=self.bind_address, port=port,
-                               address=self.address)
+        return template.format(
+            instance=self.instance_url(port), bind_address=self.bind_address, port=port, address=self.address
+        )
 
     @property
     def label(self) -> str:
@@ -153,12 +156,16 @@ class Environment:
     def drill_refusal(self) -> str | None:
         """Why the failover drill must not run here, or None when it may."""
         if self.looks_like_production:
-            return (f"the drill crashes the app and the database: environment {self.name!r} is named like "
-                    f"production, and the drill never runs on production")
+            return (
+                f"the drill crashes the app and the database: environment {self.name!r} is named like "
+                f"production, and the drill never runs on production"
+            )
         if not (self.allow_drill or self.on_loopback_only):
-            return (f"the drill crashes the app and the database: environment {self.name!r} does not allow it "
-                    f"(set allow_drill = true in its [environments.{self.name}] table, for a staging "
-                    f"environment only; a sandbox whose hosts are all loopback addresses needs nothing)")
+            return (
+                f"the drill crashes the app and the database: environment {self.name!r} does not allow it "
+                f"(set allow_drill = true in its [environments.{self.name}] table, for a staging "
+                f"environment only; a sandbox whose hosts are all loopback addresses needs nothing)"
+            )
         return None
 
 
@@ -208,15 +215,16 @@ def parse_inventory(text: str, path: Path | str = "<inventory>") -> Inventory:
     if not environments_data:
         raise InventoryError(f"{path}: environments: at least one environment is required")
     environments = {
-        name: _parse_environment(name, env_data, defaults, path)
-        for name, env_data in environments_data.items()
+        name: _parse_environment(name, env_data, defaults, path) for name, env_data in environments_data.items()
     }
     known = ", ".join(sorted(environments))
     if "default_environment" not in data:
         # Absent: "production" if there is one, else the only environment; never a guess among several.
         if "production" not in environments and len(environments) > 1:
-            raise InventoryError(f"{path}: default_environment: required when there is no environment "
-                                 f"named 'production' and several others (known: {known})")
+            raise InventoryError(
+                f"{path}: default_environment: required when there is no environment "
+                f"named 'production' and several others (known: {known})"
+            )
         default_environment = "production" if "production" in environments else next(iter(environments))
     else:
         default_environment = data["default_environment"]
@@ -224,8 +232,9 @@ def parse_inventory(text: str, path: Path | str = "<inventory>") -> Inventory:
         raise InventoryError(f"{path}: default_environment: expected a string")
     if default_environment not in environments:
         # Never another environment instead: a typo must not send a command to production.
-        raise InventoryError(f"{path}: default_environment: no environment named {default_environment!r} "
-                             f"(known: {known})")
+        raise InventoryError(
+            f"{path}: default_environment: no environment named {default_environment!r} (known: {known})"
+        )
     return Inventory(path=path, environments=environments, default_environment=default_environment)
 
 
@@ -243,8 +252,7 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
         raise InventoryError(f"{path}: {where}.hosts: expected at least one [[{where}.hosts]] entry")
     inherited = {**HOST_DEFAULTS, **_only(defaults, HOST_DEFAULTS), **_only(env_data, HOST_DEFAULTS)}
     hosts = tuple(
-        _parse_host(host_data, inherited, f"{where}.hosts[{index}]", path)
-        for index, host_data in enumerate(hosts_data)
+        _parse_host(host_data, inherited, f"{where}.hosts[{index}]", path) for index, host_data in enumerate(hosts_data)
     )
     names = [host.name for host in hosts]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -266,16 +274,20 @@ def _parse_host(host_data: Any, inherited: dict, where: str, path: Path) -> Host
     values["instance_ports"] = tuple(values["instance_ports"])
     standby = tuple(values["standby_ports"]) or tuple(port + 100 for port in values["instance_ports"])
     if len(standby) != len(values["instance_ports"]) or set(standby) & set(values["instance_ports"]):
-        raise InventoryError(f"{path}: {where}.standby_ports: expected one port per instance port, "
-                             f"none of them an instance port, got {list(standby)}")
+        raise InventoryError(
+            f"{path}: {where}.standby_ports: expected one port per instance port, "
+            f"none of them an instance port, got {list(standby)}"
+        )
     values["standby_ports"] = standby
     host = Host(**values)
     if host.instance_listen == "unix":
         longest = max((host.instance_socket(port) for port in host.all_ports), key=len)
         if len(longest.encode()) > MAX_SOCKET_PATH:
-            raise InventoryError(f"{path}: {where}.deploy_root: too long for the instances' Unix sockets "
-                                 f"({longest} is over {MAX_SOCKET_PATH} bytes); shorten it or set "
-                                 f'instance_listen = "tcp"')
+            raise InventoryError(
+                f"{path}: {where}.deploy_root: too long for the instances' Unix sockets "
+                f"({longest} is over {MAX_SOCKET_PATH} bytes); shorten it or set "
+                f'instance_listen = "tcp"'
+            )
     return host
 
 
@@ -287,8 +299,11 @@ def _check_value(key: str, value: Any, where: str, path: Path) -> Any:
         if not _is_port(value):
             raise fail("a port number 1-65535")
     elif key in ("instance_ports", "standby_ports"):
-        if not isinstance(value, list) or (key == "instance_ports" and not value) \
-                or not all(_is_port(p) for p in value):
+        if (
+            not isinstance(value, list)
+            or (key == "instance_ports" and not value)
+            or not all(_is_port(p) for p in value)
+        ):
             raise fail("a non-empty list of port numbers" if key == "instance_ports" else "a list of port numbers")
         if len(set(value)) != len(value):
             raise fail("distinct port numbers")

@@ -73,8 +73,7 @@ def parse_ledger(text: str) -> list[LedgerEntry]:
 def entry_note(entry: LedgerEntry) -> str:
     """What a report says about an entry besides kind, tag and outcome (one line)."""
     if entry.kind == "restore":
-        safety = (f"safety backup {entry.safety_backup}" if entry.safety_backup
-                  else "NO safety backup")
+        safety = f"safety backup {entry.safety_backup}" if entry.safety_backup else "NO safety backup"
         return f"live database replaced from backup {entry.backup}; {safety}"
     parts = [f"from {entry.from_release}"] if entry.from_release else []
     if entry.marked_bad:
@@ -99,8 +98,7 @@ def last_entry_for(entries: list[LedgerEntry], release: str) -> LedgerEntry | No
 
 def previous_good_release(release_ids: list[str], current: str | None, bad: set[str]) -> str | None:
     """The newest release older than `current` that is not marked bad (the default rollback)."""
-    candidates = sorted((r for r in release_ids if r not in bad and (current is None or r < current)),
-                        reverse=True)
+    candidates = sorted((r for r in release_ids if r not in bad and (current is None or r < current)), reverse=True)
     return candidates[0] if candidates else None
 
 

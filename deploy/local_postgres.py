@@ -140,8 +140,17 @@ class LocalPostgres:
                 if not mode & 0o001:
                     os.chmod(parent, mode | 0o001)
         self._run(
-            [self._bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
+            [
+                self._bin("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
             "initdb",
         )
         (self.base_dir / "port").write_text(str(self.port))
@@ -152,7 +161,8 @@ class LocalPostgres:
             return False
         result = subprocess.run(
             [self._bin("pg_ctl"), "status", "-D", str(self.data_dir)],
-            capture_output=True, **_demote_kwargs(),
+            capture_output=True,
+            **_demote_kwargs(),
         )
         return result.returncode == 0
 
@@ -167,8 +177,19 @@ class LocalPostgres:
             f"-c synchronous_commit=off -c max_connections=300 {extra_options}"
         )
         self._run(
-            [self._bin("pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_file),
-             "-o", options, "-w", "-t", "60"],
+            [
+                self._bin("pg_ctl"),
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+            ],
             "pg_ctl start",
         )
 
@@ -190,9 +211,27 @@ class LocalPostgres:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
-            [self._bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", self.host,
-             "-p", str(self.port), "-U", SUPERUSER, "-d", database, "-c", sql],
-            capture_output=True, text=True,
+            [
+                self._bin("psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise LocalPostgresError(f"psql failed: {result.stderr.strip()}")

@@ -76,14 +76,16 @@ class LocalS3:
             "S3_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
         }
 
-    def start(self, timeout: float = 30.0) -> "LocalS3":
+    def start(self, timeout: float = 30.0) -> LocalS3:
         if self.is_running() or (self._remembered_pid() and self.answers()):
             return self
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
                 # Its own session: Ctrl-C in the shell that started the sandbox must not kill it.
                 start_new_session=self.state_dir is not None,
@@ -152,8 +154,13 @@ class LocalS3:
         """A boto3 S3 client for this endpoint (tests use it to look inside the bucket)."""
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=REGION,
-                            aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY_ID,
+            aws_secret_access_key=SECRET_ACCESS_KEY,
+        )
 
     def create_bucket(self, name: str) -> None:
         """Create the bucket unless it exists (idempotent, for `sandbox up` run twice)."""
@@ -163,7 +170,7 @@ class LocalS3:
         except Exception:  # noqa: BLE001 - any "not there" answer means create it
             client.create_bucket(Bucket=name)
 
-    def __enter__(self) -> "LocalS3":
+    def __enter__(self) -> LocalS3:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

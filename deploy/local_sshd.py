@@ -18,9 +18,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 DEFAULT_DEPLOY_USER = "clicknback"
 SSHD = "/usr/sbin/sshd"
@@ -183,8 +183,9 @@ class LocalSshd:
             "UsePAM no\nStrictModes no\nX11Forwarding no\nAllowTcpForwarding no\n"
             "Subsystem sftp internal-sftp\nMaxSessions 50\nMaxStartups 50:30:100\nLogLevel INFO\n"
         )
-        result = subprocess.run([SSHD, "-f", str(config), "-E", str(host_dir / "sshd.log")],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [SSHD, "-f", str(config), "-E", str(host_dir / "sshd.log")], capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise LocalSshdError(f"sshd on {address}:{self.port} failed: {result.stderr.strip()}")
 
@@ -222,8 +223,8 @@ def strip_crontab(text: str, drop_root: Callable[[str], bool], drop_lines: Itera
             if line == BLOCK_END + skipping:
                 skipping = None
             continue
-        if line.startswith(BLOCK_BEGIN) and drop_root(line[len(BLOCK_BEGIN):]):
-            skipping = line[len(BLOCK_BEGIN):]
+        if line.startswith(BLOCK_BEGIN) and drop_root(line[len(BLOCK_BEGIN) :]):
+            skipping = line[len(BLOCK_BEGIN) :]
             continue
         if line not in drop_lines:
             kept.append(line)
@@ -263,8 +264,7 @@ def remove_crontab_entries(user: str, drop_root: Callable[[str], bool], drop_lin
 
 
 def _keygen(path: Path, comment: str) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-                   check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True)
 
 
 def _pid_alive(pid_file: Path) -> bool:

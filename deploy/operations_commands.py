@@ -8,8 +8,8 @@ from __future__ import annotations
 from deploy import commands as cmd
 from deploy.commands import Layout, q
 
-def stats_args(window_hours: float, with_database: bool, only_logs: bool = False,
-               end: str | None = None) -> list[str]:
+
+def stats_args(window_hours: float, with_database: bool, only_logs: bool = False, end: str | None = None) -> list[str]:
     args = ["stats", "--window-hours", f"{window_hours:g}", *(["--end", end] if end else [])]
     if only_logs:
         args.append("--only-logs")
@@ -61,11 +61,11 @@ def crash_app_command(layout: Layout, ports: tuple[int, ...]) -> str:
     )
     pid_file = q(supervisord_pid_file(layout))
     return (
-        f"victims=\"$(cat {pid_file} 2>/dev/null) {pids}\";"
+        f'victims="$(cat {pid_file} 2>/dev/null) {pids}";'
         " killed='';"
         " for pid in $victims; do case \"$pid\" in *[!0-9]*|'') continue;; esac;"
-        " if kill -9 \"$pid\" 2>/dev/null; then killed=\"$killed $pid\"; fi; done;"
-        " echo \"killed:$killed\""
+        ' if kill -9 "$pid" 2>/dev/null; then killed="$killed $pid"; fi; done;'
+        ' echo "killed:$killed"'
     )
 
 
@@ -73,7 +73,7 @@ def wait_until_gone_command(layout: Layout, timeout: int = 30) -> str:
     """Wait until supervisord's socket no longer answers (the crash really happened)."""
     return (
         f"deadline=$(( $(date +%s) + {int(timeout)} )); while {cmd.supervisorctl_command(layout, 'pid')}"
-        f" >/dev/null 2>&1; do [ \"$(date +%s)\" -ge \"$deadline\" ] && exit 1; sleep 0.2; done"
+        f' >/dev/null 2>&1; do [ "$(date +%s)" -ge "$deadline" ] && exit 1; sleep 0.2; done'
     )
 
 
@@ -82,6 +82,6 @@ def wait_for_database_command(layout: Layout, rel_id: str, timeout: int) -> str:
     status = cmd.migrate_status_command(layout, rel_id)
     return (
         f"deadline=$(( $(date +%s) + {int(timeout)} )); until ( {status} ) >/dev/null 2>&1; do"
-        f" if [ \"$(date +%s)\" -ge \"$deadline\" ]; then echo 'database still down after {int(timeout)}s'; exit 1; fi;"
+        f' if [ "$(date +%s)" -ge "$deadline" ]; then echo \'database still down after {int(timeout)}s\'; exit 1; fi;'
         " sleep 0.5; done; echo database-up"
     )

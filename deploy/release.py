@@ -26,11 +26,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Callable, Generic, TypeVar
+from typing import IO, Generic, TypeVar
 
 from deploy import commands as cmd
 from deploy import ledger
@@ -54,8 +55,9 @@ class LockHeldError(DeployError):
 class GateFailed(DeployError):
     """New instances did not become ready; carries the failing check and their last log lines."""
 
-    def __init__(self, host: Host, ports: list[int], check: str, log_tails: dict[int, str],
-                 states: dict[int, str] | None = None):
+    def __init__(
+        self, host: Host, ports: list[int], check: str, log_tails: dict[int, str], states: dict[int, str] | None = None
+    ):
         self.host, self.ports, self.check = host, ports, check
         self.log_tails, self.states = log_tails, states or {}
         listing = ", ".join(host.instance_label(port) for port in ports)
@@ -63,6 +65,7 @@ class GateFailed(DeployError):
         def state(port: int) -> str:
             known = supervisor_state(self.states.get(port, ""))
             return f" (supervisor: {known})" if known else ""
+
         tails = "".join(
             f"\n--- last {LOG_LINES_ON_FAILURE} log lines of {cmd.program_name(port)}{state(port)} ---\n{tail.rstrip()}"
             for port, tail in log_tails.items()
@@ -108,8 +111,9 @@ def ref_kind(repo: Path, name: str) -> str | None:
     for prefix, kind in ((f"refs/heads/{name}", "branch"), (f"refs/remotes/{name}", "remote branch")):
         if subprocess.run(["git", "-C", str(repo), "show-ref", "--verify", "--quiet", prefix]).returncode == 0:
             return kind
-    found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
-                           capture_output=True)
+    found = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"], capture_output=True
+    )
     return "commit" if found.returncode == 0 else None
 
 
@@ -117,14 +121,20 @@ def missing_tag_message(tag: str, repo: Path, kind: str | None) -> str:
     """Why a --tag is refused and what to type instead. A branch or HEAD moves, so a deploy of it
     would not name fixed code: the advice is to tag the commit with a release-style name."""
     if kind is None:
-        return (f"tag {tag!r} does not exist in {repo} (create it on the commit to release with "
-                f"`git tag {tag} <commit>`, or fetch tags with `git fetch --tags`)")
-    what = {"HEAD": f"{tag!r} is HEAD (a moving pointer), not a tag",
-            "branch": f"{tag!r} is a branch, not a tag",
-            "remote branch": f"{tag!r} is a remote branch, not a tag",
-            "commit": f"{tag!r} names a commit, not a tag"}[kind]
-    return (f"{what}: deploys take a tag, so a release always names the same code. Tag the commit "
-            f"with a release-style name, e.g. `git tag v1.2.3 {tag}`, then `invoke deploy --tag v1.2.3`")
+        return (
+            f"tag {tag!r} does not exist in {repo} (create it on the commit to release with "
+            f"`git tag {tag} <commit>`, or fetch tags with `git fetch --tags`)"
+        )
+    what = {
+        "HEAD": f"{tag!r} is HEAD (a moving pointer), not a tag",
+        "branch": f"{tag!r} is a branch, not a tag",
+        "remote branch": f"{tag!r} is a remote branch, not a tag",
+        "commit": f"{tag!r} names a commit, not a tag",
+    }[kind]
+    return (
+        f"{what}: deploys take a tag, so a release always names the same code. Tag the commit "
+        f"with a release-style name, e.g. `git tag v1.2.3 {tag}`, then `invoke deploy --tag v1.2.3`"
+    )
 
 
 def check_repository(repo: Path) -> None:
@@ -158,7 +168,7 @@ def local_release(repo: Path, tag: str) -> LocalRelease:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def operator() -> str:
@@ -201,11 +211,13 @@ class Session:
         For the read-only reports: a host that cannot be reached (or whose read fails) is one
         line in the report, and the others are still shown. Unexpected errors still propagate.
         """
+
         def one(remote: Remote) -> HostResult[T]:
             try:
                 return HostResult(remote, value=action(remote))
             except (ConnectionFailed, HostKeyError, RemoteCommandError, DeployError) as error:
                 return HostResult(remote, error=error)
+
         return self.parallel(one)
 
     def connect(self) -> None:
@@ -243,7 +255,7 @@ class HostResult(Generic[T]):
         if not isinstance(self.error, HostKeyError):
             text = text.splitlines()[0] if text else ""
         prefix = f"[{self.remote.host.name}] "
-        return text[len(prefix):] if text.startswith(prefix) else text
+        return text[len(prefix) :] if text.startswith(prefix) else text
 
     @property
     def status(self) -> str:
@@ -258,8 +270,10 @@ def host_ops_command(deploy_root: str, *args: str) -> str:
     """The ops CLI as an operator types it in a shell on the host (there is no `clicknback-ops`
     executable there): the current release's code with the host's secrets file."""
     lay = Layout(deploy_root)
-    return (f"cd {cmd.q(lay.current)} && ENV_FILE={cmd.q(lay.env_file)} ./.venv/bin/python -m {cmd.OPS_CLI} "
-            + " ".join(cmd.q(a) for a in args)).rstrip()
+    return (
+        f"cd {cmd.q(lay.current)} && ENV_FILE={cmd.q(lay.env_file)} ./.venv/bin/python -m {cmd.OPS_CLI} "
+        + " ".join(cmd.q(a) for a in args)
+    ).rstrip()
 
 
 def read_state(remote: Remote) -> cmd.HostState:
@@ -302,8 +316,15 @@ class Lock:
     held: list[Remote] = field(default_factory=list)
 
     def holder(self) -> str:
-        return json.dumps({"holder": operator(), "operation": self.operation, "since": utc_now().isoformat(
-            timespec="seconds"), "token": self.token}, sort_keys=True)
+        return json.dumps(
+            {
+                "holder": operator(),
+                "operation": self.operation,
+                "since": utc_now().isoformat(timespec="seconds"),
+                "token": self.token,
+            },
+            sort_keys=True,
+        )
 
     def __enter__(self) -> Lock:
         holder = self.holder()
@@ -325,7 +346,8 @@ class Lock:
         held, self.held = self.held, []
         if held:  # any order will do: only taking it must go host by host
             self.session.parallel(
-                lambda remote: remote.run(cmd.lock_release_command(layout(remote), self.token), check=False), held)
+                lambda remote: remote.run(cmd.lock_release_command(layout(remote), self.token), check=False), held
+            )
 
     def __exit__(self, *exc: object) -> None:
         self.release()
@@ -366,14 +388,23 @@ def prepare(switch: HostSwitch) -> None:
     if not gate.ok:
         output = gate.stdout + gate.stderr
         failed = cmd.failed_ports(output, host, switch.new_ports)
-        tails = {port: remote.query(cmd.instance_output_tail_command(lay, port, LOG_LINES_ON_FAILURE)).stdout
-                 for port in failed}
+        tails = {
+            port: remote.query(cmd.instance_output_tail_command(lay, port, LOG_LINES_ON_FAILURE)).stdout
+            for port in failed
+        }
         states = {port: remote.query(program_status_command(lay, port), check=False).stdout for port in failed}
-        raise GateFailed(host, failed, "\n".join(line for line in output.splitlines()
-                                                 if not line.startswith("@phase ")), tails, states)
+        raise GateFailed(
+            host,
+            failed,
+            "\n".join(line for line in output.splitlines() if not line.startswith("@phase ")),
+            tails,
+            states,
+        )
     if not remote.dry_run:
-        remote.say(f"{switch.target} ready on {', '.join(host.instance_label(p) for p in switch.new_ports)}"
-                   f" ({_phases(gate.stdout)})")
+        remote.say(
+            f"{switch.target} ready on {', '.join(host.instance_label(p) for p in switch.new_ports)}"
+            f" ({_phases(gate.stdout)})"
+        )
 
 
 def flip(switch: HostSwitch) -> None:
@@ -384,13 +415,16 @@ def flip(switch: HostSwitch) -> None:
     remote, host = switch.remote, switch.remote.host
     result = remote.run(cmd.flip_command(layout(remote), host, switch.new_ports, switch.old_ports), check=False)
     if not result.ok:
-        output = "\n".join(line for line in (result.stdout + result.stderr).splitlines()
-                           if not line.startswith("@phase "))
+        output = "\n".join(
+            line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("@phase ")
+        )
         raise GateFailed(host, list(switch.new_ports), f"post-switch check through nginx failed:\n{output}", {})
     switch.flipped = True
     if not remote.dry_run:
-        remote.say(f"nginx -> {', '.join(host.instance_label(p) for p in switch.new_ports)},"
-                   f" verified through nginx ({_phases(result.stdout)})")
+        remote.say(
+            f"nginx -> {', '.join(host.instance_label(p) for p in switch.new_ports)},"
+            f" verified through nginx ({_phases(result.stdout)})"
+        )
 
 
 def undo(switch: HostSwitch) -> None:
@@ -452,8 +486,10 @@ def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict
         session.parallel(lambda remote: undo(by_remote[id(remote)]))
         return failures
     if not session.dry_run:
-        session.say(f"healthy: {len(switches)} host(s) serve the new instances,"
-                    f" {time.monotonic() - started:.1f}s after the switch began; old instances draining")
+        session.say(
+            f"healthy: {len(switches)} host(s) serve the new instances,"
+            f" {time.monotonic() - started:.1f}s after the switch began; old instances draining"
+        )
     session.parallel(lambda remote: drain_old(by_remote[id(remote)]))
     return []
 
@@ -552,7 +588,7 @@ def gate_failure_detail(failure: GateFailed) -> str:
     gate = gate_summary(failure.check)
     line = f"{failure.host.name}: " + (f"gate {gate}; " if gate else "") + "; ".join(parts)
     line = _URL_PASSWORD.sub(r"\1***@", " ".join(line.split()))
-    return line if len(line) <= DETAIL_LIMIT else line[:DETAIL_LIMIT - 1].rsplit(" ", 1)[0] + "…"
+    return line if len(line) <= DETAIL_LIMIT else line[: DETAIL_LIMIT - 1].rsplit(" ", 1)[0] + "…"
 
 
 def failure_summary(failures: list[GateFailed]) -> str:
@@ -577,8 +613,10 @@ def read_states(session: Session) -> dict[str, cmd.HostState]:
 def require_provisioned(session: Session, states: dict[str, cmd.HostState]) -> None:
     for remote in session.remotes:
         if not states[remote.host.name].env_file_exists:
-            raise DeployError(f"[{remote.host.name}] {layout(remote).env_file} is missing: "
-                              f"run `invoke provision --env-file PATH` first")
+            raise DeployError(
+                f"[{remote.host.name}] {layout(remote).env_file} is missing: "
+                f"run `invoke provision --env-file PATH` first"
+            )
 
 
 def upload_release(remote: Remote, rel: LocalRelease, rel_id: str, deployed_at: str) -> None:
@@ -601,9 +639,12 @@ def append_ledger(session: Session, entry: ledger.LedgerEntry) -> None:
 def prune(remote: Remote, keep_also: set[str]) -> None:
     state = read_state(remote)
     current = state.current
-    doomed = cmd.releases_to_prune(state.releases, remote.host.keep_releases,
-                                   keep_also | ({current} if current else set()),
-                                   ledger.bad_releases(ledger_entries(state)))
+    doomed = cmd.releases_to_prune(
+        state.releases,
+        remote.host.keep_releases,
+        keep_also | ({current} if current else set()),
+        ledger.bad_releases(ledger_entries(state)),
+    )
     if doomed:
         remote.run(cmd.prune_command(layout(remote), doomed))
         if not remote.dry_run:
@@ -630,10 +671,23 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
         previous = states[hosts[0]].current
 
         def record(outcome: str, detail: str) -> None:
-            append_ledger(session, ledger.LedgerEntry(
-                who=operator(), when=deployed_at, kind="deploy", tag=tag, commit=rel.commit, release=rel_id,
-                hosts=hosts, duration_s=round(time.monotonic() - started, 2), outcome=outcome,
-                from_release=previous, marked_bad=[] if outcome == "ok" else [rel_id], detail=detail))
+            append_ledger(
+                session,
+                ledger.LedgerEntry(
+                    who=operator(),
+                    when=deployed_at,
+                    kind="deploy",
+                    tag=tag,
+                    commit=rel.commit,
+                    release=rel_id,
+                    hosts=hosts,
+                    duration_s=round(time.monotonic() - started, 2),
+                    outcome=outcome,
+                    from_release=previous,
+                    marked_bad=[] if outcome == "ok" else [rel_id],
+                    detail=detail,
+                ),
+            )
 
         try:
             session.parallel(lambda remote: upload_release(remote, rel, rel_id, deployed_at))
@@ -643,13 +697,15 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
                 first.say(migrated.stdout.strip())
         except RemoteCommandError as error:
             record("failed", str(error))
-            raise DeployError(f"deploy of {tag} failed before any host switched; nothing changed "
-                              f"for the users:\n{error}") from None
+            raise DeployError(
+                f"deploy of {tag} failed before any host switched; nothing changed for the users:\n{error}"
+            ) from None
         failures = switch_all(session, states, {r.host.name: rel_id for r in session.remotes})
         if failures:
             record("rolled_back", failure_summary(failures))
-            raise DeployError(f"deploy of {tag} FAILED its health gate and was rolled back; "
-                              f"{rel_id} is marked bad") from failures[0]
+            raise DeployError(
+                f"deploy of {tag} FAILED its health gate and was rolled back; {rel_id} is marked bad"
+            ) from failures[0]
         record("ok", "")
         session.parallel(lambda remote: prune(remote, {previous} if previous else set()))
     duration = time.monotonic() - started
@@ -670,8 +726,10 @@ def choose_rollback_target(host: Host, state: cmd.HostState, to_tag: str | None)
     if to_tag:
         matching = [r for r in available if ledger.release_tag(r) == to_tag]
         if not matching:
-            raise DeployError(f"[{host.name}] no release of {to_tag} on the host "
-                              f"(available: {', '.join(available)}); deploy it instead")
+            raise DeployError(
+                f"[{host.name}] no release of {to_tag} on the host "
+                f"(available: {', '.join(available)}); deploy it instead"
+            )
         target = matching[-1]
     else:
         target = ledger.previous_good_release(available, current, bad)
@@ -688,12 +746,15 @@ def bad_target_warning(target: str, entries: list[ledger.LedgerEntry]) -> str | 
         return None
     marking = next((e for e in reversed(entries) if target in e.marked_bad), None)
     why = f" ({marking.kind} {marking.outcome} at {marking.when})" if marking else ""
-    return (f"WARNING: {target} is marked bad{why}; rolling back to it anyway, "
-            f"because --to asked for it. See `invoke releases` for the good ones.")
+    return (
+        f"WARNING: {target} is marked bad{why}; rolling back to it anyway, "
+        f"because --to asked for it. See `invoke releases` for the good ones."
+    )
 
 
-def check_database_for_rollback(remote: Remote, state: cmd.HostState, current: str, target: str,
-                                downgrade: bool) -> None:
+def check_database_for_rollback(
+    remote: Remote, state: cmd.HostState, current: str, target: str, downgrade: bool
+) -> None:
     """Refuse a target whose code is behind the database, or (--downgrade) undo the newer migrations.
 
     When both releases carry the same newest migration the database cannot be ahead of the target
@@ -744,13 +805,27 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
         check_database_for_rollback(first, states[first.host.name], current, target, downgrade)
         commit = json.loads(states[first.host.name].metadata.get(target) or "{}").get("commit", "")
         failures = switch_all(session, states, {name: target for name in hosts})
-        append_ledger(session, ledger.LedgerEntry(
-            who=operator(), when=when, kind="rollback", tag=ledger.release_tag(target), commit=commit,
-            release=target, hosts=hosts, duration_s=round(time.monotonic() - started, 2),
-            outcome="failed" if failures else "ok", from_release=current,
-            marked_bad=[target] if failures else [current], detail=failure_summary(failures)))
+        append_ledger(
+            session,
+            ledger.LedgerEntry(
+                who=operator(),
+                when=when,
+                kind="rollback",
+                tag=ledger.release_tag(target),
+                commit=commit,
+                release=target,
+                hosts=hosts,
+                duration_s=round(time.monotonic() - started, 2),
+                outcome="failed" if failures else "ok",
+                from_release=current,
+                marked_bad=[target] if failures else [current],
+                detail=failure_summary(failures),
+            ),
+        )
         if failures:
-            raise DeployError(f"rollback to {target} FAILED its health gate; hosts are back on {current}") from failures[0]
+            raise DeployError(
+                f"rollback to {target} FAILED its health gate; hosts are back on {current}"
+            ) from failures[0]
     duration = time.monotonic() - started
     done = "would roll back" if session.dry_run else "rolled back"
     return Outcome(target, duration, f"{done} to {target} on {len(hosts)} host(s) in {duration:.1f}s")
@@ -773,8 +848,11 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
     state = read_state(remote)
     if env_file is None and not state.env_file_exists:
         remote.say(f"WARNING: {lay.env_file} is missing; pass --env-file before deploying")
-    files = {lay.supervisor_conf: cmd.supervisord_conf(lay), lay.nginx_conf: cmd.nginx_conf(lay, host),
-             lay.nginx_upstream: cmd.nginx_upstream_conf(host, host_live_ports(remote, state))}
+    files = {
+        lay.supervisor_conf: cmd.supervisord_conf(lay),
+        lay.nginx_conf: cmd.nginx_conf(lay, host),
+        lay.nginx_upstream: cmd.nginx_upstream_conf(host, host_live_ports(remote, state)),
+    }
     for port in host.all_ports:
         files[lay.program_conf(port)] = cmd.supervisor_program_conf(lay, host, port)
     remote.run(cmd.remove_stale_programs_command(lay, host.all_ports))
@@ -799,6 +877,7 @@ def provision_system(session: Session, database: str, admin_user: str) -> None:
 
     The deploy user may not exist yet on a fresh VPS, so this part logs in as the admin instead.
     """
+
     def run(remote: Remote) -> None:
         admin = Remote(replace(remote.host, ssh_user=admin_user), session.dry_run, session.out)
         try:
@@ -807,6 +886,7 @@ def provision_system(session: Session, database: str, admin_user: str) -> None:
                 admin.run(wrapped, show=f"(as {admin_user}) {command}")
         finally:
             admin.close()
+
     session.parallel(run)
 
 

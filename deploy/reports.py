@@ -8,8 +8,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from deploy.ledger import entry_note
 from deploy.stats_model import SLOW_QUERY_MS, TARGET_P99_MS
@@ -28,8 +28,9 @@ VERIFICATION_OVERDUE_AFTER = timedelta(days=36)
 
 # -- the maintenance window ------------------------------------------------------------------
 
+
 def first_sunday(year: int, month: int) -> datetime:
-    first = datetime(year, month, 1, tzinfo=timezone.utc)
+    first = datetime(year, month, 1, tzinfo=UTC)
     return first + timedelta(days=(SUNDAY - first.weekday()) % 7)
 
 
@@ -40,7 +41,7 @@ def maintenance_window(year: int, month: int) -> tuple[datetime, datetime]:
 
 def next_maintenance_window(now: datetime) -> tuple[datetime, datetime]:
     """The window in progress, else the next one to start (this month's or next month's)."""
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     start, end = maintenance_window(now.year, now.month)
     if now < end:
         return start, end
@@ -50,7 +51,7 @@ def next_maintenance_window(now: datetime) -> tuple[datetime, datetime]:
 
 def last_maintenance_window(now: datetime) -> tuple[datetime, datetime]:
     """The latest window that is over by `now` (this month's once it has ended, else last month's)."""
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     start, end = maintenance_window(now.year, now.month)
     if end <= now:
         return start, end
@@ -70,7 +71,7 @@ def parse_maintenance_record(text: str) -> dict | None:
         finished = datetime.fromisoformat(record["finished_at"])
     except (ValueError, TypeError, KeyError):
         return {"error": "the record is not readable JSON with its times (state/maintenance-last.json)"}
-    return {**record, "started_at": started.astimezone(timezone.utc), "finished_at": finished.astimezone(timezone.utc)}
+    return {**record, "started_at": started.astimezone(UTC), "finished_at": finished.astimezone(UTC)}
 
 
 def maintenance_record_lines(hosts: list[dict], now: datetime) -> list[str]:
@@ -90,14 +91,20 @@ def maintenance_record_lines(hosts: list[dict], now: datetime) -> list[str]:
             continue
         started, finished = record["started_at"], record["finished_at"]
         outcome = "ok" if record.get("exit_status") == 0 else "FAILED"
-        missed = "" if started >= window_start else (
-            f" — OVERDUE: the {window_start:%Y-%m-%d} window did not run here; run `invoke maintenance`")
-        lines.append(f"- {host['name']}: {started:%Y-%m-%d %H:%M}–{finished:%H:%M} UTC, {outcome}: "
-                     f"{shorten(str(record.get('summary', '')), 300)}{missed}")
+        missed = (
+            ""
+            if started >= window_start
+            else (f" — OVERDUE: the {window_start:%Y-%m-%d} window did not run here; run `invoke maintenance`")
+        )
+        lines.append(
+            f"- {host['name']}: {started:%Y-%m-%d %H:%M}–{finished:%H:%M} UTC, {outcome}: "
+            f"{shorten(str(record.get('summary', '')), 300)}{missed}"
+        )
     return lines or ["- No host answered."]
 
 
 # -- formatting helpers ----------------------------------------------------------------------
+
 
 def fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
@@ -129,9 +136,9 @@ def shorten(text: str, limit: int) -> str:
     text = one_line(text)
     if len(text) <= limit:
         return text
-    cut = text[:max(1, limit - 2)]
+    cut = text[: max(1, limit - 2)]
     if " " in cut:
-        cut = cut[:cut.rfind(" ")]
+        cut = cut[: cut.rfind(" ")]
     cut = cut.rstrip(" ,;:(")
     if cut.count("`") % 2:
         cut += "`"
@@ -145,13 +152,13 @@ def md_cell(text: str, limit: int = 200) -> str:
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-             for row in [headers, *rows]]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
 
 # -- the stats table -------------------------------------------------------------------------
+
 
 def stats_text(merged: dict, environment: str) -> str:
     """The readable report of `invoke stats` (merged view of every host)."""
@@ -174,9 +181,18 @@ def stats_text(merged: dict, environment: str) -> str:
             f"unparsable log lines: {requests['unparsable_lines']}",
         ]
         if requests["routes"]:
-            rows = [[route, str(r["requests"]), fmt_percent(100 * r["error_rate"], 2), fmt_ms(r["p50_ms"]),
-                     fmt_ms(r["p95_ms"]), fmt_ms(r["p99_ms"]), "ok" if r["p99_ok"] else "OVER"]
-                    for route, r in sorted(requests["routes"].items(), key=lambda item: -item[1]["requests"])]
+            rows = [
+                [
+                    route,
+                    str(r["requests"]),
+                    fmt_percent(100 * r["error_rate"], 2),
+                    fmt_ms(r["p50_ms"]),
+                    fmt_ms(r["p95_ms"]),
+                    fmt_ms(r["p99_ms"]),
+                    "ok" if r["p99_ok"] else "OVER",
+                ]
+                for route, r in sorted(requests["routes"].items(), key=lambda item: -item[1]["requests"])
+            ]
             out += ["", table(["ROUTE", "REQUESTS", "5XX", "P50", "P95", "P99", "P99<TARGET"], rows)]
     rows = []
     for name, host in merged["hosts"].items():
@@ -184,17 +200,32 @@ def stats_text(merged: dict, environment: str) -> str:
         memory = system.get("memory") or {}
         disk = system.get("disk") or {}
         load = system.get("load") or []
-        rows.append([name, fmt_percent(system.get("cpu_percent")),
-                     " ".join(f"{v:.2f}" for v in load) or "-",
-                     f"{fmt_bytes(memory.get('used_bytes'))}/{fmt_bytes(memory.get('total_bytes'))} "
-                     f"({fmt_percent(memory.get('used_percent'))})",
-                     f"{fmt_bytes(disk.get('used_bytes'))}/{fmt_bytes(disk.get('total_bytes'))} "
-                     f"({fmt_percent(disk.get('used_percent'))})",
-                     (host.get("release") or {}).get("version", "-"), str(host.get("requests", 0))])
+        rows.append(
+            [
+                name,
+                fmt_percent(system.get("cpu_percent")),
+                " ".join(f"{v:.2f}" for v in load) or "-",
+                f"{fmt_bytes(memory.get('used_bytes'))}/{fmt_bytes(memory.get('total_bytes'))} "
+                f"({fmt_percent(memory.get('used_percent'))})",
+                f"{fmt_bytes(disk.get('used_bytes'))}/{fmt_bytes(disk.get('total_bytes'))} "
+                f"({fmt_percent(disk.get('used_percent'))})",
+                (host.get("release") or {}).get("version", "-"),
+                str(host.get("requests", 0)),
+            ]
+        )
     out += ["", table(["HOST", "CPU", "LOAD 1/5/15", "MEMORY", "DISK", "RELEASE", "REQUESTS"], rows)]
-    instance_rows = [[name, f"app-{i['port']}", str(i["pid"]), fmt_percent(i.get("cpu_percent")),
-                      fmt_bytes(i.get("rss_bytes")), f"{i.get('uptime_s', 0):.0f}s"]
-                     for name, host in merged["hosts"].items() for i in host.get("instances") or []]
+    instance_rows = [
+        [
+            name,
+            f"app-{i['port']}",
+            str(i["pid"]),
+            fmt_percent(i.get("cpu_percent")),
+            fmt_bytes(i.get("rss_bytes")),
+            f"{i.get('uptime_s', 0):.0f}s",
+        ]
+        for name, host in merged["hosts"].items()
+        for i in host.get("instances") or []
+    ]
     if instance_rows:
         out += ["", table(["HOST", "INSTANCE", "PID", "CPU", "RSS", "UPTIME"], instance_rows)]
     database = merged.get("database")
@@ -203,18 +234,30 @@ def stats_text(merged: dict, environment: str) -> str:
             out += ["", f"Database: unavailable ({database['error']})"]
         else:
             connections = ", ".join(f"{state} {count}" for state, count in sorted(database["connections"].items()))
-            out += ["", f"Database {database['name']}: {fmt_bytes(database['size_bytes'])}; connections: "
-                        f"{connections or 'none'}; cache hit ratio "
-                        f"{fmt_percent(None if database['cache_hit_ratio'] is None else 100 * database['cache_hit_ratio'], 2)}"]
+            out += [
+                "",
+                f"Database {database['name']}: {fmt_bytes(database['size_bytes'])}; connections: "
+                f"{connections or 'none'}; cache hit ratio "
+                f"{fmt_percent(None if database['cache_hit_ratio'] is None else 100 * database['cache_hit_ratio'], 2)}",
+            ]
             if database.get("tables"):
-                rows = [[t["table"], fmt_bytes(t["total_bytes"]), str(t["live_tuples"]), str(t["dead_tuples"]),
-                         (t.get("last_autovacuum") or t.get("last_vacuum") or "-")[:19]]
-                        for t in database["tables"]]
+                rows = [
+                    [
+                        t["table"],
+                        fmt_bytes(t["total_bytes"]),
+                        str(t["live_tuples"]),
+                        str(t["dead_tuples"]),
+                        (t.get("last_autovacuum") or t.get("last_vacuum") or "-")[:19],
+                    ]
+                    for t in database["tables"]
+                ]
                 out += [table(["TABLE", "SIZE", "LIVE", "DEAD", "LAST VACUUM"], rows)]
             statements = database.get("slowest_statements")
             if statements is None:
-                out += ["Slowest statements: pg_stat_statements is not installed (CREATE EXTENSION "
-                        "pg_stat_statements; needs shared_preload_libraries)"]
+                out += [
+                    "Slowest statements: pg_stat_statements is not installed (CREATE EXTENSION "
+                    "pg_stat_statements; needs shared_preload_libraries)"
+                ]
             elif statements:
                 rows = [[f"{s['mean_ms']:.1f}", str(s["calls"]), s["query"][:80]] for s in statements]
                 out += [table(["MEAN MS", "CALLS", "STATEMENT"], rows)]
@@ -235,9 +278,11 @@ def svg_line_chart(title: str, series: Series, unit: str, reference: tuple[str, 
     points = [(t, v) for values in series.values() for t, v in values]
     esc = html.escape
     if not points:
-        return (f'<svg class="chart" width="{CHART_WIDTH}" height="60" role="img" aria-label="{esc(title)}">'
-                f'<text x="8" y="20" font-weight="bold">{esc(title)}</text>'
-                f'<text x="8" y="44">no data yet</text></svg>')
+        return (
+            f'<svg class="chart" width="{CHART_WIDTH}" height="60" role="img" aria-label="{esc(title)}">'
+            f'<text x="8" y="20" font-weight="bold">{esc(title)}</text>'
+            f'<text x="8" y="44">no data yet</text></svg>'
+        )
     times = [t for t, _ in points]
     values = [v for _, v in points] + ([reference[1]] if reference else [])
     t0, t1 = min(times), max(times)
@@ -254,25 +299,35 @@ def svg_line_chart(title: str, series: Series, unit: str, reference: tuple[str, 
     def y(v: float) -> float:
         return MARGIN_TOP + plot_h - (v - low) / (high - low) * plot_h
 
-    parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" '
-             f'height="{CHART_HEIGHT}" role="img" aria-label="{esc(title)}">',
-             f'<text x="{MARGIN_LEFT}" y="18" font-weight="bold">{esc(title)}</text>',
-             f'<line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP + plot_h}" x2="{MARGIN_LEFT + plot_w}" '
-             f'y2="{MARGIN_TOP + plot_h}" stroke="#999"/>',
-             f'<line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{MARGIN_TOP + plot_h}" stroke="#999"/>']
+    parts = [
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" '
+        f'height="{CHART_HEIGHT}" role="img" aria-label="{esc(title)}">',
+        f'<text x="{MARGIN_LEFT}" y="18" font-weight="bold">{esc(title)}</text>',
+        f'<line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP + plot_h}" x2="{MARGIN_LEFT + plot_w}" '
+        f'y2="{MARGIN_TOP + plot_h}" stroke="#999"/>',
+        f'<line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{MARGIN_TOP + plot_h}" stroke="#999"/>',
+    ]
     for fraction in (0.0, 0.5, 1.0):
         value = low + fraction * (high - low)
-        parts.append(f'<text x="{MARGIN_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" '
-                     f'font-size="11">{value:.4g} {esc(unit)}</text>')
+        parts.append(
+            f'<text x="{MARGIN_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" '
+            f'font-size="11">{value:.4g} {esc(unit)}</text>'
+        )
     parts.append(f'<text x="{MARGIN_LEFT}" y="{CHART_HEIGHT - 8}" font-size="11">{t0:%Y-%m-%d %H:%M}</text>')
-    parts.append(f'<text x="{MARGIN_LEFT + plot_w}" y="{CHART_HEIGHT - 8}" font-size="11" '
-                 f'text-anchor="end">{t1:%Y-%m-%d %H:%M} UTC</text>')
+    parts.append(
+        f'<text x="{MARGIN_LEFT + plot_w}" y="{CHART_HEIGHT - 8}" font-size="11" '
+        f'text-anchor="end">{t1:%Y-%m-%d %H:%M} UTC</text>'
+    )
     if reference:
         label, value = reference
-        parts.append(f'<line class="reference" x1="{MARGIN_LEFT}" y1="{y(value):.1f}" x2="{MARGIN_LEFT + plot_w}" '
-                     f'y2="{y(value):.1f}" stroke="#555" stroke-dasharray="6 4"/>')
-        parts.append(f'<text x="{MARGIN_LEFT + plot_w - 4}" y="{y(value) - 4:.1f}" text-anchor="end" '
-                     f'font-size="11">{esc(label)}</text>')
+        parts.append(
+            f'<line class="reference" x1="{MARGIN_LEFT}" y1="{y(value):.1f}" x2="{MARGIN_LEFT + plot_w}" '
+            f'y2="{y(value):.1f}" stroke="#555" stroke-dasharray="6 4"/>'
+        )
+        parts.append(
+            f'<text x="{MARGIN_LEFT + plot_w - 4}" y="{y(value) - 4:.1f}" text-anchor="end" '
+            f'font-size="11">{esc(label)}</text>'
+        )
     legend_x = MARGIN_LEFT + 9 * len(title) + 24  # right of the bold title
     for index, (name, values_over_time) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
@@ -280,14 +335,20 @@ def svg_line_chart(title: str, series: Series, unit: str, reference: tuple[str, 
         if ordered:
             commands = " ".join(f"{'M' if i == 0 else 'L'}{x(t):.1f},{y(v):.1f}" for i, (t, v) in enumerate(ordered))
             if len(ordered) == 1:  # a lone sample: a short tick so there is something to see
-                commands += f" l0.1,0"
-            parts.append(f'<path class="series" data-series="{esc(name)}" d="{commands}" fill="none" '
-                         f'stroke="{colour}" stroke-width="2" stroke-linecap="round"/>')
+                commands += " l0.1,0"
+            parts.append(
+                f'<path class="series" data-series="{esc(name)}" d="{commands}" fill="none" '
+                f'stroke="{colour}" stroke-width="2" stroke-linecap="round"/>'
+            )
             for t, v in ordered:
-                parts.append(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}">'
-                             f'<title>{esc(name)} {t:%Y-%m-%d %H:%M}: {v:.4g} {esc(unit)}</title></circle>')
-        parts.append(f'<rect x="{legend_x}" y="9" width="10" height="10" fill="{colour}"/>'
-                     f'<text x="{legend_x + 14}" y="18" font-size="11">{esc(name)}</text>')
+                parts.append(
+                    f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}">'
+                    f"<title>{esc(name)} {t:%Y-%m-%d %H:%M}: {v:.4g} {esc(unit)}</title></circle>"
+                )
+        parts.append(
+            f'<rect x="{legend_x}" y="9" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{legend_x + 14}" y="18" font-size="11">{esc(name)}</text>'
+        )
         legend_x += 14 + 7 * len(name) + 16
     parts.append("</svg>")
     return "".join(parts)
@@ -304,20 +365,31 @@ def _series(history: list[dict], getter) -> list[tuple[datetime, float]]:
 
 def history_charts(history: list[dict]) -> list[str]:
     """The four charts of the report, as SVG strings."""
-    latency = {name: _series(history, lambda r, key=key: r.get(key))
-               for name, key in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))}
-    errors = {"5xx error rate": _series(history, lambda r: 100 * r["error_rate"] if r.get("error_rate") is not None
-                                        else None)}
+    latency = {
+        name: _series(history, lambda r, key=key: r.get(key))
+        for name, key in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))
+    }
+    errors = {
+        "5xx error rate": _series(history, lambda r: 100 * r["error_rate"] if r.get("error_rate") is not None else None)
+    }
     host_names = sorted({name for r in history for name in (r.get("hosts") or {})})
     resources: Series = {}
     for name in host_names:
-        resources[f"{name} CPU"] = _series(history, lambda r, n=name: (r.get("hosts") or {}).get(n, {}).get("cpu_percent"))
+        resources[f"{name} CPU"] = _series(
+            history, lambda r, n=name: (r.get("hosts") or {}).get(n, {}).get("cpu_percent")
+        )
         resources[f"{name} memory"] = _series(
-            history, lambda r, n=name: (r.get("hosts") or {}).get(n, {}).get("memory_used_percent"))
-    database = {"database size": _series(history, lambda r: r["database_bytes"] / 1024 / 1024
-                                         if r.get("database_bytes") is not None else None)}
+            history, lambda r, n=name: (r.get("hosts") or {}).get(n, {}).get("memory_used_percent")
+        )
+    database = {
+        "database size": _series(
+            history, lambda r: r["database_bytes"] / 1024 / 1024 if r.get("database_bytes") is not None else None
+        )
+    }
     return [
-        svg_line_chart("Request latency percentiles", latency, "ms", (f"target p99 {TARGET_P99_MS:g} ms", TARGET_P99_MS)),
+        svg_line_chart(
+            "Request latency percentiles", latency, "ms", (f"target p99 {TARGET_P99_MS:g} ms", TARGET_P99_MS)
+        ),
         svg_line_chart("Error rate (5xx)", errors, "%"),
         svg_line_chart("Host CPU and memory", resources, "%"),
         svg_line_chart("Database size", database, "MiB"),
@@ -334,7 +406,7 @@ def history_html(history: list[dict], environment: str, generated_at: datetime, 
         f"<td>{fmt_bytes(r.get('database_bytes'))}</td></tr>"
         for r in reversed(history[-50:])
     )
-    charts = "\n".join(f'<figure>{chart}</figure>' for chart in history_charts(history))
+    charts = "\n".join(f"<figure>{chart}</figure>" for chart in history_charts(history))
     latest = f"<h2>Latest report</h2><pre>{esc(latest_text)}</pre>" if latest_text else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -359,6 +431,7 @@ Target: p99 &lt; {TARGET_P99_MS:g} ms (operation-plan §7.1).</p>
 
 # -- the on-call handoff ---------------------------------------------------------------------
 
+
 def markdown_section(text: str, heading: str) -> str:
     """The body of the `## heading` section of a Markdown text (up to the next `## `), stripped."""
     pattern = re.compile(rf"^##\s+{re.escape(heading)}\s*$(.*?)(?=^##\s|\Z)", re.MULTILINE | re.DOTALL | re.IGNORECASE)
@@ -372,7 +445,7 @@ def known_issues_list(text: str) -> str:
     start = text.find("\n## ")
     if start < 0:
         return ""
-    return docs_links(re.sub(r"^## ", "### ", text[start + 1:].strip(), flags=re.MULTILINE))
+    return docs_links(re.sub(r"^## ", "### ", text[start + 1 :].strip(), flags=re.MULTILINE))
 
 
 def docs_links(text: str) -> str:
@@ -387,7 +460,7 @@ def older_than(stamp: str | None, now: datetime, age: timedelta) -> bool:
     except ValueError:
         return True
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return now - moment > age
 
 
@@ -398,18 +471,27 @@ def overdue_note(stamp: str | None, now: datetime, age: timedelta, what: str) ->
 
 def handoff_markdown(data: dict) -> str:
     """The on-call handoff (operation-plan §8.2) from data the `handoff` task gathered."""
-    lines = [f"# On-call handoff: {data['environment']}", "",
-             f"Generated {data['generated_at']:%Y-%m-%d %H:%M} UTC by {data['operator']}.", ""]
+    lines = [
+        f"# On-call handoff: {data['environment']}",
+        "",
+        f"Generated {data['generated_at']:%Y-%m-%d %H:%M} UTC by {data['operator']}.",
+        "",
+    ]
     lines += ["## Current release", ""]
     if data.get("unreachable"):
         # Before the table: a paragraph between its header and `|---|` rows would break it.
-        lines += [f"**Could not read {', '.join(data['unreachable'])}**: the sections below show only "
-                  f"the hosts that answered.", ""]
+        lines += [
+            f"**Could not read {', '.join(data['unreachable'])}**: the sections below show only "
+            f"the hosts that answered.",
+            "",
+        ]
     lines += ["| host | release | version | commit | deployed at (UTC) |", "|---|---|---|---|---|"]
     for host in data["hosts"]:
         release = host.get("unreachable") or host.get("release") or "(nothing deployed)"
-        lines.append(f"| {md_cell(host['name'])} | {md_cell(release)} | {md_cell(host.get('version') or '-')} "
-                     f"| {(host.get('commit') or '-')[:12]} | {md_cell(host.get('deployed_at') or '-')} |")
+        lines.append(
+            f"| {md_cell(host['name'])} | {md_cell(release)} | {md_cell(host.get('version') or '-')} "
+            f"| {(host.get('commit') or '-')[:12]} | {md_cell(host.get('deployed_at') or '-')} |"
+        )
     lines += ["", "## Health now", ""]
     for host in data["hosts"]:
         for probe in host.get("health", []):
@@ -420,18 +502,22 @@ def handoff_markdown(data: dict) -> str:
     lines += ["", "## Recent deploys, rollbacks and restores", ""]
     entries = data.get("ledger") or []
     if entries:
-        lines += ["| when (UTC) | kind | tag | outcome | duration | hosts | who | note |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| when (UTC) | kind | tag | outcome | duration | hosts | who | note |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for entry in entries:
-            lines.append(f"| {entry.when} | {entry.kind} | {md_cell(entry.tag)} | {entry.outcome} "
-                         f"| {entry.duration_s:.1f}s | {md_cell(', '.join(entry.hosts))} | {md_cell(entry.who)} "
-                         f"| {md_cell(entry_note(entry), 300)} |")
+            lines.append(
+                f"| {entry.when} | {entry.kind} | {md_cell(entry.tag)} | {entry.outcome} "
+                f"| {entry.duration_s:.1f}s | {md_cell(', '.join(entry.hosts))} | {md_cell(entry.who)} "
+                f"| {md_cell(entry_note(entry), 300)} |"
+            )
     else:
         lines.append("No deploys, rollbacks or restores recorded in the ledger.")
     lines += ["", "## Incidents and resolutions", ""]
     troubled = [e for e in entries if e.outcome != "ok" or e.kind in ("rollback", "restore")]
     for entry in troubled:
-        what = (f"live restore from backup {entry.backup}" if entry.kind == "restore"
-                else f"{entry.kind} of {entry.tag}")
+        what = f"live restore from backup {entry.backup}" if entry.kind == "restore" else f"{entry.kind} of {entry.tag}"
         cause = entry.detail or (entry_note(entry) if entry.kind == "restore" else "")
         lines.append(f"- {entry.when}: {what} {entry.outcome}" + (f" — {shorten(cause, 600)}" if cause else ""))
     lines.append("- (add this shift's incidents by hand: what happened, what was done, how it ended)")
@@ -443,29 +529,41 @@ def handoff_markdown(data: dict) -> str:
         last, verified = backups.get("last_backup"), backups.get("last_verified")
         now = data["generated_at"]
         if last:
-            overdue = overdue_note(last["finished_at"], now, BACKUP_OVERDUE_AFTER,
-                                   "older than the weekly schedule (RPO 7 days); see `shared/logs/cron.log` on "
-                                   "the first host, then `invoke backup`")
-            lines.append(f"- Last backup: {last['backup_id']} at {last['finished_at']} "
-                         f"({fmt_bytes(last['size_bytes'])}){overdue}")
+            overdue = overdue_note(
+                last["finished_at"],
+                now,
+                BACKUP_OVERDUE_AFTER,
+                "older than the weekly schedule (RPO 7 days); see `shared/logs/cron.log` on "
+                "the first host, then `invoke backup`",
+            )
+            lines.append(
+                f"- Last backup: {last['backup_id']} at {last['finished_at']} "
+                f"({fmt_bytes(last['size_bytes'])}){overdue}"
+            )
         else:
             lines.append("- Last backup: NONE (run `invoke backup`)")
         if verified:
             outcome = "passed" if verified["ok"] else "FAILED"
-            overdue = overdue_note(verified["verified_at"], now, VERIFICATION_OVERDUE_AFTER,
-                                   "no restore test this month (the window's verify-backup); run "
-                                   "`invoke verify-backup`")
-            lines.append(f"- Last verified restore: {verified['backup_id']} {outcome} at "
-                         f"{verified['verified_at']}{overdue}")
+            overdue = overdue_note(
+                verified["verified_at"],
+                now,
+                VERIFICATION_OVERDUE_AFTER,
+                "no restore test this month (the window's verify-backup); run `invoke verify-backup`",
+            )
+            lines.append(
+                f"- Last verified restore: {verified['backup_id']} {outcome} at {verified['verified_at']}{overdue}"
+            )
         else:
             lines.append("- Last verified restore: NONE (run `invoke verify-backup`)")
     lines += ["", "## Last 24 hours", ""]
     requests = data.get("requests")
     if requests and requests.get("requests"):
         state = "within" if requests["p99_ok"] else "OVER"
-        lines.append(f"- {requests['requests']} requests, error rate {fmt_percent(100 * requests['error_rate'], 2)} "
-                     f"({requests['server_errors']} 5xx), p99 {fmt_ms(requests['p99_ms'])} ms ({state} the "
-                     f"{requests['target_p99_ms']:g} ms target), {requests['slow_queries']} slow queries")
+        lines.append(
+            f"- {requests['requests']} requests, error rate {fmt_percent(100 * requests['error_rate'], 2)} "
+            f"({requests['server_errors']} 5xx), p99 {fmt_ms(requests['p99_ms'])} ms ({state} the "
+            f"{requests['target_p99_ms']:g} ms target), {requests['slow_queries']} slow queries"
+        )
         if requests.get("routes_over_target"):
             lines.append(f"- Routes over the p99 target: {', '.join(requests['routes_over_target'])}")
     elif requests is not None:
@@ -474,16 +572,26 @@ def handoff_markdown(data: dict) -> str:
         lines.append("- Request logs unavailable.")
     lines += ["", "## Known issues", "", data.get("known_issues") or "None recorded in docs/known-issues.md.", ""]
     start, end = data["next_window"]
-    where = (f"cron runs the ops CLI's `maintenance` on every host, the database steps on "
-             f"{data['maintenance_host']}; on that host it is `{data['maintenance_command']}`; "
-             if data.get("maintenance_command") else "cron runs the ops CLI's `maintenance`; ")
+    where = (
+        f"cron runs the ops CLI's `maintenance` on every host, the database steps on "
+        f"{data['maintenance_host']}; on that host it is `{data['maintenance_command']}`; "
+        if data.get("maintenance_command")
+        else "cron runs the ops CLI's `maintenance`; "
+    )
     lines += ["## Last maintenance window", "", *maintenance_record_lines(data["hosts"], data["generated_at"]), ""]
-    lines += ["## Next maintenance window", "",
-              f"{start:%A %Y-%m-%d %H:%M}–{end:%H:%M} UTC (first Sunday of the month; {where}"
-              f"`invoke maintenance` runs it by hand).", ""]
+    lines += [
+        "## Next maintenance window",
+        "",
+        f"{start:%A %Y-%m-%d %H:%M}–{end:%H:%M} UTC (first Sunday of the month; {where}"
+        f"`invoke maintenance` runs it by hand).",
+        "",
+    ]
     if start.month in QUARTERLY_DRILL_MONTHS:
-        lines += ["The quarter's first window: the quarterly failover drill is due (plan §9.3), on staging, "
-                  "never production: `invoke drill --env staging` (docs/disaster-recovery.md).", ""]
+        lines += [
+            "The quarter's first window: the quarterly failover drill is due (plan §9.3), on staging, "
+            "never production: `invoke drill --env staging` (docs/disaster-recovery.md).",
+            "",
+        ]
     lines += ["## Escalation path", "", docs_links(data.get("escalation") or "See docs/on-call.md."), ""]
     return "\n".join(lines)
 

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.local_postgres import LocalPostgres
-from deploy.local_sshd import LocalSshd, chown_tree, ensure_deploy_user, is_under, make_reachable, remove_crontab_entries
+from deploy.local_sshd import (
+    LocalSshd,
+    chown_tree,
+    ensure_deploy_user,
+    is_under,
+    make_reachable,
+    remove_crontab_entries,
+)
 
 DEFAULT_ADDRESSES = ("127.0.0.2", "127.0.0.3")
 NGINX_PORT = 8080
@@ -115,7 +122,7 @@ class Sandbox:
             f'# Written by `invoke sandbox up`: the local VPS pair.\ndefault_environment = "{ENVIRONMENT}"\n\n'
             f'[defaults]\nssh_user = "{self.sshd.user}"\nssh_port = {self.sshd.port}\n'
             f'identity_file = "{self.sshd.identity_file}"\nknown_hosts = "{self.sshd.known_hosts}"\n'
-            f"instance_ports = [{ports}]\nstandby_ports = [{standby}]\nnginx_port = {self.nginx_port}\npython = \"/usr/bin/python3\"\n"
+            f'instance_ports = [{ports}]\nstandby_ports = [{standby}]\nnginx_port = {self.nginx_port}\npython = "/usr/bin/python3"\n'
             + (f"health_timeout = {self.health_timeout}\n" if self.health_timeout else "")
             + f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{hosts}'
         )
@@ -176,8 +183,10 @@ def up(base_dir: Path) -> Sandbox:
     sandbox = Sandbox(base_dir)
     sandbox.start()
     inventory = sandbox.inventory_path
-    print(f"sandbox up: hosts {', '.join(f'{a}:{sandbox.sshd.port}' for a in sandbox.addresses)} "
-          f"(user {sandbox.sshd.user}), PostgreSQL on 127.0.0.1:{sandbox.postgres.port}")
+    print(
+        f"sandbox up: hosts {', '.join(f'{a}:{sandbox.sshd.port}' for a in sandbox.addresses)} "
+        f"(user {sandbox.sshd.user}), PostgreSQL on 127.0.0.1:{sandbox.postgres.port}"
+    )
     if not local_s3_available():
         print("sandbox: no S3 endpoint (deploy/local_s3.py is not in this tree yet); backups need one")
     print("next:")

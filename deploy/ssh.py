@@ -34,8 +34,7 @@ class ConnectionFailed(RuntimeError):
 
     def __init__(self, host: Host, cause: str):
         self.host, self.cause = host, cause
-        super().__init__(f"[{host.name}] SSH to {host.address} port {host.ssh_port} as {host.ssh_user} "
-                         f"failed: {cause}")
+        super().__init__(f"[{host.name}] SSH to {host.address} port {host.ssh_port} as {host.ssh_user} failed: {cause}")
 
 
 def connection_failure_cause(exc: BaseException, timeout: float | None = None) -> str:
@@ -95,8 +94,12 @@ def connect(host: Host, connect_timeout: int = 10) -> Connection:
     if host.identity_file:
         connect_kwargs["key_filename"] = str(Path(host.identity_file).expanduser())
     connection = Connection(
-        host.address, user=host.ssh_user, port=host.ssh_port, config=config,
-        connect_kwargs=connect_kwargs, connect_timeout=connect_timeout,
+        host.address,
+        user=host.ssh_user,
+        port=host.ssh_port,
+        config=config,
+        connect_kwargs=connect_kwargs,
+        connect_timeout=connect_timeout,
     )
     known_hosts = Path(host.known_hosts).expanduser()
     connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -104,7 +107,7 @@ def connect(host: Host, connect_timeout: int = 10) -> Connection:
         connection.client.load_host_keys(str(known_hosts))
     try:
         connection.open()
-    except paramiko.BadHostKeyException as exc:
+    except paramiko.BadHostKeyException:
         raise HostKeyError(
             f"[{host.name}] HOST KEY CHANGED for {host_key_alias(host)} (recorded in {known_hosts}): "
             f"refusing to connect. If the host was really rebuilt, remove the old key with\n"
@@ -207,8 +210,9 @@ class Remote:
         writer = _PrefixWriter(self)
         connection = self.connection
         try:
-            result = connection.run(command, hide=True, warn=True, in_stream=False,
-                                    out_stream=writer, err_stream=writer)
+            result = connection.run(
+                command, hide=True, warn=True, in_stream=False, out_stream=writer, err_stream=writer
+            )
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise ConnectionFailed(self.host, "connection lost: " + connection_failure_cause(exc)) from None
         writer.flush_rest()

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from datetime import UTC, datetime, timedelta
 
 TARGET_P99_MS = 200.0  # operation-plan §7.1
 SLOW_QUERY_MS = 1000.0  # operation-plan §7.1
@@ -48,12 +48,13 @@ def mask_sql_literals(statement: str) -> str:
 
 # -- log lines -------------------------------------------------------------------------------
 
+
 def parse_time(text: str) -> datetime:
     """ISO-8601 with offset (`...+00:00` or `...Z`) -> aware UTC datetime."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def parse_log_line(line: str) -> dict | None:
@@ -116,6 +117,7 @@ def histogram_from_json(pairs: list) -> Histogram:
 
 # -- request-log analysis --------------------------------------------------------------------
 
+
 @dataclass
 class RouteCounts:
     requests: int = 0
@@ -124,13 +126,21 @@ class RouteCounts:
     latency: Histogram = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"requests": self.requests, "server_errors": self.server_errors,
-                "client_errors": self.client_errors, "latency": histogram_to_json(self.latency)}
+        return {
+            "requests": self.requests,
+            "server_errors": self.server_errors,
+            "client_errors": self.client_errors,
+            "latency": histogram_to_json(self.latency),
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> RouteCounts:
-        return cls(int(data["requests"]), int(data["server_errors"]), int(data["client_errors"]),
-                   histogram_from_json(data["latency"]))
+        return cls(
+            int(data["requests"]),
+            int(data["server_errors"]),
+            int(data["client_errors"]),
+            histogram_from_json(data["latency"]),
+        )
 
 
 @dataclass
@@ -193,17 +203,23 @@ class LogWindow:
 
     def to_json(self) -> dict:
         return {
-            "start": self.start.isoformat(), "end": self.end.isoformat(),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
             "routes": {route: counts.to_json() for route, counts in sorted(self.routes.items())},
-            "slow_queries": self.slow_queries, "app_errors": self.app_errors,
-            "auth_failures": self.auth_failures, "business_warnings": self.business_warnings,
+            "slow_queries": self.slow_queries,
+            "app_errors": self.app_errors,
+            "auth_failures": self.auth_failures,
+            "business_warnings": self.business_warnings,
             "unparsable_lines": self.unparsable_lines,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> LogWindow:
-        window = cls(parse_time(data["start"]), parse_time(data["end"]),
-                     {route: RouteCounts.from_json(c) for route, c in data["routes"].items()})
+        window = cls(
+            parse_time(data["start"]),
+            parse_time(data["end"]),
+            {route: RouteCounts.from_json(c) for route, c in data["routes"].items()},
+        )
         for name in ("slow_queries", "app_errors", "auth_failures", "business_warnings", "unparsable_lines"):
             setattr(window, name, int(data.get(name, 0)))
         return window
@@ -219,14 +235,19 @@ class LogWindow:
         routes = {route: _describe(counts, target_p99_ms) for route, counts in sorted(self.routes.items())}
         overall = _describe(total, target_p99_ms)
         return {
-            "window": {"start": self.start.isoformat(), "end": self.end.isoformat(),
-                       "hours": round((self.end - self.start).total_seconds() / 3600, 2)},
+            "window": {
+                "start": self.start.isoformat(),
+                "end": self.end.isoformat(),
+                "hours": round((self.end - self.start).total_seconds() / 3600, 2),
+            },
             **overall,
             "target_p99_ms": target_p99_ms,
             "routes_over_target": sorted(r for r, d in routes.items() if d["p99_ok"] is False),
             "routes": routes,
-            "slow_queries": self.slow_queries, "app_errors": self.app_errors,
-            "auth_failures": self.auth_failures, "business_warnings": self.business_warnings,
+            "slow_queries": self.slow_queries,
+            "app_errors": self.app_errors,
+            "auth_failures": self.auth_failures,
+            "business_warnings": self.business_warnings,
             "unparsable_lines": self.unparsable_lines,
         }
 
@@ -249,6 +270,7 @@ def window_ending(end: datetime, hours: float) -> tuple[datetime, datetime]:
 
 
 # -- /proc -----------------------------------------------------------------------------------
+
 
 def parse_cpu_times(proc_stat: str) -> tuple[int, int]:
     """(busy, total) jiffies from the `cpu` line of /proc/stat; busy excludes idle and iowait."""
@@ -278,8 +300,12 @@ def parse_meminfo(text: str) -> dict[str, int]:
             values[name] = int(parts[0]) * 1024
     total = values["MemTotal"]
     available = values.get("MemAvailable", values.get("MemFree", 0))
-    return {"total_bytes": total, "available_bytes": available, "used_bytes": total - available,
-            "used_percent": round(100.0 * (total - available) / total, 1) if total else 0.0}
+    return {
+        "total_bytes": total,
+        "available_bytes": available,
+        "used_bytes": total - available,
+        "used_percent": round(100.0 * (total - available) / total, 1) if total else 0.0,
+    }
 
 
 def parse_loadavg(text: str) -> list[float]:
@@ -288,7 +314,7 @@ def parse_loadavg(text: str) -> list[float]:
 
 def parse_pid_cpu_ticks(stat_text: str) -> int:
     """utime + stime of /proc/<pid>/stat (the command name may hold spaces and parentheses)."""
-    after_name = stat_text[stat_text.rindex(")") + 2:].split()
+    after_name = stat_text[stat_text.rindex(")") + 2 :].split()
     # fields after the name start at field 3 (state); utime and stime are fields 14 and 15
     return int(after_name[11]) + int(after_name[12])
 
@@ -324,6 +350,7 @@ def instance_port(cmdline: list[str]) -> int | None:
 
 # -- merging host reports (laptop side) ------------------------------------------------------
 
+
 def merge_reports(reports: dict[str, dict], target_p99_ms: float = TARGET_P99_MS) -> dict:
     """Combine the JSON of `clicknback-ops stats` from every host into one view.
 
@@ -338,11 +365,15 @@ def merge_reports(reports: dict[str, dict], target_p99_ms: float = TARGET_P99_MS
             merged_logs.merge(window)
     database = next((r["database"] for r in reports.values() if r.get("database")), None)
     return {
-        "hosts": {name: {"system": r.get("system"), "instances": r.get("instances", []),
-                         "release": r.get("release"),
-                         "requests": (LogWindow.from_json(r["logs"]).summary(target_p99_ms)["requests"]
-                                      if r.get("logs") else 0)}
-                  for name, r in reports.items()},
+        "hosts": {
+            name: {
+                "system": r.get("system"),
+                "instances": r.get("instances", []),
+                "release": r.get("release"),
+                "requests": (LogWindow.from_json(r["logs"]).summary(target_p99_ms)["requests"] if r.get("logs") else 0),
+            }
+            for name, r in reports.items()
+        },
         "database": database,
         "requests": merged_logs.summary(target_p99_ms) if merged_logs else None,
     }
@@ -365,11 +396,13 @@ def history_record(merged: dict, environment: str, when: datetime) -> dict:
             "app_rss_bytes": sum(i.get("rss_bytes") or 0 for i in instances),
         }
     return {
-        "time": when.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "time": when.astimezone(UTC).isoformat(timespec="seconds"),
         "environment": environment,
         "requests": requests.get("requests", 0),
         "error_rate": requests.get("error_rate", 0.0),
-        "p50_ms": requests.get("p50_ms"), "p95_ms": requests.get("p95_ms"), "p99_ms": requests.get("p99_ms"),
+        "p50_ms": requests.get("p50_ms"),
+        "p95_ms": requests.get("p95_ms"),
+        "p99_ms": requests.get("p99_ms"),
         "slow_queries": requests.get("slow_queries", 0),
         "database_bytes": database.get("size_bytes"),
         "connections": sum((database.get("connections") or {}).values()) if database else None,

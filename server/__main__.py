@@ -17,8 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="Run one ClickNBack API instance.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-    parser.add_argument("--unix", metavar="PATH", default="",
-                        help="listen on this Unix socket instead of --host/--port (production, behind nginx)")
+    parser.add_argument(
+        "--unix",
+        metavar="PATH",
+        default="",
+        help="listen on this Unix socket instead of --host/--port (production, behind nginx)",
+    )
     args = parser.parse_args(argv)
     if args.unix:
         problem = unix_socket_problem(args.unix)
@@ -30,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(str(error), file=sys.stderr)
         return 2
-
-    import asyncio
 
     import asyncpg
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             app.run(sock=bind_unix_socket(args.unix), single_process=True, access_log=False, motd=False)
         finally:
             remove_unix_socket(args.unix)  # unless a newer instance has taken the path over
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         # The database refused or could not be reached while opening the pool (wrong password,
         # PostgreSQL down): the log has the details; the operator gets one line, not a traceback.
         # asyncpg's messages name the user and address, never the password.

@@ -7,7 +7,8 @@ to the handler: nothing is built at import, and the document is assembled on its
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from server.validation import BIGINT_MAX
 
@@ -18,12 +19,20 @@ UUID = {"type": "string", "format": "uuid"}
 DATE = {"type": "string", "format": "date"}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 RATE = {"type": "number", "description": "A rate or cap: a JSON number with at most 2 decimals."}
-RATE_IN = {"oneOf": [{"type": "number"}, {"type": "string"}],
-           "description": "A number or numeric string with at most 2 decimals."}
-STATUS_BODY = {"type": "object", "required": ["status"],
-               "properties": {"status": {"type": "string", "enum": ["active", "inactive"]}}}
-STATUS_OUT = {"type": "object", "required": ["id", "status"],
-              "properties": {"id": UUID, "status": {"type": "string", "enum": ["active", "inactive"]}}}
+RATE_IN = {
+    "oneOf": [{"type": "number"}, {"type": "string"}],
+    "description": "A number or numeric string with at most 2 decimals.",
+}
+STATUS_BODY = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string", "enum": ["active", "inactive"]}},
+}
+STATUS_OUT = {
+    "type": "object",
+    "required": ["id", "status"],
+    "properties": {"id": UUID, "status": {"type": "string", "enum": ["active", "inactive"]}},
+}
 
 ERROR = {
     "type": "object",
@@ -32,8 +41,11 @@ ERROR = {
         "error": {
             "type": "object",
             "required": ["code", "message", "details"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                           "details": {"type": "object", "additionalProperties": True}},
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object", "additionalProperties": True},
+            },
         }
     },
 }
@@ -53,8 +65,12 @@ ERROR_TEXT = {
 
 
 def obj(properties: dict[str, Any], required: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": properties,
-            "required": list(properties if required is None else required), **extra}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+        **extra,
+    }
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -62,11 +78,14 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def page_of(item: dict[str, Any]) -> dict[str, Any]:
-    return obj({
-        "data": {"type": "array", "items": item},
-        "pagination": obj({"offset": {"type": "integer"}, "limit": {"type": "integer"},
-                           "total": {"type": "integer"}}),
-    })
+    return obj(
+        {
+            "data": {"type": "array", "items": item},
+            "pagination": obj(
+                {"offset": {"type": "integer"}, "limit": {"type": "integer"}, "total": {"type": "integer"}}
+            ),
+        }
+    )
 
 
 def query(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
@@ -76,8 +95,10 @@ def query(name: str, schema: dict[str, Any], description: str | None = None) -> 
     return parameter
 
 
-PAGINATION = [query("offset", {"type": "integer", "minimum": 0, "maximum": BIGINT_MAX, "default": 0}),
-              query("limit", {"type": "integer", "minimum": 1, "maximum": 100})]
+PAGINATION = [
+    query("offset", {"type": "integer", "minimum": 0, "maximum": BIGINT_MAX, "default": 0}),
+    query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+]
 
 
 def path(name: str) -> dict[str, Any]:
@@ -85,18 +106,26 @@ def path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "schema": {"type": "string"}, "required": True}
 
 
-def describe(summary: str, tag: str, ok_status: int, ok: dict[str, Any] | None,
-             errors: Iterable[int], body: dict[str, Any] | None = None,
-             params: list[dict[str, Any]] | None = None, description: str | None = None,
-             public: bool = False) -> Callable[[Handler], Handler]:
+def describe(
+    summary: str,
+    tag: str,
+    ok_status: int,
+    ok: dict[str, Any] | None,
+    errors: Iterable[int],
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    description: str | None = None,
+    public: bool = False,
+) -> Callable[[Handler], Handler]:
     """One operation: its request body and query, its success response and its error statuses."""
     responses: dict[str, Any] = {
-        str(ok_status): {"description": "Success.", **({"content": {"application/json": {"schema": ok}}}
-                                                      if ok is not None else {})}
+        str(ok_status): {
+            "description": "Success.",
+            **({"content": {"application/json": {"schema": ok}}} if ok is not None else {}),
+        }
     }
     for status in sorted(set(errors)):
-        responses[str(status)] = {"description": ERROR_TEXT[status],
-                                  "content": {"application/json": {"schema": ERROR}}}
+        responses[str(status)] = {"description": ERROR_TEXT[status], "content": {"application/json": {"schema": ERROR}}}
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if description:
         operation["description"] = description

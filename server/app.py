@@ -7,7 +7,7 @@ import gc
 import os
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import count
 
 from loguru import logger
@@ -44,10 +44,12 @@ class RandomUuids:
         if at >= len(self._random):
             self._random, at = os.urandom(16 * self.BATCH), 0
         self._at = at + 16
-        digits = self._random[at:at + 16].hex()
+        digits = self._random[at : at + 16].hex()
         # Version nibble 4; variant bits 10 (the first hex digit of the fourth group is 8-b).
-        return (f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{'89ab'[int(digits[16], 16) & 3]}{digits[17:20]}-"
-                f"{digits[20:]}")
+        return (
+            f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{'89ab'[int(digits[16], 16) & 3]}{digits[17:20]}-"
+            f"{digits[20:]}"
+        )
 
 
 _new_request_id = RandomUuids().next
@@ -102,16 +104,19 @@ async def on_response(request: Request, response) -> None:
     request.app.ctx.cors.add_headers(request, response)
     route = request.route.path if request.route else None
     method, path, status = request.method, request.path, response.status
-    ACCESS_LOG.write(f"{method} {path} {status}", {
-        "request_id": request_id,
-        "method": method,
-        "route": ("/" + route.lstrip("/")) if route is not None else None,
-        "path": path,
-        "status": status,
-        "duration_ms": duration_ms,
-        "user_id": getattr(ctx, "user_id", None),
-        "client": client_address(request),
-    })
+    ACCESS_LOG.write(
+        f"{method} {path} {status}",
+        {
+            "request_id": request_id,
+            "method": method,
+            "route": ("/" + route.lstrip("/")) if route is not None else None,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
+            "user_id": getattr(ctx, "user_id", None),
+            "client": client_address(request),
+        },
+    )
 
 
 # The requests in flight alone (~50 tracked objects each, dozens at a time) outgrow Python's
@@ -148,7 +153,7 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
     app.config.AUTO_EXTEND = False
     app.ctx.settings = settings
     app.ctx.draining = False
-    app.ctx.started_at = datetime.now(timezone.utc)
+    app.ctx.started_at = datetime.now(UTC)
     app.ctx.cors = cors.CorsPolicy(settings.cors_allowed_origins)
 
     for blueprint in [*BLUEPRINTS, openapi.bp]:
@@ -161,8 +166,13 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:
         passwords.configure_executor(settings.password_hash_threads)
-        await db.init_db(settings.database_url, settings.db_pool_min_size, settings.db_pool_max_size,
-                         settings.slow_query_ms, wait_seconds=settings.db_startup_wait_seconds)
+        await db.init_db(
+            settings.database_url,
+            settings.db_pool_min_size,
+            settings.db_pool_max_size,
+            settings.slow_query_ms,
+            wait_seconds=settings.db_startup_wait_seconds,
+        )
         app.ctx.probe = ReadinessProbe(settings.database_url)
         app.ctx.catalogue = CataloguePages(db.parse_database_url(settings.database_url))
         await app.ctx.catalogue.start()
@@ -184,7 +194,7 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
         if app.ctx.job_task is not None:
             try:
                 await asyncio.wait_for(app.ctx.job_task, timeout=settings.graceful_shutdown_seconds)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 app.ctx.job_task.cancel()
         await app.ctx.probe.close()
         await app.ctx.catalogue.close()

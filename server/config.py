@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 
@@ -40,7 +41,7 @@ def read_env_file(path: Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):].lstrip()
+            line = line[len("export ") :].lstrip()
         key, sep, value = line.partition("=")
         key = key.strip()
         if not sep or not key.replace("_", "").isalnum():
@@ -110,9 +111,11 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-DATABASE_URL_FORMS = ("postgres://user[:password]@host[:port]/database, or "
-                      "postgres://user[:password]@[:port]/database?host=/socket/folder "
-                      "(percent-encode / # ? @ : in the password, e.g. / as %2F)")
+DATABASE_URL_FORMS = (
+    "postgres://user[:password]@host[:port]/database, or "
+    "postgres://user[:password]@[:port]/database?host=/socket/folder "
+    "(percent-encode / # ? @ : in the password, e.g. / as %2F)"
+)
 
 
 def _database_port(parsed: Any) -> int | None:
@@ -152,8 +155,11 @@ def validated_database_url(name: str, raw: str) -> str:
     socket_folders = parse_qs(parsed.query).get("host", [])
     if socket_folders and not all(folder.startswith("/") for folder in socket_folders):
         raise ConfigError(name, "the host parameter must be the absolute path of PostgreSQL's socket folder")
-    if parsed.scheme not in {"postgres", "postgresql"} or not (parsed.hostname or socket_folders) \
-            or not parsed.path.strip("/"):
+    if (
+        parsed.scheme not in {"postgres", "postgresql"}
+        or not (parsed.hostname or socket_folders)
+        or not parsed.path.strip("/")
+    ):
         raise ConfigError(name, "expected " + DATABASE_URL_FORMS)
     return value
 

@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
+
 from server.http import Response
 
 ALLOW_HEADERS = "authorization, content-type, x-request-id"
@@ -41,11 +42,13 @@ def preflight_response(request: Request, methods: str) -> HTTPResponse:
     if request.headers.get("access-control-request-method"):
         origin = request.headers.get("origin", "")
         if origin and request.app.ctx.cors.allows(origin):
-            headers.update({
-                "Access-Control-Allow-Methods": methods,
-                "Access-Control-Allow-Headers": ALLOW_HEADERS,
-                "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_SECONDS,
-            })
+            headers.update(
+                {
+                    "Access-Control-Allow-Methods": methods,
+                    "Access-Control-Allow-Headers": ALLOW_HEADERS,
+                    "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_SECONDS,
+                }
+            )
     return Response(status=204, headers=headers)
 
 
@@ -61,9 +64,13 @@ def add_options_and_head_routes(app: Sanic) -> None:
         if "GET" in route.methods and "HEAD" not in route.methods:
             get_routes.append(route)
     for route in get_routes:
-        app.add_route(route.handler, "/" + route.path, methods=["HEAD"],
-                      name=route.name.split(".", 1)[-1].replace(".", "_") + "_head",
-                      error_format="json")
+        app.add_route(
+            route.handler,
+            "/" + route.path,
+            methods=["HEAD"],
+            name=route.name.split(".", 1)[-1].replace(".", "_") + "_head",
+            error_format="json",
+        )
         methods_by_path[route.path].add("HEAD")
     for index, (path, methods) in enumerate(sorted(methods_by_path.items())):
         allowed = ", ".join(sorted(methods | {"OPTIONS"}))

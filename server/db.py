@@ -15,9 +15,10 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import asyncpg
@@ -141,20 +142,22 @@ _pool: asyncpg.Pool | None = None
 _turns: asyncio.Semaphore | None = None
 
 
-async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms: int,
-                  wait_seconds: float = 0) -> None:
+async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms: int, wait_seconds: float = 0) -> None:
     """Open the pool; wait up to `wait_seconds` for a PostgreSQL that is not accepting connections yet."""
     global _pool, _turns
     QUERY_STATS.slow_threshold_ms = slow_query_ms
     _turns = asyncio.Semaphore(max_size)
-    _pool = await when_reachable(lambda: asyncpg.create_pool(
-        **parse_database_url(database_url),
-        min_size=min_size,
-        max_size=max_size,
-        init=_instrument_connection,
-        reset=_keep_session,
-        server_settings={"application_name": "clicknback"},
-    ), wait_seconds)
+    _pool = await when_reachable(
+        lambda: asyncpg.create_pool(
+            **parse_database_url(database_url),
+            min_size=min_size,
+            max_size=max_size,
+            init=_instrument_connection,
+            reset=_keep_session,
+            server_settings={"application_name": "clicknback"},
+        ),
+        wait_seconds,
+    )
 
 
 # PostgreSQL not accepting connections yet: down or not yet listening (refused, no socket file),
@@ -184,7 +187,8 @@ async def when_reachable(connect: Callable[[], Awaitable[T]], wait_seconds: floa
                 raise
             if attempt % 10 == 0:  # the first failure, then about every 20 s
                 logger.bind(event="db.waiting", error=type(error).__name__, seconds_left=round(left)).warning(
-                    "database not reachable yet; waiting for it")
+                    "database not reachable yet; waiting for it"
+                )
             await asyncio.sleep(min(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)], left))
             attempt += 1
 

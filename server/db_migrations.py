@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -63,9 +62,7 @@ async def db_head_on(connection: asyncpg.Connection) -> str | None:
     exists = await connection.fetchval("SELECT to_regclass('public.aerich') IS NOT NULL")
     if not exists:
         return None
-    return await connection.fetchval(
-        "SELECT version FROM aerich WHERE app = $1 ORDER BY id DESC LIMIT 1", APP
-    )
+    return await connection.fetchval("SELECT version FROM aerich WHERE app = $1 ORDER BY id DESC LIMIT 1", APP)
 
 
 async def _applied(database_url: str) -> list[str]:

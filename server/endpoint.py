@@ -6,9 +6,10 @@ body and query schema -> the handler's own checks.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 import asyncpg
 from sanic import Request
@@ -42,8 +43,12 @@ def _check_media_type(request: Request) -> None:
         return
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json":
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Request body must be JSON (application/json).",
-                       {"content_type": content_type})
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Request body must be JSON (application/json).",
+            {"content_type": content_type},
+        )
 
 
 def _read_body(request: Request, required: bool) -> Mapping[str, Any] | None:
@@ -58,8 +63,9 @@ def _read_body(request: Request, required: bool) -> Mapping[str, Any] | None:
     except ValueError as error:  # also UnicodeDecodeError
         raise ApiError(400, "MALFORMED_JSON", "Request body is not valid JSON.", {"reason": str(error)}) from None
     except RecursionError:  # arrays or objects nested about a thousand deep: both walks recurse per level
-        raise ApiError(400, "MALFORMED_JSON", "Request body is not valid JSON.",
-                       {"reason": "nested too deeply"}) from None
+        raise ApiError(
+            400, "MALFORMED_JSON", "Request body is not valid JSON.", {"reason": "nested too deeply"}
+        ) from None
     if not isinstance(data, dict):
         raise schema_error([violation("body", "Request body must be a JSON object.")])
     if unstorable:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from loguru import logger
@@ -63,9 +63,12 @@ def balance_limit_exceeded(balance: str, details: dict[str, Any]) -> ApiError:
     """409: the change would take a wallet's `balance` past what its column holds. API.md has no code
     for a wallet of 10^17 euros; a 500 would say the server broke, when the request is what cannot be
     done, and nothing was written."""
-    return ApiError(409, "BALANCE_LIMIT_EXCEEDED",
-                    f"This would take the wallet's {balance} balance past {BALANCE_LIMIT}, the most it can hold.",
-                    {**details, "balance": balance, "limit": BALANCE_LIMIT})
+    return ApiError(
+        409,
+        "BALANCE_LIMIT_EXCEEDED",
+        f"This would take the wallet's {balance} balance past {BALANCE_LIMIT}, the most it can hold.",
+        {**details, "balance": balance, "limit": BALANCE_LIMIT},
+    )
 
 
 def rules_error(violations: list[dict[str, str]]) -> ApiError:
@@ -82,7 +85,9 @@ def not_found(resource_type: str, resource_id: Any) -> ApiError:
     )
 
 
-def forbidden(message: str = "You do not have permission to perform this action.", details: dict | None = None) -> ApiError:
+def forbidden(
+    message: str = "You do not have permission to perform this action.", details: dict | None = None
+) -> ApiError:
     return ApiError(403, "FORBIDDEN", message, details or {})
 
 
@@ -101,13 +106,17 @@ def _translate(request: Request, exception: BaseException) -> ApiError:
         return ApiError(CLIENT_CLOSED_REQUEST, "CLIENT_CLOSED_REQUEST", "The client closed the connection.", {})
     if isinstance(exception, NotFound):
         return ApiError(
-            404, "NOT_FOUND", f"No route matches {request.method} {request.path}.",
+            404,
+            "NOT_FOUND",
+            f"No route matches {request.method} {request.path}.",
             {"method": request.method, "path": request.path},
         )
     if isinstance(exception, MethodNotAllowed):
         allowed = sorted(getattr(exception, "allowed_methods", None) or _methods_routed(request))
         return ApiError(
-            405, "METHOD_NOT_ALLOWED", f"Method {request.method} is not allowed for {request.path}.",
+            405,
+            "METHOD_NOT_ALLOWED",
+            f"Method {request.method} is not allowed for {request.path}.",
             {"method": request.method, "allowed_methods": allowed},
             {"Allow": ", ".join(allowed)},
         )
@@ -122,8 +131,10 @@ def _translate(request: Request, exception: BaseException) -> ApiError:
         return ApiError(exception.status_code, "BAD_REQUEST", "The request could not be processed.", {})
     request_id = getattr(request.ctx, "request_id", None) if request is not None else None
     return ApiError(
-        500, "INTERNAL_SERVER_ERROR", INTERNAL_ERROR_MESSAGE,
-        {"request_id": request_id, "timestamp": datetime.now(timezone.utc).isoformat()},
+        500,
+        "INTERNAL_SERVER_ERROR",
+        INTERNAL_ERROR_MESSAGE,
+        {"request_id": request_id, "timestamp": datetime.now(UTC).isoformat()},
     )
 
 

@@ -25,7 +25,9 @@ _RESERVED = {"event"}
 def _json_line(record: dict[str, Any]) -> str:
     extra = record["extra"]
     payload: dict[str, Any] = {
-        "time": record["time"].astimezone().isoformat() if record["time"].tzinfo is None else record["time"].isoformat(),
+        "time": record["time"].astimezone().isoformat()
+        if record["time"].tzinfo is None
+        else record["time"].isoformat(),
         "level": record["level"].name,
         "event": extra.get("event", "app.log"),
         "message": record["message"],
@@ -79,8 +81,13 @@ class AccessLog:
         if not self.json:
             logger.bind(event="http.request", **fields).info(message)
             return
-        payload = {"time": datetime.now(self._zone).isoformat(), "level": "INFO", "event": "http.request",
-                   "message": message, **fields}
+        payload = {
+            "time": datetime.now(self._zone).isoformat(),
+            "level": "INFO",
+            "event": "http.request",
+            "message": message,
+            **fields,
+        }
         self._pending.append(orjson.dumps(payload, default=str).decode())
         try:
             loop = asyncio.get_running_loop()
@@ -144,8 +151,14 @@ def configure(log_format: str = "json", level: str = "INFO", log_file: str = "")
     ACCESS_LOG.enabled = logger.level(level).no <= logger.level("INFO").no
     if log_format == "console":
         logger.configure(patcher=_console_patch)
-        logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=sys.stderr.isatty(),
-                   backtrace=False, diagnose=False)
+        logger.add(
+            sys.stderr,
+            level=level,
+            format=CONSOLE_FORMAT,
+            colorize=sys.stderr.isatty(),
+            backtrace=False,
+            diagnose=False,
+        )
     else:
         logger.configure(patcher=_patch)
         logger.add(sys.stdout, level=level, format=_json_format, backtrace=False, diagnose=False)
@@ -153,8 +166,15 @@ def configure(log_format: str = "json", level: str = "INFO", log_file: str = "")
         if log_format == "console":
             logger.configure(patcher=lambda r: (_console_patch(r), _patch(r)))
         # Rotation renames the live file to a timestamped one beside it; archival ships those.
-        logger.add(log_file, level=level, format=_json_format, rotation="00:00", backtrace=False,
-                   diagnose=False, encoding="utf-8")
+        logger.add(
+            log_file,
+            level=level,
+            format=_json_format,
+            rotation="00:00",
+            backtrace=False,
+            diagnose=False,
+            encoding="utf-8",
+        )
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.INFO, force=True)
     for name in ("sanic.root", "sanic.error", "sanic.server", "sanic.access", "asyncio", "aerich"):
         library_logger = logging.getLogger(name)

@@ -32,8 +32,10 @@ def openapi_path(sanic_path: str) -> str:
 
 
 def path_parameters(sanic_path: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _PATH_PARAMETER.findall(sanic_path)]
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAMETER.findall(sanic_path)
+    ]
 
 
 def build_document(app: Sanic, version: str) -> dict[str, Any]:

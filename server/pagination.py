@@ -19,7 +19,7 @@ class Filters:
     conditions: list[str] = field(default_factory=list)
     params: list[Any] = field(default_factory=list)
 
-    def add(self, condition: str, *values: Any) -> "Filters":
+    def add(self, condition: str, *values: Any) -> Filters:
         """`condition` uses `{}` for each value's placeholder, e.g. "p.user_id = {}"."""
         placeholders = []
         for value in values:
@@ -32,8 +32,9 @@ class Filters:
         return " AND ".join(self.conditions) if self.conditions else "TRUE"
 
 
-async def fetch_page(*, source: str, columns: str, filters: Filters, order_by: str, offset: int,
-                     limit: int) -> tuple[list[Any], int]:
+async def fetch_page(
+    *, source: str, columns: str, filters: Filters, order_by: str, offset: int, limit: int
+) -> tuple[list[Any], int]:
     """Rows of `SELECT columns FROM source WHERE filters ORDER BY order_by` plus the total."""
     where = filters.where()
     params = [*filters.params, limit, offset]

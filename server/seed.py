@@ -9,7 +9,7 @@ seeded cashback transactions, so they satisfy the invariants of §4.5 by constru
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -70,14 +70,69 @@ MERCHANTS = [
     ("f8a9b0c1-d2e3-4f4a-5b6c-7d8e9f0a1b2c", "GreenGrocer", "2.5", True, _offer_id(16), "2.5", None, STD, "25", True),
     ("a9b0c1d2-e3f4-4a5b-6c7d-8e9f0a1b2c3d", "ToyLand", "4.0", True, _offer_id(17), "4", None, STD, "40", True),
     ("b0c1d2e3-f4a5-4b6c-7d8e-9f0a1b2c3d4e", "JewelryBox", "10.0", True, _offer_id(18), "10", None, STD, "100", True),
-    ("c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f", "AutoParts Plus", "1.5", True, _offer_id(21), "1.5", None, (-60, -5), "15", True),
-    ("d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f6a", "KidsCloset", "5.0", True, _offer_id(22), "5", None, (365, 640), "50", True),
-    ("e3f4a5b6-c7d8-4e9f-0a1b-2c3d4e5f6a7b", "ChefSupplies", "3.0", True, "c1d2e3f4-0000-0000-0002-000000000002", "2", None, STD, "20", False),
-    ("f4a5b6c7-d8e9-4f0a-1b2c-3d4e5f6a7b8c", "OutdoorEscape", "7.5", True, "c1d2e3f4-0000-0000-0001-000000000001", "3", None, STD, "30", True),
+    (
+        "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f",
+        "AutoParts Plus",
+        "1.5",
+        True,
+        _offer_id(21),
+        "1.5",
+        None,
+        (-60, -5),
+        "15",
+        True,
+    ),
+    (
+        "d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f6a",
+        "KidsCloset",
+        "5.0",
+        True,
+        _offer_id(22),
+        "5",
+        None,
+        (365, 640),
+        "50",
+        True,
+    ),
+    (
+        "e3f4a5b6-c7d8-4e9f-0a1b-2c3d4e5f6a7b",
+        "ChefSupplies",
+        "3.0",
+        True,
+        "c1d2e3f4-0000-0000-0002-000000000002",
+        "2",
+        None,
+        STD,
+        "20",
+        False,
+    ),
+    (
+        "f4a5b6c7-d8e9-4f0a-1b2c-3d4e5f6a7b8c",
+        "OutdoorEscape",
+        "7.5",
+        True,
+        "c1d2e3f4-0000-0000-0001-000000000001",
+        "3",
+        None,
+        STD,
+        "30",
+        True,
+    ),
     (LUXWATCHES, "LuxWatches", "15.0", False, "d0000001-0000-0000-0000-000000000001", "5", None, STD, "50", True),
     (VINTAGEVAULT, "VintageVault", "12.0", False, _offer_id(20), "12", None, (-400, -35), "120", False),
     ("c7d8e9f0-a1b2-4c3d-4e5f-6a7b8c9d0e1f", "NightOwl Electronics", "8.5", False, None, None, None, None, None, None),
-    (BANKSIMFAIL, "BankSimFail", "0.0", True, "f0000000-0000-0000-0001-000000000001", "5", None, (-30, 3650), "100", True),
+    (
+        BANKSIMFAIL,
+        "BankSimFail",
+        "0.0",
+        True,
+        "f0000000-0000-0000-0001-000000000001",
+        "5",
+        None,
+        (-30, 3650),
+        "100",
+        True,
+    ),
 ]
 
 # Two older, inactive offers: (offer id, merchant id, percent, window, cap)
@@ -90,8 +145,12 @@ OFFER_OF = {row[0]: row[4] for row in MERCHANTS}
 
 
 def _purchase_id(number: int) -> str:
-    special = {12: "bb000001-0000-0000-0000-000000000001", 13: "bb000001-0000-0000-0000-000000000002",
-               14: "cc000001-0000-0000-0000-000000000001", 15: "cc000001-0000-0000-0000-000000000002"}
+    special = {
+        12: "bb000001-0000-0000-0000-000000000001",
+        13: "bb000001-0000-0000-0000-000000000002",
+        14: "cc000001-0000-0000-0000-000000000001",
+        15: "cc000001-0000-0000-0000-000000000002",
+    }
     return special.get(number, f"aa000001-0000-0000-0000-{number:012d}")
 
 
@@ -128,12 +187,27 @@ PURCHASES = [
 FLAGS = [
     ("ff000001-0000-0000-0000-000000000001", "global", None, True, "on by default"),
     ("ff000001-0000-0000-0000-000000000003", "user", DAVE, False, "manual-confirmation demo"),
-    ("ff000001-0000-0000-0000-000000000002", "merchant", BANKSIMFAIL, True,
-     "scoped-row demo; the rejection simulation still runs"),
+    (
+        "ff000001-0000-0000-0000-000000000002",
+        "merchant",
+        BANKSIMFAIL,
+        True,
+        "scoped-row demo; the rejection simulation still runs",
+    ),
 ]
 
-BUSINESS_TABLES = ["login_attempts", "refresh_tokens", "feature_flags", "payouts", "cashback_transactions",
-                   "purchases", "wallets", "offers", "merchants", "users"]
+BUSINESS_TABLES = [
+    "login_attempts",
+    "refresh_tokens",
+    "feature_flags",
+    "payouts",
+    "cashback_transactions",
+    "purchases",
+    "wallets",
+    "offers",
+    "merchants",
+    "users",
+]
 
 
 async def _insert(conn: asyncpg.Connection, today: date, now: datetime) -> None:
@@ -146,9 +220,18 @@ async def _insert(conn: asyncpg.Connection, today: date, now: datetime) -> None:
         [(m[0], m[1], Decimal(m[2]), m[3]) for m in MERCHANTS],
     )
     offers = [
-        (m[4], m[0], Decimal(m[5]), Decimal(m[6]) if m[6] else None, today + timedelta(days=m[7][0]),
-         today + timedelta(days=m[7][1]), Decimal(m[8]), m[9])
-        for m in MERCHANTS if m[4] is not None
+        (
+            m[4],
+            m[0],
+            Decimal(m[5]),
+            Decimal(m[6]) if m[6] else None,
+            today + timedelta(days=m[7][0]),
+            today + timedelta(days=m[7][1]),
+            Decimal(m[8]),
+            m[9],
+        )
+        for m in MERCHANTS
+        if m[4] is not None
     ] + [
         (oid, mid, Decimal(pct), None, today + timedelta(days=w[0]), today + timedelta(days=w[1]), Decimal(cap), False)
         for oid, mid, pct, w, cap in OLD_OFFERS
@@ -161,10 +244,29 @@ async def _insert(conn: asyncpg.Connection, today: date, now: datetime) -> None:
     purchases, transactions = [], []
     for number, uid, mid, amount, status, cashback, tx_amount, tx_status, ago in PURCHASES:
         created = now - ago
-        purchases.append((_purchase_id(number), _external_id(number), uid, mid, OFFER_OF[mid], Decimal(amount),
-                          status, Decimal(cashback), created))
-        transactions.append((f"cb000001-0000-0000-0000-{number:012d}", uid, _purchase_id(number),
-                             Decimal(tx_amount), tx_status, created))
+        purchases.append(
+            (
+                _purchase_id(number),
+                _external_id(number),
+                uid,
+                mid,
+                OFFER_OF[mid],
+                Decimal(amount),
+                status,
+                Decimal(cashback),
+                created,
+            )
+        )
+        transactions.append(
+            (
+                f"cb000001-0000-0000-0000-{number:012d}",
+                uid,
+                _purchase_id(number),
+                Decimal(tx_amount),
+                tx_status,
+                created,
+            )
+        )
     await conn.executemany(
         "INSERT INTO purchases (id, external_id, user_id, merchant_id, offer_id, amount, currency, status, "
         "cashback_amount, next_verification_at, created_at, updated_at) "
@@ -209,7 +311,7 @@ async def load_demo_seed(database_url: str, reset: bool = False) -> bool:
                 await connection.execute(f"TRUNCATE {', '.join(BUSINESS_TABLES)} CASCADE")
             elif await is_seeded(connection):
                 return False
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             await _insert(connection, now.date(), now)
         return True
     finally:

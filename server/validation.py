@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from server.errors import ApiError, schema_error, violation
 
@@ -74,8 +75,11 @@ def unstorable_fields(raw: bytes, data: Mapping[str, Any]) -> list[dict[str, str
     valid UTF-8), so bodies without one, nearly all of them, are not walked."""
     if b"\\u" not in raw:
         return []
-    found = [violation(key, UNSTORABLE_REASON) for key, value in data.items()
-             if not _holds_unstorable(key) and _holds_unstorable(value)]
+    found = [
+        violation(key, UNSTORABLE_REASON)
+        for key, value in data.items()
+        if not _holds_unstorable(key) and _holds_unstorable(value)
+    ]
     if any(_holds_unstorable(key) for key in data):
         found.append(violation("body", "Field names " + UNSTORABLE_REASON[0].lower() + UNSTORABLE_REASON[1:]))
     return found
@@ -126,7 +130,9 @@ def string(min_length: int = 0, max_length: int | None = None, strip: bool = Fal
             raise FieldError("Must be a string.")
         value = raw.strip() if strip else raw
         if len(value) < min_length:
-            raise FieldError("Must not be empty." if min_length == 1 else f"Must be at least {min_length} characters long.")
+            raise FieldError(
+                "Must not be empty." if min_length == 1 else f"Must be at least {min_length} characters long."
+            )
         if max_length is not None and len(value) > max_length:
             raise FieldError(f"Must be at most {max_length} characters long.")
         return value
@@ -233,7 +239,7 @@ def timestamp_value(raw: Any) -> datetime:
     if value.tzinfo is None:
         raise FieldError("Timestamp must include a UTC offset.")
     try:  # 9999-12-31T23:59:59-05:00 is a valid ISO timestamp past the last UTC instant Python has
-        value.astimezone(timezone.utc)
+        value.astimezone(UTC)
     except OverflowError:
         raise FieldError("Timestamp is out of range.") from None
     return value
@@ -309,8 +315,26 @@ def raise_if(violations: list[dict]) -> None:
 
 
 __all__ = [
-    "ApiError", "Field", "FieldError", "MISSING", "body_bool", "choice", "date_value", "email",
-    "money", "parse_json", "path_uuid", "query_bool", "query_int", "query_values", "rate",
-    "require_object", "string", "timestamp_value", "unstorable_fields", "uuid_value", "validate",
+    "ApiError",
+    "Field",
+    "FieldError",
+    "MISSING",
+    "body_bool",
+    "choice",
+    "date_value",
+    "email",
+    "money",
+    "parse_json",
+    "path_uuid",
+    "query_bool",
+    "query_int",
+    "query_values",
+    "rate",
+    "require_object",
+    "string",
+    "timestamp_value",
+    "unstorable_fields",
+    "uuid_value",
+    "validate",
     "pagination_schema",
 ]

@@ -26,8 +26,12 @@ def release_info() -> ReleaseInfo:
         data = json.loads(release_file.read_text())
         return ReleaseInfo(str(data.get("version")), str(data.get("commit")), data.get("deployed_at"))
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                                timeout=5).stdout.strip() or "unknown"
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return ReleaseInfo(PACKAGE_VERSION, commit, None)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -37,8 +37,14 @@ def database_url(databases: TestDatabases) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, oauth_hash_key=TEST_KEY, purchase_job_enabled=False,
-                    db_pool_min_size=1, db_pool_max_size=10, log_format="json")
+    return Settings(
+        database_url=database_url,
+        oauth_hash_key=TEST_KEY,
+        purchase_job_enabled=False,
+        db_pool_min_size=1,
+        db_pool_max_size=10,
+        log_format="json",
+    )
 
 
 @pytest.fixture
@@ -85,7 +91,11 @@ def make_account(conn: asyncpg.Connection, settings: Settings) -> Callable[..., 
         email = email or f"{role}-{user_id[:8]}@example.test"
         await conn.execute(
             "INSERT INTO users (id, email, hashed_password, role, active) VALUES ($1, $2, $3, $4, $5)",
-            user_id, email, known_hash(), role, active,
+            user_id,
+            email,
+            known_hash(),
+            role,
+            active,
         )
         await conn.execute("INSERT INTO wallets (user_id) VALUES ($1)", user_id)
         token = issue_access(settings.oauth_hash_key, user_id, role, settings.access_token_ttl_minutes)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from deploy.ops.backup_settings import BackupSettings
@@ -18,11 +19,17 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "backup", help="dump the database to the S3 bucket (manifest written last)",
+        "backup",
+        help="dump the database to the S3 bucket (manifest written last)",
         description="pg_dump (custom format) | zstd, optionally encrypted, streamed to the bucket in parts "
-        "with its sha256; the manifest is written only when every stage succeeded.")
-    parser.add_argument("--reason", choices=["manual", "scheduled", "safety"], default="manual",
-                        help="recorded in the manifest (cron passes scheduled)")
+        "with its sha256; the manifest is written only when every stage succeeded.",
+    )
+    parser.add_argument(
+        "--reason",
+        choices=["manual", "scheduled", "safety"],
+        default="manual",
+        help="recorded in the manifest (cron passes scheduled)",
+    )
     parser.set_defaults(handler=_command(_backup))
 
     parser = subparsers.add_parser("backups", help="list complete backups (id, time, size, release, verified)")
@@ -30,33 +37,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_command(_list))
 
     parser = subparsers.add_parser(
-        "prune-backups", help="apply retention (BACKUP_RETENTION_DAYS, BACKUP_MIN_KEEP)",
+        "prune-backups",
+        help="apply retention (BACKUP_RETENTION_DAYS, BACKUP_MIN_KEEP)",
         description="Delete backups older than the retention window, never the newest one and never below "
-        "the minimum count; remove incomplete leftovers older than a day.")
+        "the minimum count; remove incomplete leftovers older than a day.",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     parser.set_defaults(handler=_command(_prune))
 
     parser = subparsers.add_parser(
-        "restore", help="restore a backup into a database (checksum verified first)",
+        "restore",
+        help="restore a backup into a database (checksum verified first)",
         description="Download the backup, verify its sha256 before anything is written, then pg_restore it "
         "in one transaction into TARGET (created when missing). Restoring over the live database "
         "(DATABASE_URL's) needs --confirm-live and first takes a safety backup; stop the app around it. "
-        "A missing live database is created again (through the maintenance database `postgres`).")
+        "A missing live database is created again (through the maintenance database `postgres`).",
+    )
     parser.add_argument("--backup", required=True, metavar="ID", help="backup id (see `backups`)")
-    parser.add_argument("--target", metavar="DB",
-                        help="database to restore into (default with --confirm-live: the live database)")
-    parser.add_argument("--confirm-live", action="store_true",
-                        help="allow TARGET to be the live database: it is replaced by the backup")
-    parser.add_argument("--no-safety-backup", action="store_true",
-                        help="with --confirm-live only, for a live database that is lost or too damaged to "
-                        "dump: replace it WITHOUT taking a safety backup first")
+    parser.add_argument(
+        "--target", metavar="DB", help="database to restore into (default with --confirm-live: the live database)"
+    )
+    parser.add_argument(
+        "--confirm-live", action="store_true", help="allow TARGET to be the live database: it is replaced by the backup"
+    )
+    parser.add_argument(
+        "--no-safety-backup",
+        action="store_true",
+        help="with --confirm-live only, for a live database that is lost or too damaged to "
+        "dump: replace it WITHOUT taking a safety backup first",
+    )
     parser.set_defaults(handler=_command(_restore))
 
     parser = subparsers.add_parser(
-        "verify-backup", help="restore drill: restore into a scratch database and check it",
+        "verify-backup",
+        help="restore drill: restore into a scratch database and check it",
         description="Restore the newest complete backup (or --backup ID) into a scratch database, check the "
         "checksum, row counts, migration head, foreign keys and wallets, drop the scratch database and record "
-        "the result next to the backup. Exits 1 when any check fails.")
+        "the result next to the backup. Exits 1 when any check fails.",
+    )
     parser.add_argument("--backup", metavar="ID", help="backup id (default: the newest complete backup)")
     parser.set_defaults(handler=_command(_verify))
 
@@ -96,28 +114,28 @@ def _command(body: Body) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
-def _backup(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+def _backup(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
     from deploy.ops import backup_operations as operations
 
     operations.run_backup(settings, store, reason=args.reason, out=sys.stdout)
     return 0
 
 
-def _list(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+def _list(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
     from deploy.ops import backup_operations as operations
 
     operations.list_backups(settings, store, sys.stdout, as_json=args.json)
     return 0
 
 
-def _prune(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+def _prune(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
     from deploy.ops import backup_operations as operations
 
     operations.prune_backups(settings, store, sys.stdout, dry_run=args.dry_run)
     return 0
 
 
-def _restore(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+def _restore(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
     from deploy.ops import backup_operations as operations
 
     if not args.target and not args.confirm_live:
@@ -127,12 +145,13 @@ def _restore(args: argparse.Namespace, settings: "BackupSettings", store: "S3Sto
     from deploy.ops.backup_commands import database_name
 
     target = args.target or database_name(settings.database_url)
-    operations.restore(settings, store, args.backup, target, args.confirm_live, sys.stdout,
-                       safety_backup=not args.no_safety_backup)
+    operations.restore(
+        settings, store, args.backup, target, args.confirm_live, sys.stdout, safety_backup=not args.no_safety_backup
+    )
     return 0
 
 
-def _verify(args: argparse.Namespace, settings: "BackupSettings", store: "S3Store") -> int:
+def _verify(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
     from deploy.ops import backup_operations as operations
 
     return 0 if operations.verify_backup(settings, store, args.backup, sys.stdout) else 1

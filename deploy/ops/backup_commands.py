@@ -87,8 +87,14 @@ def restore_commands(pg_restore: str, compression: str, target_database: str, re
     --no-owner: the target belongs to whoever restores it. Privileges are restored on purpose:
     audit_logs' REVOKEs are part of the schema's security.
     """
-    restore = [pg_restore, "--no-password", "--exit-on-error", "--single-transaction", "--no-owner",
-               f"--dbname={target_database}"]
+    restore = [
+        pg_restore,
+        "--no-password",
+        "--exit-on-error",
+        "--single-transaction",
+        "--no-owner",
+        f"--dbname={target_database}",
+    ]
     if replace:
         restore += ["--clean", "--if-exists"]
     if compression == "zstd":
@@ -123,6 +129,7 @@ def _major_of(path: str) -> int:
 
 
 # -- SQL -------------------------------------------------------------------------------------
+
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'

@@ -132,7 +132,7 @@ class Decryptor:
                 break
             if self._finished:
                 raise DecryptionError("data after the final encrypted frame")
-            ciphertext = bytes(self._buffer[_FRAME_HEADER.size: _FRAME_HEADER.size + length])
+            ciphertext = bytes(self._buffer[_FRAME_HEADER.size : _FRAME_HEADER.size + length])
             del self._buffer[: _FRAME_HEADER.size + length]
             try:
                 out.append(self._aead.decrypt(_nonce(self._index), ciphertext, _aad(self._index, bool(final))))

@@ -35,8 +35,11 @@ class Database:
         self._loop = asyncio.new_event_loop()
         try:
             self._connection: asyncpg.Connection = self._run(
-                asyncpg.connect(**parse_database_url(database_url), timeout=15,
-                                server_settings={"application_name": "clicknback-backup"})
+                asyncpg.connect(
+                    **parse_database_url(database_url),
+                    timeout=15,
+                    server_settings={"application_name": "clicknback-backup"},
+                )
             )
         except BaseException:
             self._loop.close()
@@ -62,7 +65,7 @@ class Database:
         finally:
             self._loop.close()
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -97,12 +100,15 @@ class Database:
         """Constraints left NOT VALID, and foreign keys pointing at missing rows."""
         problems = [f"constraint {name} is not validated" for (name,) in self.fetch(NOT_VALIDATED_CONSTRAINTS_SQL)]
         for fk in self.fetch(FOREIGN_KEYS_SQL):
-            orphans = self.fetchval(orphan_count_sql(
-                fk["child_table"], list(fk["child_columns"]), fk["parent_table"], list(fk["parent_columns"])
-            ))
+            orphans = self.fetchval(
+                orphan_count_sql(
+                    fk["child_table"], list(fk["child_columns"]), fk["parent_table"], list(fk["parent_columns"])
+                )
+            )
             if orphans:
-                problems.append(f"{fk['child_table']}.{fk['conname']}: {orphans} row(s) reference missing "
-                                f"{fk['parent_table']} rows")
+                problems.append(
+                    f"{fk['child_table']}.{fk['conname']}: {orphans} row(s) reference missing {fk['parent_table']} rows"
+                )
         return problems
 
     def foreign_key_count(self) -> int:
@@ -125,9 +131,11 @@ class CreateDatabaseRefused(RuntimeError):
 
 def create_database_refused_message(role: str, name: str) -> str:
     role_sql = quote_ident(role)
-    return (f"cannot create database {name}: role {role} lacks the CREATEDB privilege; as the PostgreSQL "
-            f"superuser run `ALTER ROLE {role_sql} CREATEDB;` (e.g. sudo -u postgres psql -c "
-            f"'ALTER ROLE {role_sql} CREATEDB'), or re-run `invoke provision --system`")
+    return (
+        f"cannot create database {name}: role {role} lacks the CREATEDB privilege; as the PostgreSQL "
+        f"superuser run `ALTER ROLE {role_sql} CREATEDB;` (e.g. sudo -u postgres psql -c "
+        f"'ALTER ROLE {role_sql} CREATEDB'), or re-run `invoke provision --system`"
+    )
 
 
 def server_connection(database_url: str) -> Database:
@@ -148,11 +156,13 @@ def database_exists(database_url: str, name: str) -> bool:
 
 def database_has_tables(database_url: str, name: str) -> bool:
     with Database(with_database(database_url, name)) as db:
-        return bool(db.fetchval(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND n.nspname NOT LIKE 'pg_toast%'"
-        ))
+        return bool(
+            db.fetchval(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                "AND n.nspname NOT LIKE 'pg_toast%'"
+            )
+        )
 
 
 def create_database(database_url: str, name: str) -> None:

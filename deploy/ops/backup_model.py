@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 MANIFEST_NAME = "manifest.json"
 VERIFICATION_NAME = "verification.json"
@@ -31,10 +32,11 @@ class ManifestError(ValueError):
 
 # -- ids and keys ----------------------------------------------------------------------------
 
+
 def new_backup_id(now: datetime, random_suffix: str | None = None) -> str:
     """`20261127T010923Z-3fa2c1`: sortable by eye, unique even for two backups in one second."""
     suffix = random_suffix if random_suffix is not None else secrets.token_hex(3)
-    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{suffix}"
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{suffix}"
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -63,12 +65,13 @@ def backup_id_of_key(prefix: str, key: str) -> str | None:
     """The backup id a key belongs to, or None for keys outside the layout."""
     if not key.startswith(prefix):
         return None
-    rest = key[len(prefix):]
+    rest = key[len(prefix) :]
     backup_id, sep, name = rest.partition("/")
     return backup_id if sep and backup_id and name else None
 
 
 # -- manifest --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -103,7 +106,7 @@ class Manifest:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
-    def from_json(cls, raw: bytes) -> "Manifest":
+    def from_json(cls, raw: bytes) -> Manifest:
         try:
             data = json.loads(raw)
             if data.get("format_version") != MANIFEST_FORMAT_VERSION:
@@ -129,10 +132,11 @@ def parse_time(text: str) -> datetime:
 
 
 def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat()
+    return moment.astimezone(UTC).isoformat()
 
 
 # -- listing ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -171,7 +175,7 @@ def group_by_backup(prefix: str, objects: Iterable[StoredObject]) -> dict[str, B
         backup_id = backup_id_of_key(prefix, obj.key)
         if backup_id is None:
             continue
-        name = obj.key[len(prefix) + len(backup_id) + 1:]
+        name = obj.key[len(prefix) + len(backup_id) + 1 :]
         folders.setdefault(backup_id, BackupFolder(backup_id)).objects[name] = obj
     return folders
 
@@ -186,6 +190,7 @@ def is_complete(folder: BackupFolder, manifest: Manifest | None) -> bool:
 
 
 # -- retention -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RetentionPlan:
@@ -244,11 +249,13 @@ def plan_retention(
     delete_incomplete = sorted(
         backup_id for backup_id, modified in incomplete.items() if modified < now - INCOMPLETE_GRACE
     )
-    return RetentionPlan(keep=keep, delete_complete=delete_complete, delete_incomplete=delete_incomplete,
-                         reasons=reasons)
+    return RetentionPlan(
+        keep=keep, delete_complete=delete_complete, delete_incomplete=delete_incomplete, reasons=reasons
+    )
 
 
 # -- presentation ----------------------------------------------------------------------------
+
 
 def human_size(size: int) -> str:
     value = float(size)
@@ -280,7 +287,7 @@ def listing_row(manifest: Manifest, verification: dict[str, Any] | None) -> dict
     release = (manifest.release or {}).get("version") or "dev"
     return {
         "id": manifest.backup_id,
-        "finished": manifest.finished.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"),
+        "finished": manifest.finished.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
         "size": human_size(manifest.size_bytes),
         "release": release,
         "migration": (manifest.migration_head or "-").split("_")[0],

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -74,12 +74,18 @@ class BusyError(BackupError):
 
 
 def make_store(settings: BackupSettings) -> S3Store:
-    return S3Store(settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region, settings.s3_access_key_id,
-                   settings.s3_secret_access_key, settings.s3_addressing_style)
+    return S3Store(
+        settings.s3_endpoint_url,
+        settings.s3_bucket,
+        settings.s3_region,
+        settings.s3_access_key_id,
+        settings.s3_secret_access_key,
+        settings.s3_addressing_style,
+    )
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def read_release(directory: Path) -> dict[str, Any] | None:
@@ -98,6 +104,7 @@ def tool_version(binary: str) -> str:
 
 # -- backup ----------------------------------------------------------------------------------
 
+
 def run_backup(settings: BackupSettings, store: S3Store, reason: str, out: TextIO) -> Manifest:
     """Dump, compress, (encrypt,) upload in parts, then write the manifest. Raises BackupError."""
     started = now_utc()
@@ -112,8 +119,10 @@ def run_backup(settings: BackupSettings, store: S3Store, reason: str, out: TextI
     db = backup_db.Database(settings.database_url)
     try:
         if not db.try_backup_lock():
-            raise BusyError(f"another backup of database {database} is running (its advisory lock is held); "
-                            "not starting a second one")
+            raise BusyError(
+                f"another backup of database {database} is running (its advisory lock is held); "
+                "not starting a second one"
+            )
         snapshot = db.begin_snapshot()
         server_version = db.server_version()
         migration_head = db.migration_head()
@@ -153,23 +162,34 @@ def run_backup(settings: BackupSettings, store: S3Store, reason: str, out: TextI
     try:
         store.put_bytes(manifest_key(settings.prefix, backup_id), manifest.to_json())
     except StoreError as error:
-        raise BackupError(f"the data was uploaded but the manifest could not be written ({error}): backup "
-                          f"{backup_id} is incomplete and unusable; prune-backups removes it after a day") from None
+        raise BackupError(
+            f"the data was uploaded but the manifest could not be written ({error}): backup "
+            f"{backup_id} is incomplete and unusable; prune-backups removes it after a day"
+        ) from None
     rows = sum(row_counts.values())
-    print(f"backup {backup_id}: complete, {size} bytes, sha256 {sha256}, {rows} rows in {len(row_counts)} tables, "
-          f"{manifest.duration_seconds:.1f}s", file=out, flush=True)
+    print(
+        f"backup {backup_id}: complete, {size} bytes, sha256 {sha256}, {rows} rows in {len(row_counts)} tables, "
+        f"{manifest.duration_seconds:.1f}s",
+        file=out,
+        flush=True,
+    )
     return manifest
 
 
-def _dump_and_upload(settings: BackupSettings, store: S3Store, pg_dump: str, snapshot: str, key: str,
-                     encryptor: Encryptor | None) -> tuple[int, str]:
+def _dump_and_upload(
+    settings: BackupSettings, store: S3Store, pg_dump: str, snapshot: str, key: str, encryptor: Encryptor | None
+) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     progress = Progress("uploading")
     upload = store.open_multipart(key, settings.part_size)
     try:
-        with ProcessChain(dump_commands(pg_dump, settings.compression, snapshot),
-                          libpq_environment(settings.database_url), feed_stdin=False, read_stdout=True) as chain:
+        with ProcessChain(
+            dump_commands(pg_dump, settings.compression, snapshot),
+            libpq_environment(settings.database_url),
+            feed_stdin=False,
+            read_stdout=True,
+        ) as chain:
 
             def store_bytes(data: bytes) -> None:
                 nonlocal size
@@ -189,8 +209,11 @@ def _dump_and_upload(settings: BackupSettings, store: S3Store, pg_dump: str, sna
     except BaseException as error:
         progress.done()
         cleaned = upload.abort()
-        state = ("the partial upload was discarded" if cleaned else
-                 "the partial upload could not be discarded now; prune-backups removes it after a day")
+        state = (
+            "the partial upload was discarded"
+            if cleaned
+            else "the partial upload could not be discarded now; prune-backups removes it after a day"
+        )
         if isinstance(error, StageFailed):
             raise BackupError(f"dump failed: {error}; no backup was stored ({state})") from None
         if isinstance(error, StoreError):
@@ -200,6 +223,7 @@ def _dump_and_upload(settings: BackupSettings, store: S3Store, pg_dump: str, sna
 
 
 # -- inventory -------------------------------------------------------------------------------
+
 
 @dataclass
 class Inventory:
@@ -211,8 +235,11 @@ class Inventory:
 
     def verified_ok(self) -> set[str]:
         """Complete backups whose latest restore drill passed."""
-        return {backup_id for backup_id, result in self.verifications.items()
-                if backup_id in self.manifests and result.get("ok") is True}
+        return {
+            backup_id
+            for backup_id, result in self.verifications.items()
+            if backup_id in self.manifests and result.get("ok") is True
+        }
 
     def newest_first(self) -> list[Manifest]:
         return sorted(self.manifests.values(), key=lambda m: (m.finished, m.backup_id), reverse=True)
@@ -233,7 +260,8 @@ def take_inventory(settings: BackupSettings, store: S3Store, with_verifications:
             if with_verifications and folder.has_verification:
                 try:
                     inventory.verifications[backup_id] = json.loads(
-                        store.get_bytes(verification_key(settings.prefix, backup_id)))
+                        store.get_bytes(verification_key(settings.prefix, backup_id))
+                    )
                 except (ValueError, StoreError):
                     inventory.unreadable_verifications.append(backup_id)
         else:
@@ -245,20 +273,32 @@ def list_backups(settings: BackupSettings, store: S3Store, out: TextIO, as_json:
     inventory = take_inventory(settings, store)
     complete = inventory.newest_first()
     if as_json:
-        print(json.dumps({
-            "complete": [{**json.loads(m.to_json()), "verification": inventory.verifications.get(m.backup_id)}
-                         for m in complete],
-            "incomplete": sorted(inventory.incomplete),
-        }, sort_keys=True), file=out)
+        print(
+            json.dumps(
+                {
+                    "complete": [
+                        {**json.loads(m.to_json()), "verification": inventory.verifications.get(m.backup_id)}
+                        for m in complete
+                    ],
+                    "incomplete": sorted(inventory.incomplete),
+                },
+                sort_keys=True,
+            ),
+            file=out,
+        )
         return
     if complete:
-        print(format_backup_table([listing_row(m, inventory.verifications.get(m.backup_id)) for m in complete]),
-              file=out)
+        print(
+            format_backup_table([listing_row(m, inventory.verifications.get(m.backup_id)) for m in complete]), file=out
+        )
     else:
         print(f"no complete backups under s3://{settings.s3_bucket}/{settings.prefix}", file=out)
     if inventory.incomplete:
-        print(f"{len(inventory.incomplete)} incomplete backup(s) without a usable manifest (not restorable; "
-              f"prune-backups removes them after a day): {', '.join(sorted(inventory.incomplete))}", file=out)
+        print(
+            f"{len(inventory.incomplete)} incomplete backup(s) without a usable manifest (not restorable; "
+            f"prune-backups removes them after a day): {', '.join(sorted(inventory.incomplete))}",
+            file=out,
+        )
 
 
 def find_backup(settings: BackupSettings, store: S3Store, backup_id: str | None) -> Manifest:
@@ -278,12 +318,15 @@ def find_backup(settings: BackupSettings, store: S3Store, backup_id: str | None)
 
 # -- retention -------------------------------------------------------------------------------
 
+
 def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run: bool) -> None:
     inventory = take_inventory(settings, store, with_verifications=True)
     if inventory.unreadable_verifications:
         # Retention keeps the newest verified backup: without knowing which that is, delete nothing.
-        raise BackupError(f"cannot read the verification result of {', '.join(inventory.unreadable_verifications)}; "
-                          "nothing was deleted (run prune-backups again; check the bucket)")
+        raise BackupError(
+            f"cannot read the verification result of {', '.join(inventory.unreadable_verifications)}; "
+            "nothing was deleted (run prune-backups again; check the bucket)"
+        )
     now = now_utc()
     plan = plan_retention(
         complete={backup_id: m.finished for backup_id, m in inventory.manifests.items()},
@@ -295,9 +338,12 @@ def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run
     )
     stale_uploads = store.stale_multipart_uploads(settings.prefix, now - INCOMPLETE_GRACE)
     verb = "would delete" if dry_run else "deleting"
-    print(f"retention: keep {settings.retention_days} days, at least {settings.min_keep} backups; "
-          f"{len(plan.keep)} kept, {len(plan.delete_complete)} expired, {len(plan.delete_incomplete)} incomplete, "
-          f"{len(stale_uploads)} unfinished upload(s)", file=out)
+    print(
+        f"retention: keep {settings.retention_days} days, at least {settings.min_keep} backups; "
+        f"{len(plan.keep)} kept, {len(plan.delete_complete)} expired, {len(plan.delete_incomplete)} incomplete, "
+        f"{len(stale_uploads)} unfinished upload(s)",
+        file=out,
+    )
     for backup_id in plan.keep:
         print(f"  keep     {backup_id} ({plan.reasons[backup_id]})", file=out)
     for backup_id in plan.delete_complete:
@@ -320,6 +366,7 @@ def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run
 
 
 # -- restore ---------------------------------------------------------------------------------
+
 
 def check_database_name(name: str) -> None:
     problem = database_name_problem(name)
@@ -356,8 +403,9 @@ def load_into(settings: BackupSettings, manifest: Manifest, data_path: Path, tar
     if manifest.encrypted:
         decryptor = Decryptor(settings.encryption_key or "", bytes.fromhex((manifest.encryption or {})["salt"]))
     commands = restore_commands(pg_restore, manifest.compression, target, replace)
-    with ProcessChain(commands, libpq_environment(settings.database_url, target), feed_stdin=True,
-                      read_stdout=False) as chain:
+    with ProcessChain(
+        commands, libpq_environment(settings.database_url, target), feed_stdin=True, read_stdout=False
+    ) as chain:
         try:
             with data_path.open("rb") as handle:
                 for chunk in iter(lambda: handle.read(READ_CHUNK), b""):
@@ -389,33 +437,51 @@ def check_restore_request(target: str, live_name: str, confirm_live: bool, safet
     if live and not confirm_live:
         raise UsageError(f"{target} is the live database (DATABASE_URL): restoring over it needs --confirm-live")
     if confirm_live and not live:
-        raise UsageError(f"--confirm-live replaces the live database {live_name}, but --target names {target}: "
-                         "give --target alone for a new database, or --confirm-live alone for the live one")
+        raise UsageError(
+            f"--confirm-live replaces the live database {live_name}, but --target names {target}: "
+            "give --target alone for a new database, or --confirm-live alone for the live one"
+        )
     if not safety_backup and not live:
         raise UsageError("--no-safety-backup only applies to replacing the live database (--confirm-live)")
     return live
 
 
-def restore(settings: BackupSettings, store: S3Store, backup_id: str, target: str, confirm_live: bool,
-            out: TextIO, safety_backup: bool = True) -> None:
+def restore(
+    settings: BackupSettings,
+    store: S3Store,
+    backup_id: str,
+    target: str,
+    confirm_live: bool,
+    out: TextIO,
+    safety_backup: bool = True,
+) -> None:
     live_name = database_name(settings.database_url)
     live = check_restore_request(target, live_name, confirm_live, safety_backup)
     if live and not safety_backup:
-        print(f"restore: WARNING: --no-safety-backup: the live database {live_name} will be replaced WITHOUT a "
-              "safety backup; whatever it holds now is lost", file=out, flush=True)
+        print(
+            f"restore: WARNING: --no-safety-backup: the live database {live_name} will be replaced WITHOUT a "
+            "safety backup; whatever it holds now is lost",
+            file=out,
+            flush=True,
+        )
     manifest = find_backup(settings, store, backup_id)
     exists = backup_db.database_exists(settings.database_url, target)
     if live and not exists and safety_backup:
-        raise UsageError(f"the live database {target} does not exist on the server, so no safety backup can be "
-                         "taken; if it is really lost, run the restore again with --no-safety-backup "
-                         "(docs/disaster-recovery.md)")
+        raise UsageError(
+            f"the live database {target} does not exist on the server, so no safety backup can be "
+            "taken; if it is really lost, run the restore again with --no-safety-backup "
+            "(docs/disaster-recovery.md)"
+        )
     if exists and not live and backup_db.database_has_tables(settings.database_url, target):
         raise UsageError(f"database {target} already has tables: restore into a new database name or drop it first")
     clock = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="clicknback-restore-", dir=settings.work_dir) as spool:
         data_path = fetch_verified(settings, store, manifest, Path(spool))
-        print(f"restore: backup {manifest.backup_id} downloaded, sha256 verified ({manifest.size_bytes} bytes)",
-              file=out, flush=True)
+        print(
+            f"restore: backup {manifest.backup_id} downloaded, sha256 verified ({manifest.size_bytes} bytes)",
+            file=out,
+            flush=True,
+        )
         if live and safety_backup:
             safety = take_safety_backup(settings, store, live_name, out)
             print(f"restore: safety backup {safety.backup_id} stored", file=out, flush=True)
@@ -434,11 +500,18 @@ def restore(settings: BackupSettings, store: S3Store, backup_id: str, target: st
     extra = []
     with backup_db.Database(with_database(settings.database_url, target)) as db:
         extra = sorted(set(db.row_counts()) - set(manifest.row_counts))
-    print(f"restore: backup {manifest.backup_id} (migration {manifest.migration_head or '-'}) restored into "
-          f"{target} in {time.monotonic() - clock:.1f}s", file=out, flush=True)
+    print(
+        f"restore: backup {manifest.backup_id} (migration {manifest.migration_head or '-'}) restored into "
+        f"{target} in {time.monotonic() - clock:.1f}s",
+        file=out,
+        flush=True,
+    )
     if extra:
-        print(f"restore: warning: {target} also has tables the backup does not contain: {', '.join(extra)}",
-              file=out, flush=True)
+        print(
+            f"restore: warning: {target} also has tables the backup does not contain: {', '.join(extra)}",
+            file=out,
+            flush=True,
+        )
 
 
 def take_safety_backup(settings: BackupSettings, store: S3Store, live_name: str, out: TextIO) -> Manifest:
@@ -450,12 +523,15 @@ def take_safety_backup(settings: BackupSettings, store: S3Store, live_name: str,
         raise
     except Exception as error:  # noqa: BLE001 - pg_dump, asyncpg, S3: all mean "no safety backup"
         detail = str(error) if isinstance(error, BackupError) else f"{type(error).__name__}: {error}"
-        raise BackupError(f"the safety backup failed, so nothing was restored ({detail}); if the live database "
-                          "is lost or too damaged to dump, run the restore again with --no-safety-backup "
-                          "(docs/disaster-recovery.md)") from None
+        raise BackupError(
+            f"the safety backup failed, so nothing was restored ({detail}); if the live database "
+            "is lost or too damaged to dump, run the restore again with --no-safety-backup "
+            "(docs/disaster-recovery.md)"
+        ) from None
 
 
 # -- verification ----------------------------------------------------------------------------
+
 
 @dataclass
 class Check:
@@ -476,8 +552,9 @@ def available_ops_commands() -> set[str]:
 
 def run_check_wallets(database_url: str) -> Check:
     env = {**os.environ, "DATABASE_URL": database_url}
-    result = subprocess.run([sys.executable, "-m", "deploy.ops.cli", "check-wallets"], capture_output=True,
-                            text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.ops.cli", "check-wallets"], capture_output=True, text=True, env=env, timeout=600
+    )
     output = (result.stdout + result.stderr).strip().splitlines()
     detail = " | ".join(output[-5:]) if output else f"exit status {result.returncode}"
     return Check("wallets", result.returncode == 0, detail)
@@ -494,8 +571,11 @@ def verify_backup(settings: BackupSettings, store: S3Store, backup_id: str | Non
     scratch_url = with_database(settings.database_url, scratch)
     checks: list[Check] = []
     clock = time.monotonic()
-    print(f"verify: backup {manifest.backup_id} ({manifest.finished_at}) into scratch database {scratch}",
-          file=out, flush=True)
+    print(
+        f"verify: backup {manifest.backup_id} ({manifest.finished_at}) into scratch database {scratch}",
+        file=out,
+        flush=True,
+    )
 
     def record(check: Check) -> None:
         checks.append(check)
@@ -539,10 +619,16 @@ def verify_backup(settings: BackupSettings, store: S3Store, backup_id: str | Non
         "release": read_release(Path.cwd()),
         "checks": [check.__dict__ for check in checks],
     }
-    store.put_bytes(verification_key(settings.prefix, manifest.backup_id),
-                    (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
-    print(f"verify: backup {manifest.backup_id} {'PASSED' if ok else 'FAILED'} in {result['duration_seconds']:.1f}s "
-          f"(scratch database dropped)", file=out, flush=True)
+    store.put_bytes(
+        verification_key(settings.prefix, manifest.backup_id),
+        (json.dumps(result, indent=2, sort_keys=True) + "\n").encode(),
+    )
+    print(
+        f"verify: backup {manifest.backup_id} {'PASSED' if ok else 'FAILED'} in {result['duration_seconds']:.1f}s "
+        f"(scratch database dropped)",
+        file=out,
+        flush=True,
+    )
     return ok
 
 
@@ -556,12 +642,27 @@ def _database_checks(manifest: Manifest, scratch_url: str) -> list[Check]:
             if counts.get(table) != manifest.row_counts.get(table)
         ]
         total = sum(counts.values())
-        checks.append(Check("row counts", not differences,
-                            "; ".join(differences) if differences else f"{len(counts)} tables, {total} rows match"))
+        checks.append(
+            Check(
+                "row counts",
+                not differences,
+                "; ".join(differences) if differences else f"{len(counts)} tables, {total} rows match",
+            )
+        )
         head = db.migration_head()
-        checks.append(Check("migration head", head == manifest.migration_head,
-                            f"restored {head or '-'}, manifest {manifest.migration_head or '-'}"))
+        checks.append(
+            Check(
+                "migration head",
+                head == manifest.migration_head,
+                f"restored {head or '-'}, manifest {manifest.migration_head or '-'}",
+            )
+        )
         problems = db.foreign_key_problems()
-        checks.append(Check("foreign keys", not problems,
-                            "; ".join(problems) if problems else f"{db.foreign_key_count()} foreign keys, no orphans"))
+        checks.append(
+            Check(
+                "foreign keys",
+                not problems,
+                "; ".join(problems) if problems else f"{db.foreign_key_count()} foreign keys, no orphans",
+            )
+        )
     return checks

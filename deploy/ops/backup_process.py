@@ -87,8 +87,9 @@ class ProcessChain:
         for index, process in enumerate(self.processes):
             if process.returncode != 0:
                 tail = self._stderr_tail(index)
-                failures.append(f"{self.stage_name(index)} {describe_exit(process.returncode)}"
-                                + (f": {tail}" if tail else ""))
+                failures.append(
+                    f"{self.stage_name(index)} {describe_exit(process.returncode)}" + (f": {tail}" if tail else "")
+                )
         if failures:
             raise StageFailed("; ".join(failures))
 
@@ -114,7 +115,7 @@ class ProcessChain:
         for handle in self._stderr_files:
             handle.close()
 
-    def __enter__(self) -> "ProcessChain":
+    def __enter__(self) -> ProcessChain:
         return self
 
     def __exit__(self, *exc: object) -> None:

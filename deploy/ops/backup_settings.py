@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from deploy.ops.backup_crypto import MIN_KEY_LENGTH
 from deploy.ops.backup_model import normalise_prefix
@@ -54,7 +54,7 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
 def parse_size(name: str, raw: str) -> int:
     """`8M`, `512K`, `16777216` -> bytes."""
     text = raw.strip().upper().removesuffix("B").removesuffix("I")
-    factor = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(text[-1:], 1)
+    factor = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
     digits = text[:-1] if text[-1:] in "KMG" else text
     if not digits.isdigit():
         raise ConfigError(name, f"expected a size such as 8M, got {raw!r}")
@@ -66,8 +66,9 @@ def load_backup_settings(environ: Mapping[str, str] | None = None) -> BackupSett
     database_url = validated_database_url("DATABASE_URL", _required(env, "DATABASE_URL"))  # the service's check
     key = env.get("BACKUP_ENCRYPTION_KEY", "") or None
     if key is not None and len(key) < MIN_KEY_LENGTH:
-        raise ConfigError("BACKUP_ENCRYPTION_KEY", f"must be at least {MIN_KEY_LENGTH} characters "
-                                                   "(e.g. `openssl rand -base64 32`)")
+        raise ConfigError(
+            "BACKUP_ENCRYPTION_KEY", f"must be at least {MIN_KEY_LENGTH} characters (e.g. `openssl rand -base64 32`)"
+        )
     part_size = parse_size("BACKUP_PART_SIZE", env.get("BACKUP_PART_SIZE", "") or "8M")
     if part_size < MIN_PART_SIZE:
         raise ConfigError("BACKUP_PART_SIZE", f"must be at least {MIN_PART_SIZE} bytes")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 import boto3
 from botocore.config import Config
@@ -28,8 +29,15 @@ class StoreError(RuntimeError):
 
 
 class S3Store:
-    def __init__(self, endpoint_url: str | None, bucket: str, region: str, access_key_id: str,
-                 secret_access_key: str, addressing_style: str = "path") -> None:
+    def __init__(
+        self,
+        endpoint_url: str | None,
+        bucket: str,
+        region: str,
+        access_key_id: str,
+        secret_access_key: str,
+        addressing_style: str = "path",
+    ) -> None:
         self.endpoint_url = endpoint_url
         self.bucket = bucket
         self._where = f"bucket {bucket!r} at {endpoint_url or 'AWS S3'}"
@@ -96,7 +104,7 @@ class S3Store:
     def delete_keys(self, keys: list[str]) -> None:
         with self._errors("delete objects"):
             for start in range(0, len(keys), 1000):
-                batch = [{"Key": key} for key in keys[start: start + 1000]]
+                batch = [{"Key": key} for key in keys[start : start + 1000]]
                 result = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
                 if result.get("Errors"):
                     first = result["Errors"][0]
@@ -117,14 +125,16 @@ class S3Store:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
     # -- large objects -----------------------------------------------------------------------
-    def open_multipart(self, key: str, part_size: int) -> "MultipartUpload":
+    def open_multipart(self, key: str, part_size: int) -> MultipartUpload:
         with self._errors(f"start uploading {key}"):
             upload_id = self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ContentType="application/octet-stream"
             )["UploadId"]
         return MultipartUpload(self, key, upload_id, part_size)
 
-    def download(self, key: str, destination: BinaryIO, on_progress: Callable[[int], None] | None = None) -> tuple[int, str]:
+    def download(
+        self, key: str, destination: BinaryIO, on_progress: Callable[[int], None] | None = None
+    ) -> tuple[int, str]:
         """Stream an object into a file; returns (size, sha256 hex) of what was received."""
         digest = hashlib.sha256()
         size = 0
@@ -209,7 +219,9 @@ class MultipartUpload:
         self._raise_if_failed()
         with self.store._errors(f"complete the upload of {self.key}"):
             self.store.client.complete_multipart_upload(
-                Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id,
+                Bucket=self.store.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
                 MultipartUpload={"Parts": self._parts},
             )
 

@@ -33,8 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with --dry-run first. Exits 0 when no mismatch remains (with --dry-run: when none is found), 1 otherwise.",
     )
     add_database_options(parser, "rebuild in")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the mismatches and how many totals would be written; change nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the mismatches and how many totals would be written; change nothing",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -47,14 +50,18 @@ async def _run(database_url: str, dry_run: bool) -> int:
         print(f"rebuild-cap-totals: {len(before)} mismatch(es) before")
         if dry_run:
             stored = await conn.fetchval("SELECT count(*) FROM cashback_monthly_totals")
-            print(f"rebuild-cap-totals: dry run: would replace {stored} total(s) by "
-                  f"{await count_rebuild_rows(conn)}; nothing written")
+            print(
+                f"rebuild-cap-totals: dry run: would replace {stored} total(s) by "
+                f"{await count_rebuild_rows(conn)}; nothing written"
+            )
             return 1 if before else 0
         try:
             written = await rebuild(conn)
         except asyncpg.LockNotAvailableError:
-            print("rebuild-cap-totals: purchases stayed locked by another transaction; nothing "
-                  "changed, run it again (pg_stat_activity shows who holds it)")
+            print(
+                "rebuild-cap-totals: purchases stayed locked by another transaction; nothing "
+                "changed, run it again (pg_stat_activity shows who holds it)"
+            )
             return 1
         print(f"rebuild-cap-totals: rebuilt {written} total(s) from the purchases")
         after = await find_total_mismatches(conn)

@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -37,16 +37,22 @@ COMMAND_MODULES = [
 # Set to 1 to see the traceback of an unexpected error on the terminal (else it goes to the log).
 TRACEBACK_VARIABLE = "CLICKNBACK_OPS_TRACEBACK"
 ERROR_LOG_NAME = "ops-errors.log"
-SECRET_VARIABLES = ("DATABASE_URL", "S3_SECRET_ACCESS_KEY", "S3_ACCESS_KEY_ID", "BACKUP_ENCRYPTION_KEY",
-                    "OAUTH_HASH_KEY", "PGPASSWORD")
+SECRET_VARIABLES = (
+    "DATABASE_URL",
+    "S3_SECRET_ACCESS_KEY",
+    "S3_ACCESS_KEY_ID",
+    "BACKUP_ENCRYPTION_KEY",
+    "OAUTH_HASH_KEY",
+    "PGPASSWORD",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clicknback-ops",
         description="ClickNBack operations on this host (cron and `invoke` call these). On a host: "
-                    "cd /srv/clicknback/current && ENV_FILE=/srv/clicknback/shared/.env "
-                    "./.venv/bin/python -m deploy.ops.cli COMMAND",
+        "cd /srv/clicknback/current && ENV_FILE=/srv/clicknback/shared/.env "
+        "./.venv/bin/python -m deploy.ops.cli COMMAND",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
@@ -91,8 +97,9 @@ def operational_cause(error: BaseException) -> str | None:
     """One line naming the cause of a failure the operator can act on, None for a bug."""
     asyncpg = sys.modules.get("asyncpg")  # only loaded by the commands that use the database
     if isinstance(error, OSError):  # refused, unreachable, timed out, DNS, permissions, disk
-        connecting = isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)) or \
-            str(error).startswith("Multiple exceptions")  # asyncpg: every address of the host failed
+        connecting = isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)) or str(error).startswith(
+            "Multiple exceptions"
+        )  # asyncpg: every address of the host failed
         return f"{'connection failed' if connecting else 'OS error'}: {type(error).__name__}: {error}"
     if asyncpg is not None and isinstance(error, asyncpg.PostgresError):
         return f"database error: {type(error).__name__}: {error}"
@@ -129,12 +136,14 @@ def report_failure(command: str, error: BaseException) -> int:
         if log is not None:
             try:
                 with open(log, "a") as handle:
-                    handle.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {command}\n{details}\n")
+                    handle.write(f"{datetime.now(UTC).isoformat(timespec='seconds')} {command}\n{details}\n")
                 where = f"traceback in {log}"
             except OSError:
                 pass
-    print(redact(f"clicknback-ops {command}: unexpected error {type(error).__name__} (a bug; {where})",
-                 secrets), file=sys.stderr)
+    print(
+        redact(f"clicknback-ops {command}: unexpected error {type(error).__name__} (a bug; {where})", secrets),
+        file=sys.stderr,
+    )
     return 1
 
 

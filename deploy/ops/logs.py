@@ -28,7 +28,7 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -44,14 +44,26 @@ S3_VARIABLES = ["S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "archive-logs", help="compress rotated logs, upload them (verified) to the bucket, apply retention",
-        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--logs-dir", metavar="DIR",
-                        help="folder of the app's log files (default: logs/ beside ENV_FILE, i.e. shared/logs)")
-    parser.add_argument("--host-label", metavar="NAME",
-                        help="folder of this host in the bucket (default: $LOG_ARCHIVE_HOST, else the hostname)")
-    parser.add_argument("--dry-run", action="store_true", help="say what would be compressed, uploaded and "
-                        "deleted; change nothing (the bucket is only listed)")
+        "archive-logs",
+        help="compress rotated logs, upload them (verified) to the bucket, apply retention",
+        description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--logs-dir",
+        metavar="DIR",
+        help="folder of the app's log files (default: logs/ beside ENV_FILE, i.e. shared/logs)",
+    )
+    parser.add_argument(
+        "--host-label",
+        metavar="NAME",
+        help="folder of this host in the bucket (default: $LOG_ARCHIVE_HOST, else the hostname)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be compressed, uploaded and deleted; change nothing (the bucket is only listed)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON line at the end")
     parser.set_defaults(handler=run)
 
@@ -63,7 +75,7 @@ class ArchiveSettings:
     prefix: str
     keep_local_days: int
     retention_days: int
-    store: "S3Store" = field(repr=False)
+    store: S3Store = field(repr=False)
 
     @property
     def nginx_pid_file(self) -> Path:
@@ -93,15 +105,19 @@ class ArchiveSummary:
     def line(self, dry_run: bool) -> str:
         """The closing line: a dry run counts what it would do, not the nothing it did."""
         if dry_run:
-            return (f"would rotate {len(self.would_rotate)}, would compress {len(self.would_compress)}, "
-                    f"would upload {len(self.would_upload)} (or find them already archived), "
-                    f"would delete locally {len(self.would_delete_locally)}, "
-                    f"would expire {len(self.expired_in_bucket)} in the bucket, {len(self.failed)} failed "
-                    "(dry run: nothing changed)")
-        return (f"{len(self.rotated)} rotated, {len(self.uploaded)} uploaded, "
-                f"{len(self.already_archived)} already archived, {len(self.deleted_locally)} deleted locally, "
-                f"{len(self.kept_locally)} kept locally, {len(self.expired_in_bucket)} expired in the bucket, "
-                f"{len(self.failed)} failed")
+            return (
+                f"would rotate {len(self.would_rotate)}, would compress {len(self.would_compress)}, "
+                f"would upload {len(self.would_upload)} (or find them already archived), "
+                f"would delete locally {len(self.would_delete_locally)}, "
+                f"would expire {len(self.expired_in_bucket)} in the bucket, {len(self.failed)} failed "
+                "(dry run: nothing changed)"
+            )
+        return (
+            f"{len(self.rotated)} rotated, {len(self.uploaded)} uploaded, "
+            f"{len(self.already_archived)} already archived, {len(self.deleted_locally)} deleted locally, "
+            f"{len(self.kept_locally)} kept locally, {len(self.expired_in_bucket)} expired in the bucket, "
+            f"{len(self.failed)} failed"
+        )
 
 
 def default_logs_dir(env: dict[str, str]) -> Path:
@@ -125,9 +141,14 @@ def load_settings(args: argparse.Namespace) -> ArchiveSettings:
     label = args.host_label or env.get("LOG_ARCHIVE_HOST") or socket.gethostname()
     if not model.host_label_ok(label):
         raise ConfigError("--host-label", f"{label!r}: use letters, digits, '.', '_' and '-'")
-    store = S3Store(env.get("S3_ENDPOINT_URL") or None, env["S3_BUCKET"], env.get("S3_REGION") or "us-east-1",
-                    env["S3_ACCESS_KEY_ID"], env["S3_SECRET_ACCESS_KEY"],
-                    env.get("S3_ADDRESSING_STYLE") or "path")
+    store = S3Store(
+        env.get("S3_ENDPOINT_URL") or None,
+        env["S3_BUCKET"],
+        env.get("S3_REGION") or "us-east-1",
+        env["S3_ACCESS_KEY_ID"],
+        env["S3_SECRET_ACCESS_KEY"],
+        env.get("S3_ADDRESSING_STYLE") or "path",
+    )
     return ArchiveSettings(
         logs_dir=Path(args.logs_dir) if args.logs_dir else default_logs_dir(env),
         host_label=label,
@@ -172,8 +193,9 @@ def copy_truncate(live: Path, rotated: Path) -> None:
     os.truncate(live, 0)
 
 
-def rotate_plain_logs(logs_dir: Path, nginx_pid_file: Path, now: datetime, dry_run: bool,
-                      say, summary: "ArchiveSummary") -> set[str]:
+def rotate_plain_logs(
+    logs_dir: Path, nginx_pid_file: Path, now: datetime, dry_run: bool, say, summary: ArchiveSummary
+) -> set[str]:
     """Rotate the plain logs (logs_model.PLAIN_LOGS). Returns the files nginx may still write to:
     its workers reopen their logs a moment after the signal, so a file renamed now is compressed by
     the next run, when no line can still be on its way into it."""
@@ -218,8 +240,14 @@ def upload_verified(store: S3Store, key: str, path: Path) -> None:
     md5 = hashlib.md5(body).digest()  # noqa: S324 - S3's integrity check, not security
     sha256 = hashlib.sha256(body).hexdigest()
     try:
-        store.client.put_object(Bucket=store.bucket, Key=key, Body=body, ContentMD5=base64.b64encode(md5).decode(),
-                                ContentType="application/gzip", Metadata={"sha256": sha256})
+        store.client.put_object(
+            Bucket=store.bucket,
+            Key=key,
+            Body=body,
+            ContentMD5=base64.b64encode(md5).decode(),
+            ContentType="application/gzip",
+            Metadata={"sha256": sha256},
+        )
         head = store.client.head_object(Bucket=store.bucket, Key=key)
     except (BotoCoreError, ClientError) as error:
         raise UploadError(_describe_s3_error(error, store)) from None
@@ -249,8 +277,10 @@ def existing_archive(store: S3Store, key: str, path: Path) -> bool:
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     if (head.get("Metadata") or {}).get("sha256") == sha256:
         return True
-    raise UploadError(f"{key} already exists in the bucket with different content: not overwriting "
-                      f"(another host with the same label? pass --host-label)")
+    raise UploadError(
+        f"{key} already exists in the bucket with different content: not overwriting "
+        f"(another host with the same label? pass --host-label)"
+    )
 
 
 def _describe_s3_error(error: Exception, store: S3Store) -> str:
@@ -316,15 +346,19 @@ def archive(settings: ArchiveSettings, now: datetime, dry_run: bool, out: TextIO
             summary.deleted_locally.append(name)
             say(f"deleted local {name} (archived, older than {settings.keep_local_days} days)")
     try:
-        objects = [model.BucketObject(o.key, o.size, o.last_modified)
-                   for o in settings.store.list_objects(f"{settings.prefix}{settings.host_label}/")]
+        objects = [
+            model.BucketObject(o.key, o.size, o.last_modified)
+            for o in settings.store.list_objects(f"{settings.prefix}{settings.host_label}/")
+        ]
         expired = model.expired_keys(objects, now, settings.retention_days)
         if expired and not dry_run:
             settings.store.delete_keys(expired)
         summary.expired_in_bucket = expired
         for key in expired:
-            say(f"{'would delete' if dry_run else 'deleted'} expired archive {key} "
-                f"(older than {settings.retention_days} days)")
+            say(
+                f"{'would delete' if dry_run else 'deleted'} expired archive {key} "
+                f"(older than {settings.retention_days} days)"
+            )
     except StoreError as error:
         summary.failed["(retention)"] = str(error)
         say(f"FAILED retention: {error}")
@@ -338,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(str(error), file=sys.stderr)
         return 2
-    summary = archive(settings, datetime.now(timezone.utc), args.dry_run, sys.stdout)
+    summary = archive(settings, datetime.now(UTC), args.dry_run, sys.stdout)
     if args.json:
         print(json.dumps(summary.to_json(), sort_keys=True))
     return 1 if summary.failed else 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 
 # Each log that archive-logs rotates itself, and how: "reopen" renames it and has the writer open a
@@ -26,7 +26,9 @@ PLAIN_LOGS = {
     "ops-errors.log": "copy-truncate",
 }
 _STEMS = "|".join(re.escape(name.removesuffix(".log")) for name in PLAIN_LOGS)
-ROTATED = re.compile(r"^(?P<stem>app-\d+|" + _STEMS + r")\.(?P<stamp>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d{6})\.log(?P<gz>\.gz)?$")
+ROTATED = re.compile(
+    r"^(?P<stem>app-\d+|" + _STEMS + r")\.(?P<stamp>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d{6})\.log(?P<gz>\.gz)?$"
+)
 STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S_%f"
 DEFAULT_BUCKET_RETENTION_DAYS = 30  # operation-plan §4.2
 DEFAULT_KEEP_LOCAL_DAYS = 7
@@ -37,7 +39,7 @@ def rotated_time(name: str) -> datetime | None:
     match = ROTATED.match(PurePosixPath(name).name)
     if not match:
         return None
-    return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
 
 
 def is_compressed(name: str) -> bool:
@@ -101,6 +103,9 @@ class Rotation:
 
 def plain_log_rotations(sizes: dict[str, int], now: datetime) -> list[Rotation]:
     """The plain logs (by name, with their sizes in bytes) to rotate now: the non-empty ones."""
-    stamp = now.astimezone(timezone.utc).strftime(STAMP_FORMAT)
-    return [Rotation(name, f"{name.removesuffix('.log')}.{stamp}.log", method)
-            for name, method in PLAIN_LOGS.items() if sizes.get(name, 0) > 0]
+    stamp = now.astimezone(UTC).strftime(STAMP_FORMAT)
+    return [
+        Rotation(name, f"{name.removesuffix('.log')}.{stamp}.log", method)
+        for name, method in PLAIN_LOGS.items()
+        if sizes.get(name, 0) > 0
+    ]

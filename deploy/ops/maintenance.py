@@ -31,9 +31,10 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from deploy.ops import maintenance_model as model
 from deploy.ops.maintenance_model import StepResult
@@ -50,23 +51,37 @@ SHARED_STEPS = {"vacuum-analyze", "reindex", "verify-backup", "check-wallets"}
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "maintenance", help="the monthly window: vacuum, reindex, archive logs, verify backup, wallets, audit",
-        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+        "maintenance",
+        help="the monthly window: vacuum, reindex, archive logs, verify backup, wallets, audit",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--until", metavar="HH:MM", help="end of the window, UTC (default 03:00)")
     group.add_argument("--budget", type=float, metavar="MINUTES", help="run for at most this many minutes from now")
-    parser.add_argument("--skip", action="append", default=[], choices=model.STEP_NAMES, metavar="STEP",
-                        help=f"leave a step out (repeatable): {', '.join(model.STEP_NAMES)}")
-    parser.add_argument("--host-label", metavar="NAME", help="passed to archive-logs (this host's folder in the bucket)")
-    parser.add_argument("--no-shared-steps", action="store_true",
-                        help="leave the database, backup and wallet steps to another host (cron and `invoke "
-                             "maintenance` pass this to every host but the first)")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=model.STEP_NAMES,
+        metavar="STEP",
+        help=f"leave a step out (repeatable): {', '.join(model.STEP_NAMES)}",
+    )
+    parser.add_argument(
+        "--host-label", metavar="NAME", help="passed to archive-logs (this host's folder in the bucket)"
+    )
+    parser.add_argument(
+        "--no-shared-steps",
+        action="store_true",
+        help="leave the database, backup and wallet steps to another host (cron and `invoke "
+        "maintenance` pass this to every host but the first)",
+    )
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     parser.set_defaults(handler=run)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _cli(*args: str) -> list[str]:
@@ -87,8 +102,10 @@ def run_cli_step(args: list[str], timeout: float) -> tuple[str, str]:
 
 
 async def _tables(conn: asyncpg.Connection) -> list[str]:
-    return [r["tablename"] for r in await conn.fetch(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+    return [
+        r["tablename"]
+        for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+    ]
 
 
 async def per_table(conn: asyncpg.Connection, sql: str, end: datetime, per_table_estimate: float) -> tuple[str, str]:
@@ -97,8 +114,9 @@ async def per_table(conn: asyncpg.Connection, sql: str, end: datetime, per_table
     done = 0
     for table in tables:
         if not model.fits(_now(), end, per_table_estimate):
-            return "partial", f"{done} of {len(tables)} tables before the window's end; not done: " + \
-                ", ".join(tables[done:])
+            return "partial", f"{done} of {len(tables)} tables before the window's end; not done: " + ", ".join(
+                tables[done:]
+            )
         await conn.execute(sql.format(table=f'public."{table}"'))
         done += 1
     return "ok", f"{done} tables"
@@ -114,19 +132,27 @@ def dependency_audit(timeout: float) -> tuple[str, str]:
     ran, vulnerabilities = False, 0
     executable = shutil.which("pip-audit")
     if executable is None:
-        notes.append("pip-audit: skipped: not installed on this host (pip install pip-audit, or run "
-                     "`pip-audit -r requirements.lock` on the laptop; see docs/dependencies.md)")
+        notes.append(
+            "pip-audit: skipped: not installed on this host (pip install pip-audit, or run "
+            "`pip-audit -r requirements.lock` on the laptop; see docs/dependencies.md)"
+        )
     else:
         try:
-            result = subprocess.run(model.pip_audit_command([executable], str(lock)), capture_output=True,
-                                    text=True, timeout=max(5.0, min(timeout, 300.0)))
+            result = subprocess.run(
+                model.pip_audit_command([executable], str(lock)),
+                capture_output=True,
+                text=True,
+                timeout=max(5.0, min(timeout, 300.0)),
+            )
             if result.returncode in (0, 1) and result.stdout.strip().startswith(("{", "[")):
                 vulnerabilities, lines = model.summarise_pip_audit(result.stdout)
                 ran = True
                 for line in lines:
                     print(f"    | VULNERABLE {line}", flush=True)
-                notes.append(f"pip-audit: {vulnerabilities} known vulnerabilit"
-                             f"{'y' if vulnerabilities == 1 else 'ies'} in {len(pins)} pins")
+                notes.append(
+                    f"pip-audit: {vulnerabilities} known vulnerabilit"
+                    f"{'y' if vulnerabilities == 1 else 'ies'} in {len(pins)} pins"
+                )
             else:
                 reason = (result.stderr.strip().splitlines() or ["no output"])[-1][:200]
                 notes.append(f"pip-audit: skipped: vulnerability database unreachable or error ({reason})")
@@ -136,12 +162,16 @@ def dependency_audit(timeout: float) -> tuple[str, str]:
     findings = model.check_advisories(pins, advisories)
     for finding in findings:
         print(f"    | VULNERABLE {finding.describe()}", flush=True)
-    notes.append(f"advisory file ({len(advisories)} advisories, updated {updated}): "
-                 f"{len(findings)} affected pin(s) of {len(pins)}")
+    notes.append(
+        f"advisory file ({len(advisories)} advisories, updated {updated}): "
+        f"{len(findings)} affected pin(s) of {len(pins)}"
+    )
     return model.audit_status(ran, vulnerabilities, len(findings)), "; ".join(notes)
 
 
-async def maintain(end: datetime, skip: set[str], host_label: str | None, shared_steps: bool = True) -> list[StepResult]:
+async def maintain(
+    end: datetime, skip: set[str], host_label: str | None, shared_steps: bool = True
+) -> list[StepResult]:
     import asyncpg
 
     from server.db import parse_database_url
@@ -161,7 +191,8 @@ async def maintain(end: datetime, skip: set[str], host_label: str | None, shared
             "reindex": lambda: per_table(conn, "REINDEX TABLE CONCURRENTLY {table}", end, 5),
             "archive-logs": lambda: run_cli_step(
                 _cli("archive-logs", *(["--host-label", host_label] if host_label else [])),
-                model.seconds_left(_now(), end)),
+                model.seconds_left(_now(), end),
+            ),
             "verify-backup": lambda: run_cli_step(_cli("verify-backup"), model.seconds_left(_now(), end)),
             "check-wallets": lambda: run_cli_step(_cli("check-wallets"), model.seconds_left(_now(), end)),
             "dependency-audit": lambda: dependency_audit(model.seconds_left(_now(), end)),
@@ -174,12 +205,14 @@ async def maintain(end: datetime, skip: set[str], host_label: str | None, shared
                 results.append(StepResult(name, "skipped", 0.0, "runs on another host (--no-shared-steps)"))
                 continue
             if name in SHARED_STEPS and not holds_lock:
-                results.append(StepResult(name, "skipped", 0.0, "another host runs the window's shared steps "
-                                                                 "(advisory lock held)"))
+                results.append(
+                    StepResult(name, "skipped", 0.0, "another host runs the window's shared steps (advisory lock held)")
+                )
                 continue
             if not model.fits(_now(), end, estimate):
-                results.append(StepResult(name, "skipped", 0.0, f"needs ~{estimate:.0f}s, the window ends "
-                                                                 f"{end:%H:%M:%S} UTC"))
+                results.append(
+                    StepResult(name, "skipped", 0.0, f"needs ~{estimate:.0f}s, the window ends {end:%H:%M:%S} UTC")
+                )
                 continue
             print(f"maintenance: {name}: {description}", flush=True)
             started = time.monotonic()
@@ -205,13 +238,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"maintenance: {error}", file=sys.stderr)
         return 2
     started_at = _now()
-    print(f"maintenance: started {started_at:%Y-%m-%d %H:%M:%S} UTC, window ends {end:%Y-%m-%d %H:%M:%S} UTC "
-          f"(release {os.path.basename(os.getcwd())})", flush=True)
+    print(
+        f"maintenance: started {started_at:%Y-%m-%d %H:%M:%S} UTC, window ends {end:%Y-%m-%d %H:%M:%S} UTC "
+        f"(release {os.path.basename(os.getcwd())})",
+        flush=True,
+    )
     started = time.monotonic()
     shared_steps = not args.no_shared_steps
     try:
         results = asyncio.run(maintain(end, set(args.skip), args.host_label, shared_steps))
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         problem = f"cannot reach the database: {type(error).__name__}: {error}"
         print(f"maintenance: {problem}", file=sys.stderr)
         _record(model.run_record(started_at, _now(), [], shared_steps, problem))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 DEFAULT_UNTIL = "03:00"
@@ -30,7 +30,7 @@ STEP_NAMES = [name for name, _, _ in STEPS]
 
 def window_end(now: datetime, until: str | None = None, budget_minutes: float | None = None) -> datetime:
     """The end of this run: now + budget, else the next `until` (HH:MM UTC, default 03:00)."""
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     if budget_minutes is not None:
         if budget_minutes <= 0:
             raise ValueError("--budget must be a positive number of minutes")
@@ -75,12 +75,15 @@ def exit_status(results: list[StepResult]) -> int:
 
 def summary_line(results: list[StepResult], seconds: float) -> str:
     """The report's last line: what failed, and what did not (fully) do its job."""
+
     def names(status: str) -> str:
         return ", ".join(r.step for r in results if r.status == status) or "none"
 
     ok = sum(1 for r in results if r.status == "ok")
-    return (f"maintenance: done in {seconds:.1f}s; {ok} of {len(results)} steps ok; failed: {names('failed')}; "
-            f"partial: {names('partial')}; skipped: {names('skipped')}")
+    return (
+        f"maintenance: done in {seconds:.1f}s; {ok} of {len(results)} steps ok; failed: {names('failed')}; "
+        f"partial: {names('partial')}; skipped: {names('skipped')}"
+    )
 
 
 def audit_status(pip_audit_ran: bool, vulnerabilities: int, advisory_findings: int) -> str:
@@ -135,8 +138,14 @@ def satisfies(version: str, specifier: str) -> bool:
             raise ValueError(f"bad version clause {clause!r}")
         op, other = match[1], version_key(match[2])
         mine = version_key(version)
-        ok = {"<": mine < other, "<=": mine <= other, ">": mine > other, ">=": mine >= other,
-              "==": mine == other, "!=": mine != other}[op]
+        ok = {
+            "<": mine < other,
+            "<=": mine <= other,
+            ">": mine > other,
+            ">=": mine >= other,
+            "==": mine == other,
+            "!=": mine != other,
+        }[op]
         if not ok:
             return False
     return True
@@ -152,8 +161,10 @@ class Finding:
     summary: str
 
     def describe(self) -> str:
-        return (f"{self.package}=={self.version}: {self.advisory} ({self.severity}) {self.summary}; "
-                f"fixed in {self.fixed_in or 'no release yet'}")
+        return (
+            f"{self.package}=={self.version}: {self.advisory} ({self.severity}) {self.summary}; "
+            f"fixed in {self.fixed_in or 'no release yet'}"
+        )
 
 
 def check_advisories(pins: dict[str, str], advisories: list[dict]) -> list[Finding]:
@@ -165,8 +176,16 @@ def check_advisories(pins: dict[str, str], advisories: list[dict]) -> list[Findi
         if version is None:
             continue
         if any(satisfies(version, spec) for spec in advisory["affected"]):
-            findings.append(Finding(package, version, advisory["id"], advisory.get("severity", "unknown"),
-                                    advisory.get("fixed_in", ""), advisory.get("summary", "")))
+            findings.append(
+                Finding(
+                    package,
+                    version,
+                    advisory["id"],
+                    advisory.get("severity", "unknown"),
+                    advisory.get("fixed_in", ""),
+                    advisory.get("summary", ""),
+                )
+            )
     return findings
 
 
@@ -178,8 +197,7 @@ def load_advisories(path: Path) -> tuple[str, list[dict]]:
 
 def pip_audit_command(executable: list[str], lock_file: str) -> list[str]:
     """pip-audit over the exact pins, without resolving or installing anything."""
-    return [*executable, "-r", lock_file, "--no-deps", "--disable-pip", "--progress-spinner", "off",
-            "--format", "json"]
+    return [*executable, "-r", lock_file, "--no-deps", "--disable-pip", "--progress-spinner", "off", "--format", "json"]
 
 
 def summarise_pip_audit(output: str) -> tuple[int, list[str]]:
@@ -208,13 +226,18 @@ def record_path(env_file: str | None) -> Path | None:
     return Path(env_file).resolve().parent.parent / "state" / RECORD_NAME
 
 
-def run_record(started: datetime, finished: datetime, results: list[StepResult], shared_steps: bool,
-               summary: str) -> dict:
+def run_record(
+    started: datetime, finished: datetime, results: list[StepResult], shared_steps: bool, summary: str
+) -> dict:
     """What the handoff shows of a run: when, how it ended, and each step's status."""
-    return {"started_at": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
-            "finished_at": finished.astimezone(timezone.utc).isoformat(timespec="seconds"),
-            "exit_status": exit_status(results) if results else 1, "shared_steps": shared_steps,
-            "summary": summary.removeprefix("maintenance: "), "steps": [r.to_json() for r in results]}
+    return {
+        "started_at": started.astimezone(UTC).isoformat(timespec="seconds"),
+        "finished_at": finished.astimezone(UTC).isoformat(timespec="seconds"),
+        "exit_status": exit_status(results) if results else 1,
+        "shared_steps": shared_steps,
+        "summary": summary.removeprefix("maintenance: "),
+        "steps": [r.to_json() for r in results],
+    }
 
 
 def write_record(path: Path, record: dict) -> None:

@@ -17,9 +17,8 @@ import gzip
 import json
 import os
 import shutil
-import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deploy import stats_model as model
@@ -34,14 +33,20 @@ CPU_SAMPLE_SECONDS = 0.5
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "stats", help="host, app instance, database and request-log figures as one JSON object",
-        description=__doc__.split("\n\n")[1])
-    parser.add_argument("--window-hours", type=positive_hours, default=24.0,
-                        help="request logs of the last N hours (default 24)")
+        "stats",
+        help="host, app instance, database and request-log figures as one JSON object",
+        description=__doc__.split("\n\n")[1],
+    )
+    parser.add_argument(
+        "--window-hours", type=positive_hours, default=24.0, help="request logs of the last N hours (default 24)"
+    )
     parser.add_argument("--end", type=iso_time, metavar="ISO-8601", help="end of the log window (default: now)")
     parser.add_argument("--logs-dir", metavar="DIR", help="log folder (default: logs/ beside ENV_FILE)")
-    parser.add_argument("--deploy-root", metavar="DIR",
-                        help="deploy root whose instances and disk to report (default: two levels above ENV_FILE)")
+    parser.add_argument(
+        "--deploy-root",
+        metavar="DIR",
+        help="deploy root whose instances and disk to report (default: two levels above ENV_FILE)",
+    )
     parser.add_argument("--no-database", action="store_true", help="skip the database figures")
     parser.add_argument("--only-logs", action="store_true", help="only the request-log window (fast)")
     parser.set_defaults(handler=run)
@@ -70,6 +75,7 @@ def iso_time(text: str) -> datetime:
 
 
 # -- host and instances ----------------------------------------------------------------------
+
 
 def _read(path: str) -> str:
     with open(path) as handle:
@@ -119,18 +125,29 @@ def collect_system(deploy_root: Path) -> tuple[dict, list[dict]]:
             rss = model.parse_rss_bytes(_read(f"/proc/{pid}/status"))
         except OSError:
             continue
-        start_ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+        start_ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
         busy = (ticks - ticks_before.get(pid, ticks)) / clock_ticks
-        instances.append({"port": port, "pid": pid, "cpu_percent": round(100.0 * busy / elapsed, 1),
-                          "rss_bytes": rss, "uptime_s": round(uptime - start_ticks / clock_ticks, 1)})
+        instances.append(
+            {
+                "port": port,
+                "pid": pid,
+                "cpu_percent": round(100.0 * busy / elapsed, 1),
+                "rss_bytes": rss,
+                "uptime_s": round(uptime - start_ticks / clock_ticks, 1),
+            }
+        )
     disk = shutil.disk_usage(deploy_root)
     system = {
         "cpu_percent": model.cpu_percent(cpu_before, cpu_after),
         "cpus": os.cpu_count(),
         "load": model.parse_loadavg(_read("/proc/loadavg")),
         "memory": model.parse_meminfo(_read("/proc/meminfo")),
-        "disk": {"path": str(deploy_root), "total_bytes": disk.total, "used_bytes": disk.used,
-                 "used_percent": round(100.0 * disk.used / disk.total, 1) if disk.total else 0.0},
+        "disk": {
+            "path": str(deploy_root),
+            "total_bytes": disk.total,
+            "used_bytes": disk.used,
+            "used_percent": round(100.0 * disk.used / disk.total, 1) if disk.total else 0.0,
+        },
         "uptime_s": round(uptime),
     }
     return system, instances
@@ -146,6 +163,7 @@ def read_release() -> dict | None:
 
 # -- logs ------------------------------------------------------------------------------------
 
+
 def log_files(logs_dir: Path, since: datetime) -> list[Path]:
     """The app's JSON log files (live, rotated, compressed) written to at or after `since`."""
     if not logs_dir.is_dir():
@@ -154,7 +172,7 @@ def log_files(logs_dir: Path, since: datetime) -> list[Path]:
     for path in sorted(logs_dir.glob("app-*.log*")):
         if path.name.endswith(".partial") or not path.is_file():
             continue
-        if datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) >= since:
+        if datetime.fromtimestamp(path.stat().st_mtime, UTC) >= since:
             files.append(path)
     return files
 
@@ -190,12 +208,17 @@ async def database_stats(database_url: str) -> dict:
     conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
     try:
         name, size = await conn.fetchrow("SELECT current_database(), pg_database_size(current_database())")
-        connections = {row["state"]: row["count"] for row in await conn.fetch(
-            "SELECT coalesce(state, 'unknown') AS state, count(*) AS count FROM pg_stat_activity "
-            "WHERE datname = current_database() AND backend_type = 'client backend' GROUP BY 1")}
+        connections = {
+            row["state"]: row["count"]
+            for row in await conn.fetch(
+                "SELECT coalesce(state, 'unknown') AS state, count(*) AS count FROM pg_stat_activity "
+                "WHERE datname = current_database() AND backend_type = 'client backend' GROUP BY 1"
+            )
+        }
         ratio = await conn.fetchval(
             "SELECT sum(blks_hit)::float8 / nullif(sum(blks_hit) + sum(blks_read), 0) "
-            "FROM pg_stat_database WHERE datname = current_database()")
+            "FROM pg_stat_database WHERE datname = current_database()"
+        )
         tables = []
         for row in await conn.fetch(TABLES_SQL):
             table = dict(row)
@@ -206,16 +229,27 @@ async def database_stats(database_url: str) -> dict:
         statements_note = "pg_stat_statements is not installed"
         if await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"):
             try:
-                statements = [{"query": " ".join(model.mask_sql_literals(r["query"]).split())[:300],
-                               "calls": r["calls"],
-                               "mean_ms": round(r["mean_ms"], 3), "total_ms": round(r["total_ms"], 3)}
-                              for r in await conn.fetch(STATEMENTS_SQL)]
+                statements = [
+                    {
+                        "query": " ".join(model.mask_sql_literals(r["query"]).split())[:300],
+                        "calls": r["calls"],
+                        "mean_ms": round(r["mean_ms"], 3),
+                        "total_ms": round(r["total_ms"], 3),
+                    }
+                    for r in await conn.fetch(STATEMENTS_SQL)
+                ]
                 statements_note = ""
             except asyncpg.PostgresError as error:  # installed but not preloaded
                 statements_note = f"pg_stat_statements unusable: {error}"
-        return {"name": name, "size_bytes": size, "connections": connections,
-                "cache_hit_ratio": None if ratio is None else round(ratio, 4), "tables": tables,
-                "slowest_statements": statements, "statements_note": statements_note}
+        return {
+            "name": name,
+            "size_bytes": size,
+            "connections": connections,
+            "cache_hit_ratio": None if ratio is None else round(ratio, 4),
+            "tables": tables,
+            "slowest_statements": statements,
+            "statements_note": statements_note,
+        }
     finally:
         await conn.close()
 
@@ -227,14 +261,17 @@ async def row_counts(database_url: str) -> dict[str, int]:
 
     conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
     try:
-        names = [r["tablename"] for r in await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+        names = [
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+        ]
         return {name: await conn.fetchval(f'SELECT count(*) FROM public."{name}"') for name in names}
     finally:
         await conn.close()
 
 
 # -- commands --------------------------------------------------------------------------------
+
 
 def _default_root(env: dict[str, str]) -> Path:
     env_file = env.get("ENV_FILE")
@@ -243,12 +280,14 @@ def _default_root(env: dict[str, str]) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     env = load_environment()
-    end = args.end or datetime.now(timezone.utc)
+    end = args.end or datetime.now(UTC)
     start, end = model.window_ending(end, args.window_hours)
     deploy_root = Path(args.deploy_root) if args.deploy_root else _default_root(env)
     logs_dir = Path(args.logs_dir) if args.logs_dir else deploy_root / "shared" / "logs"
-    report: dict = {"collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "logs": analyse_logs(logs_dir, start, end).to_json()}
+    report: dict = {
+        "collected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "logs": analyse_logs(logs_dir, start, end).to_json(),
+    }
     if not args.only_logs:
         report["system"], report["instances"] = collect_system(deploy_root)
         report["release"] = read_release()
@@ -258,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
             database_url = require(["DATABASE_URL"])["DATABASE_URL"]
             try:
                 report["database"] = asyncio.run(database_stats(database_url))
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as error:
                 report["database"] = {"error": f"{type(error).__name__}: {error}"}
     print(json.dumps(report, sort_keys=True))
     return 0

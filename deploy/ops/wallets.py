@@ -41,12 +41,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_database_options(parser: argparse.ArgumentParser, verb: str) -> None:
     """--database NAME (preferred: no password on the command line) or --database-url URL."""
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--database", metavar="NAME",
-                       help=f"{verb} database NAME instead of the live one: same server and credentials as "
-                       "DATABASE_URL, only the name differs (e.g. a restored copy)")
-    which.add_argument("--database-url", metavar="URL",
-                       help=f"{verb} this database instead of DATABASE_URL (prefer --database: a password "
-                       "in a URL shows in ps and in shell history)")
+    which.add_argument(
+        "--database",
+        metavar="NAME",
+        help=f"{verb} database NAME instead of the live one: same server and credentials as "
+        "DATABASE_URL, only the name differs (e.g. a restored copy)",
+    )
+    which.add_argument(
+        "--database-url",
+        metavar="URL",
+        help=f"{verb} this database instead of DATABASE_URL (prefer --database: a password "
+        "in a URL shows in ps and in shell history)",
+    )
 
 
 def chosen_database_url(args: argparse.Namespace, command: str) -> str:
@@ -66,11 +72,12 @@ def chosen_database_url(args: argparse.Namespace, command: str) -> str:
 def connection_failure(command: str, database_url: str, error: BaseException) -> int:
     """One line for a database that cannot be reached (never the URL: it may hold the password)."""
     if isinstance(error, asyncpg.InvalidCatalogNameError):
-        print(f"{command}: database {database_name(database_url)} does not exist on that server",
-              file=sys.stderr)
+        print(f"{command}: database {database_name(database_url)} does not exist on that server", file=sys.stderr)
         return 2
-    print(f"{command}: cannot use database {database_name(database_url)}: {type(error).__name__}: {error}",
-          file=sys.stderr)
+    print(
+        f"{command}: cannot use database {database_name(database_url)}: {type(error).__name__}: {error}",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -94,11 +101,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"MISMATCH monthly cap total {total_mismatch.describe()}")
     if mismatches or total_mismatches:
         if total_mismatches:
-            print("check-wallets: repair the monthly cap totals with "
-                  f"`{runnable('rebuild-cap-totals --dry-run')}`, then again without --dry-run")
-        print(f"check-wallets: {len(mismatches) + len(total_mismatches)} mismatch(es) "
-              f"({len(mismatches)} wallet, {len(total_mismatches)} monthly cap total)")
+            print(
+                "check-wallets: repair the monthly cap totals with "
+                f"`{runnable('rebuild-cap-totals --dry-run')}`, then again without --dry-run"
+            )
+        print(
+            f"check-wallets: {len(mismatches) + len(total_mismatches)} mismatch(es) "
+            f"({len(mismatches)} wallet, {len(total_mismatches)} monthly cap total)"
+        )
         return 1
-    print("check-wallets: every wallet matches its transactions and payouts, "
-          "every monthly cap total its purchases")
+    print("check-wallets: every wallet matches its transactions and payouts, every monthly cap total its purchases")
     return 0

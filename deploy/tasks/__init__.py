@@ -68,10 +68,16 @@ class OperatorTask(Task):
         self.zero_ok = set(zero_ok)
         self.help_texts = dict(self.help)  # invoke consumes self.help when it builds the parser
         parameters = list(self.argspec(body).parameters.values())
-        self.required = [p.name for p in parameters
-                         if p.default is inspect.Signature.empty and p.name not in self.explicit_positional]
-        self.numbers = {p.name: type(p.default) for p in parameters
-                        if type(p.default) in (int, float) and p.name not in self.incrementable}
+        self.required = [
+            p.name
+            for p in parameters
+            if p.default is inspect.Signature.empty and p.name not in self.explicit_positional
+        ]
+        self.numbers = {
+            p.name: type(p.default)
+            for p in parameters
+            if type(p.default) in (int, float) and p.name not in self.incrementable
+        }
 
     @classmethod
     def adopt(cls, task: Task) -> OperatorTask:
@@ -82,10 +88,21 @@ class OperatorTask(Task):
         """
         if isinstance(task, cls):
             return task
-        return cls(task.body, name=task._name, aliases=task.aliases, positional=[],
-                   optional=task.optional, default=task.is_default, auto_shortflags=task.auto_shortflags,
-                   help=task.help, pre=task.pre, post=task.post, autoprint=task.autoprint,
-                   iterable=task.iterable, incrementable=task.incrementable)
+        return cls(
+            task.body,
+            name=task._name,
+            aliases=task.aliases,
+            positional=[],
+            optional=task.optional,
+            default=task.is_default,
+            auto_shortflags=task.auto_shortflags,
+            help=task.help,
+            pre=task.pre,
+            post=task.post,
+            autoprint=task.autoprint,
+            iterable=task.iterable,
+            incrementable=task.incrementable,
+        )
 
     def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
         if name in SHORT_FLAGS:
@@ -100,14 +117,24 @@ class OperatorTask(Task):
             name = argument.attr_name or argument.name
             if name in self.numbers:
                 arguments[index] = NumberArgument(
-                    self.numbers[name], minimum_exclusive=name not in self.zero_ok, names=argument.names,
-                    default=argument.default, help=argument.help, attr_name=argument.attr_name)
+                    self.numbers[name],
+                    minimum_exclusive=name not in self.zero_ok,
+                    names=argument.names,
+                    default=argument.default,
+                    help=argument.help,
+                    attr_name=argument.attr_name,
+                )
         return arguments
 
     def usage(self) -> str:
         """The task's help, for `invoke TASK --help` where a positional parameter took the word."""
-        lines = [f"Usage: invoke {self.name} " + " ".join(f"<{p}>" for p in self.explicit_positional)
-                 + " [--options]", "", inspect.cleandoc(self.__doc__ or ""), "", "Options:"]
+        lines = [
+            f"Usage: invoke {self.name} " + " ".join(f"<{p}>" for p in self.explicit_positional) + " [--options]",
+            "",
+            inspect.cleandoc(self.__doc__ or ""),
+            "",
+            "Options:",
+        ]
         for name, text in self.help_texts.items():
             flag = f"<{name}>" if name in self.explicit_positional else "--" + name.replace("_", "-")
             lines.append(f"  {flag:<18} {text}")

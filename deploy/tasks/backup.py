@@ -52,6 +52,7 @@ def _operator_errors(function):
 
 # -- pure helpers (unit-tested) --------------------------------------------------------------
 
+
 def pick_host_index(host_names: list[str], wanted: str | None) -> int:
     if wanted is None:
         return 0
@@ -63,13 +64,16 @@ def pick_host_index(host_names: list[str], wanted: str | None) -> int:
 def restore_ops_args(backup: str, target: str | None, confirm_live: bool, safety_backup: bool = True) -> list[str]:
     """The ops CLI arguments of a restore; refuses an ambiguous request before touching anything."""
     if not target and not confirm_live:
-        raise BackupTaskError("restore needs --target DB (restore into a new database) "
-                              "or --confirm-live (replace the live database)")
+        raise BackupTaskError(
+            "restore needs --target DB (restore into a new database) or --confirm-live (replace the live database)"
+        )
     if target and confirm_live:
         # --confirm-live stops the app and replaces the live database; with a --target the live
         # database would be left alone while the output claimed it was restored.
-        raise BackupTaskError("give --target DB (restore into a new database, no downtime) or --confirm-live "
-                              "(replace the live database), not both")
+        raise BackupTaskError(
+            "give --target DB (restore into a new database, no downtime) or --confirm-live "
+            "(replace the live database), not both"
+        )
     if not safety_backup and not confirm_live:
         raise BackupTaskError("--no-safety-backup only applies to replacing the live database (--confirm-live)")
     args = ["restore", "--backup", backup]
@@ -102,17 +106,20 @@ def check_restorable_by_release(manifest_head: str | None, code_head_number: int
     if number is not None and number > code_head_number:
         raise BackupTaskError(
             f"the backup's schema is at migration {number}, newer than the current release's code "
-            f"(head {code_head_number}): deploy a release that has migration {number}, then restore")
+            f"(head {code_head_number}): deploy a release that has migration {number}, then restore"
+        )
 
 
 def stop_instances_command(lay: cmd.Layout, ports: tuple[int, ...]) -> str:
     """Stop the live instances and wait for them (SIGTERM: they drain); one already stopped is fine."""
-    stops = "; ".join(f"{cmd.supervisorctl_command(lay, 'stop', cmd.program_name(port))} >/dev/null 2>&1"
-                      for port in ports)
+    stops = "; ".join(
+        f"{cmd.supervisorctl_command(lay, 'stop', cmd.program_name(port))} >/dev/null 2>&1" for port in ports
+    )
     return f"{stops}; true"
 
 
 # -- running ---------------------------------------------------------------------------------
+
 
 def _session(env: str | None, inventory: str | None) -> Session:
     return Session(load_inventory(inventory).environment(env))
@@ -139,8 +146,10 @@ def _run_ops(remote: Remote, *args: str) -> int:
 def _ops_or_exit(remote: Remote, *args: str) -> None:
     status = _run_ops(remote, *args)
     if status != 0:
-        raise Exit(f"ERROR: [{remote.host.name}] the ops CLI's {args[0]} failed (exit {status}; its output is above)",
-                   code=status)
+        raise Exit(
+            f"ERROR: [{remote.host.name}] the ops CLI's {args[0]} failed (exit {status}; its output is above)",
+            code=status,
+        )
 
 
 @task(help=_help())
@@ -175,17 +184,18 @@ def verify_backup(c, env=None, inventory=None, host=None, backup=None):
         _ops_or_exit(_chosen(session, host), "verify-backup", *(["--backup", backup] if backup else []))
 
 
-@task(help=_help(
-    backup="backup id to restore (see `invoke backups`)",
-    target="restore into this NEW database (the app keeps running on the live one)",
-    confirm_live="replace the LIVE database: takes the deploy lock, stops the app on every host, takes a "
-                 "safety backup, restores, migrates up to the current release, restarts behind the health gate",
-    no_safety_backup="with --confirm-live, when the live database is lost or too damaged to dump: skip the "
-                     "safety backup (a missing live database is created again); see docs/disaster-recovery.md",
-))
+@task(
+    help=_help(
+        backup="backup id to restore (see `invoke backups`)",
+        target="restore into this NEW database (the app keeps running on the live one)",
+        confirm_live="replace the LIVE database: takes the deploy lock, stops the app on every host, takes a "
+        "safety backup, restores, migrates up to the current release, restarts behind the health gate",
+        no_safety_backup="with --confirm-live, when the live database is lost or too damaged to dump: skip the "
+        "safety backup (a missing live database is created again); see docs/disaster-recovery.md",
+    )
+)
 @_operator_errors
-def restore(c, backup, target=None, confirm_live=False, no_safety_backup=False, env=None, inventory=None,
-            host=None):
+def restore(c, backup, target=None, confirm_live=False, no_safety_backup=False, env=None, inventory=None, host=None):
     """Restore a backup into a new database (--target) or over the live one (--confirm-live)."""
     ops_args = restore_ops_args(backup, target, confirm_live, safety_backup=not no_safety_backup)
     with _session(env, inventory) as session:
@@ -205,7 +215,8 @@ def _code_head_without_database(remote: Remote, lay: cmd.Layout, current: str, s
             f"to see why, run on the host: `{release.host_ops_command(remote.host.deploy_root, 'migrate', '--status')}`"
             "), so no safety backup can be taken; nothing was stopped. If the "
             "database is lost or corrupted, run the restore again with --no-safety-backup "
-            "(docs/disaster-recovery.md); otherwise fix PostgreSQL first")
+            "(docs/disaster-recovery.md); otherwise fix PostgreSQL first"
+        )
     remote.say("restore: the live database does not answer; checking the backup against the release's code")
     return code_head_number(remote.query(code_migrations_command(lay, current)).stdout)
 
@@ -214,25 +225,43 @@ def new_safety_backup(before: dict, after: dict) -> str | None:
     """The safety backup a live restore took: the complete `safety` backup listed after it and not
     before (compared by id, so neither host's clock matters)."""
     known = {m["backup_id"] for m in before.get("complete", [])}
-    taken = [m["backup_id"] for m in after.get("complete", [])
-             if m.get("reason") == "safety" and m["backup_id"] not in known]
+    taken = [
+        m["backup_id"] for m in after.get("complete", []) if m.get("reason") == "safety" and m["backup_id"] not in known
+    ]
     return max(taken) if taken else None
 
 
-def restore_ledger_entry(who: str, when: str, state: cmd.HostState, hosts: list[str], duration_s: float,
-                         backup_id: str, safety_backup: str | None, error: str | None) -> ledger.LedgerEntry:
+def restore_ledger_entry(
+    who: str,
+    when: str,
+    state: cmd.HostState,
+    hosts: list[str],
+    duration_s: float,
+    backup_id: str,
+    safety_backup: str | None,
+    error: str | None,
+) -> ledger.LedgerEntry:
     """The ledger line of a live restore: the release that served, the backup, the safety backup."""
     current = state.current or ""
     commit = json.loads(state.metadata.get(current) or "{}").get("commit", "") if current else ""
     detail = f"restore failed: {' '.join(error.split())[:400]}" if error else ""
     return ledger.LedgerEntry(
-        who=who, when=when, kind="restore", tag=ledger.release_tag(current) if current else "", commit=commit,
-        release=current, hosts=hosts, duration_s=round(duration_s, 2), outcome="failed" if error else "ok",
-        detail=detail, backup=backup_id, safety_backup=safety_backup)
+        who=who,
+        when=when,
+        kind="restore",
+        tag=ledger.release_tag(current) if current else "",
+        commit=commit,
+        release=current,
+        hosts=hosts,
+        duration_s=round(duration_s, 2),
+        outcome="failed" if error else "ok",
+        detail=detail,
+        backup=backup_id,
+        safety_backup=safety_backup,
+    )
 
 
-def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: list[str],
-                  safety_backup: bool) -> None:
+def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: list[str], safety_backup: bool) -> None:
     state = release.read_state(remote)
     lay, current = layout(remote), _current(remote)
     status = remote.query(cmd.migrate_status_command(lay, current), check=False)
@@ -246,8 +275,10 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
         raise BackupTaskError(f"no complete backup {backup_id} (see `invoke backups`)")
     check_restorable_by_release(manifest.get("migration_head"), code_head)
     if not safety_backup:
-        session.say("restore: WARNING: --no-safety-backup: the live database is replaced WITHOUT a safety "
-                    "backup; whatever it holds now is lost")
+        session.say(
+            "restore: WARNING: --no-safety-backup: the live database is replaced WITHOUT a safety "
+            "backup; whatever it holds now is lost"
+        )
 
     session.say(f"restore: stopping the app on {len(session.remotes)} host(s) before replacing the live database")
     started, when = time.monotonic(), release.utc_now().isoformat(timespec="seconds")
@@ -275,8 +306,17 @@ def _listing(remote: Remote, lay: cmd.Layout, current: str) -> dict:
     return json.loads(remote.query(cmd.ops_command(lay, current, "backups", "--json")).stdout)
 
 
-def _record_restore(session: Session, remote: Remote, state: cmd.HostState, before: dict, backup_id: str,
-                    safety_backup: bool, started: float, when: str, error: BaseException | None) -> None:
+def _record_restore(
+    session: Session,
+    remote: Remote,
+    state: cmd.HostState,
+    before: dict,
+    backup_id: str,
+    safety_backup: bool,
+    started: float,
+    when: str,
+    error: BaseException | None,
+) -> None:
     """Every live restore leaves a ledger line (the handoff and `releases` show it), even a failed one."""
     safety_id = None
     if safety_backup:
@@ -287,8 +327,16 @@ def _record_restore(session: Session, remote: Remote, state: cmd.HostState, befo
     message = None
     if error is not None:
         message = (str(error.message) if isinstance(error, Exit) and error.message else str(error)) or repr(error)
-    entry = restore_ledger_entry(release.operator(), when, state, [r.host.name for r in session.remotes],
-                                 time.monotonic() - started, backup_id, safety_id, message)
+    entry = restore_ledger_entry(
+        release.operator(),
+        when,
+        state,
+        [r.host.name for r in session.remotes],
+        time.monotonic() - started,
+        backup_id,
+        safety_id,
+        message,
+    )
     try:
         release.append_ledger(session, entry)
     except Exception as ledger_error:  # noqa: BLE001 - never hide the restore's own outcome
@@ -296,4 +344,3 @@ def _record_restore(session: Session, remote: Remote, state: cmd.HostState, befo
 
 
 TASKS = [backup, backups, restore, verify_backup, prune_backups]
-

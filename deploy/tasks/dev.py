@@ -34,20 +34,25 @@ def _dev_secret() -> str:
 def _embedded_postgres() -> tuple[LocalPostgres, str]:
     cluster = LocalPostgres(LOCAL_DIR / "postgres")
     created = cluster.ensure_initialised()
-    print(f"[serve] {'creating' if created else 'starting'} embedded PostgreSQL in {cluster.base_dir} "
-          f"on 127.0.0.1:{cluster.port}", flush=True)
+    print(
+        f"[serve] {'creating' if created else 'starting'} embedded PostgreSQL in {cluster.base_dir} "
+        f"on 127.0.0.1:{cluster.port}",
+        flush=True,
+    )
     cluster.start()
     if not cluster.database_exists("clicknback"):
         cluster.create_database("clicknback")
     return cluster, cluster.dsn("clicknback")
 
 
-@task(help={
-    "host": "address to bind (default 127.0.0.1)",
-    "port": "port to serve on (default 8000)",
-    "seed": "load the demo seed when the database has none yet (default on)",
-    "log_format": "console (default) or json",
-})
+@task(
+    help={
+        "host": "address to bind (default 127.0.0.1)",
+        "port": "port to serve on (default 8000)",
+        "seed": "load the demo seed when the database has none yet (default on)",
+        "log_format": "console (default) or json",
+    }
+)
 def serve(c, host="127.0.0.1", port=8000, seed=True, log_format="console"):
     """Run the API locally. Without DATABASE_URL it starts its own PostgreSQL under .local/.
 
@@ -75,8 +80,9 @@ def serve(c, host="127.0.0.1", port=8000, seed=True, log_format="console"):
     env.setdefault("OAUTH_HASH_KEY", _dev_secret())
     env.setdefault("REJECTION_MERCHANT_ID", DEMO_REJECTION_MERCHANT)
     print(f"[serve] http://{host}:{port}  (docs: http://{host}:{port}/docs)  Ctrl-C to stop", flush=True)
-    server = subprocess.Popen([sys.executable, "-m", "server", "--host", host, "--port", str(port)],
-                              cwd=PROJECT_ROOT, env=env)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "--host", host, "--port", str(port)], cwd=PROJECT_ROOT, env=env
+    )
     try:
         server.wait()
     except KeyboardInterrupt:
@@ -90,10 +96,12 @@ def serve(c, host="127.0.0.1", port=8000, seed=True, log_format="console"):
             print("[serve] embedded PostgreSQL stopped", flush=True)
 
 
-@task(help={
-    "database_url": "database to seed (default: $DATABASE_URL, else the embedded one under .local/)",
-    "reset": "empty every business table first and load the seed again (the audit log is kept)",
-})
+@task(
+    help={
+        "database_url": "database to seed (default: $DATABASE_URL, else the embedded one under .local/)",
+        "reset": "empty every business table first and load the seed again (the audit log is kept)",
+    }
+)
 def seed(c, database_url="", reset=False):
     """Load the API.md §6 demo seed into a database (once, or again with --reset)."""
     from server import db_migrations
@@ -107,8 +115,12 @@ def seed(c, database_url="", reset=False):
     print("demo seed loaded" if loaded else "demo seed already present (use --reset to load it again)")
 
 
-@task(help={"status": "only print code head, database head and pending migrations",
-            "to": "downgrade so migration number TO is the newest applied"})
+@task(
+    help={
+        "status": "only print code head, database head and pending migrations",
+        "to": "downgrade so migration number TO is the newest applied",
+    }
+)
 def migrate(c, status=False, to=None):
     """Apply (or undo, or report) migrations on $DATABASE_URL, locally."""
     argv = [sys.executable, "-m", "deploy.ops.cli", "migrate"]
@@ -119,8 +131,13 @@ def migrate(c, status=False, to=None):
     sys.exit(subprocess.call(argv, cwd=PROJECT_ROOT))
 
 
-@task(help={"k": "only tests matching this pytest -k expression", "path": "test path (default: all of tests/)",
-            "x": "stop at the first failure"})
+@task(
+    help={
+        "k": "only tests matching this pytest -k expression",
+        "path": "test path (default: all of tests/)",
+        "x": "stop at the first failure",
+    }
+)
 def test(c, k="", path="tests", x=False):
     """Run the whole test suite (real PostgreSQL, sshd, nginx and S3 endpoint, all on loopback)."""
     argv = [sys.executable, "-m", "pytest", path, "-q"]
@@ -131,25 +148,54 @@ def test(c, k="", path="tests", x=False):
     sys.exit(subprocess.call(argv, cwd=PROJECT_ROOT))
 
 
-@task(klass=OperatorTask, zero_ok=("warmup",), help={
-    "scenario": "run only scenarios whose name contains this (default: all)",
-    "duration": "measured seconds per scenario and concurrency level (default 5)",
-    "warmup": "seconds of discarded load before each measurement, 0 or more (default 1)",
-    "concurrency": "comma-separated concurrency levels (default 16,64)",
-    "instances": "server processes behind nginx, as production runs them (default 2)",
-    "direct": "wrk straight at one instance, no nginx (profiling; needs --instances 1)",
-    "instances_over": "how nginx reaches the instances: unix (default, as production) or tcp",
-    "database_over": "how the instances reach PostgreSQL: socket (default, as docs/deploy.md recommends) or tcp",
-    "keep_autogroup": "leave the kernel's scheduler autogroup as it is (default: off for the run when root, "
-                      "as provision --system sets production's hosts)",
-    "json": "also write the figures to this JSON file",
-})
-def bench(c, scenario="", duration=5.0, warmup=1.0, concurrency="16,64", instances=2, direct=False,
-          instances_over="unix", database_over="socket", keep_autogroup=False, json=""):
+@task(
+    klass=OperatorTask,
+    zero_ok=("warmup",),
+    help={
+        "scenario": "run only scenarios whose name contains this (default: all)",
+        "duration": "measured seconds per scenario and concurrency level (default 5)",
+        "warmup": "seconds of discarded load before each measurement, 0 or more (default 1)",
+        "concurrency": "comma-separated concurrency levels (default 16,64)",
+        "instances": "server processes behind nginx, as production runs them (default 2)",
+        "direct": "wrk straight at one instance, no nginx (profiling; needs --instances 1)",
+        "instances_over": "how nginx reaches the instances: unix (default, as production) or tcp",
+        "database_over": "how the instances reach PostgreSQL: socket (default, as docs/deploy.md recommends) or tcp",
+        "keep_autogroup": "leave the kernel's scheduler autogroup as it is (default: off for the run when root, "
+        "as provision --system sets production's hosts)",
+        "json": "also write the figures to this JSON file",
+    },
+)
+def bench(
+    c,
+    scenario="",
+    duration=5.0,
+    warmup=1.0,
+    concurrency="16,64",
+    instances=2,
+    direct=False,
+    instances_over="unix",
+    database_over="socket",
+    keep_autogroup=False,
+    json="",
+):
     """Benchmark the API as production runs it (nginx over 2 instances, real PostgreSQL); see docs/benchmarks.md."""
-    argv = [sys.executable, "-m", "bench.api_bench", "--duration", str(duration), "--warmup", str(warmup),
-            "--concurrency", concurrency, "--instances", str(instances), "--instances-over", instances_over,
-            "--database-over", database_over]
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.api_bench",
+        "--duration",
+        str(duration),
+        "--warmup",
+        str(warmup),
+        "--concurrency",
+        concurrency,
+        "--instances",
+        str(instances),
+        "--instances-over",
+        instances_over,
+        "--database-over",
+        database_over,
+    ]
     if scenario:
         argv += ["--scenario", scenario]
     if direct:

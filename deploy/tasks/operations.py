@@ -12,9 +12,9 @@ from __future__ import annotations
 import json as jsonlib
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from invoke import Exit, task
 
@@ -68,14 +68,16 @@ def _first(session: Session, host: str | None) -> Remote:
 
 # -- stats -----------------------------------------------------------------------------------
 
+
 def project_path(value: str) -> Path:
     """A path option: absolute or ~ as given, else relative to the repository root."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-def collect_stats_each(session: Session, window_hours: float, only_logs: bool = False,
-                       end: str | None = None) -> list[HostResult[dict]]:
+def collect_stats_each(
+    session: Session, window_hours: float, only_logs: bool = False, end: str | None = None
+) -> list[HostResult[dict]]:
     """`clicknback-ops stats` on every host at once, every host's outcome kept (one may be down);
     the database figures come from the first host only."""
     first = session.remotes[0]
@@ -87,20 +89,23 @@ def collect_stats_each(session: Session, window_hours: float, only_logs: bool = 
     return session.each(one)
 
 
-def collect_stats(session: Session, window_hours: float, only_logs: bool = False,
-                  end: str | None = None) -> dict[str, dict]:
+def collect_stats(
+    session: Session, window_hours: float, only_logs: bool = False, end: str | None = None
+) -> dict[str, dict]:
     """The stats of the hosts that answered, by host name."""
     return {r.remote.host.name: r.value for r in collect_stats_each(session, window_hours, only_logs, end) if r.ok}
 
 
-@task(help=_help(
-    window_hours="request logs of the last N hours, a number above 0 (default 24)",
-    history="local JSON-lines history to append to (default .local/stats-history-<env>.jsonl "
-            "in the repository; a relative path is taken from the repository root)",
-    html="also write a self-contained HTML report with charts of the whole history to this file",
-    json="print the merged figures as JSON instead of the table",
-    end="end of the log window, ISO-8601 (default now), e.g. to look at an incident's hours",
-))
+@task(
+    help=_help(
+        window_hours="request logs of the last N hours, a number above 0 (default 24)",
+        history="local JSON-lines history to append to (default .local/stats-history-<env>.jsonl "
+        "in the repository; a relative path is taken from the repository root)",
+        html="also write a self-contained HTML report with charts of the whole history to this file",
+        json="print the merged figures as JSON instead of the table",
+        end="end of the log window, ISO-8601 (default now), e.g. to look at an incident's hours",
+    )
+)
 @_operator_errors
 def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=None, json=False, end=None):
     """Host, app, database and request-log figures of every host, checked against p99 < 200 ms."""
@@ -108,8 +113,9 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
         try:
             datetime.fromisoformat(end)
         except ValueError:
-            raise Exit(f"ERROR: --end {end!r}: expected an ISO-8601 time, e.g. 2026-01-02T03:00:00+00:00",
-                       code=1) from None
+            raise Exit(
+                f"ERROR: --end {end!r}: expected an ISO-8601 time, e.g. 2026-01-02T03:00:00+00:00", code=1
+            ) from None
     _check_output_folder(html, "--html")
     with _session(env, inventory) as session:
         name = session.environment.name
@@ -118,7 +124,7 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
             failed = report_failed_hosts(session, results)
             exit_if_hosts_failed(failed, "stats")
         merged = stats_model.merge_reports({r.remote.host.name: r.value for r in results if r.ok})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     text = reports.stats_text(merged, name)
     print(jsonlib.dumps(merged, indent=2, sort_keys=True) if json else text)
     failed = report_failed_hosts(session, results)
@@ -137,6 +143,7 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
 
 # -- archive-logs and maintenance ------------------------------------------------------------
 
+
 @task(help=_help(dry_run="say what would be compressed, uploaded and deleted; change nothing"))
 @_operator_errors
 def archive_logs(c, env=None, inventory=None, dry_run=False):
@@ -148,13 +155,16 @@ def archive_logs(c, env=None, inventory=None, dry_run=False):
         raise Exit(f"ERROR: archive-logs failed on {', '.join(failed)} (their files are kept; see above)", code=1)
 
 
-@task(iterable=["skip"], help=_help(
-    host=HOST_HELP,
-    until="end of the window, HH:MM UTC (default 03:00, as cron runs it)",
-    budget="run for at most this many minutes from now, a number above 0 (for a run outside the window)",
-    skip="--skip=STEP leaves a step out; repeat it for several: vacuum-analyze, reindex, archive-logs, "
-         "verify-backup, check-wallets, dependency-audit",
-))
+@task(
+    iterable=["skip"],
+    help=_help(
+        host=HOST_HELP,
+        until="end of the window, HH:MM UTC (default 03:00, as cron runs it)",
+        budget="run for at most this many minutes from now, a number above 0 (for a run outside the window)",
+        skip="--skip=STEP leaves a step out; repeat it for several: vacuum-analyze, reindex, archive-logs, "
+        "verify-backup, check-wallets, dependency-audit",
+    ),
+)
 @_operator_errors
 def maintenance(c, env=None, inventory=None, host=None, until=None, budget=0.0, skip=None):
     """Run the maintenance window now: vacuum, reindex, archive logs, verify backup, wallets, audit."""
@@ -172,12 +182,15 @@ def maintenance(c, env=None, inventory=None, host=None, until=None, budget=0.0, 
 
 # -- handoff ---------------------------------------------------------------------------------
 
+
 def _probe_host(remote: Remote) -> list[dict]:
     host = remote.host
     urls = []
     for port in serving_ports(remote):
-        urls += [(f"{cmd.program_name(port)} live", host.live_url_for(port)),
-                 (f"{cmd.program_name(port)} ready", host.ready_url_for(port))]
+        urls += [
+            (f"{cmd.program_name(port)} live", host.live_url_for(port)),
+            (f"{cmd.program_name(port)} ready", host.ready_url_for(port)),
+        ]
     urls.append(("nginx ready", f"http://{host.address}:{host.nginx_port}/health/ready"))
     probes = []
     for name, url in urls:
@@ -192,11 +205,17 @@ def _host_state(remote: Remote) -> dict:
     raw = remote.query(ocmd.read_release_json_command(layout(remote))).stdout.strip()
     if raw:
         metadata = jsonlib.loads(raw)
-    return {"name": remote.host.name, "release": current, "version": metadata.get("version"),
-            "commit": metadata.get("commit"), "deployed_at": metadata.get("deployed_at"),
-            "health": _probe_host(remote),
-            "maintenance": reports.parse_maintenance_record(
-                remote.query(ocmd.read_maintenance_record_command(layout(remote))).stdout)}
+    return {
+        "name": remote.host.name,
+        "release": current,
+        "version": metadata.get("version"),
+        "commit": metadata.get("commit"),
+        "deployed_at": metadata.get("deployed_at"),
+        "health": _probe_host(remote),
+        "maintenance": reports.parse_maintenance_record(
+            remote.query(ocmd.read_maintenance_record_command(layout(remote))).stdout
+        ),
+    }
 
 
 def _recent_ledger(remotes: list[Remote], count: int) -> list[ledger.LedgerEntry]:
@@ -220,8 +239,12 @@ def backup_summary(listing: dict) -> dict:
 
 
 def _unreachable_host(result: HostResult) -> dict:
-    return {"name": result.remote.host.name, "release": None, "unreachable": f"{result.status}: {result.problem}",
-            "health": [{"name": "ssh", "ok": False, "answer": f"{result.status}: {result.problem}"}]}
+    return {
+        "name": result.remote.host.name,
+        "release": None,
+        "unreachable": f"{result.status}: {result.problem}",
+        "health": [{"name": "ssh", "ok": False, "answer": f"{result.status}: {result.problem}"}],
+    }
 
 
 def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
@@ -241,14 +264,14 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
         requests = None
     return {
         "environment": session.environment.name,
-        "generated_at": datetime.now(timezone.utc),
+        "generated_at": datetime.now(UTC),
         "operator": release.operator(),
         "hosts": hosts,
         "ledger": _recent_ledger(reachable, 10),
         "backups": backups,
         "requests": requests,
         "known_issues": reports.known_issues_list(issues_text),
-        "next_window": reports.next_maintenance_window(datetime.now(timezone.utc)),
+        "next_window": reports.next_maintenance_window(datetime.now(UTC)),
         "escalation": reports.markdown_section(on_call_text, "Escalation path"),
         # Cron runs it on the first host; this is the form an operator can type there.
         "maintenance_host": first.host.name,
@@ -277,13 +300,15 @@ def _read_required(path: Path, flag: str) -> str:
         raise DeployError(f"{flag} {path}: {(error.strerror or str(error)).lower()}") from None
 
 
-@task(help=_help(
-    output="write the Markdown to this file instead of printing it",
-    known_issues="the team's known-issues file (default docs/known-issues.md; a relative path is taken "
-                 "from the repository root; a missing file is an error)",
-    on_call="the on-call runbook whose 'Escalation path' section is quoted (default docs/on-call.md, "
-            "from the repository root)",
-))
+@task(
+    help=_help(
+        output="write the Markdown to this file instead of printing it",
+        known_issues="the team's known-issues file (default docs/known-issues.md; a relative path is taken "
+        "from the repository root; a missing file is an error)",
+        on_call="the on-call runbook whose 'Escalation path' section is quoted (default docs/on-call.md, "
+        "from the repository root)",
+    )
+)
 @_operator_errors
 def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN_ISSUES, on_call=DEFAULT_ON_CALL):
     """The on-call handoff in Markdown: releases, deploys, health, backups, 24 h errors and p99, issues, maintenance."""
@@ -302,6 +327,7 @@ def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN
 
 # -- drill -----------------------------------------------------------------------------------
 
+
 class DrillFailed(DeployError):
     pass
 
@@ -309,8 +335,9 @@ class DrillFailed(DeployError):
 class Drill:
     """The quarterly failover test (plan §9.3), step by step, each one timed."""
 
-    def __init__(self, session: Session, stop_database: Callable[[], str], start_database: Callable[[], str],
-                 timeout: int):
+    def __init__(
+        self, session: Session, stop_database: Callable[[], str], start_database: Callable[[], str], timeout: int
+    ):
         self.session, self.timeout = session, timeout
         self.stop_database, self.start_database = stop_database, start_database
         self.first = session.remotes[0]
@@ -322,8 +349,14 @@ class Drill:
         try:
             detail = action()
         except Exception as error:
-            self.steps.append({"step": name, "status": "failed", "seconds": time.monotonic() - started,
-                               "detail": str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error)})
+            self.steps.append(
+                {
+                    "step": name,
+                    "status": "failed",
+                    "seconds": time.monotonic() - started,
+                    "detail": str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error),
+                }
+            )
             raise DrillFailed(f"drill step {name!r} failed:\n{error}") from None
         self.steps.append({"step": name, "status": "ok", "seconds": time.monotonic() - started, "detail": detail})
         self.session.say(f"drill: {name}: ok in {self.steps[-1]['seconds']:.1f}s ({detail})")
@@ -336,6 +369,7 @@ class Drill:
             for url in urls:
                 remote.query(cmd.health_poll_command(url, self.timeout, host.health_interval))
             return len(urls)
+
         return f"{sum(self.session.parallel(gate))} probes answered 200"
 
     def row_counts(self) -> dict[str, int]:
@@ -346,6 +380,7 @@ class Drill:
             killed = remote.query(ocmd.crash_app_command(layout(remote), serving_ports(remote))).stdout.strip()
             remote.query(ocmd.wait_until_gone_command(layout(remote)))
             return f"{remote.host.name} {killed}"
+
         return "; ".join(self.session.parallel(crash))
 
     def restart_app(self) -> str:
@@ -376,15 +411,18 @@ class Drill:
             if status.get("pending"):
                 raise DrillFailed(f"migrations pending after recovery: {status['pending']}")
             activity = f" (app activity since: {', '.join(f'{k} +{v}' for k, v in grown.items())})" if grown else ""
-            return (f"all {sum(before.values())} rows still there{activity}; {wallets}; "
-                    f"schema at {status.get('db_head')}")
+            return (
+                f"all {sum(before.values())} rows still there{activity}; {wallets}; schema at {status.get('db_head')}"
+            )
 
         def fresh_backup() -> str:
             output = self.first.query(_ops(self.first, "backup")).stdout.strip().splitlines()
             verified = self.first.query(_ops(self.first, "verify-backup")).stdout.strip().splitlines()
             # Never a blind cut: it once left 38 of the sha256's 64 hex digits with no marker.
-            return (f"{reports.shorten(output[-1], 300) if output else 'backup done'}; "
-                    f"{reports.shorten(verified[-1], 200) if verified else 'verified'}")
+            return (
+                f"{reports.shorten(output[-1], 300) if output else 'backup done'}; "
+                f"{reports.shorten(verified[-1], 200) if verified else 'verified'}"
+            )
 
         self.step("baseline (health, row counts)", baseline)
         self.step("crash: SIGKILL app and supervisord", self.crash_app)
@@ -410,23 +448,35 @@ def _database_control(session: Session, sandbox_dir: str | None, db_stop: str, d
         def start() -> str:
             postgres.start()
             return "pg_ctl start: crash recovery, accepting connections"
+
         return stop, start
     first = session.remotes[0]
-    return (lambda: first.query(db_stop).stdout.strip() or db_stop,
-            lambda: first.query(db_start).stdout.strip() or db_start)
+    return (
+        lambda: first.query(db_stop).stdout.strip() or db_stop,
+        lambda: first.query(db_start).stdout.strip() or db_start,
+    )
 
 
-@task(help=_help(
-    sandbox_dir="the sandbox's folder (default: the inventory's folder when the environment is `sandbox`); "
-                "its local PostgreSQL is the one stopped",
-    db_stop="command run on the first host to kill the database abruptly (staging; default: "
-            "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main)",
-    db_start="command run on the first host to start it again (default: sudo -n systemctl start postgresql@15-main)",
-    timeout="seconds each recovery wait may take, a whole number above 0 (default 120)",
-))
+@task(
+    help=_help(
+        sandbox_dir="the sandbox's folder (default: the inventory's folder when the environment is `sandbox`); "
+        "its local PostgreSQL is the one stopped",
+        db_stop="command run on the first host to kill the database abruptly (staging; default: "
+        "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main)",
+        db_start="command run on the first host to start it again (default: sudo -n systemctl start postgresql@15-main)",
+        timeout="seconds each recovery wait may take, a whole number above 0 (default 120)",
+    )
+)
 @_operator_errors
-def drill(c, env=None, inventory=None, sandbox_dir=None, db_stop="sudo -n systemctl kill --signal=SIGKILL postgresql@15-main",
-          db_start="sudo -n systemctl start postgresql@15-main", timeout=120):
+def drill(
+    c,
+    env=None,
+    inventory=None,
+    sandbox_dir=None,
+    db_stop="sudo -n systemctl kill --signal=SIGKILL postgresql@15-main",
+    db_start="sudo -n systemctl start postgresql@15-main",
+    timeout=120,
+):
     """Failover drill: crash app and database, recover, verify health, data, backup, time it.
 
     Runs only where the environment has allow_drill = true, or on a sandbox whose hosts are all
@@ -450,8 +500,14 @@ def drill(c, env=None, inventory=None, sandbox_dir=None, db_stop="sudo -n system
         finally:
             if not finished and not any(step["status"] == "failed" for step in drill_run.steps):
                 # Stopped between steps (Ctrl-C, a lost connection): the report must not read "within".
-                drill_run.steps.append({"step": "(interrupted)", "status": "failed", "seconds": 0.0,
-                                        "detail": "the drill stopped before finishing"})
+                drill_run.steps.append(
+                    {
+                        "step": "(interrupted)",
+                        "status": "failed",
+                        "seconds": 0.0,
+                        "detail": "the drill stopped before finishing",
+                    }
+                )
             session.say("drill report (RTO for a full system failure: 1 hour, operation-plan §9.1)")
             session.say(reports.steps_table(drill_run.steps, FULL_SYSTEM_FAILURE_RTO_S))
 
@@ -465,5 +521,6 @@ if __name__ == "__main__":
 
     from deploy.tasks import OperatorTask
 
-    Program(namespace=Collection(*(OperatorTask.adopt(t) for t in TASKS)),
-            binary="python -m deploy.tasks.operations").run()
+    Program(
+        namespace=Collection(*(OperatorTask.adopt(t) for t in TASKS)), binary="python -m deploy.tasks.operations"
+    ).run()

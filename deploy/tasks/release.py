@@ -8,7 +8,6 @@ docs/rollback.md for the runbooks.
 from __future__ import annotations
 
 import functools
-import sys
 import threading
 from pathlib import Path
 
@@ -39,13 +38,21 @@ def _session(env: str | None, inventory: str | None, dry_run: bool = False) -> S
 
 def _operator_errors(function):
     """Turn the tooling's expected failures into one clear message and a non-zero exit."""
+
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except (DeployError, InventoryError, HostKeyError, ConnectionFailed, RemoteCommandError,
-                ledger.LedgerError) as error:
+        except (
+            DeployError,
+            InventoryError,
+            HostKeyError,
+            ConnectionFailed,
+            RemoteCommandError,
+            ledger.LedgerError,
+        ) as error:
             raise Exit(f"ERROR: {error}", code=1) from None
+
     return wrapper
 
 
@@ -62,33 +69,41 @@ def exit_if_hosts_failed(failed: list[str], what: str) -> None:
         raise Exit(f"ERROR: {what} is incomplete: could not read {', '.join(failed)} (see above)", code=1)
 
 
-@task(help=_help(
-    env_file="local file uploaded as <deploy_root>/shared/.env (mode 0600, never printed); "
-             "optional once the host has one",
-    system="first run the one-time root setup (apt packages, deploy user and its SSH key, PostgreSQL "
-           "role and database, firewall) as --admin-user; try it with --dry-run first",
-    database="PostgreSQL role and database name for --system (default clicknback)",
-    admin_user="SSH user for --system: root, or a sudoer (the deploy user may not exist yet); default root",
-    dry_run=DRY_RUN_HELP,
-))
+@task(
+    help=_help(
+        env_file="local file uploaded as <deploy_root>/shared/.env (mode 0600, never printed); "
+        "optional once the host has one",
+        system="first run the one-time root setup (apt packages, deploy user and its SSH key, PostgreSQL "
+        "role and database, firewall) as --admin-user; try it with --dry-run first",
+        database="PostgreSQL role and database name for --system (default clicknback)",
+        admin_user="SSH user for --system: root, or a sudoer (the deploy user may not exist yet); default root",
+        dry_run=DRY_RUN_HELP,
+    )
+)
 @_operator_errors
-def provision(c, env=None, inventory=None, env_file=None, system=False, database="clicknback", admin_user="root",
-              dry_run=False):
+def provision(
+    c, env=None, inventory=None, env_file=None, system=False, database="clicknback", admin_user="root", dry_run=False
+):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
     data = release.read_env_file(Path(env_file).expanduser()) if env_file else None
     with _session(env, inventory, dry_run) as session:
         if system:
             release.provision_system(session, database, admin_user)
         release.provision(session, data)
-        session.say(f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)" if dry_run
-                    else f"provisioned {len(session.remotes)} host(s)")
+        session.say(
+            f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)"
+            if dry_run
+            else f"provisioned {len(session.remotes)} host(s)"
+        )
 
 
-@task(help=_help(
-    tag="git tag to deploy (must exist locally; branches and bare commits are refused)",
-    repo="git repository the tag comes from (default: the current directory)",
-    dry_run=DRY_RUN_HELP,
-))
+@task(
+    help=_help(
+        tag="git tag to deploy (must exist locally; branches and bare commits are refused)",
+        repo="git repository the tag comes from (default: the current directory)",
+        dry_run=DRY_RUN_HELP,
+    )
+)
 @_operator_errors
 def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
     """Deploy a git tag to every host: lock, upload, migrate once, health-gated switch, ledger, prune."""
@@ -97,11 +112,13 @@ def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
 
-@task(help=_help(
-    to="tag to roll back to (default: the newest good release older than the current one)",
-    downgrade="undo database migrations newer than the target first (with the current release's code)",
-    dry_run=DRY_RUN_HELP,
-))
+@task(
+    help=_help(
+        to="tag to roll back to (default: the newest good release older than the current one)",
+        downgrade="undo database migrations newer than the target first (with the current release's code)",
+        dry_run=DRY_RUN_HELP,
+    )
+)
 @_operator_errors
 def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False):
     """Switch every host back to an earlier release (no reinstall), health-gated; marks the old one bad."""
@@ -133,17 +150,25 @@ def releases(c, env=None, inventory=None):
             session.say(f"== {remote.host.name} ({remote.host.address}) {remote.host.deploy_root}")
             session.say(f"   {'RELEASE':34} {'STATE':9} {'LAST OUTCOME':28} WHO")
             for rel_id in reversed(ids):
-                state = ("current" if rel_id == current else "previous" if rel_id == previous
-                         else "bad" if rel_id in bad else "")
+                state = (
+                    "current"
+                    if rel_id == current
+                    else "previous"
+                    if rel_id == previous
+                    else "bad"
+                    if rel_id in bad
+                    else ""
+                )
                 last = ledger.last_entry_for(entries, rel_id)
                 outcome = f"{last.kind} {last.outcome} {last.duration_s:.1f}s" if last else "-"
                 session.say(f"   {rel_id:34} {state:9} {outcome:28} {last.who if last else '-'}")
             session.say("   ledger (newest last):")
             for entry in entries[-10:]:
                 note = ledger.entry_note(entry) if entry.kind == "restore" else ""
-                session.say(f"   {entry.when} {entry.kind:8} {entry.tag:12} {entry.outcome:11} "
-                            f"{entry.duration_s:6.1f}s {','.join(entry.hosts)} by {entry.who}"
-                            + (f": {note}" if note else ""))
+                session.say(
+                    f"   {entry.when} {entry.kind:8} {entry.tag:12} {entry.outcome:11} "
+                    f"{entry.duration_s:6.1f}s {','.join(entry.hosts)} by {entry.who}" + (f": {note}" if note else "")
+                )
         failed = report_failed_hosts(session, results)
     exit_if_hosts_failed(failed, "the releases report")
 
@@ -154,15 +179,20 @@ def health(c, env=None, inventory=None):
     """Probe /health/live and /health/ready of every instance, and readiness through nginx, on every host."""
     failures = 0
     with _session(env, inventory) as session:
+
         def probe(remote):
             host, state = remote.host, release.read_state(remote)
             urls = []
             for port in release.host_live_ports(remote, state):
-                urls += [(f"{cmd.program_name(port)} live", host.live_url_for(port)),
-                         (f"{cmd.program_name(port)} ready", host.ready_url_for(port))]
+                urls += [
+                    (f"{cmd.program_name(port)} live", host.live_url_for(port)),
+                    (f"{cmd.program_name(port)} ready", host.ready_url_for(port)),
+                ]
             urls.append(("nginx ready", cmd.nginx_ready_url(host)))
-            return state.current, [(name, url, remote.query(cmd.probe_command(url), check=False).stdout.strip())
-                                   for name, url in urls]
+            return state.current, [
+                (name, url, remote.query(cmd.probe_command(url), check=False).stdout.strip()) for name, url in urls
+            ]
+
         results = session.each(probe)
         for result in results:
             if not result.ok:
@@ -182,13 +212,18 @@ def health(c, env=None, inventory=None):
         raise Exit("ERROR: " + "; ".join(parts), code=1)
 
 
-@task(help=_help(follow="keep streaming new lines until Ctrl-C; exits 1 if a host cannot be reached",
-                 lines="lines of history per instance (default 50)"))
+@task(
+    help=_help(
+        follow="keep streaming new lines until Ctrl-C; exits 1 if a host cannot be reached",
+        lines="lines of history per instance (default 50)",
+    )
+)
 @_operator_errors
 def logs(c, follow=False, lines=50, env=None, inventory=None):
     """Print the app instances' JSON logs from every host, each line prefixed with the host."""
     errors: list[Exception] = []
     with _session(env, inventory) as session:
+
         def tail(remote):
             command = cmd.tail_logs_command(layout(remote), remote.host.all_ports, lines, follow)
             try:
@@ -197,6 +232,7 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
                 # Collected, not raised: a worker thread's exception would only be printed (exit 0).
                 errors.append(error)
                 return None
+
         if not follow:
             session.parallel(tail)
         else:
@@ -212,9 +248,13 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
         raise Exit("\n".join(f"ERROR: {str(error).strip().splitlines()[0]}" for error in errors), code=1)
 
 
-@task(help=_help(status="show who holds the deploy lock on every host (the default)",
-                 release="remove the deploy lock on every host (only when its holder is really gone)",
-                 dry_run=DRY_RUN_HELP))
+@task(
+    help=_help(
+        status="show who holds the deploy lock on every host (the default)",
+        release="remove the deploy lock on every host (only when its holder is really gone)",
+        dry_run=DRY_RUN_HELP,
+    )
+)
 @_operator_errors
 def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False):
     """Show or forcibly release the deploy lock (state/deploy.lock) on every host."""
@@ -228,10 +268,14 @@ def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False
                     session.say(f"[{remote.host.name}] released")
 
 
-@task(klass=OperatorTask, positional=["action"], help={
-    "action": "up (start or resume the local VPS hosts) or down (stop them and delete their state)",
-    "base_dir": "where the sandbox keeps its state (default .local/sandbox)",
-})
+@task(
+    klass=OperatorTask,
+    positional=["action"],
+    help={
+        "action": "up (start or resume the local VPS hosts) or down (stop them and delete their state)",
+        "base_dir": "where the sandbox keeps its state (default .local/sandbox)",
+    },
+)
 def sandbox(c, action, base_dir=".local/sandbox"):
     """A local two-host VPS on this machine (sshd on 127.0.0.2/127.0.0.3, PostgreSQL, S3) to try deploys."""
     from deploy import sandbox as sandbox_module
@@ -245,4 +289,3 @@ def sandbox(c, action, base_dir=".local/sandbox"):
 
 
 TASKS = [provision, deploy, rollback, releases, health, logs, lock, sandbox]
-

@@ -27,15 +27,30 @@ async def record(
     await conn.execute(
         "INSERT INTO audit_logs (id, actor_type, actor_id, action, resource_type, resource_id, outcome, details) "
         "VALUES ($1, $2, $3, $4, $5, $6, 'success', $7::jsonb)",
-        uuid.uuid4(), actor_type, actor_id, action, resource_type, resource_id,
+        uuid.uuid4(),
+        actor_type,
+        actor_id,
+        action,
+        resource_type,
+        resource_id,
         orjson.dumps(details).decode(),
     )
 
 
 ACTIONS = (
-    "PURCHASE_CONFIRMED", "PURCHASE_CONFIRMED_BY_ADMIN", "PURCHASE_REJECTED", "PURCHASE_REVERSED",
-    "MERCHANT_CREATED", "MERCHANT_STATUS_CHANGED", "OFFER_CREATED", "OFFER_STATUS_CHANGED",
-    "FEATURE_FLAG_SET", "FEATURE_FLAG_DELETED", "PAYOUT_REQUESTED", "PAYOUT_COMPLETED", "PAYOUT_FAILED",
+    "PURCHASE_CONFIRMED",
+    "PURCHASE_CONFIRMED_BY_ADMIN",
+    "PURCHASE_REJECTED",
+    "PURCHASE_REVERSED",
+    "MERCHANT_CREATED",
+    "MERCHANT_STATUS_CHANGED",
+    "OFFER_CREATED",
+    "OFFER_STATUS_CHANGED",
+    "FEATURE_FLAG_SET",
+    "FEATURE_FLAG_DELETED",
+    "PAYOUT_REQUESTED",
+    "PAYOUT_COMPLETED",
+    "PAYOUT_FAILED",
 )
 RESOURCE_TYPES = ("purchase", "merchant", "offer", "feature_flag", "payout")
 AUDIT_COLUMNS = "id, occurred_at, actor_type, actor_id, action, resource_type, resource_id, outcome, details"
@@ -72,6 +87,12 @@ async def list_page(offset: int, limit: int, filters: dict[str, Any]) -> dict[st
     for name, condition in FILTERS.items():
         if filters.get(name) is not None:
             where.add(condition, filters[name])
-    rows, total = await fetch_page(source="audit_logs", columns=AUDIT_COLUMNS, filters=where,
-                                   order_by="occurred_at DESC, id DESC", offset=offset, limit=limit)
+    rows, total = await fetch_page(
+        source="audit_logs",
+        columns=AUDIT_COLUMNS,
+        filters=where,
+        order_by="occurred_at DESC, id DESC",
+        offset=offset,
+        limit=limit,
+    )
     return page([audit_out(row) for row in rows], offset, limit, total)

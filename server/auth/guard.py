@@ -32,8 +32,13 @@ class CurrentUser:
         return self.role == "admin"
 
 
-def auth_failure(request: Request, reason: str, code: str = "INVALID_TOKEN", message: str = INVALID_TOKEN_MESSAGE,
-                 details: dict | None = None) -> ApiError:
+def auth_failure(
+    request: Request,
+    reason: str,
+    code: str = "INVALID_TOKEN",
+    message: str = INVALID_TOKEN_MESSAGE,
+    details: dict | None = None,
+) -> ApiError:
     """Log the failure (a reason code, never the credential) and build the 401."""
     logger.bind(event="auth.failure", reason=reason, path=request.path, client=client_address(request)).warning(
         "authentication failed: {}", reason
@@ -51,8 +56,9 @@ def caller_sql(about_caller: str | None = None) -> str:
     read in the same statement: a hot endpoint then costs one round trip, not two."""
     if about_caller is None:
         return f"SELECT {CALLER_COLUMNS} FROM users u {_CALLERS}"
-    return (f"SELECT {CALLER_COLUMNS}, about.* FROM users u "
-            f"LEFT JOIN LATERAL ({about_caller}) AS about ON TRUE {_CALLERS}")
+    return (
+        f"SELECT {CALLER_COLUMNS}, about.* FROM users u LEFT JOIN LATERAL ({about_caller}) AS about ON TRUE {_CALLERS}"
+    )
 
 
 def caller_lookup(about_caller: str | None = None) -> db.RowsByKey:
@@ -74,8 +80,9 @@ async def authenticate(request: Request, lookup: db.RowsByKey | None = None) -> 
         user_id = str(uuid.UUID(claims["user_id"]))
     except TokenError as error:
         if error.expired:
-            raise auth_failure(request, "expired", "EXPIRED_TOKEN",
-                               "Access token has expired. Please refresh your token.") from None
+            raise auth_failure(
+                request, "expired", "EXPIRED_TOKEN", "Access token has expired. Please refresh your token."
+            ) from None
         raise auth_failure(request, error.reason) from None
     except ValueError:
         raise auth_failure(request, "bad_user_id") from None
@@ -83,8 +90,7 @@ async def authenticate(request: Request, lookup: db.RowsByKey | None = None) -> 
     if row is None:
         raise auth_failure(request, "unknown_user")
     if not row["active"]:
-        raise auth_failure(request, "user_inactive", "USER_INACTIVE", "User account is inactive.",
-                           {"user_id": user_id})
+        raise auth_failure(request, "user_inactive", "USER_INACTIVE", "User account is inactive.", {"user_id": user_id})
     user = CurrentUser(str(row["id"]), row["email"], row["role"], row["active"], row["created_at"])
     request.ctx.user_id = user.id
     return user, row

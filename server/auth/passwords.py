@@ -63,8 +63,7 @@ def configure_executor(threads: int) -> None:
     global _executor
     if _executor is not None:
         _executor.shutdown(wait=False)
-    _executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password-hash",
-                                   initializer=_lower_priority)
+    _executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password-hash", initializer=_lower_priority)
 
 
 def _pool() -> ThreadPoolExecutor:

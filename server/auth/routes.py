@@ -2,8 +2,8 @@
 
 from sanic import Blueprint, Request
 
-from server.auth import service
 from server.apidoc import describe, obj
+from server.auth import service
 from server.endpoint import Call, endpoint
 from server.http import client_address, json_response
 from server.validation import Field, email, string
@@ -12,25 +12,48 @@ bp = Blueprint("auth", url_prefix="/api/v1/auth")
 
 LOGIN_BODY = {"email": Field(email), "password": Field(string(min_length=1, max_length=1024))}
 REFRESH_BODY = {"refresh_token": Field(string(min_length=1, max_length=4096))}
-TOKENS_OUT = obj({"access_token": {"type": "string"}, "refresh_token": {"type": "string"},
-                  "token_type": {"type": "string", "enum": ["bearer"]}, "expires_in": {"type": "integer"}})
+TOKENS_OUT = obj(
+    {
+        "access_token": {"type": "string"},
+        "refresh_token": {"type": "string"},
+        "token_type": {"type": "string", "enum": ["bearer"]},
+        "expires_in": {"type": "integer"},
+    }
+)
 LOGIN_IN = obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": 1}})
 REFRESH_IN = obj({"refresh_token": {"type": "string", "minLength": 1}})
 
 
 @bp.post("/login")
-@describe("Log in", "auth", 200, TOKENS_OUT, [401, 413, 415, 422, 429], body=LOGIN_IN, public=True,
-          description="Five failures for an email within 15 minutes block it (429 with Retry-After).")
+@describe(
+    "Log in",
+    "auth",
+    200,
+    TOKENS_OUT,
+    [401, 413, 415, 422, 429],
+    body=LOGIN_IN,
+    public=True,
+    description="Five failures for an email within 15 minutes block it (429 with Retry-After).",
+)
 @endpoint(body=LOGIN_BODY)
 async def login(request: Request, call: Call):
-    pair = await service.login(request.app.ctx.settings, call.body["email"], call.body["password"],
-                               client_address(request))
+    pair = await service.login(
+        request.app.ctx.settings, call.body["email"], call.body["password"], client_address(request)
+    )
     return json_response(pair.as_dict())
 
 
 @bp.post("/refresh")
-@describe("Rotate a refresh token", "auth", 200, TOKENS_OUT, [401, 413, 415, 422], body=REFRESH_IN, public=True,
-          description="Each refresh token works once; reusing one revokes every refresh token of the user.")
+@describe(
+    "Rotate a refresh token",
+    "auth",
+    200,
+    TOKENS_OUT,
+    [401, 413, 415, 422],
+    body=REFRESH_IN,
+    public=True,
+    description="Each refresh token works once; reusing one revokes every refresh token of the user.",
+)
 @endpoint(body=REFRESH_BODY)
 async def refresh(request: Request, call: Call):
     pair = await service.refresh(request.app.ctx.settings, call.body["refresh_token"])

@@ -34,8 +34,11 @@ class TokenPair:
 
 def _too_many(seconds: int) -> ApiError:
     return ApiError(
-        429, "TOO_MANY_ATTEMPTS", "Too many failed login attempts. Try again later.",
-        {"retry_after_seconds": seconds}, {"Retry-After": str(seconds)},
+        429,
+        "TOO_MANY_ATTEMPTS",
+        "Too many failed login attempts. Try again later.",
+        {"retry_after_seconds": seconds},
+        {"Retry-After": str(seconds)},
     )
 
 
@@ -58,7 +61,11 @@ async def _store_refresh(conn, settings: Settings, user_id: str) -> IssuedRefres
     issued = issue_refresh(settings.oauth_hash_key, user_id, settings.refresh_token_ttl_minutes)
     await conn.execute(
         "INSERT INTO refresh_tokens (id, user_id, token_hash, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        uuid.uuid4(), user_id, issued.token_hash, issued.issued_at, issued.expires_at,
+        uuid.uuid4(),
+        user_id,
+        issued.token_hash,
+        issued.issued_at,
+        issued.expires_at,
     )
     return issued
 
@@ -92,8 +99,9 @@ async def login(settings: Settings, email: str, password: str, ip: str | None) -
             await throttle.record_failure(conn, email, ip)
             outcome = _invalid_credentials()
         elif not user["active"]:
-            outcome = ApiError(401, "USER_INACTIVE", "User account is inactive.", {"user_id": str(user["id"])},
-                               WWW_AUTHENTICATE)
+            outcome = ApiError(
+                401, "USER_INACTIVE", "User account is inactive.", {"user_id": str(user["id"])}, WWW_AUTHENTICATE
+            )
         else:
             await throttle.clear_failures(conn, email)
             if new_hash is not None:
@@ -111,8 +119,7 @@ def _invalid_refresh() -> ApiError:
 
 
 def _revoked() -> ApiError:
-    return ApiError(401, "TOKEN_REVOKED", "Refresh token has been revoked. Please log in again.", {},
-                    WWW_AUTHENTICATE)
+    return ApiError(401, "TOKEN_REVOKED", "Refresh token has been revoked. Please log in again.", {}, WWW_AUTHENTICATE)
 
 
 async def _revoke_all(user_id) -> None:
@@ -144,8 +151,9 @@ async def refresh(settings: Settings, token: str) -> TokenPair:
     if user is None:
         raise _invalid_refresh()
     if not user["active"]:
-        raise ApiError(401, "USER_INACTIVE", "User account is inactive.", {"user_id": str(user["id"])},
-                       WWW_AUTHENTICATE)
+        raise ApiError(
+            401, "USER_INACTIVE", "User account is inactive.", {"user_id": str(user["id"])}, WWW_AUTHENTICATE
+        )
     async with db.transaction() as conn:
         consumed = await conn.execute(
             "UPDATE refresh_tokens SET used_at = now() WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL",

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -36,7 +36,7 @@ def digest(token: str) -> str:
 
 
 def issue_access(key: str, user_id: str, role: str, ttl_minutes: int, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     claims = {
         "user_id": user_id,
         "role": role,
@@ -48,7 +48,7 @@ def issue_access(key: str, user_id: str, role: str, ttl_minutes: int, now: datet
 
 
 def issue_refresh(key: str, user_id: str, ttl_minutes: int, now: datetime | None = None) -> IssuedRefreshToken:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     expires = now + timedelta(minutes=ttl_minutes)
     claims = {
         "user_id": user_id,

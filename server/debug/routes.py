@@ -2,30 +2,57 @@
 
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sanic
 from sanic import Blueprint, Request
 
 from server import db
-from server.db_migrations import code_head
 from server.apidoc import TIMESTAMP, describe, nullable, obj
+from server.db_migrations import code_head
 from server.endpoint import Call, endpoint
 from server.http import json_response
 from server.version import release_info
 
 bp = Blueprint("debug", url_prefix="/debug")
 
-TABLES = ["users", "merchants", "offers", "purchases", "cashback_transactions", "wallets", "payouts",
-          "audit_logs", "feature_flags", "refresh_tokens", "login_attempts"]
+TABLES = [
+    "users",
+    "merchants",
+    "offers",
+    "purchases",
+    "cashback_transactions",
+    "wallets",
+    "payouts",
+    "audit_logs",
+    "feature_flags",
+    "refresh_tokens",
+    "login_attempts",
+]
 
 
-VERSION_OUT = obj({"version": {"type": "string"}, "commit": {"type": "string"}, "deployed_at": nullable(TIMESTAMP),
-                   "started_at": TIMESTAMP, "migration_head": {"type": "string"}, "python": {"type": "string"},
-                   "sanic": {"type": "string"}})
-STATS_OUT = obj({"pool": {"type": "object"}, "queries": {"type": "object"}, "database": {"type": "object"},
-                 "tables": {"type": "object"}, "scope": {"type": "string"}, "pid": {"type": "integer"},
-                 "checked_at": TIMESTAMP})
+VERSION_OUT = obj(
+    {
+        "version": {"type": "string"},
+        "commit": {"type": "string"},
+        "deployed_at": nullable(TIMESTAMP),
+        "started_at": TIMESTAMP,
+        "migration_head": {"type": "string"},
+        "python": {"type": "string"},
+        "sanic": {"type": "string"},
+    }
+)
+STATS_OUT = obj(
+    {
+        "pool": {"type": "object"},
+        "queries": {"type": "object"},
+        "database": {"type": "object"},
+        "tables": {"type": "object"},
+        "scope": {"type": "string"},
+        "pid": {"type": "integer"},
+        "checked_at": TIMESTAMP,
+    }
+)
 
 
 @bp.get("/version")
@@ -33,15 +60,17 @@ STATS_OUT = obj({"pool": {"type": "object"}, "queries": {"type": "object"}, "dat
 @endpoint(auth="admin")
 async def version(request: Request, call: Call):
     info = release_info()
-    return json_response({
-        "version": info.version,
-        "commit": info.commit,
-        "deployed_at": info.deployed_at,
-        "started_at": request.app.ctx.started_at,
-        "migration_head": code_head(),
-        "python": platform.python_version(),
-        "sanic": sanic.__version__,
-    })
+    return json_response(
+        {
+            "version": info.version,
+            "commit": info.commit,
+            "deployed_at": info.deployed_at,
+            "started_at": request.app.ctx.started_at,
+            "migration_head": code_head(),
+            "python": platform.python_version(),
+            "sanic": sanic.__version__,
+        }
+    )
 
 
 @bp.get("/database-stats")
@@ -59,13 +88,19 @@ async def database_stats(request: Request, call: Call):
             "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) ORDER BY relname",
             TABLES,
         )
-    return json_response({
-        "pool": {"min_size": pool.get_min_size(), "max_size": pool.get_max_size(), "size": pool.get_size(),
-                 "idle": pool.get_idle_size()},
-        "queries": db.QUERY_STATS.snapshot(),
-        "database": {"size_bytes": size, "connections": {row["state"]: row["n"] for row in states}},
-        "tables": {row["relname"]: row["n_live_tup"] for row in tables},
-        "scope": "process",
-        "pid": os.getpid(),
-        "checked_at": datetime.now(timezone.utc),
-    })
+    return json_response(
+        {
+            "pool": {
+                "min_size": pool.get_min_size(),
+                "max_size": pool.get_max_size(),
+                "size": pool.get_size(),
+                "idle": pool.get_idle_size(),
+            },
+            "queries": db.QUERY_STATS.snapshot(),
+            "database": {"size_bytes": size, "connections": {row["state"]: row["n"] for row in states}},
+            "tables": {row["relname"]: row["n_live_tup"] for row in tables},
+            "scope": "process",
+            "pid": os.getpid(),
+            "checked_at": datetime.now(UTC),
+        }
+    )

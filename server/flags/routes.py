@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from sanic import Blueprint, Request
 
@@ -12,7 +13,15 @@ from server.errors import schema_error
 from server.flags import service
 from server.http import empty_response, json_response
 from server.validation import (
-    Field, body_bool, choice, pagination_schema, parse_json, query_values, string, uuid_value, validate,
+    Field,
+    body_bool,
+    choice,
+    pagination_schema,
+    parse_json,
+    query_values,
+    string,
+    uuid_value,
+    validate,
 )
 
 bp = Blueprint("flags", url_prefix="/api/v1")
@@ -28,13 +37,34 @@ UPSERT_BODY = {
 SCOPE_QUERY = {"scope_type": SCOPE_TYPE, "scope_id": SCOPE_ID}
 
 SCOPE_TYPE_DOC = {"type": "string", "enum": list(service.SCOPE_TYPES), "default": "global"}
-FLAG_OUT = obj({"id": UUID, "key": {"type": "string"}, "enabled": {"type": "boolean"}, "scope_type": SCOPE_TYPE_DOC,
-                "scope_id": nullable(UUID), "description": nullable({"type": "string"}),
-                "created_at": TIMESTAMP, "updated_at": TIMESTAMP})
-FLAG_IN = obj({"enabled": {"type": "boolean"}, "scope_type": SCOPE_TYPE_DOC, "scope_id": nullable(UUID),
-               "description": nullable({"type": "string", "maxLength": 500})}, required=["enabled"])
-EVALUATION_OUT = obj({"key": {"type": "string"}, "enabled": {"type": "boolean"},
-                      "source": {"type": "string", "enum": ["scoped", "global", "default"]}})
+FLAG_OUT = obj(
+    {
+        "id": UUID,
+        "key": {"type": "string"},
+        "enabled": {"type": "boolean"},
+        "scope_type": SCOPE_TYPE_DOC,
+        "scope_id": nullable(UUID),
+        "description": nullable({"type": "string"}),
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+    }
+)
+FLAG_IN = obj(
+    {
+        "enabled": {"type": "boolean"},
+        "scope_type": SCOPE_TYPE_DOC,
+        "scope_id": nullable(UUID),
+        "description": nullable({"type": "string", "maxLength": 500}),
+    },
+    required=["enabled"],
+)
+EVALUATION_OUT = obj(
+    {
+        "key": {"type": "string"},
+        "enabled": {"type": "boolean"},
+        "source": {"type": "string", "enum": ["scoped", "global", "default"]},
+    }
+)
 SCOPE_PARAMS = [query("scope_type", SCOPE_TYPE_DOC), query("scope_id", UUID)]
 
 
@@ -68,10 +98,12 @@ def with_key_and_scope(body: Mapping[str, Field] | None, query_schema: Mapping[s
 
 def list_query(request: Request):
     settings = request.app.ctx.settings
-    return {**pagination_schema(settings.default_page_size, settings.max_page_size),
-            "key": Field(string(1, 100), required=False),
-            "scope_type": Field(choice(*service.SCOPE_TYPES), required=False),
-            "scope_id": Field(uuid_value, required=False)}
+    return {
+        **pagination_schema(settings.default_page_size, settings.max_page_size),
+        "key": Field(string(1, 100), required=False),
+        "scope_type": Field(choice(*service.SCOPE_TYPES), required=False),
+        "scope_id": Field(uuid_value, required=False),
+    }
 
 
 @bp.put("/feature-flags/<key>")
@@ -85,8 +117,15 @@ async def put_flag(request: Request, call: Call, key: str):
 
 
 @bp.get("/feature-flags/<key>/evaluate")
-@describe("Evaluate a feature flag for a scope", "feature-flags", 200, EVALUATION_OUT, [401, 403, 422],
-          params=SCOPE_PARAMS, description="Scoped row, else the global row, else true (source: default).")
+@describe(
+    "Evaluate a feature flag for a scope",
+    "feature-flags",
+    200,
+    EVALUATION_OUT,
+    [401, 403, 422],
+    params=SCOPE_PARAMS,
+    description="Scoped row, else the global row, else true (source: default).",
+)
 @endpoint(auth="admin", query=with_key_and_scope(None, SCOPE_QUERY))
 async def evaluate_flag(request: Request, call: Call, key: str):
     q = call.query
@@ -95,15 +134,26 @@ async def evaluate_flag(request: Request, call: Call, key: str):
 
 
 @bp.get("/feature-flags")
-@describe("List feature flags", "feature-flags", 200, page_of(FLAG_OUT), [401, 403, 422],
-          params=[*PAGINATION, query("key", {"type": "string"}), query("scope_type", SCOPE_TYPE_DOC),
-                  query("scope_id", UUID)],
-          description="Sorted by created_at DESC, then id DESC.")
+@describe(
+    "List feature flags",
+    "feature-flags",
+    200,
+    page_of(FLAG_OUT),
+    [401, 403, 422],
+    params=[
+        *PAGINATION,
+        query("key", {"type": "string"}),
+        query("scope_type", SCOPE_TYPE_DOC),
+        query("scope_id", UUID),
+    ],
+    description="Sorted by created_at DESC, then id DESC.",
+)
 @endpoint(auth="admin", query=list_query)
 async def list_flags(request: Request, call: Call):
     q = call.query
-    return json_response(await service.list_page(q["offset"], q["limit"], q.get("key"), q.get("scope_type"),
-                                                 q.get("scope_id")))
+    return json_response(
+        await service.list_page(q["offset"], q["limit"], q.get("key"), q.get("scope_type"), q.get("scope_id"))
+    )
 
 
 @bp.delete("/feature-flags/<key>")

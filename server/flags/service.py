@@ -27,8 +27,9 @@ LIMIT 1
 """
 
 
-async def resolve(conn: asyncpg.Connection, key: str, scope_type: str = "global",
-                  scope_id: str | None = None) -> tuple[bool, str]:
+async def resolve(
+    conn: asyncpg.Connection, key: str, scope_type: str = "global", scope_id: str | None = None
+) -> tuple[bool, str]:
     """(enabled, source) where source is "scoped", "global" or "default". Flags are never cached."""
     row = await conn.fetchrow(RESOLVE_SQL, key, scope_type, scope_id)
     if row is None:
@@ -70,8 +71,12 @@ def global_scope_violation(scope_type: str | None, scope_id: str | None) -> dict
 
 def require_scope_id(scope_type: str, scope_id: str | None) -> None:
     if scope_type != "global" and scope_id is None:
-        raise ApiError(422, "FEATURE_FLAG_SCOPE_ID_REQUIRED",
-                       f"scope_id is required when scope_type is '{scope_type}'.", {"scope_type": scope_type})
+        raise ApiError(
+            422,
+            "FEATURE_FLAG_SCOPE_ID_REQUIRED",
+            f"scope_id is required when scope_type is '{scope_type}'.",
+            {"scope_type": scope_type},
+        )
 
 
 def flag_out(row) -> dict[str, Any]:
@@ -91,21 +96,32 @@ class _UpsertRaced(Exception):
     """The row appeared between our read and our upsert; retry to learn its previous value."""
 
 
-async def upsert(admin_id: str, key: str, scope_type: str, scope_id: str | None, enabled: bool,
-                 description: str | None) -> dict[str, Any]:
+async def upsert(
+    admin_id: str, key: str, scope_type: str, scope_id: str | None, enabled: bool, description: str | None
+) -> dict[str, Any]:
     for _ in range(UPSERT_ATTEMPTS):
         try:
             async with db.transaction() as conn:
-                previous = await conn.fetchval(f"SELECT enabled FROM feature_flags WHERE {SAME_SCOPE} FOR UPDATE",
-                                               key, scope_type, scope_id)
+                previous = await conn.fetchval(
+                    f"SELECT enabled FROM feature_flags WHERE {SAME_SCOPE} FOR UPDATE", key, scope_type, scope_id
+                )
                 row = await conn.fetchrow(UPSERT_SQL, key, scope_type, scope_id, uuid.uuid4(), enabled, description)
                 if not row["created"] and previous is None:
                     raise _UpsertRaced()
                 await audit.record(
-                    conn, actor_type="admin", actor_id=admin_id, action="FEATURE_FLAG_SET",
-                    resource_type="feature_flag", resource_id=row["id"],
-                    details={"key": key, "scope_type": scope_type, "scope_id": scope_id, "enabled": enabled,
-                             "previous_enabled": None if row["created"] else previous},
+                    conn,
+                    actor_type="admin",
+                    actor_id=admin_id,
+                    action="FEATURE_FLAG_SET",
+                    resource_type="feature_flag",
+                    resource_id=row["id"],
+                    details={
+                        "key": key,
+                        "scope_type": scope_type,
+                        "scope_id": scope_id,
+                        "enabled": enabled,
+                        "previous_enabled": None if row["created"] else previous,
+                    },
                 )
             return flag_out(row)
         except _UpsertRaced:
@@ -115,14 +131,23 @@ async def upsert(admin_id: str, key: str, scope_type: str, scope_id: str | None,
 
 async def delete(admin_id: str, key: str, scope_type: str, scope_id: str | None) -> None:
     async with db.transaction() as conn:
-        row = await conn.fetchrow(f"DELETE FROM feature_flags WHERE {SAME_SCOPE} RETURNING id, enabled",
-                                  key, scope_type, scope_id)
+        row = await conn.fetchrow(
+            f"DELETE FROM feature_flags WHERE {SAME_SCOPE} RETURNING id, enabled", key, scope_type, scope_id
+        )
         if row is None:
-            raise ApiError(404, "FEATURE_FLAG_NOT_FOUND", f"Feature flag '{key}' not found for scope '{scope_type}'.",
-                           {"key": key, "scope_type": scope_type, "scope_id": scope_id})
+            raise ApiError(
+                404,
+                "FEATURE_FLAG_NOT_FOUND",
+                f"Feature flag '{key}' not found for scope '{scope_type}'.",
+                {"key": key, "scope_type": scope_type, "scope_id": scope_id},
+            )
         await audit.record(
-            conn, actor_type="admin", actor_id=admin_id, action="FEATURE_FLAG_DELETED",
-            resource_type="feature_flag", resource_id=row["id"],
+            conn,
+            actor_type="admin",
+            actor_id=admin_id,
+            action="FEATURE_FLAG_DELETED",
+            resource_type="feature_flag",
+            resource_id=row["id"],
             details={"key": key, "scope_type": scope_type, "scope_id": scope_id, "enabled": row["enabled"]},
         )
 
@@ -133,12 +158,19 @@ async def evaluate(key: str, scope_type: str, scope_id: str | None) -> dict[str,
     return {"key": key, "enabled": enabled, "source": source}
 
 
-async def list_page(offset: int, limit: int, key: str | None, scope_type: str | None,
-                    scope_id: str | None) -> dict[str, Any]:
+async def list_page(
+    offset: int, limit: int, key: str | None, scope_type: str | None, scope_id: str | None
+) -> dict[str, Any]:
     where = Filters()
     for column, value in (("key", key), ("scope_type", scope_type), ("scope_id", scope_id)):
         if value is not None:
             where.add(f"{column} = {{}}", value)
-    rows, total = await fetch_page(source="feature_flags", columns=FLAG_COLUMNS, filters=where,
-                                   order_by="created_at DESC, id DESC", offset=offset, limit=limit)
+    rows, total = await fetch_page(
+        source="feature_flags",
+        columns=FLAG_COLUMNS,
+        filters=where,
+        order_by="created_at DESC, id DESC",
+        offset=offset,
+        limit=limit,
+    )
     return page([flag_out(row) for row in rows], offset, limit, total)

@@ -48,8 +48,9 @@ class ReadinessProbe:
 
     async def _query(self) -> str | None:
         if self._connection is None or self._connection.is_closed():
-            self._connection = await asyncpg.connect(**self._params, timeout=CHECK_TIMEOUT_SECONDS,
-                                                     server_settings={"application_name": "clicknback-probe"})
+            self._connection = await asyncpg.connect(
+                **self._params, timeout=CHECK_TIMEOUT_SECONDS, server_settings={"application_name": "clicknback-probe"}
+            )
         await self._connection.fetchval("SELECT 1")
         return await db_head_on(self._connection)
 

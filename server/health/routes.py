@@ -12,8 +12,9 @@ bp = Blueprint("health", url_prefix="/health")
 
 
 @bp.get("/live")
-@describe("Liveness probe (no I/O)", "health", 200, obj({"status": {"type": "string", "enum": ["alive"]}}), [],
-          public=True)
+@describe(
+    "Liveness probe (no I/O)", "health", 200, obj({"status": {"type": "string", "enum": ["alive"]}}), [], public=True
+)
 async def live(request: Request):
     # No I/O at all: answers while the database is down or the pool is exhausted.
     return json_response({"status": "alive"})

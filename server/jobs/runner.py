@@ -21,8 +21,9 @@ async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
         started = time.perf_counter()
         try:
             processed = await verification.tick(settings)
-            logger.bind(event="job.tick", processed=processed,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 3)).debug("verification tick")
+            logger.bind(
+                event="job.tick", processed=processed, duration_ms=round((time.perf_counter() - started) * 1000, 3)
+            ).debug("verification tick")
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the loop must never die
@@ -31,5 +32,5 @@ async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
             )
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass

@@ -39,13 +39,17 @@ UPDATE purchases SET verification_attempts = $2, next_verification_at = $3, upda
 
 # Errors that mean the database itself is unreachable or going away (shutdown, crash, dropped):
 # the tick stops and the runner tries again on the next one.
-CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                     asyncpg.OperatorInterventionError, ConnectionError)
+CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    ConnectionError,
+)
 
 
 def rejection_reason(attempts: int) -> str:
-    return (f"Bank reconciliation failed: no matching bank movement found after {attempts} "
-            f"verification attempt(s).")
+    return f"Bank reconciliation failed: no matching bank movement found after {attempts} verification attempt(s)."
 
 
 def bank_matches(purchase: asyncpg.Record, settings: Settings) -> bool:
@@ -75,8 +79,9 @@ class TickResult:
         return self.confirmed + self.rejected + self.soft_failed + self.deferred
 
 
-async def _process_one(settings: Settings, started: datetime, next_due: datetime, skip: list[Any],
-                       result: TickResult) -> bool:
+async def _process_one(
+    settings: Settings, started: datetime, next_due: datetime, skip: list[Any], result: TickResult
+) -> bool:
     """Claim and settle one due purchase in one transaction; False when nothing is due."""
     claimed_id = None
     try:
@@ -113,7 +118,8 @@ async def _process_one(settings: Settings, started: datetime, next_due: datetime
         skip.append(claimed_id)
         result.failed += 1
         logger.bind(event="job.purchase_failed", purchase_id=str(claimed_id), error=type(error).__name__).opt(
-            exception=error).error("verification of a purchase failed: {}", type(error).__name__)
+            exception=error
+        ).error("verification of a purchase failed: {}", type(error).__name__)
         return True
 
 
@@ -125,9 +131,14 @@ async def run_tick(settings: Settings) -> TickResult:
     while await _process_one(settings, started, next_due, skip, result):
         pass
     if result.processed or result.failed:
-        logger.bind(event="job.tick", confirmed=result.confirmed, rejected=result.rejected,
-                    soft_failed=result.soft_failed, deferred=result.deferred, failed=result.failed).info(
-            "verification tick settled {} purchase(s)", result.processed)
+        logger.bind(
+            event="job.tick",
+            confirmed=result.confirmed,
+            rejected=result.rejected,
+            soft_failed=result.soft_failed,
+            deferred=result.deferred,
+            failed=result.failed,
+        ).info("verification tick settled {} purchase(s)", result.processed)
     return result
 
 

@@ -3,7 +3,16 @@
 from sanic import Blueprint, Request
 
 from server.apidoc import (
-    PAGINATION, RATE, RATE_IN, STATUS_BODY, STATUS_OUT, UUID, describe, obj, page_of, query,
+    PAGINATION,
+    RATE,
+    RATE_IN,
+    STATUS_BODY,
+    STATUS_OUT,
+    UUID,
+    describe,
+    obj,
+    page_of,
+    query,
 )
 from server.endpoint import Call, endpoint
 from server.http import json_response
@@ -19,17 +28,25 @@ CREATE_BODY = {
 }
 STATUS_BODY_SCHEMA = {"status": Field(choice("active", "inactive"))}
 
-MERCHANT_OUT = obj({"id": UUID, "name": {"type": "string"}, "default_cashback_percentage": RATE,
-                    "active": {"type": "boolean"}})
-MERCHANT_IN = obj({"name": {"type": "string", "minLength": 1, "maxLength": 255},
-                   "default_cashback_percentage": RATE_IN, "active": {"type": "boolean", "default": True}},
-                  required=["name", "default_cashback_percentage"])
+MERCHANT_OUT = obj(
+    {"id": UUID, "name": {"type": "string"}, "default_cashback_percentage": RATE, "active": {"type": "boolean"}}
+)
+MERCHANT_IN = obj(
+    {
+        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "default_cashback_percentage": RATE_IN,
+        "active": {"type": "boolean", "default": True},
+    },
+    required=["name", "default_cashback_percentage"],
+)
 
 
 def list_query(request: Request):
     settings = request.app.ctx.settings
-    return {**pagination_schema(settings.default_page_size, settings.max_page_size),
-            "active": Field(query_bool, required=False)}
+    return {
+        **pagination_schema(settings.default_page_size, settings.max_page_size),
+        "active": Field(query_bool, required=False),
+    }
 
 
 @bp.post("/merchants")
@@ -37,16 +54,25 @@ def list_query(request: Request):
 @endpoint(auth="admin", body=CREATE_BODY)
 async def create_merchant(request: Request, call: Call):
     merchant = await service.create(
-        call.user.id, request.app.ctx.settings.max_cashback_percentage, call.body["name"],
-        call.body["default_cashback_percentage"], call.body["active"],
+        call.user.id,
+        request.app.ctx.settings.max_cashback_percentage,
+        call.body["name"],
+        call.body["default_cashback_percentage"],
+        call.body["active"],
     )
     return json_response(merchant, status=201)
 
 
 @bp.get("/merchants")
-@describe("List merchants", "merchants", 200, page_of(MERCHANT_OUT), [401, 403, 422],
-          params=[*PAGINATION, query("active", {"type": "boolean"})],
-          description="Sorted by lower(name), then id.")
+@describe(
+    "List merchants",
+    "merchants",
+    200,
+    page_of(MERCHANT_OUT),
+    [401, 403, 422],
+    params=[*PAGINATION, query("active", {"type": "boolean"})],
+    description="Sorted by lower(name), then id.",
+)
 @endpoint(auth="admin", query=list_query)
 async def list_merchants(request: Request, call: Call):
     q = call.query
@@ -54,8 +80,9 @@ async def list_merchants(request: Request, call: Call):
 
 
 @bp.patch("/merchants/<merchant_id>/status")
-@describe("Activate or deactivate a merchant", "merchants", 200, STATUS_OUT, [401, 403, 404, 415, 422],
-          body=STATUS_BODY)
+@describe(
+    "Activate or deactivate a merchant", "merchants", 200, STATUS_OUT, [401, 403, 404, 415, 422], body=STATUS_BODY
+)
 @endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
 async def set_merchant_status(request: Request, call: Call, merchant_id: str):
     try:

@@ -36,13 +36,18 @@ def _name_taken(name: str) -> ApiError:
     return ApiError(409, "MERCHANT_NAME_TAKEN", f"A merchant named '{name}' already exists.", {"name": name})
 
 
-async def create(admin_id: str, max_percentage: Decimal, name: str, percentage: Decimal,
-                 active: bool) -> dict[str, Any]:
+async def create(
+    admin_id: str, max_percentage: Decimal, name: str, percentage: Decimal, active: bool
+) -> dict[str, Any]:
     if not Decimal(0) <= percentage <= max_percentage:
-        raise rules_error([violation(
-            "default_cashback_percentage",
-            f"Default cashback percentage must be between 0 and {render_limit(max_percentage)}.",
-        )])
+        raise rules_error(
+            [
+                violation(
+                    "default_cashback_percentage",
+                    f"Default cashback percentage must be between 0 and {render_limit(max_percentage)}.",
+                )
+            ]
+        )
     if await db.fetchval("SELECT 1 FROM merchants WHERE lower(name) = lower($1)", name):
         raise _name_taken(name)
     try:
@@ -50,11 +55,18 @@ async def create(admin_id: str, max_percentage: Decimal, name: str, percentage: 
             row = await conn.fetchrow(
                 f"INSERT INTO merchants (id, name, default_cashback_percentage, active) VALUES ($1, $2, $3, $4) "
                 f"RETURNING {MERCHANT_COLUMNS}",
-                uuid.uuid4(), name, percentage, active,
+                uuid.uuid4(),
+                name,
+                percentage,
+                active,
             )
             await audit.record(
-                conn, actor_type="admin", actor_id=admin_id, action="MERCHANT_CREATED",
-                resource_type="merchant", resource_id=row["id"],
+                conn,
+                actor_type="admin",
+                actor_id=admin_id,
+                action="MERCHANT_CREATED",
+                resource_type="merchant",
+                resource_id=row["id"],
                 details={"name": name, "default_cashback_percentage": rate(percentage), "active": active},
             )
     except asyncpg.UniqueViolationError as error:
@@ -67,8 +79,14 @@ async def create(admin_id: str, max_percentage: Decimal, name: str, percentage: 
 
 async def list_page(offset: int, limit: int, active: bool | None) -> dict[str, Any]:
     where = Filters().add("active = {}", active) if active is not None else Filters()
-    rows, total = await fetch_page(source="merchants", columns=MERCHANT_COLUMNS, filters=where,
-                                   order_by="lower(name), id", offset=offset, limit=limit)
+    rows, total = await fetch_page(
+        source="merchants",
+        columns=MERCHANT_COLUMNS,
+        filters=where,
+        order_by="lower(name), id",
+        offset=offset,
+        limit=limit,
+    )
     return page([merchant_out(row) for row in rows], offset, limit, total)
 
 
@@ -83,8 +101,12 @@ async def set_status(admin_id: str, merchant_id: str | None, raw_id: str, status
         if current != wanted:
             await conn.execute("UPDATE merchants SET active = $2 WHERE id = $1", merchant_id, wanted)
             await audit.record(
-                conn, actor_type="admin", actor_id=admin_id, action="MERCHANT_STATUS_CHANGED",
-                resource_type="merchant", resource_id=merchant_id,
+                conn,
+                actor_type="admin",
+                actor_id=admin_id,
+                action="MERCHANT_STATUS_CHANGED",
+                resource_type="merchant",
+                resource_id=merchant_id,
                 details={"from": "active" if current else "inactive", "to": status},
             )
     return {"id": merchant_id, "status": status}

@@ -19,8 +19,9 @@ page is kept until the next change:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import asyncpg
 from loguru import logger
@@ -80,14 +81,18 @@ class CataloguePages:
 
     async def _listen(self) -> bool:
         try:
-            connection = await asyncpg.connect(**self._connect_params, timeout=CONNECT_TIMEOUT_SECONDS,
-                                               server_settings={"application_name": "clicknback-catalogue"})
+            connection = await asyncpg.connect(
+                **self._connect_params,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                server_settings={"application_name": "clicknback-catalogue"},
+            )
             await connection.add_listener(CHANNEL, self.invalidate)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as error:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as error:
             if not self._outage_logged:  # once per outage, not once per retry
                 self._outage_logged = True
                 logger.bind(event="catalogue.listen_failed", reason=type(error).__name__).warning(
-                    "catalogue cache off until the database answers")
+                    "catalogue cache off until the database answers"
+                )
             return False
         self._outage_logged = False
         connection.add_termination_listener(self._lost)

@@ -6,13 +6,30 @@
 from sanic import Blueprint, Request
 
 from server.apidoc import (
-    DATE, PAGINATION, RATE, RATE_IN, STATUS_BODY, STATUS_OUT, UUID, describe, obj, page_of, query,
+    DATE,
+    PAGINATION,
+    RATE,
+    RATE_IN,
+    STATUS_BODY,
+    STATUS_OUT,
+    UUID,
+    describe,
+    obj,
+    page_of,
+    query,
 )
 from server.endpoint import Call, endpoint, query_args
 from server.http import json_body_response, json_response
 from server.offers import service
 from server.validation import (
-    Field, FieldError, choice, date_value, pagination_schema, path_uuid, rate, uuid_value,
+    Field,
+    FieldError,
+    choice,
+    date_value,
+    pagination_schema,
+    path_uuid,
+    rate,
+    uuid_value,
 )
 
 bp = Blueprint("offers", url_prefix="/api/v1")
@@ -29,14 +46,39 @@ STATUS_BODY_SCHEMA = {"status": Field(choice("active", "inactive"))}
 
 CASHBACK_TYPE = {"type": "string", "enum": ["percent", "fixed"]}
 OFFER_STATUS = {"type": "string", "enum": ["active", "inactive"]}
-OFFER_OUT = obj({"id": UUID, "merchant_id": UUID, "cashback_type": CASHBACK_TYPE, "cashback_value": RATE,
-                 "start_date": DATE, "end_date": DATE, "monthly_cap_per_user": RATE, "status": OFFER_STATUS})
-ACTIVE_OFFER_PROPERTIES = {"id": UUID, "merchant_name": {"type": "string"}, "cashback_type": CASHBACK_TYPE,
-                           "cashback_value": RATE, "monthly_cap": RATE, "start_date": DATE, "end_date": DATE}
+OFFER_OUT = obj(
+    {
+        "id": UUID,
+        "merchant_id": UUID,
+        "cashback_type": CASHBACK_TYPE,
+        "cashback_value": RATE,
+        "start_date": DATE,
+        "end_date": DATE,
+        "monthly_cap_per_user": RATE,
+        "status": OFFER_STATUS,
+    }
+)
+ACTIVE_OFFER_PROPERTIES = {
+    "id": UUID,
+    "merchant_name": {"type": "string"},
+    "cashback_type": CASHBACK_TYPE,
+    "cashback_value": RATE,
+    "monthly_cap": RATE,
+    "start_date": DATE,
+    "end_date": DATE,
+}
 ACTIVE_OFFER_OUT = obj(ACTIVE_OFFER_PROPERTIES)
 OFFER_DETAILS_OUT = obj({**ACTIVE_OFFER_PROPERTIES, "status": OFFER_STATUS})
-OFFER_IN = obj({"merchant_id": UUID, "cashback_type": CASHBACK_TYPE, "cashback_value": RATE_IN,
-                "start_date": DATE, "end_date": DATE, "monthly_cap": RATE_IN})
+OFFER_IN = obj(
+    {
+        "merchant_id": UUID,
+        "cashback_type": CASHBACK_TYPE,
+        "cashback_value": RATE_IN,
+        "start_date": DATE,
+        "end_date": DATE,
+        "monthly_cap": RATE_IN,
+    }
+)
 
 
 def _date_from_not_after(raw_date_to: str | None):
@@ -84,26 +126,48 @@ async def create_offer(request: Request, call: Call):
 
 
 @bp.get("/offers")
-@describe("List offers", "offers", 200, page_of(OFFER_OUT), [401, 422],
-          params=[*PAGINATION, query("status", OFFER_STATUS), query("merchant_id", UUID),
-                  query("date_from", DATE), query("date_to", DATE)],
-          description="Sorted by start_date DESC, then id; inactive and expired offers included.")
+@describe(
+    "List offers",
+    "offers",
+    200,
+    page_of(OFFER_OUT),
+    [401, 422],
+    params=[
+        *PAGINATION,
+        query("status", OFFER_STATUS),
+        query("merchant_id", UUID),
+        query("date_from", DATE),
+        query("date_to", DATE),
+    ],
+    description="Sorted by start_date DESC, then id; inactive and expired offers included.",
+)
 @endpoint(auth="user", query=list_query)
 async def list_offers(request: Request, call: Call):
     q = call.query
-    return json_response(await service.list_page(q["offset"], q["limit"], q.get("status"), q.get("merchant_id"),
-                                                 q.get("date_from"), q.get("date_to")))
+    return json_response(
+        await service.list_page(
+            q["offset"], q["limit"], q.get("status"), q.get("merchant_id"), q.get("date_from"), q.get("date_to")
+        )
+    )
 
 
 @bp.get("/offers/active")
-@describe("List offers valid today", "offers", 200, page_of(ACTIVE_OFFER_OUT), [401, 422], params=PAGINATION,
-          description="Active offers of active merchants with start_date <= today <= end_date (UTC), "
-                      "sorted by merchant name (case-insensitive), then id.")
+@describe(
+    "List offers valid today",
+    "offers",
+    200,
+    page_of(ACTIVE_OFFER_OUT),
+    [401, 422],
+    params=PAGINATION,
+    description="Active offers of active merchants with start_date <= today <= end_date (UTC), "
+    "sorted by merchant name (case-insensitive), then id.",
+)
 @endpoint(auth="user", query=page_query)
 async def list_active_offers(request: Request, call: Call):
     today, offset, limit = service.utc_today(), call.query["offset"], call.query["limit"]
-    body = await request.app.ctx.catalogue.page(today, offset, limit,
-                                                lambda: service.active_page_json(today, offset, limit))
+    body = await request.app.ctx.catalogue.page(
+        today, offset, limit, lambda: service.active_page_json(today, offset, limit)
+    )
     return json_body_response(body)
 
 
@@ -115,8 +179,9 @@ async def get_offer(request: Request, call: Call, offer_id: str):
 
 
 @bp.patch("/offers/<offer_id>/status")
-@describe("Activate or deactivate an offer", "offers", 200, STATUS_OUT, [401, 403, 404, 409, 415, 422],
-          body=STATUS_BODY)
+@describe(
+    "Activate or deactivate an offer", "offers", 200, STATUS_OUT, [401, 403, 404, 409, 415, 422], body=STATUS_BODY
+)
 @endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
 async def set_offer_status(request: Request, call: Call, offer_id: str):
     try:

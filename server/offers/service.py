@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,8 +13,8 @@ from server import db
 from server.audit import service as audit
 from server.errors import ApiError, forbidden, not_found, rules_error, violation
 from server.http import dumps, page, rate, rate_text
-from server.pagination import Filters, fetch_page
 from server.merchants.service import render_limit
+from server.pagination import Filters, fetch_page
 
 ONE_ACTIVE_INDEX = "uq_offers_one_active_per_merchant"
 OFFER_COLUMNS = "id, merchant_id, percentage, fixed_amount, start_date, end_date, monthly_cap_per_user, active"
@@ -22,8 +22,9 @@ ACTIVE_ACTION = "Deactivate the existing offer before creating a new one."
 
 # /offers/active: one statement per page, total included (server/pagination.py), no N+1.
 ACTIVE_SOURCE = "offers o JOIN merchants m ON m.id = o.merchant_id"
-ACTIVE_COLUMNS = ("o.id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user, "
-                  "o.start_date, o.end_date")
+ACTIVE_COLUMNS = (
+    "o.id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user, o.start_date, o.end_date"
+)
 DETAILS_SQL = """
 SELECT o.id, o.active, m.active AS merchant_active, m.name AS merchant_name, o.percentage, o.fixed_amount,
        o.monthly_cap_per_user, o.start_date, o.end_date
@@ -32,7 +33,7 @@ FROM offers o JOIN merchants m ON m.id = o.merchant_id WHERE o.id = $1
 
 
 def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def cashback(row: asyncpg.Record) -> tuple[str, Any]:
@@ -69,15 +70,24 @@ def active_offer_out(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def offer_rule_violations(max_percentage: Decimal, today: date, cashback_type: str, value: Decimal,
-                          start: date, end: date, monthly_cap: Decimal) -> list[dict[str, str]]:
+def offer_rule_violations(
+    max_percentage: Decimal,
+    today: date,
+    cashback_type: str,
+    value: Decimal,
+    start: date,
+    end: date,
+    monthly_cap: Decimal,
+) -> list[dict[str, str]]:
     """Every failing offer rule of §3.4, in the table's order."""
     found = []
     if cashback_type == "percent" and not Decimal(0) < value <= max_percentage:
-        found.append(violation(
-            "cashback_value",
-            f"Percentage must be between 0 (exclusive) and {render_limit(max_percentage)} (inclusive).",
-        ))
+        found.append(
+            violation(
+                "cashback_value",
+                f"Percentage must be between 0 (exclusive) and {render_limit(max_percentage)} (inclusive).",
+            )
+        )
     if cashback_type == "fixed" and not value > 0:
         found.append(violation("cashback_value", "Fixed amount must be greater than 0."))
     if start < today:
@@ -94,24 +104,33 @@ def merchant_not_active(merchant_id: str, activating_offer_id: str | None = None
     a message that names what was refused."""
     if activating_offer_id is not None:
         return ApiError(
-            422, "MERCHANT_NOT_ACTIVE",
+            422,
+            "MERCHANT_NOT_ACTIVE",
             f"Cannot activate offer '{activating_offer_id}'. Merchant '{merchant_id}' is not active.",
-            {"merchant_id": str(merchant_id), "offer_id": str(activating_offer_id),
-             "action": "Activate the merchant before activating its offers."},
+            {
+                "merchant_id": str(merchant_id),
+                "offer_id": str(activating_offer_id),
+                "action": "Activate the merchant before activating its offers.",
+            },
         )
     return ApiError(
-        422, "MERCHANT_NOT_ACTIVE", f"Cannot create offer for merchant '{merchant_id}'. Merchant is not active.",
+        422,
+        "MERCHANT_NOT_ACTIVE",
+        f"Cannot create offer for merchant '{merchant_id}'. Merchant is not active.",
         {"merchant_id": str(merchant_id), "action": "Activate the merchant before creating offers."},
     )
 
 
 def active_offer_exists(merchant_id: str, existing_offer_id: Any) -> ApiError:
     return ApiError(
-        409, "ACTIVE_OFFER_ALREADY_EXISTS",
+        409,
+        "ACTIVE_OFFER_ALREADY_EXISTS",
         f"An active offer already exists for merchant '{merchant_id}'. {ACTIVE_ACTION}",
-        {"merchant_id": str(merchant_id),
-         "existing_offer_id": str(existing_offer_id) if existing_offer_id is not None else None,
-         "action": ACTIVE_ACTION},
+        {
+            "merchant_id": str(merchant_id),
+            "existing_offer_id": str(existing_offer_id) if existing_offer_id is not None else None,
+            "action": ACTIVE_ACTION,
+        },
     )
 
 
@@ -121,22 +140,29 @@ async def _active_offer_id(conn: asyncpg.Connection, merchant_id: str) -> uuid.U
 
 async def _lost_race(merchant_id: str) -> ApiError:
     # The partial unique index refused a second active offer; name the winner after the rollback.
-    return active_offer_exists(merchant_id, await db.fetchval(
-        "SELECT id FROM offers WHERE merchant_id = $1 AND active", merchant_id))
+    return active_offer_exists(
+        merchant_id, await db.fetchval("SELECT id FROM offers WHERE merchant_id = $1 AND active", merchant_id)
+    )
 
 
 async def create(admin_id: str, max_percentage: Decimal, body: dict[str, Any]) -> dict[str, Any]:
     merchant_id = body["merchant_id"]
-    violations = offer_rule_violations(max_percentage, utc_today(), body["cashback_type"], body["cashback_value"],
-                                       body["start_date"], body["end_date"], body["monthly_cap"])
+    violations = offer_rule_violations(
+        max_percentage,
+        utc_today(),
+        body["cashback_type"],
+        body["cashback_value"],
+        body["start_date"],
+        body["end_date"],
+        body["monthly_cap"],
+    )
     if violations:
         raise rules_error(violations)
     fixed = body["cashback_type"] == "fixed"
     try:
         async with db.transaction() as conn:
             # FOR SHARE: a concurrent deactivation of the merchant waits for this creation (or vice versa).
-            merchant_active = await conn.fetchval(
-                "SELECT active FROM merchants WHERE id = $1 FOR SHARE", merchant_id)
+            merchant_active = await conn.fetchval("SELECT active FROM merchants WHERE id = $1 FOR SHARE", merchant_id)
             if merchant_active is None:
                 raise not_found("merchant", merchant_id)
             if not merchant_active:
@@ -147,16 +173,29 @@ async def create(admin_id: str, max_percentage: Decimal, body: dict[str, Any]) -
             row = await conn.fetchrow(
                 "INSERT INTO offers (id, merchant_id, percentage, fixed_amount, start_date, end_date, "
                 f"monthly_cap_per_user, active) VALUES ($1, $2, $3, $4, $5, $6, $7, true) RETURNING {OFFER_COLUMNS}",
-                uuid.uuid4(), merchant_id, Decimal(0) if fixed else body["cashback_value"],
-                body["cashback_value"] if fixed else None, body["start_date"], body["end_date"], body["monthly_cap"],
+                uuid.uuid4(),
+                merchant_id,
+                Decimal(0) if fixed else body["cashback_value"],
+                body["cashback_value"] if fixed else None,
+                body["start_date"],
+                body["end_date"],
+                body["monthly_cap"],
             )
             await audit.record(
-                conn, actor_type="admin", actor_id=admin_id, action="OFFER_CREATED", resource_type="offer",
+                conn,
+                actor_type="admin",
+                actor_id=admin_id,
+                action="OFFER_CREATED",
+                resource_type="offer",
                 resource_id=row["id"],
-                details={"merchant_id": merchant_id, "cashback_type": body["cashback_type"],
-                         "cashback_value": rate(body["cashback_value"]),
-                         "start_date": body["start_date"].isoformat(), "end_date": body["end_date"].isoformat(),
-                         "monthly_cap": rate(body["monthly_cap"])},
+                details={
+                    "merchant_id": merchant_id,
+                    "cashback_type": body["cashback_type"],
+                    "cashback_value": rate(body["cashback_value"]),
+                    "start_date": body["start_date"].isoformat(),
+                    "end_date": body["end_date"].isoformat(),
+                    "monthly_cap": rate(body["monthly_cap"]),
+                },
             )
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name == ONE_ACTIVE_INDEX:
@@ -165,8 +204,9 @@ async def create(admin_id: str, max_percentage: Decimal, body: dict[str, Any]) -
     return offer_out(row)
 
 
-async def list_page(offset: int, limit: int, status: str | None, merchant_id: str | None,
-                    date_from: date | None, date_to: date | None) -> dict[str, Any]:
+async def list_page(
+    offset: int, limit: int, status: str | None, merchant_id: str | None, date_from: date | None, date_to: date | None
+) -> dict[str, Any]:
     where = Filters()
     if status is not None:
         where.add("active = {}", status == "active")
@@ -176,15 +216,27 @@ async def list_page(offset: int, limit: int, status: str | None, merchant_id: st
         where.add("end_date >= {}", date_from)
     if date_to is not None:
         where.add("start_date <= {}", date_to)
-    rows, total = await fetch_page(source="offers", columns=OFFER_COLUMNS, filters=where,
-                                   order_by="start_date DESC, id", offset=offset, limit=limit)
+    rows, total = await fetch_page(
+        source="offers",
+        columns=OFFER_COLUMNS,
+        filters=where,
+        order_by="start_date DESC, id",
+        offset=offset,
+        limit=limit,
+    )
     return page([offer_out(row) for row in rows], offset, limit, total)
 
 
 async def active_page(today: date, offset: int, limit: int) -> dict[str, Any]:
     where = Filters().add("o.active AND m.active AND o.start_date <= {0} AND o.end_date >= {0}", today)
-    rows, total = await fetch_page(source=ACTIVE_SOURCE, columns=ACTIVE_COLUMNS, filters=where,
-                                   order_by="lower(m.name), o.id", offset=offset, limit=limit)
+    rows, total = await fetch_page(
+        source=ACTIVE_SOURCE,
+        columns=ACTIVE_COLUMNS,
+        filters=where,
+        order_by="lower(m.name), o.id",
+        offset=offset,
+        limit=limit,
+    )
     return page([active_offer_out(row) for row in rows], offset, limit, total)
 
 
@@ -204,17 +256,24 @@ async def details(offer_id: str | None, raw_id: str, is_admin: bool) -> dict[str
         if not row["active"]:
             reason = "This offer is inactive. Only admin users can view inactive offers."
         elif not row["merchant_active"]:
-            reason = ("The merchant for this offer is inactive. "
-                      "Only admin users can view offers from inactive merchants.")
+            reason = (
+                "The merchant for this offer is inactive. Only admin users can view offers from inactive merchants."
+            )
         if reason is not None:
-            raise forbidden("You do not have permission to view this offer.",
-                            {"resource_type": "offer", "resource_id": offer_id, "reason": reason})
+            raise forbidden(
+                "You do not have permission to view this offer.",
+                {"resource_type": "offer", "resource_id": offer_id, "reason": reason},
+            )
     return {**active_offer_out(row), "status": "active" if row["active"] else "inactive"}
 
 
 def offer_expired(offer_id: str, end_date: date) -> ApiError:
-    return ApiError(422, "OFFER_EXPIRED", f"Offer '{offer_id}' ended on {end_date} and cannot be activated.",
-                    {"offer_id": offer_id, "end_date": end_date.isoformat()})
+    return ApiError(
+        422,
+        "OFFER_EXPIRED",
+        f"Offer '{offer_id}' ended on {end_date} and cannot be activated.",
+        {"offer_id": offer_id, "end_date": end_date.isoformat()},
+    )
 
 
 async def set_status(admin_id: str, offer_id: str | None, raw_id: str, status: str) -> dict[str, str]:
@@ -225,7 +284,8 @@ async def set_status(admin_id: str, offer_id: str | None, raw_id: str, status: s
     try:
         async with db.transaction() as conn:
             offer = await conn.fetchrow(
-                "SELECT merchant_id, active, end_date FROM offers WHERE id = $1 FOR UPDATE", offer_id)
+                "SELECT merchant_id, active, end_date FROM offers WHERE id = $1 FOR UPDATE", offer_id
+            )
             if offer is None:
                 raise not_found("offer", offer_id)
             merchant_id = str(offer["merchant_id"])
@@ -233,7 +293,8 @@ async def set_status(admin_id: str, offer_id: str | None, raw_id: str, status: s
                 return {"id": offer_id, "status": status}
             if wanted:
                 merchant_active = await conn.fetchval(
-                    "SELECT active FROM merchants WHERE id = $1 FOR SHARE", merchant_id)
+                    "SELECT active FROM merchants WHERE id = $1 FOR SHARE", merchant_id
+                )
                 if not merchant_active:
                     raise merchant_not_active(merchant_id, activating_offer_id=offer_id)
                 if offer["end_date"] < utc_today():
@@ -243,10 +304,13 @@ async def set_status(admin_id: str, offer_id: str | None, raw_id: str, status: s
                     raise active_offer_exists(merchant_id, existing)
             await conn.execute("UPDATE offers SET active = $2 WHERE id = $1", offer_id, wanted)
             await audit.record(
-                conn, actor_type="admin", actor_id=admin_id, action="OFFER_STATUS_CHANGED", resource_type="offer",
+                conn,
+                actor_type="admin",
+                actor_id=admin_id,
+                action="OFFER_STATUS_CHANGED",
+                resource_type="offer",
                 resource_id=offer_id,
-                details={"merchant_id": merchant_id, "from": "active" if offer["active"] else "inactive",
-                         "to": status},
+                details={"merchant_id": merchant_id, "from": "active" if offer["active"] else "inactive", "to": status},
             )
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name == ONE_ACTIVE_INDEX and merchant_id is not None:

@@ -6,7 +6,8 @@ from sanic import Blueprint, Request
 
 from server.endpoint import Call, endpoint
 from server.errors import not_found, schema_error, violation
-from server.http import json_response, money as render_money, page
+from server.http import json_response, page
+from server.http import money as render_money
 from server.payouts import service
 from server.purchases import docs
 from server.validation import Field, choice, money, pagination_schema, path_uuid, string, uuid_value
@@ -25,8 +26,13 @@ LIST_PARAMS = [*docs.PAGINATION, docs.query("status", docs.PAYOUT_STATUS)]
 
 
 @bp.post("/users/me/payouts")
-@docs.describe("Request a payout of available cashback", "payouts", {201: docs.PAYOUT_OUT},
-               errors=(400, 409, 413, 415), body=docs.PAYOUT_IN)
+@docs.describe(
+    "Request a payout of available cashback",
+    "payouts",
+    {201: docs.PAYOUT_OUT},
+    errors=(400, 409, 413, 415),
+    body=docs.PAYOUT_IN,
+)
 @endpoint(auth="user", body=REQUEST_BODY)
 async def request_payout(request: Request, call: Call):
     minimum = request.app.ctx.settings.payout_minimum_amount
@@ -41,30 +47,44 @@ async def request_payout(request: Request, call: Call):
 @endpoint(auth="user", query=OWN_LIST_QUERY)
 async def list_own_payouts(request: Request, call: Call):
     q = call.query
-    data, total = await service.list_payouts(offset=q["offset"], limit=q["limit"], status=q.get("status"),
-                                             user_id=call.user.id)
+    data, total = await service.list_payouts(
+        offset=q["offset"], limit=q["limit"], status=q.get("status"), user_id=call.user.id
+    )
     return json_response(page(data, q["offset"], q["limit"], total))
 
 
 @bp.get("/payouts")
-@docs.describe("List payouts of every user (admin)", "payouts", {200: docs.page_of(docs.PAYOUT_OUT)},
-               errors=(403,), parameters=[*LIST_PARAMS, docs.query("user_id", docs.UUID)])
+@docs.describe(
+    "List payouts of every user (admin)",
+    "payouts",
+    {200: docs.page_of(docs.PAYOUT_OUT)},
+    errors=(403,),
+    parameters=[*LIST_PARAMS, docs.query("user_id", docs.UUID)],
+)
 @endpoint(auth="admin", query=ADMIN_LIST_QUERY)
 async def list_payouts(request: Request, call: Call):
     q = call.query
-    data, total = await service.list_payouts(offset=q["offset"], limit=q["limit"], status=q.get("status"),
-                                             user_id=q.get("user_id"))
+    data, total = await service.list_payouts(
+        offset=q["offset"], limit=q["limit"], status=q.get("status"), user_id=q.get("user_id")
+    )
     return json_response(page(data, q["offset"], q["limit"], total))
 
 
 @bp.patch("/payouts/<payout_id>")
-@docs.describe("Complete or fail a requested payout (admin)", "payouts", {200: docs.PAYOUT_OUT},
-               errors=(400, 403, 404, 409, 413, 415), body=docs.PAYOUT_PATCH_IN, parameters=[docs.path("payout_id")])
+@docs.describe(
+    "Complete or fail a requested payout (admin)",
+    "payouts",
+    {200: docs.PAYOUT_OUT},
+    errors=(400, 403, 404, 409, 413, 415),
+    body=docs.PAYOUT_PATCH_IN,
+    parameters=[docs.path("payout_id")],
+)
 @endpoint(auth="admin", body=PROCESS_BODY)
 async def process_payout(request: Request, call: Call, payout_id: str):
     parsed_id = path_uuid(payout_id)
     if parsed_id is None:
         raise not_found("payout", payout_id)
-    result = await service.process_payout(parsed_id, call.user.id, call.body["status"],
-                                          call.body.get("external_reference"))
+    result = await service.process_payout(
+        parsed_id, call.user.id, call.body["status"], call.body.get("external_reference")
+    )
     return json_response(result)

@@ -60,32 +60,48 @@ def payout_out(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def already_requested(payout_id: Any) -> ApiError:
-    return ApiError(409, "PAYOUT_ALREADY_REQUESTED", "A payout request is already awaiting processing.",
-                    {"payout_id": str(payout_id) if payout_id is not None else None})
+    return ApiError(
+        409,
+        "PAYOUT_ALREADY_REQUESTED",
+        "A payout request is already awaiting processing.",
+        {"payout_id": str(payout_id) if payout_id is not None else None},
+    )
 
 
 async def request_payout(user_id: str, amount: Decimal) -> dict[str, Any]:
     """POST /users/me/payouts, after the schema and minimum checks: lock -> one open -> balance."""
     try:
         async with db.transaction() as conn:
-            wallet = await conn.fetchrow(
-                "SELECT available_balance FROM wallets WHERE user_id = $1 FOR UPDATE", user_id)
+            wallet = await conn.fetchrow("SELECT available_balance FROM wallets WHERE user_id = $1 FOR UPDATE", user_id)
             # Read after the lock (a fresh snapshot), so a request committed meanwhile is seen.
-            open_id = await conn.fetchval(
-                "SELECT id FROM payouts WHERE user_id = $1 AND status = 'requested'", user_id)
+            open_id = await conn.fetchval("SELECT id FROM payouts WHERE user_id = $1 AND status = 'requested'", user_id)
             if open_id is not None:
                 raise already_requested(open_id)
             available = wallet["available_balance"] if wallet is not None else Decimal("0")
             if amount > available:
-                warn("balance_would_go_negative", "payout request exceeds the available balance",
-                     user_id=user_id, requested_amount=money(amount), available_balance=money(available))
-                raise ApiError(409, "INSUFFICIENT_BALANCE", "Insufficient available balance for this payout.",
-                               {"requested_amount": money(amount), "available_balance": money(available)})
+                warn(
+                    "balance_would_go_negative",
+                    "payout request exceeds the available balance",
+                    user_id=user_id,
+                    requested_amount=money(amount),
+                    available_balance=money(available),
+                )
+                raise ApiError(
+                    409,
+                    "INSUFFICIENT_BALANCE",
+                    "Insufficient available balance for this payout.",
+                    {"requested_amount": money(amount), "available_balance": money(available)},
+                )
             row = await conn.fetchrow(REQUEST_SQL, uuid.uuid4(), user_id, amount)
-            await audit(conn, actor_type="user", actor_id=user_id, action="PAYOUT_REQUESTED",
-                        resource_type="payout", resource_id=row["id"],
-                        details={"amount": money(amount),
-                                 "available_balance_after": money(row["available_balance_after"])})
+            await audit(
+                conn,
+                actor_type="user",
+                actor_id=user_id,
+                action="PAYOUT_REQUESTED",
+                resource_type="payout",
+                resource_id=row["id"],
+                details={"amount": money(amount), "available_balance_after": money(row["available_balance_after"])},
+            )
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != "uq_payouts_one_requested":
             raise
@@ -94,15 +110,22 @@ async def request_payout(user_id: str, amount: Decimal) -> dict[str, Any]:
     return payout_out(row)
 
 
-async def list_payouts(*, offset: int, limit: int, status: str | None = None,
-                       user_id: str | None = None) -> tuple[list[dict[str, Any]], int]:
+async def list_payouts(
+    *, offset: int, limit: int, status: str | None = None, user_id: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
     filters = Filters()
     if status is not None:
         filters.add("status = {}", status)
     if user_id is not None:
         filters.add("user_id = {}", user_id)
-    rows, total = await fetch_page(source="payouts", columns=PAYOUT_COLUMNS, filters=filters,
-                                   order_by="requested_at DESC, id DESC", offset=offset, limit=limit)
+    rows, total = await fetch_page(
+        source="payouts",
+        columns=PAYOUT_COLUMNS,
+        filters=filters,
+        order_by="requested_at DESC, id DESC",
+        offset=offset,
+        limit=limit,
+    )
     return [payout_out(row) for row in rows], total
 
 
@@ -115,20 +138,37 @@ async def process_payout(payout_id: str, admin_id: str, status: str, external_re
         await conn.execute("SELECT 1 FROM wallets WHERE user_id = $1 FOR UPDATE", owner)
         payout = await conn.fetchrow(f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE id = $1 FOR UPDATE", payout_id)
         if payout["status"] != "requested":
-            raise ApiError(400, "INVALID_PAYOUT_TRANSITION",
-                           f"Cannot change payout '{payout_id}' from '{payout['status']}' to '{status}'.",
-                           {"payout_id": payout_id, "current_status": payout["status"], "requested_status": status,
-                            "allowed_from": ["requested"]})
+            raise ApiError(
+                400,
+                "INVALID_PAYOUT_TRANSITION",
+                f"Cannot change payout '{payout_id}' from '{payout['status']}' to '{status}'.",
+                {
+                    "payout_id": payout_id,
+                    "current_status": payout["status"],
+                    "requested_status": status,
+                    "allowed_from": ["requested"],
+                },
+            )
         try:
-            row = await conn.fetchrow(PROCESS_SQL, payout_id, status, admin_id, external_reference, owner,
-                                      payout["amount"])
+            row = await conn.fetchrow(
+                PROCESS_SQL, payout_id, status, admin_id, external_reference, owner, payout["amount"]
+            )
         except asyncpg.NumericValueOutOfRangeError:
             # A completion adds to paid, a failure gives the amount back to available.
-            raise balance_limit_exceeded("paid" if status == "completed" else "available",
-                                         {"payout_id": payout_id}) from None
-        await audit(conn, actor_type="admin", actor_id=admin_id,
-                    action="PAYOUT_COMPLETED" if status == "completed" else "PAYOUT_FAILED",
-                    resource_type="payout", resource_id=payout["id"],
-                    details={"user_id": str(owner), "amount": money(payout["amount"]),
-                             "external_reference": external_reference})
+            raise balance_limit_exceeded(
+                "paid" if status == "completed" else "available", {"payout_id": payout_id}
+            ) from None
+        await audit(
+            conn,
+            actor_type="admin",
+            actor_id=admin_id,
+            action="PAYOUT_COMPLETED" if status == "completed" else "PAYOUT_FAILED",
+            resource_type="payout",
+            resource_id=payout["id"],
+            details={
+                "user_id": str(owner),
+                "amount": money(payout["amount"]),
+                "external_reference": external_reference,
+            },
+        )
     return payout_out(row)

@@ -74,21 +74,32 @@ class TotalMismatch:
     def describe(self) -> str:
         where = f"user {self.user_id}, offer {self.offer_id}, month {self.month:%Y-%m}"
         if self.stored is None:
-            return (f"{where}: no total, expected {money(self.expected)} "
-                    "(reversing or rejecting these purchases fails with data_corrupted)")
-        return (f"{where}: earned is {money(self.stored)}, expected {money(self.expected)} "
-                f"(difference {money(self.stored - self.expected)})")
+            return (
+                f"{where}: no total, expected {money(self.expected)} "
+                "(reversing or rejecting these purchases fails with data_corrupted)"
+            )
+        return (
+            f"{where}: earned is {money(self.stored)}, expected {money(self.expected)} "
+            f"(difference {money(self.stored - self.expected)})"
+        )
 
 
 async def find_total_mismatches(conn: asyncpg.Connection) -> list[TotalMismatch]:
     """Every total that disagrees with its purchases, in one statement; [] when all are exact."""
-    found = [TotalMismatch(str(row["user_id"]), str(row["offer_id"]), row["month"], row["stored"], row["expected"])
-             for row in await conn.fetch(CHECK_SQL)]
+    found = [
+        TotalMismatch(str(row["user_id"]), str(row["offer_id"]), row["month"], row["stored"], row["expected"])
+        for row in await conn.fetch(CHECK_SQL)
+    ]
     for mismatch in found:
-        logger.bind(event="business.warning", reason="cap_total_mismatch", user_id=mismatch.user_id,
-                    offer_id=mismatch.offer_id, month=mismatch.month.isoformat(),
-                    stored=money(mismatch.stored), expected=money(mismatch.expected)
-                    ).warning("monthly cap total does not match its purchases")
+        logger.bind(
+            event="business.warning",
+            reason="cap_total_mismatch",
+            user_id=mismatch.user_id,
+            offer_id=mismatch.offer_id,
+            month=mismatch.month.isoformat(),
+            stored=money(mismatch.stored),
+            expected=money(mismatch.expected),
+        ).warning("monthly cap total does not match its purchases")
     return found
 
 

@@ -16,12 +16,31 @@ NULLABLE_TIMESTAMP = {"type": "string", "format": "date-time", "nullable": True}
 PURCHASE_STATUS = {"type": "string", "enum": ["pending", "confirmed", "rejected", "reversed"]}
 PURCHASE_OUT = {
     "type": "object",
-    "required": ["id", "external_id", "user_id", "merchant_id", "merchant_name", "offer_id", "amount", "currency",
-                 "status", "cashback_amount", "cashback_status", "created_at"],
+    "required": [
+        "id",
+        "external_id",
+        "user_id",
+        "merchant_id",
+        "merchant_name",
+        "offer_id",
+        "amount",
+        "currency",
+        "status",
+        "cashback_amount",
+        "cashback_status",
+        "created_at",
+    ],
     "properties": {
-        "id": UUID, "external_id": {"type": "string"}, "user_id": UUID, "merchant_id": UUID,
-        "merchant_name": {"type": "string"}, "offer_id": UUID, "amount": MONEY_OUT, "currency": {"type": "string"},
-        "status": PURCHASE_STATUS, "cashback_amount": MONEY_OUT,
+        "id": UUID,
+        "external_id": {"type": "string"},
+        "user_id": UUID,
+        "merchant_id": UUID,
+        "merchant_name": {"type": "string"},
+        "offer_id": UUID,
+        "amount": MONEY_OUT,
+        "currency": {"type": "string"},
+        "status": PURCHASE_STATUS,
+        "cashback_amount": MONEY_OUT,
         "cashback_status": {"type": "string", "enum": ["pending", "available", "reversed", None], "nullable": True},
         "created_at": TIMESTAMP,
     },
@@ -34,16 +53,20 @@ PURCHASE_RESULT = {
 WALLET_OUT = {
     "type": "object",
     "required": ["pending_balance", "available_balance", "paid_balance", "reserved_balance"],
-    "properties": {name: MONEY_OUT for name in
-                   ("pending_balance", "available_balance", "paid_balance", "reserved_balance")},
+    "properties": {
+        name: MONEY_OUT for name in ("pending_balance", "available_balance", "paid_balance", "reserved_balance")
+    },
 }
 TRANSACTION_OUT = {
     "type": "object",
     "required": ["id", "type", "amount", "status", "related_purchase_id", "created_at"],
     "properties": {
-        "id": UUID, "type": {"type": "string", "enum": ["cashback_credit"]}, "amount": MONEY_OUT,
+        "id": UUID,
+        "type": {"type": "string", "enum": ["cashback_credit"]},
+        "amount": MONEY_OUT,
         "status": {"type": "string", "enum": ["pending", "available", "reversed"]},
-        "related_purchase_id": UUID, "created_at": TIMESTAMP,
+        "related_purchase_id": UUID,
+        "created_at": TIMESTAMP,
     },
 }
 PAYOUT_STATUS = {"type": "string", "enum": ["requested", "completed", "failed"]}
@@ -51,8 +74,13 @@ PAYOUT_OUT = {
     "type": "object",
     "required": ["id", "user_id", "amount", "status", "requested_at", "processed_at", "external_reference"],
     "properties": {
-        "id": UUID, "user_id": UUID, "amount": MONEY_OUT, "status": PAYOUT_STATUS, "requested_at": TIMESTAMP,
-        "processed_at": NULLABLE_TIMESTAMP, "external_reference": {"type": "string", "nullable": True},
+        "id": UUID,
+        "user_id": UUID,
+        "amount": MONEY_OUT,
+        "status": PAYOUT_STATUS,
+        "requested_at": TIMESTAMP,
+        "processed_at": NULLABLE_TIMESTAMP,
+        "external_reference": {"type": "string", "nullable": True},
     },
 }
 
@@ -60,8 +88,11 @@ PURCHASE_IN = {
     "type": "object",
     "required": ["external_id", "user_id", "merchant_id", "amount", "currency"],
     "properties": {
-        "external_id": {"type": "string", "minLength": 1, "maxLength": 255}, "user_id": UUID, "merchant_id": UUID,
-        "amount": MONEY_IN, "currency": {"type": "string", "minLength": 3, "maxLength": 3, "example": "EUR"},
+        "external_id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "user_id": UUID,
+        "merchant_id": UUID,
+        "amount": MONEY_IN,
+        "currency": {"type": "string", "minLength": 3, "maxLength": 3, "example": "EUR"},
     },
 }
 PAYOUT_IN = {"type": "object", "required": ["amount"], "properties": {"amount": MONEY_IN}}
@@ -75,8 +106,15 @@ PAYOUT_PATCH_IN = {
 }
 
 
-def describe(summary: str, tag: str, responses: dict[int, dict[str, Any]], *, errors: tuple[int, ...] = (),
-             body: dict[str, Any] | None = None, parameters: list[dict[str, Any]] | None = None):
+def describe(
+    summary: str,
+    tag: str,
+    responses: dict[int, dict[str, Any]],
+    *,
+    errors: tuple[int, ...] = (),
+    body: dict[str, Any] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+):
     """One money operation: its one success response, and 401/422 plus `errors` in the error envelope."""
-    (status, schema), = responses.items()
+    ((status, schema),) = responses.items()
     return apidoc.describe(summary, tag, status, schema, {401, 422, *errors}, body=body, params=parameters)

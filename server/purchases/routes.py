@@ -11,8 +11,17 @@ from server.errors import forbidden, not_found, violation
 from server.http import json_response, page
 from server.purchases import docs, service
 from server.validation import (
-    Field, FieldError, date_value, money, pagination_schema, path_uuid, query_values, raise_if, string,
-    uuid_value, validate,
+    Field,
+    FieldError,
+    date_value,
+    money,
+    pagination_schema,
+    path_uuid,
+    query_values,
+    raise_if,
+    string,
+    uuid_value,
+    validate,
 )
 
 bp = Blueprint("purchases", url_prefix="/api/v1")
@@ -76,47 +85,75 @@ LIST_PARAMS = [*docs.PAGINATION, docs.query("status", docs.PURCHASE_STATUS)]
 
 
 @bp.post("/purchases")
-@docs.describe("Record a purchase of the caller", "purchases", {201: docs.PURCHASE_RESULT},
-               errors=(400, 403, 409, 413, 415), body=docs.PURCHASE_IN)
+@docs.describe(
+    "Record a purchase of the caller",
+    "purchases",
+    {201: docs.PURCHASE_RESULT},
+    errors=(400, 403, 409, 413, 415),
+    body=docs.PURCHASE_IN,
+)
 @endpoint(auth="user", body=INGEST_BODY)
 async def ingest_purchase(request: Request, call: Call):
     if call.body["user_id"] != call.user.id:
-        raise forbidden("You can only ingest purchases on your own behalf.",
-                        {"reason": "The user_id in the request does not match the authenticated user."})
+        raise forbidden(
+            "You can only ingest purchases on your own behalf.",
+            {"reason": "The user_id in the request does not match the authenticated user."},
+        )
     result = await service.ingest(call.user.id, call.body)
     return json_response(result, status=201)
 
 
 @bp.get("/purchases")
-@docs.describe("List purchases (admin)", "purchases", {200: docs.page_of(docs.PURCHASE_OUT)}, errors=(403,),
-               parameters=[*LIST_PARAMS, docs.query("user_id", docs.UUID), docs.query("merchant_id", docs.UUID),
-                           docs.query("start_date", {"type": "string", "format": "date"}),
-                           docs.query("end_date", {"type": "string", "format": "date"})])
+@docs.describe(
+    "List purchases (admin)",
+    "purchases",
+    {200: docs.page_of(docs.PURCHASE_OUT)},
+    errors=(403,),
+    parameters=[
+        *LIST_PARAMS,
+        docs.query("user_id", docs.UUID),
+        docs.query("merchant_id", docs.UUID),
+        docs.query("start_date", {"type": "string", "format": "date"}),
+        docs.query("end_date", {"type": "string", "format": "date"}),
+    ],
+)
 @endpoint(auth="admin")
 async def list_purchases(request: Request, call: Call):
     values = _admin_list_query(request)
     status = _status_filter(values)
     data, total = await service.list_purchases(
-        offset=values["offset"], limit=values["limit"], status=status, user_id=values.get("user_id"),
-        merchant_id=values.get("merchant_id"), start_date=values.get("start_date"), end_date=values.get("end_date"),
+        offset=values["offset"],
+        limit=values["limit"],
+        status=status,
+        user_id=values.get("user_id"),
+        merchant_id=values.get("merchant_id"),
+        start_date=values.get("start_date"),
+        end_date=values.get("end_date"),
     )
     return json_response(page(data, values["offset"], values["limit"], total))
 
 
 @bp.get("/users/me/purchases")
-@docs.describe("List the caller's purchases", "purchases", {200: docs.page_of(docs.PURCHASE_OUT)},
-               parameters=LIST_PARAMS)
+@docs.describe(
+    "List the caller's purchases", "purchases", {200: docs.page_of(docs.PURCHASE_OUT)}, parameters=LIST_PARAMS
+)
 @endpoint(auth="user", query=OWN_LIST_QUERY)
 async def list_own_purchases(request: Request, call: Call):
     status = _status_filter(call.query)
-    data, total = await service.list_purchases(offset=call.query["offset"], limit=call.query["limit"],
-                                               status=status, user_id=call.user.id)
+    data, total = await service.list_purchases(
+        offset=call.query["offset"], limit=call.query["limit"], status=status, user_id=call.user.id
+    )
     return json_response(page(data, call.query["offset"], call.query["limit"], total))
 
 
 @bp.get("/purchases/<purchase_id>")
-@docs.describe("A purchase (owner or admin)", "purchases", {200: docs.PURCHASE_OUT}, errors=(403, 404),
-               parameters=[docs.path("purchase_id")])
+@docs.describe(
+    "A purchase (owner or admin)",
+    "purchases",
+    {200: docs.PURCHASE_OUT},
+    errors=(403, 404),
+    parameters=[docs.path("purchase_id")],
+)
 @endpoint(auth="user")
 async def get_purchase(request: Request, call: Call, purchase_id: str):
     result = await service.get_purchase(_purchase_id(purchase_id), call.user.id, call.user.is_admin)
@@ -124,8 +161,13 @@ async def get_purchase(request: Request, call: Call, purchase_id: str):
 
 
 @bp.post("/purchases/<purchase_id>/confirmation")
-@docs.describe("Confirm a pending purchase (admin)", "purchases", {200: docs.PURCHASE_RESULT},
-               errors=(400, 403, 404, 409), parameters=[docs.path("purchase_id")])
+@docs.describe(
+    "Confirm a pending purchase (admin)",
+    "purchases",
+    {200: docs.PURCHASE_RESULT},
+    errors=(400, 403, 404, 409),
+    parameters=[docs.path("purchase_id")],
+)
 @endpoint(auth="admin")
 async def confirm_purchase(request: Request, call: Call, purchase_id: str):
     result = await service.confirm_by_admin(_purchase_id(purchase_id), call.user.id)
@@ -133,8 +175,13 @@ async def confirm_purchase(request: Request, call: Call, purchase_id: str):
 
 
 @bp.patch("/purchases/<purchase_id>/reverse")
-@docs.describe("Reverse a pending or confirmed purchase (admin)", "purchases", {200: docs.PURCHASE_RESULT},
-               errors=(400, 403, 404, 409), parameters=[docs.path("purchase_id")])
+@docs.describe(
+    "Reverse a pending or confirmed purchase (admin)",
+    "purchases",
+    {200: docs.PURCHASE_RESULT},
+    errors=(400, 403, 404, 409),
+    parameters=[docs.path("purchase_id")],
+)
 @endpoint(auth="admin")
 async def reverse_purchase(request: Request, call: Call, purchase_id: str):
     result = await service.reverse_by_admin(_purchase_id(purchase_id), call.user.id)

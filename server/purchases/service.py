@@ -28,8 +28,7 @@ PURCHASE_COLUMNS = (
     "p.currency, p.status, p.cashback_amount, t.status AS cashback_status, p.created_at"
 )
 PURCHASE_SOURCE = (
-    "purchases p JOIN merchants m ON m.id = p.merchant_id "
-    "LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
+    "purchases p JOIN merchants m ON m.id = p.merchant_id LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
 )
 
 # Ingestion is one statement, one round trip after authentication: record_purchase() (migration 3;
@@ -111,7 +110,8 @@ def purchase_out(row: asyncpg.Record) -> dict[str, Any]:
 
 def invalid_status(value: str) -> ApiError:
     return ApiError(
-        422, "INVALID_PURCHASE_STATUS",
+        422,
+        "INVALID_PURCHASE_STATUS",
         f"'{value}' is not a valid purchase status. Allowed values: {', '.join(STATUSES)}.",
         {"allowed_values": list(STATUSES)},
     )
@@ -122,52 +122,78 @@ def duplicate_error(external_id: str, existing: asyncpg.Record | None, caller_id
     """The 409 never reveals another user's purchase: only the caller's own gets the details."""
     details: dict[str, Any] = {"external_id": external_id}
     if existing is not None and str(existing["user_id"]) == caller_id:
-        details.update({
-            "purchase_id": str(existing["id"]),
-            "previously_created_at": existing["created_at"],
-            "previously_processed_amount": money(existing["amount"]),
-            "action": "This request is idempotent and safe to retry. You will receive the same result.",
-        })
-    return ApiError(409, "DUPLICATE_PURCHASE",
-                    f"A purchase with external ID '{external_id}' has already been processed.", details)
+        details.update(
+            {
+                "purchase_id": str(existing["id"]),
+                "previously_created_at": existing["created_at"],
+                "previously_processed_amount": money(existing["amount"]),
+                "action": "This request is idempotent and safe to retry. You will receive the same result.",
+            }
+        )
+    return ApiError(
+        409, "DUPLICATE_PURCHASE", f"A purchase with external ID '{external_id}' has already been processed.", details
+    )
 
 
 def user_not_eligible(user_id: str) -> ApiError:
-    return ApiError(422, "USER_NOT_ELIGIBLE", "User is not eligible to ingest purchases.", {
-        "user_id": user_id,
-        "reason": "Purchase cannot be ingested for users who are non-existent or inactive.",
-    })
+    return ApiError(
+        422,
+        "USER_NOT_ELIGIBLE",
+        "User is not eligible to ingest purchases.",
+        {
+            "user_id": user_id,
+            "reason": "Purchase cannot be ingested for users who are non-existent or inactive.",
+        },
+    )
 
 
 def merchant_not_eligible(merchant_id: str) -> ApiError:
-    return ApiError(422, "MERCHANT_NOT_ELIGIBLE", "Merchant is not eligible to process purchases.", {
-        "merchant_id": merchant_id,
-        "reason": "Purchases cannot be processed for merchants who are non-existent or inactive.",
-    })
+    return ApiError(
+        422,
+        "MERCHANT_NOT_ELIGIBLE",
+        "Merchant is not eligible to process purchases.",
+        {
+            "merchant_id": merchant_id,
+            "reason": "Purchases cannot be processed for merchants who are non-existent or inactive.",
+        },
+    )
 
 
 def offer_not_available(merchant_id: str) -> ApiError:
-    return ApiError(422, "OFFER_NOT_AVAILABLE", f"No active offer is available for merchant '{merchant_id}'.", {
-        "merchant_id": merchant_id,
-        "reason": "Purchases cannot be processed without a valid active offer for the merchant.",
-    })
+    return ApiError(
+        422,
+        "OFFER_NOT_AVAILABLE",
+        f"No active offer is available for merchant '{merchant_id}'.",
+        {
+            "merchant_id": merchant_id,
+            "reason": "Purchases cannot be processed without a valid active offer for the merchant.",
+        },
+    )
 
 
 def unsupported_currency(currency: str) -> ApiError:
-    return ApiError(422, "UNSUPPORTED_CURRENCY",
-                    f"Currency '{currency}' is not supported. Only EUR is accepted at this time.",
-                    {"currency": currency, "reason": "The platform currently processes purchases in EUR only."})
+    return ApiError(
+        422,
+        "UNSUPPORTED_CURRENCY",
+        f"Currency '{currency}' is not supported. Only EUR is accepted at this time.",
+        {"currency": currency, "reason": "The platform currently processes purchases in EUR only."},
+    )
 
 
-def _refusal(found: asyncpg.Record, caller_id: str, external_id: str, merchant_id: str,
-             currency: str) -> ApiError:
+def _refusal(found: asyncpg.Record, caller_id: str, external_id: str, merchant_id: str, currency: str) -> ApiError:
     """The error of the check record_purchase() stopped at, with the business warning it logs."""
     outcome = found["outcome"]
     if outcome == "duplicate":
-        return duplicate_error(external_id, {
-            "id": found["duplicate_id"], "user_id": found["duplicate_user_id"],
-            "created_at": found["duplicate_created_at"], "amount": found["duplicate_amount"],
-        }, caller_id)
+        return duplicate_error(
+            external_id,
+            {
+                "id": found["duplicate_id"],
+                "user_id": found["duplicate_user_id"],
+                "created_at": found["duplicate_created_at"],
+                "amount": found["duplicate_amount"],
+            },
+            caller_id,
+        )
     if outcome == "currency":
         return unsupported_currency(currency)
     if outcome == "user":
@@ -175,13 +201,23 @@ def _refusal(found: asyncpg.Record, caller_id: str, external_id: str, merchant_i
     if outcome == "merchant":
         return merchant_not_eligible(merchant_id)
     if outcome == "offer_missing":
-        warn("offer_unavailable", "purchase attempted for a merchant without an active offer",
-             merchant_id=merchant_id, user_id=caller_id)
+        warn(
+            "offer_unavailable",
+            "purchase attempted for a merchant without an active offer",
+            merchant_id=merchant_id,
+            user_id=caller_id,
+        )
         return offer_not_available(merchant_id)
     if outcome in ("offer_expired", "offer_not_started"):
-        warn(outcome, "purchase attempted on an offer outside its validity window", merchant_id=merchant_id,
-             offer_id=str(found["active_offer_id"]), user_id=caller_id, start_date=str(found["offer_start_date"]),
-             end_date=str(found["offer_end_date"]))
+        warn(
+            outcome,
+            "purchase attempted on an offer outside its validity window",
+            merchant_id=merchant_id,
+            offer_id=str(found["active_offer_id"]),
+            user_id=caller_id,
+            start_date=str(found["offer_start_date"]),
+            end_date=str(found["offer_end_date"]),
+        )
         return offer_not_available(merchant_id)
     raise RuntimeError(f"record_purchase answered an unknown outcome {outcome!r}")
 
@@ -208,8 +244,16 @@ async def ingest(caller_id: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- reads ------------------------------------------------------------------------------------
-async def list_purchases(*, offset: int, limit: int, status: str | None = None, user_id: str | None = None,
-                         merchant_id: str | None = None, start_date=None, end_date=None) -> tuple[list, int]:
+async def list_purchases(
+    *,
+    offset: int,
+    limit: int,
+    status: str | None = None,
+    user_id: str | None = None,
+    merchant_id: str | None = None,
+    start_date=None,
+    end_date=None,
+) -> tuple[list, int]:
     filters = Filters()
     if status is not None:
         filters.add("p.status = {}", status)
@@ -221,8 +265,14 @@ async def list_purchases(*, offset: int, limit: int, status: str | None = None, 
         filters.add("p.created_at >= ({}::date)::timestamp AT TIME ZONE 'UTC'", start_date)
     if end_date is not None:
         filters.add("p.created_at < ({}::date + 1)::timestamp AT TIME ZONE 'UTC'", end_date)
-    rows, total = await fetch_page(source=PURCHASE_SOURCE, columns=PURCHASE_COLUMNS, filters=filters,
-                                   order_by="p.created_at DESC, p.id DESC", offset=offset, limit=limit)
+    rows, total = await fetch_page(
+        source=PURCHASE_SOURCE,
+        columns=PURCHASE_COLUMNS,
+        filters=filters,
+        order_by="p.created_at DESC, p.id DESC",
+        offset=offset,
+        limit=limit,
+    )
     return [purchase_out(row) for row in rows], total
 
 
@@ -231,8 +281,10 @@ async def get_purchase(purchase_id: str, caller_id: str, caller_is_admin: bool) 
     if row is None:
         raise not_found("purchase", purchase_id)
     if not caller_is_admin and str(row["user_id"]) != caller_id:
-        raise forbidden("You do not have permission to view this purchase. Purchase belongs to another user.",
-                        {"purchase_id": purchase_id})
+        raise forbidden(
+            "You do not have permission to view this purchase. Purchase belongs to another user.",
+            {"purchase_id": purchase_id},
+        )
     return purchase_out(row)
 
 
@@ -247,9 +299,14 @@ async def _lock_wallet(conn: asyncpg.Connection, user_id: Any) -> asyncpg.Record
 
 def _require_pending_covers(wallet: asyncpg.Record, purchase: asyncpg.Record, action: str) -> None:
     if wallet["pending_balance"] < purchase["cashback_amount"]:
-        warn("balance_would_go_negative", f"{action} would take the pending balance below zero",
-             user_id=str(purchase["user_id"]), purchase_id=str(purchase["id"]),
-             pending_balance=money(wallet["pending_balance"]), cashback_amount=money(purchase["cashback_amount"]))
+        warn(
+            "balance_would_go_negative",
+            f"{action} would take the pending balance below zero",
+            user_id=str(purchase["user_id"]),
+            purchase_id=str(purchase["id"]),
+            pending_balance=money(wallet["pending_balance"]),
+            cashback_amount=money(purchase["cashback_amount"]),
+        )
         raise WalletInvariantError(f"pending balance of user {purchase['user_id']} is below the cashback")
 
 
@@ -262,15 +319,22 @@ def _purchase_details(purchase: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def apply_confirmation(conn: asyncpg.Connection, purchase: asyncpg.Record, *, actor_type: str,
-                             actor_id: str | None) -> None:
+async def apply_confirmation(
+    conn: asyncpg.Connection, purchase: asyncpg.Record, *, actor_type: str, actor_id: str | None
+) -> None:
     """pending -> confirmed: pending -c, available +c, transaction available (even for 0.00)."""
     wallet = await _lock_wallet(conn, purchase["user_id"])
     _require_pending_covers(wallet, purchase, "confirmation")
     await conn.execute(CONFIRM_SQL, purchase["id"], purchase["user_id"], purchase["cashback_amount"])
-    await audit(conn, actor_type=actor_type, actor_id=actor_id,
-                action="PURCHASE_CONFIRMED" if actor_type == "system" else "PURCHASE_CONFIRMED_BY_ADMIN",
-                resource_type="purchase", resource_id=purchase["id"], details=_purchase_details(purchase))
+    await audit(
+        conn,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        action="PURCHASE_CONFIRMED" if actor_type == "system" else "PURCHASE_CONFIRMED_BY_ADMIN",
+        resource_type="purchase",
+        resource_id=purchase["id"],
+        details=_purchase_details(purchase),
+    )
 
 
 async def apply_rejection(conn: asyncpg.Connection, purchase: asyncpg.Record, *, attempts: int, reason: str) -> None:
@@ -278,24 +342,36 @@ async def apply_rejection(conn: asyncpg.Connection, purchase: asyncpg.Record, *,
     wallet = await _lock_wallet(conn, purchase["user_id"])
     _require_pending_covers(wallet, purchase, "rejection")
     await conn.execute(REJECT_SQL, purchase["id"], purchase["user_id"], purchase["cashback_amount"], attempts)
-    await audit(conn, actor_type="system", actor_id=None, action="PURCHASE_REJECTED", resource_type="purchase",
-                resource_id=purchase["id"],
-                details={**_purchase_details(purchase), "reason": reason, "attempts": attempts})
+    await audit(
+        conn,
+        actor_type="system",
+        actor_id=None,
+        action="PURCHASE_REJECTED",
+        resource_type="purchase",
+        resource_id=purchase["id"],
+        details={**_purchase_details(purchase), "reason": reason, "attempts": attempts},
+    )
 
 
 def _pending_shortfall(purchase_id: str, purchase: asyncpg.Record) -> ApiError:
     """A drifted wallet (API.md §4.5) under an admin transition: a documented 409 and nothing moved,
     never a 500."""
-    return ApiError(409, "INSUFFICIENT_BALANCE",
-                    "The wallet's pending balance does not cover this purchase's cashback. "
-                    "Run the wallet consistency check (clicknback-ops check-wallets).",
-                    {"purchase_id": purchase_id, "requested_amount": money(purchase["cashback_amount"])})
+    return ApiError(
+        409,
+        "INSUFFICIENT_BALANCE",
+        "The wallet's pending balance does not cover this purchase's cashback. "
+        "Run the wallet consistency check (clicknback-ops check-wallets).",
+        {"purchase_id": purchase_id, "requested_amount": money(purchase["cashback_amount"])},
+    )
 
 
 def _not_pending(purchase_id: str, current: str) -> ApiError:
-    return ApiError(400, "PURCHASE_NOT_PENDING",
-                    f"Cannot confirm purchase '{purchase_id}'. Purchase status is '{current}', not 'pending'.",
-                    {"purchase_id": purchase_id, "current_status": current, "required_status": "pending"})
+    return ApiError(
+        400,
+        "PURCHASE_NOT_PENDING",
+        f"Cannot confirm purchase '{purchase_id}'. Purchase status is '{current}', not 'pending'.",
+        {"purchase_id": purchase_id, "current_status": current, "required_status": "pending"},
+    )
 
 
 async def confirm_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
@@ -324,29 +400,53 @@ async def reverse_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
         status = purchase["status"]
         details = {"purchase_id": purchase_id, "current_status": status, "reversible_from_statuses": REVERSIBLE_FROM}
         if status == "reversed":
-            raise ApiError(400, "PURCHASE_ALREADY_REVERSED",
-                           f"Cannot reverse purchase '{purchase_id}'. Purchase is already reversed.", details)
+            raise ApiError(
+                400,
+                "PURCHASE_ALREADY_REVERSED",
+                f"Cannot reverse purchase '{purchase_id}'. Purchase is already reversed.",
+                details,
+            )
         if status == "rejected":
-            raise ApiError(400, "PURCHASE_NOT_REVERSIBLE",
-                           f"Cannot reverse purchase '{purchase_id}'. Rejected purchases cannot be reversed.", details)
+            raise ApiError(
+                400,
+                "PURCHASE_NOT_REVERSIBLE",
+                f"Cannot reverse purchase '{purchase_id}'. Rejected purchases cannot be reversed.",
+                details,
+            )
         cashback = purchase["cashback_amount"]
         wallet = await _lock_wallet(conn, purchase["user_id"])
         if status == "confirmed" and wallet["available_balance"] < cashback:
-            warn("balance_would_go_negative", "reversal would take the available balance below zero",
-                 user_id=str(purchase["user_id"]), purchase_id=purchase_id,
-                 available_balance=money(wallet["available_balance"]), cashback_amount=money(cashback))
-            raise ApiError(409, "INSUFFICIENT_BALANCE", "Insufficient available balance to reverse this purchase.", {
-                "purchase_id": purchase_id,
-                "requested_amount": money(cashback),
-                "available_balance": money(wallet["available_balance"]),
-            })
+            warn(
+                "balance_would_go_negative",
+                "reversal would take the available balance below zero",
+                user_id=str(purchase["user_id"]),
+                purchase_id=purchase_id,
+                available_balance=money(wallet["available_balance"]),
+                cashback_amount=money(cashback),
+            )
+            raise ApiError(
+                409,
+                "INSUFFICIENT_BALANCE",
+                "Insufficient available balance to reverse this purchase.",
+                {
+                    "purchase_id": purchase_id,
+                    "requested_amount": money(cashback),
+                    "available_balance": money(wallet["available_balance"]),
+                },
+            )
         if status == "pending":
             try:
                 _require_pending_covers(wallet, purchase, "reversal")
             except WalletInvariantError:
                 raise _pending_shortfall(purchase_id, purchase) from None
         await conn.execute(REVERSE_SQL, purchase["id"], purchase["user_id"], cashback, status)
-        await audit(conn, actor_type="admin", actor_id=admin_id, action="PURCHASE_REVERSED",
-                    resource_type="purchase", resource_id=purchase["id"],
-                    details={"prior_status": status, "reversed_cashback_amount": money(cashback)})
+        await audit(
+            conn,
+            actor_type="admin",
+            actor_id=admin_id,
+            action="PURCHASE_REVERSED",
+            resource_type="purchase",
+            resource_id=purchase["id"],
+            details={"prior_status": status, "reversed_cashback_amount": money(cashback)},
+        )
     return {"id": purchase_id, "status": "reversed", "cashback_amount": money(Decimal("0"))}

@@ -11,15 +11,34 @@ from server.validation import Field, email, string
 bp = Blueprint("users", url_prefix="/api/v1/users")
 
 REGISTER_BODY = {"email": Field(email), "password": Field(string(max_length=1024))}
-USER_OUT = obj({"id": UUID, "email": {"type": "string"}, "role": {"type": "string", "enum": ["user", "admin"]},
-                "active": {"type": "boolean"}, "created_at": TIMESTAMP})
-REGISTER_IN = obj({"email": {"type": "string", "format": "email", "maxLength": 254},
-                   "password": {"type": "string", "maxLength": 1024}})
+USER_OUT = obj(
+    {
+        "id": UUID,
+        "email": {"type": "string"},
+        "role": {"type": "string", "enum": ["user", "admin"]},
+        "active": {"type": "boolean"},
+        "created_at": TIMESTAMP,
+    }
+)
+REGISTER_IN = obj(
+    {
+        "email": {"type": "string", "format": "email", "maxLength": 254},
+        "password": {"type": "string", "maxLength": 1024},
+    }
+)
 
 
 @bp.post("")
-@describe("Register a user", "users", 201, USER_OUT, [400, 409, 413, 415, 422], body=REGISTER_IN, public=True,
-          description="Password rules: 8+ characters, an uppercase, a lowercase, a digit and a special character.")
+@describe(
+    "Register a user",
+    "users",
+    201,
+    USER_OUT,
+    [400, 409, 413, 415, 422],
+    body=REGISTER_IN,
+    public=True,
+    description="Password rules: 8+ characters, an uppercase, a lowercase, a digit and a special character.",
+)
 @endpoint(body=REGISTER_BODY)
 async def register(request: Request, call: Call):
     user = await service.register(call.body["email"], call.body["password"])
@@ -31,5 +50,6 @@ async def register(request: Request, call: Call):
 @endpoint(auth="user")
 async def me(request: Request, call: Call):
     user = call.user
-    return json_response({"id": user.id, "email": user.email, "role": user.role, "active": user.active,
-                          "created_at": user.created_at})
+    return json_response(
+        {"id": user.id, "email": user.email, "role": user.role, "active": user.active, "created_at": user.created_at}
+    )

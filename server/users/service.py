@@ -30,8 +30,12 @@ def _email_taken(email: str) -> ApiError:
 async def register(email: str, password: str) -> dict:
     reason = passwords.complexity_failure(password)
     if reason is not None:
-        raise ApiError(400, "PASSWORD_NOT_COMPLEX_ENOUGH", "Password does not meet complexity requirements.",
-                       {"violations": [violation("password", reason)]})
+        raise ApiError(
+            400,
+            "PASSWORD_NOT_COMPLEX_ENOUGH",
+            "Password does not meet complexity requirements.",
+            {"violations": [violation("password", reason)]},
+        )
     if await db.fetchval("SELECT 1 FROM users WHERE email = $1", email):
         raise _email_taken(email)
     hashed = await passwords.hash_password(password)
@@ -39,7 +43,9 @@ async def register(email: str, password: str) -> dict:
         async with db.transaction() as conn:
             row = await conn.fetchrow(
                 f"INSERT INTO users (id, email, hashed_password) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}",
-                uuid.uuid4(), email, hashed,
+                uuid.uuid4(),
+                email,
+                hashed,
             )
             await conn.execute("INSERT INTO wallets (user_id) VALUES ($1)", row["id"])
     except asyncpg.UniqueViolationError:

@@ -60,8 +60,10 @@ class Mismatch:
     def describe(self) -> str:
         if self.balance == "wallet":
             return f"user {self.user_id} ({self.email}): no wallet"
-        return (f"user {self.user_id} ({self.email}): {self.balance}_balance is {money(self.stored)}, "
-                f"expected {money(self.expected)} (difference {money(self.stored - self.expected)})")
+        return (
+            f"user {self.user_id} ({self.email}): {self.balance}_balance is {money(self.stored)}, "
+            f"expected {money(self.expected)} (difference {money(self.stored - self.expected)})"
+        )
 
 
 async def find_mismatches(conn: asyncpg.Connection) -> list[Mismatch]:
@@ -77,7 +79,12 @@ async def find_mismatches(conn: asyncpg.Connection) -> list[Mismatch]:
             if stored != expected:
                 found.append(Mismatch(user_id, email, balance, stored, expected))
     for mismatch in found:
-        logger.bind(event="business.warning", reason="balance_mismatch", user_id=mismatch.user_id,
-                    balance=mismatch.balance, stored=money(mismatch.stored), expected=money(mismatch.expected)
-                    ).warning("wallet does not match its transactions and payouts")
+        logger.bind(
+            event="business.warning",
+            reason="balance_mismatch",
+            user_id=mismatch.user_id,
+            balance=mismatch.balance,
+            stored=money(mismatch.stored),
+            expected=money(mismatch.expected),
+        ).warning("wallet does not match its transactions and payouts")
     return found

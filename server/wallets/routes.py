@@ -23,8 +23,12 @@ async def wallet_summary(request: Request, call: Call):
 
 
 @bp.get("/users/me/wallet/transactions")
-@docs.describe("The caller's cashback transactions", "wallets", {200: docs.page_of(docs.TRANSACTION_OUT)},
-               parameters=docs.PAGINATION)
+@docs.describe(
+    "The caller's cashback transactions",
+    "wallets",
+    {200: docs.page_of(docs.TRANSACTION_OUT)},
+    parameters=docs.PAGINATION,
+)
 @endpoint(auth="user", query=TRANSACTIONS_QUERY)
 async def wallet_transactions(request: Request, call: Call):
     offset, limit = call.query["offset"], call.query["limit"]

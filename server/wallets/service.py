@@ -28,15 +28,21 @@ def summary(row: asyncpg.Record) -> dict[str, Any]:
 
 async def transactions(user_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     rows, total = await fetch_page(
-        source="cashback_transactions", columns="id, amount, status, purchase_id, created_at",
-        filters=Filters().add("user_id = {}", user_id), order_by="created_at DESC, id DESC",
-        offset=offset, limit=limit,
+        source="cashback_transactions",
+        columns="id, amount, status, purchase_id, created_at",
+        filters=Filters().add("user_id = {}", user_id),
+        order_by="created_at DESC, id DESC",
+        offset=offset,
+        limit=limit,
     )
-    return [{
-        "id": str(row["id"]),
-        "type": "cashback_credit",
-        "amount": money(row["amount"]),
-        "status": row["status"],
-        "related_purchase_id": str(row["purchase_id"]),
-        "created_at": row["created_at"],
-    } for row in rows], total
+    return [
+        {
+            "id": str(row["id"]),
+            "type": "cashback_credit",
+            "amount": money(row["amount"]),
+            "status": row["status"],
+            "related_purchase_id": str(row["purchase_id"]),
+            "created_at": row["created_at"],
+        }
+        for row in rows
+    ], total

@@ -4,7 +4,7 @@ against a real server process running the demo seed."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -38,7 +38,7 @@ def code(response: httpx.Response) -> str:
 
 
 def utc_day(offset: int) -> str:
-    return str(datetime.now(timezone.utc).date() + timedelta(days=offset))
+    return str(datetime.now(UTC).date() + timedelta(days=offset))
 
 
 def every_active_offer(caller: Caller) -> list[dict]:
@@ -67,8 +67,14 @@ def test_w1_admin_platform_setup(seeded_server):
     assert too_high.status_code == 400 and code(too_high) == "VALIDATION_ERROR"
 
     # 4. No offers for an inactive merchant; activate it and find it among the active ones.
-    offer_body = {"merchant_id": merchant_id, "cashback_type": "percent", "cashback_value": 5.0,
-                  "start_date": utc_day(0), "end_date": utc_day(30), "monthly_cap": 20}
+    offer_body = {
+        "merchant_id": merchant_id,
+        "cashback_type": "percent",
+        "cashback_value": 5.0,
+        "start_date": utc_day(0),
+        "end_date": utc_day(30),
+        "monthly_cap": 20,
+    }
     refused = carol.post("/offers", json=offer_body)
     assert refused.status_code == 422 and code(refused) == "MERCHANT_NOT_ACTIVE"
     activated = carol.patch(f"/merchants/{merchant_id}/status", json={"status": "active"})
@@ -111,10 +117,15 @@ def test_w1_admin_platform_setup(seeded_server):
     assert offer_1 in [o["id"] for o in every_active_offer(alice)]
     details = alice.get(f"/offers/{offer_1}")
     assert details.status_code == 200
-    assert {k: details.json()[k] for k in ("merchant_name", "cashback_type", "cashback_value", "monthly_cap",
-                                           "status")} == {"merchant_name": name, "cashback_type": "percent",
-                                                          "cashback_value": 5.0, "monthly_cap": 20.0,
-                                                          "status": "active"}
+    assert {
+        k: details.json()[k] for k in ("merchant_name", "cashback_type", "cashback_value", "monthly_cap", "status")
+    } == {
+        "merchant_name": name,
+        "cashback_type": "percent",
+        "cashback_value": 5.0,
+        "monthly_cap": 20.0,
+        "status": "active",
+    }
     forbidden = alice.get("/merchants")
     assert forbidden.status_code == 403 and code(forbidden) == "FORBIDDEN"
 
@@ -123,9 +134,11 @@ def test_w1_admin_platform_setup(seeded_server):
     assert trail.status_code == 200
     rows = trail.json()["data"]
     assert [r["action"] for r in rows] == ["MERCHANT_STATUS_CHANGED"] * 3 + ["MERCHANT_CREATED"]
-    assert [r["details"] for r in rows[:3]] == [{"from": "inactive", "to": "active"},
-                                               {"from": "active", "to": "inactive"},
-                                               {"from": "inactive", "to": "active"}]
+    assert [r["details"] for r in rows[:3]] == [
+        {"from": "inactive", "to": "active"},
+        {"from": "active", "to": "inactive"},
+        {"from": "inactive", "to": "active"},
+    ]
     assert all(r["actor_type"] == "admin" for r in rows)
 
 
@@ -152,7 +165,8 @@ def test_w2_registration_and_discovery(seeded_server):
     weak = anonymous.post("/users", json={"email": "weak-" + email, "password": "weakpass"})
     assert weak.status_code == 400 and code(weak) == "PASSWORD_NOT_COMPLEX_ENOUGH"
     assert weak.json()["error"]["details"]["violations"] == [
-        {"field": "password", "reason": "Password must contain at least one uppercase letter."}]
+        {"field": "password", "reason": "Password must contain at least one uppercase letter."}
+    ]
 
     # 3. Login, wrong password indistinguishable from an unknown email, then throttling.
     assert anonymous.post("/auth/login", json={"email": email, "password": "Str0ng!Pass"}).status_code == 200
@@ -178,7 +192,9 @@ def test_w2_registration_and_discovery(seeded_server):
     assert revoked_too.status_code == 401 and code(revoked_too) == "TOKEN_REVOKED"
     refresh_as_bearer = Caller(http, new_pair["refresh_token"]).get("/users/me")
     assert refresh_as_bearer.status_code == 401 and code(refresh_as_bearer) == "INVALID_TOKEN"
-    tampered_token = new_pair["access_token"][:-4] + ("AAAA" if not new_pair["access_token"].endswith("AAAA") else "BBBB")
+    tampered_token = new_pair["access_token"][:-4] + (
+        "AAAA" if not new_pair["access_token"].endswith("AAAA") else "BBBB"
+    )
     tampered = Caller(http, tampered_token).get("/users/me")
     assert tampered.status_code == 401 and code(tampered) == "INVALID_TOKEN"
 

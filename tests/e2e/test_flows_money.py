@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import httpx
@@ -28,8 +29,11 @@ DAVE_SHOPLY = "cc000001-0000-0000-0000-000000000001"
 DAVE_QUICKCART = "cc000001-0000-0000-0000-000000000002"
 ALICE_BANKSIMFAIL = "bb000001-0000-0000-0000-000000000001"
 REJECTION_REASON = "Bank reconciliation failed: no matching bank movement found after 3 verification attempt(s)."
-JOB_ENV = {"PURCHASE_JOB_ENABLED": "true", "PURCHASE_CONFIRMATION_INTERVAL_SECONDS": "1",
-           "REJECTION_MERCHANT_ID": DEMO_REJECTION_MERCHANT}
+JOB_ENV = {
+    "PURCHASE_JOB_ENABLED": "true",
+    "PURCHASE_CONFIRMATION_INTERVAL_SECONDS": "1",
+    "REJECTION_MERCHANT_ID": DEMO_REJECTION_MERCHANT,
+}
 
 
 @pytest.fixture
@@ -60,11 +64,27 @@ class Flow:
         self.login(name, email)
         return response.json()["id"]
 
-    async def purchase(self, who: str, user_id: str, merchant_id: str, amount: str,
-                       external_id: str | None = None, currency: str = "EUR") -> httpx.Response:
-        return await self.call("POST", "/purchases", who, json={
-            "external_id": external_id or f"e2e-{uuid.uuid4()}", "user_id": user_id,
-            "merchant_id": merchant_id, "amount": amount, "currency": currency})
+    async def purchase(
+        self,
+        who: str,
+        user_id: str,
+        merchant_id: str,
+        amount: str,
+        external_id: str | None = None,
+        currency: str = "EUR",
+    ) -> httpx.Response:
+        return await self.call(
+            "POST",
+            "/purchases",
+            who,
+            json={
+                "external_id": external_id or f"e2e-{uuid.uuid4()}",
+                "user_id": user_id,
+                "merchant_id": merchant_id,
+                "amount": amount,
+                "currency": currency,
+            },
+        )
 
     async def wallet(self, who: str) -> dict[str, Decimal]:
         response = await self.call("GET", "/users/me/wallet", who)
@@ -97,8 +117,9 @@ class Flow:
         seen = [await self.db_value("SELECT next_verification_at FROM purchases WHERE id = $1", uuid.UUID(purchase_id))]
 
         async def moved() -> bool:
-            value = await self.db_value("SELECT next_verification_at FROM purchases WHERE id = $1",
-                                        uuid.UUID(purchase_id))
+            value = await self.db_value(
+                "SELECT next_verification_at FROM purchases WHERE id = $1", uuid.UUID(purchase_id)
+            )
             if value != seen[-1]:
                 seen.append(value)
             return len(seen) > ticks
@@ -107,6 +128,7 @@ class Flow:
 
     async def settle_seed(self) -> None:
         """Wait for the first ticks: every seeded pending purchase but dave's is confirmed or rejected."""
+
         async def settled() -> bool:
             response = await self.call("GET", "/purchases", "carol", params={"status": "pending"})
             return {p["user_id"] for p in response.json()["data"]} <= {DAVE}
@@ -114,9 +136,13 @@ class Flow:
         await wait_until(settled, 30, "seeded purchases settled")
 
     def check_wallets(self) -> None:
-        result = subprocess.run([sys.executable, "-m", "deploy.ops.cli", "check-wallets", "--database-url",
-                                 self.seeded.database_url], capture_output=True, text=True, timeout=60,
-                                env={"PATH": "/usr/bin:/bin", "ENV_FILE": "/dev/null"})
+        result = subprocess.run(
+            [sys.executable, "-m", "deploy.ops.cli", "check-wallets", "--database-url", self.seeded.database_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "ENV_FILE": "/dev/null"},
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -167,18 +193,31 @@ async def test_w3_purchase_ingestion_and_asynchronous_confirmation(flow, seeded_
         assert expired.status_code == 422 and expired.json()["error"]["code"] == "OFFER_NOT_AVAILABLE"
         usd = await flow.purchase("alice", ALICE, SHOPLY, "10.00", currency="USD")
         assert usd.status_code == 422 and usd.json()["error"]["code"] == "UNSUPPORTED_CURRENCY"
-        cents = await flow.call("POST", "/purchases", "alice", json={
-            "external_id": "w3-cents", "user_id": ALICE, "merchant_id": SHOPLY, "amount": 1.005, "currency": "EUR"})
+        cents = await flow.call(
+            "POST",
+            "/purchases",
+            "alice",
+            json={
+                "external_id": "w3-cents",
+                "user_id": ALICE,
+                "merchant_id": SHOPLY,
+                "amount": 1.005,
+                "currency": "EUR",
+            },
+        )
         assert cents.status_code == 422 and cents.json()["error"]["code"] == "VALIDATION_ERROR"
         # 4. Monthly cap with a new user at Shoply (cap 50).
         newcomer = await flow.register("capper")
-        credited = [(await flow.purchase("capper", newcomer, SHOPLY, amount)).json()["cashback_amount"]
-                    for amount in ("900.00", "200.00", "100.00")]
+        credited = [
+            (await flow.purchase("capper", newcomer, SHOPLY, amount)).json()["cashback_amount"]
+            for amount in ("900.00", "200.00", "100.00")
+        ]
         assert credited == ["45.00", "5.00", "0.00"]
         # 5. 20 concurrent posts with one new external_id: one 201, 19 x 409, credited once.
         bob_before = await flow.wallet("bob")
-        racing = await asyncio.gather(*(flow.purchase("bob", BOB, SHOPLY, "40.00", external_id="w3-race")
-                                        for _ in range(20)))
+        racing = await asyncio.gather(
+            *(flow.purchase("bob", BOB, SHOPLY, "40.00", external_id="w3-race") for _ in range(20))
+        )
         statuses = sorted(r.status_code for r in racing)
         assert statuses == [201] + [409] * 19, statuses
         bob_after = await flow.wallet("bob")
@@ -191,8 +230,7 @@ async def test_w3_purchase_ingestion_and_asynchronous_confirmation(flow, seeded_
         assert settled["pending"] == before["pending"]
         assert settled["available"] == before["available"] + Decimal("3.75")
         rows = await flow.audit(purchase_id)
-        assert [(r["action"], r["actor_type"], r["actor_id"]) for r in rows] == [
-            ("PURCHASE_CONFIRMED", "system", None)]
+        assert [(r["action"], r["actor_type"], r["actor_id"]) for r in rows] == [("PURCHASE_CONFIRMED", "system", None)]
         # 7. A BankSimFail purchase stays pending for two intervals, then is rejected.
         pending_before = (await flow.wallet("alice"))["pending"]
         failing = await flow.purchase("alice", ALICE, BANKSIMFAIL, "99.00")
@@ -258,8 +296,9 @@ async def test_w4_wallet_and_payout(flow):
     assert second.status_code == 409 and second.json()["error"]["code"] == "PAYOUT_ALREADY_REQUESTED"
     # 4. In a separate run, 20 concurrent requests of 10.00 against 15.00: exactly one 201.
     await _user_with_confirmed_cashback(flow, "racer")
-    racing = await asyncio.gather(*(flow.call("POST", "/users/me/payouts", "racer", json={"amount": "10.00"})
-                                    for _ in range(20)))
+    racing = await asyncio.gather(
+        *(flow.call("POST", "/users/me/payouts", "racer", json={"amount": "10.00"}) for _ in range(20))
+    )
     assert sorted(r.status_code for r in racing) == [201] + [409] * 19
     racer_wallet = (await flow.call("GET", "/users/me/wallet", "racer")).json()
     assert racer_wallet["available_balance"] == "5.00" and racer_wallet["reserved_balance"] == "10.00"
@@ -311,7 +350,8 @@ async def test_w5_admin_confirmation_and_reversal(flow):
     trail = await flow.audit(purchase_id)
     carol_id = (await flow.call("GET", "/users/me", "carol")).json()["id"]
     assert [(r["action"], r["actor_type"], r["actor_id"]) for r in trail] == [
-        ("PURCHASE_CONFIRMED_BY_ADMIN", "admin", carol_id)]
+        ("PURCHASE_CONFIRMED_BY_ADMIN", "admin", carol_id)
+    ]
     again = await flow.call("POST", f"/purchases/{purchase_id}/confirmation", "carol")
     assert again.status_code == 400 and again.json()["error"]["code"] == "PURCHASE_NOT_PENDING"
     # 4. Reversal of a pending purchase.
@@ -337,21 +377,32 @@ async def test_w5_admin_confirmation_and_reversal(flow):
         assert (await flow.call("POST", f"/purchases/{raw}/confirmation", "carol")).status_code == 404
         assert (await flow.call("PATCH", f"/purchases/{raw}/reverse", "carol")).status_code == 404
     # 7. Feature flags scoped to alice.
-    flag = await flow.call("PUT", "/feature-flags/purchase_auto_confirm", "carol",
-                           json={"enabled": False, "scope_type": "user", "scope_id": ALICE})
+    flag = await flow.call(
+        "PUT",
+        "/feature-flags/purchase_auto_confirm",
+        "carol",
+        json={"enabled": False, "scope_type": "user", "scope_id": ALICE},
+    )
     assert flag.status_code == 200, flag.text
     held = (await flow.purchase("alice", ALICE, QUICKCART, "10.00")).json()["id"]
     await flow.wait_for_ticks(held, ticks=2)
     assert await flow.status_of(held) == "pending"
     params = {"scope_type": "user", "scope_id": ALICE}
-    assert (await flow.call("DELETE", "/feature-flags/purchase_auto_confirm", "carol", params=params)).status_code == 204
+    assert (
+        await flow.call("DELETE", "/feature-flags/purchase_auto_confirm", "carol", params=params)
+    ).status_code == 204
     gone = await flow.call("DELETE", "/feature-flags/purchase_auto_confirm", "carol", params=params)
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "FEATURE_FLAG_NOT_FOUND"
-    global_with_id = await flow.call("PUT", "/feature-flags/purchase_auto_confirm", "carol",
-                                     json={"enabled": True, "scope_type": "global", "scope_id": ALICE})
+    global_with_id = await flow.call(
+        "PUT",
+        "/feature-flags/purchase_auto_confirm",
+        "carol",
+        json={"enabled": True, "scope_type": "global", "scope_id": ALICE},
+    )
     assert global_with_id.status_code == 422 and global_with_id.json()["error"]["code"] == "VALIDATION_ERROR"
-    merchant_without_id = await flow.call("PUT", "/feature-flags/purchase_auto_confirm", "carol",
-                                          json={"enabled": True, "scope_type": "merchant"})
+    merchant_without_id = await flow.call(
+        "PUT", "/feature-flags/purchase_auto_confirm", "carol", json={"enabled": True, "scope_type": "merchant"}
+    )
     assert merchant_without_id.status_code == 422
     assert merchant_without_id.json()["error"]["code"] == "FEATURE_FLAG_SCOPE_ID_REQUIRED"
     await flow.wait_for_status(held, "confirmed", timeout=10)  # the flag row is gone: auto-confirmed again

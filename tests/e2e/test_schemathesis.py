@@ -5,7 +5,7 @@ response fits the schema documented for its status code."""
 from __future__ import annotations
 
 import asyncio
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -21,10 +21,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EXAMPLES_PER_OPERATION = 12
 MONEY_OPERATIONS = {
-    "POST /api/v1/purchases", "GET /api/v1/purchases", "GET /api/v1/purchases/{purchase_id}",
-    "POST /api/v1/purchases/{purchase_id}/confirmation", "PATCH /api/v1/purchases/{purchase_id}/reverse",
-    "GET /api/v1/users/me/purchases", "GET /api/v1/users/me/wallet", "GET /api/v1/users/me/wallet/transactions",
-    "POST /api/v1/users/me/payouts", "GET /api/v1/users/me/payouts", "GET /api/v1/payouts",
+    "POST /api/v1/purchases",
+    "GET /api/v1/purchases",
+    "GET /api/v1/purchases/{purchase_id}",
+    "POST /api/v1/purchases/{purchase_id}/confirmation",
+    "PATCH /api/v1/purchases/{purchase_id}/reverse",
+    "GET /api/v1/users/me/purchases",
+    "GET /api/v1/users/me/wallet",
+    "GET /api/v1/users/me/wallet/transactions",
+    "POST /api/v1/users/me/payouts",
+    "GET /api/v1/users/me/payouts",
+    "GET /api/v1/payouts",
     "PATCH /api/v1/payouts/{payout_id}",
 }
 
@@ -52,8 +59,13 @@ def api_schema(served):
     return schemathesis.openapi.from_url(served["server"].url + "/docs/openapi.json")
 
 
-bounded = settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck),
-                   derandomize=True, database=None)
+bounded = settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)
 
 
 def _run_every_operation(api_schema, served, role: str) -> None:

@@ -20,8 +20,13 @@ CATALOGUE_OPERATIONS = [
     ("/api/v1/feature-flags", "get", False, "200"),
     ("/api/v1/audit-logs", "get", False, "200"),
 ]
-LIST_PATHS = {"/api/v1/merchants", "/api/v1/offers", "/api/v1/offers/active", "/api/v1/feature-flags",
-              "/api/v1/audit-logs"}
+LIST_PATHS = {
+    "/api/v1/merchants",
+    "/api/v1/offers",
+    "/api/v1/offers/active",
+    "/api/v1/feature-flags",
+    "/api/v1/audit-logs",
+}
 
 
 @pytest.fixture
@@ -38,8 +43,10 @@ def catalogue_only(document: dict) -> dict:
 
 async def test_catalogue_part_is_valid_openapi_3(document):
     assert document["openapi"].startswith("3.0")
-    errors = [f"{list(e.absolute_path)[:4]}: {e.message[:200]}"
-              for e in OpenAPIV30SpecValidator(catalogue_only(document)).iter_errors()]
+    errors = [
+        f"{list(e.absolute_path)[:4]}: {e.message[:200]}"
+        for e in OpenAPIV30SpecValidator(catalogue_only(document)).iter_errors()
+    ]
     assert errors == []
 
 

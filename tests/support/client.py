@@ -20,8 +20,9 @@ class AppClient:
         # e2e tests keep it; in-process tests build an app each.
         app.config.TOUCHUP = False
         self.app = app
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)),
-                                      base_url="http://testserver")
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)), base_url="http://testserver"
+        )
 
     async def start(self) -> None:
         self.app.asgi = True

@@ -18,8 +18,9 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Coroutine
+from typing import Any
 
 import asyncpg
 

@@ -65,10 +65,11 @@ class LoadGenerator:
                 with self._lock:
                     self.failures.append(f"{url} -> {type(error).__name__}: {error}")
 
-    def __enter__(self) -> "LoadGenerator":
+    def __enter__(self) -> LoadGenerator:
         deadline = self._deadline = time.monotonic() + self.deadline_s
-        self._workers = [threading.Thread(target=self._work, args=(deadline,), daemon=True)
-                         for _ in range(self.threads)]
+        self._workers = [
+            threading.Thread(target=self._work, args=(deadline,), daemon=True) for _ in range(self.threads)
+        ]
         for worker in self._workers:
             worker.start()
         return self

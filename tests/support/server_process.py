@@ -34,8 +34,15 @@ def _new_log_path() -> Path:
 
 
 class ServerProcess:
-    def __init__(self, database_url: str, signing_key: str, env: dict[str, str] | None = None,
-                 host: str = "127.0.0.1", port: int | None = None, unix: str = "") -> None:
+    def __init__(
+        self,
+        database_url: str,
+        signing_key: str,
+        env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        unix: str = "",
+    ) -> None:
         self.host = host
         self.unix = unix  # a Unix socket to listen on instead of host:port, as production does
         self.port = port or free_port(host)
@@ -52,12 +59,19 @@ class ServerProcess:
         }
         self.process: subprocess.Popen | None = None
 
-    def start(self, wait_ready: bool = True, timeout: float = 30.0) -> "ServerProcess":
+    def start(self, wait_ready: bool = True, timeout: float = 30.0) -> ServerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server",
-             *(["--unix", self.unix] if self.unix else ["--host", self.host, "--port", str(self.port)])],
-            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "server",
+                *(["--unix", self.unix] if self.unix else ["--host", self.host, "--port", str(self.port)]),
+            ],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         if wait_ready:
             self.wait_for("/health/ready", 200, timeout)

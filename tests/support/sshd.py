@@ -12,9 +12,9 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from deploy import commands as cmd
 from deploy.inventory import load_inventory
@@ -31,16 +31,24 @@ GATE_SECONDS = 15
 
 
 @contextmanager
-def started_sandbox(addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: bool = False,
-                    crontab_lines: tuple[str, ...] = ()) -> Iterator[Sandbox]:
+def started_sandbox(
+    addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: bool = False, crontab_lines: tuple[str, ...] = ()
+) -> Iterator[Sandbox]:
     """A sandbox on free ports (sshd, nginx, app instances and their standby ports), removed afterwards
     with its folder and its crontab blocks; `crontab_lines`: exact lines the tests add to the deploy
     user's crontab, removed too."""
     base = Path(tempfile.mkdtemp(prefix="cnb-e2e-", dir="/var/tmp"))
     os.chmod(base, 0o755)
     nginx_port, *app_ports = ports_free_on_all(addresses, 5)
-    sandbox = Sandbox(base / "sandbox", addresses, nginx_port=nginx_port, instance_ports=tuple(app_ports[:2]),
-                      standby_ports=tuple(app_ports[2:]), with_s3=with_s3, health_timeout=GATE_SECONDS)
+    sandbox = Sandbox(
+        base / "sandbox",
+        addresses,
+        nginx_port=nginx_port,
+        instance_ports=tuple(app_ports[:2]),
+        standby_ports=tuple(app_ports[2:]),
+        with_s3=with_s3,
+        health_timeout=GATE_SECONDS,
+    )
     try:
         sandbox.start()
         yield sandbox

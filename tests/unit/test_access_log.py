@@ -11,8 +11,9 @@ from server import logs
 
 def capture() -> tuple[list[str], int]:
     lines: list[str] = []
-    handler = logger.add(lambda message: lines.extend(message.record["extra"]["_json"].splitlines()),
-                         format="{message}", level="INFO")
+    handler = logger.add(
+        lambda message: lines.extend(message.record["extra"]["_json"].splitlines()), format="{message}", level="INFO"
+    )
     return lines, handler
 
 
@@ -30,6 +31,7 @@ def test_lines_of_one_loop_turn_arrive_in_one_batch_in_order():
     logger.configure(patcher=logs._patch)
     lines, handler = capture()
     try:
+
         async def serve() -> None:
             for number in range(3):
                 access.write(f"GET /{number} 200", {"request_id": f"r{number}", "status": 200})
@@ -51,6 +53,7 @@ def test_a_flush_pending_on_a_stopped_loop_does_not_stall_the_next_loop():
     logger.configure(patcher=logs._patch)
     lines, handler = capture()
     try:
+
         async def first() -> None:
             access.write("GET /a 200", {"request_id": "a"})  # the loop ends before its flush runs
 

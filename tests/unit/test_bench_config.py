@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from bench import api_bench, cpu, kernel
-from bench.stalls import Lateness, StallWatch
 from bench.front import NginxFront, bench_host, front_dirs, front_files, nginx_argv, upstream_conf
+from bench.stalls import Lateness, StallWatch
 from deploy.commands import Layout
 from deploy.local_postgres import free_port
 
@@ -124,16 +124,27 @@ def test_upstream_keepalive_experiment_replaces_productions_cache_size(host):
 def test_upstream_keepalive_experiment_adds_a_keepalive_if_production_has_none(host, monkeypatch):
     from bench import front
 
-    monkeypatch.setattr(front, "nginx_upstream_conf", lambda host, ports: (
-        "upstream clicknback_app {\n    least_conn;\n    server 127.0.0.1:8001 max_fails=0;\n}\n"))
+    monkeypatch.setattr(
+        front,
+        "nginx_upstream_conf",
+        lambda host, ports: "upstream clicknback_app {\n    least_conn;\n    server 127.0.0.1:8001 max_fails=0;\n}\n",
+    )
     assert front.upstream_conf(host, 64) == (
-        "upstream clicknback_app {\n    least_conn;\n    server 127.0.0.1:8001 max_fails=0;\n    keepalive 64;\n}\n")
+        "upstream clicknback_app {\n    least_conn;\n    server 127.0.0.1:8001 max_fails=0;\n    keepalive 64;\n}\n"
+    )
 
 
 def test_nginx_runs_in_the_foreground_with_productions_prefix_conf_and_error_log():
     assert nginx_argv(LAYOUT, "/usr/sbin/nginx") == [
-        "/usr/sbin/nginx", "-p", "/tmp/cnb-bench-x/front/nginx/", "-c", "/tmp/cnb-bench-x/front/nginx/nginx.conf",
-        "-e", "/tmp/cnb-bench-x/front/shared/logs/nginx-error.log", "-g", "daemon off;",
+        "/usr/sbin/nginx",
+        "-p",
+        "/tmp/cnb-bench-x/front/nginx/",
+        "-c",
+        "/tmp/cnb-bench-x/front/nginx/nginx.conf",
+        "-e",
+        "/tmp/cnb-bench-x/front/shared/logs/nginx-error.log",
+        "-g",
+        "daemon off;",
     ]
     assert front_dirs(LAYOUT) == ["/tmp/cnb-bench-x/front/nginx/tmp", "/tmp/cnb-bench-x/front/shared/logs"]
 
@@ -141,23 +152,48 @@ def test_nginx_runs_in_the_foreground_with_productions_prefix_conf_and_error_log
 def test_instances_get_productions_log_settings_and_the_bench_overrides():
     env = api_bench.server_env("postgresql://bench@127.0.0.1:5999/bench", Path("/tmp/x/app-8001.log"))
     assert {key: value for key, value in env.items() if key != "OAUTH_HASH_KEY"} == {
-        "DATABASE_URL": "postgresql://bench@127.0.0.1:5999/bench", "LOG_FORMAT": "json",
-        "LOG_FILE": "/tmp/x/app-8001.log", "PYTHONUNBUFFERED": "1", "ENV_FILE": "/dev/null",
-        "SANIC_REAL_IP_HEADER": "x-real-ip", "PURCHASE_JOB_ENABLED": "false", "LOGIN_MAX_FAILURES": "1000000",
+        "DATABASE_URL": "postgresql://bench@127.0.0.1:5999/bench",
+        "LOG_FORMAT": "json",
+        "LOG_FILE": "/tmp/x/app-8001.log",
+        "PYTHONUNBUFFERED": "1",
+        "ENV_FILE": "/dev/null",
+        "SANIC_REAL_IP_HEADER": "x-real-ip",
+        "PURCHASE_JOB_ENABLED": "false",
+        "LOGIN_MAX_FAILURES": "1000000",
     }
     assert len(env["OAUTH_HASH_KEY"]) >= 32
 
 
 def test_wrk_argv_rounds_to_whole_seconds_of_at_least_one():
     assert api_bench.wrk_argv("http://127.0.0.1:9000", "/tmp/s.lua", 64, 0.4) == [
-        "wrk", "-t", "1", "-c", "64", "-d", "1s", "--timeout", "10s", "-s", "/tmp/s.lua", "http://127.0.0.1:9000",
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        "64",
+        "-d",
+        "1s",
+        "--timeout",
+        "10s",
+        "-s",
+        "/tmp/s.lua",
+        "http://127.0.0.1:9000",
     ]
     assert api_bench.wrk_argv("http://h", "s", 16, 2.6)[6] == "3s"
 
 
-SHAPE = {"instances": 2, "front": "nginx", "upstream_keepalive": 0, "cpus": 2,
-         "load_average_at_start": [0.38, 0.8, 1.02], "duration_s": 3, "warmup_s": 1, "database_over": "socket",
-         "instances_over": "unix", "scheduler": "scheduler autogroup off (as production)"}
+SHAPE = {
+    "instances": 2,
+    "front": "nginx",
+    "upstream_keepalive": 0,
+    "cpus": 2,
+    "load_average_at_start": [0.38, 0.8, 1.02],
+    "duration_s": 3,
+    "warmup_s": 1,
+    "database_over": "socket",
+    "instances_over": "unix",
+    "scheduler": "scheduler autogroup off (as production)",
+}
 
 
 def test_header_names_the_shape_cpus_load_and_timing():
@@ -167,8 +203,14 @@ def test_header_names_the_shape_cpus_load_and_timing():
         "scheduler autogroup off (as production); load average at start 0.38 0.80 1.02; 3s per run, "
         "after a 1s warm-up"
     )
-    direct = {**SHAPE, "instances": 1, "front": "direct", "warmup_s": 0, "database_over": "tcp",
-              "instances_over": "tcp"}
+    direct = {
+        **SHAPE,
+        "instances": 1,
+        "front": "direct",
+        "warmup_s": 0,
+        "database_over": "tcp",
+        "instances_over": "tcp",
+    }
     assert api_bench.shape_line(direct) == (
         "shape: 1 instance(s) wrk direct, no nginx (profiling shape, not production); "
         "PostgreSQL over loopback TCP, commits flushed to disk (as production); 2 CPUs; "
@@ -177,7 +219,8 @@ def test_header_names_the_shape_cpus_load_and_timing():
     )
     assert "upstream keepalive 32, NOT as production" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 32})
     assert "behind nginx (instances over tcp, NOT as production)" in api_bench.shape_line(
-        {**SHAPE, "instances_over": "tcp"})
+        {**SHAPE, "instances_over": "tcp"}
+    )
     assert "(production config)" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 128})
 
 
@@ -185,27 +228,38 @@ def figures(rps: float, p99_ms: float, errors: int = 0) -> dict:
     return {"rps": rps, "p50_us": 1500, "p99_us": int(p99_ms * 1000), "errors": errors}
 
 
-@pytest.mark.parametrize(("scenario", "level", "row", "verdict"), [
-    ("users_me", 64, figures(3100, 29.9), ">=3000 rps, p99<=30ms: met"),
-    ("users_me", 64, figures(2999, 10), ">=3000 rps, p99<=30ms: NOT met"),
-    ("users_me", 64, figures(5000, 30.5), ">=3000 rps, p99<=30ms: NOT met"),
-    ("users_me", 64, figures(5000, 10, errors=1), ">=3000 rps, p99<=30ms: NOT met"),
-    ("users_me", 16, figures(100, 500), ""),
-    ("health_live_during_login_flood", 64, figures(10, 19), "p99<=20ms: met"),
-    ("health_live_during_login_flood", 64, figures(9000, 21), "p99<=20ms: NOT met"),
-    ("offers_active", 64, figures(3000, 40), ">=3000 rps, p99<=40ms: met"),
-    ("purchase_ingest", 64, figures(1500, 80), ">=1500 rps, p99<=80ms: met"),
-    ("wallet_summary", 64, figures(2000, 20), ">=3000 rps, p99<=30ms: NOT met"),
-    ("merchants_admin", 64, figures(10, 999), ""),
-])
+@pytest.mark.parametrize(
+    ("scenario", "level", "row", "verdict"),
+    [
+        ("users_me", 64, figures(3100, 29.9), ">=3000 rps, p99<=30ms: met"),
+        ("users_me", 64, figures(2999, 10), ">=3000 rps, p99<=30ms: NOT met"),
+        ("users_me", 64, figures(5000, 30.5), ">=3000 rps, p99<=30ms: NOT met"),
+        ("users_me", 64, figures(5000, 10, errors=1), ">=3000 rps, p99<=30ms: NOT met"),
+        ("users_me", 16, figures(100, 500), ""),
+        ("health_live_during_login_flood", 64, figures(10, 19), "p99<=20ms: met"),
+        ("health_live_during_login_flood", 64, figures(9000, 21), "p99<=20ms: NOT met"),
+        ("offers_active", 64, figures(3000, 40), ">=3000 rps, p99<=40ms: met"),
+        ("purchase_ingest", 64, figures(1500, 80), ">=1500 rps, p99<=80ms: met"),
+        ("wallet_summary", 64, figures(2000, 20), ">=3000 rps, p99<=30ms: NOT met"),
+        ("merchants_admin", 64, figures(10, 999), ""),
+    ],
+)
 def test_target_verdicts(scenario, level, row, verdict):
     assert api_bench.target_verdict(scenario, level, row) == verdict
 
 
 def test_row_shows_figures_cpu_per_request_others_and_target():
-    row = {**figures(3123.4, 27.55), "p50_us": 12345, "scenario": "users_me", "concurrency": 64,
-           "service_cpu_ms": 0.6214, "others_cpu": 0.034, "max_stall_ms": 31.6, "stalls": 2,
-           "target": ">=3000 rps, p99<=30ms: met"}
+    row = {
+        **figures(3123.4, 27.55),
+        "p50_us": 12345,
+        "scenario": "users_me",
+        "concurrency": 64,
+        "service_cpu_ms": 0.6214,
+        "others_cpu": 0.034,
+        "max_stall_ms": 31.6,
+        "stalls": 2,
+        "target": ">=3000 rps, p99<=30ms: met",
+    }
     assert api_bench.TABLE_HEADER == (
         "scenario                            conc     req/s   p50 ms   p99 ms  errors  cpu/req  others  stall  target"
     )
@@ -220,17 +274,25 @@ def test_row_shows_figures_cpu_per_request_others_and_target():
 def test_cpu_figures_split_the_service_into_parts_apart_from_the_load_generator_and_others():
     parts = {"service": 300, "app": 200, "nginx": 40, "postgres": 60}
     before = cpu.Snapshot(busy=1000, total=5000, groups={"bench": 400, **parts})
-    after = cpu.Snapshot(busy=1900, total=6000,
-                         groups={"bench": 1100, "service": 900, "app": 600, "nginx": 100, "postgres": 200})
+    after = cpu.Snapshot(
+        busy=1900, total=6000, groups={"bench": 1100, "service": 900, "app": 600, "nginx": 100, "postgres": 200}
+    )
     # 600 service ticks at 100/s = 6 CPU seconds, over 3000 requests = 2 ms each; others: 200 of 1000 ticks.
     assert cpu.cpu_seconds(before, after, "service", 100) == 6.0
     ms = 1000 / cpu.ticks_per_second() / 3000
     assert api_bench.cpu_figures(before, after, 3000) == {
-        "others_cpu": 0.2, "service_cpu_ms": round(600 * ms, 3), "app_cpu_ms": round(400 * ms, 3),
-        "nginx_cpu_ms": round(60 * ms, 3), "postgres_cpu_ms": round(140 * ms, 3),
+        "others_cpu": 0.2,
+        "service_cpu_ms": round(600 * ms, 3),
+        "app_cpu_ms": round(400 * ms, 3),
+        "nginx_cpu_ms": round(60 * ms, 3),
+        "postgres_cpu_ms": round(140 * ms, 3),
     }
     assert api_bench.cpu_figures(None, after, 3000) == {
-        "others_cpu": None, "service_cpu_ms": None, "app_cpu_ms": None, "nginx_cpu_ms": None, "postgres_cpu_ms": None,
+        "others_cpu": None,
+        "service_cpu_ms": None,
+        "app_cpu_ms": None,
+        "nginx_cpu_ms": None,
+        "postgres_cpu_ms": None,
     }
 
 
@@ -258,8 +320,10 @@ def test_the_stall_watcher_reports_between_resets_or_says_why_it_cannot():
 
 def test_machine_jiffies_busy_is_user_nice_system_steal_of_everything():
     text = "cpu  1498006 44984 444367 603353 4279 11 10194 15357 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"
-    assert cpu.parse_machine_jiffies(text) == (1498006 + 44984 + 444367 + 15357,
-                                               1498006 + 44984 + 444367 + 603353 + 4279 + 11 + 10194 + 15357)
+    assert cpu.parse_machine_jiffies(text) == (
+        1498006 + 44984 + 444367 + 15357,
+        1498006 + 44984 + 444367 + 603353 + 4279 + 11 + 10194 + 15357,
+    )
     with pytest.raises(ValueError):
         cpu.parse_machine_jiffies("intr 1 2 3\n")
 
@@ -296,14 +360,32 @@ def test_repeat_summary_counts_the_passes_that_met_each_target_with_medians_and_
         row["target"] = api_bench.target_verdict(scenario, level, row)
         return {**row, "target_met": None if not row["target"] else row["target"].endswith(": met")}
 
-    rows = [run("users_me", 16, 4000, 9, 1), run("users_me", 64, 5126, 32.78, 1), run("login", 64, 7, 2600, 1),
-            run("users_me", 16, 4100, 8, 2), run("users_me", 64, 4708, 24.85, 2),
-            run("users_me", 16, 3900, 9, 3), run("users_me", 64, 4841, 23.70, 3)]
+    rows = [
+        run("users_me", 16, 4000, 9, 1),
+        run("users_me", 64, 5126, 32.78, 1),
+        run("login", 64, 7, 2600, 1),
+        run("users_me", 16, 4100, 8, 2),
+        run("users_me", 64, 4708, 24.85, 2),
+        run("users_me", 16, 3900, 9, 3),
+        run("users_me", 64, 4841, 23.70, 3),
+    ]
     lines = api_bench.repeat_summary(rows)
     assert lines[0].startswith("summary over the passes: scenario") and lines[0].endswith("  target")
     assert len(lines) == 2  # only the rows with a target: not concurrency 16, not login
-    assert lines[1].split() == ["users_me", "64", "2", "of", "3", "4,841", "(4,708-5,126)",
-                                "24.85", "(23.70-32.78)", ">=3000", "rps,", "p99<=30ms"]
+    assert lines[1].split() == [
+        "users_me",
+        "64",
+        "2",
+        "of",
+        "3",
+        "4,841",
+        "(4,708-5,126)",
+        "24.85",
+        "(23.70-32.78)",
+        ">=3000",
+        "rps,",
+        "p99<=30ms",
+    ]
     assert api_bench.repeat_summary(rows[:1])[1].strip() == "no selected scenario has a target"
 
 
@@ -312,8 +394,15 @@ def test_repeat_takes_a_count_of_at_least_one():
     assert api_bench.parse_args(["--repeat", "4"]).repeat == 4
 
 
-@pytest.mark.parametrize("argv", [["--instances", "2", "--direct"], ["--instances", "0"], ["--repeat", "0"],
-                                  ["--instances", "1", "--direct", "--upstream-keepalive", "8"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--instances", "2", "--direct"],
+        ["--instances", "0"],
+        ["--repeat", "0"],
+        ["--instances", "1", "--direct", "--upstream-keepalive", "8"],
+    ],
+)
 def test_contradictory_shapes_are_refused(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         api_bench.parse_args(argv)
@@ -351,8 +440,13 @@ def test_front_balances_over_both_instances_and_passes_request_ids_through():
         thread.start()
     root = Path(tempfile.mkdtemp(prefix="cnb-bench-test-"))
     os.chmod(root, 0o755)  # nginx workers run as nobody when the tests run as root
-    front = NginxFront(root / "front", free_port(), tuple(server.server_port for server in instances),
-                       binary=shutil.which("nginx"), instance_listen="tcp")
+    front = NginxFront(
+        root / "front",
+        free_port(),
+        tuple(server.server_port for server in instances),
+        binary=shutil.which("nginx"),
+        instance_listen="tcp",
+    )
     try:
         front.start()
         seen = set()
@@ -394,18 +488,27 @@ def test_with_no_instance_answering_nginx_answers_api_md_json_503_with_retry_aft
     thread.start()
     root = Path(tempfile.mkdtemp(prefix="cnb-bench-test-"))
     os.chmod(root, 0o755)  # nginx workers run as nobody when the tests run as root
-    front = NginxFront(root / "front", free_port(), (instance.server_port,), binary=shutil.which("nginx"),
-                       instance_listen="tcp")
+    front = NginxFront(
+        root / "front", free_port(), (instance.server_port,), binary=shutil.which("nginx"), instance_listen="tcp"
+    )
     try:
         front.start()  # returns once the instance answered through nginx
         instance.shutdown()
         instance.server_close()  # from now on nginx's connections are refused: its own 502
-        for sent, expected in (({"X-Request-ID": "client-7"}, "client-7"), ({"X-Request-ID": "not valid!"}, None),
-                               ({}, None)):
+        for sent, expected in (
+            ({"X-Request-ID": "client-7"}, "client-7"),
+            ({"X-Request-ID": "not valid!"}, None),
+            ({}, None),
+        ):
             answer = httpx.post(front.url + "/api/v1/purchases", json={}, headers=sent)
             assert answer.status_code == 503, answer.text
-            assert answer.json() == {"error": {"code": "SERVICE_UNAVAILABLE",
-                                               "message": "Service unavailable. Please retry later.", "details": {}}}
+            assert answer.json() == {
+                "error": {
+                    "code": "SERVICE_UNAVAILABLE",
+                    "message": "Service unavailable. Please retry later.",
+                    "details": {},
+                }
+            }
             assert answer.headers["content-type"] == "application/json" and answer.headers["retry-after"] == "5"
             assert answer.headers["x-request-id"] == (expected or answer.headers["x-request-id"])
             assert re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", answer.headers["x-request-id"])
@@ -420,7 +523,9 @@ def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_
     import sys
 
     idle = subprocess.Popen(["sleep", "30"])
-    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"])
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"]
+    )
     try:
         assert api_bench.wait_until_quiet({"app": {idle.pid}}, window=0.1, limit=5) < 1
         assert api_bench.wait_until_quiet({"app": {busy.pid}}, window=0.1, limit=0.5) >= 0.5
@@ -430,13 +535,16 @@ def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_
             process.wait()
 
 
-@pytest.mark.parametrize(("selection", "selected"), [
-    ("", ["users_me", "login", "health_live_during_login_flood"]),
-    ("users_me", ["users_me"]),
-    ("login", ["login", "health_live_during_login_flood"]),
-    ("users_me, login", ["users_me", "login", "health_live_during_login_flood"]),
-    (",", ["users_me", "login", "health_live_during_login_flood"]),
-])
+@pytest.mark.parametrize(
+    ("selection", "selected"),
+    [
+        ("", ["users_me", "login", "health_live_during_login_flood"]),
+        ("users_me", ["users_me"]),
+        ("login", ["login", "health_live_during_login_flood"]),
+        ("users_me, login", ["users_me", "login", "health_live_during_login_flood"]),
+        (",", ["users_me", "login", "health_live_during_login_flood"]),
+    ],
+)
 def test_scenario_selection_takes_comma_separated_parts(selection, selected):
     names = ["users_me", "login", "health_live_during_login_flood"]
     assert [name for name in names if api_bench.scenario_selected(name, selection)] == selected

@@ -21,19 +21,24 @@ PRODUCTION = {"REAL_IP_HEADER": "x-real-ip"}
 HEADERS = [
     {},
     {"X-Real-IP": "203.0.113.7"},
-    {"X-Real-IP": "2001:DB8::1"},                     # bracketed and lower-cased
-    {"X-Real-IP": "unknown"},                         # ignored: the peer is named
-    {"X-Real-IP": "_Hidden"},                         # obfuscated names keep their case
+    {"X-Real-IP": "2001:DB8::1"},  # bracketed and lower-cased
+    {"X-Real-IP": "unknown"},  # ignored: the peer is named
+    {"X-Real-IP": "_Hidden"},  # obfuscated names keep their case
     {"X-Real-IP": "Some.Host"},
     {"X-Real-IP": ""},
-    {"X-Real-IP": "198.51.100.2", "X-Forwarded-For": "192.0.2.1", "X-Forwarded-Proto": "HTTPS",
-     "X-Forwarded-Port": "not-a-port", "Forwarded": "for=192.0.2.9;secret=s"},
+    {
+        "X-Real-IP": "198.51.100.2",
+        "X-Forwarded-For": "192.0.2.1",
+        "X-Forwarded-Proto": "HTTPS",
+        "X-Forwarded-Port": "not-a-port",
+        "Forwarded": "for=192.0.2.9;secret=s",
+    },
     {"X-Forwarded-For": "192.0.2.1, 192.0.2.2"},
     {"Forwarded": "for=192.0.2.9;secret=s", "X-Real-IP": "198.51.100.2"},
 ]
 CONFIGS = [
     PRODUCTION,
-    {},                                               # no proxy configured: the peer
+    {},  # no proxy configured: the peer
     {"REAL_IP_HEADER": "x-real-ip", "FORWARDED_SECRET": "s"},  # Forwarded wins: Sanic's path
     {"PROXIES_COUNT": 1},
     {"REAL_IP_HEADER": "x-real-ip", "PROXIES_COUNT": 2},

@@ -66,7 +66,9 @@ def test_bad_values_name_the_variable(changes, variable):
 def test_env_file_is_read_and_environment_wins(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text(
-        "# comment\nexport DATABASE_URL='postgres://a@127.0.0.1/x'\nOAUTH_HASH_KEY=\"" + "z" * 40 + "\"\nSLOW_QUERY_MS=250\n"
+        "# comment\nexport DATABASE_URL='postgres://a@127.0.0.1/x'\nOAUTH_HASH_KEY=\""
+        + "z" * 40
+        + '"\nSLOW_QUERY_MS=250\n'
     )
     assert read_env_file(env_file)["SLOW_QUERY_MS"] == "250"
     settings = load_settings({"ENV_FILE": str(env_file), "SLOW_QUERY_MS": "500"})
@@ -83,11 +85,16 @@ def test_missing_env_file_named_by_env_file_is_an_error(tmp_path):
 def test_process_refuses_to_start_with_one_line_and_exit_2():
     result = subprocess.run(
         [sys.executable, "-m", "server", "--port", "1"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "ENV_FILE": "/dev/null", "OAUTH_HASH_KEY": "k" * 32},
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["configuration error: DATABASE_URL: is required (postgres://user@host:port/database)"]
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: DATABASE_URL: is required (postgres://user@host:port/database)"
+    ]
     assert "Traceback" not in result.stderr
 
 
@@ -103,18 +110,31 @@ def test_a_password_urllib_reads_as_a_port_is_never_quoted():
     assert "percent-encode" in str(caught.value)
 
 
-@pytest.mark.parametrize("argv", [
-    ["server", "--port", "1"],
-    ["deploy.ops.cli", "migrate", "--status"],
-    ["deploy.ops.cli", "check-wallets"],
-    ["deploy.ops.cli", "backup"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["server", "--port", "1"],
+        ["deploy.ops.cli", "migrate", "--status"],
+        ["deploy.ops.cli", "check-wallets"],
+        ["deploy.ops.cli", "backup"],
+    ],
+)
 def test_every_entry_point_refuses_such_a_url_in_one_line_without_the_password(argv):
     result = subprocess.run(
-        [sys.executable, "-m", *argv], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "ENV_FILE": "/dev/null", "OAUTH_HASH_KEY": "k" * 32,
-             "DATABASE_URL": UNENCODED_PASSWORD_URL, "S3_BUCKET": "b", "S3_ACCESS_KEY_ID": "id",
-             "S3_SECRET_ACCESS_KEY": "topsecret"},
+        [sys.executable, "-m", *argv],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ENV_FILE": "/dev/null",
+            "OAUTH_HASH_KEY": "k" * 32,
+            "DATABASE_URL": UNENCODED_PASSWORD_URL,
+            "S3_BUCKET": "b",
+            "S3_ACCESS_KEY_ID": "id",
+            "S3_SECRET_ACCESS_KEY": "topsecret",
+        },
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output

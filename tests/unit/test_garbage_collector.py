@@ -16,4 +16,3 @@ def test_tuning_freezes_start_up_objects_and_raises_the_young_threshold():
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
-

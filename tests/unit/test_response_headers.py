@@ -6,9 +6,18 @@ from sanic.response import HTTPResponse
 from server.http import Response, json_response
 
 
-@pytest.mark.parametrize("value", [
-    "application/json; charset=utf-8", "3f2c-ok", "", "a\r\nSet-Cookie: x=1", "nul\x00byte", "\n", "tail\r",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "application/json; charset=utf-8",
+        "3f2c-ok",
+        "",
+        "a\r\nSet-Cookie: x=1",
+        "nul\x00byte",
+        "\n",
+        "tail\r",
+    ],
+)
 def test_sanitising_matches_sanics(value):
     assert Response._sanitize_header_value(value) == HTTPResponse._sanitize_header_value(value)
 

@@ -20,9 +20,14 @@ from deploy.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, find_pg_
 
 def test_schema_is_our_users_table_shape():
     sql = stack_ceiling.schema_sql()
-    for column in ("id uuid PRIMARY KEY DEFAULT gen_random_uuid()", "email varchar(254) NOT NULL",
-                   "hashed_password text NOT NULL", "role varchar(16) NOT NULL DEFAULT 'user'",
-                   "active boolean NOT NULL DEFAULT true", "created_at timestamptz NOT NULL DEFAULT now()"):
+    for column in (
+        "id uuid PRIMARY KEY DEFAULT gen_random_uuid()",
+        "email varchar(254) NOT NULL",
+        "hashed_password text NOT NULL",
+        "role varchar(16) NOT NULL DEFAULT 'user'",
+        "active boolean NOT NULL DEFAULT true",
+        "created_at timestamptz NOT NULL DEFAULT now()",
+    ):
         assert column in sql
     assert "CREATE TABLE users (" in sql
 
@@ -37,11 +42,20 @@ def test_seed_inserts_the_asked_number_of_rows_then_analyzes():
 
 
 def test_app_runs_as_its_own_module_on_loopback_with_the_database_in_its_environment():
-    assert stack_ceiling.app_argv(8123) == [sys.executable, "-m", "bench.minimal_app", "--host", "127.0.0.1",
-                                            "--port", "8123"]
+    assert stack_ceiling.app_argv(8123) == [
+        sys.executable,
+        "-m",
+        "bench.minimal_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8123",
+    ]
     assert stack_ceiling.app_env("postgres://postgres@127.0.0.1:5999/ceiling", Path("/tmp/x.log")) == {
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:5999/ceiling", "PYTHONUNBUFFERED": "1",
-        "DB_POOL_MAX_SIZE": "20"}
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5999/ceiling",
+        "PYTHONUNBUFFERED": "1",
+        "DB_POOL_MAX_SIZE": "20",
+    }
     assert stack_ceiling.app_env("postgres://x", Path("/tmp/x.log"), pool_max=40)["DB_POOL_MAX_SIZE"] == "40"
 
 
@@ -62,12 +76,15 @@ def test_scenarios_request_their_route_with_a_static_get():
         stack_ceiling.scenarios(["users_me"])
 
 
-@pytest.mark.parametrize(("scenario", "level", "figures", "verdict"), [
-    ("row", 64, {"errors": 0, "p99_us": 20_000, "rps": 3500}, "users_me's >=3000 rps, p99<=30ms: met"),
-    ("row", 64, {"errors": 0, "p99_us": 40_000, "rps": 3500}, "users_me's >=3000 rps, p99<=30ms: NOT met"),
-    ("row", 16, {"errors": 0, "p99_us": 20_000, "rps": 3500}, ""),
-    ("plain", 64, {"errors": 0, "p99_us": 20_000, "rps": 3500}, ""),  # health_live has no target
-])
+@pytest.mark.parametrize(
+    ("scenario", "level", "figures", "verdict"),
+    [
+        ("row", 64, {"errors": 0, "p99_us": 20_000, "rps": 3500}, "users_me's >=3000 rps, p99<=30ms: met"),
+        ("row", 64, {"errors": 0, "p99_us": 40_000, "rps": 3500}, "users_me's >=3000 rps, p99<=30ms: NOT met"),
+        ("row", 16, {"errors": 0, "p99_us": 20_000, "rps": 3500}, ""),
+        ("plain", 64, {"errors": 0, "p99_us": 20_000, "rps": 3500}, ""),  # health_live has no target
+    ],
+)
 def test_the_target_column_judges_the_floor_against_its_service_scenario(scenario, level, figures, verdict):
     assert stack_ceiling.floor_verdict(scenario, level, figures) == verdict
 
@@ -79,16 +96,44 @@ def test_defaults_are_the_production_shape_at_the_targets_concurrency():
 
 
 def test_options_are_read_like_api_bench():
-    args = stack_ceiling.parse_args(["--instances", "1", "--direct", "--duration", "3.6", "--warmup", "0",
-                                     "--concurrency", "16, 64", "--scenario", "row"])
+    args = stack_ceiling.parse_args(
+        [
+            "--instances",
+            "1",
+            "--direct",
+            "--duration",
+            "3.6",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "16, 64",
+            "--scenario",
+            "row",
+        ]
+    )
     assert (args.instances, args.direct, args.duration, args.warmup, args.levels, args.scenarios) == (
-        1, True, 4, 0, [16, 64], ["row"])
+        1,
+        True,
+        4,
+        0,
+        [16, 64],
+        ["row"],
+    )
 
 
-@pytest.mark.parametrize("argv", [["--instances", "2", "--direct"], ["--instances", "0"],
-                                  ["--instances", "1", "--direct", "--upstream-keepalive", "8"],
-                                  ["--scenario", "users_me"], ["--concurrency", "0"], ["--concurrency", "x"],
-                                  ["--users", "0"], ["--pool-max", "1"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--instances", "2", "--direct"],
+        ["--instances", "0"],
+        ["--instances", "1", "--direct", "--upstream-keepalive", "8"],
+        ["--scenario", "users_me"],
+        ["--concurrency", "0"],
+        ["--concurrency", "x"],
+        ["--users", "0"],
+        ["--pool-max", "1"],
+    ],
+)
 def test_contradictory_or_unknown_options_are_refused(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         stack_ceiling.parse_args(argv)
@@ -104,8 +149,10 @@ def test_the_header_is_api_bench_s_shape_line():
 
 def test_the_app_line_says_when_the_pool_is_not_production_s():
     production = stack_ceiling.shape(stack_ceiling.parse_args([]), (0, 0, 0))
-    assert stack_ceiling.app_line(production) == ("app: minimal (bench/minimal_app.py), not the service; "
-                                                  "asyncpg pool 2..20 (as production); users table of 5000 rows")
+    assert stack_ceiling.app_line(production) == (
+        "app: minimal (bench/minimal_app.py), not the service; "
+        "asyncpg pool 2..20 (as production); users table of 5000 rows"
+    )
     bigger = stack_ceiling.shape(stack_ceiling.parse_args(["--pool-max", "40", "--users", "10"]), (0, 0, 0))
     assert "asyncpg pool 2..40 (NOT as production); users table of 10 rows" in stack_ceiling.app_line(bigger)
 
@@ -128,9 +175,10 @@ def test_minimal_app_answers_plain_and_row_from_a_real_cluster():
     try:
         cluster.start(PRODUCTION_DURABILITY)  # as both benches start theirs
         # The throwaway cluster's own shortcuts are overridden: commits reach the disk as in production.
-        assert cluster.psql("SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings "
-                            "WHERE name IN ('fsync', 'full_page_writes', 'synchronous_commit')") == (
-            "fsync=on full_page_writes=on synchronous_commit=on")
+        assert cluster.psql(
+            "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings "
+            "WHERE name IN ('fsync', 'full_page_writes', 'synchronous_commit')"
+        ) == ("fsync=on full_page_writes=on synchronous_commit=on")
         stack_ceiling.prepare_database(cluster, 50)
         # Through the socket folder, as the bench runs it by default.
         database_url = api_bench.instance_database_url(cluster, stack_ceiling.DATABASE, "socket")
@@ -140,9 +188,13 @@ def test_minimal_app_answers_plain_and_row_from_a_real_cluster():
         port = free_port()
         output = base / "app.out"
         with output.open("wb") as sink:
-            process = subprocess.Popen(stack_ceiling.app_argv(port), cwd=stack_ceiling.PROJECT_ROOT,
-                                       env={**os.environ, **stack_ceiling.app_env(database_url, base / "app.log")},
-                                       stdout=sink, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                stack_ceiling.app_argv(port),
+                cwd=stack_ceiling.PROJECT_ROOT,
+                env={**os.environ, **stack_ceiling.app_env(database_url, base / "app.log")},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 15
         ready = False

@@ -1,7 +1,7 @@
 import base64
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import bcrypt
 import jwt
@@ -31,7 +31,7 @@ def test_refresh_token_has_a_long_random_jti_and_is_stored_as_digest():
 
 
 def test_expired_token():
-    old = datetime.now(timezone.utc) - timedelta(hours=1)
+    old = datetime.now(UTC) - timedelta(hours=1)
     with pytest.raises(TokenError) as caught:
         decode(KEY, issue_access(KEY, "u", "user", 15, now=old), "access")
     assert caught.value.expired
@@ -40,18 +40,44 @@ def test_expired_token():
 # The wrong-algorithm case signs with the service's own key on purpose; PyJWT warns that it is
 # short for HS384/HS512, which is beside the point of the test.
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-@pytest.mark.parametrize("make, reason", [
-    (lambda: issue_access("another-key-0123456789abcdef0123456789", "u", "user", 15), "bad_signature"),
-    (lambda: _b64({"alg": "none", "typ": "JWT"}) + "." + _b64({"user_id": "u", "token_type": "access", "iat": 1, "exp": 9999999999}) + ".", None),
-    (lambda: jwt.encode({"user_id": "u", "token_type": "access", "iat": 1, "exp": 9999999999}, KEY, algorithm="HS512"), "wrong_algorithm"),
-    (lambda: issue_refresh(KEY, "u", 60).token, "wrong_token_type"),
-    (lambda: jwt.encode({"user_id": "u", "token_type": "access"}, KEY, algorithm="HS256"), "missing_claims"),
-    (lambda: jwt.encode({"user_id": "u", "token_type": "access", "iat": 1, "exp": 9999999999}, KEY,
-                        algorithm="HS256"), "missing_claims"),  # no role
-    (lambda: jwt.encode({"user_id": "u", "role": "superhero", "token_type": "access", "iat": 1, "exp": 9999999999},
-                        KEY, algorithm="HS256"), "missing_claims"),
-    (lambda: "not.a.token", "malformed"),
-])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda: issue_access("another-key-0123456789abcdef0123456789", "u", "user", 15), "bad_signature"),
+        (
+            lambda: (
+                _b64({"alg": "none", "typ": "JWT"})
+                + "."
+                + _b64({"user_id": "u", "token_type": "access", "iat": 1, "exp": 9999999999})
+                + "."
+            ),
+            None,
+        ),
+        (
+            lambda: jwt.encode(
+                {"user_id": "u", "token_type": "access", "iat": 1, "exp": 9999999999}, KEY, algorithm="HS512"
+            ),
+            "wrong_algorithm",
+        ),
+        (lambda: issue_refresh(KEY, "u", 60).token, "wrong_token_type"),
+        (lambda: jwt.encode({"user_id": "u", "token_type": "access"}, KEY, algorithm="HS256"), "missing_claims"),
+        (
+            lambda: jwt.encode(
+                {"user_id": "u", "token_type": "access", "iat": 1, "exp": 9999999999}, KEY, algorithm="HS256"
+            ),
+            "missing_claims",
+        ),  # no role
+        (
+            lambda: jwt.encode(
+                {"user_id": "u", "role": "superhero", "token_type": "access", "iat": 1, "exp": 9999999999},
+                KEY,
+                algorithm="HS256",
+            ),
+            "missing_claims",
+        ),
+        (lambda: "not.a.token", "malformed"),
+    ],
+)
 def test_invalid_tokens_are_refused(make, reason):
     with pytest.raises(TokenError) as caught:
         decode(KEY, make(), "access")
@@ -60,14 +86,17 @@ def test_invalid_tokens_are_refused(make, reason):
         assert caught.value.reason == reason
 
 
-@pytest.mark.parametrize("password, reason", [
-    ("Sh0rt!", "Password must be at least 8 characters long."),
-    ("weakpass", "Password must contain at least one uppercase letter."),
-    ("WEAKPASS1!", "Password must contain at least one lowercase letter."),
-    ("Weakpass!", "Password must contain at least one digit."),
-    ("Weakpass1", "Password must contain at least one special character."),
-    ("Str0ng!Pass", None),
-])
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("Sh0rt!", "Password must be at least 8 characters long."),
+        ("weakpass", "Password must contain at least one uppercase letter."),
+        ("WEAKPASS1!", "Password must contain at least one lowercase letter."),
+        ("Weakpass!", "Password must contain at least one digit."),
+        ("Weakpass1", "Password must contain at least one special character."),
+        ("Str0ng!Pass", None),
+    ],
+)
 def test_complexity_rules_report_the_first_failure(password, reason):
     assert passwords.complexity_failure(password) == reason
 

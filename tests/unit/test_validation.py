@@ -4,32 +4,62 @@ from decimal import Decimal
 import pytest
 
 from server.validation import (
-    FieldError, Field, body_bool, date_value, email, money, parse_json, path_uuid, query_bool, query_int,
-    rate, timestamp_value, unstorable_fields, uuid_value, validate,
+    Field,
+    FieldError,
+    body_bool,
+    date_value,
+    email,
+    money,
+    parse_json,
+    path_uuid,
+    query_bool,
+    query_int,
+    rate,
+    timestamp_value,
+    unstorable_fields,
+    uuid_value,
+    validate,
 )
 
 
-@pytest.mark.parametrize("body, expected", [
-    (b'{"amount": 10}', Decimal("10.00")),
-    (b'{"amount": "10.5"}', Decimal("10.50")),
-    (b'{"amount": 1E+2}', Decimal("100.00")),
-    (b'{"amount": 0.1}', Decimal("0.10")),
-    (b'{"amount": "75.00"}', Decimal("75.00")),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (b'{"amount": 10}', Decimal("10.00")),
+        (b'{"amount": "10.5"}', Decimal("10.50")),
+        (b'{"amount": 1E+2}', Decimal("100.00")),
+        (b'{"amount": 0.1}', Decimal("0.10")),
+        (b'{"amount": "75.00"}', Decimal("75.00")),
+    ],
+)
 def test_money_is_parsed_as_decimal_from_the_json_text(body, expected):
     value = money()(parse_json(body)["amount"])
     assert value == expected and isinstance(value, Decimal)
 
 
-@pytest.mark.parametrize("body", [
-    b'{"amount": 1.005}', b'{"amount": "abc"}', b'{"amount": NaN}', b'{"amount": Infinity}',
-    b'{"amount": "NaN"}', b'{"amount": true}', b'{"amount": "-Infinity"}', b'{"amount": [1]}',
-    b'{"amount": 0}', b'{"amount": -5}', b'{"amount": 1e30}',
-    # Decimal() reads these, a client sending them has a bug: only ASCII decimal notation counts.
-    b'{"amount": "1_000"}', '{"amount": "\u0661\u0660\u0660"}'.encode(), b'{"amount": "10 0"}',
-    b'{"amount": "0x10"}', b'{"amount": ""}',
-    b'{"amount": ' + b"9" * 5000 + b'}',  # over Python's 4,300-digit int limit: a number, too large
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"amount": 1.005}',
+        b'{"amount": "abc"}',
+        b'{"amount": NaN}',
+        b'{"amount": Infinity}',
+        b'{"amount": "NaN"}',
+        b'{"amount": true}',
+        b'{"amount": "-Infinity"}',
+        b'{"amount": [1]}',
+        b'{"amount": 0}',
+        b'{"amount": -5}',
+        b'{"amount": 1e30}',
+        # Decimal() reads these, a client sending them has a bug: only ASCII decimal notation counts.
+        b'{"amount": "1_000"}',
+        '{"amount": "\u0661\u0660\u0660"}'.encode(),
+        b'{"amount": "10 0"}',
+        b'{"amount": "0x10"}',
+        b'{"amount": ""}',
+        b'{"amount": ' + b"9" * 5000 + b"}",  # over Python's 4,300-digit int limit: a number, too large
+    ],
+)
 def test_money_rejects_what_the_contract_rejects(body):
     with pytest.raises(FieldError):
         money()(parse_json(body)["amount"])
@@ -72,13 +102,16 @@ def test_query_int_bounds():
             query_int(1, 100)(bad)
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ("-1", "Must be at least 0."),
-    ("9223372036854775808", "Must be at most 9223372036854775807."),
-    ("1" + "0" * 30, "Must be at most 9223372036854775807."),
-    ("-" + "9" * 5000, "Must be at least 0."),
-    ("1e3", "Must be an integer."),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("-1", "Must be at least 0."),
+        ("9223372036854775808", "Must be at most 9223372036854775807."),
+        ("1" + "0" * 30, "Must be at most 9223372036854775807."),
+        ("-" + "9" * 5000, "Must be at least 0."),
+        ("1e3", "Must be an integer."),
+    ],
+)
 def test_an_offset_beyond_postgresql_bigint_is_out_of_range_not_a_non_integer(raw, reason):
     assert query_int(0)("9223372036854775807") == 9223372036854775807
     assert query_int(0)("000000000000000000000042") == 42
@@ -115,14 +148,17 @@ def test_money_strings_in_plain_decimal_notation_are_accepted(text):
     assert money()(text) > 0
 
 
-@pytest.mark.parametrize("raw, fields", [
-    (rb'{"name": "a\u0000b", "ok": "x"}', ["name"]),
-    (rb'{"name": "sur\ud800", "n": 1}', ["name"]),
-    (rb'{"tags": ["x", {"deep": "\udfff"}]}', ["tags"]),
-    (rb'{"n\u0000": "x"}', ["body"]),
-    (rb'{"emoji": "\ud83d\ude00", "name": "caf\u00e9"}', []),  # a surrogate pair is one character
-    (b'{"name": "plain"}', []),
-])
+@pytest.mark.parametrize(
+    "raw, fields",
+    [
+        (rb'{"name": "a\u0000b", "ok": "x"}', ["name"]),
+        (rb'{"name": "sur\ud800", "n": 1}', ["name"]),
+        (rb'{"tags": ["x", {"deep": "\udfff"}]}', ["tags"]),
+        (rb'{"n\u0000": "x"}', ["body"]),
+        (rb'{"emoji": "\ud83d\ude00", "name": "caf\u00e9"}', []),  # a surrogate pair is one character
+        (b'{"name": "plain"}', []),
+    ],
+)
 def test_strings_postgresql_cannot_store_are_found(raw, fields):
     assert [v["field"] for v in unstorable_fields(raw, parse_json(raw))] == fields
 

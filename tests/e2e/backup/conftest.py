@@ -33,18 +33,25 @@ pytestmark = pytest.mark.e2e
 
 
 def _git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.test",
-           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.test"}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "e2e",
+        "GIT_AUTHOR_EMAIL": "e2e@example.test",
+        "GIT_COMMITTER_NAME": "e2e",
+        "GIT_COMMITTER_EMAIL": "e2e@example.test",
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
 
 
 @pytest.fixture(scope="session")
 def backup_repo(tmp_path_factory) -> Path:
     """The committed tree (HEAD: what a tag would hold, without anyone's unfinished edits), tagged."""
     path = tmp_path_factory.mktemp("backup-repo")
-    archive = subprocess.run(["git", "-C", str(PROJECT), "archive", "--format=tar", "HEAD"], check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(PROJECT), "archive", "--format=tar", "HEAD"], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
     if os.environ.get("CLICKNBACK_E2E_LOCK_FILE"):  # try a candidate lock file without committing it
         shutil.copy(os.environ["CLICKNBACK_E2E_LOCK_FILE"], path / "requirements.lock")
@@ -72,8 +79,14 @@ class BackupWorld:
     def task(self, *args: str, check: bool = True, timeout: float = 300) -> TaskResult:
         """`invoke <task> ...` from the released repo (its tasks.py), as an operator runs it."""
         env = {**os.environ, "CLICKNBACK_INVENTORY": str(self.sandbox.inventory_path), "PYTHONUNBUFFERED": "1"}
-        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=self.repo, env=env,
-                                capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=self.repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         output = result.stdout + result.stderr
         if check and result.returncode != 0:
             raise AssertionError(f"invoke {' '.join(args)} failed ({result.returncode}):\n{output}")
@@ -85,8 +98,7 @@ class BackupWorld:
     def set_host_env(self, **values: str) -> None:
         """Edit the hosts' shared/.env in place (as an operator would), keeping owner and mode."""
         for path in self.host_env_files():
-            lines = [line for line in path.read_text().splitlines()
-                     if line.split("=", 1)[0] not in values]
+            lines = [line for line in path.read_text().splitlines() if line.split("=", 1)[0] not in values]
             lines += [f"{key}={value}" for key, value in values.items() if value is not None]
             stat = path.stat()
             path.write_text("\n".join(lines) + "\n")
@@ -107,10 +119,14 @@ def world(backup_repo: Path) -> BackupWorld:
         s3.start()
         s3.create_bucket(BUCKET)
         sandbox.start()
-        settings = {**s3.settings(BUCKET), "BACKUP_PART_SIZE": "64K", "BACKUP_PREFIX": "db/",
-                    "BACKUP_MIN_KEEP": "2",
-                    # The verification job would change purchases after a backup: keep the data still.
-                    "PURCHASE_JOB_ENABLED": "false"}
+        settings = {
+            **s3.settings(BUCKET),
+            "BACKUP_PART_SIZE": "64K",
+            "BACKUP_PREFIX": "db/",
+            "BACKUP_MIN_KEEP": "2",
+            # The verification job would change purchases after a backup: keep the data still.
+            "PURCHASE_JOB_ENABLED": "false",
+        }
         with sandbox.env_file.open("a") as env_file:
             env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
         seed_shared_venv(sandbox, (backup_repo / "requirements.lock").read_bytes())

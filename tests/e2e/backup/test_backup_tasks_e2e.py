@@ -24,7 +24,7 @@ STATE: dict[str, str] = {}
 def listing(world: BackupWorld) -> dict:
     output = world.task("backups", "--json").output
     line = next(line for line in output.splitlines() if '"complete"' in line)
-    return json.loads(line[line.index("{"):])
+    return json.loads(line[line.index("{") :])
 
 
 def ledgers(world: BackupWorld) -> list[list]:
@@ -75,8 +75,7 @@ def test_verify_backup_task_passes_and_is_recorded(world: BackupWorld):
 
 def test_restore_into_a_new_database_matches_the_live_one(world: BackupWorld):
     world.task("restore", "--backup", STATE["first"], "--target", "e2e_restored")
-    assert table_digests(world.sandbox.postgres, "e2e_restored") == table_digests(world.sandbox.postgres,
-                                                                                   "clicknback")
+    assert table_digests(world.sandbox.postgres, "e2e_restored") == table_digests(world.sandbox.postgres, "clicknback")
     world.sandbox.postgres.drop_database("e2e_restored")
 
 
@@ -99,10 +98,17 @@ def test_live_restore_stops_the_app_restores_and_comes_back_healthy(world: Backu
     assert "running ops CLI: restore" in result.output and "clicknback-ops" not in result.output
     for entries in ledgers(world):  # the live restore left a trace on every host
         last = entries[-1]
-        assert (last.kind, last.outcome, last.backup, last.safety_backup) == ("restore", "ok", STATE["first"], safety[0])
+        assert (last.kind, last.outcome, last.backup, last.safety_backup) == (
+            "restore",
+            "ok",
+            STATE["first"],
+            safety[0],
+        )
         assert last.hosts == ["host-6", "host-7"] and last.release.endswith("-v1.0.0") and last.who
-    assert f"live database replaced from backup {STATE['first']}; safety backup {safety[0]}" in \
-        world.task("releases").output
+    assert (
+        f"live database replaced from backup {STATE['first']}; safety backup {safety[0]}"
+        in world.task("releases").output
+    )
 
 
 def _hold_deploy_lock(world: BackupWorld, holder: str) -> None:
@@ -116,8 +122,7 @@ def _hold_deploy_lock(world: BackupWorld, holder: str) -> None:
 
 
 def test_target_with_confirm_live_is_refused_before_touching_a_host(world: BackupWorld):
-    result = world.task("restore", "--backup", STATE["first"], "--target", "e2e_both", "--confirm-live",
-                        check=False)
+    result = world.task("restore", "--backup", STATE["first"], "--target", "e2e_both", "--confirm-live", check=False)
     assert result.returncode == 1
     assert "ERROR: give --target DB (restore into a new database, no downtime) or --confirm-live" in result.output
     assert "stopping the app" not in result.output and "[host-" not in result.output  # no host was contacted
@@ -196,8 +201,7 @@ def test_wrong_encryption_key_is_refused(world: BackupWorld):
     assert ENCRYPTION_KEY not in result.output
     encrypted = next(m for m in listing(world)["complete"] if m["encryption"])
     world.set_host_env(BACKUP_ENCRYPTION_KEY="a-different-key-0123456789-abcdefghijk")
-    refused = world.task("restore", "--backup", encrypted["backup_id"], "--target", "e2e_wrong_key",
-                                check=False)
+    refused = world.task("restore", "--backup", encrypted["backup_id"], "--target", "e2e_wrong_key", check=False)
     assert refused.returncode != 0 and "not the key this backup was encrypted with" in refused.output
     world.set_host_env(BACKUP_ENCRYPTION_KEY=ENCRYPTION_KEY)
     world.task("restore", "--backup", encrypted["backup_id"], "--target", "e2e_right_key")
@@ -211,16 +215,21 @@ def test_unreachable_bucket_fails_the_task_and_the_cron_line_says_why(world: Bac
         result = world.task("backup", check=False)
         assert result.returncode == 1 and "S3 endpoint unreachable" in result.output
         # The crontab's own backup line, run as cron would (as the deploy user, output to cron.log).
-        crontab = subprocess.run(["crontab", "-l", "-u", world.sandbox.sshd.user], capture_output=True,
-                                 text=True, check=True).stdout
+        crontab = subprocess.run(
+            ["crontab", "-l", "-u", world.sandbox.sshd.user], capture_output=True, text=True, check=True
+        ).stdout
         root = str(world.sandbox.deploy_root(ADDRESSES[0]))
-        line = next(entry for entry in crontab.splitlines()
-                    if " backup " in entry and root in entry and not entry.startswith("#"))
+        line = next(
+            entry
+            for entry in crontab.splitlines()
+            if " backup " in entry and root in entry and not entry.startswith("#")
+        )
         # The job fires every quarter hour and runs only at its UTC time: run what follows the guard.
         command = line.split(None, 5)[5]
-        command = command[command.index("cd "):]
-        ran = subprocess.run(["su", "-s", "/bin/sh", "-c", command, world.sandbox.sshd.user], capture_output=True,
-                             text=True, timeout=120)
+        command = command[command.index("cd ") :]
+        ran = subprocess.run(
+            ["su", "-s", "/bin/sh", "-c", command, world.sandbox.sshd.user], capture_output=True, text=True, timeout=120
+        )
         assert ran.returncode != 0
         cron_log = (world.sandbox.deploy_root(ADDRESSES[0]) / "shared" / "logs" / "cron.log").read_text()
         assert "backup: cannot use the bucket: S3 endpoint unreachable" in cron_log.splitlines()[-1]

@@ -29,8 +29,7 @@ def database_exists(ops: Ops, name: str) -> bool:
     return ops.cluster.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{name}'") == "1"
 
 
-def test_a_dropped_live_database_is_recreated_only_when_the_operator_skips_the_safety_backup(ops: Ops,
-                                                                                          source_db: str):
+def test_a_dropped_live_database_is_recreated_only_when_the_operator_skips_the_safety_backup(ops: Ops, source_db: str):
     backup_id = backup_id_from(ops.ok("backup").stdout)
     before = table_digests(ops.cluster, source_db)
     ops.cluster.drop_database(source_db)  # Sev-1: the live database is gone
@@ -39,7 +38,8 @@ def test_a_dropped_live_database_is_recreated_only_when_the_operator_skips_the_s
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
         f"restore: the live database {source_db} does not exist on the server, so no safety backup can be taken; "
-        "if it is really lost, run the restore again with --no-safety-backup (docs/disaster-recovery.md)")
+        "if it is really lost, run the restore again with --no-safety-backup (docs/disaster-recovery.md)"
+    )
     assert not database_exists(ops, source_db)
 
     restored = ops.ok("restore", "--backup", backup_id, "--confirm-live", "--no-safety-backup")
@@ -67,8 +67,10 @@ def test_a_failing_safety_backup_aborts_unless_the_operator_skips_it(ops: Ops, s
     # The runbook's way out for a database too damaged to dump: drop it, restore without a safety backup.
     ops.cluster.drop_database(source_db)
     ops.ok("restore", "--backup", backup_id, "--confirm-live", "--no-safety-backup")
-    assert ops.cluster.psql("SELECT count(*) FROM login_attempts WHERE email = 'after-backup@example.test'",
-                            source_db) == "0"
+    assert (
+        ops.cluster.psql("SELECT count(*) FROM login_attempts WHERE email = 'after-backup@example.test'", source_db)
+        == "0"
+    )
     assert ops.ok("check-wallets").returncode == 0
 
 
@@ -97,8 +99,9 @@ def test_a_role_without_createdb_gets_one_line_naming_the_fix(ops: Ops, source_d
         assert refused.returncode == 1
         assert refused.stderr == (
             "restore: cannot create database bk_denied: role bk_app lacks the CREATEDB privilege; as the "
-            "PostgreSQL superuser run `ALTER ROLE \"bk_app\" CREATEDB;` (e.g. sudo -u postgres psql -c "
-            "'ALTER ROLE \"bk_app\" CREATEDB'), or re-run `invoke provision --system`\n")
+            'PostgreSQL superuser run `ALTER ROLE "bk_app" CREATEDB;` (e.g. sudo -u postgres psql -c '
+            "'ALTER ROLE \"bk_app\" CREATEDB'), or re-run `invoke provision --system`\n"
+        )
         verify = ops.run("verify-backup", DATABASE_URL=url)
         assert verify.returncode == 1 and "lacks the CREATEDB privilege" in verify.stderr
         ops.cluster.psql('ALTER ROLE "bk_app" CREATEDB')  # the fix the message names works
@@ -113,8 +116,11 @@ def test_database_name_option_reaches_the_named_database_with_the_live_credentia
     backup_id = backup_id_from(ops.ok("backup").stdout)
     target = ops.remember("bk_check")
     ops.ok("restore", "--backup", backup_id, "--target", target)
-    ops.cluster.psql("UPDATE wallets SET available_balance = available_balance + 1.00 "
-                     "WHERE user_id = (SELECT min(user_id::text)::uuid FROM wallets)", target)
+    ops.cluster.psql(
+        "UPDATE wallets SET available_balance = available_balance + 1.00 "
+        "WHERE user_id = (SELECT min(user_id::text)::uuid FROM wallets)",
+        target,
+    )
 
     copy = ops.run("check-wallets", "--database", target)
     assert copy.returncode == 1 and "MISMATCH" in copy.stdout

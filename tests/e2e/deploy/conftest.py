@@ -43,7 +43,7 @@ def _next_migration(repo: Path) -> tuple[Path, int]:
     return models / f"{number}_20991231000000_e2e_marker.py", number
 
 
-MIGRATION = '''from tortoise import BaseDBAsyncClient
+MIGRATION = """from tortoise import BaseDBAsyncClient
 
 RUN_IN_TRANSACTION = True
 
@@ -54,7 +54,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
     return "DROP TABLE e2e_marker;"
-'''
+"""
 
 
 @dataclass
@@ -102,9 +102,11 @@ def sandbox(repo: Repo) -> Sandbox:
     # `solo` is the first host alone, for single-host timings.
     solo_host = "127.0.0.2"
     with started_sandbox(crontab_lines=(FOREIGN_CRONTAB_LINE,)) as box:
-        solo = (f'\n[environments.solo]\n[[environments.solo.hosts]]\nname = "host-2"\n'
-                f'address = "{solo_host}"\nbind_address = "{solo_host}"\n'
-                f'deploy_root = "{box.deploy_root(solo_host)}"\n')
+        solo = (
+            f'\n[environments.solo]\n[[environments.solo.hosts]]\nname = "host-2"\n'
+            f'address = "{solo_host}"\nbind_address = "{solo_host}"\n'
+            f'deploy_root = "{box.deploy_root(solo_host)}"\n'
+        )
         box.inventory_path.write_text(box.inventory_text() + solo)
         seed_shared_venv(box, (repo.path / "requirements.lock").read_bytes())
         yield box
@@ -124,8 +126,14 @@ def run_task(repo: Repo, sandbox: Sandbox):
     def run(*args: str, check: bool = True, timeout: float = 300) -> TaskResult:
         env = {**os.environ, "CLICKNBACK_INVENTORY": str(sandbox.inventory_path), "PYTHONUNBUFFERED": "1"}
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=repo.path, env=env,
-                                capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=repo.path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         seconds = time.monotonic() - started
         output = result.stdout + result.stderr
         if check and result.returncode != 0:

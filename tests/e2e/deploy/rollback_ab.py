@@ -26,9 +26,15 @@ from tests.support.gitrepo import PROJECT, copy_working_tree, git
 from tests.support.load import LoadGenerator
 from tests.support.sshd import seed_shared_venv, started_sandbox
 
-TOOLKIT = ["deploy/release.py", "deploy/commands.py", "deploy/ssh.py", "deploy/tasks/release.py",
-           "deploy/templates/supervisor-program.conf.tmpl", "deploy/templates/supervisord.conf.tmpl",
-           "deploy/templates/nginx.conf.tmpl"]
+TOOLKIT = [
+    "deploy/release.py",
+    "deploy/commands.py",
+    "deploy/ssh.py",
+    "deploy/tasks/release.py",
+    "deploy/templates/supervisor-program.conf.tmpl",
+    "deploy/templates/supervisord.conf.tmpl",
+    "deploy/templates/nginx.conf.tmpl",
+]
 TASK_TIMEOUT_S = 300
 
 
@@ -71,22 +77,37 @@ def main(reps: int, revisions: list[str]) -> None:
 def compare(reps: int, revisions: list[str], tools: dict[str, Path], repo: Path) -> None:
     results: dict[tuple[str, str], list[float]] = {(r, shape): [] for r in revisions for shape in ("one", "two")}
     with started_sandbox() as box:
-        solo = (f'\n[environments.solo]\n[[environments.solo.hosts]]\nname = "host-2"\naddress = "127.0.0.2"\n'
-                f'bind_address = "127.0.0.2"\ndeploy_root = "{box.deploy_root("127.0.0.2")}"\n')
+        solo = (
+            f'\n[environments.solo]\n[[environments.solo.hosts]]\nname = "host-2"\naddress = "127.0.0.2"\n'
+            f'bind_address = "127.0.0.2"\ndeploy_root = "{box.deploy_root("127.0.0.2")}"\n'
+        )
         box.inventory_path.write_text(box.inventory_text() + solo)
         seed_shared_venv(box, (repo / "requirements.lock").read_bytes())
-        env = {**os.environ, "CLICKNBACK_INVENTORY": str(box.inventory_path), "PYTHONUNBUFFERED": "1",
-               "CLICKNBACK_DEPLOY_TRACE": "1"}
+        env = {
+            **os.environ,
+            "CLICKNBACK_INVENTORY": str(box.inventory_path),
+            "PYTHONUNBUFFERED": "1",
+            "CLICKNBACK_DEPLOY_TRACE": "1",
+        }
 
         def invoke(cwd: Path, *args: str) -> float:
             started = time.monotonic()
-            process = subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=cwd, env=env, text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "invoke", *args],
+                cwd=cwd,
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             lines = [f"{time.monotonic() - started:6.2f} {line.rstrip()}" for line in process.stdout]
             process.wait(timeout=TASK_TIMEOUT_S)
             seconds = time.monotonic() - started
-            print(f"--- {cwd.name}: invoke {' '.join(args)}: exit {process.returncode}, {seconds:.2f}s,"
-                  f" load {os.getloadavg()[0]:.2f}\n" + "\n".join(lines), flush=True)
+            print(
+                f"--- {cwd.name}: invoke {' '.join(args)}: exit {process.returncode}, {seconds:.2f}s,"
+                f" load {os.getloadavg()[0]:.2f}\n" + "\n".join(lines),
+                flush=True,
+            )
             if process.returncode != 0:
                 raise SystemExit(f"invoke {' '.join(args)} failed")
             return seconds

@@ -102,8 +102,10 @@ def test_deploy_a_serves_on_both_hosts(run_task, repo, hosts, remotes):
     # A body over the app's limit gets API.md's JSON answers through nginx, not nginx's HTML 413.
     oversized = b"{" + b" " * (1024 * 1024) + b"}"
     with httpx.Client(base_url=nginx_urls(hosts[:1], "")[0], timeout=30) as http:
-        for path, status, code in (("/api/v1/auth/login", 413, "PAYLOAD_TOO_LARGE"),
-                                   ("/api/v1/nope", 404, "NOT_FOUND")):
+        for path, status, code in (
+            ("/api/v1/auth/login", 413, "PAYLOAD_TOO_LARGE"),
+            ("/api/v1/nope", 404, "NOT_FOUND"),
+        ):
             answer = http.post(path, content=oversized, headers={"Content-Type": "application/json"})
             assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), answer.text[:300]
             assert answer.headers["x-request-id"]
@@ -117,8 +119,10 @@ def test_deploy_a_serves_on_both_hosts(run_task, repo, hosts, remotes):
 
 
 # CLICKNBACK_DEPLOY_FIGURES redirects the figures (a measuring run that must not touch bench/).
-FIGURES = Path(os.environ.get("CLICKNBACK_DEPLOY_FIGURES")
-               or Path(__file__).resolve().parents[3] / "bench" / "results" / "deploy_figures.json")
+FIGURES = Path(
+    os.environ.get("CLICKNBACK_DEPLOY_FIGURES")
+    or Path(__file__).resolve().parents[3] / "bench" / "results" / "deploy_figures.json"
+)
 
 
 def record_figure(name: str, value) -> None:
@@ -274,8 +278,14 @@ def test_concurrent_deploys_one_fails_fast_naming_the_holder(run_task, repo, san
     import time
 
     env = {**os.environ, "CLICKNBACK_INVENTORY": str(sandbox.inventory_path)}
-    first = subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--tag", "vB"],
-                             cwd=repo.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "deploy", "--tag", "vB"],
+        cwd=repo.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lock_file = layout(remotes[0]).lock
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not remotes[0].query(f"test -f {lock_file}", check=False).ok:
@@ -293,7 +303,7 @@ def test_concurrent_deploys_one_fails_fast_naming_the_holder(run_task, repo, san
 def test_lock_status_and_release(run_task, remotes):
     remotes[1].query(cmd.lock_acquire_command(layout(remotes[1]), '{"holder": "gone@laptop"}'))
     status = run_task("lock", "--status")
-    assert "held: {\"holder\": \"gone@laptop\"}" in status.output and "free" in status.output
+    assert 'held: {"holder": "gone@laptop"}' in status.output and "free" in status.output
     blocked = run_task("rollback", check=False)
     assert blocked.returncode != 0 and "gone@laptop" in blocked.output
     run_task("lock", "--release")
@@ -311,7 +321,9 @@ def test_supervisor_restarts_a_crashed_instance(hosts, remotes):
     new_pid, status = pid, 0
     while time.monotonic() < deadline:
         new_pid = remote.query(cmd.instance_pid_command(lay, port), check=False).stdout.strip()
-        if new_pid not in (pid, "0", "") and remote.query(cmd.probe_command(hosts[1].ready_url_for(port))).stdout.startswith("200"):
+        if new_pid not in (pid, "0", "") and remote.query(
+            cmd.probe_command(hosts[1].ready_url_for(port))
+        ).stdout.startswith("200"):
             status = 200
             break
         time.sleep(0.2)
@@ -346,8 +358,9 @@ def test_single_host_rollback_time(run_task, remotes):
 
 def test_unknown_host_key_refuses_to_connect(run_task, sandbox, tmp_path):
     inventory = tmp_path / "inventory.toml"
-    inventory.write_text(sandbox.inventory_path.read_text().replace(
-        str(sandbox.sshd.known_hosts), str(tmp_path / "empty_known_hosts")))
+    inventory.write_text(
+        sandbox.inventory_path.read_text().replace(str(sandbox.sshd.known_hosts), str(tmp_path / "empty_known_hosts"))
+    )
     result = run_task("health", "--inventory", str(inventory), check=False)
     assert result.returncode != 0
     assert "unknown host key" in result.output and "ssh-keyscan -p" in result.output
@@ -384,8 +397,9 @@ def test_back_to_back_rollbacks_start_on_ports_that_may_still_be_draining(run_ta
         result = run_task("rollback", "--to", "vB")
     assert "healthy: 2 host(s)" in result.output, result.output
     assert all(c.endswith("-vB") for c in currents(remotes))
-    assert [live_ports(r) for r in remotes] == [tuple(h.partner_port(p) for p in ports)
-                                                 for h, ports in zip(hosts, live_between)]
+    assert [live_ports(r) for r in remotes] == [
+        tuple(h.partner_port(p) for p in ports) for h, ports in zip(hosts, live_between)
+    ]
     assert load.still_running_at_stop and load.failures == [] and load.ok > 20, (load.ok, load.failures[:5])
     for url in nginx_urls(hosts):
         assert http_get(url)[0] == 200

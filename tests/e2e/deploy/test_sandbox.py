@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -22,8 +21,9 @@ PROJECT = Path(__file__).resolve().parents[3]
 
 
 def task(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT,
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=PROJECT, capture_output=True, text=True, timeout=180
+    )
 
 
 def test_sandbox_up_gives_ssh_hosts_postgres_and_s3_and_down_removes_them():

@@ -28,8 +28,10 @@ def closed_port() -> int:
 def with_down_host(sandbox, tmp_path) -> tuple[str, int]:
     port = closed_port()
     text = sandbox.inventory_path.read_text()
-    down = (f'\n[[environments.sandbox.hosts]]\nname = "down"\naddress = "127.0.0.1"\nssh_port = {port}\n'
-            f'deploy_root = "{tmp_path}/down"\n')
+    down = (
+        f'\n[[environments.sandbox.hosts]]\nname = "down"\naddress = "127.0.0.1"\nssh_port = {port}\n'
+        f'deploy_root = "{tmp_path}/down"\n'
+    )
     marker = "\n[environments.solo]"
     assert marker in text, "the e2e inventory layout changed"
     inventory = tmp_path / "inventory.toml"
@@ -44,8 +46,10 @@ def test_reports_show_the_reachable_hosts_and_mark_the_unreachable_one(run_task,
         assert result.returncode == 1 and "Traceback" not in result.output, result.output
         for host in hosts:
             assert f"== {host.name}" in result.output, (task, result.output)
-        assert (f"== down (127.0.0.1): UNREACHABLE: SSH to 127.0.0.1 port {port} as "
-                f"{hosts[0].ssh_user} failed: connection refused") in result.output, result.output
+        assert (
+            f"== down (127.0.0.1): UNREACHABLE: SSH to 127.0.0.1 port {port} as "
+            f"{hosts[0].ssh_user} failed: connection refused"
+        ) in result.output, result.output
         assert result.output.rstrip().splitlines()[-1].startswith("ERROR: "), result.output
 
 

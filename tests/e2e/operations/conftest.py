@@ -52,9 +52,16 @@ def s3_settings(sandbox, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture(scope="session")
 def bucket(s3_settings) -> Bucket:
-    return Bucket(s3_settings["S3_BUCKET"], boto3.client(
-        "s3", endpoint_url=s3_settings["S3_ENDPOINT_URL"], region_name=s3_settings.get("S3_REGION") or "us-east-1",
-        aws_access_key_id=s3_settings["S3_ACCESS_KEY_ID"], aws_secret_access_key=s3_settings["S3_SECRET_ACCESS_KEY"]))
+    return Bucket(
+        s3_settings["S3_BUCKET"],
+        boto3.client(
+            "s3",
+            endpoint_url=s3_settings["S3_ENDPOINT_URL"],
+            region_name=s3_settings.get("S3_REGION") or "us-east-1",
+            aws_access_key_id=s3_settings["S3_ACCESS_KEY_ID"],
+            aws_secret_access_key=s3_settings["S3_SECRET_ACCESS_KEY"],
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +80,14 @@ def ops_task(repo, deployed):  # noqa: F811
     def run(*args: str, check: bool = True, timeout: float = 300) -> TaskResult:
         env = {**os.environ, "CLICKNBACK_INVENTORY": str(deployed.inventory_path), "PYTHONUNBUFFERED": "1"}
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=repo.path,
-                                env=env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=repo.path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         output = result.stdout + result.stderr
         if check and result.returncode != 0:
             raise AssertionError(f"task {' '.join(args)} failed ({result.returncode}):\n{output}")
@@ -87,8 +100,9 @@ def ops_task(repo, deployed):  # noqa: F811
 def backup_task(repo, deployed):  # noqa: F811
     def run(*args: str) -> TaskResult:
         env = {**os.environ, "CLICKNBACK_INVENTORY": str(deployed.inventory_path)}
-        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=repo.path, env=env,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "invoke", *args], cwd=repo.path, env=env, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return TaskResult(result.returncode, result.stdout + result.stderr, 0.0)
 

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -46,19 +46,29 @@ def host(tmp_path, s3):
 
 def archive(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "ENV_FILE": str(root / "shared" / ".env")}
-    return subprocess.run([sys.executable, "-m", "deploy.ops.cli", "archive-logs", *args], cwd=PROJECT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.ops.cli", "archive-logs", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def client(s3):
     settings = s3.settings(BUCKET)
-    return boto3.client("s3", endpoint_url=s3.endpoint_url, region_name="us-east-1",
-                        aws_access_key_id=settings["S3_ACCESS_KEY_ID"],
-                        aws_secret_access_key=settings["S3_SECRET_ACCESS_KEY"])
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=settings["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=settings["S3_SECRET_ACCESS_KEY"],
+    )
 
 
 def rotated(days_ago: float, port: int = 8001) -> str:
-    when = datetime.now(timezone.utc) - timedelta(days=days_ago)
+    when = datetime.now(UTC) - timedelta(days=days_ago)
     return f"app-{port}.{when:%Y-%m-%d_%H-%M-%S_%f}.log"
 
 
@@ -66,8 +76,9 @@ def test_a_name_collision_with_other_content_is_refused_and_kept(host, s3):
     name = rotated(10)
     (host / "shared" / "logs" / name).write_text('{"mine": true}\n')
     key = f"logs/collide/{name}.gz"
-    client(s3).put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(b'{"theirs": true}\n'),
-                          Metadata={"sha256": "0" * 64})
+    client(s3).put_object(
+        Bucket=BUCKET, Key=key, Body=gzip.compress(b'{"theirs": true}\n'), Metadata={"sha256": "0" * 64}
+    )
     result = archive(host, "--host-label", "collide", "--json")
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -118,9 +129,11 @@ def nginx_root(s3):
     (root / "shared" / "logs").mkdir(parents=True)
     (root / "shared" / ".env").write_text("".join(f"{k}={v}\n" for k, v in s3.settings(BUCKET).items()))
     port = free_port()
-    inventory = parse_inventory(f'[environments.t]\n[[environments.t.hosts]]\nname = "t"\naddress = "127.0.0.1"\n'
-                                f'deploy_root = "{root}"\nnginx_port = {port}\ninstance_listen = "tcp"\n'
-                                f'instance_ports = [{free_port()}]\n')
+    inventory = parse_inventory(
+        f'[environments.t]\n[[environments.t.hosts]]\nname = "t"\naddress = "127.0.0.1"\n'
+        f'deploy_root = "{root}"\nnginx_port = {port}\ninstance_listen = "tcp"\n'
+        f"instance_ports = [{free_port()}]\n"
+    )
     target, layout = inventory.environment("t").hosts[0], Layout(str(root))
     (root / "nginx" / "tmp").mkdir(parents=True)
     (root / "nginx" / "nginx.conf").write_text(cmd.nginx_conf(layout, target))

@@ -13,8 +13,7 @@ import json
 import re
 import socket
 import subprocess
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -26,7 +25,7 @@ from server.seed import load_demo_seed
 from tests.e2e.operations.conftest import logs_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def stamp(when: datetime) -> str:
@@ -34,22 +33,28 @@ def stamp(when: datetime) -> str:
 
 
 def keys(bucket, prefix: str) -> list[str]:
-    return sorted(o["Key"] for o in bucket.client.list_objects_v2(Bucket=bucket.name, Prefix=prefix).get("Contents", []))
+    return sorted(
+        o["Key"] for o in bucket.client.list_objects_v2(Bucket=bucket.name, Prefix=prefix).get("Contents", [])
+    )
 
 
 def test_archive_logs_keeps_files_when_the_upload_fails_then_archives_with_retention(
-        ops_task, deployed, hosts, remotes, bucket):
+    ops_task, deployed, hosts, remotes, bucket
+):
     host, remote = hosts[0], remotes[0]
     folder = logs_dir(deployed, host)
     old_name = f"app-8001.{stamp(NOW - timedelta(days=10))}.log"
     recent_name = f"app-8001.{stamp(NOW - timedelta(days=1))}.log"
-    old_content = "".join(json.dumps({"time": (NOW - timedelta(days=10)).isoformat(), "event": "http.request",
-                                      "n": i}) + "\n" for i in range(200))
+    old_content = "".join(
+        json.dumps({"time": (NOW - timedelta(days=10)).isoformat(), "event": "http.request", "n": i}) + "\n"
+        for i in range(200)
+    )
     (folder / old_name).write_text(old_content)
     live = folder / "app-7777.log"  # a live file (not rotated): never touched
     live.write_text('{"live": 1}\n')
-    (folder / recent_name).write_text(json.dumps({"time": (NOW - timedelta(days=1)).isoformat(),
-                                                  "event": "app.start"}) + "\n")
+    (folder / recent_name).write_text(
+        json.dumps({"time": (NOW - timedelta(days=1)).isoformat(), "event": "app.start"}) + "\n"
+    )
     chown_tree(folder, deployed.sshd.user)
     prefix = f"logs/{socket.gethostname()}/"  # the sandbox hosts are this machine
     expired = f"{prefix}app-8001.{stamp(NOW - timedelta(days=40))}.log.gz"
@@ -62,8 +67,11 @@ def test_archive_logs_keeps_files_when_the_upload_fails_then_archives_with_reten
     assert (folder / old_name).exists() and keys(bucket, prefix) == sorted([expired, unexpired])
 
     # The bucket does not exist for this run: nothing may be deleted locally.
-    broken = remote.query("export S3_BUCKET=no-such-bucket-here && " + cmd.ops_command(
-        layout(remote), current_release(remote), "archive-logs"), check=False)
+    broken = remote.query(
+        "export S3_BUCKET=no-such-bucket-here && "
+        + cmd.ops_command(layout(remote), current_release(remote), "archive-logs"),
+        check=False,
+    )
     assert broken.exited == 1, broken.stdout + broken.stderr
     assert "FAILED" in broken.stdout and "the local file is kept" in broken.stdout
     assert (folder / f"{old_name}.gz").exists() and (folder / f"{recent_name}.gz").exists()
@@ -89,21 +97,42 @@ def test_archive_logs_keeps_files_when_the_upload_fails_then_archives_with_reten
     assert "already archived" in again.output
 
 
-KNOWN_END = datetime(2026, 1, 2, tzinfo=timezone.utc)
+KNOWN_END = datetime(2026, 1, 2, tzinfo=UTC)
 
 
 def request(minutes_before_end: float, route: str, status: int, duration: float) -> str:
     when = KNOWN_END - timedelta(minutes=minutes_before_end)
-    return json.dumps({"time": when.isoformat(), "level": "INFO", "event": "http.request", "message": "request",
-                       "request_id": "r", "method": "GET", "route": route, "path": route, "status": status,
-                       "duration_ms": duration, "user_id": None, "client": "127.0.0.1"})
+    return json.dumps(
+        {
+            "time": when.isoformat(),
+            "level": "INFO",
+            "event": "http.request",
+            "message": "request",
+            "request_id": "r",
+            "method": "GET",
+            "route": route,
+            "path": route,
+            "status": status,
+            "duration_ms": duration,
+            "user_id": None,
+            "client": "127.0.0.1",
+        }
+    )
 
 
 def test_stats_over_known_logs_gives_exact_percentiles(ops_task, deployed, hosts, tmp_path):
     # host A: /api/v1/a, 1..100 ms, five of them 500; host B: /api/v1/b, 151..250 ms.
     lines_a = [request(i + 1, "/api/v1/a", 500 if i < 5 else 200, float(i + 1)) for i in range(100)]
-    lines_a += [json.dumps({"time": (KNOWN_END - timedelta(minutes=3)).isoformat(), "event": "db.slow_query",
-                            "duration_ms": 1500.0, "statement": "SELECT 1"})] * 2
+    lines_a += [
+        json.dumps(
+            {
+                "time": (KNOWN_END - timedelta(minutes=3)).isoformat(),
+                "event": "db.slow_query",
+                "duration_ms": 1500.0,
+                "statement": "SELECT 1",
+            }
+        )
+    ] * 2
     lines_a += [request(60 * 25, "/api/v1/a", 200, 9999.0), "not json"]  # outside the window; garbage
     lines_b = [request(i + 1, "/api/v1/b", 200, float(151 + i)) for i in range(100)]
     for host, lines in zip(hosts, (lines_a, lines_b)):
@@ -111,9 +140,10 @@ def test_stats_over_known_logs_gives_exact_percentiles(ops_task, deployed, hosts
         path.write_text("\n".join(lines) + "\n")
         chown_tree(path, deployed.sshd.user)
     history = tmp_path / "history.jsonl"
-    result = ops_task("stats", "--end", KNOWN_END.isoformat(), "--window-hours", "24", "--json",
-                      "--history", str(history))
-    merged = json.loads(result.output[result.output.index("{"):result.output.rindex("}") + 1])
+    result = ops_task(
+        "stats", "--end", KNOWN_END.isoformat(), "--window-hours", "24", "--json", "--history", str(history)
+    )
+    merged = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
     requests = merged["requests"]
     assert requests["requests"] == 200 and requests["server_errors"] == 5 and requests["error_rate"] == 0.025
     assert (requests["p50_ms"], requests["p95_ms"], requests["p99_ms"]) == (100.0, 240.0, 248.0)
@@ -152,10 +182,24 @@ def test_html_report_draws_its_charts_in_headless_chromium(ops_task, tmp_path):
         ops_task("stats", "--history", str(history), "--html", str(report))
     profile = tmp_path / "chromium-profile"
     dom = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--dump-dom", f"file://{report}"],
-        capture_output=True, text=True, timeout=120)
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--dump-dom",
+            f"file://{report}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<svg") == 4
     paths = re.findall(r'<path class="series" data-series="([^"]+)" d="(M[^"]+)"', dom.stdout)
@@ -163,10 +207,25 @@ def test_html_report_draws_its_charts_in_headless_chromium(ops_task, tmp_path):
     assert {"p50", "p95", "p99", "5xx error rate", "database size"} <= drawn, drawn
     assert any(name.endswith(" CPU") for name in drawn) and any(name.endswith(" memory") for name in drawn)
     shot = tmp_path / "report.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=800,1200",
-                    f"file://{report}"], capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--screenshot={shot}",
+            "--window-size=800,1200",
+            f"file://{report}",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert shot.stat().st_size > 10_000
 
 
@@ -212,8 +271,9 @@ def test_handoff_tells_the_next_person_what_they_need(ops_task, repo, hosts, rem
     # The maintenance tests above ran a window on every host; each left its record for this section.
     last_window = text.split("## Last maintenance window")[1].split("## Next maintenance window")[0]
     for host in hosts:
-        assert re.search(rf"- {host.name}: \d{{4}}-\d\d-\d\d \d\d:\d\d–\d\d:\d\d UTC, ok: done in \d+\.\ds; ",
-                         last_window), last_window
+        assert re.search(
+            rf"- {host.name}: \d{{4}}-\d\d-\d\d \d\d:\d\d–\d\d:\d\d UTC, ok: done in \d+\.\ds; ", last_window
+        ), last_window
     assert "OVERDUE" not in last_window
     assert re.search(r"Sunday \d{4}-\d{2}-\d{2} 02:00–03:00 UTC", text)
     assert "## Escalation path" in text and "roll back" in text.split("## Escalation path")[1]
@@ -224,8 +284,16 @@ def test_failover_drill_recovers_app_database_and_backup_within_the_rto(ops_task
     result = ops_task("drill", timeout=600)
     output = result.output
     print(output)  # the timings against the RTO, for the CI log
-    for step in ("baseline", "crash: SIGKILL app", "crash: stop the database abruptly", "database back",
-                 "app back", "health gate", "data: row counts", "fresh backup"):
+    for step in (
+        "baseline",
+        "crash: SIGKILL app",
+        "crash: stop the database abruptly",
+        "database back",
+        "app back",
+        "health gate",
+        "data: row counts",
+        "fresh backup",
+    ):
         assert re.search(rf"{re.escape(step)}[^\n]*\s+ok\s+\d+\.\ds", output), (step, output)
     assert "against an RTO of 60 min (3600s): within" in output
     killed = set(re.findall(r"killed:((?: \d+)+)", output))

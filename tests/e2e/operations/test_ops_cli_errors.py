@@ -33,12 +33,27 @@ def ops(env_file: Path, *args: str) -> subprocess.CompletedProcess:
     # No pip-audit on PATH: the audit step must not reach for the network in a test.
     env = {**os.environ, "ENV_FILE": str(env_file), "PATH": "/usr/bin:/bin"}
     env.pop("CLICKNBACK_OPS_TRACEBACK", None)
-    return subprocess.run([sys.executable, "-m", "deploy.ops.cli", *args], cwd=PROJECT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.ops.cli", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("args", [["migrate", "--status"], ["migrate"], ["migrate", "--to", "1"], ["row-counts"],
-                                  ["check-wallets"], ["rebuild-cap-totals", "--dry-run"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["migrate", "--status"],
+        ["migrate"],
+        ["migrate", "--to", "1"],
+        ["row-counts"],
+        ["check-wallets"],
+        ["rebuild-cap-totals", "--dry-run"],
+    ],
+)
 def test_the_database_down_is_one_line_without_a_traceback_or_the_password(env_file, args):
     result = ops(env_file, *args)
     output = result.stdout + result.stderr
@@ -49,11 +64,14 @@ def test_the_database_down_is_one_line_without_a_traceback_or_the_password(env_f
     assert "Traceback" not in output and PASSWORD not in output
 
 
-@pytest.mark.parametrize("args,named", [
-    (["stats", "--only-logs", "--end", "notadate"], "--end"),
-    (["stats", "--only-logs", "--window-hours", "-1"], "--window-hours"),
-    (["stats", "--only-logs", "--window-hours", "0"], "--window-hours"),
-])
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["stats", "--only-logs", "--end", "notadate"], "--end"),
+        (["stats", "--only-logs", "--window-hours", "-1"], "--window-hours"),
+        (["stats", "--only-logs", "--window-hours", "0"], "--window-hours"),
+    ],
+)
 def test_bad_stats_arguments_are_usage_errors(env_file, args, named):
     result = ops(env_file, *args)
     assert result.returncode == 2 and result.stdout == ""
@@ -76,5 +94,7 @@ def test_a_host_without_the_shared_steps_audits_its_release_with_the_database_do
     assert "Traceback" not in result.stdout + result.stderr and PASSWORD not in result.stdout + result.stderr
     report = result.stdout.split("maintenance report", 1)[1]
     assert "dependency-audit" in report and "advisory file" in report
-    assert all(f"{step} " in report and "runs on another host" in report
-               for step in ("vacuum-analyze", "reindex", "verify-backup", "check-wallets"))
+    assert all(
+        f"{step} " in report and "runs on another host" in report
+        for step in ("vacuum-analyze", "reindex", "verify-backup", "check-wallets")
+    )

@@ -37,8 +37,13 @@ def test_serve_runs_on_the_bundled_postgresql_and_ctrl_c_stops_both(local_dir, t
     env.update(PG_BINDIR=str(bundled), CLICKNBACK_LOCAL_DIR=str(local_dir), ENV_FILE="/dev/null")
     output = tmp_path / "serve.out"
     with output.open("wb") as sink:
-        process = subprocess.Popen([str(Path(sys.executable).parent / "invoke"), "serve", "--port", str(port)],
-                                   cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "invoke"), "serve", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120

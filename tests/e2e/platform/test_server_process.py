@@ -38,8 +38,10 @@ def test_sigterm_lets_the_in_flight_request_finish(server):
         assert http.post("/api/v1/users", json={"email": "drain@example.test", "password": PASSWORD}).status_code == 201
     body = json.dumps({"email": "drain@example.test", "password": PASSWORD}).encode()
     sock = socket.create_connection((server.host, server.port), timeout=20)
-    head = (f"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     sock.sendall(head + body[:10])  # the request is in flight: half its body is on the wire
     server.process.send_signal(15)
     # The process must keep serving this request while it drains.
@@ -74,14 +76,18 @@ def answer_before_the_body(server, head: str) -> bytes:
     return received.split(b"\r\n\r\n", 1)[0]
 
 
-@pytest.mark.parametrize("method, path, status", [("POST", "/api/v1/nope", b"404"),
-                                                  ("PUT", "/api/v1/auth/login", b"405"),
-                                                  ("POST", "/api/v1/auth/login", b"413")])
+@pytest.mark.parametrize(
+    "method, path, status",
+    [("POST", "/api/v1/nope", b"404"), ("PUT", "/api/v1/auth/login", b"405"), ("POST", "/api/v1/auth/login", b"413")],
+)
 def test_an_unread_oversized_body_is_answered_with_connection_close(server, method, path, status):
     # 404 and 405 come before 413 (§1.7), so the body is never read; Sanic then drops the
     # connection, and the answer must say so rather than keep-alive.
-    head = answer_before_the_body(server, f"{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: "
-                                          f"application/json\r\nContent-Length: {1024 * 1024 + 1}\r\n\r\n")
+    head = answer_before_the_body(
+        server,
+        f"{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: "
+        f"application/json\r\nContent-Length: {1024 * 1024 + 1}\r\n\r\n",
+    )
     assert head.startswith(b"HTTP/1.1 " + status), head
     assert b"\r\nconnection: close" in head.lower(), head
     # A body within the limit on an unknown route keeps the connection reusable.
@@ -98,11 +104,15 @@ def test_a_client_that_hangs_up_mid_request_is_logged_499_not_as_a_server_error(
     with httpx.Client(base_url=server.url) as http:
         assert http.post("/api/v1/users", json={"email": email, "password": PASSWORD}).status_code == 201
     body = json.dumps({"email": email, "password": PASSWORD}).encode()
-    head = (f"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
 
     def login_lines() -> list[dict]:
-        return [r for r in server.log_records() if r.get("event") == "http.request" and r["path"] == "/api/v1/auth/login"]
+        return [
+            r for r in server.log_records() if r.get("event") == "http.request" and r["path"] == "/api/v1/auth/login"
+        ]
 
     async def hang_up_while_login_waits() -> None:
         holder = await asyncpg.connect(**parse_database_url(database_url))
@@ -113,8 +123,9 @@ def test_a_client_that_hangs_up_mid_request_is_logged_499_not_as_a_server_error(
                 sock = socket.create_connection((server.host, server.port), timeout=20)
                 sock.sendall(head + body)
                 deadline = time.monotonic() + 20
-                while not await holder.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted "
-                                                "AND relation = 'refresh_tokens'::regclass"):
+                while not await holder.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'refresh_tokens'::regclass"
+                ):
                     assert time.monotonic() < deadline, "the login never reached its insert"
                     await asyncio.sleep(0.02)
                 sock.close()
@@ -137,15 +148,31 @@ def test_logs_never_carry_passwords_or_tokens(server):
     with httpx.Client(base_url=server.url) as http:
         assert http.post("/api/v1/users", json={"email": email, "password": password}).status_code == 201
         tokens = http.post("/api/v1/auth/login", json={"email": email, "password": password}).json()
-        assert http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code == 200
+        assert (
+            http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code
+            == 200
+        )
         rotated = http.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).json()
         assert http.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
         assert http.post("/api/v1/auth/login", json={"email": email, "password": password + "x"}).status_code == 401
-        assert http.get("/api/v1/users/me", headers={"Authorization": "Bearer " + tokens["access_token"][:-3] + "abc"}).status_code == 401
+        assert (
+            http.get(
+                "/api/v1/users/me", headers={"Authorization": "Bearer " + tokens["access_token"][:-3] + "abc"}
+            ).status_code
+            == 401
+        )
     server.stop()
     text = "\n".join(server.log_lines())
-    secrets = [password, password + "x", tokens["access_token"], tokens["refresh_token"], rotated["access_token"],
-               rotated["refresh_token"], tokens["access_token"].split(".")[1], tokens["refresh_token"].split(".")[2]]
+    secrets = [
+        password,
+        password + "x",
+        tokens["access_token"],
+        tokens["refresh_token"],
+        rotated["access_token"],
+        rotated["refresh_token"],
+        tokens["access_token"].split(".")[1],
+        tokens["refresh_token"].split(".")[2],
+    ]
     for secret in secrets:
         assert secret not in text
     records = server.log_records()
@@ -167,8 +194,9 @@ def test_behind_nginx_the_logged_client_is_the_one_nginx_names(database_url):
             assert http.get("/health/live").status_code == 200
     finally:
         server.stop()
-    clients = [r["client"] for r in server.log_records()
-               if r.get("event") == "http.request" and r["path"] == "/health/live"]
+    clients = [
+        r["client"] for r in server.log_records() if r.get("event") == "http.request" and r["path"] == "/health/live"
+    ]
     assert clients == ["203.0.113.7", "127.0.0.1"]
 
 
@@ -176,8 +204,12 @@ def test_on_a_unix_socket_it_serves_and_removes_the_socket_on_sigterm(database_u
     """Production's shape (inventory instance_listen = "unix"): nginx reaches the instance by its socket."""
     socket_path = tmp_path / "run" / "app-8001.sock"
     socket_path.parent.mkdir()
-    server = ServerProcess(database_url, TEST_KEY, env={"SANIC_REAL_IP_HEADER": "x-real-ip"},  # as supervisor
-                           unix=str(socket_path)).start()
+    server = ServerProcess(
+        database_url,
+        TEST_KEY,
+        env={"SANIC_REAL_IP_HEADER": "x-real-ip"},  # as supervisor
+        unix=str(socket_path),
+    ).start()
     try:
         assert socket_path.is_socket()
         with server.client() as http:

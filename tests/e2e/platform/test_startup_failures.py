@@ -18,17 +18,33 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "pw-never-shown-5c1e"
 
 
-@pytest.mark.parametrize("where, cause", [
-    ("127.0.0.1:{port}/cnb", "cannot start: ConnectionRefusedError: [Errno 111] Connection refused"),
-    ("/cnb?host=/nonexistent-socket-folder", "cannot start: FileNotFoundError: [Errno 2] No such file or directory"),
-])
+@pytest.mark.parametrize(
+    "where, cause",
+    [
+        ("127.0.0.1:{port}/cnb", "cannot start: ConnectionRefusedError: [Errno 111] Connection refused"),
+        (
+            "/cnb?host=/nonexistent-socket-folder",
+            "cannot start: FileNotFoundError: [Errno 2] No such file or directory",
+        ),
+    ],
+)
 def test_an_unreachable_database_stops_the_start_with_one_line(where, cause):
     url = f"postgres://app:{PASSWORD}@" + where.format(port=free_port())
     result = subprocess.run(
-        [sys.executable, "-m", "server", "--port", str(free_port())], cwd=PROJECT_ROOT, capture_output=True,
-        text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "ENV_FILE": "/dev/null", "OAUTH_HASH_KEY": TEST_KEY, "DATABASE_URL": url,
-             "LOG_FORMAT": "json", "PURCHASE_JOB_ENABLED": "false", "DB_STARTUP_WAIT_SECONDS": "1"},
+        [sys.executable, "-m", "server", "--port", str(free_port())],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ENV_FILE": "/dev/null",
+            "OAUTH_HASH_KEY": TEST_KEY,
+            "DATABASE_URL": url,
+            "LOG_FORMAT": "json",
+            "PURCHASE_JOB_ENABLED": "false",
+            "DB_STARTUP_WAIT_SECONDS": "1",
+        },
     )
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines() == [cause]
@@ -44,7 +60,8 @@ def test_an_instance_started_before_postgresql_waits_and_then_serves(tmp_path):
     cluster = LocalPostgres(tmp_path / "pg")
     cluster.ensure_initialised()  # its port is known; not started yet
     server = ServerProcess(cluster.dsn("postgres"), TEST_KEY, env={"DB_STARTUP_WAIT_SECONDS": "120"}).start(
-        wait_ready=False)
+        wait_ready=False
+    )
     try:
         deadline = time.monotonic() + 30
         while not any(record.get("event") == "db.waiting" for record in server.log_records()):
@@ -67,14 +84,24 @@ def test_an_unknown_database_is_not_waited_for(databases):
     """Only a PostgreSQL that is not up yet is worth waiting for; a wrong database name never heals."""
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "server", "--port", str(free_port())], cwd=PROJECT_ROOT, capture_output=True,
-        text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "ENV_FILE": "/dev/null", "OAUTH_HASH_KEY": TEST_KEY,
-             "DATABASE_URL": databases.url("no_such_database"), "LOG_FORMAT": "json",
-             "PURCHASE_JOB_ENABLED": "false", "DB_STARTUP_WAIT_SECONDS": "600"},
+        [sys.executable, "-m", "server", "--port", str(free_port())],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ENV_FILE": "/dev/null",
+            "OAUTH_HASH_KEY": TEST_KEY,
+            "DATABASE_URL": databases.url("no_such_database"),
+            "LOG_FORMAT": "json",
+            "PURCHASE_JOB_ENABLED": "false",
+            "DB_STARTUP_WAIT_SECONDS": "600",
+        },
     )
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines() == [
-        'cannot start: InvalidCatalogNameError: database "no_such_database" does not exist']
+        'cannot start: InvalidCatalogNameError: database "no_such_database" does not exist'
+    ]
     assert time.monotonic() - started < 30
     assert "db.waiting" not in result.stdout

@@ -22,23 +22,34 @@ def failing_audit(monkeypatch):
 
 
 async def merchant_created(client, conn, admin):
-    response = await client.post("/api/v1/merchants", token=admin.token,
-                                 json={"name": "Ghost", "default_cashback_percentage": 5})
+    response = await client.post(
+        "/api/v1/merchants", token=admin.token, json={"name": "Ghost", "default_cashback_percentage": 5}
+    )
     return response, await conn.fetchval("SELECT count(*) FROM merchants WHERE name = 'Ghost'") == 0
 
 
 async def merchant_deactivated(client, conn, admin):
     merchant_id = await insert_merchant(conn)
-    response = await client.patch(f"/api/v1/merchants/{merchant_id}/status", token=admin.token,
-                                  json={"status": "inactive"})
+    response = await client.patch(
+        f"/api/v1/merchants/{merchant_id}/status", token=admin.token, json={"status": "inactive"}
+    )
     return response, await conn.fetchval("SELECT active FROM merchants WHERE id = $1", merchant_id) is True
 
 
 async def offer_created(client, conn, admin):
     merchant_id = await insert_merchant(conn)
-    response = await client.post("/api/v1/offers", token=admin.token, json={
-        "merchant_id": merchant_id, "cashback_type": "percent", "cashback_value": 5, "start_date": str(days(0)),
-        "end_date": str(days(9)), "monthly_cap": 10})
+    response = await client.post(
+        "/api/v1/offers",
+        token=admin.token,
+        json={
+            "merchant_id": merchant_id,
+            "cashback_type": "percent",
+            "cashback_value": 5,
+            "start_date": str(days(0)),
+            "end_date": str(days(9)),
+            "monthly_cap": 10,
+        },
+    )
     return response, await conn.fetchval("SELECT count(*) FROM offers") == 0
 
 
@@ -59,8 +70,9 @@ async def flag_deleted(client, conn, admin):
     return response, await conn.fetchval("SELECT count(*) FROM feature_flags") == 1
 
 
-@pytest.mark.parametrize("change", [merchant_created, merchant_deactivated, offer_created, offer_deactivated,
-                                    flag_set, flag_deleted])
+@pytest.mark.parametrize(
+    "change", [merchant_created, merchant_deactivated, offer_created, offer_deactivated, flag_set, flag_deleted]
+)
 async def test_a_failing_audit_insert_rolls_the_change_back(client, conn, admin, failing_audit, change):
     response, change_is_gone = await change(client, conn, admin)
     assert response.status_code == 500
@@ -71,22 +83,37 @@ async def test_a_failing_audit_insert_rolls_the_change_back(client, conn, admin,
 
 async def test_the_bad_actor_really_breaks_the_check(conn):
     with pytest.raises(asyncpg.CheckViolationError) as raised:
-        await audit.record(conn, actor_type="robot", actor_id=str(uuid.uuid4()), action="MERCHANT_CREATED",
-                           resource_type="merchant", resource_id=str(uuid.uuid4()), details={})
+        await audit.record(
+            conn,
+            actor_type="robot",
+            actor_id=str(uuid.uuid4()),
+            action="MERCHANT_CREATED",
+            resource_type="merchant",
+            resource_id=str(uuid.uuid4()),
+            details={},
+        )
     assert raised.value.constraint_name == "ck_audit_actor_type"
 
 
 async def one_audit_row(conn) -> str:
-    return str(await conn.fetchval(
-        "INSERT INTO audit_logs (actor_type, actor_id, action, resource_type, resource_id) "
-        "VALUES ('admin', $1, 'MERCHANT_CREATED', 'merchant', $2) RETURNING id", uuid.uuid4(), uuid.uuid4()))
+    return str(
+        await conn.fetchval(
+            "INSERT INTO audit_logs (actor_type, actor_id, action, resource_type, resource_id) "
+            "VALUES ('admin', $1, 'MERCHANT_CREATED', 'merchant', $2) RETURNING id",
+            uuid.uuid4(),
+            uuid.uuid4(),
+        )
+    )
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_logs SET outcome = 'failure'",
-    "DELETE FROM audit_logs",
-    "TRUNCATE audit_logs",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_logs SET outcome = 'failure'",
+        "DELETE FROM audit_logs",
+        "TRUNCATE audit_logs",
+    ],
+)
 async def test_nobody_rewrites_the_log_not_even_a_superuser(conn, statement):
     row_id = await one_audit_row(conn)
     assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
@@ -110,8 +137,10 @@ async def test_an_application_role_has_no_update_or_delete_privilege(conn, datab
             await app.execute("UPDATE merchants SET active = active")
             await one_audit_row(app)
             # ... but cannot change or remove a line of it: refused by privilege, before any trigger runs.
-            for statement in ("UPDATE audit_logs SET outcome = 'failure' WHERE id = $1",
-                              "DELETE FROM audit_logs WHERE id = $1"):
+            for statement in (
+                "UPDATE audit_logs SET outcome = 'failure' WHERE id = $1",
+                "DELETE FROM audit_logs WHERE id = $1",
+            ):
                 with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for table audit_logs"):
                     await app.execute(statement, row_id)
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for table audit_logs"):
@@ -127,8 +156,13 @@ async def test_an_application_role_has_no_update_or_delete_privilege(conn, datab
 async def test_the_migration_revoked_the_privileges_of_its_own_role(conn):
     """The owner that ran the migration kept INSERT and SELECT only on audit_logs."""
     owner = await conn.fetchval("SELECT tableowner FROM pg_tables WHERE tablename = 'audit_logs'")
-    granted = {row["privilege_type"] for row in await conn.fetch(
-        "SELECT privilege_type FROM information_schema.role_table_grants "
-        "WHERE table_name = 'audit_logs' AND grantee = $1", owner)}
+    granted = {
+        row["privilege_type"]
+        for row in await conn.fetch(
+            "SELECT privilege_type FROM information_schema.role_table_grants "
+            "WHERE table_name = 'audit_logs' AND grantee = $1",
+            owner,
+        )
+    }
     assert {"INSERT", "SELECT"} <= granted
     assert not granted & {"UPDATE", "DELETE", "TRUNCATE"}

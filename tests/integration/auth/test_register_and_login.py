@@ -29,9 +29,11 @@ async def test_duplicate_email_ignores_case(client):
     assert (await register(client, "dup@example.test")).status_code == 201
     response = await register(client, "DUP@example.test")
     assert response.status_code == 409
-    assert response.json()["error"] == {"code": "EMAIL_ALREADY_REGISTERED",
-                                        "message": "Email 'dup@example.test' is already registered.",
-                                        "details": {"email": "dup@example.test"}}
+    assert response.json()["error"] == {
+        "code": "EMAIL_ALREADY_REGISTERED",
+        "message": "Email 'dup@example.test' is already registered.",
+        "details": {"email": "dup@example.test"},
+    }
 
 
 async def test_concurrent_registrations_of_one_email_give_one_201(client):
@@ -40,10 +42,13 @@ async def test_concurrent_registrations_of_one_email_give_one_201(client):
     assert statuses == [201] + [409] * 7
 
 
-@pytest.mark.parametrize("password, reason", [
-    ("weakpass", "Password must contain at least one uppercase letter."),
-    ("short", "Password must be at least 8 characters long."),
-])
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("weakpass", "Password must contain at least one uppercase letter."),
+        ("short", "Password must be at least 8 characters long."),
+    ],
+)
 async def test_weak_password(client, password, reason):
     response = await register(client, password=password)
     assert response.status_code == 400
@@ -53,12 +58,15 @@ async def test_weak_password(client, password, reason):
     assert error["details"] == {"violations": [{"field": "password", "reason": reason}]}
 
 
-@pytest.mark.parametrize("payload, fields", [
-    ({"password": STRONG}, {"email"}),
-    ({"email": "not-an-email", "password": STRONG}, {"email"}),
-    ({"email": "a@b.co", "password": 12345678}, {"password"}),
-    ({}, {"email", "password"}),
-])
+@pytest.mark.parametrize(
+    "payload, fields",
+    [
+        ({"password": STRONG}, {"email"}),
+        ({"email": "not-an-email", "password": STRONG}, {"email"}),
+        ({"email": "a@b.co", "password": 12345678}, {"password"}),
+        ({}, {"email", "password"}),
+    ],
+)
 async def test_register_schema_violations(client, payload, fields):
     response = await client.post("/api/v1/users", json=payload)
     assert response.status_code == 422
@@ -86,8 +94,11 @@ async def test_wrong_password_and_unknown_email_look_the_same(client, user):
     for response in (wrong, unknown):
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
-        assert response.json()["error"] == {"code": "INVALID_CREDENTIALS", "message": "Invalid email or password.",
-                                            "details": {}}
+        assert response.json()["error"] == {
+            "code": "INVALID_CREDENTIALS",
+            "message": "Invalid email or password.",
+            "details": {},
+        }
 
 
 async def test_inactive_user_cannot_log_in(client, make_account):
@@ -102,8 +113,11 @@ async def test_bcrypt_hash_is_upgraded_on_login(client, conn, make_account):
     import bcrypt
 
     account = await make_account()
-    await conn.execute("UPDATE users SET hashed_password = $2 WHERE id = $1", account.id,
-                       bcrypt.hashpw(STRONG.encode(), bcrypt.gensalt(rounds=4)).decode())
+    await conn.execute(
+        "UPDATE users SET hashed_password = $2 WHERE id = $1",
+        account.id,
+        bcrypt.hashpw(STRONG.encode(), bcrypt.gensalt(rounds=4)).decode(),
+    )
     response = await client.post("/api/v1/auth/login", json={"email": account.email, "password": STRONG})
     assert response.status_code == 200
     assert (await conn.fetchval("SELECT hashed_password FROM users WHERE id = $1", account.id)).startswith("$argon2id$")
@@ -132,7 +146,9 @@ async def test_throttle_counts_unknown_emails_too(client):
 
 
 async def test_throttle_holds_under_concurrent_attempts(client, user, conn):
-    attempts = [client.post("/api/v1/auth/login", json={"email": user.email, "password": "Wr0ng!Pass"}) for _ in range(20)]
+    attempts = [
+        client.post("/api/v1/auth/login", json={"email": user.email, "password": "Wr0ng!Pass"}) for _ in range(20)
+    ]
     attempts.append(client.post("/api/v1/auth/login", json={"email": user.email, "password": STRONG}))
     statuses = [r.status_code for r in await asyncio.gather(*attempts)]
     failures = await conn.fetchval("SELECT count(*) FROM login_attempts WHERE email = $1", user.email)
@@ -154,11 +170,14 @@ async def test_successful_login_clears_failures(client, user, conn):
     assert await conn.fetchval("SELECT count(*) FROM login_attempts WHERE email = $1", user.email) == 0
 
 
-@pytest.mark.parametrize("payload, fields", [
-    ({"email": "a@b.co"}, {"password"}),
-    ({"email": "nope", "password": "x"}, {"email"}),
-    ({"email": "a@b.co", "password": ""}, {"password"}),
-])
+@pytest.mark.parametrize(
+    "payload, fields",
+    [
+        ({"email": "a@b.co"}, {"password"}),
+        ({"email": "nope", "password": "x"}, {"email"}),
+        ({"email": "a@b.co", "password": ""}, {"password"}),
+    ],
+)
 async def test_login_schema_violations(client, payload, fields):
     response = await client.post("/api/v1/auth/login", json=payload)
     assert response.status_code == 422

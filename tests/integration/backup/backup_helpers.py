@@ -11,7 +11,9 @@ def table_digests(cluster: LocalPostgres, database: str) -> dict[str, str]:
     return {
         table: cluster.psql(
             f"SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
-            f'FROM "{table}" t', database)
+            f'FROM "{table}" t',
+            database,
+        )
         for table in tables
     }
 

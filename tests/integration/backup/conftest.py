@@ -11,9 +11,9 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -51,8 +51,14 @@ class Ops:
 
     def run(self, *args: str, timeout: float = 180, **overrides: str) -> subprocess.CompletedProcess:
         env = {**self.env, **overrides}
-        result = subprocess.run([sys.executable, "-m", "deploy.ops.cli", *args], cwd=self.cwd, env=env,
-                                capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "deploy.ops.cli", *args],
+            cwd=self.cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         for secret in self.secrets:
             assert secret not in result.stdout + result.stderr, f"secret leaked by {args}"
         return result
@@ -76,8 +82,15 @@ class Ops:
 def base_env(s3: LocalS3, bucket: str, database_url: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("S3_", "BACKUP_", "PG"))}
     env.update(s3.settings(bucket))
-    env.update({"DATABASE_URL": database_url, "PYTHONPATH": str(ROOT), "BACKUP_PART_SIZE": SMALL_PART,
-                "BACKUP_MIN_KEEP": "2", "ENV_FILE": ""})
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "PYTHONPATH": str(ROOT),
+            "BACKUP_PART_SIZE": SMALL_PART,
+            "BACKUP_MIN_KEEP": "2",
+            "ENV_FILE": "",
+        }
+    )
     return env
 
 
@@ -109,8 +122,7 @@ def ops(databases: TestDatabases, local_s3: LocalS3, bucket: str, source_db: str
     release_dir = tmp_path / "release"
     release_dir.mkdir()
     (release_dir / "RELEASE.json").write_text(json.dumps(RELEASE))
-    runner = Ops(databases.cluster, {}, release_dir,
-                 secrets=[DB_PASSWORD, ENCRYPTION_KEY, "local-secret-key"])
+    runner = Ops(databases.cluster, {}, release_dir, secrets=[DB_PASSWORD, ENCRYPTION_KEY, "local-secret-key"])
     runner.env = base_env(local_s3, bucket, runner.url(source_db))
     yield runner
     for database in runner.created:

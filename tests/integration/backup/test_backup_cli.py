@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -59,8 +59,14 @@ def test_encrypted_backup_round_trip_and_wrong_key(ops: Ops, source_db: str, loc
     stored = local_s3.client().get_object(Bucket=bucket, Key=manifest["data_key"])["Body"].read()
     assert stored.startswith(b"CNBKGCM1") and b"PGDMP" not in stored and b"example.test" not in stored
 
-    wrong = ops.run("restore", "--backup", backup_id, "--target", "bk_wrong_key",
-                    BACKUP_ENCRYPTION_KEY="another-key-of-sufficient-length-0123456789")
+    wrong = ops.run(
+        "restore",
+        "--backup",
+        backup_id,
+        "--target",
+        "bk_wrong_key",
+        BACKUP_ENCRYPTION_KEY="another-key-of-sufficient-length-0123456789",
+    )
     assert wrong.returncode == 1
     assert "BACKUP_ENCRYPTION_KEY is not the key this backup was encrypted with" in wrong.stderr
     missing = ops.run("restore", "--backup", backup_id, "--target", "bk_wrong_key")
@@ -107,8 +113,11 @@ def test_restore_over_the_live_database_takes_a_safety_backup_first(ops: Ops, so
     before = table_digests(ops.cluster, source_db)
     backup_id = backup_id_from(ops.ok("backup").stdout)
     # Damage after the backup: a deleted purchase chain and a changed wallet.
-    ops.cluster.psql("UPDATE wallets SET pending_balance = pending_balance + 1000; "
-                     "INSERT INTO login_attempts (email) VALUES ('after-backup@example.test')", source_db)
+    ops.cluster.psql(
+        "UPDATE wallets SET pending_balance = pending_balance + 1000; "
+        "INSERT INTO login_attempts (email) VALUES ('after-backup@example.test')",
+        source_db,
+    )
     assert table_digests(ops.cluster, source_db) != before
 
     result = ops.ok("restore", "--backup", backup_id, "--target", source_db, "--confirm-live")
@@ -121,7 +130,9 @@ def test_restore_over_the_live_database_takes_a_safety_backup_first(ops: Ops, so
     safety = next(bid for bid, reason in reasons.items() if reason == "safety")
     undo = ops.remember("bk_safety_check")
     ops.ok("restore", "--backup", safety, "--target", undo)
-    assert ops.cluster.psql("SELECT count(*) FROM login_attempts WHERE email = 'after-backup@example.test'", undo) == "1"
+    assert (
+        ops.cluster.psql("SELECT count(*) FROM login_attempts WHERE email = 'after-backup@example.test'", undo) == "1"
+    )
 
 
 def _backdate(local_s3, bucket: str, backup_id: str, days: float) -> None:
@@ -129,7 +140,7 @@ def _backdate(local_s3, bucket: str, backup_id: str, days: float) -> None:
     client = local_s3.client()
     key = f"backups/{backup_id}/manifest.json"
     manifest = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-    finished = datetime.now(timezone.utc) - timedelta(days=days)
+    finished = datetime.now(UTC) - timedelta(days=days)
     manifest["finished_at"] = finished.isoformat()
     manifest["started_at"] = (finished - timedelta(seconds=5)).isoformat()
     client.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
@@ -167,8 +178,11 @@ def test_retention_with_several_backups(ops: Ops, local_s3, bucket):
 
 
 def test_verify_backup_fails_on_a_wallet_mismatch_and_on_orphaned_rows(ops: Ops, source_db: str):
-    ops.cluster.psql("UPDATE wallets SET pending_balance = pending_balance + 0.01 "
-                     "WHERE user_id = (SELECT min(user_id::text)::uuid FROM wallets)", source_db)
+    ops.cluster.psql(
+        "UPDATE wallets SET pending_balance = pending_balance + 0.01 "
+        "WHERE user_id = (SELECT min(user_id::text)::uuid FROM wallets)",
+        source_db,
+    )
     ops.ok("backup")
     wallets = ops.run("verify-backup")
     assert wallets.returncode == 1
@@ -176,9 +190,12 @@ def test_verify_backup_fails_on_a_wallet_mismatch_and_on_orphaned_rows(ops: Ops,
     assert scratch_databases(ops.cluster) == []
 
     # A purchase whose user is gone (foreign key bypassed on the source): the drill must refuse it.
-    ops.cluster.psql("SET session_replication_role = replica; "
-                     "UPDATE cashback_transactions SET user_id = '00000000-0000-0000-0000-0000000000aa' "
-                     "WHERE id = (SELECT id FROM cashback_transactions ORDER BY id LIMIT 1)", source_db)
+    ops.cluster.psql(
+        "SET session_replication_role = replica; "
+        "UPDATE cashback_transactions SET user_id = '00000000-0000-0000-0000-0000000000aa' "
+        "WHERE id = (SELECT id FROM cashback_transactions ORDER BY id LIMIT 1)",
+        source_db,
+    )
     ops.ok("backup")
     orphans = ops.run("verify-backup")
     assert orphans.returncode == 1

@@ -42,8 +42,8 @@ def child_named(parent_pid: int, name: str) -> int | None:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            comm = stat[stat.index("(") + 1: stat.rindex(")")]
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
             children.setdefault(ppid, []).append((int(entry.name), comm))
     pending = [parent_pid]
     while pending:
@@ -73,19 +73,28 @@ def proxy(local_s3):
 def bulky_source(ops: Ops, source_db: str) -> str:
     """~6 MB of incompressible rows, so the dump is still running when the upload stalls. 1 KiB of
     random bytes a row from core functions (64 random md5 digests; no pgcrypto in the schema)."""
-    ops.cluster.psql("CREATE TABLE filler (id int PRIMARY KEY, payload bytea NOT NULL); "
-                     "INSERT INTO filler SELECT i, (SELECT decode(string_agg(md5(random()::text || i || j), ''), 'hex') "
-                     "FROM generate_series(1, 64) AS j) FROM generate_series(1, 6000) AS i",
-                     source_db)
+    ops.cluster.psql(
+        "CREATE TABLE filler (id int PRIMARY KEY, payload bytea NOT NULL); "
+        "INSERT INTO filler SELECT i, (SELECT decode(string_agg(md5(random()::text || i || j), ''), 'hex') "
+        "FROM generate_series(1, 64) AS j) FROM generate_series(1, 6000) AS i",
+        source_db,
+    )
     return source_db
 
 
-def test_dump_killed_mid_way_stores_no_backup_and_the_next_one_succeeds(ops: Ops, bulky_source, proxy, local_s3,
-                                                                        bucket):
+def test_dump_killed_mid_way_stores_no_backup_and_the_next_one_succeeds(
+    ops: Ops, bulky_source, proxy, local_s3, bucket
+):
     proxy.stall_after(200_000)
     env = {**ops.env, "S3_ENDPOINT_URL": proxy.endpoint_url}
-    cli = subprocess.Popen([sys.executable, "-m", "deploy.ops.cli", "backup"], cwd=ops.cwd, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "deploy.ops.cli", "backup"],
+        cwd=ops.cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(proxy.tripped.is_set, 60, "the upload to stall")
         pg_dump = wait_for(lambda: child_named(cli.pid, "pg_dump"), 10, "pg_dump to be running")
@@ -106,8 +115,9 @@ def test_dump_killed_mid_way_stores_no_backup_and_the_next_one_succeeds(ops: Ops
     assert len(ops.listing()["complete"]) == 1
 
 
-def test_upload_cut_mid_way_leaves_no_manifest_and_the_next_backup_succeeds(ops: Ops, bulky_source, proxy, local_s3,
-                                                                           bucket):
+def test_upload_cut_mid_way_leaves_no_manifest_and_the_next_backup_succeeds(
+    ops: Ops, bulky_source, proxy, local_s3, bucket
+):
     proxy.sever_after(300_000)
     started = time.monotonic()
     failed = ops.run("backup", S3_ENDPOINT_URL=proxy.endpoint_url)
@@ -216,14 +226,36 @@ def test_a_second_concurrent_backup_is_refused_with_status_3(ops: Ops, source_db
     """Two hosts' cron (or cron and an operator) never dump the same database at once."""
     from deploy.ops.backup_db import BACKUP_LOCK_KEY
 
-    holder = subprocess.Popen([str(ops.cluster.bindir / "psql"), "-X", "-q", "-h", ops.cluster.host, "-p",
-                               str(ops.cluster.port), "-U", "postgres", "-d", source_db], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    holder = subprocess.Popen(
+        [
+            str(ops.cluster.bindir / "psql"),
+            "-X",
+            "-q",
+            "-h",
+            ops.cluster.host,
+            "-p",
+            str(ops.cluster.port),
+            "-U",
+            "postgres",
+            "-d",
+            source_db,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         holder.stdin.write(f"SELECT pg_advisory_lock({BACKUP_LOCK_KEY});\n")
         holder.stdin.flush()
-        wait_for(lambda: ops.cluster.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
-                                          source_db) == "1", 30, "the lock to be held")
+        wait_for(
+            lambda: (
+                ops.cluster.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", source_db)
+                == "1"
+            ),
+            30,
+            "the lock to be held",
+        )
         busy = ops.run("backup")
         assert busy.returncode == 3 and "another backup of database" in busy.stderr
         assert ops.listing() == {"complete": [], "incomplete": []}

@@ -9,8 +9,12 @@ from deploy.ops.backup_process import ProcessChain, StageFailed, describe_exit
 
 def test_a_failing_first_stage_is_reported_even_when_the_last_succeeds():
     # `sh -c 'printf data; echo oops >&2; exit 3' | cat`: a shell pipeline would say 0.
-    with ProcessChain([["sh", "-c", "printf partial-data; echo 'dump broke' >&2; exit 3"], ["cat"]], {},
-                      feed_stdin=False, read_stdout=True) as chain:
+    with ProcessChain(
+        [["sh", "-c", "printf partial-data; echo 'dump broke' >&2; exit 3"], ["cat"]],
+        {},
+        feed_stdin=False,
+        read_stdout=True,
+    ) as chain:
         assert chain.stdout.read() == b"partial-data"
         with pytest.raises(StageFailed) as caught:
             chain.check()
@@ -18,8 +22,9 @@ def test_a_failing_first_stage_is_reported_even_when_the_last_succeeds():
 
 
 def test_every_failed_stage_is_named_and_a_signal_is_spelled_out():
-    with ProcessChain([["sh", "-c", "kill -9 $$"], ["sh", "-c", "cat >/dev/null; exit 4"]], {},
-                      feed_stdin=False, read_stdout=True) as chain:
+    with ProcessChain(
+        [["sh", "-c", "kill -9 $$"], ["sh", "-c", "cat >/dev/null; exit 4"]], {}, feed_stdin=False, read_stdout=True
+    ) as chain:
         assert chain.stdout.read() == b""
         with pytest.raises(StageFailed) as caught:
             chain.check()
@@ -27,8 +32,12 @@ def test_every_failed_stage_is_named_and_a_signal_is_spelled_out():
 
 
 def test_feeding_stdin_through_stages_and_environment():
-    with ProcessChain([["tr", "a-z", "A-Z"], ["sh", "-c", 'cat; printf " $EXTRA"']], {"EXTRA": "ok"},
-                      feed_stdin=True, read_stdout=True) as chain:
+    with ProcessChain(
+        [["tr", "a-z", "A-Z"], ["sh", "-c", 'cat; printf " $EXTRA"']],
+        {"EXTRA": "ok"},
+        feed_stdin=True,
+        read_stdout=True,
+    ) as chain:
         chain.stdin.write(b"hello")
         chain.stdin.close()
         assert chain.stdout.read() == b"HELLO ok"

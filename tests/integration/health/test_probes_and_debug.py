@@ -1,7 +1,5 @@
 import asyncio
 import time
-import asyncpg
-import pytest
 
 from server import db_migrations
 from server.app import create_app
@@ -27,8 +25,13 @@ def _ops_migrate(database_url: str, *args: str) -> None:
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "deploy.ops.cli", "migrate", *args], check=True, capture_output=True,
-                   env={"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url, "ENV_FILE": "/dev/null"}, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "deploy.ops.cli", "migrate", *args],
+        check=True,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url, "ENV_FILE": "/dev/null"},
+        timeout=120,
+    )
 
 
 async def test_ready_reports_a_migration_behind_the_code(client, database_url):
@@ -88,8 +91,17 @@ async def test_readiness_follows_the_database_down_and_back(tmp_path):
         await asyncio.to_thread(cluster.create_database, "app")
         url = cluster.dsn("app")
         await asyncio.to_thread(_ops_migrate, url)
-        client = AppClient(create_app(Settings(database_url=url, oauth_hash_key=TEST_KEY, purchase_job_enabled=False,
-                                               db_pool_min_size=1, db_pool_max_size=4)))
+        client = AppClient(
+            create_app(
+                Settings(
+                    database_url=url,
+                    oauth_hash_key=TEST_KEY,
+                    purchase_job_enabled=False,
+                    db_pool_min_size=1,
+                    db_pool_max_size=4,
+                )
+            )
+        )
         await client.start()
         try:
             assert (await client.get("/health/ready")).status_code == 200

@@ -36,17 +36,27 @@ async def _arrange(database_url: str, purchases: int, users: int = 10) -> dict:
         admin_id = uuid.uuid4()
         user_ids = [uuid.uuid4() for _ in range(users)]
         for index, user_id in enumerate([admin_id, *user_ids]):
-            await conn.execute("INSERT INTO users (id, email, hashed_password, role) VALUES ($1, $2, $3, $4)",
-                               user_id, f"u{index}-{user_id.hex[:6]}@example.test", known_hash(),
-                               "admin" if user_id == admin_id else "user")
+            await conn.execute(
+                "INSERT INTO users (id, email, hashed_password, role) VALUES ($1, $2, $3, $4)",
+                user_id,
+                f"u{index}-{user_id.hex[:6]}@example.test",
+                known_hash(),
+                "admin" if user_id == admin_id else "user",
+            )
             await conn.execute("INSERT INTO wallets (user_id) VALUES ($1)", user_id)
         merchants, offers = [uuid.uuid4(), uuid.uuid4()], [uuid.uuid4(), uuid.uuid4()]
         for merchant_id, offer_id in zip(merchants, offers):
-            await conn.execute("INSERT INTO merchants (id, name, default_cashback_percentage) VALUES ($1, $2, 5)",
-                               merchant_id, f"M-{merchant_id.hex[:8]}")
+            await conn.execute(
+                "INSERT INTO merchants (id, name, default_cashback_percentage) VALUES ($1, $2, 5)",
+                merchant_id,
+                f"M-{merchant_id.hex[:8]}",
+            )
             await conn.execute(
                 "INSERT INTO offers (id, merchant_id, percentage, start_date, end_date, monthly_cap_per_user) "
-                "VALUES ($1, $2, 5, current_date - 1, current_date + 30, 100000)", offer_id, merchant_id)
+                "VALUES ($1, $2, 5, current_date - 1, current_date + 30, 100000)",
+                offer_id,
+                merchant_id,
+            )
         await _add_purchases(conn, user_ids, merchants, offers, purchases)
         return {"admin_id": str(admin_id), "user_ids": user_ids, "merchants": merchants, "offers": offers}
     finally:
@@ -63,11 +73,22 @@ async def _add_purchases(conn, user_ids, merchants, offers, count, due_in_second
                 "INSERT INTO purchases (id, external_id, user_id, merchant_id, offer_id, amount, currency, "
                 "cashback_amount, next_verification_at) VALUES ($1, $2, $3, $4, $5, 20.00, 'EUR', 1.00, "
                 "now() + make_interval(secs => $6))",
-                purchase_id, f"job-{purchase_id}", user_id, merchants[which], offers[which], due_in_seconds)
-            await conn.execute("INSERT INTO cashback_transactions (user_id, purchase_id, amount, status) "
-                               "VALUES ($1, $2, 1.00, 'pending')", user_id, purchase_id)
-            await conn.execute("UPDATE wallets SET pending_balance = pending_balance + 1.00 WHERE user_id = $1",
-                               user_id)
+                purchase_id,
+                f"job-{purchase_id}",
+                user_id,
+                merchants[which],
+                offers[which],
+                due_in_seconds,
+            )
+            await conn.execute(
+                "INSERT INTO cashback_transactions (user_id, purchase_id, amount, status) "
+                "VALUES ($1, $2, 1.00, 'pending')",
+                user_id,
+                purchase_id,
+            )
+            await conn.execute(
+                "UPDATE wallets SET pending_balance = pending_balance + 1.00 WHERE user_id = $1", user_id
+            )
             ids.append(purchase_id)
     return ids
 
@@ -84,9 +105,13 @@ async def _wait_until(conn, sql: str, expected, timeout: float) -> None:
 
 
 def _job_env(rejection_merchant, interval="0.2") -> dict[str, str]:
-    return {"PURCHASE_JOB_ENABLED": "true", "PURCHASE_CONFIRMATION_INTERVAL_SECONDS": interval,
-            "PURCHASE_MAX_VERIFICATION_ATTEMPTS": "2", "REJECTION_MERCHANT_ID": str(rejection_merchant),
-            "DB_POOL_MAX_SIZE": "5"}
+    return {
+        "PURCHASE_JOB_ENABLED": "true",
+        "PURCHASE_CONFIRMATION_INTERVAL_SECONDS": interval,
+        "PURCHASE_MAX_VERIFICATION_ATTEMPTS": "2",
+        "REJECTION_MERCHANT_ID": str(rejection_merchant),
+        "DB_POOL_MAX_SIZE": "5",
+    }
 
 
 async def test_three_job_processes_racing_admins_transition_each_purchase_once(databases):
@@ -107,6 +132,7 @@ async def test_three_job_processes_racing_admins_transition_each_purchase_once(d
         token = issue_access(TEST_KEY, arranged["admin_id"], "admin", 15)
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(timeout=30, headers=headers) as http:
+
             async def admin_action(index, purchase_id):
                 server = servers[0]
                 if index % 2 == 0:
@@ -133,22 +159,33 @@ async def test_three_job_processes_racing_admins_transition_each_purchase_once(d
             "  OR (a.action = 'PURCHASE_REVERSED' AND a.details->>'prior_status' = 'pending')) AS from_pending, "
             "count(a.id) FILTER (WHERE a.action = 'PURCHASE_REVERSED') AS reversals "
             "FROM purchases p LEFT JOIN audit_logs a ON a.resource_id = p.id GROUP BY p.id, p.status",
-            list(TRANSITIONS_FROM_PENDING))
+            list(TRANSITIONS_FROM_PENDING),
+        )
         assert len(rows) == 300
         assert all(row["from_pending"] == 1 for row in rows), [dict(r) for r in rows if r["from_pending"] != 1]
         assert all(row["reversals"] <= 1 for row in rows)
         confirmed_by_admin = sum(1 for kind, status in statuses if kind == "confirm" and status == 200)
         reversed_by_admin = sum(1 for kind, status in statuses if kind == "reverse" and status == 200)
-        assert await conn.fetchval("SELECT count(*) FROM audit_logs WHERE action = 'PURCHASE_CONFIRMED_BY_ADMIN'") \
+        assert (
+            await conn.fetchval("SELECT count(*) FROM audit_logs WHERE action = 'PURCHASE_CONFIRMED_BY_ADMIN'")
             == confirmed_by_admin
-        assert await conn.fetchval("SELECT count(*) FROM audit_logs WHERE action = 'PURCHASE_REVERSED'") \
+        )
+        assert (
+            await conn.fetchval("SELECT count(*) FROM audit_logs WHERE action = 'PURCHASE_REVERSED'")
             == reversed_by_admin
+        )
         assert await conn.fetchval("SELECT count(*) FROM audit_logs WHERE action = 'PURCHASE_CONFIRMED'") > 0
         assert await conn.fetchval("SELECT count(*) FROM purchases WHERE status = 'rejected'") > 0
         # Several processes really did the work.
-        workers = sum(1 for server in servers
-                      if any(r.get("event") == "job.tick" and r.get("confirmed", 0) + r.get("rejected", 0)
-                             + r.get("soft_failed", 0) > 0 for r in server.log_records()))
+        workers = sum(
+            1
+            for server in servers
+            if any(
+                r.get("event") == "job.tick"
+                and r.get("confirmed", 0) + r.get("rejected", 0) + r.get("soft_failed", 0) > 0
+                for r in server.log_records()
+            )
+        )
         assert workers >= 2
         assert await find_mismatches(conn) == []
     finally:
@@ -176,8 +213,9 @@ async def test_job_survives_a_database_outage_and_finishes_the_work():
         conn = await asyncpg.connect(**parse_database_url(database_url))
         await _wait_until(conn, "SELECT count(*) FROM purchases WHERE status = 'pending'", 0, timeout=30)
         # More work, due while the database is down.
-        later = await _add_purchases(conn, arranged["user_ids"], arranged["merchants"], arranged["offers"], 5,
-                                     due_in_seconds=1.0)
+        later = await _add_purchases(
+            conn, arranged["user_ids"], arranged["merchants"], arranged["offers"], 5, due_in_seconds=1.0
+        )
         await conn.close()
         errors_before = len(_tick_errors(server))
         cluster.stop("fast")
@@ -195,8 +233,9 @@ async def test_job_survives_a_database_outage_and_finishes_the_work():
         conn = await asyncpg.connect(**parse_database_url(database_url))
         try:
             await _wait_until(conn, "SELECT count(*) FROM purchases WHERE status = 'pending'", 0, timeout=30)
-            assert await conn.fetchval("SELECT count(*) FROM audit_logs WHERE resource_id = ANY($1::uuid[])",
-                                       later) == len(later)
+            assert await conn.fetchval(
+                "SELECT count(*) FROM audit_logs WHERE resource_id = ANY($1::uuid[])", later
+            ) == len(later)
             assert await find_mismatches(conn) == []
         finally:
             await conn.close()

@@ -17,12 +17,16 @@ REASON_3 = "Bank reconciliation failed: no matching bank movement found after 3 
 async def _set_flag(conn, enabled, scope_type="global", scope_id=None):
     await conn.execute(
         "INSERT INTO feature_flags (key, enabled, scope_type, scope_id) VALUES ('purchase_auto_confirm', $1, $2, $3)",
-        enabled, scope_type, scope_id)
+        enabled,
+        scope_type,
+        scope_id,
+    )
 
 
 async def _make_due(conn):
-    await conn.execute("UPDATE purchases SET next_verification_at = now() - interval '1 second' "
-                       "WHERE status = 'pending'")
+    await conn.execute(
+        "UPDATE purchases SET next_verification_at = now() - interval '1 second' WHERE status = 'pending'"
+    )
 
 
 async def test_tick_confirms_due_purchases_as_system(client, conn, settings, user):
@@ -35,9 +39,17 @@ async def test_tick_confirms_due_purchases_as_system(client, conn, settings, use
     assert sorted(str(r["resource_id"]) for r in rows) == sorted(ids)
     for row in rows:
         assert (row["action"], row["actor_type"], row["actor_id"], row["outcome"]) == (
-            "PURCHASE_CONFIRMED", "system", None, "success")
-        assert json.loads(row["details"]) == {"merchant_id": merchant_id, "amount": "75.00", "currency": "EUR",
-                                              "cashback_amount": "3.75"}
+            "PURCHASE_CONFIRMED",
+            "system",
+            None,
+            "success",
+        )
+        assert json.loads(row["details"]) == {
+            "merchant_id": merchant_id,
+            "amount": "75.00",
+            "currency": "EUR",
+            "cashback_amount": "3.75",
+        }
     statuses = await conn.fetch("SELECT status FROM cashback_transactions")
     assert {r["status"] for r in statuses} == {"available"}
     await assert_consistent(conn)
@@ -51,8 +63,9 @@ async def test_purchases_not_yet_due_wait(client, conn, settings, user):
     assert await conn.fetchval("SELECT status FROM purchases") == "pending"
 
 
-async def test_ineligible_purchases_are_deferred_without_counting_an_attempt(client, conn, settings, user,
-                                                                              make_account):
+async def test_ineligible_purchases_are_deferred_without_counting_an_attempt(
+    client, conn, settings, user, make_account
+):
     settings = with_settings(settings, purchase_confirmation_interval_seconds=30)
     merchant_id, _ = await make_shop(conn)
     paused_merchant, _ = await make_shop(conn)
@@ -100,8 +113,14 @@ async def test_rejection_merchant_soft_fails_then_rejects(client, conn, settings
     assert await wallet_row(conn, user.id) == {"pending": 0, "available": 0, "paid": 0}
     audit = await conn.fetchrow("SELECT * FROM audit_logs")
     assert (audit["action"], audit["actor_type"], audit["actor_id"]) == ("PURCHASE_REJECTED", "system", None)
-    assert json.loads(audit["details"]) == {"merchant_id": bank_fail, "amount": "49.50", "currency": "EUR",
-                                            "cashback_amount": "2.48", "reason": REASON_3, "attempts": 3}
+    assert json.loads(audit["details"]) == {
+        "merchant_id": bank_fail,
+        "amount": "49.50",
+        "currency": "EUR",
+        "cashback_amount": "2.48",
+        "reason": REASON_3,
+        "attempts": 3,
+    }
     await assert_consistent(conn)
 
 
@@ -111,11 +130,13 @@ async def test_rejection_after_the_configured_number_of_attempts(client, conn, s
     await ingest(client, user, bank_fail)
     assert await verification.tick(settings) == 1
     assert await conn.fetchval("SELECT details->>'reason' FROM audit_logs") == (
-        "Bank reconciliation failed: no matching bank movement found after 1 verification attempt(s).")
+        "Bank reconciliation failed: no matching bank movement found after 1 verification attempt(s)."
+    )
 
 
-async def test_a_failing_purchase_is_logged_skipped_and_stays_due(client, conn, settings, user, make_account,
-                                                                   business_warnings):
+async def test_a_failing_purchase_is_logged_skipped_and_stays_due(
+    client, conn, settings, user, make_account, business_warnings
+):
     merchant_id, _ = await make_shop(conn)
     other = await make_account()
     broken = (await ingest(client, user, merchant_id, "100.00")).json()["id"]
@@ -137,6 +158,7 @@ async def test_runner_ticks_at_start_and_then_every_interval(client, conn, setti
     stop = asyncio.Event()
     runner = asyncio.ensure_future(run_forever(settings, stop))
     try:
+
         async def confirmed_count():
             return await conn.fetchval("SELECT count(*) FROM purchases WHERE status = 'confirmed'")
 

@@ -3,8 +3,8 @@
 import asyncio
 import time
 
-from server.offers.catalogue import CataloguePages
 from server.db import parse_database_url
+from server.offers.catalogue import CataloguePages
 from server.offers.service import utc_today
 from tests.integration.merchants.factory import days, insert_merchant, insert_offer
 
@@ -72,8 +72,10 @@ async def test_without_its_listening_connection_the_instance_reads_the_database(
 
     catalogue = client.app.ctx.catalogue
     first_listen = catalogue.listens
-    await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE application_name = 'clicknback-catalogue' AND datname = current_database()")
+    await conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'clicknback-catalogue' AND datname = current_database()"
+    )
     await conn.execute("UPDATE merchants SET name = 'Renamed' WHERE id = $1", shop)  # its NOTIFY is lost
     # The instance notices the lost connection, drops its pages and listens again.
     await eventually(lambda: _listening_again(catalogue, first_listen))

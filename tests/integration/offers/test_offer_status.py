@@ -54,8 +54,11 @@ async def test_activation_needs_an_active_merchant_first(client, conn, admin):
     assert error_of(response) == {
         "code": "MERCHANT_NOT_ACTIVE",
         "message": f"Cannot activate offer '{offer_id}'. Merchant '{merchant_id}' is not active.",
-        "details": {"merchant_id": merchant_id, "offer_id": offer_id,
-                    "action": "Activate the merchant before activating its offers."},
+        "details": {
+            "merchant_id": merchant_id,
+            "offer_id": offer_id,
+            "action": "Activate the merchant before activating its offers.",
+        },
     }
 
 
@@ -87,9 +90,12 @@ async def test_activation_with_another_active_offer_is_409(client, conn, admin):
     assert error_of(response) == {
         "code": "ACTIVE_OFFER_ALREADY_EXISTS",
         "message": f"An active offer already exists for merchant '{merchant_id}'. "
-                   "Deactivate the existing offer before creating a new one.",
-        "details": {"merchant_id": merchant_id, "existing_offer_id": other,
-                    "action": "Deactivate the existing offer before creating a new one."},
+        "Deactivate the existing offer before creating a new one.",
+        "details": {
+            "merchant_id": merchant_id,
+            "existing_offer_id": other,
+            "action": "Deactivate the existing offer before creating a new one.",
+        },
     }
     assert await audit_rows(conn, offer_id) == []
 
@@ -103,8 +109,13 @@ async def test_concurrent_activations_give_one_200_and_one_409(client, conn, adm
     blocker = conn.transaction()
     await blocker.start()
     await conn.execute("SELECT 1 FROM merchants WHERE id = ANY($1::uuid[]) FOR UPDATE", [m for m, _ in rounds])
-    calls = asyncio.gather(*[client.patch(status_path(offer_id), token=admin.token, json={"status": "active"})
-                             for _, offers in rounds for offer_id in offers])
+    calls = asyncio.gather(
+        *[
+            client.patch(status_path(offer_id), token=admin.token, json={"status": "active"})
+            for _, offers in rounds
+            for offer_id in offers
+        ]
+    )
     deadline = asyncio.get_running_loop().time() + 30
     while await lock_waiters(conn) < 2 * len(rounds):
         assert asyncio.get_running_loop().time() < deadline, "the activations never queued on the merchant rows"
@@ -112,7 +123,7 @@ async def test_concurrent_activations_give_one_200_and_one_409(client, conn, adm
     await blocker.rollback()
     responses = await calls
     for index, (merchant_id, offers) in enumerate(rounds):
-        pair = responses[2 * index: 2 * index + 2]
+        pair = responses[2 * index : 2 * index + 2]
         assert sorted(r.status_code for r in pair) == [200, 409], [r.text for r in pair]
         loser = next(r for r in pair if r.status_code == 409)
         winner = offers[[r.status_code for r in pair].index(200)]
@@ -125,8 +136,9 @@ async def test_concurrent_activations_give_one_200_and_one_409(client, conn, adm
 async def lock_waiters(conn) -> int:
     # Statistics are snapshotted per transaction: clear the snapshot to see the waiters of now.
     await conn.execute("SELECT pg_stat_clear_snapshot()")
-    return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND wait_event_type = 'Lock'")
+    return await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
 
 
 @pytest.mark.parametrize("raw_id", [str(uuid.uuid4()), "12345"])

@@ -37,17 +37,27 @@ async def test_active_lists_only_offers_valid_today_by_merchant_name(client, con
     assert [o["id"] for o in body["data"]] == [offers["apex"], offers["edge"], offers["shop"], offers["zulu"]]
     assert body["pagination"] == {"offset": 0, "limit": 20, "total": 4}
     apex, shop = body["data"][0], body["data"][2]
-    assert apex == {"id": offers["apex"], "merchant_name": "Apex", "cashback_type": "fixed", "cashback_value": 3.0,
-                    "monthly_cap": 50.0, "start_date": str(days(-5)), "end_date": str(days(5))}
+    assert apex == {
+        "id": offers["apex"],
+        "merchant_name": "Apex",
+        "cashback_type": "fixed",
+        "cashback_value": 3.0,
+        "monthly_cap": 50.0,
+        "start_date": str(days(-5)),
+        "end_date": str(days(5)),
+    }
     assert (shop["cashback_type"], shop["cashback_value"], shop["merchant_name"]) == ("percent", 5.0, "shop")
 
 
-@pytest.mark.parametrize("params, names, total", [
-    ({"limit": "2"}, ["apex", "edge"], 4),
-    ({"offset": "3", "limit": "2"}, ["zulu"], 4),
-    ({"offset": "4"}, [], 4),
-    ({"offset": "100", "limit": "100"}, [], 4),
-])
+@pytest.mark.parametrize(
+    "params, names, total",
+    [
+        ({"limit": "2"}, ["apex", "edge"], 4),
+        ({"offset": "3", "limit": "2"}, ["zulu"], 4),
+        ({"offset": "4"}, [], 4),
+        ({"offset": "100", "limit": "100"}, [], 4),
+    ],
+)
 async def test_active_pages(client, conn, user, params, names, total):
     offers = await arrange_catalogue(conn)
     response = await client.get("/api/v1/offers/active", token=user.token, params=params)
@@ -65,8 +75,9 @@ async def test_active_ties_on_merchant_name_order_by_id(client, conn, user):
     assert [o["id"] for o in first["data"] + rest["data"]] == ids
 
 
-@pytest.mark.parametrize("params, fields", [({"limit": "0"}, ["limit"]), ({"offset": "-3", "limit": "500"},
-                                                                           ["offset", "limit"])])
+@pytest.mark.parametrize(
+    "params, fields", [({"limit": "0"}, ["limit"]), ({"offset": "-3", "limit": "500"}, ["offset", "limit"])]
+)
 async def test_active_bad_pagination_is_422(client, user, params, fields):
     response = await client.get("/api/v1/offers/active", token=user.token, params=params)
     assert response.status_code == 422 and fields_of(response) == fields
@@ -90,8 +101,16 @@ async def test_list_includes_everything_sorted_by_start_date_desc(client, conn, 
     assert keys == sorted(keys, key=lambda k: (-int(k[0].replace("-", "")), k[1]))
     by_id = {o["id"]: o for o in data}
     assert by_id[offers["shop_old"]]["status"] == "inactive"
-    assert set(by_id[offers["apex"]]) == {"id", "merchant_id", "cashback_type", "cashback_value", "start_date",
-                                          "end_date", "monthly_cap_per_user", "status"}
+    assert set(by_id[offers["apex"]]) == {
+        "id",
+        "merchant_id",
+        "cashback_type",
+        "cashback_value",
+        "start_date",
+        "end_date",
+        "monthly_cap_per_user",
+        "status",
+    }
     assert by_id[offers["apex"]]["monthly_cap_per_user"] == 50.0
 
 
@@ -101,14 +120,17 @@ async def test_list_orders_same_start_date_by_id(client, conn, user):
     assert [o["id"] for o in response.json()["data"]] == ids
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({"status": "inactive"}, {"shop_old"}),
-    ({"status": "active", "date_from": "TODAY", "date_to": "TODAY"}, {"shop", "apex", "zulu", "edge", "closed"}),
-    ({"date_from": "P1"}, {"shop", "apex", "zulu", "closed", "future"}),
-    ({"date_to": "M31"}, {"shop_old", "expired"}),
-    ({"date_from": "M35", "date_to": "M35"}, {"shop_old", "expired"}),
-    ({"date_from": "M36", "date_to": "M31"}, {"shop_old", "expired"}),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"status": "inactive"}, {"shop_old"}),
+        ({"status": "active", "date_from": "TODAY", "date_to": "TODAY"}, {"shop", "apex", "zulu", "edge", "closed"}),
+        ({"date_from": "P1"}, {"shop", "apex", "zulu", "closed", "future"}),
+        ({"date_to": "M31"}, {"shop_old", "expired"}),
+        ({"date_from": "M35", "date_to": "M35"}, {"shop_old", "expired"}),
+        ({"date_from": "M36", "date_to": "M31"}, {"shop_old", "expired"}),
+    ],
+)
 async def test_list_filters_overlap_and_combine(client, conn, user, params, expected):
     offers = await arrange_catalogue(conn)
     symbols = {"TODAY": today(), "P1": days(1), "M31": days(-31), "M35": days(-35), "M36": days(-36)}
@@ -130,15 +152,21 @@ async def test_list_filters_by_merchant(client, conn, user):
     assert beyond.json() == {"data": [], "pagination": {"offset": 5, "limit": 20, "total": 2}}
 
 
-@pytest.mark.parametrize("params, violations", [
-    ({"status": "expired"}, ["status"]),
-    ({"merchant_id": "123"}, ["merchant_id"]),
-    ({"date_from": "2026-13-01"}, ["date_from"]),
-    ({"date_to": "yesterday"}, ["date_to"]),
-    ({"date_from": "2026-05-02", "date_to": "2026-05-01"}, ["date_from"]),
-    ({"date_from": "2026-05-02", "date_to": "2026-05-01", "limit": "0", "status": "x"}, ["limit", "status", "date_from"]),
-    ({"date_from": "2026-05-02", "date_to": "nope"}, ["date_to"]),
-])
+@pytest.mark.parametrize(
+    "params, violations",
+    [
+        ({"status": "expired"}, ["status"]),
+        ({"merchant_id": "123"}, ["merchant_id"]),
+        ({"date_from": "2026-13-01"}, ["date_from"]),
+        ({"date_to": "yesterday"}, ["date_to"]),
+        ({"date_from": "2026-05-02", "date_to": "2026-05-01"}, ["date_from"]),
+        (
+            {"date_from": "2026-05-02", "date_to": "2026-05-01", "limit": "0", "status": "x"},
+            ["limit", "status", "date_from"],
+        ),
+        ({"date_from": "2026-05-02", "date_to": "nope"}, ["date_to"]),
+    ],
+)
 async def test_list_bad_query_reports_every_violation(client, user, params, violations):
     response = await client.get("/api/v1/offers", token=user.token, params=params)
     assert response.status_code == 422
@@ -146,11 +174,15 @@ async def test_list_bad_query_reports_every_violation(client, user, params, viol
 
 
 async def test_date_range_violation_text(client, user):
-    response = await client.get("/api/v1/offers", token=user.token,
-                                params={"date_from": "2026-05-02", "date_to": "2026-05-01"})
+    response = await client.get(
+        "/api/v1/offers", token=user.token, params={"date_from": "2026-05-02", "date_to": "2026-05-01"}
+    )
     assert error_of(response)["details"]["violations"] == [
-        {"field": "date_from",
-         "reason": "date_from must not be after date_to. Got date_from='2026-05-02', date_to='2026-05-01'."}]
+        {
+            "field": "date_from",
+            "reason": "date_from must not be after date_to. Got date_from='2026-05-02', date_to='2026-05-01'.",
+        }
+    ]
 
 
 # -- GET /offers/{id} ------------------------------------------------------------------------
@@ -159,9 +191,16 @@ async def test_details_for_a_valid_offer(client, conn, user, suffix):
     offers = await arrange_catalogue(conn)
     response = await client.get(f"/api/v1/offers/{offers['shop']}{suffix}", token=user.token)
     assert response.status_code == 200
-    assert response.json() == {"id": offers["shop"], "merchant_name": "shop", "cashback_type": "percent",
-                               "cashback_value": 5.0, "monthly_cap": 50.0, "start_date": str(days(-30)),
-                               "end_date": str(days(300)), "status": "active"}
+    assert response.json() == {
+        "id": offers["shop"],
+        "merchant_name": "shop",
+        "cashback_type": "percent",
+        "cashback_value": 5.0,
+        "monthly_cap": 50.0,
+        "start_date": str(days(-30)),
+        "end_date": str(days(300)),
+        "status": "active",
+    }
 
 
 async def test_details_ignore_the_date_window(client, conn, user):
@@ -171,16 +210,25 @@ async def test_details_ignore_the_date_window(client, conn, user):
         assert response.status_code == 200 and response.json()["status"] == "active"
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("shop_old", "This offer is inactive. Only admin users can view inactive offers."),
-    ("closed", "The merchant for this offer is inactive. Only admin users can view offers from inactive merchants."),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("shop_old", "This offer is inactive. Only admin users can view inactive offers."),
+        (
+            "closed",
+            "The merchant for this offer is inactive. Only admin users can view offers from inactive merchants.",
+        ),
+    ],
+)
 async def test_details_of_hidden_offers_are_403_for_users_and_200_for_admins(client, conn, user, admin, name, reason):
     offers = await arrange_catalogue(conn)
     response = await client.get(f"/api/v1/offers/{offers[name]}", token=user.token)
     assert response.status_code == 403
-    assert error_of(response) == {"code": "FORBIDDEN", "message": "You do not have permission to view this offer.",
-                                  "details": {"resource_type": "offer", "resource_id": offers[name], "reason": reason}}
+    assert error_of(response) == {
+        "code": "FORBIDDEN",
+        "message": "You do not have permission to view this offer.",
+        "details": {"resource_type": "offer", "resource_id": offers[name], "reason": reason},
+    }
     as_admin = await client.get(f"/api/v1/offers/{offers[name]}", token=admin.token)
     assert as_admin.status_code == 200
     assert as_admin.json()["status"] == ("inactive" if name == "shop_old" else "active")
@@ -197,8 +245,11 @@ async def test_inactive_offer_of_inactive_merchant_reports_the_offer(client, con
 async def test_details_of_unknown_offer_is_404(client, user, raw_id):
     response = await client.get(f"/api/v1/offers/{raw_id}", token=user.token)
     assert response.status_code == 404
-    assert error_of(response) == {"code": "NOT_FOUND", "message": f"Offer with ID '{raw_id}' does not exist.",
-                                  "details": {"resource_type": "offer", "resource_id": raw_id}}
+    assert error_of(response) == {
+        "code": "NOT_FOUND",
+        "message": f"Offer with ID '{raw_id}' does not exist.",
+        "details": {"resource_type": "offer", "resource_id": raw_id},
+    }
 
 
 async def test_delete_on_offers_is_405(client, admin):

@@ -28,7 +28,11 @@ async def test_request_reserves_the_amount(client, conn, user, path):
     assert await wallet_row(conn, user.id) == {"pending": 0, "available": Decimal("5.00"), "paid": 0}
     audit = await conn.fetchrow("SELECT * FROM audit_logs WHERE resource_id = $1", uuid.UUID(payout["id"]))
     assert (audit["action"], audit["actor_type"], str(audit["actor_id"]), audit["resource_type"]) == (
-        "PAYOUT_REQUESTED", "user", user.id, "payout")
+        "PAYOUT_REQUESTED",
+        "user",
+        user.id,
+        "payout",
+    )
     assert json.loads(audit["details"]) == {"amount": "10.00", "available_balance_after": "5.00"}
     await assert_consistent(conn)
 
@@ -39,7 +43,8 @@ async def test_request_checks_in_order(client, conn, user, business_warnings):
         low = await _request(client, user, amount)
         assert low.status_code == 422
         assert low.json()["error"]["details"]["violations"] == [
-            {"field": "amount", "reason": "Minimum payout amount is 10.00."}]
+            {"field": "amount", "reason": "Minimum payout amount is 10.00."}
+        ]
     bad = await _request(client, user, "10.001")
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
     missing = await client.post(OWN, token=user.token, json={})
@@ -47,7 +52,8 @@ async def test_request_checks_in_order(client, conn, user, business_warnings):
     too_much = await _request(client, user, "20.00")
     assert too_much.status_code == 409
     assert too_much.json()["error"] == {
-        "code": "INSUFFICIENT_BALANCE", "message": "Insufficient available balance for this payout.",
+        "code": "INSUFFICIENT_BALANCE",
+        "message": "Insufficient available balance for this payout.",
         "details": {"requested_amount": "20.00", "available_balance": "15.00"},
     }
     assert [w["reason"] for w in business_warnings] == ["balance_would_go_negative"]
@@ -57,7 +63,8 @@ async def test_request_checks_in_order(client, conn, user, business_warnings):
     second = await _request(client, user, "10.00")
     assert second.status_code == 409
     assert second.json()["error"] == {
-        "code": "PAYOUT_ALREADY_REQUESTED", "message": "A payout request is already awaiting processing.",
+        "code": "PAYOUT_ALREADY_REQUESTED",
+        "message": "A payout request is already awaiting processing.",
         "details": {"payout_id": first.json()["id"]},
     }
     await assert_consistent(conn)
@@ -80,18 +87,22 @@ async def test_minimum_follows_the_setting(conn, settings, make_account):
         await app_client.stop()
 
 
-@pytest.mark.parametrize("outcome, expected_wallet", [
-    ("completed", {"pending": 0, "available": Decimal("5.00"), "paid": Decimal("10.00")}),
-    ("failed", {"pending": 0, "available": Decimal("15.00"), "paid": 0}),
-])
+@pytest.mark.parametrize(
+    "outcome, expected_wallet",
+    [
+        ("completed", {"pending": 0, "available": Decimal("5.00"), "paid": Decimal("10.00")}),
+        ("failed", {"pending": 0, "available": Decimal("15.00"), "paid": 0}),
+    ],
+)
 async def test_admin_processes_a_payout(client, conn, user, admin, outcome, expected_wallet):
     await set_balances(conn, user.id, "15.00")
     payout_id = (await _request(client, user, "10.00")).json()["id"]
     listed = (await client.get("/api/v1/payouts", token=admin.token, params={"status": "requested"})).json()
     assert [p["id"] for p in listed["data"]] == [payout_id]
     assert (await client.get("/api/v1/payouts", token=user.token)).status_code == 403
-    response = await client.patch(f"/api/v1/payouts/{payout_id}/", token=admin.token,
-                                  json={"status": outcome, "external_reference": "bank-42"})
+    response = await client.patch(
+        f"/api/v1/payouts/{payout_id}/", token=admin.token, json={"status": outcome, "external_reference": "bank-42"}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == outcome and body["processed_at"] is not None
@@ -103,8 +114,12 @@ async def test_admin_processes_a_payout(client, conn, user, admin, outcome, expe
     assert again.json()["error"] == {
         "code": "INVALID_PAYOUT_TRANSITION",
         "message": f"Cannot change payout '{payout_id}' from '{outcome}' to '{outcome}'.",
-        "details": {"payout_id": payout_id, "current_status": outcome, "requested_status": outcome,
-                    "allowed_from": ["requested"]},
+        "details": {
+            "payout_id": payout_id,
+            "current_status": outcome,
+            "requested_status": outcome,
+            "allowed_from": ["requested"],
+        },
     }
     approved = await client.patch(f"/api/v1/payouts/{payout_id}", token=admin.token, json={"status": "approved"})
     assert approved.status_code == 422
@@ -123,13 +138,16 @@ async def test_process_errors(client, conn, user, admin):
         assert missing.json()["error"]["message"] == f"Payout with ID '{raw}' does not exist."
     await set_balances(conn, user.id, "15.00")
     payout_id = (await _request(client, user, "10.00")).json()["id"]
-    long_reference = await client.patch(f"/api/v1/payouts/{payout_id}", token=admin.token,
-                                        json={"status": "completed", "external_reference": "x" * 256})
+    long_reference = await client.patch(
+        f"/api/v1/payouts/{payout_id}", token=admin.token, json={"status": "completed", "external_reference": "x" * 256}
+    )
     assert long_reference.status_code == 422
-    assert (await client.patch(f"/api/v1/payouts/{payout_id}", token=user.token,
-                               json={"status": "completed"})).status_code == 403
-    no_reference = await client.patch(f"/api/v1/payouts/{payout_id}", token=admin.token,
-                                      json={"status": "completed", "external_reference": None})
+    assert (
+        await client.patch(f"/api/v1/payouts/{payout_id}", token=user.token, json={"status": "completed"})
+    ).status_code == 403
+    no_reference = await client.patch(
+        f"/api/v1/payouts/{payout_id}", token=admin.token, json={"status": "completed", "external_reference": None}
+    )
     assert no_reference.status_code == 200 and no_reference.json()["external_reference"] is None
 
 
@@ -150,8 +168,7 @@ async def test_lists_sort_filter_and_stay_private(client, conn, user, admin, mak
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
     everyone = (await client.get("/api/v1/payouts/", token=admin.token)).json()
     assert [p["id"] for p in everyone["data"]] == [theirs, second, first]
-    by_user = (await client.get("/api/v1/payouts", token=admin.token,
-                                params={"user_id": other.id, "limit": 1})).json()
+    by_user = (await client.get("/api/v1/payouts", token=admin.token, params={"user_id": other.id, "limit": 1})).json()
     assert [p["id"] for p in by_user["data"]] == [theirs]
     assert by_user["pagination"] == {"offset": 0, "limit": 1, "total": 1}
     assert (await client.get("/api/v1/payouts", token=admin.token, params={"user_id": "x"})).status_code == 422
@@ -177,8 +194,9 @@ async def test_concurrent_requests_never_overdraw_across_completions(client, con
     async def request_then_complete():
         response = await _request(client, user, "10.00")
         if response.status_code == 201:
-            done = await client.patch(f"/api/v1/payouts/{response.json()['id']}", token=admin.token,
-                                      json={"status": "completed"})
+            done = await client.patch(
+                f"/api/v1/payouts/{response.json()['id']}", token=admin.token, json={"status": "completed"}
+            )
             assert done.status_code == 200
         else:
             assert response.status_code == 409

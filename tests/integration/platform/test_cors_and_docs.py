@@ -1,14 +1,19 @@
 """CORS for the allowed browser origins, OPTIONS and HEAD on every route, and the API docs at /docs."""
 
-
 ALLOWED = "https://clicknback.com"  # the default CORS_ALLOWED_ORIGINS
 OTHER = "https://evil.example"
 
 
 async def test_preflight_from_an_allowed_origin_names_methods_headers_and_origin(client):
-    response = await client.request("OPTIONS", "/api/v1/users/me", headers={
-        "Origin": ALLOWED, "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "authorization"})
+    response = await client.request(
+        "OPTIONS",
+        "/api/v1/users/me",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == ALLOWED
     assert response.headers["access-control-allow-methods"] == "GET, HEAD, OPTIONS"
@@ -19,8 +24,9 @@ async def test_preflight_from_an_allowed_origin_names_methods_headers_and_origin
 
 
 async def test_preflight_from_another_origin_gets_no_cors_headers(client):
-    response = await client.request("OPTIONS", "/api/v1/purchases", headers={
-        "Origin": OTHER, "Access-Control-Request-Method": "POST"})
+    response = await client.request(
+        "OPTIONS", "/api/v1/purchases", headers={"Origin": OTHER, "Access-Control-Request-Method": "POST"}
+    )
     assert response.status_code == 204
     assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
     assert not [name for name in response.headers if name.startswith("access-control-")]
@@ -68,7 +74,10 @@ async def test_swagger_ui_page_points_at_the_document(client):
 async def test_document_describes_security_and_omits_options_and_head(client):
     document = (await client.get("/docs/openapi.json")).json()
     assert document["components"]["securitySchemes"]["bearer"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
     assert document["paths"]["/api/v1/users/me"]["get"]["security"] == [{"bearer": []}]
     assert "security" not in document["paths"]["/api/v1/auth/login"]["post"]
     methods = {method for item in document["paths"].values() for method in item}

@@ -39,7 +39,12 @@ async def test_the_app_serves_over_the_socket(client, user, socket_url):
 
 def test_libpq_tools_take_the_socket_folder_as_host(socket_url):
     psql = find_pg_client("psql")
-    result = subprocess.run([psql, "-X", "-A", "-t", "-c", TRANSPORT_SQL], env=libpq_environment(socket_url),
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [psql, "-X", "-A", "-t", "-c", TRANSPORT_SQL],
+        env=libpq_environment(socket_url),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "t"

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-from sanic.response import json as sanic_json
 
 from server.app import create_app
 from tests.support.client import AppClient
@@ -15,8 +14,13 @@ async def test_unknown_route_is_404_in_the_envelope(client):
     response = await client.get("/api/v1/nope")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json; charset=utf-8"
-    assert response.json() == {"error": {"code": "NOT_FOUND", "message": "No route matches GET /api/v1/nope.",
-                                         "details": {"method": "GET", "path": "/api/v1/nope"}}}
+    assert response.json() == {
+        "error": {
+            "code": "NOT_FOUND",
+            "message": "No route matches GET /api/v1/nope.",
+            "details": {"method": "GET", "path": "/api/v1/nope"},
+        }
+    }
 
 
 async def test_wrong_method_is_405_with_allow(client):
@@ -41,15 +45,18 @@ async def test_more_than_one_trailing_slash_is_no_route(client, admin, path):
     assert response.json()["error"]["code"] == "NOT_FOUND"
 
 
-@pytest.mark.parametrize("query, field, code", [
-    ("/api/v1/merchants?limit=", "limit", "VALIDATION_ERROR"),
-    ("/api/v1/merchants?offset=", "offset", "VALIDATION_ERROR"),
-    ("/api/v1/merchants?active=", "active", "VALIDATION_ERROR"),
-    ("/api/v1/offers?date_from=2026-01-01&date_to=", "date_to", "VALIDATION_ERROR"),
-    ("/api/v1/audit-logs?from=", "from", "VALIDATION_ERROR"),
-    ("/api/v1/purchases?user_id=", "user_id", "VALIDATION_ERROR"),
-    ("/api/v1/users/me/purchases?status=", None, "INVALID_PURCHASE_STATUS"),
-])
+@pytest.mark.parametrize(
+    "query, field, code",
+    [
+        ("/api/v1/merchants?limit=", "limit", "VALIDATION_ERROR"),
+        ("/api/v1/merchants?offset=", "offset", "VALIDATION_ERROR"),
+        ("/api/v1/merchants?active=", "active", "VALIDATION_ERROR"),
+        ("/api/v1/offers?date_from=2026-01-01&date_to=", "date_to", "VALIDATION_ERROR"),
+        ("/api/v1/audit-logs?from=", "from", "VALIDATION_ERROR"),
+        ("/api/v1/purchases?user_id=", "user_id", "VALIDATION_ERROR"),
+        ("/api/v1/users/me/purchases?status=", None, "INVALID_PURCHASE_STATUS"),
+    ],
+)
 async def test_a_blank_query_value_is_invalid_not_absent(client, admin, query, field, code):
     """`?limit=` is not a page size: 422, not the default page (API.md §1.6-1.7)."""
     response = await client.get(query, token=admin.token)
@@ -71,20 +78,30 @@ async def test_the_largest_offset_is_an_empty_page_and_one_past_it_is_out_of_ran
     beyond = await client.get("/api/v1/merchants", token=admin.token, params={"offset": "1" + "0" * 18 + "0"})
     assert beyond.status_code == 422
     assert beyond.json()["error"]["details"]["violations"] == [
-        {"field": "offset", "reason": "Must be at most 9223372036854775807."}]
+        {"field": "offset", "reason": "Must be at most 9223372036854775807."}
+    ]
 
 
 async def test_body_over_the_limit_is_413(client):
-    response = await client.post("/api/v1/users", content=b"{" + b" " * 1048576 + b"}",
-                                 headers={"content-type": "application/json"})
+    response = await client.post(
+        "/api/v1/users", content=b"{" + b" " * 1048576 + b"}", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
-    assert response.json()["error"] == {"code": "PAYLOAD_TOO_LARGE", "message": "Request body exceeds 1048576 bytes.",
-                                        "details": {"max_bytes": 1048576}}
+    assert response.json()["error"] == {
+        "code": "PAYLOAD_TOO_LARGE",
+        "message": "Request body exceeds 1048576 bytes.",
+        "details": {"max_bytes": 1048576},
+    }
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("POST", "/api/v1/nope", 404), ("DELETE", "/api/v1/merchants", 405), ("PUT", "/api/v1/users/me", 405),
-])
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("POST", "/api/v1/nope", 404),
+        ("DELETE", "/api/v1/merchants", 405),
+        ("PUT", "/api/v1/users/me", 405),
+    ],
+)
 async def test_routing_errors_come_before_413(client, method, path, status):
     """API.md §1.7: route (404/405) -> body size (413)."""
     response = await client.request(method, path, content=b"x" * 1048713, headers={"content-type": "application/json"})
@@ -92,23 +109,26 @@ async def test_routing_errors_come_before_413(client, method, path, status):
 
 
 async def test_405_on_a_path_with_a_parameter_names_the_allowed_methods(client, user):
-    response = await client.get("/api/v1/purchases/00000000-0000-4000-8000-000000000000/confirmation",
-                                token=user.token)
+    response = await client.get("/api/v1/purchases/00000000-0000-4000-8000-000000000000/confirmation", token=user.token)
     assert response.status_code == 405
     assert "POST" in response.json()["error"]["details"]["allowed_methods"]
     assert "POST" in response.headers["allow"].split(", ")
     assert "GET" not in response.headers["allow"].split(", ")
 
 
-@pytest.mark.parametrize("body", [
-    rb'{"email": "nul\u0000x@example.com", "password": "Str0ng!Pass"}',
-    rb'{"email": "sur\ud800@example.com", "password": "Str0ng!Pass"}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        rb'{"email": "nul\u0000x@example.com", "password": "Str0ng!Pass"}',
+        rb'{"email": "sur\ud800@example.com", "password": "Str0ng!Pass"}',
+    ],
+)
 async def test_strings_postgresql_cannot_store_are_422_not_500(client, body):
     response = await client.post("/api/v1/users", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["error"]["details"]["violations"] == [
-        {"field": "email", "reason": "Must not contain NUL characters or unpaired surrogates."}]
+        {"field": "email", "reason": "Must not contain NUL characters or unpaired surrogates."}
+    ]
 
 
 async def test_a_nul_in_a_query_value_is_422(client, admin):
@@ -138,15 +158,20 @@ async def test_authentication_comes_before_media_type(client):
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
 async def test_non_json_media_type_is_415(client, content_type):
-    response = await client.post("/api/v1/users", content=b'{"email": "a@b.co"}', headers={"content-type": content_type})
+    response = await client.post(
+        "/api/v1/users", content=b'{"email": "a@b.co"}', headers={"content-type": content_type}
+    )
     assert response.status_code == 415
     assert response.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
     assert response.json()["error"]["details"] == {"content_type": content_type}
 
 
 async def test_json_with_charset_and_without_content_type_are_accepted(client):
-    with_charset = await client.post("/api/v1/users", content=b'{"email": "c1@b.co", "password": "Str0ng!Pass"}',
-                                     headers={"content-type": "application/json; charset=utf-8"})
+    with_charset = await client.post(
+        "/api/v1/users",
+        content=b'{"email": "c1@b.co", "password": "Str0ng!Pass"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
     without = await client.post("/api/v1/users", content=b'{"email": "c2@b.co", "password": "Str0ng!Pass"}')
     assert with_charset.status_code == 201 and without.status_code == 201
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -12,27 +12,43 @@ from server.wallets.consistency import find_mismatches
 
 
 def today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 async def make_merchant(conn: asyncpg.Connection, name: str | None = None, active: bool = True) -> str:
     merchant_id = str(uuid.uuid4())
     await conn.execute(
         "INSERT INTO merchants (id, name, default_cashback_percentage, active) VALUES ($1, $2, 5, $3)",
-        merchant_id, name or f"Shop-{merchant_id[:8]}", active,
+        merchant_id,
+        name or f"Shop-{merchant_id[:8]}",
+        active,
     )
     return merchant_id
 
 
-async def make_offer(conn: asyncpg.Connection, merchant_id: str, *, percentage: str = "5", fixed: str | None = None,
-                     cap: str = "50", start: date | None = None, end: date | None = None,
-                     active: bool = True) -> str:
+async def make_offer(
+    conn: asyncpg.Connection,
+    merchant_id: str,
+    *,
+    percentage: str = "5",
+    fixed: str | None = None,
+    cap: str = "50",
+    start: date | None = None,
+    end: date | None = None,
+    active: bool = True,
+) -> str:
     offer_id = str(uuid.uuid4())
     await conn.execute(
         "INSERT INTO offers (id, merchant_id, percentage, fixed_amount, start_date, end_date, monthly_cap_per_user, "
         "active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        offer_id, merchant_id, Decimal(percentage), Decimal(fixed) if fixed else None,
-        start or today() - timedelta(days=30), end or today() + timedelta(days=300), Decimal(cap), active,
+        offer_id,
+        merchant_id,
+        Decimal(percentage),
+        Decimal(fixed) if fixed else None,
+        start or today() - timedelta(days=30),
+        end or today() + timedelta(days=300),
+        Decimal(cap),
+        active,
     )
     return offer_id
 
@@ -43,20 +59,28 @@ async def make_shop(conn: asyncpg.Connection, **offer) -> tuple[str, str]:
     return merchant_id, await make_offer(conn, merchant_id, **offer)
 
 
-def purchase_body(account, merchant_id: str, amount="75.00", external_id: str | None = None,
-                  currency: str = "EUR") -> dict:
-    return {"external_id": external_id or f"ext-{uuid.uuid4()}", "user_id": account.id,
-            "merchant_id": merchant_id, "amount": amount, "currency": currency}
+def purchase_body(
+    account, merchant_id: str, amount="75.00", external_id: str | None = None, currency: str = "EUR"
+) -> dict:
+    return {
+        "external_id": external_id or f"ext-{uuid.uuid4()}",
+        "user_id": account.id,
+        "merchant_id": merchant_id,
+        "amount": amount,
+        "currency": currency,
+    }
 
 
 async def ingest(client, account, merchant_id: str, amount="75.00", **kwargs):
-    return await client.post("/api/v1/purchases", token=account.token,
-                             json=purchase_body(account, merchant_id, amount, **kwargs))
+    return await client.post(
+        "/api/v1/purchases", token=account.token, json=purchase_body(account, merchant_id, amount, **kwargs)
+    )
 
 
 async def wallet_row(conn: asyncpg.Connection, user_id: str) -> dict[str, Decimal]:
     row = await conn.fetchrow(
-        "SELECT pending_balance, available_balance, paid_balance FROM wallets WHERE user_id = $1", user_id)
+        "SELECT pending_balance, available_balance, paid_balance FROM wallets WHERE user_id = $1", user_id
+    )
     return {"pending": row["pending_balance"], "available": row["available_balance"], "paid": row["paid_balance"]}
 
 
@@ -68,14 +92,22 @@ async def set_balances(conn: asyncpg.Connection, user_id: str, available: str) -
     await conn.execute(
         "INSERT INTO purchases (id, external_id, user_id, merchant_id, offer_id, amount, currency, status, "
         "cashback_amount) VALUES ($1, $2, $3, $4, $5, 100, 'EUR', 'confirmed', $6)",
-        purchase_id, f"seed-{purchase_id}", user_id, merchant_id, offer_id, Decimal(available),
+        purchase_id,
+        f"seed-{purchase_id}",
+        user_id,
+        merchant_id,
+        offer_id,
+        Decimal(available),
     )
     await conn.execute(
         "INSERT INTO cashback_transactions (user_id, purchase_id, amount, status) VALUES ($1, $2, $3, 'available')",
-        user_id, purchase_id, Decimal(available),
+        user_id,
+        purchase_id,
+        Decimal(available),
     )
-    await conn.execute("UPDATE wallets SET available_balance = available_balance + $2 WHERE user_id = $1",
-                       user_id, Decimal(available))
+    await conn.execute(
+        "UPDATE wallets SET available_balance = available_balance + $2 WHERE user_id = $1", user_id, Decimal(available)
+    )
 
 
 async def assert_consistent(conn: asyncpg.Connection) -> None:
@@ -107,5 +139,8 @@ async def monthly_total(conn: asyncpg.Connection, user_id: str, offer_id: str, m
     month = month or today().replace(day=1)
     value = await conn.fetchval(
         "SELECT earned FROM cashback_monthly_totals WHERE user_id = $1 AND offer_id = $2 AND month = $3",
-        uuid.UUID(user_id), uuid.UUID(offer_id), month)
+        uuid.UUID(user_id),
+        uuid.UUID(offer_id),
+        month,
+    )
     return Decimal("0.00") if value is None else value

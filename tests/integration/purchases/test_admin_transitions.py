@@ -9,8 +9,10 @@ from tests.integration.purchases.helpers import assert_consistent, ingest, make_
 
 
 async def _audit(conn, purchase_id):
-    return await conn.fetch("SELECT actor_type, actor_id, action, details FROM audit_logs WHERE resource_id = $1 "
-                            "ORDER BY occurred_at", purchase_id)
+    return await conn.fetch(
+        "SELECT actor_type, actor_id, action, details FROM audit_logs WHERE resource_id = $1 ORDER BY occurred_at",
+        purchase_id,
+    )
 
 
 @pytest.mark.parametrize("suffix", ["", "/"])
@@ -22,8 +24,10 @@ async def test_confirmation_moves_cashback_to_available_once(client, conn, user,
     assert response.status_code == 200
     assert response.json() == {"id": purchase_id, "status": "confirmed", "cashback_amount": "3.75"}
     assert await wallet_row(conn, user.id) == {"pending": 0, "available": Decimal("3.75"), "paid": 0}
-    assert await conn.fetchval("SELECT status FROM cashback_transactions WHERE purchase_id = $1",
-                               uuid.UUID(purchase_id)) == "available"
+    assert (
+        await conn.fetchval("SELECT status FROM cashback_transactions WHERE purchase_id = $1", uuid.UUID(purchase_id))
+        == "available"
+    )
     again = await client.post(url, token=admin.token)
     assert again.status_code == 400
     assert again.json()["error"] == {
@@ -33,10 +37,16 @@ async def test_confirmation_moves_cashback_to_available_once(client, conn, user,
     }
     rows = await _audit(conn, purchase_id)
     assert [(r["action"], r["actor_type"], str(r["actor_id"])) for r in rows] == [
-        ("PURCHASE_CONFIRMED_BY_ADMIN", "admin", admin.id)]
+        ("PURCHASE_CONFIRMED_BY_ADMIN", "admin", admin.id)
+    ]
     import json
-    assert json.loads(rows[0]["details"]) == {"merchant_id": merchant_id, "amount": "75.00", "currency": "EUR",
-                                              "cashback_amount": "3.75"}
+
+    assert json.loads(rows[0]["details"]) == {
+        "merchant_id": merchant_id,
+        "amount": "75.00",
+        "currency": "EUR",
+        "cashback_amount": "3.75",
+    }
     await assert_consistent(conn)
 
 
@@ -46,8 +56,10 @@ async def test_zero_cashback_confirms_too(client, conn, user, admin):
     purchase_id = (await ingest(client, user, merchant_id, "100.00")).json()["id"]
     response = await client.post(f"/api/v1/purchases/{purchase_id}/confirmation", token=admin.token)
     assert response.json()["cashback_amount"] == "0.00"
-    assert await conn.fetchval("SELECT status FROM cashback_transactions WHERE purchase_id = $1",
-                               uuid.UUID(purchase_id)) == "available"
+    assert (
+        await conn.fetchval("SELECT status FROM cashback_transactions WHERE purchase_id = $1", uuid.UUID(purchase_id))
+        == "available"
+    )
     await assert_consistent(conn)
 
 
@@ -59,21 +71,27 @@ async def test_reverse_pending_then_again(client, conn, user, admin):
     assert response.status_code == 200
     assert response.json() == {"id": purchase_id, "status": "reversed", "cashback_amount": "0.00"}
     assert await wallet_row(conn, user.id) == {"pending": 0, "available": 0, "paid": 0}
-    row = await conn.fetchrow("SELECT p.cashback_amount, t.amount, t.status FROM purchases p "
-                              "JOIN cashback_transactions t ON t.purchase_id = p.id WHERE p.id = $1",
-                              uuid.UUID(purchase_id))
+    row = await conn.fetchrow(
+        "SELECT p.cashback_amount, t.amount, t.status FROM purchases p "
+        "JOIN cashback_transactions t ON t.purchase_id = p.id WHERE p.id = $1",
+        uuid.UUID(purchase_id),
+    )
     assert (row["cashback_amount"], row["amount"], row["status"]) == (0, Decimal("3.00"), "reversed")
     again = await client.patch(url + "/", token=admin.token)
     assert again.status_code == 400
     assert again.json()["error"] == {
         "code": "PURCHASE_ALREADY_REVERSED",
         "message": f"Cannot reverse purchase '{purchase_id}'. Purchase is already reversed.",
-        "details": {"purchase_id": purchase_id, "current_status": "reversed",
-                    "reversible_from_statuses": ["pending", "confirmed"]},
+        "details": {
+            "purchase_id": purchase_id,
+            "current_status": "reversed",
+            "reversible_from_statuses": ["pending", "confirmed"],
+        },
     }
     confirm = await client.post(f"/api/v1/purchases/{purchase_id}/confirmation", token=admin.token)
     assert confirm.json()["error"]["details"]["current_status"] == "reversed"
     import json
+
     rows = await _audit(conn, purchase_id)
     assert [(r["action"], r["actor_type"]) for r in rows] == [("PURCHASE_REVERSED", "admin")]
     assert json.loads(rows[0]["details"]) == {"prior_status": "pending", "reversed_cashback_amount": "3.00"}
@@ -96,7 +114,9 @@ async def test_reverse_confirmed_with_cashback_already_paid_out_is_409(client, c
     merchant_id, _ = await make_shop(conn)
     purchase_id = (await ingest(client, user, merchant_id, "300.00")).json()["id"]  # 15.00
     await client.post(f"/api/v1/purchases/{purchase_id}/confirmation", token=admin.token)
-    assert (await client.post("/api/v1/users/me/payouts", token=user.token, json={"amount": "10.00"})).status_code == 201
+    assert (
+        await client.post("/api/v1/users/me/payouts", token=user.token, json={"amount": "10.00"})
+    ).status_code == 201
     response = await client.patch(f"/api/v1/purchases/{purchase_id}/reverse", token=admin.token)
     assert response.status_code == 409
     error = response.json()["error"]
@@ -116,8 +136,11 @@ async def test_rejected_purchase_is_not_reversible(client, conn, user, admin):
     assert response.json()["error"] == {
         "code": "PURCHASE_NOT_REVERSIBLE",
         "message": f"Cannot reverse purchase '{purchase_id}'. Rejected purchases cannot be reversed.",
-        "details": {"purchase_id": purchase_id, "current_status": "rejected",
-                    "reversible_from_statuses": ["pending", "confirmed"]},
+        "details": {
+            "purchase_id": purchase_id,
+            "current_status": "rejected",
+            "reversible_from_statuses": ["pending", "confirmed"],
+        },
     }
 
 
@@ -138,7 +161,8 @@ async def test_transition_access_and_unknown_ids(client, conn, user, admin):
 
 @pytest.mark.parametrize("method, action", [("POST", "confirmation"), ("PATCH", "reverse")])
 async def test_an_admin_transition_of_a_drifted_wallet_is_refused_and_logged(
-        client, conn, user, admin, business_warnings, method, action):
+    client, conn, user, admin, business_warnings, method, action
+):
     merchant_id, _ = await make_shop(conn)
     purchase_id = (await ingest(client, user, merchant_id, "100.00")).json()["id"]  # 5.00 pending
     await conn.execute("UPDATE wallets SET pending_balance = 1.00 WHERE user_id = $1", user.id)

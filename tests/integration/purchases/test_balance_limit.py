@@ -57,8 +57,9 @@ async def test_a_payout_completion_that_would_overflow_the_paid_balance_is_409(c
         payout = await client.post("/api/v1/users/me/payouts", token=user.token, json={"amount": amount})
         assert payout.status_code == 201, payout.text
         payout_id = payout.json()["id"]
-        return payout_id, await client.patch(f"/api/v1/payouts/{payout_id}", token=admin.token,
-                                             json={"status": "completed"})
+        return payout_id, await client.patch(
+            f"/api/v1/payouts/{payout_id}", token=admin.token, json={"status": "completed"}
+        )
 
     await credit(client, conn, user, NEAR_LIMIT, admin)
     assert (await pay_out(NEAR_LIMIT))[1].status_code == 200

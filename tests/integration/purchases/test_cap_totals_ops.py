@@ -19,7 +19,12 @@ from server import db_migrations
 from server.db import parse_database_url
 from server.purchases.cap_totals import REBUILD_INSERT_SQL, count_rebuild_rows, find_total_mismatches, rebuild
 from tests.integration.purchases.helpers import (
-    assert_consistent, assert_totals_match_purchases, ingest, make_shop, monthly_total, today,
+    assert_consistent,
+    assert_totals_match_purchases,
+    ingest,
+    make_shop,
+    monthly_total,
+    today,
 )
 
 
@@ -27,13 +32,18 @@ def _ops(command: str, *args: str, database_url: str | None = None) -> subproces
     env = {"PATH": "/usr/bin:/bin", "ENV_FILE": "/dev/null"}
     if database_url:
         env["DATABASE_URL"] = database_url
-    return subprocess.run([sys.executable, "-m", "deploy.ops.cli", command, *args], capture_output=True,
-                          text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.ops.cli", command, *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 async def _totals(conn) -> list[tuple]:
-    return [tuple(row) for row in await conn.fetch(
-        "SELECT user_id, offer_id, month, earned FROM cashback_monthly_totals ORDER BY 1, 2, 3")]
+    return [
+        tuple(row)
+        for row in await conn.fetch(
+            "SELECT user_id, offer_id, month, earned FROM cashback_monthly_totals ORDER BY 1, 2, 3"
+        )
+    ]
 
 
 async def _two_users_two_offers(client, conn, user, make_account):
@@ -41,8 +51,12 @@ async def _two_users_two_offers(client, conn, user, make_account):
     first_merchant, first_offer = await make_shop(conn)
     second_merchant, second_offer = await make_shop(conn)
     other = await make_account()
-    for account, merchant_id, amount in ((user, first_merchant, "75.00"), (user, first_merchant, "20.00"),
-                                         (user, second_merchant, "50.00"), (other, first_merchant, "20.00")):
+    for account, merchant_id, amount in (
+        (user, first_merchant, "75.00"),
+        (user, first_merchant, "20.00"),
+        (user, second_merchant, "50.00"),
+        (other, first_merchant, "20.00"),
+    ):
         assert (await ingest(client, account, merchant_id, amount)).status_code == 201
     return other, first_merchant, first_offer, second_offer
 
@@ -69,8 +83,9 @@ async def test_a_zero_total_over_nothing_counted_is_not_a_mismatch(client, conn,
     merchant_id, offer_id = await make_shop(conn)
     purchase_id = (await ingest(client, user, merchant_id, "100.00")).json()["id"]
     assert (await client.patch(f"/api/v1/purchases/{purchase_id}/reverse", token=admin.token)).status_code == 200
-    assert await conn.fetchval("SELECT earned FROM cashback_monthly_totals WHERE offer_id = $1",
-                               uuid.UUID(offer_id)) == Decimal("0.00")
+    assert await conn.fetchval(
+        "SELECT earned FROM cashback_monthly_totals WHERE offer_id = $1", uuid.UUID(offer_id)
+    ) == Decimal("0.00")
     assert await find_total_mismatches(conn) == []
 
 
@@ -79,35 +94,54 @@ async def test_every_kind_of_drift_is_reported(client, conn, user, make_account,
     _, stray_offer = await make_shop(conn)
     month = today().replace(day=1)
     # A total deleted, one altered, one for purchases deleted behind the trigger, one out of nowhere.
-    await conn.execute("DELETE FROM cashback_monthly_totals WHERE user_id = $1 AND offer_id = $2",
-                       uuid.UUID(user.id), uuid.UUID(first_offer))
-    await conn.execute("UPDATE cashback_monthly_totals SET earned = earned + 1.5 WHERE user_id = $1 AND offer_id = $2",
-                       uuid.UUID(user.id), uuid.UUID(second_offer))
+    await conn.execute(
+        "DELETE FROM cashback_monthly_totals WHERE user_id = $1 AND offer_id = $2",
+        uuid.UUID(user.id),
+        uuid.UUID(first_offer),
+    )
+    await conn.execute(
+        "UPDATE cashback_monthly_totals SET earned = earned + 1.5 WHERE user_id = $1 AND offer_id = $2",
+        uuid.UUID(user.id),
+        uuid.UUID(second_offer),
+    )
     await conn.execute("SET session_replication_role = replica")
     await conn.execute("DELETE FROM cashback_transactions WHERE user_id = $1", uuid.UUID(other.id))
     await conn.execute("DELETE FROM purchases WHERE user_id = $1", uuid.UUID(other.id))
     await conn.execute("UPDATE wallets SET pending_balance = 0 WHERE user_id = $1", uuid.UUID(other.id))
     await conn.execute("RESET session_replication_role")
-    await conn.execute("INSERT INTO cashback_monthly_totals (user_id, offer_id, month, earned) VALUES ($1, $2, $3, 2)",
-                       uuid.UUID(user.id), uuid.UUID(stray_offer), date(2020, 2, 1))
+    await conn.execute(
+        "INSERT INTO cashback_monthly_totals (user_id, offer_id, month, earned) VALUES ($1, $2, $3, 2)",
+        uuid.UUID(user.id),
+        uuid.UUID(stray_offer),
+        date(2020, 2, 1),
+    )
     found = {(m.user_id, m.offer_id, m.month): m for m in await find_total_mismatches(conn)}
-    assert set(found) == {(user.id, first_offer, month), (user.id, second_offer, month),
-                          (other.id, first_offer, month), (user.id, stray_offer, date(2020, 2, 1))}
+    assert set(found) == {
+        (user.id, first_offer, month),
+        (user.id, second_offer, month),
+        (other.id, first_offer, month),
+        (user.id, stray_offer, date(2020, 2, 1)),
+    }
     missing = found[(user.id, first_offer, month)]
     assert (missing.stored, missing.expected) == (None, Decimal("4.75"))
-    assert missing.describe() == (f"user {user.id}, offer {first_offer}, month {month:%Y-%m}: no total, expected "
-                                  "4.75 (reversing or rejecting these purchases fails with data_corrupted)")
-    assert found[(user.id, second_offer, month)].describe().endswith(
-        "earned is 4.00, expected 2.50 (difference 1.50)")
+    assert missing.describe() == (
+        f"user {user.id}, offer {first_offer}, month {month:%Y-%m}: no total, expected "
+        "4.75 (reversing or rejecting these purchases fails with data_corrupted)"
+    )
+    assert found[(user.id, second_offer, month)].describe().endswith("earned is 4.00, expected 2.50 (difference 1.50)")
     assert (found[(other.id, first_offer, month)].stored, found[(other.id, first_offer, month)].expected) == (
-        Decimal("1.00"), Decimal("0"))
+        Decimal("1.00"),
+        Decimal("0"),
+    )
     assert found[(user.id, stray_offer, date(2020, 2, 1))].describe() == (
-        f"user {user.id}, offer {stray_offer}, month 2020-02: earned is 2.00, expected 0.00 (difference 2.00)")
+        f"user {user.id}, offer {stray_offer}, month 2020-02: earned is 2.00, expected 0.00 (difference 2.00)"
+    )
 
     result = _ops("check-wallets", "--database-url", database_url)
     assert result.returncode == 1
-    assert (f"MISMATCH monthly cap total user {user.id}, offer {first_offer}, month {month:%Y-%m}: no total, "
-            "expected 4.75") in result.stdout
+    assert (
+        f"MISMATCH monthly cap total user {user.id}, offer {first_offer}, month {month:%Y-%m}: no total, expected 4.75"
+    ) in result.stdout
     assert "month 2020-02: earned is 2.00, expected 0.00" in result.stdout
     assert "rebuild-cap-totals" in result.stdout
     assert result.stdout.splitlines()[-1] == "check-wallets: 4 mismatch(es) (0 wallet, 4 monthly cap total)"
@@ -121,8 +155,7 @@ async def test_every_kind_of_drift_is_reported(client, conn, user, make_account,
     assert _ops("check-wallets", "--database-url", database_url).returncode == 0
 
 
-async def test_a_reversal_refused_for_a_missing_total_works_after_the_rebuild(client, conn, user, admin,
-                                                                                 database_url):
+async def test_a_reversal_refused_for_a_missing_total_works_after_the_rebuild(client, conn, user, admin, database_url):
     merchant_id, offer_id = await make_shop(conn, cap="10")
     purchase_id = (await ingest(client, user, merchant_id, "100.00")).json()["id"]  # 5.00
     await conn.execute("DELETE FROM cashback_monthly_totals")
@@ -133,11 +166,15 @@ async def test_a_reversal_refused_for_a_missing_total_works_after_the_rebuild(cl
     result = _ops("rebuild-cap-totals", database_url=database_url)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == (f"MISMATCH monthly cap total user {user.id}, offer {offer_id}, month {today():%Y-%m}: "
-                        "no total, expected 5.00 (reversing or rejecting these purchases fails with data_corrupted)")
-    assert lines[1:] == ["rebuild-cap-totals: 1 mismatch(es) before",
-                         "rebuild-cap-totals: rebuilt 1 total(s) from the purchases",
-                         "rebuild-cap-totals: 0 mismatches after the rebuild"]
+    assert lines[0] == (
+        f"MISMATCH monthly cap total user {user.id}, offer {offer_id}, month {today():%Y-%m}: "
+        "no total, expected 5.00 (reversing or rejecting these purchases fails with data_corrupted)"
+    )
+    assert lines[1:] == [
+        "rebuild-cap-totals: 1 mismatch(es) before",
+        "rebuild-cap-totals: rebuilt 1 total(s) from the purchases",
+        "rebuild-cap-totals: 0 mismatches after the rebuild",
+    ]
     assert await monthly_total(conn, user.id, offer_id) == Decimal("5.00")
 
     assert (await client.patch(f"/api/v1/purchases/{purchase_id}/reverse", token=admin.token)).status_code == 200
@@ -149,8 +186,11 @@ async def test_a_reversal_refused_for_a_missing_total_works_after_the_rebuild(cl
 
 async def test_a_dry_run_writes_nothing(client, conn, user, make_account, database_url):
     _, _, first_offer, _ = await _two_users_two_offers(client, conn, user, make_account)
-    await conn.execute("UPDATE cashback_monthly_totals SET earned = 9 WHERE user_id = $1 AND offer_id = $2",
-                       uuid.UUID(user.id), uuid.UUID(first_offer))
+    await conn.execute(
+        "UPDATE cashback_monthly_totals SET earned = 9 WHERE user_id = $1 AND offer_id = $2",
+        uuid.UUID(user.id),
+        uuid.UUID(first_offer),
+    )
     await conn.execute("DELETE FROM cashback_monthly_totals WHERE user_id <> $1", uuid.UUID(user.id))
     before = await _totals(conn)
     assert await count_rebuild_rows(conn) == 3

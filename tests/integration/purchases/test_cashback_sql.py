@@ -6,7 +6,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from server import db_migrations
 from server.db import parse_database_url
@@ -28,35 +29,49 @@ async def to_cents(conn, value) -> Decimal:
 
 
 async def raw_cashback(conn, amount, percentage, fixed_amount=None) -> Decimal:
-    return await conn.fetchval("SELECT cashback_raw($1, $2, $3)", D(amount), D(percentage),
-                               None if fixed_amount is None else D(fixed_amount))
+    return await conn.fetchval(
+        "SELECT cashback_raw($1, $2, $3)", D(amount), D(percentage), None if fixed_amount is None else D(fixed_amount)
+    )
 
 
 async def credited_cashback(conn, raw, monthly_cap, earned) -> Decimal:
     return await conn.fetchval("SELECT cashback_credited($1, $2, $3)", D(raw), D(monthly_cap), D(earned))
 
 
-@pytest.mark.parametrize("amount, percentage, expected", [
-    ("75.00", "5", "3.75"),
-    ("49.50", "5", "2.48"),  # 2.475 rounds half to even: 2.48
-    ("33.33", "10", "3.33"),
-    ("49.30", "5", "2.46"),  # 2.465 -> 2.46
-    ("300.00", "5", "15.00"),
-    ("200.00", "6", "12.00"),
-])
+@pytest.mark.parametrize(
+    "amount, percentage, expected",
+    [
+        ("75.00", "5", "3.75"),
+        ("49.50", "5", "2.48"),  # 2.475 rounds half to even: 2.48
+        ("33.33", "10", "3.33"),
+        ("49.30", "5", "2.46"),  # 2.465 -> 2.46
+        ("300.00", "5", "15.00"),
+        ("200.00", "6", "12.00"),
+    ],
+)
 async def test_worked_percentage_examples(conn, amount, percentage, expected):
     raw = await raw_cashback(conn, amount, percentage)
     assert raw == D(expected) and str(raw) == expected
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("2.475", "2.48"), ("2.465", "2.46"),  # API.md §1.6
-    ("0.005", "0.00"), ("0.015", "0.02"), ("0.025", "0.02"),
-    ("2.4750001", "2.48"), ("2.4649999", "2.46"), ("2.4650001", "2.47"),
-    ("-2.475", "-2.48"), ("-2.465", "-2.46"),
-    ("3", "3.00"), ("0", "0.00"),
-    ("99999999999999999.995", "100000000000000000.00"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2.475", "2.48"),
+        ("2.465", "2.46"),  # API.md §1.6
+        ("0.005", "0.00"),
+        ("0.015", "0.02"),
+        ("0.025", "0.02"),
+        ("2.4750001", "2.48"),
+        ("2.4649999", "2.46"),
+        ("2.4650001", "2.47"),
+        ("-2.475", "-2.48"),
+        ("-2.465", "-2.46"),
+        ("3", "3.00"),
+        ("0", "0.00"),
+        ("99999999999999999.995", "100000000000000000.00"),
+    ],
+)
 async def test_half_even_rounding_examples(conn, value, expected):
     rounded = await to_cents(conn, value)
     assert rounded == D(expected) and str(rounded) == expected  # always two decimals
@@ -67,13 +82,16 @@ async def test_fixed_amount_wins_and_is_not_limited_by_the_purchase(conn):
     assert await raw_cashback(conn, "85.00", "0", "3.00") == D("3.00")
 
 
-@pytest.mark.parametrize("raw, cap, earned, expected", [
-    ("5.00", "6.00", "3.00", "3.00"),   # cap 6 with 3 earned: 3 credited
-    ("5.00", "50.00", "50.00", "0.00"),  # cap reached: 0.00, still recorded
-    ("45.00", "50.00", "0.00", "45.00"),
-    ("10.00", "50.00", "45.00", "5.00"),
-    ("5.00", "10.00", "12.00", "0.00"),  # never negative, even past the cap
-])
+@pytest.mark.parametrize(
+    "raw, cap, earned, expected",
+    [
+        ("5.00", "6.00", "3.00", "3.00"),  # cap 6 with 3 earned: 3 credited
+        ("5.00", "50.00", "50.00", "0.00"),  # cap reached: 0.00, still recorded
+        ("45.00", "50.00", "0.00", "45.00"),
+        ("10.00", "50.00", "45.00", "5.00"),
+        ("5.00", "10.00", "12.00", "0.00"),  # never negative, even past the cap
+    ],
+)
 async def test_worked_cap_examples(conn, raw, cap, earned, expected):
     credited = await credited_cashback(conn, raw, cap, earned)
     assert credited == D(expected) and str(credited) == expected
@@ -145,8 +163,9 @@ async def test_downgrade_drops_the_functions_and_upgrade_restores_them(databases
     async def functions() -> set[str]:
         connection = await asyncpg.connect(**parse_database_url(url))
         try:
-            rows = await connection.fetch("SELECT proname FROM pg_proc WHERE proname = ANY($1::text[])",
-                                          list(INGESTION_FUNCTIONS))
+            rows = await connection.fetch(
+                "SELECT proname FROM pg_proc WHERE proname = ANY($1::text[])", list(INGESTION_FUNCTIONS)
+            )
             return {row["proname"] for row in rows}
         finally:
             await connection.close()

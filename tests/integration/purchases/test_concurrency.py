@@ -12,8 +12,9 @@ from tests.integration.purchases.helpers import assert_consistent, ingest, make_
 
 async def test_50_concurrent_ingestions_with_one_external_id(client, conn, user):
     merchant_id, _ = await make_shop(conn)
-    responses = await asyncio.gather(*(ingest(client, user, merchant_id, "75.00", external_id="race-1")
-                                       for _ in range(50)))
+    responses = await asyncio.gather(
+        *(ingest(client, user, merchant_id, "75.00", external_id="race-1") for _ in range(50))
+    )
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 1 and statuses.count(409) == 49, statuses
     created = next(r for r in responses if r.status_code == 201).json()
@@ -30,8 +31,9 @@ async def test_50_concurrent_ingestions_with_one_external_id(client, conn, user)
 async def test_concurrent_duplicates_from_several_users_leak_nothing(client, conn, make_account):
     merchant_id, _ = await make_shop(conn)
     accounts = [await make_account() for _ in range(10)]
-    responses = await asyncio.gather(*(ingest(client, account, merchant_id, "20.00", external_id="race-2")
-                                       for account in accounts for _ in range(3)))
+    responses = await asyncio.gather(
+        *(ingest(client, account, merchant_id, "20.00", external_id="race-2") for account in accounts for _ in range(3))
+    )
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 1 and statuses.count(409) == 29, statuses
     owner = await conn.fetchval("SELECT user_id FROM purchases WHERE external_id = 'race-2'")
@@ -79,16 +81,18 @@ async def wait_until_blocked_by(database_url: str, holder: asyncpg.Connection, t
     try:
         deadline = time.monotonic() + timeout
         while not await observer.fetchval(
-                "SELECT count(*) > 0 FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))",
-                holder.get_server_pid()):
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))",
+            holder.get_server_pid(),
+        ):
             assert time.monotonic() < deadline, "the ingestion never waited for the other insert"
             await asyncio.sleep(0.005)  # a poll of the condition above, not a guess at a duration
     finally:
         await observer.close()
 
 
-async def test_another_users_concurrent_insert_of_the_external_id_is_a_409(client, conn, database_url, user,
-                                                                             make_account):
+async def test_another_users_concurrent_insert_of_the_external_id_is_a_409(
+    client, conn, database_url, user, make_account
+):
     """The race path: the duplicate is not yet committed when record_purchase() looks, so its insert
     waits on the unique index, then fails with uq_purchases_external_id; nothing of it remains."""
     other = await make_account()
@@ -97,9 +101,16 @@ async def test_another_users_concurrent_insert_of_the_external_id_is_a_409(clien
     await transaction.start()
     purchase_id = await conn.fetchval(
         "INSERT INTO purchases (external_id, user_id, merchant_id, offer_id, amount, currency, cashback_amount) "
-        "VALUES ('race-3', $1, $2, $3, 20, 'EUR', 1.00) RETURNING id", other.id, merchant_id, offer_id)
-    await conn.execute("INSERT INTO cashback_transactions (user_id, purchase_id, amount, status) "
-                       "VALUES ($1, $2, 1.00, 'pending')", other.id, purchase_id)
+        "VALUES ('race-3', $1, $2, $3, 20, 'EUR', 1.00) RETURNING id",
+        other.id,
+        merchant_id,
+        offer_id,
+    )
+    await conn.execute(
+        "INSERT INTO cashback_transactions (user_id, purchase_id, amount, status) VALUES ($1, $2, 1.00, 'pending')",
+        other.id,
+        purchase_id,
+    )
     await conn.execute("UPDATE wallets SET pending_balance = pending_balance + 1.00 WHERE user_id = $1", other.id)
     request = asyncio.ensure_future(ingest(client, user, merchant_id, "75.00", external_id="race-3"))
     try:
@@ -109,7 +120,8 @@ async def test_another_users_concurrent_insert_of_the_external_id_is_a_409(clien
     response = await request
     assert response.status_code == 409, response.text
     assert response.json()["error"] == {
-        "code": "DUPLICATE_PURCHASE", "message": "A purchase with external ID 'race-3' has already been processed.",
+        "code": "DUPLICATE_PURCHASE",
+        "message": "A purchase with external ID 'race-3' has already been processed.",
         "details": {"external_id": "race-3"},
     }
     assert await conn.fetchval("SELECT count(*) FROM purchases WHERE user_id = $1", user.id) == 0

@@ -7,7 +7,14 @@ from decimal import Decimal
 import pytest
 
 from tests.integration.purchases.helpers import (
-    assert_consistent, ingest, make_merchant, make_offer, make_shop, purchase_body, today, wallet_row,
+    assert_consistent,
+    ingest,
+    make_merchant,
+    make_offer,
+    make_shop,
+    purchase_body,
+    today,
+    wallet_row,
 )
 
 URL = "/api/v1/purchases"
@@ -44,8 +51,9 @@ async def test_amounts_as_numbers_and_lowercase_currency_are_accepted(client, co
 
 
 async def test_schema_violations_are_reported_together(client, conn, user):
-    response = await client.post(URL, token=user.token, json={"external_id": "", "user_id": "nope",
-                                                               "amount": "1.005", "currency": "EURO"})
+    response = await client.post(
+        URL, token=user.token, json={"external_id": "", "user_id": "nope", "amount": "1.005", "currency": "EURO"}
+    )
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "VALIDATION_ERROR" and error["message"] == "Request validation failed."
@@ -75,7 +83,8 @@ async def test_ingesting_for_someone_else_is_403_even_for_admins(client, conn, u
         response = await client.post(URL, token=caller.token, json=body)
         assert response.status_code == 403
         assert response.json()["error"] == {
-            "code": "FORBIDDEN", "message": "You can only ingest purchases on your own behalf.",
+            "code": "FORBIDDEN",
+            "message": "You can only ingest purchases on your own behalf.",
             "details": {"reason": "The user_id in the request does not match the authenticated user."},
         }
 
@@ -139,9 +148,12 @@ async def test_user_without_wallet_is_not_eligible(client, conn, user):
     response = await ingest(client, user, merchant_id)
     assert response.status_code == 422
     assert response.json()["error"] == {
-        "code": "USER_NOT_ELIGIBLE", "message": "User is not eligible to ingest purchases.",
-        "details": {"user_id": user.id,
-                    "reason": "Purchase cannot be ingested for users who are non-existent or inactive."},
+        "code": "USER_NOT_ELIGIBLE",
+        "message": "User is not eligible to ingest purchases.",
+        "details": {
+            "user_id": user.id,
+            "reason": "Purchase cannot be ingested for users who are non-existent or inactive.",
+        },
     }
 
 
@@ -155,16 +167,24 @@ async def test_merchant_not_eligible(client, conn, user, merchant_state):
     response = await ingest(client, user, merchant_id)
     assert response.status_code == 422
     assert response.json()["error"] == {
-        "code": "MERCHANT_NOT_ELIGIBLE", "message": "Merchant is not eligible to process purchases.",
-        "details": {"merchant_id": merchant_id,
-                    "reason": "Purchases cannot be processed for merchants who are non-existent or inactive."},
+        "code": "MERCHANT_NOT_ELIGIBLE",
+        "message": "Merchant is not eligible to process purchases.",
+        "details": {
+            "merchant_id": merchant_id,
+            "reason": "Purchases cannot be processed for merchants who are non-existent or inactive.",
+        },
     }
 
 
-@pytest.mark.parametrize("offer_state, reason", [
-    ("none", "offer_unavailable"), ("inactive", "offer_unavailable"),
-    ("expired", "offer_expired"), ("future", "offer_not_started"),
-])
+@pytest.mark.parametrize(
+    "offer_state, reason",
+    [
+        ("none", "offer_unavailable"),
+        ("inactive", "offer_unavailable"),
+        ("expired", "offer_expired"),
+        ("future", "offer_not_started"),
+    ],
+)
 async def test_offer_not_available_is_422_and_logged(client, conn, user, business_warnings, offer_state, reason):
     merchant_id = await make_merchant(conn)
     if offer_state == "inactive":
@@ -176,9 +196,12 @@ async def test_offer_not_available_is_422_and_logged(client, conn, user, busines
     response = await ingest(client, user, merchant_id)
     assert response.status_code == 422
     assert response.json()["error"] == {
-        "code": "OFFER_NOT_AVAILABLE", "message": f"No active offer is available for merchant '{merchant_id}'.",
-        "details": {"merchant_id": merchant_id,
-                    "reason": "Purchases cannot be processed without a valid active offer for the merchant."},
+        "code": "OFFER_NOT_AVAILABLE",
+        "message": f"No active offer is available for merchant '{merchant_id}'.",
+        "details": {
+            "merchant_id": merchant_id,
+            "reason": "Purchases cannot be processed without a valid active offer for the merchant.",
+        },
     }
     assert [w["reason"] for w in business_warnings] == [reason]
     assert await conn.fetchval("SELECT count(*) FROM purchases") == 0
@@ -199,8 +222,10 @@ async def test_monthly_cap_sequence(client, conn, user):
         credited.append(response.json()["cashback_amount"])
     assert credited == ["45.00", "5.00", "0.00"]
     assert (await wallet_row(conn, user.id))["pending"] == Decimal("50.00")
-    zero = await conn.fetchrow("SELECT p.status, t.amount, t.status AS tx FROM purchases p JOIN cashback_transactions "
-                               "t ON t.purchase_id = p.id WHERE p.cashback_amount = 0")
+    zero = await conn.fetchrow(
+        "SELECT p.status, t.amount, t.status AS tx FROM purchases p JOIN cashback_transactions "
+        "t ON t.purchase_id = p.id WHERE p.cashback_amount = 0"
+    )
     assert zero["status"] == "pending" and zero["amount"] == 0 and zero["tx"] == "pending"
     await assert_consistent(conn)
 
@@ -217,13 +242,16 @@ async def test_cap_counts_only_this_offer_this_month_and_live_purchases(client, 
     assert first.json()["cashback_amount"] == "5.00"
     # Rejected/reversed purchases, last month's purchases and other users' purchases do not count.
     await conn.execute("UPDATE purchases SET status = 'rejected' WHERE id = $1", first.json()["id"])
-    await conn.execute("UPDATE cashback_transactions SET status = 'reversed' WHERE purchase_id = $1",
-                       first.json()["id"])
+    await conn.execute(
+        "UPDATE cashback_transactions SET status = 'reversed' WHERE purchase_id = $1", first.json()["id"]
+    )
     await conn.execute("UPDATE wallets SET pending_balance = 0 WHERE user_id = $1", user.id)
     last_month = await ingest(client, user, merchant_id, "100.00")
     await conn.execute(
         "UPDATE purchases SET created_at = date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' "
-        "- interval '1 second' WHERE id = $1", last_month.json()["id"])
+        "- interval '1 second' WHERE id = $1",
+        last_month.json()["id"],
+    )
     other = await make_account()
     assert (await ingest(client, other, merchant_id, "200.00")).json()["cashback_amount"] == "10.00"
     assert (await ingest(client, user, merchant_id, "200.00")).json()["cashback_amount"] == "10.00"

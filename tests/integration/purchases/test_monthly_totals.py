@@ -7,7 +7,7 @@ that the cap read it."""
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -16,30 +16,49 @@ import pytest
 from server.jobs import verification
 from tests.conftest import with_settings
 from tests.integration.purchases.helpers import (
-    assert_consistent, assert_totals_match_purchases, ingest, make_offer, make_shop, monthly_total, today,
+    assert_consistent,
+    assert_totals_match_purchases,
+    ingest,
+    make_offer,
+    make_shop,
+    monthly_total,
+    today,
 )
 
 
 def _this_month_start() -> datetime:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-async def _insert_purchase(conn, user_id, merchant_id, offer_id, cashback: str, *, status="pending",
-                           created_at: datetime | None = None) -> uuid.UUID:
+async def _insert_purchase(
+    conn, user_id, merchant_id, offer_id, cashback: str, *, status="pending", created_at: datetime | None = None
+) -> uuid.UUID:
     """A purchase written the way a script would, with its transaction and wallet movement."""
     purchase_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO purchases (id, external_id, user_id, merchant_id, offer_id, amount, currency, status, "
         "cashback_amount, created_at) VALUES ($1, $2, $3, $4, $5, 100, 'EUR', $6, $7, coalesce($8, now()))",
-        purchase_id, f"script-{purchase_id}", uuid.UUID(user_id), uuid.UUID(merchant_id), uuid.UUID(offer_id),
-        status, Decimal(cashback), created_at)
+        purchase_id,
+        f"script-{purchase_id}",
+        uuid.UUID(user_id),
+        uuid.UUID(merchant_id),
+        uuid.UUID(offer_id),
+        status,
+        Decimal(cashback),
+        created_at,
+    )
     balance = "pending_balance" if status == "pending" else "available_balance"
     await conn.execute(
         "INSERT INTO cashback_transactions (user_id, purchase_id, amount, status) VALUES ($1, $2, $3, $4)",
-        uuid.UUID(user_id), purchase_id, Decimal(cashback), "pending" if status == "pending" else "available")
-    await conn.execute(f"UPDATE wallets SET {balance} = {balance} + $2 WHERE user_id = $1",
-                       uuid.UUID(user_id), Decimal(cashback))
+        uuid.UUID(user_id),
+        purchase_id,
+        Decimal(cashback),
+        "pending" if status == "pending" else "available",
+    )
+    await conn.execute(
+        f"UPDATE wallets SET {balance} = {balance} + $2 WHERE user_id = $1", uuid.UUID(user_id), Decimal(cashback)
+    )
     return purchase_id
 
 
@@ -47,8 +66,10 @@ async def test_ingestions_add_what_they_credit(client, conn, user, make_account)
     merchant_id, offer_id = await make_shop(conn, cap="10")
     other_merchant, other_offer = await make_shop(conn, cap="100")
     other = await make_account()
-    credited = [(await ingest(client, user, merchant_id, amount)).json()["cashback_amount"]
-                for amount in ("75.00", "49.50", "100.00", "40.00")]
+    credited = [
+        (await ingest(client, user, merchant_id, amount)).json()["cashback_amount"]
+        for amount in ("75.00", "49.50", "100.00", "40.00")
+    ]
     assert credited == ["3.75", "2.48", "3.77", "0.00"]  # the cap: 10 - 6.23 = 3.77, then nothing
     assert await monthly_total(conn, user.id, offer_id) == Decimal("10.00")
     assert (await ingest(client, user, other_merchant, "33.33")).json()["cashback_amount"] == "1.67"
@@ -62,8 +83,11 @@ async def test_ingestions_add_what_they_credit(client, conn, user, make_account)
 
 async def test_the_cap_sequence_of_the_acceptance_flow(client, conn, user):
     merchant_id, offer_id = await make_shop(conn, cap="50")
-    for amount, expected, total in (("900.00", "45.00", "45.00"), ("200.00", "5.00", "50.00"),
-                                    ("100.00", "0.00", "50.00")):
+    for amount, expected, total in (
+        ("900.00", "45.00", "45.00"),
+        ("200.00", "5.00", "50.00"),
+        ("100.00", "0.00", "50.00"),
+    ):
         response = await ingest(client, user, merchant_id, amount)
         assert response.status_code == 201
         assert response.json()["cashback_amount"] == expected
@@ -141,10 +165,10 @@ async def test_last_months_purchases_count_toward_last_months_total_only(client,
     this_month = _this_month_start()
     last_month = (this_month - timedelta(days=1)).replace(day=1)
     # Last month the cap was reached, the last cent a second before this month began.
-    await _insert_purchase(conn, user.id, merchant_id, offer_id, "45.00", status="confirmed",
-                           created_at=last_month + timedelta(days=3))
-    await _insert_purchase(conn, user.id, merchant_id, offer_id, "5.00",
-                           created_at=this_month - timedelta(seconds=1))
+    await _insert_purchase(
+        conn, user.id, merchant_id, offer_id, "45.00", status="confirmed", created_at=last_month + timedelta(days=3)
+    )
+    await _insert_purchase(conn, user.id, merchant_id, offer_id, "5.00", created_at=this_month - timedelta(seconds=1))
     assert await monthly_total(conn, user.id, offer_id, last_month.date()) == Decimal("50.00")
     assert await monthly_total(conn, user.id, offer_id) == Decimal("0.00")
     assert (await ingest(client, user, merchant_id, "900.00")).json()["cashback_amount"] == "45.00"

@@ -6,18 +6,32 @@ import pytest
 
 from tests.integration.purchases.helpers import ingest, make_shop
 
-STATUS_MESSAGE = ("'bogus' is not a valid purchase status. Allowed values: pending, confirmed, rejected, "
-                  "reversed.")
-PURCHASE_KEYS = {"id", "external_id", "user_id", "merchant_id", "merchant_name", "offer_id", "amount", "currency",
-                 "status", "cashback_amount", "cashback_status", "created_at"}
+STATUS_MESSAGE = "'bogus' is not a valid purchase status. Allowed values: pending, confirmed, rejected, reversed."
+PURCHASE_KEYS = {
+    "id",
+    "external_id",
+    "user_id",
+    "merchant_id",
+    "merchant_name",
+    "offer_id",
+    "amount",
+    "currency",
+    "status",
+    "cashback_amount",
+    "cashback_status",
+    "created_at",
+}
 
 
 async def _three_purchases(client, conn, user, other):
     merchant_a, _ = await make_shop(conn)
     merchant_b, _ = await make_shop(conn)
     ids = []
-    for account, merchant, amount in ((user, merchant_a, "10.00"), (other, merchant_b, "20.00"),
-                                      (user, merchant_b, "30.00")):
+    for account, merchant, amount in (
+        (user, merchant_a, "10.00"),
+        (other, merchant_b, "20.00"),
+        (user, merchant_b, "30.00"),
+    ):
         response = await ingest(client, account, merchant, amount)
         ids.append(response.json()["id"])
     return ids, merchant_a, merchant_b
@@ -27,8 +41,7 @@ async def test_admin_list_sorts_newest_first_filters_and_paginates(client, conn,
     other = await make_account()
     ids, merchant_a, merchant_b = await _three_purchases(client, conn, user, other)
     # Same created_at for two rows: the id breaks the tie, descending.
-    await conn.execute("UPDATE purchases SET created_at = now() - interval '1 day' WHERE id = ANY($1::uuid[])",
-                       ids[:2])
+    await conn.execute("UPDATE purchases SET created_at = now() - interval '1 day' WHERE id = ANY($1::uuid[])", ids[:2])
     for path in ("/api/v1/purchases", "/api/v1/purchases/"):
         response = await client.get(path, token=admin.token)
         assert response.status_code == 200
@@ -36,8 +49,9 @@ async def test_admin_list_sorts_newest_first_filters_and_paginates(client, conn,
         assert body["pagination"] == {"offset": 0, "limit": 10, "total": 3}
         assert [p["id"] for p in body["data"]] == [ids[2], *sorted(ids[:2], reverse=True)]
         assert set(body["data"][0]) == PURCHASE_KEYS
-    first = (await client.get("/api/v1/purchases", token=admin.token,
-                              params={"user_id": user.id, "merchant_id": merchant_a})).json()
+    first = (
+        await client.get("/api/v1/purchases", token=admin.token, params={"user_id": user.id, "merchant_id": merchant_a})
+    ).json()
     assert [p["id"] for p in first["data"]] == [ids[0]] and first["pagination"]["total"] == 1
     assert first["data"][0]["merchant_name"].startswith("Shop-")
     assert first["data"][0]["cashback_amount"] == "0.50" and first["data"][0]["cashback_status"] == "pending"
@@ -63,16 +77,21 @@ async def test_admin_list_date_range_is_inclusive_in_utc_days(client, conn, user
 
 
 async def test_admin_list_query_errors(client, conn, admin, user):
-    bad = await client.get("/api/v1/purchases", token=admin.token,
-                           params={"start_date": "2026-02-02", "end_date": "2026-02-01", "limit": "0",
-                                   "user_id": "x"})
+    bad = await client.get(
+        "/api/v1/purchases",
+        token=admin.token,
+        params={"start_date": "2026-02-02", "end_date": "2026-02-01", "limit": "0", "user_id": "x"},
+    )
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
     fields = sorted(v["field"] for v in bad.json()["error"]["details"]["violations"])
     assert fields == ["limit", "start_date", "user_id"]
     status = await client.get("/api/v1/purchases", token=admin.token, params={"status": "bogus"})
     assert status.status_code == 422
-    assert status.json()["error"] == {"code": "INVALID_PURCHASE_STATUS", "message": STATUS_MESSAGE,
-                                      "details": {"allowed_values": ["pending", "confirmed", "rejected", "reversed"]}}
+    assert status.json()["error"] == {
+        "code": "INVALID_PURCHASE_STATUS",
+        "message": STATUS_MESSAGE,
+        "details": {"allowed_values": ["pending", "confirmed", "rejected", "reversed"]},
+    }
     forbidden = await client.get("/api/v1/purchases", token=user.token)
     assert forbidden.status_code == 403 and forbidden.json()["error"]["details"] == {"required_role": "admin"}
     assert (await client.get("/api/v1/purchases")).status_code == 401
@@ -86,8 +105,9 @@ async def test_own_list_holds_only_the_callers_purchases(client, conn, user, mak
         assert [p["id"] for p in body["data"]] == [ids[2], ids[0]]
         assert body["pagination"] == {"offset": 0, "limit": 10, "total": 2}
     await conn.execute("UPDATE purchases SET status = 'confirmed' WHERE id = $1", ids[0])
-    confirmed = (await client.get("/api/v1/users/me/purchases", token=user.token,
-                                  params={"status": "confirmed"})).json()
+    confirmed = (
+        await client.get("/api/v1/users/me/purchases", token=user.token, params={"status": "confirmed"})
+    ).json()
     assert [p["id"] for p in confirmed["data"]] == [ids[0]]
     bogus = await client.get("/api/v1/users/me/purchases", token=user.token, params={"status": "bogus"})
     assert bogus.status_code == 422 and bogus.json()["error"]["message"] == STATUS_MESSAGE
@@ -121,6 +141,7 @@ async def test_unknown_or_malformed_purchase_is_404(client, user, raw):
     response = await client.get(f"/api/v1/purchases/{raw}", token=user.token)
     assert response.status_code == 404
     assert response.json()["error"] == {
-        "code": "NOT_FOUND", "message": f"Purchase with ID '{raw}' does not exist.",
+        "code": "NOT_FOUND",
+        "message": f"Purchase with ID '{raw}' does not exist.",
         "details": {"resource_type": "purchase", "resource_id": raw},
     }

@@ -28,7 +28,12 @@ from server.jobs import verification
 from server.purchases.cap_totals import find_total_mismatches
 from tests.conftest import with_settings
 from tests.integration.purchases.helpers import (
-    assert_consistent, assert_totals_match_purchases, ingest, make_shop, set_balances, wallet_row,
+    assert_consistent,
+    assert_totals_match_purchases,
+    ingest,
+    make_shop,
+    set_balances,
+    wallet_row,
 )
 
 SEED = int(os.environ.get("MONEY_MIX_SEED", "20261127"))  # another seed explores other mixes
@@ -45,8 +50,12 @@ PAYOUT_AMOUNTS = [Decimal(a) for a in ("10.00", "12.50", "15.00", "25.00")]
 DOCUMENTED = {
     "ingest": {(201, None), (409, "DUPLICATE_PURCHASE")},
     "confirm": {(200, None), (400, "PURCHASE_NOT_PENDING")},
-    "reverse": {(200, None), (400, "PURCHASE_ALREADY_REVERSED"), (400, "PURCHASE_NOT_REVERSIBLE"),
-                (409, "INSUFFICIENT_BALANCE")},
+    "reverse": {
+        (200, None),
+        (400, "PURCHASE_ALREADY_REVERSED"),
+        (400, "PURCHASE_NOT_REVERSIBLE"),
+        (409, "INSUFFICIENT_BALANCE"),
+    },
     "payout": {(201, None), (409, "PAYOUT_ALREADY_REQUESTED"), (409, "INSUFFICIENT_BALANCE")},
     "process": {(200, None), (400, "INVALID_PAYOUT_TRANSITION")},
 }
@@ -59,8 +68,9 @@ class Shop:
     fixed: Decimal | None
 
     def raw(self, amount: Decimal) -> Decimal:
-        return self.fixed if self.fixed is not None else (amount * self.percentage / 100).quantize(
-            CENT, ROUND_HALF_EVEN)
+        return (
+            self.fixed if self.fixed is not None else (amount * self.percentage / 100).quantize(CENT, ROUND_HALF_EVEN)
+        )
 
 
 @dataclass
@@ -99,13 +109,19 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
     bank_fail = shops[3]
     # The job rejects bank_fail's purchases on their second tick; a tiny interval makes every tick
     # the next one, so soft-failed and deferred purchases are due again without touching the clock.
-    tick_settings = with_settings(settings, rejection_merchant_id=bank_fail.merchant_id,
-                                  purchase_max_verification_attempts=2,
-                                  purchase_confirmation_interval_seconds=0.001)
+    tick_settings = with_settings(
+        settings,
+        rejection_merchant_id=bank_fail.merchant_id,
+        purchase_max_verification_attempts=2,
+        purchase_confirmation_interval_seconds=0.001,
+    )
     # The last user's purchases are never auto-confirmed: only admins move them (API.md §4.7, §4.8).
     manual = users[-1]
-    flag = await client.put("/api/v1/feature-flags/purchase_auto_confirm", token=admin.token,
-                            json={"enabled": False, "scope_type": "user", "scope_id": manual.id})
+    flag = await client.put(
+        "/api/v1/feature-flags/purchase_auto_confirm",
+        token=admin.token,
+        json={"enabled": False, "scope_type": "user", "scope_id": manual.id},
+    )
     assert flag.status_code == 200, flag.text
 
     ledger = Ledger()
@@ -136,8 +152,11 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
         body = ledger.answer("confirm", response)
         if response.status_code == 200:
             ledger.confirmed_by_admin[purchase_id] += 1
-            assert body == {"id": purchase_id, "status": "confirmed",
-                            "cashback_amount": str(ledger.credited[purchase_id])}, (seed, body)
+            assert body == {
+                "id": purchase_id,
+                "status": "confirmed",
+                "cashback_amount": str(ledger.credited[purchase_id]),
+            }, (seed, body)
 
     async def reverse(purchase_id: str) -> None:
         response = await client.patch(f"/api/v1/purchases/{purchase_id}/reverse", token=admin.token)
@@ -151,8 +170,10 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
         response = await client.post("/api/v1/users/me/payouts", token=account.token, json={"amount": str(amount)})
         body = ledger.answer("payout", response)
         if response.status_code == 201:
-            assert (body["user_id"], Decimal(body["amount"]), body["status"]) == (
-                account.id, amount, "requested"), (seed, body)
+            assert (body["user_id"], Decimal(body["amount"]), body["status"]) == (account.id, amount, "requested"), (
+                seed,
+                body,
+            )
             ledger.payouts[body["id"]] = (account.id, amount)
             if then is not None:
                 await process(body["id"], then)
@@ -186,8 +207,10 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
         for _ in range(10 * OPERATIONS_PER_WAVE):  # a draw may find nothing to act on yet
             if len(operations) >= OPERATIONS_PER_WAVE + 2:
                 break
-            kind = rng.choices(["ingest", "race", "repeat", "confirm", "reverse", "contest", "payout", "cashout",
-                                "process", "settle"], weights=[30, 4, 6, 10, 10, 3, 10, 8, 8, 2])[0]
+            kind = rng.choices(
+                ["ingest", "race", "repeat", "confirm", "reverse", "contest", "payout", "cashout", "process", "settle"],
+                weights=[30, 4, 6, 10, 10, 3, 10, 8, 8, 2],
+            )[0]
             account, shop, amount = pick(users), pick(shops), pick(AMOUNTS)
             if kind == "ingest":
                 operations.append(record(account, shop, amount, new_external_id()))
@@ -210,8 +233,7 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
             elif kind == "payout":
                 operations.append(request_payout(account, pick(PAYOUT_AMOUNTS)))
             elif kind == "cashout":
-                operations.append(request_payout(account, pick(PAYOUT_AMOUNTS),
-                                                 then=pick(["completed", "failed"])))
+                operations.append(request_payout(account, pick(PAYOUT_AMOUNTS), then=pick(["completed", "failed"])))
             elif kind == "process" and payouts:  # mostly payouts still open when the wave began
                 payout_id = pick(still_open if rng.random() < 0.8 else payouts)
                 operations.append(process(payout_id, pick(["completed", "failed"])))
@@ -228,17 +250,20 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
     assert all(t.failed == 0 for t in ledger.ticks), (seed, ledger.ticks)
 
     # -- purchases: one per accepted external id, one transaction each, in the matching state ------
-    rows = {str(r["id"]): r for r in await conn.fetch(
-        "SELECT p.id, p.external_id, p.user_id, p.offer_id, p.status, p.cashback_amount, p.created_at, "
-        "       (SELECT count(*) FROM cashback_transactions t WHERE t.purchase_id = p.id) AS transactions, "
-        "       t.user_id AS tx_user_id, t.amount AS tx_amount, t.status AS tx_status "
-        "FROM purchases p LEFT JOIN cashback_transactions t ON t.purchase_id = p.id")}
+    rows = {
+        str(r["id"]): r
+        for r in await conn.fetch(
+            "SELECT p.id, p.external_id, p.user_id, p.offer_id, p.status, p.cashback_amount, p.created_at, "
+            "       (SELECT count(*) FROM cashback_transactions t WHERE t.purchase_id = p.id) AS transactions, "
+            "       t.user_id AS tx_user_id, t.amount AS tx_amount, t.status AS tx_status "
+            "FROM purchases p LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
+        )
+    }
     assert set(rows) == set(ledger.credited), (seed, "purchases without a 201, or 201s without a purchase")
     assert set(ledger.by_external_id) == set(ledger.external_ids), (seed, "an external id without its one 201")
     assert {r["external_id"]: i for i, r in rows.items()} == ledger.by_external_id, seed
     assert await conn.fetchval("SELECT count(*) FROM cashback_transactions") == len(rows), seed
-    transaction_state = {"pending": "pending", "confirmed": "available", "rejected": "reversed",
-                         "reversed": "reversed"}
+    transaction_state = {"pending": "pending", "confirmed": "available", "rejected": "reversed", "reversed": "reversed"}
     for purchase_id, row in rows.items():
         credited = ledger.credited[purchase_id]
         where = (seed, purchase_id, dict(row))
@@ -254,13 +279,16 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
     counted: dict[tuple, Decimal] = defaultdict(Decimal)
     for row in rows.values():
         if row["status"] in ("pending", "confirmed"):
-            counted[(str(row["user_id"]), str(row["offer_id"]), row["created_at"].strftime("%Y-%m"))] += \
-                row["cashback_amount"]
+            counted[(str(row["user_id"]), str(row["offer_id"]), row["created_at"].strftime("%Y-%m"))] += row[
+                "cashback_amount"
+            ]
     cap_of = {str(r["id"]): r["monthly_cap_per_user"] for r in await conn.fetch("SELECT * FROM offers")}
     over_cap = {key: total for key, total in counted.items() if total > cap_of[key[1]]}
     assert not over_cap, (seed, over_cap)
-    stored_totals = {(str(r["user_id"]), str(r["offer_id"]), r["month"].strftime("%Y-%m")): r["earned"]
-                     for r in await conn.fetch("SELECT * FROM cashback_monthly_totals")}
+    stored_totals = {
+        (str(r["user_id"]), str(r["offer_id"]), r["month"].strftime("%Y-%m")): r["earned"]
+        for r in await conn.fetch("SELECT * FROM cashback_monthly_totals")
+    }
     assert {k: v for k, v in stored_totals.items() if v != 0} == {k: v for k, v in counted.items() if v != 0}, seed
     await assert_totals_match_purchases(conn)
     assert await find_total_mismatches(conn) == [], seed
@@ -271,7 +299,11 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
     for payout_id, row in payout_rows.items():
         expected = ledger.processed.get(payout_id, [])
         assert len(expected) <= 1 and row["status"] == (expected[0] if expected else "requested"), (
-            seed, payout_id, row["status"], expected)
+            seed,
+            payout_id,
+            row["status"],
+            expected,
+        )
     open_per_user = Counter(str(r["user_id"]) for r in payout_rows.values() if r["status"] == "requested")
     assert max(open_per_user.values(), default=0) <= 1, (seed, open_per_user)
 
@@ -290,36 +322,54 @@ async def test_money_moves_under_concurrency_and_adds_up(client, conn, settings,
         assert min(stored.values()) >= 0, (seed, account.id, stored)
         shown = (await client.get("/api/v1/users/me/wallet", token=account.token)).json()
         reserved = sum((a for a, s in payouts if s == "requested"), ZERO)
-        assert shown == {"pending_balance": str(stored["pending"]), "available_balance": str(stored["available"]),
-                         "paid_balance": str(stored["paid"]), "reserved_balance": str(reserved)}, (seed, shown)
+        assert shown == {
+            "pending_balance": str(stored["pending"]),
+            "available_balance": str(stored["available"]),
+            "paid_balance": str(stored["paid"]),
+            "reserved_balance": str(reserved),
+        }, (seed, shown)
     await assert_consistent(conn)
 
     # -- exactly one audit row per accepted change, none for a refusal (§4.9) ---------------------
     audit = Counter(r["action"] for r in await conn.fetch("SELECT action FROM audit_logs"))
     ok = Counter((kind, status) for kind, status, _ in ledger.answers)
     statuses = Counter(r["status"] for r in rows.values())
-    assert audit == Counter({k: v for k, v in {
-        "FEATURE_FLAG_SET": 1,
-        "PURCHASE_CONFIRMED": sum(t.confirmed for t in ledger.ticks),
-        "PURCHASE_REJECTED": sum(t.rejected for t in ledger.ticks),
-        "PURCHASE_CONFIRMED_BY_ADMIN": ok[("confirm", 200)],
-        "PURCHASE_REVERSED": ok[("reverse", 200)],
-        "PAYOUT_REQUESTED": ok[("payout", 201)],
-        "PAYOUT_COMPLETED": sum(p == ["completed"] for p in ledger.processed.values()),
-        "PAYOUT_FAILED": sum(p == ["failed"] for p in ledger.processed.values()),
-    }.items() if v}), (seed, audit, ok)
+    assert audit == Counter(
+        {
+            k: v
+            for k, v in {
+                "FEATURE_FLAG_SET": 1,
+                "PURCHASE_CONFIRMED": sum(t.confirmed for t in ledger.ticks),
+                "PURCHASE_REJECTED": sum(t.rejected for t in ledger.ticks),
+                "PURCHASE_CONFIRMED_BY_ADMIN": ok[("confirm", 200)],
+                "PURCHASE_REVERSED": ok[("reverse", 200)],
+                "PAYOUT_REQUESTED": ok[("payout", 201)],
+                "PAYOUT_COMPLETED": sum(p == ["completed"] for p in ledger.processed.values()),
+                "PAYOUT_FAILED": sum(p == ["failed"] for p in ledger.processed.values()),
+            }.items()
+            if v
+        }
+    ), (seed, audit, ok)
     assert statuses["rejected"] == sum(t.rejected for t in ledger.ticks), (seed, statuses)
     manual_by_job = await conn.fetchval(
         "SELECT count(*) FROM audit_logs a JOIN purchases p ON p.id = a.resource_id "
-        "WHERE a.action IN ('PURCHASE_CONFIRMED', 'PURCHASE_REJECTED') AND p.user_id = $1", uuid.UUID(manual.id))
+        "WHERE a.action IN ('PURCHASE_CONFIRMED', 'PURCHASE_REJECTED') AND p.user_id = $1",
+        uuid.UUID(manual.id),
+    )
     assert manual_by_job == 0, seed
 
     # -- the mix really exercised what it is about (fixed by the seed, not by luck) ----------------
     exercised = {
-        "operations": len(ledger.answers) + len(ledger.ticks), "duplicates": ok[("ingest", 409)],
-        "capped": ledger.capped, "admin confirmations": ok[("confirm", 200)], "reversals": ok[("reverse", 200)],
-        "job confirmations": audit["PURCHASE_CONFIRMED"], "job rejections": audit["PURCHASE_REJECTED"],
-        "payouts": ok[("payout", 201)], "completed": audit["PAYOUT_COMPLETED"], "failed": audit["PAYOUT_FAILED"],
+        "operations": len(ledger.answers) + len(ledger.ticks),
+        "duplicates": ok[("ingest", 409)],
+        "capped": ledger.capped,
+        "admin confirmations": ok[("confirm", 200)],
+        "reversals": ok[("reverse", 200)],
+        "job confirmations": audit["PURCHASE_CONFIRMED"],
+        "job rejections": audit["PURCHASE_REJECTED"],
+        "payouts": ok[("payout", 201)],
+        "completed": audit["PAYOUT_COMPLETED"],
+        "failed": audit["PAYOUT_FAILED"],
         "open payout refusals": sum(1 for a in ledger.answers if a == ("payout", 409, "PAYOUT_ALREADY_REQUESTED")),
     }
     assert all(exercised.values()), (seed, "this mix left something unexercised", exercised)

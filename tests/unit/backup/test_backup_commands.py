@@ -21,17 +21,27 @@ URL = "postgres://app:s%40cret@db.internal:6543/clicknback?sslmode=require"
 
 def test_libpq_environment_carries_the_password_outside_argv():
     assert libpq_environment(URL) == {
-        "PGHOST": "db.internal", "PGPORT": "6543", "PGUSER": "app", "PGDATABASE": "clicknback",
-        "PGPASSWORD": "s@cret", "PGSSLMODE": "require",
+        "PGHOST": "db.internal",
+        "PGPORT": "6543",
+        "PGUSER": "app",
+        "PGDATABASE": "clicknback",
+        "PGPASSWORD": "s@cret",
+        "PGSSLMODE": "require",
     }
     assert libpq_environment("postgres://postgres@127.0.0.1/x", "other") == {
-        "PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres", "PGDATABASE": "other",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": "5432",
+        "PGUSER": "postgres",
+        "PGDATABASE": "other",
     }
 
 
 def test_libpq_environment_through_the_unix_socket():
     assert libpq_environment("postgres://app:pw@:5433/clicknback?host=/var/run/postgresql") == {
-        "PGHOST": "/var/run/postgresql", "PGPORT": "5433", "PGUSER": "app", "PGDATABASE": "clicknback",
+        "PGHOST": "/var/run/postgresql",
+        "PGPORT": "5433",
+        "PGUSER": "app",
+        "PGDATABASE": "clicknback",
         "PGPASSWORD": "pw",
     }
 
@@ -43,8 +53,13 @@ def test_database_name_and_switching():
 
 def test_dump_pipeline_zstd():
     assert dump_commands("/usr/lib/postgresql/15/bin/pg_dump", "zstd", "00000003-0000001B-1") == [
-        ["/usr/lib/postgresql/15/bin/pg_dump", "--format=custom", "--no-password", "--snapshot=00000003-0000001B-1",
-         "--compress=0"],
+        [
+            "/usr/lib/postgresql/15/bin/pg_dump",
+            "--format=custom",
+            "--no-password",
+            "--snapshot=00000003-0000001B-1",
+            "--compress=0",
+        ],
         ["zstd", "-1", "--quiet", "--stdout", "-"],
     ]
 
@@ -59,8 +74,16 @@ def test_restore_pipeline_new_database_and_replace():
         ["pg_restore", "--no-password", "--exit-on-error", "--single-transaction", "--no-owner", "--dbname=scratch"],
     ]
     assert restore_commands("pg_restore", "pg", "live", replace=True) == [
-        ["pg_restore", "--no-password", "--exit-on-error", "--single-transaction", "--no-owner", "--dbname=live",
-         "--clean", "--if-exists"],
+        [
+            "pg_restore",
+            "--no-password",
+            "--exit-on-error",
+            "--single-transaction",
+            "--no-owner",
+            "--dbname=live",
+            "--clean",
+            "--if-exists",
+        ],
     ]
 
 
@@ -87,7 +110,8 @@ def test_backup_lock_key_is_derived_as_documented():
 def test_named_database_url_keeps_server_and_credentials_and_only_swaps_the_name():
     live = "postgres://app:s%40cret@db.internal:5433/clicknback?sslmode=require"
     assert named_database_url(live, "clicknback_check") == (
-        "postgres://app:s%40cret@db.internal:5433/clicknback_check?sslmode=require")
+        "postgres://app:s%40cret@db.internal:5433/clicknback_check?sslmode=require"
+    )
     for bad in ("x;drop", "", "1abc", "a" * 64, "name/with/slash", "clicknback?sslmode=disable"):
         with pytest.raises(ValueError, match="invalid database name"):
             named_database_url(live, bad)

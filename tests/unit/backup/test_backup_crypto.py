@@ -22,13 +22,13 @@ SALT = bytes(range(16))
 
 def encrypt(data: bytes, feed: int = 7000, chunk_size: int = 4096) -> bytes:
     encryptor = Encryptor(KEY, SALT, chunk_size=chunk_size)
-    out = b"".join(encryptor.update(data[i: i + feed]) for i in range(0, len(data), feed))
+    out = b"".join(encryptor.update(data[i : i + feed]) for i in range(0, len(data), feed))
     return out + encryptor.finish()
 
 
 def decrypt(blob: bytes, key: str = KEY, feed: int = 5000) -> bytes:
     decryptor = Decryptor(key, SALT)
-    out = b"".join(decryptor.update(blob[i: i + feed]) for i in range(0, len(blob), feed))
+    out = b"".join(decryptor.update(blob[i : i + feed]) for i in range(0, len(blob), feed))
     decryptor.finish()
     return out
 
@@ -74,7 +74,7 @@ def test_tampering_truncation_and_extra_data_are_refused():
 def test_reordered_frames_fail():
     blob = encrypt(os.urandom(3 * 4096 + 10))
     frame = 4 + 1 + 4096 + 16
-    first, second = blob[8: 8 + frame], blob[8 + frame: 8 + 2 * frame]
-    swapped = blob[:8] + second + first + blob[8 + 2 * frame:]
+    first, second = blob[8 : 8 + frame], blob[8 + frame : 8 + 2 * frame]
+    swapped = blob[:8] + second + first + blob[8 + 2 * frame :]
     with pytest.raises(DecryptionError, match="authentication"):
         decrypt(swapped)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -25,17 +25,26 @@ from deploy.ops.backup_model import (
     verification_key,
 )
 
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def make_manifest(**overrides) -> Manifest:
     values = dict(
-        backup_id="20261127T010203Z-abcdef", database="clicknback",
-        data_key="backups/20261127T010203Z-abcdef/dump.pgc.zst", size_bytes=1234, sha256="a" * 64,
-        compression="zstd", encryption=None, server_version="15.8", pg_dump_version="pg_dump (PostgreSQL) 15.8",
-        release={"version": "v1.2.0", "commit": "f" * 40}, migration_head="1_20261127000100_audit_append_only.py",
-        row_counts={"users": 3, "wallets": 3}, started_at="2026-11-27T01:02:03+00:00",
-        finished_at="2026-11-27T01:02:09+00:00", duration_seconds=6.0,
+        backup_id="20261127T010203Z-abcdef",
+        database="clicknback",
+        data_key="backups/20261127T010203Z-abcdef/dump.pgc.zst",
+        size_bytes=1234,
+        sha256="a" * 64,
+        compression="zstd",
+        encryption=None,
+        server_version="15.8",
+        pg_dump_version="pg_dump (PostgreSQL) 15.8",
+        release={"version": "v1.2.0", "commit": "f" * 40},
+        migration_head="1_20261127000100_audit_append_only.py",
+        row_counts={"users": 3, "wallets": 3},
+        started_at="2026-11-27T01:02:03+00:00",
+        finished_at="2026-11-27T01:02:09+00:00",
+        duration_seconds=6.0,
     )
     values.update(overrides)
     return Manifest(**values)
@@ -82,18 +91,22 @@ def _obj(key: str, size: int = 10, age_hours: float = 1) -> StoredObject:
 
 def test_grouping_and_completeness():
     manifest = make_manifest()
-    folders = group_by_backup("backups/", [
-        _obj("backups/20261127T010203Z-abcdef/dump.pgc.zst", 1234),
-        _obj("backups/20261127T010203Z-abcdef/manifest.json"),
-        _obj("backups/20261120T000000Z-000000/dump.pgc.zst", 99, age_hours=30),
-        _obj("backups/stray.txt"),
-    ])
+    folders = group_by_backup(
+        "backups/",
+        [
+            _obj("backups/20261127T010203Z-abcdef/dump.pgc.zst", 1234),
+            _obj("backups/20261127T010203Z-abcdef/manifest.json"),
+            _obj("backups/20261120T000000Z-000000/dump.pgc.zst", 99, age_hours=30),
+            _obj("backups/stray.txt"),
+        ],
+    )
     assert sorted(folders) == ["20261120T000000Z-000000", "20261127T010203Z-abcdef"]
     assert is_complete(folders["20261127T010203Z-abcdef"], manifest)
     assert not is_complete(folders["20261120T000000Z-000000"], None)
     assert folders["20261120T000000Z-000000"].newest_modification == NOW - timedelta(hours=30)
-    truncated = BackupFolder("x", {"dump.pgc.zst": _obj("backups/x/dump.pgc.zst", 1000),
-                                   "manifest.json": _obj("backups/x/manifest.json")})
+    truncated = BackupFolder(
+        "x", {"dump.pgc.zst": _obj("backups/x/dump.pgc.zst", 1000), "manifest.json": _obj("backups/x/manifest.json")}
+    )
     assert not is_complete(truncated, manifest)  # data size differs from the manifest
 
 
@@ -122,8 +135,7 @@ def test_retention_orders_by_manifest_time_not_by_name():
 
 
 def test_retention_removes_incomplete_leftovers_only_after_a_day():
-    plan = plan_retention({"c": _days_ago(1)}, {"fresh": NOW - timedelta(hours=2), "stale": _days_ago(2)},
-                          NOW, 28, 4)
+    plan = plan_retention({"c": _days_ago(1)}, {"fresh": NOW - timedelta(hours=2), "stale": _days_ago(2)}, NOW, 28, 4)
     assert plan.delete_incomplete == ["stale"]
     assert plan.delete == ["stale"]
 
@@ -141,8 +153,7 @@ def test_retention_reasons_say_why_each_backup_stays():
     complete = {"new": _days_ago(1), "second": _days_ago(40), "old": _days_ago(60)}
     plan = plan_retention(complete, {}, NOW, 28, min_keep=2, verified={"new"})
     assert plan.keep == ["new", "second"] and plan.delete_complete == ["old"]
-    assert plan.reasons == {"new": "newest; younger than 28 days; newest verified",
-                            "second": "among the newest 2"}
+    assert plan.reasons == {"new": "newest; younger than 28 days; newest verified", "second": "among the newest 2"}
     assert set(plan.reasons) == set(plan.keep)
 
 
@@ -155,9 +166,18 @@ def test_retention_without_any_verified_backup_keeps_the_usual_rules():
 
 
 def test_listing_row_and_table():
-    row = listing_row(make_manifest(size_bytes=5 * 1024 * 1024), {"ok": True, "verified_at": "2026-11-28T00:00:00+00:00"})
-    assert row == {"id": "20261127T010203Z-abcdef", "finished": "2026-11-27 01:02:09Z", "size": "5.0 MiB",
-                   "release": "v1.2.0", "migration": "1", "encrypted": "no", "verified": "yes 2026-11-28 00:00:00"}
+    row = listing_row(
+        make_manifest(size_bytes=5 * 1024 * 1024), {"ok": True, "verified_at": "2026-11-28T00:00:00+00:00"}
+    )
+    assert row == {
+        "id": "20261127T010203Z-abcdef",
+        "finished": "2026-11-27 01:02:09Z",
+        "size": "5.0 MiB",
+        "release": "v1.2.0",
+        "migration": "1",
+        "encrypted": "no",
+        "verified": "yes 2026-11-28 00:00:00",
+    }
     failed = listing_row(make_manifest(release=None, encryption={"algorithm": "x"}), {"ok": False, "verified_at": ""})
     assert (failed["release"], failed["encrypted"], failed["verified"]) == ("dev", "yes", "FAILED ")
     assert listing_row(make_manifest(), None)["verified"] == "no"

@@ -8,8 +8,11 @@ from deploy.ops.backup_settings import load_backup_settings, parse_size
 from server.config import ConfigError
 
 BASE = {
-    "ENV_FILE": "", "DATABASE_URL": "postgres://app:pw@127.0.0.1:5432/clicknback", "S3_BUCKET": "bk",
-    "S3_ACCESS_KEY_ID": "id", "S3_SECRET_ACCESS_KEY": "topsecret",
+    "ENV_FILE": "",
+    "DATABASE_URL": "postgres://app:pw@127.0.0.1:5432/clicknback",
+    "S3_BUCKET": "bk",
+    "S3_ACCESS_KEY_ID": "id",
+    "S3_SECRET_ACCESS_KEY": "topsecret",
 }
 
 
@@ -17,7 +20,11 @@ def test_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no ./.env here
     settings = load_backup_settings(BASE)
     assert (settings.prefix, settings.retention_days, settings.min_keep, settings.compression) == (
-        "backups/", 28, 4, "zstd")
+        "backups/",
+        28,
+        4,
+        "zstd",
+    )
     assert settings.part_size == 8 * 1024 * 1024 and settings.encryption_key is None
     assert settings.s3_endpoint_url is None and settings.s3_region == "us-east-1"
     assert "topsecret" not in repr(settings) and "pw@" not in repr(settings)
@@ -32,10 +39,17 @@ def test_missing_required_variable_is_named(missing, tmp_path, monkeypatch):
     assert caught.value.variable == missing
 
 
-@pytest.mark.parametrize("name, value", [
-    ("BACKUP_ENCRYPTION_KEY", "short"), ("BACKUP_RETENTION_DAYS", "x"), ("BACKUP_MIN_KEEP", "0"),
-    ("BACKUP_PART_SIZE", "1K"), ("BACKUP_COMPRESSION", "gzip"), ("S3_ADDRESSING_STYLE", "odd"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("BACKUP_ENCRYPTION_KEY", "short"),
+        ("BACKUP_RETENTION_DAYS", "x"),
+        ("BACKUP_MIN_KEEP", "0"),
+        ("BACKUP_PART_SIZE", "1K"),
+        ("BACKUP_COMPRESSION", "gzip"),
+        ("S3_ADDRESSING_STYLE", "odd"),
+    ],
+)
 def test_invalid_values_are_named_without_echoing_secrets(name, value, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as caught:

@@ -30,15 +30,22 @@ def test_restore_arguments():
     with pytest.raises(BackupTaskError, match="--target DB"):
         restore_ops_args("ID", None, False)
     assert restore_ops_args("ID", None, True, safety_backup=False) == [
-        "restore", "--backup", "ID", "--confirm-live", "--no-safety-backup"]
+        "restore",
+        "--backup",
+        "ID",
+        "--confirm-live",
+        "--no-safety-backup",
+    ]
 
 
 def test_target_with_confirm_live_is_refused_before_any_host_is_touched():
     # It used to stop the app, restore into the target and then claim the live database was restored.
     with pytest.raises(BackupTaskError) as refused:
         restore_ops_args("ID", "clicknback_check", True)
-    assert str(refused.value) == ("give --target DB (restore into a new database, no downtime) or --confirm-live "
-                                  "(replace the live database), not both")
+    assert str(refused.value) == (
+        "give --target DB (restore into a new database, no downtime) or --confirm-live "
+        "(replace the live database), not both"
+    )
 
 
 def test_no_safety_backup_needs_confirm_live():
@@ -48,7 +55,8 @@ def test_no_safety_backup_needs_confirm_live():
 
 def test_code_head_is_read_from_the_release_without_a_database():
     assert code_migrations_command(Layout("/srv/clicknback"), "20261127T000000Z-v1.0.0") == (
-        "ls -1 /srv/clicknback/releases/20261127T000000Z-v1.0.0/migrations/models")
+        "ls -1 /srv/clicknback/releases/20261127T000000Z-v1.0.0/migrations/models"
+    )
     listing = "0_20261127000000_init.py\n10_20270101000000_x.py\n2_20261127000200_y.py\n__init__.py\n__pycache__\n"
     assert code_head_number(listing) == 10  # numerically, not by name
     with pytest.raises(BackupTaskError, match="no migration files"):
@@ -71,7 +79,13 @@ def test_stop_instances_command_golden():
 
 
 def test_every_task_is_documented():
-    assert [t.name for t in TASKS] == ["backup", "backups", "restore", "verify_backup", "prune_backups"]  # invoke shows them dashed
+    assert [t.name for t in TASKS] == [
+        "backup",
+        "backups",
+        "restore",
+        "verify_backup",
+        "prune_backups",
+    ]  # invoke shows them dashed
     for backup_task in TASKS:
         assert backup_task.__doc__ and backup_task.__doc__.strip()
         for option, text in backup_task.help.items():

@@ -19,17 +19,22 @@ from deploy.inventory import parse_inventory
 L = Layout("/srv/cnb")
 REL = "20261127T010203Z-v1.2.3"
 SUPCTL = "supervisorctl -c /srv/cnb/supervisor/supervisord.conf"
-NGINX = ("/usr/sbin/nginx -p /srv/cnb/nginx/ -c /srv/cnb/nginx/nginx.conf "
-         "-e /srv/cnb/shared/logs/nginx-error.log")
-RELOAD = (f"{NGINX} -q -t && if [ -s /srv/cnb/nginx/nginx.pid ] && kill -0 \"$(cat /srv/cnb/nginx/nginx.pid)\" "
-          f"2>/dev/null; then {NGINX} -s reload; else {NGINX}; fi")
+NGINX = "/usr/sbin/nginx -p /srv/cnb/nginx/ -c /srv/cnb/nginx/nginx.conf -e /srv/cnb/shared/logs/nginx-error.log"
+RELOAD = (
+    f'{NGINX} -q -t && if [ -s /srv/cnb/nginx/nginx.pid ] && kill -0 "$(cat /srv/cnb/nginx/nginx.pid)" '
+    f"2>/dev/null; then {NGINX} -s reload; else {NGINX}; fi"
+)
 
 
 def parsed_host(extra: str = ""):
-    return parse_inventory(
-        '[environments.p]\n[[environments.p.hosts]]\nname = "app1"\naddress = "10.0.0.5"\n'
-        'deploy_root = "/srv/cnb"\nnginx_port = 8080\n' + extra
-    ).environment("p").hosts[0]
+    return (
+        parse_inventory(
+            '[environments.p]\n[[environments.p.hosts]]\nname = "app1"\naddress = "10.0.0.5"\n'
+            'deploy_root = "/srv/cnb"\nnginx_port = 8080\n' + extra
+        )
+        .environment("p")
+        .hosts[0]
+    )
 
 
 @pytest.fixture
@@ -124,15 +129,17 @@ def test_prune_keeps_the_newest_and_the_protected():
     ids = [f"2026112{d}T000000Z-v{d}" for d in range(8)]
     doomed = cmd.releases_to_prune(ids, keep=5, protected={ids[1]})
     assert doomed == [ids[0], ids[2]]
-    assert cmd.prune_command(L, doomed) == (
-        f"rm -rf -- /srv/cnb/releases/{ids[0]} /srv/cnb/releases/{ids[2]}"
-    )
+    assert cmd.prune_command(L, doomed) == (f"rm -rf -- /srv/cnb/releases/{ids[0]} /srv/cnb/releases/{ids[2]}")
     assert cmd.prune_command(L, []) == "true"
 
 
 def test_prune_counts_only_good_releases_and_keeps_the_newest_bad_one():
-    good, bad1, bad2, bad3 = ("20261120T000000Z-v1", "20261121T000000Z-v2-broken",
-                              "20261122T000000Z-v3-broken", "20261123T000000Z-v4-broken")
+    good, bad1, bad2, bad3 = (
+        "20261120T000000Z-v1",
+        "20261121T000000Z-v2-broken",
+        "20261122T000000Z-v3-broken",
+        "20261123T000000Z-v4-broken",
+    )
     ids = [good, bad1, bad2, bad3]
     # The operator's case: after failed deploys the only good release (current) must stay.
     assert cmd.releases_to_prune(ids, keep=2, protected={good}, bad={bad1, bad2, bad3}) == [bad1, bad2]
@@ -141,8 +148,7 @@ def test_prune_counts_only_good_releases_and_keeps_the_newest_bad_one():
     many = [f"2026112{d}T000000Z-v{d}" for d in range(8)]
     marked = {many[5], many[7]}
     # keep=3 good: v6, v4, v3; newest bad: v7; v5 (older bad) and v0-v2 go.
-    assert cmd.releases_to_prune(many, keep=3, protected={many[6]}, bad=marked) == [
-        many[0], many[1], many[2], many[5]]
+    assert cmd.releases_to_prune(many, keep=3, protected={many[6]}, bad=marked) == [many[0], many[1], many[2], many[5]]
     assert cmd.releases_to_prune([], keep=3, protected=set(), bad=set()) == []
 
 
@@ -155,7 +161,7 @@ def test_venvs_no_release_links_to_are_pruned():
     assert cmd.prune_venvs_command(L, []) == "true"
     assert cmd.venv_links_command(L) == (
         "ls -1 /srv/cnb/venvs 2>/dev/null; echo --; for link in /srv/cnb/releases/*/.venv;"
-        " do readlink \"$link\" || true; done"
+        ' do readlink "$link" || true; done'
     )
 
 
@@ -173,20 +179,24 @@ def test_supervisor_commands():
     )
 
 
-RPC = ("curl -sS -m 60 --unix-socket /srv/cnb/supervisor/supervisor.sock -H 'Content-Type: text/xml'"
-       " --data-binary {} http://localhost/RPC2")
+RPC = (
+    "curl -sS -m 60 --unix-socket /srv/cnb/supervisor/supervisor.sock -H 'Content-Type: text/xml'"
+    " --data-binary {} http://localhost/RPC2"
+)
 
 
 def rpc_call(method, *params):
     values = "".join(f"<param><value>{p}</value></param>" for p in params)
-    return f"<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params>{values}</params></methodCall>"
+    return f'<?xml version="1.0"?><methodCall><methodName>{method}</methodName><params>{values}</params></methodCall>'
 
 
 def multicall(method, *names, extra=""):
     calls = "".join(
         f"<value><struct><member><name>methodName</name><value><string>{method}</string></value></member>"
         f"<member><name>params</name><value><array><data><value><string>{n}</string></value>{extra}</data></array>"
-        f"</value></member></struct></value>" for n in names)
+        f"</value></member></struct></value>"
+        for n in names
+    )
     return rpc_call("system.multicall", f"<array><data>{calls}</data></array>")
 
 
@@ -197,10 +207,11 @@ def stop_one(port):
 
 def test_supervisor_is_driven_through_xmlrpc_on_its_socket():
     assert cmd.xmlrpc_request("supervisor.stopProcess", "app-8001", True) == rpc_call(
-        "supervisor.stopProcess", "<string>app-8001</string>", "<boolean>1</boolean>")
-    assert cmd.supervisor_multicall([("supervisor.startProcess", ["app-8101", False]),
-                                     ("supervisor.startProcess", ["app-8102", False])]) == multicall(
-        "supervisor.startProcess", "app-8101", "app-8102", extra="<value><boolean>0</boolean></value>")
+        "supervisor.stopProcess", "<string>app-8001</string>", "<boolean>1</boolean>"
+    )
+    assert cmd.supervisor_multicall(
+        [("supervisor.startProcess", ["app-8101", False]), ("supervisor.startProcess", ["app-8102", False])]
+    ) == multicall("supervisor.startProcess", "app-8101", "app-8102", extra="<value><boolean>0</boolean></value>")
     assert cmd.xmlrpc_request("m", "a<&>b") == rpc_call("m", "<string>a&lt;&amp;&gt;b</string>")
     assert cmd.supervisor_rpc_command(L, "<x/>") == RPC.format("'<x/>'")
 
@@ -211,24 +222,26 @@ def test_instances_stop_in_parallel_each_waiting_for_its_process_to_exit():
 
 def test_instances_start_in_one_request_after_any_pending_stop():
     states = RPC.format(f"'{multicall('supervisor.getProcessInfo', 'app-8101', 'app-8102')}'")
-    start = RPC.format(f"'{multicall('supervisor.startProcess', 'app-8101', 'app-8102', extra='<value><boolean>0</boolean></value>')}'")
+    start = RPC.format(
+        f"'{multicall('supervisor.startProcess', 'app-8101', 'app-8102', extra='<value><boolean>0</boolean></value>')}'"
+    )
     assert cmd.start_instances_command(L, (8101, 8102)) == (
         "( deadline=$(( $(date +%s) + 40 )); while { [ -s /srv/cnb/state/drain.pid ] && kill -0"
-        " \"$(cat /srv/cnb/state/drain.pid)\" 2>/dev/null; }"
-        f" || {states} | grep -q '<string>STOPPING</string>'; do if [ \"$(date +%s)\" -ge \"$deadline\" ]; then"
-        " echo \"app-8101 app-8102 still stopping after 40s\"; exit 1; fi; sleep 0.1; done )"
+        ' "$(cat /srv/cnb/state/drain.pid)" 2>/dev/null; }'
+        f' || {states} | grep -q \'<string>STOPPING</string>\'; do if [ "$(date +%s)" -ge "$deadline" ]; then'
+        ' echo "app-8101 app-8102 still stopping after 40s"; exit 1; fi; sleep 0.1; done )'
         f" && {cmd.stop_instances_command(L, (8101, 8102))}"
         f" && {{ out=$({start}) && ! printf '%s' \"$out\" | grep -q faultCode"
-        " || { echo \"supervisor refused to start app-8101 app-8102: $out\"; false; }; }"
+        ' || { echo "supervisor refused to start app-8101 app-8102: $out"; false; }; }'
     )
 
 
 def test_old_instances_drain_in_a_background_job_that_logs_its_duration():
     job = (
         f"began=$(date +%s.%N); {cmd.stop_instances_command(L, (8001, 8002))};"
-        " echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) stopped app-8001 app-8002 (replaced by R) in"
-        " $(awk \"BEGIN { printf \\\"%.2f\\\", $(date +%s.%N) - $began }\")s\" >> /srv/cnb/shared/logs/switch.log;"
-        " if [ \"$(cat /srv/cnb/state/drain.pid 2>/dev/null)\" = \"$$\" ]; then rm -f /srv/cnb/state/drain.pid; fi"
+        ' echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) stopped app-8001 app-8002 (replaced by R) in'
+        ' $(awk "BEGIN { printf \\"%.2f\\", $(date +%s.%N) - $began }")s" >> /srv/cnb/shared/logs/switch.log;'
+        ' if [ "$(cat /srv/cnb/state/drain.pid 2>/dev/null)" = "$$" ]; then rm -f /srv/cnb/state/drain.pid; fi'
     )
     assert cmd.drain_in_background_command(L, (8001, 8002), "replaced by R") == (
         f"{{ nohup sh -c {cmd.q(job)} >/dev/null 2>&1 & echo $! > /srv/cnb/state/drain.pid; }}"
@@ -275,30 +288,42 @@ def test_live_ports_come_from_the_host_or_default_to_the_instance_ports(host):
 
 
 def test_prepare_starts_the_release_beside_the_live_one_and_gates_it(host):
-    gate = cmd.readiness_poll_command([ready_url(8101), ready_url(8102)],
-                                      30, 1.0, "python3", "/srv/cnb/supervisor/supervisor.sock",
-                                      ["app-8101", "app-8102"])
-    assert cmd.prepare_switch_command(L, host, REL, (8101, 8102)) == " && ".join([
-        "echo \"@phase begin $(date +%s.%N)\"",
-        cmd.switch_current_command(L, REL),
-        cmd.start_instances_command(L, (8101, 8102)),
-        "echo \"@phase started $(date +%s.%N)\"",
-        gate,
-        "echo \"@phase ready $(date +%s.%N)\"",
-    ])
+    gate = cmd.readiness_poll_command(
+        [ready_url(8101), ready_url(8102)],
+        30,
+        1.0,
+        "python3",
+        "/srv/cnb/supervisor/supervisor.sock",
+        ["app-8101", "app-8102"],
+    )
+    assert cmd.prepare_switch_command(L, host, REL, (8101, 8102)) == " && ".join(
+        [
+            'echo "@phase begin $(date +%s.%N)"',
+            cmd.switch_current_command(L, REL),
+            cmd.start_instances_command(L, (8101, 8102)),
+            'echo "@phase started $(date +%s.%N)"',
+            gate,
+            'echo "@phase ready $(date +%s.%N)"',
+        ]
+    )
     assert "nginx" not in cmd.prepare_switch_command(L, host, REL, (8101, 8102))
 
 
 def test_flip_points_nginx_at_the_new_instances_verifies_and_else_goes_back(host):
     def route(ports):
-        return [cmd.write_file_command("/srv/cnb/nginx/upstream.conf", cmd.nginx_upstream_conf(host, ports)), RELOAD,
-                cmd.write_file_command("/srv/cnb/state/live_ports", " ".join(map(str, ports)) + "\n")]
+        return [
+            cmd.write_file_command("/srv/cnb/nginx/upstream.conf", cmd.nginx_upstream_conf(host, ports)),
+            RELOAD,
+            cmd.write_file_command("/srv/cnb/state/live_ports", " ".join(map(str, ports)) + "\n"),
+        ]
+
     upstream, reload, record = route((8101, 8102))
     verify = cmd.readiness_poll_command(["http://10.0.0.5:8080/health/ready"], 10, 0.1)
-    flip = " && ".join([upstream, reload, cmd.nginx_new_workers_command(L), verify, record,
-                        "echo \"@phase flipped $(date +%s.%N)\""])
+    flip = " && ".join(
+        [upstream, reload, cmd.nginx_new_workers_command(L), verify, record, 'echo "@phase flipped $(date +%s.%N)"']
+    )
     assert cmd.flip_command(L, host, (8101, 8102), (8001, 8002)) == (
-        "echo \"@phase flip $(date +%s.%N)\" && before=$(pgrep -P \"$(cat /srv/cnb/nginx/nginx.pid 2>/dev/null"
+        'echo "@phase flip $(date +%s.%N)" && before=$(pgrep -P "$(cat /srv/cnb/nginx/nginx.pid 2>/dev/null'
         f" || echo 0)\" || true) && {{ {{ {flip}; }} || {{ echo 'nginx flip failed: back on the old instances';"
         f" {'; '.join(route((8001, 8002)))}; false; }}; }}"
     )
@@ -307,8 +332,8 @@ def test_flip_points_nginx_at_the_new_instances_verifies_and_else_goes_back(host
 
 def test_nginx_new_workers_waits_for_a_worker_started_after_the_reload():
     assert cmd.nginx_new_workers_command(L) == (
-        "( deadline=$(( $(date +%s) + 5 )); until pgrep -P \"$(cat /srv/cnb/nginx/nginx.pid 2>/dev/null || echo 0)\""
-        " | grep -qvxF -e \"${before:-none}\"; do if [ \"$(date +%s)\" -ge \"$deadline\" ]; then"
+        '( deadline=$(( $(date +%s) + 5 )); until pgrep -P "$(cat /srv/cnb/nginx/nginx.pid 2>/dev/null || echo 0)"'
+        ' | grep -qvxF -e "${before:-none}"; do if [ "$(date +%s)" -ge "$deadline" ]; then'
         " echo 'nginx did not start workers with the new configuration within 5s'; exit 1; fi; sleep 0.05; done )"
     )
 
@@ -324,8 +349,17 @@ def test_the_background_drain_does_not_background_the_chain_before_it(tmp_path):
 
 
 def test_phase_markers_measure_the_steps_of_a_command():
-    output = sh(" && ".join([cmd.phase_marker("begin"), "sleep 0.2", cmd.phase_marker("started"),
-                             "echo noise", cmd.phase_marker("ready")])).stdout
+    output = sh(
+        " && ".join(
+            [
+                cmd.phase_marker("begin"),
+                "sleep 0.2",
+                cmd.phase_marker("started"),
+                "echo noise",
+                cmd.phase_marker("ready"),
+            ]
+        )
+    ).stdout
     (first, started), (second, ready) = cmd.phase_durations(output)
     assert (first, second) == ("started", "ready")
     assert 0.15 <= started < 2 and 0 <= ready < 1
@@ -365,10 +399,9 @@ def test_failed_ports_are_the_ones_the_gate_named(host):
 
 
 def test_readiness_poll_runs_one_poller_on_the_host_for_every_url():
-    assert cmd.readiness_poll_command(["http://h:1/r", "http://h:2/r"], 30, 1.0, "python3.11", "/s.sock",
-                                      ["app-1", "app-2"]) == (
-        f"python3.11 -I -S -c {cmd.q(cmd.READINESS_POLLER)} 30 1 5 0.1 /s.sock http://h:1/r app-1 http://h:2/r app-2"
-    )
+    assert cmd.readiness_poll_command(
+        ["http://h:1/r", "http://h:2/r"], 30, 1.0, "python3.11", "/s.sock", ["app-1", "app-2"]
+    ) == (f"python3.11 -I -S -c {cmd.q(cmd.READINESS_POLLER)} 30 1 5 0.1 /s.sock http://h:1/r app-1 http://h:2/r app-2")
     assert cmd.health_poll_command("http://h:1/r", 10, 0.5) == (
         f"python3 -I -S -c {cmd.q(cmd.READINESS_POLLER)} 10 0.5 5 0.1 '' http://h:1/r ''"
     )
@@ -399,7 +432,7 @@ def test_database_ahead_of_the_release():
 def test_crontab_block_replaces_only_its_own_marked_block():
     assert cmd.crontab_install_command("clicknback /srv/cnb", "A\n") == (
         "command -v crontab >/dev/null || { echo 'crontab not found: apt-get install cron' >&2; exit 127; };"
-        " exec 9>>\"$HOME/.clicknback-crontab.lock\" && flock 9 && { crontab -l 2>/dev/null"
+        ' exec 9>>"$HOME/.clicknback-crontab.lock" && flock 9 && { crontab -l 2>/dev/null'
         " | awk -v begin='# BEGIN clicknback /srv/cnb' -v end='# END clicknback /srv/cnb'"
         " '$0==begin{skip=1;next} $0==end{skip=0;next} !skip'; printf '%s' 'A\n'; } | crontab -"
     )
@@ -412,12 +445,16 @@ def test_crontab_entries(host):
     lines = block.splitlines()
     assert lines[0] == "# BEGIN clicknback /srv/cnb" and lines[-1] == "# END clicknback /srv/cnb"
     # Scheduled backups are recorded as such (backup --reason), not as manual ones.
-    assert (f"*/15 * * * * [ \"$(date -u +\\%u\\%H\\%M)\" = 70100 ] && {ops} backup --reason scheduled {log}"
-            f" && {ops} prune-backups {log}") in lines
-    assert f"*/15 * * * * [ \"$(date -u +\\%H\\%M)\" = 0030 ] && {ops} archive-logs {log}" in lines
+    assert (
+        f'*/15 * * * * [ "$(date -u +\\%u\\%H\\%M)" = 70100 ] && {ops} backup --reason scheduled {log}'
+        f" && {ops} prune-backups {log}"
+    ) in lines
+    assert f'*/15 * * * * [ "$(date -u +\\%H\\%M)" = 0030 ] && {ops} archive-logs {log}' in lines
     # The first Sunday: a Sunday whose day of the month is 1-7.
-    assert (f"*/15 * * * * [ \"$(date -u +\\%u\\%H\\%M)\" = 70200 ] && [ \"$(date -u +\\%d)\" -le 7 ]"
-            f" && {ops} maintenance {log}") in lines
+    assert (
+        f'*/15 * * * * [ "$(date -u +\\%u\\%H\\%M)" = 70200 ] && [ "$(date -u +\\%d)" -le 7 ]'
+        f" && {ops} maintenance {log}"
+    ) in lines
     assert lines[3] == f"@reboot {cmd.start_services_command(L)}"
 
 
@@ -427,18 +464,22 @@ def test_the_other_hosts_run_the_window_for_their_own_steps_only(host):
     assert " backup " not in block and " prune-backups " not in block
     maintenance = [line for line in block.splitlines() if " maintenance" in line]
     assert len(maintenance) == 1 and maintenance[0].endswith(
-        "-m deploy.ops.cli maintenance --no-shared-steps >> /srv/cnb/shared/logs/cron.log 2>&1")
+        "-m deploy.ops.cli maintenance --no-shared-steps >> /srv/cnb/shared/logs/cron.log 2>&1"
+    )
     assert block.splitlines()[-1] == "# END clicknback /srv/cnb"
 
 
-@pytest.mark.parametrize("schedule,guard", [
-    ("daily", "[ \"$(date -u +\\%H\\%M)\" = 0100 ]"), ("hourly", "[ \"$(date -u +\\%M)\" = 00 ]")])
+@pytest.mark.parametrize(
+    "schedule,guard", [("daily", '[ "$(date -u +\\%H\\%M)" = 0100 ]'), ("hourly", '[ "$(date -u +\\%M)" = 00 ]')]
+)
 def test_backup_schedule_is_configurable(host, schedule, guard):
     from dataclasses import replace
 
     block = cmd.crontab_block(L, replace(host, backup_schedule=schedule))
-    assert any(line.startswith(f"*/15 * * * * {guard} && cd /srv/cnb/current") and " backup " in line
-               for line in block.splitlines())
+    assert any(
+        line.startswith(f"*/15 * * * * {guard} && cd /srv/cnb/current") and " backup " in line
+        for line in block.splitlines()
+    )
 
 
 def _cron_guard_fires(guard: cmd.UtcGuard, utc_now: str, tmp_path) -> bool:
@@ -452,22 +493,31 @@ def _cron_guard_fires(guard: cmd.UtcGuard, utc_now: str, tmp_path) -> bool:
     return subprocess.run(["sh", "-c", script], env=env).returncode == 0
 
 
-@pytest.mark.parametrize("utc_now,fires", [
-    ("2026-12-06T02:00:00Z", True),   # first Sunday of December
-    ("2026-12-06T02:15:00Z", False),
-    ("2026-12-13T02:00:00Z", False),  # second Sunday
-    ("2026-12-07T02:00:00Z", False),  # a Monday in the first week
-    ("2026-11-01T02:00:00Z", True),
-])
+@pytest.mark.parametrize(
+    "utc_now,fires",
+    [
+        ("2026-12-06T02:00:00Z", True),  # first Sunday of December
+        ("2026-12-06T02:15:00Z", False),
+        ("2026-12-13T02:00:00Z", False),  # second Sunday
+        ("2026-12-07T02:00:00Z", False),  # a Monday in the first week
+        ("2026-11-01T02:00:00Z", True),
+    ],
+)
 def test_the_maintenance_guard_follows_the_utc_clock(tmp_path, utc_now, fires):
     assert _cron_guard_fires(cmd.MAINTENANCE_UTC_TIME, utc_now, tmp_path) is fires
 
 
-@pytest.mark.parametrize("schedule,utc_now,fires", [
-    ("weekly", "2026-11-29T01:00:00Z", True), ("weekly", "2026-11-28T01:00:00Z", False),
-    ("daily", "2026-11-28T01:00:00Z", True), ("daily", "2026-11-28T01:15:00Z", False),
-    ("hourly", "2026-11-28T13:00:00Z", True), ("hourly", "2026-11-28T13:45:00Z", False),
-])
+@pytest.mark.parametrize(
+    "schedule,utc_now,fires",
+    [
+        ("weekly", "2026-11-29T01:00:00Z", True),
+        ("weekly", "2026-11-28T01:00:00Z", False),
+        ("daily", "2026-11-28T01:00:00Z", True),
+        ("daily", "2026-11-28T01:15:00Z", False),
+        ("hourly", "2026-11-28T13:00:00Z", True),
+        ("hourly", "2026-11-28T13:45:00Z", False),
+    ],
+)
 def test_the_backup_guard_follows_the_utc_clock(tmp_path, schedule, utc_now, fires):
     assert _cron_guard_fires(cmd.BACKUP_UTC_TIMES[schedule], utc_now, tmp_path) is fires
 
@@ -482,8 +532,10 @@ def test_supervisor_program_runs_one_instance_from_current(host, tcp_host):
     conf = cmd.supervisor_program_conf(L, host, 8001)
     assert "[program:app-8001]" in conf
     assert "command=/srv/cnb/current/.venv/bin/python -m server --unix /srv/cnb/run/app-8001.sock\n" in conf
-    assert "command=/srv/cnb/current/.venv/bin/python -m server --host 127.0.0.1 --port 8001\n" in \
-        cmd.supervisor_program_conf(L, tcp_host, 8001)
+    assert (
+        "command=/srv/cnb/current/.venv/bin/python -m server --host 127.0.0.1 --port 8001\n"
+        in cmd.supervisor_program_conf(L, tcp_host, 8001)
+    )
     assert "directory=/srv/cnb/current" in conf
     assert 'ENV_FILE="/srv/cnb/shared/.env",LOG_FILE="/srv/cnb/shared/logs/app-8001.log"' in conf
     assert 'SANIC_REAL_IP_HEADER="x-real-ip"' in conf  # the client's address, as nginx saw it
@@ -525,8 +577,12 @@ def test_sysctl_file_lets_nginx_bind_80_and_turns_autogroup_off_where_the_kernel
         if knob_exists:
             knob.write_text("1\n")
         target = tmp_path / "60-clicknback.conf"
-        command = (cmd.sysctl_command().replace(cmd.AUTOGROUP_KNOB, str(knob))
-                   .replace(cmd.SYSCTL_FILE, str(target)).replace("sysctl --system", "true"))
+        command = (
+            cmd.sysctl_command()
+            .replace(cmd.AUTOGROUP_KNOB, str(knob))
+            .replace(cmd.SYSCTL_FILE, str(target))
+            .replace("sysctl --system", "true")
+        )
         subprocess.run(["sh", "-c", command], check=True)
         expected = ["net.ipv4.ip_unprivileged_port_start=80"]
         if knob_exists:
@@ -545,8 +601,10 @@ def test_system_setup_opens_the_inventorys_ssh_and_nginx_ports_before_enabling_t
 def test_system_setup_copies_the_admins_keys_not_roots(host, tmp_path):
     keys = next(c for c in cmd.system_setup_commands(host) if "authorized_keys" in c)
     assert "~" not in keys  # under `sudo -n sh -c`, ~ is root's home
-    assert keys.endswith('{ [ "$admin_home" = "$deploy_home" ] || install -m 600 -o clicknback -g clicknback'
-                         ' "$admin_home/.ssh/authorized_keys" "$deploy_home/.ssh/authorized_keys"; }')
+    assert keys.endswith(
+        '{ [ "$admin_home" = "$deploy_home" ] || install -m 600 -o clicknback -g clicknback'
+        ' "$admin_home/.ssh/authorized_keys" "$deploy_home/.ssh/authorized_keys"; }'
+    )
     # The admin's home as the command resolves it: $SUDO_USER's under sudo, else the caller's own.
     resolve = keys.split(" && deploy_home=", 1)[0] + ' && echo "$admin_home"'
     import os
@@ -554,10 +612,13 @@ def test_system_setup_copies_the_admins_keys_not_roots(host, tmp_path):
 
     me = pwd.getpwuid(os.getuid())
     env = {"PATH": "/usr/bin:/bin"}
-    assert subprocess.run(["sh", "-c", resolve], env={**env, "SUDO_USER": "root"}, capture_output=True,
-                          text=True).stdout.strip() == pwd.getpwnam("root").pw_dir
-    assert subprocess.run(["sh", "-c", resolve], env=env, capture_output=True,
-                          text=True).stdout.strip() == me.pw_dir
+    assert (
+        subprocess.run(
+            ["sh", "-c", resolve], env={**env, "SUDO_USER": "root"}, capture_output=True, text=True
+        ).stdout.strip()
+        == pwd.getpwnam("root").pw_dir
+    )
+    assert subprocess.run(["sh", "-c", resolve], env=env, capture_output=True, text=True).stdout.strip() == me.pw_dir
 
 
 class FlakyReadiness(http.server.BaseHTTPRequestHandler):
@@ -651,7 +712,11 @@ def test_readiness_poll_gives_up_early_on_a_program_supervisor_marked_fatal(tmp_
         started = time.monotonic()
         result = sh(cmd.readiness_poll_command([url], 60, 0.2, "python3", str(sock), ["app-1"], fast_for=0))
         assert result.returncode == 1 and time.monotonic() - started < 10, result.stdout
-        assert re.search(rf"^{re.escape(url)} answered HTTP 000 after [0-9]s \(app-1 is FATAL: it exited on"
-                         r" every start\):$", result.stdout, re.M), result.stdout
+        assert re.search(
+            rf"^{re.escape(url)} answered HTTP 000 after [0-9]s \(app-1 is FATAL: it exited on"
+            r" every start\):$",
+            result.stdout,
+            re.M,
+        ), result.stdout
     finally:
         subprocess.run([cmd.SUPERVISORCTL, "-c", str(conf), "shutdown"], capture_output=True, timeout=20)

@@ -11,7 +11,12 @@ MINIMAL = '[environments.prod]\n[[environments.prod.hosts]]\naddress = "10.0.0.5
 
 def test_minimal_inventory_gets_the_documented_defaults():
     host = parse_inventory(MINIMAL).environment("prod").hosts[0]
-    assert (host.name, host.ssh_port, host.ssh_user, host.deploy_root) == ("10.0.0.5", 22, "clicknback", "/srv/clicknback")
+    assert (host.name, host.ssh_port, host.ssh_user, host.deploy_root) == (
+        "10.0.0.5",
+        22,
+        "clicknback",
+        "/srv/clicknback",
+    )
     assert host.instance_ports == (8001, 8002) and host.keep_releases == 5 and host.health_timeout == 30
     assert host.instance_listen == "unix" and host.instance_socket(8002) == "/srv/clicknback/run/app-8002.sock"
     assert host.ready_url_for(8002) == "http+unix://%2Fsrv%2Fclicknback%2Frun%2Fapp-8002.sock/health/ready"
@@ -21,13 +26,20 @@ def test_minimal_inventory_gets_the_documented_defaults():
 
 
 def test_instances_over_tcp_keep_the_bind_address_and_port_urls():
-    host = parse_inventory(MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_listen = "tcp"'))\
-        .environment("prod").hosts[0]
+    host = (
+        parse_inventory(MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_listen = "tcp"'))
+        .environment("prod")
+        .hosts[0]
+    )
     assert host.ready_url_for(8002) == "http://127.0.0.1:8002/health/ready"
     assert host.live_url_for(8001) == "http://127.0.0.1:8001/health/live"
     assert host.instance_label(8001) == "127.0.0.1:8001"
-    older = parse_inventory(MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_listen = "tcp"\n'
-                                            'ready_url = "http://{bind_address}:{port}/health/ready"'))
+    older = parse_inventory(
+        MINIMAL.replace(
+            'address = "10.0.0.5"',
+            'address = "10.0.0.5"\ninstance_listen = "tcp"\nready_url = "http://{bind_address}:{port}/health/ready"',
+        )
+    )
     assert older.environment("prod").hosts[0].ready_url_for(8101) == "http://127.0.0.1:8101/health/ready"
 
 
@@ -45,42 +57,69 @@ def test_host_overrides_environment_overrides_defaults():
     assert env.allow_drill is False
 
 
-@pytest.mark.parametrize("text,message", [
-    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nssh_prot = 22'),
-     "environments.prod.hosts[0].ssh_prot: unknown key"),
-    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nssh_port = "22"'),
-     "environments.prod.hosts[0].ssh_port: expected a port number"),
-    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_ports = [8001, 8001]'),
-     "environments.prod.hosts[0].instance_ports: expected distinct port numbers"),
-    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ndeploy_root = "srv"'),
-     "environments.prod.hosts[0].deploy_root: expected an absolute path"),
-    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nbackup_schedule = "monthly"'),
-     "environments.prod.hosts[0].backup_schedule: expected one of weekly, daily, hourly"),
-    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nready_url = "http://x/health"'),
-     "ready_url: expected a URL template containing {instance} or {port}"),
-    (MINIMAL.replace('address = "10.0.0.5"', f'address = "10.0.0.5"\ndeploy_root = "/{"d" * 90}"'),
-     'deploy_root: too long for the instances\' Unix sockets'),
-    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_listen = "ipc"'),
-     "environments.prod.hosts[0].instance_listen: expected one of unix, tcp"),
-    (MINIMAL.replace('address = "10.0.0.5"', 'name = "x"'), "environments.prod.hosts[0].address: required"),
-    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nstandby_ports = [8002, 9000]'),
-     "environments.prod.hosts[0].standby_ports: expected one port per instance port"),
-    (MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nstandby_ports = [9000]'),
-     "standby_ports: expected one port per instance port"),
-    ("[defaults]\nkeep_releses = 3\n" + MINIMAL, "defaults.keep_releses: unknown key"),
-    ("[defaults]\nkeep_releases = 0\n" + MINIMAL, "keep_releases: expected a positive integer"),
-    ('[environments.prod]\nhosts = []\n', "environments.prod.hosts: expected at least one"),
-    ("", "environments: at least one environment is required"),
-    ("[environments.prod\n", "not valid TOML"),
-    (MINIMAL + '[environments.prod.s3]\nbucket = "x"\n', "environments.prod.s3: the inventory no longer holds S3"),
-    ('[defaults.s3]\nregion = "x"\n' + MINIMAL, "defaults.s3: the inventory no longer holds S3 settings"),
-    (MINIMAL.replace("[environments.prod]", "[environments.prod]\nallow_drill = 1"),
-     "environments.prod.allow_drill: expected true or false"),
-    ('default_environment = "stagin"\n' + MINIMAL + MINIMAL.replace("prod", "staging"),
-     "default_environment: no environment named 'stagin' (known: prod, staging)"),
-    (MINIMAL + MINIMAL.replace("prod", "staging"), "default_environment: required when there is no environment"),
-    (MINIMAL + '[[environments.prod.hosts]]\naddress = "10.0.0.5"\n', "duplicate host name '10.0.0.5'"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nssh_prot = 22'),
+            "environments.prod.hosts[0].ssh_prot: unknown key",
+        ),
+        (
+            MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nssh_port = "22"'),
+            "environments.prod.hosts[0].ssh_port: expected a port number",
+        ),
+        (
+            MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_ports = [8001, 8001]'),
+            "environments.prod.hosts[0].instance_ports: expected distinct port numbers",
+        ),
+        (
+            MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ndeploy_root = "srv"'),
+            "environments.prod.hosts[0].deploy_root: expected an absolute path",
+        ),
+        (
+            MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nbackup_schedule = "monthly"'),
+            "environments.prod.hosts[0].backup_schedule: expected one of weekly, daily, hourly",
+        ),
+        (
+            MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nready_url = "http://x/health"'),
+            "ready_url: expected a URL template containing {instance} or {port}",
+        ),
+        (
+            MINIMAL.replace('address = "10.0.0.5"', f'address = "10.0.0.5"\ndeploy_root = "/{"d" * 90}"'),
+            "deploy_root: too long for the instances' Unix sockets",
+        ),
+        (
+            MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\ninstance_listen = "ipc"'),
+            "environments.prod.hosts[0].instance_listen: expected one of unix, tcp",
+        ),
+        (MINIMAL.replace('address = "10.0.0.5"', 'name = "x"'), "environments.prod.hosts[0].address: required"),
+        (
+            MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nstandby_ports = [8002, 9000]'),
+            "environments.prod.hosts[0].standby_ports: expected one port per instance port",
+        ),
+        (
+            MINIMAL.replace('address = "10.0.0.5"', 'address = "10.0.0.5"\nstandby_ports = [9000]'),
+            "standby_ports: expected one port per instance port",
+        ),
+        ("[defaults]\nkeep_releses = 3\n" + MINIMAL, "defaults.keep_releses: unknown key"),
+        ("[defaults]\nkeep_releases = 0\n" + MINIMAL, "keep_releases: expected a positive integer"),
+        ("[environments.prod]\nhosts = []\n", "environments.prod.hosts: expected at least one"),
+        ("", "environments: at least one environment is required"),
+        ("[environments.prod\n", "not valid TOML"),
+        (MINIMAL + '[environments.prod.s3]\nbucket = "x"\n', "environments.prod.s3: the inventory no longer holds S3"),
+        ('[defaults.s3]\nregion = "x"\n' + MINIMAL, "defaults.s3: the inventory no longer holds S3 settings"),
+        (
+            MINIMAL.replace("[environments.prod]", "[environments.prod]\nallow_drill = 1"),
+            "environments.prod.allow_drill: expected true or false",
+        ),
+        (
+            'default_environment = "stagin"\n' + MINIMAL + MINIMAL.replace("prod", "staging"),
+            "default_environment: no environment named 'stagin' (known: prod, staging)",
+        ),
+        (MINIMAL + MINIMAL.replace("prod", "staging"), "default_environment: required when there is no environment"),
+        (MINIMAL + '[[environments.prod.hosts]]\naddress = "10.0.0.5"\n', "duplicate host name '10.0.0.5'"),
+    ],
+)
 def test_bad_inventory_names_the_key(text, message):
     with pytest.raises(InventoryError, match=None) as error:
         parse_inventory(text, "inv.toml")
@@ -123,26 +162,29 @@ def test_s3_error_is_one_line_pointing_at_the_env_file():
     assert "\n" not in str(error.value) and "shared/.env" in str(error.value)
 
 
-def _env(name: str, address: str = "10.0.0.5", allow: str = "") -> "object":
+def _env(name: str, address: str = "10.0.0.5", allow: str = "") -> object:
     text = MINIMAL.replace("prod", name).replace("10.0.0.5", address)
     if allow:
         text = text.replace(f"[environments.{name}]", f"[environments.{name}]\nallow_drill = {allow}")
     return parse_inventory(text).environment(name)
 
 
-@pytest.mark.parametrize("name,address,allow,allowed", [
-    ("staging", "10.0.0.5", "", False),          # a remote environment must opt in
-    ("staging", "10.0.0.5", "true", True),
-    ("staging", "10.0.0.5", "false", False),
-    ("sandbox", "127.0.0.2", "", True),          # every host is this machine
-    ("stagin", "10.0.0.5", "", False),           # a typo never makes the drill possible
-    ("production", "10.0.0.5", "true", False),   # production-like names are refused whatever the flag
-    ("prod", "127.0.0.2", "", False),
-    ("prod-eu", "10.0.0.5", "true", False),
-    ("live_2", "10.0.0.5", "true", False),
-    ("Production", "10.0.0.5", "true", False),
-    ("products", "10.0.0.5", "true", True),      # a whole word only: not a substring match
-])
+@pytest.mark.parametrize(
+    "name,address,allow,allowed",
+    [
+        ("staging", "10.0.0.5", "", False),  # a remote environment must opt in
+        ("staging", "10.0.0.5", "true", True),
+        ("staging", "10.0.0.5", "false", False),
+        ("sandbox", "127.0.0.2", "", True),  # every host is this machine
+        ("stagin", "10.0.0.5", "", False),  # a typo never makes the drill possible
+        ("production", "10.0.0.5", "true", False),  # production-like names are refused whatever the flag
+        ("prod", "127.0.0.2", "", False),
+        ("prod-eu", "10.0.0.5", "true", False),
+        ("live_2", "10.0.0.5", "true", False),
+        ("Production", "10.0.0.5", "true", False),
+        ("products", "10.0.0.5", "true", True),  # a whole word only: not a substring match
+    ],
+)
 def test_the_drill_runs_only_where_the_inventory_allows_it(name, address, allow, allowed):
     refusal = _env(name, address, allow).drill_refusal()
     assert (refusal is None) is allowed, refusal

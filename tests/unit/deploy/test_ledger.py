@@ -9,8 +9,17 @@ from deploy.ledger import LedgerEntry, LedgerError
 
 
 def entry(**changes) -> LedgerEntry:
-    values = dict(who="ana@laptop", when="2026-11-27T01:00:00+00:00", kind="deploy", tag="v1", commit="abc",
-                  release="20261127T010000Z-v1", hosts=["app1", "app2"], duration_s=12.5, outcome="ok")
+    values = dict(
+        who="ana@laptop",
+        when="2026-11-27T01:00:00+00:00",
+        kind="deploy",
+        tag="v1",
+        commit="abc",
+        release="20261127T010000Z-v1",
+        hosts=["app1", "app2"],
+        duration_s=12.5,
+        outcome="ok",
+    )
     values.update(changes)
     return LedgerEntry(**values)
 
@@ -54,8 +63,9 @@ def test_a_restore_line_carries_its_backups_and_deploy_lines_stay_as_before():
     no_safety = entry(kind="restore", backup="B1")
     assert '"safety_backup":null' in ledger.format_entry(no_safety)
     assert "backup" not in ledger.format_entry(entry())  # older toolkits still read deploy lines
-    assert ledger.entry_note(restore) == ("live database replaced from backup 20261126T010000Z-abc123; "
-                                          "safety backup 20261127T025900Z-def456")
+    assert ledger.entry_note(restore) == (
+        "live database replaced from backup 20261126T010000Z-abc123; safety backup 20261127T025900Z-def456"
+    )
     assert ledger.entry_note(no_safety).endswith("NO safety backup")
     assert ledger.entry_note(entry(from_release="r0", marked_bad=["r0"])) == "from r0; marked bad: r0"
 

@@ -8,8 +8,16 @@ from pathlib import Path
 from deploy import commands as cmd
 from deploy import ledger
 from deploy.inventory import parse_inventory
-from deploy.release import (DETAIL_LIMIT, GateFailed, bad_target_warning, gate_failure_detail, host_ops_command,
-                            log_cause, missing_tag_message, supervisor_state)
+from deploy.release import (
+    DETAIL_LIMIT,
+    GateFailed,
+    bad_target_warning,
+    gate_failure_detail,
+    host_ops_command,
+    log_cause,
+    missing_tag_message,
+    supervisor_state,
+)
 from deploy.tasks.backup import new_safety_backup, restore_ledger_entry
 
 TRACEBACK = """\
@@ -38,18 +46,27 @@ hosts = [{ name = "host-3", address = "10.0.0.3" }]
 
 def test_log_cause_finds_the_exception_line_not_the_frames():
     assert log_cause(TRACEBACK) == "SyntaxError: invalid syntax"
-    assert log_cause('{"level": "error", "event": "db.connect", "message": "refused"}\n{"level": "info"}\n') == \
-        "error db.connect refused"
+    assert (
+        log_cause('{"level": "error", "event": "db.connect", "message": "refused"}\n{"level": "info"}\n')
+        == "error db.connect refused"
+    )
     assert log_cause("starting\n  indented detail\n") == "starting"
     # Only request lines: the last one, summarised, never the raw JSON.
-    assert log_cause('{"time": "t", "level": "INFO", "event": "http.request", "message": "GET /health/ready 503", '
-                     '"request_id": "r1"}\n') == "INFO http.request GET /health/ready 503"
+    assert (
+        log_cause(
+            '{"time": "t", "level": "INFO", "event": "http.request", "message": "GET /health/ready 503", '
+            '"request_id": "r1"}\n'
+        )
+        == "INFO http.request GET /health/ready 503"
+    )
     assert log_cause("") == ""
 
 
 def test_supervisor_state_reads_the_status_line():
-    assert supervisor_state("app-8101   FATAL   Exited too quickly (process log may have details)\n") == \
-        "FATAL (Exited too quickly (process log may have details))"
+    assert (
+        supervisor_state("app-8101   FATAL   Exited too quickly (process log may have details)\n")
+        == "FATAL (Exited too quickly (process log may have details))"
+    )
     assert supervisor_state("app-8101   RUNNING\n") == "RUNNING"
     assert supervisor_state("") == ""
 
@@ -57,10 +74,17 @@ def test_supervisor_state_reads_the_status_line():
 def test_a_gate_failure_detail_names_state_and_cause_bounded_and_on_one_line():
     h = host()
     port = h.instance_ports[0]
-    check = (f"{h.ready_url_for(port)} answered HTTP 000 after 8s ({cmd.program_name(port)} is FATAL: it exited "
-             f"on every start):\n\n")
-    failure = GateFailed(h, [port], check, {port: TRACEBACK + "x" * 2000 + "\n"},
-                         {port: f"{cmd.program_name(port)}  FATAL  Exited too quickly (process log may have details)"})
+    check = (
+        f"{h.ready_url_for(port)} answered HTTP 000 after 8s ({cmd.program_name(port)} is FATAL: it exited "
+        f"on every start):\n\n"
+    )
+    failure = GateFailed(
+        h,
+        [port],
+        check,
+        {port: TRACEBACK + "x" * 2000 + "\n"},
+        {port: f"{cmd.program_name(port)}  FATAL  Exited too quickly (process log may have details)"},
+    )
     detail = gate_failure_detail(failure)
     assert detail.startswith(f"host-3: gate HTTP 000 after 8s; {cmd.program_name(port)} FATAL (Exited too quickly")
     assert detail.endswith("last log: SyntaxError: invalid syntax")
@@ -69,13 +93,24 @@ def test_a_gate_failure_detail_names_state_and_cause_bounded_and_on_one_line():
     # Two instances that say the same are listed once; the gate's body (the readiness answer) is kept.
     ports = list(h.instance_ports[:2])
     request = '{"level": "INFO", "event": "http.request", "message": "GET /health/ready 503"}\n'
-    never_ready = "".join(f"{h.ready_url_for(p)} answered HTTP 503 after 31s:\n"
-                          f'{{"status": "not ready", "migrations": "mismatch"}}\n' for p in ports)
-    both = gate_failure_detail(GateFailed(h, ports, never_ready, {p: request for p in ports},
-                                          {p: f"{cmd.program_name(p)}  RUNNING  pid 1, uptime 0:00:31" for p in ports}))
-    assert both == (f'host-3: gate HTTP 503 after 31s: {{"status": "not ready", "migrations": "mismatch"}}; '
-                    f"{cmd.program_name(ports[0])}, {cmd.program_name(ports[1])} RUNNING, "
-                    f"last log: INFO http.request GET /health/ready 503")
+    never_ready = "".join(
+        f'{h.ready_url_for(p)} answered HTTP 503 after 31s:\n{{"status": "not ready", "migrations": "mismatch"}}\n'
+        for p in ports
+    )
+    both = gate_failure_detail(
+        GateFailed(
+            h,
+            ports,
+            never_ready,
+            {p: request for p in ports},
+            {p: f"{cmd.program_name(p)}  RUNNING  pid 1, uptime 0:00:31" for p in ports},
+        )
+    )
+    assert both == (
+        f'host-3: gate HTTP 503 after 31s: {{"status": "not ready", "migrations": "mismatch"}}; '
+        f"{cmd.program_name(ports[0])}, {cmd.program_name(ports[1])} RUNNING, "
+        f"last log: INFO http.request GET /health/ready 503"
+    )
     secret = GateFailed(h, [port], "boom", {port: "RuntimeError: cannot reach postgresql://cnb:s3cret@db/cnb\n"})
     assert "s3cret" not in gate_failure_detail(secret) and "postgresql://cnb:***@db/cnb" in gate_failure_detail(secret)
 
@@ -90,9 +125,18 @@ def test_a_branch_or_head_is_told_to_tag_a_commit():
 
 
 def test_rolling_back_to_a_bad_release_warns():
-    bad = ledger.LedgerEntry(who="me", when="2026-11-27T02:00:00+00:00", kind="deploy", tag="v3-broken", commit="c",
-                             release="20261127T020000Z-v3-broken", hosts=["h"], duration_s=9.0,
-                             outcome="rolled_back", marked_bad=["20261127T020000Z-v3-broken"])
+    bad = ledger.LedgerEntry(
+        who="me",
+        when="2026-11-27T02:00:00+00:00",
+        kind="deploy",
+        tag="v3-broken",
+        commit="c",
+        release="20261127T020000Z-v3-broken",
+        hosts=["h"],
+        duration_s=9.0,
+        outcome="rolled_back",
+        marked_bad=["20261127T020000Z-v3-broken"],
+    )
     warning = bad_target_warning("20261127T020000Z-v3-broken", [bad])
     assert warning.startswith("WARNING: 20261127T020000Z-v3-broken is marked bad (deploy rolled_back at 2026-11-27")
     assert bad_target_warning("20261127T010000Z-v2", [bad]) is None
@@ -100,22 +144,41 @@ def test_rolling_back_to_a_bad_release_warns():
 
 def test_the_host_command_is_runnable_with_the_real_deploy_root():
     assert host_ops_command("/srv/cnb", "migrate", "--status") == (
-        "cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli migrate --status")
+        "cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli migrate --status"
+    )
 
 
 def test_a_live_restore_ledger_entry_names_the_backup_and_the_new_safety_backup():
     before = {"complete": [{"backup_id": "B1", "reason": "manual"}, {"backup_id": "S0", "reason": "safety"}]}
-    after = {"complete": before["complete"] + [{"backup_id": "S1", "reason": "safety"},
-                                               {"backup_id": "B2", "reason": "scheduled"}]}
+    after = {
+        "complete": before["complete"]
+        + [{"backup_id": "S1", "reason": "safety"}, {"backup_id": "B2", "reason": "scheduled"}]
+    }
     assert new_safety_backup(before, after) == "S1"
     assert new_safety_backup(before, before) is None
-    state = cmd.HostState(current="20261127T010000Z-v1", releases=["20261127T010000Z-v1"], live_ports_text="",
-                          ledger_text="", env_file_exists=True, migration_heads={},
-                          metadata={"20261127T010000Z-v1": '{"commit": "abc"}'})
-    entry = restore_ledger_entry("me@laptop", "2026-11-27T03:00:00+00:00", state, ["h1", "h2"], 41.234, "B1", "S1",
-                                 None)
-    assert (entry.kind, entry.tag, entry.commit, entry.outcome, entry.backup, entry.safety_backup, entry.duration_s) \
-        == ("restore", "v1", "abc", "ok", "B1", "S1", 41.23)
-    failed = restore_ledger_entry("me", "t", state, ["h1"], 5.0, "B1", None, "ERROR: [h1] the ops CLI's\nrestore failed")
+    state = cmd.HostState(
+        current="20261127T010000Z-v1",
+        releases=["20261127T010000Z-v1"],
+        live_ports_text="",
+        ledger_text="",
+        env_file_exists=True,
+        migration_heads={},
+        metadata={"20261127T010000Z-v1": '{"commit": "abc"}'},
+    )
+    entry = restore_ledger_entry(
+        "me@laptop", "2026-11-27T03:00:00+00:00", state, ["h1", "h2"], 41.234, "B1", "S1", None
+    )
+    assert (
+        entry.kind,
+        entry.tag,
+        entry.commit,
+        entry.outcome,
+        entry.backup,
+        entry.safety_backup,
+        entry.duration_s,
+    ) == ("restore", "v1", "abc", "ok", "B1", "S1", 41.23)
+    failed = restore_ledger_entry(
+        "me", "t", state, ["h1"], 5.0, "B1", None, "ERROR: [h1] the ops CLI's\nrestore failed"
+    )
     assert failed.outcome == "failed" and failed.detail == "restore failed: ERROR: [h1] the ops CLI's restore failed"
     assert ledger.parse_ledger(ledger.format_entry(failed)) == [failed]

@@ -13,7 +13,7 @@ import re
 import socket
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import paramiko
@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def invoke(*args: str, cwd: Path = ROOT, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "CLICKNBACK_INVENTORY"}
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def output(result: subprocess.CompletedProcess) -> str:
@@ -57,12 +58,21 @@ def closed_port() -> int:
     return ports_free_on_all(HOST_ADDRESSES)[0]
 
 
-def inventory_file(tmp_path: Path, port: int, *, env: str = "staging", default: str | None = None,
-                   hosts: tuple[str, ...] = ("127.0.0.1",), extra: str = "") -> str:
+def inventory_file(
+    tmp_path: Path,
+    port: int,
+    *,
+    env: str = "staging",
+    default: str | None = None,
+    hosts: tuple[str, ...] = ("127.0.0.1",),
+    extra: str = "",
+) -> str:
     text = f'default_environment = "{default or env}"\n[environments.{env}]\n{extra}'
     for index, address in enumerate(hosts, 1):
-        text += (f'[[environments.{env}.hosts]]\nname = "h{index}"\naddress = "{address}"\nssh_port = {port}\n'
-                 f'known_hosts = "{tmp_path}/known_hosts"\n')
+        text += (
+            f'[[environments.{env}.hosts]]\nname = "h{index}"\naddress = "{address}"\nssh_port = {port}\n'
+            f'known_hosts = "{tmp_path}/known_hosts"\n'
+        )
     path = tmp_path / "inventory.toml"
     path.write_text(text)
     return str(path)
@@ -80,7 +90,7 @@ def test_the_listing_found_the_tasks():
     assert {"deploy", "rollback", "restore", "backup", "sandbox", "stats", "drill", "bench"} <= set(TASKS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def task_help(task: str, flag: str = "--help") -> str:
     result = invoke(task, flag)
     assert result.returncode == 0, output(result)
@@ -122,11 +132,20 @@ def test_drill_help_gives_every_db_flag_a_real_name():
     assert "--db-start=STRING" in text and "--db-stop=STRING" in text and "--=" not in text
 
 
-@pytest.mark.parametrize("task,option", [
-    ("stats", "--window-hours=STRING"), ("maintenance", "--budget=STRING"), ("bench", "--duration=STRING"),
-    ("bench", "--warmup=STRING"), ("logs", "--lines=INT"), ("drill", "--timeout=INT"), ("deploy", "--tag=STRING"),
-    ("restore", "--backup=STRING"), ("backup", "--host=STRING"),
-])
+@pytest.mark.parametrize(
+    "task,option",
+    [
+        ("stats", "--window-hours=STRING"),
+        ("maintenance", "--budget=STRING"),
+        ("bench", "--duration=STRING"),
+        ("bench", "--warmup=STRING"),
+        ("logs", "--lines=INT"),
+        ("drill", "--timeout=INT"),
+        ("deploy", "--tag=STRING"),
+        ("restore", "--backup=STRING"),
+        ("backup", "--host=STRING"),
+    ],
+)
 def test_options_that_take_a_value_show_it(task, option):
     assert option in task_help(task)
 
@@ -135,42 +154,49 @@ def test_a_repeatable_option_says_how_to_repeat_it():
     assert "--skip=STEP" in task_help("maintenance")
 
 
-@pytest.mark.parametrize("args,flag", [(("deploy",), "--tag"), (("restore",), "--backup"),
-                                       (("deploy", "--dry-run"), "--tag")])
+@pytest.mark.parametrize(
+    "args,flag", [(("deploy",), "--tag"), (("restore",), "--backup"), (("deploy", "--dry-run"), "--tag")]
+)
 def test_a_missing_required_option_is_named(args, flag):
     assert_one_line_error(invoke(*args), f"needs {flag}")
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (("logs", "--lines", "abc"), "--lines takes a whole number above 0, got 'abc'"),
-    (("logs", "--lines", "0"), "--lines takes a whole number above 0"),
-    (("logs", "--lines", "-5"), "--lines takes a whole number above 0"),
-    (("drill", "--timeout", "abc"), "--timeout takes a whole number above 0"),
-    (("stats", "--window-hours", "abc"), "--window-hours takes a number above 0, got 'abc'"),
-    (("stats", "--window-hours", "-1"), "--window-hours takes a number above 0"),
-    (("stats", "--window-hours", "nan"), "--window-hours takes a number above 0"),
-    (("maintenance", "--budget", "abc"), "--budget takes a number above 0"),
-    (("maintenance", "--budget", "0"), "--budget takes a number above 0"),
-    (("bench", "--duration", "abc"), "--duration takes a number above 0"),
-    (("bench", "--warmup", "-1"), "--warmup takes a number 0 or more"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (("logs", "--lines", "abc"), "--lines takes a whole number above 0, got 'abc'"),
+        (("logs", "--lines", "0"), "--lines takes a whole number above 0"),
+        (("logs", "--lines", "-5"), "--lines takes a whole number above 0"),
+        (("drill", "--timeout", "abc"), "--timeout takes a whole number above 0"),
+        (("stats", "--window-hours", "abc"), "--window-hours takes a number above 0, got 'abc'"),
+        (("stats", "--window-hours", "-1"), "--window-hours takes a number above 0"),
+        (("stats", "--window-hours", "nan"), "--window-hours takes a number above 0"),
+        (("maintenance", "--budget", "abc"), "--budget takes a number above 0"),
+        (("maintenance", "--budget", "0"), "--budget takes a number above 0"),
+        (("bench", "--duration", "abc"), "--duration takes a number above 0"),
+        (("bench", "--warmup", "-1"), "--warmup takes a number 0 or more"),
+    ],
+)
 def test_bad_numbers_are_one_line_before_any_ssh(tmp_path, closed_port, args, fragment):
     result = invoke(*args, "-i", inventory_file(tmp_path, closed_port))
     assert_one_line_error(result, fragment)
     assert "SSH" not in output(result)
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (("provision", "--env-file", "/nonexistent/app.env"), "--env-file /nonexistent/app.env: no such file"),
-    (("provision", "--system", "--env-file", "/nonexistent/app.env"), "--env-file /nonexistent/app.env"),
-    (("deploy", "--tag", "v1", "--repo", "/nonexistent"), "--repo /nonexistent: no such directory"),
-    (("rollback", "--to", "bad tag"), "--to: tag 'bad tag': only letters, digits"),
-    (("rollback", "--to", "../x"), "--to: tag '../x'"),
-    (("handoff", "--known-issues", "docs/no-such-file.md"), "--known-issues"),
-    (("stats", "--end", "yesterday"), "--end 'yesterday': expected an ISO-8601 time"),
-    (("handoff", "--output", "/nonexistent/handoff.md"), "--output /nonexistent/handoff.md: the folder"),
-    (("stats", "--html", "/nonexistent/report.html"), "--html /nonexistent/report.html: the folder"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (("provision", "--env-file", "/nonexistent/app.env"), "--env-file /nonexistent/app.env: no such file"),
+        (("provision", "--system", "--env-file", "/nonexistent/app.env"), "--env-file /nonexistent/app.env"),
+        (("deploy", "--tag", "v1", "--repo", "/nonexistent"), "--repo /nonexistent: no such directory"),
+        (("rollback", "--to", "bad tag"), "--to: tag 'bad tag': only letters, digits"),
+        (("rollback", "--to", "../x"), "--to: tag '../x'"),
+        (("handoff", "--known-issues", "docs/no-such-file.md"), "--known-issues"),
+        (("stats", "--end", "yesterday"), "--end 'yesterday': expected an ISO-8601 time"),
+        (("handoff", "--output", "/nonexistent/handoff.md"), "--output /nonexistent/handoff.md: the folder"),
+        (("stats", "--html", "/nonexistent/report.html"), "--html /nonexistent/report.html: the folder"),
+    ],
+)
 def test_bad_input_is_refused_before_any_ssh(tmp_path, closed_port, args, fragment):
     result = invoke(*args, "-i", inventory_file(tmp_path, closed_port))
     assert_one_line_error(result, fragment)
@@ -186,8 +212,10 @@ def test_a_repo_that_is_not_a_git_repository_is_said_so(tmp_path, closed_port):
 
 def test_a_typo_in_default_environment_never_picks_another_one(tmp_path, closed_port):
     path = inventory_file(tmp_path, closed_port, env="prod", default="stagin")
-    Path(path).write_text(Path(path).read_text() + '[environments.staging]\n[[environments.staging.hosts]]\n'
-                          f'address = "127.0.0.1"\nssh_port = {closed_port}\n')
+    Path(path).write_text(
+        Path(path).read_text() + "[environments.staging]\n[[environments.staging.hosts]]\n"
+        f'address = "127.0.0.1"\nssh_port = {closed_port}\n'
+    )
     for task in ("releases", "drill"):
         result = invoke(task, "-i", path)
         assert_one_line_error(result, "default_environment: no environment named 'stagin' (known: prod, staging)")
@@ -222,16 +250,23 @@ def test_reports_mark_each_unreachable_host_in_one_line(tmp_path, closed_port, t
 def tagged_repo(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("repo")
     (repo / "requirements.lock").write_text("")
-    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
-                    ["tag", "v1"]):
+    for command in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+        ["tag", "v1"],
+    ):
         subprocess.run(["git", "-C", str(repo), *command], check=True, capture_output=True)
     return repo
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("HEAD", "'HEAD' is HEAD (a moving pointer), not a tag"),
-    ("release-branch", "'release-branch' is a branch, not a tag"),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("HEAD", "'HEAD' is HEAD (a moving pointer), not a tag"),
+        ("release-branch", "'release-branch' is a branch, not a tag"),
+    ],
+)
 def test_a_branch_or_head_as_tag_gets_advice_to_tag_a_commit(tmp_path, closed_port, tagged_repo, name, expected):
     subprocess.run(["git", "-C", str(tagged_repo), "branch", "-f", "release-branch"], check=True)
     result = invoke("deploy", "--tag", name, "--repo", str(tagged_repo), "-i", inventory_file(tmp_path, closed_port))
@@ -240,8 +275,9 @@ def test_a_branch_or_head_as_tag_gets_advice_to_tag_a_commit(tmp_path, closed_po
 
 
 def test_a_commit_sha_or_a_missing_name_as_tag_is_said_so(tmp_path, closed_port, tagged_repo):
-    sha = subprocess.run(["git", "-C", str(tagged_repo), "rev-parse", "HEAD"], check=True, capture_output=True,
-                         text=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "-C", str(tagged_repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     inventory = inventory_file(tmp_path, closed_port)
     result = invoke("deploy", "--tag", sha[:12], "--repo", str(tagged_repo), "-i", inventory)
     assert_one_line_error(result, f"'{sha[:12]}' names a commit, not a tag", f"`git tag v1.2.3 {sha[:12]}`")
@@ -249,9 +285,21 @@ def test_a_commit_sha_or_a_missing_name_as_tag_is_said_so(tmp_path, closed_port,
     assert_one_line_error(result, "tag 'v9.9.9' does not exist", "git fetch --tags")
 
 
-@pytest.mark.parametrize("args", [("logs",), ("logs", "--follow"), ("deploy", "--tag", "v1"), ("rollback",),
-                                  ("lock",), ("backup",), ("restore", "--backup", "b", "--target", "t"),
-                                  ("maintenance",), ("archive-logs",), ("provision", "--dry-run")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("logs",),
+        ("logs", "--follow"),
+        ("deploy", "--tag", "v1"),
+        ("rollback",),
+        ("lock",),
+        ("backup",),
+        ("restore", "--backup", "b", "--target", "t"),
+        ("maintenance",),
+        ("archive-logs",),
+        ("provision", "--dry-run"),
+    ],
+)
 def test_an_unreachable_host_is_one_line_and_a_failure(tmp_path, closed_port, tagged_repo, args):
     repo = ("--repo", str(tagged_repo)) if args[0] == "deploy" else ()
     result = invoke(*args, *repo, "-i", inventory_file(tmp_path, closed_port))
@@ -277,21 +325,31 @@ def test_connection_failure_causes_are_short_and_name_the_reason():
     assert connection_failure_cause(refused).startswith("connection refused")
     unreachable = paramiko.ssh_exception.NoValidConnectionsError({("127.0.0.1", 9): OSError(errno.EHOSTUNREACH, "x")})
     assert connection_failure_cause(unreachable) == os.strerror(errno.EHOSTUNREACH).lower()
-    assert connection_failure_cause(socket.timeout("timed out"), 10).startswith("timed out after 10s")
-    assert connection_failure_cause(socket.gaierror(-2, "Name or service not known")) \
+    assert connection_failure_cause(TimeoutError("timed out"), 10).startswith("timed out after 10s")
+    assert (
+        connection_failure_cause(socket.gaierror(-2, "Name or service not known"))
         == "cannot resolve the address (Name or service not known)"
-    assert connection_failure_cause(paramiko.AuthenticationException("Authentication failed.")) \
-        .startswith("authentication failed")
+    )
+    assert connection_failure_cause(paramiko.AuthenticationException("Authentication failed.")).startswith(
+        "authentication failed"
+    )
     assert connection_failure_cause(EOFError()) == "the connection was closed by the host"
 
 
 def test_sandbox_inventory_helper_accepts_only_loopback_for_the_implicit_drill():
-    text = ('[environments.sandbox]\n[[environments.sandbox.hosts]]\naddress = "127.0.0.2"\n'
-            '[[environments.sandbox.hosts]]\naddress = "::1"\n')
+    text = (
+        '[environments.sandbox]\n[[environments.sandbox.hosts]]\naddress = "127.0.0.2"\n'
+        '[[environments.sandbox.hosts]]\naddress = "::1"\n'
+    )
     assert parse_inventory(text).environment("sandbox").drill_refusal() is None
 
 
 def test_operations_module_entry_point_follows_the_same_conventions():
-    result = subprocess.run([sys.executable, "-m", "deploy.tasks.operations", "drill", "--timeout", "abc"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.tasks.operations", "drill", "--timeout", "abc"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert_one_line_error(result, "--timeout takes a whole number above 0")

@@ -9,8 +9,10 @@ FOREIGN = "# a line of the user's own, outside our blocks"
 
 
 def block(root: str) -> str:
-    return (f"# BEGIN clicknback {root}\n# Managed by `invoke provision`\n"
-            f"@reboot supervisord -c {root}/supervisor/supervisord.conf\n# END clicknback {root}\n")
+    return (
+        f"# BEGIN clicknback {root}\n# Managed by `invoke provision`\n"
+        f"@reboot supervisord -c {root}/supervisor/supervisord.conf\n# END clicknback {root}\n"
+    )
 
 
 def test_is_under_goes_by_path_components():
@@ -21,9 +23,17 @@ def test_is_under_goes_by_path_components():
 
 
 def test_strip_crontab_drops_only_its_own_blocks_and_the_named_lines():
-    text = ("MAILTO=ops@example.test\n" + block(f"{MINE}/127.0.0.2") + FOREIGN + "\n"
-            + block("/srv/clicknback") + block(f"{MINE}/127.0.0.3") + FOREIGN + "\n"
-            + "0 5 * * * /home/u/own-job\n")
+    text = (
+        "MAILTO=ops@example.test\n"
+        + block(f"{MINE}/127.0.0.2")
+        + FOREIGN
+        + "\n"
+        + block("/srv/clicknback")
+        + block(f"{MINE}/127.0.0.3")
+        + FOREIGN
+        + "\n"
+        + "0 5 * * * /home/u/own-job\n"
+    )
     cleaned = strip_crontab(text, lambda root: is_under(root, MINE), [FOREIGN])
     assert cleaned == "MAILTO=ops@example.test\n" + block("/srv/clicknback") + "0 5 * * * /home/u/own-job\n"
 

@@ -14,7 +14,13 @@ def test_stats_and_archive_args():
     assert ocmd.stats_args(1.5, with_database=False) == ["stats", "--window-hours", "1.5", "--no-database"]
     assert ocmd.stats_args(24, with_database=True, only_logs=True) == ["stats", "--window-hours", "24", "--only-logs"]
     assert ocmd.stats_args(2, with_database=False, end="2026-01-02T00:00:00+00:00") == [
-        "stats", "--window-hours", "2", "--end", "2026-01-02T00:00:00+00:00", "--no-database"]
+        "stats",
+        "--window-hours",
+        "2",
+        "--end",
+        "2026-01-02T00:00:00+00:00",
+        "--no-database",
+    ]
     assert ocmd.archive_logs_args(dry_run=True) == ["archive-logs", "--dry-run"]
     assert ocmd.archive_logs_args(dry_run=False) == ["archive-logs"]
 
@@ -22,7 +28,13 @@ def test_stats_and_archive_args():
 def test_maintenance_args_first_host_and_others():
     assert ocmd.maintenance_args(True, None, 20.0, []) == ["maintenance", "--budget", "20"]
     assert ocmd.maintenance_args(False, "02:55", None, ["reindex"]) == [
-        "maintenance", "--until", "02:55", "--skip", "reindex", "--no-shared-steps"]
+        "maintenance",
+        "--until",
+        "02:55",
+        "--skip",
+        "reindex",
+        "--no-shared-steps",
+    ]
 
 
 def test_read_release_json_command():
@@ -33,7 +45,8 @@ def test_read_maintenance_record_command_reads_the_file_the_maintenance_run_writ
     from deploy.ops.maintenance_model import record_path
 
     assert ocmd.read_maintenance_record_command(LAYOUT) == (
-        "cat /srv/clicknback/state/maintenance-last.json 2>/dev/null || true")
+        "cat /srv/clicknback/state/maintenance-last.json 2>/dev/null || true"
+    )
     assert str(record_path(LAYOUT.env_file)) == LAYOUT.maintenance_record
 
 
@@ -41,29 +54,44 @@ def test_crash_app_command():
     ctl = "supervisorctl -c /srv/clicknback/supervisor/supervisord.conf pid"
     assert ocmd.crash_app_command(LAYOUT, (8001, 8002)) == (
         f'victims="$(cat /srv/clicknback/supervisor/supervisord.pid 2>/dev/null) $({ctl} app-8001 2>/dev/null) '
-        f'$({ctl} app-8002 2>/dev/null)"; killed=\'\'; for pid in $victims; do case "$pid" in *[!0-9]*|\'\') '
-        'continue;; esac; if kill -9 "$pid" 2>/dev/null; then killed="$killed $pid"; fi; done; echo "killed:$killed"')
+        f"$({ctl} app-8002 2>/dev/null)\"; killed=''; for pid in $victims; do case \"$pid\" in *[!0-9]*|'') "
+        'continue;; esac; if kill -9 "$pid" 2>/dev/null; then killed="$killed $pid"; fi; done; echo "killed:$killed"'
+    )
 
 
 def test_wait_commands():
     assert ocmd.wait_until_gone_command(LAYOUT, 5) == (
-        'deadline=$(( $(date +%s) + 5 )); while supervisorctl -c /srv/clicknback/supervisor/supervisord.conf pid'
-        ' >/dev/null 2>&1; do [ "$(date +%s)" -ge "$deadline" ] && exit 1; sleep 0.2; done')
+        "deadline=$(( $(date +%s) + 5 )); while supervisorctl -c /srv/clicknback/supervisor/supervisord.conf pid"
+        ' >/dev/null 2>&1; do [ "$(date +%s)" -ge "$deadline" ] && exit 1; sleep 0.2; done'
+    )
     command = ocmd.wait_for_database_command(LAYOUT, "20261127T000000Z-v1", 60)
-    assert command.startswith("deadline=$(( $(date +%s) + 60 )); until ( cd /srv/clicknback/releases/"
-                              "20261127T000000Z-v1 && ENV_FILE=/srv/clicknback/shared/.env ./.venv/bin/python -m "
-                              "deploy.ops.cli migrate --status ) >/dev/null 2>&1; do")
+    assert command.startswith(
+        "deadline=$(( $(date +%s) + 60 )); until ( cd /srv/clicknback/releases/"
+        "20261127T000000Z-v1 && ENV_FILE=/srv/clicknback/shared/.env ./.venv/bin/python -m "
+        "deploy.ops.cli migrate --status ) >/dev/null 2>&1; do"
+    )
     assert command.endswith("sleep 0.5; done; echo database-up")
 
 
 def test_backup_summary_picks_newest_backup_and_newest_verification():
-    listing = {"complete": [
-        {"backup_id": "B3", "finished_at": "3", "size_bytes": 1, "verification": None},
-        {"backup_id": "B2", "finished_at": "2", "size_bytes": 1,
-         "verification": {"ok": False, "verified_at": "2026-11-26T00:00:00+00:00"}},
-        {"backup_id": "B1", "finished_at": "1", "size_bytes": 1,
-         "verification": {"ok": True, "verified_at": "2026-11-25T00:00:00+00:00"}},
-    ], "incomplete": []}
+    listing = {
+        "complete": [
+            {"backup_id": "B3", "finished_at": "3", "size_bytes": 1, "verification": None},
+            {
+                "backup_id": "B2",
+                "finished_at": "2",
+                "size_bytes": 1,
+                "verification": {"ok": False, "verified_at": "2026-11-26T00:00:00+00:00"},
+            },
+            {
+                "backup_id": "B1",
+                "finished_at": "1",
+                "size_bytes": 1,
+                "verification": {"ok": True, "verified_at": "2026-11-25T00:00:00+00:00"},
+            },
+        ],
+        "incomplete": [],
+    }
     summary = backup_summary(listing)
     assert summary["last_backup"]["backup_id"] == "B3"
     assert summary["last_verified"] == {"ok": False, "verified_at": "2026-11-26T00:00:00+00:00", "backup_id": "B2"}

@@ -29,8 +29,10 @@ def _raise(error: Exception) -> Exception:
 def test_an_operational_error_is_one_line_naming_the_command(deploy_root, capsys):
     status = cli.report_failure("migrate", _raise(ConnectionRefusedError(111, "Connect call failed")))
     assert status == 1
-    assert capsys.readouterr().err == "clicknback-ops migrate: connection failed: ConnectionRefusedError: " \
-                                      "[Errno 111] Connect call failed\n"
+    assert (
+        capsys.readouterr().err == "clicknback-ops migrate: connection failed: ConnectionRefusedError: "
+        "[Errno 111] Connect call failed\n"
+    )
 
 
 def test_a_bug_is_one_line_and_its_traceback_goes_to_the_log_without_the_password(deploy_root, capsys):
@@ -71,7 +73,8 @@ def test_runnable_names_the_form_that_works_on_a_host():
 
     assert runnable("rebuild-cap-totals --dry-run", "/srv/clicknback/shared/.env") == (
         "cd /srv/clicknback/current && ENV_FILE=/srv/clicknback/shared/.env "
-        "./.venv/bin/python -m deploy.ops.cli rebuild-cap-totals --dry-run")
+        "./.venv/bin/python -m deploy.ops.cli rebuild-cap-totals --dry-run"
+    )
     # No deploy-root layout to go by: the module form, said to run from the release directory.
     assert runnable("check-wallets", "") == "python -m deploy.ops.cli check-wallets (from the release directory)"
     assert runnable("check-wallets", "/etc/odd.env").startswith("python -m deploy.ops.cli check-wallets")
@@ -103,7 +106,8 @@ def test_a_backup_command_failure_is_one_redacted_line(tmp_path, monkeypatch, ca
 
     (tmp_path / ".env").write_text(
         "DATABASE_URL=postgres://clicknback:p%40ss-93ac@127.0.0.1:5432/clicknback\n"
-        "S3_BUCKET=backups\nS3_ACCESS_KEY_ID=key-id-5f2a\nS3_SECRET_ACCESS_KEY=secret-key-93ac\n")
+        "S3_BUCKET=backups\nS3_ACCESS_KEY_ID=key-id-5f2a\nS3_SECRET_ACCESS_KEY=secret-key-93ac\n"
+    )
     monkeypatch.setenv("ENV_FILE", str(tmp_path / ".env"))
     for name in ("DATABASE_URL", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)

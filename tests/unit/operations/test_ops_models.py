@@ -5,13 +5,14 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deploy.ops import logs, logs_model, maintenance_model as mm
+from deploy.ops import logs, logs_model
+from deploy.ops import maintenance_model as mm
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 
 
@@ -20,16 +21,28 @@ def test_rotated_names_and_times():
     assert logs_model.rotated_time("/x/app-8001.2026-11-20_00-00-00_123456.log.gz").microsecond == 123456
     for name in ("app-8001.log", "cron.log", "app-8001.2026-11-20.log", "nginx-error.log", "app-8001.log.gz"):
         assert logs_model.rotated_time(name) is None
-    names = ["app-8001.log", "app-8001.2026-11-20_00-00-00_000000.log", "cron.log",
-             "app-8002.2026-11-19_00-00-00_000000.log.gz"]
+    names = [
+        "app-8001.log",
+        "app-8001.2026-11-20_00-00-00_000000.log",
+        "cron.log",
+        "app-8002.2026-11-19_00-00-00_000000.log.gz",
+    ]
     assert logs_model.rotated_files(names) == [names[1], names[3]]
     assert logs_model.rotated_time("cron.2026-11-20_00-00-00_000000.log.gz") == datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def test_the_plain_logs_rotate_into_the_archived_form_when_not_empty():
     rotations = logs_model.plain_log_rotations(
-        {"nginx-access.log": 120, "nginx-error.log": 0, "cron.log": 7, "switch.log": 3, "app-8001.log": 9,
-         "ops-errors.log": 1}, NOW)
+        {
+            "nginx-access.log": 120,
+            "nginx-error.log": 0,
+            "cron.log": 7,
+            "switch.log": 3,
+            "app-8001.log": 9,
+            "ops-errors.log": 1,
+        },
+        NOW,
+    )
     stamp = "2026-11-27_01-00-00_000000"
     assert [(r.live, r.rotated, r.method) for r in rotations] == [
         ("nginx-access.log", f"nginx-access.{stamp}.log", "reopen"),  # nginx reopens: nothing is lost
@@ -42,8 +55,9 @@ def test_the_plain_logs_rotate_into_the_archived_form_when_not_empty():
     assert logs_model.rotated_files(names) == sorted(r.rotated for r in rotations)
     assert logs_model.archive_key("logs/", "app1", f"cron.{stamp}.log") == f"logs/app1/cron.{stamp}.log.gz"
     assert logs_model.keep_locally(f"nginx-access.{stamp}.log.gz", NOW + timedelta(days=8), 7) is False
-    assert logs_model.expired_keys([logs_model.BucketObject(f"logs/a/switch.{stamp}.log.gz", 1, NOW)],
-                                   NOW + timedelta(days=31), 30) == [f"logs/a/switch.{stamp}.log.gz"]
+    assert logs_model.expired_keys(
+        [logs_model.BucketObject(f"logs/a/switch.{stamp}.log.gz", 1, NOW)], NOW + timedelta(days=31), 30
+    ) == [f"logs/a/switch.{stamp}.log.gz"]
     assert logs_model.rotated_time(f"evil.{stamp}.log") is None
 
 
@@ -64,8 +78,10 @@ def test_bucket_retention_by_name_time_then_last_modified():
         logs_model.BucketObject("logs/a/other.gz", 1, NOW - timedelta(days=31)),
         logs_model.BucketObject("logs/a/recent.gz", 1, NOW - timedelta(days=1)),
     ]
-    assert logs_model.expired_keys(objects, NOW, 30) == ["logs/a/app-8001.2026-10-28_00-59-59_000000.log.gz",
-                                                         "logs/a/other.gz"]
+    assert logs_model.expired_keys(objects, NOW, 30) == [
+        "logs/a/app-8001.2026-10-28_00-59-59_000000.log.gz",
+        "logs/a/other.gz",
+    ]
 
 
 def test_compress_is_deterministic_and_removes_the_raw_file(tmp_path):
@@ -80,12 +96,15 @@ def test_compress_is_deterministic_and_removes_the_raw_file(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.parametrize("until, budget, expected", [
-    (None, None, datetime(2026, 11, 27, 3, 0, tzinfo=UTC)),
-    ("02:30", None, datetime(2026, 11, 27, 2, 30, tzinfo=UTC)),
-    ("00:30", None, datetime(2026, 11, 28, 0, 30, tzinfo=UTC)),  # already past today: tomorrow's
-    (None, 15, NOW + timedelta(minutes=15)),
-])
+@pytest.mark.parametrize(
+    "until, budget, expected",
+    [
+        (None, None, datetime(2026, 11, 27, 3, 0, tzinfo=UTC)),
+        ("02:30", None, datetime(2026, 11, 27, 2, 30, tzinfo=UTC)),
+        ("00:30", None, datetime(2026, 11, 28, 0, 30, tzinfo=UTC)),  # already past today: tomorrow's
+        (None, 15, NOW + timedelta(minutes=15)),
+    ],
+)
 def test_window_end(until, budget, expected):
     assert mm.window_end(NOW, until, budget) == expected
 
@@ -120,12 +139,16 @@ def test_an_audit_that_did_not_run_is_skipped_never_ok():
 
 
 def test_summary_line_names_failed_partial_and_skipped_steps_apart():
-    results = [mm.StepResult("vacuum-analyze", "ok", 1.0, ""), mm.StepResult("reindex", "partial", 2.0, ""),
-               mm.StepResult("verify-backup", "skipped", 0.0, ""),
-               mm.StepResult("dependency-audit", "skipped", 0.0, "")]
+    results = [
+        mm.StepResult("vacuum-analyze", "ok", 1.0, ""),
+        mm.StepResult("reindex", "partial", 2.0, ""),
+        mm.StepResult("verify-backup", "skipped", 0.0, ""),
+        mm.StepResult("dependency-audit", "skipped", 0.0, ""),
+    ]
     assert mm.summary_line(results, 3.04) == (
         "maintenance: done in 3.0s; 1 of 4 steps ok; failed: none; partial: reindex; "
-        "skipped: verify-backup, dependency-audit")
+        "skipped: verify-backup, dependency-audit"
+    )
     failed = mm.summary_line([mm.StepResult("check-wallets", "failed", 1.0, "")], 1.0)
     assert "0 of 1 steps ok; failed: check-wallets; partial: none; skipped: none" in failed
 
@@ -157,8 +180,10 @@ def test_a_run_record_says_when_how_it_ended_and_each_step(tmp_path):
 
 
 def test_parse_lock_and_versions():
-    pins = mm.parse_lock("# comment\nSanic==25.12.1\npython_dateutil==2.9.0.post0 \\\n  --hash=sha256:x\n"
-                         "uvicorn[standard]==0.30.0\n-e .\nnot-pinned>=1\n")
+    pins = mm.parse_lock(
+        "# comment\nSanic==25.12.1\npython_dateutil==2.9.0.post0 \\\n  --hash=sha256:x\n"
+        "uvicorn[standard]==0.30.0\n-e .\nnot-pinned>=1\n"
+    )
     assert pins == {"sanic": "25.12.1", "python-dateutil": "2.9.0.post0", "uvicorn": "0.30.0"}
     assert mm.version_key("1.0") == mm.version_key("1.0.0")
     assert mm.version_key("1.0rc1") < mm.version_key("1.0") < mm.version_key("1.0.post1") < mm.version_key("1.0.1")
@@ -171,8 +196,14 @@ def test_parse_lock_and_versions():
 def test_check_advisories_matches_affected_pins_only():
     advisories = [
         {"id": "TEST-1", "package": "Sanic", "affected": ["<25.12.1"], "fixed_in": "25.12.1", "severity": "high"},
-        {"id": "TEST-2", "package": "py_jwt", "affected": [">=2.0,<2.16"], "fixed_in": "2.16.0",
-         "severity": "critical", "summary": "bad"},
+        {
+            "id": "TEST-2",
+            "package": "py_jwt",
+            "affected": [">=2.0,<2.16"],
+            "fixed_in": "2.16.0",
+            "severity": "critical",
+            "summary": "bad",
+        },
         {"id": "TEST-3", "package": "absent", "affected": ["<99"]},
     ]
     findings = mm.check_advisories({"sanic": "25.12.1", "py-jwt": "2.15.1"}, advisories)
@@ -189,11 +220,24 @@ def test_shipped_advisory_file_is_valid():
 
 def test_pip_audit_command_and_summary():
     assert mm.pip_audit_command(["pip-audit"], "requirements.lock") == [
-        "pip-audit", "-r", "requirements.lock", "--no-deps", "--disable-pip", "--progress-spinner", "off",
-        "--format", "json"]
-    output = json.dumps({"dependencies": [
-        {"name": "a", "version": "1", "vulns": [{"id": "PYSEC-X", "fix_versions": ["2"]}]},
-        {"name": "b", "version": "1", "vulns": []}]})
+        "pip-audit",
+        "-r",
+        "requirements.lock",
+        "--no-deps",
+        "--disable-pip",
+        "--progress-spinner",
+        "off",
+        "--format",
+        "json",
+    ]
+    output = json.dumps(
+        {
+            "dependencies": [
+                {"name": "a", "version": "1", "vulns": [{"id": "PYSEC-X", "fix_versions": ["2"]}]},
+                {"name": "b", "version": "1", "vulns": []},
+            ]
+        }
+    )
     assert mm.summarise_pip_audit(output) == (1, ["a==1: PYSEC-X (fixed in 2)"])
 
 
@@ -230,7 +274,9 @@ def test_archive_dry_run_counts_what_it_would_do_and_changes_nothing(tmp_path):
     summary = logs.archive(settings, NOW, dry_run=True, out=out)
     lines = out.getvalue().splitlines()
     assert sum(line.startswith("archive-logs: would rotate ") for line in lines[:-1]) == 3
-    assert lines[-1] == ("archive-logs: would rotate 3, would compress 1, would upload 1 (or find them already "
-                         "archived), would delete locally 1, would expire 0 in the bucket, 0 failed "
-                         "(dry run: nothing changed)")
+    assert lines[-1] == (
+        "archive-logs: would rotate 3, would compress 1, would upload 1 (or find them already "
+        "archived), would delete locally 1, would expire 0 in the bucket, 0 failed "
+        "(dry run: nothing changed)"
+    )
     assert summary.rotated == [] and sorted(p.name for p in logs_dir.iterdir()) == before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -12,17 +12,20 @@ from deploy import reports
 from deploy import stats_model as model
 from deploy.ledger import LedgerEntry
 
-UTC = timezone.utc
+UTC = UTC
 
 
-@pytest.mark.parametrize("now, start", [
-    (datetime(2026, 11, 27, 1, 0, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),
-    (datetime(2026, 12, 6, 1, 59, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),
-    (datetime(2026, 12, 6, 2, 30, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),  # in progress
-    (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), datetime(2027, 1, 3, 2, 0, tzinfo=UTC)),  # over: next month, new year
-    (datetime(2026, 11, 1, 0, 0, tzinfo=UTC), datetime(2026, 11, 1, 2, 0, tzinfo=UTC)),  # the 1st is a Sunday
-    (datetime(2027, 2, 10, tzinfo=UTC), datetime(2027, 3, 7, 2, 0, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "now, start",
+    [
+        (datetime(2026, 11, 27, 1, 0, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),
+        (datetime(2026, 12, 6, 1, 59, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),
+        (datetime(2026, 12, 6, 2, 30, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),  # in progress
+        (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), datetime(2027, 1, 3, 2, 0, tzinfo=UTC)),  # over: next month, new year
+        (datetime(2026, 11, 1, 0, 0, tzinfo=UTC), datetime(2026, 11, 1, 2, 0, tzinfo=UTC)),  # the 1st is a Sunday
+        (datetime(2027, 2, 10, tzinfo=UTC), datetime(2027, 3, 7, 2, 0, tzinfo=UTC)),
+    ],
+)
 def test_next_maintenance_window(now, start):
     assert reports.next_maintenance_window(now) == (start, start + timedelta(hours=1))
     assert start.weekday() == 6 and start.day <= 7
@@ -50,15 +53,34 @@ def merged_example() -> dict:
     for duration in (10.0, 20.0, 250.0):
         window.routes.setdefault("/api/v1/x", model.RouteCounts()).requests += 1
         model.add_to_histogram(window.routes["/api/v1/x"].latency, duration)
-    report = {"logs": window.to_json(), "system": {"cpu_percent": 5.0, "load": [0.1, 0.2, 0.3],
-              "memory": {"used_bytes": 1024, "total_bytes": 4096, "used_percent": 25.0},
-              "disk": {"used_bytes": 10, "total_bytes": 100, "used_percent": 10.0}},
-              "instances": [{"port": 8001, "pid": 42, "cpu_percent": 1.0, "rss_bytes": 2048, "uptime_s": 60}],
-              "release": {"version": "v1.0.0"},
-              "database": {"name": "clicknback", "size_bytes": 8 * 1024 * 1024, "connections": {"idle": 3},
-                           "cache_hit_ratio": 0.995, "tables": [{"table": "users", "total_bytes": 8192,
-                           "live_tuples": 5, "dead_tuples": 1, "last_vacuum": None, "last_autovacuum": None}],
-                           "slowest_statements": None}}
+    report = {
+        "logs": window.to_json(),
+        "system": {
+            "cpu_percent": 5.0,
+            "load": [0.1, 0.2, 0.3],
+            "memory": {"used_bytes": 1024, "total_bytes": 4096, "used_percent": 25.0},
+            "disk": {"used_bytes": 10, "total_bytes": 100, "used_percent": 10.0},
+        },
+        "instances": [{"port": 8001, "pid": 42, "cpu_percent": 1.0, "rss_bytes": 2048, "uptime_s": 60}],
+        "release": {"version": "v1.0.0"},
+        "database": {
+            "name": "clicknback",
+            "size_bytes": 8 * 1024 * 1024,
+            "connections": {"idle": 3},
+            "cache_hit_ratio": 0.995,
+            "tables": [
+                {
+                    "table": "users",
+                    "total_bytes": 8192,
+                    "live_tuples": 5,
+                    "dead_tuples": 1,
+                    "last_vacuum": None,
+                    "last_autovacuum": None,
+                }
+            ],
+            "slowest_statements": None,
+        },
+    }
     return model.merge_reports({"app1": report})
 
 
@@ -76,12 +98,15 @@ def test_stats_text_counts_the_plans_log_events():
     """Operation-plan §4.1's events: auth failures (counted, never described) and business warnings
     (expired offers attempted, balance mismatches) are counted in the report, not only logged."""
     window = model.LogWindow(datetime(2026, 11, 26, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))
-    window.add_lines(f'{{"time": "2026-11-26T12:00:00+00:00", "level": "WARNING", "event": "{event}"}}'
-                     for event in ("auth.failure", "auth.failure", "business.warning", "db.slow_query"))
+    window.add_lines(
+        f'{{"time": "2026-11-26T12:00:00+00:00", "level": "WARNING", "event": "{event}"}}'
+        for event in ("auth.failure", "auth.failure", "business.warning", "db.slow_query")
+    )
     merged = model.merge_reports({"app1": {"logs": window.to_json()}})
     text = reports.stats_text(merged, "production")
-    assert ("Slow queries (> SLOW_QUERY_MS, default 1000 ms): 1; app errors: 0; auth failures: 2; "
-            "business warnings: 1;") in text
+    assert (
+        "Slow queries (> SLOW_QUERY_MS, default 1000 ms): 1; app errors: 0; auth failures: 2; business warnings: 1;"
+    ) in text
 
 
 def history_example() -> list[dict]:
@@ -92,8 +117,9 @@ def history_example() -> list[dict]:
 
 def test_svg_chart_draws_one_path_per_series_and_a_reference_line():
     t = datetime(2026, 11, 27, tzinfo=UTC)
-    svg = reports.svg_line_chart("Latency", {"p50": [(t, 1.0), (t + timedelta(hours=1), 2.0)],
-                                             "p99": [(t, 5.0)]}, "ms", ("target", 200.0))
+    svg = reports.svg_line_chart(
+        "Latency", {"p50": [(t, 1.0), (t + timedelta(hours=1), 2.0)], "p99": [(t, 5.0)]}, "ms", ("target", 200.0)
+    )
     assert svg.count('<path class="series"') == 2
     assert 'class="reference"' in svg and "M64.0," in svg
     empty = reports.svg_line_chart("Nothing", {"p50": []}, "ms")
@@ -112,57 +138,102 @@ def test_markdown_section_and_known_issues():
     text = "# On call\n\nintro\n\n## Escalation path\n\n1. first\n2. second\n\n## Other\n\nmore\n"
     assert reports.markdown_section(text, "Escalation path") == "1. first\n2. second"
     assert reports.markdown_section(text, "Missing") == ""
-    assert reports.known_issues_list("# Known issues\n\npreamble\n\n## A\n\nsee [x](logs.md#y)\n\n## B\n") == \
-        "### A\n\nsee [x](docs/logs.md#y)\n\n### B"
+    assert (
+        reports.known_issues_list("# Known issues\n\npreamble\n\n## A\n\nsee [x](logs.md#y)\n\n## B\n")
+        == "### A\n\nsee [x](docs/logs.md#y)\n\n### B"
+    )
     assert reports.known_issues_list("# Nothing yet\n") == ""
 
 
 def test_handoff_markdown_has_every_section():
-    entry = LedgerEntry(who="me@laptop", when="2026-11-27T01:00:00+00:00", kind="rollback", tag="v1",
-                        commit="a" * 40, release="20261127T010000Z-v1", hosts=["app1"], duration_s=12.5,
-                        outcome="ok", from_release="20261127T000000Z-v2", marked_bad=["20261127T000000Z-v2"])
+    entry = LedgerEntry(
+        who="me@laptop",
+        when="2026-11-27T01:00:00+00:00",
+        kind="rollback",
+        tag="v1",
+        commit="a" * 40,
+        release="20261127T010000Z-v1",
+        hosts=["app1"],
+        duration_s=12.5,
+        outcome="ok",
+        from_release="20261127T000000Z-v2",
+        marked_bad=["20261127T000000Z-v2"],
+    )
     data = {
-        "environment": "production", "generated_at": datetime(2026, 11, 27, 1, 30, tzinfo=UTC), "operator": "me",
-        "hosts": [{"name": "app1", "release": "20261127T010000Z-v1", "version": "v1", "commit": "a" * 40,
-                   "deployed_at": "2026-11-27T01:00:00+00:00",
-                   "health": [{"name": "app-8001 ready", "ok": True, "answer": "200 {}"}]}],
+        "environment": "production",
+        "generated_at": datetime(2026, 11, 27, 1, 30, tzinfo=UTC),
+        "operator": "me",
+        "hosts": [
+            {
+                "name": "app1",
+                "release": "20261127T010000Z-v1",
+                "version": "v1",
+                "commit": "a" * 40,
+                "deployed_at": "2026-11-27T01:00:00+00:00",
+                "health": [{"name": "app-8001 ready", "ok": True, "answer": "200 {}"}],
+            }
+        ],
         "ledger": [entry],
-        "backups": {"last_backup": {"backup_id": "B1", "finished_at": "2026-11-22T01:00:00+00:00", "size_bytes": 2048},
-                    "last_verified": {"backup_id": "B1", "ok": True, "verified_at": "2026-11-23T02:10:00+00:00"}},
+        "backups": {
+            "last_backup": {"backup_id": "B1", "finished_at": "2026-11-22T01:00:00+00:00", "size_bytes": 2048},
+            "last_verified": {"backup_id": "B1", "ok": True, "verified_at": "2026-11-23T02:10:00+00:00"},
+        },
         "requests": merged_example()["requests"],
         "known_issues": "## Slow login\n\nArgon2 is slow on purpose.",
         "next_window": reports.next_maintenance_window(datetime(2026, 11, 27, tzinfo=UTC)),
         "escalation": "1. Developer",
     }
     text = reports.handoff_markdown(data)
-    for expected in ("## Current release", "| app1 | 20261127T010000Z-v1 | v1 | aaaaaaaaaaaa | 2026-11-27T01:00:00+00:00 |",
-                     "OK app1 app-8001 ready", "| rollback | v1 | ok | 12.5s |", "marked bad: 20261127T000000Z-v2",
-                     "## Incidents and resolutions\n\n- 2026-11-27T01:00:00+00:00: rollback of v1 ok",
-                     "Last backup: B1 at 2026-11-22T01:00:00+00:00 (2.0 KiB)", "Last verified restore: B1 passed",
-                     "3 requests, error rate 0.00%", "p99 250.0 ms (OVER the 200 ms target)", "## Slow login",
-                     "Sunday 2026-12-06 02:00–03:00 UTC", "## Escalation path\n\n1. Developer"):
+    for expected in (
+        "## Current release",
+        "| app1 | 20261127T010000Z-v1 | v1 | aaaaaaaaaaaa | 2026-11-27T01:00:00+00:00 |",
+        "OK app1 app-8001 ready",
+        "| rollback | v1 | ok | 12.5s |",
+        "marked bad: 20261127T000000Z-v2",
+        "## Incidents and resolutions\n\n- 2026-11-27T01:00:00+00:00: rollback of v1 ok",
+        "Last backup: B1 at 2026-11-22T01:00:00+00:00 (2.0 KiB)",
+        "Last verified restore: B1 passed",
+        "3 requests, error rate 0.00%",
+        "p99 250.0 ms (OVER the 200 ms target)",
+        "## Slow login",
+        "Sunday 2026-12-06 02:00–03:00 UTC",
+        "## Escalation path\n\n1. Developer",
+    ):
         assert expected in text, expected
 
 
 def test_handoff_without_backups_or_requests_says_so():
-    data = {"environment": "staging", "generated_at": datetime(2026, 11, 27, tzinfo=UTC), "operator": "me",
-            "hosts": [{"name": "s1", "health": []}], "ledger": [], "backups": {"error": "S3 unreachable"},
-            "requests": None, "known_issues": "", "next_window": reports.maintenance_window(2026, 12), "escalation": ""}
+    data = {
+        "environment": "staging",
+        "generated_at": datetime(2026, 11, 27, tzinfo=UTC),
+        "operator": "me",
+        "hosts": [{"name": "s1", "health": []}],
+        "ledger": [],
+        "backups": {"error": "S3 unreachable"},
+        "requests": None,
+        "known_issues": "",
+        "next_window": reports.maintenance_window(2026, 12),
+        "escalation": "",
+    }
     text = reports.handoff_markdown(data)
     assert "(nothing deployed)" in text and "No deploys, rollbacks or restores" in text
     assert "Could not list backups: S3 unreachable" in text and "Request logs unavailable" in text
 
 
 def test_steps_table_totals_against_the_rto():
-    text = reports.steps_table([{"step": "a", "status": "ok", "seconds": 30.0, "detail": "x"},
-                                {"step": "b", "status": "ok", "seconds": 40.0}], rto_s=3600)
+    text = reports.steps_table(
+        [{"step": "a", "status": "ok", "seconds": 30.0, "detail": "x"}, {"step": "b", "status": "ok", "seconds": 40.0}],
+        rto_s=3600,
+    )
     assert "total 70.0s against an RTO of 60 min (3600s): within" in text
     assert "OVER" in reports.steps_table([{"step": "a", "status": "ok", "seconds": 4000.0}], rto_s=3600)
 
 
 def test_a_failed_drill_never_reads_within_the_rto():
-    steps = [{"step": "baseline", "status": "ok", "seconds": 2.0, "detail": "healthy"},
-             {"step": "database back", "status": "failed", "seconds": 0.5, "detail": "pg_ctl failed"}]
+    steps = [
+        {"step": "baseline", "status": "ok", "seconds": 2.0, "detail": "healthy"},
+        {"step": "database back", "status": "failed", "seconds": 0.5, "detail": "pg_ctl failed"},
+    ]
     text = reports.steps_table(iter(steps), rto_s=3600)  # any iterable, read twice inside
     last = text.splitlines()[-1]
     assert "within" not in last and "FAILED at step 'database back'" in last
@@ -170,13 +241,27 @@ def test_a_failed_drill_never_reads_within_the_rto():
 
 
 def test_handoff_marks_an_unreachable_host_and_keeps_the_others():
-    data = {"environment": "prod", "generated_at": datetime(2026, 11, 27, tzinfo=UTC), "operator": "me",
-            "hosts": [{"name": "app1", "release": "r1", "health": [{"name": "nginx ready", "ok": True,
-                                                                     "answer": "200 ok"}]},
-                      {"name": "app2", "release": None, "unreachable": "UNREACHABLE: connection refused",
-                       "health": [{"name": "ssh", "ok": False, "answer": "UNREACHABLE: connection refused"}]}],
-            "ledger": [], "backups": {}, "requests": None, "known_issues": "", "escalation": "",
-            "next_window": reports.maintenance_window(2026, 12), "unreachable": ["app2"]}
+    data = {
+        "environment": "prod",
+        "generated_at": datetime(2026, 11, 27, tzinfo=UTC),
+        "operator": "me",
+        "hosts": [
+            {"name": "app1", "release": "r1", "health": [{"name": "nginx ready", "ok": True, "answer": "200 ok"}]},
+            {
+                "name": "app2",
+                "release": None,
+                "unreachable": "UNREACHABLE: connection refused",
+                "health": [{"name": "ssh", "ok": False, "answer": "UNREACHABLE: connection refused"}],
+            },
+        ],
+        "ledger": [],
+        "backups": {},
+        "requests": None,
+        "known_issues": "",
+        "escalation": "",
+        "next_window": reports.maintenance_window(2026, 12),
+        "unreachable": ["app2"],
+    }
     text = reports.handoff_markdown(data)
     assert "**Could not read app2**" in text
     assert "| app1 | r1 |" in text and "| app2 | UNREACHABLE: connection refused |" in text
@@ -187,14 +272,25 @@ def test_row_count_changes_separates_lost_rows_from_new_activity():
     before = {"users": 5, "audit_logs": 0, "payouts": 2}
     assert reports.row_count_changes(before, dict(before)) == ({}, {})
     assert reports.row_count_changes(before, {"users": 5, "audit_logs": 9, "payouts": 1}) == (
-        {"payouts": -1}, {"audit_logs": 9})
+        {"payouts": -1},
+        {"audit_logs": 9},
+    )
     assert reports.row_count_changes(before, {"users": 5, "audit_logs": 0}) == ({"payouts": -2}, {})
 
 
 def handoff_data(**changes) -> dict:
-    data = {"environment": "prod", "generated_at": datetime(2026, 11, 27, tzinfo=UTC), "operator": "me",
-            "hosts": [], "ledger": [], "backups": {}, "requests": None, "known_issues": "", "escalation": "",
-            "next_window": reports.maintenance_window(2026, 12)}
+    data = {
+        "environment": "prod",
+        "generated_at": datetime(2026, 11, 27, tzinfo=UTC),
+        "operator": "me",
+        "hosts": [],
+        "ledger": [],
+        "backups": {},
+        "requests": None,
+        "known_issues": "",
+        "escalation": "",
+        "next_window": reports.maintenance_window(2026, 12),
+    }
     data.update(changes)
     return data
 
@@ -224,21 +320,42 @@ def assert_valid_markdown(text: str) -> None:
 
 
 def test_handoff_with_a_host_down_keeps_the_table_whole_and_text_uncut():
-    problem = ("UNREACHABLE: SSH to 127.0.0.3 port 2222 as clicknback failed: connection refused "
-               "(is sshd running on that port? is the `port` in the inventory right? try "
-               "`ssh -p 2222 clicknback@127.0.0.3`)")
-    cause = ("host-3: app-8101 FATAL (Exited too quickly (process log may have details)), last log: "
-             "SyntaxError: invalid syntax (server.py, line 3); gate: HTTP 000 after 8s")
-    failed = LedgerEntry(who="me@laptop", when="2026-11-27T02:00:00+00:00", kind="deploy", tag="v2-broken",
-                         commit="b" * 40, release="20261127T020000Z-v2-broken", hosts=["host-2", "host-3"],
-                         duration_s=14.0, outcome="rolled_back", from_release="20261127T010000Z-v1",
-                         marked_bad=["20261127T020000Z-v2-broken"],
-                         detail=cause + "\nhttp+unix://%2Fsrv%2Fapp.sock/health/ready answered HTTP 000 | x\n\n" + "y" * 900)
+    problem = (
+        "UNREACHABLE: SSH to 127.0.0.3 port 2222 as clicknback failed: connection refused "
+        "(is sshd running on that port? is the `port` in the inventory right? try "
+        "`ssh -p 2222 clicknback@127.0.0.3`)"
+    )
+    cause = (
+        "host-3: app-8101 FATAL (Exited too quickly (process log may have details)), last log: "
+        "SyntaxError: invalid syntax (server.py, line 3); gate: HTTP 000 after 8s"
+    )
+    failed = LedgerEntry(
+        who="me@laptop",
+        when="2026-11-27T02:00:00+00:00",
+        kind="deploy",
+        tag="v2-broken",
+        commit="b" * 40,
+        release="20261127T020000Z-v2-broken",
+        hosts=["host-2", "host-3"],
+        duration_s=14.0,
+        outcome="rolled_back",
+        from_release="20261127T010000Z-v1",
+        marked_bad=["20261127T020000Z-v2-broken"],
+        detail=cause + "\nhttp+unix://%2Fsrv%2Fapp.sock/health/ready answered HTTP 000 | x\n\n" + "y" * 900,
+    )
     data = handoff_data(
-        hosts=[{"name": "host-2", "release": "r1", "health": [{"name": "nginx ready", "ok": True, "answer": "200 ok"}]},
-               {"name": "host-3", "release": None, "unreachable": problem,
-                "health": [{"name": "ssh", "ok": False, "answer": problem}]}],
-        ledger=[failed], unreachable=["host-3"])
+        hosts=[
+            {"name": "host-2", "release": "r1", "health": [{"name": "nginx ready", "ok": True, "answer": "200 ok"}]},
+            {
+                "name": "host-3",
+                "release": None,
+                "unreachable": problem,
+                "health": [{"name": "ssh", "ok": False, "answer": problem}],
+            },
+        ],
+        ledger=[failed],
+        unreachable=["host-3"],
+    )
     text = reports.handoff_markdown(data)
     assert_valid_markdown(text)
     section = reports.markdown_section(text, "Current release")
@@ -262,12 +379,32 @@ def test_shorten_cuts_at_a_word_and_closes_a_backtick():
 
 
 def test_a_live_restore_shows_in_the_handoff_with_its_backups():
-    restore = LedgerEntry(who="me@laptop", when="2026-11-27T03:00:00+00:00", kind="restore", tag="v1",
-                          commit="a" * 40, release="20261127T010000Z-v1", hosts=["host-2", "host-3"], duration_s=42.0,
-                          outcome="ok", backup="20261126T010000Z-abc123", safety_backup="20261127T025900Z-def456")
-    sev1 = LedgerEntry(who="me@laptop", when="2026-11-27T04:00:00+00:00", kind="restore", tag="v1", commit="a" * 40,
-                       release="20261127T010000Z-v1", hosts=["host-2"], duration_s=30.0, outcome="ok",
-                       backup="20261126T010000Z-abc123", safety_backup=None)
+    restore = LedgerEntry(
+        who="me@laptop",
+        when="2026-11-27T03:00:00+00:00",
+        kind="restore",
+        tag="v1",
+        commit="a" * 40,
+        release="20261127T010000Z-v1",
+        hosts=["host-2", "host-3"],
+        duration_s=42.0,
+        outcome="ok",
+        backup="20261126T010000Z-abc123",
+        safety_backup="20261127T025900Z-def456",
+    )
+    sev1 = LedgerEntry(
+        who="me@laptop",
+        when="2026-11-27T04:00:00+00:00",
+        kind="restore",
+        tag="v1",
+        commit="a" * 40,
+        release="20261127T010000Z-v1",
+        hosts=["host-2"],
+        duration_s=30.0,
+        outcome="ok",
+        backup="20261126T010000Z-abc123",
+        safety_backup=None,
+    )
     text = reports.handoff_markdown(handoff_data(ledger=[restore, sev1], hosts=[{"name": "host-2", "health": []}]))
     assert_valid_markdown(text)
     recent = reports.markdown_section(text, "Recent deploys, rollbacks and restores")
@@ -279,21 +416,29 @@ def test_a_live_restore_shows_in_the_handoff_with_its_backups():
 
 
 def test_the_maintenance_line_names_a_command_the_operator_can_run_on_the_host():
-    text = reports.handoff_markdown(handoff_data(
-        maintenance_host="host-2",
-        maintenance_command="cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli maintenance"))
+    text = reports.handoff_markdown(
+        handoff_data(
+            maintenance_host="host-2",
+            maintenance_command="cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli maintenance",
+        )
+    )
     window = reports.markdown_section(text, "Next maintenance window")
     assert "clicknback-ops" not in text
-    assert "on that host it is `cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m " \
-           "deploy.ops.cli maintenance`" in window
+    assert (
+        "on that host it is `cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m "
+        "deploy.ops.cli maintenance`" in window
+    )
 
 
-@pytest.mark.parametrize("now, due", [
-    (datetime(2026, 11, 27, tzinfo=UTC), False),   # next window 2026-12-06
-    (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), True),  # next window 2027-01-03: a quarter's first
-    (datetime(2027, 4, 4, 2, 30, tzinfo=UTC), True),  # in progress, April
-    (datetime(2027, 5, 1, tzinfo=UTC), False),
-])
+@pytest.mark.parametrize(
+    "now, due",
+    [
+        (datetime(2026, 11, 27, tzinfo=UTC), False),  # next window 2026-12-06
+        (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), True),  # next window 2027-01-03: a quarter's first
+        (datetime(2027, 4, 4, 2, 30, tzinfo=UTC), True),  # in progress, April
+        (datetime(2027, 5, 1, tzinfo=UTC), False),
+    ],
+)
 def test_the_handoff_says_when_the_quarterly_drill_is_due(now, due):
     text = reports.handoff_markdown(handoff_data(next_window=reports.next_maintenance_window(now)))
     window = reports.markdown_section(text, "Next maintenance window")
@@ -303,21 +448,34 @@ def test_the_handoff_says_when_the_quarterly_drill_is_due(now, due):
 
 
 def backups_of(backup_at: str, verified_at: str) -> dict:
-    return {"last_backup": {"backup_id": "B2", "finished_at": backup_at, "size_bytes": 2048},
-            "last_verified": {"backup_id": "B1", "ok": True, "verified_at": verified_at}}
+    return {
+        "last_backup": {"backup_id": "B2", "finished_at": backup_at, "size_bytes": 2048},
+        "last_verified": {"backup_id": "B1", "ok": True, "verified_at": verified_at},
+    }
 
 
 def test_the_handoff_flags_a_weekly_backup_or_a_monthly_restore_test_that_did_not_happen():
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    on_time = reports.handoff_markdown(handoff_data(generated_at=now, backups=backups_of(
-        "2026-11-22T01:00:20+00:00", "2026-11-01T02:05:00+00:00")))
+    on_time = reports.handoff_markdown(
+        handoff_data(generated_at=now, backups=backups_of("2026-11-22T01:00:20+00:00", "2026-11-01T02:05:00+00:00"))
+    )
     assert "OVERDUE" not in reports.markdown_section(on_time, "Backups")
     # Sunday 01:00, the minute before the next weekly backup: still on time.
     sunday = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
-    assert "OVERDUE" not in reports.markdown_section(reports.handoff_markdown(handoff_data(
-        generated_at=sunday, backups=backups_of("2026-11-22T01:00:20+00:00", "2026-11-01T02:05:00+00:00"))), "Backups")
-    late = reports.markdown_section(reports.handoff_markdown(handoff_data(generated_at=now, backups=backups_of(
-        "2026-11-15T01:00:20+00:00", "2026-10-04T02:05:00+00:00"))), "Backups")
+    assert "OVERDUE" not in reports.markdown_section(
+        reports.handoff_markdown(
+            handoff_data(
+                generated_at=sunday, backups=backups_of("2026-11-22T01:00:20+00:00", "2026-11-01T02:05:00+00:00")
+            )
+        ),
+        "Backups",
+    )
+    late = reports.markdown_section(
+        reports.handoff_markdown(
+            handoff_data(generated_at=now, backups=backups_of("2026-11-15T01:00:20+00:00", "2026-10-04T02:05:00+00:00"))
+        ),
+        "Backups",
+    )
     backup_line, verified_line = late.splitlines()
     assert backup_line.startswith("- Last backup: B2 at 2026-11-15T01:00:20+00:00") and "OVERDUE" in backup_line
     assert "RPO 7 days" in backup_line and "`invoke backup`" in backup_line
@@ -334,21 +492,35 @@ def test_older_than_reads_offsets_and_treats_an_unreadable_stamp_as_old():
     assert reports.older_than(None, now, timedelta(days=365))
 
 
-@pytest.mark.parametrize("now, start", [
-    (datetime(2026, 11, 27, 12, 0, tzinfo=UTC), datetime(2026, 11, 1, 2, 0, tzinfo=UTC)),
-    (datetime(2026, 12, 6, 2, 30, tzinfo=UTC), datetime(2026, 11, 1, 2, 0, tzinfo=UTC)),  # this one still running
-    (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),  # just over
-    (datetime(2027, 1, 2, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),  # across the new year
-])
+@pytest.mark.parametrize(
+    "now, start",
+    [
+        (datetime(2026, 11, 27, 12, 0, tzinfo=UTC), datetime(2026, 11, 1, 2, 0, tzinfo=UTC)),
+        (datetime(2026, 12, 6, 2, 30, tzinfo=UTC), datetime(2026, 11, 1, 2, 0, tzinfo=UTC)),  # this one still running
+        (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),  # just over
+        (datetime(2027, 1, 2, tzinfo=UTC), datetime(2026, 12, 6, 2, 0, tzinfo=UTC)),  # across the new year
+    ],
+)
 def test_last_maintenance_window_is_the_latest_one_over(now, start):
     assert reports.last_maintenance_window(now) == (start, start + timedelta(hours=1))
 
 
-def maintenance_record(started: str, finished: str, exit_status: int = 0,
-                       summary: str = "done in 812.0s; 6 of 6 steps ok; failed: none; partial: none; "
-                                      "skipped: none") -> str:
-    return json.dumps({"started_at": started, "finished_at": finished, "exit_status": exit_status,
-                       "shared_steps": True, "summary": summary, "steps": []})
+def maintenance_record(
+    started: str,
+    finished: str,
+    exit_status: int = 0,
+    summary: str = "done in 812.0s; 6 of 6 steps ok; failed: none; partial: none; skipped: none",
+) -> str:
+    return json.dumps(
+        {
+            "started_at": started,
+            "finished_at": finished,
+            "exit_status": exit_status,
+            "shared_steps": True,
+            "summary": summary,
+            "steps": [],
+        }
+    )
 
 
 def test_a_maintenance_record_is_read_or_said_to_be_missing_or_unreadable():
@@ -356,32 +528,44 @@ def test_a_maintenance_record_is_read_or_said_to_be_missing_or_unreadable():
     assert reports.parse_maintenance_record("\n") is None
     for broken in ("{not json", "[]", '{"started_at": "yesterday", "finished_at": "today"}', '{"summary": "x"}'):
         assert "not readable" in reports.parse_maintenance_record(broken)["error"], broken
-    record = reports.parse_maintenance_record(maintenance_record("2026-11-01T02:00:03+00:00",
-                                                                 "2026-11-01T02:13:35+00:00"))
+    record = reports.parse_maintenance_record(
+        maintenance_record("2026-11-01T02:00:03+00:00", "2026-11-01T02:13:35+00:00")
+    )
     assert record["started_at"] == datetime(2026, 11, 1, 2, 0, 3, tzinfo=UTC)
     assert record["exit_status"] == 0
 
 
 def test_the_handoff_says_how_each_host_s_last_maintenance_window_ended_and_flags_a_missed_one():
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    on_time = reports.parse_maintenance_record(maintenance_record("2026-11-01T02:00:03+00:00",
-                                                                  "2026-11-01T02:13:35+00:00"))
-    failed = reports.parse_maintenance_record(maintenance_record(
-        "2026-11-01T02:00:02+00:00", "2026-11-01T02:01:10+00:00", exit_status=1,
-        summary="done in 68.0s; 4 of 6 steps ok; failed: check-wallets; partial: none; skipped: reindex"))
-    missed = reports.parse_maintenance_record(maintenance_record("2026-10-04T02:00:01+00:00",
-                                                                 "2026-10-04T02:12:00+00:00"))
-    hosts = [{"name": "app1", "health": [], "maintenance": on_time},
-             {"name": "app2", "health": [], "maintenance": failed},
-             {"name": "app3", "health": [], "maintenance": missed},
-             {"name": "app4", "health": [], "maintenance": None},
-             {"name": "app5", "health": [], "maintenance": {"error": "the record is not readable"}},
-             {"name": "app6", "health": [], "unreachable": "UNREACHABLE: refused"}]
+    on_time = reports.parse_maintenance_record(
+        maintenance_record("2026-11-01T02:00:03+00:00", "2026-11-01T02:13:35+00:00")
+    )
+    failed = reports.parse_maintenance_record(
+        maintenance_record(
+            "2026-11-01T02:00:02+00:00",
+            "2026-11-01T02:01:10+00:00",
+            exit_status=1,
+            summary="done in 68.0s; 4 of 6 steps ok; failed: check-wallets; partial: none; skipped: reindex",
+        )
+    )
+    missed = reports.parse_maintenance_record(
+        maintenance_record("2026-10-04T02:00:01+00:00", "2026-10-04T02:12:00+00:00")
+    )
+    hosts = [
+        {"name": "app1", "health": [], "maintenance": on_time},
+        {"name": "app2", "health": [], "maintenance": failed},
+        {"name": "app3", "health": [], "maintenance": missed},
+        {"name": "app4", "health": [], "maintenance": None},
+        {"name": "app5", "health": [], "maintenance": {"error": "the record is not readable"}},
+        {"name": "app6", "health": [], "unreachable": "UNREACHABLE: refused"},
+    ]
     text = reports.handoff_markdown(handoff_data(generated_at=now, hosts=hosts))
     section = reports.markdown_section(text, "Last maintenance window")
     lines = section.strip().splitlines()
-    assert lines[0] == ("- app1: 2026-11-01 02:00–02:13 UTC, ok: done in 812.0s; 6 of 6 steps ok; failed: none; "
-                        "partial: none; skipped: none")
+    assert lines[0] == (
+        "- app1: 2026-11-01 02:00–02:13 UTC, ok: done in 812.0s; 6 of 6 steps ok; failed: none; "
+        "partial: none; skipped: none"
+    )
     assert lines[1].startswith("- app2: 2026-11-01 02:00–02:01 UTC, FAILED: ") and "failed: check-wallets" in lines[1]
     assert "OVERDUE" not in lines[0] + lines[1]
     assert lines[2].startswith("- app3: 2026-10-04 02:00–02:12 UTC, ok: ")

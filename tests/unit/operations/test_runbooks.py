@@ -14,8 +14,18 @@ import pytest
 import tasks
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
-RUNBOOKS = ["operations.md", "observability.md", "logs.md", "maintenance.md", "security-updates.md",
-            "dependencies.md", "on-call.md", "known-issues.md", "incidents.md", "disaster-recovery.md"]
+RUNBOOKS = [
+    "operations.md",
+    "observability.md",
+    "logs.md",
+    "maintenance.md",
+    "security-updates.md",
+    "dependencies.md",
+    "on-call.md",
+    "known-issues.md",
+    "incidents.md",
+    "disaster-recovery.md",
+]
 LINKED = RUNBOOKS + ["rollback.md", "restore.md", "deploy.md", "health-checks.md", "common-issues.md"]
 
 
@@ -42,7 +52,7 @@ def check(command: str) -> None:
     assert name in tasks.ns.task_names, f"{command}: no task {name!r}"
     task = tasks.ns[name]
     arguments = {arg.name.replace("_", "-"): arg for arg in task.get_arguments()}
-    for index, word in enumerate(words[2:], start=2):
+    for word in words[2:]:
         if word.startswith("--"):
             option = word[2:].split("=", 1)[0]
             assert option in arguments, f"{command}: task {name} has no option --{option}"

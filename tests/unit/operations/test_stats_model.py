@@ -3,25 +3,45 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from deploy import stats_model as model
 
-T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def request_line(minutes: float, route: str | None, status: int, duration: float) -> str:
     when = (T0 + timedelta(minutes=minutes)).isoformat()
-    return json.dumps({"time": when, "level": "INFO", "event": "http.request", "message": "", "request_id": "r",
-                       "method": "GET", "route": route, "path": route or "/nope", "status": status,
-                       "duration_ms": duration, "user_id": None, "client": "127.0.0.1"})
+    return json.dumps(
+        {
+            "time": when,
+            "level": "INFO",
+            "event": "http.request",
+            "message": "",
+            "request_id": "r",
+            "method": "GET",
+            "route": route,
+            "path": route or "/nope",
+            "status": status,
+            "duration_ms": duration,
+            "user_id": None,
+            "client": "127.0.0.1",
+        }
+    )
 
 
 def event_line(minutes: float, event: str) -> str:
-    return json.dumps({"time": (T0 + timedelta(minutes=minutes)).isoformat(), "level": "WARNING",
-                       "event": event, "message": "x", "duration_ms": 1500.0})
+    return json.dumps(
+        {
+            "time": (T0 + timedelta(minutes=minutes)).isoformat(),
+            "level": "WARNING",
+            "event": event,
+            "message": "x",
+            "duration_ms": 1500.0,
+        }
+    )
 
 
 def test_percentile_is_nearest_rank_over_a_histogram():
@@ -70,8 +90,11 @@ def test_window_counts_requests_errors_and_events_inside_the_window_only():
         request_line(2, "/a", 404, 30.0),
         request_line(3, None, 404, 5.0),
         request_line(60, "/a", 200, 999.0),  # at the end: excluded (half-open)
-        event_line(5, "db.slow_query"), event_line(6, "app.error"), event_line(7, "auth.failure"),
-        "garbage", "",
+        event_line(5, "db.slow_query"),
+        event_line(6, "app.error"),
+        event_line(7, "auth.failure"),
+        "garbage",
+        "",
     ]
     window.add_lines(lines)
     summary = window.summary()
@@ -113,8 +136,12 @@ def test_proc_parsers():
     assert model.parse_cpu_times(PROC_STAT) == (150, 1000)
     assert model.cpu_percent(model.parse_cpu_times(PROC_STAT), model.parse_cpu_times(PROC_STAT_LATER)) == 60.0
     meminfo = "MemTotal:       2000 kB\nMemFree:         100 kB\nMemAvailable:    500 kB\n"
-    assert model.parse_meminfo(meminfo) == {"total_bytes": 2048000, "available_bytes": 512000,
-                                            "used_bytes": 1536000, "used_percent": 75.0}
+    assert model.parse_meminfo(meminfo) == {
+        "total_bytes": 2048000,
+        "available_bytes": 512000,
+        "used_bytes": 1536000,
+        "used_percent": 75.0,
+    }
     assert model.parse_loadavg("0.50 0.25 0.10 1/123 4567\n") == [0.5, 0.25, 0.1]
     stat = "4242 (python -m (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 700 300 0 0 20 0 3 0 12345 0 0"
     assert model.parse_pid_cpu_ticks(stat) == 1000
@@ -135,11 +162,18 @@ def test_instance_port_from_command_lines():
 def host_report(durations: list[float], cpu: float) -> dict:
     window = model.LogWindow(T0, T0 + timedelta(hours=24))
     window.add_lines([request_line(i, "/a", 200, d) for i, d in enumerate(durations)])
-    return {"logs": window.to_json(), "system": {"cpu_percent": cpu, "memory": {"used_percent": 40.0},
-                                                 "load": [0.1, 0.1, 0.1], "disk": {"used_percent": 10.0}},
-            "instances": [{"port": 8001, "pid": 1, "cpu_percent": 1.5, "rss_bytes": 100}],
-            "release": {"version": "v1"}, "database": {"size_bytes": 2048, "connections": {"idle": 2, "active": 1},
-                                                       "cache_hit_ratio": 0.99}}
+    return {
+        "logs": window.to_json(),
+        "system": {
+            "cpu_percent": cpu,
+            "memory": {"used_percent": 40.0},
+            "load": [0.1, 0.1, 0.1],
+            "disk": {"used_percent": 10.0},
+        },
+        "instances": [{"port": 8001, "pid": 1, "cpu_percent": 1.5, "rss_bytes": 100}],
+        "release": {"version": "v1"},
+        "database": {"size_bytes": 2048, "connections": {"idle": 2, "active": 1}, "cache_hit_ratio": 0.99},
+    }
 
 
 def test_merge_reports_combines_requests_exactly_and_history_record_is_flat():
@@ -156,16 +190,24 @@ def test_merge_reports_combines_requests_exactly_and_history_record_is_flat():
     assert [r["time"] for r in history] == ["2026-01-01", record["time"]]
 
 
-@pytest.mark.parametrize("statement, shown", [
-    ("ALTER ROLE app PASSWORD 'it''s-pw'", "ALTER ROLE app PASSWORD '***'"),
-    ("ALTER ROLE app PASSWORD E'p\\'w' LOGIN", "ALTER ROLE app PASSWORD '***' LOGIN"),
-    ("DO $x$ BEGIN EXECUTE 'ALTER ROLE a PASSWORD ''pw'''; END $x$", "DO '***'"),
-    ('ALTER ROLE "o\'neil" PASSWORD \'pw\'', 'ALTER ROLE "o\'neil" PASSWORD \'***\''),
-    ("-- don't\nALTER ROLE a PASSWORD 'pw'", "-- don't\nALTER ROLE a PASSWORD '***'"),
-    ("/* it's */ CREATE SUBSCRIPTION s CONNECTION 'password=pw' PUBLICATION p",
-     "/* it's */ CREATE SUBSCRIPTION s CONNECTION '***' PUBLICATION p"),
-    ("SET app.key = 'cut-short", "SET app.key = '***'"),
-    ("SELECT id FROM users WHERE email = $1 AND id = ANY($2)", "SELECT id FROM users WHERE email = $1 AND id = ANY($2)"),
-])
+@pytest.mark.parametrize(
+    "statement, shown",
+    [
+        ("ALTER ROLE app PASSWORD 'it''s-pw'", "ALTER ROLE app PASSWORD '***'"),
+        ("ALTER ROLE app PASSWORD E'p\\'w' LOGIN", "ALTER ROLE app PASSWORD '***' LOGIN"),
+        ("DO $x$ BEGIN EXECUTE 'ALTER ROLE a PASSWORD ''pw'''; END $x$", "DO '***'"),
+        ("ALTER ROLE \"o'neil\" PASSWORD 'pw'", "ALTER ROLE \"o'neil\" PASSWORD '***'"),
+        ("-- don't\nALTER ROLE a PASSWORD 'pw'", "-- don't\nALTER ROLE a PASSWORD '***'"),
+        (
+            "/* it's */ CREATE SUBSCRIPTION s CONNECTION 'password=pw' PUBLICATION p",
+            "/* it's */ CREATE SUBSCRIPTION s CONNECTION '***' PUBLICATION p",
+        ),
+        ("SET app.key = 'cut-short", "SET app.key = '***'"),
+        (
+            "SELECT id FROM users WHERE email = $1 AND id = ANY($2)",
+            "SELECT id FROM users WHERE email = $1 AND id = ANY($2)",
+        ),
+    ],
+)
 def test_statement_literals_are_masked_whatever_surrounds_them(statement, shown):
     assert model.mask_sql_literals(statement) == shown
