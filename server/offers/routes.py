@@ -60,6 +60,7 @@ OFFER_OUT = obj(
 )
 ACTIVE_OFFER_PROPERTIES = {
     "id": UUID,
+    "merchant_id": {**UUID, "description": "What a client sends as `merchant_id` when it records a purchase."},
     "merchant_name": {"type": "string"},
     "cashback_type": CASHBACK_TYPE,
     "cashback_value": RATE,

@@ -88,3 +88,4 @@ async def test_money_free_catalogue_renders_rates_as_numbers(document):
     offer = document["paths"]["/api/v1/offers/active"]["get"]["responses"]["200"]["content"]["application/json"]
     item = offer["schema"]["properties"]["data"]["items"]["properties"]
     assert item["cashback_value"]["type"] == "number" and item["monthly_cap"]["type"] == "number"
+    assert item["merchant_id"]["format"] == "uuid"
