@@ -206,3 +206,27 @@ def test_a_server_whose_serve_is_killed_does_not_live_on(local_dir, tmp_path):
         assert_everything_stopped(again, server, postmaster)
     finally:
         again.kill()
+
+
+def test_a_second_serve_leaves_the_first_ones_database_running(local_dir, tmp_path):
+    """Two terminals, two ports, one .local/: stopping the second must not take the first's database."""
+    first_port, second_port = free_port(), free_port()
+    first = Serve([INVOKE, "serve", "--port", str(first_port)], local_dir, first_port, tmp_path / "first.out")
+    second = None
+    try:
+        first.wait_ready()
+        second = Serve([INVOKE, "serve", "--port", str(second_port)], local_dir, second_port, tmp_path / "second.out")
+        second.wait_ready()
+        second.process.send_signal(signal.SIGTERM)
+        assert second.process.wait(timeout=60) == 0, second.output.read_text()
+        assert "embedded PostgreSQL stopped" not in second.output.read_text()
+        with httpx.Client(base_url=f"http://127.0.0.1:{first_port}", timeout=5) as http:
+            assert http.get("/health/ready").status_code == 200
+        server, postmaster = first.server_pid(), first.postmaster_pid()
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(timeout=60) == 0, first.output.read_text()
+        assert_everything_stopped(first, server, postmaster)
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
