@@ -57,8 +57,8 @@ def _claim_cluster(cluster: LocalPostgres) -> bool:
     cluster.base_dir.mkdir(parents=True, exist_ok=True)
     try:
         owner = int(owner_file.read_text())
-        os.kill(owner, 0)
-        if owner != os.getpid():
+        # Still a serve (not a recycled pid) and not this one: that serve keeps the cluster.
+        if owner != os.getpid() and b"serve" in Path(f"/proc/{owner}/cmdline").read_bytes():
             return False
     except (OSError, ValueError):
         pass  # no owner, or it is gone (killed): this serve adopts the cluster
