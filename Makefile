@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Where `make serve` listens: `make serve PORT=8300` when 8000 is taken.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: serve test bench install system-packages
 
@@ -13,8 +16,8 @@ $(BIN)/.installed: requirements-dev.lock pyproject.toml
 
 install: $(BIN)/.installed
 
-serve: $(BIN)/.installed  ## run the API on 127.0.0.1:8000 with its own PostgreSQL and the demo seed
-	$(BIN)/invoke serve
+serve: $(BIN)/.installed  ## run the API on $(HOST):$(PORT) (default 127.0.0.1:8000) with its own PostgreSQL and the demo seed
+	$(BIN)/invoke serve --host $(HOST) --port $(PORT)
 
 system-packages:  ## PostgreSQL, sshd, nginx, supervisor, zstd, cron, wrk, chromium (apt, when missing)
 	bash .ci/system-packages

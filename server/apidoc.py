@@ -95,10 +95,19 @@ def query(name: str, schema: dict[str, Any], description: str | None = None) -> 
     return parameter
 
 
-PAGINATION = [
-    query("offset", {"type": "integer", "minimum": 0, "maximum": BIGINT_MAX, "default": 0}),
-    query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
-]
+def pagination(default_limit: int, limit_text: str) -> list[dict[str, Any]]:
+    return [
+        query("offset", {"type": "integer", "minimum": 0, "maximum": BIGINT_MAX, "default": 0}, "Rows to skip."),
+        query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": default_limit}, limit_text),
+    ]
+
+
+# The catalogue, flag and audit lists follow DEFAULT_PAGE_SIZE / MAX_PAGE_SIZE; the money lists
+# (purchases, wallet transactions, payouts) have a fixed default of 10 (API.md §3.5-3.7).
+PAGINATION = pagination(20, "Page size: DEFAULT_PAGE_SIZE (20 unless configured), at most MAX_PAGE_SIZE (100).")
+MONEY_PAGINATION = pagination(
+    10, "Page size: 10 by default for this list (DEFAULT_PAGE_SIZE does not apply), at most 100."
+)
 
 
 def path(name: str) -> dict[str, Any]:
@@ -116,8 +125,10 @@ def describe(
     params: list[dict[str, Any]] | None = None,
     description: str | None = None,
     public: bool = False,
+    error_text: dict[int, str] | None = None,
 ) -> Callable[[Handler], Handler]:
-    """One operation: its request body and query, its success response and its error statuses."""
+    """One operation: its request body and query, its success response and its error statuses
+    (`error_text` words a status for this operation where ERROR_TEXT's general text would mislead)."""
     responses: dict[str, Any] = {
         str(ok_status): {
             "description": "Success.",
@@ -125,7 +136,8 @@ def describe(
         }
     }
     for status in sorted(set(errors)):
-        responses[str(status)] = {"description": ERROR_TEXT[status], "content": {"application/json": {"schema": ERROR}}}
+        text = (error_text or {}).get(status, ERROR_TEXT[status])
+        responses[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if description:
         operation["description"] = description

@@ -34,6 +34,11 @@ REFRESH_IN = obj({"refresh_token": {"type": "string", "minLength": 1}})
     body=LOGIN_IN,
     public=True,
     description="Five failures for an email within 15 minutes block it (429 with Retry-After).",
+    error_text={
+        401: "INVALID_CREDENTIALS: unknown email or wrong password (the same answer for both); "
+        "USER_INACTIVE: the account is deactivated.",
+        429: "TOO_MANY_ATTEMPTS: too many failed logins for this email; see Retry-After.",
+    },
 )
 @endpoint(body=LOGIN_BODY)
 async def login(request: Request, call: Call):
@@ -53,6 +58,10 @@ async def login(request: Request, call: Call):
     body=REFRESH_IN,
     public=True,
     description="Each refresh token works once; reusing one revokes every refresh token of the user.",
+    error_text={
+        401: "INVALID_REFRESH_TOKEN: bad signature, expired or unknown; TOKEN_REVOKED: already used or revoked "
+        "(every refresh token of the user is revoked); USER_INACTIVE: the account is deactivated."
+    },
 )
 @endpoint(body=REFRESH_BODY)
 async def refresh(request: Request, call: Call):

@@ -56,7 +56,14 @@ STATS_OUT = obj(
 
 
 @bp.get("/version")
-@describe("What this process runs (admin)", "debug", 200, VERSION_OUT, [401, 403])
+@describe(
+    "What this process runs (admin)",
+    "debug",
+    200,
+    VERSION_OUT,
+    [401, 403],
+    description="The deployed tag and commit, when it was deployed and started, its migration head and versions.",
+)
 @endpoint(auth="admin")
 async def version(request: Request, call: Call):
     info = release_info()
@@ -74,7 +81,14 @@ async def version(request: Request, call: Call):
 
 
 @bp.get("/database-stats")
-@describe("Pool, query counters and database size for this process (admin)", "debug", 200, STATS_OUT, [401, 403])
+@describe(
+    "Pool, query counters and database size for this process (admin)",
+    "debug",
+    200,
+    STATS_OUT,
+    [401, 403],
+    description="Counters are this process's since it started (`scope: process`); row counts are estimates.",
+)
 @endpoint(auth="admin")
 async def database_stats(request: Request, call: Call):
     pool = db.pool()

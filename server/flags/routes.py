@@ -66,6 +66,15 @@ EVALUATION_OUT = obj(
     }
 )
 SCOPE_PARAMS = [query("scope_type", SCOPE_TYPE_DOC), query("scope_id", UUID)]
+KEY_TEXT = f"1 to 100 characters matching {service.KEY_PATTERN.pattern} (otherwise 422, field `key`)."
+KEY_PARAM = {
+    "name": "key",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": service.KEY_PATTERN.pattern},
+    "description": KEY_TEXT,
+}
+SCOPE_TEXT = "scope_id is required for scope_type merchant or user, and must be absent for global."
 
 
 def with_key_and_scope(body: Mapping[str, Field] | None, query_schema: Mapping[str, Field]) -> Callable:
@@ -107,7 +116,19 @@ def list_query(request: Request):
 
 
 @bp.put("/feature-flags/<key>")
-@describe("Create or update a feature flag", "feature-flags", 200, FLAG_OUT, [400, 401, 403, 415, 422], body=FLAG_IN)
+@describe(
+    "Create or update a feature flag",
+    "feature-flags",
+    200,
+    FLAG_OUT,
+    [400, 401, 403, 415, 422],
+    body=FLAG_IN,
+    params=[KEY_PARAM],
+    description=(
+        f"One row per (key, scope_type, scope_id): created, or its enabled replaced (description only when one "
+        f"is sent). Key: {KEY_TEXT} {SCOPE_TEXT}"
+    ),
+)
 @endpoint(auth="admin", body=UPSERT_BODY, query=with_key_and_scope(UPSERT_BODY, {}))
 async def put_flag(request: Request, call: Call, key: str):
     b = call.body
@@ -123,8 +144,8 @@ async def put_flag(request: Request, call: Call, key: str):
     200,
     EVALUATION_OUT,
     [401, 403, 422],
-    params=SCOPE_PARAMS,
-    description="Scoped row, else the global row, else true (source: default).",
+    params=[KEY_PARAM, *SCOPE_PARAMS],
+    description=f"Scoped row, else the global row, else true (source: default). {SCOPE_TEXT}",
 )
 @endpoint(auth="admin", query=with_key_and_scope(None, SCOPE_QUERY))
 async def evaluate_flag(request: Request, call: Call, key: str):
@@ -142,11 +163,15 @@ async def evaluate_flag(request: Request, call: Call, key: str):
     [401, 403, 422],
     params=[
         *PAGINATION,
-        query("key", {"type": "string"}),
-        query("scope_type", SCOPE_TYPE_DOC),
-        query("scope_id", UUID),
+        query("key", {"type": "string", "minLength": 1, "maxLength": 100}, "Only rows of this key."),
+        query(
+            "scope_type",
+            {"type": "string", "enum": list(service.SCOPE_TYPES)},
+            "Only rows of this scope type; rows of every scope type when absent.",
+        ),
+        query("scope_id", UUID, "Only rows of this scope id."),
     ],
-    description="Sorted by created_at DESC, then id DESC.",
+    description="Every flag row, filters combined with AND, sorted by created_at DESC, then id DESC.",
 )
 @endpoint(auth="admin", query=list_query)
 async def list_flags(request: Request, call: Call):
@@ -157,7 +182,15 @@ async def list_flags(request: Request, call: Call):
 
 
 @bp.delete("/feature-flags/<key>")
-@describe("Delete a feature flag row", "feature-flags", 204, None, [401, 403, 404, 422], params=SCOPE_PARAMS)
+@describe(
+    "Delete a feature flag row",
+    "feature-flags",
+    204,
+    None,
+    [401, 403, 404, 422],
+    params=[KEY_PARAM, *SCOPE_PARAMS],
+    description=f"Deletes exactly the row of this key and scope (404 when there is none). {SCOPE_TEXT}",
+)
 @endpoint(auth="admin", query=with_key_and_scope(None, SCOPE_QUERY))
 async def delete_flag(request: Request, call: Call, key: str):
     q = call.query

@@ -13,7 +13,13 @@ bp = Blueprint("health", url_prefix="/health")
 
 @bp.get("/live")
 @describe(
-    "Liveness probe (no I/O)", "health", 200, obj({"status": {"type": "string", "enum": ["alive"]}}), [], public=True
+    "Liveness probe (no I/O)",
+    "health",
+    200,
+    obj({"status": {"type": "string", "enum": ["alive"]}}),
+    [],
+    public=True,
+    description="Answers while the process runs, even with the database down or the pool exhausted.",
 )
 async def live(request: Request):
     # No I/O at all: answers while the database is down or the pool is exhausted.
@@ -21,7 +27,18 @@ async def live(request: Request):
 
 
 @bp.get("/ready")
-@describe("Readiness probe: database, migration head, not draining", "health", 200, READY_OUT, [503], public=True)
+@describe(
+    "Readiness probe: database, migration head, not draining",
+    "health",
+    200,
+    READY_OUT,
+    [503],
+    public=True,
+    description=(
+        "200 when SELECT 1 answers within 2 s, the database's newest migration is this release's, and the "
+        "process is not stopping; otherwise 503 with each check's state. Recovers by itself."
+    ),
+)
 async def ready(request: Request):
     probe = getattr(request.app.ctx, "probe", None)
     if request.app.ctx.draining:

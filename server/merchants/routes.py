@@ -50,7 +50,18 @@ def list_query(request: Request):
 
 
 @bp.post("/merchants")
-@describe("Create a merchant", "merchants", 201, MERCHANT_OUT, [400, 401, 403, 409, 415, 422], body=MERCHANT_IN)
+@describe(
+    "Create a merchant",
+    "merchants",
+    201,
+    MERCHANT_OUT,
+    [400, 401, 403, 409, 415, 422],
+    body=MERCHANT_IN,
+    description=(
+        "default_cashback_percentage between 0 and MAX_CASHBACK_PERCENTAGE (400 otherwise); names are unique "
+        "ignoring case (409). Written to the audit log."
+    ),
+)
 @endpoint(auth="admin", body=CREATE_BODY)
 async def create_merchant(request: Request, call: Call):
     merchant = await service.create(
@@ -81,7 +92,13 @@ async def list_merchants(request: Request, call: Call):
 
 @bp.patch("/merchants/<merchant_id>/status")
 @describe(
-    "Activate or deactivate a merchant", "merchants", 200, STATUS_OUT, [401, 403, 404, 415, 422], body=STATUS_BODY
+    "Activate or deactivate a merchant",
+    "merchants",
+    200,
+    STATUS_OUT,
+    [401, 403, 404, 415, 422],
+    body=STATUS_BODY,
+    description="Idempotent. An inactive merchant's offers leave /offers/active and take no purchases.",
 )
 @endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
 async def set_merchant_status(request: Request, call: Call, merchant_id: str):

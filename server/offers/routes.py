@@ -60,6 +60,7 @@ OFFER_OUT = obj(
 )
 ACTIVE_OFFER_PROPERTIES = {
     "id": UUID,
+    "merchant_id": {**UUID, "description": "What a client sends as `merchant_id` when it records a purchase."},
     "merchant_name": {"type": "string"},
     "cashback_type": CASHBACK_TYPE,
     "cashback_value": RATE,
@@ -115,7 +116,19 @@ def page_query(request: Request):
 
 
 @bp.post("/offers")
-@describe("Create an offer (active)", "offers", 201, OFFER_OUT, [400, 401, 403, 404, 409, 415, 422], body=OFFER_IN)
+@describe(
+    "Create an offer (active)",
+    "offers",
+    201,
+    OFFER_OUT,
+    [400, 401, 403, 404, 409, 415, 422],
+    body=OFFER_IN,
+    description=(
+        "percent: cashback_value in (0, MAX_CASHBACK_PERCENTAGE]; fixed: a euro amount > 0. start_date today or "
+        "later, end_date not before it, monthly_cap (per user and calendar month) > 0: every broken rule in one "
+        "400. The merchant must exist (404), be active (422) and have no active offer (409)."
+    ),
+)
 @endpoint(auth="admin", body=CREATE_BODY)
 async def create_offer(request: Request, call: Call):
     try:
@@ -172,7 +185,17 @@ async def list_active_offers(request: Request, call: Call):
 
 
 @bp.get("/offers/<offer_id>")
-@describe("Offer details", "offers", 200, OFFER_DETAILS_OUT, [401, 403, 404])
+@describe(
+    "Offer details",
+    "offers",
+    200,
+    OFFER_DETAILS_OUT,
+    [401, 403, 404],
+    description=(
+        "Any user reads an active offer of an active merchant, whatever its dates; only admins read the others "
+        "(403). merchant_id is what a purchase needs."
+    ),
+)
 @endpoint(auth="user")
 async def get_offer(request: Request, call: Call, offer_id: str):
     return json_response(await service.details(path_uuid(offer_id), offer_id, call.user.is_admin))
@@ -180,7 +203,16 @@ async def get_offer(request: Request, call: Call, offer_id: str):
 
 @bp.patch("/offers/<offer_id>/status")
 @describe(
-    "Activate or deactivate an offer", "offers", 200, STATUS_OUT, [401, 403, 404, 409, 415, 422], body=STATUS_BODY
+    "Activate or deactivate an offer",
+    "offers",
+    200,
+    STATUS_OUT,
+    [401, 403, 404, 409, 415, 422],
+    body=STATUS_BODY,
+    description=(
+        "Deactivation always works. Activation needs an active merchant (422), an end_date not in the past "
+        "(422 OFFER_EXPIRED) and no other active offer for the merchant (409)."
+    ),
 )
 @endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
 async def set_offer_status(request: Request, call: Call, offer_id: str):

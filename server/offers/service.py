@@ -22,11 +22,9 @@ ACTIVE_ACTION = "Deactivate the existing offer before creating a new one."
 
 # /offers/active: one statement per page, total included (server/pagination.py), no N+1.
 ACTIVE_SOURCE = "offers o JOIN merchants m ON m.id = o.merchant_id"
-ACTIVE_COLUMNS = (
-    "o.id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user, o.start_date, o.end_date"
-)
+ACTIVE_COLUMNS = "o.id, o.merchant_id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user, o.start_date, o.end_date"
 DETAILS_SQL = """
-SELECT o.id, o.active, m.active AS merchant_active, m.name AS merchant_name, o.percentage, o.fixed_amount,
+SELECT o.id, o.merchant_id, o.active, m.active AS merchant_active, m.name AS merchant_name, o.percentage, o.fixed_amount,
        o.monthly_cap_per_user, o.start_date, o.end_date
 FROM offers o JOIN merchants m ON m.id = o.merchant_id WHERE o.id = $1
 """
@@ -61,6 +59,7 @@ def active_offer_out(row: asyncpg.Record) -> dict[str, Any]:
     kind, value = cashback(row)
     return {
         "id": str(row["id"]),
+        "merchant_id": str(row["merchant_id"]),
         "merchant_name": row["merchant_name"],
         "cashback_type": kind,
         "cashback_value": value,

@@ -30,6 +30,10 @@ LIST_PARAMS = [*docs.PAGINATION, docs.query("status", docs.PAYOUT_STATUS)]
     "Request a payout of available cashback",
     "payouts",
     {201: docs.PAYOUT_OUT},
+    description=(
+        "Moves `amount` (at least PAYOUT_MINIMUM_AMOUNT, 10.00 by default) out of the caller's available "
+        "balance until an admin completes or fails the payout. One requested payout at a time (409 otherwise)."
+    ),
     errors=(400, 409, 413, 415),
     body=docs.PAYOUT_IN,
 )
@@ -43,7 +47,13 @@ async def request_payout(request: Request, call: Call):
 
 
 @bp.get("/users/me/payouts")
-@docs.describe("List the caller's payouts", "payouts", {200: docs.page_of(docs.PAYOUT_OUT)}, parameters=LIST_PARAMS)
+@docs.describe(
+    "List the caller's payouts",
+    "payouts",
+    {200: docs.page_of(docs.PAYOUT_OUT)},
+    description="Newest first (requested_at DESC, then id DESC). 10 per page by default.",
+    parameters=LIST_PARAMS,
+)
 @endpoint(auth="user", query=OWN_LIST_QUERY)
 async def list_own_payouts(request: Request, call: Call):
     q = call.query
@@ -58,6 +68,7 @@ async def list_own_payouts(request: Request, call: Call):
     "List payouts of every user (admin)",
     "payouts",
     {200: docs.page_of(docs.PAYOUT_OUT)},
+    description="Newest first (requested_at DESC, then id DESC), optionally one user's. 10 per page by default.",
     errors=(403,),
     parameters=[*LIST_PARAMS, docs.query("user_id", docs.UUID)],
 )
@@ -75,6 +86,10 @@ async def list_payouts(request: Request, call: Call):
     "Complete or fail a requested payout (admin)",
     "payouts",
     {200: docs.PAYOUT_OUT},
+    description=(
+        "completed: the amount becomes paid; failed: it returns to the owner's available balance. Only a "
+        "requested payout can change (400 INVALID_PAYOUT_TRANSITION otherwise)."
+    ),
     errors=(400, 403, 404, 409, 413, 415),
     body=docs.PAYOUT_PATCH_IN,
     parameters=[docs.path("payout_id")],

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from server import apidoc
-from server.apidoc import ERROR, PAGINATION, TIMESTAMP, UUID, page_of, path, query  # noqa: F401 - used by the routes
+from server.apidoc import ERROR, TIMESTAMP, UUID, page_of, path, query  # noqa: F401 - used by the routes
+from server.apidoc import MONEY_PAGINATION as PAGINATION  # noqa: F401 - the money lists default to 10
 
 MONEY_OUT = {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$", "example": "3.75"}
 MONEY_IN = {"oneOf": [{"type": "string", "example": "75.00"}, {"type": "number"}]}
@@ -114,7 +115,10 @@ def describe(
     errors: tuple[int, ...] = (),
     body: dict[str, Any] | None = None,
     parameters: list[dict[str, Any]] | None = None,
+    description: str | None = None,
 ):
     """One money operation: its one success response, and 401/422 plus `errors` in the error envelope."""
     ((status, schema),) = responses.items()
-    return apidoc.describe(summary, tag, status, schema, {401, 422, *errors}, body=body, params=parameters)
+    return apidoc.describe(
+        summary, tag, status, schema, {401, 422, *errors}, body=body, params=parameters, description=description
+    )

@@ -89,6 +89,17 @@ LIST_PARAMS = [*docs.PAGINATION, docs.query("status", docs.PURCHASE_STATUS)]
     "Record a purchase of the caller",
     "purchases",
     {201: docs.PURCHASE_RESULT},
+    description=(
+        "Any active user (admins included) records their own purchase: `user_id` must be the caller's id, "
+        "even for an admin (otherwise 403). `external_id` is the shop's order reference and is unique across "
+        "the platform: sending it again gets 409 DUPLICATE_PURCHASE, never a second purchase. Only EUR is "
+        "accepted (`currency` is case-insensitive; anything else is 422 UNSUPPORTED_CURRENCY). The offer is not "
+        "chosen by the client (an `offer_id` in the body is ignored): it is the merchant's one active offer "
+        "whose dates include today (UTC), and the merchant must be active (otherwise 422). The cashback is "
+        "computed now (percentage of the amount, or the fixed amount, within the offer's monthly cap per user), "
+        "held as pending in the caller's wallet, and confirmed or rejected later by the verification job. "
+        "`merchant_id` comes from GET /api/v1/offers/active."
+    ),
     errors=(400, 403, 409, 413, 415),
     body=docs.PURCHASE_IN,
 )
@@ -108,6 +119,10 @@ async def ingest_purchase(request: Request, call: Call):
     "List purchases (admin)",
     "purchases",
     {200: docs.page_of(docs.PURCHASE_OUT)},
+    description=(
+        "Every user's purchases, newest first (created_at DESC, then id DESC). Filters combine with AND; "
+        "start_date and end_date are UTC days, both inclusive. 10 per page by default."
+    ),
     errors=(403,),
     parameters=[
         *LIST_PARAMS,
@@ -135,7 +150,11 @@ async def list_purchases(request: Request, call: Call):
 
 @bp.get("/users/me/purchases")
 @docs.describe(
-    "List the caller's purchases", "purchases", {200: docs.page_of(docs.PURCHASE_OUT)}, parameters=LIST_PARAMS
+    "List the caller's purchases",
+    "purchases",
+    {200: docs.page_of(docs.PURCHASE_OUT)},
+    description="Only the caller's purchases, newest first (created_at DESC, then id DESC). 10 per page by default.",
+    parameters=LIST_PARAMS,
 )
 @endpoint(auth="user", query=OWN_LIST_QUERY)
 async def list_own_purchases(request: Request, call: Call):
@@ -151,6 +170,7 @@ async def list_own_purchases(request: Request, call: Call):
     "A purchase (owner or admin)",
     "purchases",
     {200: docs.PURCHASE_OUT},
+    description="The purchase and the status of its cashback. A user reads only their own (403 otherwise).",
     errors=(403, 404),
     parameters=[docs.path("purchase_id")],
 )
@@ -165,6 +185,10 @@ async def get_purchase(request: Request, call: Call, purchase_id: str):
     "Confirm a pending purchase (admin)",
     "purchases",
     {200: docs.PURCHASE_RESULT},
+    description=(
+        "Does by hand what the verification job does: the cashback moves from pending to available in the "
+        "owner's wallet. Only a pending purchase can be confirmed (400 otherwise); feature flags are not consulted."
+    ),
     errors=(400, 403, 404, 409),
     parameters=[docs.path("purchase_id")],
 )
@@ -179,6 +203,10 @@ async def confirm_purchase(request: Request, call: Call, purchase_id: str):
     "Reverse a pending or confirmed purchase (admin)",
     "purchases",
     {200: docs.PURCHASE_RESULT},
+    description=(
+        "Takes the cashback back out of the owner's wallet (pending, or available for a confirmed purchase). "
+        "409 INSUFFICIENT_BALANCE when a confirmed purchase's cashback is no longer available (paid out)."
+    ),
     errors=(400, 403, 404, 409),
     parameters=[docs.path("purchase_id")],
 )

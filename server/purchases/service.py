@@ -127,7 +127,7 @@ def duplicate_error(external_id: str, existing: asyncpg.Record | None, caller_id
                 "purchase_id": str(existing["id"]),
                 "previously_created_at": existing["created_at"],
                 "previously_processed_amount": money(existing["amount"]),
-                "action": "This request is idempotent and safe to retry. You will receive the same result.",
+                "action": "The purchase was already recorded (purchase_id); nothing was recorded again, and a retry gets this same 409.",
             }
         )
     return ApiError(

@@ -46,7 +46,14 @@ async def register(request: Request, call: Call):
 
 
 @bp.get("/me")
-@describe("The caller's profile", "users", 200, USER_OUT, [401])
+@describe(
+    "The caller's profile",
+    "users",
+    200,
+    USER_OUT,
+    [401],
+    description="The account the access token belongs to, as stored now (role and active state included).",
+)
 @endpoint(auth="user")
 async def me(request: Request, call: Call):
     user = call.user

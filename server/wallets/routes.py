@@ -16,7 +16,15 @@ TRANSACTIONS_QUERY = pagination_schema(10)
 
 
 @bp.get("/users/me/wallet")
-@docs.describe("The caller's wallet", "wallets", {200: docs.WALLET_OUT})
+@docs.describe(
+    "The caller's wallet",
+    "wallets",
+    {200: docs.WALLET_OUT},
+    description=(
+        "pending: cashback of purchases not yet verified; available: can be paid out; paid: paid out; "
+        "reserved: the payouts still requested (already taken out of available)."
+    ),
+)
 @endpoint(auth="user", about_caller=service.SUMMARY_OF_CALLER)
 async def wallet_summary(request: Request, call: Call):
     return json_response(service.summary(call.about_caller))
@@ -27,6 +35,7 @@ async def wallet_summary(request: Request, call: Call):
     "The caller's cashback transactions",
     "wallets",
     {200: docs.page_of(docs.TRANSACTION_OUT)},
+    description="One credit per purchase, newest first (created_at DESC, then id DESC). 10 per page by default.",
     parameters=docs.PAGINATION,
 )
 @endpoint(auth="user", query=TRANSACTIONS_QUERY)

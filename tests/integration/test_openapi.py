@@ -88,3 +88,73 @@ async def test_money_free_catalogue_renders_rates_as_numbers(document):
     offer = document["paths"]["/api/v1/offers/active"]["get"]["responses"]["200"]["content"]["application/json"]
     item = offer["schema"]["properties"]["data"]["items"]["properties"]
     assert item["cashback_value"]["type"] == "number" and item["monthly_cap"]["type"] == "number"
+    assert item["merchant_id"]["format"] == "uuid"
+
+
+def operations(document: dict):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+async def test_every_operation_has_a_description(document):
+    undescribed = [f"{method.upper()} {path}" for path, method, op in operations(document) if not op.get("description")]
+    assert undescribed == []
+
+
+async def test_purchase_endpoint_says_who_may_call_it_and_how_the_offer_is_chosen(document):
+    text = document["paths"]["/api/v1/purchases"]["post"]["description"]
+    assert "`user_id` must be the caller's id" in text and "admin" in text  # who, even admins
+    assert "Only EUR is accepted" in text
+    assert "merchant's one active offer" in text and "today (UTC)" in text and "`offer_id`" in text
+
+
+LIST_OPERATIONS = [
+    "/api/v1/merchants",
+    "/api/v1/offers",
+    "/api/v1/offers/active",
+    "/api/v1/feature-flags",
+    "/api/v1/audit-logs",
+    "/api/v1/purchases",
+    "/api/v1/payouts",
+    "/api/v1/users/me/purchases",
+    "/api/v1/users/me/payouts",
+    "/api/v1/users/me/wallet/transactions",
+]
+
+
+async def test_each_list_documents_the_page_size_it_uses(document, client, admin):
+    """The money lists default to 10 and the others to DEFAULT_PAGE_SIZE: the document says which."""
+    for path in LIST_OPERATIONS:
+        parameters = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
+        documented = parameters["limit"]["schema"]["default"]
+        served = (await client.get(path, token=admin.token)).json()["pagination"]["limit"]
+        assert (path, documented) == (path, served)
+        assert str(served) in parameters["limit"]["description"]
+
+
+async def test_flag_list_filters_by_scope_type_only_when_asked(document, client, admin):
+    parameters = {p["name"]: p for p in document["paths"]["/api/v1/feature-flags"]["get"]["parameters"]}
+    assert "default" not in parameters["scope_type"]["schema"]
+    assert "every scope type when absent" in parameters["scope_type"]["description"]
+    merchant = "00000000-0000-4000-8000-000000000001"
+    for body in ({"enabled": True}, {"enabled": False, "scope_type": "merchant", "scope_id": merchant}):
+        assert (await client.put("/api/v1/feature-flags/doc_check", json=body, token=admin.token)).status_code == 200
+    listed = (await client.get("/api/v1/feature-flags", params={"key": "doc_check"}, token=admin.token)).json()
+    assert sorted(row["scope_type"] for row in listed["data"]) == ["global", "merchant"]
+
+
+async def test_flag_key_rule_is_documented_as_enforced(document, client, admin):
+    for method in ("put", "delete"):
+        key = next(
+            p for p in document["paths"]["/api/v1/feature-flags/{key}"][method]["parameters"] if p["name"] == "key"
+        )
+        assert key["schema"] == {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[a-z][a-z0-9_]*$"}
+    refused = await client.put("/api/v1/feature-flags/Bad-Key", json={"enabled": True}, token=admin.token)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"]["violations"][0]["field"] == "key"
+
+
+async def test_login_401_is_described_as_bad_credentials_not_a_token_problem(document):
+    text = document["paths"]["/api/v1/auth/login"]["post"]["responses"]["401"]["description"]
+    assert "INVALID_CREDENTIALS" in text and "USER_INACTIVE" in text and "token" not in text

@@ -39,6 +39,7 @@ async def test_active_lists_only_offers_valid_today_by_merchant_name(client, con
     apex, shop = body["data"][0], body["data"][2]
     assert apex == {
         "id": offers["apex"],
+        "merchant_id": apex["merchant_id"],
         "merchant_name": "Apex",
         "cashback_type": "fixed",
         "cashback_value": 3.0,
@@ -185,6 +186,26 @@ async def test_date_range_violation_text(client, user):
     ]
 
 
+async def test_offers_name_their_merchant_so_a_user_can_record_a_purchase(client, conn, user):
+    """/merchants is admin-only: the offer is where a client learns the merchant_id a purchase needs."""
+    merchant = await insert_merchant(conn, "Bookshop")
+    offer = await insert_offer(conn, merchant, percentage="10.00")
+    listed = (await client.get("/api/v1/offers/active", token=user.token)).json()["data"]
+    assert [(o["id"], o["merchant_id"]) for o in listed] == [(offer, merchant)]
+    details = await client.get(f"/api/v1/offers/{offer}", token=user.token)
+    assert details.json()["merchant_id"] == merchant
+    purchase = {
+        "external_id": f"order-{uuid.uuid4()}",
+        "user_id": user.id,
+        "merchant_id": details.json()["merchant_id"],
+        "amount": "20.00",
+        "currency": "EUR",
+    }
+    recorded = await client.post("/api/v1/purchases", json=purchase, token=user.token)
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.json()["cashback_amount"] == "2.00"
+
+
 # -- GET /offers/{id} ------------------------------------------------------------------------
 @pytest.mark.parametrize("suffix", ["", "/"])
 async def test_details_for_a_valid_offer(client, conn, user, suffix):
@@ -193,6 +214,7 @@ async def test_details_for_a_valid_offer(client, conn, user, suffix):
     assert response.status_code == 200
     assert response.json() == {
         "id": offers["shop"],
+        "merchant_id": response.json()["merchant_id"],
         "merchant_name": "shop",
         "cashback_type": "percent",
         "cashback_value": 5.0,

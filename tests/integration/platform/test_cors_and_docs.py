@@ -69,6 +69,17 @@ async def test_swagger_ui_page_points_at_the_document(client):
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/html")
         assert '"/docs/openapi.json"' in response.text
+        assert "http" not in response.text.replace('"http://www.w3.org', ""), "no asset from elsewhere"
+
+
+async def test_swagger_ui_assets_come_from_the_service(client):
+    script = await client.get("/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert b"SwaggerUIBundle" in script.content
+    style = await client.get("/docs/assets/swagger-ui.css")
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
+    for name in ("swagger-initializer.js", "LICENSE", "..%2Fcore.py", "swagger-editor.js"):
+        assert (await client.get(f"/docs/assets/{name}")).status_code == 404, name
 
 
 async def test_document_describes_security_and_omits_options_and_head(client):

@@ -104,9 +104,21 @@ async def test_duplicate_of_own_purchase_returns_its_details(client, conn, user)
         "purchase_id": str(row["id"]),
         "previously_created_at": row["created_at"].isoformat(),
         "previously_processed_amount": "75.00",
-        "action": "This request is idempotent and safe to retry. You will receive the same result.",
+        "action": "The purchase was already recorded (purchase_id); nothing was recorded again, and a retry gets this same 409.",
     }
     assert await wallet_row(conn, user.id) == {"pending": Decimal("3.75"), "available": 0, "paid": 0}
+
+
+async def test_retrying_a_duplicate_gets_the_same_409_its_action_announces(client, conn, user):
+    """The action must not promise the original 201: a client that retries gets this 409 each time."""
+    merchant_id, _ = await make_shop(conn)
+    assert (await ingest(client, user, merchant_id, "75.00", external_id="dup-retry")).status_code == 201
+    answers = [await ingest(client, user, merchant_id, "75.00", external_id="dup-retry") for _ in range(3)]
+    assert {a.status_code for a in answers} == {409}
+    assert answers[0].json() == answers[1].json() == answers[2].json()
+    action = answers[0].json()["error"]["details"]["action"]
+    assert "same 409" in action and "same result" not in action
+    assert await conn.fetchval("SELECT count(*) FROM purchases WHERE external_id = 'dup-retry'") == 1
 
 
 async def test_duplicate_of_another_users_purchase_reveals_only_the_external_id(client, conn, user, make_account):
