@@ -120,6 +120,8 @@ def _translate(request: Request, exception: BaseException) -> ApiError:
             {"method": request.method, "allowed_methods": allowed},
             {"Allow": ", ".join(allowed)},
         )
+    if isinstance(exception, PayloadTooLarge) and _is_about_the_head(exception):
+        return _head_too_large(request)
     if isinstance(exception, PayloadTooLarge):
         limit = request.app.config.REQUEST_MAX_SIZE
         return ApiError(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes.", {"max_bytes": limit})
@@ -136,6 +138,25 @@ def _translate(request: Request, exception: BaseException) -> ApiError:
         INTERNAL_ERROR_MESSAGE,
         {"request_id": request_id, "timestamp": datetime.now(UTC).isoformat()},
     )
+
+
+def _is_about_the_head(exception: PayloadTooLarge) -> bool:
+    # Sanic raises the same PayloadTooLarge for a request head over REQUEST_MAX_HEADER_SIZE as for
+    # a body over REQUEST_MAX_SIZE; only its message tells them apart.
+    return "header" in str(exception).lower()
+
+
+def _head_too_large(request: Request) -> ApiError:
+    """414 when the request line alone is over the limit (a long URL), 431 when the headers are.
+
+    The head was never parsed, so the request line is looked for in what the connection received."""
+    limit = request.app.config.REQUEST_MAX_HEADER_SIZE
+    protocol = request.transport.get_protocol() if request.transport is not None else None
+    received = bytes(getattr(protocol, "recv_buffer", b"")[: limit + 2])
+    line_end = received.find(b"\r\n")
+    if line_end == -1 or line_end >= limit:
+        return ApiError(414, "URI_TOO_LONG", f"Request target exceeds {limit} bytes.", {"max_bytes": limit})
+    return ApiError(431, "HEADERS_TOO_LARGE", f"Request headers exceed {limit} bytes.", {"max_bytes": limit})
 
 
 _HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
