@@ -111,6 +111,13 @@ class AccessLog:
 ACCESS_LOG = AccessLog()
 
 
+# Library messages about what a client sent, which the library logs at ERROR: a client's mistake
+# is INFO (API.md §1.9), so an alert on ERROR lines never fires for anyone's curl.
+CLIENT_MISTAKES = (
+    " body not consumed.",  # Sanic: a body sent with a request whose route reads none (a GET)
+)
+
+
 class _InterceptHandler(logging.Handler):
     """Send standard-library records (Sanic, asyncio, aerich) to loguru."""
 
@@ -119,6 +126,9 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
+        if record.levelno >= logging.ERROR and record.name.startswith("sanic."):
+            if record.getMessage().endswith(CLIENT_MISTAKES):
+                level = "INFO"
         logger.bind(event=f"lib.{record.name}").opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
 
 
