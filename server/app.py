@@ -18,7 +18,7 @@ from server import cors, db, errors, openapi
 from server.auth import passwords
 from server.config import Settings, load_settings
 from server.health.probe import ReadinessProbe
-from server.http import client_address
+from server.http import TrustedProxies, client_address
 from server.jobs.runner import run_forever
 from server.logs import ACCESS_LOG, REQUEST_ID
 from server.offers.catalogue import CataloguePages
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
     app.ctx.draining = False
     app.ctx.started_at = datetime.now(UTC)
     app.ctx.cors = cors.CorsPolicy(settings.cors_allowed_origins)
+    app.ctx.trusted_proxies = TrustedProxies(settings.trusted_proxies)
 
     for blueprint in [*BLUEPRINTS, openapi.bp]:
         app.blueprint(blueprint)

@@ -6,6 +6,7 @@ it into one line on stderr and exit status 2, before anything is served.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -111,6 +112,18 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _proxies(name: str, raw: str) -> tuple[str, ...]:
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        if entry == "unix":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(name, f"expected addresses, networks or 'unix', got {entry!r}") from None
+    return entries
+
+
 DATABASE_URL_FORMS = (
     "postgres://user[:password]@host[:port]/database, or "
     "postgres://user[:password]@[:port]/database?host=/socket/folder "
@@ -197,6 +210,9 @@ class Settings:
     # process, logins were slower: 7-8 req/s against 8-9, 258-282 ms of CPU each against 225-237
     # (docs/benchmarks.md).
     password_hash_threads: int = 1
+    # Peers whose X-Real-IP names the client (addresses or networks, "unix" for the Unix socket):
+    # nginx on the same host, as production runs it. Anyone else is named by their own address.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1", "unix")
 
     def safe_summary(self) -> dict[str, Any]:
         """Settings without secrets, for the startup log line."""
@@ -280,6 +296,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw = get("CORS_ALLOWED_ORIGINS")
     if raw is not None:
         values["cors_allowed_origins"] = _origins("CORS_ALLOWED_ORIGINS", raw)
+    raw = get("TRUSTED_PROXIES")
+    if raw is not None:
+        values["trusted_proxies"] = _proxies("TRUSTED_PROXIES", raw)
     raw = get("LOG_FORMAT")
     if raw is not None:
         if raw not in {"json", "console"}:
