@@ -166,7 +166,13 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:
-        passwords.configure_executor(settings.password_hash_threads)
+        passwords.configure(
+            passwords.HashParameters(
+                settings.password_hash_memory_kib, settings.password_hash_iterations, settings.password_hash_parallelism
+            ),
+            settings.password_hash_threads,
+            settings.password_hash_queue,
+        )
         await db.init_db(
             settings.database_url,
             settings.db_pool_min_size,

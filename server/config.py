@@ -205,11 +205,14 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
     log_file: str = ""
-    # One hash at a time per process: argon2id already spreads each hash over 4 lanes (threads),
-    # and every concurrent hash streams another 64 MiB through the shared caches. With 2 per
-    # process, logins were slower: 7-8 req/s against 8-9, 258-282 ms of CPU each against 225-237
-    # (docs/benchmarks.md).
+    # One hash at a time per process (each argon2id hash uses one lane), with a few waiting; more
+    # than that answer 503 SERVICE_BUSY at once (API.md §2.3, docs/adr/0010).
     password_hash_threads: int = 1
+    password_hash_queue: int = 8
+    # argon2id cost for new hashes: OWASP's recommendation is the floor (API.md §2.3).
+    password_hash_memory_kib: int = 19456
+    password_hash_iterations: int = 2
+    password_hash_parallelism: int = 1
     # Peers whose X-Real-IP names the client (addresses or networks, "unix" for the Unix socket):
     # nginx on the same host, as production runs it. Anyone else is named by their own address.
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1", "unix")
@@ -254,6 +257,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "DB_POOL_MAX_SIZE": ("db_pool_max_size", 1, None),
         "DB_STARTUP_WAIT_SECONDS": ("db_startup_wait_seconds", 0, 3600),
         "PASSWORD_HASH_THREADS": ("password_hash_threads", 1, 64),
+        "PASSWORD_HASH_QUEUE": ("password_hash_queue", 0, 10_000),
+        "PASSWORD_HASH_MEMORY_KIB": ("password_hash_memory_kib", 19456, 4 * 1024 * 1024),
+        "PASSWORD_HASH_ITERATIONS": ("password_hash_iterations", 2, 100),
+        "PASSWORD_HASH_PARALLELISM": ("password_hash_parallelism", 1, 64),
     }
     for variable, (attribute, minimum, maximum) in integer_settings.items():
         raw = get(variable)

@@ -71,6 +71,18 @@ def balance_limit_exceeded(balance: str, details: dict[str, Any]) -> ApiError:
     )
 
 
+def service_busy(retry_after_seconds: int = 1) -> ApiError:
+    """503: a bounded wait ran out (API.md §1.9): pool, row lock, statement time, hashing queue.
+    Nothing was written, and the client may retry after the pause it is given."""
+    return ApiError(
+        503,
+        "SERVICE_BUSY",
+        "The service is busy. Please retry shortly.",
+        {"retry_after_seconds": retry_after_seconds},
+        {"Retry-After": str(retry_after_seconds)},
+    )
+
+
 def rules_error(violations: list[dict[str, str]]) -> ApiError:
     """400: a well-formed body breaks a business validation rule."""
     return ApiError(400, "VALIDATION_ERROR", RULES_MESSAGE, {"violations": violations})
@@ -178,7 +190,11 @@ def _methods_routed(request: Request) -> list[str]:
 
 def handle_exception(request: Request, exception: BaseException):
     error = _translate(request, exception)
-    if error.status >= 500:
+    if error.code == "SERVICE_BUSY":  # load, not a fault: no traceback, and no ERROR line to page on
+        logger.bind(event="app.busy", method=request.method, path=request.path, cause=type(exception).__name__).warning(
+            "service busy: {}", type(exception).__name__
+        )
+    elif error.status >= 500:
         route = request.route.path if request is not None and request.route else None
         logger.bind(event="app.error", method=request.method, path=request.path, route=route).opt(
             exception=exception
