@@ -179,6 +179,9 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
             settings.db_pool_max_size,
             settings.slow_query_ms,
             wait_seconds=settings.db_startup_wait_seconds,
+            bounds=db.WaitBounds(
+                settings.db_pool_timeout_seconds, settings.db_lock_timeout_ms, settings.db_statement_timeout_ms
+            ),
         )
         app.ctx.probe = ReadinessProbe(settings.database_url)
         app.ctx.catalogue = CataloguePages(db.parse_database_url(settings.database_url))

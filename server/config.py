@@ -201,6 +201,10 @@ class Settings:
     # How long a starting instance waits for a PostgreSQL that is not accepting connections yet
     # (after a host reboot it can finish its recovery after supervisor has started the instances).
     db_startup_wait_seconds: int = 60
+    # Bounded waits (API.md §1.9): for a pooled connection, a row lock, one statement.
+    db_pool_timeout_seconds: float = 5.0
+    db_lock_timeout_ms: int = 2000
+    db_statement_timeout_ms: int = 10000
     graceful_shutdown_seconds: float = 15.0
     log_format: str = "json"
     log_level: str = "INFO"
@@ -257,6 +261,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "DB_POOL_MAX_SIZE": ("db_pool_max_size", 1, None),
         "DB_STARTUP_WAIT_SECONDS": ("db_startup_wait_seconds", 0, 3600),
         "PASSWORD_HASH_THREADS": ("password_hash_threads", 1, 64),
+        "DB_LOCK_TIMEOUT_MS": ("db_lock_timeout_ms", 1, 3_600_000),
+        "DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", 1, 3_600_000),
         "PASSWORD_HASH_QUEUE": ("password_hash_queue", 0, 10_000),
         "PASSWORD_HASH_MEMORY_KIB": ("password_hash_memory_kib", 19456, 4 * 1024 * 1024),
         "PASSWORD_HASH_ITERATIONS": ("password_hash_iterations", 2, 100),
@@ -278,6 +284,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for variable, attribute in {
         "PURCHASE_CONFIRMATION_INTERVAL_SECONDS": "purchase_confirmation_interval_seconds",
         "GRACEFUL_SHUTDOWN_SECONDS": "graceful_shutdown_seconds",
+        "DB_POOL_TIMEOUT_SECONDS": "db_pool_timeout_seconds",
     }.items():
         raw = get(variable)
         if raw is not None:

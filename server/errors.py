@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from loguru import logger
 from sanic import Request, Sanic
 from sanic.exceptions import (
@@ -17,6 +18,7 @@ from sanic.exceptions import (
     ServiceUnavailable,
 )
 
+from server.db import PoolTimeout
 from server.http import json_response
 
 INTERNAL_ERROR_MESSAGE = "An unexpected error occurred. Our team has been notified. Please retry later."
@@ -25,6 +27,15 @@ RULES_MESSAGE = "Validation failed for request body."
 # nginx's status for a request whose client hung up before the answer: the access logs of both
 # agree, and neither the error rate nor the error log counts a client's hang-up as ours.
 CLIENT_CLOSED_REQUEST = 499
+
+
+# A bounded wait of API.md §1.9 ran out: no pooled connection in time (server/db.py), or
+# PostgreSQL's lock_timeout (55P03) or statement_timeout (57014) of the pooled connections.
+BOUNDED_WAITS_RAN_OUT: tuple[type[BaseException], ...] = (
+    PoolTimeout,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+)
 
 
 class ApiError(Exception):
@@ -114,6 +125,8 @@ def error_response(error: ApiError):
 def _translate(request: Request, exception: BaseException) -> ApiError:
     if isinstance(exception, ApiError):
         return exception
+    if isinstance(exception, BOUNDED_WAITS_RAN_OUT):
+        return service_busy()
     if isinstance(exception, RequestCancelled):
         return ApiError(CLIENT_CLOSED_REQUEST, "CLIENT_CLOSED_REQUEST", "The client closed the connection.", {})
     if isinstance(exception, NotFound):
