@@ -94,9 +94,19 @@ def _close_after_an_unread_oversized_body(request: Request) -> None:
             stream.keep_alive = False
 
 
+def _close_while_draining(request: Request) -> None:
+    """After a stop signal, every answer closes its connection (server/drain.py): a kept connection
+    gets readiness's 503, then goes, and the drain waits for in-flight requests only."""
+    if request.app.ctx.draining:
+        stream = request.stream
+        if hasattr(stream, "keep_alive"):
+            stream.keep_alive = False
+
+
 async def on_response(request: Request, response) -> None:
     ctx = request.ctx
     _close_after_an_unread_oversized_body(request)
+    _close_while_draining(request)
     request_id = getattr(ctx, "request_id", None) or _request_id(request)
     response.headers["X-Request-ID"] = request_id
     started = getattr(ctx, "started", None)
