@@ -82,6 +82,12 @@ async def on_request(request: Request) -> None:
         raise PayloadTooLarge("Request body exceeds the limit.")
 
 
+def _close_after_the_answer(request: Request) -> None:
+    stream = request.stream
+    if stream is not None and hasattr(stream, "keep_alive"):  # Sanic's HTTP/1.1; ASGI servers have their own
+        stream.keep_alive = False
+
+
 def _close_after_an_unread_oversized_body(request: Request) -> None:
     """A request declaring a body over the limit that was answered without reading it (a 404 or 405
     comes before the 413, §1.7): Sanic then drops the connection after the answer, but its header
@@ -89,18 +95,14 @@ def _close_after_an_unread_oversized_body(request: Request) -> None:
     request into a closing socket. Say `Connection: close` instead."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > request.app.config["REQUEST_MAX_SIZE"]:
-        stream = request.stream
-        if hasattr(stream, "keep_alive"):  # Sanic's HTTP/1.1 connection; ASGI servers have their own
-            stream.keep_alive = False
+        _close_after_the_answer(request)
 
 
 def _close_while_draining(request: Request) -> None:
     """After a stop signal, every answer closes its connection (server/drain.py): a kept connection
     gets readiness's 503, then goes, and the drain waits for in-flight requests only."""
     if request.app.ctx.draining:
-        stream = request.stream
-        if hasattr(stream, "keep_alive"):
-            stream.keep_alive = False
+        _close_after_the_answer(request)
 
 
 async def on_response(request: Request, response) -> None:

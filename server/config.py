@@ -35,8 +35,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     except OSError as error:
         raise ConfigError("ENV_FILE", f"cannot read {path}: {error.strerror or type(error).__name__}") from None
     except UnicodeDecodeError as error:  # never its text: the line may hold a password
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ConfigError("ENV_FILE", f"{path}:{line} is not UTF-8 text") from None
+        line_number = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError("ENV_FILE", f"{path}:{line_number} is not UTF-8 text") from None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
