@@ -8,9 +8,7 @@ instead of waiting behind a flood (docs/adr/0010-password-hashing-capacity.md).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,11 +25,9 @@ from server.errors import service_busy
 T = TypeVar("T")
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 RETRY_AFTER_SECONDS = 1
-# Hashing threads run a little below the event loop: under contention the kernel gives them about a
-# quarter of a core's share against the loop's (weights 335 and 1024), so a login flood cannot
-# starve probes and reads, and a busy service still hashes steadily (SCHED_IDLE and nice 19 starved
-# logins for seconds whenever the service was busy).
-HASH_THREAD_NICE = 5
+# Hashing threads run in the normal scheduling class at the process's own priority: a fair share.
+# In SCHED_IDLE (or at nice 19) they got no CPU whenever the service was busy, and logins waited
+# for seconds; a flood cannot take more than one core per process (one thread, bounded queue).
 
 
 @dataclass(frozen=True)
@@ -65,17 +61,6 @@ def complexity_failure(password: str) -> str | None:
     return None
 
 
-def _hash_thread_priority() -> None:
-    """HASH_THREAD_NICE steps below the thread that started it (relative: an instance started at
-    nice 10 must not get hashing threads above its event loop)."""
-    try:
-        thread = threading.get_native_id()
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + HASH_THREAD_NICE))  # this thread only
-    except (AttributeError, OSError):
-        pass
-
-
 class HashCapacity:
     """At most `threads` hashes at once and `queue` more waiting; anything beyond is refused.
 
@@ -85,9 +70,7 @@ class HashCapacity:
     def __init__(self, threads: int, queue: int) -> None:
         self.limit = threads + queue
         self.taken = 0
-        self.executor = ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="password-hash", initializer=_hash_thread_priority
-        )
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password-hash")
 
     def has_room(self) -> bool:
         return self.taken < self.limit
