@@ -121,14 +121,14 @@ _CALIBRATION_BCRYPT = "$2b$12$PGfNLSCBlpbmqA03a8as1e9ieHtk3PfVbaL2nPMl3uZj4FMH4E
 
 
 def configure(parameters: HashParameters, threads: int, queue: int) -> None:
-    global _parameters, _hasher, _capacity, _timing
+    global _parameters, _hasher, _capacity
     if _capacity is not None:
         _capacity.close()
     if parameters != _parameters:
         _parameters, _hasher = parameters, parameters.hasher()
         dummy_hash.cache_clear()
+        _timing.typical.pop("argon2", None)  # bcrypt's cost does not depend on these parameters
     _capacity = HashCapacity(threads, queue)
-    _timing = FailureTiming()
 
 
 def _gate() -> HashCapacity:
