@@ -80,6 +80,22 @@ http {
             return 503 '{"error": {"code": "SERVICE_UNAVAILABLE", "message": "Service unavailable. Please retry later.", "details": {}}}';
         }
 
+        # A request line or one header line over nginx's buffers (8k): nginx answers before any
+        # instance sees it, in API.md's envelope as the instances do (414, and 431 for its 494).
+        error_page 414 /__uri_too_long;
+        error_page 494 =431 @headers_too_large;
+        location = /__uri_too_long {  # a URI, not a named location: the request had none nginx could read
+            internal;
+            default_type application/json;
+            add_header X-Request-ID $clicknback_request_id always;
+            return 414 '{"error": {"code": "URI_TOO_LONG", "message": "Request target exceeds 8192 bytes.", "details": {"max_bytes": 8192}}}';
+        }
+        location @headers_too_large {
+            default_type application/json;
+            add_header X-Request-ID $clicknback_request_id always;
+            return 431 '{"error": {"code": "HEADERS_TOO_LARGE", "message": "Request headers exceed 8192 bytes.", "details": {"max_bytes": 8192}}}';
+        }
+
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host $host;

@@ -1,6 +1,6 @@
-"""Production's nginx limits login and registration per client address (API.md §2.3): tested
-through the real template (deploy/templates/nginx.conf.tmpl, rendered by the production renderer)
-from several loopback source addresses."""
+"""Production's nginx (deploy/templates/nginx.conf.tmpl, rendered by the production renderer) in
+front of a stand-in instance: its per-address limit on login and registration (API.md §2.3), from
+several loopback source addresses, and its own answers to oversized heads, in the JSON envelope."""
 
 from __future__ import annotations
 
@@ -92,3 +92,18 @@ def test_login_and_registration_are_limited_per_client_address(front):
         with _client(front, source) as other:
             assert other.post("/api/v1/auth/login", json=body).status_code == 200
             assert other.post("/api/v1/users", json=body).status_code == 200
+
+
+def test_nginx_answers_oversized_heads_in_the_json_envelope(front):
+    with httpx.Client(base_url=front.url, timeout=5) as http:
+        long_url = http.get("/health/live?q=" + "a" * 9000)
+        big_header = http.get("/health/live", headers={"X-Big": "a" * 9000})
+    assert long_url.status_code == 414
+    assert long_url.json()["error"] == {
+        "code": "URI_TOO_LONG",
+        "message": "Request target exceeds 8192 bytes.",
+        "details": {"max_bytes": 8192},
+    }
+    assert big_header.status_code == 431
+    assert big_header.json()["error"]["code"] == "HEADERS_TOO_LARGE"
+    assert big_header.headers["content-type"] == "application/json" and big_header.headers["x-request-id"]
