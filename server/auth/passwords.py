@@ -96,7 +96,9 @@ class FailureTiming:
 
     A bcrypt hash costs several times an argon2id one, so a fast "wrong password" would say that
     the email exists with a modern hash. Every failure is held (asleep: no thread, no connection)
-    until the typical time of the costlier kind of verification this process has seen."""
+    until the typical time of the costliest kind of verification this process has seen. A kind is
+    the algorithm with its cost (`$2b$12$`, `$argon2id$v=19$m=19456,t=2,p=1`): each keeps its own
+    average, so cheap hashes (a test's bcrypt cost 4) never pull the floor below a costly one."""
 
     SMOOTHING = 0.2
 
@@ -120,6 +122,11 @@ _timing = FailureTiming()
 _CALIBRATION_BCRYPT = "$2b$12$PGfNLSCBlpbmqA03a8as1e9ieHtk3PfVbaL2nPMl3uZj4FMH4EQFm"
 
 
+def _kind(hashed: str) -> str:
+    """The algorithm and cost of a hash, without its salt and digest."""
+    return hashed[:7] if hashed.startswith(BCRYPT_PREFIXES) else hashed.rsplit("$", 2)[0]
+
+
 def configure(parameters: HashParameters, threads: int, queue: int) -> None:
     global _parameters, _hasher, _capacity
     if _capacity is not None:
@@ -127,7 +134,6 @@ def configure(parameters: HashParameters, threads: int, queue: int) -> None:
     if parameters != _parameters:
         _parameters, _hasher = parameters, parameters.hasher()
         dummy_hash.cache_clear()
-        _timing.typical.pop("argon2", None)  # bcrypt's cost does not depend on these parameters
     _capacity = HashCapacity(threads, queue)
 
 
@@ -153,14 +159,14 @@ def verify_sync(password: str, hashed: str) -> tuple[bool, bool]:
             matches = bcrypt.checkpw(candidate, hashed.encode("ascii"))
         except ValueError:
             return False, False
-        _timing.observe("bcrypt", time.perf_counter() - started)
+        _timing.observe(_kind(hashed), time.perf_counter() - started)
         return matches, True
     try:
         _hasher.verify(hashed, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        _timing.observe("argon2", time.perf_counter() - started)
+        _timing.observe(_kind(hashed), time.perf_counter() - started)
         return False, False
-    _timing.observe("argon2", time.perf_counter() - started)
+    _timing.observe(_kind(hashed), time.perf_counter() - started)
     return True, _hasher.check_needs_rehash(hashed)
 
 
@@ -190,7 +196,7 @@ async def verify_password(password: str, hashed: str | None) -> tuple[bool, bool
     matches, needs_rehash = await gate.run(verify_sync, password, target)
     matches = matches and hashed is not None
     if not matches:
-        if "bcrypt" not in _timing.typical and gate.has_room():  # once per process
+        if _kind(_CALIBRATION_BCRYPT) not in _timing.typical and gate.has_room():  # once per process
             await gate.run(verify_sync, "calibration", _CALIBRATION_BCRYPT)
         await asyncio.sleep(max(0.0, _timing.floor() - (time.perf_counter() - started)))
     return matches, needs_rehash
