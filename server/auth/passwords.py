@@ -101,6 +101,7 @@ class FailureTiming:
     average, so cheap hashes (a test's bcrypt cost 4) never pull the floor below a costly one."""
 
     SMOOTHING = 0.2
+    CEILING_SECONDS = 2.0
 
     def __init__(self) -> None:
         self.typical: dict[str, float] = {}
@@ -110,7 +111,8 @@ class FailureTiming:
         self.typical[kind] = seconds if previous is None else previous + self.SMOOTHING * (seconds - previous)
 
     def floor(self) -> float:
-        return max(self.typical.values(), default=0.0)
+        # Capped: one stalled verification of a rare kind must not hold every failure for seconds.
+        return min(self.CEILING_SECONDS, max(self.typical.values(), default=0.0))
 
 
 _parameters = HashParameters()
