@@ -96,6 +96,10 @@ TARGETS = {
     "offers_active": Target(p99_ms=40, min_rps=3000),
     "purchase_ingest": Target(p99_ms=80, min_rps=1500),
     "wallet_summary": Target(p99_ms=30, min_rps=3000),
+    # Issue #24: logins alone, the mix with 2% logins, and logins while that mix runs.
+    "login": Target(p99_ms=300, concurrency=4),
+    "mixed_with_logins": Target(p99_ms=1000, min_rps=1500),
+    "login_during_mix": Target(p99_ms=1000, concurrency=4),
 }
 
 
@@ -177,6 +181,30 @@ request = function()
   return wrk.format("POST", "/api/v1/purchases", auth, body)
 end
 """
+    # Issue #24's mix: 40% active offers, 30% wallet, 20% purchases, 8% health, 2% logins.
+    mixed_with_logins_lua = f"""
+local tokens = {{{ingest_tokens}}}
+local ids = {{{ingest_ids}}}
+local logins = {{{logins}}}
+local n = 0
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
+request = function()
+  n = n + 1
+  local i = (n % #tokens) + 1
+  local auth = {{["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json"}}
+  local pick = n % 50
+  if pick < 20 then return wrk.format("GET", "/api/v1/offers/active?limit=20", auth) end
+  if pick < 35 then return wrk.format("GET", "/api/v1/users/me/wallet", auth) end
+  if pick < 45 then
+    local body = '{{"external_id": "mixlogin-' .. prefix .. '-' .. n .. '", "user_id": "' .. ids[i] ..
+      '", "merchant_id": "{SHOPLY}", "amount": "25.00", "currency": "EUR"}}'
+    return wrk.format("POST", "/api/v1/purchases", auth, body)
+  end
+  if pick < 49 then return wrk.format("GET", "/health/live") end
+  return wrk.format("POST", "/api/v1/auth/login", {{["Content-Type"] = "application/json"}}, logins[(n % #logins) + 1])
+end
+"""
     return [
         Scenario("health_live", _static("GET", "/health/live"), issue="#2"),
         Scenario("health_ready", _static("GET", "/health/ready"), issue="#2"),
@@ -188,7 +216,17 @@ end
         Scenario("purchase_ingest", ingest_lua, issue="#4"),
         Scenario("wallet_summary", _static("GET", "/api/v1/users/me/wallet", user), issue="#4"),
         Scenario("mixed", mixed_lua, issue="#4"),
+        Scenario("mixed_with_logins", mixed_with_logins_lua, issue="#24"),
+        # Logins measured alone while the mix above runs at concurrency 64 (BACKGROUND_LOAD).
+        Scenario("login_during_mix", login_lua, issue="#24"),
     ]
+
+
+# Scenarios measured while another scenario loads the service: (that scenario, its concurrency).
+BACKGROUND_LOAD = {
+    "health_live_during_login_flood": ("login", 32),
+    "login_during_mix": ("mixed_with_logins", 64),
+}
 
 
 def scenario_selected(name: str, selection: str) -> bool:
@@ -653,6 +691,7 @@ def start_front(
         instance_listen=instance_transport(args),
         upstream_keepalive=args.upstream_keepalive,
         binary=nginx_binary,
+        credentials_limit=False,  # wrk's one address stands for many clients (bench.front)
     )
     front.start()
     return front.url, front
@@ -754,16 +793,17 @@ def measure(
     os.sync()
     warmup = args.warmup
     flood = flood_script = None
-    if scenario.name == "health_live_during_login_flood":
+    if scenario.name in BACKGROUND_LOAD:
         # The flood runs through warm-up and measurement; the warm-up (at least 1 s here) is also the
         # flood's ramp to steady state, so the measurement never starts on an idle server.
         warmup = max(warmup, 1)
-        login = next(s for s in scenarios(ctx) if s.name == "login")
+        background, background_level = BACKGROUND_LOAD[scenario.name]
+        load = next(s for s in scenarios(ctx) if s.name == background)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as flood_file:
-            flood_file.write(login.lua)
+            flood_file.write(load.lua)
         flood_script = flood_file.name
         flood = subprocess.Popen(
-            wrk_argv(url, flood_script, 32, warmup + args.duration + 4),
+            wrk_argv(url, flood_script, background_level, warmup + args.duration + 4),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -55,9 +55,23 @@ def upstream_conf(host: Host, upstream_keepalive: int = 0) -> str:
     return text[:closing] + f"    keepalive {upstream_keepalive};\n" + text[closing:]
 
 
-def front_files(layout: Layout, host: Host, upstream_keepalive: int = 0) -> dict[str, str]:
+CREDENTIALS_LIMIT = "limit_req zone=clicknback_credentials"
+
+
+def without_credentials_limit(conf: str) -> str:
+    """Production's conf minus its per-address limit on login and registration: the bench's one
+    client address stands for many clients, and would measure nginx's 429 instead of logins."""
+    return "".join(line for line in conf.splitlines(keepends=True) if CREDENTIALS_LIMIT not in line)
+
+
+def front_files(
+    layout: Layout, host: Host, upstream_keepalive: int = 0, credentials_limit: bool = True
+) -> dict[str, str]:
     """Every file nginx reads, by absolute path: the main conf and the included upstream block."""
-    return {layout.nginx_conf: nginx_conf(layout, host), layout.nginx_upstream: upstream_conf(host, upstream_keepalive)}
+    conf = nginx_conf(layout, host)
+    if not credentials_limit:
+        conf = without_credentials_limit(conf)
+    return {layout.nginx_conf: conf, layout.nginx_upstream: upstream_conf(host, upstream_keepalive)}
 
 
 def front_dirs(layout: Layout) -> list[str]:
@@ -90,6 +104,7 @@ class NginxFront:
     upstream_keepalive: int = 0
     binary: str = NGINX
     instance_listen: str = HOST_DEFAULTS["instance_listen"]
+    credentials_limit: bool = True  # production's per-address limit on login and registration
     process: subprocess.Popen | None = None
 
     @property
@@ -105,7 +120,7 @@ class NginxFront:
         host = bench_host(layout.root, self.port, self.instance_ports, self.instance_listen)
         for folder in front_dirs(layout):
             Path(folder).mkdir(parents=True, exist_ok=True)
-        for path, text in front_files(layout, host, self.upstream_keepalive).items():
+        for path, text in front_files(layout, host, self.upstream_keepalive, self.credentials_limit).items():
             Path(path).write_text(text)
         error_log = Path(layout.logs) / "nginx-error.log"
         self.process = subprocess.Popen(

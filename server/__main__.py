@@ -39,16 +39,30 @@ def main(argv: list[str] | None = None) -> int:
 
     from server import logs
     from server.app import create_app, tune_garbage_collector
+    from server.drain import DrainingHttpProtocol
 
     logs.configure(settings.log_format, settings.log_level, settings.log_file)
     app = create_app(settings, name="clicknback")
     app.after_server_start(tune_garbage_collector)
     try:
         if not args.unix:
-            app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
+            app.run(
+                host=args.host,
+                port=args.port,
+                single_process=True,
+                access_log=False,
+                motd=False,
+                protocol=DrainingHttpProtocol,
+            )
             return 0
         try:
-            app.run(sock=bind_unix_socket(args.unix), single_process=True, access_log=False, motd=False)
+            app.run(
+                sock=bind_unix_socket(args.unix),
+                single_process=True,
+                access_log=False,
+                motd=False,
+                protocol=DrainingHttpProtocol,
+            )
         finally:
             remove_unix_socket(args.unix)  # unless a newer instance has taken the path over
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:

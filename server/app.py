@@ -18,7 +18,7 @@ from server import cors, db, errors, openapi
 from server.auth import passwords
 from server.config import Settings, load_settings
 from server.health.probe import ReadinessProbe
-from server.http import client_address
+from server.http import TrustedProxies, client_address
 from server.jobs.runner import run_forever
 from server.logs import ACCESS_LOG, REQUEST_ID
 from server.offers.catalogue import CataloguePages
@@ -82,6 +82,12 @@ async def on_request(request: Request) -> None:
         raise PayloadTooLarge("Request body exceeds the limit.")
 
 
+def _close_after_the_answer(request: Request) -> None:
+    stream = request.stream
+    if stream is not None and hasattr(stream, "keep_alive"):  # Sanic's HTTP/1.1; ASGI servers have their own
+        stream.keep_alive = False
+
+
 def _close_after_an_unread_oversized_body(request: Request) -> None:
     """A request declaring a body over the limit that was answered without reading it (a 404 or 405
     comes before the 413, §1.7): Sanic then drops the connection after the answer, but its header
@@ -89,14 +95,20 @@ def _close_after_an_unread_oversized_body(request: Request) -> None:
     request into a closing socket. Say `Connection: close` instead."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > request.app.config["REQUEST_MAX_SIZE"]:
-        stream = request.stream
-        if hasattr(stream, "keep_alive"):  # Sanic's HTTP/1.1 connection; ASGI servers have their own
-            stream.keep_alive = False
+        _close_after_the_answer(request)
+
+
+def _close_while_draining(request: Request) -> None:
+    """After a stop signal, every answer closes its connection (server/drain.py): a kept connection
+    gets readiness's 503, then goes, and the drain waits for in-flight requests only."""
+    if request.app.ctx.draining:
+        _close_after_the_answer(request)
 
 
 async def on_response(request: Request, response) -> None:
     ctx = request.ctx
     _close_after_an_unread_oversized_body(request)
+    _close_while_draining(request)
     request_id = getattr(ctx, "request_id", None) or _request_id(request)
     response.headers["X-Request-ID"] = request_id
     started = getattr(ctx, "started", None)
@@ -155,6 +167,7 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
     app.ctx.draining = False
     app.ctx.started_at = datetime.now(UTC)
     app.ctx.cors = cors.CorsPolicy(settings.cors_allowed_origins)
+    app.ctx.trusted_proxies = TrustedProxies(settings.trusted_proxies)
 
     for blueprint in [*BLUEPRINTS, openapi.bp]:
         app.blueprint(blueprint)
@@ -165,13 +178,22 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:
-        passwords.configure_executor(settings.password_hash_threads)
+        passwords.configure(
+            passwords.HashParameters(
+                settings.password_hash_memory_kib, settings.password_hash_iterations, settings.password_hash_parallelism
+            ),
+            settings.password_hash_threads,
+            settings.password_hash_queue,
+        )
         await db.init_db(
             settings.database_url,
             settings.db_pool_min_size,
             settings.db_pool_max_size,
             settings.slow_query_ms,
             wait_seconds=settings.db_startup_wait_seconds,
+            bounds=db.WaitBounds(
+                settings.db_pool_timeout_seconds, settings.db_lock_timeout_ms, settings.db_statement_timeout_ms
+            ),
         )
         app.ctx.probe = ReadinessProbe(settings.database_url)
         app.ctx.catalogue = CataloguePages(db.parse_database_url(settings.database_url))

@@ -6,6 +6,7 @@ it into one line on stderr and exit status 2, before anything is served.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -34,8 +35,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     except OSError as error:
         raise ConfigError("ENV_FILE", f"cannot read {path}: {error.strerror or type(error).__name__}") from None
     except UnicodeDecodeError as error:  # never its text: the line may hold a password
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ConfigError("ENV_FILE", f"{path}:{line} is not UTF-8 text") from None
+        line_number = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError("ENV_FILE", f"{path}:{line_number} is not UTF-8 text") from None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -109,6 +110,18 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
             raise ConfigError(name, "expected a JSON list of origin strings")
         return tuple(parsed)
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _proxies(name: str, raw: str) -> tuple[str, ...]:
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        if entry == "unix":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(name, f"expected addresses, networks or 'unix', got {entry!r}") from None
+    return entries
 
 
 DATABASE_URL_FORMS = (
@@ -188,15 +201,26 @@ class Settings:
     # How long a starting instance waits for a PostgreSQL that is not accepting connections yet
     # (after a host reboot it can finish its recovery after supervisor has started the instances).
     db_startup_wait_seconds: int = 60
+    # Bounded waits (API.md §1.9): for a pooled connection, a row lock, one statement.
+    db_pool_timeout_seconds: float = 5.0
+    db_lock_timeout_ms: int = 2000
+    db_statement_timeout_ms: int = 10000
     graceful_shutdown_seconds: float = 15.0
     log_format: str = "json"
     log_level: str = "INFO"
     log_file: str = ""
-    # One hash at a time per process: argon2id already spreads each hash over 4 lanes (threads),
-    # and every concurrent hash streams another 64 MiB through the shared caches. With 2 per
-    # process, logins were slower: 7-8 req/s against 8-9, 258-282 ms of CPU each against 225-237
-    # (docs/benchmarks.md).
-    password_hash_threads: int = 1
+    # Two hashes at once per process (each argon2id hash uses one lane), with a few waiting; more
+    # than that answer 503 SERVICE_BUSY at once (API.md §2.3, docs/adr/0010). With one thread, the
+    # mix with 2% logins refused a third of its logins and its p99 was 1.3 s (docs/adr/0010).
+    password_hash_threads: int = 2
+    password_hash_queue: int = 8
+    # argon2id cost for new hashes: OWASP's recommendation is the floor (API.md §2.3).
+    password_hash_memory_kib: int = 19456
+    password_hash_iterations: int = 2
+    password_hash_parallelism: int = 1
+    # Peers whose X-Real-IP names the client (addresses or networks, "unix" for the Unix socket):
+    # nginx on the same host, as production runs it. Anyone else is named by their own address.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1", "unix")
 
     def safe_summary(self) -> dict[str, Any]:
         """Settings without secrets, for the startup log line."""
@@ -238,6 +262,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "DB_POOL_MAX_SIZE": ("db_pool_max_size", 1, None),
         "DB_STARTUP_WAIT_SECONDS": ("db_startup_wait_seconds", 0, 3600),
         "PASSWORD_HASH_THREADS": ("password_hash_threads", 1, 64),
+        "DB_LOCK_TIMEOUT_MS": ("db_lock_timeout_ms", 1, 3_600_000),
+        "DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", 1, 3_600_000),
+        "PASSWORD_HASH_QUEUE": ("password_hash_queue", 0, 10_000),
+        "PASSWORD_HASH_MEMORY_KIB": ("password_hash_memory_kib", 19456, 4 * 1024 * 1024),
+        "PASSWORD_HASH_ITERATIONS": ("password_hash_iterations", 2, 100),
+        "PASSWORD_HASH_PARALLELISM": ("password_hash_parallelism", 1, 64),
     }
     for variable, (attribute, minimum, maximum) in integer_settings.items():
         raw = get(variable)
@@ -255,6 +285,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for variable, attribute in {
         "PURCHASE_CONFIRMATION_INTERVAL_SECONDS": "purchase_confirmation_interval_seconds",
         "GRACEFUL_SHUTDOWN_SECONDS": "graceful_shutdown_seconds",
+        "DB_POOL_TIMEOUT_SECONDS": "db_pool_timeout_seconds",
     }.items():
         raw = get(variable)
         if raw is not None:
@@ -280,6 +311,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     raw = get("CORS_ALLOWED_ORIGINS")
     if raw is not None:
         values["cors_allowed_origins"] = _origins("CORS_ALLOWED_ORIGINS", raw)
+    raw = get("TRUSTED_PROXIES")
+    if raw is not None:
+        values["trusted_proxies"] = _proxies("TRUSTED_PROXIES", raw)
     raw = get("LOG_FORMAT")
     if raw is not None:
         if raw not in {"json", "console"}:

@@ -29,11 +29,14 @@ class CorsPolicy:
 
     def add_headers(self, request: Request, response: HTTPResponse) -> None:
         origin = request.headers.get("origin")
-        if origin and self.allows(origin):
+        if origin:
             headers = response.headers
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+            # Allowed or not, the answer depends on the origin: a shared cache must not serve a
+            # refused origin's answer (without CORS headers) to an allowed one, or the reverse.
             headers["Vary"] = "Origin"
+            if self.allows(origin):
+                headers["Access-Control-Allow-Origin"] = origin
+                headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
 
 
 def preflight_response(request: Request, methods: str) -> HTTPResponse:

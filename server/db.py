@@ -142,10 +142,65 @@ _pool: asyncpg.Pool | None = None
 _turns: asyncio.Semaphore | None = None
 
 
-async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms: int, wait_seconds: float = 0) -> None:
+@dataclass(frozen=True)
+class WaitBounds:
+    """How long a request may wait (API.md §1.9): for a pooled connection, then, as each pooled
+    connection's settings, for a row lock and for one statement. Running out of any of them is
+    503 SERVICE_BUSY (server/errors.py), and the transaction rolls back."""
+
+    pool_seconds: float = 5.0
+    lock_ms: int = 2000
+    statement_ms: int = 10000
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "application_name": "clicknback",
+            "lock_timeout": str(self.lock_ms),
+            "statement_timeout": str(self.statement_ms),
+        }
+
+
+_bounds = WaitBounds()
+
+
+class PoolTimeout(TimeoutError):
+    """No pooled connection came free within WaitBounds.pool_seconds."""
+
+
+class _BoundedTurn:
+    """A turn at the pool, in arrival order (the FIFO semaphore below), waited for at most
+    `seconds`. A free turn is taken without the timer's cost."""
+
+    __slots__ = ("_seconds", "_turns")
+
+    def __init__(self, turns: asyncio.Semaphore, seconds: float) -> None:
+        self._turns, self._seconds = turns, seconds
+
+    async def __aenter__(self) -> None:
+        if not self._turns.locked():
+            await self._turns.acquire()
+            return
+        try:
+            await asyncio.wait_for(self._turns.acquire(), self._seconds)
+        except TimeoutError:
+            raise PoolTimeout(f"no database connection came free within {self._seconds:g} s") from None
+
+    async def __aexit__(self, *_: object) -> None:
+        self._turns.release()
+
+
+async def init_db(
+    database_url: str,
+    min_size: int,
+    max_size: int,
+    slow_query_ms: int,
+    wait_seconds: float = 0,
+    bounds: WaitBounds | None = None,
+) -> None:
     """Open the pool; wait up to `wait_seconds` for a PostgreSQL that is not accepting connections yet."""
-    global _pool, _turns
+    global _pool, _turns, _bounds
     QUERY_STATS.slow_threshold_ms = slow_query_ms
+    _bounds = bounds or WaitBounds()
     _turns = asyncio.Semaphore(max_size)
     _pool = await when_reachable(
         lambda: asyncpg.create_pool(
@@ -154,7 +209,7 @@ async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms
             max_size=max_size,
             init=_instrument_connection,
             reset=_keep_session,
-            server_settings={"application_name": "clicknback"},
+            server_settings=_bounds.server_settings(),
         ),
         wait_seconds,
     )
@@ -206,10 +261,10 @@ def pool() -> asyncpg.Pool:
     return _pool
 
 
-def _turn() -> asyncio.Semaphore:
+def _turn() -> _BoundedTurn:
     if _turns is None:
         raise RuntimeError("database pool is not initialised")
-    return _turns
+    return _BoundedTurn(_turns, _bounds.pool_seconds)
 
 
 @asynccontextmanager

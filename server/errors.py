@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from loguru import logger
 from sanic import Request, Sanic
 from sanic.exceptions import (
@@ -17,6 +18,7 @@ from sanic.exceptions import (
     ServiceUnavailable,
 )
 
+from server.db import PoolTimeout
 from server.http import json_response
 
 INTERNAL_ERROR_MESSAGE = "An unexpected error occurred. Our team has been notified. Please retry later."
@@ -25,6 +27,15 @@ RULES_MESSAGE = "Validation failed for request body."
 # nginx's status for a request whose client hung up before the answer: the access logs of both
 # agree, and neither the error rate nor the error log counts a client's hang-up as ours.
 CLIENT_CLOSED_REQUEST = 499
+
+
+# A bounded wait of API.md §1.9 ran out: no pooled connection in time (server/db.py), or
+# PostgreSQL's lock_timeout (55P03) or statement_timeout (57014) of the pooled connections.
+BOUNDED_WAITS_RAN_OUT: tuple[type[BaseException], ...] = (
+    PoolTimeout,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+)
 
 
 class ApiError(Exception):
@@ -71,6 +82,18 @@ def balance_limit_exceeded(balance: str, details: dict[str, Any]) -> ApiError:
     )
 
 
+def service_busy(retry_after_seconds: int = 1) -> ApiError:
+    """503: a bounded wait ran out (API.md §1.9): pool, row lock, statement time, hashing queue.
+    Nothing was written, and the client may retry after the pause it is given."""
+    return ApiError(
+        503,
+        "SERVICE_BUSY",
+        "The service is busy. Please retry shortly.",
+        {"retry_after_seconds": retry_after_seconds},
+        {"Retry-After": str(retry_after_seconds)},
+    )
+
+
 def rules_error(violations: list[dict[str, str]]) -> ApiError:
     """400: a well-formed body breaks a business validation rule."""
     return ApiError(400, "VALIDATION_ERROR", RULES_MESSAGE, {"violations": violations})
@@ -102,6 +125,8 @@ def error_response(error: ApiError):
 def _translate(request: Request, exception: BaseException) -> ApiError:
     if isinstance(exception, ApiError):
         return exception
+    if isinstance(exception, BOUNDED_WAITS_RAN_OUT):
+        return service_busy()
     if isinstance(exception, RequestCancelled):
         return ApiError(CLIENT_CLOSED_REQUEST, "CLIENT_CLOSED_REQUEST", "The client closed the connection.", {})
     if isinstance(exception, NotFound):
@@ -120,6 +145,8 @@ def _translate(request: Request, exception: BaseException) -> ApiError:
             {"method": request.method, "allowed_methods": allowed},
             {"Allow": ", ".join(allowed)},
         )
+    if isinstance(exception, PayloadTooLarge) and _is_about_the_head(exception):
+        return _head_too_large(request)
     if isinstance(exception, PayloadTooLarge):
         limit = request.app.config.REQUEST_MAX_SIZE
         return ApiError(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes.", {"max_bytes": limit})
@@ -136,6 +163,25 @@ def _translate(request: Request, exception: BaseException) -> ApiError:
         INTERNAL_ERROR_MESSAGE,
         {"request_id": request_id, "timestamp": datetime.now(UTC).isoformat()},
     )
+
+
+def _is_about_the_head(exception: PayloadTooLarge) -> bool:
+    # Sanic raises the same PayloadTooLarge for a request head over REQUEST_MAX_HEADER_SIZE as for
+    # a body over REQUEST_MAX_SIZE; only its message tells them apart.
+    return "header" in str(exception).lower()
+
+
+def _head_too_large(request: Request) -> ApiError:
+    """414 when the request line alone is over the limit (a long URL), 431 when the headers are.
+
+    The head was never parsed, so the request line is looked for in what the connection received."""
+    limit = request.app.config.REQUEST_MAX_HEADER_SIZE
+    protocol = request.transport.get_protocol() if request.transport is not None else None
+    received = bytes(getattr(protocol, "recv_buffer", b"")[: limit + 2])
+    line_end = received.find(b"\r\n")
+    if line_end == -1 or line_end >= limit:
+        return ApiError(414, "URI_TOO_LONG", f"Request target exceeds {limit} bytes.", {"max_bytes": limit})
+    return ApiError(431, "HEADERS_TOO_LARGE", f"Request headers exceed {limit} bytes.", {"max_bytes": limit})
 
 
 _HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -157,7 +203,11 @@ def _methods_routed(request: Request) -> list[str]:
 
 def handle_exception(request: Request, exception: BaseException):
     error = _translate(request, exception)
-    if error.status >= 500:
+    if error.code == "SERVICE_BUSY":  # load, not a fault: no traceback, and no ERROR line to page on
+        logger.bind(event="app.busy", method=request.method, path=request.path, cause=type(exception).__name__).warning(
+            "service busy: {}", type(exception).__name__
+        )
+    elif error.status >= 500:
         route = request.route.path if request is not None and request.route else None
         logger.bind(event="app.error", method=request.method, path=request.path, route=route).opt(
             exception=exception

@@ -3,6 +3,7 @@ numbers), and the client's address as the proxy in front names it."""
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -32,9 +33,37 @@ class Response(HTTPResponse):
         return value
 
 
+UNIX_PEER = "unix"  # how TRUSTED_PROXIES names a peer on the instance's Unix socket (nginx, in production)
+
+
+class TrustedProxies:
+    """The peers whose REAL_IP_HEADER names the client (TRUSTED_PROXIES): anyone else reaching the
+    instance directly could put any address there and have it logged and throttled as someone else."""
+
+    def __init__(self, entries: tuple[str, ...]) -> None:
+        self.unix = UNIX_PEER in entries
+        self.networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in entries if entry != UNIX_PEER)
+        self._known: dict[str, bool] = {}
+
+    def trusts(self, peer: str) -> bool:
+        if not peer:  # Sanic names no address for a Unix-socket peer
+            return self.unix
+        known = self._known.get(peer)
+        if known is None:
+            try:
+                address = ipaddress.ip_address(peer.strip("[]"))
+                known = any(address in network for network in self.networks)
+            except ValueError:
+                known = False
+            if len(self._known) < 1024:  # the proxies are a handful; other peers are not remembered forever
+                self._known[peer] = known
+        return known
+
+
 def client_address(request: Request) -> str:
     """request.client_ip, by Sanic's rules, for the way production runs: nginx names the client in
-    the REAL_IP_HEADER (X-Real-IP) and no Forwarded secret is set.
+    the REAL_IP_HEADER (X-Real-IP) and no Forwarded secret is set; the header counts only from a
+    trusted proxy (app.ctx.trusted_proxies), otherwise the peer is the client.
 
     Sanic's client_ip parses every proxy header (X-Scheme, X-Forwarded-Proto, -Host, -Port, -Path)
     to build its `forwarded` options, then uses one of them: a tenth of a probe's CPU. Here only
@@ -42,6 +71,9 @@ def client_address(request: Request) -> str:
     config = request.app.config  # a dict: get() skips Config's attribute fallback
     header = config.get("REAL_IP_HEADER")
     if header and not config.get("FORWARDED_SECRET"):
+        trusted = getattr(request.app.ctx, "trusted_proxies", None)
+        if trusted is not None and not trusted.trusts(request.ip):
+            return request.ip
         value = request.headers.get(header)
         if value:
             try:

@@ -13,16 +13,19 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 _RESERVED = {"event"}
 
 
-def _json_line(record: dict[str, Any]) -> str:
+def _json_line(record: Record) -> str:
     extra = record["extra"]
     payload: dict[str, Any] = {
         "time": record["time"].astimezone().isoformat()
@@ -50,7 +53,7 @@ def _format_exception(exception: Any) -> list[str]:
     return traceback.format_exception(kind, value, tb)
 
 
-def _patch(record: dict[str, Any]) -> None:
+def _patch(record: Record) -> None:
     extra = record["extra"]
     extra["_json"] = extra["_lines"] if "_lines" in extra else _json_line(record)
 
@@ -111,6 +114,13 @@ class AccessLog:
 ACCESS_LOG = AccessLog()
 
 
+# Library messages about what a client sent, which the library logs at ERROR: a client's mistake
+# is INFO (API.md §1.9), so an alert on ERROR lines never fires for anyone's curl.
+CLIENT_MISTAKES = (
+    " body not consumed.",  # Sanic: a body sent with a request whose route reads none (a GET)
+)
+
+
 class _InterceptHandler(logging.Handler):
     """Send standard-library records (Sanic, asyncio, aerich) to loguru."""
 
@@ -119,6 +129,9 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
+        if record.levelno >= logging.ERROR and record.name.startswith("sanic."):
+            if record.getMessage().endswith(CLIENT_MISTAKES):
+                level = "INFO"
         logger.bind(event=f"lib.{record.name}").opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
 
 
@@ -128,7 +141,7 @@ CONSOLE_FORMAT = (
 )
 
 
-def _console_patch(record: dict[str, Any]) -> None:
+def _console_patch(record: Record) -> None:
     extra = record["extra"]
     extra.setdefault("event", "app.log")
     context = {k: v for k, v in extra.items() if k not in {"event", "_context", "_json"}}
@@ -138,7 +151,12 @@ def _console_patch(record: dict[str, Any]) -> None:
     extra["_context"] = " ".join(f"{k}={v}" for k, v in context.items())
 
 
-def _json_format(_record: dict[str, Any]) -> str:
+def _console_and_json_patch(record: Record) -> None:
+    _console_patch(record)
+    _patch(record)
+
+
+def _json_format(_record: Record) -> str:
     """The JSON sinks' format: the line _patch built, which carries any traceback in its
     "exception" field. A format given as a string makes loguru append the traceback again, as raw
     lines after the JSON one, which log readers cannot parse; given as a function it does not."""
@@ -164,7 +182,7 @@ def configure(log_format: str = "json", level: str = "INFO", log_file: str = "")
         logger.add(sys.stdout, level=level, format=_json_format, backtrace=False, diagnose=False)
     if log_file:
         if log_format == "console":
-            logger.configure(patcher=lambda r: (_console_patch(r), _patch(r)))
+            logger.configure(patcher=_console_and_json_patch)
         # Rotation renames the live file to a timestamped one beside it; archival ships those.
         logger.add(
             log_file,

@@ -44,8 +44,17 @@ def _parse_int(text: str) -> int | Decimal:
     return int(text) if len(text) <= 18 else Decimal(text)
 
 
+def _parse_float(text: str) -> Decimal:
+    # An exponent past what Decimal can hold (1e9999999999999999999) raises InvalidOperation, which
+    # is no ValueError: as a ValueError it is the client's malformed body (400), not our 500.
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        raise ValueError(f"number out of range: {text[:40]}") from None
+
+
 # One decoder for every body: json.loads(..., parse_float=...) builds a new one per call (4 us of 8).
-_BODY_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_parse_int, parse_constant=_NonFinite)
+_BODY_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_int=_parse_int, parse_constant=_NonFinite)
 
 # PostgreSQL's text cannot hold NUL, and UTF-8 cannot encode an unpaired surrogate; JSON can carry
 # both as \u escapes (\u0000, \ud800), so such strings are refused before they reach a query.
@@ -170,7 +179,8 @@ def _decimal(raw: Any, label: str) -> Decimal:
         raise FieldError(f"{label} must be a number.")
     if not value.is_finite():
         raise FieldError(f"{label} must be a finite number.")
-    if abs(value) > MONEY_MAX:
+    # copy_abs(), not abs(): abs() rounds in the context, which overflows past an exponent of 10^6.
+    if value.copy_abs() > MONEY_MAX:
         raise FieldError(f"{label} is too large.")
     if value != value.quantize(CENT):
         raise FieldError(f"{label} must have at most 2 decimal places")
@@ -196,7 +206,7 @@ def rate(label: str = "Value", maximum: Decimal = MONEY_MAX) -> Callable[[Any], 
 
     def parse(raw: Any) -> Decimal:
         value = _decimal(raw, label)
-        if abs(value) > maximum:
+        if value.copy_abs() > maximum:
             raise FieldError(f"{label} is too large.")
         return value
 

@@ -9,6 +9,8 @@ from server.http import client_address, json_response
 from server.validation import Field, email, string
 
 bp = Blueprint("auth", url_prefix="/api/v1/auth")
+# Tokens in a response must never be stored by a browser or an intermediary cache (API.md §1.9).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 LOGIN_BODY = {"email": Field(email), "password": Field(string(min_length=1, max_length=1024))}
 REFRESH_BODY = {"refresh_token": Field(string(min_length=1, max_length=4096))}
@@ -45,7 +47,7 @@ async def login(request: Request, call: Call):
     pair = await service.login(
         request.app.ctx.settings, call.body["email"], call.body["password"], client_address(request)
     )
-    return json_response(pair.as_dict())
+    return json_response(pair.as_dict(), headers=NO_STORE)
 
 
 @bp.post("/refresh")
@@ -66,4 +68,4 @@ async def login(request: Request, call: Call):
 @endpoint(body=REFRESH_BODY)
 async def refresh(request: Request, call: Call):
     pair = await service.refresh(request.app.ctx.settings, call.body["refresh_token"])
-    return json_response(pair.as_dict())
+    return json_response(pair.as_dict(), headers=NO_STORE)

@@ -87,7 +87,7 @@ async def login(settings: Settings, email: str, password: str, ip: str | None) -
         raise _too_many(wait)
     # Verified outside any transaction: no pooled connection waits on the hash.
     matches, needs_rehash = await passwords.verify_password(password, user["hashed_password"] if user else None)
-    new_hash = await passwords.hash_password(password) if matches and needs_rehash else None
+    new_hash = await passwords.rehash_if_room(password) if matches and needs_rehash else None
 
     outcome: ApiError | TokenPair
     async with db.transaction() as conn:

@@ -83,6 +83,10 @@ def decode(key: str, token: str, expected_type: str) -> dict:
     return claims
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _decode(key: str, token: str, expected_type: str) -> dict:
     required = ["user_id", "token_type", "iat", "exp"] + (["jti"] if expected_type == "refresh" else [])
     try:
@@ -99,6 +103,10 @@ def _decode(key: str, token: str, expected_type: str) -> dict:
         raise TokenError("malformed") from None
     if claims.get("token_type") != expected_type:
         raise TokenError("wrong_token_type")
+    # PyJWT reads a numeric string ("9999999999") as a time; we never issue one, and the cached
+    # path compares `exp` with a float: only JSON numbers are times here.
+    if not all(_is_number(claims.get(name)) for name in ("iat", "exp")):
+        raise TokenError("bad_claim_type")
     if not isinstance(claims.get("user_id"), str):
         raise TokenError("missing_claims")
     # API.md §2.1 lists role among an access token's claims. Authorization reads the role from the

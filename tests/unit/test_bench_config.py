@@ -34,6 +34,7 @@ events {
 }
 
 http {
+    # Buffered: one write per 64 KiB of lines (or per second) instead of one per request.
     access_log /tmp/cnb-bench-x/front/shared/logs/nginx-access.log combined buffer=64k flush=1s;
     client_body_temp_path /tmp/cnb-bench-x/front/nginx/tmp/client_body;
     proxy_temp_path /tmp/cnb-bench-x/front/nginx/tmp/proxy;
@@ -48,6 +49,16 @@ http {
 
     # The live instances; a switch rewrites it to the new ones once they are ready, then reloads.
     include /tmp/cnb-bench-x/front/nginx/upstream.conf;
+
+    # Login and registration per client address (API.md §2.3): each costs a password hash, so one
+    # address cannot fill every instance's hashing queue. POST only: a preflight costs nothing.
+    map $request_method $clicknback_credentials_client {
+        POST $binary_remote_addr;
+        default "";
+    }
+    limit_req_zone $clicknback_credentials_client zone=clicknback_credentials:10m rate=30r/m;
+    limit_req_status 429;
+    limit_req_log_level warn;
 
     # The request id of nginx's own answers: the client's X-Request-ID when API.md §1.4 accepts it.
     map $http_x_request_id $clicknback_request_id {
@@ -69,19 +80,52 @@ http {
             return 503 '{"error": {"code": "SERVICE_UNAVAILABLE", "message": "Service unavailable. Please retry later.", "details": {}}}';
         }
 
+        # A request line or one header line over nginx's buffers (8k): nginx answers before any
+        # instance sees it, in API.md's envelope as the instances do (414, and 431 for its 494).
+        error_page 414 /__uri_too_long;
+        error_page 494 =431 @headers_too_large;
+        location = /__uri_too_long {  # a URI, not a named location: the request had none nginx could read
+            internal;
+            default_type application/json;
+            add_header X-Request-ID $clicknback_request_id always;
+            return 414 '{"error": {"code": "URI_TOO_LONG", "message": "Request target exceeds 8192 bytes.", "details": {"max_bytes": 8192}}}';
+        }
+        location @headers_too_large {
+            default_type application/json;
+            add_header X-Request-ID $clicknback_request_id always;
+            return 431 '{"error": {"code": "HEADERS_TOO_LARGE", "message": "Request headers exceed 8192 bytes.", "details": {"max_bytes": 8192}}}';
+        }
+
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 30s;
+        # An instance that is stopping refuses connections: try the next one instead of failing.
+        proxy_next_upstream error timeout http_502 http_503;
+        proxy_next_upstream_tries 3;
+
         location / {
             proxy_pass http://clicknback_app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 30s;
-            # An instance that is stopping refuses connections: try the next one instead of failing.
-            proxy_next_upstream error timeout http_502 http_503;
-            proxy_next_upstream_tries 3;
+        }
+
+        # A burst of 10, then one every 2 s per address; beyond that nginx answers 429 itself, in
+        # API.md's JSON envelope. (A location's own error_page replaces the server's: both are here.)
+        location ~ ^/api/v1/(auth/login|users)/?$ {
+            limit_req zone=clicknback_credentials burst=10 nodelay;
+            error_page 429 @too_many_requests;
+            error_page 502 504 =503 @unavailable;
+            proxy_pass http://clicknback_app;
+        }
+
+        location @too_many_requests {
+            default_type application/json;
+            add_header X-Request-ID $clicknback_request_id always;
+            add_header Retry-After 2 always;
+            return 429 '{"error": {"code": "TOO_MANY_REQUESTS", "message": "Too many requests from this address. Please retry later.", "details": {"retry_after_seconds": 2}}}';
         }
     }
 }

@@ -1,6 +1,7 @@
 import base64
 import json
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 
 import bcrypt
@@ -129,14 +130,15 @@ def test_verified_tokens_are_remembered_but_still_expire(monkeypatch):
         decode("some-other-key-0123456789abcdef0123456789", token, "access")
 
 
-def test_hashing_threads_give_way_to_the_event_loop():
-    # SCHED_IDLE: a waking event loop preempts a hashing thread at once (server/auth/passwords.py).
-    passwords.configure_executor(1)
+def test_hashing_threads_get_a_fair_share_not_the_idle_class():
+    # SCHED_IDLE (and nice 19) starved logins whenever the service was busy (docs/adr/0010).
+    gate = passwords.HashCapacity(1, 0)
     try:
-        policy = passwords._pool().submit(lambda: os.sched_getscheduler(0)).result(timeout=10)
-        hashed = passwords._pool().submit(passwords.hash_sync, "Str0ng!Pass").result(timeout=60)
+        nice, policy = gate.executor.submit(
+            lambda: (os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), os.sched_getscheduler(0))
+        ).result(timeout=10)
+        hashed = gate.executor.submit(passwords.hash_sync, "Str0ng!Pass").result(timeout=60)
     finally:
-        passwords.configure_executor(2)
-    assert policy == os.SCHED_IDLE
-    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller's own thread is left alone
+        gate.close()
+    assert policy == os.SCHED_OTHER and nice == os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert passwords.verify_sync("Str0ng!Pass", hashed) == (True, False)

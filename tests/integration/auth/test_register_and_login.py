@@ -154,10 +154,11 @@ async def test_throttle_holds_under_concurrent_attempts(client, user, conn):
     failures = await conn.fetchval("SELECT count(*) FROM login_attempts WHERE email = $1", user.email)
     assert failures <= 5
     assert statuses.count(401) == failures
-    assert set(statuses) <= {200, 401, 429}
+    assert set(statuses) <= {200, 401, 429, 503}  # 503: the hashing queue was full (API.md §2.3)
     after = await client.post("/api/v1/auth/login", json={"email": user.email, "password": STRONG})
-    if statuses[-1] == 200:
-        # The right password got in before the fifth failure: the failures before it were cleared.
+    if statuses[-1] in (200, 503):
+        # The right password got in before the fifth failure (the failures before it were cleared),
+        # or was refused by a full hashing queue before it was checked.
         assert after.status_code in (200, 429)
     else:
         assert after.status_code == 429

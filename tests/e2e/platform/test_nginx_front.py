@@ -1,0 +1,109 @@
+"""Production's nginx (deploy/templates/nginx.conf.tmpl, rendered by the production renderer) in
+front of a stand-in instance: its per-address limit on login and registration (API.md §2.3), from
+several loopback source addresses, and its own answers to oversized heads, in the JSON envelope."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.front import NginxFront
+from deploy.local_postgres import free_port
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed"),
+]
+
+
+class _Instance(BaseHTTPRequestHandler):
+    """A stand-in instance that accepts every request: whatever is refused, nginx refused."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        data = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_OPTIONS = _answer  # noqa: N815 (http.server's naming)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def front():
+    instance = ThreadingHTTPServer(("127.0.0.1", 0), _Instance)
+    threading.Thread(target=instance.serve_forever, daemon=True).start()
+    root = Path(tempfile.mkdtemp(prefix="cnb-nginx-limit-"))
+    os.chmod(root, 0o755)  # nginx workers run as nobody when the tests run as root
+    nginx = NginxFront(
+        root / "front", free_port(), (instance.server_port,), binary=shutil.which("nginx"), instance_listen="tcp"
+    )
+    try:
+        nginx.start()
+        yield nginx
+    finally:
+        nginx.stop()
+        instance.shutdown()
+        instance.server_close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _client(front: NginxFront, source: str) -> httpx.Client:
+    return httpx.Client(base_url=front.url, transport=httpx.HTTPTransport(local_address=source), timeout=5)
+
+
+def test_login_and_registration_are_limited_per_client_address(front):
+    body = {"email": "flood@example.test", "password": "x"}
+    with _client(front, "127.0.0.2") as flooder:
+        statuses = [flooder.post("/api/v1/auth/login", json=body).status_code for _ in range(25)]
+        assert statuses[:11] == [200] * 11  # the burst, and the one the rate allows
+        assert statuses.count(429) >= 12
+        refused = flooder.post("/api/v1/users/", json=body)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.headers["retry-after"] == "2"
+        assert refused.headers["x-request-id"]
+        assert refused.json() == {
+            "error": {
+                "code": "TOO_MANY_REQUESTS",
+                "message": "Too many requests from this address. Please retry later.",
+                "details": {"retry_after_seconds": 2},
+            }
+        }
+        # Everything else from the same address still passes, preflights of login included.
+        assert flooder.get("/api/v1/offers/active").status_code == 200
+        assert flooder.options("/api/v1/auth/login").status_code == 200
+    for source in ("127.0.0.3", "127.0.0.4"):  # other addresses are not held back by the flooder
+        with _client(front, source) as other:
+            assert other.post("/api/v1/auth/login", json=body).status_code == 200
+            assert other.post("/api/v1/users", json=body).status_code == 200
+
+
+def test_nginx_answers_oversized_heads_in_the_json_envelope(front):
+    with httpx.Client(base_url=front.url, timeout=5) as http:
+        long_url = http.get("/health/live?q=" + "a" * 9000)
+        big_header = http.get("/health/live", headers={"X-Big": "a" * 9000})
+    assert long_url.status_code == 414
+    assert long_url.json()["error"] == {
+        "code": "URI_TOO_LONG",
+        "message": "Request target exceeds 8192 bytes.",
+        "details": {"max_bytes": 8192},
+    }
+    assert big_header.status_code == 431
+    assert big_header.json()["error"]["code"] == "HEADERS_TOO_LARGE"
+    assert big_header.headers["content-type"] == "application/json" and big_header.headers["x-request-id"]
