@@ -91,7 +91,7 @@ class LocalS3:
                 start_new_session=self.state_dir is not None,
             )
         finally:
-            if log is not subprocess.DEVNULL:
+            if not isinstance(log, int):
                 log.close()
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)

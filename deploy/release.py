@@ -84,11 +84,16 @@ class LocalRelease:
     lock_hash: str
 
 
-def git(repo: Path, *args: str, binary: bool = False) -> str | bytes:
+def git_bytes(repo: Path, *args: str) -> bytes:
+    """A git command's raw output (an archive, a file's bytes); DeployError with git's message on failure."""
     result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True)
     if result.returncode != 0:
         raise DeployError(f"git {' '.join(args)}: {result.stderr.decode(errors='replace').strip()}")
-    return result.stdout if binary else result.stdout.decode().strip()
+    return result.stdout
+
+
+def git(repo: Path, *args: str) -> str:
+    return git_bytes(repo, *args).decode().strip()
 
 
 def resolve_tag(repo: Path, tag: str) -> str:
@@ -159,9 +164,9 @@ def read_env_file(path: Path) -> bytes:
 
 def local_release(repo: Path, tag: str) -> LocalRelease:
     commit = resolve_tag(repo, tag)
-    archive = git(repo, "archive", "--format=tar.gz", tag, binary=True)
+    archive = git_bytes(repo, "archive", "--format=tar.gz", tag)
     try:
-        lock_file = git(repo, "show", f"{tag}:requirements.lock", binary=True)
+        lock_file = git_bytes(repo, "show", f"{tag}:requirements.lock")
     except DeployError:
         raise DeployError(f"tag {tag!r} has no requirements.lock at the repository root") from None
     return LocalRelease(tag, commit, archive, hashlib.sha256(lock_file).hexdigest())
@@ -200,7 +205,7 @@ class Session:
             return [action(remotes[0])]
         with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
             futures = [pool.submit(action, remote) for remote in remotes]
-        errors = [f.exception() for f in futures if f.exception() is not None]
+        errors = [error for f in futures if (error := f.exception()) is not None]
         if errors:
             raise errors[0]
         return [f.result() for f in futures]
@@ -480,8 +485,8 @@ def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict
                 session.say(f"[{switch.remote.host.name}] could not put it back: {error}")
         raise
     if failures:
-        for failure in failures:
-            session.say(str(failure))
+        for failed in failures:
+            session.say(str(failed))
         session.say("putting every host back on its old instances")
         session.parallel(lambda remote: undo(by_remote[id(remote)]))
         return failures
@@ -732,9 +737,10 @@ def choose_rollback_target(host: Host, state: cmd.HostState, to_tag: str | None)
             )
         target = matching[-1]
     else:
-        target = ledger.previous_good_release(available, current, bad)
-        if target is None:
+        previous = ledger.previous_good_release(available, current, bad)
+        if previous is None:
             raise DeployError(f"[{host.name}] no good release older than {current} to roll back to")
+        target = previous
     if target == current:
         raise DeployError(f"{target} is already current")
     return current, target

@@ -290,7 +290,7 @@ def cpu_percent(before: tuple[int, int], after: tuple[int, int]) -> float:
     return round(100.0 * busy / total, 1) if total > 0 else 0.0
 
 
-def parse_meminfo(text: str) -> dict[str, int]:
+def parse_meminfo(text: str) -> dict[str, float]:
     """Total, available and used memory in bytes from /proc/meminfo."""
     values = {}
     for line in text.splitlines():

@@ -10,6 +10,7 @@ import glob
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -106,10 +107,10 @@ def restore_commands(pg_restore: str, compression: str, target_database: str, re
 
 def find_pg_client(name: str, environ: dict[str, str] | None = None) -> str:
     """pg_dump/pg_restore of the newest installed major version (they must be >= the server's)."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     candidates: list[str] = []
-    if environ.get("PG_BINDIR"):
-        candidates.append(str(Path(environ["PG_BINDIR"]) / name))
+    if env.get("PG_BINDIR"):
+        candidates.append(str(Path(env["PG_BINDIR"]) / name))
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major_of, reverse=True)
     candidates += [str(Path(path) / name) for path in versions]
     for candidate in candidates:

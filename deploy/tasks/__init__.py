@@ -43,7 +43,7 @@ class NumberArgument(Argument):
         self.number_kind, self.minimum_exclusive = number_kind, minimum_exclusive
 
     def set_value(self, value: Any, cast: bool = True) -> None:
-        flag = "--" + self.name.replace("_", "-")
+        flag = "--" + (self.name or "").replace("_", "-")
         what = "a whole number" if self.number_kind is int else "a number"
         bound = "above 0" if self.minimum_exclusive else "0 or more"
         try:

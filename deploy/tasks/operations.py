@@ -93,7 +93,9 @@ def collect_stats(
     session: Session, window_hours: float, only_logs: bool = False, end: str | None = None
 ) -> dict[str, dict]:
     """The stats of the hosts that answered, by host name."""
-    return {r.remote.host.name: r.value for r in collect_stats_each(session, window_hours, only_logs, end) if r.ok}
+    return {
+        r.remote.host.name: r.value or {} for r in collect_stats_each(session, window_hours, only_logs, end) if r.ok
+    }
 
 
 @task(

@@ -221,7 +221,7 @@ def health(c, env=None, inventory=None):
 @_operator_errors
 def logs(c, follow=False, lines=50, env=None, inventory=None):
     """Print the app instances' JSON logs from every host, each line prefixed with the host."""
-    errors: list[Exception] = []
+    errors = []  # the hosts whose stream failed, reported after every stream ended
     with _session(env, inventory) as session:
 
         def tail(remote):
