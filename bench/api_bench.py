@@ -43,7 +43,7 @@ from bench.kernel import production_scheduler  # noqa: E402
 from bench.stalls import StallWatch  # noqa: E402
 from deploy.commands import UPSTREAM_KEEPALIVE  # noqa: E402
 from deploy.inventory import HOST_DEFAULTS, INSTANCE_LISTEN  # noqa: E402
-from deploy.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, free_port  # noqa: E402
+from devtools.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, free_port  # noqa: E402
 
 SEED_PASSWORD = "Str0ng!Pass"
 ALICE = "b7e2c1a2-4f3a-4e2b-9c1a-8d2e3f4b5c6d"

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/backup_bench.py [--scale 1.0] [--keep]
 
-Starts a throwaway PostgreSQL (deploy/local_postgres.py) migrated with the real Aerich migrations
-and moto on loopback (deploy/local_s3.py), fills the database with generate_series, then in the
+Starts a throwaway PostgreSQL (devtools/local_postgres.py) migrated with the real Aerich migrations
+and moto on loopback (devtools/local_s3.py), fills the database with generate_series, then in the
 same run measures: `pg_dump -Fc > /dev/null` (the reference), `clicknback-ops backup` (time, MB/s,
 peak RSS of the CLI process and of its whole process tree), `restore` into a new database, and
 `verify-backup`. Prints one JSON object with the figures.
@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.local_postgres import LocalPostgres  # noqa: E402
-from deploy.local_s3 import LocalS3  # noqa: E402
+from devtools.local_postgres import LocalPostgres  # noqa: E402
+from devtools.local_s3 import LocalS3  # noqa: E402
 
 
 def sample_data_sql(users: int, purchases: int, audit_rows: int) -> str:

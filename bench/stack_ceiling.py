@@ -16,7 +16,7 @@ api_bench, against bench/minimal_app.py, a Sanic app run exactly as production r
          floor of any authenticated request; compare with users_me, which also verifies a JWT,
          writes a JSON access log line and runs request/response middleware)
 
-It starts a throwaway PostgreSQL cluster (deploy/local_postgres.py) with one `users` table shaped
+It starts a throwaway PostgreSQL cluster (devtools/local_postgres.py) with one `users` table shaped
 like ours and `--users` rows, `--instances` app processes on loopback and, by default, nginx in front
 with production's own configuration (bench/front.py, upstream keepalive included); `--upstream-keepalive N`
 is the same experiment as in api_bench, `--instances 1 --direct` points wrk straight at one instance,
@@ -68,7 +68,7 @@ from bench.api_bench import (  # noqa: E402
 from bench.front import NginxFront  # noqa: E402
 from bench.kernel import production_scheduler  # noqa: E402
 from bench.minimal_app import POOL_MAX_SIZE, POOL_MIN_SIZE  # noqa: E402
-from deploy.local_postgres import PRODUCTION_DURABILITY, LocalPostgres  # noqa: E402
+from devtools.local_postgres import PRODUCTION_DURABILITY, LocalPostgres  # noqa: E402
 
 DATABASE = "ceiling"
 DEFAULT_USERS = 5000

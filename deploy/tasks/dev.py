@@ -12,8 +12,8 @@ from pathlib import Path
 
 from invoke import task
 
-from deploy.local_postgres import LocalPostgres, LocalPostgresError
 from deploy.tasks import OperatorTask
+from devtools.local_postgres import LocalPostgres, LocalPostgresError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The embedded PostgreSQL and the dev signing key of `invoke serve` (git-ignored).

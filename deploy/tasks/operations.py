@@ -21,7 +21,6 @@ from invoke import Exit, task
 from deploy import commands as cmd
 from deploy import ledger, release, reports, stats_model
 from deploy import operations_commands as ocmd
-from deploy.local_postgres import LocalPostgres
 from deploy.release import DeployError, HostResult, Session, layout
 from deploy.ssh import Remote
 from deploy.tasks.release import _help, _operator_errors, _session, exit_if_hosts_failed, report_failed_hosts
@@ -439,19 +438,11 @@ class Drill:
 
 
 def _database_control(session: Session, sandbox_dir: str | None, db_stop: str, db_start: str):
-    """Sandbox: the local cluster (pg_ctl -m immediate, i.e. crash recovery on start); else remote commands."""
+    """The sandbox's local cluster (its control lives with the dev harness); else commands on the first host."""
     if sandbox_dir:
-        postgres = LocalPostgres(Path(sandbox_dir) / "postgres")
+        from devtools.sandbox import database_control  # never on a host: only a sandbox passes sandbox_dir
 
-        def stop() -> str:
-            postgres.stop("immediate")
-            return f"pg_ctl stop -m immediate (no checkpoint) on port {postgres.port}"
-
-        def start() -> str:
-            postgres.start()
-            return "pg_ctl start: crash recovery, accepting connections"
-
-        return stop, start
+        return database_control(Path(sandbox_dir))
     first = session.remotes[0]
     return (
         lambda: first.query(db_stop).stdout.strip() or db_stop,

@@ -278,7 +278,7 @@ def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False
 )
 def sandbox(c, action, base_dir=".local/sandbox"):
     """A local two-host VPS on this machine (sshd on 127.0.0.2/127.0.0.3, PostgreSQL, S3) to try deploys."""
-    from deploy import sandbox as sandbox_module
+    from devtools import sandbox as sandbox_module
 
     if action == "up":
         sandbox_module.up(Path(base_dir))

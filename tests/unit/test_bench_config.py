@@ -19,7 +19,7 @@ from bench import api_bench, cpu, kernel
 from bench.front import NginxFront, bench_host, front_dirs, front_files, nginx_argv, upstream_conf
 from bench.stalls import Lateness, StallWatch
 from deploy.commands import Layout
-from deploy.local_postgres import free_port
+from devtools.local_postgres import free_port
 
 LAYOUT = Layout("/tmp/cnb-bench-x/front")
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bench import api_bench, minimal_app, stack_ceiling
-from deploy.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, find_pg_bindir, free_port
+from devtools.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, find_pg_bindir, free_port
 
 
 def test_schema_is_our_users_table_shape():

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from bench.backup_bench import sample_data_sql
-from deploy.local_s3 import LocalS3
-from deploy.sandbox import DATABASE, Sandbox
+from devtools.local_s3 import LocalS3
+from devtools.sandbox import DATABASE, Sandbox
 from tests.support.sshd import seed_shared_venv
 
 PROJECT = Path(__file__).resolve().parents[3]

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from deploy.local_postgres import free_port
+from devtools.local_postgres import free_port
 from server.db_migrations import code_head
 from tests.integration.backup.backup_helpers import scratch_databases, table_digests
 

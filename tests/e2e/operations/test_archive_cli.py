@@ -19,7 +19,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from deploy.local_s3 import LocalS3
+from devtools.local_s3 import LocalS3
 
 pytestmark = pytest.mark.e2e
 BUCKET = "cnb-archive-cli"
@@ -122,7 +122,7 @@ def nginx_root(s3):
     from deploy import commands as cmd
     from deploy.commands import Layout
     from deploy.inventory import parse_inventory
-    from deploy.local_postgres import free_port
+    from devtools.local_postgres import free_port
 
     root = Path(tempfile.mkdtemp(prefix="cnb-archive-nginx-"))
     root.chmod(0o755)

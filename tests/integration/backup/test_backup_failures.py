@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from deploy.local_postgres import free_port
+from devtools.local_postgres import free_port
 from server.db import parse_database_url
 
 from .conftest import Ops, scratch_databases

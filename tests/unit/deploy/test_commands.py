@@ -685,7 +685,7 @@ def test_readiness_poll_passes_once_every_url_answers_200_polling_fast(booting_i
 
 
 def test_readiness_poll_gives_up_at_the_deadline_naming_what_is_not_ready(booting_instance):
-    from deploy.local_postgres import free_port
+    from devtools.local_postgres import free_port
 
     url = f"http://127.0.0.1:{free_port()}/health/ready"  # nothing listens there
     result = sh(cmd.readiness_poll_command([booting_instance, url], 1, 0.2) + " && echo flipped")
@@ -696,7 +696,7 @@ def test_readiness_poll_gives_up_at_the_deadline_naming_what_is_not_ready(bootin
 
 def test_readiness_poll_gives_up_early_on_a_program_supervisor_marked_fatal(tmp_path):
     """A real supervisord whose program exits at once: FATAL after its one start, the gate stops."""
-    from deploy.local_postgres import free_port
+    from devtools.local_postgres import free_port
 
     conf, sock = tmp_path / "supervisord.conf", tmp_path / "s.sock"
     conf.write_text(

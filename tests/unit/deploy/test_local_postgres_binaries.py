@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy import local_postgres
-from deploy.local_postgres import LocalPostgresError, bundled_pg_bindir, find_pg_bindir
+from devtools import local_postgres
+from devtools.local_postgres import LocalPostgresError, bundled_pg_bindir, find_pg_bindir
 
 
 def fake_bindir(root: Path, name: str) -> Path:

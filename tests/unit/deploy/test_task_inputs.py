@@ -20,8 +20,8 @@ import paramiko
 import pytest
 
 from deploy.inventory import parse_inventory
-from deploy.local_sshd import ports_free_on_all
 from deploy.ssh import connection_failure_cause
+from devtools.local_sshd import ports_free_on_all
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy.local_sshd import is_under, strip_crontab
+from devtools.local_sshd import is_under, strip_crontab
 
 MINE = "/var/tmp/cnb-e2e-abc/sandbox/roots"
 FOREIGN = "# a line of the user's own, outside our blocks"

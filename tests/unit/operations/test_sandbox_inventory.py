@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 
 from deploy.inventory import load_inventory
-from deploy.sandbox import ENVIRONMENT, Sandbox
+from devtools.sandbox import ENVIRONMENT, Sandbox
 
 # Never created (inventory_text touches no file); short, as the instances' socket paths must be.
 BASE = "/tmp/cnb-unit-sandbox"

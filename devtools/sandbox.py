@@ -1,9 +1,9 @@
 """`invoke sandbox up|down`: a local VPS pair on this machine, and the machinery the e2e tests share.
 
-Two sshd "hosts" on 127.0.0.2 and 127.0.0.3 (deploy/local_sshd.py), each with its own deploy root
-in a local folder owned by the deploy user, a throwaway PostgreSQL (deploy/local_postgres.py) where
+Two sshd "hosts" on 127.0.0.2 and 127.0.0.3 (devtools/local_sshd.py), each with its own deploy root
+in a local folder owned by the deploy user, a throwaway PostgreSQL (devtools/local_postgres.py) where
 the app runs as a non-superuser role with CREATEDB (as after `provision --system`), an S3 endpoint
-when deploy/local_s3.py is available, a generated shared/.env and an inventory file.
+when devtools/local_s3.py is available, a generated shared/.env and an inventory file.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import importlib.util
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.local_postgres import LocalPostgres
-from deploy.local_sshd import (
+from devtools.local_postgres import LocalPostgres
+from devtools.local_sshd import (
     LocalSshd,
     chown_tree,
     ensure_deploy_user,
@@ -54,7 +55,7 @@ class Sandbox:
 
     def s3(self):
         """The sandbox's S3 endpoint (moto); its state folder keeps port and pid across `up`/`down`."""
-        from deploy.local_s3 import LocalS3
+        from devtools.local_s3 import LocalS3
 
         state_dir = self.base_dir / "s3"
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +177,7 @@ def _stop_services_directly(root: Path) -> None:
 
 
 def local_s3_available() -> bool:
-    return importlib.util.find_spec("deploy.local_s3") is not None
+    return importlib.util.find_spec("devtools.local_s3") is not None
 
 
 def up(base_dir: Path) -> Sandbox:
@@ -188,7 +189,7 @@ def up(base_dir: Path) -> Sandbox:
         f"(user {sandbox.sshd.user}), PostgreSQL on 127.0.0.1:{sandbox.postgres.port}"
     )
     if not local_s3_available():
-        print("sandbox: no S3 endpoint (deploy/local_s3.py is not in this tree yet); backups need one")
+        print("sandbox: no S3 endpoint (devtools/local_s3.py is not in this tree yet); backups need one")
     print("next:")
     print(f"  export CLICKNBACK_INVENTORY={inventory}")
     print(f"  invoke provision --env-file {sandbox.env_file}")
@@ -201,3 +202,18 @@ def up(base_dir: Path) -> Sandbox:
 def down(base_dir: Path) -> None:
     Sandbox(base_dir).destroy()
     print(f"sandbox down: stopped everything and removed {Path(base_dir).resolve()}")
+
+
+def database_control(base_dir: Path) -> tuple[Callable[[], str], Callable[[], str]]:
+    """The drill's stop and start of the sandbox's cluster: pg_ctl -m immediate, so the start is a crash recovery."""
+    postgres = LocalPostgres(Path(base_dir) / "postgres")
+
+    def stop() -> str:
+        postgres.stop("immediate")
+        return f"pg_ctl stop -m immediate (no checkpoint) on port {postgres.port}"
+
+    def start() -> str:
+        postgres.start()
+        return "pg_ctl start: crash recovery, accepting connections"
+
+    return stop, start

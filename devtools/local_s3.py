@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.local_postgres import free_port
+from devtools.local_postgres import free_port
 
 ACCESS_KEY_ID = "local-access-key"
 SECRET_ACCESS_KEY = "local-secret-key"
