@@ -331,8 +331,8 @@ def start_servers(
 ) -> list[tuple[subprocess.Popen, int]]:
     """Start `instances` single-process servers as production does; returns once each is ready.
 
-    `argv(port, socket)` and `env(database_url, log_file)` default to the service; bench/stack_ceiling.py
-    passes its minimal app's instead. `socket_for(port)` is the Unix socket of each instance (None:
+    `argv(port, socket)` and `env(database_url, log_file)` default to the service; another app can
+    pass its own. `socket_for(port)` is the Unix socket of each instance (None:
     loopback TCP on `port`). Each must answer GET /health/ready with 200 once ready."""
     servers = []
     for index in range(instances):

@@ -39,3 +39,13 @@ def copy_working_tree(destination: Path) -> None:
         if source.is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
+
+
+def tagged_working_tree(destination: Path, tag: str = "v1") -> Path:
+    """A git repository at `destination` with this checkout's files as one commit, tagged `tag`."""
+    copy_working_tree(destination)
+    git(destination, "init", "-q", "-b", "main")
+    git(destination, "add", "-A")
+    git(destination, "commit", "-q", "-m", tag)
+    git(destination, "tag", tag)
+    return destination

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.backup_bench import sample_data_sql
 from devtools.local_s3 import LocalS3
+from devtools.sample_data import sample_data_sql
 from devtools.sandbox import DATABASE, Sandbox
 from tests.support.sshd import seed_shared_venv
 

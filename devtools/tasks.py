@@ -15,7 +15,7 @@ from invoke import task
 from deploy.tasks import OperatorTask
 from devtools.local_postgres import LocalPostgres, LocalPostgresError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The embedded PostgreSQL and the dev signing key of `invoke serve` (git-ignored).
 LOCAL_DIR = Path(os.environ.get("CLICKNBACK_LOCAL_DIR") or PROJECT_ROOT / ".local")
 DEMO_REJECTION_MERCHANT = "f0000000-0000-0000-0000-000000000001"
@@ -134,13 +134,14 @@ def migrate(c, status=False, to=None):
 @task(
     help={
         "k": "only tests matching this pytest -k expression",
-        "path": "test path (default: all of tests/)",
+        "path": "test path (default: all of tests/ and the bench's own tests in bench/tests/)",
         "x": "stop at the first failure",
     }
 )
-def test(c, k="", path="tests", x=False):
+def test(c, k="", path="", x=False):
     """Run the whole test suite (real PostgreSQL, sshd, nginx and S3 endpoint, all on loopback)."""
-    argv = [sys.executable, "-m", "pytest", path, "-q"]
+    # No path: pytest's testpaths (pyproject), so the bench's own tests run with the suite.
+    argv = [sys.executable, "-m", "pytest", *([path] if path else []), "-q"]
     if k:
         argv += ["-k", k]
     if x:
