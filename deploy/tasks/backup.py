@@ -10,7 +10,6 @@ switches instances meanwhile) and brings them back through the health gate.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 
@@ -18,9 +17,9 @@ from invoke import Exit, task
 
 from deploy import commands as cmd
 from deploy import ledger, release
-from deploy.inventory import InventoryError, load_inventory
-from deploy.release import DeployError, Lock, Session, layout
-from deploy.ssh import HostKeyError, Remote, RemoteCommandError
+from deploy.inventory import load_inventory
+from deploy.release import Lock, Session, layout
+from deploy.ssh import Remote
 
 COMMON_HELP = {
     "env": "environment of the inventory to act on (default: the inventory's default_environment)",
@@ -35,19 +34,6 @@ class BackupTaskError(RuntimeError):
 
 def _help(**extra: str) -> dict[str, str]:
     return {**COMMON_HELP, **extra}
-
-
-def _operator_errors(function):
-    """Expected failures become one clear message and a non-zero exit, never a traceback."""
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except (BackupTaskError, DeployError, InventoryError, HostKeyError, RemoteCommandError) as error:
-            raise Exit(f"ERROR: {error}", code=1) from None
-
-    return wrapper
 
 
 # -- pure helpers (unit-tested) --------------------------------------------------------------
@@ -153,7 +139,6 @@ def _ops_or_exit(remote: Remote, *args: str) -> None:
 
 
 @task(help=_help())
-@_operator_errors
 def backup(c, env=None, inventory=None, host=None):
     """Back up the database to the S3 bucket now (pg_dump | zstd, sha256, manifest written last)."""
     with _session(env, inventory) as session:
@@ -161,7 +146,6 @@ def backup(c, env=None, inventory=None, host=None):
 
 
 @task(help=_help(json="print the listing as one JSON object instead of a table"))
-@_operator_errors
 def backups(c, env=None, inventory=None, host=None, json=False):
     """List complete backups: id, time, size, release, migration, encrypted, verified-or-not."""
     with _session(env, inventory) as session:
@@ -169,7 +153,6 @@ def backups(c, env=None, inventory=None, host=None, json=False):
 
 
 @task(help=_help(dry_run="list what retention would delete; delete nothing"))
-@_operator_errors
 def prune_backups(c, env=None, inventory=None, host=None, dry_run=False):
     """Apply backup retention (BACKUP_RETENTION_DAYS / BACKUP_MIN_KEEP of the host's env file)."""
     with _session(env, inventory) as session:
@@ -177,7 +160,6 @@ def prune_backups(c, env=None, inventory=None, host=None, dry_run=False):
 
 
 @task(help=_help(backup="backup id to check (default: the newest complete backup)"))
-@_operator_errors
 def verify_backup(c, env=None, inventory=None, host=None, backup=None):
     """Restore drill: restore into a scratch database, check checksum/rows/migration/FKs/wallets, record it."""
     with _session(env, inventory) as session:
@@ -194,7 +176,6 @@ def verify_backup(c, env=None, inventory=None, host=None, backup=None):
         "safety backup (a missing live database is created again); see docs/disaster-recovery.md",
     )
 )
-@_operator_errors
 def restore(c, backup, target=None, confirm_live=False, no_safety_backup=False, env=None, inventory=None, host=None):
     """Restore a backup into a new database (--target) or over the live one (--confirm-live)."""
     ops_args = restore_ops_args(backup, target, confirm_live, safety_backup=not no_safety_backup)

@@ -23,7 +23,7 @@ from deploy import ledger, release, reports, stats_model
 from deploy import operations_commands as ocmd
 from deploy.release import DeployError, HostResult, Session, layout
 from deploy.ssh import Remote
-from deploy.tasks.release import _help, _operator_errors, _session, exit_if_hosts_failed, report_failed_hosts
+from deploy.tasks.release import _help, _session, exit_if_hosts_failed, report_failed_hosts
 
 FULL_SYSTEM_FAILURE_RTO_S = 3600  # operation-plan §9.1
 # Defaults are relative to the repository (the folder of tasks.py), not to where invoke runs.
@@ -107,7 +107,6 @@ def collect_stats(
         end="end of the log window, ISO-8601 (default now), e.g. to look at an incident's hours",
     )
 )
-@_operator_errors
 def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=None, json=False, end=None):
     """Host, app, database and request-log figures of every host, checked against p99 < 200 ms."""
     if end:
@@ -146,7 +145,6 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
 
 
 @task(help=_help(dry_run="say what would be compressed, uploaded and deleted; change nothing"))
-@_operator_errors
 def archive_logs(c, env=None, inventory=None, dry_run=False):
     """Compress rotated app logs on every host, upload them (verified) to the bucket, apply retention."""
     with _session(env, inventory) as session:
@@ -166,7 +164,6 @@ def archive_logs(c, env=None, inventory=None, dry_run=False):
         "verify-backup, check-wallets, dependency-audit",
     ),
 )
-@_operator_errors
 def maintenance(c, env=None, inventory=None, host=None, until=None, budget=0.0, skip=None):
     """Run the maintenance window now: vacuum, reindex, archive logs, verify backup, wallets, audit."""
     budget = float(budget) if budget else None  # 0.0: no budget given (the parser refuses 0 and below)
@@ -310,7 +307,6 @@ def _read_required(path: Path, flag: str) -> str:
         "from the repository root)",
     )
 )
-@_operator_errors
 def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN_ISSUES, on_call=DEFAULT_ON_CALL):
     """The on-call handoff in Markdown: releases, deploys, health, backups, 24 h errors and p99, issues, maintenance."""
     _check_output_folder(output, "--output")
@@ -460,7 +456,6 @@ def _database_control(session: Session, sandbox_dir: str | None, db_stop: str, d
         timeout="seconds each recovery wait may take, a whole number above 0 (default 120)",
     )
 )
-@_operator_errors
 def drill(
     c,
     env=None,

@@ -7,7 +7,6 @@ docs/rollback.md for the runbooks.
 
 from __future__ import annotations
 
-import functools
 import threading
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from invoke import Exit, task
 
 from deploy import commands as cmd
 from deploy import ledger, release
-from deploy.inventory import InventoryError, load_inventory
+from deploy.inventory import load_inventory
 from deploy.release import DeployError, HostResult, Session, layout
 from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
 from deploy.tasks import OperatorTask
@@ -34,26 +33,6 @@ def _help(**extra: str) -> dict[str, str]:
 def _session(env: str | None, inventory: str | None, dry_run: bool = False) -> Session:
     environment = load_inventory(inventory).environment(env)
     return Session(environment, dry_run=dry_run)
-
-
-def _operator_errors(function):
-    """Turn the tooling's expected failures into one clear message and a non-zero exit."""
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except (
-            DeployError,
-            InventoryError,
-            HostKeyError,
-            ConnectionFailed,
-            RemoteCommandError,
-            ledger.LedgerError,
-        ) as error:
-            raise Exit(f"ERROR: {error}", code=1) from None
-
-    return wrapper
 
 
 def report_failed_hosts(session: Session, results: list[HostResult]) -> list[str]:
@@ -80,7 +59,6 @@ def exit_if_hosts_failed(failed: list[str], what: str) -> None:
         dry_run=DRY_RUN_HELP,
     )
 )
-@_operator_errors
 def provision(
     c, env=None, inventory=None, env_file=None, system=False, database="clicknback", admin_user="root", dry_run=False
 ):
@@ -104,7 +82,6 @@ def provision(
         dry_run=DRY_RUN_HELP,
     )
 )
-@_operator_errors
 def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
     """Deploy a git tag to every host: lock, upload, migrate once, health-gated switch, ledger, prune."""
     with _session(env, inventory, dry_run) as session:
@@ -119,7 +96,6 @@ def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
         dry_run=DRY_RUN_HELP,
     )
 )
-@_operator_errors
 def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False):
     """Switch every host back to an earlier release (no reinstall), health-gated; marks the old one bad."""
     if to is not None:
@@ -133,7 +109,6 @@ def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=Fals
 
 
 @task(help=_help())
-@_operator_errors
 def releases(c, env=None, inventory=None):
     """Show the releases on every host (current, previous good, bad) and the recent ledger (deploys,
     rollbacks, live restores)."""
@@ -174,7 +149,6 @@ def releases(c, env=None, inventory=None):
 
 
 @task(help=_help())
-@_operator_errors
 def health(c, env=None, inventory=None):
     """Probe /health/live and /health/ready of every instance, and readiness through nginx, on every host."""
     failures = 0
@@ -218,7 +192,6 @@ def health(c, env=None, inventory=None):
         lines="lines of history per instance (default 50)",
     )
 )
-@_operator_errors
 def logs(c, follow=False, lines=50, env=None, inventory=None):
     """Print the app instances' JSON logs from every host, each line prefixed with the host."""
     errors = []  # the hosts whose stream failed, reported after every stream ended
@@ -255,7 +228,6 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
         dry_run=DRY_RUN_HELP,
     )
 )
-@_operator_errors
 def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False):
     """Show or forcibly release the deploy lock (state/deploy.lock) on every host."""
     with _session(env, inventory, dry_run) as session:
