@@ -1,6 +1,6 @@
 """Pure builders of the remote commands the operations tasks send (stats, maintenance, drill).
 
-Like deploy/commands.py: strings only, unit-tested with golden strings; the tasks run them.
+Like deploy/commands/: strings only, unit-tested with golden strings; the tasks run them.
 """
 
 from __future__ import annotations

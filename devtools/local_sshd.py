@@ -233,7 +233,7 @@ def strip_crontab(text: str, drop_root: Callable[[str], bool], drop_lines: Itera
 
 def remove_crontab_entries(user: str, drop_root: Callable[[str], bool], drop_lines: Iterable[str] = ()) -> bool:
     """Edit `user`'s crontab on this machine (no SSH: works when sshd is already gone) under the
-    lock `invoke provision` takes (deploy/commands.py CRONTAB_LOCK), so a run provisioning beside
+    lock `invoke provision` takes (deploy/commands/cron.py CRONTAB_LOCK), so a run provisioning beside
     us keeps its block. True when something was removed."""
     if shutil.which("crontab") is None:
         return False
