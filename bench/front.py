@@ -66,7 +66,7 @@ def front_dirs(layout: Layout) -> list[str]:
 
 
 def nginx_argv(layout: Layout, binary: str = NGINX) -> list[str]:
-    """Production's nginx invocation (deploy.commands._nginx), kept in the foreground as our child."""
+    """Production's nginx invocation (deploy/commands/nginx.py _nginx), kept in the foreground as our child."""
     return [
         binary,
         "-p",

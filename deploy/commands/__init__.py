@@ -42,7 +42,6 @@ from deploy.commands.lock import lock_status_command as lock_status_command
 from deploy.commands.nginx import NGINX as NGINX
 from deploy.commands.nginx import NGINX_VERIFY_SECONDS as NGINX_VERIFY_SECONDS
 from deploy.commands.nginx import UPSTREAM_KEEPALIVE as UPSTREAM_KEEPALIVE
-from deploy.commands.nginx import _nginx as _nginx
 from deploy.commands.nginx import nginx_conf as nginx_conf
 from deploy.commands.nginx import nginx_new_workers_command as nginx_new_workers_command
 from deploy.commands.nginx import nginx_ready_url as nginx_ready_url
@@ -72,18 +71,15 @@ from deploy.commands.release import switch_current_command as switch_current_com
 from deploy.commands.release import unused_venvs as unused_venvs
 from deploy.commands.release import upload_path as upload_path
 from deploy.commands.release import venv_links_command as venv_links_command
-from deploy.commands.services import _live_programs as _live_programs
 from deploy.commands.services import start_live_instances_command as start_live_instances_command
 from deploy.commands.services import start_services_command as start_services_command
 from deploy.commands.services import stop_services_command as stop_services_command
-from deploy.commands.state import _SECTION as _SECTION
 from deploy.commands.state import HostState as HostState
 from deploy.commands.state import parse_state as parse_state
 from deploy.commands.state import read_state_command as read_state_command
 from deploy.commands.supervisor import DRAIN_WAIT_SECONDS as DRAIN_WAIT_SECONDS
 from deploy.commands.supervisor import SUPERVISORCTL as SUPERVISORCTL
 from deploy.commands.supervisor import SUPERVISORD as SUPERVISORD
-from deploy.commands.supervisor import _xmlrpc_value as _xmlrpc_value
 from deploy.commands.supervisor import drain_in_background_command as drain_in_background_command
 from deploy.commands.supervisor import instance_listen_args as instance_listen_args
 from deploy.commands.supervisor import instance_pid_command as instance_pid_command
@@ -96,9 +92,7 @@ from deploy.commands.supervisor import supervisor_program_conf as supervisor_pro
 from deploy.commands.supervisor import supervisor_rpc_command as supervisor_rpc_command
 from deploy.commands.supervisor import supervisorctl_command as supervisorctl_command
 from deploy.commands.supervisor import supervisord_conf as supervisord_conf
-from deploy.commands.supervisor import xml_escape as xml_escape
 from deploy.commands.supervisor import xmlrpc_request as xmlrpc_request
-from deploy.commands.switch import _route_to as _route_to
 from deploy.commands.switch import failed_ports as failed_ports
 from deploy.commands.switch import flip_command as flip_command
 from deploy.commands.switch import phase_durations as phase_durations
@@ -109,6 +103,5 @@ from deploy.commands.system import AUTOGROUP_KNOB as AUTOGROUP_KNOB
 from deploy.commands.system import SYSCTL_FILE as SYSCTL_FILE
 from deploy.commands.system import sysctl_command as sysctl_command
 from deploy.commands.system import system_setup_commands as system_setup_commands
-from deploy.commands.templates import _PLACEHOLDER as _PLACEHOLDER
 from deploy.commands.templates import TEMPLATES_DIR as TEMPLATES_DIR
 from deploy.commands.templates import render as render

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from deploy.commands.layout import Layout, q
@@ -9,85 +10,8 @@ from deploy.commands.layout import Layout, q
 FAST_POLL_INTERVAL = 0.1
 FAST_POLL_SECONDS = 5
 
-# The readiness poller runs on the host with its Python (stdlib only). One process polls every
-# URL of a gate: a poll costs a connect, where a `curl` run per poll costs about 11 ms of CPU,
-# which booting instances on a small host feel (4 instances at 10 polls/s = half a core).
-READINESS_POLLER = r"""
-import http.client, socket, sys, time
-from urllib.parse import unquote, urlsplit
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=5):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
-def probe(url):
-    parts = urlsplit(url)
-    if parts.scheme == "http+unix":  # http+unix://<%-encoded socket path>/path
-        connection = UnixHTTPConnection(unquote(parts.netloc), timeout=2)
-    else:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=2)
-    try:
-        connection.request("GET", (parts.path or "/") + ("?" + parts.query if parts.query else ""))
-        response = connection.getresponse()
-        return "%03d" % response.status, response.read(600).decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException):
-        return "000", ""
-    finally:
-        connection.close()
-
-
-def fatal(socket_path, program):
-    body = ("<?xml version=\"1.0\"?><methodCall><methodName>supervisor.getProcessInfo</methodName><params>"
-            "<param><value><string>%s</string></value></param></params></methodCall>" % program)
-    connection = UnixHTTPConnection(socket_path)
-    try:
-        connection.request("POST", "/RPC2", body, {"Content-Type": "text/xml"})
-        return b"<string>FATAL</string>" in connection.getresponse().read()
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
-
-
-def main(timeout, interval, fast_for, fast_interval, socket_path, *urls_and_programs):
-    timeout, interval, fast_for, fast_interval = map(float, (timeout, interval, fast_for, fast_interval))
-    pending = dict(zip(urls_and_programs[0::2], urls_and_programs[1::2]))
-    last, dead = {}, {}
-    began = time.monotonic()
-    while True:
-        for url in list(pending):
-            last[url] = probe(url)
-            if last[url][0] == "200":
-                del pending[url]
-        elapsed = time.monotonic() - began
-        if not pending or elapsed >= timeout:
-            break
-        if elapsed < fast_for:
-            time.sleep(fast_interval)
-            continue
-        dead = {url: program for url, program in pending.items()
-                if socket_path and program and fatal(socket_path, program)}
-        if dead:
-            break
-        time.sleep(interval)
-    for url in pending:
-        code, body = last[url]
-        reason = " (%s is FATAL: it exited on every start)" % dead[url] if url in dead else ""
-        print("%s answered HTTP %s after %ds%s:" % (url, code, elapsed, reason))
-        print(body)
-    return 1 if pending else 0
-
-
-sys.exit(main(*sys.argv[1:]))
-"""
+# The poller's source, sent with each gate and run by the host's Python with -c (see its docstring).
+READINESS_POLLER = (Path(__file__).resolve().parents[1] / "ops" / "readiness_poller.py").read_text()
 
 
 def readiness_poll_command(

@@ -8,6 +8,7 @@ import socketserver
 import subprocess
 import threading
 import time
+import xmlrpc.client
 from urllib.parse import quote
 
 import pytest
@@ -186,33 +187,29 @@ RPC = (
 
 
 def rpc_call(method, *params):
-    values = "".join(f"<param><value>{p}</value></param>" for p in params)
-    return f'<?xml version="1.0"?><methodCall><methodName>{method}</methodName><params>{values}</params></methodCall>'
+    return xmlrpc.client.dumps(params, method)
 
 
-def multicall(method, *names, extra=""):
-    calls = "".join(
-        f"<value><struct><member><name>methodName</name><value><string>{method}</string></value></member>"
-        f"<member><name>params</name><value><array><data><value><string>{n}</string></value>{extra}</data></array>"
-        f"</value></member></struct></value>"
-        for n in names
-    )
-    return rpc_call("system.multicall", f"<array><data>{calls}</data></array>")
+def multicall(method, *names, extra=()):
+    return rpc_call("system.multicall", [{"methodName": method, "params": [n, *extra]} for n in names])
 
 
 def stop_one(port):
-    body = rpc_call("supervisor.stopProcess", f"<string>app-{port}</string>", "<boolean>1</boolean>")
-    return RPC.format(f"'{body}'") + " >/dev/null 2>&1"
+    return RPC.format(cmd.q(rpc_call("supervisor.stopProcess", f"app-{port}", True))) + " >/dev/null 2>&1"
 
 
 def test_supervisor_is_driven_through_xmlrpc_on_its_socket():
-    assert cmd.xmlrpc_request("supervisor.stopProcess", "app-8001", True) == rpc_call(
-        "supervisor.stopProcess", "<string>app-8001</string>", "<boolean>1</boolean>"
+    assert xmlrpc.client.loads(cmd.xmlrpc_request("supervisor.stopProcess", "app-8001", True)) == (
+        ("app-8001", True),
+        "supervisor.stopProcess",
     )
-    assert cmd.supervisor_multicall(
-        [("supervisor.startProcess", ["app-8101", False]), ("supervisor.startProcess", ["app-8102", False])]
-    ) == multicall("supervisor.startProcess", "app-8101", "app-8102", extra="<value><boolean>0</boolean></value>")
-    assert cmd.xmlrpc_request("m", "a<&>b") == rpc_call("m", "<string>a&lt;&amp;&gt;b</string>")
+    calls = [("supervisor.startProcess", ["app-8101", False]), ("supervisor.startProcess", ["app-8102", False])]
+    assert xmlrpc.client.loads(cmd.supervisor_multicall(calls)) == (
+        ([{"methodName": m, "params": p} for m, p in calls],),
+        "system.multicall",
+    )
+    assert xmlrpc.client.loads(cmd.xmlrpc_request("m", "a<&>b")) == (("a<&>b",), "m")
+    assert "a&lt;&amp;&gt;b" in cmd.xmlrpc_request("m", "a<&>b")
     assert cmd.supervisor_rpc_command(L, "<x/>") == RPC.format("'<x/>'")
 
 
@@ -221,10 +218,8 @@ def test_instances_stop_in_parallel_each_waiting_for_its_process_to_exit():
 
 
 def test_instances_start_in_one_request_after_any_pending_stop():
-    states = RPC.format(f"'{multicall('supervisor.getProcessInfo', 'app-8101', 'app-8102')}'")
-    start = RPC.format(
-        f"'{multicall('supervisor.startProcess', 'app-8101', 'app-8102', extra='<value><boolean>0</boolean></value>')}'"
-    )
+    states = RPC.format(cmd.q(multicall("supervisor.getProcessInfo", "app-8101", "app-8102")))
+    start = RPC.format(cmd.q(multicall("supervisor.startProcess", "app-8101", "app-8102", extra=(False,))))
     assert cmd.start_instances_command(L, (8101, 8102)) == (
         "( deadline=$(( $(date +%s) + 40 )); while { [ -s /srv/cnb/state/drain.pid ] && kill -0"
         ' "$(cat /srv/cnb/state/drain.pid)" 2>/dev/null; }'
