@@ -131,7 +131,8 @@ class Sandbox:
     def stop(self) -> None:
         """Stop every process of the sandbox (app, nginx, supervisord, sshd, PostgreSQL)."""
         from deploy.inventory import load_inventory
-        from deploy.release import Session, unprovision_host
+        from deploy.provision import unprovision_host
+        from deploy.session import Session
 
         if self.inventory_path.exists():
             try:

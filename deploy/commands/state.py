@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.commands.layout import Layout, q
-from deploy.commands.release import RELEASE_ID_PATTERN
+from deploy.commands.releases import RELEASE_ID_PATTERN
 
 _SECTION = "::clicknback::"
 

@@ -11,7 +11,7 @@ from deploy.commands.nginx import (
     nginx_reload_command,
     nginx_upstream_conf,
 )
-from deploy.commands.release import switch_current_command
+from deploy.commands.releases import switch_current_command
 from deploy.commands.supervisor import start_instances_command
 from deploy.inventory import Host
 

@@ -157,9 +157,9 @@ class OperatorTask(Task):
 def operator_errors() -> tuple[type[BaseException], ...]:
     """The expected failures of the toolkit, the one map for every task: reported as one line
     (`ERROR: ...`, exit 1), never as a traceback. Imported late: these modules import this package."""
+    from deploy.errors import DeployError
     from deploy.inventory import InventoryError
     from deploy.ledger import LedgerError
-    from deploy.release import DeployError
     from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
     from deploy.tasks.backup import BackupTaskError
 

@@ -16,9 +16,10 @@ import time
 from invoke import Exit, task
 
 from deploy import commands as cmd
-from deploy import ledger, release
+from deploy import ledger, local_git, rollout, switch
 from deploy.inventory import load_inventory
-from deploy.release import Lock, Session, layout
+from deploy.lock import Lock
+from deploy.session import Session, current_release, host_ops_command, layout, live_ports, read_state
 from deploy.ssh import Remote
 
 COMMON_HELP = {
@@ -116,7 +117,7 @@ def _chosen(session: Session, host: str | None) -> Remote:
 
 
 def _current(remote: Remote) -> str:
-    current = release.current_release(remote)
+    current = current_release(remote)
     if not current:
         raise BackupTaskError(f"[{remote.host.name}] nothing is deployed yet: deploy a release first")
     return current
@@ -193,7 +194,7 @@ def _code_head_without_database(remote: Remote, lay: cmd.Layout, current: str, s
     if safety_backup:
         raise BackupTaskError(
             f"[{remote.host.name}] the live database does not answer (the ops CLI's `migrate --status` failed; "
-            f"to see why, run on the host: `{release.host_ops_command(remote.host.deploy_root, 'migrate', '--status')}`"
+            f"to see why, run on the host: `{host_ops_command(remote.host.deploy_root, 'migrate', '--status')}`"
             "), so no safety backup can be taken; nothing was stopped. If the "
             "database is lost or corrupted, run the restore again with --no-safety-backup "
             "(docs/disaster-recovery.md); otherwise fix PostgreSQL first"
@@ -243,7 +244,7 @@ def restore_ledger_entry(
 
 
 def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: list[str], safety_backup: bool) -> None:
-    state = release.read_state(remote)
+    state = read_state(remote)
     lay, current = layout(remote), _current(remote)
     status = remote.query(cmd.migrate_status_command(lay, current), check=False)
     if status.ok and status.stdout.strip():
@@ -262,10 +263,10 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
         )
 
     session.say(f"restore: stopping the app on {len(session.remotes)} host(s) before replacing the live database")
-    started, when = time.monotonic(), release.utc_now().isoformat(timespec="seconds")
+    started, when = time.monotonic(), local_git.utc_now().isoformat(timespec="seconds")
     error: BaseException | None = None
     try:
-        session.parallel(lambda r: r.run(stop_instances_command(layout(r), release.live_ports(r))))
+        session.parallel(lambda r: r.run(stop_instances_command(layout(r), live_ports(r))))
         try:
             _ops_or_exit(remote, *ops_args)
             # An older backup is brought up to this release's schema so readiness can pass.
@@ -274,7 +275,7 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
             # The deploy's own gated switch: start the current release, wait for /health/ready, then
             # point nginx at it. Done whether or not the restore worked (a failed one changed nothing).
             session.say("restore: starting the app again behind the health gate")
-            session.parallel(lambda r: release.switch_host(r, _current(r)))
+            session.parallel(lambda r: switch.switch_host(r, _current(r)))
     except BaseException as failure:
         error = failure
         raise
@@ -309,7 +310,7 @@ def _record_restore(
     if error is not None:
         message = (str(error.message) if isinstance(error, Exit) and error.message else str(error)) or repr(error)
     entry = restore_ledger_entry(
-        release.operator(),
+        local_git.operator(),
         when,
         state,
         [r.host.name for r in session.remotes],
@@ -319,7 +320,7 @@ def _record_restore(
         message,
     )
     try:
-        release.append_ledger(session, entry)
+        rollout.append_ledger(session, entry)
     except Exception as ledger_error:  # noqa: BLE001 - never hide the restore's own outcome
         session.say(f"restore: WARNING: could not write the ledger line ({ledger_error}): {ledger.format_entry(entry)}")
 

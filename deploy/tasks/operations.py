@@ -19,9 +19,10 @@ from pathlib import Path
 from invoke import Exit, task
 
 from deploy import commands as cmd
-from deploy import ledger, release, reports, stats_model
+from deploy import ledger, local_git, reports, stats_model
 from deploy import operations_commands as ocmd
-from deploy.release import DeployError, HostResult, Session, layout
+from deploy.errors import DeployError
+from deploy.session import HostResult, Session, current_release, host_ops_command, layout, live_ports, read_ledger
 from deploy.ssh import Remote
 from deploy.tasks.release import _help, _session, exit_if_hosts_failed, report_failed_hosts
 
@@ -35,7 +36,7 @@ HOST_HELP = "host that runs the shared steps (default: the environment's first h
 
 
 def _current(remote: Remote) -> str:
-    current = release.current_release(remote)
+    current = current_release(remote)
     if not current:
         raise DeployError(f"[{remote.host.name}] nothing is deployed yet: deploy a release first")
     return current
@@ -52,8 +53,7 @@ def _json_line(output: str) -> dict:
 def serving_ports(remote: Remote) -> tuple[int, ...]:
     """The ports the host's instances serve on: the live ports the deploy records on the host
     (blue/green switches alternate them), else the inventory's instance ports."""
-    live_ports = getattr(release, "live_ports", None)
-    return tuple(live_ports(remote)) if live_ports else remote.host.instance_ports
+    return live_ports(remote)
 
 
 def _first(session: Session, host: str | None) -> Remote:
@@ -198,7 +198,7 @@ def _probe_host(remote: Remote) -> list[dict]:
 
 
 def _host_state(remote: Remote) -> dict:
-    current = release.current_release(remote)
+    current = current_release(remote)
     metadata = {}
     raw = remote.query(ocmd.read_release_json_command(layout(remote))).stdout.strip()
     if raw:
@@ -219,7 +219,7 @@ def _host_state(remote: Remote) -> dict:
 def _recent_ledger(remotes: list[Remote], count: int) -> list[ledger.LedgerEntry]:
     seen, entries = set(), []
     for remote in remotes:
-        for entry in release.read_ledger(remote):
+        for entry in read_ledger(remote):
             key = (entry.when, entry.kind, entry.release, entry.outcome)
             if key not in seen:
                 seen.add(key)
@@ -263,7 +263,7 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
     return {
         "environment": session.environment.name,
         "generated_at": datetime.now(UTC),
-        "operator": release.operator(),
+        "operator": local_git.operator(),
         "hosts": hosts,
         "ledger": _recent_ledger(reachable, 10),
         "backups": backups,
@@ -273,7 +273,7 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
         "escalation": reports.markdown_section(on_call_text, "Escalation path"),
         # Cron runs it on the first host; this is the form an operator can type there.
         "maintenance_host": first.host.name,
-        "maintenance_command": release.host_ops_command(first.host.deploy_root, "maintenance"),
+        "maintenance_command": host_ops_command(first.host.deploy_root, "maintenance"),
         "unreachable": [r.remote.host.name for r in results if not r.ok],
     }
 

@@ -1,8 +1,8 @@
 """Invoke tasks: provision, deploy, rollback, releases, health, logs, lock, sandbox.
 
 Each task is a thin wrapper: it loads the inventory, opens one SSH session per host and calls
-deploy.release (which runs the commands deploy.commands builds). See docs/deploy.md and
-docs/rollback.md for the runbooks.
+deploy.rollout, deploy.provision or deploy.session, which run the commands deploy.commands builds.
+See docs/deploy.md and docs/rollback.md for the runbooks.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from pathlib import Path
 from invoke import Exit, task
 
 from deploy import commands as cmd
-from deploy import ledger, release
+from deploy import ledger, local_git, rollout
+from deploy.errors import DeployError
 from deploy.inventory import load_inventory
-from deploy.release import DeployError, HostResult, Session, layout
+from deploy.provision import provision as provision_hosts
+from deploy.provision import provision_system
+from deploy.session import HostResult, Session, host_live_ports, layout, ledger_entries, read_state
 from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
 from deploy.tasks import OperatorTask
 
@@ -63,11 +66,11 @@ def provision(
     c, env=None, inventory=None, env_file=None, system=False, database="clicknback", admin_user="root", dry_run=False
 ):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
-    data = release.read_env_file(Path(env_file).expanduser()) if env_file else None
+    data = local_git.read_env_file(Path(env_file).expanduser()) if env_file else None
     with _session(env, inventory, dry_run) as session:
         if system:
-            release.provision_system(session, database, admin_user)
-        release.provision(session, data)
+            provision_system(session, database, admin_user)
+        provision_hosts(session, data)
         session.say(
             f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)"
             if dry_run
@@ -85,7 +88,7 @@ def provision(
 def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
     """Deploy a git tag to every host: lock, upload, migrate once, health-gated switch, ledger, prune."""
     with _session(env, inventory, dry_run) as session:
-        outcome = release.deploy(session, Path(repo).resolve(), tag)
+        outcome = rollout.deploy(session, Path(repo).resolve(), tag)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
 
@@ -104,7 +107,7 @@ def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=Fals
         except ValueError as error:
             raise Exit(f"ERROR: --to: {error}", code=1) from None
     with _session(env, inventory, dry_run) as session:
-        outcome = release.rollback(session, to, downgrade)
+        outcome = rollout.rollback(session, to, downgrade)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
 
@@ -113,13 +116,13 @@ def releases(c, env=None, inventory=None):
     """Show the releases on every host (current, previous good, bad) and the recent ledger (deploys,
     rollbacks, live restores)."""
     with _session(env, inventory) as session:
-        results = session.each(release.read_state)
+        results = session.each(read_state)
         for result in results:
             if not result.ok:
                 continue
             remote, state = result.remote, result.value
             current, ids = state.current, state.releases
-            entries = release.ledger_entries(state)
+            entries = ledger_entries(state)
             bad = ledger.bad_releases(entries)
             previous = ledger.previous_good_release(ids, current, bad)
             session.say(f"== {remote.host.name} ({remote.host.address}) {remote.host.deploy_root}")
@@ -155,9 +158,9 @@ def health(c, env=None, inventory=None):
     with _session(env, inventory) as session:
 
         def probe(remote):
-            host, state = remote.host, release.read_state(remote)
+            host, state = remote.host, read_state(remote)
             urls = []
-            for port in release.host_live_ports(remote, state):
+            for port in host_live_ports(remote, state):
                 urls += [
                     (f"{cmd.program_name(port)} live", host.live_url_for(port)),
                     (f"{cmd.program_name(port)} ready", host.ready_url_for(port)),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from deploy import commands as cmd
 from deploy.inventory import load_inventory
-from deploy.release import Remote
+from deploy.ssh import Remote
 from devtools.local_sshd import chown_tree, make_reachable, ports_free_on_all
 from devtools.sandbox import DEFAULT_ADDRESSES, ENVIRONMENT, Sandbox
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.release import current_release
+from deploy.session import current_release
 
 pytestmark = pytest.mark.e2e
 

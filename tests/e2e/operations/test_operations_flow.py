@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from deploy import commands as cmd
-from deploy.release import current_release, layout
+from deploy.session import current_release, layout
 from devtools.local_sshd import chown_tree
 from devtools.sandbox import DATABASE
 from server.seed import load_demo_seed

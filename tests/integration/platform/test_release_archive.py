@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 
-from deploy.release import local_release
+from deploy.local_git import local_release
 from tests.support.gitrepo import tagged_working_tree
 
 RUNTIME = {"server", "deploy", "migrations", "pyproject.toml", "requirements.lock"}

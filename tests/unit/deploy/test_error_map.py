@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from invoke import Context, Exit, task
 
+from deploy.errors import DeployError
 from deploy.inventory import InventoryError
 from deploy.ledger import LedgerError
-from deploy.release import DeployError
 from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
 from deploy.tasks import OperatorTask, operator_errors
 from deploy.tasks.backup import BackupTaskError
