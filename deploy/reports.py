@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from deploy.ledger import entry_note
-from deploy.stats_model import SLOW_QUERY_MS, TARGET_P99_MS
+from deploy.ops.stats.model import SLOW_QUERY_MS, TARGET_P99_MS
 
 MAINTENANCE_START_HOUR = 2  # operation-plan §6.1: first Sunday of each month, 02:00-03:00 UTC
 MAINTENANCE_HOURS = 1
@@ -61,7 +61,7 @@ def last_maintenance_window(now: datetime) -> tuple[datetime, datetime]:
 
 def parse_maintenance_record(text: str) -> dict | None:
     """A host's state/maintenance-last.json as read over SSH: None before its first window,
-    {"error": ...} when it cannot be read, else the record (deploy.ops.maintenance_model.run_record)."""
+    {"error": ...} when it cannot be read, else the record (deploy.ops.maintenance.model.run_record)."""
     text = text.strip()
     if not text:
         return None

@@ -61,7 +61,7 @@ class Layout:
 
     @property
     def maintenance_record(self) -> str:
-        """The last maintenance window's record (deploy.ops.maintenance_model.record_path)."""
+        """The last maintenance window's record (deploy.ops.maintenance.model.record_path)."""
         return f"{self.root}/state/maintenance-last.json"
 
     @property

@@ -1,6 +1,6 @@
 """Invoke tasks: backup, backups, restore, verify-backup, prune-backups (runbook: docs/restore.md).
 
-Every operation lives in the VPS-side ops CLI (deploy/ops/backup.py); these tasks open SSH to one
+Every operation lives in the VPS-side ops CLI (deploy/ops/backup/); these tasks open SSH to one
 host of the environment, run the CLI of its current release with the host's secrets file and
 stream the output. All hosts of an environment share one database, so one host does the work:
 the first in the inventory unless --host names another. Restoring over the live database also

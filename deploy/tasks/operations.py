@@ -1,10 +1,10 @@
 """Invoke tasks: stats, maintenance, archive-logs, handoff, drill (runbooks: docs/observability.md,
 docs/maintenance.md, docs/logs.md, docs/on-call.md, docs/incidents.md).
 
-The work happens on the hosts, in the VPS-side ops CLI (deploy/ops/stats.py, maintenance.py,
-logs.py) of each host's current release; these tasks open SSH, run it, and merge or print what
-it returns. The numbers and the text are built by pure modules (deploy/stats_model.py,
-deploy/reports.py, deploy/operations_commands.py).
+The work happens on the hosts, in the VPS-side ops CLI (deploy/ops/stats/, maintenance/, logs/)
+of each host's current release; these tasks open SSH, run it, and merge or print what it
+returns. The numbers and the text are built by pure modules (deploy/ops/stats/model.py,
+deploy/reports.py, deploy/commands/operations.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathlib import Path
 from invoke import Exit, task
 
 from deploy import commands as cmd
-from deploy import ledger, local_git, reports, stats_model
-from deploy import operations_commands as ocmd
+from deploy import ledger, local_git, reports
+from deploy.commands import operations as ocmd
 from deploy.errors import DeployError
+from deploy.ops.stats import model as stats_model
 from deploy.session import HostResult, Session, current_release, host_ops_command, layout, live_ports, read_ledger
 from deploy.ssh import Remote
 from deploy.tasks.release import _help, _session, exit_if_hosts_failed, report_failed_hosts

@@ -224,7 +224,7 @@ def test_writes_during_the_backup_do_not_break_its_consistency(ops: Ops, bulky_s
 
 def test_a_second_concurrent_backup_is_refused_with_status_3(ops: Ops, source_db: str):
     """Two hosts' cron (or cron and an operator) never dump the same database at once."""
-    from deploy.ops.backup_db import BACKUP_LOCK_KEY
+    from deploy.ops.backup.db import BACKUP_LOCK_KEY
 
     holder = subprocess.Popen(
         [

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deploy import stats_model as model
+from deploy.ops.stats import model as model
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

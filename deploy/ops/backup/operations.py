@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from deploy.ops import backup_db
-from deploy.ops.backup_commands import (
+from deploy.ops.backup import db as backup_db
+from deploy.ops.backup.commands import (
     database_name,
     database_name_problem,
     dump_commands,
@@ -31,8 +31,8 @@ from deploy.ops.backup_commands import (
     restore_commands,
     with_database,
 )
-from deploy.ops.backup_crypto import DecryptionError, Decryptor, Encryptor, check_key, encryption_metadata, new_salt
-from deploy.ops.backup_model import (
+from deploy.ops.backup.crypto import DecryptionError, Decryptor, Encryptor, check_key, encryption_metadata, new_salt
+from deploy.ops.backup.model import (
     INCOMPLETE_GRACE,
     BackupFolder,
     Manifest,
@@ -48,9 +48,9 @@ from deploy.ops.backup_model import (
     utc_iso,
     verification_key,
 )
-from deploy.ops.backup_process import ProcessChain, Progress, StageFailed
-from deploy.ops.backup_settings import BackupSettings
-from deploy.ops.backup_store import S3Store, StoreError
+from deploy.ops.backup.process import ProcessChain, Progress, StageFailed
+from deploy.ops.backup.settings import BackupSettings
+from deploy.ops.backup.store import S3Store, StoreError
 
 READ_CHUNK = 1024 * 1024
 

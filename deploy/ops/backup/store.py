@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from deploy.ops.backup_model import StoredObject
+from deploy.ops.backup.model import StoredObject
 
 DOWNLOAD_CHUNK = 1024 * 1024
 

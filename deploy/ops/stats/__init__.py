@@ -4,7 +4,7 @@
 disk; CPU and memory of each app instance (from /proc); the release; the database's size,
 connections by state, cache hit ratio, largest tables with dead tuples and, when the
 pg_stat_statements extension is there, the slowest statements; and the request logs of the
-window (default the last 24 h) as latency histograms per route (see deploy/stats_model.py).
+window (default the last 24 h) as latency histograms per route (see model.py beside this file).
 
 `row-counts` prints exact row counts of every table (the drill compares them before and after).
 """
@@ -21,8 +21,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deploy import stats_model as model
 from deploy.ops.settings import require
+from deploy.ops.stats import model as model
 from server.config import load_environment
 
 # asyncpg and the app's database helpers are imported where the database is used, so the other

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from deploy.ops.backup_commands import (
+from deploy.ops.backup.commands import (
     FOREIGN_KEYS_SQL,
     LIST_TABLES_SQL,
     NOT_VALIDATED_CONSTRAINTS_SQL,

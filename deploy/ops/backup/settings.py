@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.ops.backup_crypto import MIN_KEY_LENGTH
-from deploy.ops.backup_model import normalise_prefix
+from deploy.ops.backup.crypto import MIN_KEY_LENGTH
+from deploy.ops.backup.model import normalise_prefix
 from server.config import ConfigError, load_environment, validated_database_url
 
 MIN_PART_SIZE = 64 * 1024  # real S3 providers need >= 5 MiB; smaller values are for tests

@@ -36,8 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploy.ops import maintenance_model as model
-from deploy.ops.maintenance_model import StepResult
+from deploy.ops.maintenance import model as model
+from deploy.ops.maintenance.model import StepResult
 from deploy.ops.settings import require
 from deploy.reports import steps_table
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from deploy.ops.backup_settings import BackupSettings
-    from deploy.ops.backup_store import S3Store
+    from deploy.ops.backup.settings import BackupSettings
+    from deploy.ops.backup.store import S3Store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,9 +87,9 @@ def _command(body: Body) -> Callable[[argparse.Namespace], int]:
 
     def handler(args: argparse.Namespace) -> int:
         # Imported here: boto3, asyncpg and cryptography would slow every other ops command's start.
-        from deploy.ops import backup_operations as operations
-        from deploy.ops.backup_settings import load_backup_settings
-        from deploy.ops.backup_store import StoreError
+        from deploy.ops.backup import operations as operations
+        from deploy.ops.backup.settings import load_backup_settings
+        from deploy.ops.backup.store import StoreError
         from server.config import ConfigError
 
         def fail(text: str, status: int = 1) -> int:
@@ -115,34 +115,34 @@ def _command(body: Body) -> Callable[[argparse.Namespace], int]:
 
 
 def _backup(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops import backup_operations as operations
+    from deploy.ops.backup import operations as operations
 
     operations.run_backup(settings, store, reason=args.reason, out=sys.stdout)
     return 0
 
 
 def _list(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops import backup_operations as operations
+    from deploy.ops.backup import operations as operations
 
     operations.list_backups(settings, store, sys.stdout, as_json=args.json)
     return 0
 
 
 def _prune(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops import backup_operations as operations
+    from deploy.ops.backup import operations as operations
 
     operations.prune_backups(settings, store, sys.stdout, dry_run=args.dry_run)
     return 0
 
 
 def _restore(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops import backup_operations as operations
+    from deploy.ops.backup import operations as operations
 
     if not args.target and not args.confirm_live:
         raise operations.UsageError("give --target DB (a new database), or --confirm-live to replace the live one")
     if args.no_safety_backup and not args.confirm_live:
         raise operations.UsageError("--no-safety-backup only applies to replacing the live database (--confirm-live)")
-    from deploy.ops.backup_commands import database_name
+    from deploy.ops.backup.commands import database_name
 
     target = args.target or database_name(settings.database_url)
     operations.restore(
@@ -152,6 +152,6 @@ def _restore(args: argparse.Namespace, settings: BackupSettings, store: S3Store)
 
 
 def _verify(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops import backup_operations as operations
+    from deploy.ops.backup import operations as operations
 
     return 0 if operations.verify_backup(settings, store, args.backup, sys.stdout) else 1

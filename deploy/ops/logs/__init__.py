@@ -32,12 +32,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from deploy.ops import logs_model as model
+from deploy.ops.logs import model as model
 from deploy.ops.settings import require
 from server.config import ConfigError
 
 if TYPE_CHECKING:  # boto3 is imported only when archive-logs runs: every other ops command starts faster
-    from deploy.ops.backup_store import S3Store
+    from deploy.ops.backup.store import S3Store
 
 S3_VARIABLES = ["S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"]
 
@@ -135,7 +135,7 @@ def _days(env: dict[str, str], name: str, default: int) -> int:
 
 
 def load_settings(args: argparse.Namespace) -> ArchiveSettings:
-    from deploy.ops.backup_store import S3Store
+    from deploy.ops.backup.store import S3Store
 
     env = require(S3_VARIABLES)
     label = args.host_label or env.get("LOG_ARCHIVE_HOST") or socket.gethostname()
@@ -294,7 +294,7 @@ def _describe_s3_error(error: Exception, store: S3Store) -> str:
 
 
 def archive(settings: ArchiveSettings, now: datetime, dry_run: bool, out: TextIO) -> ArchiveSummary:
-    from deploy.ops.backup_store import StoreError
+    from deploy.ops.backup.store import StoreError
 
     summary = ArchiveSummary()
     say = lambda message: print(f"archive-logs: {message}", file=out, flush=True)  # noqa: E731
