@@ -143,3 +143,16 @@ def host_live_ports(remote: Remote, state: cmd.HostState) -> tuple[int, ...]:
 
 def live_ports(remote: Remote) -> tuple[int, ...]:
     return host_live_ports(remote, read_state(remote))
+
+
+def deployed_release(remote: Remote) -> str:
+    """The host's current release; DeployError when nothing is deployed yet."""
+    current = current_release(remote)
+    if not current:
+        raise DeployError(f"[{remote.host.name}] nothing is deployed yet: deploy a release first")
+    return current
+
+
+def current_ops_command(remote: Remote, *args: str) -> str:
+    """The ops CLI of the host's current release, run with `args`."""
+    return cmd.ops_command(layout(remote), deployed_release(remote), *args)

@@ -19,7 +19,15 @@ from deploy import commands as cmd
 from deploy import ledger, local_git, rollout, switch
 from deploy.inventory import load_inventory
 from deploy.lock import Lock
-from deploy.session import Session, current_release, host_ops_command, layout, live_ports, read_state
+from deploy.session import (
+    Session,
+    current_ops_command,
+    deployed_release,
+    host_ops_command,
+    layout,
+    live_ports,
+    read_state,
+)
 from deploy.ssh import Remote
 
 COMMON_HELP = {
@@ -116,16 +124,9 @@ def _chosen(session: Session, host: str | None) -> Remote:
     return session.remotes[pick_host_index([r.host.name for r in session.remotes], host)]
 
 
-def _current(remote: Remote) -> str:
-    current = current_release(remote)
-    if not current:
-        raise BackupTaskError(f"[{remote.host.name}] nothing is deployed yet: deploy a release first")
-    return current
-
-
 def _run_ops(remote: Remote, *args: str) -> int:
     """Run the current release's ops CLI on the host, streaming its output line by line."""
-    command = cmd.ops_command(layout(remote), _current(remote), *args)
+    command = current_ops_command(remote, *args)
     remote.say(f"running ops CLI: {' '.join(args)}")
     return remote.stream(command)
 
@@ -245,7 +246,7 @@ def restore_ledger_entry(
 
 def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: list[str], safety_backup: bool) -> None:
     state = read_state(remote)
-    lay, current = layout(remote), _current(remote)
+    lay, current = layout(remote), deployed_release(remote)
     status = remote.query(cmd.migrate_status_command(lay, current), check=False)
     if status.ok and status.stdout.strip():
         code_head = int(json.loads(status.stdout.strip().splitlines()[-1])["code_head_number"])
@@ -275,7 +276,7 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
             # The deploy's own gated switch: start the current release, wait for /health/ready, then
             # point nginx at it. Done whether or not the restore worked (a failed one changed nothing).
             session.say("restore: starting the app again behind the health gate")
-            session.parallel(lambda r: switch.switch_host(r, _current(r)))
+            session.parallel(lambda r: switch.switch_host(r, deployed_release(r)))
     except BaseException as failure:
         error = failure
         raise
