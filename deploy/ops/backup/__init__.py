@@ -87,7 +87,7 @@ def _command(body: Body) -> Callable[[argparse.Namespace], int]:
 
     def handler(args: argparse.Namespace) -> int:
         # Imported here: boto3, asyncpg and cryptography would slow every other ops command's start.
-        from deploy.ops.backup import operations as operations
+        from deploy.ops.backup import operations
         from deploy.ops.backup.settings import load_backup_settings
         from deploy.ops.backup.store import StoreError
         from server.config import ConfigError
@@ -115,43 +115,44 @@ def _command(body: Body) -> Callable[[argparse.Namespace], int]:
 
 
 def _backup(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops.backup import operations as operations
+    from deploy.ops.backup import operations
 
     operations.run_backup(settings, store, reason=args.reason, out=sys.stdout)
     return 0
 
 
 def _list(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops.backup import operations as operations
+    from deploy.ops.backup import operations
 
     operations.list_backups(settings, store, sys.stdout, as_json=args.json)
     return 0
 
 
 def _prune(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops.backup import operations as operations
+    from deploy.ops.backup import operations
 
     operations.prune_backups(settings, store, sys.stdout, dry_run=args.dry_run)
     return 0
 
 
 def _restore(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops.backup import operations as operations
+    from deploy.ops.backup import operations
 
     if not args.target and not args.confirm_live:
         raise operations.UsageError("give --target DB (a new database), or --confirm-live to replace the live one")
     if args.no_safety_backup and not args.confirm_live:
         raise operations.UsageError("--no-safety-backup only applies to replacing the live database (--confirm-live)")
     from deploy.ops.backup.commands import database_name
+    from deploy.ops.backup.restore import restore
 
     target = args.target or database_name(settings.database_url)
-    operations.restore(
+    restore(
         settings, store, args.backup, target, args.confirm_live, sys.stdout, safety_backup=not args.no_safety_backup
     )
     return 0
 
 
 def _verify(args: argparse.Namespace, settings: BackupSettings, store: S3Store) -> int:
-    from deploy.ops.backup import operations as operations
+    from deploy.ops.backup.verify import verify_backup
 
-    return 0 if operations.verify_backup(settings, store, args.backup, sys.stdout) else 1
+    return 0 if verify_backup(settings, store, args.backup, sys.stdout) else 1

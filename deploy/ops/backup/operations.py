@@ -1,4 +1,4 @@
-"""The backup operations themselves: backup, list, prune, restore, verify.
+"""The backup operations themselves: backup, list and prune (restore.py and verify.py hold the rest).
 
 Each takes settings and a store and writes its human output to `out`; the CLI module only
 parses arguments and maps errors to exit statuses.
@@ -6,15 +6,10 @@ parses arguments and maps errors to exit statuses.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
-import secrets
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,14 +19,11 @@ from typing import Any, TextIO
 from deploy.ops.backup import db as backup_db
 from deploy.ops.backup.commands import (
     database_name,
-    database_name_problem,
     dump_commands,
     find_pg_client,
     libpq_environment,
-    restore_commands,
-    with_database,
 )
-from deploy.ops.backup.crypto import DecryptionError, Decryptor, Encryptor, check_key, encryption_metadata, new_salt
+from deploy.ops.backup.crypto import Encryptor, encryption_metadata, new_salt
 from deploy.ops.backup.model import (
     INCOMPLETE_GRACE,
     BackupFolder,
@@ -100,9 +92,6 @@ def read_release(directory: Path) -> dict[str, Any] | None:
 def tool_version(binary: str) -> str:
     result = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
     return result.stdout.strip()
-
-
-# -- backup ----------------------------------------------------------------------------------
 
 
 def run_backup(settings: BackupSettings, store: S3Store, reason: str, out: TextIO) -> Manifest:
@@ -222,9 +211,6 @@ def _dump_and_upload(
     return size, digest.hexdigest()
 
 
-# -- inventory -------------------------------------------------------------------------------
-
-
 @dataclass
 class Inventory:
     folders: dict[str, BackupFolder]
@@ -316,9 +302,6 @@ def find_backup(settings: BackupSettings, store: S3Store, backup_id: str | None)
     raise BackupError(f"no backup {backup_id} under s3://{settings.s3_bucket}/{settings.prefix}")
 
 
-# -- retention -------------------------------------------------------------------------------
-
-
 def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run: bool) -> None:
     inventory = take_inventory(settings, store, with_verifications=True)
     if inventory.unreadable_verifications:
@@ -363,306 +346,3 @@ def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run
     for key, upload_id in stale_uploads:
         store.abort_upload(key, upload_id)
     print(f"retention: done, {len(plan.delete)} backup(s) removed", file=out)
-
-
-# -- restore ---------------------------------------------------------------------------------
-
-
-def check_database_name(name: str) -> None:
-    problem = database_name_problem(name)
-    if problem:
-        raise UsageError(problem)
-
-
-def fetch_verified(settings: BackupSettings, store: S3Store, manifest: Manifest, spool_dir: Path) -> Path:
-    """Download the data and prove it is the object the manifest describes, before any use."""
-    if manifest.encrypted:
-        if not settings.encryption_key:
-            raise BackupError(f"backup {manifest.backup_id} is encrypted: BACKUP_ENCRYPTION_KEY is not set")
-        try:
-            check_key(settings.encryption_key, manifest.encryption or {})
-        except DecryptionError as error:
-            raise BackupError(f"backup {manifest.backup_id}: {error}") from None
-    path = spool_dir / "data"
-    progress = Progress("downloading")
-    with path.open("wb") as handle:
-        size, sha256 = store.download(manifest.data_key, handle, progress.update)
-    progress.done()
-    if size != manifest.size_bytes or sha256 != manifest.sha256:
-        raise BackupError(
-            f"checksum mismatch for backup {manifest.backup_id}: stored object has {size} bytes sha256 {sha256}, "
-            f"the manifest says {manifest.size_bytes} bytes sha256 {manifest.sha256}; refusing to use it"
-        )
-    return path
-
-
-def load_into(settings: BackupSettings, manifest: Manifest, data_path: Path, target: str, replace: bool) -> None:
-    """Feed verified data through decryption and pg_restore into `target` (one transaction)."""
-    pg_restore = find_pg_client("pg_restore")
-    decryptor = None
-    if manifest.encrypted:
-        decryptor = Decryptor(settings.encryption_key or "", bytes.fromhex((manifest.encryption or {})["salt"]))
-    commands = restore_commands(pg_restore, manifest.compression, target, replace)
-    with ProcessChain(
-        commands, libpq_environment(settings.database_url, target), feed_stdin=True, read_stdout=False
-    ) as chain:
-        try:
-            with data_path.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(READ_CHUNK), b""):
-                    chain.stdin.write(decryptor.update(chunk) if decryptor else chunk)
-            if decryptor:
-                decryptor.finish()
-        except BrokenPipeError:
-            pass  # a stage died early: check() below reports which and why
-        except DecryptionError as error:
-            chain.kill()  # before pg_restore reaches its COMMIT
-            raise BackupError(f"backup {manifest.backup_id}: {error}; nothing was restored") from None
-        try:
-            chain.check()
-        except StageFailed as error:
-            raise BackupError(f"restore into {target} failed and was rolled back: {error}") from None
-
-
-def create_database(settings: BackupSettings, name: str) -> None:
-    try:
-        backup_db.create_database(settings.database_url, name)
-    except backup_db.CreateDatabaseRefused as error:
-        raise BackupError(str(error)) from None
-
-
-def check_restore_request(target: str, live_name: str, confirm_live: bool, safety_backup: bool) -> bool:
-    """Refuse contradictory restore requests before anything is read or written; True = live restore."""
-    check_database_name(target)
-    live = target == live_name
-    if live and not confirm_live:
-        raise UsageError(f"{target} is the live database (DATABASE_URL): restoring over it needs --confirm-live")
-    if confirm_live and not live:
-        raise UsageError(
-            f"--confirm-live replaces the live database {live_name}, but --target names {target}: "
-            "give --target alone for a new database, or --confirm-live alone for the live one"
-        )
-    if not safety_backup and not live:
-        raise UsageError("--no-safety-backup only applies to replacing the live database (--confirm-live)")
-    return live
-
-
-def restore(
-    settings: BackupSettings,
-    store: S3Store,
-    backup_id: str,
-    target: str,
-    confirm_live: bool,
-    out: TextIO,
-    safety_backup: bool = True,
-) -> None:
-    live_name = database_name(settings.database_url)
-    live = check_restore_request(target, live_name, confirm_live, safety_backup)
-    if live and not safety_backup:
-        print(
-            f"restore: WARNING: --no-safety-backup: the live database {live_name} will be replaced WITHOUT a "
-            "safety backup; whatever it holds now is lost",
-            file=out,
-            flush=True,
-        )
-    manifest = find_backup(settings, store, backup_id)
-    exists = backup_db.database_exists(settings.database_url, target)
-    if live and not exists and safety_backup:
-        raise UsageError(
-            f"the live database {target} does not exist on the server, so no safety backup can be "
-            "taken; if it is really lost, run the restore again with --no-safety-backup "
-            "(docs/disaster-recovery.md)"
-        )
-    if exists and not live and backup_db.database_has_tables(settings.database_url, target):
-        raise UsageError(f"database {target} already has tables: restore into a new database name or drop it first")
-    clock = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="clicknback-restore-", dir=settings.work_dir) as spool:
-        data_path = fetch_verified(settings, store, manifest, Path(spool))
-        print(
-            f"restore: backup {manifest.backup_id} downloaded, sha256 verified ({manifest.size_bytes} bytes)",
-            file=out,
-            flush=True,
-        )
-        if live and safety_backup:
-            safety = take_safety_backup(settings, store, live_name, out)
-            print(f"restore: safety backup {safety.backup_id} stored", file=out, flush=True)
-        elif live and exists:
-            print(f"restore: NO safety backup of {live_name} (--no-safety-backup)", file=out, flush=True)
-        if not exists:
-            if live:
-                print(f"restore: the live database {target} does not exist: creating it", file=out, flush=True)
-            create_database(settings, target)
-        try:
-            load_into(settings, manifest, data_path, target, replace=live and exists)
-        except BaseException:
-            if not exists:
-                backup_db.drop_database(settings.database_url, target)
-            raise
-    extra = []
-    with backup_db.Database(with_database(settings.database_url, target)) as db:
-        extra = sorted(set(db.row_counts()) - set(manifest.row_counts))
-    print(
-        f"restore: backup {manifest.backup_id} (migration {manifest.migration_head or '-'}) restored into "
-        f"{target} in {time.monotonic() - clock:.1f}s",
-        file=out,
-        flush=True,
-    )
-    if extra:
-        print(
-            f"restore: warning: {target} also has tables the backup does not contain: {', '.join(extra)}",
-            file=out,
-            flush=True,
-        )
-
-
-def take_safety_backup(settings: BackupSettings, store: S3Store, live_name: str, out: TextIO) -> Manifest:
-    """A backup of the live database before it is replaced; failing, it stops the restore."""
-    print(f"restore: taking a safety backup of the live database {live_name} first", file=out, flush=True)
-    try:
-        return run_backup(settings, store, reason="safety", out=out)
-    except (UsageError, BusyError):
-        raise
-    except Exception as error:  # noqa: BLE001 - pg_dump, asyncpg, S3: all mean "no safety backup"
-        detail = str(error) if isinstance(error, BackupError) else f"{type(error).__name__}: {error}"
-        raise BackupError(
-            f"the safety backup failed, so nothing was restored ({detail}); if the live database "
-            "is lost or too damaged to dump, run the restore again with --no-safety-backup "
-            "(docs/disaster-recovery.md)"
-        ) from None
-
-
-# -- verification ----------------------------------------------------------------------------
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-
-def available_ops_commands() -> set[str]:
-    from deploy.ops import cli
-
-    parser = cli.build_parser()
-    for action in parser._actions:  # noqa: SLF001 - argparse offers no public accessor
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
-            return set(action.choices)
-    return set()
-
-
-def run_check_wallets(database_url: str) -> Check:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    result = subprocess.run(
-        [sys.executable, "-m", "deploy.ops.cli", "check-wallets"], capture_output=True, text=True, env=env, timeout=600
-    )
-    output = (result.stdout + result.stderr).strip().splitlines()
-    detail = " | ".join(output[-5:]) if output else f"exit status {result.returncode}"
-    return Check("wallets", result.returncode == 0, detail)
-
-
-def scratch_database_name(live_name: str) -> str:
-    suffix = f"_verify_{secrets.token_hex(4)}"
-    return live_name[: 63 - len(suffix)] + suffix
-
-
-def verify_backup(settings: BackupSettings, store: S3Store, backup_id: str | None, out: TextIO) -> bool:
-    manifest = find_backup(settings, store, backup_id)
-    scratch = scratch_database_name(database_name(settings.database_url))
-    scratch_url = with_database(settings.database_url, scratch)
-    checks: list[Check] = []
-    clock = time.monotonic()
-    print(
-        f"verify: backup {manifest.backup_id} ({manifest.finished_at}) into scratch database {scratch}",
-        file=out,
-        flush=True,
-    )
-
-    def record(check: Check) -> None:
-        checks.append(check)
-        print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}", file=out, flush=True)
-
-    created = False
-    try:
-        with tempfile.TemporaryDirectory(prefix="clicknback-verify-", dir=settings.work_dir) as spool:
-            try:
-                data_path = fetch_verified(settings, store, manifest, Path(spool))
-                record(Check("checksum", True, f"sha256 {manifest.sha256} ({manifest.size_bytes} bytes)"))
-            except BackupError as error:
-                record(Check("checksum", False, str(error)))
-                data_path = None
-            if data_path is not None:
-                create_database(settings, scratch)
-                created = True
-                restore_clock = time.monotonic()
-                try:
-                    load_into(settings, manifest, data_path, scratch, replace=False)
-                    record(Check("restore", True, f"pg_restore finished in {time.monotonic() - restore_clock:.1f}s"))
-                except BackupError as error:
-                    record(Check("restore", False, str(error)))
-        if created and all(check.ok for check in checks):
-            for check in _database_checks(manifest, scratch_url):
-                record(check)
-            if "check-wallets" in available_ops_commands():
-                record(run_check_wallets(scratch_url))
-            else:
-                record(Check("wallets", True, "skipped: this release has no check-wallets command"))
-    finally:
-        if created:
-            backup_db.drop_database(settings.database_url, scratch)
-    ok = bool(checks) and all(check.ok for check in checks)
-    result = {
-        "backup_id": manifest.backup_id,
-        "ok": ok,
-        "verified_at": utc_iso(now_utc()),
-        "duration_seconds": round(time.monotonic() - clock, 3),
-        "host": socket.gethostname(),
-        "release": read_release(Path.cwd()),
-        "checks": [check.__dict__ for check in checks],
-    }
-    store.put_bytes(
-        verification_key(settings.prefix, manifest.backup_id),
-        (json.dumps(result, indent=2, sort_keys=True) + "\n").encode(),
-    )
-    print(
-        f"verify: backup {manifest.backup_id} {'PASSED' if ok else 'FAILED'} in {result['duration_seconds']:.1f}s "
-        f"(scratch database dropped)",
-        file=out,
-        flush=True,
-    )
-    return ok
-
-
-def _database_checks(manifest: Manifest, scratch_url: str) -> list[Check]:
-    checks: list[Check] = []
-    with backup_db.Database(scratch_url) as db:
-        counts = db.row_counts()
-        differences = [
-            f"{table}: manifest {manifest.row_counts.get(table)} restored {counts.get(table)}"
-            for table in sorted(set(counts) | set(manifest.row_counts))
-            if counts.get(table) != manifest.row_counts.get(table)
-        ]
-        total = sum(counts.values())
-        checks.append(
-            Check(
-                "row counts",
-                not differences,
-                "; ".join(differences) if differences else f"{len(counts)} tables, {total} rows match",
-            )
-        )
-        head = db.migration_head()
-        checks.append(
-            Check(
-                "migration head",
-                head == manifest.migration_head,
-                f"restored {head or '-'}, manifest {manifest.migration_head or '-'}",
-            )
-        )
-        problems = db.foreign_key_problems()
-        checks.append(
-            Check(
-                "foreign keys",
-                not problems,
-                "; ".join(problems) if problems else f"{db.foreign_key_count()} foreign keys, no orphans",
-            )
-        )
-    return checks

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from deploy.ops.logs import model as model
+from deploy.ops.logs import model
 from deploy.ops.settings import require
 from server.config import ConfigError
 

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploy.ops.maintenance import model as model
+from deploy.ops.maintenance import model
 from deploy.ops.maintenance.model import StepResult
 from deploy.ops.settings import require
 from deploy.reports import steps_table

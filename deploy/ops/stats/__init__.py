@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from deploy.ops.settings import require
-from deploy.ops.stats import model as model
+from deploy.ops.stats import model, proc
 from server.config import load_environment
 
 # asyncpg and the app's database helpers are imported where the database is used, so the other
@@ -91,7 +91,7 @@ def _instance_pids(deploy_root: Path) -> dict[int, int]:
             continue
         try:
             cmdline = _read(f"/proc/{entry}/cmdline").split("\0")
-            port = model.instance_port(cmdline)
+            port = proc.instance_port(cmdline)
             if port is None:
                 continue
             cwd = os.path.realpath(f"/proc/{entry}/cwd")
@@ -107,22 +107,22 @@ def collect_system(deploy_root: Path) -> tuple[dict, list[dict]]:
     ticks_before = {}
     for pid in pids:
         try:
-            ticks_before[pid] = model.parse_pid_cpu_ticks(_read(f"/proc/{pid}/stat"))
+            ticks_before[pid] = proc.parse_pid_cpu_ticks(_read(f"/proc/{pid}/stat"))
         except OSError:
             pass
-    cpu_before = model.parse_cpu_times(_read("/proc/stat"))
+    cpu_before = proc.parse_cpu_times(_read("/proc/stat"))
     started = time.monotonic()
     time.sleep(CPU_SAMPLE_SECONDS)  # a measurement interval, not synchronisation
     elapsed = time.monotonic() - started
-    cpu_after = model.parse_cpu_times(_read("/proc/stat"))
+    cpu_after = proc.parse_cpu_times(_read("/proc/stat"))
     clock_ticks = os.sysconf("SC_CLK_TCK")
     uptime = float(_read("/proc/uptime").split()[0])
     instances = []
     for pid, port in sorted(pids.items(), key=lambda item: item[1]):
         try:
             stat = _read(f"/proc/{pid}/stat")
-            ticks = model.parse_pid_cpu_ticks(stat)
-            rss = model.parse_rss_bytes(_read(f"/proc/{pid}/status"))
+            ticks = proc.parse_pid_cpu_ticks(stat)
+            rss = proc.parse_rss_bytes(_read(f"/proc/{pid}/status"))
         except OSError:
             continue
         start_ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
@@ -138,10 +138,10 @@ def collect_system(deploy_root: Path) -> tuple[dict, list[dict]]:
         )
     disk = shutil.disk_usage(deploy_root)
     system = {
-        "cpu_percent": model.cpu_percent(cpu_before, cpu_after),
+        "cpu_percent": proc.cpu_percent(cpu_before, cpu_after),
         "cpus": os.cpu_count(),
-        "load": model.parse_loadavg(_read("/proc/loadavg")),
-        "memory": model.parse_meminfo(_read("/proc/meminfo")),
+        "load": proc.parse_loadavg(_read("/proc/loadavg")),
+        "memory": proc.parse_meminfo(_read("/proc/meminfo")),
         "disk": {
             "path": str(deploy_root),
             "total_bytes": disk.total,

@@ -10,7 +10,7 @@ import pytest
 
 from deploy import reports
 from deploy.ledger import LedgerEntry
-from deploy.ops.stats import model as model
+from deploy.ops.stats import model
 
 UTC = UTC
 
