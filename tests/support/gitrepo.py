@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -49,3 +50,13 @@ def tagged_working_tree(destination: Path, tag: str = "v1") -> Path:
     git(destination, "commit", "-q", "-m", tag)
     git(destination, "tag", tag)
     return destination
+
+
+def export_head(destination: Path) -> None:
+    """This checkout's committed tree (HEAD, without anyone's unfinished edits) written to
+    `destination`, every file included: `git archive` would drop what .gitattributes keeps out of
+    a release, such as tasks.py, which an operator's checkout has."""
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        for args in (["read-tree", "HEAD"], ["checkout-index", "--all", f"--prefix={destination}/"]):
+            subprocess.run(["git", "-C", str(PROJECT), *args], check=True, capture_output=True, env=env)

@@ -21,6 +21,7 @@ import pytest
 from devtools.local_s3 import LocalS3
 from devtools.sample_data import sample_data_sql
 from devtools.sandbox import DATABASE, Sandbox
+from tests.support.gitrepo import export_head
 from tests.support.sshd import seed_shared_venv
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -49,10 +50,7 @@ def _git(repo: Path, *args: str) -> str:
 def backup_repo(tmp_path_factory) -> Path:
     """The committed tree (HEAD: what a tag would hold, without anyone's unfinished edits), tagged."""
     path = tmp_path_factory.mktemp("backup-repo")
-    archive = subprocess.run(
-        ["git", "-C", str(PROJECT), "archive", "--format=tar", "HEAD"], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
+    export_head(path)
     if os.environ.get("CLICKNBACK_E2E_LOCK_FILE"):  # try a candidate lock file without committing it
         shutil.copy(os.environ["CLICKNBACK_E2E_LOCK_FILE"], path / "requirements.lock")
     if not (path / "requirements.lock").exists():
