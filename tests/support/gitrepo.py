@@ -42,14 +42,19 @@ def copy_working_tree(destination: Path) -> None:
             shutil.copy2(source, destination / name)
 
 
+def commit_and_tag(repo: Path, tag: str, message: str | None = None) -> Path:
+    """Make `repo` (a folder of files) a git repository whose one commit holds them, tagged `tag`."""
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message or tag)
+    git(repo, "tag", tag)
+    return repo
+
+
 def tagged_working_tree(destination: Path, tag: str = "v1") -> Path:
     """A git repository at `destination` with this checkout's files as one commit, tagged `tag`."""
     copy_working_tree(destination)
-    git(destination, "init", "-q", "-b", "main")
-    git(destination, "add", "-A")
-    git(destination, "commit", "-q", "-m", tag)
-    git(destination, "tag", tag)
-    return destination
+    return commit_and_tag(destination, tag)
 
 
 def export_head(destination: Path) -> None:

@@ -17,20 +17,11 @@ import pytest
 
 from devtools.local_postgres import free_port
 from server.db import parse_database_url
+from tests.support.waiting import wait_for
 
 from .conftest import Ops, scratch_databases
 from .fault_proxy import FaultProxy
 from .test_backup_cli import backup_id_from
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def child_named(parent_pid: int, name: str) -> int | None:

@@ -21,7 +21,8 @@ import pytest
 
 from deploy.inventory import parse_inventory
 from deploy.ssh import connection_failure_cause
-from devtools.local_sshd import ports_free_on_all
+from tests.support import ports
+from tests.support.gitrepo import commit_and_tag
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -54,8 +55,7 @@ HOST_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 
 @pytest.fixture(scope="module")
 def closed_port() -> int:
-    """A port nobody listens on at any of HOST_ADDRESSES (bound, read, released: nothing accepts there)."""
-    return ports_free_on_all(HOST_ADDRESSES)[0]
+    return ports.closed_port(*HOST_ADDRESSES)
 
 
 def inventory_file(
@@ -250,14 +250,7 @@ def test_reports_mark_each_unreachable_host_in_one_line(tmp_path, closed_port, t
 def tagged_repo(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("repo")
     (repo / "requirements.lock").write_text("")
-    for command in (
-        ["init", "-q"],
-        ["add", "-A"],
-        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
-        ["tag", "v1"],
-    ):
-        subprocess.run(["git", "-C", str(repo), *command], check=True, capture_output=True)
-    return repo
+    return commit_and_tag(repo, "v1", "x")
 
 
 @pytest.mark.parametrize(
