@@ -3,12 +3,11 @@
 Two sshd "hosts" on 127.0.0.2 and 127.0.0.3 (devtools/local_sshd.py), each with its own deploy root
 in a local folder owned by the deploy user, a throwaway PostgreSQL (devtools/local_postgres.py) where
 the app runs as a non-superuser role with CREATEDB (as after `provision --system`), an S3 endpoint
-when devtools/local_s3.py is available, a generated shared/.env and an inventory file.
+(devtools/local_s3.py), a generated shared/.env and an inventory file.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import shutil
@@ -88,7 +87,7 @@ class Sandbox:
             root.mkdir(parents=True, exist_ok=True)
             chown_tree(root, self.sshd.user)
         make_reachable(self.base_dir / "roots")
-        if self.with_s3 and local_s3_available():
+        if self.with_s3:
             self._start_s3()
         self.postgres.start()
         if not self.postgres.role_exists(APP_ROLE):
@@ -107,7 +106,7 @@ class Sandbox:
             f"OAUTH_HASH_KEY={secrets.token_urlsafe(48)}",
             "LOG_FORMAT=json",
         ]
-        if self.with_s3 and local_s3_available():
+        if self.with_s3:
             lines += [f"{key}={value}" for key, value in self.s3().settings(S3_BUCKET).items()]
         return "\n".join(lines) + "\n"
 
@@ -144,7 +143,7 @@ class Sandbox:
                     _stop_services_directly(self.deploy_root(address))
         self.sshd.stop()
         self.postgres.stop()
-        if self.with_s3 and local_s3_available() and (self.base_dir / "s3").exists():
+        if self.with_s3 and (self.base_dir / "s3").exists():
             self.s3().stop()
 
     def destroy(self, crontab_lines: tuple[str, ...] = ()) -> None:
@@ -177,10 +176,6 @@ def _stop_services_directly(root: Path) -> None:
         os.system(stop_services_command(Layout(str(root))))
 
 
-def local_s3_available() -> bool:
-    return importlib.util.find_spec("devtools.local_s3") is not None
-
-
 def up(base_dir: Path) -> Sandbox:
     sandbox = Sandbox(base_dir)
     sandbox.start()
@@ -189,8 +184,6 @@ def up(base_dir: Path) -> Sandbox:
         f"sandbox up: hosts {', '.join(f'{a}:{sandbox.sshd.port}' for a in sandbox.addresses)} "
         f"(user {sandbox.sshd.user}), PostgreSQL on 127.0.0.1:{sandbox.postgres.port}"
     )
-    if not local_s3_available():
-        print("sandbox: no S3 endpoint (devtools/local_s3.py is not in this tree yet); backups need one")
     print("next:")
     print(f"  export CLICKNBACK_INVENTORY={inventory}")
     print(f"  invoke provision --env-file {sandbox.env_file}")
