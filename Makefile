@@ -1,4 +1,4 @@
-# The two commands of the README. Both create .venv on first use (Python 3.11+, from requirements*.lock).
+# The README commands (serve, test) and `make check` create .venv on first use (Python 3.11+, from requirements*.lock).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test bench install system-packages
+.PHONY: serve test check bench install system-packages
 
 $(BIN)/.installed: requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ serve: $(BIN)/.installed  ## run the API on $(HOST):$(PORT) (default 127.0.0.1:8
 
 system-packages:  ## PostgreSQL, sshd, nginx, supervisor, zstd, cron, wrk, chromium (apt, when missing)
 	bash .ci/system-packages
+
+check: $(BIN)/.installed  ## static checks: ruff lint, ruff format, mypy (seconds; CI runs it before the tests)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: system-packages $(BIN)/.installed  ## run the whole test suite
 	$(BIN)/invoke test

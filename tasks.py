@@ -1,4 +1,5 @@
-"""Invoke entry point: assembles the task modules of deploy/tasks; no logic lives here.
+"""Invoke entry point: assembles the operator's task modules (deploy/tasks) and the developer's
+(devtools/tasks.py, never shipped); no logic lives here.
 
 Run `invoke --list` for the tasks and `invoke TASK --help` for one task's options. Every task
 becomes an OperatorTask (deploy/tasks/__init__.py), so flags, short flags, numbers and errors
@@ -7,7 +8,8 @@ behave the same in every module.
 
 from invoke import Collection
 
-from deploy.tasks import OperatorTask, backup, dev, operations, release
+from deploy.tasks import OperatorTask, backup, operations, release
+from devtools import tasks as dev
 
 ns = Collection()
 for module in (dev, release, backup, operations):

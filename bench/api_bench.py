@@ -43,7 +43,7 @@ from bench.kernel import production_scheduler  # noqa: E402
 from bench.stalls import StallWatch  # noqa: E402
 from deploy.commands import UPSTREAM_KEEPALIVE  # noqa: E402
 from deploy.inventory import HOST_DEFAULTS, INSTANCE_LISTEN  # noqa: E402
-from deploy.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, free_port  # noqa: E402
+from devtools.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, free_port  # noqa: E402
 
 SEED_PASSWORD = "Str0ng!Pass"
 ALICE = "b7e2c1a2-4f3a-4e2b-9c1a-8d2e3f4b5c6d"
@@ -369,8 +369,8 @@ def start_servers(
 ) -> list[tuple[subprocess.Popen, int]]:
     """Start `instances` single-process servers as production does; returns once each is ready.
 
-    `argv(port, socket)` and `env(database_url, log_file)` default to the service; bench/stack_ceiling.py
-    passes its minimal app's instead. `socket_for(port)` is the Unix socket of each instance (None:
+    `argv(port, socket)` and `env(database_url, log_file)` default to the service; another app can
+    pass its own. `socket_for(port)` is the Unix socket of each instance (None:
     loopback TCP on `port`). Each must answer GET /health/ready with 200 once ready."""
     servers = []
     for index in range(instances):

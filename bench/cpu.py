@@ -6,7 +6,7 @@ processes (itself, wrk, the instances, nginx, and the PostgreSQL cluster's proce
 all the CPUs. A figure well above 0 means another program took CPU from the service under test, so
 that row's req/s is low and its p99 is high for a reason that is not the service.
 
-Parsers are pure (tested with /proc text in tests/unit/test_bench_config.py); `snapshot` only reads.
+Parsers are pure (tested with /proc text in bench/tests/test_harness.py); `snapshot` only reads.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The nginx configuration is rendered by the production renderer itself (deploy.co
 and nginx_upstream_conf, the same functions `invoke provision` and the release switch use), for a
 deploy root under the bench's temp dir and a loopback listen port. So the bench measures exactly the
 proxy settings production runs; only the paths and the port differ. The builders here are pure
-(golden-tested in tests/unit/test_bench_config.py); NginxFront only runs what they build.
+(golden-tested in bench/tests/test_harness.py); NginxFront only runs what they build.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def front_dirs(layout: Layout) -> list[str]:
 
 
 def nginx_argv(layout: Layout, binary: str = NGINX) -> list[str]:
-    """Production's nginx invocation (deploy.commands._nginx), kept in the foreground as our child."""
+    """Production's nginx invocation (deploy/commands/nginx.py _nginx), kept in the foreground as our child."""
     return [
         binary,
         "-p",

@@ -13,7 +13,7 @@ wake-up preempts whatever runs. At 2 ms (500 a second), three interleaved pairs 
 Where SCHED_FIFO is refused (no root, no CAP_SYS_NICE), there is no figure. A watcher at normal
 priority would only measure the bench's own load.
 
-`Lateness` is pure (tests/unit/test_bench_config.py); `StallWatch` runs this file as the watcher.
+`Lateness` is pure (bench/tests/test_harness.py); `StallWatch` runs this file as the watcher.
 """
 
 from __future__ import annotations

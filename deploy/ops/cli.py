@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -65,7 +66,7 @@ def secret_values() -> list[str]:
     """Values that must never reach the terminal: secret variables, and a DATABASE_URL's password
     as written and percent-decoded (libpq and asyncpg messages carry the decoded one)."""
     values = []
-    sources = [os.environ]
+    sources: list[Mapping[str, str]] = [os.environ]
     try:
         from server.config import load_environment
 

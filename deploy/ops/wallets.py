@@ -15,7 +15,7 @@ import sys
 
 import asyncpg
 
-from deploy.ops.backup_commands import database_name, named_database_url
+from deploy.ops.backup.commands import database_name, named_database_url
 from deploy.ops.settings import require, runnable
 from server.db import parse_database_url
 from server.purchases.cap_totals import TotalMismatch, find_total_mismatches

@@ -43,7 +43,7 @@ class NumberArgument(Argument):
         self.number_kind, self.minimum_exclusive = number_kind, minimum_exclusive
 
     def set_value(self, value: Any, cast: bool = True) -> None:
-        flag = "--" + self.name.replace("_", "-")
+        flag = "--" + (self.name or "").replace("_", "-")
         what = "a whole number" if self.number_kind is int else "a number"
         bound = "above 0" if self.minimum_exclusive else "0 or more"
         try:
@@ -155,10 +155,20 @@ class OperatorTask(Task):
 
 
 def operator_errors() -> tuple[type[BaseException], ...]:
-    """The expected failures of the toolkit: reported as one line, never as a traceback."""
+    """The expected failures of the toolkit, the one map for every task: reported as one line
+    (`ERROR: ...`, exit 1), never as a traceback. Imported late: these modules import this package."""
+    from deploy.errors import DeployError
     from deploy.inventory import InventoryError
     from deploy.ledger import LedgerError
-    from deploy.release import DeployError
     from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
+    from deploy.tasks.backup import BackupTaskError
 
-    return (DeployError, InventoryError, HostKeyError, ConnectionFailed, RemoteCommandError, LedgerError)
+    return (
+        DeployError,
+        InventoryError,
+        HostKeyError,
+        ConnectionFailed,
+        RemoteCommandError,
+        LedgerError,
+        BackupTaskError,
+    )

@@ -1,6 +1,6 @@
 """Invoke tasks: backup, backups, restore, verify-backup, prune-backups (runbook: docs/restore.md).
 
-Every operation lives in the VPS-side ops CLI (deploy/ops/backup.py); these tasks open SSH to one
+Every operation lives in the VPS-side ops CLI (deploy/ops/backup/); these tasks open SSH to one
 host of the environment, run the CLI of its current release with the host's secrets file and
 stream the output. All hosts of an environment share one database, so one host does the work:
 the first in the inventory unless --host names another. Restoring over the live database also
@@ -10,17 +10,25 @@ switches instances meanwhile) and brings them back through the health gate.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 
 from invoke import Exit, task
 
 from deploy import commands as cmd
-from deploy import ledger, release
-from deploy.inventory import InventoryError, load_inventory
-from deploy.release import DeployError, Lock, Session, layout
-from deploy.ssh import HostKeyError, Remote, RemoteCommandError
+from deploy import ledger, local_git, rollout, switch
+from deploy.inventory import load_inventory
+from deploy.lock import Lock
+from deploy.session import (
+    Session,
+    current_ops_command,
+    deployed_release,
+    host_ops_command,
+    layout,
+    live_ports,
+    read_state,
+)
+from deploy.ssh import Remote
 
 COMMON_HELP = {
     "env": "environment of the inventory to act on (default: the inventory's default_environment)",
@@ -35,19 +43,6 @@ class BackupTaskError(RuntimeError):
 
 def _help(**extra: str) -> dict[str, str]:
     return {**COMMON_HELP, **extra}
-
-
-def _operator_errors(function):
-    """Expected failures become one clear message and a non-zero exit, never a traceback."""
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except (BackupTaskError, DeployError, InventoryError, HostKeyError, RemoteCommandError) as error:
-            raise Exit(f"ERROR: {error}", code=1) from None
-
-    return wrapper
 
 
 # -- pure helpers (unit-tested) --------------------------------------------------------------
@@ -129,16 +124,9 @@ def _chosen(session: Session, host: str | None) -> Remote:
     return session.remotes[pick_host_index([r.host.name for r in session.remotes], host)]
 
 
-def _current(remote: Remote) -> str:
-    current = release.current_release(remote)
-    if not current:
-        raise BackupTaskError(f"[{remote.host.name}] nothing is deployed yet: deploy a release first")
-    return current
-
-
 def _run_ops(remote: Remote, *args: str) -> int:
     """Run the current release's ops CLI on the host, streaming its output line by line."""
-    command = cmd.ops_command(layout(remote), _current(remote), *args)
+    command = current_ops_command(remote, *args)
     remote.say(f"running ops CLI: {' '.join(args)}")
     return remote.stream(command)
 
@@ -153,7 +141,6 @@ def _ops_or_exit(remote: Remote, *args: str) -> None:
 
 
 @task(help=_help())
-@_operator_errors
 def backup(c, env=None, inventory=None, host=None):
     """Back up the database to the S3 bucket now (pg_dump | zstd, sha256, manifest written last)."""
     with _session(env, inventory) as session:
@@ -161,7 +148,6 @@ def backup(c, env=None, inventory=None, host=None):
 
 
 @task(help=_help(json="print the listing as one JSON object instead of a table"))
-@_operator_errors
 def backups(c, env=None, inventory=None, host=None, json=False):
     """List complete backups: id, time, size, release, migration, encrypted, verified-or-not."""
     with _session(env, inventory) as session:
@@ -169,7 +155,6 @@ def backups(c, env=None, inventory=None, host=None, json=False):
 
 
 @task(help=_help(dry_run="list what retention would delete; delete nothing"))
-@_operator_errors
 def prune_backups(c, env=None, inventory=None, host=None, dry_run=False):
     """Apply backup retention (BACKUP_RETENTION_DAYS / BACKUP_MIN_KEEP of the host's env file)."""
     with _session(env, inventory) as session:
@@ -177,7 +162,6 @@ def prune_backups(c, env=None, inventory=None, host=None, dry_run=False):
 
 
 @task(help=_help(backup="backup id to check (default: the newest complete backup)"))
-@_operator_errors
 def verify_backup(c, env=None, inventory=None, host=None, backup=None):
     """Restore drill: restore into a scratch database, check checksum/rows/migration/FKs/wallets, record it."""
     with _session(env, inventory) as session:
@@ -194,7 +178,6 @@ def verify_backup(c, env=None, inventory=None, host=None, backup=None):
         "safety backup (a missing live database is created again); see docs/disaster-recovery.md",
     )
 )
-@_operator_errors
 def restore(c, backup, target=None, confirm_live=False, no_safety_backup=False, env=None, inventory=None, host=None):
     """Restore a backup into a new database (--target) or over the live one (--confirm-live)."""
     ops_args = restore_ops_args(backup, target, confirm_live, safety_backup=not no_safety_backup)
@@ -212,7 +195,7 @@ def _code_head_without_database(remote: Remote, lay: cmd.Layout, current: str, s
     if safety_backup:
         raise BackupTaskError(
             f"[{remote.host.name}] the live database does not answer (the ops CLI's `migrate --status` failed; "
-            f"to see why, run on the host: `{release.host_ops_command(remote.host.deploy_root, 'migrate', '--status')}`"
+            f"to see why, run on the host: `{host_ops_command(remote.host.deploy_root, 'migrate', '--status')}`"
             "), so no safety backup can be taken; nothing was stopped. If the "
             "database is lost or corrupted, run the restore again with --no-safety-backup "
             "(docs/disaster-recovery.md); otherwise fix PostgreSQL first"
@@ -262,8 +245,8 @@ def restore_ledger_entry(
 
 
 def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: list[str], safety_backup: bool) -> None:
-    state = release.read_state(remote)
-    lay, current = layout(remote), _current(remote)
+    state = read_state(remote)
+    lay, current = layout(remote), deployed_release(remote)
     status = remote.query(cmd.migrate_status_command(lay, current), check=False)
     if status.ok and status.stdout.strip():
         code_head = int(json.loads(status.stdout.strip().splitlines()[-1])["code_head_number"])
@@ -281,10 +264,10 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
         )
 
     session.say(f"restore: stopping the app on {len(session.remotes)} host(s) before replacing the live database")
-    started, when = time.monotonic(), release.utc_now().isoformat(timespec="seconds")
+    started, when = time.monotonic(), local_git.utc_now().isoformat(timespec="seconds")
     error: BaseException | None = None
     try:
-        session.parallel(lambda r: r.run(stop_instances_command(layout(r), release.live_ports(r))))
+        session.parallel(lambda r: r.run(stop_instances_command(layout(r), live_ports(r))))
         try:
             _ops_or_exit(remote, *ops_args)
             # An older backup is brought up to this release's schema so readiness can pass.
@@ -293,7 +276,7 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
             # The deploy's own gated switch: start the current release, wait for /health/ready, then
             # point nginx at it. Done whether or not the restore worked (a failed one changed nothing).
             session.say("restore: starting the app again behind the health gate")
-            session.parallel(lambda r: release.switch_host(r, _current(r)))
+            session.parallel(lambda r: switch.switch_host(r, deployed_release(r)))
     except BaseException as failure:
         error = failure
         raise
@@ -328,7 +311,7 @@ def _record_restore(
     if error is not None:
         message = (str(error.message) if isinstance(error, Exit) and error.message else str(error)) or repr(error)
     entry = restore_ledger_entry(
-        release.operator(),
+        local_git.operator(),
         when,
         state,
         [r.host.name for r in session.remotes],
@@ -338,7 +321,7 @@ def _record_restore(
         message,
     )
     try:
-        release.append_ledger(session, entry)
+        rollout.append_ledger(session, entry)
     except Exception as ledger_error:  # noqa: BLE001 - never hide the restore's own outcome
         session.say(f"restore: WARNING: could not write the ledger line ({ledger_error}): {ledger.format_entry(entry)}")
 

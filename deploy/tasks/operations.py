@@ -1,30 +1,39 @@
 """Invoke tasks: stats, maintenance, archive-logs, handoff, drill (runbooks: docs/observability.md,
 docs/maintenance.md, docs/logs.md, docs/on-call.md, docs/incidents.md).
 
-The work happens on the hosts, in the VPS-side ops CLI (deploy/ops/stats.py, maintenance.py,
-logs.py) of each host's current release; these tasks open SSH, run it, and merge or print what
-it returns. The numbers and the text are built by pure modules (deploy/stats_model.py,
-deploy/reports.py, deploy/operations_commands.py).
+The work happens on the hosts, in the VPS-side ops CLI (deploy/ops/stats/, maintenance/, logs/)
+of each host's current release; these tasks open SSH, run it, and merge or print what it
+returns. The numbers and the text are built by pure modules (deploy/ops/stats/model.py,
+deploy/reports/, deploy/commands/operations.py).
 """
 
 from __future__ import annotations
 
 import json as jsonlib
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from invoke import Exit, task
 
 from deploy import commands as cmd
-from deploy import ledger, release, reports, stats_model
-from deploy import operations_commands as ocmd
-from deploy.local_postgres import LocalPostgres
-from deploy.release import DeployError, HostResult, Session, layout
+from deploy import ledger, local_git, reports
+from deploy.commands import operations as ocmd
+from deploy.drill import Drill, last_json_line
+from deploy.errors import DeployError
+from deploy.ops.stats import model as stats_model
+from deploy.session import (
+    HostResult,
+    Session,
+    current_ops_command,
+    current_release,
+    host_ops_command,
+    layout,
+    live_ports,
+    read_ledger,
+)
 from deploy.ssh import Remote
-from deploy.tasks.release import _help, _operator_errors, _session, exit_if_hosts_failed, report_failed_hosts
+from deploy.tasks.release import _help, _session, exit_if_hosts_failed, report_failed_hosts
 
 FULL_SYSTEM_FAILURE_RTO_S = 3600  # operation-plan §9.1
 # Defaults are relative to the repository (the folder of tasks.py), not to where invoke runs.
@@ -33,28 +42,6 @@ DEFAULT_HISTORY = ".local/stats-history-{env}.jsonl"
 DEFAULT_KNOWN_ISSUES = "docs/known-issues.md"
 DEFAULT_ON_CALL = "docs/on-call.md"
 HOST_HELP = "host that runs the shared steps (default: the environment's first host)"
-
-
-def _current(remote: Remote) -> str:
-    current = release.current_release(remote)
-    if not current:
-        raise DeployError(f"[{remote.host.name}] nothing is deployed yet: deploy a release first")
-    return current
-
-
-def _ops(remote: Remote, *args: str) -> str:
-    return cmd.ops_command(layout(remote), _current(remote), *args)
-
-
-def _json_line(output: str) -> dict:
-    return jsonlib.loads(output.strip().splitlines()[-1])
-
-
-def serving_ports(remote: Remote) -> tuple[int, ...]:
-    """The ports the host's instances serve on: the live ports the deploy records on the host
-    (blue/green switches alternate them), else the inventory's instance ports."""
-    live_ports = getattr(release, "live_ports", None)
-    return tuple(live_ports(remote)) if live_ports else remote.host.instance_ports
 
 
 def _first(session: Session, host: str | None) -> Remote:
@@ -84,7 +71,7 @@ def collect_stats_each(
 
     def one(remote: Remote) -> dict:
         args = ocmd.stats_args(window_hours, with_database=remote is first, only_logs=only_logs, end=end)
-        return _json_line(remote.query(_ops(remote, *args)).stdout)
+        return last_json_line(remote.query(current_ops_command(remote, *args)).stdout)
 
     return session.each(one)
 
@@ -93,7 +80,9 @@ def collect_stats(
     session: Session, window_hours: float, only_logs: bool = False, end: str | None = None
 ) -> dict[str, dict]:
     """The stats of the hosts that answered, by host name."""
-    return {r.remote.host.name: r.value for r in collect_stats_each(session, window_hours, only_logs, end) if r.ok}
+    return {
+        r.remote.host.name: r.value or {} for r in collect_stats_each(session, window_hours, only_logs, end) if r.ok
+    }
 
 
 @task(
@@ -106,7 +95,6 @@ def collect_stats(
         end="end of the log window, ISO-8601 (default now), e.g. to look at an incident's hours",
     )
 )
-@_operator_errors
 def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=None, json=False, end=None):
     """Host, app, database and request-log figures of every host, checked against p99 < 200 ms."""
     if end:
@@ -145,11 +133,10 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
 
 
 @task(help=_help(dry_run="say what would be compressed, uploaded and deleted; change nothing"))
-@_operator_errors
 def archive_logs(c, env=None, inventory=None, dry_run=False):
     """Compress rotated app logs on every host, upload them (verified) to the bucket, apply retention."""
     with _session(env, inventory) as session:
-        statuses = session.parallel(lambda r: r.stream(_ops(r, *ocmd.archive_logs_args(dry_run))))
+        statuses = session.parallel(lambda r: r.stream(current_ops_command(r, *ocmd.archive_logs_args(dry_run))))
     failed = [r.host.name for r, s in zip(session.remotes, statuses) if s != 0]
     if failed:
         raise Exit(f"ERROR: archive-logs failed on {', '.join(failed)} (their files are kept; see above)", code=1)
@@ -165,7 +152,6 @@ def archive_logs(c, env=None, inventory=None, dry_run=False):
         "verify-backup, check-wallets, dependency-audit",
     ),
 )
-@_operator_errors
 def maintenance(c, env=None, inventory=None, host=None, until=None, budget=0.0, skip=None):
     """Run the maintenance window now: vacuum, reindex, archive logs, verify backup, wallets, audit."""
     budget = float(budget) if budget else None  # 0.0: no budget given (the parser refuses 0 and below)
@@ -174,7 +160,7 @@ def maintenance(c, env=None, inventory=None, host=None, until=None, budget=0.0, 
         failed = []
         for remote in [first] + [r for r in session.remotes if r is not first]:
             args = ocmd.maintenance_args(remote is first, until, budget, list(skip or []))
-            if remote.stream(_ops(remote, *args)) != 0:
+            if remote.stream(current_ops_command(remote, *args)) != 0:
                 failed.append(remote.host.name)
     if failed:
         raise Exit(f"ERROR: a maintenance step failed on {', '.join(failed)} (see the report above)", code=1)
@@ -186,7 +172,7 @@ def maintenance(c, env=None, inventory=None, host=None, until=None, budget=0.0, 
 def _probe_host(remote: Remote) -> list[dict]:
     host = remote.host
     urls = []
-    for port in serving_ports(remote):
+    for port in live_ports(remote):
         urls += [
             (f"{cmd.program_name(port)} live", host.live_url_for(port)),
             (f"{cmd.program_name(port)} ready", host.ready_url_for(port)),
@@ -200,7 +186,7 @@ def _probe_host(remote: Remote) -> list[dict]:
 
 
 def _host_state(remote: Remote) -> dict:
-    current = release.current_release(remote)
+    current = current_release(remote)
     metadata = {}
     raw = remote.query(ocmd.read_release_json_command(layout(remote))).stdout.strip()
     if raw:
@@ -221,7 +207,7 @@ def _host_state(remote: Remote) -> dict:
 def _recent_ledger(remotes: list[Remote], count: int) -> list[ledger.LedgerEntry]:
     seen, entries = set(), []
     for remote in remotes:
-        for entry in release.read_ledger(remote):
+        for entry in read_ledger(remote):
             key = (entry.when, entry.kind, entry.release, entry.outcome)
             if key not in seen:
                 seen.add(key)
@@ -255,7 +241,7 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
     hosts = [r.value if r.ok else _unreachable_host(r) for r in results]
     reachable = [r.remote for r in results if r.ok]
     try:
-        backups = backup_summary(_json_line(first.query(_ops(first, "backups", "--json")).stdout))
+        backups = backup_summary(last_json_line(first.query(current_ops_command(first, "backups", "--json")).stdout))
     except Exception as error:  # noqa: BLE001 - the handoff still goes out, saying what is missing
         backups = {"error": str(error).splitlines()[0][:300]}
     try:
@@ -265,7 +251,7 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
     return {
         "environment": session.environment.name,
         "generated_at": datetime.now(UTC),
-        "operator": release.operator(),
+        "operator": local_git.operator(),
         "hosts": hosts,
         "ledger": _recent_ledger(reachable, 10),
         "backups": backups,
@@ -275,7 +261,7 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
         "escalation": reports.markdown_section(on_call_text, "Escalation path"),
         # Cron runs it on the first host; this is the form an operator can type there.
         "maintenance_host": first.host.name,
-        "maintenance_command": release.host_ops_command(first.host.deploy_root, "maintenance"),
+        "maintenance_command": host_ops_command(first.host.deploy_root, "maintenance"),
         "unreachable": [r.remote.host.name for r in results if not r.ok],
     }
 
@@ -309,7 +295,6 @@ def _read_required(path: Path, flag: str) -> str:
         "from the repository root)",
     )
 )
-@_operator_errors
 def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN_ISSUES, on_call=DEFAULT_ON_CALL):
     """The on-call handoff in Markdown: releases, deploys, health, backups, 24 h errors and p99, issues, maintenance."""
     _check_output_folder(output, "--output")
@@ -328,128 +313,12 @@ def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN
 # -- drill -----------------------------------------------------------------------------------
 
 
-class DrillFailed(DeployError):
-    pass
-
-
-class Drill:
-    """The quarterly failover test (plan §9.3), step by step, each one timed."""
-
-    def __init__(
-        self, session: Session, stop_database: Callable[[], str], start_database: Callable[[], str], timeout: int
-    ):
-        self.session, self.timeout = session, timeout
-        self.stop_database, self.start_database = stop_database, start_database
-        self.first = session.remotes[0]
-        self.steps: list[dict] = []
-
-    def step(self, name: str, action: Callable[[], str]) -> None:
-        self.session.say(f"drill: {name} ...")
-        started = time.monotonic()
-        try:
-            detail = action()
-        except Exception as error:
-            self.steps.append(
-                {
-                    "step": name,
-                    "status": "failed",
-                    "seconds": time.monotonic() - started,
-                    "detail": str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error),
-                }
-            )
-            raise DrillFailed(f"drill step {name!r} failed:\n{error}") from None
-        self.steps.append({"step": name, "status": "ok", "seconds": time.monotonic() - started, "detail": detail})
-        self.session.say(f"drill: {name}: ok in {self.steps[-1]['seconds']:.1f}s ({detail})")
-
-    def healthy(self) -> str:
-        def gate(remote: Remote) -> int:
-            host = remote.host
-            urls = [host.ready_url_for(p) for p in serving_ports(remote)]
-            urls.append(f"http://{host.address}:{host.nginx_port}/health/ready")
-            for url in urls:
-                remote.query(cmd.health_poll_command(url, self.timeout, host.health_interval))
-            return len(urls)
-
-        return f"{sum(self.session.parallel(gate))} probes answered 200"
-
-    def row_counts(self) -> dict[str, int]:
-        return _json_line(self.first.query(_ops(self.first, "row-counts")).stdout)
-
-    def crash_app(self) -> str:
-        def crash(remote: Remote) -> str:
-            killed = remote.query(ocmd.crash_app_command(layout(remote), serving_ports(remote))).stdout.strip()
-            remote.query(ocmd.wait_until_gone_command(layout(remote)))
-            return f"{remote.host.name} {killed}"
-
-        return "; ".join(self.session.parallel(crash))
-
-    def restart_app(self) -> str:
-        # What @reboot runs: supervisord, the live instances, nginx (already running: its error is fine).
-        self.session.parallel(lambda r: r.query(cmd.start_services_command(layout(r)), check=False))
-        return "the @reboot command ran on every host"
-
-    def wait_for_database(self) -> str:
-        self.first.query(ocmd.wait_for_database_command(layout(self.first), _current(self.first), self.timeout))
-        return "the app's own connection code reaches it"
-
-    def run(self) -> list[dict]:
-        before: dict[str, int] = {}
-
-        def baseline() -> str:
-            nonlocal before
-            self.healthy()
-            before = self.row_counts()
-            return f"healthy; {sum(before.values())} rows in {len(before)} tables"
-
-        def verify_data() -> str:
-            after = self.row_counts()
-            lost, grown = reports.row_count_changes(before, after)
-            if lost:
-                raise DrillFailed(f"rows lost in the crash: {lost} (before {before}, after {after})")
-            wallets = self.first.query(_ops(self.first, "check-wallets")).stdout.strip().splitlines()[-1]
-            status = _json_line(self.first.query(_ops(self.first, "migrate", "--status")).stdout)
-            if status.get("pending"):
-                raise DrillFailed(f"migrations pending after recovery: {status['pending']}")
-            activity = f" (app activity since: {', '.join(f'{k} +{v}' for k, v in grown.items())})" if grown else ""
-            return (
-                f"all {sum(before.values())} rows still there{activity}; {wallets}; schema at {status.get('db_head')}"
-            )
-
-        def fresh_backup() -> str:
-            output = self.first.query(_ops(self.first, "backup")).stdout.strip().splitlines()
-            verified = self.first.query(_ops(self.first, "verify-backup")).stdout.strip().splitlines()
-            # Never a blind cut: it once left 38 of the sha256's 64 hex digits with no marker.
-            return (
-                f"{reports.shorten(output[-1], 300) if output else 'backup done'}; "
-                f"{reports.shorten(verified[-1], 200) if verified else 'verified'}"
-            )
-
-        self.step("baseline (health, row counts)", baseline)
-        self.step("crash: SIGKILL app and supervisord", self.crash_app)
-        self.step("crash: stop the database abruptly", self.stop_database)
-        self.step("database back", self.start_database)
-        self.step("database accepts the app's connections", self.wait_for_database)
-        self.step("app back (the @reboot command)", self.restart_app)
-        self.step("health gate on every instance and nginx", self.healthy)
-        self.step("data: row counts, wallets, schema", verify_data)
-        self.step("fresh backup and restore drill", fresh_backup)
-        return self.steps
-
-
 def _database_control(session: Session, sandbox_dir: str | None, db_stop: str, db_start: str):
-    """Sandbox: the local cluster (pg_ctl -m immediate, i.e. crash recovery on start); else remote commands."""
+    """The sandbox's local cluster (its control lives with the dev harness); else commands on the first host."""
     if sandbox_dir:
-        postgres = LocalPostgres(Path(sandbox_dir) / "postgres")
+        from devtools.sandbox import database_control  # never on a host: only a sandbox passes sandbox_dir
 
-        def stop() -> str:
-            postgres.stop("immediate")
-            return f"pg_ctl stop -m immediate (no checkpoint) on port {postgres.port}"
-
-        def start() -> str:
-            postgres.start()
-            return "pg_ctl start: crash recovery, accepting connections"
-
-        return stop, start
+        return database_control(Path(sandbox_dir))
     first = session.remotes[0]
     return (
         lambda: first.query(db_stop).stdout.strip() or db_stop,
@@ -467,7 +336,6 @@ def _database_control(session: Session, sandbox_dir: str | None, db_stop: str, d
         timeout="seconds each recovery wait may take, a whole number above 0 (default 120)",
     )
 )
-@_operator_errors
 def drill(
     c,
     env=None,

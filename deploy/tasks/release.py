@@ -1,22 +1,24 @@
 """Invoke tasks: provision, deploy, rollback, releases, health, logs, lock, sandbox.
 
 Each task is a thin wrapper: it loads the inventory, opens one SSH session per host and calls
-deploy.release (which runs the commands deploy.commands builds). See docs/deploy.md and
-docs/rollback.md for the runbooks.
+deploy.rollout, deploy.provision or deploy.session, which run the commands deploy.commands builds.
+See docs/deploy.md and docs/rollback.md for the runbooks.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 from pathlib import Path
 
 from invoke import Exit, task
 
 from deploy import commands as cmd
-from deploy import ledger, release
-from deploy.inventory import InventoryError, load_inventory
-from deploy.release import DeployError, HostResult, Session, layout
+from deploy import ledger, local_git, rollout
+from deploy.errors import DeployError
+from deploy.inventory import load_inventory
+from deploy.provision import provision as provision_hosts
+from deploy.provision import provision_system
+from deploy.session import HostResult, Session, host_live_ports, layout, ledger_entries, read_state
 from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
 from deploy.tasks import OperatorTask
 
@@ -34,26 +36,6 @@ def _help(**extra: str) -> dict[str, str]:
 def _session(env: str | None, inventory: str | None, dry_run: bool = False) -> Session:
     environment = load_inventory(inventory).environment(env)
     return Session(environment, dry_run=dry_run)
-
-
-def _operator_errors(function):
-    """Turn the tooling's expected failures into one clear message and a non-zero exit."""
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except (
-            DeployError,
-            InventoryError,
-            HostKeyError,
-            ConnectionFailed,
-            RemoteCommandError,
-            ledger.LedgerError,
-        ) as error:
-            raise Exit(f"ERROR: {error}", code=1) from None
-
-    return wrapper
 
 
 def report_failed_hosts(session: Session, results: list[HostResult]) -> list[str]:
@@ -80,16 +62,15 @@ def exit_if_hosts_failed(failed: list[str], what: str) -> None:
         dry_run=DRY_RUN_HELP,
     )
 )
-@_operator_errors
 def provision(
     c, env=None, inventory=None, env_file=None, system=False, database="clicknback", admin_user="root", dry_run=False
 ):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
-    data = release.read_env_file(Path(env_file).expanduser()) if env_file else None
+    data = local_git.read_env_file(Path(env_file).expanduser()) if env_file else None
     with _session(env, inventory, dry_run) as session:
         if system:
-            release.provision_system(session, database, admin_user)
-        release.provision(session, data)
+            provision_system(session, database, admin_user)
+        provision_hosts(session, data)
         session.say(
             f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)"
             if dry_run
@@ -104,11 +85,10 @@ def provision(
         dry_run=DRY_RUN_HELP,
     )
 )
-@_operator_errors
 def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
     """Deploy a git tag to every host: lock, upload, migrate once, health-gated switch, ledger, prune."""
     with _session(env, inventory, dry_run) as session:
-        outcome = release.deploy(session, Path(repo).resolve(), tag)
+        outcome = rollout.deploy(session, Path(repo).resolve(), tag)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
 
@@ -119,7 +99,6 @@ def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
         dry_run=DRY_RUN_HELP,
     )
 )
-@_operator_errors
 def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False):
     """Switch every host back to an earlier release (no reinstall), health-gated; marks the old one bad."""
     if to is not None:
@@ -128,23 +107,22 @@ def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=Fals
         except ValueError as error:
             raise Exit(f"ERROR: --to: {error}", code=1) from None
     with _session(env, inventory, dry_run) as session:
-        outcome = release.rollback(session, to, downgrade)
+        outcome = rollout.rollback(session, to, downgrade)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
 
 @task(help=_help())
-@_operator_errors
 def releases(c, env=None, inventory=None):
     """Show the releases on every host (current, previous good, bad) and the recent ledger (deploys,
     rollbacks, live restores)."""
     with _session(env, inventory) as session:
-        results = session.each(release.read_state)
+        results = session.each(read_state)
         for result in results:
             if not result.ok:
                 continue
             remote, state = result.remote, result.value
             current, ids = state.current, state.releases
-            entries = release.ledger_entries(state)
+            entries = ledger_entries(state)
             bad = ledger.bad_releases(entries)
             previous = ledger.previous_good_release(ids, current, bad)
             session.say(f"== {remote.host.name} ({remote.host.address}) {remote.host.deploy_root}")
@@ -174,16 +152,15 @@ def releases(c, env=None, inventory=None):
 
 
 @task(help=_help())
-@_operator_errors
 def health(c, env=None, inventory=None):
     """Probe /health/live and /health/ready of every instance, and readiness through nginx, on every host."""
     failures = 0
     with _session(env, inventory) as session:
 
         def probe(remote):
-            host, state = remote.host, release.read_state(remote)
+            host, state = remote.host, read_state(remote)
             urls = []
-            for port in release.host_live_ports(remote, state):
+            for port in host_live_ports(remote, state):
                 urls += [
                     (f"{cmd.program_name(port)} live", host.live_url_for(port)),
                     (f"{cmd.program_name(port)} ready", host.ready_url_for(port)),
@@ -218,10 +195,9 @@ def health(c, env=None, inventory=None):
         lines="lines of history per instance (default 50)",
     )
 )
-@_operator_errors
 def logs(c, follow=False, lines=50, env=None, inventory=None):
     """Print the app instances' JSON logs from every host, each line prefixed with the host."""
-    errors: list[Exception] = []
+    errors = []  # the hosts whose stream failed, reported after every stream ended
     with _session(env, inventory) as session:
 
         def tail(remote):
@@ -255,7 +231,6 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
         dry_run=DRY_RUN_HELP,
     )
 )
-@_operator_errors
 def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False):
     """Show or forcibly release the deploy lock (state/deploy.lock) on every host."""
     with _session(env, inventory, dry_run) as session:
@@ -278,7 +253,7 @@ def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False
 )
 def sandbox(c, action, base_dir=".local/sandbox"):
     """A local two-host VPS on this machine (sshd on 127.0.0.2/127.0.0.3, PostgreSQL, S3) to try deploys."""
-    from deploy import sandbox as sandbox_module
+    from devtools import sandbox as sandbox_module
 
     if action == "up":
         sandbox_module.up(Path(base_dir))

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from deploy import commands as cmd
-from deploy.local_sshd import deploy_user_name, ensure_deploy_user, is_under, remove_crontab_entries
+from devtools.local_sshd import deploy_user_name, ensure_deploy_user, is_under, remove_crontab_entries
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("crontab") is None, reason="no crontab here")]
 

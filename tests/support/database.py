@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from deploy.local_postgres import LocalPostgres
+from devtools.local_postgres import LocalPostgres
 from server import db_migrations
 
 TEMPLATE = "cnb_template"

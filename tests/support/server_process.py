@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.local_postgres import free_port
+from devtools.local_postgres import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _log_dir: Path | None = None

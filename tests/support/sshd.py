@@ -18,9 +18,9 @@ from pathlib import Path
 
 from deploy import commands as cmd
 from deploy.inventory import load_inventory
-from deploy.local_sshd import chown_tree, make_reachable, ports_free_on_all
-from deploy.release import Remote
-from deploy.sandbox import DEFAULT_ADDRESSES, ENVIRONMENT, Sandbox
+from deploy.ssh import Remote
+from devtools.local_sshd import chown_tree, make_reachable, ports_free_on_all
+from devtools.sandbox import DEFAULT_ADDRESSES, ENVIRONMENT, Sandbox
 
 VENV_CACHE = Path(os.environ.get("CLICKNBACK_TEST_VENV_CACHE", "/var/tmp/clicknback-test-venvs"))
 

@@ -12,15 +12,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bench.backup_bench import sample_data_sql
-from deploy.local_s3 import LocalS3
-from deploy.sandbox import DATABASE, Sandbox
+from devtools.local_s3 import LocalS3
+from devtools.sample_data import sample_data_sql
+from devtools.sandbox import DATABASE, Sandbox
+from tests.support.gitrepo import commit_and_tag, export_head
 from tests.support.sshd import seed_shared_venv
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -32,36 +32,16 @@ NGINX_PORT = 8090
 pytestmark = pytest.mark.e2e
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "e2e",
-        "GIT_AUTHOR_EMAIL": "e2e@example.test",
-        "GIT_COMMITTER_NAME": "e2e",
-        "GIT_COMMITTER_EMAIL": "e2e@example.test",
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout.strip()
-
-
 @pytest.fixture(scope="session")
 def backup_repo(tmp_path_factory) -> Path:
     """The committed tree (HEAD: what a tag would hold, without anyone's unfinished edits), tagged."""
     path = tmp_path_factory.mktemp("backup-repo")
-    archive = subprocess.run(
-        ["git", "-C", str(PROJECT), "archive", "--format=tar", "HEAD"], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
+    export_head(path)
     if os.environ.get("CLICKNBACK_E2E_LOCK_FILE"):  # try a candidate lock file without committing it
         shutil.copy(os.environ["CLICKNBACK_E2E_LOCK_FILE"], path / "requirements.lock")
     if not (path / "requirements.lock").exists():
         pytest.skip("requirements.lock is not in the tree: deploys install from it")
-    _git(path, "init", "-q", "-b", "main")
-    _git(path, "add", "-A")
-    _git(path, "commit", "-q", "-m", "e2e backup release")
-    _git(path, "tag", TAG)
-    return path
+    return commit_and_tag(path, TAG, "e2e backup release")
 
 
 @dataclass
@@ -143,13 +123,3 @@ def world(backup_repo: Path) -> BackupWorld:
                 s3.stop()
             finally:
                 shutil.rmtree(base, ignore_errors=True)
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from deploy.local_postgres import free_port
+from devtools.local_postgres import free_port
 from server.db_migrations import code_head
 from tests.integration.backup.backup_helpers import scratch_databases, table_digests
 
@@ -30,7 +30,7 @@ def listing(world: BackupWorld) -> dict:
 def ledgers(world: BackupWorld) -> list[list]:
     """Every host's ledger entries (a live restore is recorded on each)."""
     from deploy.inventory import load_inventory
-    from deploy.release import Session, read_ledger
+    from deploy.session import Session, read_ledger
 
     with Session(load_inventory(str(world.sandbox.inventory_path)).environment(None)) as session:
         return [read_ledger(remote) for remote in session.remotes]
@@ -114,7 +114,7 @@ def test_live_restore_stops_the_app_restores_and_comes_back_healthy(world: Backu
 def _hold_deploy_lock(world: BackupWorld, holder: str) -> None:
     from deploy import commands as cmd
     from deploy.inventory import load_inventory
-    from deploy.release import Session, layout
+    from deploy.session import Session, layout
 
     with Session(load_inventory(str(world.sandbox.inventory_path)).environment(None)) as session:
         remote = session.remotes[1]  # the second host: the restore must check every host's lock

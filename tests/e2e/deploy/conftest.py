@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from deploy.inventory import load_inventory
-from deploy.release import Remote
-from deploy.sandbox import ENVIRONMENT, Sandbox
+from deploy.ssh import Remote
+from devtools.sandbox import ENVIRONMENT, Sandbox
 from tests.support.gitrepo import copy_working_tree, git
 from tests.support.sshd import seed_shared_venv, started_sandbox
 

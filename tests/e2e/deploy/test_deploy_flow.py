@@ -18,8 +18,8 @@ import pytest
 from deploy import commands as cmd
 from deploy import ledger
 from deploy.inventory import load_inventory
-from deploy.release import current_release, layout, live_ports, read_ledger, release_ids
-from deploy.sandbox import ENVIRONMENT
+from deploy.session import current_release, layout, live_ports, read_ledger, release_ids
+from devtools.sandbox import ENVIRONMENT
 from tests.e2e.deploy.conftest import FOREIGN_CRONTAB_LINE
 from tests.support.load import LoadGenerator
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deploy.inventory import load_inventory
-from deploy.release import Remote
+from deploy.ssh import Remote
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PROJECT = Path(__file__).resolve().parents[3]

@@ -7,21 +7,15 @@ nobody listens on.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from deploy.release import current_release
+from deploy.session import current_release
+from tests.support.ports import closed_port
 
 pytestmark = pytest.mark.e2e
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from deploy.local_s3 import LocalS3
+from devtools.local_s3 import LocalS3
 from tests.e2e.deploy.conftest import TaskResult, hosts, remotes, repo, run_task, sandbox  # noqa: F401 (fixtures)
 
 BUCKET = "cnb-ops-e2e"

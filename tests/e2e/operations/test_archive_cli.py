@@ -12,14 +12,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
 
-from deploy.local_s3 import LocalS3
+from devtools.local_s3 import LocalS3
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 BUCKET = "cnb-archive-cli"
@@ -122,7 +122,7 @@ def nginx_root(s3):
     from deploy import commands as cmd
     from deploy.commands import Layout
     from deploy.inventory import parse_inventory
-    from deploy.local_postgres import free_port
+    from devtools.local_postgres import free_port
 
     root = Path(tempfile.mkdtemp(prefix="cnb-archive-nginx-"))
     root.chmod(0o755)
@@ -148,25 +148,16 @@ def nginx_root(s3):
 
     yield root, get
     os.kill(int((root / "nginx" / "nginx.pid").read_text()), 15)
-    wait_for(lambda: not (root / "nginx" / "nginx.pid").exists())
+    wait_for(lambda: not (root / "nginx" / "nginx.pid").exists(), 10, "nginx to exit")
     shutil.rmtree(root, ignore_errors=True)
-
-
-def wait_for(condition, seconds: float = 10) -> bool:
-    """Poll a condition (nginx flushes its access-log buffer every second, exits asynchronously)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_nginx_cron_and_switch_logs_are_rotated_and_archived_without_losing_a_line(nginx_root, s3):
     root, nginx = nginx_root
     logs = root / "shared" / "logs"
     assert nginx("/before-rotation") == 503  # no instance: nginx answers itself, and logs it
-    assert wait_for(lambda: "/before-rotation" in (logs / "nginx-access.log").read_text())
+    # nginx flushes its access-log buffer every second.
+    wait_for(lambda: "/before-rotation" in (logs / "nginx-access.log").read_text(), 10, "the request in the log")
     (logs / "cron.log").write_text("archive-logs: yesterday's run\n")
     (logs / "switch.log").write_text("2026-11-27T00:00:00Z stopped app-8001 (switch) in 1.02s\n")
     (logs / "ops-errors.log").write_text("")  # empty: nothing to rotate
@@ -183,7 +174,7 @@ def test_nginx_cron_and_switch_logs_are_rotated_and_archived_without_losing_a_li
     assert (logs / "ops-errors.log").exists() and (logs / "nginx-access.log").exists()
 
     assert nginx("/after-rotation") == 503
-    assert wait_for(lambda: "/after-rotation" in (logs / "nginx-access.log").read_text())
+    wait_for(lambda: "/after-rotation" in (logs / "nginx-access.log").read_text(), 10, "the request in the new log")
     second = archive(root, "--host-label", "plain", "--json")
     assert second.returncode == 0, second.stdout + second.stderr
     again = json.loads(second.stdout.strip().splitlines()[-1])

@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from deploy import commands as cmd
-from deploy.local_sshd import chown_tree
-from deploy.release import current_release, layout
-from deploy.sandbox import DATABASE
+from deploy.session import current_release, layout
+from devtools.local_sshd import chown_tree
+from devtools.sandbox import DATABASE
 from server.seed import load_demo_seed
 from tests.e2e.operations.conftest import logs_dir
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local_postgres import free_port
+from devtools.local_postgres import free_port
 
 pytestmark = pytest.mark.e2e
 PROJECT = Path(__file__).resolve().parents[3]

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from deploy.sandbox import DATABASE
+from devtools.sandbox import DATABASE
 from tests.e2e.operations.conftest import _env_values
 
 pytestmark = pytest.mark.e2e

@@ -6,8 +6,8 @@ import json
 import asyncpg
 import pytest
 
-from deploy.local_postgres import LocalPostgres
 from deploy.ops.stats import database_stats
+from devtools.local_postgres import LocalPostgres
 
 pytestmark = pytest.mark.e2e
 NEW_PASSWORD = "rotated-pw-3e9a71"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from deploy.local_postgres import LocalPostgres, free_port
+from devtools.local_postgres import LocalPostgres, free_port
 from server import db_migrations
 from tests.conftest import TEST_KEY
 from tests.support.server_process import PROJECT_ROOT, ServerProcess

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy.local_postgres import LocalPostgres
+from devtools.local_postgres import LocalPostgres
 
 
 def table_digests(cluster: LocalPostgres, database: str) -> dict[str, str]:

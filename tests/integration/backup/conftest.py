@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.backup_bench import sample_data_sql
-from deploy.local_postgres import LocalPostgres
-from deploy.local_s3 import LocalS3
+from devtools.local_postgres import LocalPostgres
+from devtools.local_s3 import LocalS3
+from devtools.sample_data import sample_data_sql
 from tests.support.database import TestDatabases
 
 from .backup_helpers import scratch_databases, table_digests  # noqa: F401 - re-exported for the tests

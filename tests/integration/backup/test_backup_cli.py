@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deploy.local_postgres import LocalPostgresError
+from devtools.local_postgres import LocalPostgresError
 from server.db_migrations import code_head
 
 from .conftest import ENCRYPTION_KEY, RELEASE, Ops, scratch_databases, table_digests

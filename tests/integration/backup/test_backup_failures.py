@@ -15,22 +15,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from deploy.local_postgres import free_port
+from devtools.local_postgres import free_port
 from server.db import parse_database_url
+from tests.support.waiting import wait_for
 
 from .conftest import Ops, scratch_databases
 from .fault_proxy import FaultProxy
 from .test_backup_cli import backup_id_from
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def child_named(parent_pid: int, name: str) -> int | None:
@@ -224,7 +215,7 @@ def test_writes_during_the_backup_do_not_break_its_consistency(ops: Ops, bulky_s
 
 def test_a_second_concurrent_backup_is_refused_with_status_3(ops: Ops, source_db: str):
     """Two hosts' cron (or cron and an operator) never dump the same database at once."""
-    from deploy.ops.backup_db import BACKUP_LOCK_KEY
+    from deploy.ops.backup.db import BACKUP_LOCK_KEY
 
     holder = subprocess.Popen(
         [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.ops.backup_process import ProcessChain, StageFailed, describe_exit
+from deploy.ops.backup.process import ProcessChain, StageFailed, describe_exit
 
 
 def test_a_failing_first_stage_is_reported_even_when_the_last_succeeds():

@@ -1,8 +1,8 @@
-"""deploy/local_s3.py: a process started by one LocalS3 can be found and stopped by another (sandbox)."""
+"""devtools/local_s3.py: a process started by one LocalS3 can be found and stopped by another (sandbox)."""
 
 from __future__ import annotations
 
-from deploy.local_s3 import LocalS3
+from devtools.local_s3 import LocalS3
 
 
 def test_state_dir_lets_a_later_process_find_and_stop_the_server(tmp_path):

@@ -83,7 +83,7 @@ async def test_debug_database_stats_counts_queries(client, admin):
 
 async def test_readiness_follows_the_database_down_and_back(tmp_path):
     """A cluster of its own, stopped and started again: the process recovers without a restart."""
-    from deploy.local_postgres import LocalPostgres, wait_until_accepting
+    from devtools.local_postgres import LocalPostgres, wait_until_accepting
 
     cluster = LocalPostgres(tmp_path / "pg")
     await asyncio.to_thread(cluster.start)

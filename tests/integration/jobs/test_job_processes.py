@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from deploy.local_postgres import LocalPostgres
+from devtools.local_postgres import LocalPostgres
 from server import db_migrations
 from server.auth.tokens import issue_access
 from server.db import parse_database_url

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from deploy.ops.backup_commands import find_pg_client, libpq_environment
+from deploy.ops.backup.commands import find_pg_client, libpq_environment
 from server import db
 
 # inet_server_addr() is NULL exactly when the session came in over a Unix-domain socket.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.ops.backup_commands import (
+from deploy.ops.backup.commands import (
     count_rows_sql,
     database_name,
     database_name_problem,
@@ -102,7 +102,7 @@ def test_check_sql():
 def test_backup_lock_key_is_derived_as_documented():
     import hashlib
 
-    from deploy.ops.backup_db import BACKUP_LOCK_KEY
+    from deploy.ops.backup.db import BACKUP_LOCK_KEY
 
     assert BACKUP_LOCK_KEY == int.from_bytes(hashlib.sha256(b"clicknback-backup").digest()[:8], "big", signed=True)
 

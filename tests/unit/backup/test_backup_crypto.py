@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deploy.ops.backup_crypto import (
+from deploy.ops.backup.crypto import (
     DecryptionError,
     Decryptor,
     Encryptor,

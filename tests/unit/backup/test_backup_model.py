@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from deploy.ops.backup_model import (
+from deploy.ops.backup.model import (
     BackupFolder,
     Manifest,
     ManifestError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.ops.backup_settings import load_backup_settings, parse_size
+from deploy.ops.backup.settings import load_backup_settings, parse_size
 from server.config import ConfigError
 
 BASE = {

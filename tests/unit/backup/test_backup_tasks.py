@@ -93,7 +93,7 @@ def test_every_task_is_documented():
 
 
 def test_progress_is_shown_only_to_a_person(capsys):
-    from deploy.ops.backup_process import Progress
+    from deploy.ops.backup.process import Progress
 
     quiet = Progress("uploading", enabled=False)
     quiet.update(5 * 2**20)

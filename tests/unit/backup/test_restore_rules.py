@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.ops.backup_db import create_database_refused_message
-from deploy.ops.backup_operations import UsageError, check_restore_request
+from deploy.ops.backup.db import create_database_refused_message
+from deploy.ops.backup.operations import UsageError
+from deploy.ops.backup.restore import check_restore_request
 
 
 def test_a_new_database_and_the_live_one_are_told_apart():

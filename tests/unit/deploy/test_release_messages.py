@@ -7,17 +7,11 @@ from pathlib import Path
 
 from deploy import commands as cmd
 from deploy import ledger
+from deploy.gate import DETAIL_LIMIT, GateFailed, gate_failure_detail, log_cause, supervisor_state
 from deploy.inventory import parse_inventory
-from deploy.release import (
-    DETAIL_LIMIT,
-    GateFailed,
-    bad_target_warning,
-    gate_failure_detail,
-    host_ops_command,
-    log_cause,
-    missing_tag_message,
-    supervisor_state,
-)
+from deploy.local_git import missing_tag_message
+from deploy.rollout import bad_target_warning
+from deploy.session import host_ops_command
 from deploy.tasks.backup import new_safety_backup, restore_ledger_entry
 
 TRACEBACK = """\

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deploy import operations_commands as ocmd
 from deploy.commands import Layout
+from deploy.commands import operations as ocmd
 from deploy.tasks.operations import backup_summary
 
 LAYOUT = Layout("/srv/clicknback")
@@ -42,7 +42,7 @@ def test_read_release_json_command():
 
 
 def test_read_maintenance_record_command_reads_the_file_the_maintenance_run_writes():
-    from deploy.ops.maintenance_model import record_path
+    from deploy.ops.maintenance.model import record_path
 
     assert ocmd.read_maintenance_record_command(LAYOUT) == (
         "cat /srv/clicknback/state/maintenance-last.json 2>/dev/null || true"

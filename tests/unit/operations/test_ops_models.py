@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deploy.ops import logs, logs_model
-from deploy.ops import maintenance_model as mm
+from deploy.ops import logs
+from deploy.ops.logs import model as logs_model
+from deploy.ops.maintenance import model as mm
 
 UTC = UTC
 NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from deploy import reports
-from deploy import stats_model as model
 from deploy.ledger import LedgerEntry
+from deploy.ops.stats import model
 
 UTC = UTC
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deploy import stats_model as model
+from deploy.ops.stats import model, proc
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -133,30 +133,30 @@ PROC_STAT_LATER = "cpu  200 0 100 900 50 0 0 0 0 0\n"
 
 
 def test_proc_parsers():
-    assert model.parse_cpu_times(PROC_STAT) == (150, 1000)
-    assert model.cpu_percent(model.parse_cpu_times(PROC_STAT), model.parse_cpu_times(PROC_STAT_LATER)) == 60.0
+    assert proc.parse_cpu_times(PROC_STAT) == (150, 1000)
+    assert proc.cpu_percent(proc.parse_cpu_times(PROC_STAT), proc.parse_cpu_times(PROC_STAT_LATER)) == 60.0
     meminfo = "MemTotal:       2000 kB\nMemFree:         100 kB\nMemAvailable:    500 kB\n"
-    assert model.parse_meminfo(meminfo) == {
+    assert proc.parse_meminfo(meminfo) == {
         "total_bytes": 2048000,
         "available_bytes": 512000,
         "used_bytes": 1536000,
         "used_percent": 75.0,
     }
-    assert model.parse_loadavg("0.50 0.25 0.10 1/123 4567\n") == [0.5, 0.25, 0.1]
+    assert proc.parse_loadavg("0.50 0.25 0.10 1/123 4567\n") == [0.5, 0.25, 0.1]
     stat = "4242 (python -m (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 700 300 0 0 20 0 3 0 12345 0 0"
-    assert model.parse_pid_cpu_ticks(stat) == 1000
-    assert model.parse_rss_bytes("Name:\tpython\nVmRSS:\t  2048 kB\n") == 2097152
+    assert proc.parse_pid_cpu_ticks(stat) == 1000
+    assert proc.parse_rss_bytes("Name:\tpython\nVmRSS:\t  2048 kB\n") == 2097152
     with pytest.raises(ValueError):
-        model.parse_cpu_times("intr 1 2 3\n")
+        proc.parse_cpu_times("intr 1 2 3\n")
 
 
 def test_instance_port_from_command_lines():
-    assert model.instance_port(["/x/python", "-m", "server", "--host", "127.0.0.1", "--port", "8001", ""]) == 8001
-    assert model.instance_port(["/x/python", "-m", "server", "--unix", "/srv/cnb/run/app-8102.sock"]) == 8102
-    assert model.instance_port(["/x/python", "-m", "server", "--unix", "/srv/cnb/run/other.sock"]) is None
-    assert model.instance_port(["python", "-m", "deploy.ops.cli", "stats"]) is None
-    assert model.instance_port(["python", "-m", "server"]) is None
-    assert model.instance_port(["nginx", "server", "--port", "1"]) is None
+    assert proc.instance_port(["/x/python", "-m", "server", "--host", "127.0.0.1", "--port", "8001", ""]) == 8001
+    assert proc.instance_port(["/x/python", "-m", "server", "--unix", "/srv/cnb/run/app-8102.sock"]) == 8102
+    assert proc.instance_port(["/x/python", "-m", "server", "--unix", "/srv/cnb/run/other.sock"]) is None
+    assert proc.instance_port(["python", "-m", "deploy.ops.cli", "stats"]) is None
+    assert proc.instance_port(["python", "-m", "server"]) is None
+    assert proc.instance_port(["nginx", "server", "--port", "1"]) is None
 
 
 def host_report(durations: list[float], cpu: float) -> dict:

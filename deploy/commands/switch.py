@@ -1,0 +1,107 @@
+"""The gated switch: start the new instances beside the live ones, gate them, flip nginx, or undo."""
+
+from __future__ import annotations
+
+from deploy.commands.health import readiness_poll_command
+from deploy.commands.layout import Layout, program_name, q, write_file_command
+from deploy.commands.nginx import (
+    NGINX_VERIFY_SECONDS,
+    nginx_new_workers_command,
+    nginx_ready_url,
+    nginx_reload_command,
+    nginx_upstream_conf,
+)
+from deploy.commands.releases import switch_current_command
+from deploy.commands.supervisor import start_instances_command
+from deploy.inventory import Host
+
+
+def phase_marker(name: str) -> str:
+    """A line `@phase <name> <epoch seconds>` in a command's output: where the seconds went."""
+    return f'echo "@phase {name} $(date +%s.%N)"'
+
+
+def phase_durations(output: str) -> list[tuple[str, float]]:
+    """(phase, seconds since the previous marker) for each `@phase` line after the first."""
+    marks = []
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "@phase":
+            try:
+                marks.append((parts[1], float(parts[2])))
+            except ValueError:
+                continue
+    return [(name, at - marks[i][1]) for i, (name, at) in enumerate(marks[1:])]
+
+
+def failed_ports(gate_output: str, host: Host, ports: tuple[int, ...]) -> list[int]:
+    """Which instances the gate reported as not ready (all of them when it failed earlier, at start)."""
+    failed = [port for port in ports if f"{host.ready_url_for(port)} answered HTTP" in gate_output]
+    return failed or list(ports)
+
+
+def prepare_switch_command(layout: Layout, host: Host, rel_id: str, new_ports: tuple[int, ...]) -> str:
+    """Point `current` at `rel_id` and bring it up on `new_ports` beside the live instances, gated.
+
+    1. switch `current` (the programs run whatever it points at);
+    2. start the new instances;
+    3. poll each one's /health/ready until 200 or the host's health_timeout.
+    nginx is not touched: the live instances keep serving whatever happens here.
+    """
+    gate = readiness_poll_command(
+        [host.ready_url_for(port) for port in new_ports],
+        host.health_timeout,
+        host.health_interval,
+        host.python,
+        layout.supervisor_socket,
+        [program_name(port) for port in new_ports],
+    )
+    return " && ".join(
+        [
+            phase_marker("begin"),
+            switch_current_command(layout, rel_id),
+            start_instances_command(layout, new_ports),
+            phase_marker("started"),
+            gate,
+            phase_marker("ready"),
+        ]
+    )
+
+
+def flip_command(layout: Layout, host: Host, new_ports: tuple[int, ...], old_ports: tuple[int, ...]) -> str:
+    """Send nginx's traffic to `new_ports`, verify it through nginx, record them as live.
+
+    The old instances still run, so when any step fails the upstream and state/live_ports go back
+    to them and the command exits non-zero: nginx is left as it was.
+    """
+    pid_file = q(f"{layout.root}/nginx/nginx.pid")
+    upstream, reload, record_live = _route_to(layout, host, new_ports)
+    flip = " && ".join(
+        [
+            upstream,
+            reload,
+            nginx_new_workers_command(layout),
+            readiness_poll_command([nginx_ready_url(host)], NGINX_VERIFY_SECONDS, 0.1, host.python),
+            record_live,
+            phase_marker("flipped"),
+        ]
+    )
+    back = "; ".join(_route_to(layout, host, old_ports))
+    return (
+        f'{phase_marker("flip")} && before=$(pgrep -P "$(cat {pid_file} 2>/dev/null || echo 0)" || true)'
+        f" && {{ {{ {flip}; }} || {{ echo 'nginx flip failed: back on the old instances'; {back}; false; }}; }}"
+    )
+
+
+def _route_to(layout: Layout, host: Host, ports: tuple[int, ...]) -> list[str]:
+    """Write the upstream for `ports`, reload nginx, record `ports` as live."""
+    return [
+        write_file_command(layout.nginx_upstream, nginx_upstream_conf(host, ports)),
+        nginx_reload_command(layout),
+        write_file_command(layout.live_ports, " ".join(str(p) for p in ports) + "\n"),
+    ]
+
+
+def unflip_command(layout: Layout, host: Host, old_ports: tuple[int, ...]) -> str:
+    """Send nginx's traffic back to the old instances (they never stopped) and record them live."""
+    return " && ".join(_route_to(layout, host, old_ports))

@@ -1,0 +1,17 @@
+"""What a serving process imports at start, checked in a fresh interpreter."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_serving_process_imports_neither_tortoise_aerich_nor_sanic_ext():
+    # Each of them cost hundreds of milliseconds of every start, and so of every rollback.
+    code = (
+        "import sys; import server.app; "
+        "print(sorted(m for m in ('tortoise', 'aerich', 'sanic_ext', 'pydantic') if m in sys.modules))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "[]"
