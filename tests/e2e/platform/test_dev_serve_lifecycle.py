@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.local_postgres import LocalPostgres, free_port
+from devtools.local_postgres import LocalPostgres, free_port
 from tests.support.server_process import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bench.front import NginxFront
-from deploy.local_postgres import free_port
+from devtools.local_postgres import free_port
 
 pytestmark = [
     pytest.mark.e2e,
