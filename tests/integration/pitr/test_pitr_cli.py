@@ -38,11 +38,12 @@ def pitr_cli(archive: Archive, *args: str, timeout: float = 600) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def check_wallets(url: str) -> subprocess.CompletedProcess:
+def check_restored(primary_url: str, port: int) -> subprocess.CompletedProcess:
+    """The ops CLI with the live DATABASE_URL, pointed at the scratch copy's port (as verify-backup --pitr)."""
     return subprocess.run(
-        [sys.executable, "-m", "deploy.ops.cli", "check-wallets", "--database-url", url],
+        [sys.executable, "-m", "deploy.ops.cli", "check-restored", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, "ENV_FILE": "/dev/null"},
+        env={**os.environ, "ENV_FILE": "/dev/null", "DATABASE_URL": primary_url},
         capture_output=True,
         text=True,
         timeout=300,
@@ -69,8 +70,11 @@ def test_restore_to_latest_into_a_scratch_server_keeps_every_row_and_the_wallet_
     copy = LocalPostgres(scratch, port=port)
     try:
         assert copy.psql(counts_sql, database="clicknback") == expected
-        checked = check_wallets(copy.dsn("clicknback"))
+        checked = check_restored(primary.dsn("clicknback"), port)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+        report = json.loads(checked.stdout)
+        assert report["wallet_mismatches"] == [] and report["cap_total_mismatches"] == []
+        assert report["row_counts"]["purchases"] == int(expected.split("/")[0])
         assert pitr_cli(archive, "discard", "--data-dir", str(scratch / "data")) == {"discarded": str(scratch / "data")}
         assert not (scratch / "data").exists()
     finally:
