@@ -7,9 +7,9 @@ behave the same in every module.
 
 from invoke import Collection
 
-from deploy.tasks import OperatorTask, backup, dev, operations, release
+from deploy.tasks import OperatorTask, backup, dev, operations, pitr, release
 
 ns = Collection()
-for module in (dev, release, backup, operations):
+for module in (dev, release, backup, operations, pitr):
     for task in module.TASKS:
         ns.add_task(OperatorTask.adopt(task))

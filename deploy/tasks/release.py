@@ -77,12 +77,22 @@ def exit_if_hosts_failed(failed: list[str], what: str) -> None:
         "role and database, firewall) as --admin-user; try it with --dry-run first",
         database="PostgreSQL role and database name for --system (default clicknback)",
         admin_user="SSH user for --system: root, or a sudoer (the deploy user may not exist yet); default root",
+        pitr="also set up WAL archiving and daily base backups on the first host, as --admin-user (needs a "
+        "deployed release and the S3_* settings in the secrets file; docs/disaster-recovery.md)",
         dry_run=DRY_RUN_HELP,
     )
 )
 @_operator_errors
 def provision(
-    c, env=None, inventory=None, env_file=None, system=False, database="clicknback", admin_user="root", dry_run=False
+    c,
+    env=None,
+    inventory=None,
+    env_file=None,
+    system=False,
+    database="clicknback",
+    admin_user="root",
+    pitr=False,
+    dry_run=False,
 ):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
     data = release.read_env_file(Path(env_file).expanduser()) if env_file else None
@@ -90,6 +100,10 @@ def provision(
         if system:
             release.provision_system(session, database, admin_user)
         release.provision(session, data)
+        if pitr:
+            from deploy.tasks import pitr as pitr_tasks
+
+            pitr_tasks.setup(session, admin_user)
         session.say(
             f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)"
             if dry_run
