@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from invoke import task
 
 from deploy import pitr_commands as pc
+from deploy.commands import ops_command
 from deploy.ops.pitr.barman import DEFAULT_ARCHIVE_TIMEOUT_SECONDS, parse_barman_time, parse_target_time
 from deploy.release import DeployError, Session, layout
 from deploy.ssh import Remote
@@ -66,6 +67,17 @@ def random_recent_time(backups: list[dict], now: datetime, rng: random.Random) -
 
 
 # -- running ---------------------------------------------------------------------------------
+
+
+def read_archive_lag(remote: Remote, release_id: str | None) -> dict | None:
+    """`archive-lag` of the release's ops CLI on the database host; None when it cannot tell."""
+    if not release_id:
+        return None
+    result = remote.query(ops_command(layout(remote), release_id, "archive-lag"), check=False)
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:300]}
 
 
 def setup(session: Session, admin_user: str) -> None:

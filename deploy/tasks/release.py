@@ -16,9 +16,11 @@ from invoke import Exit, task
 from deploy import commands as cmd
 from deploy import ledger, release
 from deploy.inventory import InventoryError, load_inventory
+from deploy.ops.pitr.lag import archive_line
 from deploy.release import DeployError, HostResult, Session, layout
 from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
 from deploy.tasks import OperatorTask
+from deploy.tasks import pitr as pitr_tasks
 
 COMMON_HELP = {
     "env": "environment of the inventory to act on (default: the inventory's default_environment)",
@@ -101,8 +103,6 @@ def provision(
             release.provision_system(session, database, admin_user)
         release.provision(session, data)
         if pitr:
-            from deploy.tasks import pitr as pitr_tasks
-
             pitr_tasks.setup(session, admin_user)
         session.say(
             f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)"
@@ -219,6 +219,10 @@ def health(c, env=None, inventory=None):
                 healthy = status == "200"
                 failures += not healthy
                 session.say(f"   {'OK  ' if healthy else 'FAIL'} {name:16} {url} -> {answer[:200]}")
+        if results and results[0].ok:  # the first host holds the database and its WAL archive
+            line, failed = archive_line(pitr_tasks.read_archive_lag(results[0].remote, results[0].value[0]))
+            failures += failed
+            session.say(f"== database: {line}")
         unreachable = report_failed_hosts(session, results)
     if failures or unreachable:
         parts = [f"{failures} probe(s) failed"] if failures else []

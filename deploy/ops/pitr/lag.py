@@ -73,3 +73,17 @@ def evaluate(row: dict, threshold_s: float = DEFAULT_THRESHOLD_SECONDS) -> dict:
 def summary_line(report: dict) -> str:
     flag = "OK  " if report["status"] in ("ok", "standby") else "FAIL"
     return f"{flag} WAL archive: {report['status']}: {report['message']}"
+
+
+def archive_line(report: dict | None) -> tuple[str, bool]:
+    """The health/handoff line for `archive-lag`'s JSON, and whether it is a failure.
+
+    Off (PITR not set up) is a warning, not a failure: the weekly dumps still stand.
+    """
+    if report is None:
+        return "WARN WAL archive: lag unknown (no release deployed, or archive-lag failed)", False
+    if report.get("error"):
+        return f"WARN WAL archive: lag unknown: {report['error']}", False
+    if report["status"] == "off":
+        return f"WARN WAL archive: {report['message']}", False
+    return summary_line(report), report["status"] not in ("ok", "standby")

@@ -54,3 +54,14 @@ def test_off_failing_standby_and_never_archived(change: dict, status: str) -> No
 def test_an_old_failure_followed_by_successes_is_ok() -> None:
     row = {**ROW, "failed_count": 1, "last_failed_wal": "00000001000000000000000A", "failed_age_s": 900.0}
     assert evaluate(row, 300)["status"] == "ok"
+
+
+def test_health_and_handoff_warn_when_pitr_is_off_or_unknown_and_fail_when_late() -> None:
+    from deploy.ops.pitr.lag import archive_line
+
+    assert archive_line(None) == ("WARN WAL archive: lag unknown (no release deployed, or archive-lag failed)", False)
+    assert archive_line({"error": "boom"})[1] is False
+    assert archive_line(evaluate({**ROW, "archive_mode": "off"}))[0].startswith("WARN")
+    line, failed = archive_line(evaluate({**ROW, "archived_age_s": 900.0, "current_wal": "000000010000000000000015"}))
+    assert failed and line.startswith("FAIL")
+    assert archive_line(evaluate(ROW)) == (summary_line(evaluate(ROW)), False)
