@@ -84,6 +84,22 @@ def archive_line(report: dict | None) -> tuple[str, bool]:
         return "WARN WAL archive: lag unknown (no release deployed, or archive-lag failed)", False
     if report.get("error"):
         return f"WARN WAL archive: lag unknown: {report['error']}", False
+    replication = replication_text(report.get("replication"))
     if report["status"] == "off":
-        return f"WARN WAL archive: {report['message']}", False
-    return summary_line(report), report["status"] not in ("ok", "standby")
+        return f"WARN WAL archive: {report['message']}{replication}", False
+    late_standby = (report.get("replication") or {}).get("status") == "late"
+    return summary_line(report) + replication, report["status"] not in ("ok", "standby") or late_standby
+
+
+def replication_text(replication: dict | None) -> str:
+    """`; standby s1 streaming sync, lag 0 B / 0.0 s` for each standby the primary sees."""
+    if not replication or not replication.get("standbys"):
+        return ""
+    parts = []
+    for standby in replication["standbys"]:
+        lag_bytes = "?" if standby.get("lag_bytes") is None else f"{standby['lag_bytes']} B"
+        parts.append(
+            f"standby {standby['application_name']} {standby['state']} {standby['sync_state']}, "
+            f"lag {lag_bytes} / {standby.get('lag_s') or 0:.1f} s" + (" LATE" if standby["status"] == "late" else "")
+        )
+    return "; " + "; ".join(parts)

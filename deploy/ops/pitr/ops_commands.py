@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from deploy.ops.pitr.lag import DEFAULT_THRESHOLD_SECONDS, LAG_SQL, evaluate
+from deploy.ops.pitr.replication import REPLICATION_LAG_SQL, lag_report
 from deploy.ops.settings import require
 from deploy.ops.stats import row_counts
 from deploy.ops.wallets import add_database_options, check, chosen_database_url
@@ -48,15 +49,16 @@ async def read_lag(database_url: str, threshold_s: float) -> dict:
     conn = await asyncpg.connect(**parse_database_url(database_url), timeout=10)
     try:
         row = await conn.fetchrow(LAG_SQL, timeout=10)
+        standbys = [dict(r) for r in await conn.fetch(REPLICATION_LAG_SQL, timeout=10)]
     finally:
         await conn.close()
-    return evaluate(dict(row), threshold_s)
+    return {**evaluate(dict(row), threshold_s), "replication": lag_report(standbys)}
 
 
 def run(args: argparse.Namespace) -> int:
     report = asyncio.run(read_lag(chosen_database_url(args, "archive-lag"), args.threshold))
     print(json.dumps(report, sort_keys=True))
-    return 0 if report["status"] in ("ok", "standby") else 1
+    return 0 if report["status"] in ("ok", "standby") and report["replication"]["status"] != "late" else 1
 
 
 def scratch_database_url(database_url: str, port: int) -> str:

@@ -18,6 +18,7 @@ from deploy.ops.pitr import replication
 from deploy.ops.pitr.barman import config_lines
 
 from .conftest import Archive, give_to_cluster_user
+from .test_archive_lag import archive_lag
 
 SLOT = "standby_1"
 
@@ -108,6 +109,9 @@ def test_the_standby_streams_and_reports_its_lag(archive: Archive, standby: Loca
     assert (name, state) == (SLOT, "streaming") and int(lag_bytes) >= 0
     slot = archive.primary.psql(f"SELECT active FROM pg_replication_slots WHERE slot_name = '{SLOT}'")
     assert slot == "t"  # the primary keeps the WAL this standby still needs
+    status, report = archive_lag(archive)  # what `invoke health` and `invoke handoff` print
+    assert status == 0 and report["replication"]["status"] == "ok", report
+    assert [s["application_name"] for s in report["replication"]["standbys"]] == [SLOT]
 
 
 def test_sigkill_under_synchronous_writes_then_promotion_loses_no_acknowledged_write(

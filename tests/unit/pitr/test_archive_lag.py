@@ -65,3 +65,16 @@ def test_health_and_handoff_warn_when_pitr_is_off_or_unknown_and_fail_when_late(
     line, failed = archive_line(evaluate({**ROW, "archived_age_s": 900.0, "current_wal": "000000010000000000000015"}))
     assert failed and line.startswith("FAIL")
     assert archive_line(evaluate(ROW)) == (summary_line(evaluate(ROW)), False)
+
+
+def test_the_line_names_each_standby_with_its_lag_and_fails_on_a_late_one() -> None:
+    from deploy.ops.pitr.lag import archive_line
+    from deploy.ops.pitr.replication import lag_report
+
+    standby = {"application_name": "s1", "state": "streaming", "sync_state": "sync", "lag_bytes": 512, "lag_s": 0.25}
+    report = {**evaluate(ROW), "replication": lag_report([standby])}
+    line, failed = archive_line(report)
+    assert line.endswith("; standby s1 streaming sync, lag 512 B / 0.2 s") and not failed
+    late = {**evaluate(ROW), "replication": lag_report([{**standby, "lag_s": 600.0}])}
+    line, failed = archive_line(late)
+    assert failed and line.endswith("LATE")
