@@ -130,6 +130,10 @@ def cmd_discard(args: argparse.Namespace) -> dict:
     )
     shutil.rmtree(data_dir)
     Path(str(data_dir) + ".log").unlink(missing_ok=True)
+    try:
+        data_dir.parent.rmdir()  # the restore-STAMP folder, when nothing else is in it
+    except OSError:
+        pass
     return {"discarded": str(data_dir)}
 
 
