@@ -222,11 +222,11 @@ def restore(
     target=None,
     confirm_live=False,
     no_safety_backup=False,
-    to_time=None,
-    to_latest=False,
     env=None,
     inventory=None,
     host=None,
+    to_time=None,
+    to_latest=False,
 ):
     """Restore a dump into a new database (--target) or over the live one (--confirm-live); or replay
     the WAL archive to a point in time into a scratch server (see --to-time)."""
