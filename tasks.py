@@ -8,10 +8,10 @@ behave the same in every module.
 
 from invoke import Collection
 
-from deploy.tasks import OperatorTask, backup, operations, release
+from deploy.tasks import OperatorTask, backup, operations, pitr, release
 from devtools import tasks as dev
 
 ns = Collection()
-for module in (dev, release, backup, operations):
+for module in (dev, release, backup, operations, pitr):
     for task in module.TASKS:
         ns.add_task(OperatorTask.adopt(task))

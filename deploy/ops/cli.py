@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "deploy.ops.logs",
     "deploy.ops.stats",
     "deploy.ops.maintenance",
+    "deploy.ops.pitr.ops_commands",
 ]
 
 # Set to 1 to see the traceback of an unexpected error on the terminal (else it goes to the log).

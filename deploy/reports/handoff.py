@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from deploy.ledger import entry_note
+from deploy.ops.pitr.lag import archive_line
 from deploy.reports.text import fmt_bytes, fmt_ms, fmt_percent, md_cell, shorten
 
 MAINTENANCE_START_HOUR = 2  # operation-plan §6.1: first Sunday of each month, 02:00-03:00 UTC
@@ -218,6 +219,8 @@ def handoff_markdown(data: dict) -> str:
             )
         else:
             lines.append("- Last verified restore: NONE (run `invoke verify-backup`)")
+    if "wal_archive" in data:
+        lines.append(f"- {archive_line(data['wal_archive'])[0]}")  # the line `invoke health` prints
     lines += ["", "## Last 24 hours", ""]
     requests = data.get("requests")
     if requests and requests.get("requests"):

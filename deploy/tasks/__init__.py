@@ -160,6 +160,7 @@ def operator_errors() -> tuple[type[BaseException], ...]:
     from deploy.errors import DeployError
     from deploy.inventory import InventoryError
     from deploy.ledger import LedgerError
+    from deploy.ops.pitr.barman import PitrSettingsError
     from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
     from deploy.tasks.backup import BackupTaskError
 
@@ -171,4 +172,5 @@ def operator_errors() -> tuple[type[BaseException], ...]:
         RemoteCommandError,
         LedgerError,
         BackupTaskError,
+        PitrSettingsError,
     )

@@ -29,6 +29,7 @@ from deploy.session import (
     read_state,
 )
 from deploy.ssh import Remote
+from deploy.tasks import pitr as pitr_tasks
 
 COMMON_HELP = {
     "env": "environment of the inventory to act on (default: the inventory's default_environment)",
@@ -161,9 +162,18 @@ def prune_backups(c, env=None, inventory=None, host=None, dry_run=False):
         _ops_or_exit(_chosen(session, host), "prune-backups", *(["--dry-run"] if dry_run else []))
 
 
-@task(help=_help(backup="backup id to check (default: the newest complete backup)"))
-def verify_backup(c, env=None, inventory=None, host=None, backup=None):
+@task(
+    help=_help(
+        backup="backup id to check (default: the newest complete backup)",
+        pitr="instead: replay the WAL archive to a random recent second in a scratch server, check the wallets",
+    )
+)
+def verify_backup(c, env=None, inventory=None, host=None, backup=None, pitr=False):
     """Restore drill: restore into a scratch database, check checksum/rows/migration/FKs/wallets, record it."""
+    if pitr:
+        if backup:
+            raise BackupTaskError("--pitr picks a random recent time in the WAL archive; it takes no --backup")
+        return pitr_tasks.verify_pitr(env, inventory, host)
     with _session(env, inventory) as session:
         _ops_or_exit(_chosen(session, host), "verify-backup", *(["--backup", backup] if backup else []))
 
@@ -176,10 +186,30 @@ def verify_backup(c, env=None, inventory=None, host=None, backup=None):
         "safety backup, restores, migrates up to the current release, restarts behind the health gate",
         no_safety_backup="with --confirm-live, when the live database is lost or too damaged to dump: skip the "
         "safety backup (a missing live database is created again); see docs/disaster-recovery.md",
+        to_time="instead of a dump: replay the WAL archive up to this time (e.g. 2026-12-06T10:15:00Z) into a "
+        "scratch server on the database host, and check its wallets",
+        to_latest="like --to-time, up to the last archived WAL",
     )
 )
-def restore(c, backup, target=None, confirm_live=False, no_safety_backup=False, env=None, inventory=None, host=None):
-    """Restore a backup into a new database (--target) or over the live one (--confirm-live)."""
+def restore(
+    c,
+    backup=None,
+    target=None,
+    confirm_live=False,
+    no_safety_backup=False,
+    env=None,
+    inventory=None,
+    host=None,
+    to_time=None,
+    to_latest=False,
+):
+    """Restore a dump into a new database (--target) or over the live one (--confirm-live); or replay
+    the WAL archive to a point in time into a scratch server (see --to-time)."""
+    if to_time or to_latest:
+        point = pitr_tasks.restore_request(to_time, to_latest, backup, confirm_live)
+        return pitr_tasks.restore_to_point(env, inventory, host, point)
+    if not backup:
+        raise BackupTaskError("restore needs --backup ID (a dump), or --to-time TIME / --to-latest (the WAL archive)")
     ops_args = restore_ops_args(backup, target, confirm_live, safety_backup=not no_safety_backup)
     with _session(env, inventory) as session:
         remote = _chosen(session, host)

@@ -33,6 +33,7 @@ from deploy.session import (
     read_ledger,
 )
 from deploy.ssh import Remote
+from deploy.tasks import pitr as pitr_tasks
 from deploy.tasks.release import _help, _session, exit_if_hosts_failed, report_failed_hosts
 
 FULL_SYSTEM_FAILURE_RTO_S = 3600  # operation-plan §9.1
@@ -245,6 +246,10 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
     except Exception as error:  # noqa: BLE001 - the handoff still goes out, saying what is missing
         backups = {"error": str(error).splitlines()[0][:300]}
     try:
+        archive = pitr_tasks.read_archive_lag(first, current_release(first))
+    except Exception as error:  # noqa: BLE001 - as above
+        archive = {"error": str(error).splitlines()[0][:300]}
+    try:
         requests = stats_model.merge_reports(collect_stats(session, 24.0, only_logs=True))["requests"]
     except Exception:  # noqa: BLE001
         requests = None
@@ -255,6 +260,7 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
         "hosts": hosts,
         "ledger": _recent_ledger(reachable, 10),
         "backups": backups,
+        "wal_archive": archive,
         "requests": requests,
         "known_issues": reports.known_issues_list(issues_text),
         "next_window": reports.next_maintenance_window(datetime.now(UTC)),

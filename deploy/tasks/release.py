@@ -16,11 +16,13 @@ from deploy import commands as cmd
 from deploy import ledger, local_git, rollout
 from deploy.errors import DeployError
 from deploy.inventory import load_inventory
+from deploy.ops.pitr.lag import archive_line
 from deploy.provision import provision as provision_hosts
 from deploy.provision import provision_system
 from deploy.session import HostResult, Session, host_live_ports, layout, ledger_entries, read_state
 from deploy.ssh import ConnectionFailed, HostKeyError, RemoteCommandError
 from deploy.tasks import OperatorTask
+from deploy.tasks import pitr as pitr_tasks
 
 COMMON_HELP = {
     "env": "environment of the inventory to act on (default: the inventory's default_environment)",
@@ -59,11 +61,21 @@ def exit_if_hosts_failed(failed: list[str], what: str) -> None:
         "role and database, firewall) as --admin-user; try it with --dry-run first",
         database="PostgreSQL role and database name for --system (default clicknback)",
         admin_user="SSH user for --system: root, or a sudoer (the deploy user may not exist yet); default root",
+        pitr="also set up WAL archiving and daily base backups on the first host, as --admin-user (needs a "
+        "deployed release and the S3_* settings in the secrets file; docs/disaster-recovery.md)",
         dry_run=DRY_RUN_HELP,
     )
 )
 def provision(
-    c, env=None, inventory=None, env_file=None, system=False, database="clicknback", admin_user="root", dry_run=False
+    c,
+    env=None,
+    inventory=None,
+    env_file=None,
+    system=False,
+    database="clicknback",
+    admin_user="root",
+    pitr=False,
+    dry_run=False,
 ):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
     data = local_git.read_env_file(Path(env_file).expanduser()) if env_file else None
@@ -71,6 +83,8 @@ def provision(
         if system:
             provision_system(session, database, admin_user)
         provision_hosts(session, data)
+        if pitr:
+            pitr_tasks.setup(session, admin_user)
         session.say(
             f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)"
             if dry_run
@@ -182,6 +196,10 @@ def health(c, env=None, inventory=None):
                 healthy = status == "200"
                 failures += not healthy
                 session.say(f"   {'OK  ' if healthy else 'FAIL'} {name:16} {url} -> {answer[:200]}")
+        if results and results[0].ok:  # the first host holds the database and its WAL archive
+            line, failed = archive_line(pitr_tasks.read_archive_lag(results[0].remote, results[0].value[0]))
+            failures += failed
+            session.say(f"== database: {line}")
         unreachable = report_failed_hosts(session, results)
     if failures or unreachable:
         parts = [f"{failures} probe(s) failed"] if failures else []

@@ -1,0 +1,176 @@
+"""`python3 -m deploy.ops.pitr.cli`: base backups and point-in-time restores on the database host.
+
+Runs as PostgreSQL's account with the system python3 (like archive_command), from the copy of this
+package that `provision --system` installs, so it works whichever release is current:
+
+    sudo -n -u postgres env PYTHONPATH=/usr/local/lib/clicknback-pitr python3 -m deploy.ops.pitr.cli \
+        --env-file /etc/clicknback/pitr.env restore --to-time 2026-12-06T10:15:00Z --data-dir D --port P
+
+Every command prints one JSON line on success; a failure is one line on stderr and exit 1.
+A restore always goes into a new folder and starts a scratch server on its own port and socket:
+the live cluster is never touched here (the live-host restore swaps folders around this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from deploy.ops.pitr import runner
+from deploy.ops.pitr.barman import PitrSettingsError, load_pitr_settings, parse_target_time, wal_command
+from deploy.ops.pitr.wal import read_env_file
+
+SCRATCH_MARKER = "clicknback-pitr-scratch"
+DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin"
+# Debian keeps postgresql.conf and pg_hba.conf in /etc, outside the data folder the backup holds.
+# What the server answers while it replays with hot_standby off: wait, do not fail.
+REPLAYING = ("starting up", "not accepting connections", "not yet accepting connections")
+SCRATCH_HBA = "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n"
+
+
+def _settings(args: argparse.Namespace):
+    return load_pitr_settings(read_env_file(args.env_file))
+
+
+def _psql(bindir: str, data_dir: Path, port: int, sql: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [f"{bindir}/psql", "-X", "-qAt", "-U", "postgres", "-h", str(data_dir), "-p", str(port), "-d", "postgres"]
+        + ["-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def start_scratch(bindir: str, data_dir: Path, port: int, timeout_s: float) -> float:
+    """Start PostgreSQL on the restored folder and wait until replay ends and it promotes."""
+    for name, text in (("postgresql.conf", ""), ("pg_hba.conf", SCRATCH_HBA), ("pg_ident.conf", "")):
+        if not (data_dir / name).exists():
+            (data_dir / name).write_text(text)
+    # hot_standby off: replay then needs no setting at least as large as the primary's (the scratch
+    # server has defaults), and nobody reads the copy before it reached its target.
+    options = (
+        f"-c hot_standby=off -c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data_dir} "
+        f"-c hba_file={data_dir}/pg_hba.conf -c ident_file={data_dir}/pg_ident.conf"
+    )
+    started = time.monotonic()
+    log = Path(str(data_dir) + ".log")
+    result = subprocess.run(
+        [f"{bindir}/pg_ctl", "start", "-D", str(data_dir), "-l", str(log), "-o", options, "-w"]
+        + ["-t", str(int(timeout_s))],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s + 30,
+    )
+    if result.returncode != 0:
+        tail = " | ".join(log.read_text(errors="replace").splitlines()[-6:]) if log.exists() else result.stderr
+        raise runner.PitrRunError(f"the restored copy did not start: {tail}")
+    deadline = started + timeout_s
+    while True:
+        answer = _psql(bindir, data_dir, port, "SELECT pg_is_in_recovery()")
+        if answer.returncode == 0 and answer.stdout.strip() == "f":
+            break
+        if answer.returncode != 0 and not any(words in answer.stderr for words in REPLAYING):
+            raise runner.PitrRunError(f"the restored copy does not answer: {answer.stderr.strip()[:300]}")
+        if time.monotonic() > deadline:
+            raise runner.PitrRunError(
+                f"the restored copy did not finish replay in {timeout_s:.0f}s (see {data_dir}.log)"
+            )
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def cmd_base_backup(args: argparse.Namespace) -> dict:
+    settings = _settings(args)
+    started = time.monotonic()
+    runner.take_base_backup(settings, args.host, args.port, args.user, None)
+    runner.apply_retention(settings, None)
+    return {"seconds": round(time.monotonic() - started, 1), "backups": len(runner.list_backups(settings, None))}
+
+
+def cmd_backups(args: argparse.Namespace) -> dict:
+    return {"backups": runner.list_backups(_settings(args), None)}
+
+
+def cmd_restore(args: argparse.Namespace) -> dict:
+    if bool(args.to_time) == bool(args.to_latest):
+        raise PitrSettingsError("restore takes --to-time TIME or --to-latest (one of them)")
+    target = parse_target_time(args.to_time) if args.to_time else None
+    settings = _settings(args)
+    data_dir = Path(args.data_dir)
+    restore_command = wal_command(sys.executable, args.code_dir, args.env_file, "fetch")
+    started = time.monotonic()
+    prepared = runner.prepare_restore(settings, data_dir, target, restore_command, None)
+    (data_dir / SCRATCH_MARKER).write_text(prepared.backup_id + "\n")
+    fetched = time.monotonic() - started
+    replayed = start_scratch(args.bindir, data_dir, args.port, args.timeout)
+    return {
+        "backup_id": prepared.backup_id,
+        "target": target.isoformat() if target else "latest",
+        "data_dir": str(data_dir),
+        "port": args.port,
+        "base_backup_seconds": round(fetched, 1),
+        "replay_seconds": round(replayed, 1),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def cmd_discard(args: argparse.Namespace) -> dict:
+    """Stop and delete a scratch copy; refuses a folder this CLI did not restore."""
+    data_dir = Path(args.data_dir)
+    if not (data_dir / SCRATCH_MARKER).exists():
+        raise runner.PitrRunError(f"{data_dir} is not a scratch restore (no {SCRATCH_MARKER}): not deleting it")
+    subprocess.run(
+        [f"{args.bindir}/pg_ctl", "stop", "-D", str(data_dir), "-m", "fast", "-w"], capture_output=True, timeout=120
+    )
+    shutil.rmtree(data_dir)
+    Path(str(data_dir) + ".log").unlink(missing_ok=True)
+    try:
+        data_dir.parent.rmdir()  # the restore-STAMP folder, when nothing else is in it
+    except OSError:
+        pass
+    return {"discarded": str(data_dir)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pitr")
+    parser.add_argument("--env-file", required=True)
+    parser.add_argument("--bindir", default=DEFAULT_BINDIR)
+    sub = parser.add_subparsers(dest="command", required=True)
+    backup = sub.add_parser("base-backup", help="take a base backup, then apply the retention policy")
+    backup.add_argument("--host", default="/var/run/postgresql")
+    backup.add_argument("--port", type=int, default=5432)
+    backup.add_argument("--user", default="postgres")
+    backup.set_defaults(handler=cmd_base_backup)
+    sub.add_parser("backups", help="the base backups in the archive").set_defaults(handler=cmd_backups)
+    restore = sub.add_parser("restore", help="restore to a time (or the archive's end) into a scratch server")
+    restore.add_argument("--to-time")
+    restore.add_argument("--to-latest", action="store_true")
+    restore.add_argument("--data-dir", required=True)
+    restore.add_argument("--port", type=int, required=True)
+    restore.add_argument("--code-dir", default=str(Path(__file__).resolve().parents[3]))
+    restore.add_argument("--timeout", type=float, default=3600)
+    restore.set_defaults(handler=cmd_restore)
+    discard = sub.add_parser("discard", help="stop and delete a scratch restore")
+    discard.add_argument("--data-dir", required=True)
+    discard.set_defaults(handler=cmd_discard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        print(json.dumps(args.handler(args), sort_keys=True))
+        return 0
+    except (PitrSettingsError, runner.PitrRunError, OSError, subprocess.SubprocessError) as error:
+        print(f"pitr {args.command}: {type(error).__name__}: {str(error)[:500]}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Point-in-time recovery from the laptop: setup (`provision --pitr`), `restore --to-time/--to-latest`
+into a scratch server, `verify-backup --pitr`, and `discard-restore` (runbook: docs/disaster-recovery.md).
+
+The work happens on the database host (the environment's first host, or --host): the host-side
+PITR CLI (deploy/ops/pitr/cli.py) as PostgreSQL's account, and the release's ops CLI for the checks.
+Every command comes from deploy/commands/pitr.py.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from invoke import task
+
+from deploy.commands import ops_command
+from deploy.commands import pitr as pc
+from deploy.errors import DeployError
+from deploy.ops.pitr.barman import DEFAULT_ARCHIVE_TIMEOUT_SECONDS, parse_barman_time, parse_target_time
+from deploy.session import Session, layout
+from deploy.ssh import Remote
+
+FREE_PORT_COMMAND = (
+    "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'"
+)
+PITR_WINDOW = timedelta(days=7)
+
+
+class PitrTaskError(DeployError):
+    """A PITR request cannot be carried out as asked; the message says what to do instead."""
+
+
+# -- pure helpers (unit-tested) --------------------------------------------------------------
+
+
+def restore_request(to_time: str | None, to_latest: bool, backup: str | None, confirm_live: bool) -> str | None:
+    """The checked --to-time (None for --to-latest); refuses mixes before any SSH."""
+    if to_time and to_latest:
+        raise PitrTaskError("give --to-time TIME or --to-latest, not both")
+    if backup:
+        raise PitrTaskError("--backup restores a dump; --to-time/--to-latest replay the WAL archive: pick one")
+    if confirm_live:
+        raise PitrTaskError(
+            "a point-in-time restore goes into a scratch server first: run it without --confirm-live, check the "
+            "copy, then follow docs/disaster-recovery.md to promote it (the live swap is not automated yet)"
+        )
+    if to_time:
+        moment = parse_target_time(to_time)
+        if moment > datetime.now(UTC):
+            raise PitrTaskError(f"--to-time {to_time} is in the future")
+        return moment.isoformat()
+    return None
+
+
+def random_recent_time(backups: list[dict], now: datetime, rng: random.Random) -> datetime:
+    """A second between the oldest usable base backup's end (within a week) and what is surely archived."""
+    ends = [parse_barman_time(b["end_time"]) for b in backups if b.get("status") == "DONE" and b.get("end_time")]
+    if not ends:
+        raise PitrTaskError("no finished base backup in the archive (provision --pitr takes the first)")
+    latest_safe = now - timedelta(seconds=2 * DEFAULT_ARCHIVE_TIMEOUT_SECONDS)
+    earliest = max(min(ends), now - PITR_WINDOW)
+    if earliest >= latest_safe:
+        return latest_safe
+    span = (latest_safe - earliest).total_seconds()
+    return (earliest + timedelta(seconds=rng.uniform(0, span))).replace(microsecond=0)
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def read_archive_lag(remote: Remote, release_id: str | None) -> dict | None:
+    """`archive-lag` of the release's ops CLI on the database host; None when it cannot tell."""
+    if not release_id:
+        return None
+    result = remote.query(ops_command(layout(remote), release_id, "archive-lag"), check=False)
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+
+
+def setup(session: Session, admin_user: str) -> None:
+    """`provision --pitr`: the root setup on the database host (the environment's first host)."""
+    remote = session.remotes[0]
+    admin = Remote(replace(remote.host, ssh_user=admin_user), session.dry_run, session.out)
+    try:
+        for command in pc.setup_commands(layout(remote), remote.host.ssh_user):
+            wrapped = command if admin_user == "root" else f"sudo -n sh -c {pc.q(command)}"
+            admin.run(wrapped, show=f"(as {admin_user}) {command}")
+    finally:
+        admin.close()
+
+
+def restore_scratch(remote: Remote, to_time: str | None) -> dict:
+    """Restore into a new scratch server on the host; returns the PITR CLI's JSON report."""
+    port = int(remote.query(FREE_PORT_COMMAND).stdout.strip())
+    data_dir = pc.scratch_dir(datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
+    remote.say(f"restoring to {to_time or 'the end of the archive'} into {data_dir} (port {port})")
+    report = json.loads(remote.query(pc.restore_command(to_time, data_dir, port)).stdout.strip().splitlines()[-1])
+    remote.say(
+        f"restored base backup {report['backup_id']} + WAL to {report['target']} in {report['seconds']}s "
+        f"(base backup {report['base_backup_seconds']}s, replay {report['replay_seconds']}s)"
+    )
+    return report
+
+
+def check_scratch(remote: Remote, report: dict) -> dict:
+    result = remote.query(pc.restored_checks_command(layout(remote), report["port"]), check=False)
+    checks = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    if result.exited != 0 or not checks:
+        raise PitrTaskError(
+            f"the restored copy failed its checks: {result.stdout.strip()[-500:]} {result.stderr.strip()[-300:]}"
+        )
+    return checks
+
+
+def _session(env: str | None, inventory: str | None) -> Session:
+    from deploy.inventory import load_inventory
+
+    return Session(load_inventory(inventory).environment(env))
+
+
+def _chosen(session: Session, host: str | None) -> Remote:
+    names = [r.host.name for r in session.remotes]
+    if host is not None and host not in names:
+        raise PitrTaskError(f"no host named {host!r} in this environment (hosts: {', '.join(names)})")
+    return session.remotes[names.index(host) if host else 0]
+
+
+def restore_to_point(env: str | None, inventory: str | None, host: str | None, to_time: str | None) -> None:
+    """`invoke restore --to-time/--to-latest`: a scratch server the operator inspects, then discards."""
+    with _session(env, inventory) as session:
+        remote = _chosen(session, host)
+        report = restore_scratch(remote, to_time)
+        checks = check_scratch(remote, report)
+        remote.say(f"wallet invariants hold on the copy; rows: {json.dumps(checks['row_counts'], sort_keys=True)}")
+        remote.say(
+            f"the copy serves on 127.0.0.1:{report['port']} of {remote.host.name} (DATABASE_URL's role and password); "
+            f"when done: invoke discard-restore --data-dir {report['data_dir']}"
+        )
+
+
+def verify_pitr(env: str | None, inventory: str | None, host: str | None) -> None:
+    """`invoke verify-backup --pitr`: a random recent second, restored, checked, discarded."""
+    with _session(env, inventory) as session:
+        remote = _chosen(session, host)
+        backups = json.loads(remote.query(pc.backups_command()).stdout.strip().splitlines()[-1])["backups"]
+        target = random_recent_time(backups, datetime.now(UTC), random.SystemRandom())
+        report = restore_scratch(remote, target.isoformat())
+        try:
+            checks = check_scratch(remote, report)
+        finally:
+            remote.query(pc.discard_command(report["data_dir"]), check=False)
+        remote.say(
+            f"verify-backup --pitr: OK at {target.isoformat()}: restored in {report['seconds']}s, "
+            f"wallet invariants hold, {sum(checks['row_counts'].values())} rows in {len(checks['row_counts'])} tables"
+        )
+
+
+@task(
+    help={
+        "data_dir": "the scratch folder `restore --to-time/--to-latest` printed",
+        "env": "environment of the inventory to act on (default: the inventory's default_environment)",
+        "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
+        "host": "name of the host that holds the copy (default: the environment's first host)",
+    }
+)
+def discard_restore(c, data_dir, env=None, inventory=None, host=None):
+    """Stop and delete a scratch point-in-time copy (refuses any folder the PITR CLI did not restore)."""
+    with _session(env, inventory) as session:
+        remote = _chosen(session, host)
+        remote.say(remote.query(pc.discard_command(data_dir)).stdout.strip())
+
+
+TASKS = [discard_restore]

@@ -1,0 +1,100 @@
+"""The host-side PITR CLI as a host runs it: system python3, PostgreSQL's account, moto over HTTP.
+
+Restores the app's real schema with consistent sample data into a scratch server and checks the
+wallet invariants on the copy with the ops CLI, as `verify-backup --pitr` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+from bench.backup_bench import sample_data_sql
+from devtools.local_postgres import LocalPostgres, _demote_kwargs, free_port
+from server import db_migrations
+
+from .conftest import ROOT, SYSTEM_PYTHON, Archive
+
+SECRETS = ("local-secret-key", "pitr-key-0123456789-never-printed-abcdef")
+
+
+def pitr_cli(archive: Archive, *args: str, timeout: float = 600) -> dict:
+    result = subprocess.run(
+        [SYSTEM_PYTHON, "-m", "deploy.ops.pitr.cli", "--env-file", str(archive.env_file)]
+        + ["--bindir", str(archive.primary.bindir), *args],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **_demote_kwargs(),
+    )
+    for secret in SECRETS:
+        assert secret not in result.stdout + result.stderr
+    assert result.returncode == 0, f"pitr {args} failed:\n{result.stdout}\n{result.stderr}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def check_restored(primary_url: str, port: int) -> subprocess.CompletedProcess:
+    """The ops CLI with the live DATABASE_URL, pointed at the scratch copy's port (as verify-backup --pitr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.ops.cli", "check-restored", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "ENV_FILE": "/dev/null", "DATABASE_URL": primary_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_restore_to_latest_into_a_scratch_server_keeps_every_row_and_the_wallet_invariants(archive: Archive) -> None:
+    primary = archive.primary
+    primary.create_database("clicknback")
+    asyncio.run(db_migrations.upgrade(primary.dsn("clicknback")))
+    backup = pitr_cli(archive, "base-backup", "--host", primary.host, "--port", str(primary.port))
+    assert backup["backups"] == 1
+    primary.psql(sample_data_sql(users=300, purchases=3000, audit_rows=500), database="clicknback")
+    counts_sql = "SELECT (SELECT count(*) FROM purchases) || '/' || (SELECT count(*) FROM cashback_transactions) || '/' || (SELECT sum(available_balance) FROM wallets)"
+    expected = primary.psql(counts_sql, database="clicknback")
+    archive.wait_archived()
+
+    scratch = archive.root / "scratch"
+    scratch.mkdir()
+    os.chown(scratch, *_owner(primary)) if os.geteuid() == 0 else None
+    port = free_port()
+    restored = pitr_cli(archive, "restore", "--to-latest", "--data-dir", str(scratch / "data"), "--port", str(port))
+    assert restored["target"] == "latest" and restored["port"] == port
+    copy = LocalPostgres(scratch, port=port)
+    try:
+        assert copy.psql(counts_sql, database="clicknback") == expected
+        checked = check_restored(primary.dsn("clicknback"), port)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        report = json.loads(checked.stdout)
+        assert report["wallet_mismatches"] == [] and report["cap_total_mismatches"] == []
+        assert report["row_counts"]["purchases"] == int(expected.split("/")[0])
+        assert pitr_cli(archive, "discard", "--data-dir", str(scratch / "data")) == {"discarded": str(scratch / "data")}
+        assert not (scratch / "data").exists()
+    finally:
+        copy.destroy()
+
+
+def test_discard_refuses_a_folder_it_did_not_restore(archive: Archive) -> None:
+    result = subprocess.run(
+        [SYSTEM_PYTHON, "-m", "deploy.ops.pitr.cli", "--env-file", str(archive.env_file), "discard"]
+        + ["--data-dir", str(archive.primary.data_dir)],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **_demote_kwargs(),
+    )
+    assert result.returncode == 1 and "not a scratch restore" in result.stderr
+    assert (archive.primary.data_dir / "PG_VERSION").exists()
+
+
+def _owner(cluster: LocalPostgres) -> tuple[int, int]:
+    stat = cluster.data_dir.stat()
+    return stat.st_uid, stat.st_gid

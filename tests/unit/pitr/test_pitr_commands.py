@@ -1,0 +1,70 @@
+"""The shell the toolkit sends to the database host for WAL archiving and point-in-time restores."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from deploy.commands import Layout
+from deploy.commands import pitr as pc
+from deploy.ops.pitr.ops_commands import scratch_database_url
+
+ROOT = Path(__file__).resolve().parents[3]
+LAYOUT = Layout("/srv/clicknback")
+
+
+def test_every_file_the_host_copies_exists_and_needs_no_app_dependency() -> None:
+    for path in pc.PITR_FILES:
+        text = (ROOT / path).read_text()
+        assert "import asyncpg" not in text and "from server" not in text, path
+
+
+def test_setup_archives_with_the_copied_code_restarts_once_and_takes_a_first_base_backup() -> None:
+    commands = pc.setup_commands(LAYOUT, "deploy")
+    joined = "\n".join(commands)
+    assert "apt-get install -y --no-install-recommends barman-cli-cloud" in commands[0]
+    assert f"PYTHONPATH={pc.PITR_CODE_DIR}" in joined and "push %p" in joined
+    sql = shlex.split(next(c for c in commands if "ALTER SYSTEM" in c))[2]  # printf '%s\n' SQL | ...
+    assert "ALTER SYSTEM SET archive_mode = 'on';" in sql and "ALTER SYSTEM SET archive_timeout = '60s';" in sql
+    assert "|| systemctl restart postgresql" in joined
+    assert "visudo -cqf" in joined  # a broken sudoers file is never installed
+    assert commands[-1].startswith("su postgres") and "base-backup" in commands[-1]
+    for command in commands:
+        shlex.split(command)  # each one is well-formed shell
+
+
+def test_the_secrets_file_lends_only_the_archives_variables() -> None:
+    copy = next(c for c in pc.setup_commands(LAYOUT, "deploy") if "pitr.env.new" in c)
+    assert "S3_" in copy and "PITR_" in copy and "BACKUP_ENCRYPTION_KEY" in copy
+    assert "DATABASE_URL" not in copy and "umask 027" in copy
+
+
+def test_the_sudo_rule_and_the_tasks_name_the_same_command() -> None:
+    sudo = next(c for c in pc.setup_commands(LAYOUT, "deploy") if pc.SUDOERS_FILE in c)
+    restore = pc.restore_command("2026-12-06T10:15:00Z", pc.scratch_dir("20261206T101500"), 55432)
+    prefix = f"/usr/bin/env PYTHONPATH={pc.PITR_CODE_DIR} {pc.SYSTEM_PYTHON} -m deploy.ops.pitr.cli"
+    assert prefix in sudo and restore.startswith(f"sudo -n -u postgres {prefix}")
+    assert "--to-time 2026-12-06T10:15:00Z" in restore and "--port 55432" in restore
+    assert "--to-latest" in pc.restore_command(None, "/x", 1)
+
+
+def test_a_hostile_time_stays_one_argument() -> None:
+    restore = pc.restore_command("2026-12-06T10:15:00Z; rm -rf /", "/x", 1)
+    assert "'2026-12-06T10:15:00Z; rm -rf /'" in restore
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://app:pw@db.internal:5432/clicknback", "postgres://app:pw@127.0.0.1:6543/clicknback"),
+        ("postgres://app:pw@:5432/clicknback?host=/var/run/postgresql", "postgres://app:pw@127.0.0.1:6543/clicknback"),
+        (
+            "postgres://app@localhost/clicknback?sslmode=disable",
+            "postgres://app@127.0.0.1:6543/clicknback?sslmode=disable",
+        ),
+    ],
+)
+def test_the_scratch_copy_is_reached_with_the_live_role_on_its_own_port(url: str, expected: str) -> None:
+    assert scratch_database_url(url, 6543) == expected

@@ -1,0 +1,55 @@
+"""The laptop side of PITR: requests checked before any SSH, and the drill's random target time."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from deploy.ops.pitr.barman import PitrSettingsError
+from deploy.tasks.pitr import PitrTaskError, random_recent_time, restore_request
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+
+def test_a_time_with_a_zone_is_normalised_and_latest_is_none() -> None:
+    assert restore_request("2026-12-06T12:15:00+02:00", False, None, False) == "2026-12-06T12:15:00+02:00"
+    assert restore_request(None, True, None, False) is None
+
+
+@pytest.mark.parametrize(
+    ("to_time", "to_latest", "backup", "confirm_live", "words"),
+    [
+        ("2026-12-06T10:00:00Z", True, None, False, "not both"),
+        (None, True, "20261206T010000Z", False, "pick one"),
+        (None, True, None, True, "scratch server first"),
+        ("2999-01-01T00:00:00Z", False, None, False, "in the future"),
+    ],
+)
+def test_ambiguous_or_unsafe_requests_are_refused(to_time, to_latest, backup, confirm_live, words) -> None:
+    with pytest.raises(PitrTaskError, match=words):
+        restore_request(to_time, to_latest, backup, confirm_live)
+
+
+def test_a_time_without_a_zone_is_refused() -> None:
+    with pytest.raises(PitrSettingsError, match="time zone"):
+        restore_request("2026-12-06T10:00:00", False, None, False)
+
+
+def test_the_drills_time_lies_between_the_oldest_backup_and_what_is_surely_archived() -> None:
+    backups = [
+        {"backup_id": "a", "status": "DONE", "end_time": "2026-12-05T01:30:00+00:00"},
+        {"backup_id": "b", "status": "FAILED", "end_time": "2026-11-01T01:30:00+00:00"},
+    ]
+    rng = random.Random(7)
+    for _ in range(200):
+        moment = random_recent_time(backups, NOW, rng)
+        assert datetime(2026, 12, 5, 1, 30, tzinfo=UTC) <= moment <= NOW - timedelta(seconds=120)
+
+
+def test_the_drill_looks_back_a_week_at_most_and_needs_a_backup() -> None:
+    old = [{"backup_id": "a", "status": "DONE", "end_time": "2026-10-01T00:00:00+00:00"}]
+    assert random_recent_time(old, NOW, random.Random(1)) >= NOW - timedelta(days=7)
+    with pytest.raises(PitrTaskError, match="no finished base backup"):
+        random_recent_time([], NOW, random.Random(1))
