@@ -116,7 +116,8 @@ def line(row: dict) -> str:
     return (
         f"job backlog: {row['backlog']:,} due purchases (inserted in {row['insert_s']:.1f} s), {cleared} "
         f"{row['clear_s']:.1f} s after the instances with the job started "
-        f"({row['backlog'] / max(row['clear_s'], 0.001):,.0f}/s; target < 60 s: {verdict}); "
+        f"({(row['backlog'] - row['left_pending']) / max(row['clear_s'], 0.001):,.0f} confirmed/s; "
+        f"target < 60 s: {verdict}); "
         f"meanwhile mixed at c=64: {row['rps']:.0f} req/s, p50 {row['p50_us'] / 1000:.2f} ms, "
         f"p99 {row['p99_us'] / 1000:.2f} ms, errors {row['errors']}"
     )
