@@ -720,7 +720,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
                 script.write(mixed.lua + "\n" + REPORT_LUA)
             try:
                 argv = wrk_argv(url, script.name, 64, backlog.LIMIT_SECONDS + 60)
-                row = backlog.clear(database_url, argv, prefix, job_started)
+                row = backlog.clear(database_url, argv, ctx.tokens["heavy_id"], prefix, job_started)
             finally:
                 os.unlink(script.name)
             row.update(backlog=backlog.BACKLOG, insert_s=insert_s)
