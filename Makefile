@@ -30,5 +30,7 @@ check: $(BIN)/.installed  ## static checks: ruff lint, ruff format, mypy (second
 test: system-packages $(BIN)/.installed  ## run the whole test suite
 	$(BIN)/invoke test
 
+# make bench DATA=large|both (10 million purchases, cached; both prints large/small ratios),
+# make bench SOAK=10 (the 10-minute soak; fewer minutes for a shorter one), PLANS=1 (query plans).
 bench: $(BIN)/.installed  ## run the API benchmark and print its figures
-	$(BIN)/invoke bench
+	$(BIN)/invoke bench $(if $(DATA),--data-size $(DATA)) $(if $(SOAK),--soak --minutes $(SOAK)) $(if $(PLANS),--plans)

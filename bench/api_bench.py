@@ -3,7 +3,8 @@
     python bench/api_bench.py [--scenario NAME] [--duration 5] [--warmup 1] [--concurrency 16,64]
                               [--instances 2] [--direct] [--upstream-keepalive 0]
                               [--instances-over unix|tcp] [--database-over socket|tcp] [--repeat N]
-                              [--json FILE]
+                              [--json FILE] [--data-size small|large|both] [--plans]
+                              [--soak [--minutes 10]]
 
 Starts a throwaway PostgreSQL cluster, migrates it, loads the demo seed, starts `python -m server`
 instance(s) on loopback and, by default, nginx in front of them with the production configuration
@@ -14,6 +15,11 @@ requests/s, p50, p99, errors and, where an issue sets one, whether the target is
 bounded: `warmup` + `duration` seconds per scenario and level. `--instances 1 --direct` points wrk
 straight at one instance (no nginx), for profiling. Run it on an idle machine: the header prints
 the load average at start so a reader can tell. docs/benchmarks.md explains the figures.
+
+Data scale (issue #24): `--data-size large` runs on 10 million purchases (bench/data_size.py,
+generated once and cached), `both` runs every selected scenario at each size and prints the ratios;
+the job-backlog run (bench/backlog.py) ends each size; `--soak` replaces the scenarios with a long
+mixed run (bench/soak.py); `--plans` saves the list endpoints' query plans (bench/plans.py).
 """
 
 from __future__ import annotations
@@ -37,10 +43,11 @@ import httpx
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench import cpu  # noqa: E402
+from bench import backlog, cpu, data_size, plans, scale_scenarios, soak  # noqa: E402
 from bench.front import NginxFront, bench_host  # noqa: E402
 from bench.kernel import production_scheduler  # noqa: E402
 from bench.stalls import StallWatch  # noqa: E402
+from datascale import options as scale_options  # noqa: E402
 from deploy.commands import UPSTREAM_KEEPALIVE  # noqa: E402
 from deploy.inventory import HOST_DEFAULTS, INSTANCE_LISTEN  # noqa: E402
 from devtools.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, free_port  # noqa: E402
@@ -67,6 +74,7 @@ class Scenario:
     lua: str
     path: str = "/"
     issue: str = ""
+    levels: tuple[int, ...] = ()  # concurrency levels of its own, overriding --concurrency
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class Target:
     def met(self, figures: dict) -> bool:
         return (
             figures["errors"] == 0
+            and figures.get("requests", 1) > 0  # none completed in the run: every one took longer
             and figures["p99_us"] <= self.p99_ms * 1000
             and (self.min_rps is None or figures["rps"] >= self.min_rps)
         )
@@ -100,6 +109,10 @@ TARGETS = {
     "login": Target(p99_ms=300, concurrency=4),
     "mixed_with_logins": Target(p99_ms=1000, min_rps=1500),
     "login_during_mix": Target(p99_ms=1000, concurrency=4),
+    **{
+        name: Target(p99_ms=p99, concurrency=scale_scenarios.LEVEL)
+        for name, p99 in scale_scenarios.TARGET_P99_MS.items()
+    },
 }
 
 
@@ -219,6 +232,15 @@ end
         Scenario("mixed_with_logins", mixed_with_logins_lua, issue="#24"),
         # Logins measured alone while the mix above runs at concurrency 64 (BACKGROUND_LOAD).
         Scenario("login_during_mix", login_lua, issue="#24"),
+        *[
+            Scenario(
+                name,
+                _static("GET", path, {"Authorization": f"Bearer {ctx.tokens[token]}"}),
+                issue="#24",
+                levels=(scale_scenarios.LEVEL,),
+            )
+            for name, path, token in scale_scenarios.specs()
+        ],
     ]
 
 
@@ -307,17 +329,20 @@ def prepare(base_url: str, database_url: str) -> Context:
 
     ids = asyncio.run(create_users())
     ctx = Context(base_url)
-    with httpx.Client(base_url=base_url, timeout=30) as http:
-
-        def login(email: str) -> str:
-            response = http.post("/api/v1/auth/login", json={"email": email, "password": SEED_PASSWORD})
-            response.raise_for_status()
-            return response.json()["access_token"]
-
-        ctx.tokens["user"] = login("alice@clicknback.com")
-        ctx.tokens["admin"] = login("carol@clicknback.com")
-        ctx.tokens["bench_users"] = [login(f"bench{i}@example.test") for i in range(BENCH_USERS)]
-        ctx.tokens["bench_user_ids"] = ids
+    # Tokens signed with the instances' key, not logins: each login hashes with argon2 at nice 19,
+    # which took 5-30 s apiece on a busy machine (nginx gave up on some); `login` measures logins.
+    heavy_id = scale_scenarios.prepare_heavy(database_url, hash_sync(SEED_PASSWORD))
+    bench_emails = [f"bench{i}@example.test" for i in range(BENCH_USERS)]
+    signed = scale_scenarios.signed_tokens(
+        database_url,
+        server_env(database_url, Path(os.devnull))["OAUTH_HASH_KEY"],
+        ["alice@clicknback.com", "carol@clicknback.com", scale_scenarios.HEAVY_EMAIL, *bench_emails],
+    )
+    ctx.tokens["user"] = signed["alice@clicknback.com"]
+    ctx.tokens["admin"] = signed["carol@clicknback.com"]
+    ctx.tokens["bench_users"] = [signed[email] for email in bench_emails]
+    ctx.tokens["bench_user_ids"] = ids
+    ctx.tokens["heavy"], ctx.tokens["heavy_id"] = signed[scale_scenarios.HEAVY_EMAIL], heavy_id
     return ctx
 
 
@@ -429,6 +454,7 @@ def shape_line(shape: dict) -> str:
     return (
         f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
         f"{shape['scheduler']}; load average at start {load}; {shape['duration_s']}s per run, {warmup}"
+        + ("" if shape.get("data_size", "small") == "small" else f"; data size {shape['data_size']}")
     )
 
 
@@ -570,7 +596,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add_keep_autogroup_option(parser)
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
+    scale_options.add_options(parser)
     args = parser.parse_args(argv)
+    scale_options.check(args, parser)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.instances < 1:
@@ -609,14 +637,53 @@ def main(argv: list[str] | None = None) -> int:
         "instances_over": instance_transport(args),
     }
     with production_scheduler(keep=args.keep_autogroup) as scheduler:
-        return run(args, {**shape, "scheduler": scheduler}, levels, nginx_binary)
+        by_size = {}
+        for size in scale_options.sizes(args):
+            by_size[size] = run(args, {**shape, "scheduler": scheduler, "data_size": size}, levels, nginx_binary)
+    if len(by_size) > 1:
+        print("\n".join(ratio_table(by_size["small"], by_size["large"])))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps([row for rows in by_size.values() for row in rows], indent=2))
+    return 0
 
 
-def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: str) -> int:
+def ratio_table(small: list[dict], large: list[dict]) -> list[str]:
+    """Per scenario and level, the medians over the passes at each size and large/small. Issue #24:
+    at 10 million purchases every scenario stays within 20% of its small-data req/s (ratio >= 0.80)."""
+
+    def medians(rows: list[dict]) -> dict[tuple[str, int], tuple[float, float]]:
+        runs: dict[tuple[str, int], list[dict]] = {}
+        for row in rows:
+            if "scenario" in row and "concurrency" in row:
+                runs.setdefault((row["scenario"], row["concurrency"]), []).append(row)
+        return {
+            key: (median(r["rps"] for r in group), median(r["p99_us"] / 1000 for r in group))
+            for key, group in runs.items()
+        }
+
+    before, after = medians(small), medians(large)
+    lines = [
+        f"{'small vs large data':34} {'conc':>5} {'req/s small':>12} {'req/s large':>12} {'ratio':>6} "
+        f"{'p99 ms small':>13} {'p99 ms large':>13}  within 20%"
+    ]
+    for key, (rps_small, p99_small) in before.items():
+        if key not in after:
+            continue
+        rps_large, p99_large = after[key]
+        ratio = rps_large / rps_small if rps_small else 0.0
+        lines.append(
+            f"{key[0]:34} {key[1]:>5} {rps_small:>12,.0f} {rps_large:>12,.0f} {ratio:>6.2f} "
+            f"{p99_small:>13.2f} {p99_large:>13.2f}  {'yes' if ratio >= 0.8 else 'NO'}"
+        )
+    return lines
+
+
+def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: str) -> list[dict]:
     """Set up PostgreSQL, the instances and nginx, measure every selected scenario, tear down."""
     workdir = Path(tempfile.mkdtemp(prefix="cnb-bench-"))
     os.chmod(workdir, 0o755)
-    cluster = LocalPostgres(workdir / "pg")
+    large = shape["data_size"] == "large"
+    cluster = data_size.cluster_from_cache(workdir / "pg") if large else LocalPostgres(workdir / "pg")
     servers: list[tuple[subprocess.Popen, int]] = []
     front: NginxFront | None = None
     stalls: StallWatch | None = None
@@ -624,7 +691,8 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
     finished = False
     try:
         cluster.start(PRODUCTION_DURABILITY)
-        cluster.create_database("bench")
+        if not large:  # the cached cluster has it, generated
+            cluster.create_database("bench")
         database_url = cluster.dsn("bench")  # migrations, seed and set-up
         import asyncio
 
@@ -646,6 +714,15 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
         print(shape_line(shape))
         if stalls is not None and not stalls.available:
             print(f"stall column empty: {stalls.note}")
+        if args.soak:
+            mixed = next(s for s in scenarios(ctx) if s.name == "mixed")
+            results.append(
+                soak.soak(
+                    lambda seconds: run_wrk(url, mixed.lua, 64, seconds), [p.pid for p, _ in servers], args.minutes
+                )
+            )
+            finished = True
+            return results
         for run in range(1, args.repeat + 1):
             if args.repeat > 1:
                 print(f"pass {run} of {args.repeat}")
@@ -653,20 +730,74 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
             for scenario in scenarios(ctx):
                 if not scenario_selected(scenario.name, args.scenario):
                     continue
-                for level in levels:
+                for level in scenario.levels or levels:
                     results.append({**measure(url, ctx, scenario, level, args, cpu_groups, stalls), "pass": run})
                     print(row_line(results[-1]), flush=True)
         if args.repeat > 1:
             print("\n".join(repeat_summary(results)))
-        if args.json_out:
-            rows = [{**shape, **row} for row in results]
-            Path(args.json_out).write_text(json.dumps(rows, indent=2))
+        results = [{**shape, **row} for row in results]
+        if args.plans:
+            save_plans(cluster, database_url, ctx, workdir, shape["data_size"])
+        if scenario_selected("job_backlog", args.scenario):
+            # Last: it adds 100,000 purchases. The instances restart with the job on, as production runs.
+            if front is not None:
+                front.stop()
+            tear_down_servers(servers)
+            prefix, insert_s = backlog.insert(database_url, ctx.tokens["heavy_id"], SHOPLY)
+            job_started = time.monotonic()
+            servers = start_servers(
+                instance_database_url(cluster, "bench", args.database_over),
+                args.instances,
+                workdir,
+                env=lambda url, log: {**server_env(url, log), **backlog.JOB_ENV},
+                socket_for=instance_sockets(workdir, instance_transport(args)),
+            )
+            url, front = start_front(servers, args, workdir, nginx_binary)
+            mixed = next(s for s in scenarios(ctx) if s.name == "mixed")
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+                script.write(mixed.lua + "\n" + REPORT_LUA)
+            try:
+                argv = wrk_argv(url, script.name, 64, backlog.LIMIT_SECONDS + 60)
+                row = backlog.clear(database_url, argv, ctx.tokens["heavy_id"], prefix, job_started)
+            finally:
+                os.unlink(script.name)
+            row.update(backlog=backlog.BACKLOG, insert_s=insert_s)
+            print(backlog.line(row), flush=True)
+            results.append({**shape, **row, "scenario": "job_backlog", "concurrency": 64})
         finished = True
     finally:
         if stalls is not None:
             stalls.close()
         tear_down(front, servers, cluster, workdir, finished)
-    return 0
+    return results
+
+
+def tear_down_servers(servers: list[tuple[subprocess.Popen, int]]) -> None:
+    """Stop the instances, all at once, then wait for each."""
+    for process, _ in servers:
+        if process.poll() is None:
+            process.terminate()
+    for process, _ in servers:
+        stop_process(process)
+
+
+def save_plans(cluster: LocalPostgres, database_url: str, ctx: Context, workdir: Path, size: str) -> None:
+    """--plans: the list endpoints' query plans, from one extra instance (bench/plans.py)."""
+    log_dir = workdir / "plans"
+    log_dir.mkdir(exist_ok=True)
+
+    def start_instance() -> tuple[subprocess.Popen, str]:
+        ((process, port),) = start_servers(database_url, 1, log_dir)
+        return process, f"http://127.0.0.1:{port}"
+
+    requests = [(name, path, ctx.tokens[token]) for name, path, token in scale_scenarios.specs()] + [
+        ("user_wallet_transactions", "/api/v1/users/me/wallet/transactions?limit=10", ctx.tokens["heavy"])
+    ]
+    text = plans.capture(lambda sql: cluster.psql(sql), cluster.log_file, start_instance, stop_process, requests)
+    out = PROJECT_ROOT / "bench" / "results" / f"plans-{size}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"plans: {out}", flush=True)
 
 
 def instance_sockets(workdir: Path, transport: str) -> Callable[[int], str] | None:
@@ -707,11 +838,7 @@ def tear_down(
     """Stop nginx, the instances and the database; keep the logs of a run that failed."""
     if front is not None:
         front.stop()
-    for process, _ in servers:
-        if process.poll() is None:
-            process.terminate()
-    for process, _ in servers:
-        stop_process(process)
+    tear_down_servers(servers)
     cluster.destroy()
     if finished:
         shutil.rmtree(workdir, ignore_errors=True)

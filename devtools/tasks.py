@@ -245,6 +245,11 @@ def test(c, k="", path="", x=False):
         "keep_autogroup": "leave the kernel's scheduler autogroup as it is (default: off for the run when root, "
         "as provision --system sets production's hosts)",
         "json": "also write the figures to this JSON file",
+        "data_size": "small (the demo seed, default), large (10 million purchases, generated once then cached) or both, "
+        "with large/small ratios",
+        "soak": "instead of the scenarios: the mixed load at concurrency 64 for --minutes, req/s per minute and RSS",
+        "minutes": "length of --soak in minutes (default 10)",
+        "plans": "also save the list endpoints' query plans to bench/results/plans-<size>.txt",
     },
 )
 def bench(
@@ -259,6 +264,10 @@ def bench(
     database_over="socket",
     keep_autogroup=False,
     json="",
+    data_size="small",
+    soak=False,
+    minutes=10.0,
+    plans=False,
 ):
     """Benchmark the API as production runs it (nginx over 2 instances, real PostgreSQL); see docs/benchmarks.md."""
     argv = [
@@ -277,6 +286,8 @@ def bench(
         instances_over,
         "--database-over",
         database_over,
+        "--data-size",
+        data_size,
     ]
     if scenario:
         argv += ["--scenario", scenario]
@@ -286,6 +297,10 @@ def bench(
         argv.append("--keep-autogroup")
     if json:
         argv += ["--json", json]
+    if soak:
+        argv += ["--soak", "--minutes", str(minutes)]
+    if plans:
+        argv.append("--plans")
     sys.exit(subprocess.call(argv, cwd=PROJECT_ROOT))
 
 
