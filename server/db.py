@@ -1,12 +1,11 @@
-"""Database access: the service's asyncpg pool, and the Tortoise configuration of the models.
+"""Database access: Tortoise ORM, which owns the process's one asyncpg pool, and raw helpers on it.
 
-Tortoise models describe the schema and Aerich migrates it (server/db_migrations.py). The running
-service talks SQL to one asyncpg pool through the small helpers here (`transaction()`, `fetch*`),
-because the money paths need explicit row locks, relative updates and ON CONFLICT clauses that
-read best as SQL. The pool is opened here, with the parameters Tortoise would pass, so a serving
-process never imports Tortoise (about 0.4 s of every start, and so of every rollback). Every
-query passes through `QueryStats`, which counts it and logs slow ones with their duration and
-statement, never their parameters.
+Services use Tortoise querysets. A statement stays raw SQL only where a `make bench` row needs it
+(docs/adr/0002-orm-boundary-and-raw-sql.md); those take a connection from the same pool through
+`transaction()`, `connection()` and `fetch*`. The pool hands connections out first come, first
+served (`FairPool`), to the ORM and to raw SQL alike, and every query passes through `QueryStats`,
+which counts it and logs slow ones with their duration and statement, never their parameters.
+The pool's connection parameters are built in one place, `pool_credentials()`.
 """
 
 from __future__ import annotations
@@ -18,11 +17,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
 import asyncpg
 from loguru import logger
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
+from tortoise.context import TortoiseContext
 
 from server.config import database_address
 
@@ -104,21 +105,32 @@ def parse_database_url(url: str) -> dict[str, Any]:
     }
 
 
-def tortoise_config(database_url: str, min_size: int = 1, max_size: int = 10) -> dict[str, Any]:
+def pool_credentials(database_url: str, min_size: int, max_size: int) -> dict[str, Any]:
+    """Every connection parameter of the process's pool, in Tortoise's credentials form (the sizes
+    as `minsize`/`maxsize`; the rest is passed through to asyncpg.create_pool). The one place
+    they are built: the service, the job and Aerich all open their pool from here."""
     credentials = parse_database_url(database_url)
     credentials.update(
         {
             "minsize": min_size,
             "maxsize": max_size,
-            # Passed through to asyncpg.create_pool: count and time every query.
-            "init": _instrument_connection,
+            "init": _instrument_connection,  # count and time every query
             "reset": _keep_session,
             "server_settings": {"application_name": "clicknback"},
         }
     )
+    return credentials
+
+
+def tortoise_config(database_url: str, min_size: int = 1, max_size: int = 10, aerich: bool = True) -> dict[str, Any]:
+    """Aerich's own model (its history table) only where Aerich runs: importing it costs the
+    service's start (and so every rollback) about 50 ms."""
+    models = [*MODEL_MODULES, "aerich.models"] if aerich else MODEL_MODULES
     return {
-        "connections": {"default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}},
-        "apps": {"models": {"models": [*MODEL_MODULES, "aerich.models"], "default_connection": "default"}},
+        "connections": {
+            "default": {"engine": "server.db", "credentials": pool_credentials(database_url, min_size, max_size)}
+        },
+        "apps": {"models": {"models": models, "default_connection": "default"}},
         "use_tz": True,
         "timezone": "UTC",
     }
@@ -133,31 +145,100 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_pool: asyncpg.Pool | None = None
-# First come, first served for the pool's connections. When every connection is busy, asyncpg's
-# own wait queue lets a newly arrived request take a released connection before the requests
-# already waiting (asyncio.Queue re-queues a woken getter at the back), so under load a few
-# unlucky requests waited 5-8x the median: /users/me p99 166 ms at p50 18 ms at concurrency 64.
-# A FIFO semaphore of the pool's size in front of it hands connections over in arrival order.
-_turns: asyncio.Semaphore | None = None
+class FairPool:
+    """The asyncpg pool, handing its connections out first come, first served.
+
+    When every connection is busy, asyncpg's own wait queue lets a newly arrived request take a
+    released connection before the requests already waiting (asyncio.Queue re-queues a woken
+    getter at the back), so under load a few unlucky requests waited 5-8x the median: /users/me
+    p99 166 ms at p50 18 ms at concurrency 64. A FIFO semaphore of the pool's size in front of it
+    hands connections over in arrival order, to Tortoise's queries and to raw SQL alike. Anything
+    else (sizes, close) is the asyncpg pool's own."""
+
+    def __init__(self, pool: asyncpg.Pool, size: int) -> None:
+        self._pool = pool
+        self._turns = asyncio.Semaphore(size)
+
+    def acquire(self) -> _FairAcquire:
+        return _FairAcquire(self)
+
+    async def _acquire(self) -> asyncpg.Connection:
+        await self._turns.acquire()
+        try:
+            return await self._pool.acquire()
+        except BaseException:
+            self._turns.release()
+            raise
+
+    async def release(self, connection: asyncpg.Connection, *, timeout: float | None = None) -> None:
+        try:
+            await self._pool.release(connection, timeout=timeout)
+        finally:
+            self._turns.release()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+class _FairAcquire:
+    """`pool.acquire()`, awaitable or as `async with`, as asyncpg's own."""
+
+    __slots__ = ("_fair", "_connection")
+
+    def __init__(self, fair: FairPool) -> None:
+        self._fair = fair
+        self._connection: asyncpg.Connection | None = None
+
+    def __await__(self) -> Any:
+        return self._fair._acquire().__await__()
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self._connection = await self._fair._acquire()
+        return self._connection
+
+    async def __aexit__(self, *exc: object) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._fair.release(connection)
+
+
+class FairAsyncpgClient(AsyncpgDBClient):
+    """Tortoise's asyncpg client, its pool wrapped in `FairPool`."""
+
+    async def create_pool(self, **kwargs: Any) -> Any:
+        return FairPool(await super().create_pool(**kwargs), self.pool_maxsize)
+
+
+client_class = FairAsyncpgClient  # Tortoise's engine hook: this module is the "engine" of tortoise_config
+
+_context: TortoiseContext | None = None
+_pool: FairPool | None = None
 
 
 async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms: int, wait_seconds: float = 0) -> None:
-    """Open the pool; wait up to `wait_seconds` for a PostgreSQL that is not accepting connections yet."""
-    global _pool, _turns
+    """Initialise Tortoise and open its pool; wait up to `wait_seconds` for a PostgreSQL that is not
+    accepting connections yet.
+
+    The context is also the process's global fallback: Sanic's request tasks do not inherit a
+    context variable set in a listener, so without it every query would fail with "No
+    TortoiseContext is currently active"."""
+    global _context, _pool
+    if _context is not None:  # a server of this process that did not stop cleanly (tests)
+        await close_db()
     QUERY_STATS.slow_threshold_ms = slow_query_ms
-    _turns = asyncio.Semaphore(max_size)
-    _pool = await when_reachable(
-        lambda: asyncpg.create_pool(
-            **parse_database_url(database_url),
-            min_size=min_size,
-            max_size=max_size,
-            init=_instrument_connection,
-            reset=_keep_session,
-            server_settings={"application_name": "clicknback"},
-        ),
-        wait_seconds,
-    )
+    context = TortoiseContext()
+    with context:  # current while Tortoise reads the models
+        await context.init(
+            tortoise_config(database_url, min_size, max_size, aerich=False), _enable_global_fallback=True
+        )
+    _context = context
+    client = context.db()
+    try:
+        await when_reachable(lambda: client.create_connection(with_db=True), wait_seconds)
+    except BaseException:
+        await close_db()
+        raise
+    _pool = cast(FairPool, client._pool)
 
 
 # PostgreSQL not accepting connections yet: down or not yet listening (refused, no socket file),
@@ -194,55 +275,49 @@ async def when_reachable(connect: Callable[[], Awaitable[T]], wait_seconds: floa
 
 
 async def close_db() -> None:
-    global _pool
-    pool_to_close, _pool = _pool, None
-    if pool_to_close is not None:
-        await pool_to_close.close()
+    global _context, _pool
+    context, _context, _pool = _context, None, None
+    if context is not None:
+        await context.close_connections()
 
 
-def pool() -> asyncpg.Pool:
+def pool() -> FairPool:
     if _pool is None:
         raise RuntimeError("database pool is not initialised")
     return _pool
 
 
-def _turn() -> asyncio.Semaphore:
-    if _turns is None:
-        raise RuntimeError("database pool is not initialised")
-    return _turns
-
-
 @asynccontextmanager
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """One database transaction on a pooled connection; commits on success, rolls back on error."""
-    async with _turn(), pool().acquire() as connection:
+    async with pool().acquire() as connection:
         async with connection.transaction():
             yield connection
 
 
 @asynccontextmanager
 async def connection() -> AsyncIterator[asyncpg.Connection]:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         yield conn
 
 
 async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         return await conn.fetch(sql, *args)
 
 
 async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         return await conn.fetchrow(sql, *args)
 
 
 async def fetchval(sql: str, *args: Any) -> Any:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         return await conn.fetchval(sql, *args)
 
 
 async def execute(sql: str, *args: Any) -> str:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         return await conn.execute(sql, *args)
 
 
