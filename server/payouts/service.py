@@ -17,33 +17,19 @@ from server.errors import ApiError, balance_limit_exceeded, not_found
 from server.http import money
 from server.pagination import Filters, fetch_page
 from server.purchases.service import warn
+from server.wallets import balances
 
 PAYOUT_COLUMNS = "id, user_id, amount, status, requested_at, processed_at, external_reference"
 STATUSES = ("requested", "completed", "failed")
 
 REQUEST_SQL = f"""
-WITH payout AS (
-    INSERT INTO payouts (id, user_id, amount, status) VALUES ($1, $2, $3, 'requested')
-    RETURNING {PAYOUT_COLUMNS}
-), debit AS (
-    UPDATE wallets SET available_balance = available_balance - $3, updated_at = now() WHERE user_id = $2
-    RETURNING available_balance
-)
-SELECT payout.*, debit.available_balance AS available_balance_after FROM payout, debit
+INSERT INTO payouts (id, user_id, amount, status) VALUES ($1, $2, $3, 'requested') RETURNING {PAYOUT_COLUMNS}
 """
 
 PROCESS_SQL = f"""
-WITH payout AS (
-    UPDATE payouts SET status = $2, processed_at = now(), processed_by = $3, external_reference = $4
-    WHERE id = $1
-    RETURNING {PAYOUT_COLUMNS}
-), credit AS (
-    UPDATE wallets SET paid_balance = paid_balance + CASE WHEN $2::text = 'completed' THEN $6::numeric ELSE 0 END,
-                       available_balance = available_balance + CASE WHEN $2::text = 'failed' THEN $6::numeric ELSE 0 END,
-                       updated_at = now()
-    WHERE user_id = $5
-)
-SELECT * FROM payout
+UPDATE payouts SET status = $2, processed_at = now(), processed_by = $3, external_reference = $4
+WHERE id = $1
+RETURNING {PAYOUT_COLUMNS}
 """
 
 
@@ -72,7 +58,7 @@ async def request_payout(user_id: str, amount: Decimal) -> dict[str, Any]:
     """POST /users/me/payouts, after the schema and minimum checks: lock -> one open -> balance."""
     try:
         async with db.transaction() as conn:
-            wallet = await conn.fetchrow("SELECT available_balance FROM wallets WHERE user_id = $1 FOR UPDATE", user_id)
+            wallet = await balances.lock(conn, user_id)
             # Read after the lock (a fresh snapshot), so a request committed meanwhile is seen.
             open_id = await conn.fetchval("SELECT id FROM payouts WHERE user_id = $1 AND status = 'requested'", user_id)
             if open_id is not None:
@@ -93,6 +79,7 @@ async def request_payout(user_id: str, amount: Decimal) -> dict[str, Any]:
                     {"requested_amount": money(amount), "available_balance": money(available)},
                 )
             row = await conn.fetchrow(REQUEST_SQL, uuid.uuid4(), user_id, amount)
+            available_after = await balances.reserve_payout(conn, user_id, amount)
             await audit(
                 conn,
                 actor_type="user",
@@ -100,7 +87,7 @@ async def request_payout(user_id: str, amount: Decimal) -> dict[str, Any]:
                 action="PAYOUT_REQUESTED",
                 resource_type="payout",
                 resource_id=row["id"],
-                details={"amount": money(amount), "available_balance_after": money(row["available_balance_after"])},
+                details={"amount": money(amount), "available_balance_after": money(available_after)},
             )
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != "uq_payouts_one_requested":
@@ -135,7 +122,7 @@ async def process_payout(payout_id: str, admin_id: str, status: str, external_re
     if owner is None:
         raise not_found("payout", payout_id)
     async with db.transaction() as conn:
-        await conn.execute("SELECT 1 FROM wallets WHERE user_id = $1 FOR UPDATE", owner)
+        await balances.lock(conn, owner)
         payout = await conn.fetchrow(f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE id = $1 FOR UPDATE", payout_id)
         if payout["status"] != "requested":
             raise ApiError(
@@ -149,15 +136,14 @@ async def process_payout(payout_id: str, admin_id: str, status: str, external_re
                     "allowed_from": ["requested"],
                 },
             )
+        row = await conn.fetchrow(PROCESS_SQL, payout_id, status, admin_id, external_reference)
         try:
-            row = await conn.fetchrow(
-                PROCESS_SQL, payout_id, status, admin_id, external_reference, owner, payout["amount"]
-            )
-        except asyncpg.NumericValueOutOfRangeError:
-            # A completion adds to paid, a failure gives the amount back to available.
-            raise balance_limit_exceeded(
-                "paid" if status == "completed" else "available", {"payout_id": payout_id}
-            ) from None
+            if status == "completed":
+                await balances.complete_payout(conn, owner, payout["amount"])
+            else:
+                await balances.fail_payout(conn, owner, payout["amount"])
+        except balances.BalanceLimitExceeded as error:
+            raise balance_limit_exceeded(error.balance, {"payout_id": payout_id}) from None
         await audit(
             conn,
             actor_type="admin",

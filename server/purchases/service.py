@@ -3,7 +3,7 @@
 The transitions (confirm, reject, reverse) are implemented once here and used by the admin
 endpoints and by the verification job alike. Every one runs inside the caller's transaction,
 after the purchase row is locked and its status re-read, and locks the owner's wallet
-(purchase first, then wallet; never two wallets) before a relative update of the balances.
+(purchase first, then wallet; never two wallets); the balances move through server/wallets/balances.py.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from server.audit.service import record as audit
 from server.errors import ApiError, balance_limit_exceeded, forbidden, not_found
 from server.http import money
 from server.pagination import Filters, fetch_page
+from server.wallets import balances
 
 STATUSES = ("pending", "confirmed", "rejected", "reversed")
 REVERSIBLE_FROM = ["pending", "confirmed"]
@@ -44,39 +45,25 @@ LOCK_PURCHASE_SQL = """
 SELECT id, user_id, merchant_id, amount, currency, status, cashback_amount, verification_attempts
 FROM purchases WHERE id = $1 FOR UPDATE
 """
-LOCK_WALLET_SQL = "SELECT pending_balance, available_balance FROM wallets WHERE user_id = $1 FOR UPDATE"
-
 CONFIRM_SQL = """
 WITH purchase AS (
     UPDATE purchases SET status = 'confirmed', updated_at = now() WHERE id = $1
-), credit AS (
-    UPDATE cashback_transactions SET status = 'available', updated_at = now() WHERE purchase_id = $1
 )
-UPDATE wallets SET pending_balance = pending_balance - $3, available_balance = available_balance + $3,
-                   updated_at = now()
-WHERE user_id = $2
+UPDATE cashback_transactions SET status = 'available', updated_at = now() WHERE purchase_id = $1
 """
 
 REJECT_SQL = """
 WITH purchase AS (
-    UPDATE purchases SET status = 'rejected', verification_attempts = $4, updated_at = now() WHERE id = $1
-), credit AS (
-    UPDATE cashback_transactions SET status = 'reversed', updated_at = now() WHERE purchase_id = $1
+    UPDATE purchases SET status = 'rejected', verification_attempts = $2, updated_at = now() WHERE id = $1
 )
-UPDATE wallets SET pending_balance = pending_balance - $3, updated_at = now() WHERE user_id = $2
+UPDATE cashback_transactions SET status = 'reversed', updated_at = now() WHERE purchase_id = $1
 """
 
-# $4 names the balance the cashback sat in: pending for a pending purchase, available once confirmed.
 REVERSE_SQL = """
 WITH purchase AS (
     UPDATE purchases SET status = 'reversed', cashback_amount = 0, updated_at = now() WHERE id = $1
-), credit AS (
-    UPDATE cashback_transactions SET status = 'reversed', updated_at = now() WHERE purchase_id = $1
 )
-UPDATE wallets SET pending_balance = pending_balance - CASE WHEN $4::text = 'pending' THEN $3::numeric ELSE 0 END,
-                   available_balance = available_balance - CASE WHEN $4::text = 'confirmed' THEN $3::numeric ELSE 0 END,
-                   updated_at = now()
-WHERE user_id = $2
+UPDATE cashback_transactions SET status = 'reversed', updated_at = now() WHERE purchase_id = $1
 """
 
 
@@ -290,7 +277,7 @@ async def get_purchase(purchase_id: str, caller_id: str, caller_is_admin: bool) 
 
 # -- transitions (inside the caller's transaction, purchase row already locked) -----------------
 async def _lock_wallet(conn: asyncpg.Connection, user_id: Any) -> asyncpg.Record:
-    wallet = await conn.fetchrow(LOCK_WALLET_SQL, user_id)
+    wallet = await balances.lock(conn, user_id)
     if wallet is None:
         warn("wallet_missing", "a purchase's owner has no wallet", user_id=str(user_id))
         raise WalletInvariantError(f"no wallet for user {user_id}")
@@ -325,7 +312,8 @@ async def apply_confirmation(
     """pending -> confirmed: pending -c, available +c, transaction available (even for 0.00)."""
     wallet = await _lock_wallet(conn, purchase["user_id"])
     _require_pending_covers(wallet, purchase, "confirmation")
-    await conn.execute(CONFIRM_SQL, purchase["id"], purchase["user_id"], purchase["cashback_amount"])
+    await conn.execute(CONFIRM_SQL, purchase["id"])
+    await balances.confirm(conn, purchase["user_id"], purchase["cashback_amount"])
     await audit(
         conn,
         actor_type=actor_type,
@@ -341,7 +329,8 @@ async def apply_rejection(conn: asyncpg.Connection, purchase: asyncpg.Record, *,
     """pending -> rejected (job only): pending -c, transaction reversed, the purchase keeps c."""
     wallet = await _lock_wallet(conn, purchase["user_id"])
     _require_pending_covers(wallet, purchase, "rejection")
-    await conn.execute(REJECT_SQL, purchase["id"], purchase["user_id"], purchase["cashback_amount"], attempts)
+    await conn.execute(REJECT_SQL, purchase["id"], attempts)
+    await balances.reject(conn, purchase["user_id"], purchase["cashback_amount"])
     await audit(
         conn,
         actor_type="system",
@@ -386,8 +375,8 @@ async def confirm_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
             await apply_confirmation(conn, purchase, actor_type="admin", actor_id=admin_id)
         except WalletInvariantError:
             raise _pending_shortfall(purchase_id, purchase) from None
-        except asyncpg.NumericValueOutOfRangeError:
-            raise balance_limit_exceeded("available", {"purchase_id": purchase_id}) from None
+        except balances.BalanceLimitExceeded as error:
+            raise balance_limit_exceeded(error.balance, {"purchase_id": purchase_id}) from None
     return {"id": purchase_id, "status": "confirmed", "cashback_amount": money(purchase["cashback_amount"])}
 
 
@@ -439,7 +428,8 @@ async def reverse_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
                 _require_pending_covers(wallet, purchase, "reversal")
             except WalletInvariantError:
                 raise _pending_shortfall(purchase_id, purchase) from None
-        await conn.execute(REVERSE_SQL, purchase["id"], purchase["user_id"], cashback, status)
+        await conn.execute(REVERSE_SQL, purchase["id"])
+        await balances.reverse(conn, purchase["user_id"], cashback, status)
         await audit(
             conn,
             actor_type="admin",

@@ -9,6 +9,7 @@ import asyncpg
 from server import db
 from server.auth import passwords
 from server.errors import ApiError, violation
+from server.wallets import balances
 
 USER_COLUMNS = "id, email, role, active, created_at"
 
@@ -47,7 +48,7 @@ async def register(email: str, password: str) -> dict:
                 email,
                 hashed,
             )
-            await conn.execute("INSERT INTO wallets (user_id) VALUES ($1)", row["id"])
+            await balances.open_wallet(conn, row["id"])
     except asyncpg.UniqueViolationError:
         raise _email_taken(email) from None
     return user_out(row)
