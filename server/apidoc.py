@@ -7,13 +7,14 @@ to the handler: nothing is built at import, and the document is assembled on its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from server.validation import BIGINT_MAX
+from server.validation import BIGINT_MAX, Field
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 OPERATION_ATTRIBUTE = "__openapi_operation__"
+BODY_ATTRIBUTE = "__request_body__"  # set by server.endpoint.endpoint
 
 UUID = {"type": "string", "format": "uuid"}
 DATE = {"type": "string", "format": "date"}
@@ -106,6 +107,26 @@ def path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "schema": {"type": "string"}, "required": True}
 
 
+def body_of(fields: Mapping[str, Field]) -> dict[str, Any]:
+    """The JSON schema of a request body, from the Field declarations that validate it."""
+    missing = [name for name, field in fields.items() if field.doc is None]
+    if missing:
+        raise ValueError(f"body fields without a doc schema: {missing}")
+    properties = {
+        name: {**field.doc, "nullable": True} if field.nullable else dict(field.doc)  # type: ignore[arg-type]
+        for name, field in fields.items()
+    }
+    required = [name for name, field in fields.items() if field.required]
+    return (
+        {"type": "object", "required": required, "properties": properties}
+        if required
+        else {
+            "type": "object",
+            "properties": properties,
+        }
+    )
+
+
 def describe(
     summary: str,
     tag: str,
@@ -117,7 +138,10 @@ def describe(
     description: str | None = None,
     public: bool = False,
 ) -> Callable[[Handler], Handler]:
-    """One operation: its request body and query, its success response and its error statuses."""
+    """One operation: its request body and query, its success response and its error statuses.
+
+    Without `body`, a handler made by `endpoint(body=...)` whose fields carry `doc` schemas is
+    documented from that declaration, so what is validated and what is documented cannot differ."""
     responses: dict[str, Any] = {
         str(ok_status): {
             "description": "Success.",
@@ -137,6 +161,9 @@ def describe(
         operation["security"] = [{"bearer": []}]
 
     def attach(handler: Handler) -> Handler:
+        fields = getattr(handler, BODY_ATTRIBUTE, None)
+        if body is None and fields and all(field.doc is not None for field in fields.values()):
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_of(fields)}}}
         setattr(handler, OPERATION_ATTRIBUTE, operation)
         return handler
 
