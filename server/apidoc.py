@@ -109,22 +109,13 @@ def path(name: str) -> dict[str, Any]:
 
 def body_of(fields: Mapping[str, Field]) -> dict[str, Any]:
     """The JSON schema of a request body, from the Field declarations that validate it."""
-    missing = [name for name, field in fields.items() if field.doc is None]
-    if missing:
-        raise ValueError(f"body fields without a doc schema: {missing}")
-    properties = {
-        name: {**field.doc, "nullable": True} if field.nullable else dict(field.doc)  # type: ignore[arg-type]
-        for name, field in fields.items()
-    }
+    properties: dict[str, Any] = {}
+    for name, field in fields.items():
+        if field.doc is None:
+            raise ValueError(f"body field {name!r} has no doc schema")
+        properties[name] = {**field.doc, "nullable": True} if field.nullable else dict(field.doc)
     required = [name for name, field in fields.items() if field.required]
-    return (
-        {"type": "object", "required": required, "properties": properties}
-        if required
-        else {
-            "type": "object",
-            "properties": properties,
-        }
-    )
+    return {"type": "object", **({"required": required} if required else {}), "properties": properties}
 
 
 def describe(

@@ -287,12 +287,6 @@ def pool() -> FairPool:
     return _pool
 
 
-def raw_connection(tx: Any) -> asyncpg.Connection:
-    """The asyncpg connection under a Tortoise transaction (`in_transaction()`), for the statement
-    inside it that stays raw SQL (each names the bench row that keeps it)."""
-    return tx._connection
-
-
 @asynccontextmanager
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """One database transaction on a pooled connection; commits on success, rolls back on error."""

@@ -1,5 +1,8 @@
 """Cashback offers: a percentage or a fixed amount, valid between two dates, one active per merchant."""
 
+from typing import TYPE_CHECKING
+from uuid import UUID
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -12,6 +15,8 @@ class Offer(Model):
     merchant: fields.ForeignKeyRelation[Merchant] = fields.ForeignKeyField(
         "models.Merchant", related_name="offers", on_delete=fields.RESTRICT
     )
+    if TYPE_CHECKING:  # the key column Tortoise adds for the relation above
+        merchant_id: UUID
     percentage = fields.DecimalField(max_digits=5, decimal_places=2, db_default=0)
     fixed_amount = fields.DecimalField(max_digits=19, decimal_places=2, null=True)
     start_date = fields.DateField()

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -150,7 +150,8 @@ def active_offer_exists(merchant_id: str, existing_offer_id: Any) -> ApiError:
 
 
 async def _active_offer_id(merchant_id: str, tx: BaseDBAsyncClient | None = None) -> uuid.UUID | None:
-    return await Offer.filter(merchant_id=merchant_id, active=True).using_db(tx).first().values_list("id", flat=True)
+    offer = Offer.filter(merchant_id=merchant_id, active=True).using_db(tx).first()
+    return cast("uuid.UUID | None", await offer.values_list("id", flat=True))
 
 
 async def _merchant_active_locked(tx: BaseDBAsyncClient, merchant_id: str) -> bool | None:

@@ -1,6 +1,9 @@
 """Purchases recorded by users, the one cashback transaction each purchase credits, and the
 monthly cashback totals the cap reads."""
 
+from typing import TYPE_CHECKING
+from uuid import UUID
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -22,6 +25,10 @@ class Purchase(Model):
     offer: fields.ForeignKeyRelation[Offer] = fields.ForeignKeyField(
         "models.Offer", related_name="purchases", on_delete=fields.RESTRICT
     )
+    if TYPE_CHECKING:  # the key columns Tortoise adds for the relations above
+        user_id: UUID
+        merchant_id: UUID
+        offer_id: UUID
     amount = fields.DecimalField(max_digits=19, decimal_places=2)
     currency = FixedCharField(max_length=3)
     status = fields.CharField(max_length=16, db_default="pending")

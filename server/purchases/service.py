@@ -205,6 +205,8 @@ async def ingest(caller_id: str, body: dict[str, Any]) -> dict[str, Any]:
     except asyncpg.NumericValueOutOfRangeError:
         # The cashback would overflow the pending balance; the statement rolled back.
         raise balance_limit_exceeded("pending", {"user_id": caller_id, "external_id": external_id}) from None
+    if found is None:  # the function returns one row, always
+        raise RuntimeError("record_purchase returned no row")
     if found["outcome"] != "recorded":
         raise _refusal(found, caller_id, external_id, merchant_id, currency.upper())
     return {"id": str(found["new_purchase_id"]), "status": "pending", "cashback_amount": money(found["credited"])}
