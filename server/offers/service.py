@@ -36,6 +36,7 @@ OFFER_COLUMNS = ", ".join(OFFER_FIELDS)
 ACTIVE_ACTION = "Deactivate the existing offer before creating a new one."
 
 # /offers/active: one statement per page, total included (server/pagination.py), no N+1.
+# Raw SQL kept for bench row offers_active (a catalogue cache miss): the page and its total in one statement.
 ACTIVE_SOURCE = "offers o JOIN merchants m ON m.id = o.merchant_id"
 ACTIVE_COLUMNS = (
     "o.id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user, o.start_date, o.end_date"

@@ -37,11 +37,12 @@ PURCHASE_SOURCE = (
     "purchases p JOIN merchants m ON m.id = p.merchant_id LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
 )
 
-# Ingestion is one statement, one round trip after authentication: record_purchase() (migration 3;
-# since migration 4 it reads the month's running total for the cap) takes the caller's wallet lock,
+# Ingestion is one statement, one round trip after authentication: record_purchase()
+# (server/purchases/sql/record_purchase.sql, reading the month's running total) takes the caller's wallet lock,
 # reads in a fresh snapshot after it, applies checks 3-7, computes the cashback with the cap and
 # writes, all inside PostgreSQL, so the lock is never held across the network. It answers with an
 # outcome; the rules live there, the messages and warnings here.
+# Raw SQL kept for bench row purchase_ingest (docs/adr/0003-ingestion-inside-postgresql.md).
 RECORD_PURCHASE_SQL = "SELECT * FROM record_purchase($1, $2, $3, $4, $5)"
 
 DUPLICATE_SQL = "SELECT id, user_id, created_at, amount FROM purchases WHERE external_id = $1"
