@@ -24,6 +24,7 @@ import asyncpg
 from loguru import logger
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import DBConnectionError
 
 from server.config import database_address
 
@@ -233,8 +234,15 @@ async def init_db(database_url: str, min_size: int, max_size: int, slow_query_ms
         )
     _context = context
     client = context.db()
+
+    async def connect() -> None:
+        try:
+            await client.create_connection(with_db=True)
+        except DBConnectionError as error:  # Tortoise's wrapper of asyncpg's own (an unknown database)
+            raise (error.__cause__ or error) from None
+
     try:
-        await when_reachable(lambda: client.create_connection(with_db=True), wait_seconds)
+        await when_reachable(connect, wait_seconds)
     except BaseException:
         await close_db()
         raise
