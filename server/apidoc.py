@@ -7,13 +7,14 @@ to the handler: nothing is built at import, and the document is assembled on its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from server.validation import BIGINT_MAX
+from server.validation import BIGINT_MAX, Field
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 OPERATION_ATTRIBUTE = "__openapi_operation__"
+BODY_ATTRIBUTE = "__request_body__"  # set by server.endpoint.endpoint
 
 UUID = {"type": "string", "format": "uuid"}
 DATE = {"type": "string", "format": "date"}
@@ -115,6 +116,17 @@ def path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "schema": {"type": "string"}, "required": True}
 
 
+def body_of(fields: Mapping[str, Field]) -> dict[str, Any]:
+    """The JSON schema of a request body, from the Field declarations that validate it."""
+    properties: dict[str, Any] = {}
+    for name, field in fields.items():
+        if field.doc is None:
+            raise ValueError(f"body field {name!r} has no doc schema")
+        properties[name] = {**field.doc, "nullable": True} if field.nullable else dict(field.doc)
+    required = [name for name, field in fields.items() if field.required]
+    return {"type": "object", **({"required": required} if required else {}), "properties": properties}
+
+
 def describe(
     summary: str,
     tag: str,
@@ -128,7 +140,10 @@ def describe(
     error_text: dict[int, str] | None = None,
 ) -> Callable[[Handler], Handler]:
     """One operation: its request body and query, its success response and its error statuses
-    (`error_text` words a status for this operation where ERROR_TEXT's general text would mislead)."""
+    (`error_text` words a status for this operation where ERROR_TEXT's general text would mislead).
+
+    Without `body`, a handler made by `endpoint(body=...)` whose fields carry `doc` schemas is
+    documented from that declaration, so what is validated and what is documented cannot differ."""
     responses: dict[str, Any] = {
         str(ok_status): {
             "description": "Success.",
@@ -149,6 +164,9 @@ def describe(
         operation["security"] = [{"bearer": []}]
 
     def attach(handler: Handler) -> Handler:
+        fields = getattr(handler, BODY_ATTRIBUTE, None)
+        if body is None and fields and all(field.doc is not None for field in fields.values()):
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_of(fields)}}}
         setattr(handler, OPERATION_ATTRIBUTE, operation)
         return handler
 

@@ -1,12 +1,11 @@
-"""Database access: the service's asyncpg pool, and the Tortoise configuration of the models.
+"""Database access: Tortoise ORM, which owns the process's one asyncpg pool, and raw helpers on it.
 
-Tortoise models describe the schema and Aerich migrates it (server/db_migrations.py). The running
-service talks SQL to one asyncpg pool through the small helpers here (`transaction()`, `fetch*`),
-because the money paths need explicit row locks, relative updates and ON CONFLICT clauses that
-read best as SQL. The pool is opened here, with the parameters Tortoise would pass, so a serving
-process never imports Tortoise (about 0.4 s of every start, and so of every rollback). Every
-query passes through `QueryStats`, which counts it and logs slow ones with their duration and
-statement, never their parameters.
+Services use Tortoise querysets. A statement stays raw SQL only where a `make bench` row needs it
+(docs/adr/0002-orm-boundary-and-raw-sql.md); those take a connection from the same pool through
+`transaction()`, `connection()` and `fetch*`. The pool hands connections out first come, first
+served (`FairPool`), to the ORM and to raw SQL alike, and every query passes through `QueryStats`,
+which counts it and logs slow ones with their duration and statement, never their parameters.
+The pool's connection parameters are built in one place, `pool_credentials()`.
 """
 
 from __future__ import annotations
@@ -18,11 +17,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
 import asyncpg
 from loguru import logger
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
+from tortoise.context import TortoiseContext
+from tortoise.exceptions import DBConnectionError
 
 from server.config import database_address
 
@@ -104,21 +106,46 @@ def parse_database_url(url: str) -> dict[str, Any]:
     }
 
 
-def tortoise_config(database_url: str, min_size: int = 1, max_size: int = 10) -> dict[str, Any]:
+def pool_credentials(
+    database_url: str, min_size: int, max_size: int, bounds: WaitBounds | None = None
+) -> dict[str, Any]:
+    """Every connection parameter of the process's pool, in Tortoise's credentials form (the sizes
+    as `minsize`/`maxsize`; the rest is passed through to asyncpg.create_pool). The one place
+    they are built: the service, the job and Aerich all open their pool from here."""
     credentials = parse_database_url(database_url)
     credentials.update(
         {
             "minsize": min_size,
             "maxsize": max_size,
-            # Passed through to asyncpg.create_pool: count and time every query.
-            "init": _instrument_connection,
+            "init": _instrument_connection,  # count and time every query
             "reset": _keep_session,
             "server_settings": {"application_name": "clicknback"},
         }
     )
+    if bounds is not None:  # the service's requests; Aerich's migrations run unbounded
+        credentials["server_settings"] = bounds.server_settings()
+        credentials["pool_wait_seconds"] = bounds.pool_seconds  # taken off by FairAsyncpgClient.create_pool
+    return credentials
+
+
+def tortoise_config(
+    database_url: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    aerich: bool = True,
+    bounds: WaitBounds | None = None,
+) -> dict[str, Any]:
+    """Aerich's own model (its history table) only where Aerich runs: importing it costs the
+    service's start (and so every rollback) about 50 ms."""
+    models = [*MODEL_MODULES, "aerich.models"] if aerich else MODEL_MODULES
     return {
-        "connections": {"default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}},
-        "apps": {"models": {"models": [*MODEL_MODULES, "aerich.models"], "default_connection": "default"}},
+        "connections": {
+            "default": {
+                "engine": "server.db",
+                "credentials": pool_credentials(database_url, min_size, max_size, bounds),
+            }
+        },
+        "apps": {"models": {"models": models, "default_connection": "default"}},
         "use_tz": True,
         "timezone": "UTC",
     }
@@ -131,15 +158,6 @@ def __getattr__(name: str) -> Any:
     if name == "TORTOISE_ORM":
         return tortoise_config(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/clicknback"))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_pool: asyncpg.Pool | None = None
-# First come, first served for the pool's connections. When every connection is busy, asyncpg's
-# own wait queue lets a newly arrived request take a released connection before the requests
-# already waiting (asyncio.Queue re-queues a woken getter at the back), so under load a few
-# unlucky requests waited 5-8x the median: /users/me p99 166 ms at p50 18 ms at concurrency 64.
-# A FIFO semaphore of the pool's size in front of it hands connections over in arrival order.
-_turns: asyncio.Semaphore | None = None
 
 
 @dataclass(frozen=True)
@@ -160,33 +178,91 @@ class WaitBounds:
         }
 
 
-_bounds = WaitBounds()
-
-
 class PoolTimeout(TimeoutError):
     """No pooled connection came free within WaitBounds.pool_seconds."""
 
 
-class _BoundedTurn:
-    """A turn at the pool, in arrival order (the FIFO semaphore below), waited for at most
-    `seconds`. A free turn is taken without the timer's cost."""
+class FairPool:
+    """The asyncpg pool, handing its connections out first come, first served.
 
-    __slots__ = ("_seconds", "_turns")
+    When every connection is busy, asyncpg's own wait queue lets a newly arrived request take a
+    released connection before the requests already waiting (asyncio.Queue re-queues a woken
+    getter at the back), so under load a few unlucky requests waited 5-8x the median: /users/me
+    p99 166 ms at p50 18 ms at concurrency 64. A FIFO semaphore of the pool's size in front of it
+    hands connections over in arrival order, to Tortoise's queries and to raw SQL alike. Anything
+    else (sizes, close) is the asyncpg pool's own."""
 
-    def __init__(self, turns: asyncio.Semaphore, seconds: float) -> None:
-        self._turns, self._seconds = turns, seconds
+    def __init__(self, pool: asyncpg.Pool, size: int, wait_seconds: float | None) -> None:
+        self._pool = pool
+        self._turns = asyncio.Semaphore(size)
+        self._wait_seconds = wait_seconds
 
-    async def __aenter__(self) -> None:
-        if not self._turns.locked():
+    def acquire(self) -> _FairAcquire:
+        return _FairAcquire(self)
+
+    async def _acquire(self) -> asyncpg.Connection:
+        await self._take_turn()
+        try:
+            return await self._pool.acquire()
+        except BaseException:
+            self._turns.release()
+            raise
+
+    async def _take_turn(self) -> None:
+        """A turn in arrival order, waited for at most `wait_seconds` (None: as long as it takes);
+        a free one costs no timer."""
+        if self._wait_seconds is None or not self._turns.locked():
             await self._turns.acquire()
             return
         try:
-            await asyncio.wait_for(self._turns.acquire(), self._seconds)
+            await asyncio.wait_for(self._turns.acquire(), self._wait_seconds)
         except TimeoutError:
-            raise PoolTimeout(f"no database connection came free within {self._seconds:g} s") from None
+            raise PoolTimeout(f"no database connection came free within {self._wait_seconds:g} s") from None
 
-    async def __aexit__(self, *_: object) -> None:
-        self._turns.release()
+    async def release(self, connection: asyncpg.Connection, *, timeout: float | None = None) -> None:
+        try:
+            await self._pool.release(connection, timeout=timeout)
+        finally:
+            self._turns.release()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+class _FairAcquire:
+    """`pool.acquire()`, awaitable or as `async with`, as asyncpg's own."""
+
+    __slots__ = ("_fair", "_connection")
+
+    def __init__(self, fair: FairPool) -> None:
+        self._fair = fair
+        self._connection: asyncpg.Connection | None = None
+
+    def __await__(self) -> Any:
+        return self._fair._acquire().__await__()
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self._connection = await self._fair._acquire()
+        return self._connection
+
+    async def __aexit__(self, *exc: object) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._fair.release(connection)
+
+
+class FairAsyncpgClient(AsyncpgDBClient):
+    """Tortoise's asyncpg client, its pool wrapped in `FairPool`."""
+
+    async def create_pool(self, **kwargs: Any) -> Any:
+        wait_seconds = kwargs.pop("pool_wait_seconds", None)
+        return FairPool(await super().create_pool(**kwargs), self.pool_maxsize, wait_seconds)
+
+
+client_class = FairAsyncpgClient  # Tortoise's engine hook: this module is the "engine" of tortoise_config
+
+_context: TortoiseContext | None = None
+_pool: FairPool | None = None
 
 
 async def init_db(
@@ -197,22 +273,37 @@ async def init_db(
     wait_seconds: float = 0,
     bounds: WaitBounds | None = None,
 ) -> None:
-    """Open the pool; wait up to `wait_seconds` for a PostgreSQL that is not accepting connections yet."""
-    global _pool, _turns, _bounds
+    """Initialise Tortoise and open its pool; wait up to `wait_seconds` for a PostgreSQL that is not
+    accepting connections yet.
+
+    The context is also the process's global fallback: Sanic's request tasks do not inherit a
+    context variable set in a listener, so without it every query would fail with "No
+    TortoiseContext is currently active"."""
+    global _context, _pool
+    bounds = bounds or WaitBounds()
+    if _context is not None:  # a server of this process that did not stop cleanly (tests)
+        await close_db()
     QUERY_STATS.slow_threshold_ms = slow_query_ms
-    _bounds = bounds or WaitBounds()
-    _turns = asyncio.Semaphore(max_size)
-    _pool = await when_reachable(
-        lambda: asyncpg.create_pool(
-            **parse_database_url(database_url),
-            min_size=min_size,
-            max_size=max_size,
-            init=_instrument_connection,
-            reset=_keep_session,
-            server_settings=_bounds.server_settings(),
-        ),
-        wait_seconds,
-    )
+    context = TortoiseContext()
+    with context:  # current while Tortoise reads the models
+        await context.init(
+            tortoise_config(database_url, min_size, max_size, aerich=False, bounds=bounds), _enable_global_fallback=True
+        )
+    _context = context
+    client = context.db()
+
+    async def connect() -> None:
+        try:
+            await client.create_connection(with_db=True)
+        except DBConnectionError as error:  # Tortoise's wrapper of asyncpg's own (an unknown database)
+            raise (error.__cause__ or error) from None
+
+    try:
+        await when_reachable(connect, wait_seconds)
+    except BaseException:
+        await close_db()
+        raise
+    _pool = cast(FairPool, client._pool)
 
 
 # PostgreSQL not accepting connections yet: down or not yet listening (refused, no socket file),
@@ -249,55 +340,49 @@ async def when_reachable(connect: Callable[[], Awaitable[T]], wait_seconds: floa
 
 
 async def close_db() -> None:
-    global _pool
-    pool_to_close, _pool = _pool, None
-    if pool_to_close is not None:
-        await pool_to_close.close()
+    global _context, _pool
+    context, _context, _pool = _context, None, None
+    if context is not None:
+        await context.close_connections()
 
 
-def pool() -> asyncpg.Pool:
+def pool() -> FairPool:
     if _pool is None:
         raise RuntimeError("database pool is not initialised")
     return _pool
 
 
-def _turn() -> _BoundedTurn:
-    if _turns is None:
-        raise RuntimeError("database pool is not initialised")
-    return _BoundedTurn(_turns, _bounds.pool_seconds)
-
-
 @asynccontextmanager
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """One database transaction on a pooled connection; commits on success, rolls back on error."""
-    async with _turn(), pool().acquire() as connection:
+    async with pool().acquire() as connection:
         async with connection.transaction():
             yield connection
 
 
 @asynccontextmanager
 async def connection() -> AsyncIterator[asyncpg.Connection]:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         yield conn
 
 
 async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         return await conn.fetch(sql, *args)
 
 
 async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         return await conn.fetchrow(sql, *args)
 
 
 async def fetchval(sql: str, *args: Any) -> Any:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         return await conn.fetchval(sql, *args)
 
 
 async def execute(sql: str, *args: Any) -> str:
-    async with _turn(), pool().acquire() as conn:
+    async with pool().acquire() as conn:
         return await conn.execute(sql, *args)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from sanic import Request
 
+from server.apidoc import BODY_ATTRIBUTE
 from server.auth.guard import CurrentUser, authenticate, caller_lookup, require_admin
 from server.errors import ApiError, schema_error, violation
 from server.validation import Field, parse_json, query_values, unstorable_fields, validate
@@ -108,6 +109,7 @@ def endpoint(
             call = Call(user, parsed_body, parsed_query, row if about_caller is not None else None)
             return await handler(request, call, **path)
 
+        setattr(wrapper, BODY_ATTRIBUTE, body)  # the OpenAPI description reads the same declaration
         return wrapper
 
     return decorate

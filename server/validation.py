@@ -100,6 +100,9 @@ class Field:
     required: bool = True
     default: Any = None
     nullable: bool = False
+    # The field's JSON schema in the OpenAPI document: a body declared with it is documented from
+    # the same declaration that validates it (server/apidoc.py, body_of).
+    doc: Mapping[str, Any] | None = None
 
 
 def validate(schema: Mapping[str, Field], data: Mapping[str, Any], violations: list[dict]) -> dict[str, Any]:

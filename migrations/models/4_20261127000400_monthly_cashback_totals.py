@@ -16,67 +16,21 @@ the totals. The read in record_purchase stays exact because the caller's wallet 
 it, serializes every writer of that user's counted amounts (recording, rejection, reversal), and
 the trigger adds the new purchase in the recording's own transaction.
 
-One copy of each body of record_purchase: the old one is migration 3's text, read from its
-upgrade() (the downgrade restores it, so migration 3's function keeps working after a downgrade);
-the new one is that text with the `earned` subquery replaced, checked to occur exactly once.
-No Tortoise model for the table (the service talks SQL through asyncpg), so the models' state is
-migration 3's, taken from its module.
+The trigger functions, the backfill and the new record_purchase live in server/purchases/sql/,
+applied here by name; the downgrade applies record_purchase_summing.sql, the body migration 3
+installed. The models' state is migration 3's (migration 5 adds the table's model).
 """
 
-import importlib.util
-from pathlib import Path
-
 from tortoise import BaseDBAsyncClient
+
+from server.purchases.rules import sql_file
 
 RUN_IN_TRANSACTION = True
 
 
-def _migration_3():
-    # Aerich loads migration files by path, not as package members (their names start with a
-    # digit), so this one loads its predecessor the same way.
-    path = Path(__file__).with_name("3_20261127000300_ingest_in_one_statement.py")
-    spec = importlib.util.spec_from_file_location("clicknback_migration_3", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_M3 = _migration_3()
-
-# migration 3's `earned`: a sum over the purchases, linear in the user's purchases this month ...
-_SUM_EARNED = """\
-           (SELECT coalesce(sum(e.cashback_amount), 0) FROM purchases AS e
-            WHERE e.user_id = p_user AND e.offer_id = o.id AND e.status IN ('pending', 'confirmed')
-              AND e.created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-              AND e.created_at < (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')
-                                 AT TIME ZONE 'UTC') AS earned
-"""
-# ... and this migration's: one row by primary key; no row yet means nothing earned.
-_TOTAL_EARNED = """\
-           coalesce((SELECT t.earned FROM cashback_monthly_totals AS t
-                     WHERE t.user_id = p_user AND t.offer_id = o.id
-                       AND t.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date), 0) AS earned
-"""
-
-
-async def _record_purchase_of_migration_3(db: BaseDBAsyncClient) -> str:
-    """Migration 3's CREATE FUNCTION record_purchase, as CREATE OR REPLACE."""
-    sql = await _M3.upgrade(db)
-    head = "CREATE FUNCTION record_purchase("
-    if sql.count(head) != 1:
-        raise RuntimeError("migration 3 no longer defines record_purchase once")
-    return "CREATE OR REPLACE FUNCTION record_purchase(" + sql.split(head, 1)[1]
-
-
-async def _record_purchase_reading_totals(db: BaseDBAsyncClient) -> str:
-    old = await _record_purchase_of_migration_3(db)
-    if old.count(_SUM_EARNED) != 1:
-        raise RuntimeError("migration 3's record_purchase no longer computes `earned` as this migration expects")
-    return old.replace(_SUM_EARNED, _TOTAL_EARNED)
-
-
 async def upgrade(db: BaseDBAsyncClient) -> str:
-    return """
+    return (
+        """
 -- No purchase changes between the backfill and the trigger: both are done under this lock, which
 -- waits for the writers in flight and is held until the migration commits.
 LOCK TABLE purchases IN SHARE ROW EXCLUSIVE MODE;
@@ -89,74 +43,11 @@ CREATE TABLE cashback_monthly_totals (
     CONSTRAINT pk_cashback_monthly_totals PRIMARY KEY (user_id, offer_id, month)
 );
 
--- What the old row counted leaves its month; what the new row counts joins its month. A row counts
--- its cashback_amount while pending or confirmed, toward the UTC month of its created_at. Both are
--- relative updates under the total's row lock. A decrement is an UPDATE, never an INSERT ... ON
--- CONFLICT: PostgreSQL checks the proposed row (a negative total) before it sees the conflict. A
--- counted row whose total is missing means the totals were changed behind the trigger's back:
--- refuse rather than guess.
-CREATE FUNCTION cashback_monthly_totals_follow() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    IF TG_OP <> 'INSERT' AND OLD.status IN ('pending', 'confirmed') AND OLD.cashback_amount <> 0 THEN
-        UPDATE cashback_monthly_totals SET earned = earned - OLD.cashback_amount
-        WHERE user_id = OLD.user_id AND offer_id = OLD.offer_id
-          AND month = date_trunc('month', OLD.created_at AT TIME ZONE 'UTC')::date;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'cashback_monthly_totals has no total for purchase % (user %, offer %)',
-                OLD.id, OLD.user_id, OLD.offer_id
-                USING ERRCODE = 'data_corrupted';
-        END IF;
-    END IF;
-    IF TG_OP <> 'DELETE' AND NEW.status IN ('pending', 'confirmed') AND NEW.cashback_amount <> 0 THEN
-        INSERT INTO cashback_monthly_totals (user_id, offer_id, month, earned)
-        VALUES (NEW.user_id, NEW.offer_id, date_trunc('month', NEW.created_at AT TIME ZONE 'UTC')::date,
-                NEW.cashback_amount)
-        ON CONFLICT (user_id, offer_id, month)
-            DO UPDATE SET earned = cashback_monthly_totals.earned + EXCLUDED.earned;
-    END IF;
-    RETURN NULL;
-END
-$fn$;
-
-CREATE FUNCTION cashback_monthly_totals_truncate() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    DELETE FROM cashback_monthly_totals;
-    RETURN NULL;
-END
-$fn$;
-
-CREATE TRIGGER trg_purchases_monthly_totals_insert AFTER INSERT ON purchases
-    FOR EACH ROW WHEN (NEW.status IN ('pending', 'confirmed') AND NEW.cashback_amount <> 0)
-    EXECUTE FUNCTION cashback_monthly_totals_follow();
--- user_id, offer_id and created_at too: they say which total a counted row is in (tests and ops
--- move purchases between months by updating created_at).
-CREATE TRIGGER trg_purchases_monthly_totals_update
-    AFTER UPDATE OF status, cashback_amount, user_id, offer_id, created_at ON purchases
-    FOR EACH ROW WHEN (
-        (CASE WHEN OLD.status IN ('pending', 'confirmed') THEN OLD.cashback_amount ELSE 0 END)
-            <> (CASE WHEN NEW.status IN ('pending', 'confirmed') THEN NEW.cashback_amount ELSE 0 END)
-        OR (OLD.status IN ('pending', 'confirmed') AND OLD.cashback_amount <> 0
-            AND (OLD.user_id, OLD.offer_id, OLD.created_at)
-                IS DISTINCT FROM (NEW.user_id, NEW.offer_id, NEW.created_at))
+"""
+        + sql_file("monthly_totals_triggers")
+        + sql_file("monthly_totals_backfill")
+        + sql_file("record_purchase")
     )
-    EXECUTE FUNCTION cashback_monthly_totals_follow();
-CREATE TRIGGER trg_purchases_monthly_totals_delete AFTER DELETE ON purchases
-    FOR EACH ROW WHEN (OLD.status IN ('pending', 'confirmed') AND OLD.cashback_amount <> 0)
-    EXECUTE FUNCTION cashback_monthly_totals_follow();
-CREATE TRIGGER trg_purchases_monthly_totals_truncate AFTER TRUNCATE ON purchases
-    FOR EACH STATEMENT EXECUTE FUNCTION cashback_monthly_totals_truncate();
-
--- The totals of the purchases already there, counted as the trigger counts them.
-INSERT INTO cashback_monthly_totals (user_id, offer_id, month, earned)
-SELECT user_id, offer_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, sum(cashback_amount)
-FROM purchases
-WHERE status IN ('pending', 'confirmed') AND cashback_amount <> 0
-GROUP BY 1, 2, 3;
-
--- record_purchase reads `earned` from the totals, in the statement after the wallet lock.
-""" + await _record_purchase_reading_totals(db)
 
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
@@ -169,7 +60,57 @@ DROP FUNCTION IF EXISTS cashback_monthly_totals_truncate();
 DROP FUNCTION IF EXISTS cashback_monthly_totals_follow();
 DROP TABLE IF EXISTS cashback_monthly_totals;
 -- Migration 3's record_purchase, which sums the purchases again.
-""" + await _record_purchase_of_migration_3(db)
+""" + sql_file("record_purchase_summing")
 
 
-MODELS_STATE = _M3.MODELS_STATE
+MODELS_STATE = (
+    "eJztXW1v4rgW/isVn3qlbkUp0NnV1ZUobXfZbcuqw9wd7WoVmcRA1OCwidMWze1/v7bz7j"
+    "gpDgRCxl/6YvuY5DnH9nnz4VtraRvQcs+/uNBp/XTyrYXAEpI/Uu1nJy2wWsWttAGDqcUG"
+    "emQEawFTFztAx6RxBiwXkiYDurpjrrBpI9KKPMuijbZOBppoHjd5yPzHgxq25xAv2IP89T"
+    "dpNpEB36Ab/rt61mYmtIzUc5oG/WzWruH1irV9+TK6uWMj6cdNNd22vCWKR6/WeGGjaLjn"
+    "mcY5paF9c4igAzA0Eq9BnzJ43bDJf2LSgB0PRo9qxA0GnAHPomC0/j3zkE4xOGGfRH90/x"
+    "M8WmKYpj2OJ9rn24mmtSSw021EcTcRpkB9e/fnjQFhrS36AcNfBk+nl/1/MQhsF88d1sng"
+    "ar0zQoCBT8pAj1GGS2BaWaCHC+CIgY4IOKzJo1aDcghQBZC2luBNsyCa4wX5t9PrFmD838"
+    "ETg5mMYjjbZEX46+Qx6Or4fRTvGN8FcBfQ0FbAdV9tRyDSE/iGxUgLSHeDedgQgx4v6z2g"
+    "XgDy5PbrhM68dN1/rCS2pw+Drwz25TrouR8//hwOT/BieD++5ljg2KRPQsLD8fsDm221Ve"
+    "0baSG/6G8g4xf9XBGnXWl4ycFgvggAvrYJjgCJMY6JOJSnhKoqmMOtZb8yfT0e36dk+nrE"
+    "C+2Xh+tbgjoDnQwyMWsePU44qHUHUkg0gLNw35AebC6hGO80JYe5EZCeh38c4abSIi9ojJ"
+    "G1DvhctMmMHm4/TwYPv6e4cjOY3NKeTmqXCVtP+RURTXLyx2jyywn99+TP8eMtfwRH4yZ/"
+    "tugzAQ/bGrJfNWAkTruwNUTtnWpFs+fEiU0bpkB/fgWOoaV6EhsdnJFPXRBt6xkiV7AiA/"
+    "q7356gBRjCWWEI1MMnf64JneoIxeE9XABhaywWieVEDliKqUaGIBcwTW5L2IbBlJN4xqai"
+    "t/IcnagocEvEfg+maSxMjq1D12WK3Nr28LZwsUk2ACvYWY4Lq70idDTiRPd+u2PnnQbprh"
+    "jNV2BZUKAphGCOEZzY5MfHkP4RzdQQoaP4LTtLDtElQGDOnpJOR4mD97+35yYaYAyXK9wS"
+    "+FJS/WdFPhWLjiRaGBtaM+fKtTkfoRxbVOheoYByMhEIQH0t/jl9hB9+7HQuL6867cv+p1"
+    "736qr3qf2JjGXPm+26KlLuRz9TNT2lGoZ6e32dLofW1at3uwQrrJStxNMqa6nu1lKS8+ZK"
+    "ZmH5o0utqpqddelF1d9kTfXzl1SfrSgJK1RKR5E8flO2qOD45W3V/OM3ayHX5/hVsY1dxz"
+    "YYlzXqRpfZEtJUjYty7GZnSO24ruuVOmhThOqUPaZTFr6tTDJbCaanKRvI9SPhcohJIZs9"
+    "t9TCTpDtgME1U7SaxF8HvpDTrgyL05SKy3XmMo0ua3IqZ4Jkl3pnfZn6gZqZsYTS6Gahvb"
+    "MdaM7Rb3DNAB6R5wBIF0W8uXys44Q042IlzQ54jUyfpECRdydvDP0g93DweTi4uW29H8a0"
+    "fIA0+oSEXt2o76zIpFwGo5Q12XBrkv3O4JxvR4bjG+my7W3ksu0VuGx7vBkZPLMWReVXZG"
+    "VBhMnCFSgnUDeXwBIj/8FMvLLiT3UeTHmEzCngxc3tcPQwuD/tnXW47KKQS922SuhSCV31"
+    "E+qGOU9KJXTZs1mQgl8+HWJM5zhC/qscpO1gqlJr9mVKoDJHwpavL8cyrZTl5irLpXW3Oq"
+    "hq7ePQ02bmG1UAlraHROpDEco86dY4H4/3LkT64kcJqF0MHKxRbUqsp4lRTlMV6WjHe/AI"
+    "ISY6FgcgRIY0fEma7xq8pY3wwloTe3ZFTVlN7HEsXPB5U3yPtrDUylfGsDKGDy/VDTOGU5"
+    "tb4D+XDFBxZCpIVRykWiZiGVsGqpJhkeOE9sNgFSdcqYDVExH4p9FwUhSxUg6KAzsoRNfw"
+    "BO6KnNt6+c6L3BuDypfRXF9GKQt7h7Z1TVf0Lo1r7Ak2yPzQakzRwODq7is0KMU6H/rmKt"
+    "beyijJ9TSl4npduC5I9stExFSu3w50gaz+LgkpR7ZfnauWoKoEyooSKDexR7OmVlbCsxwI"
+    "6wNsiP82NmodhPpDDnCLehMubGXERoAKLNck2Pnmasr7oEzU5pqo8A1DBwFLeEwVlBVIkz"
+    "XurmMlearKHVCtO0D3HAcifS0jyEmaBroELjeQ4stcGb48TodLawWRQTHaC8QVeF1CX3Gp"
+    "DUNA/d0lQ0ltGy/QMWemzgIpqQJLadBzKxzl0n9c9KjuUAdFjzoX3avup8t+N6p1FLUUlT"
+    "jKBuoR0Rs0Di9ZH1PeHMrbVBdv0yY+RuVZ/h65rjzLTeP6Jp5llahTiYeZ3YeQxDRJowDl"
+    "AFUREOWsP7Sr+GNnvWhn3QGuKjlPgK8d3krbEtymXaXkkU0eKzuIMRVEQopr8GdZJV+yul"
+    "wh/npeY9q6fnVQv1sQR4ore+dHkfw64geMIdXnRK9DnHLnNzWZl1WbAivc/aSua2aolZuy"
+    "8D7RCzDZi5YEXEivIC+CfAVMo6x4c6QK6CKglV8oF+qG+YUkqpkU5R6JjUnJvKOypmQdzv"
+    "Idl83bLt3I/94cUbJR9I06BalG8Vf3qESj5iYaqeQXdRfmJ1r9lwx26aRVnZcVJ2dEL1Cq"
+    "9HGaVqkrdVFXNglext/HJ895nlaVva6PXprldJTd6sAZpOmBUuVbxdTN+6agSnJk44UyXc"
+    "tencmSbqGm1Qx6FeGsCZwqwrnXCGdyUe8P23ou/o/vGWV3wGqjcZKOgjtILA4H3llg3hJ4"
+    "C5LdZ0Uug5k/UJuRkcpx0HDHwTOUutARDG/gXY6LdnsTY7bdzrdm2xm3AUT03UXf6VtUpi"
+    "5BperUbV6nztXtFfShkpDoNNUefTVzy576vrVjdNT4sMnt0UkaZTvw37IRf7iE9HJkzTOD"
+    "extty72CbbmX3ZbV9Yh89JvrYVRh8KZxvZIw+O4MsoFnmPjeFlpjUd9ZkSkG6CjNspUd1n"
+    "Q7zNbZXfkyuxNHqranumxPmxxKZDnbjrTRkqZqojW+c4PFh0xuM0vSKIMlW4BfzlaJKRoo"
+    "sP3uBgLb7+YKLO3iUyFc23N0eY9GhlDBLQO33BbBkakgHn+N1sO6LfcFrQmSPbrjXE+n0Z"
+    "1j9ccZEAPTEmSo/fp5/JjnO4pIeJ3R1PHJ/04s063swmJCZ596poVN5J7Tjz2E2k4hSqmL"
+    "IdCnD4OvPA+G9+NrXu7pBNei6PWB7E7omPqiJbI6/Z6zQpszHlMbezO3OpBw1xWUAgpUsN"
+    "rmne+mFFC+efkCHVdSXUuQNFCBqKYEIVlUMgqxP7yB6FYSTCWfiKEoyT3/iEuQ7P+IO4xu"
+    "1ozD7P3/Q5WMNQ=="
+)

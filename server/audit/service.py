@@ -1,39 +1,38 @@
-"""Writing the audit log. Always called with the connection of the change's own transaction,
+"""Writing the audit log. Always called with the change's own Tortoise transaction,
 so the change and its audit row commit or roll back together (API.md §4.9)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import asyncpg
 import orjson
+from tortoise.backends.base.client import BaseDBAsyncClient
 
+from server.audit.models import AuditLog
 from server.http import page
 from server.pagination import Filters, fetch_page
 
 
 async def record(
-    conn: asyncpg.Connection,
+    tx: BaseDBAsyncClient,
     *,
     actor_type: str,
-    actor_id: str | None,
+    actor_id: Any,
     action: str,
     resource_type: str,
-    resource_id: str,
+    resource_id: Any,
     details: dict[str, Any],
 ) -> None:
     """Append one audit row. Money values in `details` must already be strings."""
-    await conn.execute(
-        "INSERT INTO audit_logs (id, actor_type, actor_id, action, resource_type, resource_id, outcome, details) "
-        "VALUES ($1, $2, $3, $4, $5, $6, 'success', $7::jsonb)",
-        uuid.uuid4(),
-        actor_type,
-        actor_id,
-        action,
-        resource_type,
-        resource_id,
-        orjson.dumps(details).decode(),
+    await AuditLog.create(
+        using_db=tx,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        details=details,
     )
 
 

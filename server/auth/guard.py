@@ -51,6 +51,7 @@ _CALLERS = "WHERE u.id = ANY($1::uuid[])"  # one statement serves every request 
 _lookups: dict[str, db.RowsByKey] = {}
 
 
+# Raw SQL kept for bench row users_me (every authenticated request): one batched statement per loop pass.
 def caller_sql(about_caller: str | None = None) -> str:
     """The callers' rows, plus `about_caller` (a subquery over `u.id`, e.g. the caller's wallet)
     read in the same statement: a hot endpoint then costs one round trip, not two."""

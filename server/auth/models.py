@@ -3,12 +3,17 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from server.fields import FixedCharField, InetField
+from server.users.models import NEW_UUID, NOW, User
+
 
 class RefreshToken(Model):
-    id = fields.UUIDField(primary_key=True)
-    user = fields.ForeignKeyField("models.User", related_name="refresh_tokens", on_delete=fields.CASCADE)
-    token_hash = fields.CharField(max_length=64, unique=True)
-    issued_at = fields.DatetimeField(auto_now_add=True)
+    id = fields.UUIDField(primary_key=True, db_default=NEW_UUID)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="refresh_tokens", on_delete=fields.CASCADE
+    )
+    token_hash = FixedCharField(max_length=64, unique=True)  # hex SHA-256
+    issued_at = fields.DatetimeField(db_default=NOW)
     expires_at = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
@@ -18,10 +23,10 @@ class RefreshToken(Model):
 
 
 class LoginAttempt(Model):
-    id = fields.BigIntField(primary_key=True)
+    id = fields.BigIntField(primary_key=True)  # GENERATED ALWAYS AS IDENTITY
     email = fields.CharField(max_length=254)
-    attempted_at = fields.DatetimeField(auto_now_add=True)
-    ip = fields.CharField(max_length=64, null=True)
+    attempted_at = fields.DatetimeField(db_default=NOW)
+    ip = InetField(null=True)
 
     class Meta:
         table = "login_attempts"

@@ -4,54 +4,47 @@ admin API of §3.8 (upsert, delete, evaluate, list), each change audited in its 
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
-import asyncpg
 from loguru import logger
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
-from server import db
 from server.audit import service as audit
 from server.errors import ApiError, violation
+from server.flags.models import FeatureFlag
 from server.http import page
 from server.pagination import Filters, fetch_page
-
-RESOLVE_SQL = """
-SELECT enabled, scope_type FROM feature_flags
-WHERE key = $1 AND (
-    (scope_type = $2 AND scope_id = $3::uuid AND $2 <> 'global')
-    OR scope_type = 'global'
-)
-ORDER BY (scope_type = 'global')
-LIMIT 1
-"""
+from server.wallets.balances import NOW
 
 
 async def resolve(
-    conn: asyncpg.Connection, key: str, scope_type: str = "global", scope_id: str | None = None
+    key: str, scope_type: str = "global", scope_id: str | None = None, tx: BaseDBAsyncClient | None = None
 ) -> tuple[bool, str]:
     """(enabled, source) where source is "scoped", "global" or "default". Flags are never cached."""
-    row = await conn.fetchrow(RESOLVE_SQL, key, scope_type, scope_id)
-    if row is None:
-        return True, "default"
-    return row["enabled"], "global" if row["scope_type"] == "global" else "scoped"
+    wanted = Q(scope_type="global")
+    if scope_type != "global":
+        wanted |= Q(scope_type=scope_type, scope_id=scope_id)
+    found = {
+        row["scope_type"]: row["enabled"]
+        for row in await FeatureFlag.filter(wanted, key=key).using_db(tx).values("scope_type", "enabled")
+    }
+    if scope_type != "global" and scope_type in found:
+        return found[scope_type], "scoped"
+    if "global" in found:
+        return found["global"], "global"
+    return True, "default"
 
 
 # -- the admin API (API.md §3.8) -------------------------------------------------------------
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 SCOPE_TYPES = ("global", "merchant", "user")
-FLAG_COLUMNS = "id, key, enabled, scope_type, scope_id, description, created_at, updated_at"
-SAME_SCOPE = "key = $1 AND scope_type = $2 AND scope_id IS NOT DISTINCT FROM $3::uuid"
-UPSERT_SQL = f"""
-INSERT INTO feature_flags (id, key, enabled, scope_type, scope_id, description)
-VALUES ($4, $1, $5, $2, $3::uuid, $6)
-ON CONFLICT (key, scope_type, coalesce(scope_id, '00000000-0000-0000-0000-000000000000'::uuid))
-DO UPDATE SET enabled = EXCLUDED.enabled,
-              description = coalesce(EXCLUDED.description, feature_flags.description),
-              updated_at = now()
-RETURNING {FLAG_COLUMNS}, (xmax = 0) AS created
-"""
+FLAG_FIELDS = ("id", "key", "enabled", "scope_type", "scope_id", "description", "created_at", "updated_at")
+FLAG_COLUMNS = ", ".join(FLAG_FIELDS)
 UPSERT_ATTEMPTS = 3
 
 
@@ -92,8 +85,8 @@ def flag_out(row) -> dict[str, Any]:
     }
 
 
-class _UpsertRaced(Exception):
-    """The row appeared between our read and our upsert; retry to learn its previous value."""
+def _same_scope(tx: BaseDBAsyncClient, key: str, scope_type: str, scope_id: str | None) -> QuerySet[FeatureFlag]:
+    return FeatureFlag.filter(key=key, scope_type=scope_type, scope_id=scope_id).using_db(tx)
 
 
 async def upsert(
@@ -101,60 +94,73 @@ async def upsert(
 ) -> dict[str, Any]:
     for _ in range(UPSERT_ATTEMPTS):
         try:
-            async with db.transaction() as conn:
-                previous = await conn.fetchval(
-                    f"SELECT enabled FROM feature_flags WHERE {SAME_SCOPE} FOR UPDATE", key, scope_type, scope_id
-                )
-                row = await conn.fetchrow(UPSERT_SQL, key, scope_type, scope_id, uuid.uuid4(), enabled, description)
-                if not row["created"] and previous is None:
-                    raise _UpsertRaced()
+            async with in_transaction() as tx:
+                same = _same_scope(tx, key, scope_type, scope_id)
+                existing = await same.select_for_update().first()
+                previous = existing.enabled if existing is not None else None
+                if existing is None:
+                    flag = await FeatureFlag.create(
+                        using_db=tx,
+                        key=key,
+                        enabled=enabled,
+                        scope_type=scope_type,
+                        scope_id=scope_id,
+                        description=description,
+                    )
+                else:
+                    kept = {} if description is None else {"description": description}
+                    await same.update(enabled=enabled, updated_at=NOW, **kept)
+                    flag = await same.get()
                 await audit.record(
-                    conn,
+                    tx,
                     actor_type="admin",
                     actor_id=admin_id,
                     action="FEATURE_FLAG_SET",
                     resource_type="feature_flag",
-                    resource_id=row["id"],
+                    resource_id=flag.id,
                     details={
                         "key": key,
                         "scope_type": scope_type,
                         "scope_id": scope_id,
                         "enabled": enabled,
-                        "previous_enabled": None if row["created"] else previous,
+                        "previous_enabled": previous,
                     },
                 )
-            return flag_out(row)
-        except _UpsertRaced:
+            return flag_out({name: getattr(flag, name) for name in FLAG_FIELDS})
+        except IntegrityError as error:
+            # uq_feature_flags_key_scope: the row appeared between our read and our insert; retry
+            # to update it and learn its previous value.
+            if getattr(error.__cause__, "constraint_name", None) != "uq_feature_flags_key_scope":
+                raise
             logger.bind(event="flags.upsert_retry", key=key, scope_type=scope_type).info("flag upsert raced; retrying")
     raise RuntimeError("feature flag upsert kept racing")
 
 
 async def delete(admin_id: str, key: str, scope_type: str, scope_id: str | None) -> None:
-    async with db.transaction() as conn:
-        row = await conn.fetchrow(
-            f"DELETE FROM feature_flags WHERE {SAME_SCOPE} RETURNING id, enabled", key, scope_type, scope_id
-        )
-        if row is None:
+    async with in_transaction() as tx:
+        same = _same_scope(tx, key, scope_type, scope_id)
+        flag = await same.select_for_update().first()
+        if flag is None:
             raise ApiError(
                 404,
                 "FEATURE_FLAG_NOT_FOUND",
                 f"Feature flag '{key}' not found for scope '{scope_type}'.",
                 {"key": key, "scope_type": scope_type, "scope_id": scope_id},
             )
+        await same.delete()
         await audit.record(
-            conn,
+            tx,
             actor_type="admin",
             actor_id=admin_id,
             action="FEATURE_FLAG_DELETED",
             resource_type="feature_flag",
-            resource_id=row["id"],
-            details={"key": key, "scope_type": scope_type, "scope_id": scope_id, "enabled": row["enabled"]},
+            resource_id=flag.id,
+            details={"key": key, "scope_type": scope_type, "scope_id": scope_id, "enabled": flag.enabled},
         )
 
 
 async def evaluate(key: str, scope_type: str, scope_id: str | None) -> dict[str, Any]:
-    async with db.connection() as conn:
-        enabled, source = await resolve(conn, key, scope_type, scope_id)
+    enabled, source = await resolve(key, scope_type, scope_id)
     return {"key": key, "enabled": enabled, "source": source}
 
 

@@ -14,28 +14,29 @@ from typing import Any
 
 import asyncpg
 from loguru import logger
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from server import db
 from server.config import Settings
 from server.flags.service import resolve
+from server.purchases.models import Purchase
 from server.purchases.service import apply_confirmation, apply_rejection
+from server.wallets.balances import NOW
 
 AUTO_CONFIRM_FLAG = "purchase_auto_confirm"
 
+
 # Work due when this tick started. Purchases deferred by this tick move past the tick start, and
-# ones whose transaction failed are skipped, so a tick always ends.
-CLAIM_SQL = """
-SELECT id, user_id, merchant_id, amount, currency, status, cashback_amount, verification_attempts
-FROM purchases
-WHERE status = 'pending' AND next_verification_at <= $1 AND NOT (id = ANY($2::uuid[]))
-ORDER BY created_at, id
-LIMIT 1
-FOR UPDATE SKIP LOCKED
-"""
-DEFER_SQL = "UPDATE purchases SET next_verification_at = $2, updated_at = now() WHERE id = $1"
-SOFT_FAIL_SQL = """
-UPDATE purchases SET verification_attempts = $2, next_verification_at = $3, updated_at = now() WHERE id = $1
-"""
+# ones whose transaction failed are skipped, so a tick always ends. The claim is a queryset (FOR
+# UPDATE SKIP LOCKED): the job's throughput is bounded by its one purchase per transaction, not by
+# building the statement.
+def _claim(tx: BaseDBAsyncClient, started: datetime, skip: list[Any]):
+    due = Purchase.filter(status="pending", next_verification_at__lte=started)
+    if skip:
+        due = due.exclude(id__in=skip)
+    return due.order_by("created_at", "id").limit(1).select_for_update(skip_locked=True).using_db(tx).first()
+
 
 # Errors that mean the database itself is unreachable or going away (shutdown, crash, dropped):
 # the tick stops and the runner tries again on the next one.
@@ -52,17 +53,17 @@ def rejection_reason(attempts: int) -> str:
     return f"Bank reconciliation failed: no matching bank movement found after {attempts} verification attempt(s)."
 
 
-def bank_matches(purchase: asyncpg.Record, settings: Settings) -> bool:
+def bank_matches(purchase: Purchase, settings: Settings) -> bool:
     """The simulated bank: every purchase matches except those of REJECTION_MERCHANT_ID."""
-    return not (settings.rejection_merchant_id and str(purchase["merchant_id"]) == settings.rejection_merchant_id)
+    return not (settings.rejection_merchant_id and str(purchase.merchant_id) == settings.rejection_merchant_id)
 
 
-async def is_eligible(conn: asyncpg.Connection, purchase: asyncpg.Record) -> bool:
+async def is_eligible(tx: BaseDBAsyncClient, purchase: Purchase) -> bool:
     """purchase_auto_confirm must hold for the user and for the merchant (scoped -> global -> true)."""
-    user_enabled, _ = await resolve(conn, AUTO_CONFIRM_FLAG, "user", str(purchase["user_id"]))
+    user_enabled, _ = await resolve(AUTO_CONFIRM_FLAG, "user", str(purchase.user_id), tx)
     if not user_enabled:
         return False
-    merchant_enabled, _ = await resolve(conn, AUTO_CONFIRM_FLAG, "merchant", str(purchase["merchant_id"]))
+    merchant_enabled, _ = await resolve(AUTO_CONFIRM_FLAG, "merchant", str(purchase.merchant_id), tx)
     return merchant_enabled
 
 
@@ -85,28 +86,31 @@ async def _process_one(
     """Claim and settle one due purchase in one transaction; False when nothing is due."""
     claimed_id = None
     try:
-        async with db.transaction() as conn:
-            purchase = await conn.fetchrow(CLAIM_SQL, started, skip)
+        async with in_transaction() as tx:
+            purchase = await _claim(tx, started, skip)
             if purchase is None:
                 return False
-            claimed_id = purchase["id"]
-            if purchase["status"] != "pending":  # re-read under the lock: someone else got there first
+            claimed_id = purchase.id
+            if purchase.status != "pending":  # re-read under the lock: someone else got there first
                 skip.append(claimed_id)
                 return True
-            if not await is_eligible(conn, purchase):
-                await conn.execute(DEFER_SQL, claimed_id, next_due)
+            this_purchase = Purchase.filter(id=claimed_id).using_db(tx)
+            if not await is_eligible(tx, purchase):
+                await this_purchase.update(next_verification_at=next_due, updated_at=NOW)
                 result.deferred += 1
                 return True
             if bank_matches(purchase, settings):
-                await apply_confirmation(conn, purchase, actor_type="system", actor_id=None)
+                await apply_confirmation(tx, purchase, actor_type="system", actor_id=None)
                 result.confirmed += 1
                 return True
-            attempts = purchase["verification_attempts"] + 1
+            attempts = purchase.verification_attempts + 1
             if attempts >= settings.purchase_max_verification_attempts:
-                await apply_rejection(conn, purchase, attempts=attempts, reason=rejection_reason(attempts))
+                await apply_rejection(tx, purchase, attempts=attempts, reason=rejection_reason(attempts))
                 result.rejected += 1
             else:
-                await conn.execute(SOFT_FAIL_SQL, claimed_id, attempts, next_due)
+                await this_purchase.update(
+                    verification_attempts=attempts, next_verification_at=next_due, updated_at=NOW
+                )
                 result.soft_failed += 1
             return True
     except CONNECTION_ERRORS:
@@ -127,7 +131,7 @@ async def run_tick(settings: Settings) -> TickResult:
     """Process every purchase that was due when the tick started."""
     started = await db.fetchval("SELECT now()")
     next_due = started + timedelta(seconds=settings.purchase_confirmation_interval_seconds)
-    result, skip = TickResult(), []
+    result, skip = TickResult(), list[Any]()
     while await _process_one(settings, started, next_due, skip, result):
         pass
     if result.processed or result.failed:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
+from tortoise.exceptions import IntegrityError
+from tortoise.functions import Lower
+from tortoise.transactions import in_transaction
 
-from server import db
 from server.audit import service as audit
 from server.errors import ApiError, not_found, rules_error, violation
 from server.http import page, rate, rate_text
+from server.merchants.models import Merchant
 from server.pagination import Filters, fetch_page
 
 NAME_INDEX = "uq_merchants_name_ci"
-MERCHANT_COLUMNS = "id, name, default_cashback_percentage, active"
+MERCHANT_FIELDS = ("id", "name", "default_cashback_percentage", "active")
+MERCHANT_COLUMNS = ", ".join(MERCHANT_FIELDS)
 
 
 def render_limit(value: Decimal) -> str:
@@ -23,7 +26,7 @@ def render_limit(value: Decimal) -> str:
     return rate_text(value)
 
 
-def merchant_out(row: asyncpg.Record) -> dict[str, Any]:
+def merchant_out(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "name": row["name"],
@@ -34,6 +37,11 @@ def merchant_out(row: asyncpg.Record) -> dict[str, Any]:
 
 def _name_taken(name: str) -> ApiError:
     return ApiError(409, "MERCHANT_NAME_TAKEN", f"A merchant named '{name}' already exists.", {"name": name})
+
+
+async def name_in_use(name: str) -> bool:
+    """Case-insensitively, as the unique index uq_merchants_name_ci compares."""
+    return await Merchant.annotate(lower_name=Lower("name")).filter(lower_name=name.lower()).exists()
 
 
 async def create(
@@ -48,33 +56,28 @@ async def create(
                 )
             ]
         )
-    if await db.fetchval("SELECT 1 FROM merchants WHERE lower(name) = lower($1)", name):
+    if await name_in_use(name):
         raise _name_taken(name)
     try:
-        async with db.transaction() as conn:
-            row = await conn.fetchrow(
-                f"INSERT INTO merchants (id, name, default_cashback_percentage, active) VALUES ($1, $2, $3, $4) "
-                f"RETURNING {MERCHANT_COLUMNS}",
-                uuid.uuid4(),
-                name,
-                percentage,
-                active,
+        async with in_transaction() as tx:
+            merchant = await Merchant.create(
+                using_db=tx, name=name, default_cashback_percentage=percentage, active=active
             )
             await audit.record(
-                conn,
+                tx,
                 actor_type="admin",
                 actor_id=admin_id,
                 action="MERCHANT_CREATED",
                 resource_type="merchant",
-                resource_id=row["id"],
+                resource_id=merchant.id,
                 details={"name": name, "default_cashback_percentage": rate(percentage), "active": active},
             )
-    except asyncpg.UniqueViolationError as error:
+    except IntegrityError as error:
         # Two creations raced past the pre-check: the unique index decides, with the same 409.
-        if error.constraint_name == NAME_INDEX:
+        if getattr(error.__cause__, "constraint_name", None) == NAME_INDEX:
             raise _name_taken(name) from None
         raise
-    return merchant_out(row)
+    return merchant_out({name: getattr(merchant, name) for name in MERCHANT_FIELDS})
 
 
 async def list_page(offset: int, limit: int, active: bool | None) -> dict[str, Any]:
@@ -94,14 +97,16 @@ async def set_status(admin_id: str, merchant_id: str | None, raw_id: str, status
     if merchant_id is None:
         raise not_found("merchant", raw_id)
     wanted = status == "active"
-    async with db.transaction() as conn:
-        current = await conn.fetchval("SELECT active FROM merchants WHERE id = $1 FOR UPDATE", merchant_id)
-        if current is None:
+    async with in_transaction() as tx:
+        this_merchant = Merchant.filter(id=merchant_id).using_db(tx)
+        merchant = await this_merchant.select_for_update().first()  # an instance: values() would drop the lock
+        if merchant is None:
             raise not_found("merchant", merchant_id)
+        current = merchant.active
         if current != wanted:
-            await conn.execute("UPDATE merchants SET active = $2 WHERE id = $1", merchant_id, wanted)
+            await this_merchant.update(active=wanted)
             await audit.record(
-                conn,
+                tx,
                 actor_type="admin",
                 actor_id=admin_id,
                 action="MERCHANT_STATUS_CHANGED",

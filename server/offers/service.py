@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-import asyncpg
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from server import db
 from server.audit import service as audit
 from server.errors import ApiError, forbidden, not_found, rules_error, violation
 from server.http import dumps, page, rate, rate_text
+from server.merchants.models import Merchant
 from server.merchants.service import render_limit
+from server.offers.models import Offer
 from server.pagination import Filters, fetch_page
 
 ONE_ACTIVE_INDEX = "uq_offers_one_active_per_merchant"
-OFFER_COLUMNS = "id, merchant_id, percentage, fixed_amount, start_date, end_date, monthly_cap_per_user, active"
+OFFER_FIELDS = (
+    "id",
+    "merchant_id",
+    "percentage",
+    "fixed_amount",
+    "start_date",
+    "end_date",
+    "monthly_cap_per_user",
+    "active",
+)
+OFFER_COLUMNS = ", ".join(OFFER_FIELDS)
 ACTIVE_ACTION = "Deactivate the existing offer before creating a new one."
 
 # /offers/active: one statement per page, total included (server/pagination.py), no N+1.
+# Raw SQL kept for bench row offers_active (a catalogue cache miss): the page and its total in one statement.
 ACTIVE_SOURCE = "offers o JOIN merchants m ON m.id = o.merchant_id"
 ACTIVE_COLUMNS = "o.id, o.merchant_id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user, o.start_date, o.end_date"
 DETAILS_SQL = """
@@ -34,14 +50,14 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-def cashback(row: asyncpg.Record) -> tuple[str, Any]:
+def cashback(row: Mapping[str, Any]) -> tuple[str, Any]:
     """(cashback_type, cashback_value): a fixed amount wins over the percentage (§3 derived fields)."""
     if row["fixed_amount"] is not None:
         return "fixed", rate(row["fixed_amount"])
     return "percent", rate(row["percentage"])
 
 
-def offer_out(row: asyncpg.Record) -> dict[str, Any]:
+def offer_out(row: Mapping[str, Any]) -> dict[str, Any]:
     kind, value = cashback(row)
     return {
         "id": str(row["id"]),
@@ -55,7 +71,7 @@ def offer_out(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def active_offer_out(row: asyncpg.Record) -> dict[str, Any]:
+def active_offer_out(row: Mapping[str, Any]) -> dict[str, Any]:
     kind, value = cashback(row)
     return {
         "id": str(row["id"]),
@@ -133,15 +149,25 @@ def active_offer_exists(merchant_id: str, existing_offer_id: Any) -> ApiError:
     )
 
 
-async def _active_offer_id(conn: asyncpg.Connection, merchant_id: str) -> uuid.UUID | None:
-    return await conn.fetchval("SELECT id FROM offers WHERE merchant_id = $1 AND active", merchant_id)
+async def _active_offer_id(merchant_id: str, tx: BaseDBAsyncClient | None = None) -> uuid.UUID | None:
+    offer = Offer.filter(merchant_id=merchant_id, active=True).using_db(tx).first()
+    return cast("uuid.UUID | None", await offer.values_list("id", flat=True))
+
+
+async def _merchant_active_locked(tx: BaseDBAsyncClient, merchant_id: str) -> bool | None:
+    """The merchant's `active`, its row locked (FOR NO KEY UPDATE) so that a concurrent deactivation
+    of the merchant waits for this offer change, or this change for it; None: no such merchant."""
+    merchant = await Merchant.filter(id=merchant_id).select_for_update(no_key=True).using_db(tx).first()
+    return merchant.active if merchant is not None else None
+
+
+def _lost_race_to(error: IntegrityError) -> bool:
+    return getattr(error.__cause__, "constraint_name", None) == ONE_ACTIVE_INDEX
 
 
 async def _lost_race(merchant_id: str) -> ApiError:
     # The partial unique index refused a second active offer; name the winner after the rollback.
-    return active_offer_exists(
-        merchant_id, await db.fetchval("SELECT id FROM offers WHERE merchant_id = $1 AND active", merchant_id)
-    )
+    return active_offer_exists(merchant_id, await _active_offer_id(merchant_id))
 
 
 async def create(admin_id: str, max_percentage: Decimal, body: dict[str, Any]) -> dict[str, Any]:
@@ -159,34 +185,32 @@ async def create(admin_id: str, max_percentage: Decimal, body: dict[str, Any]) -
         raise rules_error(violations)
     fixed = body["cashback_type"] == "fixed"
     try:
-        async with db.transaction() as conn:
-            # FOR SHARE: a concurrent deactivation of the merchant waits for this creation (or vice versa).
-            merchant_active = await conn.fetchval("SELECT active FROM merchants WHERE id = $1 FOR SHARE", merchant_id)
+        async with in_transaction() as tx:
+            merchant_active = await _merchant_active_locked(tx, merchant_id)
             if merchant_active is None:
                 raise not_found("merchant", merchant_id)
             if not merchant_active:
                 raise merchant_not_active(merchant_id)
-            existing = await _active_offer_id(conn, merchant_id)
+            existing = await _active_offer_id(merchant_id, tx)
             if existing is not None:
                 raise active_offer_exists(merchant_id, existing)
-            row = await conn.fetchrow(
-                "INSERT INTO offers (id, merchant_id, percentage, fixed_amount, start_date, end_date, "
-                f"monthly_cap_per_user, active) VALUES ($1, $2, $3, $4, $5, $6, $7, true) RETURNING {OFFER_COLUMNS}",
-                uuid.uuid4(),
-                merchant_id,
-                Decimal(0) if fixed else body["cashback_value"],
-                body["cashback_value"] if fixed else None,
-                body["start_date"],
-                body["end_date"],
-                body["monthly_cap"],
+            offer = await Offer.create(
+                using_db=tx,
+                merchant_id=merchant_id,
+                percentage=Decimal(0) if fixed else body["cashback_value"],
+                fixed_amount=body["cashback_value"] if fixed else None,
+                start_date=body["start_date"],
+                end_date=body["end_date"],
+                monthly_cap_per_user=body["monthly_cap"],
+                active=True,
             )
             await audit.record(
-                conn,
+                tx,
                 actor_type="admin",
                 actor_id=admin_id,
                 action="OFFER_CREATED",
                 resource_type="offer",
-                resource_id=row["id"],
+                resource_id=offer.id,
                 details={
                     "merchant_id": merchant_id,
                     "cashback_type": body["cashback_type"],
@@ -196,11 +220,11 @@ async def create(admin_id: str, max_percentage: Decimal, body: dict[str, Any]) -
                     "monthly_cap": rate(body["monthly_cap"]),
                 },
             )
-    except asyncpg.UniqueViolationError as error:
-        if error.constraint_name == ONE_ACTIVE_INDEX:
+    except IntegrityError as error:
+        if _lost_race_to(error):
             raise await _lost_race(merchant_id) from None
         raise
-    return offer_out(row)
+    return offer_out({name: getattr(offer, name) for name in OFFER_FIELDS})
 
 
 async def list_page(
@@ -281,38 +305,34 @@ async def set_status(admin_id: str, offer_id: str | None, raw_id: str, status: s
     wanted = status == "active"
     merchant_id = None
     try:
-        async with db.transaction() as conn:
-            offer = await conn.fetchrow(
-                "SELECT merchant_id, active, end_date FROM offers WHERE id = $1 FOR UPDATE", offer_id
-            )
+        async with in_transaction() as tx:
+            this_offer = Offer.filter(id=offer_id).using_db(tx)
+            offer = await this_offer.select_for_update().first()
             if offer is None:
                 raise not_found("offer", offer_id)
-            merchant_id = str(offer["merchant_id"])
-            if offer["active"] == wanted:
+            merchant_id = str(offer.merchant_id)
+            if offer.active == wanted:
                 return {"id": offer_id, "status": status}
             if wanted:
-                merchant_active = await conn.fetchval(
-                    "SELECT active FROM merchants WHERE id = $1 FOR SHARE", merchant_id
-                )
-                if not merchant_active:
+                if not await _merchant_active_locked(tx, merchant_id):
                     raise merchant_not_active(merchant_id, activating_offer_id=offer_id)
-                if offer["end_date"] < utc_today():
-                    raise offer_expired(offer_id, offer["end_date"])
-                existing = await _active_offer_id(conn, merchant_id)
+                if offer.end_date < utc_today():
+                    raise offer_expired(offer_id, offer.end_date)
+                existing = await _active_offer_id(merchant_id, tx)
                 if existing is not None:
                     raise active_offer_exists(merchant_id, existing)
-            await conn.execute("UPDATE offers SET active = $2 WHERE id = $1", offer_id, wanted)
+            await this_offer.update(active=wanted)
             await audit.record(
-                conn,
+                tx,
                 actor_type="admin",
                 actor_id=admin_id,
                 action="OFFER_STATUS_CHANGED",
                 resource_type="offer",
                 resource_id=offer_id,
-                details={"merchant_id": merchant_id, "from": "active" if offer["active"] else "inactive", "to": status},
+                details={"merchant_id": merchant_id, "from": "active" if offer.active else "inactive", "to": status},
             )
-    except asyncpg.UniqueViolationError as error:
-        if error.constraint_name == ONE_ACTIVE_INDEX and merchant_id is not None:
+    except IntegrityError as error:
+        if _lost_race_to(error) and merchant_id is not None:
             raise await _lost_race(merchant_id) from None
         raise
     return {"id": offer_id, "status": status}

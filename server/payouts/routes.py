@@ -15,10 +15,13 @@ from server.validation import Field, choice, money, pagination_schema, path_uuid
 bp = Blueprint("payouts", url_prefix="/api/v1")
 
 DEFAULT_LIMIT = 10
-REQUEST_BODY = {"amount": Field(money("Amount", positive=False))}
+# Each validates its body and documents it (apidoc.describe reads it from the endpoint).
+REQUEST_BODY = {"amount": Field(money("Amount", positive=False), doc=docs.MONEY_IN)}
 PROCESS_BODY = {
-    "status": Field(choice("completed", "failed")),
-    "external_reference": Field(string(0, 255), required=False, nullable=True),
+    "status": Field(choice("completed", "failed"), doc={"type": "string", "enum": ["completed", "failed"]}),
+    "external_reference": Field(
+        string(0, 255), required=False, nullable=True, doc={"type": "string", "maxLength": 255}
+    ),
 }
 OWN_LIST_QUERY = {**pagination_schema(DEFAULT_LIMIT), "status": Field(choice(*service.STATUSES), required=False)}
 ADMIN_LIST_QUERY = {**OWN_LIST_QUERY, "user_id": Field(uuid_value, required=False)}
@@ -35,7 +38,6 @@ LIST_PARAMS = [*docs.PAGINATION, docs.query("status", docs.PAYOUT_STATUS)]
         "balance until an admin completes or fails the payout. One requested payout at a time (409 otherwise)."
     ),
     errors=(400, 409, 413, 415),
-    body=docs.PAYOUT_IN,
 )
 @endpoint(auth="user", body=REQUEST_BODY)
 async def request_payout(request: Request, call: Call):
@@ -91,7 +93,6 @@ async def list_payouts(request: Request, call: Call):
         "requested payout can change (400 INVALID_PAYOUT_TRANSITION otherwise)."
     ),
     errors=(400, 403, 404, 409, 413, 415),
-    body=docs.PAYOUT_PATCH_IN,
     parameters=[docs.path("payout_id")],
 )
 @endpoint(auth="admin", body=PROCESS_BODY)

@@ -1,53 +1,34 @@
 """Payouts (API.md §3.7, §4.5): request against the available balance, then complete or fail.
 
-Lock order: the owner's wallet first, then the payout row; one wallet per transaction.
+Lock order: the owner's wallet first, then the payout row; one wallet per transaction. Querysets
+throughout; the balances move through server/wallets/balances.py.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
-from server import db
 from server.audit.service import record as audit
 from server.errors import ApiError, balance_limit_exceeded, not_found
 from server.http import money
 from server.pagination import Filters, fetch_page
+from server.payouts.models import Payout
 from server.purchases.service import warn
+from server.wallets import balances
+from server.wallets.balances import NOW
 
-PAYOUT_COLUMNS = "id, user_id, amount, status, requested_at, processed_at, external_reference"
+PAYOUT_FIELDS = ("id", "user_id", "amount", "status", "requested_at", "processed_at", "external_reference")
+PAYOUT_COLUMNS = ", ".join(PAYOUT_FIELDS)
 STATUSES = ("requested", "completed", "failed")
 
-REQUEST_SQL = f"""
-WITH payout AS (
-    INSERT INTO payouts (id, user_id, amount, status) VALUES ($1, $2, $3, 'requested')
-    RETURNING {PAYOUT_COLUMNS}
-), debit AS (
-    UPDATE wallets SET available_balance = available_balance - $3, updated_at = now() WHERE user_id = $2
-    RETURNING available_balance
-)
-SELECT payout.*, debit.available_balance AS available_balance_after FROM payout, debit
-"""
 
-PROCESS_SQL = f"""
-WITH payout AS (
-    UPDATE payouts SET status = $2, processed_at = now(), processed_by = $3, external_reference = $4
-    WHERE id = $1
-    RETURNING {PAYOUT_COLUMNS}
-), credit AS (
-    UPDATE wallets SET paid_balance = paid_balance + CASE WHEN $2::text = 'completed' THEN $6::numeric ELSE 0 END,
-                       available_balance = available_balance + CASE WHEN $2::text = 'failed' THEN $6::numeric ELSE 0 END,
-                       updated_at = now()
-    WHERE user_id = $5
-)
-SELECT * FROM payout
-"""
-
-
-def payout_out(row: asyncpg.Record) -> dict[str, Any]:
+def payout_out(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "user_id": str(row["user_id"]),
@@ -68,16 +49,24 @@ def already_requested(payout_id: Any) -> ApiError:
     )
 
 
+def _row(payout: Payout) -> dict[str, Any]:
+    return {name: getattr(payout, name) for name in PAYOUT_FIELDS}
+
+
+async def _open_payout_id(user_id: Any, tx: BaseDBAsyncClient | None = None) -> Any:
+    return await Payout.filter(user_id=user_id, status="requested").using_db(tx).first().values_list("id", flat=True)
+
+
 async def request_payout(user_id: str, amount: Decimal) -> dict[str, Any]:
     """POST /users/me/payouts, after the schema and minimum checks: lock -> one open -> balance."""
     try:
-        async with db.transaction() as conn:
-            wallet = await conn.fetchrow("SELECT available_balance FROM wallets WHERE user_id = $1 FOR UPDATE", user_id)
+        async with in_transaction() as tx:
+            wallet = await balances.lock(tx, user_id)
             # Read after the lock (a fresh snapshot), so a request committed meanwhile is seen.
-            open_id = await conn.fetchval("SELECT id FROM payouts WHERE user_id = $1 AND status = 'requested'", user_id)
+            open_id = await _open_payout_id(user_id, tx)
             if open_id is not None:
                 raise already_requested(open_id)
-            available = wallet["available_balance"] if wallet is not None else Decimal("0")
+            available = wallet.available_balance if wallet is not None else Decimal("0")
             if amount > available:
                 warn(
                     "balance_would_go_negative",
@@ -92,22 +81,22 @@ async def request_payout(user_id: str, amount: Decimal) -> dict[str, Any]:
                     "Insufficient available balance for this payout.",
                     {"requested_amount": money(amount), "available_balance": money(available)},
                 )
-            row = await conn.fetchrow(REQUEST_SQL, uuid.uuid4(), user_id, amount)
+            payout = await Payout.create(using_db=tx, user_id=user_id, amount=amount)
+            await balances.reserve_payout(tx, user_id, amount)
             await audit(
-                conn,
+                tx,
                 actor_type="user",
                 actor_id=user_id,
                 action="PAYOUT_REQUESTED",
                 resource_type="payout",
-                resource_id=row["id"],
-                details={"amount": money(amount), "available_balance_after": money(row["available_balance_after"])},
+                resource_id=payout.id,
+                details={"amount": money(amount), "available_balance_after": money(available - amount)},
             )
-    except asyncpg.UniqueViolationError as error:
-        if error.constraint_name != "uq_payouts_one_requested":
+    except IntegrityError as error:
+        if getattr(error.__cause__, "constraint_name", None) != "uq_payouts_one_requested":
             raise
-        open_id = await db.fetchval("SELECT id FROM payouts WHERE user_id = $1 AND status = 'requested'", user_id)
-        raise already_requested(open_id) from None
-    return payout_out(row)
+        raise already_requested(await _open_payout_id(user_id)) from None
+    return payout_out(_row(payout))
 
 
 async def list_payouts(
@@ -131,44 +120,47 @@ async def list_payouts(
 
 async def process_payout(payout_id: str, admin_id: str, status: str, external_reference: str | None) -> dict[str, Any]:
     """PATCH /payouts/{id}: 404 -> lock the owner's wallet, then the payout -> 400 unless requested."""
-    owner = await db.fetchval("SELECT user_id FROM payouts WHERE id = $1", payout_id)
+    owner = await Payout.filter(id=payout_id).first().values_list("user_id", flat=True)
     if owner is None:
         raise not_found("payout", payout_id)
-    async with db.transaction() as conn:
-        await conn.execute("SELECT 1 FROM wallets WHERE user_id = $1 FOR UPDATE", owner)
-        payout = await conn.fetchrow(f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE id = $1 FOR UPDATE", payout_id)
-        if payout["status"] != "requested":
+    async with in_transaction() as tx:
+        await balances.lock(tx, owner)
+        this_payout = Payout.filter(id=payout_id).using_db(tx)
+        payout = await this_payout.select_for_update().get()
+        if payout.status != "requested":
             raise ApiError(
                 400,
                 "INVALID_PAYOUT_TRANSITION",
-                f"Cannot change payout '{payout_id}' from '{payout['status']}' to '{status}'.",
+                f"Cannot change payout '{payout_id}' from '{payout.status}' to '{status}'.",
                 {
                     "payout_id": payout_id,
-                    "current_status": payout["status"],
+                    "current_status": payout.status,
                     "requested_status": status,
                     "allowed_from": ["requested"],
                 },
             )
+        await this_payout.update(
+            status=status, processed_at=NOW, processed_by_id=admin_id, external_reference=external_reference
+        )
         try:
-            row = await conn.fetchrow(
-                PROCESS_SQL, payout_id, status, admin_id, external_reference, owner, payout["amount"]
-            )
-        except asyncpg.NumericValueOutOfRangeError:
-            # A completion adds to paid, a failure gives the amount back to available.
-            raise balance_limit_exceeded(
-                "paid" if status == "completed" else "available", {"payout_id": payout_id}
-            ) from None
+            if status == "completed":
+                await balances.complete_payout(tx, owner, payout.amount)
+            else:
+                await balances.fail_payout(tx, owner, payout.amount)
+        except balances.BalanceLimitExceeded as error:
+            raise balance_limit_exceeded(error.balance, {"payout_id": payout_id}) from None
         await audit(
-            conn,
+            tx,
             actor_type="admin",
             actor_id=admin_id,
             action="PAYOUT_COMPLETED" if status == "completed" else "PAYOUT_FAILED",
             resource_type="payout",
-            resource_id=payout["id"],
+            resource_id=payout.id,
             details={
                 "user_id": str(owner),
-                "amount": money(payout["amount"]),
+                "amount": money(payout.amount),
                 "external_reference": external_reference,
             },
         )
-    return payout_out(row)
+        processed = await this_payout.get()
+    return payout_out(_row(processed))

@@ -10,10 +10,8 @@ job's rejection of it fail until the totals are rebuilt.
 A total of 0.00 over no counted purchases is not a mismatch: the trigger leaves one behind when the
 last counted purchase of a month is reversed or rejected.
 
-The rebuild's INSERT is migration 4's backfill, statement for statement. It is kept here rather
-than imported: the migration inlines it in the text its upgrade() returns (it has no name to import)
-and migrations are loaded by path, not as modules of a package. A test checks that the two copies
-are still the same text.
+The rebuild's INSERT is server/purchases/sql/monthly_totals_backfill.sql, the file migration 4
+applies by name: one copy of the rule for both.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ import asyncpg
 from loguru import logger
 
 from server.http import money
+from server.purchases.rules import sql_file
 
 # Every (user, offer, month) where the stored total and the counted sum disagree, a missing side
 # being 0.00: totals missing for counted purchases, totals off, totals holding money nothing counts.
@@ -44,14 +43,7 @@ WHERE coalesce(t.earned, 0) <> coalesce(c.earned, 0)
 ORDER BY user_id, offer_id, month
 """
 
-# Migration 4's backfill (the same text: tests/integration/purchases/test_cap_totals_ops.py).
-REBUILD_INSERT_SQL = """\
-INSERT INTO cashback_monthly_totals (user_id, offer_id, month, earned)
-SELECT user_id, offer_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, sum(cashback_amount)
-FROM purchases
-WHERE status IN ('pending', 'confirmed') AND cashback_amount <> 0
-GROUP BY 1, 2, 3;
-"""
+REBUILD_INSERT_SQL = sql_file("monthly_totals_backfill")
 
 # How many rows the rebuild would write (the groups of its INSERT), for a dry run.
 COUNT_REBUILD_ROWS_SQL = """

@@ -85,27 +85,6 @@ PAYOUT_OUT = {
     },
 }
 
-PURCHASE_IN = {
-    "type": "object",
-    "required": ["external_id", "user_id", "merchant_id", "amount", "currency"],
-    "properties": {
-        "external_id": {"type": "string", "minLength": 1, "maxLength": 255},
-        "user_id": UUID,
-        "merchant_id": UUID,
-        "amount": MONEY_IN,
-        "currency": {"type": "string", "minLength": 3, "maxLength": 3, "example": "EUR"},
-    },
-}
-PAYOUT_IN = {"type": "object", "required": ["amount"], "properties": {"amount": MONEY_IN}}
-PAYOUT_PATCH_IN = {
-    "type": "object",
-    "required": ["status"],
-    "properties": {
-        "status": {"type": "string", "enum": ["completed", "failed"]},
-        "external_reference": {"type": "string", "maxLength": 255, "nullable": True},
-    },
-}
-
 
 def describe(
     summary: str,

@@ -37,12 +37,13 @@ def currency_code(raw: Any) -> str:
     return raw
 
 
+# Validates the body and documents it (apidoc.describe reads it from the endpoint).
 INGEST_BODY = {
-    "external_id": Field(string(1, 255)),
-    "user_id": Field(uuid_value),
-    "merchant_id": Field(uuid_value),
-    "amount": Field(money("Amount")),
-    "currency": Field(currency_code),
+    "external_id": Field(string(1, 255), doc={"type": "string", "minLength": 1, "maxLength": 255}),
+    "user_id": Field(uuid_value, doc=docs.UUID),
+    "merchant_id": Field(uuid_value, doc=docs.UUID),
+    "amount": Field(money("Amount"), doc=docs.MONEY_IN),
+    "currency": Field(currency_code, doc={"type": "string", "minLength": 3, "maxLength": 3, "example": "EUR"}),
 }
 
 ADMIN_LIST_QUERY = {
@@ -101,7 +102,6 @@ LIST_PARAMS = [*docs.PAGINATION, docs.query("status", docs.PURCHASE_STATUS)]
         "`merchant_id` comes from GET /api/v1/offers/active."
     ),
     errors=(400, 403, 409, 413, 415),
-    body=docs.PURCHASE_IN,
 )
 @endpoint(auth="user", body=INGEST_BODY)
 async def ingest_purchase(request: Request, call: Call):

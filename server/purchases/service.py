@@ -3,7 +3,7 @@
 The transitions (confirm, reject, reverse) are implemented once here and used by the admin
 endpoints and by the verification job alike. Every one runs inside the caller's transaction,
 after the purchase row is locked and its status re-read, and locks the owner's wallet
-(purchase first, then wallet; never two wallets) before a relative update of the balances.
+(purchase first, then wallet; never two wallets); the balances move through server/wallets/balances.py.
 """
 
 from __future__ import annotations
@@ -13,12 +13,18 @@ from typing import Any
 
 import asyncpg
 from loguru import logger
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from server import db
 from server.audit.service import record as audit
 from server.errors import ApiError, balance_limit_exceeded, forbidden, not_found
 from server.http import money
 from server.pagination import Filters, fetch_page
+from server.purchases.models import CashbackTransaction, Purchase
+from server.wallets import balances
+from server.wallets.balances import NOW
+from server.wallets.models import Wallet
 
 STATUSES = ("pending", "confirmed", "rejected", "reversed")
 REVERSIBLE_FROM = ["pending", "confirmed"]
@@ -31,53 +37,15 @@ PURCHASE_SOURCE = (
     "purchases p JOIN merchants m ON m.id = p.merchant_id LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
 )
 
-# Ingestion is one statement, one round trip after authentication: record_purchase() (migration 3;
-# since migration 4 it reads the month's running total for the cap) takes the caller's wallet lock,
+# Ingestion is one statement, one round trip after authentication: record_purchase()
+# (server/purchases/sql/record_purchase.sql, reading the month's running total) takes the caller's wallet lock,
 # reads in a fresh snapshot after it, applies checks 3-7, computes the cashback with the cap and
 # writes, all inside PostgreSQL, so the lock is never held across the network. It answers with an
 # outcome; the rules live there, the messages and warnings here.
+# Raw SQL kept for bench row purchase_ingest (docs/adr/0003-ingestion-inside-postgresql.md).
 RECORD_PURCHASE_SQL = "SELECT * FROM record_purchase($1, $2, $3, $4, $5)"
 
 DUPLICATE_SQL = "SELECT id, user_id, created_at, amount FROM purchases WHERE external_id = $1"
-
-LOCK_PURCHASE_SQL = """
-SELECT id, user_id, merchant_id, amount, currency, status, cashback_amount, verification_attempts
-FROM purchases WHERE id = $1 FOR UPDATE
-"""
-LOCK_WALLET_SQL = "SELECT pending_balance, available_balance FROM wallets WHERE user_id = $1 FOR UPDATE"
-
-CONFIRM_SQL = """
-WITH purchase AS (
-    UPDATE purchases SET status = 'confirmed', updated_at = now() WHERE id = $1
-), credit AS (
-    UPDATE cashback_transactions SET status = 'available', updated_at = now() WHERE purchase_id = $1
-)
-UPDATE wallets SET pending_balance = pending_balance - $3, available_balance = available_balance + $3,
-                   updated_at = now()
-WHERE user_id = $2
-"""
-
-REJECT_SQL = """
-WITH purchase AS (
-    UPDATE purchases SET status = 'rejected', verification_attempts = $4, updated_at = now() WHERE id = $1
-), credit AS (
-    UPDATE cashback_transactions SET status = 'reversed', updated_at = now() WHERE purchase_id = $1
-)
-UPDATE wallets SET pending_balance = pending_balance - $3, updated_at = now() WHERE user_id = $2
-"""
-
-# $4 names the balance the cashback sat in: pending for a pending purchase, available once confirmed.
-REVERSE_SQL = """
-WITH purchase AS (
-    UPDATE purchases SET status = 'reversed', cashback_amount = 0, updated_at = now() WHERE id = $1
-), credit AS (
-    UPDATE cashback_transactions SET status = 'reversed', updated_at = now() WHERE purchase_id = $1
-)
-UPDATE wallets SET pending_balance = pending_balance - CASE WHEN $4::text = 'pending' THEN $3::numeric ELSE 0 END,
-                   available_balance = available_balance - CASE WHEN $4::text = 'confirmed' THEN $3::numeric ELSE 0 END,
-                   updated_at = now()
-WHERE user_id = $2
-"""
 
 
 class WalletInvariantError(RuntimeError):
@@ -238,6 +206,8 @@ async def ingest(caller_id: str, body: dict[str, Any]) -> dict[str, Any]:
     except asyncpg.NumericValueOutOfRangeError:
         # The cashback would overflow the pending balance; the statement rolled back.
         raise balance_limit_exceeded("pending", {"user_id": caller_id, "external_id": external_id}) from None
+    if found is None:  # the function returns one row, always
+        raise RuntimeError("record_purchase returned no row")
     if found["outcome"] != "recorded":
         raise _refusal(found, caller_id, external_id, merchant_id, currency.upper())
     return {"id": str(found["new_purchase_id"]), "status": "pending", "cashback_amount": money(found["credited"])}
@@ -289,71 +259,87 @@ async def get_purchase(purchase_id: str, caller_id: str, caller_is_admin: bool) 
 
 
 # -- transitions (inside the caller's transaction, purchase row already locked) -----------------
-async def _lock_wallet(conn: asyncpg.Connection, user_id: Any) -> asyncpg.Record:
-    wallet = await conn.fetchrow(LOCK_WALLET_SQL, user_id)
+async def lock_purchase(tx: BaseDBAsyncClient, purchase_id: Any) -> Purchase | None:
+    return await Purchase.filter(id=purchase_id).select_for_update().using_db(tx).first()
+
+
+async def _lock_wallet(tx: BaseDBAsyncClient, user_id: Any) -> Wallet:
+    wallet = await balances.lock(tx, user_id)
     if wallet is None:
         warn("wallet_missing", "a purchase's owner has no wallet", user_id=str(user_id))
         raise WalletInvariantError(f"no wallet for user {user_id}")
     return wallet
 
 
-def _require_pending_covers(wallet: asyncpg.Record, purchase: asyncpg.Record, action: str) -> None:
-    if wallet["pending_balance"] < purchase["cashback_amount"]:
+def _require_pending_covers(wallet: Wallet, purchase: Purchase, action: str) -> None:
+    if wallet.pending_balance < purchase.cashback_amount:
         warn(
             "balance_would_go_negative",
             f"{action} would take the pending balance below zero",
-            user_id=str(purchase["user_id"]),
-            purchase_id=str(purchase["id"]),
-            pending_balance=money(wallet["pending_balance"]),
-            cashback_amount=money(purchase["cashback_amount"]),
+            user_id=str(purchase.user_id),
+            purchase_id=str(purchase.id),
+            pending_balance=money(wallet.pending_balance),
+            cashback_amount=money(purchase.cashback_amount),
         )
-        raise WalletInvariantError(f"pending balance of user {purchase['user_id']} is below the cashback")
+        raise WalletInvariantError(f"pending balance of user {purchase.user_id} is below the cashback")
 
 
-def _purchase_details(purchase: asyncpg.Record) -> dict[str, Any]:
+def _purchase_details(purchase: Purchase) -> dict[str, Any]:
     return {
-        "merchant_id": str(purchase["merchant_id"]),
-        "amount": money(purchase["amount"]),
-        "currency": purchase["currency"].strip(),
-        "cashback_amount": money(purchase["cashback_amount"]),
+        "merchant_id": str(purchase.merchant_id),
+        "amount": money(purchase.amount),
+        "currency": purchase.currency.strip(),
+        "cashback_amount": money(purchase.cashback_amount),
     }
 
 
+async def _settle(tx: BaseDBAsyncClient, purchase: Purchase, transaction_status: str, **changes: Any) -> None:
+    """The purchase's new state and its cashback transaction's, stamped with the database clock."""
+    await Purchase.filter(id=purchase.id).using_db(tx).update(**changes, updated_at=NOW)
+    await (
+        CashbackTransaction.filter(purchase_id=purchase.id)
+        .using_db(tx)
+        .update(status=transaction_status, updated_at=NOW)
+    )
+
+
 async def apply_confirmation(
-    conn: asyncpg.Connection, purchase: asyncpg.Record, *, actor_type: str, actor_id: str | None
+    tx: BaseDBAsyncClient, purchase: Purchase, *, actor_type: str, actor_id: str | None
 ) -> None:
     """pending -> confirmed: pending -c, available +c, transaction available (even for 0.00)."""
-    wallet = await _lock_wallet(conn, purchase["user_id"])
+    wallet = await _lock_wallet(tx, purchase.user_id)
     _require_pending_covers(wallet, purchase, "confirmation")
-    await conn.execute(CONFIRM_SQL, purchase["id"], purchase["user_id"], purchase["cashback_amount"])
+    await _settle(tx, purchase, "available", status="confirmed")
+    await balances.confirm(tx, purchase.user_id, purchase.cashback_amount)
     await audit(
-        conn,
+        tx,
         actor_type=actor_type,
         actor_id=actor_id,
         action="PURCHASE_CONFIRMED" if actor_type == "system" else "PURCHASE_CONFIRMED_BY_ADMIN",
         resource_type="purchase",
-        resource_id=purchase["id"],
+        resource_id=purchase.id,
         details=_purchase_details(purchase),
     )
 
 
-async def apply_rejection(conn: asyncpg.Connection, purchase: asyncpg.Record, *, attempts: int, reason: str) -> None:
+async def apply_rejection(tx: BaseDBAsyncClient, purchase: Purchase, *, attempts: int, reason: str) -> None:
     """pending -> rejected (job only): pending -c, transaction reversed, the purchase keeps c."""
-    wallet = await _lock_wallet(conn, purchase["user_id"])
+    wallet = await _lock_wallet(tx, purchase.user_id)
     _require_pending_covers(wallet, purchase, "rejection")
-    await conn.execute(REJECT_SQL, purchase["id"], purchase["user_id"], purchase["cashback_amount"], attempts)
+    await _settle(tx, purchase, "reversed", status="rejected", verification_attempts=attempts)
+    await balances.reject(tx, purchase.user_id, purchase.cashback_amount)
     await audit(
-        conn,
+        tx,
         actor_type="system",
         actor_id=None,
         action="PURCHASE_REJECTED",
         resource_type="purchase",
-        resource_id=purchase["id"],
+        resource_id=purchase.id,
         details={**_purchase_details(purchase), "reason": reason, "attempts": attempts},
     )
 
 
-def _pending_shortfall(purchase_id: str, purchase: asyncpg.Record) -> ApiError:
+def _pending_shortfall(purchase_id: str, purchase: Purchase) -> ApiError:
     """A drifted wallet (API.md §4.5) under an admin transition: a documented 409 and nothing moved,
     never a 500."""
     return ApiError(
@@ -361,7 +347,7 @@ def _pending_shortfall(purchase_id: str, purchase: asyncpg.Record) -> ApiError:
         "INSUFFICIENT_BALANCE",
         "The wallet's pending balance does not cover this purchase's cashback. "
         "Run the wallet consistency check (clicknback-ops check-wallets).",
-        {"purchase_id": purchase_id, "requested_amount": money(purchase["cashback_amount"])},
+        {"purchase_id": purchase_id, "requested_amount": money(purchase.cashback_amount)},
     )
 
 
@@ -376,28 +362,28 @@ def _not_pending(purchase_id: str, current: str) -> ApiError:
 
 async def confirm_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
     """POST /purchases/{id}/confirmation: 404 -> lock -> 400 unless pending -> confirm."""
-    async with db.transaction() as conn:
-        purchase = await conn.fetchrow(LOCK_PURCHASE_SQL, purchase_id)
+    async with in_transaction() as tx:
+        purchase = await lock_purchase(tx, purchase_id)
         if purchase is None:
             raise not_found("purchase", purchase_id)
-        if purchase["status"] != "pending":
-            raise _not_pending(purchase_id, purchase["status"])
+        if purchase.status != "pending":
+            raise _not_pending(purchase_id, purchase.status)
         try:
-            await apply_confirmation(conn, purchase, actor_type="admin", actor_id=admin_id)
+            await apply_confirmation(tx, purchase, actor_type="admin", actor_id=admin_id)
         except WalletInvariantError:
             raise _pending_shortfall(purchase_id, purchase) from None
-        except asyncpg.NumericValueOutOfRangeError:
-            raise balance_limit_exceeded("available", {"purchase_id": purchase_id}) from None
-    return {"id": purchase_id, "status": "confirmed", "cashback_amount": money(purchase["cashback_amount"])}
+        except balances.BalanceLimitExceeded as error:
+            raise balance_limit_exceeded(error.balance, {"purchase_id": purchase_id}) from None
+    return {"id": purchase_id, "status": "confirmed", "cashback_amount": money(purchase.cashback_amount)}
 
 
 async def reverse_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
     """PATCH /purchases/{id}/reverse: 404 -> lock -> 400 when terminal -> 409 if available < c."""
-    async with db.transaction() as conn:
-        purchase = await conn.fetchrow(LOCK_PURCHASE_SQL, purchase_id)
+    async with in_transaction() as tx:
+        purchase = await lock_purchase(tx, purchase_id)
         if purchase is None:
             raise not_found("purchase", purchase_id)
-        status = purchase["status"]
+        status = purchase.status
         details = {"purchase_id": purchase_id, "current_status": status, "reversible_from_statuses": REVERSIBLE_FROM}
         if status == "reversed":
             raise ApiError(
@@ -413,15 +399,15 @@ async def reverse_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
                 f"Cannot reverse purchase '{purchase_id}'. Rejected purchases cannot be reversed.",
                 details,
             )
-        cashback = purchase["cashback_amount"]
-        wallet = await _lock_wallet(conn, purchase["user_id"])
-        if status == "confirmed" and wallet["available_balance"] < cashback:
+        cashback = purchase.cashback_amount
+        wallet = await _lock_wallet(tx, purchase.user_id)
+        if status == "confirmed" and wallet.available_balance < cashback:
             warn(
                 "balance_would_go_negative",
                 "reversal would take the available balance below zero",
-                user_id=str(purchase["user_id"]),
+                user_id=str(purchase.user_id),
                 purchase_id=purchase_id,
-                available_balance=money(wallet["available_balance"]),
+                available_balance=money(wallet.available_balance),
                 cashback_amount=money(cashback),
             )
             raise ApiError(
@@ -431,7 +417,7 @@ async def reverse_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
                 {
                     "purchase_id": purchase_id,
                     "requested_amount": money(cashback),
-                    "available_balance": money(wallet["available_balance"]),
+                    "available_balance": money(wallet.available_balance),
                 },
             )
         if status == "pending":
@@ -439,14 +425,15 @@ async def reverse_by_admin(purchase_id: str, admin_id: str) -> dict[str, Any]:
                 _require_pending_covers(wallet, purchase, "reversal")
             except WalletInvariantError:
                 raise _pending_shortfall(purchase_id, purchase) from None
-        await conn.execute(REVERSE_SQL, purchase["id"], purchase["user_id"], cashback, status)
+        await _settle(tx, purchase, "reversed", status="reversed", cashback_amount=Decimal("0"))
+        await balances.reverse(tx, purchase.user_id, cashback, status)
         await audit(
-            conn,
+            tx,
             actor_type="admin",
             actor_id=admin_id,
             action="PURCHASE_REVERSED",
             resource_type="purchase",
-            resource_id=purchase["id"],
+            resource_id=purchase.id,
             details={"prior_status": status, "reversed_cashback_amount": money(cashback)},
         )
     return {"id": purchase_id, "status": "reversed", "cashback_amount": money(Decimal("0"))}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
-import asyncpg
-
-from server import db
 from server.auth import passwords
 from server.errors import ApiError, violation
+from server.users.models import User
+from server.wallets import balances
 
-USER_COLUMNS = "id, email, role, active, created_at"
+USER_FIELDS = ("id", "email", "role", "active", "created_at")
 
 
 def user_out(row) -> dict:
@@ -36,18 +36,13 @@ async def register(email: str, password: str) -> dict:
             "Password does not meet complexity requirements.",
             {"violations": [violation("password", reason)]},
         )
-    if await db.fetchval("SELECT 1 FROM users WHERE email = $1", email):
+    if await User.filter(email=email).exists():
         raise _email_taken(email)
     hashed = await passwords.hash_password(password)
     try:
-        async with db.transaction() as conn:
-            row = await conn.fetchrow(
-                f"INSERT INTO users (id, email, hashed_password) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}",
-                uuid.uuid4(),
-                email,
-                hashed,
-            )
-            await conn.execute("INSERT INTO wallets (user_id) VALUES ($1)", row["id"])
-    except asyncpg.UniqueViolationError:
+        async with in_transaction() as tx:
+            user = await User.create(using_db=tx, email=email, hashed_password=hashed)
+            await balances.open_wallet(tx, user.id)
+    except IntegrityError:  # uq_users_email: a concurrent registration of the same email won
         raise _email_taken(email) from None
-    return user_out(row)
+    return user_out({name: getattr(user, name) for name in USER_FIELDS})

@@ -60,9 +60,10 @@ class Mismatch:
     def describe(self) -> str:
         if self.balance == "wallet":
             return f"user {self.user_id} ({self.email}): no wallet"
+        stored = self.stored if self.stored is not None else Decimal("0")
         return (
             f"user {self.user_id} ({self.email}): {self.balance}_balance is {money(self.stored)}, "
-            f"expected {money(self.expected)} (difference {money(self.stored - self.expected)})"
+            f"expected {money(self.expected)} (difference {money(stored - self.expected)})"
         )
 
 

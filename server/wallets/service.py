@@ -11,6 +11,7 @@ from server.pagination import Filters, fetch_page
 
 # The three stored balances and the sum of the caller's open payouts, read with the caller's own
 # row in one statement (endpoint(about_caller=...)): one round trip for the whole request.
+# Raw SQL kept for bench row wallet_summary: read with the caller's own row, one round trip.
 SUMMARY_OF_CALLER = """
 SELECT w.user_id IS NOT NULL AS has_wallet, w.pending_balance, w.available_balance, w.paid_balance,
        (SELECT COALESCE(SUM(p.amount), 0) FROM payouts p

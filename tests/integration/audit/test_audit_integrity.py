@@ -81,18 +81,23 @@ async def test_a_failing_audit_insert_rolls_the_change_back(client, conn, admin,
     assert await conn.fetchval("SELECT count(*) FROM audit_logs") == 0
 
 
-async def test_the_bad_actor_really_breaks_the_check(conn):
-    with pytest.raises(asyncpg.CheckViolationError) as raised:
-        await audit.record(
-            conn,
-            actor_type="robot",
-            actor_id=str(uuid.uuid4()),
-            action="MERCHANT_CREATED",
-            resource_type="merchant",
-            resource_id=str(uuid.uuid4()),
-            details={},
-        )
-    assert raised.value.constraint_name == "ck_audit_actor_type"
+async def test_the_bad_actor_really_breaks_the_check(client):
+    from tortoise.exceptions import IntegrityError
+    from tortoise.transactions import in_transaction
+
+    with pytest.raises(IntegrityError) as raised:
+        async with in_transaction() as tx:
+            await audit.record(
+                tx,
+                actor_type="robot",
+                actor_id=str(uuid.uuid4()),
+                action="MERCHANT_CREATED",
+                resource_type="merchant",
+                resource_id=str(uuid.uuid4()),
+                details={},
+            )
+    assert isinstance(raised.value.__cause__, asyncpg.CheckViolationError)
+    assert raised.value.__cause__.constraint_name == "ck_audit_actor_type"
 
 
 async def one_audit_row(conn) -> str:

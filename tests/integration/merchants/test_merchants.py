@@ -144,14 +144,12 @@ async def test_unique_index_answers_409_when_the_precheck_is_passed(client, conn
     from server.merchants import service
 
     await insert_merchant(conn, "Indexed")
-    original = service.db.fetchval
+    assert await service.name_in_use("INDEXED")
 
-    async def blind_precheck(sql, *args):
-        if "lower(name) = lower($1)" in sql:
-            return None
-        return await original(sql, *args)
+    async def blind_precheck(name):
+        return False
 
-    monkeypatch.setattr(service.db, "fetchval", blind_precheck)
+    monkeypatch.setattr(service, "name_in_use", blind_precheck)
     response = await client.post(
         PATHS[0], token=admin.token, json={"name": "INDEXED", "default_cashback_percentage": 5}
     )

@@ -288,8 +288,10 @@ async def test_partial_unique_index_answers_409_when_the_precheck_is_passed(clie
     merchant_id = await insert_merchant(conn)
     existing = await insert_offer(conn, merchant_id)
 
-    async def blind(conn, merchant_id):
-        return None
+    real = service._active_offer_id
+
+    async def blind(merchant_id, tx=None):  # the pre-check, inside the transaction, sees nothing
+        return None if tx is not None else await real(merchant_id)
 
     monkeypatch.setattr(service, "_active_offer_id", blind)
     response = await client.post(PATHS[0], token=admin.token, json=offer_body(merchant_id))

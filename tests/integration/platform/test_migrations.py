@@ -222,3 +222,23 @@ async def test_ops_cli_reports_status_as_json(database_url):
     status = json.loads(result.stdout)
     assert status["db_head"] == status["code_head"] == db_migrations.code_head()
     assert status["pending"] == []
+
+
+def test_no_migration_reads_another_migration_and_rules_are_applied_by_name():
+    """Each migration stands alone: rules come from server/purchases/sql/ by name, never from a
+    sibling migration's text (by path, import or string replacement)."""
+    from server.purchases.rules import SQL_DIR
+
+    for name in db_migrations.migration_files():
+        text = (db_migrations.MIGRATIONS_DIR / db_migrations.APP / name).read_text()
+        assert "spec_from_file_location" not in text and "importlib" not in text, name
+        assert ".replace(" not in text, name
+        for other in db_migrations.migration_files():
+            assert other == name or other.removesuffix(".py") not in text, (name, other)
+    for path in SQL_DIR.glob("*.sql"):  # every rule file has a user: a migration or the ops rebuild
+        users = [
+            name
+            for name in db_migrations.migration_files()
+            if f'sql_file("{path.stem}")' in (db_migrations.MIGRATIONS_DIR / db_migrations.APP / name).read_text()
+        ]
+        assert users, path.name

@@ -18,6 +18,7 @@ import pytest
 from server import db_migrations
 from server.db import parse_database_url
 from server.purchases.cap_totals import REBUILD_INSERT_SQL, count_rebuild_rows, find_total_mismatches, rebuild
+from server.purchases.rules import sql_file
 from tests.integration.purchases.helpers import (
     assert_consistent,
     assert_totals_match_purchases,
@@ -61,12 +62,14 @@ async def _two_users_two_offers(client, conn, user, make_account):
     return other, first_merchant, first_offer, second_offer
 
 
-async def test_the_rebuild_is_migration_4s_backfill():
+async def test_the_rebuild_and_migration_4_apply_the_one_backfill_file():
     path = db_migrations.MIGRATIONS_DIR / db_migrations.APP / "4_20261127000400_monthly_cashback_totals.py"
     spec = importlib.util.spec_from_file_location("migration_4_for_cap_totals", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    assert REBUILD_INSERT_SQL == sql_file("monthly_totals_backfill")
     assert (await module.upgrade(None)).count(REBUILD_INSERT_SQL) == 1
+    assert 'sql_file("monthly_totals_backfill")' in path.read_text()  # by name, not a copy
 
 
 async def test_a_clean_database_has_no_mismatch(client, conn, user, make_account, database_url):
