@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 from sanic import Request
+from sanic.request.parameters import RequestParameters
 
 from server.apidoc import BODY_ATTRIBUTE
 from server.auth.guard import CurrentUser, authenticate, caller_lookup, require_admin
@@ -22,7 +23,7 @@ from server.validation import Field, parse_json, query_values, unstorable_fields
 Schema = Mapping[str, Field]
 
 
-def query_args(request: Request) -> Mapping[str, list[str]]:
+def query_args(request: Request) -> RequestParameters:
     """The query string's parameters, blank ones included: `?limit=` is a limit that is not an
     integer (422), never a missing one that quietly takes the default."""
     return request.get_args(keep_blank_values=True)
@@ -36,6 +37,13 @@ class Call:
     body: dict[str, Any] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
     about_caller: asyncpg.Record | None = None  # the columns `endpoint(about_caller=...)` asked for
+
+    @property
+    def caller(self) -> CurrentUser:
+        """The authenticated caller, for handlers of `endpoint(auth="user" | "admin")`."""
+        if self.user is None:
+            raise RuntimeError("a public endpoint has no caller")
+        return self.user
 
 
 def _check_media_type(request: Request) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -48,8 +49,9 @@ def _offer_id(number: int) -> str:
 
 STD = (-30, 300)  # the standard window, in days relative to D
 
-# (merchant id, name, default %, merchant active, offer id, percent, fixed, window, cap, offer active)
-MERCHANTS = [
+# (merchant id, name, default %, merchant active, offer id, percent, fixed, window, cap, offer active);
+# a merchant without an offer has None in the offer's columns, so the rows are typed loosely.
+MERCHANTS: list[tuple[Any, ...]] = [
     (SHOPLY, "Shoply", "5.0", True, "f0e1d2c3-b4a5-4678-9012-3456789abcde", "5", None, STD, "50", True),
     (QUICKCART, "QuickCart", "3.5", True, "a1b2c3d4-e5f6-4789-0abc-def012345678", "0", "3.00", (-30, 270), "20", True),
     (URBANMART, "UrbanMart", "2.0", True, _offer_id(1), "2", None, (-10, 300), "15", True),

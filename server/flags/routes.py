@@ -133,7 +133,7 @@ def list_query(request: Request):
 async def put_flag(request: Request, call: Call, key: str):
     b = call.body
     service.require_scope_id(b["scope_type"], b["scope_id"])
-    flag = await service.upsert(call.user.id, key, b["scope_type"], b["scope_id"], b["enabled"], b["description"])
+    flag = await service.upsert(call.caller.id, key, b["scope_type"], b["scope_id"], b["enabled"], b["description"])
     return json_response(flag)
 
 
@@ -195,5 +195,5 @@ async def list_flags(request: Request, call: Call):
 async def delete_flag(request: Request, call: Call, key: str):
     q = call.query
     service.require_scope_id(q["scope_type"], q["scope_id"])
-    await service.delete(call.user.id, key, q["scope_type"], q["scope_id"])
+    await service.delete(call.caller.id, key, q["scope_type"], q["scope_id"])
     return empty_response(204)

@@ -65,7 +65,7 @@ def list_query(request: Request):
 @endpoint(auth="admin", body=CREATE_BODY)
 async def create_merchant(request: Request, call: Call):
     merchant = await service.create(
-        call.user.id,
+        call.caller.id,
         request.app.ctx.settings.max_cashback_percentage,
         call.body["name"],
         call.body["default_cashback_percentage"],
@@ -103,7 +103,7 @@ async def list_merchants(request: Request, call: Call):
 @endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
 async def set_merchant_status(request: Request, call: Call, merchant_id: str):
     try:
-        result = await service.set_status(call.user.id, path_uuid(merchant_id), merchant_id, call.body["status"])
+        result = await service.set_status(call.caller.id, path_uuid(merchant_id), merchant_id, call.body["status"])
     finally:
         request.app.ctx.catalogue.invalidate()  # its offers leave /offers/active at once
     return json_response(result)

@@ -132,7 +132,7 @@ def page_query(request: Request):
 @endpoint(auth="admin", body=CREATE_BODY)
 async def create_offer(request: Request, call: Call):
     try:
-        offer = await service.create(call.user.id, request.app.ctx.settings.max_cashback_percentage, call.body)
+        offer = await service.create(call.caller.id, request.app.ctx.settings.max_cashback_percentage, call.body)
     finally:
         request.app.ctx.catalogue.invalidate()  # this instance reads its own write at once
     return json_response(offer, status=201)
@@ -198,7 +198,7 @@ async def list_active_offers(request: Request, call: Call):
 )
 @endpoint(auth="user")
 async def get_offer(request: Request, call: Call, offer_id: str):
-    return json_response(await service.details(path_uuid(offer_id), offer_id, call.user.is_admin))
+    return json_response(await service.details(path_uuid(offer_id), offer_id, call.caller.is_admin))
 
 
 @bp.patch("/offers/<offer_id>/status")
@@ -217,7 +217,7 @@ async def get_offer(request: Request, call: Call, offer_id: str):
 @endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
 async def set_offer_status(request: Request, call: Call, offer_id: str):
     try:
-        result = await service.set_status(call.user.id, path_uuid(offer_id), offer_id, call.body["status"])
+        result = await service.set_status(call.caller.id, path_uuid(offer_id), offer_id, call.body["status"])
     finally:
         request.app.ctx.catalogue.invalidate()
     return json_response(result)

@@ -45,7 +45,7 @@ async def request_payout(request: Request, call: Call):
     amount = call.body["amount"]
     if amount < minimum:
         raise schema_error([violation("amount", f"Minimum payout amount is {render_money(minimum)}.")])
-    return json_response(await service.request_payout(call.user.id, amount), status=201)
+    return json_response(await service.request_payout(call.caller.id, amount), status=201)
 
 
 @bp.get("/users/me/payouts")
@@ -60,7 +60,7 @@ async def request_payout(request: Request, call: Call):
 async def list_own_payouts(request: Request, call: Call):
     q = call.query
     data, total = await service.list_payouts(
-        offset=q["offset"], limit=q["limit"], status=q.get("status"), user_id=call.user.id
+        offset=q["offset"], limit=q["limit"], status=q.get("status"), user_id=call.caller.id
     )
     return json_response(page(data, q["offset"], q["limit"], total))
 
@@ -101,6 +101,6 @@ async def process_payout(request: Request, call: Call, payout_id: str):
     if parsed_id is None:
         raise not_found("payout", payout_id)
     result = await service.process_payout(
-        parsed_id, call.user.id, call.body["status"], call.body.get("external_reference")
+        parsed_id, call.caller.id, call.body["status"], call.body.get("external_reference")
     )
     return json_response(result)

@@ -105,12 +105,12 @@ LIST_PARAMS = [*docs.PAGINATION, docs.query("status", docs.PURCHASE_STATUS)]
 )
 @endpoint(auth="user", body=INGEST_BODY)
 async def ingest_purchase(request: Request, call: Call):
-    if call.body["user_id"] != call.user.id:
+    if call.body["user_id"] != call.caller.id:
         raise forbidden(
             "You can only ingest purchases on your own behalf.",
             {"reason": "The user_id in the request does not match the authenticated user."},
         )
-    result = await service.ingest(call.user.id, call.body)
+    result = await service.ingest(call.caller.id, call.body)
     return json_response(result, status=201)
 
 
@@ -160,7 +160,7 @@ async def list_purchases(request: Request, call: Call):
 async def list_own_purchases(request: Request, call: Call):
     status = _status_filter(call.query)
     data, total = await service.list_purchases(
-        offset=call.query["offset"], limit=call.query["limit"], status=status, user_id=call.user.id
+        offset=call.query["offset"], limit=call.query["limit"], status=status, user_id=call.caller.id
     )
     return json_response(page(data, call.query["offset"], call.query["limit"], total))
 
@@ -176,7 +176,7 @@ async def list_own_purchases(request: Request, call: Call):
 )
 @endpoint(auth="user")
 async def get_purchase(request: Request, call: Call, purchase_id: str):
-    result = await service.get_purchase(_purchase_id(purchase_id), call.user.id, call.user.is_admin)
+    result = await service.get_purchase(_purchase_id(purchase_id), call.caller.id, call.caller.is_admin)
     return json_response(result)
 
 
@@ -194,7 +194,7 @@ async def get_purchase(request: Request, call: Call, purchase_id: str):
 )
 @endpoint(auth="admin")
 async def confirm_purchase(request: Request, call: Call, purchase_id: str):
-    result = await service.confirm_by_admin(_purchase_id(purchase_id), call.user.id)
+    result = await service.confirm_by_admin(_purchase_id(purchase_id), call.caller.id)
     return json_response(result)
 
 
@@ -212,5 +212,5 @@ async def confirm_purchase(request: Request, call: Call, purchase_id: str):
 )
 @endpoint(auth="admin")
 async def reverse_purchase(request: Request, call: Call, purchase_id: str):
-    result = await service.reverse_by_admin(_purchase_id(purchase_id), call.user.id)
+    result = await service.reverse_by_admin(_purchase_id(purchase_id), call.caller.id)
     return json_response(result)

@@ -56,7 +56,7 @@ async def register(request: Request, call: Call):
 )
 @endpoint(auth="user")
 async def me(request: Request, call: Call):
-    user = call.user
+    user = call.caller
     return json_response(
         {"id": user.id, "email": user.email, "role": user.role, "active": user.active, "created_at": user.created_at}
     )

@@ -41,5 +41,5 @@ async def wallet_summary(request: Request, call: Call):
 @endpoint(auth="user", query=TRANSACTIONS_QUERY)
 async def wallet_transactions(request: Request, call: Call):
     offset, limit = call.query["offset"], call.query["limit"]
-    data, total = await service.transactions(call.user.id, offset, limit)
+    data, total = await service.transactions(call.caller.id, offset, limit)
     return json_response(page(data, offset, limit, total))
