@@ -3,6 +3,7 @@
 embedded PostgreSQL with it: nothing may live on under PID 1."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,6 +24,8 @@ pytestmark = pytest.mark.e2e
 INVOKE = str(Path(sys.executable).parent / "invoke")
 # `make -o`: take the venv as installed (the test runs inside it), never pip install.
 MAKE_SERVE = ["make", "-s", "-o", ".venv/bin/.installed", "serve"]
+# make's own error line: `make: ***`, or `make[1]: ***` when the suite itself runs under make.
+MAKE_LINE = re.compile(r"make(\[\d+\])?: ")
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +139,7 @@ def test_serve_on_a_busy_port_exits_non_zero_with_one_line_naming_the_port(local
         for argv in ([INVOKE, "serve", "--port", str(port)], [*MAKE_SERVE, f"PORT={port}"]):
             result = subprocess.run(argv, cwd=PROJECT_ROOT, env=serve_env(local_dir), capture_output=True, text=True)
             assert result.returncode != 0, (argv, result.stdout, result.stderr)
-            ours = [line for line in result.stderr.splitlines() if not line.startswith("make: ")]
+            ours = [line for line in result.stderr.splitlines() if not MAKE_LINE.match(line)]
             assert ours == [
                 f"[serve] port {port} on 127.0.0.1 is already in use: pick another with "
                 "`make serve PORT=8300` (or `invoke serve --port 8300`)"
