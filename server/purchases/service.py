@@ -8,6 +8,7 @@ after the purchase row is locked and its status re-read, and locks the owner's w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +37,8 @@ PURCHASE_COLUMNS = (
 PURCHASE_SOURCE = (
     "purchases p JOIN merchants m ON m.id = p.merchant_id LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
 )
+# One purchase's details: a queryset with the same fields (no bench row reads a single purchase).
+DETAIL_FIELDS = "id external_id user_id merchant_id offer_id amount currency status cashback_amount created_at".split()
 
 # Ingestion is one statement, one round trip after authentication: record_purchase()
 # (server/purchases/sql/record_purchase.sql, reading the month's running total) takes the caller's wallet lock,
@@ -59,7 +62,7 @@ def warn(reason: str, message: str, **context: Any) -> None:
 
 
 # -- rendering ------------------------------------------------------------------------------
-def purchase_out(row: asyncpg.Record) -> dict[str, Any]:
+def purchase_out(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "external_id": row["external_id"],
@@ -247,7 +250,11 @@ async def list_purchases(
 
 
 async def get_purchase(purchase_id: str, caller_id: str, caller_is_admin: bool) -> dict[str, Any]:
-    row = await db.fetchrow(f"SELECT {PURCHASE_COLUMNS} FROM {PURCHASE_SOURCE} WHERE p.id = $1", purchase_id)
+    row = await (
+        Purchase.filter(id=purchase_id)
+        .first()
+        .values(*DETAIL_FIELDS, merchant_name="merchant__name", cashback_status="cashback_transaction__status")
+    )
     if row is None:
         raise not_found("purchase", purchase_id)
     if not caller_is_admin and str(row["user_id"]) != caller_id:
