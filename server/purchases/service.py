@@ -48,8 +48,6 @@ DETAIL_FIELDS = "id external_id user_id merchant_id offer_id amount currency sta
 # Raw SQL kept for bench row purchase_ingest (docs/adr/0003-ingestion-inside-postgresql.md).
 RECORD_PURCHASE_SQL = "SELECT * FROM record_purchase($1, $2, $3, $4, $5)"
 
-DUPLICATE_SQL = "SELECT id, user_id, created_at, amount FROM purchases WHERE external_id = $1"
-
 
 class WalletInvariantError(RuntimeError):
     """A movement would take a balance below zero although the rules say it cannot: the wallet
@@ -89,7 +87,7 @@ def invalid_status(value: str) -> ApiError:
 
 
 # -- ingestion --------------------------------------------------------------------------------
-def duplicate_error(external_id: str, existing: asyncpg.Record | None, caller_id: str) -> ApiError:
+def duplicate_error(external_id: str, existing: Mapping[str, Any] | None, caller_id: str) -> ApiError:
     """The 409 never reveals another user's purchase: only the caller's own gets the details."""
     details: dict[str, Any] = {"external_id": external_id}
     if existing is not None and str(existing["user_id"]) == caller_id:
@@ -204,7 +202,9 @@ async def ingest(caller_id: str, body: dict[str, Any]) -> dict[str, Any]:
             raise
         # A concurrent request of another user committed the same external_id first (the function's
         # insert waited for it, then failed; its transaction rolled back): answer like check 3.
-        existing = await db.fetchrow(DUPLICATE_SQL, external_id)
+        existing = (
+            await Purchase.filter(external_id=external_id).first().values("id", "user_id", "created_at", "amount")
+        )
         raise duplicate_error(external_id, existing, caller_id) from None
     except asyncpg.NumericValueOutOfRangeError:
         # The cashback would overflow the pending balance; the statement rolled back.
