@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from server.validation import BIGINT_MAX, Field
+from server.validation import BIGINT_MAX, Field, choice
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 OPERATION_ATTRIBUTE = "__openapi_operation__"
@@ -24,11 +24,9 @@ RATE_IN = {
     "oneOf": [{"type": "number"}, {"type": "string"}],
     "description": "A number or numeric string with at most 2 decimals.",
 }
-STATUS_BODY = {
-    "type": "object",
-    "required": ["status"],
-    "properties": {"status": {"type": "string", "enum": ["active", "inactive"]}},
-}
+EMAIL_IN = {"type": "string", "format": "email", "maxLength": 254}
+# The body of both status routes (merchants, offers): validated and documented by this one declaration.
+STATUS_BODY = {"status": Field(choice("active", "inactive"), doc={"type": "string", "enum": ["active", "inactive"]})}
 STATUS_OUT = {
     "type": "object",
     "required": ["id", "status"],
@@ -133,7 +131,6 @@ def describe(
     ok_status: int,
     ok: dict[str, Any] | None,
     errors: Iterable[int],
-    body: dict[str, Any] | None = None,
     params: list[dict[str, Any]] | None = None,
     description: str | None = None,
     public: bool = False,
@@ -142,8 +139,8 @@ def describe(
     """One operation: its request body and query, its success response and its error statuses
     (`error_text` words a status for this operation where ERROR_TEXT's general text would mislead).
 
-    Without `body`, a handler made by `endpoint(body=...)` whose fields carry `doc` schemas is
-    documented from that declaration, so what is validated and what is documented cannot differ."""
+    The request body is documented from the fields `endpoint(body=...)` validates (each carries its
+    `doc` schema), so what is validated and what is documented cannot differ."""
     responses: dict[str, Any] = {
         str(ok_status): {
             "description": "Success.",
@@ -158,14 +155,12 @@ def describe(
         operation["description"] = description
     if params:
         operation["parameters"] = list(params)
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     if not public:
         operation["security"] = [{"bearer": []}]
 
     def attach(handler: Handler) -> Handler:
         fields = getattr(handler, BODY_ATTRIBUTE, None)
-        if body is None and fields and all(field.doc is not None for field in fields.values()):
+        if fields:  # body_of refuses a field without its doc schema, at import
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_of(fields)}}}
         setattr(handler, OPERATION_ATTRIBUTE, operation)
         return handler

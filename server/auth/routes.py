@@ -2,7 +2,7 @@
 
 from sanic import Blueprint, Request
 
-from server.apidoc import describe, obj
+from server.apidoc import EMAIL_IN, describe, obj
 from server.auth import service
 from server.endpoint import Call, endpoint
 from server.http import client_address, json_response
@@ -12,8 +12,15 @@ bp = Blueprint("auth", url_prefix="/api/v1/auth")
 # Tokens in a response must never be stored by a browser or an intermediary cache (API.md §1.9).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-LOGIN_BODY = {"email": Field(email), "password": Field(string(min_length=1, max_length=1024))}
-REFRESH_BODY = {"refresh_token": Field(string(min_length=1, max_length=4096))}
+LOGIN_BODY = {
+    "email": Field(email, doc=EMAIL_IN),
+    "password": Field(string(min_length=1, max_length=1024), doc={"type": "string", "minLength": 1, "maxLength": 1024}),
+}
+REFRESH_BODY = {
+    "refresh_token": Field(
+        string(min_length=1, max_length=4096), doc={"type": "string", "minLength": 1, "maxLength": 4096}
+    )
+}
 TOKENS_OUT = obj(
     {
         "access_token": {"type": "string"},
@@ -22,8 +29,6 @@ TOKENS_OUT = obj(
         "expires_in": {"type": "integer"},
     }
 )
-LOGIN_IN = obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": 1}})
-REFRESH_IN = obj({"refresh_token": {"type": "string", "minLength": 1}})
 
 
 @bp.post("/login")
@@ -33,7 +38,6 @@ REFRESH_IN = obj({"refresh_token": {"type": "string", "minLength": 1}})
     200,
     TOKENS_OUT,
     [401, 413, 415, 422, 429],
-    body=LOGIN_IN,
     public=True,
     description="Five failures for an email within 15 minutes block it (429 with Retry-After).",
     error_text={
@@ -57,7 +61,6 @@ async def login(request: Request, call: Call):
     200,
     TOKENS_OUT,
     [401, 413, 415, 422],
-    body=REFRESH_IN,
     public=True,
     description="Each refresh token works once; reusing one revokes every refresh token of the user.",
     error_text={

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import ipaddress
-import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from loguru import logger
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import RawSQL
+from tortoise.transactions import in_transaction
 
-from server import db
 from server.auth import passwords, throttle
+from server.auth.models import RefreshToken
 from server.auth.tokens import IssuedRefreshToken, TokenError, decode, digest, issue_access, issue_refresh
 from server.config import Settings
 from server.errors import ApiError
+from server.users.models import User
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": "Bearer"}
+DB_NOW = RawSQL("now()")  # used_at and revoked_at on the database clock, as issued_at's default
 
 
 @dataclass(frozen=True)
@@ -57,15 +63,14 @@ def _safe_ip(ip: str | None) -> str | None:
         return None
 
 
-async def _store_refresh(conn, settings: Settings, user_id: str) -> IssuedRefreshToken:
+async def _store_refresh(tx: BaseDBAsyncClient, settings: Settings, user_id: str) -> IssuedRefreshToken:
     issued = issue_refresh(settings.oauth_hash_key, user_id, settings.refresh_token_ttl_minutes)
-    await conn.execute(
-        "INSERT INTO refresh_tokens (id, user_id, token_hash, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        uuid.uuid4(),
-        user_id,
-        issued.token_hash,
-        issued.issued_at,
-        issued.expires_at,
+    await RefreshToken.create(
+        using_db=tx,
+        user_id=user_id,
+        token_hash=issued.token_hash,
+        issued_at=issued.issued_at,
+        expires_at=issued.expires_at,
     )
     return issued
 
@@ -79,9 +84,8 @@ async def login(settings: Settings, email: str, password: str, ip: str | None) -
     ip = _safe_ip(ip)
     limit, window = settings.login_max_failures, settings.login_window_minutes
     # Cheap check first, so a throttled email never costs a password hash.
-    async with db.connection() as conn:
-        wait = await throttle.retry_after(conn, email, limit, window)
-        user = await conn.fetchrow("SELECT id, role, active, hashed_password FROM users WHERE email = $1", email)
+    wait = await throttle.retry_after(connections.get("default"), email, limit, window)
+    user = await User.filter(email=email).first().values("id", "role", "active", "hashed_password")
     if wait is not None:
         _auth_warning("throttled", email_attempts="limit_reached")
         raise _too_many(wait)
@@ -90,23 +94,23 @@ async def login(settings: Settings, email: str, password: str, ip: str | None) -
     new_hash = await passwords.rehash_if_room(password) if matches and needs_rehash else None
 
     outcome: ApiError | TokenPair
-    async with db.transaction() as conn:
-        await throttle.lock_email(conn, email)
-        wait = await throttle.retry_after(conn, email, limit, window)
+    async with in_transaction() as tx:
+        await throttle.lock_email(tx, email)
+        wait = await throttle.retry_after(tx, email, limit, window)
         if wait is not None:
             outcome = _too_many(wait)
-        elif not matches:
-            await throttle.record_failure(conn, email, ip)
+        elif not matches or user is None:  # an unknown email never matches; mypy cannot know that
+            await throttle.record_failure(tx, email, ip)
             outcome = _invalid_credentials()
         elif not user["active"]:
             outcome = ApiError(
                 401, "USER_INACTIVE", "User account is inactive.", {"user_id": str(user["id"])}, WWW_AUTHENTICATE
             )
         else:
-            await throttle.clear_failures(conn, email)
+            await throttle.clear_failures(tx, email)
             if new_hash is not None:
-                await conn.execute("UPDATE users SET hashed_password = $2 WHERE id = $1", user["id"], new_hash)
-            refresh = await _store_refresh(conn, settings, str(user["id"]))
+                await User.filter(id=user["id"]).using_db(tx).update(hashed_password=new_hash)
+            refresh = await _store_refresh(tx, settings, str(user["id"]))
             outcome = _pair(settings, str(user["id"]), user["role"], refresh)
     if isinstance(outcome, ApiError):
         _auth_warning({401: "invalid_credentials", 429: "throttled"}.get(outcome.status, outcome.code.lower()))
@@ -124,10 +128,7 @@ def _revoked() -> ApiError:
 
 async def _revoke_all(user_id) -> None:
     """Reuse detected: revoke every live refresh token of the user, committed on its own."""
-    async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id
-        )
+    await RefreshToken.filter(user_id=user_id, revoked_at__isnull=True).update(revoked_at=DB_NOW)
 
 
 async def refresh(settings: Settings, token: str) -> TokenPair:
@@ -136,32 +137,35 @@ async def refresh(settings: Settings, token: str) -> TokenPair:
     except TokenError as error:
         _auth_warning(f"refresh_{error.reason}")
         raise _invalid_refresh() from None
-    row = await db.fetchrow(
-        "SELECT id, user_id, expires_at > now() AS live, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
-        digest(token),
+    # expires_at was set from the issuing process's clock, as the token's own `exp` that decode() checked.
+    row = await (
+        RefreshToken.filter(token_hash=digest(token), expires_at__gt=datetime.now(UTC))
+        .first()
+        .values("id", "user_id", "used_at", "revoked_at")
     )
-    if row is None or not row["live"]:
+    if row is None:
         _auth_warning("refresh_unknown_or_expired")
         raise _invalid_refresh()
     if row["used_at"] is not None or row["revoked_at"] is not None:
         await _revoke_all(row["user_id"])
         _auth_warning("refresh_reuse", user_id=str(row["user_id"]))
         raise _revoked()
-    user = await db.fetchrow("SELECT id, role, active FROM users WHERE id = $1", row["user_id"])
+    user = await User.filter(id=row["user_id"]).first().values("id", "role", "active")
     if user is None:
         raise _invalid_refresh()
     if not user["active"]:
         raise ApiError(
             401, "USER_INACTIVE", "User account is inactive.", {"user_id": str(user["id"])}, WWW_AUTHENTICATE
         )
-    async with db.transaction() as conn:
-        consumed = await conn.execute(
-            "UPDATE refresh_tokens SET used_at = now() WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-            row["id"],
+    async with in_transaction() as tx:
+        consumed = (
+            await RefreshToken.filter(id=row["id"], used_at__isnull=True, revoked_at__isnull=True)
+            .using_db(tx)
+            .update(used_at=DB_NOW)
         )
         pair = None
-        if consumed.endswith(" 1"):
-            issued = await _store_refresh(conn, settings, str(user["id"]))
+        if consumed == 1:
+            issued = await _store_refresh(tx, settings, str(user["id"]))
             pair = _pair(settings, str(user["id"]), user["role"], issued)
     if pair is None:
         await _revoke_all(row["user_id"])

@@ -26,17 +26,18 @@ from server.validation import (
 
 bp = Blueprint("flags", url_prefix="/api/v1")
 
-SCOPE_TYPE = Field(choice(*service.SCOPE_TYPES), required=False, default="global")
-SCOPE_ID = Field(uuid_value, required=False, nullable=True)
+SCOPE_TYPE_DOC = {"type": "string", "enum": list(service.SCOPE_TYPES), "default": "global"}
+SCOPE_TYPE = Field(choice(*service.SCOPE_TYPES), required=False, default="global", doc=SCOPE_TYPE_DOC)
+SCOPE_ID = Field(uuid_value, required=False, nullable=True, doc=UUID)
 UPSERT_BODY = {
-    "enabled": Field(body_bool),
+    "enabled": Field(body_bool, doc={"type": "boolean"}),
     "scope_type": SCOPE_TYPE,
     "scope_id": SCOPE_ID,
-    "description": Field(string(max_length=500), required=False, nullable=True),
+    "description": Field(
+        string(max_length=500), required=False, nullable=True, doc={"type": "string", "maxLength": 500}
+    ),
 }
 SCOPE_QUERY = {"scope_type": SCOPE_TYPE, "scope_id": SCOPE_ID}
-
-SCOPE_TYPE_DOC = {"type": "string", "enum": list(service.SCOPE_TYPES), "default": "global"}
 FLAG_OUT = obj(
     {
         "id": UUID,
@@ -48,15 +49,6 @@ FLAG_OUT = obj(
         "created_at": TIMESTAMP,
         "updated_at": TIMESTAMP,
     }
-)
-FLAG_IN = obj(
-    {
-        "enabled": {"type": "boolean"},
-        "scope_type": SCOPE_TYPE_DOC,
-        "scope_id": nullable(UUID),
-        "description": nullable({"type": "string", "maxLength": 500}),
-    },
-    required=["enabled"],
 )
 EVALUATION_OUT = obj(
     {
@@ -122,7 +114,6 @@ def list_query(request: Request):
     200,
     FLAG_OUT,
     [400, 401, 403, 415, 422],
-    body=FLAG_IN,
     params=[KEY_PARAM],
     description=(
         f"One row per (key, scope_type, scope_id): created, or its enabled replaced (description only when one "

@@ -17,27 +17,18 @@ from server.apidoc import (
 from server.endpoint import Call, endpoint
 from server.http import json_response
 from server.merchants import service
-from server.validation import Field, body_bool, choice, pagination_schema, path_uuid, query_bool, rate, string
+from server.validation import Field, body_bool, pagination_schema, path_uuid, query_bool, rate, string
 
 bp = Blueprint("merchants", url_prefix="/api/v1")
 
 CREATE_BODY = {
-    "name": Field(string(1, 255, strip=True)),
-    "default_cashback_percentage": Field(rate("Default cashback percentage")),
-    "active": Field(body_bool, required=False, default=True),
+    "name": Field(string(1, 255, strip=True), doc={"type": "string", "minLength": 1, "maxLength": 255}),
+    "default_cashback_percentage": Field(rate("Default cashback percentage"), doc=RATE_IN),
+    "active": Field(body_bool, required=False, default=True, doc={"type": "boolean", "default": True}),
 }
-STATUS_BODY_SCHEMA = {"status": Field(choice("active", "inactive"))}
 
 MERCHANT_OUT = obj(
     {"id": UUID, "name": {"type": "string"}, "default_cashback_percentage": RATE, "active": {"type": "boolean"}}
-)
-MERCHANT_IN = obj(
-    {
-        "name": {"type": "string", "minLength": 1, "maxLength": 255},
-        "default_cashback_percentage": RATE_IN,
-        "active": {"type": "boolean", "default": True},
-    },
-    required=["name", "default_cashback_percentage"],
 )
 
 
@@ -56,7 +47,6 @@ def list_query(request: Request):
     201,
     MERCHANT_OUT,
     [400, 401, 403, 409, 415, 422],
-    body=MERCHANT_IN,
     description=(
         "default_cashback_percentage between 0 and MAX_CASHBACK_PERCENTAGE (400 otherwise); names are unique "
         "ignoring case (409). Written to the audit log."
@@ -97,10 +87,9 @@ async def list_merchants(request: Request, call: Call):
     200,
     STATUS_OUT,
     [401, 403, 404, 415, 422],
-    body=STATUS_BODY,
     description="Idempotent. An inactive merchant's offers leave /offers/active and take no purchases.",
 )
-@endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
+@endpoint(auth="admin", body=STATUS_BODY)
 async def set_merchant_status(request: Request, call: Call, merchant_id: str):
     try:
         result = await service.set_status(call.caller.id, path_uuid(merchant_id), merchant_id, call.body["status"])

@@ -34,17 +34,15 @@ from server.validation import (
 
 bp = Blueprint("offers", url_prefix="/api/v1")
 
-CREATE_BODY = {
-    "merchant_id": Field(uuid_value),
-    "cashback_type": Field(choice("percent", "fixed")),
-    "cashback_value": Field(rate("Cashback value")),
-    "start_date": Field(date_value),
-    "end_date": Field(date_value),
-    "monthly_cap": Field(rate("Monthly cap")),
-}
-STATUS_BODY_SCHEMA = {"status": Field(choice("active", "inactive"))}
-
 CASHBACK_TYPE = {"type": "string", "enum": ["percent", "fixed"]}
+CREATE_BODY = {
+    "merchant_id": Field(uuid_value, doc=UUID),
+    "cashback_type": Field(choice("percent", "fixed"), doc=CASHBACK_TYPE),
+    "cashback_value": Field(rate("Cashback value"), doc=RATE_IN),
+    "start_date": Field(date_value, doc=DATE),
+    "end_date": Field(date_value, doc=DATE),
+    "monthly_cap": Field(rate("Monthly cap"), doc=RATE_IN),
+}
 OFFER_STATUS = {"type": "string", "enum": ["active", "inactive"]}
 OFFER_OUT = obj(
     {
@@ -70,16 +68,6 @@ ACTIVE_OFFER_PROPERTIES = {
 }
 ACTIVE_OFFER_OUT = obj(ACTIVE_OFFER_PROPERTIES)
 OFFER_DETAILS_OUT = obj({**ACTIVE_OFFER_PROPERTIES, "status": OFFER_STATUS})
-OFFER_IN = obj(
-    {
-        "merchant_id": UUID,
-        "cashback_type": CASHBACK_TYPE,
-        "cashback_value": RATE_IN,
-        "start_date": DATE,
-        "end_date": DATE,
-        "monthly_cap": RATE_IN,
-    }
-)
 
 
 def _date_from_not_after(raw_date_to: str | None):
@@ -122,7 +110,6 @@ def page_query(request: Request):
     201,
     OFFER_OUT,
     [400, 401, 403, 404, 409, 415, 422],
-    body=OFFER_IN,
     description=(
         "percent: cashback_value in (0, MAX_CASHBACK_PERCENTAGE]; fixed: a euro amount > 0. start_date today or "
         "later, end_date not before it, monthly_cap (per user and calendar month) > 0: every broken rule in one "
@@ -208,13 +195,12 @@ async def get_offer(request: Request, call: Call, offer_id: str):
     200,
     STATUS_OUT,
     [401, 403, 404, 409, 415, 422],
-    body=STATUS_BODY,
     description=(
         "Deactivation always works. Activation needs an active merchant (422), an end_date not in the past "
         "(422 OFFER_EXPIRED) and no other active offer for the merchant (409)."
     ),
 )
-@endpoint(auth="admin", body=STATUS_BODY_SCHEMA)
+@endpoint(auth="admin", body=STATUS_BODY)
 async def set_offer_status(request: Request, call: Call, offer_id: str):
     try:
         result = await service.set_status(call.caller.id, path_uuid(offer_id), offer_id, call.body["status"])

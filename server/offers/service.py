@@ -12,7 +12,6 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from server import db
 from server.audit import service as audit
 from server.errors import ApiError, forbidden, not_found, rules_error, violation
 from server.http import dumps, page, rate, rate_text
@@ -39,11 +38,18 @@ ACTIVE_ACTION = "Deactivate the existing offer before creating a new one."
 # Raw SQL kept for bench row offers_active (a catalogue cache miss): the page and its total in one statement.
 ACTIVE_SOURCE = "offers o JOIN merchants m ON m.id = o.merchant_id"
 ACTIVE_COLUMNS = "o.id, o.merchant_id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user, o.start_date, o.end_date"
-DETAILS_SQL = """
-SELECT o.id, o.merchant_id, o.active, m.active AS merchant_active, m.name AS merchant_name, o.percentage, o.fixed_amount,
-       o.monthly_cap_per_user, o.start_date, o.end_date
-FROM offers o JOIN merchants m ON m.id = o.merchant_id WHERE o.id = $1
-"""
+
+# The details of one offer: a queryset, the merchant's name and state read through the relation (one join).
+DETAILS_COLUMNS = (
+    "id",
+    "merchant_id",
+    "active",
+    "percentage",
+    "fixed_amount",
+    "monthly_cap_per_user",
+    "start_date",
+    "end_date",
+)
 
 
 def utc_today() -> date:
@@ -271,7 +277,11 @@ async def active_page_json(today: date, offset: int, limit: int) -> bytes:
 async def details(offer_id: str | None, raw_id: str, is_admin: bool) -> dict[str, Any]:
     if offer_id is None:
         raise not_found("offer", raw_id)
-    row = await db.fetchrow(DETAILS_SQL, offer_id)
+    row = await (
+        Offer.filter(id=offer_id)
+        .first()
+        .values(*DETAILS_COLUMNS, merchant_active="merchant__active", merchant_name="merchant__name")
+    )
     if row is None:
         raise not_found("offer", offer_id)
     if not is_admin:

@@ -92,12 +92,11 @@ def describe(
     responses: dict[int, dict[str, Any]],
     *,
     errors: tuple[int, ...] = (),
-    body: dict[str, Any] | None = None,
     parameters: list[dict[str, Any]] | None = None,
     description: str | None = None,
 ):
     """One money operation: its one success response, and 401/422 plus `errors` in the error envelope."""
     ((status, schema),) = responses.items()
     return apidoc.describe(
-        summary, tag, status, schema, {401, 422, *errors}, body=body, params=parameters, description=description
+        summary, tag, status, schema, {401, 422, *errors}, params=parameters, description=description
     )

@@ -8,6 +8,7 @@ after the purchase row is locked and its status re-read, and locks the owner's w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +37,8 @@ PURCHASE_COLUMNS = (
 PURCHASE_SOURCE = (
     "purchases p JOIN merchants m ON m.id = p.merchant_id LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
 )
+# One purchase's details: a queryset with the same fields (no bench row reads a single purchase).
+DETAIL_FIELDS = "id external_id user_id merchant_id offer_id amount currency status cashback_amount created_at".split()
 
 # Ingestion is one statement, one round trip after authentication: record_purchase()
 # (server/purchases/sql/record_purchase.sql, reading the month's running total) takes the caller's wallet lock,
@@ -44,8 +47,6 @@ PURCHASE_SOURCE = (
 # outcome; the rules live there, the messages and warnings here.
 # Raw SQL kept for bench row purchase_ingest (docs/adr/0003-ingestion-inside-postgresql.md).
 RECORD_PURCHASE_SQL = "SELECT * FROM record_purchase($1, $2, $3, $4, $5)"
-
-DUPLICATE_SQL = "SELECT id, user_id, created_at, amount FROM purchases WHERE external_id = $1"
 
 
 class WalletInvariantError(RuntimeError):
@@ -59,7 +60,7 @@ def warn(reason: str, message: str, **context: Any) -> None:
 
 
 # -- rendering ------------------------------------------------------------------------------
-def purchase_out(row: asyncpg.Record) -> dict[str, Any]:
+def purchase_out(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "external_id": row["external_id"],
@@ -86,7 +87,7 @@ def invalid_status(value: str) -> ApiError:
 
 
 # -- ingestion --------------------------------------------------------------------------------
-def duplicate_error(external_id: str, existing: asyncpg.Record | None, caller_id: str) -> ApiError:
+def duplicate_error(external_id: str, existing: Mapping[str, Any] | None, caller_id: str) -> ApiError:
     """The 409 never reveals another user's purchase: only the caller's own gets the details."""
     details: dict[str, Any] = {"external_id": external_id}
     if existing is not None and str(existing["user_id"]) == caller_id:
@@ -201,7 +202,9 @@ async def ingest(caller_id: str, body: dict[str, Any]) -> dict[str, Any]:
             raise
         # A concurrent request of another user committed the same external_id first (the function's
         # insert waited for it, then failed; its transaction rolled back): answer like check 3.
-        existing = await db.fetchrow(DUPLICATE_SQL, external_id)
+        existing = (
+            await Purchase.filter(external_id=external_id).first().values("id", "user_id", "created_at", "amount")
+        )
         raise duplicate_error(external_id, existing, caller_id) from None
     except asyncpg.NumericValueOutOfRangeError:
         # The cashback would overflow the pending balance; the statement rolled back.
@@ -247,7 +250,11 @@ async def list_purchases(
 
 
 async def get_purchase(purchase_id: str, caller_id: str, caller_is_admin: bool) -> dict[str, Any]:
-    row = await db.fetchrow(f"SELECT {PURCHASE_COLUMNS} FROM {PURCHASE_SOURCE} WHERE p.id = $1", purchase_id)
+    row = await (
+        Purchase.filter(id=purchase_id)
+        .first()
+        .values(*DETAIL_FIELDS, merchant_name="merchant__name", cashback_status="cashback_transaction__status")
+    )
     if row is None:
         raise not_found("purchase", purchase_id)
     if not caller_is_admin and str(row["user_id"]) != caller_id:

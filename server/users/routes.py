@@ -2,7 +2,7 @@
 
 from sanic import Blueprint, Request
 
-from server.apidoc import TIMESTAMP, UUID, describe, obj
+from server.apidoc import EMAIL_IN, TIMESTAMP, UUID, describe, obj
 from server.endpoint import Call, endpoint
 from server.http import json_response
 from server.users import service
@@ -10,7 +10,10 @@ from server.validation import Field, email, string
 
 bp = Blueprint("users", url_prefix="/api/v1/users")
 
-REGISTER_BODY = {"email": Field(email), "password": Field(string(max_length=1024))}
+REGISTER_BODY = {
+    "email": Field(email, doc=EMAIL_IN),
+    "password": Field(string(max_length=1024), doc={"type": "string", "maxLength": 1024}),
+}
 USER_OUT = obj(
     {
         "id": UUID,
@@ -18,12 +21,6 @@ USER_OUT = obj(
         "role": {"type": "string", "enum": ["user", "admin"]},
         "active": {"type": "boolean"},
         "created_at": TIMESTAMP,
-    }
-)
-REGISTER_IN = obj(
-    {
-        "email": {"type": "string", "format": "email", "maxLength": 254},
-        "password": {"type": "string", "maxLength": 1024},
     }
 )
 
@@ -35,7 +32,6 @@ REGISTER_IN = obj(
     201,
     USER_OUT,
     [400, 409, 413, 415, 422],
-    body=REGISTER_IN,
     public=True,
     description="Password rules: 8+ characters, an uppercase, a lowercase, a digit and a special character.",
 )

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
@@ -88,6 +89,35 @@ async def wait_until_blocked_by(database_url: str, holder: asyncpg.Connection, t
             await asyncio.sleep(0.005)  # a poll of the condition above, not a guess at a duration
     finally:
         await observer.close()
+
+
+async def test_the_callers_own_concurrent_insert_of_the_external_id_is_a_409_with_its_details(
+    client, conn, database_url, user
+):
+    """The race path again, the first insert being the caller's own (a retry racing its original):
+    the 409 names that purchase, read after the unique index refused the second insert."""
+    merchant_id, offer_id = await make_shop(conn)
+    transaction = conn.transaction()
+    await transaction.start()
+    purchase_id, created_at = await conn.fetchrow(
+        "INSERT INTO purchases (external_id, user_id, merchant_id, offer_id, amount, currency, cashback_amount) "
+        "VALUES ('race-own', $1, $2, $3, 20, 'EUR', 0.00) RETURNING id, created_at",
+        user.id,
+        merchant_id,
+        offer_id,
+    )
+    request = asyncio.ensure_future(ingest(client, user, merchant_id, "20.00", external_id="race-own"))
+    try:
+        await wait_until_blocked_by(database_url, conn)
+    finally:
+        await transaction.commit()
+    response = await request
+    assert response.status_code == 409, response.text
+    details = response.json()["error"]["details"]
+    assert details["external_id"] == "race-own" and details["purchase_id"] == str(purchase_id)
+    assert details["previously_processed_amount"] == "20.00"
+    assert datetime.fromisoformat(details["previously_created_at"].replace("Z", "+00:00")) == created_at
+    assert await conn.fetchval("SELECT count(*) FROM purchases WHERE user_id = $1", user.id) == 1
 
 
 async def test_another_users_concurrent_insert_of_the_external_id_is_a_409(

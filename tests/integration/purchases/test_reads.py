@@ -136,6 +136,18 @@ async def test_details_for_owner_and_admin_only(client, conn, user, admin, make_
     }
 
 
+async def test_details_say_what_the_list_says_field_for_field(client, conn, user, admin):
+    """The details (a queryset) and the list (one raw page) describe a purchase the same way."""
+    merchant_id, _ = await make_shop(conn)
+    purchase_id = (await ingest(client, user, merchant_id, "40.00", external_id="detail-vs-list")).json()["id"]
+    listed = (await client.get("/api/v1/users/me/purchases?limit=100", token=user.token)).json()["data"]
+    (entry,) = [item for item in listed if item["id"] == purchase_id]
+    for account in (user, admin):
+        details = (await client.get(f"/api/v1/purchases/{purchase_id}", token=account.token)).json()
+        assert details == entry and set(details) == PURCHASE_KEYS
+        assert details["merchant_name"] and details["cashback_status"] == "pending"
+
+
 @pytest.mark.parametrize("raw", [str(uuid.uuid4()), "not-a-uuid"])
 async def test_unknown_or_malformed_purchase_is_404(client, user, raw):
     response = await client.get(f"/api/v1/purchases/{raw}", token=user.token)
