@@ -18,7 +18,7 @@ from sanic.exceptions import (
     ServiceUnavailable,
 )
 
-from server.db import PoolTimeout
+from server.db_pool import PoolTimeout
 from server.http import json_response
 
 INTERNAL_ERROR_MESSAGE = "An unexpected error occurred. Our team has been notified. Please retry later."
@@ -29,7 +29,7 @@ RULES_MESSAGE = "Validation failed for request body."
 CLIENT_CLOSED_REQUEST = 499
 
 
-# A bounded wait of API.md §1.9 ran out: no pooled connection in time (server/db.py), or
+# A bounded wait of API.md §1.9 ran out: no pooled connection in time (server/db_pool.py), or
 # PostgreSQL's lock_timeout (55P03) or statement_timeout (57014) of the pooled connections.
 BOUNDED_WAITS_RAN_OUT: tuple[type[BaseException], ...] = (
     PoolTimeout,
