@@ -79,12 +79,16 @@ def provision(
 ):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
     data = local_git.read_env_file(Path(env_file).expanduser()) if env_file else None
-    with _session(env, inventory, dry_run) as session:
+    with _session(env, inventory, dry_run) as session, session.as_user(admin_user) as admin:
+        # Every login this run needs is opened before the first change. With --system the deploy
+        # user may not exist yet: its logins are checked after the (idempotent) root setup.
         if system:
-            provision_system(session, database, admin_user)
+            provision_system(admin, database)  # opens every admin login first
+        elif pitr and not dry_run:
+            admin.parallel(lambda remote: remote.connection, admin.remotes[:1])  # the one --pitr needs
         provision_hosts(session, data)
         if pitr:
-            pitr_tasks.setup(session, admin_user)
+            pitr_tasks.setup(session, admin.remotes[0])
         session.say(
             f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)"
             if dry_run

@@ -67,3 +67,39 @@ def test_a_refused_login_is_one_line(run_task, sandbox, tmp_path):
     result = run_task("releases", "--inventory", str(inventory), check=False)
     assert result.returncode == 1 and "Traceback" not in result.output, result.output
     assert "failed: authentication failed" in result.output and str(Path(key).read_text()) not in result.output
+
+
+# Every file a provision, a maintenance window or a log archive writes (configs, secrets, state,
+# crontab), with its size, checksum and mtime in ns: an idempotent rewrite keeps the content but
+# not the mtime. Logs, sockets, pid files and the releases' trees are left out (they change or
+# are not ours to change here).
+SNAPSHOT = (
+    "cd {root} && find . -type f ! -path './shared/logs/*' ! -path './run/*' ! -path './nginx/tmp/*' "
+    "! -path './releases/*' ! -path './venvs/*' ! -name '*.pid' ! -name '*.sock' -print0 | sort -z "
+    '| xargs -0 -r sh -c \'for f; do printf "%s %s\\n" "$(stat -c "%n %s %.9Y" "$f")" '
+    '"$(sha256sum < "$f")"; done\' sh; crontab -l 2>/dev/null | sha256sum'
+)
+
+
+def host_files(remote) -> str:
+    return remote.query(SNAPSHOT.format(root=remote.host.deploy_root)).stdout
+
+
+@pytest.mark.parametrize(
+    "task_args",
+    [("provision",), ("provision", "--env-file", "ENV_FILE"), ("maintenance",), ("archive-logs",)],
+    ids=["provision", "provision-rotating-secrets", "maintenance", "archive-logs"],
+)
+def test_a_change_with_an_unreachable_host_changes_no_host(run_task, remotes, with_down_host, tmp_path, task_args):
+    inventory, port = with_down_host
+    run_task("provision")  # the reachable hosts as an operator left them: provisioned
+    env_file = tmp_path / "rotated.env"
+    env_file.write_text("SECRET_KEY=rotated-on-no-host-because-one-is-down\n")
+    args = [str(env_file) if arg == "ENV_FILE" else arg for arg in task_args]
+    before = [host_files(remote) for remote in remotes]
+    assert all("supervisord.conf" in files and "upstream.conf" in files for files in before), before
+    result = run_task(*args, "--inventory", inventory, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.output, result.output
+    assert f"ERROR: [down] SSH to 127.0.0.1 port {port}" in result.output, result.output
+    assert "provisioned" not in result.output and "installed" not in result.output, result.output
+    assert [host_files(remote) for remote in remotes] == before
