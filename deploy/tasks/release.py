@@ -16,6 +16,7 @@ from deploy import commands as cmd
 from deploy import ledger, local_git, rollout
 from deploy.errors import DeployError
 from deploy.inventory import load_inventory
+from deploy.lock import describe_holder
 from deploy.ops.pitr.lag import archive_line
 from deploy.provision import provision as provision_hosts
 from deploy.provision import provision_system
@@ -258,7 +259,7 @@ def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False
     with _session(env, inventory, dry_run) as session:
         for remote in session.remotes:
             holder = remote.query(cmd.lock_status_command(layout(remote))).stdout.strip()
-            session.say(f"[{remote.host.name}] " + (f"held: {holder}" if holder else "free"))
+            session.say(f"[{remote.host.name}] " + (f"held by {describe_holder(holder)}" if holder else "free"))
             if release and holder:
                 remote.run(cmd.lock_release_command(layout(remote), None))
                 if not dry_run:
