@@ -150,6 +150,10 @@ def archive_logs(c, env=None, inventory=None, dry_run=False):
 def maintenance(c, env=None, inventory=None, host=None, until=None, budget=0.0, skip=None):
     """Run the maintenance window now: vacuum, reindex, archive logs, verify backup, wallets, audit."""
     budget = float(budget) if budget else None  # 0.0: no budget given (the parser refuses 0 and below)
+    try:
+        ocmd.maintenance_args(True, until, budget, list(skip or []))  # checks the input before any SSH
+    except ValueError as error:
+        raise Exit(f"ERROR: {error}", code=1) from None
     with _session(env, inventory) as session:
         first = _chosen(session, host)
         session.connect(deployed_release)  # every host reached before the window starts anywhere
