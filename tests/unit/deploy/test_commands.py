@@ -381,7 +381,10 @@ def test_crontab_block_replaces_only_its_own_marked_block():
 
 def test_crontab_entries(host):
     block = cmd.crontab_block(L, host)
-    ops = "cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli"
+    ops = (
+        "cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.stamp "
+        "/srv/cnb/shared/logs/cron.log ./.venv/bin/python -m deploy.ops.cli"
+    )
     log = ">> /srv/cnb/shared/logs/cron.log 2>&1"
     lines = block.splitlines()
     assert lines[0] == "# BEGIN clicknback /srv/cnb" and lines[-1] == "# END clicknback /srv/cnb"
