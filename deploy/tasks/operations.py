@@ -99,7 +99,7 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
                 f"ERROR: --end {end!r}: expected an ISO-8601 time, e.g. 2026-01-02T03:00:00+00:00", code=1
             ) from None
     _check_output_folder(html, "--html")
-    with _session(env, inventory) as session:
+    with _session(env, inventory, out=sys.stderr if json else None) as session:
         name = session.environment.name
         results = collect_stats_each(session, float(window_hours), end=end)
         if not any(r.ok for r in results):

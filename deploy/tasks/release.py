@@ -7,8 +7,10 @@ See docs/deploy.md and docs/rollback.md for the runbooks.
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
+from typing import IO
 
 from invoke import Exit, task
 
@@ -36,9 +38,10 @@ def _help(**extra: str) -> dict[str, str]:
     return {**COMMON_HELP, **extra}
 
 
-def _session(env: str | None, inventory: str | None, dry_run: bool = False) -> Session:
+def _session(env: str | None, inventory: str | None, dry_run: bool = False, out: IO[str] | None = None) -> Session:
+    """`out`: where the hosts' progress lines go (stderr when stdout carries a --json document)."""
     environment = load_inventory(inventory).environment(env)
-    return Session(environment, dry_run=dry_run)
+    return Session(environment, dry_run=dry_run, out=out or sys.stdout)
 
 
 def report_failed_hosts(session: Session, results: list[HostResult]) -> list[str]:
@@ -221,6 +224,7 @@ def health(c, env=None, inventory=None):
 def logs(c, follow=False, lines=50, env=None, inventory=None):
     """Print the app instances' JSON logs from every host, each line prefixed with the host."""
     errors = []  # the hosts whose stream failed, reported after every stream ended
+    reader_gone: list[BrokenPipeError] = []  # stdout's reader left (`| head`): stop quietly
     with _session(env, inventory) as session:
 
         def tail(remote):
@@ -230,7 +234,9 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
             except (ConnectionFailed, HostKeyError, RemoteCommandError, DeployError) as error:
                 # Collected, not raised: a worker thread's exception would only be printed (exit 0).
                 errors.append(error)
-                return None
+            except BrokenPipeError as error:
+                reader_gone.append(error)
+            return None
 
         if not follow:
             session.parallel(tail)
@@ -243,6 +249,8 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
                     thread.join()
             except KeyboardInterrupt:
                 session.say("stopped following")
+    if reader_gone:
+        raise reader_gone[0]  # OperatorTask ends the task quietly
     if errors:
         raise Exit("\n".join(f"ERROR: {str(error).strip().splitlines()[0]}" for error in errors), code=1)
 
