@@ -304,6 +304,13 @@ def test_an_unreachable_host_is_one_line_and_a_failure(tmp_path, closed_port, ta
     assert len([line for line in text.splitlines() if "connection refused" in line]) == 1, text
 
 
+@pytest.mark.parametrize("args", [("provision", "--system"), ("provision", "--pitr")])
+def test_the_root_setup_opens_the_admin_login_before_anything(tmp_path, closed_port, args):
+    result = invoke(*args, "--admin-user", "admin", "-i", inventory_file(tmp_path, closed_port))
+    assert_one_line_error(result, f"[h1] SSH to 127.0.0.1 port {closed_port} as admin failed: connection refused")
+    assert "as clicknback" not in output(result), output(result)
+
+
 def test_handoff_defaults_come_from_the_repository_not_the_current_folder(tmp_path, closed_port):
     out = tmp_path / "handoff.md"
     result = invoke("handoff", "--output", str(out), "-i", inventory_file(tmp_path, closed_port), cwd=ROOT / "docs")
