@@ -14,6 +14,22 @@ from deploy.session import Session, layout
 from deploy.ssh import Remote, RemoteCommandError
 
 
+def describe_holder(text: str) -> str:
+    """The lock file's holder as words, "alice@laptop (deploy v1.2.0) since 2026-01-02T03:04:05+00:00",
+    without its token (the token is what lets its owner release it, and only its owner)."""
+    try:
+        holder = json.loads(text)
+    except ValueError:
+        holder = None
+    if not isinstance(holder, dict):
+        first = text.strip().splitlines()[0][:200] if text.strip() else ""
+        return f"an unreadable lock file ({first!r})"
+    who = str(holder.get("holder") or "someone")
+    operation = f" ({holder['operation']})" if holder.get("operation") else ""
+    since = f" since {holder['since']}" if holder.get("since") else ""
+    return who + operation + since
+
+
 @dataclass
 class Lock:
     session: Session
@@ -39,8 +55,8 @@ class Lock:
             if result.exited == cmd.LOCK_HELD_EXIT:
                 self.release()
                 raise LockHeldError(
-                    f"[{remote.host.name}] the deploy lock is held: {result.stdout.strip()}\n"
-                    f"If that operation is really gone, free it with `invoke lock --release`."
+                    f"[{remote.host.name}] the deploy lock is held by {describe_holder(result.stdout)}; "
+                    f"if that operation is really gone, free it with `invoke lock --release`"
                 )
             if not result.ok:
                 self.release()

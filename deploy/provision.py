@@ -3,8 +3,6 @@ host (idempotent), and the one-time root setup."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from deploy import commands as cmd
 from deploy.session import Session, host_live_ports, layout, read_state
 from deploy.ssh import Remote
@@ -43,27 +41,32 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
 
 
 def provision(session: Session, data: bytes | None) -> None:
-    """Provision every host; `data` is the env file's content (read by the caller before any SSH)."""
+    """Provision every host; `data` is the env file's content (read by the caller before any SSH).
+
+    Every host is reached (and its deploy root checked) before the first change: a half-provisioned
+    environment, or secrets rotated on some hosts only, would differ from host to host.
+    """
+    session.connect(lambda remote: remote.query(cmd.writable_root_command(layout(remote))))
     first = session.environment.hosts[0].name  # runs the backup and the maintenance window
     session.parallel(lambda remote: provision_host(remote, data, database_jobs=remote.host.name == first))
 
 
-def provision_system(session: Session, database: str, admin_user: str) -> None:
-    """Root-only first-time setup, over SSH as `admin_user` (root, or a sudoer: through `sudo -n`).
+def provision_system(admin: Session, database: str) -> None:
+    """Root-only first-time setup, over SSH as the admin (root, or a sudoer: through `sudo -n`).
 
-    The deploy user may not exist yet on a fresh VPS, so this part logs in as the admin instead.
+    The deploy user may not exist yet on a fresh VPS, so this part logs in as the admin instead;
+    every admin login is opened before the first command runs anywhere (a dry run only prints).
     """
+    if not admin.dry_run:
+        admin.connect()
 
     def run(remote: Remote) -> None:
-        admin = Remote(replace(remote.host, ssh_user=admin_user), session.dry_run, session.out)
-        try:
-            for command in cmd.system_setup_commands(remote.host, database):
-                wrapped = command if admin_user == "root" else f"sudo -n sh -c {cmd.q(command)}"
-                admin.run(wrapped, show=f"(as {admin_user}) {command}")
-        finally:
-            admin.close()
+        user = remote.host.ssh_user
+        for command in cmd.system_setup_commands(remote.host, database):
+            wrapped = command if user == "root" else f"sudo -n sh -c {cmd.q(command)}"
+            remote.run(wrapped, show=f"(as {user}) {command}")
 
-    session.parallel(run)
+    admin.parallel(run)
 
 
 def unprovision_host(remote: Remote) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Generic, TypeVar
 
 from deploy import commands as cmd
@@ -60,9 +60,21 @@ class Session:
 
         return self.parallel(one)
 
-    def connect(self) -> None:
-        """Open every host's SSH connection at once (each is then reused for the whole task)."""
+    def connect(self, check: Callable[[Remote], object] | None = None) -> None:
+        """Open every host's SSH connection at once (each is then reused for the whole task).
+
+        A task that changes hosts calls this before its first change, so one unreachable host
+        stops it while nothing has changed anywhere; `check` (read-only) also runs on every host
+        first, for what a bare login does not prove (e.g. a writable deploy root).
+        """
         self.parallel(lambda remote: remote.connection)
+        if check is not None:
+            self.parallel(check)
+
+    def as_user(self, ssh_user: str) -> Session:
+        """The same hosts logged into as another user (the admin of the one-time root setup)."""
+        hosts = tuple(replace(host, ssh_user=ssh_user) for host in self.environment.hosts)
+        return Session(replace(self.environment, hosts=hosts), self.dry_run, self.out)
 
     def close(self) -> None:
         for remote in self.remotes:

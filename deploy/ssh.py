@@ -20,6 +20,7 @@ from typing import IO
 
 import paramiko
 from fabric import Config, Connection
+from invoke.exceptions import ThreadException
 
 from deploy.inventory import Host
 
@@ -215,6 +216,10 @@ class Remote:
             )
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise ConnectionFailed(self.host, "connection lost: " + connection_failure_cause(exc)) from None
+        except ThreadException as exc:  # the output was written from invoke's reader threads
+            if any(issubclass(wrapped.type, BrokenPipeError) for wrapped in exc.exceptions):
+                raise BrokenPipeError(errno.EPIPE, "the reader of the output has gone") from None
+            raise
         writer.flush_rest()
         return result.exited
 

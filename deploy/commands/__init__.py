@@ -33,6 +33,7 @@ from deploy.commands.layout import install_env_file_command as install_env_file_
 from deploy.commands.layout import layout_command as layout_command
 from deploy.commands.layout import program_name as program_name
 from deploy.commands.layout import q as q
+from deploy.commands.layout import writable_root_command as writable_root_command
 from deploy.commands.layout import write_file_command as write_file_command
 from deploy.commands.lock import LOCK_HELD_EXIT as LOCK_HELD_EXIT
 from deploy.commands.lock import ledger_append_command as ledger_append_command

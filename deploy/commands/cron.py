@@ -13,6 +13,7 @@ from deploy.inventory import Host
 # the UTC clock says so: every real zone's offset is a multiple of 15 minutes, and DST never
 # shifts or repeats UTC. Each value is a `date -u` format and the UTC stamp it must print.
 CRON_EVERY_QUARTER_HOUR = "*/15 * * * *"
+STAMP = "deploy.ops.stamp"  # prefixes each line a job writes to cron.log with the UTC time
 UtcGuard = tuple[tuple[str, str, str], ...]  # (`date -u` format, test operator, value), all must hold
 BACKUP_UTC_TIMES: dict[str, UtcGuard] = {
     "weekly": (("%u%H%M", "=", "70100"),),  # Sunday 01:00
@@ -41,8 +42,13 @@ def crontab_block(layout: Layout, host: Host, database_jobs: bool = True) -> str
     its release's dependency audit). The jobs on the shared database (the backup, the window's
     VACUUM/REINDEX, verify-backup and check-wallets) run from one host of the environment only
     (`database_jobs`); the others pass --no-shared-steps, or each would run once per host."""
-    ops_prefix = f"cd {q(layout.current)} && ENV_FILE={q(layout.env_file)} ./.venv/bin/python -m {OPS_CLI}"
     cron_log = q(f"{layout.logs}/cron.log")
+    # Through the stamp wrapper, every line the job prints lands in cron.log with its UTC time; the
+    # redirection keeps what the wrapper itself could say (a broken venv) in the same file.
+    ops_prefix = (
+        f"cd {q(layout.current)} && ENV_FILE={q(layout.env_file)} ./.venv/bin/python -m {STAMP} {cron_log} "
+        f"./.venv/bin/python -m {OPS_CLI}"
+    )
 
     def job(guard: UtcGuard, *commands: str) -> str:
         runs = " && ".join(f"{ops_prefix} {command} >> {cron_log} 2>&1" for command in commands)

@@ -123,6 +123,16 @@ def layout_command(layout: Layout) -> str:
     return f"mkdir -p {' '.join(q(f) for f in folders)} && chmod 700 {q(layout.shared)}"
 
 
+def writable_root_command(layout: Layout) -> str:
+    """Read-only check that the deploy root (or, before the first provision, the nearest folder
+    that exists above it) is a folder the deploy user can write, so a host that answers SSH but
+    could not be provisioned fails before any host changes."""
+    return (
+        f'd={q(layout.root)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; '
+        f'[ -d "$d" ] && [ -w "$d" ] || {{ echo "$d is not a folder the deploy user can write" >&2; exit 1; }}'
+    )
+
+
 def write_file_command(path: str, content: str, mode: str = "644") -> str:
     """Write a whole file atomically (temp file, then rename) with the given mode."""
     tmp = f"{path}.tmp"

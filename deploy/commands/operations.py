@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from deploy import commands as cmd
 from deploy.commands import Layout, q
+from deploy.ops.maintenance.model import STEP_NAMES, parse_until
 
 
 def stats_args(window_hours: float, with_database: bool, only_logs: bool = False, end: str | None = None) -> list[str]:
@@ -24,7 +25,18 @@ def archive_logs_args(dry_run: bool) -> list[str]:
 
 
 def maintenance_args(shared_steps: bool, until: str | None, budget: float | None, skip: list[str]) -> list[str]:
-    """The first host runs every step; the others only what is theirs (logs, their release's audit)."""
+    """The first host runs every step; the others only what is theirs (logs, their release's audit).
+
+    Bad input is a ValueError here, on the laptop, before any SSH (the hosts would refuse it too,
+    but only after connecting, and one host at a time).
+    """
+    if until and budget is not None:
+        raise ValueError("--until and --budget are alternatives: give one")
+    if until:
+        parse_until(until)
+    unknown = [step for step in skip if step not in STEP_NAMES]
+    if unknown:
+        raise ValueError(f"--skip {unknown[0]!r}: not a step (steps: {', '.join(STEP_NAMES)})")
     args = ["maintenance"]
     if until:
         args += ["--until", until]

@@ -13,12 +13,15 @@ of them (invoke's defaults differ task by task):
   any SSH: "abc", 0 or a negative number is one line and exit 1, not a ValueError traceback.
 - the toolkit's expected errors (bad inventory, unreachable host, failed remote command, ...)
   become one line and exit 1, for the tasks of every module.
+- a reader that leaves early (`invoke releases | head`) stops the task quietly (exit 141).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import os
+import sys
 from typing import Any
 
 from invoke import Exit, Task
@@ -152,6 +155,21 @@ class OperatorTask(Task):
             return super().__call__(*args, **kwargs)
         except operator_errors() as error:
             raise Exit(f"ERROR: {error}", code=1) from None
+        except BrokenPipeError:
+            reader_gone()
+            raise Exit(code=READER_GONE_EXIT) from None
+
+
+# The status of a shell tool stopped by SIGPIPE (128 + 13) when its reader (`| head`) exits early.
+READER_GONE_EXIT = 141
+
+
+def reader_gone() -> None:
+    """stdout's reader has exited: stop quietly, as a shell tool does. stdout now points at
+    /dev/null, so no later write (the interpreter's own flush at exit included) fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def operator_errors() -> tuple[type[BaseException], ...]:

@@ -10,13 +10,15 @@ switches instances meanwhile) and brings them back through the health gate.
 
 from __future__ import annotations
 
-import json
+import json as jsonlib
+import sys
 import time
 
 from invoke import Exit, task
 
 from deploy import commands as cmd
 from deploy import ledger, local_git, rollout, switch
+from deploy.drill import last_json_line
 from deploy.inventory import load_inventory
 from deploy.lock import Lock
 from deploy.session import (
@@ -152,7 +154,17 @@ def backup(c, env=None, inventory=None, host=None):
 def backups(c, env=None, inventory=None, host=None, json=False):
     """List complete backups: id, time, size, release, migration, encrypted, verified-or-not."""
     with _session(env, inventory) as session:
-        _ops_or_exit(_chosen(session, host), "backups", *(["--json"] if json else []))
+        remote = _chosen(session, host)
+        if not json:
+            _ops_or_exit(remote, "backups")
+            return
+        # stdout is the one JSON object and nothing else (no host prefix, no progress line), so it
+        # parses as it is (`| jq`); a failure goes to stderr.
+        result = remote.query(current_ops_command(remote, "backups", "--json"), check=False)
+        if not result.ok:
+            print((result.stderr.strip() or result.stdout.strip()), file=sys.stderr)
+            raise Exit(f"ERROR: [{remote.host.name}] the ops CLI's backups failed (exit {result.exited})", code=1)
+        print(jsonlib.dumps(last_json_line(result.stdout), sort_keys=True))
 
 
 @task(help=_help(dry_run="list what retention would delete; delete nothing"))
@@ -256,7 +268,7 @@ def restore_ledger_entry(
 ) -> ledger.LedgerEntry:
     """The ledger line of a live restore: the release that served, the backup, the safety backup."""
     current = state.current or ""
-    commit = json.loads(state.metadata.get(current) or "{}").get("commit", "") if current else ""
+    commit = jsonlib.loads(state.metadata.get(current) or "{}").get("commit", "") if current else ""
     detail = f"restore failed: {' '.join(error.split())[:400]}" if error else ""
     return ledger.LedgerEntry(
         who=who,
@@ -279,7 +291,7 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
     lay, current = layout(remote), deployed_release(remote)
     status = remote.query(cmd.migrate_status_command(lay, current), check=False)
     if status.ok and status.stdout.strip():
-        code_head = int(json.loads(status.stdout.strip().splitlines()[-1])["code_head_number"])
+        code_head = int(jsonlib.loads(status.stdout.strip().splitlines()[-1])["code_head_number"])
     else:
         code_head = _code_head_without_database(remote, lay, current, safety_backup)
     listing = _listing(remote, lay, current)
@@ -316,7 +328,7 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
 
 
 def _listing(remote: Remote, lay: cmd.Layout, current: str) -> dict:
-    return json.loads(remote.query(cmd.ops_command(lay, current, "backups", "--json")).stdout)
+    return jsonlib.loads(remote.query(cmd.ops_command(lay, current, "backups", "--json")).stdout)
 
 
 def _record_restore(

@@ -27,6 +27,7 @@ from deploy.session import (
     Session,
     current_ops_command,
     current_release,
+    deployed_release,
     host_ops_command,
     layout,
     live_ports,
@@ -34,6 +35,7 @@ from deploy.session import (
 )
 from deploy.ssh import Remote
 from deploy.tasks import pitr as pitr_tasks
+from deploy.tasks.backup import _chosen
 from deploy.tasks.release import _help, _session, exit_if_hosts_failed, report_failed_hosts
 
 FULL_SYSTEM_FAILURE_RTO_S = 3600  # operation-plan §9.1
@@ -43,15 +45,6 @@ DEFAULT_HISTORY = ".local/stats-history-{env}.jsonl"
 DEFAULT_KNOWN_ISSUES = "docs/known-issues.md"
 DEFAULT_ON_CALL = "docs/on-call.md"
 HOST_HELP = "host that runs the shared steps (default: the environment's first host)"
-
-
-def _first(session: Session, host: str | None) -> Remote:
-    if host is None:
-        return session.remotes[0]
-    for remote in session.remotes:
-        if remote.host.name == host:
-            return remote
-    raise DeployError(f"no host named {host!r} (hosts: {', '.join(r.host.name for r in session.remotes)})")
 
 
 # -- stats -----------------------------------------------------------------------------------
@@ -106,7 +99,7 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
                 f"ERROR: --end {end!r}: expected an ISO-8601 time, e.g. 2026-01-02T03:00:00+00:00", code=1
             ) from None
     _check_output_folder(html, "--html")
-    with _session(env, inventory) as session:
+    with _session(env, inventory, out=sys.stderr if json else None) as session:
         name = session.environment.name
         results = collect_stats_each(session, float(window_hours), end=end)
         if not any(r.ok for r in results):
@@ -137,6 +130,7 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
 def archive_logs(c, env=None, inventory=None, dry_run=False):
     """Compress rotated app logs on every host, upload them (verified) to the bucket, apply retention."""
     with _session(env, inventory) as session:
+        session.connect(deployed_release)  # every host reached before any host archives
         statuses = session.parallel(lambda r: r.stream(current_ops_command(r, *ocmd.archive_logs_args(dry_run))))
     failed = [r.host.name for r, s in zip(session.remotes, statuses) if s != 0]
     if failed:
@@ -156,8 +150,13 @@ def archive_logs(c, env=None, inventory=None, dry_run=False):
 def maintenance(c, env=None, inventory=None, host=None, until=None, budget=0.0, skip=None):
     """Run the maintenance window now: vacuum, reindex, archive logs, verify backup, wallets, audit."""
     budget = float(budget) if budget else None  # 0.0: no budget given (the parser refuses 0 and below)
+    try:
+        ocmd.maintenance_args(True, until, budget, list(skip or []))  # checks the input before any SSH
+    except ValueError as error:
+        raise Exit(f"ERROR: {error}", code=1) from None
     with _session(env, inventory) as session:
-        first = _first(session, host)
+        first = _chosen(session, host)
+        session.connect(deployed_release)  # every host reached before the window starts anywhere
         failed = []
         for remote in [first] + [r for r in session.remotes if r is not first]:
             args = ocmd.maintenance_args(remote is first, until, budget, list(skip or []))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from invoke import task
@@ -81,16 +80,13 @@ def read_archive_lag(remote: Remote, release_id: str | None) -> dict | None:
         return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:300]}
 
 
-def setup(session: Session, admin_user: str) -> None:
-    """`provision --pitr`: the root setup on the database host (the environment's first host)."""
-    remote = session.remotes[0]
-    admin = Remote(replace(remote.host, ssh_user=admin_user), session.dry_run, session.out)
-    try:
-        for command in pc.setup_commands(layout(remote), remote.host.ssh_user):
-            wrapped = command if admin_user == "root" else f"sudo -n sh -c {pc.q(command)}"
-            admin.run(wrapped, show=f"(as {admin_user}) {command}")
-    finally:
-        admin.close()
+def setup(session: Session, admin: Remote) -> None:
+    """`provision --pitr`: the root setup on the database host (the environment's first host),
+    through `admin`, the first host logged into as the admin user."""
+    remote, admin_user = session.remotes[0], admin.host.ssh_user
+    for command in pc.setup_commands(layout(remote), remote.host.ssh_user):
+        wrapped = command if admin_user == "root" else f"sudo -n sh -c {pc.q(command)}"
+        admin.run(wrapped, show=f"(as {admin_user}) {command}")
 
 
 def restore_scratch(remote: Remote, to_time: str | None) -> dict:

@@ -7,8 +7,10 @@ See docs/deploy.md and docs/rollback.md for the runbooks.
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
+from typing import IO
 
 from invoke import Exit, task
 
@@ -16,6 +18,7 @@ from deploy import commands as cmd
 from deploy import ledger, local_git, rollout
 from deploy.errors import DeployError
 from deploy.inventory import load_inventory
+from deploy.lock import describe_holder
 from deploy.ops.pitr.lag import archive_line
 from deploy.provision import provision as provision_hosts
 from deploy.provision import provision_system
@@ -35,9 +38,10 @@ def _help(**extra: str) -> dict[str, str]:
     return {**COMMON_HELP, **extra}
 
 
-def _session(env: str | None, inventory: str | None, dry_run: bool = False) -> Session:
+def _session(env: str | None, inventory: str | None, dry_run: bool = False, out: IO[str] | None = None) -> Session:
+    """`out`: where the hosts' progress lines go (stderr when stdout carries a --json document)."""
     environment = load_inventory(inventory).environment(env)
-    return Session(environment, dry_run=dry_run)
+    return Session(environment, dry_run=dry_run, out=out or sys.stdout)
 
 
 def report_failed_hosts(session: Session, results: list[HostResult]) -> list[str]:
@@ -79,12 +83,16 @@ def provision(
 ):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
     data = local_git.read_env_file(Path(env_file).expanduser()) if env_file else None
-    with _session(env, inventory, dry_run) as session:
+    with _session(env, inventory, dry_run) as session, session.as_user(admin_user) as admin:
+        # Every login this run needs is opened before the first change. With --system the deploy
+        # user may not exist yet: its logins are checked after the (idempotent) root setup.
         if system:
-            provision_system(session, database, admin_user)
+            provision_system(admin, database)  # opens every admin login first
+        elif pitr and not dry_run:
+            admin.parallel(lambda remote: remote.connection, admin.remotes[:1])  # the one --pitr needs
         provision_hosts(session, data)
         if pitr:
-            pitr_tasks.setup(session, admin_user)
+            pitr_tasks.setup(session, admin.remotes[0])
         session.say(
             f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)"
             if dry_run
@@ -216,6 +224,7 @@ def health(c, env=None, inventory=None):
 def logs(c, follow=False, lines=50, env=None, inventory=None):
     """Print the app instances' JSON logs from every host, each line prefixed with the host."""
     errors = []  # the hosts whose stream failed, reported after every stream ended
+    reader_gone: list[BrokenPipeError] = []  # stdout's reader left (`| head`): stop quietly
     with _session(env, inventory) as session:
 
         def tail(remote):
@@ -225,7 +234,9 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
             except (ConnectionFailed, HostKeyError, RemoteCommandError, DeployError) as error:
                 # Collected, not raised: a worker thread's exception would only be printed (exit 0).
                 errors.append(error)
-                return None
+            except BrokenPipeError as error:
+                reader_gone.append(error)
+            return None
 
         if not follow:
             session.parallel(tail)
@@ -238,6 +249,8 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
                     thread.join()
             except KeyboardInterrupt:
                 session.say("stopped following")
+    if reader_gone:
+        raise reader_gone[0]  # OperatorTask ends the task quietly
     if errors:
         raise Exit("\n".join(f"ERROR: {str(error).strip().splitlines()[0]}" for error in errors), code=1)
 
@@ -254,7 +267,7 @@ def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False
     with _session(env, inventory, dry_run) as session:
         for remote in session.remotes:
             holder = remote.query(cmd.lock_status_command(layout(remote))).stdout.strip()
-            session.say(f"[{remote.host.name}] " + (f"held: {holder}" if holder else "free"))
+            session.say(f"[{remote.host.name}] " + (f"held by {describe_holder(holder)}" if holder else "free"))
             if release and holder:
                 remote.run(cmd.lock_release_command(layout(remote), None))
                 if not dry_run:

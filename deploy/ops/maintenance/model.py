@@ -35,12 +35,17 @@ def window_end(now: datetime, until: str | None = None, budget_minutes: float | 
         if budget_minutes <= 0:
             raise ValueError("--budget must be a positive number of minutes")
         return now + timedelta(minutes=budget_minutes)
-    text = until or DEFAULT_UNTIL
+    hour, minute = parse_until(until or DEFAULT_UNTIL)
+    end = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return end if end > now else end + timedelta(days=1)
+
+
+def parse_until(text: str) -> tuple[int, int]:
+    """HH:MM (UTC) as (hour, minute); the operator's laptop checks it too, before any SSH."""
     match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
     if not match:
-        raise ValueError(f"--until {text!r}: expected HH:MM (UTC)")
-    end = now.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
-    return end if end > now else end + timedelta(days=1)
+        raise ValueError(f"--until {text!r}: expected HH:MM (UTC), 00:00 to 23:59")
+    return int(match[1]), int(match[2])
 
 
 def fits(now: datetime, end: datetime, estimate_s: float) -> bool:

@@ -193,6 +193,9 @@ def test_bad_numbers_are_one_line_before_any_ssh(tmp_path, closed_port, args, fr
         (("rollback", "--to", "../x"), "--to: tag '../x'"),
         (("handoff", "--known-issues", "docs/no-such-file.md"), "--known-issues"),
         (("stats", "--end", "yesterday"), "--end 'yesterday': expected an ISO-8601 time"),
+        (("maintenance", "--until", "25:00"), "--until '25:00': expected HH:MM (UTC)"),
+        (("maintenance", "--until", "02:30", "--budget", "10"), "--until and --budget are alternatives"),
+        (("maintenance", "--skip", "vacuum"), "--skip 'vacuum': not a step"),
         (("handoff", "--output", "/nonexistent/handoff.md"), "--output /nonexistent/handoff.md: the folder"),
         (("stats", "--html", "/nonexistent/report.html"), "--html /nonexistent/report.html: the folder"),
     ],
@@ -299,6 +302,13 @@ def test_an_unreachable_host_is_one_line_and_a_failure(tmp_path, closed_port, ta
     text = output(result)
     assert_one_line_error(result, f"[h1] SSH to 127.0.0.1 port {closed_port} as clicknback failed: connection refused")
     assert len([line for line in text.splitlines() if "connection refused" in line]) == 1, text
+
+
+@pytest.mark.parametrize("args", [("provision", "--system"), ("provision", "--pitr")])
+def test_the_root_setup_opens_the_admin_login_before_anything(tmp_path, closed_port, args):
+    result = invoke(*args, "--admin-user", "admin", "-i", inventory_file(tmp_path, closed_port))
+    assert_one_line_error(result, f"[h1] SSH to 127.0.0.1 port {closed_port} as admin failed: connection refused")
+    assert "as clicknback" not in output(result), output(result)
 
 
 def test_handoff_defaults_come_from_the_repository_not_the_current_folder(tmp_path, closed_port):

@@ -54,6 +54,13 @@ def test_layout_creates_every_folder_and_locks_down_shared():
     )
 
 
+def test_the_writable_root_check_reads_only_and_climbs_to_the_folder_that_exists():
+    assert cmd.writable_root_command(Layout("/srv/my cnb")) == (
+        'd=\'/srv/my cnb\'; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; '
+        '[ -d "$d" ] && [ -w "$d" ] || { echo "$d is not a folder the deploy user can write" >&2; exit 1; }'
+    )
+
+
 def test_write_file_is_atomic_and_quotes_content():
     assert cmd.write_file_command("/srv/cnb/x.conf", "a 'b'\n") == (
         "printf '%s' 'a '\"'\"'b'\"'\"'\n' > /srv/cnb/x.conf.tmp && chmod 644 /srv/cnb/x.conf.tmp"
@@ -374,7 +381,10 @@ def test_crontab_block_replaces_only_its_own_marked_block():
 
 def test_crontab_entries(host):
     block = cmd.crontab_block(L, host)
-    ops = "cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.cli"
+    ops = (
+        "cd /srv/cnb/current && ENV_FILE=/srv/cnb/shared/.env ./.venv/bin/python -m deploy.ops.stamp "
+        "/srv/cnb/shared/logs/cron.log ./.venv/bin/python -m deploy.ops.cli"
+    )
     log = ">> /srv/cnb/shared/logs/cron.log 2>&1"
     lines = block.splitlines()
     assert lines[0] == "# BEGIN clicknback /srv/cnb" and lines[-1] == "# END clicknback /srv/cnb"

@@ -10,6 +10,7 @@ from deploy import ledger
 from deploy.gate import DETAIL_LIMIT, GateFailed, gate_failure_detail, log_cause, supervisor_state
 from deploy.inventory import parse_inventory
 from deploy.local_git import missing_tag_message
+from deploy.lock import describe_holder
 from deploy.rollout import bad_target_warning
 from deploy.session import host_ops_command
 from deploy.tasks.backup import new_safety_backup, restore_ledger_entry
@@ -176,3 +177,11 @@ def test_a_live_restore_ledger_entry_names_the_backup_and_the_new_safety_backup(
     )
     assert failed.outcome == "failed" and failed.detail == "restore failed: ERROR: [h1] the ops CLI's restore failed"
     assert ledger.parse_ledger(ledger.format_entry(failed)) == [failed]
+
+
+def test_the_lock_holder_reads_as_words_without_its_token():
+    text = '{"holder": "ann@laptop", "operation": "deploy v1.2.0", "since": "2026-01-02T03:04:05+00:00", "token": "s3cr"}\n'
+    assert describe_holder(text) == "ann@laptop (deploy v1.2.0) since 2026-01-02T03:04:05+00:00"
+    assert describe_holder('{"holder": "gone@laptop"}') == "gone@laptop"
+    assert describe_holder("garbage\nmore") == "an unreadable lock file ('garbage')"
+    assert describe_holder('["a list"]') == "an unreadable lock file ('[\"a list\"]')"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from deploy.commands import Layout
 from deploy.commands import operations as ocmd
 from deploy.tasks.operations import backup_summary
@@ -35,6 +39,21 @@ def test_maintenance_args_first_host_and_others():
         "reindex",
         "--no-shared-steps",
     ]
+
+
+@pytest.mark.parametrize(
+    ("until", "budget", "skip", "message"),
+    [
+        ("25:00", None, [], "--until '25:00': expected HH:MM (UTC), 00:00 to 23:59"),
+        ("3pm", None, [], "--until '3pm': expected HH:MM"),
+        ("02:60", None, [], "--until '02:60'"),
+        ("02:30", 10.0, [], "--until and --budget are alternatives"),
+        (None, None, ["vacuum"], "--skip 'vacuum': not a step (steps: vacuum-analyze, reindex"),
+    ],
+)
+def test_maintenance_args_refuse_bad_input_before_any_ssh(until, budget, skip, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ocmd.maintenance_args(True, until, budget, skip)
 
 
 def test_read_release_json_command():
