@@ -21,7 +21,7 @@ from server import db
 from server.config import Settings
 from server.flags.service import resolve
 from server.purchases.models import Purchase
-from server.purchases.service import apply_confirmation, apply_rejection
+from server.purchases.transitions import apply_confirmation, apply_rejection
 from server.wallets.balances import NOW
 
 AUTO_CONFIRM_FLAG = "purchase_auto_confirm"

@@ -9,7 +9,7 @@ from sanic import Blueprint, Request
 from server.endpoint import Call, endpoint, query_args
 from server.errors import forbidden, not_found, violation
 from server.http import json_response, page
-from server.purchases import docs, service
+from server.purchases import docs, service, transitions
 from server.validation import (
     Field,
     FieldError,
@@ -194,7 +194,7 @@ async def get_purchase(request: Request, call: Call, purchase_id: str):
 )
 @endpoint(auth="admin")
 async def confirm_purchase(request: Request, call: Call, purchase_id: str):
-    result = await service.confirm_by_admin(_purchase_id(purchase_id), call.caller.id)
+    result = await transitions.confirm_by_admin(_purchase_id(purchase_id), call.caller.id)
     return json_response(result)
 
 
@@ -212,5 +212,5 @@ async def confirm_purchase(request: Request, call: Call, purchase_id: str):
 )
 @endpoint(auth="admin")
 async def reverse_purchase(request: Request, call: Call, purchase_id: str):
-    result = await service.reverse_by_admin(_purchase_id(purchase_id), call.caller.id)
+    result = await transitions.reverse_by_admin(_purchase_id(purchase_id), call.caller.id)
     return json_response(result)
