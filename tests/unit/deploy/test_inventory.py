@@ -113,6 +113,22 @@ def test_host_overrides_environment_overrides_defaults():
             "environments.prod.allow_drill: expected true or false",
         ),
         (
+            MINIMAL.replace("[environments.prod]", '[environments.prod]\ndrill_database_runs_on = "there"'),
+            "environments.prod.drill_database_runs_on: expected one of first_host, local",
+        ),
+        (
+            MINIMAL.replace("[environments.prod]", '[environments.prod]\ndrill_database_stop = ""'),
+            "environments.prod.drill_database_stop: expected a non-empty string",
+        ),
+        (
+            MINIMAL.replace("[environments.prod]", "[environments.prod]\ndrill_database_start = 1"),
+            "environments.prod.drill_database_start: expected a non-empty string",
+        ),
+        (
+            '[defaults]\ndrill_database_stop = "x"\n' + MINIMAL,
+            "defaults.drill_database_stop: unknown key",
+        ),
+        (
             'default_environment = "stagin"\n' + MINIMAL + MINIMAL.replace("prod", "staging"),
             "default_environment: no environment named 'stagin' (known: prod, staging)",
         ),
@@ -197,3 +213,24 @@ def test_the_shipped_inventory_allows_the_drill_on_staging_only(monkeypatch):
     inventory = load_inventory()
     assert inventory.environment("staging").drill_refusal() is None
     assert "never runs on production" in inventory.environment("production").drill_refusal()
+
+
+def test_the_drill_database_commands_default_to_systemd_on_the_first_host():
+    env = _env("staging", allow="true")
+    assert env.drill_database_stop == "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main"
+    assert env.drill_database_start == "sudo -n systemctl start postgresql@15-main"
+    assert env.drill_database_runs_on == "first_host"
+
+
+def test_an_environment_names_its_own_drill_database_commands():
+    text = MINIMAL.replace(
+        "[environments.prod]",
+        '[environments.stage]\ndrill_database_stop = "kill-db"\ndrill_database_start = "start-db"\n'
+        'drill_database_runs_on = "local"',
+    ).replace("environments.prod.hosts", "environments.stage.hosts")
+    env = parse_inventory(text).environment("stage")
+    assert (env.drill_database_stop, env.drill_database_start, env.drill_database_runs_on) == (
+        "kill-db",
+        "start-db",
+        "local",
+    )
