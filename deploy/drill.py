@@ -142,7 +142,7 @@ class Drill:
         def fresh_backup() -> str:
             output = self.first.query(current_ops_command(self.first, "backup")).stdout.strip().splitlines()
             verified = self.first.query(current_ops_command(self.first, "verify-backup")).stdout.strip().splitlines()
-            # Never a blind cut: it once left 38 of the sha256's 64 hex digits with no marker.
+            # Never a blind cut: a digest cut short with no marker reads as a whole one.
             return (
                 f"{reports.shorten(output[-1], 300) if output else 'backup done'}; "
                 f"{reports.shorten(verified[-1], 200) if verified else 'verified'}"

@@ -34,8 +34,8 @@ HOST_DEFAULTS: dict[str, Any] = {
     "bind_address": "127.0.0.1",
     # How nginx and the probes reach the instances: "unix" (a socket per slot,
     # <deploy_root>/run/app-<port>.sock; the port then only names the slot) or "tcp"
-    # (bind_address:port). The socket skips the loopback TCP stack: /health/live through nginx
-    # took about 10% less CPU per request (docs/benchmarks.md).
+    # (bind_address:port). The socket skips the loopback TCP stack, so each proxied request costs
+    # less CPU (docs/benchmarks.md).
     "instance_listen": "unix",
     "instance_ports": [8001, 8002],
     # The partner port of each instance: a release switch starts the new instances there while the

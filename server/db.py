@@ -135,8 +135,8 @@ def tortoise_config(
     aerich: bool = True,
     bounds: WaitBounds | None = None,
 ) -> dict[str, Any]:
-    """Aerich's own model (its history table) only where Aerich runs: importing it costs the
-    service's start (and so every rollback) about 50 ms."""
+    """Aerich's own model (its history table) only where Aerich runs: importing it would slow the
+    service's start, and so every rollback."""
     models = [*MODEL_MODULES, "aerich.models"] if aerich else MODEL_MODULES
     return {
         "connections": {
@@ -187,10 +187,9 @@ class FairPool:
 
     When every connection is busy, asyncpg's own wait queue lets a newly arrived request take a
     released connection before the requests already waiting (asyncio.Queue re-queues a woken
-    getter at the back), so under load a few unlucky requests waited 5-8x the median: /users/me
-    p99 166 ms at p50 18 ms at concurrency 64. A FIFO semaphore of the pool's size in front of it
-    hands connections over in arrival order, to Tortoise's queries and to raw SQL alike. Anything
-    else (sizes, close) is the asyncpg pool's own."""
+    getter at the back), so under load a few unlucky requests wait several times the median. A
+    FIFO semaphore of the pool's size in front of it hands connections over in arrival order, to
+    Tortoise's queries and to raw SQL alike. Anything else (sizes, close) is the asyncpg pool's own."""
 
     def __init__(self, pool: asyncpg.Pool, size: int, wait_seconds: float | None) -> None:
         self._pool = pool
@@ -317,8 +316,8 @@ async def when_reachable(connect: Callable[[], Awaitable[T]], wait_seconds: floa
     """`connect()`, retried while PostgreSQL is not reachable yet, for up to `wait_seconds`.
 
     After a host reboot supervisor can start the instances before PostgreSQL has finished its
-    recovery. An instance that gave up at once died within supervisor's `startsecs`, and after
-    `startretries` such starts supervisor left it FATAL: nginx answered 502 until someone came.
+    recovery. An instance that gave up at once would die within supervisor's `startsecs`, and after
+    `startretries` such starts supervisor leaves it FATAL: nginx answers 502 until someone comes.
     Waiting here outlives `startsecs`, and if the time runs out the exit is a crash of a running
     program, which supervisor restarts without limit. Other errors are raised at once; so is the
     last one when the time is up."""

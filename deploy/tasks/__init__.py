@@ -88,8 +88,8 @@ class OperatorTask(Task):
     def adopt(cls, task: Task) -> OperatorTask:
         """The same task (body, help, options) as an OperatorTask, every parameter a --flag.
 
-        A plain Task no longer tells its declared positionals from the implicit ones, so a task
-        that needs a positional word must be declared with `@task(klass=OperatorTask, ...)`.
+        A plain Task keeps no record of which positionals were declared and which invoke inferred,
+        so a task that needs a positional word must be declared with `@task(klass=OperatorTask, ...)`.
         """
         if isinstance(task, cls):
             return task
