@@ -329,8 +329,9 @@ def prepare(base_url: str, database_url: str) -> Context:
 
     ids = asyncio.run(create_users())
     ctx = Context(base_url)
-    # Tokens signed with the instances' key, not logins: each login hashes with argon2 at nice 19,
-    # which took 5-30 s apiece on a busy machine (nginx gave up on some); `login` measures logins.
+    # Tokens signed with the instances' key, not logins: each login is a deliberately costly argon2
+    # hash, and logging every bench user in would load the machine before any scenario runs;
+    # `login` measures logins.
     heavy_id = scale_scenarios.prepare_heavy(database_url, hash_sync(SEED_PASSWORD))
     bench_emails = [f"bench{i}@example.test" for i in range(BENCH_USERS)]
     signed = scale_scenarios.signed_tokens(
@@ -582,8 +583,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--stalls",
         action="store_true",
         help="fill the stall column: the machine's longest "
-        "pause per run, from a SCHED_FIFO watcher waking every 10 ms (needs root; its wake-ups "
-        "cost p99 themselves, 0.5-4.3 ms at a 2 ms period, so it is off by default)",
+        "pause per run, from a SCHED_FIFO watcher waking every 10 ms (needs root; its own wake-ups "
+        "raise the p99 it sits beside, so it is off by default)",
     )
     parser.add_argument(
         "--repeat",
@@ -913,10 +914,9 @@ def measure(
 ) -> dict:
     """Warm up (figures discarded), then measure one scenario at one concurrency level."""
     # What the scenarios before this one wrote (chiefly ~300 bytes of log per request, twice) is
-    # still in the page cache; the kernel writes it back ~30 s later, in some later scenario's
-    # measurement. On this VM that writeback stopped the whole machine for 27-31 ms (the stall
-    # column), which was the flood probe's p99 in full runs. Flushed here, each row measures its
-    # own scenario, as when it runs alone (docs/benchmarks.md).
+    # still in the page cache; the kernel writes it back later, in some later scenario's
+    # measurement, and that writeback can pause the whole machine (the stall column). Flushed
+    # here, each row measures its own scenario, as when it runs alone (docs/benchmarks.md).
     os.sync()
     warmup = args.warmup
     flood = flood_script = None
@@ -948,7 +948,7 @@ def measure(
             stop_process(flood, timeout=10)
             os.unlink(flood_script)
             # Logins the flood left queued keep hashing after wrk stops; the next scenario must
-            # not measure them (offers_active after the flood showed p99 80 ms, 27 ms alone).
+            # not measure them (they would inflate its p99).
             wait_until_quiet(cpu_groups)
     target = target_verdict(scenario.name, level, figures)
     figures.update(cpu_figures(before, after, figures["requests"]))

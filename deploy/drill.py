@@ -4,6 +4,9 @@ prove health, data and a fresh backup, timing each step against the RTO (operati
 from __future__ import annotations
 
 import json as jsonlib
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -22,6 +25,35 @@ def last_json_line(output: str) -> dict:
 
 class DrillFailed(DeployError):
     pass
+
+
+def database_control(
+    session: Session, stop: str, start: str, runs_on: str, timeout: int
+) -> tuple[Callable[[], str], Callable[[], str]]:
+    """The drill's database stop and start: shell commands run on the first host, or on this machine
+    when the inventory says "local". Each answers with its output, or the command when it printed nothing."""
+    if runs_on == "local":
+        return (lambda: _run_here(stop, timeout)), (lambda: _run_here(start, timeout))
+    first = session.remotes[0]
+    return (lambda: first.query(stop).stdout.strip() or stop), (lambda: first.query(start).stdout.strip() or start)
+
+
+def _run_here(command: str, timeout: int) -> str:
+    # A session of its own, killed whole: a shell's children must not outlive a timeout or a Ctrl-C.
+    with subprocess.Popen(
+        command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except BaseException as error:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            if isinstance(error, subprocess.TimeoutExpired):
+                raise DrillFailed(f"{command} did not finish within {timeout}s") from None
+            raise
+    if process.returncode != 0:
+        raise DrillFailed(f"{command} exited with {process.returncode}: {(err or out).strip()}")
+    return out.strip() or command
 
 
 class Drill:
@@ -110,7 +142,7 @@ class Drill:
         def fresh_backup() -> str:
             output = self.first.query(current_ops_command(self.first, "backup")).stdout.strip().splitlines()
             verified = self.first.query(current_ops_command(self.first, "verify-backup")).stdout.strip().splitlines()
-            # Never a blind cut: it once left 38 of the sha256's 64 hex digits with no marker.
+            # Never a blind cut: a digest cut short with no marker reads as a whole one.
             return (
                 f"{reports.shorten(output[-1], 300) if output else 'backup done'}; "
                 f"{reports.shorten(verified[-1], 200) if verified else 'verified'}"

@@ -34,8 +34,8 @@ HOST_DEFAULTS: dict[str, Any] = {
     "bind_address": "127.0.0.1",
     # How nginx and the probes reach the instances: "unix" (a socket per slot,
     # <deploy_root>/run/app-<port>.sock; the port then only names the slot) or "tcp"
-    # (bind_address:port). The socket skips the loopback TCP stack: /health/live through nginx
-    # took about 10% less CPU per request (docs/benchmarks.md).
+    # (bind_address:port). The socket skips the loopback TCP stack, so each proxied request costs
+    # less CPU (docs/benchmarks.md).
     "instance_listen": "unix",
     "instance_ports": [8001, 8002],
     # The partner port of each instance: a release switch starts the new instances there while the
@@ -65,8 +65,18 @@ S3_MOVED = (
 # Environment names the failover drill never runs on, whatever the inventory says.
 PRODUCTION_NAMES = ("prod", "production", "live")
 
+# How the failover drill stops the database abruptly and starts it again: shell commands run on
+# the environment's first host, or on the operator's machine ("local") when the hosts cannot
+# control the database themselves (a managed database's CLI, a cluster owned by another account).
+DRILL_DATABASE_DEFAULTS: dict[str, str] = {
+    "drill_database_stop": "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main",
+    "drill_database_start": "sudo -n systemctl start postgresql@15-main",
+    "drill_database_runs_on": "first_host",
+}
+DRILL_DATABASE_RUNS_ON = ("first_host", "local")
+
 HOST_ONLY_KEYS = {"name", "address"}
-ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill"}
+ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill", *DRILL_DATABASE_DEFAULTS}
 
 
 class InventoryError(ValueError):
@@ -141,6 +151,9 @@ class Environment:
     hosts: tuple[Host, ...]
     # The failover drill SIGKILLs the app and the database: only where the inventory says so.
     allow_drill: bool = False
+    drill_database_stop: str = DRILL_DATABASE_DEFAULTS["drill_database_stop"]
+    drill_database_start: str = DRILL_DATABASE_DEFAULTS["drill_database_start"]
+    drill_database_runs_on: str = DRILL_DATABASE_DEFAULTS["drill_database_runs_on"]
 
     @property
     def looks_like_production(self) -> bool:
@@ -247,6 +260,15 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
     allow_drill = env_data.get("allow_drill", False)
     if not isinstance(allow_drill, bool):
         raise InventoryError(f"{path}: {where}.allow_drill: expected true or false, got {allow_drill!r}")
+    drill_database = {**DRILL_DATABASE_DEFAULTS, **_only(env_data, DRILL_DATABASE_DEFAULTS)}
+    for key, value in drill_database.items():
+        if not isinstance(value, str) or not value.strip():
+            raise InventoryError(f"{path}: {where}.{key}: expected a non-empty string, got {value!r}")
+    if drill_database["drill_database_runs_on"] not in DRILL_DATABASE_RUNS_ON:
+        raise InventoryError(
+            f"{path}: {where}.drill_database_runs_on: expected one of {', '.join(DRILL_DATABASE_RUNS_ON)}, "
+            f"got {drill_database['drill_database_runs_on']!r}"
+        )
     hosts_data = env_data.get("hosts")
     if not isinstance(hosts_data, list) or not hosts_data:
         raise InventoryError(f"{path}: {where}.hosts: expected at least one [[{where}.hosts]] entry")
@@ -258,7 +280,7 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InventoryError(f"{path}: {where}.hosts: duplicate host name {duplicates[0]!r}")
-    return Environment(name=name, hosts=hosts, allow_drill=allow_drill)
+    return Environment(name=name, hosts=hosts, allow_drill=allow_drill, **drill_database)
 
 
 def _parse_host(host_data: Any, inherited: dict, where: str, path: Path) -> Host:

@@ -82,7 +82,8 @@ def _demote_kwargs() -> dict:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def _chown_for_cluster(path: Path) -> None:
+def give_to_cluster_user(path: Path) -> None:
+    """Hand `path` to the account the cluster runs as (only when this process is root)."""
     if os.geteuid() == 0:
         entry = pwd.getpwnam(UNPRIVILEGED_USER)
         os.chown(path, entry.pw_uid, entry.pw_gid)
@@ -130,7 +131,7 @@ class LocalPostgres:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         for folder in (self.base_dir, self.run_dir):
             folder.mkdir(parents=True, exist_ok=True)
-            _chown_for_cluster(folder)
+            give_to_cluster_user(folder)
         if os.geteuid() == 0:
             # The unprivileged account must be able to reach base_dir through its parents.
             for parent in self.base_dir.parents:

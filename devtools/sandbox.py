@@ -8,10 +8,12 @@ the app runs as a non-superuser role with CREATEDB (as after `provision --system
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shlex
 import shutil
-from collections.abc import Callable
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,7 @@ ENVIRONMENT = "sandbox"
 DATABASE = "clicknback"
 APP_ROLE = "clicknback"  # the app's role in DATABASE_URL: not a superuser, as in production
 S3_BUCKET = "clicknback-sandbox"
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -124,8 +127,24 @@ class Sandbox:
             f'identity_file = "{self.sshd.identity_file}"\nknown_hosts = "{self.sshd.known_hosts}"\n'
             f'instance_ports = [{ports}]\nstandby_ports = [{standby}]\nnginx_port = {self.nginx_port}\npython = "/usr/bin/python3"\n'
             + (f"health_timeout = {self.health_timeout}\n" if self.health_timeout else "")
-            + f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n{hosts}'
+            + f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n'
+            + "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.drill_database().items())
+            + hosts
         )
+
+    def drill_database(self) -> dict[str, str]:
+        """The drill's database stop and start, run on this machine: the cluster belongs to a local
+        account the hosts' deploy user cannot act as."""
+
+        def command(action: str) -> str:
+            args = [sys.executable, "-m", "devtools.sandbox", "database", action, str(self.base_dir)]
+            return f"cd {shlex.quote(str(REPOSITORY))} && {shlex.join(args)}"
+
+        return {
+            "drill_database_stop": command("stop"),
+            "drill_database_start": command("start"),
+            "drill_database_runs_on": "local",
+        }
 
     def stop(self) -> None:
         """Stop every process of the sandbox (app, nginx, supervisord, sshd, PostgreSQL)."""
@@ -198,16 +217,20 @@ def down(base_dir: Path) -> None:
     print(f"sandbox down: stopped everything and removed {Path(base_dir).resolve()}")
 
 
-def database_control(base_dir: Path) -> tuple[Callable[[], str], Callable[[], str]]:
-    """The drill's stop and start of the sandbox's cluster: pg_ctl -m immediate, so the start is a crash recovery."""
+def database(action: str, base_dir: Path) -> str:
+    """The drill's `stop` (pg_ctl -m immediate, so the start is a crash recovery) or `start` of the
+    sandbox's cluster."""
     postgres = LocalPostgres(Path(base_dir) / "postgres")
-
-    def stop() -> str:
+    if action == "stop":
         postgres.stop("immediate")
         return f"pg_ctl stop -m immediate (no checkpoint) on port {postgres.port}"
+    postgres.start()
+    return "pg_ctl start: crash recovery, accepting connections"
 
-    def start() -> str:
-        postgres.start()
-        return "pg_ctl start: crash recovery, accepting connections"
 
-    return stop, start
+if __name__ == "__main__":
+    # `python -m devtools.sandbox database stop|start BASE_DIR`: the commands the sandbox's inventory
+    # gives the failover drill.
+    if len(sys.argv) != 4 or sys.argv[1] != "database" or sys.argv[2] not in ("stop", "start"):
+        sys.exit("usage: python -m devtools.sandbox database stop|start BASE_DIR")
+    print(database(sys.argv[2], Path(sys.argv[3])))

@@ -29,9 +29,8 @@ _app_numbers = count()
 
 
 class RandomUuids:
-    """UUID v4 strings, as uuid.uuid4() makes them, at a third of its cost (~3.5 µs, not ~11.6):
-    random bytes are read 256 ids at a time, and the string is formatted directly instead of
-    through a UUID object. One per request that brings no usable X-Request-ID."""
+    """UUID v4 strings, as uuid.uuid4() makes them, for a fraction of its cost: random bytes are
+    read 256 ids at a time, and the string is formatted directly instead of through a UUID object. One per request that brings no usable X-Request-ID."""
 
     BATCH = 256
 
@@ -131,10 +130,10 @@ async def on_response(request: Request, response) -> None:
     )
 
 
-# The requests in flight alone (~50 tracked objects each, dozens at a time) outgrow Python's
-# default young-generation threshold of 700, so under load it collected several times a second,
-# promoting in-flight objects until a generation-1 pass took 8-14 ms: a stall for every request
-# in flight on the instance. Cyclic garbage here is rare (a few objects per closed connection).
+# The requests in flight alone (dozens of tracked objects each, dozens at a time) outgrow Python's
+# default young-generation threshold of 700: under load it would collect several times a second
+# and promote in-flight objects into generation 1, whose passes stall every request in flight on
+# the instance. Cyclic garbage here is rare (a few objects per closed connection).
 YOUNG_GENERATION_THRESHOLD = 50_000
 
 
@@ -142,8 +141,8 @@ async def tune_garbage_collector(app: Sanic) -> None:
     """For a serving process (server/__main__.py), once started.
 
     Everything loaded so far lives as long as the process: frozen, out of the collector's reach, a
-    full collection costs what requests allocate, not the 45 ms of walking ~50,000 start-up objects.
-    No collection first: that would cost the 45 ms once, for a few unreachable start-up objects.
+    full collection costs what requests allocate, not a walk over every start-up object.
+    No collection first: that walk, once, would free only a few unreachable start-up objects.
     Not for test processes, which build many apps: their frozen garbage would stay."""
     gc.freeze()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
@@ -159,9 +158,9 @@ def create_app(settings: Settings | None = None, name: str | None = None) -> San
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.NOISY_EXCEPTIONS = False
     app.config.MOTD = False
-    # No sanic-ext: its router rebuild per added route cost 1-2 s of every start (rollback time)
-    # and its per-request hooks ~10% of throughput; OpenAPI and CORS live in server/openapi.py
-    # and server/cors.py. Never let Sanic load it implicitly either.
+    # No sanic-ext (docs/adr/0001): it slows every start (so every rollback) and every request;
+    # OpenAPI and CORS live in server/openapi.py and server/cors.py. Never let Sanic load it
+    # implicitly either.
     app.config.AUTO_EXTEND = False
     app.ctx.settings = settings
     app.ctx.draining = False

@@ -210,8 +210,8 @@ class Settings:
     log_level: str = "INFO"
     log_file: str = ""
     # Two hashes at once per process (each argon2id hash uses one lane), with a few waiting; more
-    # than that answer 503 SERVICE_BUSY at once (API.md §2.3, docs/adr/0010). With one thread, the
-    # mix with 2% logins refused a third of its logins and its p99 was 1.3 s (docs/adr/0010).
+    # than that answer 503 SERVICE_BUSY at once (API.md §2.3). One thread refuses too many logins
+    # under the normal mix (docs/adr/0010).
     password_hash_threads: int = 2
     password_hash_queue: int = 8
     # argon2id cost for new hashes: OWASP's recommendation is the floor (API.md §2.3).

@@ -59,7 +59,7 @@ def add_options_and_head_routes(app: Sanic) -> None:
     """One OPTIONS route per path, HEAD beside every GET: added once, before the router is finalised
     (adding them route by route after start-up would rebuild the router each time). Their error format
     is given, as the blueprints' is by FALLBACK_ERROR_FORMAT: otherwise Sanic reads and parses each
-    handler's source to guess it, ~150 ms of every app's start."""
+    handler's source to guess it, a cost paid at every app's start."""
     methods_by_path: dict[str, set[str]] = defaultdict(set)
     get_routes = []
     for route in list(app.router.routes):

@@ -135,8 +135,8 @@ def tortoise_config(
     aerich: bool = True,
     bounds: WaitBounds | None = None,
 ) -> dict[str, Any]:
-    """Aerich's own model (its history table) only where Aerich runs: importing it costs the
-    service's start (and so every rollback) about 50 ms."""
+    """Aerich's own model (its history table) only where Aerich runs: importing it would slow the
+    service's start, and so every rollback."""
     models = [*MODEL_MODULES, "aerich.models"] if aerich else MODEL_MODULES
     return {
         "connections": {
@@ -216,8 +216,8 @@ async def when_reachable(connect: Callable[[], Awaitable[T]], wait_seconds: floa
     """`connect()`, retried while PostgreSQL is not reachable yet, for up to `wait_seconds`.
 
     After a host reboot supervisor can start the instances before PostgreSQL has finished its
-    recovery. An instance that gave up at once died within supervisor's `startsecs`, and after
-    `startretries` such starts supervisor left it FATAL: nginx answered 502 until someone came.
+    recovery. An instance that gave up at once would die within supervisor's `startsecs`, and after
+    `startretries` such starts supervisor leaves it FATAL: nginx answers 502 until someone comes.
     Waiting here outlives `startsecs`, and if the time runs out the exit is a crash of a running
     program, which supervisor restarts without limit. Other errors are raised at once; so is the
     last one when the time is up."""

@@ -39,10 +39,9 @@ class FairPool:
 
     When every connection is busy, asyncpg's own wait queue lets a newly arrived request take a
     released connection before the requests already waiting (asyncio.Queue re-queues a woken
-    getter at the back), so under load a few unlucky requests waited 5-8x the median: /users/me
-    p99 166 ms at p50 18 ms at concurrency 64. A FIFO semaphore of the pool's size in front of it
-    hands connections over in arrival order, to Tortoise's queries and to raw SQL alike. Anything
-    else (sizes, close) is the asyncpg pool's own."""
+    getter at the back), so under load a few unlucky requests wait several times the median. A
+    FIFO semaphore of the pool's size in front of it hands connections over in arrival order, to
+    Tortoise's queries and to raw SQL alike. Anything else (sizes, close) is the asyncpg pool's own."""
 
     def __init__(self, pool: asyncpg.Pool, size: int, wait_seconds: float | None) -> None:
         self._pool = pool

@@ -1,9 +1,9 @@
 """Draining after a stop signal (API.md §1.9): connections stay open while requests are in flight.
 
 Sanic closes every idle keep-alive connection at once on a stop signal, so a probe sent on a kept
-connection (nginx's upstream keepalive, a load balancer's health check) met a connection error
-instead of readiness's 503 for as long as in-flight requests took. Here an idle connection stays
-open while another connection still has a request in flight; a request on it is answered, with
+connection (nginx's upstream keepalive, a load balancer's health check) would meet a connection
+error instead of readiness's 503 for as long as in-flight requests last. Here an idle connection
+stays open while another connection still has a request in flight; a request on it is answered, with
 `Connection: close` (server/app.py), so the drain never outlasts the requests it waits for.
 """
 

@@ -61,10 +61,10 @@ def _patch(record: Record) -> None:
 class AccessLog:
     """The `http.request` line of every response, the hottest log call of the service.
 
-    A loguru call costs ~60 µs; this builds the same JSON line directly (~5 µs) and hands the lines
-    of the last few milliseconds to loguru as one record (same sinks, rotation and levels), so under
-    load a batch of dozens costs one call. A line waits at most FLUSH_AFTER_SECONDS; the stop
-    listener flushes what is left. In console format it is an ordinary log call.
+    A loguru call costs many times what building the same JSON line directly does, so this builds
+    the line and hands the lines of the last few milliseconds to loguru as one record (same sinks,
+    rotation and levels): under load a batch of dozens costs one call. A line waits at most
+    FLUSH_AFTER_SECONDS; the stop listener flushes what is left. In console format it is an ordinary log call.
     """
 
     FLUSH_AFTER_SECONDS = 0.01
@@ -74,8 +74,8 @@ class AccessLog:
         self.enabled = True
         self._pending: list[str] = []
         self._flush_loop: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
-        # The local time zone, as loguru's own lines show it. Looked up once per batch: per line,
-        # datetime.now().astimezone() cost ~7.6 µs; a change of offset (DST) shows from the next batch.
+        # The local time zone, as loguru's own lines show it. Looked up once per batch, as it costs
+        # more than the rest of a line; a change of offset (DST) shows from the next batch.
         self._zone = datetime.now().astimezone().tzinfo
 
     def write(self, message: str, fields: dict[str, Any]) -> None:

@@ -19,9 +19,9 @@ def nginx_conf(layout: Layout, host: Host) -> str:
 
 
 # Idle connections each nginx worker keeps to the instances. Without them every proxied request
-# opened a new TCP connection to Python: measured +0.3-0.5 ms CPU per request (docs/benchmarks.md);
-# a cache smaller than the concurrency only halves that. The instances keep idle connections 75 s,
-# longer than nginx's 60 s, so nginx always closes first and never reuses a closed one.
+# opens a new TCP connection to Python, which costs CPU on both sides (docs/benchmarks.md); a
+# cache smaller than the concurrency keeps part of that cost. The instances keep idle connections
+# 75 s, longer than nginx's 60 s, so nginx always closes first and never reuses a closed one.
 UPSTREAM_KEEPALIVE = 128
 
 

@@ -59,8 +59,8 @@ def instance_pid_command(layout: Layout, port: int) -> str:
 
 
 # Supervisor is driven through its XML-RPC socket with curl rather than supervisorctl: a
-# supervisorctl run is a Python start-up (0.3-1 s on a loaded host), and its `start` blocks for
-# `startsecs` per program. The readiness gate is the proof that an instance is up.
+# supervisorctl run pays a Python start-up, and its `start` blocks for `startsecs` per program
+# (docs/adr/0004). The readiness gate is the proof that an instance is up.
 
 
 def xmlrpc_request(method: str, *params: Any) -> str:

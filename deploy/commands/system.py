@@ -16,8 +16,8 @@ def sysctl_command() -> str:
     - sched_autogroup_enabled=0: autogroup is a desktop feature that splits the CPU fairly between
       sessions. PostgreSQL (its own session under systemd) and the app (supervisord's) then get a
       core each when both are busy, however the work is divided, and a backend that waits for its
-      group's turn holds its request: on the 2-core bench, ingestion's p99 was 109-144 ms without
-      it against 214-313 ms with it, wallet summary 17-24 against 27-41 ms (docs/benchmarks.md).
+      group's turn holds its request, and the busiest routes' p99 rises sharply
+      (docs/benchmarks.md).
       Written only where the kernel has the knob, since sysctl fails on an unknown key.
     """
     return (

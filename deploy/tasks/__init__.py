@@ -7,8 +7,8 @@ of them (invoke's defaults differ task by task):
   positional parameter swallows the next word, `--help` included. A required one is checked
   instead ("deploy needs --tag"). An explicitly declared positional (`sandbox up`) stays.
 - short flags: -d is always --dry-run, -e --env, -i --inventory; -h is left to help (invoke
-  would otherwise give it to --host or --history). A flag whose letters are all taken has no
-  short form (never a `-` one).
+  would otherwise give it to --host or --history); a task may pin its own letters. A flag whose
+  letters are all taken has no short form (never a `-` one).
 - numbers (parameters whose default is an int or a float) are checked while parsing, before
   any SSH: "abc", 0 or a negative number is one line and exit 1, not a ValueError traceback.
 - the toolkit's expected errors (bad inventory, unreachable host, failed remote command, ...)
@@ -62,9 +62,14 @@ class OperatorTask(Task):
     """A task whose flags follow the toolkit's conventions (see the module docstring).
 
     `zero_ok` names numeric parameters for which 0 makes sense (e.g. a warm-up of 0 seconds).
+    `short_flags` pins a task's own letters, so an operator's `-t` keeps its meaning when an
+    option is added or removed before it.
     """
 
-    def __init__(self, body: Any, zero_ok: tuple[str, ...] = (), **kwargs: Any):
+    def __init__(
+        self, body: Any, zero_ok: tuple[str, ...] = (), short_flags: dict[str, str] | None = None, **kwargs: Any
+    ):
+        self.short_flags = {**SHORT_FLAGS, **(short_flags or {})}
         self.explicit_positional = list(kwargs.get("positional") or [])
         kwargs["positional"] = self.explicit_positional
         super().__init__(body, **kwargs)
@@ -86,8 +91,8 @@ class OperatorTask(Task):
     def adopt(cls, task: Task) -> OperatorTask:
         """The same task (body, help, options) as an OperatorTask, every parameter a --flag.
 
-        A plain Task no longer tells its declared positionals from the implicit ones, so a task
-        that needs a positional word must be declared with `@task(klass=OperatorTask, ...)`.
+        A plain Task keeps no record of which positionals were declared and which invoke inferred,
+        so a task that needs a positional word must be declared with `@task(klass=OperatorTask, ...)`.
         """
         if isinstance(task, cls):
             return task
@@ -108,11 +113,11 @@ class OperatorTask(Task):
         )
 
     def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
-        if name in SHORT_FLAGS:
-            opts = super().arg_opts(name, default, set(taken_names) | NOT_SHORT_FLAGS)
-            opts["names"] = [opts["names"][0], SHORT_FLAGS[name]]
-            return opts
-        return super().arg_opts(name, default, set(taken_names) | NOT_SHORT_FLAGS)
+        not_free = set(taken_names) | NOT_SHORT_FLAGS | set(self.short_flags.values())
+        opts = super().arg_opts(name, default, not_free)
+        if name in self.short_flags:
+            opts["names"] = [opts["names"][0], self.short_flags[name]]
+        return opts
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         arguments = super().get_arguments(ignore_unknown_help)

@@ -19,7 +19,7 @@ from invoke import Exit, task
 from deploy import commands as cmd
 from deploy import ledger, local_git, reports
 from deploy.commands import operations as ocmd
-from deploy.drill import Drill, last_json_line
+from deploy.drill import Drill, database_control, last_json_line
 from deploy.errors import DeployError
 from deploy.ops.stats import model as stats_model
 from deploy.session import (
@@ -34,6 +34,7 @@ from deploy.session import (
     read_ledger,
 )
 from deploy.ssh import Remote
+from deploy.tasks import OperatorTask
 from deploy.tasks import pitr as pitr_tasks
 from deploy.tasks.backup import _chosen
 from deploy.tasks.release import _help, _session, exit_if_hosts_failed, report_failed_hosts
@@ -318,36 +319,24 @@ def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN
 # -- drill -----------------------------------------------------------------------------------
 
 
-def _database_control(session: Session, sandbox_dir: str | None, db_stop: str, db_start: str):
-    """The sandbox's local cluster (its control lives with the dev harness); else commands on the first host."""
-    if sandbox_dir:
-        from devtools.sandbox import database_control  # never on a host: only a sandbox passes sandbox_dir
-
-        return database_control(Path(sandbox_dir))
-    first = session.remotes[0]
-    return (
-        lambda: first.query(db_stop).stdout.strip() or db_stop,
-        lambda: first.query(db_start).stdout.strip() or db_start,
-    )
-
-
 @task(
+    klass=OperatorTask,
+    short_flags={"db_stop": "b", "db_start": "t", "timeout": "m"},  # fixed: operators' scripts use them
     help=_help(
-        sandbox_dir="the sandbox's folder (default: the inventory's folder when the environment is `sandbox`); "
-        "its local PostgreSQL is the one stopped",
-        db_stop="command run on the first host to kill the database abruptly (staging; default: "
-        "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main)",
-        db_start="command run on the first host to start it again (default: sudo -n systemctl start postgresql@15-main)",
+        db_stop="command that kills the database abruptly (default: the environment's drill_database_stop in "
+        "the inventory, else sudo -n systemctl kill --signal=SIGKILL postgresql@15-main); it runs on the first "
+        'host, or on this machine where the inventory says drill_database_runs_on = "local"',
+        db_start="command that starts it again (default: the environment's drill_database_start, else "
+        "sudo -n systemctl start postgresql@15-main); it runs where --db-stop does",
         timeout="seconds each recovery wait may take, a whole number above 0 (default 120)",
-    )
+    ),
 )
 def drill(
     c,
     env=None,
     inventory=None,
-    sandbox_dir=None,
-    db_stop="sudo -n systemctl kill --signal=SIGKILL postgresql@15-main",
-    db_start="sudo -n systemctl start postgresql@15-main",
+    db_stop=None,
+    db_start=None,
     timeout=120,
 ):
     """Failover drill: crash app and database, recover, verify health, data, backup, time it.
@@ -355,16 +344,18 @@ def drill(
     Runs only where the environment has allow_drill = true, or on a sandbox whose hosts are all
     loopback addresses; never on an environment named like production (prod, production, live).
     """
-    from deploy.inventory import inventory_path
-
     with _session(env, inventory) as session:
-        name = session.environment.name
-        refusal = session.environment.drill_refusal()
+        environment = session.environment
+        refusal = environment.drill_refusal()
         if refusal:
             raise DeployError(refusal)
-        if sandbox_dir is None and name == "sandbox":
-            sandbox_dir = str(inventory_path(inventory).parent)
-        stop, start = _database_control(session, sandbox_dir, db_stop, db_start)
+        stop, start = database_control(
+            session,
+            db_stop or environment.drill_database_stop,
+            db_start or environment.drill_database_start,
+            environment.drill_database_runs_on,
+            int(timeout),
+        )
         drill_run = Drill(session, stop, start, int(timeout))
         finished = False
         try:
@@ -391,8 +382,6 @@ TASKS = [stats, archive_logs, maintenance, handoff, drill]
 if __name__ == "__main__":
     # `python -m deploy.tasks.operations TASK ...`: these tasks alone, without the rest of tasks.py.
     from invoke import Collection, Program
-
-    from deploy.tasks import OperatorTask
 
     Program(
         namespace=Collection(*(OperatorTask.adopt(t) for t in TASKS)), binary="python -m deploy.tasks.operations"

@@ -26,8 +26,8 @@ T = TypeVar("T")
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 RETRY_AFTER_SECONDS = 1
 # Hashing threads run in the normal scheduling class at the process's own priority: a fair share.
-# In SCHED_IDLE (or at nice 19) they got no CPU whenever the service was busy, and logins waited
-# for seconds; a flood cannot take more than one core per process (one thread, bounded queue).
+# A lower class or priority starves them whenever the service is busy (docs/adr/0010); a flood
+# still takes at most PASSWORD_HASH_THREADS cores per process (bounded threads and queue).
 
 
 @dataclass(frozen=True)

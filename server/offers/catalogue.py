@@ -1,9 +1,9 @@
 """Pages of /offers/active, cached in the instance and kept coherent by PostgreSQL notifications.
 
-Every user's app opens the catalogue, and its statement (two joins, a sort on lower(name)) costs
-the database about 0.3-0.5 ms: at thousands of requests per second that alone would need more
-than a core. The catalogue changes only when an admin writes offers or merchants, so each rendered
-page is kept until the next change:
+Every user's app opens the catalogue, and its statement (two joins, a sort on lower(name)) run
+at thousands of requests per second would alone need more than a core of the database. The
+catalogue changes only when an admin writes offers or merchants, so each rendered page is kept
+until the next change:
 
 - a trigger on `offers` and `merchants` (migration 2) sends NOTIFY `catalogue_changed` when a
   writing transaction commits, from any instance, the ops CLI or psql; every instance LISTENs on

@@ -3,8 +3,7 @@
 -- The three cashback functions are plain SQL expressions, deliberately not STRICT, so that the
 -- planner inlines them into record_purchase's assignments: a STRICT SQL function whose body has a
 -- CASE or GREATEST is never inlined, and one that is not inlined starts an executor of its own on
--- every call (0.2-0.3 ms of PostgreSQL CPU per ingestion, measured). Their arguments are never
--- null in ingestion.
+-- every call, a cost each ingestion would pay. Their arguments are never null in ingestion.
 
 -- Money rounded to the cent, half to even (API.md §1.6): 2.475 -> 2.48, 2.465 -> 2.46.
 -- PostgreSQL's round(numeric, 2) rounds half away from zero (2.465 -> 2.47), so the tie is

@@ -132,6 +132,13 @@ def test_drill_help_gives_every_db_flag_a_real_name():
     assert "--db-start=STRING" in text and "--db-stop=STRING" in text and "--=" not in text
 
 
+def test_drill_keeps_its_short_flags_and_has_no_sandbox_option():
+    text = task_help("drill")
+    for flags in ("-b STRING, --db-stop=STRING", "-t STRING, --db-start=STRING", "-m INT, --timeout=INT"):
+        assert flags in text, text
+    assert "sandbox-dir" not in text and "drill_database_runs_on" in text
+
+
 @pytest.mark.parametrize(
     "task,option",
     [

@@ -7,7 +7,6 @@ must not take). PostgreSQL's account runs archive_command with the system python
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from deploy.ops.pitr import barman
-from devtools.local_postgres import UNPRIVILEGED_USER, LocalPostgres
+from devtools.local_postgres import UNPRIVILEGED_USER, LocalPostgres, give_to_cluster_user
 from devtools.local_s3 import LocalS3
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,12 +28,6 @@ BUCKET = "pitr-tests"
 
 def cluster_os_user() -> str | None:
     return UNPRIVILEGED_USER if os.geteuid() == 0 else None
-
-
-def give_to_cluster_user(path: Path) -> None:
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam(UNPRIVILEGED_USER)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 @dataclass

@@ -9,6 +9,11 @@ from deploy.inventory import DEFAULT_INVENTORY, InventoryError, load_inventory, 
 MINIMAL = '[environments.prod]\n[[environments.prod.hosts]]\naddress = "10.0.0.5"\n'
 
 
+def _with_env_line(line: str) -> str:
+    """MINIMAL with `line` in its environment's table."""
+    return MINIMAL.replace("[environments.prod]", f"[environments.prod]\n{line}")
+
+
 def test_minimal_inventory_gets_the_documented_defaults():
     host = parse_inventory(MINIMAL).environment("prod").hosts[0]
     assert (host.name, host.ssh_port, host.ssh_user, host.deploy_root) == (
@@ -108,10 +113,14 @@ def test_host_overrides_environment_overrides_defaults():
         ("[environments.prod\n", "not valid TOML"),
         (MINIMAL + '[environments.prod.s3]\nbucket = "x"\n', "environments.prod.s3: the inventory no longer holds S3"),
         ('[defaults.s3]\nregion = "x"\n' + MINIMAL, "defaults.s3: the inventory no longer holds S3 settings"),
+        (_with_env_line("allow_drill = 1"), "environments.prod.allow_drill: expected true or false"),
         (
-            MINIMAL.replace("[environments.prod]", "[environments.prod]\nallow_drill = 1"),
-            "environments.prod.allow_drill: expected true or false",
+            _with_env_line('drill_database_runs_on = "there"'),
+            "environments.prod.drill_database_runs_on: expected one of first_host, local",
         ),
+        (_with_env_line('drill_database_stop = ""'), "environments.prod.drill_database_stop: expected a non-empty"),
+        (_with_env_line("drill_database_start = 1"), "environments.prod.drill_database_start: expected a non-empty"),
+        ('[defaults]\ndrill_database_stop = "x"\n' + MINIMAL, "defaults.drill_database_stop: unknown key"),
         (
             'default_environment = "stagin"\n' + MINIMAL + MINIMAL.replace("prod", "staging"),
             "default_environment: no environment named 'stagin' (known: prod, staging)",
@@ -197,3 +206,22 @@ def test_the_shipped_inventory_allows_the_drill_on_staging_only(monkeypatch):
     inventory = load_inventory()
     assert inventory.environment("staging").drill_refusal() is None
     assert "never runs on production" in inventory.environment("production").drill_refusal()
+
+
+def test_the_drill_database_commands_default_to_systemd_on_the_first_host():
+    env = _env("staging", allow="true")
+    assert env.drill_database_stop == "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main"
+    assert env.drill_database_start == "sudo -n systemctl start postgresql@15-main"
+    assert env.drill_database_runs_on == "first_host"
+
+
+def test_an_environment_names_its_own_drill_database_commands():
+    text = _with_env_line(
+        'drill_database_stop = "kill-db"\ndrill_database_start = "start-db"\ndrill_database_runs_on = "local"'
+    )
+    env = parse_inventory(text).environment("prod")
+    assert (env.drill_database_stop, env.drill_database_start, env.drill_database_runs_on) == (
+        "kill-db",
+        "start-db",
+        "local",
+    )

@@ -24,3 +24,12 @@ def test_default_standby_ports_are_written_out(tmp_path):
 def test_chosen_standby_ports_are_kept():
     sandbox = Sandbox(BASE, instance_ports=(9001, 9002), standby_ports=(9501, 9502))
     assert tomllib.loads(sandbox.inventory_text())["defaults"]["standby_ports"] == [9501, 9502]
+
+
+def test_the_drill_stops_and_starts_the_sandbox_cluster_on_this_machine(tmp_path):
+    path = tmp_path / "inventory.toml"
+    path.write_text(Sandbox(BASE).inventory_text())
+    environment = load_inventory(str(path)).environment(ENVIRONMENT)
+    assert environment.drill_database_runs_on == "local"
+    for command, action in ((environment.drill_database_stop, "stop"), (environment.drill_database_start, "start")):
+        assert command.endswith(f"-m devtools.sandbox database {action} {BASE}"), command
