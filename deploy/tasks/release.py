@@ -18,7 +18,7 @@ from deploy import commands as cmd
 from deploy import ledger, local_git, rollout
 from deploy.errors import DeployError
 from deploy.inventory import load_inventory
-from deploy.lock import describe_holder
+from deploy.lock import FREEZE, Lock, describe_holder, freeze_message
 from deploy.ops.pitr.lag import archive_line
 from deploy.provision import provision as provision_hosts
 from deploy.provision import provision_system
@@ -258,12 +258,31 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
 @task(
     help=_help(
         status="show who holds the deploy lock on every host (the default)",
-        release="remove the deploy lock on every host (only when its holder is really gone)",
+        release="remove the deploy lock on every host (a freeze, or a lock whose holder is really gone)",
+        acquire="take the deploy lock on every host to freeze deploys, rollbacks and live restores on "
+        "purpose (needs --message); they refuse, naming the reason, until `lock --release`",
+        message="with --acquire: why deploys are frozen (one line, shown to whoever tries one)",
         dry_run=DRY_RUN_HELP,
     )
 )
-def lock(c, status=False, release=False, env=None, inventory=None, dry_run=False):
-    """Show or forcibly release the deploy lock (state/deploy.lock) on every host."""
+def lock(c, status=False, release=False, acquire=False, message=None, env=None, inventory=None, dry_run=False):
+    """Show, take on purpose (freeze deploys) or forcibly release the deploy lock (state/deploy.lock)
+    on every host."""
+    if acquire and release:
+        raise Exit("ERROR: lock takes --acquire or --release, not both", code=1)
+    if message is not None and not acquire:
+        raise Exit("ERROR: --message goes with --acquire (the reason of a freeze)", code=1)
+    if acquire:
+        try:
+            reason = freeze_message(message)
+        except ValueError as error:
+            raise Exit(f"ERROR: {error}", code=1) from None
+        with _session(env, inventory, dry_run) as session:
+            session.connect()  # every host reachable before the first one is frozen
+            Lock(session, FREEZE, message=reason).acquire()
+            done = "would freeze" if dry_run else "froze"
+            session.say(f"{done} deploys on {len(session.remotes)} host(s): {reason}; `invoke lock --release` lifts it")
+        return
     with _session(env, inventory, dry_run) as session:
         for remote in session.remotes:
             holder = remote.query(cmd.lock_status_command(layout(remote))).stdout.strip()

@@ -16,6 +16,7 @@ import pytest
 
 from deploy import commands as cmd
 from deploy.commands import Layout
+from deploy.lock import FREEZE, freeze_message, held_message, holder_record
 from tests.unit.deploy.test_commands import host  # noqa: F401 (fixture)
 
 
@@ -254,3 +255,16 @@ def test_readiness_poll_gives_up_early_on_a_program_supervisor_marked_fatal(tmp_
         ), result.stdout
     finally:
         subprocess.run([cmd.SUPERVISORCTL, "-c", str(conf), "shutdown"], capture_output=True, timeout=20)
+
+
+def test_a_freeze_reason_with_shell_characters_reaches_the_lock_file_intact(tmp_path):
+    lay = Layout(str(tmp_path))
+    reason = freeze_message('it\'s `date` $(rm -rf /) "quoted"; back at 14:00')
+    record = holder_record("ann@laptop", FREEZE, "2026-01-02T03:04:05+00:00", "tok", reason)
+    assert sh(cmd.lock_acquire_command(lay, record)).returncode == 0
+    assert (tmp_path / "state" / "deploy.lock").read_text() == record + "\n"
+    refused = sh(cmd.lock_acquire_command(lay, holder_record("bob@box", "deploy v2", "t", "tok2")))
+    assert refused.returncode == cmd.LOCK_HELD_EXIT
+    assert f"(deploys frozen: {reason})" in held_message("h1", refused.stdout)
+    sh(cmd.lock_release_command(lay, None))
+    assert not (tmp_path / "state" / "deploy.lock").exists()

@@ -205,6 +205,10 @@ def test_bad_numbers_are_one_line_before_any_ssh(tmp_path, closed_port, args, fr
         (("maintenance", "--skip", "vacuum"), "--skip 'vacuum': not a step"),
         (("handoff", "--output", "/nonexistent/handoff.md"), "--output /nonexistent/handoff.md: the folder"),
         (("stats", "--html", "/nonexistent/report.html"), "--html /nonexistent/report.html: the folder"),
+        (("lock", "--acquire"), 'a freeze needs a reason: --message "why deploys must wait"'),
+        (("lock", "--acquire", "--message", " "), "a freeze needs a reason"),
+        (("lock", "--acquire", "--release", "-m", "x"), "lock takes --acquire or --release, not both"),
+        (("lock", "--message", "x"), "--message goes with --acquire"),
     ],
 )
 def test_bad_input_is_refused_before_any_ssh(tmp_path, closed_port, args, fragment):
@@ -296,6 +300,7 @@ def test_a_commit_sha_or_a_missing_name_as_tag_is_said_so(tmp_path, closed_port,
         ("deploy", "--tag", "v1"),
         ("rollback",),
         ("lock",),
+        ("lock", "--acquire", "--message", "db upgrade"),
         ("backup",),
         ("restore", "--backup", "b", "--target", "t"),
         ("maintenance",),

@@ -3,14 +3,17 @@ tag advice, the bad-rollback-target warning, runnable host commands, live-restor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from deploy import commands as cmd
 from deploy import ledger
 from deploy.gate import DETAIL_LIMIT, GateFailed, gate_failure_detail, log_cause, supervisor_state
 from deploy.inventory import parse_inventory
 from deploy.local_git import missing_tag_message
-from deploy.lock import describe_holder
+from deploy.lock import FREEZE, describe_holder, freeze_message, held_message, holder_record
 from deploy.rollout import bad_target_warning
 from deploy.session import host_ops_command
 from deploy.tasks.backup import new_safety_backup, restore_ledger_entry
@@ -185,3 +188,30 @@ def test_the_lock_holder_reads_as_words_without_its_token():
     assert describe_holder('{"holder": "gone@laptop"}') == "gone@laptop"
     assert describe_holder("garbage\nmore") == "an unreadable lock file ('garbage')"
     assert describe_holder('["a list"]') == "an unreadable lock file ('[\"a list\"]')"
+
+
+def test_a_freeze_reads_with_its_reason_and_says_how_to_lift_it():
+    record = holder_record("ann@laptop", FREEZE, "2026-01-02T03:04:05+00:00", "s3cr", "db upgrade, back at 14:00")
+    assert json.loads(record)["message"] == "db upgrade, back at 14:00"
+    assert "message" not in json.loads(holder_record("ann@laptop", "deploy v1", "t", "s3cr"))
+    assert describe_holder(record) == (
+        "ann@laptop (deploys frozen: db upgrade, back at 14:00) since 2026-01-02T03:04:05+00:00"
+    )
+    frozen = held_message("host-2", record + "\n")
+    assert frozen == (
+        "[host-2] the deploy lock is held by ann@laptop (deploys frozen: db upgrade, back at 14:00) since "
+        "2026-01-02T03:04:05+00:00; lift the freeze with `invoke lock --release` when that reason no longer holds"
+    )
+    assert "s3cr" not in frozen
+    running = held_message("host-2", holder_record("bob@box", "deploy v2", "t", "tok"))
+    assert running.endswith("if that operation is really gone, free it with `invoke lock --release`")
+    assert held_message("host-2", "garbage").startswith("[host-2] the deploy lock is held by an unreadable lock file")
+
+
+def test_a_freeze_needs_a_one_line_reason():
+    assert freeze_message("  db\nupgrade \t now ") == "db upgrade now"
+    for empty in (None, "", " \n "):
+        with pytest.raises(ValueError, match="a freeze needs a reason"):
+            freeze_message(empty)
+    with pytest.raises(ValueError, match="at most 200 characters, got 201"):
+        freeze_message("x" * 201)
