@@ -2,7 +2,8 @@
 live restore.
 
 A line says who (local user), when, what (tag, commit, release id), where (hosts), how long and
-how it ended (ok / failed / rolled_back). `marked_bad` lists releases that must not be chosen as a
+how it ended (ok / failed / rolled_back). The successful lines give the order releases went live,
+which picks the default rollback target. `marked_bad` lists releases that must not be chosen as a
 default rollback target: a deploy whose health gate failed, and a release rolled back from.
 A `restore` line (the live database replaced from a backup) names the release that served, the
 `backup` restored and the `safety_backup` taken first (null: none was taken).
@@ -96,10 +97,28 @@ def last_entry_for(entries: list[LedgerEntry], release: str) -> LedgerEntry | No
     return None
 
 
-def previous_good_release(release_ids: list[str], current: str | None, bad: set[str]) -> str | None:
-    """The newest release older than `current` that is not marked bad (the default rollback)."""
-    candidates = sorted((r for r in release_ids if r not in bad and (current is None or r < current)), reverse=True)
-    return candidates[0] if candidates else None
+def live_history(entries: list[LedgerEntry]) -> list[str]:
+    """The releases in the order they went live, oldest first: each successful deploy or rollback
+    made its `release` live after its `from_release`. A failed one never went live."""
+    history: list[str] = []
+    for entry in entries:
+        if entry.kind == "restore" or entry.outcome != "ok":
+            continue
+        for release in (entry.from_release, entry.release):
+            if release and (not history or history[-1] != release):
+                history.append(release)
+    return history
+
+
+def default_rollback_target(entries: list[LedgerEntry], release_ids: list[str], current: str | None) -> str | None:
+    """The release that was live before the current one, by the ledger: the newest in the live
+    history that is not current, not marked bad and still on the host. Release ids only order
+    deploys, and a redeploy or a `rollback --to` makes that order differ from what was live."""
+    bad, on_host = bad_releases(entries), set(release_ids)
+    for release in reversed(live_history(entries)):
+        if release != current and release not in bad and release in on_host:
+            return release
+    return None
 
 
 def release_tag(release_id: str) -> str:

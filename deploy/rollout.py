@@ -155,7 +155,6 @@ def choose_rollback_target(host: Host, state: cmd.HostState, to_tag: str | None)
     if current is None:
         raise DeployError(f"[{host.name}] nothing is deployed yet")
     available = state.releases
-    bad = ledger.bad_releases(ledger_entries(state))
     if to_tag:
         matching = [r for r in available if ledger.release_tag(r) == to_tag]
         if not matching:
@@ -165,9 +164,12 @@ def choose_rollback_target(host: Host, state: cmd.HostState, to_tag: str | None)
             )
         target = matching[-1]
     else:
-        previous = ledger.previous_good_release(available, current, bad)
+        previous = ledger.default_rollback_target(ledger_entries(state), available, current)
         if previous is None:
-            raise DeployError(f"[{host.name}] no good release older than {current} to roll back to")
+            raise DeployError(
+                f"[{host.name}] no release that was live before {current} is still on the host and not marked "
+                f"bad (see `invoke releases`): roll back with `--to TAG`, or deploy a known good tag"
+            )
         target = previous
     if target == current:
         raise DeployError(f"{target} is already current")

@@ -116,13 +116,15 @@ def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
 
 @task(
     help=_help(
-        to="tag to roll back to (default: the newest good release older than the current one)",
+        to="tag to roll back to (default: the release that was live before the current one, by the ledger, "
+        "skipping releases marked bad or pruned; `invoke releases` shows it as `previous`)",
         downgrade="undo database migrations newer than the target first (with the current release's code)",
         dry_run=DRY_RUN_HELP,
     )
 )
 def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False):
-    """Switch every host back to an earlier release (no reinstall), health-gated; marks the old one bad."""
+    """Switch every host back to the release that was live before the current one, by the ledger (or
+    --to TAG): no reinstall, health-gated; marks the release rolled away from bad."""
     if to is not None:
         try:
             cmd.check_tag(to)  # the rule deploy applies: nothing else reaches the hosts
@@ -146,7 +148,7 @@ def releases(c, env=None, inventory=None):
             current, ids = state.current, state.releases
             entries = ledger_entries(state)
             bad = ledger.bad_releases(entries)
-            previous = ledger.previous_good_release(ids, current, bad)
+            previous = ledger.default_rollback_target(entries, ids, current)
             session.say(f"== {remote.host.name} ({remote.host.address}) {remote.host.deploy_root}")
             session.say(f"   {'RELEASE':34} {'STATE':9} {'LAST OUTCOME':28} WHO")
             for rel_id in reversed(ids):

@@ -41,7 +41,7 @@ def test_bad_lines_name_their_number():
         entry(outcome="meh")
 
 
-def test_bad_releases_and_previous_good():
+def test_bad_releases_and_the_entry_that_brought_a_release_up():
     ids = ["20261127T010000Z-v1", "20261127T020000Z-v2", "20261127T030000Z-v3", "20261127T040000Z-v4"]
     entries = [
         entry(release=ids[2], outcome="rolled_back", marked_bad=[ids[2]]),
@@ -49,8 +49,6 @@ def test_bad_releases_and_previous_good():
     ]
     bad = ledger.bad_releases(entries)
     assert bad == {ids[1], ids[2]}
-    assert ledger.previous_good_release(ids, ids[3], bad) == ids[0]
-    assert ledger.previous_good_release(ids, ids[0], bad) is None
     assert ledger.last_entry_for(entries, ids[0]).kind == "rollback"
     assert ledger.release_tag(ids[3]) == "v4"
 
@@ -74,3 +72,34 @@ def test_a_restore_is_not_what_brought_a_release_up():
     deployed = entry()
     restored = entry(kind="restore", backup="B1", when="2026-11-27T02:00:00+00:00")
     assert ledger.last_entry_for([deployed, restored], deployed.release) == deployed
+
+
+def went_live(release: str, previous: str | None, kind: str = "deploy", **changes) -> LedgerEntry:
+    return entry(kind=kind, release=release, from_release=previous, tag=ledger.release_tag(release), **changes)
+
+
+def test_the_default_rollback_target_is_what_was_live_before_by_the_ledger():
+    a, b, c, a2 = "20261127T010000Z-vA", "20261127T020000Z-vB", "20261127T030000Z-vC", "20261127T040000Z-vA"
+    broken = "20261127T035000Z-vBroken"
+    entries = [
+        went_live(a, None),
+        went_live(b, a),
+        went_live(c, b),
+        went_live(broken, c, outcome="rolled_back", marked_bad=[broken]),  # never went live
+        went_live(a2, c),  # vA redeployed: a new release of an old tag
+    ]
+    ids = [a, b, c, broken, a2]
+    assert ledger.live_history(entries) == [a, b, c, a2]
+    assert ledger.default_rollback_target(entries, ids, a2) == c
+    # The operator rolls vA away with `rollback --to vB` (which marks a2 bad). Ordering by release
+    # id would now pick the first vA, the code just rolled away from; the ledger says vC was live
+    # before it.
+    entries.append(went_live(b, a2, kind="rollback", marked_bad=[a2]))
+    assert ledger.default_rollback_target(entries, ids, b) == c
+    # Rolled back to the oldest release: what was live before it is newer by id, and still a target.
+    entries.append(went_live(a, b, kind="rollback", marked_bad=[b]))
+    assert ledger.default_rollback_target(entries, ids, a) == c
+    assert ledger.default_rollback_target(entries, [a, b, a2], a) is None  # vC was pruned
+    assert ledger.default_rollback_target([], ids, a2) is None
+    restore = entry(kind="restore", release=c, backup="B1")
+    assert ledger.live_history([went_live(a, None), restore]) == [a]
