@@ -12,6 +12,8 @@ body (`<url> answered HTTP <status> after <n>s...:`) and exits 1.
 """
 
 import http.client
+import itertools
+import os
 import socket
 import sys
 import time
@@ -30,6 +32,12 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.socket_path)
 
 
+# Every probe's X-Request-ID, so `stats` and `handoff` can tell the gate's probes of standby
+# instances from client traffic (deploy/ops/stats/model.py's GATE_PROBE_PREFIX, the same text).
+GATE_PROBE_PREFIX = "gate-probe-"
+_PROBES = itertools.count(1)
+
+
 def probe(url):
     """(status as three digits, the body's first 600 bytes); "000" when nothing answers."""
     parts = urlsplit(url)
@@ -38,7 +46,9 @@ def probe(url):
     else:
         connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=2)
     try:
-        connection.request("GET", (parts.path or "/") + ("?" + parts.query if parts.query else ""))
+        request_id = f"{GATE_PROBE_PREFIX}{os.getpid()}-{next(_PROBES)}"
+        path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        connection.request("GET", path, headers={"X-Request-ID": request_id})
         response = connection.getresponse()
         return f"{response.status:03d}", response.read(600).decode("utf-8", "replace")
     except (OSError, http.client.HTTPException):

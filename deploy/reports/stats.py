@@ -24,7 +24,8 @@ def stats_text(merged: dict, environment: str) -> str:
             f"Slow queries (> SLOW_QUERY_MS, default {SLOW_QUERY_MS:g} ms): {requests['slow_queries']}; "
             f"app errors: {requests['app_errors']}; "
             f"auth failures: {requests['auth_failures']}; business warnings: {requests['business_warnings']}; "
-            f"unparsable log lines: {requests['unparsable_lines']}",
+            f"unparsable log lines: {requests['unparsable_lines']}; "
+            f"deploy gate probes (not counted above): {requests.get('gate_probes', 0)}",
         ]
         if requests["routes"]:
             rows = [

@@ -22,6 +22,13 @@ TARGET_P99_MS = 200.0  # operation-plan §7.1
 SLOW_QUERY_MS = 1000.0  # operation-plan §7.1
 PERCENTILES = (50, 95, 99)
 UNKNOWN_ROUTE = "(unknown route)"
+# The readiness gate's poller (deploy/ops/readiness_poller.py, which keeps its own copy: it runs
+# without this package) names its probes with this request id. A deploy's gate probes the standby
+# instances until they are ready, and every probe of a broken release answers 503: those answers
+# went to the toolkit, not to a client, so they are counted apart from the error rate.
+GATE_PROBE_PREFIX = "gate-probe-"
+HEALTH_PATH_PREFIX = "/health/"
+COUNTERS = ("slow_queries", "app_errors", "auth_failures", "business_warnings", "unparsable_lines", "gate_probes")
 
 
 # -- statements ------------------------------------------------------------------------------
@@ -73,6 +80,14 @@ def parse_log_line(line: str) -> dict | None:
     except ValueError:
         return None
     return record
+
+
+def is_gate_probe(record: dict) -> bool:
+    """A request the readiness gate sent: its request id, on a health route (a client naming its
+    own requests so could hide no more than its health probes)."""
+    return str(record.get("request_id") or "").startswith(GATE_PROBE_PREFIX) and str(
+        record.get("path") or ""
+    ).startswith(HEALTH_PATH_PREFIX)
 
 
 # -- histograms and percentiles --------------------------------------------------------------
@@ -155,13 +170,16 @@ class LogWindow:
     auth_failures: int = 0
     business_warnings: int = 0
     unparsable_lines: int = 0
+    gate_probes: int = 0  # not in `routes`: only traffic clients sent makes the error rate
 
     def add_record(self, record: dict) -> None:
         when = record["_time"]
         if not (self.start <= when < self.end):
             return
         event = record.get("event")
-        if event == "http.request":
+        if event == "http.request" and is_gate_probe(record):
+            self.gate_probes += 1
+        elif event == "http.request":
             route = record.get("route") or UNKNOWN_ROUTE
             counts = self.routes.setdefault(route, RouteCounts())
             counts.requests += 1
@@ -198,7 +216,7 @@ class LogWindow:
             mine.server_errors += counts.server_errors
             mine.client_errors += counts.client_errors
             mine.latency = merge_histograms([mine.latency, counts.latency])
-        for name in ("slow_queries", "app_errors", "auth_failures", "business_warnings", "unparsable_lines"):
+        for name in COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_json(self) -> dict:
@@ -211,6 +229,7 @@ class LogWindow:
             "auth_failures": self.auth_failures,
             "business_warnings": self.business_warnings,
             "unparsable_lines": self.unparsable_lines,
+            "gate_probes": self.gate_probes,
         }
 
     @classmethod
@@ -220,7 +239,7 @@ class LogWindow:
             parse_time(data["end"]),
             {route: RouteCounts.from_json(c) for route, c in data["routes"].items()},
         )
-        for name in ("slow_queries", "app_errors", "auth_failures", "business_warnings", "unparsable_lines"):
+        for name in COUNTERS:  # a host whose release predates a counter reports none: 0
             setattr(window, name, int(data.get(name, 0)))
         return window
 
@@ -249,6 +268,7 @@ class LogWindow:
             "auth_failures": self.auth_failures,
             "business_warnings": self.business_warnings,
             "unparsable_lines": self.unparsable_lines,
+            "gate_probes": self.gate_probes,
         }
 
 

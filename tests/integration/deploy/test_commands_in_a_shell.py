@@ -17,6 +17,7 @@ import pytest
 from deploy import commands as cmd
 from deploy.commands import Layout
 from deploy.lock import FREEZE, freeze_message, held_message, holder_record
+from deploy.ops.stats import model
 from tests.unit.deploy.test_commands import host  # noqa: F401 (fixture)
 
 
@@ -167,9 +168,11 @@ class FlakyReadiness(http.server.BaseHTTPRequestHandler):
     """Answers 503 `starting` to the first two probes, then 200: an instance that boots."""
 
     answered = 0
+    request_ids: list[str] = []
 
     def do_GET(self):
         type(self).answered += 1
+        type(self).request_ids.append(self.headers.get("X-Request-ID", ""))
         status = 200 if type(self).answered > 2 else 503
         body = b'{"status": "ready"}' if status == 200 else b'{"status": "starting"}'
         self.send_response(status)
@@ -198,7 +201,7 @@ def booting_instance(request, tmp_path):
     else:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyReadiness)
         url = f"http://127.0.0.1:{server.server_address[1]}/health/ready"
-    FlakyReadiness.answered = 0
+    FlakyReadiness.answered, FlakyReadiness.request_ids = 0, []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield url
@@ -216,6 +219,9 @@ def test_readiness_poll_passes_once_every_url_answers_200_polling_fast(booting_i
     started = time.monotonic()
     result = sh(cmd.readiness_poll_command([booting_instance], 30, 1.0) + " && echo flipped")
     assert result.stdout == "flipped\n" and FlakyReadiness.answered == 3
+    # Each probe names itself, so `stats` counts the gate's probes apart from client traffic.
+    ids = FlakyReadiness.request_ids
+    assert len(set(ids)) == 3 and all(model.is_gate_probe({"request_id": i, "path": "/health/ready"}) for i in ids)
     assert time.monotonic() - started < 2  # two 0.1 s waits, not two 1 s waits
 
 

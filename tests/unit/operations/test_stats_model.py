@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from deploy.ops import readiness_poller
 from deploy.ops.stats import model, proc
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-def request_line(minutes: float, route: str | None, status: int, duration: float) -> str:
+def request_line(minutes: float, route: str | None, status: int, duration: float, request_id: str = "r") -> str:
     when = (T0 + timedelta(minutes=minutes)).isoformat()
     return json.dumps(
         {
@@ -20,7 +21,7 @@ def request_line(minutes: float, route: str | None, status: int, duration: float
             "level": "INFO",
             "event": "http.request",
             "message": "",
-            "request_id": "r",
+            "request_id": request_id,
             "method": "GET",
             "route": route,
             "path": route or "/nope",
@@ -126,6 +127,34 @@ def test_window_json_round_trip_and_merge():
     assert second.summary() == first.summary()
     first.merge(second)
     assert first.summary()["requests"] == 2 and first.summary()["slow_queries"] == 2
+
+
+def test_the_gates_probes_of_standby_instances_are_not_client_traffic():
+    window = model.LogWindow(T0, T0 + timedelta(hours=1))
+    gate = [request_line(1, "/health/ready", 503, 0.5, f"gate-probe-4242-{n}") for n in range(1, 70)]
+    clients = [request_line(2, "/api/v1/offers", 200, 10.0) for _ in range(40)]
+    clients += [
+        request_line(3, "/health/ready", 503, 1.0),  # a monitor's probe through nginx: counted
+        request_line(4, "/api/v1/offers", 500, 10.0, "gate-probe-1-1"),  # a client's own id: counted
+    ]
+    window.add_lines(gate + clients)
+    summary = window.summary()
+    assert summary["gate_probes"] == 69
+    assert summary["requests"] == 42 and summary["server_errors"] == 2
+    assert summary["error_rate"] == round(2 / 42, 6)
+    assert summary["routes"]["/health/ready"]["requests"] == 1
+    again = model.LogWindow.from_json(json.loads(json.dumps(window.to_json())))
+    assert again.summary() == summary
+    merged = model.merge_reports({"h1": {"logs": window.to_json()}, "h2": {"logs": window.to_json()}})
+    assert merged["requests"]["gate_probes"] == 138 and merged["requests"]["error_rate"] == summary["error_rate"]
+    # A host still on a release whose report has no gate_probes counter merges as 0.
+    old = window.to_json()
+    del old["gate_probes"]
+    assert model.LogWindow.from_json(old).gate_probes == 0
+
+
+def test_the_poller_names_its_probes_as_the_stats_model_expects():
+    assert readiness_poller.GATE_PROBE_PREFIX == model.GATE_PROBE_PREFIX
 
 
 PROC_STAT = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n"
