@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import io
+import logging
 import os
 import socket
 import sys
@@ -24,6 +25,11 @@ from invoke.exceptions import ThreadException
 
 from deploy.inventory import Host
 
+# paramiko logs its transport thread's failures (a greeting that never came, a dropped connection)
+# with a traceback; with no handler, Python prints them on stderr. Every such failure reaches the
+# operator as one ConnectionFailed line instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
 
 class HostKeyError(RuntimeError):
     """The host's key is not in known_hosts, or differs from the one recorded there."""
@@ -36,6 +42,12 @@ class ConnectionFailed(RuntimeError):
     def __init__(self, host: Host, cause: str):
         self.host, self.cause = host, cause
         super().__init__(f"[{host.name}] SSH to {host.address} port {host.ssh_port} as {host.ssh_user} failed: {cause}")
+
+
+# How paramiko says the SSH handshake did not finish in time: connect() gives up at its timeout
+# with "No existing session" (the handshake never began: no server greeting, the banner), or its
+# transport thread reports the banner it could not read.
+NO_GREETING = ("No existing session", "Error reading SSH protocol banner")
 
 
 def connection_failure_cause(exc: BaseException, timeout: float | None = None) -> str:
@@ -54,6 +66,11 @@ def connection_failure_cause(exc: BaseException, timeout: float | None = None) -
         return f"timed out{f' after {timeout:g}s' if timeout else ''} (host down, or a firewall drops the packets)"
     if isinstance(exc, EOFError):
         return "the connection was closed by the host"
+    if isinstance(exc, paramiko.SSHException) and str(exc).startswith(NO_GREETING):
+        return (
+            f"timed out{f' after {timeout:g}s' if timeout else ''} waiting for the SSH greeting (the port "
+            f"accepts connections but nothing answers as an SSH server: is it sshd's port? is the host overloaded?)"
+        )
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -91,7 +108,13 @@ def trust_instructions(host: Host) -> str:
 def connect(host: Host, connect_timeout: int = 10) -> Connection:
     """An open Fabric connection whose host key was verified against the inventory's known_hosts."""
     config = Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}})
-    connect_kwargs: dict = {"look_for_keys": not host.identity_file, "allow_agent": not host.identity_file}
+    connect_kwargs: dict = {
+        "look_for_keys": not host.identity_file,
+        "allow_agent": not host.identity_file,
+        # The TCP connect and the wait for the server's greeting share one bound (paramiko's own
+        # greeting wait is 15 s, longer than the connect it belongs to).
+        "banner_timeout": connect_timeout,
+    }
     if host.identity_file:
         connect_kwargs["key_filename"] = str(Path(host.identity_file).expanduser())
     connection = Connection(
@@ -120,6 +143,7 @@ def connect(host: Host, connect_timeout: int = 10) -> Connection:
                 f"[{host.name}] unknown host key for {host_key_alias(host)} (not in {known_hosts}): "
                 f"refusing to connect; {trust_instructions(host)}"
             ) from None
+        connection.close()  # a handshake still waiting for a greeting stops here
         raise ConnectionFailed(host, connection_failure_cause(exc, connect_timeout)) from None
     except (OSError, EOFError) as exc:  # refused, unreachable, DNS, timeout (socket.timeout is an OSError)
         raise ConnectionFailed(host, connection_failure_cause(exc, connect_timeout)) from None

@@ -349,6 +349,55 @@ def test_connection_failure_causes_are_short_and_name_the_reason():
         "authentication failed"
     )
     assert connection_failure_cause(EOFError()) == "the connection was closed by the host"
+    for message in ("No existing session", "Error reading SSH protocol banner[Errno 104] reset"):
+        cause = connection_failure_cause(paramiko.SSHException(message), 10)
+        assert cause.startswith("timed out after 10s waiting for the SSH greeting"), cause
+
+
+# Connects as a task would, then waits (bounded) for paramiko's transport thread to end: outside
+# pytest (whose log capture would swallow it), a thread's failure would show on stderr.
+SILENT_PORT_CLIENT = """
+import sys, threading, time
+import paramiko
+from deploy.inventory import parse_inventory
+from deploy.ssh import ConnectionFailed, connect
+text = '[environments.s]\\n[[environments.s.hosts]]\\nname = "h1"\\naddress = "127.0.0.1"\\nssh_port = %s\\n'
+host = parse_inventory(text % sys.argv[1]).environment("s").hosts[0]
+started = time.monotonic()
+try:
+    connect(host, connect_timeout=1)
+except ConnectionFailed as error:
+    print(error)
+print(f"{time.monotonic() - started:.1f}")
+transports = lambda: [t for t in threading.enumerate() if isinstance(t, paramiko.Transport)]
+deadline = time.monotonic() + 5
+while transports() and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("transports", len(transports()))
+"""
+
+
+def test_a_port_that_accepts_and_never_greets_is_a_timeout_naming_the_greeting():
+    # A listening socket nobody accepts on: the kernel completes the TCP handshake, nothing is sent.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-c", SILENT_PORT_CLIENT, str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    message, seconds, threads = result.stdout.splitlines()
+    assert message == (
+        f"[h1] SSH to 127.0.0.1 port {port} as clicknback failed: timed out after 1s waiting for the SSH "
+        f"greeting (the port accepts connections but nothing answers as an SSH server: is it sshd's port? "
+        f"is the host overloaded?)"
+    ), result.stdout
+    assert float(seconds) < 5 and threads == "transports 0", result.stdout
+    assert result.stderr == "", result.stderr  # no traceback from paramiko's thread
 
 
 def test_sandbox_inventory_helper_accepts_only_loopback_for_the_implicit_drill():
