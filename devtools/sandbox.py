@@ -24,11 +24,11 @@ from devtools.local_sshd import (
     ensure_deploy_user,
     is_under,
     make_reachable,
+    ports_free_on_all,
     remove_crontab_entries,
 )
 
 DEFAULT_ADDRESSES = ("127.0.0.2", "127.0.0.3")
-NGINX_PORT = 8080
 ENVIRONMENT = "sandbox"
 DATABASE = "clicknback"
 APP_ROLE = "clicknback"  # the app's role in DATABASE_URL: not a superuser, as in production
@@ -40,7 +40,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 class Sandbox:
     base_dir: Path
     addresses: tuple[str, ...] = DEFAULT_ADDRESSES
-    nginx_port: int = NGINX_PORT
+    nginx_port: int = 0  # 0: a port free on every address, chosen once and kept in the base dir
     instance_ports: tuple[int, ...] = (8001, 8002)
     standby_ports: tuple[int, ...] = ()  # empty: each instance port + 100 (written out in the inventory)
     with_s3: bool = True
@@ -54,6 +54,17 @@ class Sandbox:
         self.standby_ports = tuple(self.standby_ports) or tuple(port + 100 for port in self.instance_ports)
         self.sshd = LocalSshd(self.base_dir / "sshd", self.addresses)
         self.postgres = LocalPostgres(self.base_dir / "postgres")
+        # A fixed port would fail the second sandbox on this machine (or anything else on it); the
+        # hosts' nginx configs name the port, so a sandbox keeps its first choice across `up`s.
+        if not self.nginx_port:
+            remembered = self.nginx_port_file
+            self.nginx_port = (
+                int(remembered.read_text()) if remembered.exists() else ports_free_on_all(self.addresses)[0]
+            )
+
+    @property
+    def nginx_port_file(self) -> Path:
+        return self.base_dir / "nginx-port"
 
     def s3(self):
         """The sandbox's S3 endpoint (moto); its state folder keeps port and pid across `up`/`down`."""
@@ -100,6 +111,7 @@ class Sandbox:
         if not self.env_file.exists():
             self.env_file.write_text(self.env_text())
             self.env_file.chmod(0o600)
+        self.nginx_port_file.write_text(str(self.nginx_port))
         self.inventory_path.write_text(self.inventory_text())
 
     def env_text(self) -> str:
@@ -208,6 +220,7 @@ def up(base_dir: Path) -> Sandbox:
     print(f"  invoke provision --env-file {sandbox.env_file}")
     print("  git tag v0.1.0 && invoke deploy --tag v0.1.0")
     print(f"  curl http://{sandbox.addresses[0]}:{sandbox.nginx_port}/health/ready")
+    print("  git tag v0.1.1 && invoke deploy --tag v0.1.1   # a second release, to have one to roll back to")
     print("  invoke releases; invoke health; invoke rollback")
     return sandbox
 

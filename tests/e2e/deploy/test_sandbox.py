@@ -52,7 +52,11 @@ def test_sandbox_up_gives_ssh_hosts_postgres_and_s3_and_down_removes_them():
         assert "s3" not in tomllib.loads((base / "inventory.toml").read_text())["environments"]["sandbox"]
         postgres_port = int(settings["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0])
         socket.create_connection(("127.0.0.1", postgres_port), timeout=2).close()
+        nginx_port = environment.hosts[0].nginx_port
+        assert f":{nginx_port}/health/ready" in up.stdout  # a port free on both hosts, not a fixed one
         assert task("sandbox", "up", "--base-dir", str(base)).returncode == 0  # idempotent
+        again = load_inventory(str(base / "inventory.toml")).environment("sandbox").hosts[0]
+        assert again.nginx_port == nginx_port  # the hosts' nginx configs name it: kept across `up`s
     finally:
         down = task("sandbox", "down", "--base-dir", str(base))
         left_behind = base.exists()  # what `sandbox down` failed to delete

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import tomllib
 
 from deploy.inventory import load_inventory
@@ -33,3 +34,18 @@ def test_the_drill_stops_and_starts_the_sandbox_cluster_on_this_machine(tmp_path
     assert environment.drill_database_runs_on == "local"
     for command, action in ((environment.drill_database_stop, "stop"), (environment.drill_database_start, "start")):
         assert command.endswith(f"-m devtools.sandbox database {action} {BASE}"), command
+
+
+def test_nginx_gets_a_port_free_on_every_host_address_not_a_fixed_one():
+    sandbox = Sandbox(BASE)
+    port = sandbox.nginx_port
+    assert port > 0 and tomllib.loads(sandbox.inventory_text())["defaults"]["nginx_port"] == port
+    for address in sandbox.addresses:  # free there now: nothing else holds it
+        with socket.socket() as probe:
+            probe.bind((address, port))
+    assert Sandbox(BASE, nginx_port=18090).nginx_port == 18090
+
+
+def test_a_sandbox_keeps_its_nginx_port_across_ups(tmp_path):
+    (tmp_path / "nginx-port").write_text("18123")  # what its first `up` chose
+    assert Sandbox(tmp_path).nginx_port == 18123
