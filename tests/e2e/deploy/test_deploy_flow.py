@@ -311,6 +311,23 @@ def test_lock_status_and_release(run_task, remotes):
     assert run_task("lock").output.count("free") == 2
 
 
+def test_a_freeze_refuses_deploys_and_rollbacks_naming_its_reason_until_released(run_task, remotes):
+    before, reason = currents(remotes), "db upgrade until 14:00"
+    frozen = run_task("lock", "--acquire", "--message", reason)
+    assert f"froze deploys on 2 host(s): {reason}" in frozen.output, frozen.output
+    assert run_task("lock").output.count(f"(deploys frozen: {reason}) since ") == 2
+    for args in (("deploy", "--tag", "vC"), ("rollback",), ("lock", "--acquire", "-m", "another freeze")):
+        refused = run_task(*args, check=False)
+        assert refused.returncode != 0, refused.output
+        held = next(line for line in refused.output.splitlines() if "the deploy lock is held" in line)
+        assert f"(deploys frozen: {reason}) since " in held, refused.output
+        assert "lift the freeze with `invoke lock --release`" in held and "token" not in refused.output
+    assert currents(remotes) == before
+    assert run_task("lock").output.count(f"(deploys frozen: {reason})") == 2  # the refused ones left it whole
+    run_task("lock", "--release")
+    assert run_task("lock").output.count("free") == 2
+
+
 def test_supervisor_restarts_a_crashed_instance(hosts, remotes):
     import time
 
