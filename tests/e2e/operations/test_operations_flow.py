@@ -100,7 +100,7 @@ def test_archive_logs_keeps_files_when_the_upload_fails_then_archives_with_reten
 KNOWN_END = datetime(2026, 1, 2, tzinfo=UTC)
 
 
-def request(minutes_before_end: float, route: str, status: int, duration: float) -> str:
+def request(minutes_before_end: float, route: str, status: int, duration: float, request_id: str = "r") -> str:
     when = KNOWN_END - timedelta(minutes=minutes_before_end)
     return json.dumps(
         {
@@ -108,7 +108,7 @@ def request(minutes_before_end: float, route: str, status: int, duration: float)
             "level": "INFO",
             "event": "http.request",
             "message": "request",
-            "request_id": "r",
+            "request_id": request_id,
             "method": "GET",
             "route": route,
             "path": route,
@@ -134,6 +134,8 @@ def test_stats_over_known_logs_gives_exact_percentiles(ops_task, deployed, hosts
         )
     ] * 2
     lines_a += [request(60 * 25, "/api/v1/a", 200, 9999.0), "not json"]  # outside the window; garbage
+    # A failed deploy's gate probing a standby instance: not client traffic, counted apart.
+    lines_a += [request(2, "/health/ready", 503, 0.4, f"gate-probe-77-{n}") for n in range(1, 31)]
     lines_b = [request(i + 1, "/api/v1/b", 200, float(151 + i)) for i in range(100)]
     for host, lines in zip(hosts, (lines_a, lines_b)):
         path = logs_dir(deployed, host) / "app-9999.log"
@@ -152,6 +154,7 @@ def test_stats_over_known_logs_gives_exact_percentiles(ops_task, deployed, hosts
     assert (b["p50_ms"], b["p95_ms"], b["p99_ms"], b["p99_ok"]) == (200.0, 245.0, 249.0, False)
     assert requests["routes_over_target"] == ["/api/v1/b"] and requests["p99_ok"] is False
     assert requests["slow_queries"] == 2 and requests["unparsable_lines"] == 2  # "not json" and app-7777.log's line
+    assert requests["gate_probes"] == 30 and "/health/ready" not in requests["routes"]
     for host in hosts:
         figures = merged["hosts"][host.name]
         ports = [i["port"] for i in figures["instances"]]
@@ -171,6 +174,7 @@ def test_stats_over_known_logs_gives_exact_percentiles(ops_task, deployed, hosts
 
     table = ops_task("stats", "--end", KNOWN_END.isoformat(), "--history", str(history)).output
     assert "p50 100.0  p95 240.0  p99 248.0" in table and "OVER TARGET" in table
+    assert "(error rate 2.50%)" in table and "deploy gate probes (not counted above): 30" in table
     assert re.search(r"/api/v1/b\s+100\s+0\.00%\s+200\.0\s+245\.0\s+249\.0\s+OVER", table), table
     assert len(history.read_text().splitlines()) == 2
 
