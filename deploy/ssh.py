@@ -44,14 +44,16 @@ class ConnectionFailed(RuntimeError):
         super().__init__(f"[{host.name}] SSH to {host.address} port {host.ssh_port} as {host.ssh_user} failed: {cause}")
 
 
-# How paramiko says the SSH handshake did not finish in time: connect() gives up at its timeout
-# with "No existing session" (the handshake never began: no server greeting, the banner), or its
-# transport thread reports the banner it could not read.
-NO_GREETING = ("No existing session", "Error reading SSH protocol banner")
+# How paramiko says the server never greeted (sent no SSH banner): connect() gives up at its timeout
+# with "No existing session", or its transport thread reports the banner it could not read, with
+# the reason appended when it was not the wait (a reset).
+NO_SESSION = "No existing session"
+NO_BANNER = "Error reading SSH protocol banner"
 
 
-def connection_failure_cause(exc: BaseException, timeout: float | None = None) -> str:
-    """A short, secret-free description of why an SSH connection failed."""
+def connection_failure_cause(exc: BaseException, timeout: float | None = None, waited: float | None = None) -> str:
+    """A short, secret-free description of why an SSH connection failed (`waited`: how long the
+    attempt took, which tells a greeting that never came from a connection closed before it)."""
     if isinstance(exc, paramiko.AuthenticationException):
         return "authentication failed (the key was refused: check identity_file and the user's authorized_keys)"
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
@@ -66,7 +68,13 @@ def connection_failure_cause(exc: BaseException, timeout: float | None = None) -
         return f"timed out{f' after {timeout:g}s' if timeout else ''} (host down, or a firewall drops the packets)"
     if isinstance(exc, EOFError):
         return "the connection was closed by the host"
-    if isinstance(exc, paramiko.SSHException) and str(exc).startswith(NO_GREETING):
+    if isinstance(exc, paramiko.SSHException) and str(exc).startswith((NO_SESSION, NO_BANNER)):
+        reason = str(exc)[len(NO_BANNER) :].strip() if str(exc).startswith(NO_BANNER) else ""
+        if reason or (waited is not None and timeout and waited < timeout - 1):
+            return (
+                f"the host closed the connection before its SSH greeting{f' ({reason})' if reason else ''} "
+                f"(sshd refusing new connections, e.g. MaxStartups, or not an SSH port)"
+            )
         return (
             f"timed out{f' after {timeout:g}s' if timeout else ''} waiting for the SSH greeting (the port "
             f"accepts connections but nothing answers as an SSH server: is it sshd's port? is the host overloaded?)"
@@ -129,6 +137,7 @@ def connect(host: Host, connect_timeout: int = 10) -> Connection:
     connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     if known_hosts.exists():
         connection.client.load_host_keys(str(known_hosts))
+    started = time.monotonic()
     try:
         connection.open()
     except paramiko.BadHostKeyException:
@@ -144,7 +153,8 @@ def connect(host: Host, connect_timeout: int = 10) -> Connection:
                 f"refusing to connect; {trust_instructions(host)}"
             ) from None
         connection.close()  # a handshake still waiting for a greeting stops here
-        raise ConnectionFailed(host, connection_failure_cause(exc, connect_timeout)) from None
+        cause = connection_failure_cause(exc, connect_timeout, time.monotonic() - started)
+        raise ConnectionFailed(host, cause) from None
     except (OSError, EOFError) as exc:  # refused, unreachable, DNS, timeout (socket.timeout is an OSError)
         raise ConnectionFailed(host, connection_failure_cause(exc, connect_timeout)) from None
     return connection

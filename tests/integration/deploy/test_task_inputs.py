@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import paramiko
 import pytest
 
 from deploy.inventory import parse_inventory
-from deploy.ssh import connection_failure_cause
+from deploy.ssh import ConnectionFailed, connect, connection_failure_cause
 from tests.support import ports
 from tests.support.gitrepo import commit_and_tag
 
@@ -349,9 +350,15 @@ def test_connection_failure_causes_are_short_and_name_the_reason():
         "authentication failed"
     )
     assert connection_failure_cause(EOFError()) == "the connection was closed by the host"
-    for message in ("No existing session", "Error reading SSH protocol banner[Errno 104] reset"):
-        cause = connection_failure_cause(paramiko.SSHException(message), 10)
+    for message in ("No existing session", "Error reading SSH protocol banner"):
+        cause = connection_failure_cause(paramiko.SSHException(message), 10, 10.01)
         assert cause.startswith("timed out after 10s waiting for the SSH greeting"), cause
+        closed = connection_failure_cause(paramiko.SSHException(message), 10, 0.05)  # long before the timeout
+        assert closed.startswith("the host closed the connection before its SSH greeting (sshd refusing"), closed
+    reset = paramiko.SSHException("Error reading SSH protocol banner[Errno 104] Connection reset by peer")
+    assert connection_failure_cause(reset, 10, 10.0).startswith(
+        "the host closed the connection before its SSH greeting ([Errno 104] Connection reset by peer)"
+    )
 
 
 # Connects as a task would, then waits (bounded) for paramiko's transport thread to end: outside
@@ -398,6 +405,32 @@ def test_a_port_that_accepts_and_never_greets_is_a_timeout_naming_the_greeting()
     ), result.stdout
     assert float(seconds) < 5 and threads == "transports 0", result.stdout
     assert result.stderr == "", result.stderr  # no traceback from paramiko's thread
+
+
+def test_a_port_that_closes_before_greeting_is_not_called_a_timeout():
+    with socket.socket() as closing:
+        closing.bind(("127.0.0.1", 0))
+        closing.listen(4)
+        closing.settimeout(10)
+        port = closing.getsockname()[1]
+
+        def close_one() -> None:
+            accepted, _ = closing.accept()
+            accepted.close()
+
+        closer = threading.Thread(target=close_one, daemon=True)
+        closer.start()
+        host = (
+            parse_inventory(
+                f'[environments.s]\n[[environments.s.hosts]]\nname = "h1"\naddress = "127.0.0.1"\nssh_port = {port}\n'
+            )
+            .environment("s")
+            .hosts[0]
+        )
+        with pytest.raises(ConnectionFailed) as failed:
+            connect(host, connect_timeout=5)
+        closer.join(timeout=10)
+    assert "the host closed the connection before its SSH greeting" in str(failed.value), str(failed.value)
 
 
 def test_sandbox_inventory_helper_accepts_only_loopback_for_the_implicit_drill():
