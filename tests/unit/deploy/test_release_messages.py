@@ -10,11 +10,12 @@ import pytest
 
 from deploy import commands as cmd
 from deploy import ledger
+from deploy.errors import DeployError
 from deploy.gate import DETAIL_LIMIT, GateFailed, gate_failure_detail, log_cause, supervisor_state
 from deploy.inventory import parse_inventory
 from deploy.local_git import missing_tag_message
 from deploy.lock import FREEZE, describe_holder, freeze_message, held_message, holder_record
-from deploy.rollout import bad_target_warning
+from deploy.rollout import bad_target_warning, choose_rollback_target
 from deploy.session import host_ops_command
 from deploy.tasks.backup import new_safety_backup, restore_ledger_entry
 
@@ -215,3 +216,34 @@ def test_a_freeze_needs_a_one_line_reason():
             freeze_message(empty)
     with pytest.raises(ValueError, match="at most 200 characters, got 201"):
         freeze_message("x" * 201)
+
+
+def test_rollback_without_to_goes_to_what_was_live_before_and_says_when_nothing_was():
+    a, b, a2 = "20261127T010000Z-vA", "20261127T020000Z-vB", "20261127T030000Z-vA"
+
+    def state(current, *entries):
+        text = "".join(ledger.format_entry(e) + "\n" for e in entries)
+        return cmd.HostState(current, [a, b, a2], "", text, True, {}, {})
+
+    def went_live(release, previous, kind="deploy", marked_bad=()):
+        return ledger.LedgerEntry(
+            "me",
+            "t",
+            kind,
+            ledger.release_tag(release),
+            "c",
+            release,
+            ["host-3"],
+            1.0,
+            "ok",
+            previous,
+            list(marked_bad),
+        )
+
+    redeployed = [went_live(a, None), went_live(b, a), went_live(a2, b)]
+    assert choose_rollback_target(host(), state(a2, *redeployed), None) == (a2, b)
+    rolled = state(b, *redeployed, went_live(b, a2, "rollback", [a2]))  # `rollback --to vB` away from vA
+    assert choose_rollback_target(host(), rolled, None) == (b, a)
+    assert choose_rollback_target(host(), rolled, "vA") == (b, a2)  # --to: the newest release of the tag
+    with pytest.raises(DeployError, match=r"no release that was live before 20261127T010000Z-vA is still on the host"):
+        choose_rollback_target(host(), state(a, went_live(a, None)), None)
