@@ -13,6 +13,7 @@ import json
 import re
 import socket
 import subprocess
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -179,9 +180,14 @@ def test_stats_over_known_logs_gives_exact_percentiles(ops_task, deployed, hosts
     assert len(history.read_text().splitlines()) == 2
 
 
-def test_html_report_draws_its_charts_in_headless_chromium(ops_task, tmp_path):
+def test_html_report_draws_its_charts_in_headless_chromium(ops_task, hosts, tmp_path):
     history = tmp_path / "history.jsonl"
     report = tmp_path / "report.html"
+    # Client traffic through nginx for the latency lines: the deploy gate's probes do not count.
+    for host in hosts:
+        for _ in range(5):
+            with urllib.request.urlopen(f"http://{host.address}:{host.nginx_port}/health/live", timeout=10) as answer:
+                assert answer.status == 200
     for _ in range(3):
         ops_task("stats", "--history", str(history), "--html", str(report))
     profile = tmp_path / "chromium-profile"
