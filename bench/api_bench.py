@@ -159,13 +159,18 @@ end
 """
     ingest_tokens = ", ".join(json.dumps(t) for t in ctx.tokens["bench_users"])
     ingest_ids = ", ".join(json.dumps(u) for u in ctx.tokens["bench_user_ids"])
-    ingest_lua = f"""
+    # The bench users' tokens and ids, a request counter and a run-unique prefix for external ids:
+    # the start of every script that records purchases.
+    users_lua = f"""
 local tokens = {{{ingest_tokens}}}
 local ids = {{{ingest_ids}}}
 local n = 0
 math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
-setup = function(thread) thread:set("tid", tostring(math.random(1, 1e9))) end
+"""
+    ingest_lua = (
+        users_lua
+        + f"""setup = function(thread) thread:set("tid", tostring(math.random(1, 1e9))) end
 request = function()
   n = n + 1
   local i = (n % #tokens) + 1
@@ -175,13 +180,10 @@ request = function()
     ["Authorization"] = "Bearer " .. tokens[i]}}, body)
 end
 """
-    mixed_lua = f"""
-local tokens = {{{ingest_tokens}}}
-local ids = {{{ingest_ids}}}
-local n = 0
-math.randomseed(os.time() + math.floor(os.clock() * 1e6))
-local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
-request = function()
+    )
+    mixed_lua = (
+        users_lua
+        + f"""request = function()
   n = n + 1
   local i = (n % #tokens) + 1
   local auth = {{["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json"}}
@@ -194,14 +196,12 @@ request = function()
   return wrk.format("POST", "/api/v1/purchases", auth, body)
 end
 """
+    )
     # Issue #24's mix: 40% active offers, 30% wallet, 20% purchases, 8% health, 2% logins.
-    mixed_with_logins_lua = f"""
-local tokens = {{{ingest_tokens}}}
-local ids = {{{ingest_ids}}}
+    mixed_with_logins_lua = (
+        users_lua
+        + f"""
 local logins = {{{logins}}}
-local n = 0
-math.randomseed(os.time() + math.floor(os.clock() * 1e6))
-local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
 request = function()
   n = n + 1
   local i = (n % #tokens) + 1
@@ -218,6 +218,7 @@ request = function()
   return wrk.format("POST", "/api/v1/auth/login", {{["Content-Type"] = "application/json"}}, logins[(n % #logins) + 1])
 end
 """
+    )
     return [
         Scenario("health_live", _static("GET", "/health/live"), issue="#2"),
         Scenario("health_ready", _static("GET", "/health/ready"), issue="#2"),
