@@ -62,6 +62,17 @@ ERROR_TEXT = {
     503: "Not ready: a readiness check failed or the process is draining.",
 }
 
+# Every route that reads the database can run out of a bounded wait (API.md §1.9); only the probes,
+# whose 503 means something else, opt out with `busy=False`.
+SERVICE_BUSY_TEXT = (
+    "SERVICE_BUSY: a bounded wait ran out (connection pool, row lock or statement time); "
+    "nothing was written; see Retry-After."
+)
+# Login and registration hash a password first, through a bounded queue (API.md §2.3).
+HASH_QUEUE_FULL = (
+    "SERVICE_BUSY: the password-hashing queue is full, or a bounded wait ran out; nothing was written; see Retry-After."
+)
+
 
 def obj(properties: dict[str, Any], required: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:
     return {
@@ -135,9 +146,11 @@ def describe(
     description: str | None = None,
     public: bool = False,
     error_text: dict[int, str] | None = None,
+    busy: bool = True,
 ) -> Callable[[Handler], Handler]:
     """One operation: its request body and query, its success response and its error statuses
-    (`error_text` words a status for this operation where ERROR_TEXT's general text would mislead).
+    (`error_text` words a status for this operation where ERROR_TEXT's general text would mislead;
+    `busy` adds 503 SERVICE_BUSY, which every route that waits on the database can answer).
 
     The request body is documented from the fields `endpoint(body=...)` validates (each carries its
     `doc` schema), so what is validated and what is documented cannot differ."""
@@ -147,8 +160,10 @@ def describe(
             **({"content": {"application/json": {"schema": ok}}} if ok is not None else {}),
         }
     }
-    for status in sorted(set(errors)):
-        text = (error_text or {}).get(status, ERROR_TEXT[status])
+    texts = {503: SERVICE_BUSY_TEXT} if busy else {}
+    texts.update(error_text or {})
+    for status in sorted(set(errors) | ({503} if busy else set())):
+        text = texts.get(status, ERROR_TEXT[status])
         responses[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if description:

@@ -2,7 +2,7 @@
 
 from sanic import Blueprint, Request
 
-from server.apidoc import EMAIL_IN, describe, obj
+from server.apidoc import EMAIL_IN, HASH_QUEUE_FULL, describe, obj
 from server.auth import service
 from server.endpoint import Call, endpoint
 from server.http import client_address, json_response
@@ -44,6 +44,7 @@ TOKENS_OUT = obj(
         401: "INVALID_CREDENTIALS: unknown email or wrong password (the same answer for both); "
         "USER_INACTIVE: the account is deactivated.",
         429: "TOO_MANY_ATTEMPTS: too many failed logins for this email; see Retry-After.",
+        503: HASH_QUEUE_FULL,
     },
 )
 @endpoint(body=LOGIN_BODY)

@@ -19,6 +19,7 @@ bp = Blueprint("health", url_prefix="/health")
     obj({"status": {"type": "string", "enum": ["alive"]}}),
     [],
     public=True,
+    busy=False,
     description="Answers while the process runs, even with the database down or the pool exhausted.",
 )
 async def live(request: Request):
@@ -34,6 +35,7 @@ async def live(request: Request):
     READY_OUT,
     [503],
     public=True,
+    busy=False,
     description=(
         "200 when SELECT 1 answers within 2 s, the database's newest migration is this release's, and the "
         "process is not stopping; otherwise 503 with each check's state. Recovers by itself."

@@ -2,7 +2,7 @@
 
 from sanic import Blueprint, Request
 
-from server.apidoc import EMAIL_IN, TIMESTAMP, UUID, describe, obj
+from server.apidoc import EMAIL_IN, HASH_QUEUE_FULL, TIMESTAMP, UUID, describe, obj
 from server.endpoint import Call, endpoint
 from server.http import json_response
 from server.users import service
@@ -33,6 +33,7 @@ USER_OUT = obj(
     USER_OUT,
     [400, 409, 413, 415, 422],
     public=True,
+    error_text={503: HASH_QUEUE_FULL},
     description="Password rules: 8+ characters, an uppercase, a lowercase, a digit and a special character.",
 )
 @endpoint(body=REGISTER_BODY)

@@ -158,3 +158,17 @@ async def test_flag_key_rule_is_documented_as_enforced(document, client, admin):
 async def test_login_401_is_described_as_bad_credentials_not_a_token_problem(document):
     text = document["paths"]["/api/v1/auth/login"]["post"]["responses"]["401"]["description"]
     assert "INVALID_CREDENTIALS" in text and "USER_INACTIVE" in text and "token" not in text
+
+
+async def test_every_route_that_waits_on_the_database_documents_503_service_busy(document):
+    """API.md §1.9: a bounded wait that runs out is 503 SERVICE_BUSY; login and registration also
+    answer it when the password-hashing queue is full. The probes' 503 means not ready instead."""
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            if method not in {"get", "post", "put", "patch", "delete"} or path.startswith(("/health", "/docs")):
+                continue
+            assert "SERVICE_BUSY" in operation["responses"]["503"]["description"], (method, path)
+    for path in ("/api/v1/auth/login", "/api/v1/users"):
+        assert "password-hashing queue" in document["paths"][path]["post"]["responses"]["503"]["description"]
+    assert "SERVICE_BUSY" not in str(document["paths"]["/health/live"]["get"]["responses"])
+    assert "SERVICE_BUSY" not in document["paths"]["/health/ready"]["get"]["responses"]["503"]["description"]
