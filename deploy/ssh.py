@@ -23,6 +23,7 @@ import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import ThreadException
 
+from deploy import dryrun
 from deploy.inventory import Host
 
 # paramiko logs its transport thread's failures (a greeting that never came, a dropped connection)
@@ -185,8 +186,8 @@ class Remote:
 
     _print_lock = threading.Lock()
 
-    def __init__(self, host: Host, dry_run: bool = False, out: IO[str] | None = None):
-        self.host, self.dry_run = host, dry_run
+    def __init__(self, host: Host, dry_run: bool = False, out: IO[str] | None = None, verbose: bool = False):
+        self.host, self.dry_run, self.verbose = host, dry_run, verbose
         self.out = out or sys.stdout
         self._connection: Connection | None = None
 
@@ -212,10 +213,19 @@ class Remote:
     def query(self, command: str, check: bool = True) -> Result:
         return self._execute(command, check)
 
-    def run(self, command: str, check: bool = True, show: str | None = None) -> Result:
-        """Run a command that changes the host (`show` replaces it in the dry-run listing)."""
+    def run(
+        self,
+        command: str,
+        check: bool = True,
+        what: str | None = None,
+        key: str | None = None,
+    ) -> Result:
+        """Run a command that changes the host. A dry run prints it instead: `what` says the step in
+        words and `key` (default: the command folded to one line) the part that matters; with
+        verbose, the exact command follows (deploy/dryrun.py)."""
         if self.dry_run:
-            self.say(f"would run: {show or command}")
+            for message in dryrun.render(command, what, self.verbose, key):
+                self.say(message)
             return Result("", "", 0)
         return self._execute(command, check)
 

@@ -31,17 +31,23 @@ COMMON_HELP = {
     "env": "environment of the inventory to act on (default: the inventory's default_environment)",
     "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
 }
-DRY_RUN_HELP = "print the exact remote commands that would change the hosts; change nothing"
+DRY_RUN_HELP = (
+    "print each step that would change the hosts, one line per step per host (--verbose: the exact "
+    "commands); change nothing"
+)
+VERBOSE_HELP = "with --dry-run: print the exact remote commands, whole, after each step's line"
 
 
 def _help(**extra: str) -> dict[str, str]:
     return {**COMMON_HELP, **extra}
 
 
-def _session(env: str | None, inventory: str | None, dry_run: bool = False, out: IO[str] | None = None) -> Session:
+def _session(
+    env: str | None, inventory: str | None, dry_run: bool = False, out: IO[str] | None = None, verbose: bool = False
+) -> Session:
     """`out`: where the hosts' progress lines go (stderr when stdout carries a --json document)."""
     environment = load_inventory(inventory).environment(env)
-    return Session(environment, dry_run=dry_run, out=out or sys.stdout)
+    return Session(environment, dry_run=dry_run, out=out or sys.stdout, verbose=verbose)
 
 
 def report_failed_hosts(session: Session, results: list[HostResult]) -> list[str]:
@@ -68,6 +74,7 @@ def exit_if_hosts_failed(failed: list[str], what: str) -> None:
         pitr="also set up WAL archiving and daily base backups on the first host, as --admin-user (needs a "
         "deployed release and the S3_* settings in the secrets file; docs/disaster-recovery.md)",
         dry_run=DRY_RUN_HELP,
+        verbose=VERBOSE_HELP,
     )
 )
 def provision(
@@ -80,10 +87,11 @@ def provision(
     admin_user="root",
     pitr=False,
     dry_run=False,
+    verbose=False,
 ):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
     data = local_git.read_env_file(Path(env_file).expanduser()) if env_file else None
-    with _session(env, inventory, dry_run) as session, session.as_user(admin_user) as admin:
+    with _session(env, inventory, dry_run, verbose=verbose) as session, session.as_user(admin_user) as admin:
         # Every login this run needs is opened before the first change. With --system the deploy
         # user may not exist yet: its logins are checked after the (idempotent) root setup.
         if system:
@@ -105,11 +113,12 @@ def provision(
         tag="git tag to deploy (must exist locally; branches and bare commits are refused)",
         repo="git repository the tag comes from (default: the current directory)",
         dry_run=DRY_RUN_HELP,
+        verbose=VERBOSE_HELP,
     )
 )
-def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
+def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False, verbose=False):
     """Deploy a git tag to every host: lock, upload, migrate once, health-gated switch, ledger, prune."""
-    with _session(env, inventory, dry_run) as session:
+    with _session(env, inventory, dry_run, verbose=verbose) as session:
         outcome = rollout.deploy(session, Path(repo).resolve(), tag)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
@@ -120,9 +129,10 @@ def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
         "skipping releases marked bad or pruned; `invoke releases` shows it as `previous`)",
         downgrade="undo database migrations newer than the target first (with the current release's code)",
         dry_run=DRY_RUN_HELP,
+        verbose=VERBOSE_HELP,
     )
 )
-def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False):
+def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False, verbose=False):
     """Switch every host back to the release that was live before the current one, by the ledger (or
     --to TAG): no reinstall, health-gated; marks the release rolled away from bad."""
     if to is not None:
@@ -130,7 +140,7 @@ def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=Fals
             cmd.check_tag(to)  # the rule deploy applies: nothing else reaches the hosts
         except ValueError as error:
             raise Exit(f"ERROR: --to: {error}", code=1) from None
-    with _session(env, inventory, dry_run) as session:
+    with _session(env, inventory, dry_run, verbose=verbose) as session:
         outcome = rollout.rollback(session, to, downgrade)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
@@ -290,7 +300,7 @@ def lock(c, status=False, release=False, acquire=False, message=None, env=None, 
             holder = remote.query(cmd.lock_status_command(layout(remote))).stdout.strip()
             session.say(f"[{remote.host.name}] " + (f"held by {describe_holder(holder)}" if holder else "free"))
             if release and holder:
-                remote.run(cmd.lock_release_command(layout(remote), None))
+                remote.run(cmd.lock_release_command(layout(remote), None), what="release the deploy lock")
                 if not dry_run:
                     session.say(f"[{remote.host.name}] released")
 
