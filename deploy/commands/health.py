@@ -62,9 +62,14 @@ def probe_command(url: str) -> str:
     )
 
 
-def tail_logs_command(layout: Layout, ports: tuple[int, ...], lines: int, follow: bool) -> str:
-    """The instances' JSON logs (live and standby ports: a slot's log moves between them)."""
-    files = " ".join(q(layout.app_log(port)) for port in ports)
+def tail_logs_command(
+    layout: Layout, ports: tuple[int, ...], lines: int, follow: bool, with_output: bool = False
+) -> str:
+    """The JSON logs of the instances on `ports`; `with_output` adds what supervisor captured of
+    their stdout/stderr (a crash before logging starts, e.g. an import error, is only there)."""
+    paths = [layout.app_log(port) for port in ports]
+    paths += [layout.program_output(port) for port in ports] if with_output else []
+    files = " ".join(q(path) for path in paths)
     if follow:
         return f"tail -n {int(lines)} -F {files}"
     return f"tail -n {int(lines)} {files} 2>/dev/null; true"

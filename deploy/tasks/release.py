@@ -231,17 +231,21 @@ def health(c, env=None, inventory=None):
     help=_help(
         follow="keep streaming new lines until Ctrl-C; exits 1 if a host cannot be reached",
         lines="lines of history per instance (default 50)",
+        all_slots="every instance slot, the stopped standby ones too (a failed deploy's instances), with what "
+        "supervisor captured of their output (tracebacks before logging starts); default: the live instances",
     )
 )
-def logs(c, follow=False, lines=50, env=None, inventory=None):
-    """Print the app instances' JSON logs from every host, each line prefixed with the host."""
+def logs(c, follow=False, lines=50, all_slots=False, env=None, inventory=None):
+    """Print the live app instances' JSON logs from every host, each line prefixed with the host."""
     errors = []  # the hosts whose stream failed, reported after every stream ended
     reader_gone: list[BrokenPipeError] = []  # stdout's reader left (`| head`): stop quietly
     with _session(env, inventory) as session:
 
         def tail(remote):
-            command = cmd.tail_logs_command(layout(remote), remote.host.all_ports, lines, follow)
             try:
+                # A stopped standby slot's log only repeats a past run: the live ones by default.
+                ports = remote.host.all_ports if all_slots else host_live_ports(remote, read_state(remote))
+                command = cmd.tail_logs_command(layout(remote), ports, lines, follow, with_output=all_slots)
                 return remote.stream(command)
             except (ConnectionFailed, HostKeyError, RemoteCommandError, DeployError) as error:
                 # Collected, not raised: a worker thread's exception would only be printed (exit 0).

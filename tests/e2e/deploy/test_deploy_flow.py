@@ -174,7 +174,10 @@ def test_broken_release_never_serves_and_both_hosts_stay_on_b(run_task, hosts, r
     assert result.returncode != 0
     assert "failed the health gate" in result.output
     assert "vBroken-is-never-ready" in result.output  # the failing check, as the probe reported it
-    assert f"last 30 log lines of app-{standby[0]}" in result.output
+    # The first cause per instance, one line each here (no error in their logs), and where the rest is.
+    assert f"  app-{standby[0]} RUNNING: /health/ready answered HTTP 503 after " in result.output, result.output
+    assert "migrations: mismatch: database at " in result.output and "invoke logs --all-slots" in result.output
+    assert "Traceback" not in result.output and len(result.output.splitlines()) <= 40, result.output
     assert currents(remotes) == before
     assert [live_ports(r) for r in remotes] == live_before  # nginx never moved
     assert load.still_running_at_stop and load.failures == [] and load.ok > 50, (load.ok, load.failures[:5])
@@ -366,13 +369,21 @@ def test_supervisor_restarts_a_crashed_instance(hosts, remotes):
     assert new_pid != pid and status == 200
 
 
-def test_releases_health_and_logs_tasks(run_task, hosts):
+def test_releases_health_and_logs_tasks(run_task, hosts, remotes):
     releases = run_task("releases")
     assert "current" in releases.output and "bad" in releases.output and "vBroken" in releases.output
     health = run_task("health")
     assert health.output.count("OK  ") == 2 * (2 * len(hosts[0].instance_ports) + 1)
     logs = run_task("logs", "--lines", "5")
     assert '"event"' in logs.output and "[host-2" in logs.output and "[host-3" in logs.output
+    # Only the live instances by default; --all-slots adds the stopped standby ones and their output.
+    live = live_ports(remotes[0])
+    standby = [hosts[0].partner_port(port) for port in live]
+    assert all(f"app-{port}.log <==" in logs.output for port in live), logs.output
+    assert not any(f"app-{port}." in logs.output for port in standby), logs.output
+    every = run_task("logs", "--lines", "5", "--all-slots")
+    assert all(f"app-{port}.log <==" in every.output for port in (*live, *standby)), every.output
+    assert all(f"supervisor/app-{port}.out <==" in every.output for port in standby), every.output
 
 
 def test_single_host_rollback_time(run_task, remotes):

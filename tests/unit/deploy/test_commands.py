@@ -360,6 +360,9 @@ def test_logs_tail_and_follow():
         "tail -n 50 /srv/cnb/shared/logs/app-8001.log /srv/cnb/shared/logs/app-8002.log 2>/dev/null; true"
     )
     assert cmd.tail_logs_command(L, (8001,), 5, True) == "tail -n 5 -F /srv/cnb/shared/logs/app-8001.log"
+    assert cmd.tail_logs_command(L, (8101,), 5, False, with_output=True) == (
+        "tail -n 5 /srv/cnb/shared/logs/app-8101.log /srv/cnb/shared/logs/supervisor/app-8101.out 2>/dev/null; true"
+    )
 
 
 def test_database_ahead_of_the_release():
