@@ -29,6 +29,7 @@ from deploy.gate import failure_summary
 from deploy.inventory import Host
 from deploy.local_git import LocalRelease, local_release, operator, utc_now
 from deploy.lock import Lock
+from deploy.progress import VenvProgress
 from deploy.session import Session, layout, ledger_entries, read_state
 from deploy.ssh import Remote, RemoteCommandError
 from deploy.switch import switch_all
@@ -63,13 +64,15 @@ def upload_release(remote: Remote, rel: LocalRelease, rel_id: str, deployed_at: 
         cmd.extract_release_command(lay, rel_id, cmd.release_metadata(rel.tag, rel.commit, deployed_at)),
         what=f"unpack {rel_id} and write its RELEASE.json",
     )
-    venv = remote.run(
-        cmd.ensure_venv_command(lay, rel_id, rel.lock_hash, remote.host.python),
-        what="reuse the venv of this requirements.lock, or build it, and link it as the release's .venv",
-        key=f"pip install -r requirements.lock into {lay.venv(rel.lock_hash)} (unless .complete)",
-    )
+    with VenvProgress(remote.say) as progress:
+        venv = remote.run(
+            cmd.ensure_venv_command(lay, rel_id, rel.lock_hash, remote.host.python),
+            what="reuse the venv of this requirements.lock, or build it, and link it as the release's .venv",
+            key=f"pip install -r requirements.lock into {lay.venv(rel.lock_hash)} (unless .complete)",
+            on_line=progress.feed,
+        )
     if not remote.dry_run:  # the dry run printed what it would upload and run instead
-        note = venv.stdout.strip() or "venv"
+        note = next((line for line in reversed(venv.stdout.split()) if line.startswith("venv-")), "venv")
         remote.say(f"uploaded {rel_id} ({len(rel.archive) // 1024} KiB, {note}) in {time.monotonic() - started:.1f}s")
 
 
