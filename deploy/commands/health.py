@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from deploy.commands.layout import Layout, q
+from deploy.ops.stats.model import HEALTH_PROBE_PREFIX
 
 FAST_POLL_INTERVAL = 0.1
 FAST_POLL_SECONDS = 5
@@ -55,9 +56,12 @@ def curl_target(url: str) -> str:
 
 
 def probe_command(url: str) -> str:
-    """One probe: prints `<status> <body>` (status 000 when nothing answers)."""
+    """One probe: prints `<status> <body>` (status 000 when nothing answers). It names itself
+    (X-Request-ID health-probe-...) so `stats` does not count it as a client's request."""
+    request_id = f"{HEALTH_PROBE_PREFIX}$(date +%s%N)-$$"
     return (
-        f"body=$(mktemp) && code=$(curl -s -o \"$body\" -w '%{{http_code}}' -m 3 {curl_target(url)});"
+        f'body=$(mktemp) && code=$(curl -s -o "$body" -w \'%{{http_code}}\' -m 3 -H "X-Request-ID: {request_id}"'
+        f" {curl_target(url)});"
         f' printf \'%s \' "$code"; head -c 600 "$body"; echo; rm -f "$body"'
     )
 
