@@ -36,6 +36,7 @@ DRY_RUN_HELP = (
     "commands); change nothing"
 )
 VERBOSE_HELP = "with --dry-run: print the exact remote commands, whole, after each step's line"
+LOCK_DRY_RUN_HELP = "print what would change on each host, one line per host; change nothing"
 
 
 def _help(**extra: str) -> dict[str, str]:
@@ -278,7 +279,7 @@ def logs(c, follow=False, lines=50, all_slots=False, env=None, inventory=None):
         acquire="take the deploy lock on every host to freeze deploys, rollbacks and live restores on "
         "purpose (needs --message); they refuse, naming the reason, until `lock --release`",
         message="with --acquire: why deploys are frozen (one line, shown to whoever tries one)",
-        dry_run=DRY_RUN_HELP,
+        dry_run=LOCK_DRY_RUN_HELP,
     )
 )
 def lock(c, status=False, release=False, acquire=False, message=None, env=None, inventory=None, dry_run=False):
