@@ -15,25 +15,29 @@ LOG_LINES_ON_FAILURE = 30
 DETAIL_LIMIT = 600  # characters of a ledger entry's detail: it is shown in reports, keep it readable
 
 
+CHECK_LINES_SHOWN = 6  # of a check's output that names no instance (the post-switch check through nginx)
+LOGS_HINT = "the instances' full logs: `invoke logs --all-slots`"
+
+
 class GateFailed(DeployError):
-    """New instances did not become ready; carries the failing check and their last log lines."""
+    """New instances did not become ready; carries the failing check and their last log lines.
+
+    Its message is the first cause per instance (the gate's answer and the log's error line), not
+    the log tails themselves: tracebacks of every instance on every host would bury the cause.
+    """
 
     def __init__(
         self, host: Host, ports: list[int], check: str, log_tails: dict[int, str], states: dict[int, str] | None = None
     ):
         self.host, self.ports, self.check = host, ports, check
         self.log_tails, self.states = log_tails, states or {}
-        listing = ", ".join(host.instance_label(port) for port in ports)
-
-        def state(port: int) -> str:
-            known = supervisor_state(self.states.get(port, ""))
-            return f" (supervisor: {known})" if known else ""
-
-        tails = "".join(
-            f"\n--- last {LOG_LINES_ON_FAILURE} log lines of {cmd.program_name(port)}{state(port)} ---\n{tail.rstrip()}"
-            for port, tail in log_tails.items()
-        )
-        super().__init__(f"[{host.name}] {listing} failed the health gate:\n{check.strip()}{tails}")
+        names = ", ".join(cmd.program_name(port) for port in ports)
+        if log_tails:
+            lines = [line for port in ports for line in instance_cause(self, port)] + [LOGS_HINT]
+        else:
+            lines = [line.strip() for line in check.strip().splitlines() if line.strip()][:CHECK_LINES_SHOWN]
+        text = "\n".join("  " + line for line in lines)
+        super().__init__(_URL_PASSWORD.sub(r"\1***@", f"[{host.name}] {names} failed the health gate:\n{text}"))
 
 
 def program_status_command(lay: Layout, port: int) -> str:
@@ -51,28 +55,39 @@ def _log_record_summary(record: dict) -> str:
     return " ".join(parts)
 
 
-def log_cause(tail: str) -> str:
-    """The line of an instance's last output that says why it failed: the last exception line of a
-    traceback, else the last JSON log line at error level, else the last plain (not JSON, not
-    indented) line, else the last JSON line; JSON lines as `level event message`, never raw."""
+def log_error(tail: str) -> str:
+    """The error an instance's last output reports, or "" when it reports none: the last exception
+    line of a traceback, else the last JSON log line at error level."""
     lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
     for line in reversed(lines):
         if _EXCEPTION_LINE.match(line):
             return line.strip()
-    records: list[dict] = []
-    plain: list[str] = []
+    errors = [r for r in _records(lines) if str(r.get("level", "")).lower() in ("error", "critical", "fatal")]
+    return _log_record_summary(errors[-1]) if errors else ""
+
+
+def _records(lines: list[str]) -> list[dict]:
+    records = []
     for line in lines:
         try:
             record = json.loads(line)
         except ValueError:
-            record = None
+            continue
         if isinstance(record, dict):
             records.append(record)
-        elif not line[:1].isspace():
-            plain.append(line.strip())
-    errors = [r for r in records if str(r.get("level", "")).lower() in ("error", "critical", "fatal")]
-    if errors:
-        return _log_record_summary(errors[-1])
+    return records
+
+
+def log_cause(tail: str) -> str:
+    """The line of an instance's last output that says why it failed: its error (log_error), else
+    the last plain (not JSON, not indented) line, else the last JSON line; JSON lines as `level
+    event message`, never raw."""
+    error = log_error(tail)
+    if error:
+        return error
+    lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
+    records = _records(lines)
+    plain = [line.strip() for line in lines if not line[:1].isspace() and not line.startswith("{")]
     if plain:
         return plain[-1]
     return _log_record_summary(records[-1]) if records else ""
@@ -87,6 +102,48 @@ def supervisor_state(status_line: str) -> str:
     if fields[1] == "RUNNING" or len(fields) < 3 or not fields[2].strip():
         return fields[1]
     return f"{fields[1]} ({fields[2].strip()})"
+
+
+def _answers(check: str) -> dict[str, tuple[str, str]]:
+    """The readiness poller's last answer per URL: url -> (`HTTP 503 after 8s`, body's first line)."""
+    answers: dict[str, tuple[str, str]] = {}
+    lines = check.splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"(\S+) answered (HTTP \d{3} after \d+s)", line.strip())
+        if match:
+            following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            answers[match.group(1)] = (match.group(2), "" if " answered HTTP " in following else following)
+    return answers
+
+
+def readiness_reason(body: str) -> str:
+    """What /health/ready said was wrong: its error message (the failing check, `migrations: mismatch:
+    ...`), else the body's start."""
+    try:
+        message = json.loads(body).get("error", {}).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message) if message else body[:150]
+
+
+def instance_cause(failure: GateFailed, port: int) -> list[str]:
+    """One or two lines on why one instance failed: its supervisor state and the gate's answer
+    (status and failing check), then the error line of its log when it has one."""
+    name, host = cmd.program_name(port), failure.host
+    state = supervisor_state(failure.states.get(port, ""))
+    answer, body = _answers(failure.check).get(host.ready_url_for(port), ("", ""))
+    if answer.startswith("HTTP 000"):
+        said = f"no answer from /health/ready {answer[len('HTTP 000 ') :]}"
+    elif answer:
+        reason = readiness_reason(body)
+        said = f"/health/ready answered {answer}" + (f": {reason}" if reason else "")
+    else:
+        said = gate_summary(failure.check)
+    lines = [f"{name}" + (f" {state}" if state else "") + (f": {said}" if said else "")]
+    error = log_error(failure.log_tails.get(port, ""))
+    if error:
+        lines.append(f"  log: {error[:300]}")
+    return lines
 
 
 def gate_summary(check: str) -> str:

@@ -89,7 +89,12 @@ class Lock:
         """Take the lock on every host, in order; on a held one, free what was taken and refuse."""
         holder = self.holder()
         for remote in self.session.remotes:  # in order: two deploys never each hold half
-            result = remote.run(cmd.lock_acquire_command(layout(remote), holder), check=False)
+            result = remote.run(
+                cmd.lock_acquire_command(layout(remote), holder),
+                check=False,
+                what="take the deploy lock",
+                key=f"set -C; printf HOLDER > {layout(remote).lock}",
+            )
             if result.exited == cmd.LOCK_HELD_EXIT:
                 self.release()
                 raise LockHeldError(held_message(remote.host.name, result.stdout))
@@ -106,7 +111,13 @@ class Lock:
         held, self.held = self.held, []
         if held:  # any order will do: only taking it must go host by host
             self.session.parallel(
-                lambda remote: remote.run(cmd.lock_release_command(layout(remote), self.token), check=False), held
+                lambda remote: remote.run(
+                    cmd.lock_release_command(layout(remote), self.token),
+                    check=False,
+                    what="release the deploy lock",
+                    key=f"rm -f {layout(remote).lock} (if it still holds this run's token)",
+                ),
+                held,
             )
 
     def __exit__(self, *exc: object) -> None:

@@ -4,6 +4,7 @@ host (idempotent), and the one-time root setup."""
 from __future__ import annotations
 
 from deploy import commands as cmd
+from deploy import dryrun
 from deploy.session import Session, host_live_ports, layout, read_state
 from deploy.ssh import Remote
 
@@ -12,31 +13,39 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
     """Idempotent: layout, secrets, supervisor programs, nginx site, crontab block (with the
     database jobs only where `database_jobs`: one host per environment)."""
     host, lay = remote.host, layout(remote)
-    remote.run(cmd.layout_command(lay))
+    remote.run(cmd.layout_command(lay), what="create the deploy root's folders")
     if env_file is not None:
         uploaded = f"{lay.shared}/.env.upload"
         remote.put_bytes(env_file, uploaded)
-        remote.run(cmd.install_env_file_command(lay, uploaded))
+        remote.run(cmd.install_env_file_command(lay, uploaded), what="put the secrets file in place, mode 0600")
         done = "would install" if remote.dry_run else "installed"
         remote.say(f"{done} {lay.env_file} (mode 0600, {len(env_file)} bytes; contents not shown)")
     state = read_state(remote)
     if env_file is None and not state.env_file_exists:
         remote.say(f"WARNING: {lay.env_file} is missing; pass --env-file before deploying")
-    files = {
-        lay.supervisor_conf: cmd.supervisord_conf(lay),
-        lay.nginx_conf: cmd.nginx_conf(lay, host),
-        lay.nginx_upstream: cmd.nginx_upstream_conf(host, host_live_ports(remote, state)),
+    files = {  # path: (content, what it is, for the dry run's line)
+        lay.supervisor_conf: (cmd.supervisord_conf(lay), "supervisord's config"),
+        lay.nginx_conf: (cmd.nginx_conf(lay, host), "nginx's config"),
+        lay.nginx_upstream: (cmd.nginx_upstream_conf(host, host_live_ports(remote, state)), "nginx's upstream"),
     }
     for port in host.all_ports:
-        files[lay.program_conf(port)] = cmd.supervisor_program_conf(lay, host, port)
-    remote.run(cmd.remove_stale_programs_command(lay, host.all_ports))
-    for path, content in files.items():
-        remote.run(cmd.write_file_command(path, content), show=f"write {path}:\n{content}")
-    remote.run(cmd.supervisor_ensure_running_command(lay))
-    remote.run(cmd.start_live_instances_command(lay))
-    remote.run(cmd.nginx_reload_command(lay))
+        files[lay.program_conf(port)] = (cmd.supervisor_program_conf(lay, host, port), "a supervisor program")
+    remote.run(
+        cmd.remove_stale_programs_command(lay, host.all_ports),
+        what="remove supervisor programs of instance slots the inventory no longer has",
+    )
+    for path, (content, name) in files.items():
+        remote.run(cmd.write_file_command(path, content), what=f"write {name} ({content.count(chr(10))} lines)")
+    remote.run(cmd.supervisor_ensure_running_command(lay), what="start supervisord if needed and load its programs")
+    remote.run(cmd.start_live_instances_command(lay), what="start the live instances, if a release is deployed")
+    remote.run(cmd.nginx_reload_command(lay), what="check nginx's config and reload nginx (start it if down)")
     block = cmd.crontab_block(lay, host, database_jobs)
-    remote.run(cmd.crontab_install_command(cmd.crontab_marker(lay), block), show=f"install crontab block:\n{block}")
+    marker = cmd.crontab_marker(lay)
+    remote.run(
+        cmd.crontab_install_command(marker, block),
+        what=f"install the crontab block ({sum(1 for line in block.splitlines() if not line.startswith('#'))} jobs)",
+        key=f"crontab -l | (replace the lines from '# BEGIN {marker}' to '# END {marker}') | crontab -",
+    )
     remote.say("would be provisioned" if remote.dry_run else "provisioned")
 
 
@@ -64,7 +73,7 @@ def provision_system(admin: Session, database: str) -> None:
         user = remote.host.ssh_user
         for command in cmd.system_setup_commands(remote.host, database):
             wrapped = command if user == "root" else f"sudo -n sh -c {cmd.q(command)}"
-            remote.run(wrapped, show=f"(as {user}) {command}")
+            remote.run(wrapped, key=f"(as {user}) {dryrun.fold(command)}")
 
     admin.parallel(run)
 
@@ -72,5 +81,5 @@ def provision_system(admin: Session, database: str) -> None:
 def unprovision_host(remote: Remote) -> None:
     """Stop this deploy root's services and drop its crontab block (sandbox teardown)."""
     lay = layout(remote)
-    remote.run(cmd.stop_services_command(lay), check=False)
-    remote.run(cmd.crontab_install_command(cmd.crontab_marker(lay), ""), check=False)
+    remote.run(cmd.stop_services_command(lay), check=False, what="stop nginx and supervisord")
+    remote.run(cmd.crontab_install_command(cmd.crontab_marker(lay), ""), check=False, what="drop the crontab block")

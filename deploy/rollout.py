@@ -29,6 +29,7 @@ from deploy.gate import failure_summary
 from deploy.inventory import Host
 from deploy.local_git import LocalRelease, local_release, operator, utc_now
 from deploy.lock import Lock
+from deploy.progress import VenvProgress
 from deploy.session import Session, layout, ledger_entries, read_state
 from deploy.ssh import Remote, RemoteCommandError
 from deploy.switch import switch_all
@@ -59,17 +60,32 @@ def upload_release(remote: Remote, rel: LocalRelease, rel_id: str, deployed_at: 
     lay = layout(remote)
     started = time.monotonic()
     remote.put_bytes(rel.archive, cmd.upload_path(lay, rel_id))
-    remote.run(cmd.extract_release_command(lay, rel_id, cmd.release_metadata(rel.tag, rel.commit, deployed_at)))
-    venv = remote.run(cmd.ensure_venv_command(lay, rel_id, rel.lock_hash, remote.host.python))
+    remote.run(
+        cmd.extract_release_command(lay, rel_id, cmd.release_metadata(rel.tag, rel.commit, deployed_at)),
+        what=f"unpack {rel_id} and write its RELEASE.json",
+    )
+    with VenvProgress(remote.say) as progress:
+        venv = remote.run(
+            cmd.ensure_venv_command(lay, rel_id, rel.lock_hash, remote.host.python),
+            what="reuse the venv of this requirements.lock, or build it, and link it as the release's .venv",
+            key=f"pip install -r requirements.lock into {lay.venv(rel.lock_hash)} (unless .complete)",
+            on_line=progress.feed,
+        )
     if not remote.dry_run:  # the dry run printed what it would upload and run instead
-        note = venv.stdout.strip() or "venv"
+        note = next((line for line in reversed(venv.stdout.split()) if line.startswith("venv-")), "venv")
         remote.say(f"uploaded {rel_id} ({len(rel.archive) // 1024} KiB, {note}) in {time.monotonic() - started:.1f}s")
 
 
 def append_ledger(session: Session, entry: ledger.LedgerEntry) -> None:
     """Append the entry on every host (in a dry run: print the command, as for any other write)."""
     line = ledger.format_entry(entry)
-    session.parallel(lambda remote: remote.run(cmd.ledger_append_command(layout(remote), line)))
+    session.parallel(
+        lambda remote: remote.run(
+            cmd.ledger_append_command(layout(remote), line),
+            what=f"append a {entry.kind} {entry.outcome} line to the ledger",
+            key=f"printf ENTRY >> {layout(remote).ledger}",
+        )
+    )
 
 
 def prune(remote: Remote, keep_also: set[str]) -> None:
@@ -82,12 +98,14 @@ def prune(remote: Remote, keep_also: set[str]) -> None:
         ledger.bad_releases(ledger_entries(state)),
     )
     if doomed:
-        remote.run(cmd.prune_command(layout(remote), doomed))
+        remote.run(cmd.prune_command(layout(remote), doomed), what=f"delete {len(doomed)} old release(s)")
         if not remote.dry_run:
             remote.say(f"pruned {len(doomed)} old release(s)")
     unused = cmd.unused_venvs(remote.query(cmd.venv_links_command(layout(remote))).stdout)
     if unused:
-        remote.run(cmd.prune_venvs_command(layout(remote), unused))
+        remote.run(
+            cmd.prune_venvs_command(layout(remote), unused), what=f"delete {len(unused)} venv(s) no release uses"
+        )
         if not remote.dry_run:
             remote.say(f"removed {len(unused)} venv(s) no release uses")
 
@@ -128,7 +146,7 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
         try:
             session.parallel(lambda remote: upload_release(remote, rel, rel_id, deployed_at))
             first = session.remotes[0]
-            migrated = first.run(cmd.migrate_command(layout(first), rel_id))
+            migrated = first.run(cmd.migrate_command(layout(first), rel_id), what="migrate the database (once)")
             if migrated.stdout.strip():
                 first.say(migrated.stdout.strip())
         except RemoteCommandError as error:
@@ -218,7 +236,9 @@ def check_database_for_rollback(
             f"Rerun with --downgrade to undo the newer migrations (with {current}'s code: "
             f"`migrate --to {code_number}`) before switching; that may drop data those migrations added."
         )
-    result = remote.run(cmd.migrate_to_command(lay, current, code_number))
+    result = remote.run(
+        cmd.migrate_to_command(lay, current, code_number), what=f"undo the migrations after {code_number}"
+    )
     remote.say(result.stdout.strip() or f"would downgrade to migration {code_number}")
 
 

@@ -25,10 +25,11 @@ class Session:
     environment: Environment
     dry_run: bool = False
     out: IO[str] = field(default_factory=lambda: sys.stdout)
+    verbose: bool = False  # a dry run prints the exact commands, not one line per step
     remotes: list[Remote] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.remotes = [Remote(host, self.dry_run, self.out) for host in self.environment.hosts]
+        self.remotes = [Remote(host, self.dry_run, self.out, self.verbose) for host in self.environment.hosts]
 
     def say(self, message: str) -> None:
         print(message, file=self.out, flush=True)
@@ -74,7 +75,7 @@ class Session:
     def as_user(self, ssh_user: str) -> Session:
         """The same hosts logged into as another user (the admin of the one-time root setup)."""
         hosts = tuple(replace(host, ssh_user=ssh_user) for host in self.environment.hosts)
-        return Session(replace(self.environment, hosts=hosts), self.dry_run, self.out)
+        return Session(replace(self.environment, hosts=hosts), self.dry_run, self.out, self.verbose)
 
     def close(self) -> None:
         for remote in self.remotes:

@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -23,6 +24,7 @@ import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import ThreadException
 
+from deploy import dryrun
 from deploy.inventory import Host
 
 # paramiko logs its transport thread's failures (a greeting that never came, a dropped connection)
@@ -185,8 +187,8 @@ class Remote:
 
     _print_lock = threading.Lock()
 
-    def __init__(self, host: Host, dry_run: bool = False, out: IO[str] | None = None):
-        self.host, self.dry_run = host, dry_run
+    def __init__(self, host: Host, dry_run: bool = False, out: IO[str] | None = None, verbose: bool = False):
+        self.host, self.dry_run, self.verbose = host, dry_run, verbose
         self.out = out or sys.stdout
         self._connection: Connection | None = None
 
@@ -212,12 +214,23 @@ class Remote:
     def query(self, command: str, check: bool = True) -> Result:
         return self._execute(command, check)
 
-    def run(self, command: str, check: bool = True, show: str | None = None) -> Result:
-        """Run a command that changes the host (`show` replaces it in the dry-run listing)."""
+    def run(
+        self,
+        command: str,
+        check: bool = True,
+        what: str | None = None,
+        key: str | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> Result:
+        """Run a command that changes the host. A dry run prints it instead: `what` says the step in
+        words and `key` (default: the command folded to one line) the part that matters; with
+        verbose, the exact command follows (deploy/dryrun.py). `on_line` is given each output line
+        as it comes (a long step's progress); the Result still holds the whole output."""
         if self.dry_run:
-            self.say(f"would run: {show or command}")
+            for message in dryrun.render(command, what, self.verbose, key):
+                self.say(message)
             return Result("", "", 0)
-        return self._execute(command, check)
+        return self._execute(command, check, on_line)
 
     def put_bytes(self, data: bytes, remote_path: str) -> None:
         """Upload bytes through SFTP (binary-safe, unlike command output, which is decoded text)."""
@@ -226,11 +239,15 @@ class Remote:
             return
         self.connection.put(io.BytesIO(data), remote_path, preserve_mode=False)
 
-    def _execute(self, command: str, check: bool) -> Result:
+    def _execute(self, command: str, check: bool, on_line: Callable[[str], None] | None = None) -> Result:
         connection = self.connection
         started = time.monotonic()
+        streams = {}
+        if on_line is not None:
+            lines = _LineWriter(on_line)
+            streams = {"out_stream": lines, "err_stream": lines}
         try:
-            result = connection.run(command, hide=True, warn=True, in_stream=False)
+            result = connection.run(command, hide=True, warn=True, in_stream=False, **streams)
         except (paramiko.SSHException, OSError, EOFError) as exc:  # the connection dropped midway
             raise ConnectionFailed(self.host, "connection lost: " + connection_failure_cause(exc)) from None
         if TRACE:
@@ -256,6 +273,20 @@ class Remote:
             raise
         writer.flush_rest()
         return result.exited
+
+
+class _LineWriter(io.TextIOBase):
+    """Hands each complete line written to it to `on_line` (invoke's reader threads write chunks)."""
+
+    def __init__(self, on_line: Callable[[str], None]):
+        self.on_line, self.buffer = on_line, ""
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        *lines, self.buffer = self.buffer.split("\n")
+        for line in lines:
+            self.on_line(line)
+        return len(text)
 
 
 class _PrefixWriter(io.TextIOBase):

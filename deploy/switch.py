@@ -39,8 +39,13 @@ def prepare(switch: HostSwitch) -> None:
     Raises GateFailed, naming the failing check and the last log lines of the failed instances.
     """
     remote, host, lay = switch.remote, switch.remote.host, layout(switch.remote)
-    remote.say(f"current -> {switch.target}; starting {', '.join(cmd.program_name(p) for p in switch.new_ports)}")
-    gate = remote.run(cmd.prepare_switch_command(lay, host, switch.target, switch.new_ports), check=False)
+    if not remote.dry_run:  # a dry run's own line says it
+        remote.say(f"current -> {switch.target}; starting {', '.join(cmd.program_name(p) for p in switch.new_ports)}")
+    gate = remote.run(
+        cmd.prepare_switch_command(lay, host, switch.target, switch.new_ports),
+        check=False,
+        what=f"start {switch.target} on the standby slots, gated on /health/ready",
+    )
     if not gate.ok:
         output = gate.stdout + gate.stderr
         failed = cmd.failed_ports(output, host, switch.new_ports)
@@ -69,7 +74,11 @@ def flip(switch: HostSwitch) -> None:
     On failure the command itself has put nginx back on the old instances; raises GateFailed.
     """
     remote, host = switch.remote, switch.remote.host
-    result = remote.run(cmd.flip_command(layout(remote), host, switch.new_ports, switch.old_ports), check=False)
+    result = remote.run(
+        cmd.flip_command(layout(remote), host, switch.new_ports, switch.old_ports),
+        check=False,
+        what="send nginx to the new instances and verify readiness through nginx",
+    )
     if not result.ok:
         output = "\n".join(
             line for line in (result.stdout + result.stderr).splitlines() if not line.startswith("@phase ")
@@ -88,17 +97,24 @@ def undo(switch: HostSwitch) -> None:
     the old release, the new instances stopped."""
     remote, lay = switch.remote, layout(switch.remote)
     if switch.flipped:
-        remote.run(cmd.unflip_command(lay, remote.host, switch.old_ports))
+        remote.run(cmd.unflip_command(lay, remote.host, switch.old_ports), what="send nginx back to the old instances")
     if switch.old_release is not None:
-        remote.run(cmd.switch_current_command(lay, switch.old_release))
-    remote.run(cmd.drain_in_background_command(lay, switch.new_ports, "switch undone"), check=False)
+        remote.run(cmd.switch_current_command(lay, switch.old_release), what="point current back")
+    remote.run(
+        cmd.drain_in_background_command(lay, switch.new_ports, "switch undone"),
+        check=False,
+        what="stop the new instances",
+    )
     back = f"current -> {switch.old_release}" if switch.old_release else "no previous release to return to"
     remote.say(f"back on the old instances ({back}); new instances stopping")
 
 
 def drain_old(switch: HostSwitch) -> None:
     remote = switch.remote
-    remote.run(cmd.drain_in_background_command(layout(remote), switch.old_ports, f"replaced by {switch.target}"))
+    remote.run(
+        cmd.drain_in_background_command(layout(remote), switch.old_ports, f"replaced by {switch.target}"),
+        what="stop the old instances in the background, once they drain",
+    )
 
 
 def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict[str, str]) -> list[GateFailed]:

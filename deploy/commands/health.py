@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from deploy.commands.layout import Layout, q
+from deploy.ops.stats.model import HEALTH_PROBE_PREFIX
 
 FAST_POLL_INTERVAL = 0.1
 FAST_POLL_SECONDS = 5
@@ -55,16 +56,24 @@ def curl_target(url: str) -> str:
 
 
 def probe_command(url: str) -> str:
-    """One probe: prints `<status> <body>` (status 000 when nothing answers)."""
+    """One probe: prints `<status> <body>` (status 000 when nothing answers). It names itself
+    (X-Request-ID health-probe-...) so `stats` does not count it as a client's request."""
+    request_id = f"{HEALTH_PROBE_PREFIX}$(date +%s%N)-$$"
     return (
-        f"body=$(mktemp) && code=$(curl -s -o \"$body\" -w '%{{http_code}}' -m 3 {curl_target(url)});"
+        f'body=$(mktemp) && code=$(curl -s -o "$body" -w \'%{{http_code}}\' -m 3 -H "X-Request-ID: {request_id}"'
+        f" {curl_target(url)});"
         f' printf \'%s \' "$code"; head -c 600 "$body"; echo; rm -f "$body"'
     )
 
 
-def tail_logs_command(layout: Layout, ports: tuple[int, ...], lines: int, follow: bool) -> str:
-    """The instances' JSON logs (live and standby ports: a slot's log moves between them)."""
-    files = " ".join(q(layout.app_log(port)) for port in ports)
+def tail_logs_command(
+    layout: Layout, ports: tuple[int, ...], lines: int, follow: bool, with_output: bool = False
+) -> str:
+    """The JSON logs of the instances on `ports`; `with_output` adds what supervisor captured of
+    their stdout/stderr (a crash before logging starts, e.g. an import error, is only there)."""
+    paths = [layout.app_log(port) for port in ports]
+    paths += [layout.program_output(port) for port in ports] if with_output else []
+    files = " ".join(q(path) for path in paths)
     if follow:
         return f"tail -n {int(lines)} -F {files}"
     return f"tail -n {int(lines)} {files} 2>/dev/null; true"

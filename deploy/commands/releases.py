@@ -44,12 +44,14 @@ def extract_release_command(layout: Layout, rel_id: str, metadata: str) -> str:
 def build_venv_command(venv: str, requirements: str, python: str) -> str:
     """Reuse a venv whose `.complete` marker exists, else build it from a requirements file.
 
-    The marker is written last, so a half-built venv (interrupted pip) is rebuilt next time.
+    The marker is written last, so a half-built venv (interrupted pip) is rebuilt next time. A build
+    says `venv-building` first and keeps pip's line per package (no progress bars): the deploy
+    shows the operator where it is (deploy/progress.py).
     """
     marker = f"{venv}/.complete"
     build = (
-        f"rm -rf {q(venv)} && {python} -m venv {q(venv)}"
-        f" && {q(venv + '/bin/python')} -m pip install --quiet --no-input --disable-pip-version-check"
+        f"echo venv-building && rm -rf {q(venv)} && {python} -m venv {q(venv)}"
+        f" && {q(venv + '/bin/python')} -m pip install --progress-bar off --no-input --disable-pip-version-check"
         f" -r {q(requirements)} && touch {q(marker)} && echo venv-built"
     )
     return f"{{ test -f {q(marker)} && echo venv-reused || {{ {build}; }}; }}"

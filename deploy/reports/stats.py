@@ -25,7 +25,7 @@ def stats_text(merged: dict, environment: str) -> str:
             f"app errors: {requests['app_errors']}; "
             f"auth failures: {requests['auth_failures']}; business warnings: {requests['business_warnings']}; "
             f"unparsable log lines: {requests['unparsable_lines']}; "
-            f"deploy gate probes (not counted above): {requests.get('gate_probes', 0)}",
+            f"deploy gate and health probes (not counted above): {requests.get('gate_probes', 0)}",
         ]
         if requests["routes"]:
             rows = [

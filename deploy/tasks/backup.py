@@ -309,7 +309,7 @@ def _restore_live(session: Session, remote: Remote, backup_id: str, ops_args: li
     started, when = time.monotonic(), local_git.utc_now().isoformat(timespec="seconds")
     error: BaseException | None = None
     try:
-        session.parallel(lambda r: r.run(stop_instances_command(layout(r), live_ports(r))))
+        session.parallel(lambda r: r.run(stop_instances_command(layout(r), live_ports(r)), what="stop the app"))
         try:
             _ops_or_exit(remote, *ops_args)
             # An older backup is brought up to this release's schema so readiness can pass.

@@ -16,6 +16,7 @@ from invoke import task
 
 from deploy.commands import ops_command
 from deploy.commands import pitr as pc
+from deploy.dryrun import fold
 from deploy.errors import DeployError
 from deploy.ops.pitr.barman import DEFAULT_ARCHIVE_TIMEOUT_SECONDS, parse_barman_time, parse_target_time
 from deploy.session import Session, layout
@@ -86,7 +87,7 @@ def setup(session: Session, admin: Remote) -> None:
     remote, admin_user = session.remotes[0], admin.host.ssh_user
     for command in pc.setup_commands(layout(remote), remote.host.ssh_user):
         wrapped = command if admin_user == "root" else f"sudo -n sh -c {pc.q(command)}"
-        admin.run(wrapped, show=f"(as {admin_user}) {command}")
+        admin.run(wrapped, key=f"(as {admin_user}) {fold(command)}")
 
 
 def restore_scratch(remote: Remote, to_time: str | None) -> dict:

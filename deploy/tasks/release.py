@@ -31,17 +31,24 @@ COMMON_HELP = {
     "env": "environment of the inventory to act on (default: the inventory's default_environment)",
     "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
 }
-DRY_RUN_HELP = "print the exact remote commands that would change the hosts; change nothing"
+DRY_RUN_HELP = (
+    "print each step that would change the hosts, one line per step per host (--verbose: the exact "
+    "commands); change nothing"
+)
+VERBOSE_HELP = "with --dry-run: print the exact remote commands, whole, after each step's line"
+LOCK_DRY_RUN_HELP = "print what would change on each host, one line per host; change nothing"
 
 
 def _help(**extra: str) -> dict[str, str]:
     return {**COMMON_HELP, **extra}
 
 
-def _session(env: str | None, inventory: str | None, dry_run: bool = False, out: IO[str] | None = None) -> Session:
+def _session(
+    env: str | None, inventory: str | None, dry_run: bool = False, out: IO[str] | None = None, verbose: bool = False
+) -> Session:
     """`out`: where the hosts' progress lines go (stderr when stdout carries a --json document)."""
     environment = load_inventory(inventory).environment(env)
-    return Session(environment, dry_run=dry_run, out=out or sys.stdout)
+    return Session(environment, dry_run=dry_run, out=out or sys.stdout, verbose=verbose)
 
 
 def report_failed_hosts(session: Session, results: list[HostResult]) -> list[str]:
@@ -68,6 +75,7 @@ def exit_if_hosts_failed(failed: list[str], what: str) -> None:
         pitr="also set up WAL archiving and daily base backups on the first host, as --admin-user (needs a "
         "deployed release and the S3_* settings in the secrets file; docs/disaster-recovery.md)",
         dry_run=DRY_RUN_HELP,
+        verbose=VERBOSE_HELP,
     )
 )
 def provision(
@@ -80,10 +88,11 @@ def provision(
     admin_user="root",
     pitr=False,
     dry_run=False,
+    verbose=False,
 ):
     """Prepare hosts (idempotent): deploy-root layout, secrets file, supervisor, nginx, crontab."""
     data = local_git.read_env_file(Path(env_file).expanduser()) if env_file else None
-    with _session(env, inventory, dry_run) as session, session.as_user(admin_user) as admin:
+    with _session(env, inventory, dry_run, verbose=verbose) as session, session.as_user(admin_user) as admin:
         # Every login this run needs is opened before the first change. With --system the deploy
         # user may not exist yet: its logins are checked after the (idempotent) root setup.
         if system:
@@ -105,11 +114,12 @@ def provision(
         tag="git tag to deploy (must exist locally; branches and bare commits are refused)",
         repo="git repository the tag comes from (default: the current directory)",
         dry_run=DRY_RUN_HELP,
+        verbose=VERBOSE_HELP,
     )
 )
-def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
+def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False, verbose=False):
     """Deploy a git tag to every host: lock, upload, migrate once, health-gated switch, ledger, prune."""
-    with _session(env, inventory, dry_run) as session:
+    with _session(env, inventory, dry_run, verbose=verbose) as session:
         outcome = rollout.deploy(session, Path(repo).resolve(), tag)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
@@ -120,9 +130,10 @@ def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False):
         "skipping releases marked bad or pruned; `invoke releases` shows it as `previous`)",
         downgrade="undo database migrations newer than the target first (with the current release's code)",
         dry_run=DRY_RUN_HELP,
+        verbose=VERBOSE_HELP,
     )
 )
-def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False):
+def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=False, verbose=False):
     """Switch every host back to the release that was live before the current one, by the ledger (or
     --to TAG): no reinstall, health-gated; marks the release rolled away from bad."""
     if to is not None:
@@ -130,7 +141,7 @@ def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=Fals
             cmd.check_tag(to)  # the rule deploy applies: nothing else reaches the hosts
         except ValueError as error:
             raise Exit(f"ERROR: --to: {error}", code=1) from None
-    with _session(env, inventory, dry_run) as session:
+    with _session(env, inventory, dry_run, verbose=verbose) as session:
         outcome = rollout.rollback(session, to, downgrade)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
@@ -221,17 +232,21 @@ def health(c, env=None, inventory=None):
     help=_help(
         follow="keep streaming new lines until Ctrl-C; exits 1 if a host cannot be reached",
         lines="lines of history per instance (default 50)",
+        all_slots="every instance slot, the stopped standby ones too (a failed deploy's instances), with what "
+        "supervisor captured of their output (tracebacks before logging starts); default: the live instances",
     )
 )
-def logs(c, follow=False, lines=50, env=None, inventory=None):
-    """Print the app instances' JSON logs from every host, each line prefixed with the host."""
+def logs(c, follow=False, lines=50, all_slots=False, env=None, inventory=None):
+    """Print the live app instances' JSON logs from every host, each line prefixed with the host."""
     errors = []  # the hosts whose stream failed, reported after every stream ended
     reader_gone: list[BrokenPipeError] = []  # stdout's reader left (`| head`): stop quietly
     with _session(env, inventory) as session:
 
         def tail(remote):
-            command = cmd.tail_logs_command(layout(remote), remote.host.all_ports, lines, follow)
             try:
+                # A stopped standby slot's log only repeats a past run: the live ones by default.
+                ports = remote.host.all_ports if all_slots else host_live_ports(remote, read_state(remote))
+                command = cmd.tail_logs_command(layout(remote), ports, lines, follow, with_output=all_slots)
                 return remote.stream(command)
             except (ConnectionFailed, HostKeyError, RemoteCommandError, DeployError) as error:
                 # Collected, not raised: a worker thread's exception would only be printed (exit 0).
@@ -264,7 +279,7 @@ def logs(c, follow=False, lines=50, env=None, inventory=None):
         acquire="take the deploy lock on every host to freeze deploys, rollbacks and live restores on "
         "purpose (needs --message); they refuse, naming the reason, until `lock --release`",
         message="with --acquire: why deploys are frozen (one line, shown to whoever tries one)",
-        dry_run=DRY_RUN_HELP,
+        dry_run=LOCK_DRY_RUN_HELP,
     )
 )
 def lock(c, status=False, release=False, acquire=False, message=None, env=None, inventory=None, dry_run=False):
@@ -290,7 +305,7 @@ def lock(c, status=False, release=False, acquire=False, message=None, env=None, 
             holder = remote.query(cmd.lock_status_command(layout(remote))).stdout.strip()
             session.say(f"[{remote.host.name}] " + (f"held by {describe_holder(holder)}" if holder else "free"))
             if release and holder:
-                remote.run(cmd.lock_release_command(layout(remote), None))
+                remote.run(cmd.lock_release_command(layout(remote), None), what="release the deploy lock")
                 if not dry_run:
                     session.say(f"[{remote.host.name}] released")
 

@@ -182,11 +182,30 @@ def group_by_backup(prefix: str, objects: Iterable[StoredObject]) -> dict[str, B
 
 def is_complete(folder: BackupFolder, manifest: Manifest | None) -> bool:
     """Usable = a readable manifest AND the data object it names, with the size it records."""
+    return manifest is not None and unusable_reason(folder, manifest) is None
+
+
+def unusable_reason(folder: BackupFolder, manifest: Manifest | None) -> str | None:
+    """Why a backup folder cannot be restored, in words an operator can act on (None: usable).
+
+    `manifest` is the parsed manifest, None when there is none or it does not parse.
+    """
     if manifest is None:
-        return False
+        if folder.has_manifest:
+            return "its manifest is unreadable"
+        return "no manifest (the backup never finished uploading)"
+    if manifest.backup_id != folder.backup_id:
+        return f"its manifest names another backup ({manifest.backup_id})"
     data_name = manifest.data_key.rsplit("/", 1)[-1]
     data = folder.objects.get(data_name)
-    return data is not None and data.size == manifest.size_bytes
+    if data is None:
+        return f"its data object {data_name} is missing"
+    if data.size != manifest.size_bytes:
+        return (
+            f"size mismatch: {data_name} is {data.size} bytes, its manifest records {manifest.size_bytes} "
+            f"(truncated or overwritten)"
+        )
+    return None
 
 
 # -- retention -------------------------------------------------------------------------------

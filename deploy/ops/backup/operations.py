@@ -32,11 +32,11 @@ from deploy.ops.backup.model import (
     data_key,
     format_backup_table,
     group_by_backup,
-    is_complete,
     listing_row,
     manifest_key,
     new_backup_id,
     plan_retention,
+    unusable_reason,
     utc_iso,
     verification_key,
 )
@@ -217,6 +217,7 @@ class Inventory:
     manifests: dict[str, Manifest] = field(default_factory=dict)  # complete backups only
     verifications: dict[str, dict] = field(default_factory=dict)
     incomplete: list[str] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)  # incomplete backup id -> why it is not usable
     unreadable_verifications: list[str] = field(default_factory=list)
 
     def verified_ok(self) -> set[str]:
@@ -241,7 +242,8 @@ def take_inventory(settings: BackupSettings, store: S3Store, with_verifications:
                 manifest = Manifest.from_json(store.get_bytes(manifest_key(settings.prefix, backup_id)))
             except ManifestError:
                 manifest = None
-        if manifest is not None and manifest.backup_id == backup_id and is_complete(folder, manifest):
+        problem = unusable_reason(folder, manifest)
+        if problem is None and manifest is not None:
             inventory.manifests[backup_id] = manifest
             if with_verifications and folder.has_verification:
                 try:
@@ -252,6 +254,7 @@ def take_inventory(settings: BackupSettings, store: S3Store, with_verifications:
                     inventory.unreadable_verifications.append(backup_id)
         else:
             inventory.incomplete.append(backup_id)
+            inventory.problems[backup_id] = problem or "no usable manifest"
     return inventory
 
 
@@ -267,6 +270,7 @@ def list_backups(settings: BackupSettings, store: S3Store, out: TextIO, as_json:
                         for m in complete
                     ],
                     "incomplete": sorted(inventory.incomplete),
+                    "incomplete_reasons": dict(sorted(inventory.problems.items())),
                 },
                 sort_keys=True,
             ),
@@ -281,10 +285,12 @@ def list_backups(settings: BackupSettings, store: S3Store, out: TextIO, as_json:
         print(f"no complete backups under s3://{settings.s3_bucket}/{settings.prefix}", file=out)
     if inventory.incomplete:
         print(
-            f"{len(inventory.incomplete)} incomplete backup(s) without a usable manifest (not restorable; "
-            f"prune-backups removes them after a day): {', '.join(sorted(inventory.incomplete))}",
+            f"{len(inventory.incomplete)} backup(s) not restorable (prune-backups deletes them a day after "
+            f"their last write):",
             file=out,
         )
+        for backup_id in sorted(inventory.incomplete):
+            print(f"  {backup_id}: {inventory.problems[backup_id]}", file=out)
 
 
 def find_backup(settings: BackupSettings, store: S3Store, backup_id: str | None) -> Manifest:
@@ -298,7 +304,7 @@ def find_backup(settings: BackupSettings, store: S3Store, backup_id: str | None)
     if backup_id in inventory.manifests:
         return inventory.manifests[backup_id]
     if backup_id in inventory.incomplete:
-        raise BackupError(f"backup {backup_id} is incomplete (no valid manifest or its data is missing): not usable")
+        raise BackupError(f"backup {backup_id} is incomplete ({inventory.problems[backup_id]}): not usable")
     raise BackupError(f"no backup {backup_id} under s3://{settings.s3_bucket}/{settings.prefix}")
 
 
@@ -332,7 +338,8 @@ def prune_backups(settings: BackupSettings, store: S3Store, out: TextIO, dry_run
     for backup_id in plan.delete_complete:
         print(f"  {verb} {backup_id} (expired)", file=out)
     for backup_id in plan.delete_incomplete:
-        print(f"  {verb} {backup_id} (incomplete)", file=out)
+        when = inventory.folders[backup_id].newest_modification.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
+        print(f"  {verb} {backup_id} (incomplete: {inventory.problems[backup_id]}; last written {when})", file=out)
     for key, _ in stale_uploads:
         print(f"  {'would abort' if dry_run else 'aborting'} unfinished upload {key}", file=out)
     if dry_run:

@@ -27,6 +27,10 @@ UNKNOWN_ROUTE = "(unknown route)"
 # instances until they are ready, and every probe of a broken release answers 503: those answers
 # went to the toolkit, not to a client, so they are counted apart from the error rate.
 GATE_PROBE_PREFIX = "gate-probe-"
+# `invoke health` (and the handoff's probes) name theirs too: an operator checking a host is no
+# client either. Both are counted under `gate_probes`, the name stored stats history already has.
+HEALTH_PROBE_PREFIX = "health-probe-"
+TOOLKIT_PROBE_PREFIXES = (GATE_PROBE_PREFIX, HEALTH_PROBE_PREFIX)
 HEALTH_PATH_PREFIX = "/health/"
 COUNTERS = ("slow_queries", "app_errors", "auth_failures", "business_warnings", "unparsable_lines", "gate_probes")
 
@@ -83,9 +87,9 @@ def parse_log_line(line: str) -> dict | None:
 
 
 def is_gate_probe(record: dict) -> bool:
-    """A request the readiness gate sent: its request id, on a health route (a client naming its
-    own requests so could hide no more than its health probes)."""
-    return str(record.get("request_id") or "").startswith(GATE_PROBE_PREFIX) and str(
+    """A request the toolkit sent (the deploy gate, `invoke health`): its request id, on a health
+    route (a client naming its own requests so could hide no more than its health probes)."""
+    return str(record.get("request_id") or "").startswith(TOOLKIT_PROBE_PREFIXES) and str(
         record.get("path") or ""
     ).startswith(HEALTH_PATH_PREFIX)
 

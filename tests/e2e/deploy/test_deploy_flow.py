@@ -44,11 +44,20 @@ def currents(remotes) -> list[str | None]:
 
 def test_provision_dry_run_changes_nothing(run_task, sandbox, hosts):
     result = run_task("provision", "--env-file", str(sandbox.env_file), "--dry-run")
-    assert "would run: mkdir -p" in result.output
+    assert "would create the deploy root's folders: mkdir -p" in result.output
     assert "would upload" in result.output and "shared/.env" in result.output
     assert "would install" in result.output and "installed " not in result.output  # it did not install
+    assert "would write nginx's config (" in result.output and "nginx/nginx.conf (mode 644)" in result.output
+    assert "would install the crontab block (" in result.output and "| crontab -" in result.output
     assert "would provision 2 host(s) (dry run: nothing changed)" in result.output
     assert "OAUTH_HASH_KEY" not in result.output
+    assert all(line.startswith(("[host-", "would provision")) for line in result.output.splitlines()), result.output
+    verbose = run_task("provision", "--env-file", str(sandbox.env_file), "--dry-run", "--verbose")
+    assert (
+        "would run: mkdir -p" in verbose.output and "would run: printf '%s' 'upstream clicknback_app" in verbose.output
+    )
+    assert "# BEGIN clicknback" in verbose.output and "} | crontab -" in verbose.output  # the exact crontab write
+    assert "OAUTH_HASH_KEY" not in verbose.output
     system = run_task("provision", "--system", "--dry-run")
     assert "(as root) apt-get install" in system.output
     assert "authorized_keys" in system.output
@@ -165,7 +174,10 @@ def test_broken_release_never_serves_and_both_hosts_stay_on_b(run_task, hosts, r
     assert result.returncode != 0
     assert "failed the health gate" in result.output
     assert "vBroken-is-never-ready" in result.output  # the failing check, as the probe reported it
-    assert f"last 30 log lines of app-{standby[0]}" in result.output
+    # The first cause per instance, one line each here (no error in their logs), and where the rest is.
+    assert f"  app-{standby[0]} RUNNING: /health/ready answered HTTP 503 after " in result.output, result.output
+    assert "migrations: mismatch: database at " in result.output and "invoke logs --all-slots" in result.output
+    assert "Traceback" not in result.output and len(result.output.splitlines()) <= 40, result.output
     assert currents(remotes) == before
     assert [live_ports(r) for r in remotes] == live_before  # nginx never moved
     assert load.still_running_at_stop and load.failures == [] and load.ok > 50, (load.ok, load.failures[:5])
@@ -193,7 +205,8 @@ def test_rollback_dry_run_to_a_bad_release_warns_and_shows_the_ledger_write(run_
     before, ledger_before = currents(remotes), [len(read_ledger(r)) for r in remotes]
     result = run_task("rollback", "--to", "vBroken", "--dry-run")
     assert "-vBroken is marked bad (deploy rolled_back at" in result.output and "WARNING: " in result.output
-    assert result.output.count("would run: mkdir -p") >= 2 and "state/ledger.jsonl" in result.output
+    assert result.output.count("would take the deploy lock: ") >= 2 and "state/ledger.jsonl" in result.output
+    assert "would append a rollback ok line to the ledger: printf ENTRY >> " in result.output
     assert "would roll back to" in result.output and "(dry run: nothing changed)" in result.output
     assert "rolled back to" not in result.output
     assert currents(remotes) == before and [len(read_ledger(r)) for r in remotes] == ledger_before
@@ -261,11 +274,19 @@ def test_dry_run_deploy_prints_the_plan_and_changes_nothing(run_task, remotes):
     before = currents(remotes)
     ledger_before = [len(read_ledger(r)) for r in remotes]
     result = run_task("deploy", "--tag", "vC", "--dry-run")
-    assert "would run: mkdir -p" in result.output and "deploy.lock" in result.output
-    assert "would upload" in result.output and "ln -sfn" in result.output and "mv -T" in result.output
-    assert "supervisor.startProcess" in result.output and "/health/ready" in result.output
+    assert "would take the deploy lock: " in result.output and "deploy.lock" in result.output
+    assert "would upload" in result.output and "on the standby slots, gated on /health/ready: " in result.output
+    assert "<methodCall>" not in result.output and "import http.client" not in result.output
     assert "state/ledger.jsonl" in result.output and "would deploy vC" in result.output
     assert "uploaded " not in result.output and "deployed vC" not in result.output
+    # one line per step per host: the words, then the command folded and cut (the sandbox's paths are long)
+    lines = result.output.splitlines()
+    assert all(line.startswith(("[host-", "deploying", "would deploy")) for line in lines), result.output
+    assert max(len(line) for line in lines) < 400 and len(lines) <= 30, result.output
+    verbose = run_task("deploy", "--tag", "vC", "--dry-run", "--verbose")
+    assert "would run: mkdir -p" in verbose.output and "ln -sfn" in verbose.output and "mv -T" in verbose.output
+    assert "supervisor.startProcess" in verbose.output and "/health/ready" in verbose.output
+    assert "import http.client" in verbose.output  # the exact command embeds the poller
     assert currents(remotes) == before
     assert [len(read_ledger(r)) for r in remotes] == ledger_before
     assert all(r.query(cmd.lock_status_command(layout(r))).stdout == "" for r in remotes)
@@ -348,13 +369,21 @@ def test_supervisor_restarts_a_crashed_instance(hosts, remotes):
     assert new_pid != pid and status == 200
 
 
-def test_releases_health_and_logs_tasks(run_task, hosts):
+def test_releases_health_and_logs_tasks(run_task, hosts, remotes):
     releases = run_task("releases")
     assert "current" in releases.output and "bad" in releases.output and "vBroken" in releases.output
     health = run_task("health")
     assert health.output.count("OK  ") == 2 * (2 * len(hosts[0].instance_ports) + 1)
     logs = run_task("logs", "--lines", "5")
     assert '"event"' in logs.output and "[host-2" in logs.output and "[host-3" in logs.output
+    # Only the live instances by default; --all-slots adds the stopped standby ones and their output.
+    live = live_ports(remotes[0])
+    standby = [hosts[0].partner_port(port) for port in live]
+    assert all(f"app-{port}.log <==" in logs.output for port in live), logs.output
+    assert not any(f"app-{port}." in logs.output for port in standby), logs.output
+    every = run_task("logs", "--lines", "5", "--all-slots")
+    assert all(f"app-{port}.log <==" in every.output for port in (*live, *standby)), every.output
+    assert all(f"supervisor/app-{port}.out <==" in every.output for port in standby), every.output
 
 
 def test_single_host_rollback_time(run_task, remotes):

@@ -175,7 +175,7 @@ def test_stats_over_known_logs_gives_exact_percentiles(ops_task, deployed, hosts
 
     table = ops_task("stats", "--end", KNOWN_END.isoformat(), "--history", str(history)).output
     assert "p50 100.0  p95 240.0  p99 248.0" in table and "OVER TARGET" in table
-    assert "(error rate 2.50%)" in table and "deploy gate probes (not counted above): 30" in table
+    assert "(error rate 2.50%)" in table and "deploy gate and health probes (not counted above): 30" in table
     assert re.search(r"/api/v1/b\s+100\s+0\.00%\s+200\.0\s+245\.0\s+249\.0\s+OVER", table), table
     assert len(history.read_text().splitlines()) == 2
 

@@ -4,17 +4,21 @@ object, unreachable bucket, bad configuration, writes during the backup."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from deploy.ops.backup import operations
+from deploy.ops.backup.settings import load_backup_settings
 from devtools.local_postgres import free_port
 from server.db import parse_database_url
 from tests.support.waiting import wait_for
@@ -100,7 +104,7 @@ def test_dump_killed_mid_way_stores_no_backup_and_the_next_one_succeeds(
     assert "dump failed: pg_dump killed by signal SIGKILL; no backup was stored" in stderr
     assert "partial upload was discarded" in stderr
     assert bucket_keys(local_s3, bucket) == [] and unfinished_uploads(local_s3, bucket) == []
-    assert ops.listing() == {"complete": [], "incomplete": []}
+    assert ops.listing() == {"complete": [], "incomplete": [], "incomplete_reasons": {}}
 
     ops.ok("backup", S3_ENDPOINT_URL=proxy.endpoint_url)
     assert len(ops.listing()["complete"]) == 1
@@ -128,7 +132,7 @@ def test_upload_cut_mid_way_leaves_no_manifest_and_the_next_backup_succeeds(
     ops.ok("verify-backup")
 
 
-def test_corrupted_object_is_refused_by_restore_and_verify(ops: Ops, local_s3, bucket):
+def test_corrupted_object_is_refused_by_restore_and_verify(ops: Ops, local_s3, bucket, monkeypatch):
     backup_id = backup_id_from(ops.ok("backup").stdout)
     manifest = ops.listing()["complete"][0]
     client = local_s3.client()
@@ -150,9 +154,22 @@ def test_corrupted_object_is_refused_by_restore_and_verify(ops: Ops, local_s3, b
 
     # A truncated object no longer matches the manifest's size: not even listed as usable.
     client.put_object(Bucket=bucket, Key=manifest["data_key"], Body=bytes(data[:1000]))
-    assert ops.listing()["incomplete"] == [backup_id]
+    listing = ops.listing()
+    mismatch = f"size mismatch: {manifest['data_key'].rsplit('/', 1)[-1]} is 1000 bytes, its manifest records"
+    assert listing["incomplete"] == [backup_id] and listing["incomplete_reasons"][backup_id].startswith(mismatch)
+    assert f"  {backup_id}: {mismatch}" in ops.ok("backups").stdout  # what it is, not "no usable manifest"
     truncated = ops.run("restore", "--backup", backup_id, "--target", "bk_from_corrupt")
-    assert truncated.returncode == 1 and "is incomplete" in truncated.stderr
+    assert truncated.returncode == 1 and "is incomplete (size mismatch: " in truncated.stderr
+
+    # Two days on, retention deletes it, saying what it deletes and why (here in-process: the
+    # clock is the one thing moved; the store is the same moto endpoint).
+    settings = load_backup_settings(ops.env)
+    later = operations.now_utc() + timedelta(days=2)
+    monkeypatch.setattr(operations, "now_utc", lambda: later)
+    out = io.StringIO()
+    operations.prune_backups(settings, operations.make_store(settings), out, dry_run=False)
+    assert f"  deleting {backup_id} (incomplete: {mismatch}" in out.getvalue(), out.getvalue()
+    assert "; last written 20" in out.getvalue() and ops.listing()["incomplete"] == []
 
 
 def test_unreachable_endpoint_and_missing_bucket_fail_fast_with_one_clear_line(ops: Ops):
@@ -249,7 +266,7 @@ def test_a_second_concurrent_backup_is_refused_with_status_3(ops: Ops, source_db
         )
         busy = ops.run("backup")
         assert busy.returncode == 3 and "another backup of database" in busy.stderr
-        assert ops.listing() == {"complete": [], "incomplete": []}
+        assert ops.listing() == {"complete": [], "incomplete": [], "incomplete_reasons": {}}
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)

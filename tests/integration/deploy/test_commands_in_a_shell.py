@@ -213,6 +213,10 @@ def test_one_probe_prints_status_and_body_through_curl(booting_instance):
     assert sh(cmd.probe_command(booting_instance)).stdout == '503 {"status": "starting"}\n'
     assert sh(cmd.probe_command(booting_instance)).stdout == '503 {"status": "starting"}\n'
     assert sh(cmd.probe_command(booting_instance)).stdout == '200 {"status": "ready"}\n'
+    # `invoke health`'s probes name themselves, so `stats` counts them apart from client traffic.
+    ids = FlakyReadiness.request_ids
+    assert len(set(ids)) == 3 and all(i.startswith("health-probe-") for i in ids), ids
+    assert all(model.is_gate_probe({"request_id": i, "path": "/health/ready"}) for i in ids)
 
 
 def test_readiness_poll_passes_once_every_url_answers_200_polling_fast(booting_instance):

@@ -22,6 +22,7 @@ from deploy.ops.backup.model import (
     new_backup_id,
     normalise_prefix,
     plan_retention,
+    unusable_reason,
     verification_key,
 )
 
@@ -189,3 +190,26 @@ def test_listing_row_and_table():
 @pytest.mark.parametrize("size, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (3 * 2**30, "3.0 GiB")])
 def test_human_size(size, text):
     assert human_size(size) == text
+
+
+def test_an_unusable_backup_says_why_in_words():
+    manifest = make_manifest()
+    prefix = "backups/20261127T010203Z-abcdef/"
+
+    def folder(**sizes: int) -> BackupFolder:
+        return BackupFolder(
+            "20261127T010203Z-abcdef",
+            {name: StoredObject(prefix + name, size, NOW) for name, size in sizes.items()},
+        )
+
+    assert unusable_reason(folder(**{"manifest.json": 10, "dump.pgc.zst": 1234}), manifest) is None
+    assert unusable_reason(folder(**{"manifest.json": 10, "dump.pgc.zst": 1000}), manifest) == (
+        "size mismatch: dump.pgc.zst is 1000 bytes, its manifest records 1234 (truncated or overwritten)"
+    )
+    assert unusable_reason(folder(**{"manifest.json": 10}), manifest) == "its data object dump.pgc.zst is missing"
+    assert unusable_reason(folder(**{"dump.pgc.zst": 7}), None) == "no manifest (the backup never finished uploading)"
+    assert unusable_reason(folder(**{"manifest.json": 3, "dump.pgc.zst": 7}), None) == "its manifest is unreadable"
+    other = make_manifest(backup_id="20261127T010203Z-zzzzzz")
+    assert unusable_reason(folder(**{"manifest.json": 10, "dump.pgc.zst": 1234}), other) == (
+        "its manifest names another backup (20261127T010203Z-zzzzzz)"
+    )

@@ -94,8 +94,9 @@ def test_extract_release_unpacks_the_upload_and_writes_release_json():
 
 def test_venv_is_reused_by_lock_hash_and_built_only_when_incomplete():
     assert cmd.ensure_venv_command(L, REL, "abc123", "python3") == (
-        "{ test -f /srv/cnb/venvs/abc123/.complete && echo venv-reused || { rm -rf /srv/cnb/venvs/abc123"
-        " && python3 -m venv /srv/cnb/venvs/abc123 && /srv/cnb/venvs/abc123/bin/python -m pip install --quiet"
+        "{ test -f /srv/cnb/venvs/abc123/.complete && echo venv-reused || { echo venv-building"
+        " && rm -rf /srv/cnb/venvs/abc123 && python3 -m venv /srv/cnb/venvs/abc123"
+        " && /srv/cnb/venvs/abc123/bin/python -m pip install --progress-bar off"
         f" --no-input --disable-pip-version-check -r /srv/cnb/releases/{REL}/requirements.lock"
         " && touch /srv/cnb/venvs/abc123/.complete && echo venv-built; }; }"
         f" && ln -sfn /srv/cnb/venvs/abc123 /srv/cnb/releases/{REL}/.venv"
@@ -360,6 +361,9 @@ def test_logs_tail_and_follow():
         "tail -n 50 /srv/cnb/shared/logs/app-8001.log /srv/cnb/shared/logs/app-8002.log 2>/dev/null; true"
     )
     assert cmd.tail_logs_command(L, (8001,), 5, True) == "tail -n 5 -F /srv/cnb/shared/logs/app-8001.log"
+    assert cmd.tail_logs_command(L, (8101,), 5, False, with_output=True) == (
+        "tail -n 5 /srv/cnb/shared/logs/app-8101.log /srv/cnb/shared/logs/supervisor/app-8101.out 2>/dev/null; true"
+    )
 
 
 def test_database_ahead_of_the_release():

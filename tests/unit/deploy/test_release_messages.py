@@ -88,7 +88,11 @@ def test_a_gate_failure_detail_names_state_and_cause_bounded_and_on_one_line():
     assert detail.startswith(f"host-3: gate HTTP 000 after 8s; {cmd.program_name(port)} FATAL (Exited too quickly")
     assert detail.endswith("last log: SyntaxError: invalid syntax")
     assert "\n" not in detail and len(detail) <= DETAIL_LIMIT
-    assert f"log lines of {cmd.program_name(port)} (supervisor: FATAL (Exited too quickly" in str(failure)
+    assert str(failure).splitlines()[1:3] == [
+        f"  {cmd.program_name(port)} FATAL (Exited too quickly (process log may have details)): "
+        "no answer from /health/ready after 8s",
+        "    log: SyntaxError: invalid syntax",
+    ]
     # Two instances that say the same are listed once; the gate's body (the readiness answer) is kept.
     ports = list(h.instance_ports[:2])
     request = '{"level": "INFO", "event": "http.request", "message": "GET /health/ready 503"}\n'
@@ -247,3 +251,58 @@ def test_rollback_without_to_goes_to_what_was_live_before_and_says_when_nothing_
     assert choose_rollback_target(host(), rolled, "vA") == (b, a2)  # --to: the newest release of the tag
     with pytest.raises(DeployError, match=r"no release that was live before 20261127T010000Z-vA is still on the host"):
         choose_rollback_target(host(), state(a, went_live(a, None)), None)
+
+
+def test_a_broken_release_s_gate_output_is_the_first_cause_per_instance():
+    """Captured from a broken deploy: one instance never ready (a failing check), one crashing at
+    import. The operator reads one or two lines per instance, not their 30-line log tails."""
+    h = host()
+    never, crashing = h.instance_ports[:2]
+    body = json.dumps(
+        {
+            "status": "unavailable",
+            "checks": {"database": "ok", "migrations": "mismatch: database at 0002_b, release expects vX"},
+            "error": {
+                "code": "SERVICE_UNAVAILABLE",
+                "message": "migrations: mismatch: database at 0002_b, release expects vX",
+                "details": {},
+            },
+        }
+    )
+    check = (
+        f"{h.ready_url_for(never)} answered HTTP 503 after 31s:\n{body}\n"
+        f"{h.ready_url_for(crashing)} answered HTTP 000 after 9s ({cmd.program_name(crashing)} is FATAL: it exited "
+        f"on every start):\n\n"
+    )
+    requests = "".join(
+        f'{{"level": "INFO", "event": "http.request", "message": "GET /health/ready 503", "request_id": "gate-{i}"}}\n'
+        for i in range(30)
+    )
+    failure = GateFailed(
+        h,
+        [never, crashing],
+        check,
+        {never: requests, crashing: TRACEBACK * 3},
+        {
+            never: f"{cmd.program_name(never)}  RUNNING  pid 12, uptime 0:00:31",
+            crashing: f"{cmd.program_name(crashing)}  FATAL  Exited too quickly (process log may have details)",
+        },
+    )
+    assert str(failure).splitlines() == [
+        f"[host-3] {cmd.program_name(never)}, {cmd.program_name(crashing)} failed the health gate:",
+        f"  {cmd.program_name(never)} RUNNING: /health/ready answered HTTP 503 after 31s: "
+        "migrations: mismatch: database at 0002_b, release expects vX",
+        f"  {cmd.program_name(crashing)} FATAL (Exited too quickly (process log may have details)): "
+        "no answer from /health/ready after 9s",
+        "    log: SyntaxError: invalid syntax",
+        "  the instances' full logs: `invoke logs --all-slots`",
+    ]
+
+
+def test_a_check_that_names_no_instance_is_shown_bounded():
+    h = host()
+    output = "nginx flip failed: back on the old instances\n" + "".join(f"line {i}\n" for i in range(50))
+    failure = GateFailed(h, list(h.instance_ports[:1]), f"post-switch check through nginx failed:\n{output}", {})
+    lines = str(failure).splitlines()
+    assert lines[1:3] == ["  post-switch check through nginx failed:", "  nginx flip failed: back on the old instances"]
+    assert len(lines) == 1 + 6

@@ -11,6 +11,7 @@ import pytest
 from deploy import reports
 from deploy.ledger import LedgerEntry
 from deploy.ops.stats import model
+from deploy.reports import history as charts
 
 UTC = UTC
 
@@ -124,6 +125,29 @@ def test_svg_chart_draws_one_path_per_series_and_a_reference_line():
     assert 'class="reference"' in svg and "M64.0," in svg
     empty = reports.svg_line_chart("Nothing", {"p50": []}, "ms")
     assert "<path" not in empty and "no data yet" in empty
+
+
+def test_chart_ticks_are_round_and_the_legend_has_its_own_rows_under_the_title():
+    assert charts.nice_ticks(0, 1.398) == [0, 0.5, 1.0, 1.5]
+    assert [charts.tick_label(v, charts.nice_ticks(0, 1.398)) for v in charts.nice_ticks(0, 1.398)] == [
+        "0",
+        "0.5",
+        "1",
+        "1.5",
+    ]
+    assert charts.nice_ticks(0, 0) == [0, 0.25, 0.5, 0.75, 1.0]  # a flat series still has an axis
+    assert charts.nice_ticks(0, 250) == [0, 100, 200, 300]
+    t = datetime(2026, 11, 27, tzinfo=UTC)
+    names = [f"host-{n} {what}" for n in range(1, 5) for what in ("CPU", "memory")]
+    svg = reports.svg_line_chart("Host CPU and memory", {name: [(t, 1.398)] for name in names}, "%")
+    ticks = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', svg)
+    assert ticks == ["0 %", "0.5 %", "1 %", "1.5 %"], ticks
+    # Legend entries sit below the title's line and inside the chart's width, on two rows here.
+    legend = [(float(x), float(y)) for x, y in re.findall(r'<rect class="legend" x="([\d.]+)" y="([\d.]+)"', svg)]
+    assert len(legend) == 8 and min(y for _, y in legend) > 24 and len({y for _, y in legend}) == 2
+    assert all(x + 14 + 7 * len(name) <= charts.CHART_WIDTH for (x, _), name in zip(legend, names))
+    # Fluid: the page sizes the chart (viewBox plus CSS), no fixed pixel width.
+    assert 'viewBox="0 0 720 ' in svg and "width=" not in svg.split(">", 1)[0]
 
 
 def test_history_html_is_self_contained_with_four_charts():

@@ -153,6 +153,16 @@ def test_the_gates_probes_of_standby_instances_are_not_client_traffic():
     assert model.LogWindow.from_json(old).gate_probes == 0
 
 
+def test_invoke_health_s_probes_are_not_client_traffic_either():
+    window = model.LogWindow(T0, T0 + timedelta(hours=1))
+    health = [request_line(1, "/health/live", 200, 0.4, f"health-probe-1765000000{n}-77") for n in range(5)]
+    health += [request_line(1, "/health/ready", 503, 0.4, "health-probe-1765000000999-77")]
+    window.add_lines(health + [request_line(2, "/api/v1/offers", 200, 10.0)])
+    summary = window.summary()
+    assert summary["gate_probes"] == 6 and summary["requests"] == 1 and summary["server_errors"] == 0
+    assert list(summary["routes"]) == ["/api/v1/offers"]
+
+
 def test_the_poller_names_its_probes_as_the_stats_model_expects():
     assert readiness_poller.GATE_PROBE_PREFIX == model.GATE_PROBE_PREFIX
 
