@@ -22,10 +22,11 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
     state = read_state(remote)
     if env_file is None and not state.env_file_exists:
         remote.say(f"WARNING: {lay.env_file} is missing; pass --env-file before deploying")
+    live = host_live_ports(remote, state)
     files = {
         lay.supervisor_conf: cmd.supervisord_conf(lay),
         lay.nginx_conf: cmd.nginx_conf(lay, host),
-        lay.nginx_upstream: cmd.nginx_upstream_conf(host, host_live_ports(remote, state)),
+        lay.nginx_upstream: cmd.nginx_upstream_conf(host, live),
     }
     for port in host.all_ports:
         files[lay.program_conf(port)] = cmd.supervisor_program_conf(lay, host, port)
@@ -34,6 +35,8 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
         remote.run(cmd.write_file_command(path, content), show=f"write {path}:\n{content}")
     remote.run(cmd.supervisor_ensure_running_command(lay))
     remote.run(cmd.start_live_instances_command(lay))
+    if host.instance_listen == "unix":  # the upstream names the slots: each points at its live instance
+        remote.run(cmd.point_slots_command(host, live))
     remote.run(cmd.nginx_reload_command(lay))
     block = cmd.crontab_block(lay, host, database_jobs)
     remote.run(cmd.crontab_install_command(cmd.crontab_marker(lay), block), show=f"install crontab block:\n{block}")

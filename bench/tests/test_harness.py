@@ -134,9 +134,10 @@ http {
 GOLDEN_UPSTREAM = """\
 upstream clicknback_app {
     least_conn;
-    server unix:/tmp/cnb-bench-x/front/run/app-8001.sock max_fails=0;
-    server unix:/tmp/cnb-bench-x/front/run/app-8002.sock max_fails=0;
+    server unix:/tmp/cnb-bench-x/front/run/slot-0.sock max_fails=0;
+    server unix:/tmp/cnb-bench-x/front/run/slot-1.sock max_fails=0;
     keepalive 128;
+    keepalive_timeout 2s;
 }
 """
 
