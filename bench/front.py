@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.commands import NGINX, Layout, nginx_conf, nginx_upstream_conf
+from deploy.commands import NGINX, Layout, nginx_conf, nginx_upstream_conf, point_slots_command
 from deploy.inventory import HOST_DEFAULTS, Host
 
 LOOPBACK = "127.0.0.1"
@@ -49,10 +49,14 @@ def upstream_conf(host: Host, upstream_keepalive: int = 0) -> str:
     text = nginx_upstream_conf(host, host.instance_ports)
     if upstream_keepalive <= 0:
         return text
-    lines = [line for line in text.splitlines(keepends=True) if not line.strip().startswith("keepalive ")]
-    text = "".join(lines)
+    lines = text.splitlines(keepends=True)
+    ours = f"    keepalive {upstream_keepalive};\n"
+    kept = [i for i, line in enumerate(lines) if line.strip().startswith("keepalive ")]
+    if kept:
+        lines[kept[0]] = ours  # in place: its keepalive_timeout stays as production has it
+        return "".join(line for i, line in enumerate(lines) if i not in kept[1:])
     closing = text.rindex("}")
-    return text[:closing] + f"    keepalive {upstream_keepalive};\n" + text[closing:]
+    return text[:closing] + ours + text[closing:]
 
 
 CREDENTIALS_LIMIT = "limit_req zone=clicknback_credentials"
@@ -122,6 +126,9 @@ class NginxFront:
             Path(folder).mkdir(parents=True, exist_ok=True)
         for path, text in front_files(layout, host, self.upstream_keepalive, self.credentials_limit).items():
             Path(path).write_text(text)
+        if host.instance_listen == "unix":  # the upstream names the slots: point them as a switch does
+            Path(layout.run).mkdir(parents=True, exist_ok=True)
+            subprocess.run(["sh", "-c", point_slots_command(host, host.instance_ports)], check=True, timeout=10)
         error_log = Path(layout.logs) / "nginx-error.log"
         self.process = subprocess.Popen(
             nginx_argv(layout, self.binary), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT

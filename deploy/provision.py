@@ -23,10 +23,11 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
     state = read_state(remote)
     if env_file is None and not state.env_file_exists:
         remote.say(f"WARNING: {lay.env_file} is missing; pass --env-file before deploying")
+    live = host_live_ports(remote, state)
     files = {  # path: (content, what it is, for the dry run's line)
         lay.supervisor_conf: (cmd.supervisord_conf(lay), "supervisord's config"),
         lay.nginx_conf: (cmd.nginx_conf(lay, host), "nginx's config"),
-        lay.nginx_upstream: (cmd.nginx_upstream_conf(host, host_live_ports(remote, state)), "nginx's upstream"),
+        lay.nginx_upstream: (cmd.nginx_upstream_conf(host, live), "nginx's upstream"),
     }
     for port in host.all_ports:
         files[lay.program_conf(port)] = (cmd.supervisor_program_conf(lay, host, port), "a supervisor program")
@@ -38,6 +39,8 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
         remote.run(cmd.write_file_command(path, content), what=f"write {name} ({content.count(chr(10))} lines)")
     remote.run(cmd.supervisor_ensure_running_command(lay), what="start supervisord if needed and load its programs")
     remote.run(cmd.start_live_instances_command(lay), what="start the live instances, if a release is deployed")
+    if host.instance_listen == "unix":  # the upstream names the slots: each points at its live instance
+        remote.run(cmd.point_slots_command(host, live), what="point each slot's socket at its live instance")
     remote.run(cmd.nginx_reload_command(lay), what="check nginx's config and reload nginx (start it if down)")
     block = cmd.crontab_block(lay, host, database_jobs)
     marker = cmd.crontab_marker(lay)

@@ -1,18 +1,29 @@
-"""Draining after a stop signal (API.md §1.9): connections stay open while requests are in flight.
+"""Draining after a stop signal (API.md §1.9): no kept connection is closed under a client's feet.
 
-Sanic closes every idle keep-alive connection at once on a stop signal, so a probe sent on a kept
-connection (nginx's upstream keepalive, a load balancer's health check) would meet a connection
-error instead of readiness's 503 for as long as in-flight requests last. Here an idle connection
-stays open while another connection still has a request in flight; a request on it is answered, with
-`Connection: close` (server/app.py), so the drain never outlasts the requests it waits for.
+Sanic closes every idle keep-alive connection at once on a stop signal. A client that keeps
+connections (nginx's upstream keepalive above all) may be sending its next request on one at that
+very moment: it meets a connection error, and nginx never retries a POST that it has sent (it may
+have been processed), so a purchase ingestion would fail. The switch repoints nginx at the new
+instances without a reload (docs/adr/0008-keepalive-switch-without-reload.md), so nginx's cached
+connections to this instance outlive the switch.
+
+Here, while draining, every answer carries `Connection: close` (server/app.py), which takes a
+connection out of nginx's cache without a race, and an idle connection is closed only once it has
+been idle longer than nginx keeps an idle upstream connection (PROXY_KEEPALIVE_SECONDS, rendered
+into nginx's upstream block): by then nginx has closed it itself, or will never pick it again.
 """
 
 from __future__ import annotations
 
+from time import monotonic
+
 from sanic.http import Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
 
-RECHECK_SECONDS = 0.05
+from server.listen import PROXY_KEEPALIVE_SECONDS
+
+# Past nginx's timeout by more than its timer's lag on a busy host: nginx can no longer send on it.
+CLOSE_IDLE_AFTER_SECONDS = PROXY_KEEPALIVE_SECONDS + 1.5
 
 
 def _in_flight(connection: object) -> bool:
@@ -21,10 +32,15 @@ def _in_flight(connection: object) -> bool:
 
 
 class DrainingHttpProtocol(HttpProtocol):
-    """Sanic's HTTP/1.1 protocol, closing idle connections only once nothing is in flight."""
+    """Sanic's HTTP/1.1 protocol, closing an idle connection only once its client cannot use it."""
 
     def close_if_idle(self) -> bool:
-        if not _in_flight(self) and any(_in_flight(other) for other in self.connections if other is not self):
-            self.loop.call_later(RECHECK_SECONDS, self.close_if_idle)
+        if self.transport is None or self.transport.is_closing():
+            return True
+        if _in_flight(self):
+            return False  # its answer says Connection: close, and Sanic closes it after that
+        idle_for = monotonic() - self._time
+        if idle_for < CLOSE_IDLE_AFTER_SECONDS:
+            self.loop.call_later(CLOSE_IDLE_AFTER_SECONDS - idle_for, self.close_if_idle)
             return False
         return super().close_if_idle()

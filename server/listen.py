@@ -9,6 +9,12 @@ import contextlib
 import os
 import socket
 
+# How long nginx keeps an idle connection to an instance (its upstream keepalive_timeout,
+# deploy/commands/nginx.py): a stopping instance waits that long before it closes an idle one
+# (server/drain.py). Short for that reason: a connection in use is reused well within it, and
+# reconnecting over a Unix socket is cheap.
+PROXY_KEEPALIVE_SECONDS = 2
+
 # sockaddr_un holds 107 bytes of path. Sanic's own `unix=` binds under the path plus a 44-character
 # random suffix, which left too little room for deploy roots under a temp folder; ours adds the pid.
 MAX_SOCKET_PATH = 107 - len(".4194304")

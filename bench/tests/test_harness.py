@@ -47,7 +47,8 @@ http {
     client_max_body_size 16m;
     server_tokens off;
 
-    # The live instances; a switch rewrites it to the new ones once they are ready, then reloads.
+    # The live instances. Over Unix sockets it names each slot's symlink, which a switch repoints
+    # without a reload (docs/adr/0008); over TCP a switch rewrites it and reloads.
     include /tmp/cnb-bench-x/front/nginx/upstream.conf;
 
     # Login and registration per client address (API.md §2.3): each costs a password hash, so one
@@ -134,9 +135,10 @@ http {
 GOLDEN_UPSTREAM = """\
 upstream clicknback_app {
     least_conn;
-    server unix:/tmp/cnb-bench-x/front/run/app-8001.sock max_fails=0;
-    server unix:/tmp/cnb-bench-x/front/run/app-8002.sock max_fails=0;
+    server unix:/tmp/cnb-bench-x/front/run/slot-0.sock max_fails=0;
+    server unix:/tmp/cnb-bench-x/front/run/slot-1.sock max_fails=0;
     keepalive 128;
+    keepalive_timeout 2s;
 }
 """
 

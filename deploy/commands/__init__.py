@@ -43,12 +43,15 @@ from deploy.commands.lock import lock_status_command as lock_status_command
 from deploy.commands.nginx import NGINX as NGINX
 from deploy.commands.nginx import NGINX_VERIFY_SECONDS as NGINX_VERIFY_SECONDS
 from deploy.commands.nginx import UPSTREAM_KEEPALIVE as UPSTREAM_KEEPALIVE
+from deploy.commands.nginx import nginx_apply_command as nginx_apply_command
 from deploy.commands.nginx import nginx_conf as nginx_conf
 from deploy.commands.nginx import nginx_new_workers_command as nginx_new_workers_command
 from deploy.commands.nginx import nginx_ready_url as nginx_ready_url
 from deploy.commands.nginx import nginx_reload_command as nginx_reload_command
 from deploy.commands.nginx import nginx_upstream_conf as nginx_upstream_conf
 from deploy.commands.nginx import parse_live_ports as parse_live_ports
+from deploy.commands.nginx import point_slots_command as point_slots_command
+from deploy.commands.nginx import slot_socket as slot_socket
 from deploy.commands.nginx import upstream_server as upstream_server
 from deploy.commands.ops import OPS_CLI as OPS_CLI
 from deploy.commands.ops import database_ahead_of as database_ahead_of

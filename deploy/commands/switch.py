@@ -6,10 +6,10 @@ from deploy.commands.health import readiness_poll_command
 from deploy.commands.layout import Layout, program_name, q, write_file_command
 from deploy.commands.nginx import (
     NGINX_VERIFY_SECONDS,
-    nginx_new_workers_command,
+    nginx_apply_command,
     nginx_ready_url,
-    nginx_reload_command,
-    nginx_upstream_conf,
+    point_slots_command,
+    slot_ready_urls,
 )
 from deploy.commands.releases import switch_current_command
 from deploy.commands.supervisor import start_instances_command
@@ -69,24 +69,25 @@ def prepare_switch_command(layout: Layout, host: Host, rel_id: str, new_ports: t
 
 
 def flip_command(layout: Layout, host: Host, new_ports: tuple[int, ...], old_ports: tuple[int, ...]) -> str:
-    """Send nginx's traffic to `new_ports`, verify it through nginx, record them as live.
+    """Send nginx's traffic to `new_ports`, verify it, record them as live.
 
-    The old instances still run, so when any step fails the upstream and state/live_ports go back
-    to them and the command exits non-zero: nginx is left as it was.
+    Over Unix sockets the slots' symlinks move and nginx is not reloaded (docs/adr/0008): it keeps
+    every client connection, and its cached connections to the old instances end as those drain.
+    The check reaches each new instance through its slot, as nginx will, and nginx itself. Over TCP
+    the upstream is rewritten and nginx reloaded. The old instances still run, so when any step
+    fails nginx goes back to them and the command exits non-zero: nginx is left as it was.
     """
     pid_file = q(f"{layout.root}/nginx/nginx.pid")
-    upstream, reload, record_live = _route_to(layout, host, new_ports)
+    through = slot_ready_urls(host, new_ports) if host.instance_listen == "unix" else []
     flip = " && ".join(
         [
-            upstream,
-            reload,
-            nginx_new_workers_command(layout),
-            readiness_poll_command([nginx_ready_url(host)], NGINX_VERIFY_SECONDS, 0.1, host.python),
-            record_live,
+            *_route_to(layout, host, new_ports),
+            readiness_poll_command([*through, nginx_ready_url(host)], NGINX_VERIFY_SECONDS, 0.1, host.python),
+            _record_live(layout, new_ports),
             phase_marker("flipped"),
         ]
     )
-    back = "; ".join(_route_to(layout, host, old_ports))
+    back = "; ".join([*_route_to(layout, host, old_ports), _record_live(layout, old_ports)])
     return (
         f'{phase_marker("flip")} && before=$(pgrep -P "$(cat {pid_file} 2>/dev/null || echo 0)" || true)'
         f" && {{ {{ {flip}; }} || {{ echo 'nginx flip failed: back on the old instances'; {back}; false; }}; }}"
@@ -94,14 +95,16 @@ def flip_command(layout: Layout, host: Host, new_ports: tuple[int, ...], old_por
 
 
 def _route_to(layout: Layout, host: Host, ports: tuple[int, ...]) -> list[str]:
-    """Write the upstream for `ports`, reload nginx, record `ports` as live."""
-    return [
-        write_file_command(layout.nginx_upstream, nginx_upstream_conf(host, ports)),
-        nginx_reload_command(layout),
-        write_file_command(layout.live_ports, " ".join(str(p) for p in ports) + "\n"),
-    ]
+    """Point nginx at `ports`: the slots' symlinks (over Unix sockets), then nginx's configuration,
+    reloaded only if it changed (always over TCP)."""
+    slots = [point_slots_command(host, ports)] if host.instance_listen == "unix" else []
+    return [*slots, nginx_apply_command(layout, host, ports)]
+
+
+def _record_live(layout: Layout, ports: tuple[int, ...]) -> str:
+    return write_file_command(layout.live_ports, " ".join(str(p) for p in ports) + "\n")
 
 
 def unflip_command(layout: Layout, host: Host, old_ports: tuple[int, ...]) -> str:
     """Send nginx's traffic back to the old instances (they never stopped) and record them live."""
-    return " && ".join(_route_to(layout, host, old_ports))
+    return " && ".join([*_route_to(layout, host, old_ports), _record_live(layout, old_ports)])

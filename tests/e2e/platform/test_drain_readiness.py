@@ -10,6 +10,8 @@ import time
 import httpx
 import pytest
 
+from server.drain import CLOSE_IDLE_AFTER_SECONDS
+from server.listen import PROXY_KEEPALIVE_SECONDS
 from tests.conftest import TEST_KEY, TEST_PASSWORD
 from tests.support.server_process import ServerProcess
 
@@ -73,5 +75,39 @@ def test_a_probe_on_a_kept_connection_answers_503_while_in_flight_requests_finis
         assert server.process.wait(timeout=20) == 0
         kept.close()
         in_flight.close()
+    finally:
+        server.stop()
+
+
+def test_an_idle_kept_connection_stays_open_until_the_proxy_can_no_longer_use_it(database_url):
+    """nginx may send on a cached connection until its keepalive_timeout: while draining, such a
+    request is answered (with Connection: close), and an idle connection is closed by the instance
+    only after that timeout, so nginx never sends into a connection being closed."""
+    server = ServerProcess(database_url, TEST_KEY).start()
+    try:
+        reused, idle = (socket.create_connection((server.host, server.port), timeout=10) for _ in range(2))
+        for sock in (reused, idle):
+            sock.sendall(PROBE)
+            assert _read_response(sock)[0] == 200
+        last_answer = time.monotonic()
+        server.process.send_signal(15)
+        deadline = time.monotonic() + 10
+        while "draining: readiness now 503" not in "\n".join(server.log_lines()):
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.02)  # polling the log for the condition, with a deadline
+
+        # Nothing is in flight, yet a request on a kept connection within nginx's timeout is answered.
+        assert time.monotonic() - last_answer < PROXY_KEEPALIVE_SECONDS, "the stop signal took too long to land"
+        reused.sendall(b"GET /health/live HTTP/1.1\r\nHost: test\r\n\r\n")
+        status, headers, _ = _read_response(reused)
+        assert status == 200 and headers["connection"] == "close"
+        assert reused.recv(1) == b""  # then closed, by the instance, after its answer
+
+        idle.settimeout(CLOSE_IDLE_AFTER_SECONDS + 10)
+        assert idle.recv(1) == b""  # closed by the instance once nginx can no longer use it...
+        assert time.monotonic() - last_answer >= CLOSE_IDLE_AFTER_SECONDS - 0.05  # ...and not before
+        assert server.process.wait(timeout=20) == 0
+        reused.close()
+        idle.close()
     finally:
         server.stop()

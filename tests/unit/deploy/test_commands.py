@@ -256,22 +256,52 @@ def test_nginx_reload_checks_the_config_then_reloads_or_starts():
     assert cmd.nginx_reload_command(L) == RELOAD
 
 
-def test_upstream_lists_only_the_live_instances(host, tcp_host):
-    assert cmd.nginx_upstream_conf(host, (8101, 8002)) == (
+def test_upstream_names_the_slots_over_unix_sockets_and_the_live_ports_over_tcp(host, tcp_host):
+    slots = (
         "upstream clicknback_app {\n"
         "    least_conn;\n"
-        "    server unix:/srv/cnb/run/app-8101.sock max_fails=0;\n"
-        "    server unix:/srv/cnb/run/app-8002.sock max_fails=0;\n"
+        "    server unix:/srv/cnb/run/slot-0.sock max_fails=0;\n"
+        "    server unix:/srv/cnb/run/slot-1.sock max_fails=0;\n"
         "    keepalive 128;\n"
+        "    keepalive_timeout 2s;\n"
         "}\n"
     )
+    # The same text whichever ports are live: a switch over Unix sockets never rewrites it.
+    assert cmd.nginx_upstream_conf(host, (8101, 8002)) == slots == cmd.nginx_upstream_conf(host, (8001, 8002))
     assert cmd.nginx_upstream_conf(tcp_host, (8101, 8002)) == (
         "upstream clicknback_app {\n"
         "    least_conn;\n"
         "    server 127.0.0.1:8101 max_fails=0;\n"
         "    server 127.0.0.1:8002 max_fails=0;\n"
         "    keepalive 128;\n"
+        "    keepalive_timeout 2s;\n"
         "}\n"
+    )
+
+
+def test_nginx_keeps_idle_upstream_connections_shorter_than_a_draining_instance_waits():
+    from server.drain import CLOSE_IDLE_AFTER_SECONDS
+    from server.listen import PROXY_KEEPALIVE_SECONDS
+
+    assert f"keepalive_timeout {PROXY_KEEPALIVE_SECONDS}s;" in cmd.nginx_upstream_conf(parsed_host(), (8001, 8002))
+    assert CLOSE_IDLE_AFTER_SECONDS >= PROXY_KEEPALIVE_SECONDS + 1
+
+
+def test_pointing_the_slots_renames_a_new_symlink_over_each_one(tmp_path):
+    import dataclasses
+    import subprocess
+
+    root = tmp_path / "cnb"
+    (root / "run").mkdir(parents=True)
+    local = dataclasses.replace(parsed_host(), deploy_root=str(root))
+    for live in ((8001, 8002), (8101, 8102), (8001, 8102)):
+        subprocess.run(["sh", "-c", cmd.point_slots_command(local, live)], check=True, timeout=10)
+        assert [(root / "run" / f"slot-{i}.sock").readlink().name for i in range(2)] == [
+            f"app-{port}.sock" for port in live
+        ]
+    assert sorted(p.name for p in (root / "run").iterdir()) == ["slot-0.sock", "slot-1.sock"]
+    assert "mv -T /srv/cnb/run/slot-0.sock.new /srv/cnb/run/slot-0.sock" in cmd.point_slots_command(
+        parsed_host(), (8101, 8102)
     )
 
 
@@ -305,25 +335,51 @@ def test_prepare_starts_the_release_beside_the_live_one_and_gates_it(host):
     assert "nginx" not in cmd.prepare_switch_command(L, host, REL, (8101, 8102))
 
 
-def test_flip_points_nginx_at_the_new_instances_verifies_and_else_goes_back(host):
-    def route(ports):
-        return [
-            cmd.write_file_command("/srv/cnb/nginx/upstream.conf", cmd.nginx_upstream_conf(host, ports)),
-            RELOAD,
-            cmd.write_file_command("/srv/cnb/state/live_ports", " ".join(map(str, ports)) + "\n"),
-        ]
+FLIP_BEGIN = 'echo "@phase flip $(date +%s.%N)" && before=$(pgrep -P "$(cat /srv/cnb/nginx/nginx.pid 2>/dev/null || echo 0)" || true)'
+NGINX_VERIFY = "http://10.0.0.5:8080/health/ready"
 
-    upstream, reload, record = route((8101, 8102))
-    verify = cmd.readiness_poll_command(["http://10.0.0.5:8080/health/ready"], 10, 0.1)
-    flip = " && ".join(
-        [upstream, reload, cmd.nginx_new_workers_command(L), verify, record, 'echo "@phase flipped $(date +%s.%N)"']
+
+def record(ports) -> str:
+    return cmd.write_file_command("/srv/cnb/state/live_ports", " ".join(map(str, ports)) + "\n")
+
+
+def test_nginx_is_reloaded_only_when_its_upstream_changed_or_it_is_not_running(host):
+    upstream = cmd.nginx_upstream_conf(host, (8101, 8102))
+    pid = "/srv/cnb/nginx/nginx.pid"
+    assert cmd.nginx_apply_command(L, host, (8101, 8102)) == (
+        f"if printf '%s' {cmd.q(upstream)} | cmp -s - /srv/cnb/nginx/upstream.conf"
+        f' && [ -s {pid} ] && kill -0 "$(cat {pid})" 2>/dev/null; then {NGINX} -q -t;'
+        f" else {cmd.write_file_command('/srv/cnb/nginx/upstream.conf', upstream)} && {RELOAD}"
+        f" && {cmd.nginx_new_workers_command(L)}; fi"
     )
+
+
+def test_flip_over_unix_sockets_repoints_the_slots_verifies_through_them_and_else_goes_back(host):
+    def route(ports):
+        return [cmd.point_slots_command(host, ports), cmd.nginx_apply_command(L, host, ports)]
+
+    slots = [f"http+unix://%2Fsrv%2Fcnb%2Frun%2Fslot-{i}.sock/health/ready" for i in range(2)]
+    verify = cmd.readiness_poll_command([*slots, NGINX_VERIFY], 10, 0.1)
+    flip = " && ".join([*route((8101, 8102)), verify, record((8101, 8102)), 'echo "@phase flipped $(date +%s.%N)"'])
     assert cmd.flip_command(L, host, (8101, 8102), (8001, 8002)) == (
-        'echo "@phase flip $(date +%s.%N)" && before=$(pgrep -P "$(cat /srv/cnb/nginx/nginx.pid 2>/dev/null'
-        f" || echo 0)\" || true) && {{ {{ {flip}; }} || {{ echo 'nginx flip failed: back on the old instances';"
-        f" {'; '.join(route((8001, 8002)))}; false; }}; }}"
+        f"{FLIP_BEGIN} && {{ {{ {flip}; }} || {{ echo 'nginx flip failed: back on the old instances';"
+        f" {'; '.join([*route((8001, 8002)), record((8001, 8002))])}; false; }}; }}"
     )
-    assert cmd.unflip_command(L, host, (8001, 8002)) == " && ".join(route((8001, 8002)))
+    assert cmd.unflip_command(L, host, (8001, 8002)) == " && ".join([*route((8001, 8002)), record((8001, 8002))])
+    assert "-s reload" not in cmd.flip_command(L, host, (8101, 8102), (8001, 8002)).split(" else ")[0]
+
+
+def test_flip_over_tcp_rewrites_the_upstream_and_reloads(tcp_host):
+    def route(ports):
+        return [cmd.nginx_apply_command(L, tcp_host, ports)]
+
+    verify = cmd.readiness_poll_command([NGINX_VERIFY], 10, 0.1)
+    flip = " && ".join([*route((8101, 8102)), verify, record((8101, 8102)), 'echo "@phase flipped $(date +%s.%N)"'])
+    assert cmd.flip_command(L, tcp_host, (8101, 8102), (8001, 8002)) == (
+        f"{FLIP_BEGIN} && {{ {{ {flip}; }} || {{ echo 'nginx flip failed: back on the old instances';"
+        f" {'; '.join([*route((8001, 8002)), record((8001, 8002))])}; false; }}; }}"
+    )
+    assert "server 127.0.0.1:8101 " in cmd.flip_command(L, tcp_host, (8101, 8102), (8001, 8002))
 
 
 def test_nginx_new_workers_waits_for_a_worker_started_after_the_reload():
