@@ -36,6 +36,12 @@ async def record(
     )
 
 
+async def record_many(tx: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> None:
+    """Append one audit row per item of `rows` (record()'s keyword arguments), in one statement."""
+    if rows:
+        await AuditLog.bulk_create([AuditLog(**row) for row in rows], using_db=tx)
+
+
 ACTIONS = (
     "PURCHASE_CONFIRMED",
     "PURCHASE_CONFIRMED_BY_ADMIN",

@@ -109,6 +109,7 @@ def _job_env(rejection_merchant, interval="0.2") -> dict[str, str]:
         "PURCHASE_JOB_ENABLED": "true",
         "PURCHASE_CONFIRMATION_INTERVAL_SECONDS": interval,
         "PURCHASE_MAX_VERIFICATION_ATTEMPTS": "2",
+        "PURCHASE_JOB_BATCH_SIZE": "10",  # several batches per tick, so the processes race
         "REJECTION_MERCHANT_ID": str(rejection_merchant),
         "DB_POOL_MAX_SIZE": "5",
     }
