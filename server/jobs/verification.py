@@ -5,9 +5,9 @@ SKIP LOCKED, so any number of processes on any number of hosts can tick at once 
 never processed twice; the claim re-reads the status under the lock, so an admin who confirmed or
 reversed it first wins. Each purchase is decided as before (flags, then the bank, then the attempts)
 and the batch is settled in set-based statements (docs/adr/0032-verification-in-batches.md). A
-purchase the batch cannot settle safely (its wallet held by a request, missing, or not covering it)
-goes through the one-at-a-time path after the batch, which waits for the wallet and reports the
-broken ones as before. Due times are compared on the database clock.
+purchase the batch cannot settle safely (its wallet held by a request past the lock bound, missing,
+or not covering it) goes through the one-at-a-time path after the batches, which reports the broken
+ones as before. Due times are compared on the database clock.
 """
 
 from __future__ import annotations
@@ -167,8 +167,8 @@ async def _process_batch(
 ) -> tuple[tuple[datetime, Any] | None, list[Any]]:
     """Claim the next `size` due purchases after `after` and settle them in one transaction.
     Returns where the claim stopped (None when nothing was due) and the ids left for the
-    one-at-a-time path: ones whose wallet another transaction holds, or that the batch cannot
-    settle as the one-at-a-time path would (no wallet, pending below the cashback, available past
+    one-at-a-time path: ones whose wallet another transaction held past the lock bound, or that the
+    batch cannot settle as the one-at-a-time path would (no wallet, pending below the cashback, available past
     its limit), and the whole batch when its transaction failed."""
     claimed: list[Purchase] = []
     try:
@@ -212,7 +212,7 @@ async def _settle_batch(
             to_settle.append((purchase, rejection_reason(purchase.verification_attempts + 1)))
         else:
             soft_failed.append(purchase.id)
-    wallets = await balances.lock_free(tx, {str(p.user_id) for p, _ in to_settle}) if to_settle else {}
+    wallets = await balances.lock_many(tx, {str(p.user_id) for p, _ in to_settle}) if to_settle else {}
     confirmed, rejected, left = [], [], []
     for purchase, reason in to_settle:
         wallet = wallets.get(str(purchase.user_id))

@@ -112,7 +112,7 @@ async def apply_verification(
 ) -> None:
     """apply_confirmation (as the system) and apply_rejection for a batch of the verification job, in
     set-based statements: the same purchase, transaction, wallet and audit rows as one at a time.
-    The caller holds every purchase's lock and its owner's wallet lock (balances.lock_free), and
+    The caller holds every purchase's lock and its owner's wallet lock (balances.lock_many), and
     checked that each wallet covers the batch's cashback in claim order; a rejected purchase's attempts
     are its verification_attempts + 1, and its (purchase, reason) pairs carry the reason."""
     moves: dict[str, tuple[Decimal, Decimal]] = {}

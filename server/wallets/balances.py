@@ -45,10 +45,18 @@ async def lock(tx: BaseDBAsyncClient, user_id: Any) -> Wallet | None:
     return await Wallet.filter(user_id=user_id).select_for_update().using_db(tx).first()
 
 
-async def lock_free(tx: BaseDBAsyncClient, user_ids: set[Any]) -> dict[str, Wallet]:
-    """The wallets of `user_ids` that no one else holds, locked until the transaction ends, by user
-    id: the verification job never waits for a wallet an API request holds (it retries those)."""
+async def lock_many(tx: BaseDBAsyncClient, user_ids: set[Any]) -> dict[str, Wallet]:
+    """The wallets of `user_ids`, locked until the transaction ends, by user id, for the verification
+    job's batch. It waits for wallets held by others in user-id order (so two batches never deadlock)
+    for at most the connection's lock_timeout; when that runs out, the wait is undone (a savepoint)
+    and it returns only the wallets no one holds, so a request that keeps a wallet does not stall the
+    batch past that bound: the caller settles those purchases later."""
     wallets = Wallet.filter(user_id__in=sorted(user_ids, key=str)).order_by("user_id")
+    try:
+        async with tx._in_transaction() as savepoint:
+            return {str(w.user_id): w for w in await wallets.select_for_update().using_db(savepoint)}
+    except asyncpg.LockNotAvailableError:  # Tortoise passes this one through untranslated
+        pass
     return {str(w.user_id): w for w in await wallets.select_for_update(skip_locked=True).using_db(tx)}
 
 
@@ -73,7 +81,7 @@ async def confirm(tx: BaseDBAsyncClient, user_id: Any, cashback: Decimal) -> Non
 
 
 async def settle_verified(tx: BaseDBAsyncClient, moves: dict[str, tuple[Decimal, Decimal]]) -> None:
-    """The verification job's batch, wallets locked with lock_free(): per user id, (cashback leaving
+    """The verification job's batch, wallets locked with lock_many(): per user id, (cashback leaving
     pending, cashback joining available), i.e. confirm() and reject() summed per wallet."""
     if moves:
         users = list(moves)

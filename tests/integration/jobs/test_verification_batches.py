@@ -16,6 +16,7 @@ from loguru import logger
 from server import db
 from server.config import Settings
 from server.db import parse_database_url
+from server.db_pool import WaitBounds
 from server.jobs import verification
 from server.wallets.consistency import find_mismatches
 from tests.integration.purchases.helpers import assert_totals_match_purchases
@@ -140,10 +141,12 @@ WHERE NOT l.granted AND a.datname = current_database()
 """
 
 
-async def _run(databases, settings: Settings, batch_size: int) -> tuple[dict, verification.TickResult]:
+async def _run(
+    databases, settings: Settings, batch_size: int, hold_through: bool = False
+) -> tuple[dict, verification.TickResult]:
     """Arrange the mix in a new database and run one tick with `batch_size`, while a request holds
-    HELD's wallet until the job waits for it (the batch path leaves those purchases for the
-    one-at-a-time path, which waits); returns the outcome and the tick's counts."""
+    HELD's wallet until the job waits for it, or with `hold_through` for the whole tick (past the
+    200 ms lock bound); returns the outcome and the tick's counts."""
     name = databases.create("batch")
     url = databases.url(name)
     conn = await asyncpg.connect(**parse_database_url(url))
@@ -154,7 +157,7 @@ async def _run(databases, settings: Settings, batch_size: int) -> tuple[dict, ve
         holding = holder.transaction()
         await holding.start()
         await holder.execute("SELECT 1 FROM wallets WHERE user_id = $1 FOR UPDATE", HELD)
-        await db.init_db(url, 1, 4, slow_query_ms=10_000)
+        await db.init_db(url, 1, 4, slow_query_ms=10_000, bounds=WaitBounds(lock_ms=200))
         failed_batches: list[str] = []
         sink = logger.add(failed_batches.append, filter=lambda r: r["extra"].get("event") == "job.batch_failed")
         try:
@@ -166,7 +169,10 @@ async def _run(databases, settings: Settings, batch_size: int) -> tuple[dict, ve
             async def job_waits_for_the_wallet() -> bool:
                 return bool(await conn.fetchval(WAITING_SQL))
 
-            await _wait_for(job_waits_for_the_wallet, 10)
+            if hold_through:
+                result = await asyncio.wait_for(tick, 30)
+            else:
+                await _wait_for(job_waits_for_the_wallet, 10)
             await holding.commit()
             result = await asyncio.wait_for(tick, 30)
         finally:
@@ -190,12 +196,25 @@ async def test_a_batch_ends_in_the_rows_one_at_a_time_ends_in(databases, setting
     assert batched == one_by_one
     counts = (batches.confirmed, batches.rejected, batches.soft_failed, batches.deferred, batches.failed)
     assert counts == (single.confirmed, single.rejected, single.soft_failed, single.deferred, single.failed)
-    # 7 + 1 + 3 (HELD, after the wait) confirmed; rejected on the last attempt twice; soft fails 2;
+    # 7 + 1 + 3 (HELD, once its holder lets go) confirmed; rejected on the last attempt twice; soft fails 2;
     # deferred: FLAG_OFF's 2 and the paused shop's 1; failed: DRIFTED's 2 uncovered and BIG's one.
     assert counts == (11, 2, 2, 3, 3)
     by_id = {row["id"]: row for row in batched["purchases"]}
     assert sum(1 for row in by_id.values() if row["status"] == "pending" and not row["pushed"]) == 3
     assert [w["reason"] for w in business_warnings].count("balance_would_go_negative") == 4  # 2 per run
+
+
+async def test_a_wallet_held_past_the_lock_bound_leaves_its_purchases_due(databases, settings):
+    one_by_one, single = await _run(databases, settings, batch_size=1, hold_through=True)
+    started = time.monotonic()
+    batched, batches = await _run(databases, settings, batch_size=4, hold_through=True)
+    assert time.monotonic() - started < 10  # waits of 200 ms, not a stall
+    assert batched == one_by_one
+    assert (batches.confirmed, batches.failed) == (single.confirmed, single.failed) == (8, 6)
+    held = [r for r in batched["purchases"] if r["status"] == "pending" and not r["pushed"]]
+    assert len(held) == 6 and all(r["verification_attempts"] in (0,) for r in held)
+    wallets = {row["user_id"]: row for row in batched["wallets"]}
+    assert (wallets[HELD]["pending_balance"], wallets[HELD]["available_balance"]) == (9, 0)
 
 
 async def test_the_recount_agrees_after_batches(databases, settings):
