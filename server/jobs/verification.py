@@ -200,7 +200,9 @@ async def _settle_batch(
     flags = await resolve_many(
         AUTO_CONFIRM_FLAG, {"user": users, "merchant": {str(p.merchant_id) for p in claimed}}, tx
     )
-    deferred, soft_failed, to_settle = [], [], []
+    deferred: list[Any] = []
+    soft_failed: list[Any] = []
+    to_settle: list[tuple[Purchase, str | None]] = []
     for purchase in claimed:
         if purchase.status != "pending":  # the claim re-read it under the lock; never true here
             continue
@@ -213,7 +215,9 @@ async def _settle_batch(
         else:
             soft_failed.append(purchase.id)
     wallets = await balances.lock_many(tx, {str(p.user_id) for p, _ in to_settle}) if to_settle else {}
-    confirmed, rejected, left = [], [], []
+    confirmed: list[Purchase] = []
+    rejected: list[tuple[Purchase, str]] = []
+    left: list[Any] = []
     for purchase, reason in to_settle:
         wallet = wallets.get(str(purchase.user_id))
         cashback = purchase.cashback_amount

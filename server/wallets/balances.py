@@ -54,10 +54,10 @@ async def lock_many(tx: BaseDBAsyncClient, user_ids: set[Any]) -> dict[str, Wall
     wallets = Wallet.filter(user_id__in=sorted(user_ids, key=str)).order_by("user_id")
     try:
         async with tx._in_transaction() as savepoint:
-            return {str(w.user_id): w for w in await wallets.select_for_update().using_db(savepoint)}
+            return {str(w.pk): w for w in await wallets.select_for_update().using_db(savepoint)}
     except asyncpg.LockNotAvailableError:  # Tortoise passes this one through untranslated
         pass
-    return {str(w.user_id): w for w in await wallets.select_for_update(skip_locked=True).using_db(tx)}
+    return {str(w.pk): w for w in await wallets.select_for_update(skip_locked=True).using_db(tx)}
 
 
 async def _move(tx: BaseDBAsyncClient, user_id: Any, grows: str | None, **changes: Any) -> None:
