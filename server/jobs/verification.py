@@ -43,8 +43,9 @@ PAUSE_SHARE = 0.25
 
 # Work due when this tick started. Purchases deferred by this tick move past the tick start, and
 # ones whose transaction failed are skipped, so a tick always ends. One at a time, the claim takes
-# the first due purchase; in batches, the next `size` after the last one claimed (ix_purchases_pending_claim
-# walks them in that order, migration 6), so no claim re-reads what an earlier one passed.
+# the first due purchase; in batches, the next `size` after the last one claimed, so no claim re-reads
+# or re-sorts what an earlier one passed (ix_purchases_created or ix_purchases_status_created give the
+# order: docs/adr/0032-verification-in-batches.md).
 def _claim(tx: BaseDBAsyncClient, started: datetime, skip: list[Any], only: list[Any] | None = None):
     due = Purchase.filter(status="pending", next_verification_at__lte=started)
     if only is not None:
