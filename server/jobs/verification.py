@@ -270,8 +270,12 @@ async def run_tick(settings: Settings) -> TickResult:
             if after is None:
                 break
             await asyncio.sleep((time.perf_counter() - batch_started) * PAUSE_SHARE)
-        while left and await _process_one(settings, started, next_due, skip, result, only=left):
-            pass
+        # In slices of a batch's size: after many failed batches, one IN list of every id left would
+        # pass PostgreSQL's limit of parameters per statement.
+        for first in range(0, len(left), batch_size):
+            only = left[first : first + batch_size]
+            while await _process_one(settings, started, next_due, skip, result, only=only):
+                pass
     else:
         while await _process_one(settings, started, next_due, skip, result):
             pass

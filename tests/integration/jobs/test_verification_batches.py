@@ -142,7 +142,7 @@ WHERE NOT l.granted AND a.datname = current_database()
 
 
 async def _run(
-    databases, settings: Settings, batch_size: int, hold_through: bool = False
+    databases, settings: Settings, batch_size: int, hold_through: bool = False, batches_fail: bool = False
 ) -> tuple[dict, verification.TickResult]:
     """Arrange the mix in a new database and run one tick with `batch_size`, while a request holds
     HELD's wallet until the job waits for it, or with `hold_through` for the whole tick (past the
@@ -178,7 +178,8 @@ async def _run(
         finally:
             logger.remove(sink)
             await db.close_db()
-        assert failed_batches == []  # the batches settled what they could, none fell back whole
+        # The batches settled what they could, none fell back whole (unless made to).
+        assert bool(failed_batches) == batches_fail
         outcome = await _outcome(conn, tick_started)
         await assert_totals_match_purchases(conn)
         # The recount: every wallet matches its purchases and payouts but the two arranged off.
@@ -215,6 +216,18 @@ async def test_a_wallet_held_past_the_lock_bound_leaves_its_purchases_due(databa
     assert len(held) == 6 and all(r["verification_attempts"] in (0,) for r in held)
     wallets = {row["user_id"]: row for row in batched["wallets"]}
     assert (wallets[HELD]["pending_balance"], wallets[HELD]["available_balance"]) == (9, 0)
+
+
+async def test_a_failing_batch_goes_one_at_a_time_to_the_same_rows(databases, settings, monkeypatch):
+    one_by_one, single = await _run(databases, settings, batch_size=1)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a batch statement failed")
+
+    monkeypatch.setattr(verification, "apply_verification", broken)
+    batched, batches = await _run(databases, settings, batch_size=4, batches_fail=True)
+    assert batched == one_by_one
+    assert (batches.confirmed, batches.deferred, batches.failed) == (single.confirmed, single.deferred, single.failed)
 
 
 async def test_the_recount_agrees_after_batches(databases, settings):
