@@ -192,6 +192,7 @@ class Settings:
     payout_minimum_amount: Decimal = Decimal("10.00")
     purchase_confirmation_interval_seconds: float = 60
     purchase_max_verification_attempts: int = 3
+    purchase_job_batch_size: int = 500
     purchase_job_enabled: bool = True
     rejection_merchant_id: str = ""
     cors_allowed_origins: tuple[str, ...] = ("https://clicknback.com",)
@@ -257,6 +258,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "LOGIN_MAX_FAILURES": ("login_max_failures", 1, None),
         "LOGIN_WINDOW_MINUTES": ("login_window_minutes", 1, None),
         "PURCHASE_MAX_VERIFICATION_ATTEMPTS": ("purchase_max_verification_attempts", 1, None),
+        "PURCHASE_JOB_BATCH_SIZE": ("purchase_job_batch_size", 1, 10_000),
         "SLOW_QUERY_MS": ("slow_query_ms", 1, None),
         "DB_POOL_MIN_SIZE": ("db_pool_min_size", 0, None),
         "DB_POOL_MAX_SIZE": ("db_pool_max_size", 1, None),

@@ -93,11 +93,14 @@ async def version(request: Request, call: Call):
 async def database_stats(request: Request, call: Call):
     pool = db.pool()
     async with db.connection() as conn:
+        # Raw: pg_database_size() is a system function, no queryset form (no model reads the catalogs).
         size = await conn.fetchval("SELECT pg_database_size(current_database())")
+        # Raw: pg_stat_activity is a system catalog view, no queryset form (no model reads the catalogs).
         states = await conn.fetch(
             "SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM pg_stat_activity "
             "WHERE datname = current_database() GROUP BY 1 ORDER BY 1"
         )
+        # Raw: pg_stat_user_tables is a system catalog view, no queryset form (no model reads the catalogs).
         tables = await conn.fetch(
             "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) ORDER BY relname",
             TABLES,

@@ -28,15 +28,40 @@ async def resolve(
     wanted = Q(scope_type="global")
     if scope_type != "global":
         wanted |= Q(scope_type=scope_type, scope_id=scope_id)
-    found = {
-        row["scope_type"]: row["enabled"]
-        for row in await FeatureFlag.filter(wanted, key=key).using_db(tx).values("scope_type", "enabled")
-    }
+    rows = await FeatureFlag.filter(wanted, key=key).using_db(tx).values("scope_type", "enabled")
+    return _pick(scope_type, {row["scope_type"]: row["enabled"] for row in rows})
+
+
+def _pick(scope_type: str, found: dict[str, bool]) -> tuple[bool, str]:
+    """The resolution rule over the rows found for one scope: `found` maps a scope type to its row's
+    enabled."""
     if scope_type != "global" and scope_type in found:
         return found[scope_type], "scoped"
     if "global" in found:
         return found["global"], "global"
     return True, "default"
+
+
+async def resolve_many(
+    key: str, scopes: dict[str, set[str]], tx: BaseDBAsyncClient | None = None
+) -> dict[tuple[str, str], bool]:
+    """resolve() for many scopes in one query: `scopes` maps "user"/"merchant" to scope ids, and the
+    answer maps each (scope_type, scope_id) to enabled, by the same rule."""
+    wanted = Q(scope_type="global")
+    for scope_type, ids in scopes.items():
+        if ids:
+            wanted |= Q(scope_type=scope_type, scope_id__in=sorted(ids))
+    rows = await FeatureFlag.filter(wanted, key=key).using_db(tx).values("scope_type", "scope_id", "enabled")
+    globals_ = {row["scope_type"]: row["enabled"] for row in rows if row["scope_type"] == "global"}
+    scoped = {(row["scope_type"], str(row["scope_id"])): row["enabled"] for row in rows if row["scope_id"]}
+    answers = {}
+    for scope_type, ids in scopes.items():
+        for scope_id in ids:
+            found = dict(globals_)
+            if (scope_type, scope_id) in scoped:
+                found[scope_type] = scoped[(scope_type, scope_id)]
+            answers[(scope_type, scope_id)] = _pick(scope_type, found)[0]
+    return answers
 
 
 # -- the admin API (API.md §3.8) -------------------------------------------------------------

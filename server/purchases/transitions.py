@@ -12,9 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from server.audit.service import record as audit
+from server.audit.service import record_many as audit_many
 from server.errors import ApiError, balance_limit_exceeded, not_found
 from server.http import money
 from server.purchases.models import CashbackTransaction, Purchase
@@ -103,6 +105,53 @@ async def apply_rejection(tx: BaseDBAsyncClient, purchase: Purchase, *, attempts
         resource_id=purchase.id,
         details={**_purchase_details(purchase), "reason": reason, "attempts": attempts},
     )
+
+
+async def apply_verification(
+    tx: BaseDBAsyncClient, confirmed: list[Purchase], rejected: list[tuple[Purchase, str]]
+) -> None:
+    """apply_confirmation (as the system) and apply_rejection for a batch of the verification job, in
+    set-based statements: the same purchase, transaction, wallet and audit rows as one at a time.
+    The caller holds every purchase's lock and its owner's wallet lock (balances.lock_many), and
+    checked that each wallet covers the batch's cashback in claim order; a rejected purchase's attempts
+    are its verification_attempts + 1, and its (purchase, reason) pairs carry the reason."""
+    moves: dict[str, tuple[Decimal, Decimal]] = {}
+    for purchase in confirmed:
+        out, into = moves.get(str(purchase.user_id), (Decimal("0"), Decimal("0")))
+        moves[str(purchase.user_id)] = (out + purchase.cashback_amount, into + purchase.cashback_amount)
+    for purchase, _ in rejected:
+        out, into = moves.get(str(purchase.user_id), (Decimal("0"), Decimal("0")))
+        moves[str(purchase.user_id)] = (out + purchase.cashback_amount, into)
+    if confirmed:
+        ids = [purchase.id for purchase in confirmed]
+        await Purchase.filter(id__in=ids).using_db(tx).update(status="confirmed", updated_at=NOW)
+        await CashbackTransaction.filter(purchase_id__in=ids).using_db(tx).update(status="available", updated_at=NOW)
+    if rejected:
+        ids = [purchase.id for purchase, _ in rejected]
+        await (
+            Purchase.filter(id__in=ids)
+            .using_db(tx)
+            .update(status="rejected", verification_attempts=F("verification_attempts") + 1, updated_at=NOW)
+        )
+        await CashbackTransaction.filter(purchase_id__in=ids).using_db(tx).update(status="reversed", updated_at=NOW)
+    await balances.settle_verified(tx, moves)
+    rows = [_system_audit("PURCHASE_CONFIRMED", purchase, _purchase_details(purchase)) for purchase in confirmed]
+    for purchase, reason in rejected:
+        attempts = purchase.verification_attempts + 1
+        details = {**_purchase_details(purchase), "reason": reason, "attempts": attempts}
+        rows.append(_system_audit("PURCHASE_REJECTED", purchase, details))
+    await audit_many(tx, rows)
+
+
+def _system_audit(action: str, purchase: Purchase, details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "actor_type": "system",
+        "actor_id": None,
+        "action": action,
+        "resource_type": "purchase",
+        "resource_id": purchase.id,
+        "details": details,
+    }
 
 
 def _pending_shortfall(purchase_id: str, purchase: Purchase) -> ApiError:

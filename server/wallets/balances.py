@@ -11,6 +11,7 @@ because ingestion runs in one statement inside PostgreSQL (docs/adr/0003-ingesti
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,6 +22,9 @@ from tortoise.expressions import F, RawSQL
 from server.wallets.models import Wallet
 
 NOW = RawSQL("now()")  # the database clock, as every other timestamp of the row
+# numeric(19,2): a balance past this fails its UPDATE (BalanceLimitExceeded).
+BALANCE_LIMIT = Decimal("99999999999999999.99")
+SETTLE_VERIFIED_SQL = (Path(__file__).resolve().parent / "sql" / "settle_verified.sql").read_text(encoding="utf-8")
 
 
 class BalanceLimitExceeded(Exception):
@@ -41,6 +45,21 @@ async def lock(tx: BaseDBAsyncClient, user_id: Any) -> Wallet | None:
     return await Wallet.filter(user_id=user_id).select_for_update().using_db(tx).first()
 
 
+async def lock_many(tx: BaseDBAsyncClient, user_ids: set[Any]) -> dict[str, Wallet]:
+    """The wallets of `user_ids`, locked until the transaction ends, by user id, for the verification
+    job's batch. It waits for wallets held by others in user-id order (so two batches never deadlock)
+    for at most the connection's lock_timeout; when that runs out, the wait is undone (a savepoint)
+    and it returns only the wallets no one holds, so a request that keeps a wallet does not stall the
+    batch past that bound: the caller settles those purchases later."""
+    wallets = Wallet.filter(user_id__in=sorted(user_ids, key=str)).order_by("user_id")
+    try:
+        async with tx._in_transaction() as savepoint:
+            return {str(w.pk): w for w in await wallets.select_for_update().using_db(savepoint)}
+    except asyncpg.LockNotAvailableError:  # Tortoise passes this one through untranslated
+        pass
+    return {str(w.pk): w for w in await wallets.select_for_update(skip_locked=True).using_db(tx)}
+
+
 async def _move(tx: BaseDBAsyncClient, user_id: Any, grows: str | None, **changes: Any) -> None:
     try:
         await Wallet.filter(user_id=user_id).using_db(tx).update(**changes, updated_at=NOW)
@@ -59,6 +78,14 @@ async def confirm(tx: BaseDBAsyncClient, user_id: Any, cashback: Decimal) -> Non
         pending_balance=F("pending_balance") - cashback,
         available_balance=F("available_balance") + cashback,
     )
+
+
+async def settle_verified(tx: BaseDBAsyncClient, moves: dict[str, tuple[Decimal, Decimal]]) -> None:
+    """The verification job's batch, wallets locked with lock_many(): per user id, (cashback leaving
+    pending, cashback joining available), i.e. confirm() and reject() summed per wallet."""
+    if moves:
+        users = list(moves)
+        await tx.execute_query(SETTLE_VERIFIED_SQL, [users, [moves[u][0] for u in users], [moves[u][1] for u in users]])
 
 
 async def reject(tx: BaseDBAsyncClient, user_id: Any, cashback: Decimal) -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WALLET_WRITE = re.compile(r"\b(UPDATE\s+wallets|INSERT\s+INTO\s+wallets)\b", re.IGNORECASE)
 # The demo seed (server/seed.py) loads fixed balances into an empty database: not a movement.
+# The verification job's batch (server/wallets/sql/settle_verified.sql) is balances.settle_verified's.
 WALLET_WRITERS = {"server/seed.py", "server/purchases/sql/record_purchase.sql",
-                  "server/purchases/sql/record_purchase_summing.sql"}  # fmt: skip
+                  "server/purchases/sql/record_purchase_summing.sql",
+                  "server/wallets/sql/settle_verified.sql"}  # fmt: skip
 WALLET_QUERYSET = re.compile(r"\bWallet\.")
 
 

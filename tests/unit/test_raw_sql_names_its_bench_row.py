@@ -1,5 +1,6 @@
 """Querysets by default (docs/adr/0002-orm-boundary-and-raw-sql.md): in the modules converted so far,
-every SQL string is one a `make bench` row keeps, and says so in a comment just above it."""
+every SQL string is one a `make bench` row keeps, or one with no queryset form (a system catalog),
+and says so in a comment just above it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CONVERTED = ["server/auth/service.py", "server/auth/throttle.py", "server/users/service.py"]
+CONVERTED = ["server/auth/service.py", "server/auth/throttle.py", "server/users/service.py", "server/debug/routes.py"]
+# The reasons a raw statement may give: the bench row that keeps it, or that no queryset can say it.
+REASONS = ("bench row", "no queryset form")
 SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
 
 
@@ -27,7 +30,7 @@ def test_each_raw_statement_names_the_bench_row_that_keeps_it():
         lines = (ROOT / name).read_text().splitlines()
         for lineno in _raw_statements(ROOT / name):
             above = lines[max(0, lineno - 4) : lineno - 1]
-            if not any(line.strip().startswith("#") and "bench row" in line for line in above):
+            if not any(line.strip().startswith("#") and any(r in line for r in REASONS) for line in above):
                 unnamed.append(f"{name}:{lineno}")
     assert unnamed == []
 

@@ -109,6 +109,7 @@ def _job_env(rejection_merchant, interval="0.2") -> dict[str, str]:
         "PURCHASE_JOB_ENABLED": "true",
         "PURCHASE_CONFIRMATION_INTERVAL_SECONDS": interval,
         "PURCHASE_MAX_VERIFICATION_ATTEMPTS": "2",
+        "PURCHASE_JOB_BATCH_SIZE": "10",  # several batches per tick, so the processes race
         "REJECTION_MERCHANT_ID": str(rejection_merchant),
         "DB_POOL_MAX_SIZE": "5",
     }
@@ -250,3 +251,67 @@ async def test_job_survives_a_database_outage_and_finishes_the_work():
 
 def _tick_errors(server: ServerProcess) -> list[dict]:
     return [r for r in server.log_records() if r.get("event") == "job.tick" and r.get("level") == "ERROR"]
+
+
+# Due pending purchases for the arranged users at the first merchant, credited 1.00 each, with their
+# transactions and wallet credits, in three statements.
+MANY_PURCHASES_SQL = """
+WITH made AS (
+    INSERT INTO purchases (external_id, user_id, merchant_id, offer_id, amount, currency, cashback_amount,
+                           created_at, next_verification_at)
+    SELECT 'kill-' || i, ($1::uuid[])[1 + i % cardinality($1::uuid[])], $2::uuid, $3::uuid, 20.00, 'EUR', 1.00,
+           now() - make_interval(secs => ($4 - i) * 0.001), now()
+    FROM generate_series(1, $4::int) AS i
+    RETURNING id, user_id, cashback_amount
+), credited AS (
+    INSERT INTO cashback_transactions (user_id, purchase_id, amount, status)
+    SELECT user_id, id, cashback_amount, 'pending' FROM made RETURNING user_id, amount
+)
+UPDATE wallets AS w SET pending_balance = w.pending_balance + c.total
+FROM (SELECT user_id, sum(amount) AS total FROM credited GROUP BY user_id) AS c WHERE c.user_id = w.user_id
+"""
+
+
+async def test_a_job_process_killed_mid_tick_leaves_no_half_settled_batch(databases):
+    name = databases.create("jobkill")
+    database_url = databases.url(name)
+    servers: list[ServerProcess] = []
+    conn = None
+    try:
+        arranged = await _arrange(database_url, purchases=0)
+        conn = await asyncpg.connect(**parse_database_url(database_url))
+        await conn.execute(
+            MANY_PURCHASES_SQL, arranged["user_ids"], arranged["merchants"][0], arranged["offers"][0], 4000
+        )
+        env = {**_job_env(arranged["merchants"][1]), "PURCHASE_JOB_BATCH_SIZE": "50"}
+        first = ServerProcess(database_url, TEST_KEY, env=env)
+        servers.append(first)
+        first.start(timeout=120)
+        settled = "SELECT count(*) FROM purchases WHERE status = 'confirmed'"
+        deadline = time.monotonic() + 60
+        while await conn.fetchval(settled) < 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        first.process.kill()  # SIGKILL while it is settling batches: no chance to finish one
+        first.process.wait(timeout=30)
+        confirmed = await conn.fetchval(settled)
+        assert 0 < confirmed < 4000 and confirmed % 50 == 0  # whole batches of 50, never part of one
+        # What committed is whole: each confirmed purchase has its audit row, and every wallet
+        # matches its purchases.
+        assert await conn.fetchval("SELECT count(*) FROM audit_logs") == confirmed
+        assert await find_mismatches(conn) == []
+        second = ServerProcess(database_url, TEST_KEY, env=env)
+        servers.append(second)
+        second.start(timeout=120)
+        await _wait_until(conn, "SELECT count(*) FROM purchases WHERE status = 'pending'", 0, timeout=120)
+        per_purchase = await conn.fetch(
+            "SELECT count(a.id) AS audits FROM purchases p LEFT JOIN audit_logs a ON a.resource_id = p.id GROUP BY p.id"
+        )
+        assert len(per_purchase) == 4000 and {r["audits"] for r in per_purchase} == {1}
+        assert await find_mismatches(conn) == []
+        assert second.stop() == 0
+    finally:
+        for server in servers:
+            server.stop()
+        if conn is not None:
+            await conn.close()
+        databases.drop(name)
