@@ -1,0 +1,112 @@
+"""The standby and failover builders (deploy/commands/standby.py) and the inventory's database table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from deploy import ledger
+from deploy.commands import standby as sc
+from deploy.database import DatabaseSettings
+from deploy.inventory import InventoryError, parse_inventory
+
+INVENTORY = """
+[environments.staging]
+[[environments.staging.hosts]]
+name = "db1"
+address = "10.0.0.5"
+"""
+
+
+def test_the_database_table_defaults_to_debian_and_fills_host_placeholders() -> None:
+    environment = parse_inventory(INVENTORY).environment("staging")
+    assert environment.database == DatabaseSettings()
+    table = '\n[environments.staging.database]\ndata_dir = "/d/{host}/data"\nstart = "start {address}"\nport = 5433\n'
+    db = parse_inventory(INVENTORY + table).environment("staging").database.for_host("db1", "10.0.0.5")
+    assert (db.data_dir, db.start, db.port, db.passfile) == (
+        "/d/db1/data",
+        "start 10.0.0.5",
+        5433,
+        "/d/db1/clicknback-replication.pgpass",
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("porte = 5432", "database.porte: unknown key"),
+        ('port = "5432"', "database.port: expected a port number"),
+        ('data_dir = "/"', "database.data_dir: expected an absolute path other than /"),
+        ('firewall = "iptables"', "database.firewall: expected one of ufw, none"),
+        ('replication_user = "Robert; DROP"', "database.replication_user: expected a lower-case role name"),
+        ('stop = " "', "database.stop: expected a command"),
+    ],
+)
+def test_a_bad_database_key_is_one_error_naming_it(line: str, message: str) -> None:
+    with pytest.raises(InventoryError, match=message):
+        parse_inventory(INVENTORY + f"\n[environments.staging.database]\n{line}\n")
+
+
+def test_roles_and_names() -> None:
+    assert sc.parse_role("primary 2\n") == sc.ClusterRole("primary", "2")
+    assert sc.parse_role("primary 2").holds_data and sc.parse_role("down").holds_data
+    assert not sc.parse_role("primary 0").holds_data and not sc.parse_role("fenced").holds_data
+    assert sc.parse_role("standby streaming 10.0.0.5").streams_from("10.0.0.5")
+    assert not sc.parse_role("standby stopping 10.0.0.5").streams_from("10.0.0.5")
+    assert sc.slot_name("App-2.eu") == "standby_app_2_eu"
+    assert sc.hba_address("10.0.0.7") == "10.0.0.7/32" and sc.hba_address("::1") == "::1/128"
+    assert sc.hba_address("db2.internal") == "db2.internal"
+
+
+def test_no_command_carries_the_password_and_the_upload_is_removed_even_on_failure() -> None:
+    db = DatabaseSettings()
+    role = sc.replication_role_command(db, ".pw")
+    assert "PASSWORD " in role and '"$(cat .pw)"' in role and role.endswith("rm -f .pw; exit $status")
+    assert sc.passfile_command(db, ".pw").endswith("rm -f .pw; exit $status")
+
+
+def test_the_standby_never_inherits_a_synchronous_wait_or_a_fence() -> None:
+    conf = sc.standby_conf(DatabaseSettings(), "10.0.0.5", "standby_db2", None)
+    assert "synchronous_standby_names = ''" in conf and "default_transaction_read_only = 'off'" in conf
+    assert "primary_slot_name = 'standby_db2'" in conf and "restore_command" not in conf
+    assert (
+        "application_name=standby_db2" in conf
+        and "passfile=/var/lib/postgresql/15/clicknback-replication.pgpass" in conf
+    )
+    fence = sc.fence_command(DatabaseSettings(), "10.0.0.6")
+    assert (
+        "standby.signal" in fence and "default_transaction_read_only = '\"'\"'on" in fence and "host=10.0.0.6" in fence
+    )
+
+
+def test_repoint_keeps_role_password_and_database_and_prints_no_password(tmp_path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(
+        "OAUTH_HASH_KEY=k\nDATABASE_URL=postgres://app:s3cret@127.0.0.1:5432/clicknback?sslmode=prefer\nX=1\n"
+    )
+    env.chmod(0o600)
+    command = sc.repoint_command(sys.executable, str(env), "10.0.0.6", 5433)
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "DATABASE_URL: 127.0.0.1:5432 -> 10.0.0.6:5433"
+    assert env.read_text() == (
+        "OAUTH_HASH_KEY=k\nDATABASE_URL=postgres://app:s3cret@10.0.0.6:5433/clicknback?sslmode=prefer\nX=1\n"
+    )
+    assert env.stat().st_mode & 0o777 == 0o600
+    missing = subprocess.run(
+        ["sh", "-c", sc.repoint_command(sys.executable, str(tmp_path / "none"), "h", 1)], capture_output=True, text=True
+    )
+    assert missing.returncode == 0 and "nothing to repoint" in missing.stdout
+
+
+def test_a_failover_line_is_not_a_release_going_live() -> None:
+    def entry(kind: str, release: str, from_release: str | None = None) -> ledger.LedgerEntry:
+        return ledger.LedgerEntry("me", "t", kind, "v", "c", release, ["h"], 1.0, "ok", from_release=from_release)
+
+    entries = [entry("deploy", "r1"), entry("deploy", "r2", "r1"), entry("failover", "r2")]
+    entries[-1] = ledger.LedgerEntry("me", "t", "failover", "v", "", "r2", ["h"], 1.0, "ok", detail="primary a -> b")
+    assert ledger.parse_ledger(ledger.format_entry(entries[-1])) == [entries[-1]]
+    assert ledger.live_history(entries) == ["r1", "r2"]
+    assert ledger.last_entry_for(entries, "r2") == entries[1]
+    assert ledger.entry_note(entries[-1]) == "database failover: primary a -> b"
