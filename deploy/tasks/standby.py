@@ -1,0 +1,58 @@
+"""Invoke tasks: standby and failover (runbook: docs/disaster-recovery.md; the work: deploy/standby.py)."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import task
+
+from deploy.session import Session
+from deploy.standby import build_standby, by_name
+from deploy.standby import failover as run_failover
+
+HELP = {
+    "env": "environment of the inventory to act on (default: the inventory's default_environment)",
+    "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
+    "dry_run": "print every step (the reads still run) and change nothing",
+}
+
+
+def _session(env: str | None, inventory: str | None, dry_run: bool) -> Session:
+    from deploy.inventory import load_inventory
+
+    return Session(load_inventory(inventory).environment(env), dry_run=dry_run, out=sys.stdout)
+
+
+@task(
+    help={
+        "host": "name of the host to build as the hot standby (its cluster is emptied and copied)",
+        "primary": "name of the primary's host (default: the environment's first host)",
+        "synchronous": "commits wait for this standby (no acknowledged write lost; each commit pays a round trip)",
+        **HELP,
+    }
+)
+def standby(c, host, primary=None, synchronous=False, env=None, inventory=None, dry_run=False):
+    """Build --host as a streaming hot standby of the primary (slot, WAL archive as fallback); a rerun is harmless."""
+    with _session(env, inventory, dry_run) as session:
+        first = by_name(session, primary, "--primary") if primary else session.remotes[0]
+        session.say(build_standby(session, first, by_name(session, host, "--host"), bool(synchronous)))
+
+
+@task(
+    help={
+        "primary": "name of the failed primary's host (default: the environment's first host)",
+        "standby": "name of the standby to promote (default: the one reachable host whose PostgreSQL is a standby)",
+        **HELP,
+    }
+)
+def failover(c, primary=None, standby=None, env=None, inventory=None, dry_run=False):
+    """Fence the old primary, promote the standby, repoint every DATABASE_URL, restart gated, record it."""
+    with _session(env, inventory, dry_run) as session:
+        detail = run_failover(session, primary, standby)
+        session.say(
+            f"failover {'planned' if dry_run else 'done'}: {detail}. Next: list the new primary first in the "
+            "inventory (the database host), then `invoke standby --host <old primary>` rebuilds it as the standby"
+        )
+
+
+TASKS = [standby, failover]

@@ -1,0 +1,77 @@
+"""`invoke standby` and `invoke failover` over SSH against two real clusters: the standby built,
+rebuilt harmlessly, the primary SIGKILLed under synchronous writes, no acknowledged write lost,
+the fenced old primary read-only when it comes back, then rebuilt as the new standby."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.integration.pitr.test_standby_failover import Writer
+
+from .conftest import Clusters, pid_gone, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_standby_dry_run_changes_nothing_then_builds_and_a_rerun_is_harmless(clusters: Clusters) -> None:
+    _, plan = clusters.invoke("standby", "--host", "host-3", "--synchronous", "--dry-run")
+    assert "would run:" in plan and "pg_basebackup" in plan and "synchronous_standby_names" in plan
+    assert not (clusters.data_dir("host-3") / "PG_VERSION").exists()  # the dry run built nothing
+
+    _, output = clusters.invoke("standby", "--host", "host-3", "--synchronous")
+    assert "host-3 is a hot standby of host-2 (synchronous, slot standby_host_3): rebuilt" in output, output
+    clusters.psql("host-2", "INSERT INTO purchases_acked SELECT generate_series(1, 50)")  # waits for the standby
+    assert clusters.psql("host-3", "SELECT count(*) FROM purchases_acked") == "50"
+    assert clusters.psql("host-2", "SELECT sync_state FROM pg_stat_replication") == "sync"
+    assert (
+        "PASSWORD" not in output
+        and clusters.psql("host-2", "SELECT rolreplication FROM pg_roles WHERE rolname = 'replicator'") == "t"
+    )
+
+    _, again = clusters.invoke("standby", "--host", "host-3")
+    assert "(asynchronous, slot standby_host_3): already streaming" in again, again
+    assert clusters.psql("host-2", "SELECT sync_state FROM pg_stat_replication") == "async"
+
+
+def test_failover_after_sigkill_under_synchronous_writes_loses_no_acknowledged_write(clusters: Clusters) -> None:
+    clusters.invoke("standby", "--host", "host-3", "--synchronous")
+    writer = Writer(clusters.dsn("host-2"), limit=20000, seconds=60)
+    writer.start()
+    wait_for(lambda: len(writer.acknowledged) >= 200 or not writer.is_alive(), 60, "the writer made no progress")
+    assert writer.is_alive(), f"the writer stopped early: {writer.error!r}"
+    pid = clusters.postmaster_pid("host-2")
+    os.kill(pid, signal.SIGKILL)
+    writer.join(timeout=60)
+    wait_for(lambda: pid_gone(pid), 30, "the killed postmaster did not go away")
+
+    started = time.monotonic()
+    _, output = clusters.invoke("failover")
+    failover_s = time.monotonic() - started
+    assert "failover done: primary host-2 (fenced) -> host-3" in output, output
+    clusters.psql("host-3", "INSERT INTO purchases_acked VALUES (-1)")  # the new primary takes writes
+    on_new = {int(n) for n in clusters.psql("host-3", "SELECT n FROM purchases_acked WHERE n > 0").split()}
+    missing = [n for n in writer.acknowledged if n not in on_new]
+    print(f"acknowledged={len(writer.acknowledged)} missing={len(missing)} failover_task_s={failover_s:.1f}")
+    assert missing == []
+
+    # The old primary comes back (a reboot, an operator's start): a read-only follower, never a writer.
+    for leftover in (clusters.data_dir("host-2") / "postmaster.pid",):
+        assert not leftover.exists() or pid_gone(int(leftover.read_text().splitlines()[0]))
+    clusters.start("host-2")
+    assert clusters.psql("host-2", "SELECT pg_is_in_recovery()") == "t"
+    with pytest.raises(AssertionError, match="read-only transaction"):
+        clusters.psql("host-2", "INSERT INTO purchases_acked VALUES (-2)")
+
+    # ...and `invoke standby` rebuilds it as the new primary's standby.
+    _, rebuilt = clusters.invoke("standby", "--host", "host-2", "--primary", "host-3")
+    assert "host-2 is a hot standby of host-3 (asynchronous, slot standby_host_2): rebuilt" in rebuilt, rebuilt
+    clusters.psql("host-3", "INSERT INTO purchases_acked VALUES (-3)")
+    wait_for(
+        lambda: clusters.psql("host-2", "SELECT count(*) FROM purchases_acked WHERE n = -3") == "1",
+        30,
+        "the rebuilt standby did not receive the new primary's write",
+    )
