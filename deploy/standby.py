@@ -9,6 +9,7 @@ gated switch, then writes a ledger line. Every command comes from deploy/command
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -21,6 +22,7 @@ from deploy.database import DatabaseSettings
 from deploy.errors import DeployError
 from deploy.local_git import operator, utc_now
 from deploy.ops.pitr.barman import wal_command
+from deploy.ops.pitr.replication import lag_report
 from deploy.session import Session, layout, read_state
 from deploy.ssh import ConnectionFailed, HostKeyError, Remote
 
@@ -97,6 +99,20 @@ def build_standby(session: Session, primary: Remote, standby: Remote, synchronou
     mode = "synchronous" if synchronous else "asynchronous"
     done = "rebuilt from a fresh base backup" if rebuild else "already streaming; primary side refreshed"
     return f"{standby.host.name} is a hot standby of {primary.host.name} ({mode}, slot {slot}): {done}"
+
+
+def read_replication(session: Session) -> dict:
+    """Replication lag (bytes, seconds) of the standbys of the environment's first host, flagged by
+    replication.lag_report; {"error": ...} when it cannot be read there (no cluster, no sudo rule)."""
+    first = session.remotes[0]
+    try:
+        result = first.query(sc.replication_lag_command(database(session, first)), check=False)
+    except (ConnectionFailed, HostKeyError) as error:
+        return {"error": str(error).splitlines()[0][:200]}
+    try:
+        return lag_report(json.loads(result.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:200]}
 
 
 def reachable(remote: Remote) -> bool:

@@ -91,6 +91,13 @@ def role_command(db: DatabaseSettings) -> str:
 # -- on the primary ------------------------------------------------------------------------------
 
 
+def replication_lag_command(db: DatabaseSettings) -> str:
+    """Each standby's lag as one JSON array, read as the cluster's account: the app's role sees
+    NULL LSN columns in pg_stat_replication without pg_monitor."""
+    rows = " ".join(replication.REPLICATION_LAG_SQL.split())
+    return psql(db, f"SELECT coalesce(json_agg(r), '[]') FROM ({rows}) r")
+
+
 def replication_role_command(db: DatabaseSettings, password_file: str) -> str:
     """Create or update the replication role with the uploaded password; the file is removed either way.
 

@@ -34,6 +34,7 @@ from deploy.session import (
     read_ledger,
 )
 from deploy.ssh import Remote
+from deploy.standby import read_replication
 from deploy.tasks import OperatorTask
 from deploy.tasks import pitr as pitr_tasks
 from deploy.tasks.backup import _chosen
@@ -107,6 +108,7 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
             failed = report_failed_hosts(session, results)
             exit_if_hosts_failed(failed, "stats")
         merged = stats_model.merge_reports({r.remote.host.name: r.value for r in results if r.ok})
+        merged["replication"] = read_replication(session)
     now = datetime.now(UTC)
     text = reports.stats_text(merged, name)
     print(jsonlib.dumps(merged, indent=2, sort_keys=True) if json else text)

@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+from deploy.inventory import load_inventory
+from deploy.session import Session
+from deploy.standby import read_replication
 from tests.integration.pitr.test_standby_failover import Writer
 
 from .conftest import Clusters, pid_gone, wait_for
@@ -31,6 +34,12 @@ def test_standby_dry_run_changes_nothing_then_builds_and_a_rerun_is_harmless(clu
         "PASSWORD" not in output
         and clusters.psql("host-2", "SELECT rolreplication FROM pg_roles WHERE rolname = 'replicator'") == "t"
     )
+
+    with Session(load_inventory(str(clusters.sandbox.inventory_path)).environment("sandbox")) as session:
+        lag = read_replication(session)  # what `invoke stats` shows
+    [standby] = lag["standbys"]
+    assert (lag["status"], standby["application_name"], standby["sync_state"]) == ("ok", "standby_host_3", "sync")
+    assert isinstance(standby["lag_bytes"], int) and isinstance(standby["lag_s"], float)
 
     _, again = clusters.invoke("standby", "--host", "host-3")
     assert "(asynchronous, slot standby_host_3): already streaming" in again, again

@@ -11,6 +11,8 @@ from deploy import ledger
 from deploy.commands import standby as sc
 from deploy.database import DatabaseSettings
 from deploy.inventory import InventoryError, parse_inventory
+from deploy.ops.pitr.replication import lag_report
+from deploy.reports.stats import replication_lines, stats_text
 
 INVENTORY = """
 [environments.staging]
@@ -110,3 +112,26 @@ def test_a_failover_line_is_not_a_release_going_live() -> None:
     assert ledger.live_history(entries) == ["r1", "r2"]
     assert ledger.last_entry_for(entries, "r2") == entries[1]
     assert ledger.entry_note(entries[-1]) == "database failover: primary a -> b"
+
+
+def test_stats_shows_each_standbys_lag_in_bytes_and_seconds() -> None:
+    rows = [
+        {
+            "application_name": "standby_db2",
+            "state": "streaming",
+            "sync_state": "sync",
+            "lag_bytes": 8192,
+            "lag_s": 0.25,
+        }
+    ]
+    text = stats_text({"hosts": {}, "replication": lag_report(rows)}, "staging")
+    assert "Replication: OK; standby standby_db2 streaming sync, lag 8192 B / 0.2 s" in text
+    late = lag_report([{**rows[0], "lag_bytes": 64 * 1024 * 1024}])
+    assert (
+        "Replication: LATE;" in stats_text({"hosts": {}, "replication": late}, "staging")
+        and "LATE" in replication_lines(late)[-1]
+    )
+    assert "no standby streams" in stats_text({"hosts": {}, "replication": lag_report([])}, "staging")
+    assert "not read on the first host (sudo: a password is required)" in stats_text(
+        {"hosts": {}, "replication": {"error": "sudo: a password is required"}}, "staging"
+    )
