@@ -220,6 +220,11 @@ def fence_command(db: DatabaseSettings, new_primary_address: str) -> str:
     return f"{{ {db.stop} || true; }} && {append_conf_command(db, lines)} && {signal}"
 
 
+def kill_postmaster_command(db: DatabaseSettings) -> str:
+    """The drill's crash: SIGKILL the postmaster, as a power cut or the OOM killer would."""
+    return as_owner(db, f"kill -KILL $(head -n 1 {q(db.data_dir)}/postmaster.pid)")
+
+
 def promote_command(db: DatabaseSettings) -> str:
     """Promote, then stop waiting for a synchronous standby: the new primary has none yet."""
     promoted = psql(db, replication.promote_sql(PROMOTE_TIMEOUT_SECONDS))

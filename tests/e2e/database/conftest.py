@@ -3,8 +3,8 @@
 Each host (host-2 on 127.0.0.2, host-3 on 127.0.0.3) gets a cluster of its own, owned by the deploy
 user (so the inventory's database.run_as is empty) on the same port at the host's own address, as
 two VPSs would have. The inventory's database table names them through {host} and {address}.
-Authentication is as on a real host: trust for the test's own checks, a password (scram) for the
-replication role, which only `invoke standby` sets.
+Authentication: a password (scram) for the replication role, which only `invoke standby` sets;
+trust for the rest (the test's own checks, and the app's role, whose DATABASE_URL has no password).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tests.support.sshd import started_sandbox
 ROOT = Path(__file__).resolve().parents[3]
 HOSTS = {"host-2": "127.0.0.2", "host-3": "127.0.0.3"}
 HBA = (
-    "local all all trust\nhost replication replicator 127.0.0.0/8 scram-sha-256\nhost all postgres 127.0.0.0/8 trust\n"
+    "local all all trust\nhost replication replicator 127.0.0.0/8 scram-sha-256\nhost all all 127.0.0.0/8 trust\n"
 )
 pytestmark = pytest.mark.e2e
 
@@ -117,29 +118,36 @@ def pid_gone(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
 
 
-@pytest.fixture
-def clusters() -> Iterator[Clusters]:
-    """A fresh pair: host-2 a primary with a table, host-3 no cluster yet (a new VPS)."""
-    with started_sandbox(tuple(HOSTS.values())) as sandbox:
-        root = sandbox.base_dir / "db"
-        for host in HOSTS:
-            (root / host / "run").mkdir(parents=True)
-        chown_tree(root, sandbox.sshd.user)
-        port = ports_free_on_all(tuple(HOSTS.values()), 1)[0]
-        box = Clusters(sandbox, root, port, find_pg_bindir())
-        table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in box.settings().items())
-        sandbox.inventory_path.write_text(sandbox.inventory_text() + "\n[environments.sandbox.database]\n" + table)
-        data = box.data_dir("host-2")
+@contextmanager
+def clusters_on(sandbox: Sandbox) -> Iterator[Clusters]:
+    """host-2 a primary with a table, host-3 no cluster yet (a new VPS); both SIGKILLed afterwards."""
+    root = sandbox.base_dir / "db"
+    for host in HOSTS:
+        (root / host / "run").mkdir(parents=True)
+    chown_tree(root, sandbox.sshd.user)
+    port = ports_free_on_all(tuple(HOSTS.values()), 1)[0]
+    box = Clusters(sandbox, root, port, find_pg_bindir())
+    table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in box.settings().items())
+    sandbox.inventory_path.write_text(
+        sandbox.inventory_path.read_text() + "\n[environments.sandbox.database]\n" + table
+    )
+    data = box.data_dir("host-2")
+    try:
         box.as_deploy_user(f"{box.bindir}/initdb -D {data} -U postgres --auth=trust --no-sync >/dev/null")
         (data / "pg_hba.conf").write_text(HBA)
         box.start("host-2")
         box.psql("host-2", "CREATE TABLE purchases_acked (n int PRIMARY KEY)")
-        try:
-            yield box
-        finally:
-            for host in HOSTS:
-                if (box.data_dir(host) / "postmaster.pid").exists():
-                    try:
-                        os.kill(box.postmaster_pid(host), signal.SIGKILL)
-                    except (ProcessLookupError, ValueError):
-                        pass
+        yield box
+    finally:
+        for host in HOSTS:
+            if (box.data_dir(host) / "postmaster.pid").exists():
+                try:
+                    os.kill(box.postmaster_pid(host), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+
+
+@pytest.fixture
+def clusters() -> Iterator[Clusters]:
+    with started_sandbox(tuple(HOSTS.values())) as sandbox, clusters_on(sandbox) as box:
+        yield box
