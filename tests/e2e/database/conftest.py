@@ -29,9 +29,7 @@ from tests.support.sshd import started_sandbox
 
 ROOT = Path(__file__).resolve().parents[3]
 HOSTS = {"host-2": "127.0.0.2", "host-3": "127.0.0.3"}
-HBA = (
-    "local all all trust\nhost replication replicator 127.0.0.0/8 scram-sha-256\nhost all all 127.0.0.0/8 trust\n"
-)
+HBA = "local all all trust\nhost replication replicator 127.0.0.0/8 scram-sha-256\nhost all all 127.0.0.0/8 trust\n"
 pytestmark = pytest.mark.e2e
 
 
