@@ -39,9 +39,9 @@ def run(repo_: Repo, sandbox: Sandbox, *args: str, timeout: float = 600) -> str:
     return output
 
 
-@pytest.fixture
-def deployed_pair(repo: Repo) -> Iterator[tuple[Repo, Clusters]]:  # noqa: F811
-    """vA on both hosts, its database on host-2's cluster (demo data), host-3 its synchronous standby."""
+@pytest.fixture(params=[True, False], ids=["synchronous", "asynchronous"])
+def deployed_pair(request, repo: Repo) -> Iterator[tuple[Repo, Clusters, bool]]:  # noqa: F811
+    """vA on both hosts, its database on host-2's cluster (demo data), host-3 its standby."""
     with started_sandbox(tuple(HOSTS.values())) as sandbox, clusters_on(sandbox) as box:
         seed_shared_venv(sandbox, (repo.path / "requirements.lock").read_bytes())
         box.psql("host-2", f"CREATE ROLE {APP_ROLE} LOGIN CREATEDB")
@@ -52,12 +52,12 @@ def deployed_pair(repo: Repo) -> Iterator[tuple[Repo, Clusters]]:  # noqa: F811
         run(repo, sandbox, "provision", "--env-file", str(sandbox.env_file))
         run(repo, sandbox, "deploy", "--tag", "vA")
         asyncio.run(load_demo_seed(url))
-        run(repo, sandbox, "standby", "--host", "host-3", "--synchronous")
-        yield repo, box
+        run(repo, sandbox, "standby", "--host", "host-3", *(["--synchronous"] if request.param else []))
+        yield repo, box, request.param
 
 
-def test_drill_failover_kills_the_primary_under_ingestion_and_loses_no_acknowledged_purchase(deployed_pair) -> None:
-    repo_, box = deployed_pair
+def test_drill_failover_kills_the_primary_under_ingestion_and_counts_lost_purchases(deployed_pair) -> None:
+    repo_, box, synchronous = deployed_pair
     output = run(repo_, box.sandbox, "drill", "--failover", "--timeout", "120")
     print(output)
     figures = re.search(
@@ -66,9 +66,13 @@ def test_drill_failover_kills_the_primary_under_ingestion_and_loses_no_acknowled
         output,
     )
     assert figures, output
-    assert "failover drill (synchronous): primary host-2 (fenced) -> host-3" in output
-    assert int(figures["acked"]) >= 100 and int(figures["missing"]) == 0 and float(figures["rpo"]) == 0.0
-    assert float(figures["rto"]) <= 60.0
+    mode = "synchronous" if synchronous else "asynchronous"
+    assert f"failover drill ({mode}): primary host-2 (fenced) -> host-3" in output
+    assert int(figures["acked"]) >= 100 and float(figures["rto"]) <= 60.0  # the issue's targets
+    if synchronous:
+        assert int(figures["missing"]) == 0 and float(figures["rpo"]) == 0.0
+    else:
+        assert float(figures["rpo"]) <= 60.0  # counted, whatever it is: streaming keeps it to a moment
     for address in HOSTS.values():
         env_file = box.sandbox.deploy_root(address) / "shared" / ".env"
         assert f"@{HOSTS['host-3']}:{box.port}/" in env_file.read_text()  # every app host repointed
