@@ -10,6 +10,7 @@ import pytest
 from deploy import ledger
 from deploy.commands import standby as sc
 from deploy.database import DatabaseSettings
+from deploy.failover_drill import losses, report_line
 from deploy.inventory import InventoryError, parse_inventory
 from deploy.ops.pitr.replication import lag_report
 from deploy.reports.stats import replication_lines, stats_text
@@ -135,3 +136,23 @@ def test_stats_shows_each_standbys_lag_in_bytes_and_seconds() -> None:
     assert "not read on the first host (sudo: a password is required)" in stats_text(
         {"hosts": {}, "replication": {"error": "sudo: a password is required"}}, "staging"
     )
+
+
+def test_the_drill_counts_missing_acknowledged_purchases_and_their_span() -> None:
+    acknowledged = [(1.0, "a"), (2.0, "b"), (3.5, "c"), (9.0, "d")]  # killed at 5.0; d came after the failover
+    assert losses(acknowledged, {"a", "b", "c", "d"}, 5.0) == {"acknowledged": 4, "missing": 0, "rpo_s": 0.0}
+    assert losses(acknowledged, {"a", "d"}, 5.0) == {"acknowledged": 4, "missing": 2, "rpo_s": 1.5}
+    line = report_line(
+        {
+            "failover": "primary a (fenced) -> b",
+            "synchronous": True,
+            "acknowledged": 4,
+            "missing": 0,
+            "rpo_s": 0.0,
+            "rto_s": 6.25,
+            "requests": 10,
+            "refused": {"503": 6},
+        }
+    )
+    assert line.startswith("failover drill (synchronous): primary a (fenced) -> b; RTO 6.2s")
+    assert "4 purchases acknowledged, 0 missing after failover (RPO 0.0s of writes)" in line and '{"503": 6}' in line
