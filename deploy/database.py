@@ -46,6 +46,11 @@ class DatabaseSettings:
         return replace(self, **filled)
 
     @property
+    def build_marker(self) -> str:
+        """Present while a standby build has emptied the data folder and not yet started it."""
+        return str(Path(self.data_dir).parent / "clicknback-standby-build")
+
+    @property
     def passfile(self) -> str:
         """Beside the data folder, not in it: a rebuild empties the data folder."""
         return str(Path(self.data_dir).parent / "clicknback-replication.pgpass")

@@ -93,7 +93,7 @@ def build_standby(session: Session, primary: Remote, standby: Remote, synchronou
         has_archive = standby.query(sc.as_owner(sdb, f"test -r {PITR_ENV_FILE}"), check=False).ok
         fetch = wal_command(SYSTEM_PYTHON, PITR_CODE_DIR, PITR_ENV_FILE, "fetch") if has_archive else None
         standby.run(sc.append_conf_command(sdb, sc.standby_conf(sdb, primary.host.address, slot, fetch)))
-        standby.run(sdb.start)
+        standby.run(sc.start_built_command(sdb))
     primary.run(sc.wait_streaming_command(db, slot))
     primary.run(sc.synchronous_command(db, slot if synchronous else None))
     mode = "synchronous" if synchronous else "asynchronous"
@@ -136,7 +136,8 @@ def find_standby(session: Session, primary: Remote, up: list[Remote]) -> Remote:
 
 def failover(session: Session, primary_name: str | None, standby_name: str | None) -> str:
     """Fence, promote, repoint, restart gated, record. The old primary may be unreachable (it died):
-    it is then fenced by the rebuild `invoke standby --host <old primary>` before anything else."""
+    it is then fenced by the rebuild `invoke standby --host <old primary>` before anything else.
+    Every step may run again, so an interrupted failover is finished by rerunning it with --standby."""
     from deploy.rollout import append_ledger
     from deploy.switch import switch_all
 
@@ -144,11 +145,15 @@ def failover(session: Session, primary_name: str | None, standby_name: str | Non
     primary = by_name(session, primary_name, "--primary") if primary_name else session.remotes[0]
     up = [r for r in session.remotes if reachable(r)]
     standby = by_name(session, standby_name, "--standby") if standby_name else find_standby(session, primary, up)
+    if standby is primary:
+        raise StandbyError(f"--standby {standby.host.name} is the old primary: name the standby to promote")
     if standby not in up:
         raise StandbyError(f"the standby {standby.host.name} is unreachable: nothing was changed")
     db = database(session, standby)
     state = role(standby, db)
-    if state.kind != "standby":
+    # A failover stopped after the promotion is finished by naming the promoted host again.
+    resumed = state.kind == "primary" and standby_name is not None
+    if state.kind != "standby" and not resumed:
         raise StandbyError(f"{standby.host.name}'s PostgreSQL is {state.kind}, not a standby: nothing was changed")
     if primary in up:
         primary.say(f"fencing: stop PostgreSQL, standby.signal, read-only, following {standby.host.name}")
@@ -159,13 +164,20 @@ def failover(session: Session, primary_name: str | None, standby_name: str | Non
             f"{primary.host.name} is unreachable: not fenced now; rebuild it with `invoke standby` before it serves"
         )
         fenced = "unreachable, not fenced"
-    standby.say("promoting the standby")
-    standby.run(sc.promote_command(db))
+    if resumed:
+        standby.say("already the primary (an earlier failover promoted it): repointing and restarting")
+    else:
+        standby.say("promoting the standby")
+        standby.run(sc.promote_command(db))
     apps = Session(replace(session.environment, hosts=tuple(r.host for r in up)), session.dry_run, session.out)
     apps.remotes = up
     states = {r.host.name: read_state(r) for r in up}
     for remote in up:
-        remote.run(sc.repoint_command(remote.host.python, layout(remote).env_file, standby.host.address, db.port))
+        env_file = layout(remote).env_file
+        remote.run(
+            sc.repoint_command(remote.host.python, env_file, standby.host.address, db.port),
+            show=f"repoint DATABASE_URL in {env_file} to {standby.host.address}:{db.port} (python3 -c ...)",
+        )
     deployed = [r for r in up if states[r.host.name].current]
     apps.remotes = deployed
     if deployed:

@@ -79,11 +79,13 @@ ROLE_SQL = (
 
 
 def role_command(db: DatabaseSettings) -> str:
-    """Read-only: absent, down, fenced (stopped with standby.signal), primary N or standby STATUS SENDER."""
+    """Read-only: absent, down, fenced (stopped with standby.signal), building (a standby build was
+    interrupted), primary N or standby STATUS SENDER."""
     data = q(db.data_dir)
     return (
         f"if ! {as_owner(db, f'test -f {data}/PG_VERSION')}; then echo absent; "
         f'elif out=$({psql(db, ROLE_SQL)} 2>/dev/null); then echo "$out"; '
+        f"elif {as_owner(db, f'test -f {q(db.build_marker)}')}; then echo building; "
         f"elif {as_owner(db, f'test -f {data}/standby.signal')}; then echo fenced; else echo down; fi"
     )
 
@@ -177,9 +179,16 @@ def passfile_command(db: DatabaseSettings, password_file: str) -> str:
 
 
 def wipe_command(db: DatabaseSettings) -> str:
-    """An empty data folder (a packaged one is kept: its owner is the packaging's)."""
+    """An empty data folder (a packaged one is kept: its owner is the packaging's), marked as a build
+    in progress first, so an interrupted build reads as one and a rerun may empty it again."""
     data = q(db.data_dir)
-    return as_owner(db, f"mkdir -p {data} && chmod 700 {data} && find {data} -mindepth 1 -delete")
+    return as_owner(
+        db, f"touch {q(db.build_marker)} && mkdir -p {data} && chmod 700 {data} && find {data} -mindepth 1 -delete"
+    )
+
+
+def start_built_command(db: DatabaseSettings) -> str:
+    return f"{db.start} && {as_owner(db, f'rm -f {q(db.build_marker)}')}"
 
 
 def base_backup_command(db: DatabaseSettings, primary_address: str, slot: str) -> str:

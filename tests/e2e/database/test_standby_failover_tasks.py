@@ -21,6 +21,16 @@ pytestmark = pytest.mark.e2e
 
 
 def test_standby_dry_run_changes_nothing_then_builds_and_a_rerun_is_harmless(clusters: Clusters) -> None:
+    code, output = clusters.invoke("failover", check=False)
+    assert (code, output.strip()) == (
+        1,
+        "ERROR: failover needs exactly one standby among the reachable hosts (found: none): name it with --standby",
+    )
+    code, output = clusters.invoke("standby", "--host", "nosuch", check=False)
+    assert (code, output.strip()) == (
+        1,
+        "ERROR: --host nosuch: no such host in environment sandbox (hosts: host-2, host-3)",
+    )
     _, plan = clusters.invoke("standby", "--host", "host-3", "--synchronous", "--dry-run")
     assert "would run:" in plan and "pg_basebackup" in plan and "synchronous_standby_names" in plan
     assert not (clusters.data_dir("host-3") / "PG_VERSION").exists()  # the dry run built nothing
@@ -45,6 +55,18 @@ def test_standby_dry_run_changes_nothing_then_builds_and_a_rerun_is_harmless(clu
     assert "(asynchronous, slot standby_host_3): already streaming" in again, again
     assert clusters.psql("host-2", "SELECT sync_state FROM pg_stat_replication") == "async"
 
+    # A stopped cluster that would start as a primary is refused; an interrupted build is rebuilt.
+    clusters.as_deploy_user(f"{clusters.bindir}/pg_ctl stop -D {clusters.data_dir('host-3')} -m fast -w")
+    (clusters.data_dir("host-3") / "standby.signal").unlink()
+    code, refused = clusters.invoke("standby", "--host", "host-3", check=False)
+    assert code == 1 and refused.strip().endswith(
+        "a standby build would erase it; fence it first (docs/disaster-recovery.md)"
+    )
+    clusters.as_deploy_user(f"touch {clusters.root / 'host-3' / 'clicknback-standby-build'}")
+    _, rebuilt = clusters.invoke("standby", "--host", "host-3")
+    assert "(asynchronous, slot standby_host_3): rebuilt from a fresh base backup" in rebuilt, rebuilt
+    assert not (clusters.root / "host-3" / "clicknback-standby-build").exists()
+
 
 def test_failover_after_sigkill_under_synchronous_writes_loses_no_acknowledged_write(clusters: Clusters) -> None:
     clusters.invoke("standby", "--host", "host-3", "--synchronous")
@@ -57,6 +79,14 @@ def test_failover_after_sigkill_under_synchronous_writes_loses_no_acknowledged_w
     writer.join(timeout=60)
     wait_for(lambda: pid_gone(pid), 30, "the killed postmaster did not go away")
 
+    _, plan = clusters.invoke("failover", "--dry-run")
+    assert "would run:" in plan and "standby.signal" in plan and "pg_promote" in plan and "postgres://" not in plan
+    assert (
+        f"would run: repoint DATABASE_URL in {clusters.sandbox.deploy_root('127.0.0.3')}/shared/.env to 127.0.0.3:"
+        in plan
+    )
+    assert clusters.psql("host-3", "SELECT pg_is_in_recovery()") == "t"  # the dry run promoted nothing
+
     started = time.monotonic()
     _, output = clusters.invoke("failover")
     failover_s = time.monotonic() - started
@@ -66,6 +96,8 @@ def test_failover_after_sigkill_under_synchronous_writes_loses_no_acknowledged_w
     missing = [n for n in writer.acknowledged if n not in on_new]
     print(f"acknowledged={len(writer.acknowledged)} missing={len(missing)} failover_task_s={failover_s:.1f}")
     assert missing == []
+    _, again = clusters.invoke("failover", "--standby", "host-3")  # an interrupted failover is finished so
+    assert "already the primary" in again and "failover done: primary host-2 (fenced) -> host-3" in again, again
 
     # The old primary comes back (a reboot, an operator's start): a read-only follower, never a writer.
     for leftover in (clusters.data_dir("host-2") / "postmaster.pid",):
