@@ -301,14 +301,15 @@ def lock(c, status=False, release=False, acquire=False, message=None, env=None, 
     help={
         "action": "up (start or resume the local VPS hosts) or down (stop them and delete their state)",
         "base_dir": "where the sandbox keeps its state (default .local/sandbox)",
+        "database_pair": "up: a PostgreSQL cluster on each host (for standby, failover, drill --failover); remembered",
     },
 )
-def sandbox(c, action, base_dir=".local/sandbox"):
+def sandbox(c, action, base_dir=".local/sandbox", database_pair=False):
     """A local two-host VPS on this machine (sshd on 127.0.0.2/127.0.0.3, PostgreSQL, S3) to try deploys."""
     from devtools import sandbox as sandbox_module
 
     if action == "up":
-        sandbox_module.up(Path(base_dir))
+        sandbox_module.up(Path(base_dir), database_pair=bool(database_pair))
     elif action == "down":
         sandbox_module.down(Path(base_dir))
     else:
