@@ -98,6 +98,10 @@ def build_standby(session: Session, primary: Remote, standby: Remote, synchronou
     primary.run(sc.synchronous_command(db, slot if synchronous else None))
     mode = "synchronous" if synchronous else "asynchronous"
     done = "rebuilt from a fresh base backup" if rebuild else "already streaming; primary side refreshed"
+    if standby.dry_run:
+        return (
+            f"dry run: {standby.host.name} would be a hot standby of {primary.host.name} ({mode}, slot {slot}), {done}"
+        )
     return f"{standby.host.name} is a hot standby of {primary.host.name} ({mode}, slot {slot}): {done}"
 
 

@@ -33,6 +33,9 @@ def test_standby_dry_run_changes_nothing_then_builds_and_a_rerun_is_harmless(clu
     )
     _, plan = clusters.invoke("standby", "--host", "host-3", "--synchronous", "--dry-run")
     assert "would run:" in plan and "pg_basebackup" in plan and "synchronous_standby_names" in plan
+    assert plan.strip().endswith(
+        "dry run: host-3 would be a hot standby of host-2 (synchronous, slot standby_host_3), rebuilt from a fresh base backup"
+    )
     assert not (clusters.data_dir("host-3") / "PG_VERSION").exists()  # the dry run built nothing
 
     _, output = clusters.invoke("standby", "--host", "host-3", "--synchronous")
