@@ -77,7 +77,7 @@ def build_standby(session: Session, primary: Remote, standby: Remote, synchronou
     rebuild = not before.streams_from(primary.host.address)
     password = secrets.token_urlsafe(32)
     primary.run(sc.replication_role_command(db, upload_password(primary, password)))
-    primary.run(sc.hba_command(db, standby.host.address))
+    primary.run(sc.hba_command(db, sc.hba_line(db, standby.host.address)))
     primary.run(sc.listen_command(db))
     firewall = sc.firewall_command(db, standby.host.address)
     if firewall:
@@ -94,6 +94,13 @@ def build_standby(session: Session, primary: Remote, standby: Remote, synchronou
         fetch = wal_command(SYSTEM_PYTHON, PITR_CODE_DIR, PITR_ENV_FILE, "fetch") if has_archive else None
         standby.run(sc.append_conf_command(sdb, sc.standby_conf(sdb, primary.host.address, slot, fetch)))
         standby.run(sc.start_built_command(sdb))
+    # Ready to serve the other app hosts once promoted (pg_hba.conf is the host's, not copied).
+    for other in session.remotes:
+        if other is not standby:
+            standby.run(sc.hba_command(sdb, sc.app_hba_line(other.host.address)))
+            opening = sc.firewall_command(sdb, other.host.address)
+            if opening:
+                standby.run(opening)
     primary.run(sc.wait_streaming_command(db, slot))
     primary.run(sc.synchronous_command(db, slot if synchronous else None))
     mode = "synchronous" if synchronous else "asynchronous"
@@ -178,9 +185,11 @@ def failover(session: Session, primary_name: str | None, standby_name: str | Non
     states = {r.host.name: read_state(r) for r in up}
     for remote in up:
         env_file = layout(remote).env_file
+        socket_dir = db.socket_dir if remote is standby else ""  # the primary's own host: its socket
+        where = f"{socket_dir} (port {db.port})" if socket_dir else f"{standby.host.address}:{db.port}"
         remote.run(
-            sc.repoint_command(remote.host.python, env_file, standby.host.address, db.port),
-            show=f"repoint DATABASE_URL in {env_file} to {standby.host.address}:{db.port} (python3 -c ...)",
+            sc.repoint_command(remote.host.python, env_file, standby.host.address, db.port, socket_dir),
+            show=f"repoint DATABASE_URL in {env_file} to {where} (python3 -c ...)",
         )
     deployed = [r for r in up if states[r.host.name].current]
     apps.remotes = deployed

@@ -121,9 +121,13 @@ def hba_line(db: DatabaseSettings, standby_address: str) -> str:
     return f"host replication {db.replication_user} {hba_address(standby_address)} scram-sha-256"
 
 
-def hba_command(db: DatabaseSettings, standby_address: str) -> str:
-    """Let the standby's address replicate (once, however often it runs), then reload."""
-    line = hba_line(db, standby_address)
+def app_hba_line(address: str) -> str:
+    """An app host reaching this cluster over TCP, with its role's password."""
+    return f"host all all {hba_address(address)} scram-sha-256"
+
+
+def hba_command(db: DatabaseSettings, line: str) -> str:
+    """Append `line` to pg_hba.conf (once, however often it runs), then reload."""
     append = f'grep -qxF {q(line)} "$1" || printf \'%s\\n\' {q(line)} >> "$1"'
     owner_append = as_owner(db, append, '"$hba"')
     return f"hba=$({psql(db, 'SHOW hba_file')}) && {owner_append} && {psql(db, 'SELECT pg_reload_conf()')} >/dev/null"
@@ -135,10 +139,11 @@ def listen_command(db: DatabaseSettings) -> str:
     return f'[ "$({show})" != localhost ] || {{ {alter} && {db.stop} && {db.start}; }}'
 
 
-def firewall_command(db: DatabaseSettings, standby_address: str) -> str | None:
+def firewall_command(db: DatabaseSettings, address: str) -> str | None:
+    """Let `address` reach the cluster's port through the firewall provision enables."""
     if db.firewall == "none":
         return None
-    return f"sudo -n ufw allow from {q(standby_address)} to any port {db.port} proto tcp"
+    return f"sudo -n ufw allow from {q(address)} to any port {db.port} proto tcp"
 
 
 def drop_idle_slot_command(db: DatabaseSettings, slot: str) -> str:
@@ -245,7 +250,7 @@ def promote_command(db: DatabaseSettings) -> str:
 
 REPOINT_SCRIPT = r"""
 import os, sys, urllib.parse
-path, host, port = sys.argv[1], sys.argv[2], sys.argv[3]
+path, host, port, socket_dir = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 lines = open(path).read().splitlines(keepends=True)
 for i, line in enumerate(lines):
     name, sep, value = line.partition("=")
@@ -253,9 +258,15 @@ for i, line in enumerate(lines):
         continue
     url = urllib.parse.urlsplit(value.strip().strip("'\""))
     auth = url.netloc.rpartition("@")[0]
-    netloc = (auth + "@" if auth else "") + (f"[{host}]" if ":" in host else host) + ":" + port
-    lines[i] = name + "=" + urllib.parse.urlunsplit(url._replace(netloc=netloc)) + "\n"
-    print(f"DATABASE_URL: {url.hostname}:{url.port} -> {host}:{port}")
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(url.query) if k != "host"]
+    if socket_dir:
+        netloc, query, shown = f":{port}", query + [("host", socket_dir)], f"{socket_dir} (port {port})"
+    else:
+        netloc, shown = ((f"[{host}]" if ":" in host else host) + ":" + port), f"{host}:{port}"
+    new = url._replace(netloc=(auth + "@" if auth else "") + netloc, query=urllib.parse.urlencode(query, safe="/"))
+    lines[i] = name + "=" + urllib.parse.urlunsplit(new) + "\n"
+    was = dict(urllib.parse.parse_qsl(url.query)).get("host") or url.hostname
+    print(f"DATABASE_URL: {was} (port {url.port or 5432}) -> {shown}")
     break
 else:
     sys.exit(f"{path} has no DATABASE_URL line")
@@ -267,8 +278,9 @@ os.replace(tmp, path)
 """
 
 
-def repoint_command(python: str, env_file: str, address: str, port: int) -> str:
-    """Point the env file's DATABASE_URL at address:port, keeping role, password and database
-    (printed as host:port only: the URL carries the password)."""
-    script = f"{q(python)} -c {q(REPOINT_SCRIPT)} {q(env_file)} {q(address)} {int(port)}"
+def repoint_command(python: str, env_file: str, address: str, port: int, socket_dir: str = "") -> str:
+    """Point the env file's DATABASE_URL at the new primary, keeping role, password and database:
+    through its Unix socket on the primary's own host (`socket_dir`, as provision sets it up), else
+    over TCP at address:port. Only where it points is printed: the URL carries the password."""
+    script = f"{q(python)} -c {q(REPOINT_SCRIPT)} {q(env_file)} {q(address)} {int(port)} {q(socket_dir)}"
     return f"if [ -f {q(env_file)} ]; then {script}; else echo 'no env file (not provisioned): nothing to repoint'; fi"

@@ -50,9 +50,14 @@ def test_drill_failover_kills_the_primary_under_ingestion_and_counts_lost_purcha
         assert int(figures["missing"]) == 0 and float(figures["rpo"]) == 0.0
     else:
         assert float(figures["rpo"]) <= 60.0  # counted, whatever it is: streaming keeps it to a moment
-    for address in HOSTS.values():
-        env_file = box.sandbox.deploy_root(address) / "shared" / ".env"
-        assert f"@{HOSTS['host-3']}:{box.port}/" in env_file.read_text()  # every app host repointed
+
+    def url(host: str) -> str:
+        env_file = box.sandbox.deploy_root(HOSTS[host]) / "shared" / ".env"
+        return next(line for line in env_file.read_text().splitlines() if line.startswith("DATABASE_URL="))
+
+    # Every app host repointed: the new primary's own host through its socket, the other over TCP.
+    assert url("host-3") == f"DATABASE_URL=postgres://clicknback@:{box.port}/clicknback?host={box.root}/host-3/run"
+    assert url("host-2") == f"DATABASE_URL=postgres://clicknback@{HOSTS['host-3']}:{box.port}/clicknback"
     ledger = (box.sandbox.deploy_root(HOSTS["host-2"]) / "state" / "ledger.jsonl").read_text().splitlines()
     assert '"kind":"failover"' in ledger[-1] and "primary host-2 (fenced) -> host-3" in ledger[-1]
 

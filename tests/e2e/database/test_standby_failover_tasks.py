@@ -85,7 +85,7 @@ def test_failover_after_sigkill_under_synchronous_writes_loses_no_acknowledged_w
     _, plan = clusters.invoke("failover", "--dry-run")
     assert "would run:" in plan and "standby.signal" in plan and "pg_promote" in plan and "postgres://" not in plan
     assert (
-        f"would run: repoint DATABASE_URL in {clusters.sandbox.deploy_root('127.0.0.3')}/shared/.env to 127.0.0.3:"
+        f"would run: repoint DATABASE_URL in {clusters.sandbox.deploy_root('127.0.0.2')}/shared/.env to 127.0.0.3:"
         in plan
     )
     assert clusters.psql("host-3", "SELECT pg_is_in_recovery()") == "t"  # the dry run promoted nothing

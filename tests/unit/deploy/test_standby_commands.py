@@ -84,23 +84,44 @@ def test_the_standby_never_inherits_a_synchronous_wait_or_a_fence() -> None:
     )
 
 
+def repoint(env, url: str, socket_dir: str = "") -> tuple[str, str]:
+    env.write_text(f"OAUTH_HASH_KEY=k\nDATABASE_URL={url}\nX=1\n")
+    env.chmod(0o600)
+    command = sc.repoint_command(sys.executable, str(env), "10.0.0.6", 5433, socket_dir)
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    assert env.stat().st_mode & 0o777 == 0o600
+    lines = env.read_text().splitlines()
+    assert lines[0] == "OAUTH_HASH_KEY=k" and lines[2] == "X=1"
+    return result.stdout.strip(), lines[1]
+
+
 def test_repoint_keeps_role_password_and_database_and_prints_no_password(tmp_path) -> None:
     env = tmp_path / ".env"
-    env.write_text(
-        "OAUTH_HASH_KEY=k\nDATABASE_URL=postgres://app:s3cret@127.0.0.1:5432/clicknback?sslmode=prefer\nX=1\n"
+    shown, line = repoint(env, "postgres://app:s3cret@127.0.0.1:5432/clicknback?sslmode=prefer")
+    assert (shown, line) == (
+        "DATABASE_URL: 127.0.0.1 (port 5432) -> 10.0.0.6:5433",
+        "DATABASE_URL=postgres://app:s3cret@10.0.0.6:5433/clicknback?sslmode=prefer",
     )
-    env.chmod(0o600)
-    command = sc.repoint_command(sys.executable, str(env), "10.0.0.6", 5433)
-    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "DATABASE_URL: 127.0.0.1:5432 -> 10.0.0.6:5433"
-    assert env.read_text() == (
-        "OAUTH_HASH_KEY=k\nDATABASE_URL=postgres://app:s3cret@10.0.0.6:5433/clicknback?sslmode=prefer\nX=1\n"
-    )
-    assert env.stat().st_mode & 0o777 == 0o600
+    # provision's socket form, on another host: TCP, the socket folder dropped
+    shown, line = repoint(env, "postgres://clicknback@/clicknback?host=/var/run/postgresql")
+    assert line == "DATABASE_URL=postgres://clicknback@10.0.0.6:5433/clicknback"
+    assert shown == "DATABASE_URL: /var/run/postgresql (port 5432) -> 10.0.0.6:5433"
+    # on the new primary's own host: its socket
+    shown, line = repoint(env, "postgres://app:s3cret@127.0.0.1:5432/clicknback?sslmode=prefer", "/var/run/postgresql")
+    assert line == "DATABASE_URL=postgres://app:s3cret@:5433/clicknback?sslmode=prefer&host=/var/run/postgresql"
+    assert "s3cret" not in shown
     missing = subprocess.run(
         ["sh", "-c", sc.repoint_command(sys.executable, str(tmp_path / "none"), "h", 1)], capture_output=True, text=True
     )
     assert missing.returncode == 0 and "nothing to repoint" in missing.stdout
+
+
+def test_the_standby_lets_the_other_app_hosts_in_with_a_password() -> None:
+    assert sc.app_hba_line("10.0.0.5") == "host all all 10.0.0.5/32 scram-sha-256"
+    assert "ufw allow from 10.0.0.5 to any port 5432 proto tcp" in (
+        sc.firewall_command(DatabaseSettings(), "10.0.0.5") or ""
+    )
+    assert sc.firewall_command(DatabaseSettings(firewall="none"), "10.0.0.5") is None
 
 
 def test_a_failover_line_is_not_a_release_going_live() -> None:
