@@ -113,17 +113,28 @@ def build_standby(session: Session, primary: Remote, standby: Remote, synchronou
 
 
 def read_replication(session: Session) -> dict:
-    """Replication lag (bytes, seconds) of the standbys of the environment's first host, flagged by
-    replication.lag_report; {"error": ...} when it cannot be read there (no cluster, no sudo rule)."""
-    first = session.remotes[0]
+    """Replication lag (bytes, seconds) of the primary's standbys, flagged by replication.lag_report;
+    {"error": ...} when it cannot be read (no cluster on the hosts, no sudo rule, none reachable)."""
     try:
-        result = first.query(sc.replication_lag_command(database(session, first)), check=False)
+        primary = find_primary(session)
+        result = primary.query(sc.replication_lag_command(database(session, primary)), check=False)
+    except StandbyError:
+        return {"error": "no host runs a primary as the inventory's database table describes it"}
     except (ConnectionFailed, HostKeyError) as error:
         return {"error": str(error).splitlines()[0][:200]}
     try:
         return lag_report(json.loads(result.stdout.strip().splitlines()[-1]))
     except (ValueError, IndexError):
         return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+
+
+def find_primary(session: Session, other_than: Remote | None = None) -> Remote:
+    """The first host, in inventory order, whose cluster runs as a primary: after a failover that is
+    the promoted standby, until the inventory is reordered."""
+    for remote in session.remotes:
+        if remote is not other_than and reachable(remote) and role(remote, database(session, remote)).kind == "primary":
+            return remote
+    raise StandbyError("no reachable host runs a primary PostgreSQL: name it with --primary")
 
 
 def reachable(remote: Remote) -> bool:

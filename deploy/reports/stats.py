@@ -118,7 +118,7 @@ def replication_lines(replication: dict | None) -> list[str]:
     if not replication:
         return []
     if replication.get("error"):
-        return ["", f"Replication: not read on the first host ({replication['error']})"]
+        return ["", f"Replication: not read ({replication['error']})"]
     if replication["status"] == "none":
-        return ["", "Replication: no standby streams from the first host (invoke standby --host H builds one)"]
+        return ["", "Replication: no standby streams from the primary (invoke standby --host H builds one)"]
     return ["", f"Replication: {replication['status'].upper()}{replication_text(replication)}"]

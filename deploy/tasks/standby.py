@@ -7,7 +7,7 @@ import sys
 from invoke import task
 
 from deploy.session import Session
-from deploy.standby import build_standby, by_name
+from deploy.standby import build_standby, by_name, find_primary
 from deploy.standby import failover as run_failover
 
 HELP = {
@@ -26,7 +26,8 @@ def _session(env: str | None, inventory: str | None, dry_run: bool) -> Session:
 @task(
     help={
         "host": "name of the host to build as the hot standby (its cluster is emptied and copied)",
-        "primary": "name of the primary's host (default: the environment's first host)",
+        "primary": "name of the primary's host (default: the first host, in inventory order, whose "
+        "PostgreSQL runs as a primary)",
         "synchronous": "commits wait for this standby (no acknowledged write lost; each commit pays a round trip)",
         **HELP,
     }
@@ -34,8 +35,9 @@ def _session(env: str | None, inventory: str | None, dry_run: bool) -> Session:
 def standby(c, host, primary=None, synchronous=False, env=None, inventory=None, dry_run=False):
     """Build --host as a streaming hot standby of the primary (slot, WAL archive as fallback); a rerun is harmless."""
     with _session(env, inventory, dry_run) as session:
-        first = by_name(session, primary, "--primary") if primary else session.remotes[0]
-        session.say(build_standby(session, first, by_name(session, host, "--host"), bool(synchronous)))
+        chosen = by_name(session, host, "--host")
+        source = by_name(session, primary, "--primary") if primary else find_primary(session, other_than=chosen)
+        session.say(build_standby(session, source, chosen, bool(synchronous)))
 
 
 @task(
@@ -50,8 +52,8 @@ def failover(c, primary=None, standby=None, env=None, inventory=None, dry_run=Fa
     with _session(env, inventory, dry_run) as session:
         detail = run_failover(session, primary, standby)
         session.say(
-            f"failover {'planned' if dry_run else 'done'}: {detail}. Next: list the new primary first in the "
-            "inventory (the database host), then `invoke standby --host <old primary>` rebuilds it as the standby"
+            f"failover {'planned' if dry_run else 'done'}: {detail}. Next: `invoke standby --host <old primary>` "
+            "rebuilds it as the standby; list the new primary first in the inventory (PITR and the crash drill use it)"
         )
 
 

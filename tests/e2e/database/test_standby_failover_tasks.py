@@ -111,7 +111,7 @@ def test_failover_after_sigkill_under_synchronous_writes_loses_no_acknowledged_w
         clusters.psql("host-2", "INSERT INTO purchases_acked VALUES (-2)")
 
     # ...and `invoke standby` rebuilds it as the new primary's standby.
-    _, rebuilt = clusters.invoke("standby", "--host", "host-2", "--primary", "host-3")
+    _, rebuilt = clusters.invoke("standby", "--host", "host-2")  # the primary found: host-3 now
     assert "host-2 is a hot standby of host-3 (asynchronous, slot standby_host_2): rebuilt" in rebuilt, rebuilt
     clusters.psql("host-3", "INSERT INTO purchases_acked VALUES (-3)")
     wait_for(

@@ -154,7 +154,7 @@ def test_stats_shows_each_standbys_lag_in_bytes_and_seconds() -> None:
         and "LATE" in replication_lines(late)[-1]
     )
     assert "no standby streams" in stats_text({"hosts": {}, "replication": lag_report([])}, "staging")
-    assert "not read on the first host (sudo: a password is required)" in stats_text(
+    assert "Replication: not read (sudo: a password is required)" in stats_text(
         {"hosts": {}, "replication": {"error": "sudo: a password is required"}}, "staging"
     )
 
