@@ -56,7 +56,9 @@ def by_name(session: Session, name: str, flag: str) -> Remote:
     raise StandbyError(f"{flag} {name}: no such host in environment {session.environment.name} (hosts: {names})")
 
 
-def build_standby(session: Session, primary: Remote, standby: Remote, synchronous: bool) -> str:
+def build_standby(
+    session: Session, primary: Remote, standby: Remote, synchronous: bool, replace_data: bool = False
+) -> str:
     """Make `standby` a hot standby of `primary` (idempotent); returns what was done, in words."""
     db, sdb = database(session, primary), database(session, standby)
     if primary is standby:
@@ -68,10 +70,11 @@ def build_standby(session: Session, primary: Remote, standby: Remote, synchronou
             f"with --primary"
         )
     before = role(standby, sdb)
-    if before.holds_data:
+    if before.holds_data and not replace_data:
+        state = f"{before.kind} {before.detail}".strip()
         raise StandbyError(
-            f"{standby.host.name}'s PostgreSQL is a primary with data of its own ({before.kind} {before.detail}): "
-            f"a standby build would erase it; fence it first (docs/disaster-recovery.md)"
+            f"{standby.host.name}'s PostgreSQL may hold data of its own ({state}): a standby build would erase it; "
+            "if it is the old primary of a failover, rerun with --replace-data"
         )
     slot = sc.slot_name(standby.host.name)
     rebuild = not before.streams_from(primary.host.address)

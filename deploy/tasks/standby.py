@@ -29,15 +29,17 @@ def _session(env: str | None, inventory: str | None, dry_run: bool) -> Session:
         "primary": "name of the primary's host (default: the first host, in inventory order, whose "
         "PostgreSQL runs as a primary)",
         "synchronous": "commits wait for this standby (no acknowledged write lost; each commit pays a round trip)",
+        "replace_data": "empty --host's cluster even when it holds data or would start as a primary (the old "
+        "primary of a failover that could not fence it: its copy has diverged)",
         **HELP,
     }
 )
-def standby(c, host, primary=None, synchronous=False, env=None, inventory=None, dry_run=False):
+def standby(c, host, primary=None, synchronous=False, replace_data=False, env=None, inventory=None, dry_run=False):
     """Build --host as a streaming hot standby of the primary (slot, WAL archive as fallback); a rerun is harmless."""
     with _session(env, inventory, dry_run) as session:
         chosen = by_name(session, host, "--host")
         source = by_name(session, primary, "--primary") if primary else find_primary(session, other_than=chosen)
-        session.say(build_standby(session, source, chosen, bool(synchronous)))
+        session.say(build_standby(session, source, chosen, bool(synchronous), bool(replace_data)))
 
 
 @task(

@@ -58,8 +58,11 @@ class Clusters:
     def postmaster_pid(self, host: str) -> int:
         return int((self.data_dir(host) / "postmaster.pid").read_text().splitlines()[0])
 
-    def invoke(self, *args: str, check: bool = True, timeout: float = 300, cwd: Path = ROOT) -> tuple[int, str]:
-        env = {**os.environ, "CLICKNBACK_INVENTORY": str(self.sandbox.inventory_path), "PYTHONUNBUFFERED": "1"}
+    def invoke(
+        self, *args: str, check: bool = True, timeout: float = 300, cwd: Path = ROOT, inventory: Path | None = None
+    ) -> tuple[int, str]:
+        chosen = inventory or self.sandbox.inventory_path
+        env = {**os.environ, "CLICKNBACK_INVENTORY": str(chosen), "PYTHONUNBUFFERED": "1"}
         result = subprocess.run(
             [sys.executable, "-m", "invoke", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
         )

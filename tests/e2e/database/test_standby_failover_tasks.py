@@ -13,6 +13,7 @@ import pytest
 from deploy.inventory import load_inventory
 from deploy.session import Session
 from deploy.standby import read_replication
+from devtools.local_sshd import ports_free_on_all
 from tests.integration.pitr.test_standby_failover import Writer
 
 from .conftest import Clusters, pid_gone, wait_for
@@ -62,9 +63,7 @@ def test_standby_dry_run_changes_nothing_then_builds_and_a_rerun_is_harmless(clu
     clusters.as_deploy_user(f"{clusters.bindir}/pg_ctl stop -D {clusters.data_dir('host-3')} -m fast -w")
     (clusters.data_dir("host-3") / "standby.signal").unlink()
     code, refused = clusters.invoke("standby", "--host", "host-3", check=False)
-    assert code == 1 and refused.strip().endswith(
-        "a standby build would erase it; fence it first (docs/disaster-recovery.md)"
-    )
+    assert code == 1 and refused.strip().endswith("rerun with --replace-data")
     clusters.as_deploy_user(f"touch {clusters.root / 'host-3' / 'clicknback-standby-build'}")
     _, rebuilt = clusters.invoke("standby", "--host", "host-3")
     assert "(asynchronous, slot standby_host_3): rebuilt from a fresh base backup" in rebuilt, rebuilt
@@ -119,3 +118,36 @@ def test_failover_after_sigkill_under_synchronous_writes_loses_no_acknowledged_w
         30,
         "the rebuilt standby did not receive the new primary's write",
     )
+
+
+def test_a_failover_from_a_dead_host_promotes_the_standby_and_says_the_old_primary_is_not_fenced(
+    clusters: Clusters, tmp_path
+) -> None:
+    clusters.invoke("standby", "--host", "host-3")
+    clusters.psql("host-2", "INSERT INTO purchases_acked VALUES (1)")
+    wait_for(lambda: clusters.psql("host-3", "SELECT count(*) FROM purchases_acked") == "1", 30, "no replay")
+    pid = clusters.postmaster_pid("host-2")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pid_gone(pid), 30, "the killed postmaster did not go away")
+    # host-2 is gone as a whole: its SSH port answers nothing.
+    closed_port = ports_free_on_all(("127.0.0.2",), 1)[0]
+    dead = tmp_path / "inventory.toml"
+    text = clusters.sandbox.inventory_path.read_text()
+    dead.write_text(text.replace('name = "host-2"\n', f'name = "host-2"\nssh_port = {closed_port}\n', 1))
+
+    _, output = clusters.invoke("failover", inventory=dead)
+    assert "host-2 is unreachable: not fenced now" in output, output
+    assert "failover done: primary host-2 (unreachable, not fenced) -> host-3" in output, output
+    clusters.psql("host-3", "INSERT INTO purchases_acked VALUES (2)")
+
+    # The host is back, its cluster stopped and unfenced: `invoke standby` refuses to erase it unless
+    # told, then rebuilds it from the new primary.
+    code, refused = clusters.invoke("standby", "--host", "host-2", check=False)
+    assert (code, refused.strip()) == (
+        1,
+        "ERROR: host-2's PostgreSQL may hold data of its own (down): a standby build would erase it; "
+        "if it is the old primary of a failover, rerun with --replace-data",
+    )
+    _, rebuilt = clusters.invoke("standby", "--host", "host-2", "--replace-data")
+    assert "host-2 is a hot standby of host-3" in rebuilt, rebuilt
+    assert clusters.psql("host-2", "SELECT count(*) FROM purchases_acked") == "2"
