@@ -81,6 +81,7 @@ def build_standby(
     password = secrets.token_urlsafe(32)
     primary.run(sc.replication_role_command(db, upload_password(primary, password)))
     primary.run(sc.hba_command(db, sc.hba_line(db, standby.host.address)))
+    primary.run(sc.monitor_grant_command(db))
     primary.run(sc.listen_command(db))
     firewall = sc.firewall_command(db, standby.host.address)
     if firewall:
@@ -161,7 +162,7 @@ def find_standby(session: Session, primary: Remote, up: list[Remote]) -> Remote:
 
 def failover(session: Session, primary_name: str | None, standby_name: str | None) -> str:
     """Fence, promote, repoint, restart gated, record. The old primary may be unreachable (it died):
-    it is then fenced by the rebuild `invoke standby --host <old primary>` before anything else.
+    when it is back, `invoke standby --host <old primary> --replace-data` rebuilds it.
     Every step may run again, so an interrupted failover is finished by rerunning it with --standby."""
     from deploy.rollout import append_ledger
     from deploy.switch import switch_all

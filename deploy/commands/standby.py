@@ -121,6 +121,20 @@ def hba_line(db: DatabaseSettings, standby_address: str) -> str:
     return f"host replication {db.replication_user} {hba_address(standby_address)} scram-sha-256"
 
 
+MONITOR_GRANT_SQL = (
+    "DO $$DECLARE owner text; BEGIN FOR owner IN SELECT DISTINCT r.rolname FROM pg_database d "
+    "JOIN pg_roles r ON r.oid = d.datdba WHERE NOT r.rolsuper "
+    "AND d.datname NOT IN ('postgres', 'template0', 'template1') LOOP "
+    "EXECUTE format('GRANT pg_monitor TO %I', owner); END LOOP; END$$"
+)
+
+
+def monitor_grant_command(db: DatabaseSettings) -> str:
+    """pg_monitor for the app's role (the owner of the app's database): without it the LSN columns
+    of pg_stat_replication read NULL, and `health` and `handoff` could not show the lag in bytes."""
+    return f"{psql(db, MONITOR_GRANT_SQL)} >/dev/null"
+
+
 def app_hba_line(address: str) -> str:
     """An app host reaching this cluster over TCP, with its role's password."""
     return f"host all all {hba_address(address)} scram-sha-256"

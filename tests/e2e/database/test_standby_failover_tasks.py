@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from deploy.inventory import load_inventory
 from deploy.session import Session
 from deploy.standby import read_replication
 from devtools.local_sshd import ports_free_on_all
+from devtools.sandbox import APP_ROLE, DATABASE
 from tests.integration.pitr.test_standby_failover import Writer
 
 from .conftest import Clusters, pid_gone, wait_for
@@ -54,6 +56,26 @@ def test_standby_dry_run_changes_nothing_then_builds_and_a_rerun_is_harmless(clu
     [standby] = lag["standbys"]
     assert (lag["status"], standby["application_name"], standby["sync_state"]) == ("ok", "standby_host_3", "sync")
     assert isinstance(standby["lag_bytes"], int) and isinstance(standby["lag_s"], float)
+    # What `health` and `handoff` read as the app's role (archive-lag): the lag in bytes too.
+    app = subprocess.run(
+        [
+            f"{clusters.bindir}/psql",
+            "-h",
+            "127.0.0.2",
+            "-p",
+            str(clusters.port),
+            "-U",
+            APP_ROLE,
+            "-d",
+            DATABASE,
+            "-qAtX",
+        ]
+        + ["-c", "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) IS NOT NULL FROM pg_stat_replication"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert app.stdout.strip() == "t", app.stderr
 
     _, again = clusters.invoke("standby", "--host", "host-3")
     assert "(asynchronous, slot standby_host_3): already streaming" in again, again
