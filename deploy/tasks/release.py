@@ -166,7 +166,7 @@ def releases(c, env=None, inventory=None):
                 session.say(f"   {rel_id:34} {state:9} {outcome:28} {last.who if last else '-'}")
             session.say("   ledger (newest last):")
             for entry in entries[-10:]:
-                note = ledger.entry_note(entry) if entry.kind == "restore" else ""
+                note = ledger.entry_note(entry) if entry.kind in ledger.NOT_RELEASES else ""
                 session.say(
                     f"   {entry.when} {entry.kind:8} {entry.tag:12} {entry.outcome:11} "
                     f"{entry.duration_s:6.1f}s {','.join(entry.hosts)} by {entry.who}" + (f": {note}" if note else "")

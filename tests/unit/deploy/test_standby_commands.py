@@ -177,3 +177,36 @@ def test_the_drill_counts_missing_acknowledged_purchases_and_their_span() -> Non
     )
     assert line.startswith("failover drill (synchronous): primary a (fenced) -> b; RTO 6.2s")
     assert "4 purchases acknowledged, 0 missing after failover (RPO 0.0s of writes)" in line and '{"503": 6}' in line
+
+
+def test_the_handoff_lists_a_failover_among_the_incidents() -> None:
+    from datetime import UTC, datetime
+
+    from deploy.reports.handoff import handoff_markdown
+
+    entry = ledger.LedgerEntry(
+        "me",
+        "2026-12-07T00:30:00+00:00",
+        "failover",
+        "vA",
+        "",
+        "r-vA",
+        ["host-2"],
+        9.5,
+        "ok",
+        detail="primary host-2 (fenced) -> host-3",
+    )
+    data = {
+        "environment": "staging",
+        "generated_at": datetime(2026, 12, 7, 1, 0, tzinfo=UTC),
+        "operator": "me",
+        "hosts": [],
+        "ledger": [entry],
+        "backups": {},
+        "requests": None,
+        "known_issues": "",
+        "next_window": (datetime(2027, 1, 3, 1, tzinfo=UTC), datetime(2027, 1, 3, 3, tzinfo=UTC)),
+        "escalation": "1. Developer",
+    }
+    text = handoff_markdown(data)
+    assert "- 2026-12-07T00:30:00+00:00: database failover ok — primary host-2 (fenced) -> host-3" in text
