@@ -58,7 +58,9 @@ class Ingestion:
     per_thread_rate: float = 20.0
     max_requests: int = 20000
     deadline_s: float = 300.0
-    acknowledged: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time, purchase id)
+    # (sent, acknowledged, purchase id), monotonic times: a request sent before the kill may be
+    # acknowledged after it, and must not count as writes working again.
+    acknowledged: list[tuple[float, float, str]] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)
     sent: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -84,6 +86,7 @@ class Ingestion:
                 "amount": "10.00",
                 "currency": "EUR",
             }
+            sent = time.monotonic()
             try:
                 status, body = api(self.base, "POST", "/api/v1/purchases", purchase, self.token)
                 outcome = str(status)
@@ -91,7 +94,7 @@ class Ingestion:
                 status, body, outcome = 0, {}, type(error).__name__
             with self._lock:
                 if status == 201:
-                    self.acknowledged.append((time.monotonic(), body["id"]))
+                    self.acknowledged.append((sent, time.monotonic(), body["id"]))
                 else:
                     self.refused[outcome] = self.refused.get(outcome, 0) + 1
 
@@ -110,8 +113,9 @@ class Ingestion:
             worker.join(timeout=15)
 
     def acknowledged_after(self, moment: float) -> float | None:
+        """When the first purchase sent after `moment` was acknowledged."""
         with self._lock:
-            return next((t for t, _ in self.acknowledged if t > moment), None)
+            return min((acked for sent, acked, _ in self.acknowledged if sent > moment), default=None)
 
     def wait_for(self, condition, timeout: float, what: str) -> None:  # noqa: ANN001 - a zero-argument predicate
         deadline = time.monotonic() + timeout
@@ -177,7 +181,7 @@ def run_failover_drill(session: Session, warm_up_acks: int = 100, timeout: int =
         recovered = load.acknowledged_after(killed_at) or killed_at
     finally:
         load.stop()
-    acknowledged = list(load.acknowledged)
+    acknowledged = [(acked, pid) for _, acked, pid in load.acknowledged]
     present = listed_ids(base, token, len(acknowledged))
     return {
         "failover": detail,

@@ -45,7 +45,8 @@ def test_drill_failover_kills_the_primary_under_ingestion_and_counts_lost_purcha
     assert figures, output
     mode = "synchronous" if synchronous else "asynchronous"
     assert f"failover drill ({mode}): primary host-2 (fenced) -> host-3" in output
-    assert int(figures["acked"]) >= 100 and float(figures["rto"]) <= 60.0  # the targets
+    # The target; never 0: a purchase sent before the kill and answered after it is not "writes back".
+    assert int(figures["acked"]) >= 100 and 0.5 < float(figures["rto"]) <= 60.0
     if synchronous:
         assert int(figures["missing"]) == 0 and float(figures["rpo"]) == 0.0
     else:
