@@ -2,8 +2,8 @@
 
 A drill user of its own (registered through the API, like any customer) records purchases through
 the first host's nginx at a bounded rate while the primary's postmaster is SIGKILLed and the
-failover runs. It reports the RTO (from the failover command to the first purchase acknowledged
-again through nginx), the purchases acknowledged with 201 and missing afterwards, counted against
+failover runs. It reports the RTO (from the kill to the first purchase sent after it and acknowledged
+through nginx), the purchases acknowledged with 201 and missing afterwards, counted against
 the user's own list as the API returns it, and the RPO (the span of acknowledged writes lost).
 """
 
@@ -205,8 +205,8 @@ def losses(acknowledged: list[tuple[float, str]], present: set[str], killed_at: 
 def report_line(figures: dict) -> str:
     mode = "synchronous" if figures["synchronous"] else "asynchronous"
     return (
-        f"failover drill ({mode}): {figures['failover']}; RTO {figures['rto_s']:.1f}s (kill to the first purchase "
-        f"acknowledged again through nginx); {figures['acknowledged']} purchases acknowledged, {figures['missing']} "
+        f"failover drill ({mode}): {figures['failover']}; RTO {figures['rto_s']:.1f}s (kill to the first purchase sent "
+        f"after it and acknowledged through nginx); {figures['acknowledged']} purchases acknowledged, {figures['missing']} "
         f"missing after failover (RPO {figures['rpo_s']:.1f}s of writes); {figures['requests']} requests, refused "
         f"during the outage: {json.dumps(figures['refused'], sort_keys=True)}"
     )
