@@ -8,10 +8,10 @@ behave the same in every module.
 
 from invoke import Collection
 
-from deploy.tasks import OperatorTask, backup, operations, pitr, release
+from deploy.tasks import OperatorTask, backup, operations, pitr, release, standby
 from devtools import tasks as dev
 
 ns = Collection()
-for module in (dev, release, backup, operations, pitr):
+for module in (dev, release, backup, operations, pitr, standby):
     for task in module.TASKS:
         ns.add_task(OperatorTask.adopt(task))

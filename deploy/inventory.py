@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from deploy.database import DatabaseSettings, parse_database
 from server.listen import MAX_SOCKET_PATH
 
 DEFAULT_INVENTORY = Path(__file__).resolve().parent / "inventory.toml"
@@ -76,7 +77,7 @@ DRILL_DATABASE_DEFAULTS: dict[str, str] = {
 DRILL_DATABASE_RUNS_ON = ("first_host", "local")
 
 HOST_ONLY_KEYS = {"name", "address"}
-ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill", *DRILL_DATABASE_DEFAULTS}
+ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill", "database", *DRILL_DATABASE_DEFAULTS}
 
 
 class InventoryError(ValueError):
@@ -154,6 +155,8 @@ class Environment:
     drill_database_stop: str = DRILL_DATABASE_DEFAULTS["drill_database_stop"]
     drill_database_start: str = DRILL_DATABASE_DEFAULTS["drill_database_start"]
     drill_database_runs_on: str = DRILL_DATABASE_DEFAULTS["drill_database_runs_on"]
+    # How its PostgreSQL clusters run (standby and failover): deploy/database.py.
+    database: DatabaseSettings = DatabaseSettings()
 
     @property
     def looks_like_production(self) -> bool:
@@ -280,7 +283,8 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InventoryError(f"{path}: {where}.hosts: duplicate host name {duplicates[0]!r}")
-    return Environment(name=name, hosts=hosts, allow_drill=allow_drill, **drill_database)
+    database = parse_database(env_data.get("database", {}), f"{where}.database", path)
+    return Environment(name=name, hosts=hosts, allow_drill=allow_drill, database=database, **drill_database)
 
 
 def _parse_host(host_data: Any, inherited: dict, where: str, path: Path) -> Host:

@@ -1,5 +1,5 @@
-"""The release ledger, state/ledger.jsonl on every host: one JSON line per deploy, rollback or
-live restore.
+"""The release ledger, state/ledger.jsonl on every host: one JSON line per deploy, rollback,
+live restore or database failover (its `detail` names the old and the new primary).
 
 A line says who (local user), when, what (tag, commit, release id), where (hosts), how long and
 how it ended (ok / failed / rolled_back). The successful lines give the order releases went live,
@@ -15,7 +15,9 @@ import json
 from dataclasses import asdict, dataclass, field
 
 OUTCOMES = ("ok", "failed", "rolled_back")
-KINDS = ("deploy", "rollback", "restore")
+KINDS = ("deploy", "rollback", "restore", "failover")
+# Lines that record an event on the database, not a release going live.
+NOT_RELEASES = ("restore", "failover")
 RESTORE_FIELDS = ("backup", "safety_backup")
 
 
@@ -73,6 +75,8 @@ def parse_ledger(text: str) -> list[LedgerEntry]:
 
 def entry_note(entry: LedgerEntry) -> str:
     """What a report says about an entry besides kind, tag and outcome (one line)."""
+    if entry.kind == "failover":
+        return f"database failover: {entry.detail}"
     if entry.kind == "restore":
         safety = f"safety backup {entry.safety_backup}" if entry.safety_backup else "NO safety backup"
         return f"live database replaced from backup {entry.backup}; {safety}"
@@ -92,7 +96,7 @@ def bad_releases(entries: list[LedgerEntry]) -> set[str]:
 def last_entry_for(entries: list[LedgerEntry], release: str) -> LedgerEntry | None:
     """The newest entry that brought `release` up (deploy or rollback), if any."""
     for entry in reversed(entries):
-        if entry.release == release and entry.kind != "restore":
+        if entry.release == release and entry.kind not in NOT_RELEASES:
             return entry
     return None
 
@@ -102,7 +106,7 @@ def live_history(entries: list[LedgerEntry]) -> list[str]:
     made its `release` live after its `from_release`. A failed one never went live."""
     history: list[str] = []
     for entry in entries:
-        if entry.kind == "restore" or entry.outcome != "ok":
+        if entry.kind in NOT_RELEASES or entry.outcome != "ok":
             continue
         for release in (entry.from_release, entry.release):
             if release and (not history or history[-1] != release):

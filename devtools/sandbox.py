@@ -45,6 +45,8 @@ class Sandbox:
     standby_ports: tuple[int, ...] = ()  # empty: each instance port + 100 (written out in the inventory)
     with_s3: bool = True
     health_timeout: int = 0  # 0: the inventory's default
+    # A cluster on each host instead of one local cluster (devtools/database_pair.py); remembered.
+    database_pair: bool = False
     sshd: LocalSshd = field(init=False)
     postgres: LocalPostgres = field(init=False)
 
@@ -54,6 +56,7 @@ class Sandbox:
         self.standby_ports = tuple(self.standby_ports) or tuple(port + 100 for port in self.instance_ports)
         self.sshd = LocalSshd(self.base_dir / "sshd", self.addresses)
         self.postgres = LocalPostgres(self.base_dir / "postgres")
+        self.database_pair = self.database_pair or (self.base_dir / "db" / "port").exists()
         # A fixed port would fail the second sandbox on this machine (or anything else on it); the
         # hosts' nginx configs name the port, so a sandbox keeps its first choice across `up`s.
         if not self.nginx_port:
@@ -81,6 +84,12 @@ class Sandbox:
         endpoint.start()
         endpoint.create_bucket(S3_BUCKET)
 
+    def pair(self):
+        from devtools.database_pair import DatabasePair
+
+        names = {f"host-{address.rsplit('.', 1)[1]}": address for address in self.addresses}
+        return DatabasePair(self.base_dir / "db", self.sshd.user, names)
+
     @property
     def inventory_path(self) -> Path:
         return self.base_dir / "inventory.toml"
@@ -103,11 +112,14 @@ class Sandbox:
         make_reachable(self.base_dir / "roots")
         if self.with_s3:
             self._start_s3()
-        self.postgres.start()
-        if not self.postgres.role_exists(APP_ROLE):
-            self.postgres.create_app_role(APP_ROLE)
-        if not self.postgres.database_exists(DATABASE):
-            self.postgres.create_database(DATABASE, owner=APP_ROLE)
+        if self.database_pair:
+            self.pair().ensure_primary(APP_ROLE, DATABASE)
+        else:
+            self.postgres.start()
+            if not self.postgres.role_exists(APP_ROLE):
+                self.postgres.create_app_role(APP_ROLE)
+            if not self.postgres.database_exists(DATABASE):
+                self.postgres.create_database(DATABASE, owner=APP_ROLE)
         if not self.env_file.exists():
             self.env_file.write_text(self.env_text())
             self.env_file.chmod(0o600)
@@ -117,7 +129,12 @@ class Sandbox:
     def env_text(self) -> str:
         lines = [
             # Trust authentication on loopback: the role needs no password here.
-            f"DATABASE_URL={self.postgres.dsn(DATABASE, user=APP_ROLE)}",
+            "DATABASE_URL="
+            + (
+                self.pair().url(APP_ROLE, DATABASE)
+                if self.database_pair
+                else self.postgres.dsn(DATABASE, user=APP_ROLE)
+            ),
             f"OAUTH_HASH_KEY={secrets.token_urlsafe(48)}",
             "LOG_FORMAT=json",
         ]
@@ -142,6 +159,7 @@ class Sandbox:
             + f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n'
             + "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.drill_database().items())
             + hosts
+            + (self.pair().inventory_table(ENVIRONMENT) if self.database_pair else "")
         )
 
     def drill_database(self) -> dict[str, str]:
@@ -174,6 +192,8 @@ class Sandbox:
                     _stop_services_directly(self.deploy_root(address))
         self.sshd.stop()
         self.postgres.stop()
+        if self.database_pair:
+            self.pair().stop()
         if self.with_s3 and (self.base_dir / "s3").exists():
             self.s3().stop()
 
@@ -207,13 +227,18 @@ def _stop_services_directly(root: Path) -> None:
         os.system(stop_services_command(Layout(str(root))))
 
 
-def up(base_dir: Path) -> Sandbox:
-    sandbox = Sandbox(base_dir)
+def up(base_dir: Path, database_pair: bool = False) -> Sandbox:
+    sandbox = Sandbox(base_dir, database_pair=database_pair)
     sandbox.start()
     inventory = sandbox.inventory_path
+    where = (
+        f"a PostgreSQL cluster on each host (port {sandbox.pair().port})"
+        if sandbox.database_pair
+        else f"PostgreSQL on 127.0.0.1:{sandbox.postgres.port}"
+    )
     print(
         f"sandbox up: hosts {', '.join(f'{a}:{sandbox.sshd.port}' for a in sandbox.addresses)} "
-        f"(user {sandbox.sshd.user}), PostgreSQL on 127.0.0.1:{sandbox.postgres.port}"
+        f"(user {sandbox.sshd.user}), {where}"
     )
     print("next:")
     print(f"  export CLICKNBACK_INVENTORY={inventory}")
@@ -222,6 +247,8 @@ def up(base_dir: Path) -> Sandbox:
     print(f"  curl http://{sandbox.addresses[0]}:{sandbox.nginx_port}/health/ready")
     print("  git tag v0.1.1 && invoke deploy --tag v0.1.1   # a second release, to have one to roll back to")
     print("  invoke releases; invoke health; invoke rollback")
+    if sandbox.database_pair:
+        print("  invoke standby --host host-3 --synchronous; invoke drill --failover   # docs/disaster-recovery.md")
     return sandbox
 
 

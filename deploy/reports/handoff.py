@@ -179,9 +179,11 @@ def handoff_markdown(data: dict) -> str:
     else:
         lines.append("No deploys, rollbacks or restores recorded in the ledger.")
     lines += ["", "## Incidents and resolutions", ""]
-    troubled = [e for e in entries if e.outcome != "ok" or e.kind in ("rollback", "restore")]
+    troubled = [e for e in entries if e.outcome != "ok" or e.kind in ("rollback", "restore", "failover")]
     for entry in troubled:
-        what = f"live restore from backup {entry.backup}" if entry.kind == "restore" else f"{entry.kind} of {entry.tag}"
+        what = {"restore": f"live restore from backup {entry.backup}", "failover": "database failover"}.get(
+            entry.kind, f"{entry.kind} of {entry.tag}"
+        )
         cause = entry.detail or (entry_note(entry) if entry.kind == "restore" else "")
         lines.append(f"- {entry.when}: {what} {entry.outcome}" + (f" — {shorten(cause, 600)}" if cause else ""))
     lines.append("- (add this shift's incidents by hand: what happened, what was done, how it ended)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deploy.ops.pitr.lag import replication_text
 from deploy.ops.stats.model import SLOW_QUERY_MS
 from deploy.reports.text import fmt_bytes, fmt_ms, fmt_percent, table
 
@@ -108,4 +109,16 @@ def stats_text(merged: dict, environment: str) -> str:
             elif statements:
                 rows = [[f"{s['mean_ms']:.1f}", str(s["calls"]), s["query"][:80]] for s in statements]
                 out += [table(["MEAN MS", "CALLS", "STATEMENT"], rows)]
+    out += replication_lines(merged.get("replication"))
     return "\n".join(out)
+
+
+def replication_lines(replication: dict | None) -> list[str]:
+    """Streaming replication as `health` and `handoff` show it, with the lag in bytes and seconds."""
+    if not replication:
+        return []
+    if replication.get("error"):
+        return ["", f"Replication: not read ({replication['error']})"]
+    if replication["status"] == "none":
+        return ["", "Replication: no standby streams from the primary (invoke standby --host H builds one)"]
+    return ["", f"Replication: {replication['status'].upper()}{replication_text(replication)}"]

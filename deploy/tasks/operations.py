@@ -21,6 +21,7 @@ from deploy import ledger, local_git, reports
 from deploy.commands import operations as ocmd
 from deploy.drill import Drill, database_control, last_json_line
 from deploy.errors import DeployError
+from deploy.failover_drill import report_line, run_failover_drill
 from deploy.ops.stats import model as stats_model
 from deploy.session import (
     HostResult,
@@ -34,6 +35,7 @@ from deploy.session import (
     read_ledger,
 )
 from deploy.ssh import Remote
+from deploy.standby import read_replication
 from deploy.tasks import OperatorTask
 from deploy.tasks import pitr as pitr_tasks
 from deploy.tasks.backup import _chosen
@@ -107,6 +109,7 @@ def stats(c, env=None, inventory=None, window_hours=24.0, history=None, html=Non
             failed = report_failed_hosts(session, results)
             exit_if_hosts_failed(failed, "stats")
         merged = stats_model.merge_reports({r.remote.host.name: r.value for r in results if r.ok})
+        merged["replication"] = read_replication(session)
     now = datetime.now(UTC)
     text = reports.stats_text(merged, name)
     print(jsonlib.dumps(merged, indent=2, sort_keys=True) if json else text)
@@ -329,16 +332,11 @@ def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN
         db_start="command that starts it again (default: the environment's drill_database_start, else "
         "sudo -n systemctl start postgresql@15-main); it runs where --db-stop does",
         timeout="seconds each recovery wait may take, a whole number above 0 (default 120)",
+        failover="instead: SIGKILL the primary under purchase ingestion, `failover` to the standby, report "
+        "RTO, RPO and the acknowledged purchases lost (docs/disaster-recovery.md)",
     ),
 )
-def drill(
-    c,
-    env=None,
-    inventory=None,
-    db_stop=None,
-    db_start=None,
-    timeout=120,
-):
+def drill(c, env=None, inventory=None, db_stop=None, db_start=None, timeout=120, failover=False):
     """Failover drill: crash app and database, recover, verify health, data, backup, time it.
 
     Runs only where the environment has allow_drill = true, or on a sandbox whose hosts are all
@@ -349,6 +347,9 @@ def drill(
         refusal = environment.drill_refusal()
         if refusal:
             raise DeployError(refusal)
+        if failover:
+            session.say(report_line(run_failover_drill(session, timeout=int(timeout))))
+            return
         stop, start = database_control(
             session,
             db_stop or environment.drill_database_stop,

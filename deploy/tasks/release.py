@@ -177,7 +177,7 @@ def releases(c, env=None, inventory=None):
                 session.say(f"   {rel_id:34} {state:9} {outcome:28} {last.who if last else '-'}")
             session.say("   ledger (newest last):")
             for entry in entries[-10:]:
-                note = ledger.entry_note(entry) if entry.kind == "restore" else ""
+                note = ledger.entry_note(entry) if entry.kind in ledger.NOT_RELEASES else ""
                 session.say(
                     f"   {entry.when} {entry.kind:8} {entry.tag:12} {entry.outcome:11} "
                     f"{entry.duration_s:6.1f}s {','.join(entry.hosts)} by {entry.who}" + (f": {note}" if note else "")
@@ -316,14 +316,15 @@ def lock(c, status=False, release=False, acquire=False, message=None, env=None, 
     help={
         "action": "up (start or resume the local VPS hosts) or down (stop them and delete their state)",
         "base_dir": "where the sandbox keeps its state (default .local/sandbox)",
+        "database_pair": "up: a PostgreSQL cluster on each host (for standby, failover, drill --failover); remembered",
     },
 )
-def sandbox(c, action, base_dir=".local/sandbox"):
+def sandbox(c, action, base_dir=".local/sandbox", database_pair=False):
     """A local two-host VPS on this machine (sshd on 127.0.0.2/127.0.0.3, PostgreSQL, S3) to try deploys."""
     from devtools import sandbox as sandbox_module
 
     if action == "up":
-        sandbox_module.up(Path(base_dir))
+        sandbox_module.up(Path(base_dir), database_pair=bool(database_pair))
     elif action == "down":
         sandbox_module.down(Path(base_dir))
     else:

@@ -32,7 +32,10 @@ GATE_SECONDS = 15
 
 @contextmanager
 def started_sandbox(
-    addresses: tuple[str, ...] = DEFAULT_ADDRESSES, with_s3: bool = False, crontab_lines: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = DEFAULT_ADDRESSES,
+    with_s3: bool = False,
+    crontab_lines: tuple[str, ...] = (),
+    database_pair: bool = False,
 ) -> Iterator[Sandbox]:
     """A sandbox on free ports (sshd, nginx, app instances and their standby ports), removed afterwards
     with its folder and its crontab blocks; `crontab_lines`: exact lines the tests add to the deploy
@@ -48,6 +51,7 @@ def started_sandbox(
         standby_ports=tuple(app_ports[2:]),
         with_s3=with_s3,
         health_timeout=GATE_SECONDS,
+        database_pair=database_pair,
     )
     try:
         sandbox.start()

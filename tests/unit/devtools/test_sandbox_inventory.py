@@ -49,3 +49,17 @@ def test_nginx_gets_a_port_free_on_every_host_address_not_a_fixed_one():
 def test_a_sandbox_keeps_its_nginx_port_across_ups(tmp_path):
     (tmp_path / "nginx-port").write_text("18123")  # what its first `up` chose
     assert Sandbox(tmp_path).nginx_port == 18123
+
+
+def test_a_database_pair_sandbox_names_a_cluster_on_each_host_and_points_the_app_at_the_first(tmp_path):
+    sandbox = Sandbox(tmp_path / "sb", database_pair=True)
+    path = tmp_path / "inventory.toml"
+    path.write_text(sandbox.inventory_text())
+    environment = load_inventory(str(path)).environment(ENVIRONMENT)
+    port = sandbox.pair().port
+    for host in environment.hosts:
+        db = environment.database.for_host(host.name, host.address)
+        assert db.data_dir == f"{tmp_path}/sb/db/{host.name}/data" and db.run_as == "" and db.port == port
+        assert f"listen_addresses={host.address} -c port={port}" in db.start
+    assert f"DATABASE_URL=postgres://clicknback@127.0.0.2:{port}/clicknback\n" in sandbox.env_text()
+    assert Sandbox(tmp_path / "sb").database_pair  # remembered by the next `sandbox up`

@@ -1,0 +1,62 @@
+"""Invoke tasks: standby and failover (runbook: docs/disaster-recovery.md; the work: deploy/standby.py)."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import task
+
+from deploy.session import Session
+from deploy.standby import build_standby, by_name, find_primary
+from deploy.standby import failover as run_failover
+
+HELP = {
+    "env": "environment of the inventory to act on (default: the inventory's default_environment)",
+    "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
+    "dry_run": "print every step (the reads still run) and change nothing",
+}
+
+
+def _session(env: str | None, inventory: str | None, dry_run: bool) -> Session:
+    from deploy.inventory import load_inventory
+
+    return Session(load_inventory(inventory).environment(env), dry_run=dry_run, out=sys.stdout)
+
+
+@task(
+    help={
+        "host": "name of the host to build as the hot standby (its cluster is emptied and copied)",
+        "primary": "name of the primary's host (default: the first host, in inventory order, whose "
+        "PostgreSQL runs as a primary)",
+        "synchronous": "commits wait for this standby (no acknowledged write lost; each commit pays a round trip)",
+        "replace_data": "empty --host's cluster even when it holds data or would start as a primary (the old "
+        "primary of a failover that could not fence it: its copy has diverged)",
+        **HELP,
+    }
+)
+def standby(c, host, primary=None, synchronous=False, replace_data=False, env=None, inventory=None, dry_run=False):
+    """Build --host as a streaming hot standby of the primary (slot, WAL archive as fallback); a rerun is harmless."""
+    with _session(env, inventory, dry_run) as session:
+        chosen = by_name(session, host, "--host")
+        source = by_name(session, primary, "--primary") if primary else find_primary(session, other_than=chosen)
+        session.say(build_standby(session, source, chosen, bool(synchronous), bool(replace_data)))
+
+
+@task(
+    help={
+        "primary": "name of the failed primary's host (default: the environment's first host)",
+        "standby": "name of the standby to promote (default: the one reachable host whose PostgreSQL is a standby)",
+        **HELP,
+    }
+)
+def failover(c, primary=None, standby=None, env=None, inventory=None, dry_run=False):
+    """Fence the old primary, promote the standby, repoint every DATABASE_URL, restart gated, record it."""
+    with _session(env, inventory, dry_run) as session:
+        detail = run_failover(session, primary, standby)
+        session.say(
+            f"failover {'planned' if dry_run else 'done'}: {detail}. Next: `invoke standby --host <old primary>` "
+            "rebuilds it as the standby; list the new primary first in the inventory (PITR and the crash drill use it)"
+        )
+
+
+TASKS = [standby, failover]
