@@ -65,12 +65,13 @@ ERROR_TEXT = {
 # Every route that reads the database can run out of a bounded wait (API.md §1.9); only the probes,
 # whose 503 means something else, opt out with `busy=False`.
 SERVICE_BUSY_TEXT = (
-    "SERVICE_BUSY: a bounded wait ran out (connection pool, row lock or statement time); "
-    "nothing was written; see Retry-After."
+    "SERVICE_BUSY: a bounded wait ran out (connection pool, row lock or statement time); nothing was written; "
+    "see Retry-After. SERVICE_UNAVAILABLE: the database is unreachable; see Retry-After."
 )
 # Login and registration hash a password first, through a bounded queue (API.md §2.3).
 HASH_QUEUE_FULL = (
-    "SERVICE_BUSY: the password-hashing queue is full, or a bounded wait ran out; nothing was written; see Retry-After."
+    "SERVICE_BUSY: the password-hashing queue is full, or a bounded wait ran out; nothing was written; "
+    "see Retry-After. SERVICE_UNAVAILABLE: the database is unreachable; see Retry-After."
 )
 
 

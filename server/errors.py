@@ -38,6 +38,17 @@ BOUNDED_WAITS_RAN_OUT: tuple[type[BaseException], ...] = (
 )
 
 
+# The database is unreachable or going away (down, restarting, shutting down, a dropped connection):
+# the request could not be served, which is 503 SERVICE_UNAVAILABLE (API.md §1.3), not a 500.
+# Readiness fails at the same time and is what pages; one line per request would only flood the log.
+DATABASE_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,  # connect(): the socket is missing or refused
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.OperatorInterventionError,  # class 57: admin or crash shutdown, cannot connect now
+    asyncpg.ConnectionDoesNotExistError,  # the connection closed mid-query
+)
+
+
 class ApiError(Exception):
     """A documented error response."""
 
@@ -125,8 +136,12 @@ def error_response(error: ApiError):
 def _translate(request: Request, exception: BaseException) -> ApiError:
     if isinstance(exception, ApiError):
         return exception
-    if isinstance(exception, BOUNDED_WAITS_RAN_OUT):
+    if isinstance(exception, BOUNDED_WAITS_RAN_OUT):  # before DATABASE_UNREACHABLE: 57014 is class 57 too
         return service_busy()
+    if isinstance(exception, DATABASE_UNREACHABLE):
+        return ApiError(
+            503, "SERVICE_UNAVAILABLE", "The database is unavailable. Please retry shortly.", {}, {"Retry-After": "5"}
+        )
     if isinstance(exception, RequestCancelled):
         return ApiError(CLIENT_CLOSED_REQUEST, "CLIENT_CLOSED_REQUEST", "The client closed the connection.", {})
     if isinstance(exception, NotFound):
@@ -207,6 +222,10 @@ def handle_exception(request: Request, exception: BaseException):
         logger.bind(event="app.busy", method=request.method, path=request.path, cause=type(exception).__name__).warning(
             "service busy: {}", type(exception).__name__
         )
+    elif error.code == "SERVICE_UNAVAILABLE" and isinstance(exception, DATABASE_UNREACHABLE):
+        logger.bind(
+            event="app.database_unreachable", method=request.method, path=request.path, cause=type(exception).__name__
+        ).warning("database unreachable: {}", type(exception).__name__)
     elif error.status >= 500:
         route = request.route.path if request is not None and request.route else None
         logger.bind(event="app.error", method=request.method, path=request.path, route=route).opt(

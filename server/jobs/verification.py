@@ -26,6 +26,7 @@ from tortoise.transactions import in_transaction
 
 from server import db
 from server.config import Settings
+from server.errors import DATABASE_UNREACHABLE
 from server.flags.service import resolve, resolve_many
 from server.purchases.models import Purchase
 from server.purchases.transitions import apply_confirmation, apply_rejection, apply_verification
@@ -65,14 +66,9 @@ def _claim_batch(tx: BaseDBAsyncClient, started: datetime, after: tuple[datetime
 
 
 # Errors that mean the database itself is unreachable or going away (shutdown, crash, dropped):
-# the tick stops and the runner tries again on the next one.
-CONNECTION_ERRORS = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.OperatorInterventionError,
-    ConnectionError,
-)
+# the tick stops and the runner tries again on the next one. Any InterfaceError counts here too: a
+# connection the pool handed out in a broken state ends the tick, not the runner.
+CONNECTION_ERRORS = (*DATABASE_UNREACHABLE, asyncpg.InterfaceError)
 
 
 def rejection_reason(attempts: int) -> str:

@@ -82,7 +82,8 @@ async def test_debug_database_stats_counts_queries(client, admin):
 
 
 async def test_readiness_follows_the_database_down_and_back(tmp_path):
-    """A cluster of its own, stopped and started again: the process recovers without a restart."""
+    """A cluster of its own, stopped and started again: the process recovers without a restart, and
+    while the database is down its routes answer 503, not 500."""
     from devtools.local_postgres import LocalPostgres, wait_until_accepting
 
     cluster = LocalPostgres(tmp_path / "pg")
@@ -113,6 +114,11 @@ async def test_readiness_follows_the_database_down_and_back(tmp_path):
             assert down.status_code == 503
             assert down.json()["checks"]["database"].startswith("unavailable")
             assert (await client.get("/health/live")).status_code == 200
+            # A route that needs the database answers 503 SERVICE_UNAVAILABLE with Retry-After, not a 500.
+            refused = await client.post("/api/v1/auth/login", json={"email": "a@example.com", "password": "Secret123!"})
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+            assert refused.headers["retry-after"] == "5"
             await asyncio.to_thread(cluster.start)
             # The database itself is back (a test-infrastructure failure says so, not readiness).
             await asyncio.to_thread(wait_until_accepting, cluster.host, cluster.port, 30)
