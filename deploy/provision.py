@@ -13,6 +13,7 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
     database jobs only where `database_jobs`: one host per environment)."""
     host, lay = remote.host, layout(remote)
     remote.run(cmd.layout_command(lay))
+    remote.run(cmd.link_missing_slots_command(lay, host.all_ports))
     if env_file is not None:
         uploaded = f"{lay.shared}/.env.upload"
         remote.put_bytes(env_file, uploaded)

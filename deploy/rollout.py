@@ -4,15 +4,16 @@ A deploy: take the lock on every host (in inventory order, so two concurrent dep
 hold half), upload the tag's `git archive` to every host in parallel, link its venv (reused by
 lock-file hash), migrate once on the first host, then switch (deploy and rollback share it):
 
-1. on every host in parallel: point `current` at the release and start it on each instance's
-   standby port beside the live one, gated on /health/ready;
+1. on every host in parallel: point each standby slot at the release and start it on the standby
+   ports beside the live ones, gated on /health/ready;
 2. only when every gate on every host passed: host by host, flip nginx to the new instances and
    verify readiness through nginx;
-3. on every host in parallel: stop the old instances in the background (they drain).
+3. on every host in parallel: commit: `current` names the release, and the old instances stop
+   in the background (they drain).
 
-The old instances serve until step 3, so any failure before it puts every host back at once
-(nginx back to the old instances where it flipped, `current` back, new instances stopped) and
-the release is marked bad.
+The old instances serve until step 3, and until the flip a restart or a reboot starts only the
+old release, so any failure or interruption before it puts every host back at once (nginx back
+to the old instances where it flipped, new instances stopped); a failed release is marked bad.
 """
 
 from __future__ import annotations

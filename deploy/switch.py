@@ -1,5 +1,7 @@
 """The health-gated switch that deploy and rollback share: prepare on every host, flip each host
-only when every gate passed, drain the old instances; any failure before the flip undoes it all."""
+only when every gate passed, then commit (move `current`, drain the old instances); any failure
+before the commit undoes it all. What a restart or a reboot starts (the live slots, state/live_ports)
+changes only at the flip, after every gate passed."""
 
 from __future__ import annotations
 
@@ -34,12 +36,12 @@ def _phases(output: str) -> str:
 
 
 def prepare(switch: HostSwitch) -> None:
-    """Point `current` at the target and bring it up on the standby ports, gated (nginx untouched).
+    """Bring the target up on the standby ports, gated (nginx, `current` and the live slots untouched).
 
     Raises GateFailed, naming the failing check and the last log lines of the failed instances.
     """
     remote, host, lay = switch.remote, switch.remote.host, layout(switch.remote)
-    remote.say(f"current -> {switch.target}; starting {', '.join(cmd.program_name(p) for p in switch.new_ports)}")
+    remote.say(f"starting {switch.target} on {', '.join(cmd.program_name(p) for p in switch.new_ports)}")
     gate = remote.run(cmd.prepare_switch_command(lay, host, switch.target, switch.new_ports), check=False)
     if not gate.ok:
         output = gate.stdout + gate.stderr
@@ -84,21 +86,20 @@ def flip(switch: HostSwitch) -> None:
 
 
 def undo(switch: HostSwitch) -> None:
-    """Put a host back as it was: nginx on the old instances (they never stopped), `current` on
-    the old release, the new instances stopped."""
+    """Put a host back as it was: nginx on the old instances (they never stopped), the prepare
+    step stopped if it still runs, the new instances stopped. `current` never moved."""
     remote, lay = switch.remote, layout(switch.remote)
     if switch.flipped:
         remote.run(cmd.unflip_command(lay, remote.host, switch.old_ports))
-    if switch.old_release is not None:
-        remote.run(cmd.switch_current_command(lay, switch.old_release))
-    remote.run(cmd.drain_in_background_command(lay, switch.new_ports, "switch undone"), check=False)
-    back = f"current -> {switch.old_release}" if switch.old_release else "no previous release to return to"
-    remote.say(f"back on the old instances ({back}); new instances stopping")
+    remote.run(cmd.undo_prepare_command(lay, switch.new_ports), check=False)
+    back = f"still {switch.old_release}" if switch.old_release else "nothing was live before"
+    remote.say(f"back on the old instances (current {back}); new instances stopping")
 
 
-def drain_old(switch: HostSwitch) -> None:
+def commit(switch: HostSwitch) -> None:
+    """Every host passed its gate and flipped: `current` moves and the old instances drain."""
     remote = switch.remote
-    remote.run(cmd.drain_in_background_command(layout(remote), switch.old_ports, f"replaced by {switch.target}"))
+    remote.run(cmd.commit_switch_command(layout(remote), switch.target, switch.old_ports))
 
 
 def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict[str, str]) -> list[GateFailed]:
@@ -146,7 +147,7 @@ def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict
             f"healthy: {len(switches)} host(s) serve the new instances,"
             f" {time.monotonic() - started:.1f}s after the switch began; old instances draining"
         )
-    session.parallel(lambda remote: drain_old(by_remote[id(remote)]))
+    session.parallel(lambda remote: commit(by_remote[id(remote)]))
     return []
 
 
@@ -159,4 +160,4 @@ def switch_host(remote: Remote, rel_id: str) -> None:
     except GateFailed:
         undo(switch)
         raise
-    drain_old(switch)
+    commit(switch)
