@@ -2,7 +2,8 @@
 live restore.
 
 A line says who (local user), when, what (tag, commit, release id), where (hosts), how long and
-how it ended (ok / failed / rolled_back). The successful lines give the order releases went live,
+how it ended (ok / failed / rolled_back / interrupted: the operator's SIGINT or SIGTERM, every
+host put back). The successful lines give the order releases went live,
 which picks the default rollback target. `marked_bad` lists releases that must not be chosen as a
 default rollback target: a deploy whose health gate failed, and a release rolled back from.
 A `restore` line (the live database replaced from a backup) names the release that served, the
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-OUTCOMES = ("ok", "failed", "rolled_back")
+OUTCOMES = ("ok", "failed", "rolled_back", "interrupted")
 KINDS = ("deploy", "rollback", "restore")
 RESTORE_FIELDS = ("backup", "safety_backup")
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import commands as cmd
-from deploy import ledger
+from deploy import interrupts, ledger
 from deploy.errors import DeployError
 from deploy.gate import failure_summary
 from deploy.inventory import Host
@@ -102,29 +103,31 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
     hosts = [r.host.name for r in session.remotes]
     session.say(f"deploying {tag} ({rel.commit[:12]}) as {rel_id} to {', '.join(hosts)}")
     session.connect()
+    interrupts.check()  # nothing changed yet: stop before the lock
     with Lock(session, f"deploy {tag}"):
         states = read_states(session)
         require_provisioned(session, states)
         previous = states[hosts[0]].current
 
         def record(outcome: str, detail: str) -> None:
-            append_ledger(
-                session,
-                ledger.LedgerEntry(
-                    who=operator(),
-                    when=deployed_at,
-                    kind="deploy",
-                    tag=tag,
-                    commit=rel.commit,
-                    release=rel_id,
-                    hosts=hosts,
-                    duration_s=round(time.monotonic() - started, 2),
-                    outcome=outcome,
-                    from_release=previous,
-                    marked_bad=[] if outcome == "ok" else [rel_id],
-                    detail=detail,
-                ),
-            )
+            with interrupts.deferred():
+                append_ledger(
+                    session,
+                    ledger.LedgerEntry(
+                        who=operator(),
+                        when=deployed_at,
+                        kind="deploy",
+                        tag=tag,
+                        commit=rel.commit,
+                        release=rel_id,
+                        hosts=hosts,
+                        duration_s=round(time.monotonic() - started, 2),
+                        outcome=outcome,
+                        from_release=previous,
+                        marked_bad=[rel_id] if outcome in ("failed", "rolled_back") else [],
+                        detail=detail,
+                    ),
+                )
 
         try:
             session.parallel(lambda remote: upload_release(remote, rel, rel_id, deployed_at))
@@ -137,17 +140,38 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
             raise DeployError(
                 f"deploy of {tag} failed before any host switched; nothing changed for the users:\n{error}"
             ) from None
-        failures = switch_all(session, states, {r.host.name: rel_id for r in session.remotes})
+        except interrupts.Interrupted as stop:
+            record("interrupted", f"{interrupts.signal_name(stop.signum)} before any host switched")
+            raise stop.saying(
+                f"deploy of {tag} interrupted by {interrupts.signal_name(stop.signum)} before any host switched;"
+                f" nothing changed for the users, the lock is released"
+            ) from None
+        try:
+            failures = switch_all(session, states, {r.host.name: rel_id for r in session.remotes})
+        except interrupts.Interrupted as stop:
+            record("interrupted", f"{interrupts.signal_name(stop.signum)} during the switch; every host put back")
+            raise stop.saying(interrupted_switch_message(f"deploy of {tag}", stop, previous)) from None
         if failures:
             record("rolled_back", failure_summary(failures))
             raise DeployError(
                 f"deploy of {tag} FAILED its health gate and was rolled back; {rel_id} is marked bad"
             ) from failures[0]
         record("ok", "")
-        session.parallel(lambda remote: prune(remote, {previous} if previous else set()))
+        try:
+            session.parallel(lambda remote: prune(remote, {previous} if previous else set()))
+        except interrupts.Interrupted:
+            session.say(f"{tag} is deployed; the prune of old releases was interrupted (the next deploy prunes)")
     duration = time.monotonic() - started
     done = "would deploy" if session.dry_run else "deployed"
     return Outcome(rel_id, duration, f"{done} {tag} as {rel_id} to {len(hosts)} host(s) in {duration:.1f}s")
+
+
+def interrupted_switch_message(what: str, stop: interrupts.Interrupted, back_on: str | None) -> str:
+    where = f"every host is back on {back_on}" if back_on else "the new instances are stopped"
+    return (
+        f"{what} interrupted by {interrupts.signal_name(stop.signum)}: {where}, the lock is released,"
+        f" and the ledger says interrupted"
+    )
 
 
 def choose_rollback_target(host: Host, state: cmd.HostState, to_tag: str | None) -> tuple[str, str]:
@@ -239,26 +263,39 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
         missing = [name for name in hosts if target not in states[name].releases]
         if missing:
             raise DeployError(f"release {target} is not on {', '.join(missing)}")
-        check_database_for_rollback(first, states[first.host.name], current, target, downgrade)
         commit = json.loads(states[first.host.name].metadata.get(target) or "{}").get("commit", "")
-        failures = switch_all(session, states, {name: target for name in hosts})
-        append_ledger(
-            session,
-            ledger.LedgerEntry(
-                who=operator(),
-                when=when,
-                kind="rollback",
-                tag=ledger.release_tag(target),
-                commit=commit,
-                release=target,
-                hosts=hosts,
-                duration_s=round(time.monotonic() - started, 2),
-                outcome="failed" if failures else "ok",
-                from_release=current,
-                marked_bad=[target] if failures else [current],
-                detail=failure_summary(failures),
-            ),
-        )
+
+        def record(outcome: str, marked_bad: list[str], detail: str) -> None:
+            with interrupts.deferred():
+                append_ledger(
+                    session,
+                    ledger.LedgerEntry(
+                        who=operator(),
+                        when=when,
+                        kind="rollback",
+                        tag=ledger.release_tag(target),
+                        commit=commit,
+                        release=target,
+                        hosts=hosts,
+                        duration_s=round(time.monotonic() - started, 2),
+                        outcome=outcome,
+                        from_release=current,
+                        marked_bad=marked_bad,
+                        detail=detail,
+                    ),
+                )
+
+        try:
+            interrupts.check()
+            # Once migrations may be undone, going back to `current` would run it on a schema it
+            # does not know: a --downgrade rollback runs to its end, signal or not.
+            with interrupts.deferred() if downgrade else nullcontext():
+                check_database_for_rollback(first, states[first.host.name], current, target, downgrade)
+                failures = switch_all(session, states, {name: target for name in hosts})
+        except interrupts.Interrupted as stop:
+            record("interrupted", [], f"{interrupts.signal_name(stop.signum)}; every host put back")
+            raise stop.saying(interrupted_switch_message(f"rollback to {target}", stop, current)) from None
+        record("failed" if failures else "ok", [target] if failures else [current], failure_summary(failures))
         if failures:
             raise DeployError(
                 f"rollback to {target} FAILED its health gate; hosts are back on {current}"

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from deploy import commands as cmd
+from deploy import interrupts
 from deploy.gate import LOG_LINES_ON_FAILURE, GateFailed, program_status_command
 from deploy.session import Session, host_live_ports, layout, read_state
 from deploy.ssh import Remote
@@ -102,6 +103,13 @@ def commit(switch: HostSwitch) -> None:
     remote.run(cmd.commit_switch_command(layout(remote), switch.target, switch.old_ports))
 
 
+def _undo_reporting(session: Session, switch: HostSwitch) -> None:
+    try:
+        undo(switch)
+    except Exception as error:  # report and go on: the other hosts still need it
+        session.say(f"[{switch.remote.host.name}] could not put it back: {error}")
+
+
 def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict[str, str]) -> list[GateFailed]:
     """Prepare every host in parallel, flip host by host, drain; returns the failures (none = done).
 
@@ -122,32 +130,39 @@ def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict
         failures = [f for f in session.parallel(prepare_one) if f is not None]
         if not failures:
             for switch in switches:
+                interrupts.check()  # between flips: a flip itself runs to its end
                 try:
                     flip(switch)
                 except GateFailed as failure:
                     failures.append(failure)
                     break
+        interrupts.check()  # the last point before the commit
+    except interrupts.Interrupted:
+        with interrupts.deferred():
+            session.say("putting every host back on its old instances")
+            session.parallel(lambda remote: _undo_reporting(session, by_remote[id(remote)]))
+        raise
     except Exception:
         # An SSH failure midway: still try to leave every host on its old instances.
         session.say("the switch broke off: putting every host back on its old instances")
-        for switch in switches:
-            try:
-                undo(switch)
-            except Exception as error:  # report and go on: the other hosts still need it
-                session.say(f"[{switch.remote.host.name}] could not put it back: {error}")
+        with interrupts.deferred():
+            for switch in switches:
+                _undo_reporting(session, switch)
         raise
     if failures:
-        for failed in failures:
-            session.say(str(failed))
-        session.say("putting every host back on its old instances")
-        session.parallel(lambda remote: undo(by_remote[id(remote)]))
+        with interrupts.deferred():
+            for failed in failures:
+                session.say(str(failed))
+            session.say("putting every host back on its old instances")
+            session.parallel(lambda remote: undo(by_remote[id(remote)]))
         return failures
     if not session.dry_run:
         session.say(
             f"healthy: {len(switches)} host(s) serve the new instances,"
             f" {time.monotonic() - started:.1f}s after the switch began; old instances draining"
         )
-    session.parallel(lambda remote: commit(by_remote[id(remote)]))
+    with interrupts.deferred():  # every host serves the new release: finish what that takes
+        session.parallel(lambda remote: commit(by_remote[id(remote)]))
     return []
 
 
