@@ -129,6 +129,7 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
                     ),
                 )
 
+        record("started", "")  # alone in the ledger, it shows a deploy that never finished
         try:
             session.parallel(lambda remote: upload_release(remote, rel, rel_id, deployed_at))
             first = session.remotes[0]
@@ -285,6 +286,7 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
                     ),
                 )
 
+        record("started", [], "")  # alone in the ledger, it shows a rollback that never finished
         try:
             interrupts.check()
             # Once migrations may be undone, going back to `current` would run it on a schema it
