@@ -48,11 +48,11 @@ def standby_answers(remote) -> bool:
     return all(a.split(" ", 1)[0] not in ("", "000", "200") for a in answers)
 
 
-def start_deploy(repo, sandbox, log: Path) -> subprocess.Popen:
+def start_task(repo, sandbox, log: Path, args: tuple[str, ...]) -> subprocess.Popen:
     env = {**os.environ, "CLICKNBACK_INVENTORY": str(sandbox.inventory_path), "PYTHONUNBUFFERED": "1"}
     with log.open("w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "invoke", "deploy", "--tag", "vBroken"],
+            [sys.executable, "-m", "invoke", *args],
             cwd=repo.path,
             env=env,
             stdout=out,
@@ -61,9 +61,11 @@ def start_deploy(repo, sandbox, log: Path) -> subprocess.Popen:
         )
 
 
-def interrupt_during_gate(repo, sandbox, remotes, tmp_path: Path, signum: int) -> tuple[int, str]:
-    log = tmp_path / "deploy.log"
-    task = start_deploy(repo, sandbox, log)
+def interrupt_during_gate(
+    repo, sandbox, remotes, tmp_path: Path, signum: int, args: tuple[str, ...] = ("deploy", "--tag", "vBroken")
+) -> tuple[int, str]:
+    log = tmp_path / "task.log"
+    task = start_task(repo, sandbox, log, args)
     try:
         wait_for(lambda: all(standby_answers(r) for r in remotes) or task.poll() is not None, 120, "the gate")
         assert task.poll() is None, log.read_text()
@@ -191,3 +193,18 @@ def test_sigkill_during_the_gate_leaves_the_last_good_release_to_restart_and_reb
     entries = read_ledger(remotes[0])
     killed = [e for e in entries if e.tag == "vBroken" and e.outcome == "interrupted"]
     assert killed and killed[-1].detail.startswith("never finished"), entries[-3:]
+
+
+def test_sigterm_during_a_rollback_gate_puts_every_host_back(run_task, repo, sandbox, remotes, good_release, tmp_path):
+    """A rollback --to a release that never gets ready (allowed, with a warning), then SIGTERM."""
+    before = snapshot(remotes)
+    code, output = interrupt_during_gate(
+        repo, sandbox, remotes, tmp_path, signal.SIGTERM, ("rollback", "--to", "vBroken")
+    )
+    assert code == 143, output
+    assert "interrupted by SIGTERM: finishing the current step" in output
+    assert f"interrupted by SIGTERM: every host is back on {before[0][0]}" in output, output
+    assert snapshot(remotes) == before
+    assert all(lock_holder(r) == "" for r in remotes)
+    last = read_ledger(remotes[0])[-1]
+    assert (last.kind, last.tag, last.outcome, last.marked_bad) == ("rollback", "vBroken", "interrupted", [])
