@@ -93,6 +93,12 @@ def guard() -> Iterator[Guard]:
         _active = None
 
 
+def ignore_until_exit() -> None:
+    """For a task that ends because of a signal: further ones are ignored while it closes."""
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def active() -> Guard | None:
     return _active
 

@@ -54,6 +54,7 @@ def interrupted_exits() -> Iterator[None]:
         try:
             yield
         except interrupts.Interrupted as stop:
+            interrupts.ignore_until_exit()  # the hosts are back: one more Ctrl-C must not change the status
             raise Exit(f"ERROR: {stop}", code=stop.exit_code) from None
 
 

@@ -62,14 +62,25 @@ def start_task(repo, sandbox, log: Path, args: tuple[str, ...]) -> subprocess.Po
 
 
 def interrupt_during_gate(
-    repo, sandbox, remotes, tmp_path: Path, signum: int, args: tuple[str, ...] = ("deploy", "--tag", "vBroken")
+    repo,
+    sandbox,
+    remotes,
+    tmp_path: Path,
+    signum: int,
+    args: tuple[str, ...] = ("deploy", "--tag", "vBroken"),
+    twice: bool = False,
 ) -> tuple[int, str]:
+    """Start the task, signal its process group once the gate runs on every host (with `twice`:
+    again as soon as it says it puts the hosts back), and return its status and output."""
     log = tmp_path / "task.log"
     task = start_task(repo, sandbox, log, args)
     try:
         wait_for(lambda: all(standby_answers(r) for r in remotes) or task.poll() is not None, 120, "the gate")
         assert task.poll() is None, log.read_text()
         os.killpg(task.pid, signum)
+        if twice:
+            wait_for(lambda: "putting every host" in log.read_text() or task.poll() is not None, 30, "the undo")
+            os.killpg(task.pid, signum)
         code = task.wait(timeout=90)
     finally:
         if task.poll() is None:
@@ -127,13 +138,14 @@ def lock_holder(remote) -> str:
     return remote.query(cmd.lock_status_command(layout(remote))).stdout.strip()
 
 
-def test_sigint_during_the_gate_puts_every_host_back_and_says_so(
+def test_sigint_twice_during_the_gate_puts_every_host_back_and_says_so(
     run_task, repo, sandbox, remotes, good_release, tmp_path
 ):
     before = snapshot(remotes)
-    code, output = interrupt_during_gate(repo, sandbox, remotes, tmp_path, signal.SIGINT)
+    code, output = interrupt_during_gate(repo, sandbox, remotes, tmp_path, signal.SIGINT, twice=True)
     assert code == 130, output
     assert output.count("interrupted by SIGINT: finishing the current step") == 1, output
+    assert "SIGINT ignored: the hosts are being put back" in output, output  # the second Ctrl-C
     assert f"ERROR: deploy of vBroken interrupted by SIGINT: every host is back on {good_release}" in output
     assert "Traceback" not in output, output
     assert snapshot(remotes) == before
