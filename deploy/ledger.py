@@ -115,6 +115,13 @@ def bad_releases(entries: list[LedgerEntry]) -> set[str]:
     return bad
 
 
+def never_live_releases(entries: list[LedgerEntry]) -> set[str]:
+    """Releases of interrupted deploys that never served: no rollback target, and pruned like bad
+    ones, so a run of interrupted deploys cannot push the good releases out."""
+    interrupted = {e.release for e in entries if e.kind == "deploy" and e.outcome == "interrupted"}
+    return interrupted - set(live_history(entries))
+
+
 def last_entry_for(entries: list[LedgerEntry], release: str) -> LedgerEntry | None:
     """The newest entry that brought `release` up (deploy or rollback), if any."""
     for entry in reversed(entries):

@@ -76,12 +76,12 @@ def append_ledger(session: Session, entry: ledger.LedgerEntry) -> None:
 
 def prune(remote: Remote, keep_also: set[str]) -> None:
     state = read_state(remote)
-    current = state.current
+    current, entries = state.current, ledger_entries(state)
     doomed = cmd.releases_to_prune(
         state.releases,
         remote.host.keep_releases,
         keep_also | ({current} if current else set()),
-        ledger.bad_releases(ledger_entries(state)),
+        ledger.bad_releases(entries) | ledger.never_live_releases(entries),
     )
     if doomed:
         remote.run(cmd.prune_command(layout(remote), doomed))

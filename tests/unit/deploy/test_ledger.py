@@ -137,3 +137,7 @@ def test_an_interrupted_operation_never_went_live_nor_marks_anything_bad():
     assert ledger.live_history(entries) == ["20261127T010000Z-v1"]
     assert ledger.bad_releases(entries) == set()
     assert ledger.default_rollback_target(entries, ["20261127T010000Z-v1"], "20261127T010000Z-v1") is None
+    # Pruned like a bad release, so interrupted deploys cannot push the good ones out.
+    assert ledger.never_live_releases(entries) == {"20261127T020000Z-v2"}
+    went_live_later = entries + [entry(release="20261127T020000Z-v2", when="2026-11-27T03:00:00+00:00")]
+    assert ledger.never_live_releases(went_live_later) == set()
