@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,10 +79,15 @@ def interrupt_during_gate(
         wait_for(lambda: all(standby_answers(r) for r in remotes) or task.poll() is not None, 120, "the gate")
         assert task.poll() is None, log.read_text()
         os.killpg(task.pid, signum)
+        signalled = time.monotonic()
         if twice:
             wait_for(lambda: "putting every host" in log.read_text() or task.poll() is not None, 30, "the undo")
             os.killpg(task.pid, signum)
         code = task.wait(timeout=90)
+        took = time.monotonic() - signalled
+        # The gate would run on for up to health_timeout (30 s): a signal must not wait for it.
+        assert took < 20, f"{took:.1f}s from the signal to the end of the task\n{log.read_text()}"
+        print(f"\n{signal.Signals(signum).name} of {' '.join(args)}: the task ended {took:.2f}s after the signal")
     finally:
         if task.poll() is None:
             os.killpg(task.pid, signal.SIGKILL)
@@ -174,11 +180,13 @@ def test_sigkill_during_the_gate_leaves_the_last_good_release_to_restart_and_reb
     remote = remotes[1]
     lay = layout(remote)
     remote.query(cmd.stop_services_command(lay))
+    # Gone means their processes exited (supervisord stops answering while it stops the instances).
+    running = " || ".join(
+        f'{{ [ -s {pid_file} ] && kill -0 "$(cat {pid_file})"; }}'
+        for pid_file in (f"{lay.root}/supervisor/supervisord.pid", f"{lay.root}/nginx/nginx.pid")
+    )
     wait_for(
-        lambda: (
-            remote.query(cmd.supervisorctl_command(lay, "pid"), check=False).exited != 0
-            and remote.query(f"test -s {lay.root}/nginx/nginx.pid", check=False).exited != 0
-        ),
+        lambda: remote.query(running, check=False).exited != 0,
         60,
         "host-3's supervisord and nginx to stop",
         interval=0.2,
