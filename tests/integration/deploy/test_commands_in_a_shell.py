@@ -320,3 +320,18 @@ def test_an_interrupted_prepare_step_is_stopped_with_its_children(tmp_path):
     (tmp_path / "state" / "prepare.pid").write_text(f"{os.getpid()}\n")
     assert sh(cmd.kill_prepare_command(lay)).returncode == 0
     assert "stopped" not in sh(cmd.kill_prepare_command(lay)).stdout
+
+
+def test_prepare_refuses_programs_that_still_run_current(tmp_path, host):  # noqa: F811 (fixture)
+    """A host provisioned before slot links would start the new instances from `current` (the old
+    release) and pass the gate with the old code: prepare stops first and says what to do."""
+    lay = Layout(str(tmp_path))
+    (tmp_path / "supervisor" / "conf.d").mkdir(parents=True)
+    (tmp_path / "state").mkdir()
+    for port in (8101, 8102):
+        old = cmd.supervisor_program_conf(lay, host, port).replace(lay.slot(port), lay.current)
+        (tmp_path / "supervisor" / "conf.d" / f"app-{port}.conf").write_text(old)
+    result = sh(cmd.prepare_switch_command(lay, host, "r1", (8101, 8102)))
+    assert result.returncode != 0
+    assert "the supervisor programs predate slot links: run `invoke provision` first" in result.stdout
+    assert not (tmp_path / "slots").exists() and not (tmp_path / "state" / "prepare.pid").exists()
