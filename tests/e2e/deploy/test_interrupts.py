@@ -228,3 +228,20 @@ def test_sigterm_during_a_rollback_gate_puts_every_host_back(run_task, repo, san
     assert all(lock_holder(r) == "" for r in remotes)
     last = read_ledger(remotes[0])[-1]
     assert (last.kind, last.tag, last.outcome, last.marked_bad) == ("rollback", "vBroken", "interrupted", [])
+
+
+def test_after_a_failed_gate_a_killed_live_instance_restarts_on_the_last_good_release(
+    run_task, sandbox, remotes, good_release, tmp_path
+):
+    """The failed gate's undo leaves the standby slots on the broken release; only live slots restart."""
+    inventory = tmp_path / "inventory.toml"
+    text = "\n".join(line for line in sandbox.inventory_path.read_text().splitlines() if "health_timeout" not in line)
+    inventory.write_text(text.replace("[defaults]\n", "[defaults]\nhealth_timeout = 4\n", 1) + "\n")
+    before = snapshot(remotes)
+    failed = run_task("deploy", "--tag", "vBroken", "--inventory", str(inventory), check=False)
+    assert failed.returncode == 1 and "FAILED its health gate" in failed.output, failed.output
+    assert snapshot(remotes) == before
+    standby_slot = layout(remotes[0]).slot(remotes[0].host.partner_port(before[0][1][0]))
+    assert remotes[0].query(f"readlink {standby_slot}").stdout.strip().endswith("-vBroken")
+    for remote in remotes:
+        killed_instance_comes_back_on(remote, before[0][0])
