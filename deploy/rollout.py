@@ -57,6 +57,18 @@ def require_provisioned(session: Session, states: dict[str, cmd.HostState]) -> N
             )
 
 
+def require_slot_programs(session: Session, states: dict[str, cmd.HostState]) -> None:
+    """Refuse, before any change, hosts whose programs still run `current`: their standby
+    instances would start the old release and pass the gate with the old code."""
+    for remote in session.remotes:
+        stale = states[remote.host.name].programs_without_slots
+        if stale:
+            raise DeployError(
+                f"[{remote.host.name}] {', '.join(stale)} still run `current` (provisioned by an older toolkit):"
+                f" run `invoke provision` first, then deploy again"
+            )
+
+
 def upload_release(remote: Remote, rel: LocalRelease, rel_id: str, deployed_at: str) -> None:
     lay = layout(remote)
     started = time.monotonic()
@@ -107,6 +119,7 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
     with Lock(session, f"deploy {tag}"):
         states = read_states(session)
         require_provisioned(session, states)
+        require_slot_programs(session, states)
         previous = states[hosts[0]].current
 
         def record(outcome: str, detail: str) -> None:
@@ -255,6 +268,7 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
     session.connect()
     with Lock(session, f"rollback to {to_tag or 'previous'}"):
         states = read_states(session)
+        require_slot_programs(session, states)
         first = session.remotes[0]
         current, target = choose_rollback_target(first.host, states[first.host.name], to_tag)
         session.say(f"rolling back {', '.join(hosts)}: {current} -> {target}")

@@ -245,3 +245,34 @@ def test_after_a_failed_gate_a_killed_live_instance_restarts_on_the_last_good_re
     assert remotes[0].query(f"readlink {standby_slot}").stdout.strip().endswith("-vBroken")
     for remote in remotes:
         killed_instance_comes_back_on(remote, before[0][0])
+
+
+def test_programs_that_still_run_current_are_refused_until_provision_moves_them_onto_slots(
+    run_task, sandbox, remotes, good_release
+):
+    """A host an older toolkit provisioned: its standby instances would start `current` (the old
+    release) and pass the gate with the old code. Deploys refuse before any change; provision
+    moves it onto slot links without changing the release it runs."""
+    remote = remotes[1]
+    lay = layout(remote)
+    for port in remote.host.all_ports:
+        old = cmd.supervisor_program_conf(lay, remote.host, port).replace(lay.slot(port), lay.current)
+        remote.query(cmd.write_file_command(lay.program_conf(port), old))
+    remote.query(f"rm -rf {lay.slots}")
+    remote.query(cmd.supervisor_ensure_running_command(lay))
+    remote.query(cmd.start_live_instances_command(lay))
+    for port in live_ports(remote):
+        wait_for(lambda p=port: ready(remote, p), 60, f"app-{port} on the old program file", interval=0.2)
+    before = snapshot(remotes)
+    refused = run_task("deploy", "--tag", "vC", check=False)
+    assert refused.returncode == 1, refused.output
+    assert "still run `current` (provisioned by an older toolkit): run `invoke provision` first" in refused.output
+    assert "[host-3]" in refused.output and snapshot(remotes) == before
+    assert all(lock_holder(r) == "" for r in remotes)
+    run_task("provision", "--env-file", str(sandbox.env_file))
+    for port in live_ports(remote):
+        wait_for(lambda p=port: ready(remote, p), 60, f"app-{port} on its slot after provision", interval=0.2)
+        assert release_of_process(remote, live_instance(remote, port)) == before[1][0]
+    assert snapshot(remotes) == before
+    deployed = run_task("deploy", "--tag", "vC")
+    assert "deployed vC" in deployed.output, deployed.output

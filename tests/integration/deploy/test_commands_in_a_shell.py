@@ -335,3 +335,17 @@ def test_prepare_refuses_programs_that_still_run_current(tmp_path, host):  # noq
     assert result.returncode != 0
     assert "the supervisor programs predate slot links: run `invoke provision` first" in result.stdout
     assert not (tmp_path / "slots").exists() and not (tmp_path / "state" / "prepare.pid").exists()
+
+
+def test_host_state_names_the_program_files_that_still_run_current(tmp_path, host):  # noqa: F811 (fixture)
+    lay = Layout(str(tmp_path))
+    assert cmd.parse_state(sh(cmd.read_state_command(lay)).stdout).programs_without_slots == ()
+    (tmp_path / "supervisor" / "conf.d").mkdir(parents=True)
+    for port in (8001, 8101):
+        (tmp_path / "supervisor" / "conf.d" / f"app-{port}.conf").write_text(
+            cmd.supervisor_program_conf(lay, host, port)
+        )
+    assert cmd.parse_state(sh(cmd.read_state_command(lay)).stdout).programs_without_slots == ()
+    old = cmd.supervisor_program_conf(lay, host, 8101).replace(lay.slot(8101), lay.current)
+    (tmp_path / "supervisor" / "conf.d" / "app-8101.conf").write_text(old)
+    assert cmd.parse_state(sh(cmd.read_state_command(lay)).stdout).programs_without_slots == ("app-8101",)
