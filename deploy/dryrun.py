@@ -29,6 +29,12 @@ _SCRIPT = re.compile(rf"-c ({_QUOTED})", re.DOTALL)
 # curl posting a folded XML-RPC body to supervisor's socket, and the config flags every nginx and
 # supervisorctl call repeats.
 _RPC_CALL = re.compile(r"curl [^|;&]*?--data-binary \S*?<XML-RPC ([^>]*)>\S* http://localhost/RPC2")
+# prepare_switch_command's bookkeeping: its shell's pid recorded for an interrupted switch, and the
+# guard that the supervisor programs run their slot links.
+_PID_WRAP = re.compile(r"^echo \$\$ > (\S+) && \{ (.*); \}; status=\$\?; rm -f \1; exit \$status$", re.DOTALL)
+_SLOTS_GUARD = re.compile(
+    r"\{ grep -qF command=\S+ \S+(?: && grep -qF command=\S+ \S+)* \|\| \{ echo '[^']*'; false; \}; \}"
+)
 _CONFIG_FLAGS = re.compile(r"(\S*/)?(nginx|supervisorctl|supervisord)((?: -[pce] [^\s;]+)+)")
 
 
@@ -54,6 +60,8 @@ def fold(command: str) -> str:
     replaced by a short name of what they are (`write PATH`, `supervisor supervisor.startProcess(app-8101)`,
     `nginx -s reload`)."""
     text = _PHASE_BEFORE.sub("", _PHASE_AFTER.sub("", command))
+    text = _PID_WRAP.sub(r"\2", text.strip())
+    text = _SLOTS_GUARD.sub("<check the programs run their slots>", text)
     text = _WRITE.sub(lambda m: f"write {m.group(3)} (mode {m.group(2)})", text)
     text = _XMLRPC.sub(_xmlrpc_name, text)
     text = _SCRIPT.sub(_script_name, text)

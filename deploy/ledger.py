@@ -2,7 +2,9 @@
 live restore or database failover (its `detail` names the old and the new primary).
 
 A line says who (local user), when, what (tag, commit, release id), where (hosts), how long and
-how it ended (ok / failed / rolled_back). The successful lines give the order releases went live,
+how it ended (ok / failed / rolled_back / interrupted: the operator's SIGINT or SIGTERM, every
+host put back). A deploy or rollback first writes a `started` line; one that never finished (the
+task SIGKILLed, the laptop gone) keeps only that line, which reads as `interrupted`. The successful lines give the order releases went live,
 which picks the default rollback target. `marked_bad` lists releases that must not be chosen as a
 default rollback target: a deploy whose health gate failed, and a release rolled back from.
 A `restore` line (the live database replaced from a backup) names the release that served, the
@@ -12,9 +14,10 @@ A `restore` line (the live database replaced from a backup) names the release th
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-OUTCOMES = ("ok", "failed", "rolled_back")
+OUTCOMES = ("ok", "failed", "rolled_back", "interrupted", "started")
+NEVER_FINISHED = "never finished: the task was killed or lost its hosts (or it still runs: see `invoke lock`)"
 KINDS = ("deploy", "rollback", "restore", "failover")
 # Lines that record an event on the database, not a release going live.
 NOT_RELEASES = ("restore", "failover")
@@ -60,7 +63,30 @@ def format_entry(entry: LedgerEntry) -> str:
 
 
 def parse_ledger(text: str) -> list[LedgerEntry]:
-    """Every entry, oldest first. A malformed line is an error naming its line number."""
+    """Every entry, oldest first, `started` lines settled (settle_started). A malformed line is an
+    error naming its line number."""
+    return settle_started(_parse_lines(text))
+
+
+def _same_operation(entry: LedgerEntry) -> tuple[str, str, str, str]:
+    return (entry.kind, entry.release, entry.when, entry.who)
+
+
+def settle_started(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    """A `started` line goes when its operation's final line exists (same kind, release, start
+    time and operator); alone, it becomes an `interrupted` entry that says it never finished."""
+    finished = {_same_operation(e) for e in entries if e.outcome != "started"}
+    settled = []
+    for entry in entries:
+        if entry.outcome == "started":
+            if _same_operation(entry) in finished:
+                continue
+            entry = replace(entry, outcome="interrupted", detail=entry.detail or NEVER_FINISHED)
+        settled.append(entry)
+    return settled
+
+
+def _parse_lines(text: str) -> list[LedgerEntry]:
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -91,6 +117,13 @@ def bad_releases(entries: list[LedgerEntry]) -> set[str]:
     for entry in entries:
         bad.update(entry.marked_bad)
     return bad
+
+
+def never_live_releases(entries: list[LedgerEntry]) -> set[str]:
+    """Releases of interrupted deploys that never served: no rollback target, and pruned like bad
+    ones, so a run of interrupted deploys cannot push the good releases out."""
+    interrupted = {e.release for e in entries if e.kind == "deploy" and e.outcome == "interrupted"}
+    return interrupted - set(live_history(entries))
 
 
 def last_entry_for(entries: list[LedgerEntry], release: str) -> LedgerEntry | None:

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from deploy import commands as cmd
+from deploy import interrupts
 from deploy.errors import LockHeldError
 from deploy.local_git import operator, utc_now
 from deploy.session import Session, layout
@@ -110,15 +111,16 @@ class Lock:
     def release(self) -> None:
         held, self.held = self.held, []
         if held:  # any order will do: only taking it must go host by host
-            self.session.parallel(
-                lambda remote: remote.run(
-                    cmd.lock_release_command(layout(remote), self.token),
-                    check=False,
-                    what="release the deploy lock",
-                    key=f"rm -f {layout(remote).lock} (if it still holds this run's token)",
-                ),
-                held,
-            )
+            with interrupts.deferred():  # never left held on some hosts by a signal
+                self.session.parallel(
+                    lambda remote: remote.run(
+                        cmd.lock_release_command(layout(remote), self.token),
+                        check=False,
+                        what="release the deploy lock",
+                        key=f"rm -f {layout(remote).lock} (if it still holds this run's token)",
+                    ),
+                    held,
+                )
 
     def __exit__(self, *exc: object) -> None:
         self.release()

@@ -14,6 +14,10 @@ def provision_host(remote: Remote, env_file: bytes | None, database_jobs: bool =
     database jobs only where `database_jobs`: one host per environment)."""
     host, lay = remote.host, layout(remote)
     remote.run(cmd.layout_command(lay), what="create the deploy root's folders")
+    remote.run(
+        cmd.link_missing_slots_command(lay, host.all_ports),
+        what="link each instance slot that has no release yet to the one `current` names",
+    )
     if env_file is not None:
         uploaded = f"{lay.shared}/.env.upload"
         remote.put_bytes(env_file, uploaded)

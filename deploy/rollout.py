@@ -4,26 +4,28 @@ A deploy: take the lock on every host (in inventory order, so two concurrent dep
 hold half), upload the tag's `git archive` to every host in parallel, link its venv (reused by
 lock-file hash), migrate once on the first host, then switch (deploy and rollback share it):
 
-1. on every host in parallel: point `current` at the release and start it on each instance's
-   standby port beside the live one, gated on /health/ready;
+1. on every host in parallel: point each standby slot at the release and start it on the standby
+   ports beside the live ones, gated on /health/ready;
 2. only when every gate on every host passed: host by host, flip nginx to the new instances and
    verify readiness through nginx;
-3. on every host in parallel: stop the old instances in the background (they drain).
+3. on every host in parallel: commit: `current` names the release, and the old instances stop
+   in the background (they drain).
 
-The old instances serve until step 3, so any failure before it puts every host back at once
-(nginx back to the old instances where it flipped, `current` back, new instances stopped) and
-the release is marked bad.
+The old instances serve until step 3, and until the flip a restart or a reboot starts only the
+old release, so any failure or interruption before it puts every host back at once (nginx back
+to the old instances where it flipped, new instances stopped); a failed release is marked bad.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import commands as cmd
-from deploy import ledger
+from deploy import interrupts, ledger
 from deploy.errors import DeployError
 from deploy.gate import failure_summary
 from deploy.inventory import Host
@@ -53,6 +55,18 @@ def require_provisioned(session: Session, states: dict[str, cmd.HostState]) -> N
             raise DeployError(
                 f"[{remote.host.name}] {layout(remote).env_file} is missing: "
                 f"run `invoke provision --env-file PATH` first"
+            )
+
+
+def require_slot_programs(session: Session, states: dict[str, cmd.HostState]) -> None:
+    """Refuse, before any change, hosts whose programs still run `current`: their standby
+    instances would start the old release and pass the gate with the old code."""
+    for remote in session.remotes:
+        stale = states[remote.host.name].programs_without_slots
+        if stale:
+            raise DeployError(
+                f"[{remote.host.name}] {', '.join(stale)} still run `current` (provisioned by an older toolkit):"
+                f" run `invoke provision` first, then deploy again"
             )
 
 
@@ -90,12 +104,12 @@ def append_ledger(session: Session, entry: ledger.LedgerEntry) -> None:
 
 def prune(remote: Remote, keep_also: set[str]) -> None:
     state = read_state(remote)
-    current = state.current
+    current, entries = state.current, ledger_entries(state)
     doomed = cmd.releases_to_prune(
         state.releases,
         remote.host.keep_releases,
         keep_also | ({current} if current else set()),
-        ledger.bad_releases(ledger_entries(state)),
+        ledger.bad_releases(entries) | ledger.never_live_releases(entries),
     )
     if doomed:
         remote.run(cmd.prune_command(layout(remote), doomed), what=f"delete {len(doomed)} old release(s)")
@@ -119,30 +133,34 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
     hosts = [r.host.name for r in session.remotes]
     session.say(f"deploying {tag} ({rel.commit[:12]}) as {rel_id} to {', '.join(hosts)}")
     session.connect()
+    interrupts.check()  # nothing changed yet: stop before the lock
     with Lock(session, f"deploy {tag}"):
         states = read_states(session)
         require_provisioned(session, states)
+        require_slot_programs(session, states)
         previous = states[hosts[0]].current
 
         def record(outcome: str, detail: str) -> None:
-            append_ledger(
-                session,
-                ledger.LedgerEntry(
-                    who=operator(),
-                    when=deployed_at,
-                    kind="deploy",
-                    tag=tag,
-                    commit=rel.commit,
-                    release=rel_id,
-                    hosts=hosts,
-                    duration_s=round(time.monotonic() - started, 2),
-                    outcome=outcome,
-                    from_release=previous,
-                    marked_bad=[] if outcome == "ok" else [rel_id],
-                    detail=detail,
-                ),
-            )
+            with interrupts.deferred():
+                append_ledger(
+                    session,
+                    ledger.LedgerEntry(
+                        who=operator(),
+                        when=deployed_at,
+                        kind="deploy",
+                        tag=tag,
+                        commit=rel.commit,
+                        release=rel_id,
+                        hosts=hosts,
+                        duration_s=round(time.monotonic() - started, 2),
+                        outcome=outcome,
+                        from_release=previous,
+                        marked_bad=[rel_id] if outcome in ("failed", "rolled_back") else [],
+                        detail=detail,
+                    ),
+                )
 
+        record("started", "")  # alone in the ledger, it shows a deploy that never finished
         try:
             session.parallel(lambda remote: upload_release(remote, rel, rel_id, deployed_at))
             first = session.remotes[0]
@@ -154,17 +172,38 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
             raise DeployError(
                 f"deploy of {tag} failed before any host switched; nothing changed for the users:\n{error}"
             ) from None
-        failures = switch_all(session, states, {r.host.name: rel_id for r in session.remotes})
+        except interrupts.Interrupted as stop:
+            record("interrupted", f"{interrupts.signal_name(stop.signum)} before any host switched")
+            raise stop.saying(
+                f"deploy of {tag} interrupted by {interrupts.signal_name(stop.signum)} before any host switched;"
+                f" nothing changed for the users, the lock is released"
+            ) from None
+        try:
+            failures = switch_all(session, states, {r.host.name: rel_id for r in session.remotes})
+        except interrupts.Interrupted as stop:
+            record("interrupted", f"{interrupts.signal_name(stop.signum)} during the switch; every host put back")
+            raise stop.saying(interrupted_switch_message(f"deploy of {tag}", stop, previous)) from None
         if failures:
             record("rolled_back", failure_summary(failures))
             raise DeployError(
                 f"deploy of {tag} FAILED its health gate and was rolled back; {rel_id} is marked bad"
             ) from failures[0]
         record("ok", "")
-        session.parallel(lambda remote: prune(remote, {previous} if previous else set()))
+        try:
+            session.parallel(lambda remote: prune(remote, {previous} if previous else set()))
+        except interrupts.Interrupted:
+            session.say(f"{tag} is deployed; the prune of old releases was interrupted (the next deploy prunes)")
     duration = time.monotonic() - started
     done = "would deploy" if session.dry_run else "deployed"
     return Outcome(rel_id, duration, f"{done} {tag} as {rel_id} to {len(hosts)} host(s) in {duration:.1f}s")
+
+
+def interrupted_switch_message(what: str, stop: interrupts.Interrupted, back_on: str | None) -> str:
+    where = f"every host is back on {back_on}" if back_on else "the new instances are stopped"
+    return (
+        f"{what} interrupted by {interrupts.signal_name(stop.signum)}: {where}, the lock is released,"
+        f" and the ledger says interrupted"
+    )
 
 
 def choose_rollback_target(host: Host, state: cmd.HostState, to_tag: str | None) -> tuple[str, str]:
@@ -249,6 +288,7 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
     session.connect()
     with Lock(session, f"rollback to {to_tag or 'previous'}"):
         states = read_states(session)
+        require_slot_programs(session, states)
         first = session.remotes[0]
         current, target = choose_rollback_target(first.host, states[first.host.name], to_tag)
         session.say(f"rolling back {', '.join(hosts)}: {current} -> {target}")
@@ -258,26 +298,40 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
         missing = [name for name in hosts if target not in states[name].releases]
         if missing:
             raise DeployError(f"release {target} is not on {', '.join(missing)}")
-        check_database_for_rollback(first, states[first.host.name], current, target, downgrade)
         commit = json.loads(states[first.host.name].metadata.get(target) or "{}").get("commit", "")
-        failures = switch_all(session, states, {name: target for name in hosts})
-        append_ledger(
-            session,
-            ledger.LedgerEntry(
-                who=operator(),
-                when=when,
-                kind="rollback",
-                tag=ledger.release_tag(target),
-                commit=commit,
-                release=target,
-                hosts=hosts,
-                duration_s=round(time.monotonic() - started, 2),
-                outcome="failed" if failures else "ok",
-                from_release=current,
-                marked_bad=[target] if failures else [current],
-                detail=failure_summary(failures),
-            ),
-        )
+
+        def record(outcome: str, marked_bad: list[str], detail: str) -> None:
+            with interrupts.deferred():
+                append_ledger(
+                    session,
+                    ledger.LedgerEntry(
+                        who=operator(),
+                        when=when,
+                        kind="rollback",
+                        tag=ledger.release_tag(target),
+                        commit=commit,
+                        release=target,
+                        hosts=hosts,
+                        duration_s=round(time.monotonic() - started, 2),
+                        outcome=outcome,
+                        from_release=current,
+                        marked_bad=marked_bad,
+                        detail=detail,
+                    ),
+                )
+
+        record("started", [], "")  # alone in the ledger, it shows a rollback that never finished
+        try:
+            interrupts.check()
+            # Once migrations may be undone, going back to `current` would run it on a schema it
+            # does not know: a --downgrade rollback runs to its end, signal or not.
+            with interrupts.deferred() if downgrade else nullcontext():
+                check_database_for_rollback(first, states[first.host.name], current, target, downgrade)
+                failures = switch_all(session, states, {name: target for name in hosts})
+        except interrupts.Interrupted as stop:
+            record("interrupted", [], f"{interrupts.signal_name(stop.signum)}; every host put back")
+            raise stop.saying(interrupted_switch_message(f"rollback to {target}", stop, current)) from None
+        record("failed" if failures else "ok", [target] if failures else [current], failure_summary(failures))
         if failures:
             raise DeployError(
                 f"rollback to {target} FAILED its health gate; hosts are back on {current}"

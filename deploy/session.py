@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import IO, Generic, TypeVar
 
 from deploy import commands as cmd
-from deploy import ledger
+from deploy import interrupts, ledger
 from deploy.commands import Layout
 from deploy.errors import DeployError
 from deploy.inventory import Environment
 from deploy.ssh import ConnectionFailed, HostKeyError, Remote, RemoteCommandError
 
 T = TypeVar("T")
+INTERRUPT_POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -37,10 +38,19 @@ class Session:
     def parallel(self, action: Callable[[Remote], T], remotes: list[Remote] | None = None) -> list[T]:
         """Run `action` on every host (or `remotes`) at once; re-raise the first failure after all finished."""
         remotes = self.remotes if remotes is None else remotes
-        if len(remotes) == 1:
+        guard = interrupts.active()
+        if len(remotes) == 1 and guard is None:
             return [action(remotes[0])]
-        with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, len(remotes)))
+        try:
             futures = [pool.submit(action, remote) for remote in remotes]
+            # Under an interrupt guard the wait is in slices, so a signal stops it promptly; the
+            # hosts' commands run on (the caller's undo stops what must not go on).
+            while wait(futures, timeout=INTERRUPT_POLL_SECONDS if guard else None).not_done:
+                interrupts.check()
+            interrupts.check()
+        finally:
+            pool.shutdown(wait=False)
         errors = [error for f in futures if (error := f.exception()) is not None]
         if errors:
             raise errors[0]

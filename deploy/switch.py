@@ -1,5 +1,7 @@
 """The health-gated switch that deploy and rollback share: prepare on every host, flip each host
-only when every gate passed, drain the old instances; any failure before the flip undoes it all."""
+only when every gate passed, then commit (move `current`, drain the old instances); any failure
+before the commit undoes it all. What a restart or a reboot starts (the live slots, state/live_ports)
+changes only at the flip, after every gate passed."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from deploy import commands as cmd
+from deploy import interrupts
 from deploy.gate import LOG_LINES_ON_FAILURE, GateFailed, program_status_command
 from deploy.session import Session, host_live_ports, layout, read_state
 from deploy.ssh import Remote
@@ -34,13 +37,13 @@ def _phases(output: str) -> str:
 
 
 def prepare(switch: HostSwitch) -> None:
-    """Point `current` at the target and bring it up on the standby ports, gated (nginx untouched).
+    """Bring the target up on the standby ports, gated (nginx, `current` and the live slots untouched).
 
     Raises GateFailed, naming the failing check and the last log lines of the failed instances.
     """
     remote, host, lay = switch.remote, switch.remote.host, layout(switch.remote)
     if not remote.dry_run:  # a dry run's own line says it
-        remote.say(f"current -> {switch.target}; starting {', '.join(cmd.program_name(p) for p in switch.new_ports)}")
+        remote.say(f"starting {switch.target} on {', '.join(cmd.program_name(p) for p in switch.new_ports)}")
     gate = remote.run(
         cmd.prepare_switch_command(lay, host, switch.target, switch.new_ports),
         check=False,
@@ -93,28 +96,34 @@ def flip(switch: HostSwitch) -> None:
 
 
 def undo(switch: HostSwitch) -> None:
-    """Put a host back as it was: nginx on the old instances (they never stopped), `current` on
-    the old release, the new instances stopped."""
+    """Put a host back as it was: nginx on the old instances (they never stopped), the prepare
+    step stopped if it still runs, the new instances stopped. `current` never moved."""
     remote, lay = switch.remote, layout(switch.remote)
     if switch.flipped:
         remote.run(cmd.unflip_command(lay, remote.host, switch.old_ports), what="send nginx back to the old instances")
-    if switch.old_release is not None:
-        remote.run(cmd.switch_current_command(lay, switch.old_release), what="point current back")
     remote.run(
-        cmd.drain_in_background_command(lay, switch.new_ports, "switch undone"),
+        cmd.undo_prepare_command(lay, switch.new_ports),
         check=False,
-        what="stop the new instances",
+        what="stop the prepare step if it still runs, and the new instances",
     )
-    back = f"current -> {switch.old_release}" if switch.old_release else "no previous release to return to"
-    remote.say(f"back on the old instances ({back}); new instances stopping")
+    back = f"still {switch.old_release}" if switch.old_release else "nothing was live before"
+    remote.say(f"back on the old instances (current {back}); new instances stopping")
 
 
-def drain_old(switch: HostSwitch) -> None:
+def commit(switch: HostSwitch) -> None:
+    """Every host passed its gate and flipped: `current` moves and the old instances drain."""
     remote = switch.remote
     remote.run(
-        cmd.drain_in_background_command(layout(remote), switch.old_ports, f"replaced by {switch.target}"),
-        what="stop the old instances in the background, once they drain",
+        cmd.commit_switch_command(layout(remote), switch.target, switch.old_ports),
+        what=f"point current at {switch.target}; stop the old instances in the background, once they drain",
     )
+
+
+def _undo_reporting(session: Session, switch: HostSwitch) -> None:
+    try:
+        undo(switch)
+    except Exception as error:  # report and go on: the other hosts still need it
+        session.say(f"[{switch.remote.host.name}] could not put it back: {error}")
 
 
 def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict[str, str]) -> list[GateFailed]:
@@ -137,32 +146,39 @@ def switch_all(session: Session, states: dict[str, cmd.HostState], targets: dict
         failures = [f for f in session.parallel(prepare_one) if f is not None]
         if not failures:
             for switch in switches:
+                interrupts.check()  # between flips: a flip itself runs to its end
                 try:
                     flip(switch)
                 except GateFailed as failure:
                     failures.append(failure)
                     break
+        interrupts.check()  # the last point before the commit
+    except interrupts.Interrupted:
+        with interrupts.deferred():
+            session.say("putting every host back on its old instances")
+            session.parallel(lambda remote: _undo_reporting(session, by_remote[id(remote)]))
+        raise
     except Exception:
         # An SSH failure midway: still try to leave every host on its old instances.
         session.say("the switch broke off: putting every host back on its old instances")
-        for switch in switches:
-            try:
-                undo(switch)
-            except Exception as error:  # report and go on: the other hosts still need it
-                session.say(f"[{switch.remote.host.name}] could not put it back: {error}")
+        with interrupts.deferred():
+            for switch in switches:
+                _undo_reporting(session, switch)
         raise
     if failures:
-        for failed in failures:
-            session.say(str(failed))
-        session.say("putting every host back on its old instances")
-        session.parallel(lambda remote: undo(by_remote[id(remote)]))
+        with interrupts.deferred():
+            for failed in failures:
+                session.say(str(failed))
+            session.say("putting every host back on its old instances")
+            session.parallel(lambda remote: undo(by_remote[id(remote)]))
         return failures
     if not session.dry_run:
         session.say(
             f"healthy: {len(switches)} host(s) serve the new instances,"
             f" {time.monotonic() - started:.1f}s after the switch began; old instances draining"
         )
-    session.parallel(lambda remote: drain_old(by_remote[id(remote)]))
+    with interrupts.deferred():  # every host serves the new release: finish what that takes
+        session.parallel(lambda remote: commit(by_remote[id(remote)]))
     return []
 
 
@@ -175,4 +191,4 @@ def switch_host(remote: Remote, rel_id: str) -> None:
     except GateFailed:
         undo(switch)
         raise
-    drain_old(switch)
+    commit(switch)

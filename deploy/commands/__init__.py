@@ -66,6 +66,8 @@ from deploy.commands.releases import build_venv_command as build_venv_command
 from deploy.commands.releases import check_tag as check_tag
 from deploy.commands.releases import ensure_venv_command as ensure_venv_command
 from deploy.commands.releases import extract_release_command as extract_release_command
+from deploy.commands.releases import link_missing_slots_command as link_missing_slots_command
+from deploy.commands.releases import point_release_slots_command as point_release_slots_command
 from deploy.commands.releases import prune_command as prune_command
 from deploy.commands.releases import prune_venvs_command as prune_venvs_command
 from deploy.commands.releases import release_id as release_id
@@ -97,11 +99,14 @@ from deploy.commands.supervisor import supervisor_rpc_command as supervisor_rpc_
 from deploy.commands.supervisor import supervisorctl_command as supervisorctl_command
 from deploy.commands.supervisor import supervisord_conf as supervisord_conf
 from deploy.commands.supervisor import xmlrpc_request as xmlrpc_request
+from deploy.commands.switch import commit_switch_command as commit_switch_command
 from deploy.commands.switch import failed_ports as failed_ports
 from deploy.commands.switch import flip_command as flip_command
+from deploy.commands.switch import kill_prepare_command as kill_prepare_command
 from deploy.commands.switch import phase_durations as phase_durations
 from deploy.commands.switch import phase_marker as phase_marker
 from deploy.commands.switch import prepare_switch_command as prepare_switch_command
+from deploy.commands.switch import undo_prepare_command as undo_prepare_command
 from deploy.commands.switch import unflip_command as unflip_command
 from deploy.commands.system import AUTOGROUP_KNOB as AUTOGROUP_KNOB
 from deploy.commands.system import SYSCTL_FILE as SYSCTL_FILE

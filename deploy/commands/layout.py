@@ -56,6 +56,16 @@ class Layout:
         return f"{self.root}/state/deploy.lock"
 
     @property
+    def slots(self) -> str:
+        """One symlink per instance slot, naming the release its program runs (Layout.slot)."""
+        return f"{self.root}/slots"
+
+    @property
+    def prepare_pid(self) -> str:
+        """The shell of a switch's prepare step while it runs, so an interrupted switch can stop it."""
+        return f"{self.root}/state/prepare.pid"
+
+    @property
     def live_ports(self) -> str:
         return f"{self.root}/state/live_ports"
 
@@ -94,6 +104,12 @@ class Layout:
     def venv(self, lock_hash: str) -> str:
         return f"{self.venvs}/{lock_hash}"
 
+    def slot(self, port: int) -> str:
+        """The release the program of `port` runs. A standby slot is repointed before its gate;
+        a live one only changes by becoming standby, so supervisor's restart of a killed live
+        instance, and @reboot, start what passed its gate."""
+        return f"{self.slots}/{program_name(port)}"
+
     def program_conf(self, port: int) -> str:
         return f"{self.root}/supervisor/conf.d/{program_name(port)}.conf"
 
@@ -119,6 +135,7 @@ def layout_command(layout: Layout) -> str:
         f"{layout.root}/supervisor/conf.d",
         f"{layout.root}/nginx/tmp",
         layout.run,
+        layout.slots,
     ]
     return f"mkdir -p {' '.join(q(f) for f in folders)} && chmod 700 {q(layout.shared)}"
 

@@ -72,6 +72,25 @@ def switch_current_command(layout: Layout, rel_id: str) -> str:
     return f"ln -sfn {q(layout.release(rel_id))} {q(tmp)} && mv -T {q(tmp)} {q(layout.current)}"
 
 
+def point_release_slots_command(layout: Layout, rel_id: str, ports: tuple[int, ...]) -> str:
+    """Point the slot links of `ports` at a release, each atomically (as `current`)."""
+    steps = []
+    for port in ports:
+        slot = layout.slot(port)
+        steps.append(f"ln -sfn {q(layout.release(rel_id))} {q(slot + '.tmp')} && mv -T {q(slot + '.tmp')} {q(slot)}")
+    return " && ".join(steps)
+
+
+def link_missing_slots_command(layout: Layout, ports: tuple[int, ...]) -> str:
+    """Give every slot without a link the release `current` names, so hosts deployed before the
+    programs ran from slots keep running what they ran. Existing links are left alone."""
+    links = " ".join(q(layout.slot(port)) for port in ports)
+    return (
+        f"if rel=$(readlink {q(layout.current)}); then for slot in {links}; do"
+        f' [ -L "$slot" ] || ln -sfn "$rel" "$slot" || exit 1; done; fi; true'
+    )
+
+
 def releases_to_prune(
     release_ids: list[str], keep: int, protected: set[str], bad: set[str] | frozenset[str] = frozenset()
 ) -> list[str]:

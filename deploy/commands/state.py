@@ -22,11 +22,15 @@ class HostState:
     env_file_exists: bool
     migration_heads: dict[str, str]
     metadata: dict[str, str]
+    # Program files that still run `current` (provisioned before slot links): a switch would
+    # start the old release on the standby ports, so deploys refuse until `invoke provision`.
+    programs_without_slots: tuple[str, ...] = ()
 
 
 def read_state_command(layout: Layout) -> str:
     """Print `current`, the releases (with each one's newest migration and RELEASE.json), the live
-    ports, whether the secrets file exists, and the ledger, as sections of one output."""
+    ports, whether the secrets file exists, the program files that do not run slot links, and
+    the ledger, as sections of one output."""
     models = "migrations/models"
     per_release = (
         f"for rel in $(ls -1 {q(layout.releases)} 2>/dev/null | grep -E {q(RELEASE_ID_PATTERN.pattern)}); do"
@@ -46,6 +50,8 @@ def read_state_command(layout: Layout) -> str:
             "echo",
             f"echo '{_SECTION}env_file'",
             f"{{ test -f {q(layout.env_file)} && echo yes; }}",
+            f"echo '{_SECTION}programs_without_slots'",
+            f"grep -L {q('^command=' + layout.slots + '/')} {q(layout.root)}/supervisor/conf.d/app-*.conf 2>/dev/null",
             f"echo '{_SECTION}ledger'",
             f"cat {q(layout.ledger)} 2>/dev/null",
             "echo",
@@ -77,4 +83,7 @@ def parse_state(text: str) -> HostState:
         env_file_exists="yes" in sections.get("env_file", []),
         migration_heads=heads,
         metadata={rel: "\n".join(lines).strip() for rel, lines in metadata.items()},
+        programs_without_slots=tuple(
+            Path(line.strip()).stem for line in sections.get("programs_without_slots", []) if line.strip()
+        ),
     )

@@ -29,6 +29,7 @@ def supervisor_program_conf(layout: Layout, host: Host, port: int) -> str:
         "supervisor-program.conf.tmpl",
         deploy_root=layout.root,
         program=program_name(port),
+        slot=layout.slot(port),
         listen=instance_listen_args(host, port),
         port=port,
     )
@@ -111,7 +112,7 @@ DRAIN_WAIT_SECONDS = 40  # longer than stopwaitsecs (30): by then supervisor has
 
 
 def start_instances_command(layout: Layout, ports: tuple[int, ...]) -> str:
-    """Start instances (from `current`) without waiting for supervisor's startsecs.
+    """Start instances (each from its slot link) without waiting for supervisor's startsecs.
 
     A standby port may still be draining from the previous switch: wait for that background stop
     and for any STOPPING state to end, because supervisor "starts" a STOPPING program by doing

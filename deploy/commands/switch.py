@@ -1,4 +1,4 @@
-"""The gated switch: start the new instances beside the live ones, gate them, flip nginx, or undo."""
+"""The gated switch: start the new instances beside the live ones, gate them, flip nginx, commit, or undo."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from deploy.commands.nginx import (
     point_slots_command,
     slot_ready_urls,
 )
-from deploy.commands.releases import switch_current_command
-from deploy.commands.supervisor import start_instances_command
+from deploy.commands.releases import point_release_slots_command, switch_current_command
+from deploy.commands.supervisor import drain_in_background_command, start_instances_command
 from deploy.inventory import Host
 
 
@@ -41,11 +41,13 @@ def failed_ports(gate_output: str, host: Host, ports: tuple[int, ...]) -> list[i
 
 
 def prepare_switch_command(layout: Layout, host: Host, rel_id: str, new_ports: tuple[int, ...]) -> str:
-    """Point `current` at `rel_id` and bring it up on `new_ports` beside the live instances, gated.
+    """Bring `rel_id` up on the standby `new_ports` beside the live instances, gated.
 
-    1. switch `current` (the programs run whatever it points at);
-    2. start the new instances;
-    3. poll each one's /health/ready until 200 or the host's health_timeout.
+    1. record this shell's pid (an interrupted switch stops the step with kill_prepare_command);
+    2. refuse program files that still run `current` (provisioned before slots: re-provision);
+    3. point the standby slots at the release (the live slots and `current` stay: a restart or a
+       reboot still starts the old release), then start the new instances;
+    4. poll each one's /health/ready until 200 or the host's health_timeout.
     nginx is not touched: the live instances keep serving whatever happens here.
     """
     gate = readiness_poll_command(
@@ -56,16 +58,63 @@ def prepare_switch_command(layout: Layout, host: Host, rel_id: str, new_ports: t
         layout.supervisor_socket,
         [program_name(port) for port in new_ports],
     )
-    return " && ".join(
+    steps = " && ".join(
         [
             phase_marker("begin"),
-            switch_current_command(layout, rel_id),
+            programs_run_slots_check(layout, new_ports),
+            point_release_slots_command(layout, rel_id, new_ports),
             start_instances_command(layout, new_ports),
             phase_marker("started"),
             gate,
             phase_marker("ready"),
         ]
     )
+    pid = q(layout.prepare_pid)
+    return f"echo $$ > {pid} && {{ {steps}; }}; status=$?; rm -f {pid}; exit $status"
+
+
+def programs_run_slots_check(layout: Layout, ports: tuple[int, ...]) -> str:
+    """Fail, saying what to do, when a program file predates slot links: its instance would run
+    `current`, the old release, and pass the gate with the old code."""
+    checks = " && ".join(
+        f"grep -qF {q('command=' + layout.slot(port) + '/')} {q(layout.program_conf(port))}" for port in ports
+    )
+    return f"{{ {checks} || {{ echo 'the supervisor programs predate slot links: run `invoke provision` first'; false; }}; }}"
+
+
+PREPARE_STOP_SECONDS = 5  # a killed shell, its curl and its poller exit well within this
+
+
+def kill_prepare_command(layout: Layout) -> str:
+    """Stop a prepare step that is still running (the task was interrupted while waiting for it),
+    so it cannot start an instance after the undo stopped it. Its shell leads its own process
+    group (sshd starts each command in a new session): the group goes, poller and curl included.
+    The pid must still be a shell of this deploy root, not a reused pid."""
+    pid = q(layout.prepare_pid)
+    return (
+        f'pid=$(cat {pid} 2>/dev/null); if [ -n "$pid" ] && grep -qF {q(layout.root)} "/proc/$pid/cmdline" 2>/dev/null;'
+        f' then if [ "$(ps -o pgid= -p "$pid" | tr -d " ")" = "$pid" ]; then kill -TERM "-$pid";'
+        f' else pkill -TERM -P "$pid"; kill -TERM "$pid"; fi;'
+        f' for i in $(seq {PREPARE_STOP_SECONDS * 10}); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done;'
+        f" echo 'stopped the interrupted prepare step'; fi; rm -f {pid}; true"
+    )
+
+
+def commit_switch_command(layout: Layout, rel_id: str, old_ports: tuple[int, ...]) -> str:
+    """After every host passed its gate and flipped: `current` names the new release (the ops CLI
+    and cron jobs run it), and the old instances drain in the background."""
+    return " && ".join(
+        [
+            switch_current_command(layout, rel_id),
+            drain_in_background_command(layout, old_ports, f"replaced by {rel_id}"),
+        ]
+    )
+
+
+def undo_prepare_command(layout: Layout, new_ports: tuple[int, ...]) -> str:
+    """Put a host back after a failed or interrupted prepare: stop the prepare step if it still
+    runs, then stop the new instances. `current`, the live slots and state/live_ports never moved."""
+    return f"{kill_prepare_command(layout)}; {drain_in_background_command(layout, new_ports, 'switch undone')}"
 
 
 def flip_command(layout: Layout, host: Host, new_ports: tuple[int, ...], old_ports: tuple[int, ...]) -> str:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from invoke import Exit, task
 
 from deploy import commands as cmd
-from deploy import ledger, local_git, rollout
+from deploy import interrupts, ledger, local_git, rollout
 from deploy.errors import DeployError
 from deploy.inventory import load_inventory
 from deploy.lock import FREEZE, Lock, describe_holder, freeze_message
@@ -49,6 +51,18 @@ def _session(
     """`out`: where the hosts' progress lines go (stderr when stdout carries a --json document)."""
     environment = load_inventory(inventory).environment(env)
     return Session(environment, dry_run=dry_run, out=out or sys.stdout, verbose=verbose)
+
+
+@contextmanager
+def interrupted_exits() -> Iterator[None]:
+    """SIGINT or SIGTERM during the block puts the hosts back (deploy.interrupts) and ends the task
+    with one line and the shell's status for that signal (130 for SIGINT, 143 for SIGTERM)."""
+    with interrupts.guard():
+        try:
+            yield
+        except interrupts.Interrupted as stop:
+            interrupts.ignore_until_exit()  # the hosts are back: one more Ctrl-C must not change the status
+            raise Exit(f"ERROR: {stop}", code=stop.exit_code) from None
 
 
 def report_failed_hosts(session: Session, results: list[HostResult]) -> list[str]:
@@ -119,7 +133,7 @@ def provision(
 )
 def deploy(c, tag, env=None, inventory=None, repo=".", dry_run=False, verbose=False):
     """Deploy a git tag to every host: lock, upload, migrate once, health-gated switch, ledger, prune."""
-    with _session(env, inventory, dry_run, verbose=verbose) as session:
+    with _session(env, inventory, dry_run, verbose=verbose) as session, interrupted_exits():
         outcome = rollout.deploy(session, Path(repo).resolve(), tag)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 
@@ -141,7 +155,7 @@ def rollback(c, to=None, downgrade=False, env=None, inventory=None, dry_run=Fals
             cmd.check_tag(to)  # the rule deploy applies: nothing else reaches the hosts
         except ValueError as error:
             raise Exit(f"ERROR: --to: {error}", code=1) from None
-    with _session(env, inventory, dry_run, verbose=verbose) as session:
+    with _session(env, inventory, dry_run, verbose=verbose) as session, interrupted_exits():
         outcome = rollout.rollback(session, to, downgrade)
         session.say(outcome.message + (" (dry run: nothing changed)" if dry_run else ""))
 

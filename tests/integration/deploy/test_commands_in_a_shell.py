@@ -5,6 +5,7 @@ poller against booting instances and a real supervisord (tests/unit has their go
 from __future__ import annotations
 
 import http.server
+import os
 import re
 import socketserver
 import subprocess
@@ -278,3 +279,77 @@ def test_a_freeze_reason_with_shell_characters_reaches_the_lock_file_intact(tmp_
     assert f"(deploys frozen: {reason})" in held_message("h1", refused.stdout)
     sh(cmd.lock_release_command(lay, None))
     assert not (tmp_path / "state" / "deploy.lock").exists()
+
+
+def test_provision_gives_only_missing_slots_the_release_current_runs(tmp_path):
+    lay = Layout(str(tmp_path))
+    for rel in ("r1", "r2"):
+        (tmp_path / "releases" / rel).mkdir(parents=True)
+    (tmp_path / "slots").mkdir()
+    assert sh(cmd.link_missing_slots_command(lay, (8001, 9001))).returncode == 0  # nothing deployed yet
+    assert not list((tmp_path / "slots").iterdir())
+    (tmp_path / "current").symlink_to(tmp_path / "releases" / "r1")
+    (tmp_path / "slots" / "app-9001").symlink_to(tmp_path / "releases" / "r2")
+    assert sh(cmd.link_missing_slots_command(lay, (8001, 9001))).returncode == 0
+    assert (tmp_path / "slots" / "app-8001").resolve() == tmp_path / "releases" / "r1"
+    assert (tmp_path / "slots" / "app-9001").resolve() == tmp_path / "releases" / "r2"  # left alone
+    assert sh(cmd.point_release_slots_command(lay, "r2", (8001,))).returncode == 0
+    assert (tmp_path / "slots" / "app-8001").resolve() == tmp_path / "releases" / "r2"
+
+
+def test_an_interrupted_prepare_step_is_stopped_with_its_children(tmp_path):
+    """The undo of an interrupted switch kills the prepare shell's whole process group (its curl
+    and poller too), so nothing it ran can start an instance after the undo stopped them."""
+    lay = Layout(str(tmp_path))
+    (tmp_path / "state").mkdir()
+    child_pid = tmp_path / "child.pid"
+    # A stand-in for the prepare shell, leading its own session as under sshd, with a child.
+    script = f"echo $$ > {lay.prepare_pid}; sleep 60 & echo $! > {child_pid}; wait; : {lay.root}"
+    shell = subprocess.Popen(["setsid", "sh", "-c", script])
+    try:
+        deadline = time.monotonic() + 5
+        while not child_pid.exists() or not child_pid.read_text().strip():
+            assert time.monotonic() < deadline, "the stand-in never started"
+            time.sleep(0.02)
+        child = int(child_pid.read_text())
+        result = sh(cmd.kill_prepare_command(lay))
+        assert result.returncode == 0 and "stopped the interrupted prepare step" in result.stdout
+        assert shell.wait(timeout=5) != 0
+        assert subprocess.run(["kill", "-0", str(child)], capture_output=True).returncode != 0
+        assert not (tmp_path / "state" / "prepare.pid").exists()
+    finally:
+        shell.kill()
+        shell.wait(timeout=5)
+    # No prepare running, or a pid file naming another program: nothing is killed, still success.
+    (tmp_path / "state" / "prepare.pid").write_text(f"{os.getpid()}\n")
+    assert sh(cmd.kill_prepare_command(lay)).returncode == 0
+    assert "stopped" not in sh(cmd.kill_prepare_command(lay)).stdout
+
+
+def test_prepare_refuses_programs_that_still_run_current(tmp_path, host):  # noqa: F811 (fixture)
+    """A host provisioned before slot links would start the new instances from `current` (the old
+    release) and pass the gate with the old code: prepare stops first and says what to do."""
+    lay = Layout(str(tmp_path))
+    (tmp_path / "supervisor" / "conf.d").mkdir(parents=True)
+    (tmp_path / "state").mkdir()
+    for port in (8101, 8102):
+        old = cmd.supervisor_program_conf(lay, host, port).replace(lay.slot(port), lay.current)
+        (tmp_path / "supervisor" / "conf.d" / f"app-{port}.conf").write_text(old)
+    result = sh(cmd.prepare_switch_command(lay, host, "r1", (8101, 8102)))
+    assert result.returncode != 0
+    assert "the supervisor programs predate slot links: run `invoke provision` first" in result.stdout
+    assert not (tmp_path / "slots").exists() and not (tmp_path / "state" / "prepare.pid").exists()
+
+
+def test_host_state_names_the_program_files_that_still_run_current(tmp_path, host):  # noqa: F811 (fixture)
+    lay = Layout(str(tmp_path))
+    assert cmd.parse_state(sh(cmd.read_state_command(lay)).stdout).programs_without_slots == ()
+    (tmp_path / "supervisor" / "conf.d").mkdir(parents=True)
+    for port in (8001, 8101):
+        (tmp_path / "supervisor" / "conf.d" / f"app-{port}.conf").write_text(
+            cmd.supervisor_program_conf(lay, host, port)
+        )
+    assert cmd.parse_state(sh(cmd.read_state_command(lay)).stdout).programs_without_slots == ()
+    old = cmd.supervisor_program_conf(lay, host, 8101).replace(lay.slot(8101), lay.current)
+    (tmp_path / "supervisor" / "conf.d" / "app-8101.conf").write_text(old)
+    assert cmd.parse_state(sh(cmd.read_state_command(lay)).stdout).programs_without_slots == ("app-8101",)

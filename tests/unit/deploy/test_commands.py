@@ -50,7 +50,8 @@ def ready_url(port: int) -> str:
 def test_layout_creates_every_folder_and_locks_down_shared():
     assert cmd.layout_command(L) == (
         "mkdir -p /srv/cnb/releases /srv/cnb/venvs /srv/cnb/shared/logs /srv/cnb/shared/logs/supervisor "
-        "/srv/cnb/state /srv/cnb/supervisor/conf.d /srv/cnb/nginx/tmp /srv/cnb/run && chmod 700 /srv/cnb/shared"
+        "/srv/cnb/state /srv/cnb/supervisor/conf.d /srv/cnb/nginx/tmp /srv/cnb/run /srv/cnb/slots"
+        " && chmod 700 /srv/cnb/shared"
     )
 
 
@@ -322,17 +323,64 @@ def test_prepare_starts_the_release_beside_the_live_one_and_gates_it(host):
         "/srv/cnb/supervisor/supervisor.sock",
         ["app-8101", "app-8102"],
     )
-    assert cmd.prepare_switch_command(L, host, REL, (8101, 8102)) == " && ".join(
+    steps = " && ".join(
         [
             'echo "@phase begin $(date +%s.%N)"',
-            cmd.switch_current_command(L, REL),
+            "{ grep -qF command=/srv/cnb/slots/app-8101/ /srv/cnb/supervisor/conf.d/app-8101.conf"
+            " && grep -qF command=/srv/cnb/slots/app-8102/ /srv/cnb/supervisor/conf.d/app-8102.conf"
+            " || { echo 'the supervisor programs predate slot links: run `invoke provision` first'; false; }; }",
+            cmd.point_release_slots_command(L, REL, (8101, 8102)),
             cmd.start_instances_command(L, (8101, 8102)),
             'echo "@phase started $(date +%s.%N)"',
             gate,
             'echo "@phase ready $(date +%s.%N)"',
         ]
     )
-    assert "nginx" not in cmd.prepare_switch_command(L, host, REL, (8101, 8102))
+    assert cmd.prepare_switch_command(L, host, REL, (8101, 8102)) == (
+        f"echo $$ > /srv/cnb/state/prepare.pid && {{ {steps}; }}; status=$?; rm -f /srv/cnb/state/prepare.pid;"
+        " exit $status"
+    )
+    prepare = cmd.prepare_switch_command(L, host, REL, (8101, 8102))
+    # Neither nginx nor what a restart or a reboot starts (current, the live slots) moves here.
+    assert "nginx" not in prepare and "/srv/cnb/current" not in prepare and "live_ports" not in prepare
+    assert "app-8001" not in prepare and "app-8002" not in prepare
+
+
+def test_standby_slots_are_repointed_one_atomic_rename_each():
+    assert cmd.point_release_slots_command(L, REL, (8101, 8102)) == (
+        f"ln -sfn /srv/cnb/releases/{REL} /srv/cnb/slots/app-8101.tmp"
+        " && mv -T /srv/cnb/slots/app-8101.tmp /srv/cnb/slots/app-8101"
+        f" && ln -sfn /srv/cnb/releases/{REL} /srv/cnb/slots/app-8102.tmp"
+        " && mv -T /srv/cnb/slots/app-8102.tmp /srv/cnb/slots/app-8102"
+    )
+
+
+def test_current_moves_only_in_the_commit_with_the_drain_of_the_old_instances():
+    assert cmd.commit_switch_command(L, REL, (8001, 8002)) == " && ".join(
+        [
+            cmd.switch_current_command(L, REL),
+            cmd.drain_in_background_command(L, (8001, 8002), f"replaced by {REL}"),
+        ]
+    )
+
+
+def test_undo_stops_the_prepare_step_before_the_new_instances_and_leaves_current():
+    undo = cmd.undo_prepare_command(L, (8101, 8102))
+    assert undo == (
+        f"{cmd.kill_prepare_command(L)}; {cmd.drain_in_background_command(L, (8101, 8102), 'switch undone')}"
+    )
+    assert "current" not in undo and "live_ports" not in undo and "slots" not in undo
+    kill = cmd.kill_prepare_command(L)
+    assert kill.startswith("pid=$(cat /srv/cnb/state/prepare.pid 2>/dev/null);")
+    assert 'grep -qF /srv/cnb "/proc/$pid/cmdline"' in kill  # never a reused pid of another program
+    assert kill.endswith("rm -f /srv/cnb/state/prepare.pid; true")
+
+
+def test_provision_links_only_missing_slots_to_what_current_runs():
+    assert cmd.link_missing_slots_command(L, (8001, 9001)) == (
+        "if rel=$(readlink /srv/cnb/current); then for slot in /srv/cnb/slots/app-8001 /srv/cnb/slots/app-9001; do"
+        ' [ -L "$slot" ] || ln -sfn "$rel" "$slot" || exit 1; done; fi; true'
+    )
 
 
 FLIP_BEGIN = 'echo "@phase flip $(date +%s.%N)" && before=$(pgrep -P "$(cat /srv/cnb/nginx/nginx.pid 2>/dev/null || echo 0)" || true)'
@@ -486,15 +534,16 @@ def test_backup_schedule_is_configurable(host, schedule, guard):
     )
 
 
-def test_supervisor_program_runs_one_instance_from_current(host, tcp_host):
+def test_supervisor_program_runs_one_instance_from_its_slot(host, tcp_host):
     conf = cmd.supervisor_program_conf(L, host, 8001)
     assert "[program:app-8001]" in conf
-    assert "command=/srv/cnb/current/.venv/bin/python -m server --unix /srv/cnb/run/app-8001.sock\n" in conf
+    assert "command=/srv/cnb/slots/app-8001/.venv/bin/python -m server --unix /srv/cnb/run/app-8001.sock\n" in conf
     assert (
-        "command=/srv/cnb/current/.venv/bin/python -m server --host 127.0.0.1 --port 8001\n"
+        "command=/srv/cnb/slots/app-8001/.venv/bin/python -m server --host 127.0.0.1 --port 8001\n"
         in cmd.supervisor_program_conf(L, tcp_host, 8001)
     )
-    assert "directory=/srv/cnb/current" in conf
+    assert "directory=/srv/cnb/slots/app-8001\n" in conf
+    assert "/current" not in "".join(line for line in conf.splitlines() if not line.startswith(";"))
     assert 'ENV_FILE="/srv/cnb/shared/.env",LOG_FILE="/srv/cnb/shared/logs/app-8001.log"' in conf
     assert 'SANIC_REAL_IP_HEADER="x-real-ip"' in conf  # the client's address, as nginx saw it
     assert "autorestart=true" in conf and "stopsignal=TERM" in conf

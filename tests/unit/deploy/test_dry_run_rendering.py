@@ -24,7 +24,11 @@ def test_the_default_line_folds_xmlrpc_bodies_and_the_embedded_poller():
     assert "supervisor supervisor.startProcess(app-8101)" in line
     assert "python3 -I -S -c <script: The readiness gate's poller> 30 1 5 0.1" in line
     assert "http+unix://%2Fsrv%2Fcnb%2Frun%2Fapp-8101.sock/health/ready" in line
-    assert line.startswith("ln -sfn /srv/cnb/releases/20261127T010203Z-v1.2.3 /srv/cnb/.current.tmp && mv -T")
+    assert line.startswith(
+        "<check the programs run their slots> && ln -sfn /srv/cnb/releases/20261127T010203Z-v1.2.3 "
+        "/srv/cnb/slots/app-8101.tmp && mv -T"
+    ), line
+    assert "prepare.pid" not in line
 
 
 def test_file_writes_and_config_flags_fold_to_their_names():
@@ -49,7 +53,10 @@ def test_remote_run_in_a_dry_run_prints_one_line_per_step_by_default():
     remote.run(cmd.prune_command(L, [REL]))
     lines = out.getvalue().splitlines()
     assert result.ok and len(lines) == 3, lines
-    assert lines[0].startswith("[app1 +") and "] would start it, gated: ln -sfn /srv/cnb/releases/" in lines[0]
+    assert (
+        lines[0].startswith("[app1 +")
+        and "] would start it, gated: <check the programs run their slots> && ln -sfn /srv/cnb/releases/" in lines[0]
+    )
     assert "<methodCall>" not in out.getvalue() and len(lines[0]) < 300
     assert lines[1].endswith("] would take the deploy lock: set -C; LOCK")
     assert lines[2].endswith(f"] would run: rm -rf -- /srv/cnb/releases/{REL}")

@@ -103,3 +103,41 @@ def test_the_default_rollback_target_is_what_was_live_before_by_the_ledger():
     assert ledger.default_rollback_target([], ids, a2) is None
     restore = entry(kind="restore", release=c, backup="B1")
     assert ledger.live_history([went_live(a, None), restore]) == [a]
+
+
+def test_a_started_line_goes_once_its_operation_finished_and_alone_reads_as_interrupted():
+    first = entry(outcome="started", duration_s=0)
+    finished = entry(duration_s=30.1)
+    killed = entry(
+        outcome="started", duration_s=0, when="2026-11-27T02:00:00+00:00", release="20261127T020000Z-v2", tag="v2"
+    )
+    lines = "\n".join(ledger.format_entry(e) for e in (first, finished, killed))
+    settled = ledger.parse_ledger(lines)
+    assert settled[0] == finished
+    assert settled[1].outcome == "interrupted" and settled[1].release == killed.release
+    assert settled[1].detail == ledger.NEVER_FINISHED and settled[1].marked_bad == []
+    # Another operator's or another kind's final line does not settle it.
+    other = entry(outcome="rolled_back", who="bo@laptop", when=killed.when, release=killed.release)
+    assert ledger.parse_ledger(ledger.format_entry(killed) + "\n" + ledger.format_entry(other))[0].outcome == (
+        "interrupted"
+    )
+
+
+def test_an_interrupted_operation_never_went_live_nor_marks_anything_bad():
+    entries = [
+        entry(),
+        entry(
+            when="2026-11-27T02:00:00+00:00",
+            release="20261127T020000Z-v2",
+            tag="v2",
+            outcome="interrupted",
+            from_release="20261127T010000Z-v1",
+        ),
+    ]
+    assert ledger.live_history(entries) == ["20261127T010000Z-v1"]
+    assert ledger.bad_releases(entries) == set()
+    assert ledger.default_rollback_target(entries, ["20261127T010000Z-v1"], "20261127T010000Z-v1") is None
+    # Pruned like a bad release, so interrupted deploys cannot push the good ones out.
+    assert ledger.never_live_releases(entries) == {"20261127T020000Z-v2"}
+    went_live_later = entries + [entry(release="20261127T020000Z-v2", when="2026-11-27T03:00:00+00:00")]
+    assert ledger.never_live_releases(went_live_later) == set()
