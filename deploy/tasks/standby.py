@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 from invoke import task
 
-from deploy.session import Session
 from deploy.standby import build_standby, by_name, find_primary
 from deploy.standby import failover as run_failover
+from deploy.tasks.release import COMMON_HELP, DRY_RUN_HELP, VERBOSE_HELP, _session
 
-HELP = {
-    "env": "environment of the inventory to act on (default: the inventory's default_environment)",
-    "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
-    "dry_run": "print every step (the reads still run) and change nothing",
-}
-
-
-def _session(env: str | None, inventory: str | None, dry_run: bool) -> Session:
-    from deploy.inventory import load_inventory
-
-    return Session(load_inventory(inventory).environment(env), dry_run=dry_run, out=sys.stdout)
+HELP = {**COMMON_HELP, "dry_run": DRY_RUN_HELP + " (the reads still run)", "verbose": VERBOSE_HELP}
 
 
 @task(
@@ -34,9 +22,11 @@ def _session(env: str | None, inventory: str | None, dry_run: bool) -> Session:
         **HELP,
     }
 )
-def standby(c, host, primary=None, synchronous=False, replace_data=False, env=None, inventory=None, dry_run=False):
+def standby(
+    c, host, primary=None, synchronous=False, replace_data=False, env=None, inventory=None, dry_run=False, verbose=False
+):
     """Build --host as a streaming hot standby of the primary (slot, WAL archive as fallback); a rerun is harmless."""
-    with _session(env, inventory, dry_run) as session:
+    with _session(env, inventory, dry_run, verbose=verbose) as session:
         chosen = by_name(session, host, "--host")
         source = by_name(session, primary, "--primary") if primary else find_primary(session, other_than=chosen)
         session.say(build_standby(session, source, chosen, bool(synchronous), bool(replace_data)))
@@ -49,9 +39,9 @@ def standby(c, host, primary=None, synchronous=False, replace_data=False, env=No
         **HELP,
     }
 )
-def failover(c, primary=None, standby=None, env=None, inventory=None, dry_run=False):
+def failover(c, primary=None, standby=None, env=None, inventory=None, dry_run=False, verbose=False):
     """Fence the old primary, promote the standby, repoint every DATABASE_URL, restart gated, record it."""
-    with _session(env, inventory, dry_run) as session:
+    with _session(env, inventory, dry_run, verbose=verbose) as session:
         detail = run_failover(session, primary, standby)
         session.say(
             f"failover {'planned' if dry_run else 'done'}: {detail}. Next: `invoke standby --host <old primary>` "

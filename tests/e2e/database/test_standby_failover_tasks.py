@@ -34,7 +34,7 @@ def test_standby_dry_run_changes_nothing_then_builds_and_a_rerun_is_harmless(clu
         1,
         "ERROR: --host nosuch: no such host in environment sandbox (hosts: host-2, host-3)",
     )
-    _, plan = clusters.invoke("standby", "--host", "host-3", "--synchronous", "--dry-run")
+    _, plan = clusters.invoke("standby", "--host", "host-3", "--synchronous", "--dry-run", "--verbose")
     assert "would run:" in plan and "pg_basebackup" in plan and "synchronous_standby_names" in plan
     assert plan.strip().endswith(
         "dry run: host-3 would be a hot standby of host-2 (synchronous, slot standby_host_3), rebuilt from a fresh base backup"
@@ -103,11 +103,10 @@ def test_failover_after_sigkill_under_synchronous_writes_loses_no_acknowledged_w
     writer.join(timeout=60)
     wait_for(lambda: pid_gone(pid), 30, "the killed postmaster did not go away")
 
-    _, plan = clusters.invoke("failover", "--dry-run")
+    _, plan = clusters.invoke("failover", "--dry-run", "--verbose")
     assert "would run:" in plan and "standby.signal" in plan and "pg_promote" in plan and "postgres://" not in plan
     assert (
-        f"would run: repoint DATABASE_URL in {clusters.sandbox.deploy_root('127.0.0.2')}/shared/.env to 127.0.0.3:"
-        in plan
+        f"would repoint DATABASE_URL in {clusters.sandbox.deploy_root('127.0.0.2')}/shared/.env to 127.0.0.3:" in plan
     )
     assert clusters.psql("host-3", "SELECT pg_is_in_recovery()") == "t"  # the dry run promoted nothing
 
