@@ -3,15 +3,16 @@ so the change and its audit row commit or roll back together (API.md §4.9)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import asyncpg
 import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import RawSQL
 
 from server.audit.models import AuditLog
 from server.http import page
-from server.pagination import Filters, fetch_page
+from server.pagination import page_of
 
 
 async def record(
@@ -52,19 +53,22 @@ ACTIONS = (
     "PAYOUT_FAILED",
 )
 RESOURCE_TYPES = ("purchase", "merchant", "offer", "feature_flag", "payout")
-AUDIT_COLUMNS = "id, occurred_at, actor_type, actor_id, action, resource_type, resource_id, outcome, details"
-# Filter name -> the condition it adds; `from` is inclusive and `to` exclusive (API.md §3.9).
+AUDIT_FIELDS = ("id", "occurred_at", "actor_type", "actor_id", "action", "resource_type", "resource_id", "outcome")
+# PostgreSQL's own text of the jsonb, passed through: a number in it (a cap of 19 digits) stays
+# exact, where parsing it (as JSONField does) would turn it into a binary float.
+DETAILS_TEXT = RawSQL("details::text")
+# Filter name -> the queryset lookup it adds; `from` is inclusive and `to` exclusive (API.md §3.9).
 FILTERS = {
-    "action": "action = {}",
-    "resource_type": "resource_type = {}",
-    "resource_id": "resource_id = {}::uuid",
-    "actor_id": "actor_id = {}::uuid",
-    "from": "occurred_at >= {}",
-    "to": "occurred_at < {}",
+    "action": "action",
+    "resource_type": "resource_type",
+    "resource_id": "resource_id",
+    "actor_id": "actor_id",
+    "from": "occurred_at__gte",
+    "to": "occurred_at__lt",
 }
 
 
-def audit_out(row: asyncpg.Record) -> dict[str, Any]:
+def audit_out(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "occurred_at": row["occurred_at"],
@@ -74,23 +78,18 @@ def audit_out(row: asyncpg.Record) -> dict[str, Any]:
         "resource_type": row["resource_type"],
         "resource_id": str(row["resource_id"]),
         "outcome": row["outcome"],
-        # PostgreSQL's own text of the jsonb, passed through: a number in it (a cap of 19 digits)
-        # stays exact, where parsing it here would turn it into a binary float.
-        "details": orjson.Fragment(row["details"]),
+        "details": orjson.Fragment(row["details_text"]),
     }
 
 
 async def list_page(offset: int, limit: int, filters: dict[str, Any]) -> dict[str, Any]:
     """Newest first. `filters` holds only the filters that were given."""
-    where = Filters()
-    for name, condition in FILTERS.items():
-        if filters.get(name) is not None:
-            where.add(condition, filters[name])
-    rows, total = await fetch_page(
-        source="audit_logs",
-        columns=AUDIT_COLUMNS,
-        filters=where,
-        order_by="occurred_at DESC, id DESC",
+    given = {lookup: filters[name] for name, lookup in FILTERS.items() if filters.get(name) is not None}
+    rows, total = await page_of(
+        AuditLog.filter(**given),
+        fields=AUDIT_FIELDS,
+        computed={"details_text": DETAILS_TEXT},
+        order_by=("-occurred_at", "-id"),
         offset=offset,
         limit=limit,
     )

@@ -8,7 +8,13 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CONVERTED = ["server/auth/service.py", "server/auth/throttle.py", "server/users/service.py"]
+CONVERTED = [
+    "server/auth/service.py",
+    "server/auth/throttle.py",
+    "server/users/service.py",
+    "server/pagination.py",
+    *(f"server/{name}/service.py" for name in ("audit", "flags", "merchants", "offers", "payouts", "wallets")),
+]
 SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
 
 
