@@ -127,6 +127,13 @@ FROM scale_purchases
 WHERE status IN ('pending', 'confirmed') AND credited <> 0
 GROUP BY 1, 2, 3;
 
+-- step: purchase counts
+-- What the triggers of migration 7 would have counted, had they been on.
+INSERT INTO purchase_month_counts (user_id, month, status, n)
+SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, status, count(*)
+FROM scale_purchases
+GROUP BY 1, 2, 3;
+
 -- step: credits per user
 CREATE TEMP TABLE scale_user_credit AS
 SELECT u, user_id,

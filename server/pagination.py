@@ -29,22 +29,19 @@ async def page_of(
     related: Mapping[str, str] | None = None,
     computed: Mapping[str, Expression | Term] | None = None,
     total: CountQuery | ValuesQuery[Any] | None = None,
-    skip: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The rows of `query` ordered by `order_by` from `offset`, at most `limit`, as dicts of
     `fields` (plus `related`: name -> "relation__column", and `computed`: name -> expression),
     and how many rows match.
 
-    `total` replaces the count with a query of one value (a counter table's sum). `skip` replaces
-    `offset` in the slice when `query` is already narrowed to a window that starts later (deep
-    pages); then `total` must count the whole list."""
+    `total` replaces the count with a query of one value (a counter table's sum)."""
     counted = total if total is not None else query.count()
     sliced = query.annotate(**(computed or {}), **{TOTAL: Subquery(counted)})
-    sliced = sliced.order_by(*order_by).offset(offset if skip is None else skip).limit(limit)
+    sliced = sliced.order_by(*order_by).offset(offset).limit(limit)
     rows = await sliced.values(*fields, *(computed or {}), TOTAL, **(related or {}))
     if rows:
         return rows, int(rows[0][TOTAL] or 0)
-    if offset == 0 and skip is None:
+    if offset == 0:
         return rows, 0  # nothing matches: the page's own snapshot says so
     return rows, await count_of(counted)
 

@@ -9,11 +9,13 @@ from typing import Any
 
 import asyncpg
 from loguru import logger
+from tortoise.queryset import QuerySet
 
 from server import db
 from server.errors import ApiError, balance_limit_exceeded, forbidden, not_found
 from server.http import money
 from server.pagination import page_of
+from server.purchases import counts
 from server.purchases.models import Purchase
 
 STATUSES = ("pending", "confirmed", "rejected", "reversed")
@@ -223,8 +225,27 @@ async def list_purchases(
         query = query.filter(created_at__gte=utc_midnight(start_date))
     if end_date is not None and end_date < date.max:  # every timestamp is before the day after 9999-12-31
         query = query.filter(created_at__lt=utc_midnight(end_date + timedelta(days=1)))
+    if user_id is None or merchant_id is not None or start_date is not None or end_date is not None:
+        rows, total = await page_of(
+            query, fields=DETAIL_FIELDS, related=DETAIL_RELATED, order_by=NEWEST_FIRST, offset=offset, limit=limit
+        )
+        return [purchase_out(row) for row in rows], total
+    return await user_purchases(query, user_id, status, offset, limit)
+
+
+async def user_purchases(
+    query: QuerySet[Purchase], user_id: str, status: str | None, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One user's purchases (with a status or not): the total from the user's counts
+    (server/purchases/counts.py)."""
     rows, total = await page_of(
-        query, fields=DETAIL_FIELDS, related=DETAIL_RELATED, order_by=NEWEST_FIRST, offset=offset, limit=limit
+        query,
+        fields=DETAIL_FIELDS,
+        related=DETAIL_RELATED,
+        order_by=NEWEST_FIRST,
+        offset=offset,
+        limit=limit,
+        total=counts.total_of(user_id, status),
     )
     return [purchase_out(row) for row in rows], total
 

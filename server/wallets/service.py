@@ -8,6 +8,7 @@ import asyncpg
 
 from server.http import money
 from server.pagination import page_of
+from server.purchases import counts
 from server.purchases.models import CashbackTransaction
 
 # The three stored balances and the sum of the caller's open payouts, read with the caller's own
@@ -32,6 +33,8 @@ async def transactions(user_id: str, offset: int, limit: int) -> tuple[list[dict
     rows, total = await page_of(
         CashbackTransaction.filter(user_id=user_id),
         fields=("id", "amount", "status", "purchase_id", "created_at"),
+        # One transaction per purchase, the user's own (ingestion writes both, in one statement).
+        total=counts.total_of(user_id),
         order_by=("-created_at", "-id"),
         offset=offset,
         limit=limit,

@@ -134,6 +134,24 @@ async def assert_totals_match_purchases(conn: asyncpg.Connection) -> None:
     assert mismatches == [], mismatches
 
 
+# Every (user, UTC month, status) where the counts and a recount of the purchases disagree; a missing
+# side is 0 (a count may stay at 0 after its last purchase moved away).
+_COUNTS_AGAINST_PURCHASES_SQL = """
+WITH counted AS (
+    SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, status, count(*) AS n
+    FROM purchases GROUP BY 1, 2, 3
+)
+SELECT user_id, month, status, coalesce(c.n, 0) AS counted, coalesce(k.n, 0) AS kept
+FROM counted AS c FULL JOIN purchase_month_counts AS k USING (user_id, month, status)
+WHERE coalesce(c.n, 0) <> coalesce(k.n, 0)
+"""
+
+
+async def assert_counts_match_purchases(conn: asyncpg.Connection) -> None:
+    mismatches = [dict(row) for row in await conn.fetch(_COUNTS_AGAINST_PURCHASES_SQL)]
+    assert mismatches == [], mismatches
+
+
 async def monthly_total(conn: asyncpg.Connection, user_id: str, offer_id: str, month: date | None = None) -> Decimal:
     """The running total of (user, offer, month); month defaults to this UTC month; no row is 0."""
     month = month or today().replace(day=1)
