@@ -29,15 +29,23 @@ async def page_of(
     related: Mapping[str, str] | None = None,
     computed: Mapping[str, Expression | Term] | None = None,
     total: CountQuery | ValuesQuery[Any] | None = None,
+    window: tuple[QuerySet[Any], int] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The rows of `query` ordered by `order_by` from `offset`, at most `limit`, as dicts of
     `fields` (plus `related`: name -> "relation__column", and `computed`: name -> expression),
     and how many rows match.
 
-    `total` replaces the count with a query of one value (a counter table's sum)."""
+    `total` replaces the count with a query of one value (a counter table's sum). `window` is
+    (`query` narrowed to rows that start later, the rows of it to skip) for a deep offset: the ids
+    of the page are cut from it without the page's joins, which then read only `limit` rows."""
     counted = total if total is not None else query.count()
     sliced = query.annotate(**(computed or {}), **{TOTAL: Subquery(counted)})
-    sliced = sliced.order_by(*order_by).offset(offset).limit(limit)
+    if window is None:
+        sliced = sliced.order_by(*order_by).offset(offset).limit(limit)
+    else:
+        narrowed, skip = window
+        ids = narrowed.order_by(*order_by).offset(skip).limit(limit).values("id")
+        sliced = sliced.filter(id__in=Subquery(ids)).order_by(*order_by)
     rows = await sliced.values(*fields, *(computed or {}), TOTAL, **(related or {}))
     if rows:
         return rows, int(rows[0][TOTAL] or 0)

@@ -236,8 +236,14 @@ async def list_purchases(
 async def user_purchases(
     query: QuerySet[Purchase], user_id: str, status: str | None, offset: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """One user's purchases (with a status or not): the total from the user's counts
-    (server/purchases/counts.py)."""
+    """One user's purchases (with a status or not): the total from the user's counts, and a deep
+    offset paged within the month that holds it (server/purchases/counts.py)."""
+    window = None
+    if offset >= counts.DEEP_OFFSET:
+        found, total = await counts.window(user_id, status, offset)
+        if found is None:
+            return [], total
+        window = (query.filter(created_at__lt=found.until) if found.until else query, found.skip)
     rows, total = await page_of(
         query,
         fields=DETAIL_FIELDS,
@@ -246,6 +252,7 @@ async def user_purchases(
         offset=offset,
         limit=limit,
         total=counts.total_of(user_id, status),
+        window=window,
     )
     return [purchase_out(row) for row in rows], total
 

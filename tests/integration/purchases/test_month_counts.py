@@ -1,15 +1,19 @@
 """purchase_month_counts (migration 7) equals a recount of the purchases after every kind of write,
-and the user's lists take their totals from it."""
+the user's lists take their totals from it, and a deep offset paged within its month returns the
+page a plain ORDER BY ... OFFSET returns."""
 
 from __future__ import annotations
 
+import random
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from server import db
 from server.jobs import verification
+from server.purchases import counts
 from tests.conftest import with_settings
 from tests.integration.purchases.helpers import assert_counts_match_purchases, ingest, make_shop
 
@@ -80,3 +84,55 @@ async def test_the_user_s_lists_total_from_the_counts_not_a_count_of_purchases(c
         assert response.status_code == 200 and response.json()["pagination"]["total"] == 4, response.text
         listed = [sql for sql in seen if "LIMIT" in sql]
         assert len(listed) == 1 and "purchase_month_counts" in listed[0] and "COUNT(" not in listed[0], listed
+
+
+async def _history(conn, user_id: str, merchant_id: str, offer_id: str, size: int) -> None:
+    """`size` purchases over about 20 months, some sharing a created_at, some on a month's first
+    instant (the boundary the deep pages cut at), in all four statuses."""
+    await conn.execute(
+        """
+        INSERT INTO purchases (external_id, user_id, merchant_id, offer_id, amount, currency, status, created_at)
+        SELECT 'hist-' || n, $1, $2, $3, 10, 'EUR', (ARRAY['pending', 'confirmed', 'rejected', 'reversed'])[1 + n % 4],
+               CASE WHEN n % 97 = 0 THEN date_trunc('month', now() - (n / 5) * interval '1 day') AT TIME ZONE 'UTC'
+                    ELSE now() - (n / 5) * interval '1 day' - (n % 3) * interval '1 hour' END
+        FROM generate_series(1, $4) AS n
+        """,
+        uuid.UUID(user_id),
+        uuid.UUID(merchant_id),
+        uuid.UUID(offer_id),
+        size,
+    )
+
+
+async def test_deep_pages_equal_the_plain_offset_page(client, conn, user, monkeypatch):
+    merchant, offer = await make_shop(conn)
+    await _history(conn, user.id, merchant, offer, 3000)
+    await assert_counts_match_purchases(conn)
+    rng = random.Random(24)
+    for walk_from in (0, counts.DEEP_OFFSET):  # every offset through the months, then the real threshold
+        monkeypatch.setattr(counts, "DEEP_OFFSET", walk_from)
+        for status in (None, "confirmed"):
+            matching = "" if status is None else " AND status = $2"
+            total = await conn.fetchval(
+                f"SELECT count(*) FROM purchases WHERE user_id = $1{matching}",
+                *[uuid.UUID(user.id), *([status] if status else [])],
+            )
+            cases = [0, 1, total - 1, total, total + 5] + [rng.randrange(0, total) for _ in range(12)]
+            for offset in cases:
+                limit = rng.choice((1, 7, 10, 100))
+                params = {"offset": offset, "limit": limit, **({"status": status} if status else {})}
+                response = await client.get("/api/v1/users/me/purchases", token=user.token, params=params)
+                assert response.status_code == 200, response.text
+                expected = await conn.fetch(
+                    f"SELECT id FROM purchases WHERE user_id = $1{matching} "
+                    f"ORDER BY created_at DESC, id DESC OFFSET {offset} LIMIT {limit}",
+                    *[uuid.UUID(user.id), *([status] if status else [])],
+                )
+                body = response.json()
+                assert [p["id"] for p in body["data"]] == [str(row["id"]) for row in expected], (status, offset, limit)
+                assert body["pagination"]["total"] == total
+
+
+def test_a_month_ends_at_the_next_month_s_first_instant():
+    assert counts.month_end(datetime(2026, 1, 1).date()) == datetime(2026, 2, 1, tzinfo=UTC)
+    assert counts.month_end(datetime(2026, 12, 1).date()) == datetime(2027, 1, 1, tzinfo=UTC)
