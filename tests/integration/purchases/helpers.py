@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from server.purchases.cap_totals import find_count_mismatches
 from server.wallets.consistency import find_mismatches
 
 
@@ -134,21 +135,8 @@ async def assert_totals_match_purchases(conn: asyncpg.Connection) -> None:
     assert mismatches == [], mismatches
 
 
-# Every (user, UTC month, status) where the counts and a recount of the purchases disagree; a missing
-# side is 0 (a count may stay at 0 after its last purchase moved away).
-_COUNTS_AGAINST_PURCHASES_SQL = """
-WITH counted AS (
-    SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, status, count(*) AS n
-    FROM purchases GROUP BY 1, 2, 3
-)
-SELECT user_id, month, status, coalesce(c.n, 0) AS counted, coalesce(k.n, 0) AS kept
-FROM counted AS c FULL JOIN purchase_month_counts AS k USING (user_id, month, status)
-WHERE coalesce(c.n, 0) <> coalesce(k.n, 0)
-"""
-
-
 async def assert_counts_match_purchases(conn: asyncpg.Connection) -> None:
-    mismatches = [dict(row) for row in await conn.fetch(_COUNTS_AGAINST_PURCHASES_SQL)]
+    mismatches = [mismatch.describe() for mismatch in await find_count_mismatches(conn)]
     assert mismatches == [], mismatches
 
 
