@@ -4,6 +4,7 @@ page a plain ORDER BY ... OFFSET returns."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime
@@ -136,3 +137,22 @@ async def test_deep_pages_equal_the_plain_offset_page(client, conn, user, monkey
 def test_a_month_ends_at_the_next_month_s_first_instant():
     assert counts.month_end(datetime(2026, 1, 1).date()) == datetime(2026, 2, 1, tzinfo=UTC)
     assert counts.month_end(datetime(2026, 12, 1).date()) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+async def test_concurrent_ingestions_confirmations_and_reversals_keep_the_counts(client, conn, admin, make_account):
+    merchant, _ = await make_shop(conn, cap="1000")
+    accounts = [await make_account() for _ in range(3)]
+    seeded = [(await ingest(client, a, merchant, "20.00")).json()["id"] for a in accounts for _ in range(2)]
+    work = [ingest(client, a, merchant, "20.00") for a in accounts for _ in range(8)]
+    work += [client.post(f"/api/v1/purchases/{pid}/confirmation", token=admin.token) for pid in seeded[::2]]
+    work += [client.patch(f"/api/v1/purchases/{pid}/reverse", token=admin.token) for pid in seeded[1::2]]
+    responses = await asyncio.gather(*work)
+    assert all(r.status_code in (200, 201) for r in responses), [r.status_code for r in responses]
+    await assert_counts_match_purchases(conn)
+    for account in accounts:
+        listed = await client.get("/api/v1/users/me/purchases", token=account.token, params={"limit": 1})
+        assert listed.json()["pagination"]["total"] == 10
+        pending = await client.get(
+            "/api/v1/users/me/purchases", token=account.token, params={"limit": 1, "status": "pending"}
+        )
+        assert pending.json()["pagination"]["total"] == 8
