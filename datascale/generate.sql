@@ -192,6 +192,13 @@ SELECT o.created_at, 'admin', md5('scale-admin')::uuid, 'OFFER_CREATED', 'offer'
                           'monthly_cap', o.monthly_cap_per_user::text)
 FROM offers AS o JOIN generate_series(1, :merchants) AS n ON o.id = md5('scale-offer-' || n)::uuid;
 
+-- step: audit counts
+-- What the trigger of migration 7 would have counted, had it been on (slot 0).
+INSERT INTO audit_day_counts (day, action, slot, n)
+SELECT (occurred_at AT TIME ZONE 'UTC')::date, action, 0, count(*)
+FROM audit_logs
+GROUP BY 1, 2;
+
 -- step: wallets
 -- API.md §4.5: pending = pending credits; available = available credits - requested and completed
 -- payouts; paid = completed payouts. The admin has an empty wallet, as every registered user.

@@ -28,16 +28,20 @@ async def page_of(
     limit: int,
     related: Mapping[str, str] | None = None,
     computed: Mapping[str, Expression | Term] | None = None,
-    total: CountQuery | ValuesQuery[Any] | None = None,
+    total: CountQuery | ValuesQuery[Any] | int | None = None,
     window: tuple[QuerySet[Any], int] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The rows of `query` ordered by `order_by` from `offset`, at most `limit`, as dicts of
     `fields` (plus `related`: name -> "relation__column", and `computed`: name -> expression),
     and how many rows match.
 
-    `total` replaces the count with a query of one value (a counter table's sum). `window` is
+    `total` replaces the count with a query of one value (a counter table's sum), or with the
+    total itself when it took more than one statement to find. `window` is
     (`query` narrowed to rows that start later, the rows of it to skip) for a deep offset: the ids
     of the page are cut from it without the page's joins, which then read only `limit` rows."""
+    if isinstance(total, int):
+        sliced = query.annotate(**(computed or {})).order_by(*order_by).offset(offset).limit(limit)
+        return await sliced.values(*fields, *(computed or {}), **(related or {})), total
     counted = total if total is not None else query.count()
     sliced = query.annotate(**(computed or {}), **{TOTAL: Subquery(counted)})
     if window is None:

@@ -110,6 +110,12 @@ async def test_tiny_scale_is_complete_and_consistent(conn):
     )
     assert drift == 0
     await assert_counts_match_purchases(conn)  # the lists' counts too
+    audit_drift = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, action, count(*) AS n"
+        " FROM audit_logs GROUP BY 1, 2) AS counted FULL JOIN (SELECT day, action, sum(n) AS n FROM audit_day_counts"
+        " GROUP BY 1, 2) AS kept USING (day, action) WHERE counted.n IS DISTINCT FROM kept.n"
+    )
+    assert audit_drift == 0
     assert (
         await conn.fetchval(
             "SELECT count(*) FROM cashback_monthly_totals t JOIN offers o ON o.id = t.offer_id WHERE t.earned > o.monthly_cap_per_user"
