@@ -116,6 +116,7 @@ async def generate(
         "wallets",
         "cashback_monthly_totals",
         "purchase_month_counts",
+        "purchase_day_counts",
         "audit_day_counts",
     ):
         await timed(f"vacuum analyze {table}", f"VACUUM (ANALYZE) {table}")

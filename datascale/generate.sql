@@ -134,6 +134,12 @@ SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, status
 FROM scale_purchases
 GROUP BY 1, 2, 3;
 
+-- step: purchase day counts
+INSERT INTO purchase_day_counts (day, status, slot, n)
+SELECT (created_at AT TIME ZONE 'UTC')::date, status, 0, count(*)
+FROM scale_purchases
+GROUP BY 1, 2;
+
 -- step: credits per user
 CREATE TEMP TABLE scale_user_credit AS
 SELECT u, user_id,

@@ -1,12 +1,16 @@
-"""Exact list totals in constant time: purchase_month_counts and audit_day_counts, kept by triggers.
+"""Exact list totals in constant time: purchase counts by user and month, by day, and audit counts by day.
 
-The table holds, per (user, first day of the UTC month of created_at, status), how many purchases
+purchase_month_counts holds, per (user, first day of the UTC month of created_at, status), how many purchases
 there are. The triggers (server/purchases/sql/purchase_counts_triggers.sql) keep it exact in the
 writer's own transaction as relative updates, so every writer keeps it without code changes. The
 lists of a user's purchases and cashback transactions read their total from at most
 4 x (months of history) rows, and a deep offset finds its month from them
 (docs/adr/0030-exact-totals-in-constant-time.md). The backfill counts the purchases already there
 under the same lock as the trigger's creation, as migration 4 does for the monthly cap totals.
+
+purchase_day_counts holds, per (UTC day of created_at, status, slot), purchases counted in that
+slot (server/purchases/sql/purchase_day_counts.sql): the admin purchase list filtered by status and
+dates sums whole days from it, the dates being UTC days.
 
 audit_day_counts holds, per (UTC day of occurred_at, action, slot), how many audit rows there are
 (server/audit/sql/audit_day_counts.sql): the audit list sums whole days from it and counts only
@@ -41,6 +45,17 @@ CREATE TABLE purchase_month_counts (
 
 """
         + sql_file("purchase_counts_triggers")
+        + """
+CREATE TABLE purchase_day_counts (
+    day date NOT NULL,
+    status varchar(16) NOT NULL,
+    slot smallint NOT NULL,
+    n bigint NOT NULL DEFAULT 0,
+    CONSTRAINT pk_purchase_day_counts PRIMARY KEY (day, status, slot)
+);
+
+"""
+        + sql_file("purchase_day_counts")
         + sql_file("purchase_counts_backfill")
         + """
 CREATE TABLE audit_day_counts (
@@ -61,6 +76,13 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
 DROP TRIGGER IF EXISTS trg_audit_logs_day_counts ON audit_logs;
 DROP FUNCTION IF EXISTS audit_day_counts_follow();
 DROP TABLE IF EXISTS audit_day_counts;
+DROP TRIGGER IF EXISTS trg_purchases_day_counts_truncate ON purchases;
+DROP TRIGGER IF EXISTS trg_purchases_day_counts_delete ON purchases;
+DROP TRIGGER IF EXISTS trg_purchases_day_counts_update ON purchases;
+DROP TRIGGER IF EXISTS trg_purchases_day_counts_insert ON purchases;
+DROP FUNCTION IF EXISTS purchase_day_counts_truncate();
+DROP FUNCTION IF EXISTS purchase_day_counts_follow();
+DROP TABLE IF EXISTS purchase_day_counts;
 DROP TRIGGER IF EXISTS trg_purchases_month_counts_truncate ON purchases;
 DROP TRIGGER IF EXISTS trg_purchases_month_counts_delete ON purchases;
 DROP TRIGGER IF EXISTS trg_purchases_month_counts_update ON purchases;
@@ -72,69 +94,72 @@ DROP TABLE IF EXISTS purchase_month_counts;
 
 
 MODELS_STATE = (
-    "eJztXWlv2zga/iuEgUUSwE3TnJ3OYoFcnfFOjiJxt8VsFhpaoh1tZFIVqSRGN/99SeqwDk"
-    "qxbNmRbX5pY5IvST283pP82RoSCzl0+ytFXusT+NnCcIj4H6n0NmhB1x2nigQGe44s6PMS"
-    "MgX2KPOgyXhiHzoU8SQLUdOzXWYTzFOx7zgikZi8oI0H4yQf2z98ZDAyQOxeduTf/+HJNr"
-    "bQM6LRT/fB6NvIsVL9tC3Rtkw32MiVaV+/ds4+y5KiuZ5hEscf4nFpd8TuCY6L+75tbQsa"
-    "kTdAGHmQISvxGaKX4edGSUGPeQLzfBR31RonWKgPfUeA0fp738emwADIlsQ/+/8Iu5Yodv"
-    "vDOQt+bW7wXhgexBYZGqL45tbGVqsCnibBYixszAR4P1+CtsYgydSWaPT09+Obzb1DWbtL"
-    "KBt4MlNC2HqRhJDBgFQOxBh5NIS2kwf/9B56avBjggz+vKvzQT4CKAWzYVxdd43b865hzA"
-    "BpawifDQfhAbvnP3cP9ksw/tfxjYSZl5I4E75KgrVzFWbtBnkC7zG+95DeI8twIaVPxFNM"
-    "8y56ZmqkFaT1YB4ljEEfL/UFoF4Ccvf8e1fUPKT0h5PEdvPy+LuEfTgKcy6ur36LiifG4v"
-    "Ti+iQzBB7heRVmeFT+jcH2w027lrn94XCCqf3hsHBmi6w0qvyMsB8VuJ4QDh/EamjHRBlw"
-    "e5xqkejGu0zdM/jk+voiNYNPOtkp+vXy5JyDLbHmhWwmkztX3QzCpocEEgZkeZTPeA6zh0"
-    "gNc5oyA7UVkm5Hfyx0VifPR0ye5ncmdjuX57fd48svqdE4O+6ei5zd1F4SpW5mF0BcCfjW"
-    "6f4OxE/w5/XVefagjct1/2yJPkGfEYN/ngGtJDZRcpT0Ihii/kPiYBYJPWg+PEHPMlI5if"
-    "0M9Xmz95zRekCYKlZgSP/5jxvkQAlpfhaEnOFNUFdXVLW8R8k4NVza6XXEz1GBqTEkmN07"
-    "Iw4cg86MwJ2GlV4GdXZFlSsPIC+CKZRccE3wdcc1rip6ru+ZnJVDMyL2Jaxm1WEKVikv7A"
-    "vqWiCTa/RUVLiy4HnERJRKaWFE/JmBk5VMAFbIRi0XVgtFaGmmk+A8yC4p4kXSWWM0n6Dj"
-    "IAWDGoF5jVGX8H9eh/RbXNOKTDqB33B3mEF0CDEcyF6K6gRx+P0XZGDjY8bQ0GUthRIvld"
-    "8uU+Y5oiRn/mXRhmn1TuxBBxcoPJR6PTu/a4cToLlqpYHowrtfdnf39o52d/YOPx7sHx0d"
-    "fNz5yMvK/uazjspkys5vQjpsJyWTSFxsrmbvjZflAnR74QqbSkTP0mohvbFCenLIbTc/0B"
-    "2MijY0d+rl1MxDTjWGnatzsRVVUGVUYjUqnqIphYbiFM0qPIpP0byapTmnqLaNLcI2Jkfe"
-    "EGaY/Ah8tjkYxWdpmnTlTGWHZaepRPyw+CQ9zB2kNqX+VKdoilAfoUtxhKJn1+bVTTHaac"
-    "pGDff8LaPLNsw+nWpFJ8hqGODl4aKWbnw99MjPuGmGOE2pR7nJoyycEIxqHGiCpE42tLmD"
-    "+gqHmROM0ugqWEviIXuA/0AjCXCH9wNiU+U1kXHvW05Ic4pTnuzBp1gSSk4o/u38i1HgMX"
-    "F6fHt6fHbeenkbSfMSCesSVupq47x2mYQ5DEtp4XINhUv5fw77YokyKr+SytmDiZSzByXK"
-    "2YOsTBn22YidF1y+2hBmfDErGBZk2kPoqJF/paYsAxNUtR1WuYSDUzIWZ+enncvji82D9m"
-    "7GfS0apf0d7SioHQW1AqUJjoKk3w+jOqZ3dLgWdSzvJqZdsxbhDlKRcw7mlIJtjidbMc88"
-    "ntOaYV4vhnlq/q2p7NpOY1i0vjBmGXAYuUhWADdLOjO8y6PMi5D+8EsFqCmDHjMER6Xm1d"
-    "Qop6nK+LTlPYOUEHN+KwMgwlZl+JI0aw1eFAFhQldIsYZaAVm64IuqaM6+2tCVr+VgLQdr"
-    "ObhG21SkPq9on8qQaRtVuY1qmDBlzGinSlpFlhPaV21VmcmVslfd8Bl/0zntlhmsdNSiVu"
-    "4st3JHOcUUup6iqVis+ilZEa/qglpfkAc2Ba/aBlKF1AZ926MMWHDEEwC7R+Br9xTIqrc+"
-    "yd9Re1F+PKH4L8iAGYm8yYGYVzt3mBExNiGBuw2+eTZjCAOCnRHojWQG78VgwDtAcKKSTd"
-    "6ZR+S9j1Pe80P8/davgPM8FrDZ9h2+w11BLYDeoOABjYBNg6/g+1j4IfKvoNvboEs8RmyK"
-    "QDBMvEH0LjhhBTWVnWoDSsBfkuKvO3k2WBRAKjsqmugTT/59fXPJR812GO84/w7oODzZQ3"
-    "wMOQXAiPcdUPiIAC8fbKY8A9jhabPdas+kz5P9qyJLxgR1C5Jv6t47iRhZEmoEPYwUTFip"
-    "IDkmao7oOF+VXCVxMVp0VVjbJI3mazOAalc27cr21uLBq65suR2gBkxXzYSbBTW56zXJQV"
-    "B1x0kJI5y5CmUCPjh7HYu2iK6XRXQqg12NprqGbhh12uqYr1AfFDtpjilW0E2z/jsEtcJ+"
-    "rRT2vmtNOdxpSj3cyzHcWuCqU36NL0irBmmGbLGcVyNB1VLsnKTYSQxceYErP8PzIxDdIj"
-    "Yh/rPYbJowqV8dgcyinmQUZhJlY0AV8msS7GKhNWWN04Lqegmq6JkhD0NHeXSVXEiWJlu5"
-    "W1TmEvemlQLzVQqYvuchbI4UbEL5lUBJwhXUDuy9unUUzuK9FVK8uAhbArS6YJ2D0iVSH0"
-    "+1Uyiom7NlNMh8+4g8u2+b0rkodRVrGuvCu1AL6V+/HrWhCIe3ou5+2D/a/7h3uB9fhhqn"
-    "lN2Bmvf2xZw9MDIwVdUrFdWhNUxLoWHS+uO1Gm6tP16r4db+/XPRI2vHMu1Y1jQ4tUp+7i"
-    "p51c5aA646pkeBr/bcmwzZQs+96SxJJfaO8sfM8kNV/fma6V40a+ZtBzO/ZaN4eavEcpR+"
-    "n+t1G1LuibBK4T/F8TgiYSwYtkGgVNz6BO7JE+DfOkqF5iAPAegFAShFIUB1t3WHS8J+6C"
-    "RxPzGGAXpGRLvNM7fad5gSICJuRuCJN8Q/5AEhlwKbAfTMAf5VtufYlNEgfIj/tD0QBGLJ"
-    "eB2Ll3/n8lkBerwBC3o270rfI8OJIo0kNDEYVeKMApIqgUYiKRilRcQZvb1Ku0GGr7qU2s"
-    "UWx+aEdTVjRy8N7EroVBUnYcmDXarjcOkU0gt5pktLi1pabA7f3dAbtcMXIBWc4vhtyGLu"
-    "MHiJ8g39i5qzspvgw1azC1FoVzd60ImWbgWrtYJaW61Vd1Q9Qlt+35Q4K+k10gqkXWhb00"
-    "7mDKnGV4GvthWuvK0wxwZO53WuZhkrepxPyzA24aSumV2czdE8eFddpSyMX1wvURCOn3bX"
-    "Lubr5WKu3Z51LHQBoB7iFVAW3DXUKP1l8jW9sI9TvaeXptUsS2NZlpQE4BET0eleyczS6k"
-    "cUmzzScRyTh/pIxIBUevhLTb0Kj8ovIBpqvFB6o6qB0wnSGfm0huGu3d4aAqc2ZCzU7S27"
-    "oheDbTMX/+sh5vmdc74uWhU1BZ8RFy889NmBg5ZCXZDMbpfpDPpBQaPPS2rNwRpqDh6QYj"
-    "MoZsfC4isYwfthZ2cSsXZnp1iu3cnpDRAW366Y3KXPniSo9Lsnr757Qk3iogChChM5TfXG"
-    "83ngkF6gZ2uogiZAq9ounaTR0kP2eeZx4xUmbYZs9aTgg4k24YOSTfggvwnrONm10jdp2/"
-    "fKD/dMtu/6hLBj37LZGRwVhnikC7TLBDEoihoWHFUP7BBRFWGQBTHlPTtBUEUQhtMG1CEs"
-    "GVohmwIeeUrGVqheVGllJtOcm7vDiRdcAjwcMqBgc2gPPBl/BI62ghiMoE4RiSEDMUSIBo"
-    "3iMKJwC3DLO0IBdWWoBsG8/p5PR6LvGzR4VwYQGfYggh+gE3RxkxcELk8VElMPUsSzKZUf"
-    "5goPOvNBPKfpCmkO/A183BLxF3eYr6/ggiMWRo5QYBGACQN83ftIfJCol7cAHGI+pD6CDE"
-    "QUCJ8ZvOJ3cUhHMAsCeAacrjB6hH9OBvsqgSMB4cSBIyJWhPrDxQSNFEWnFfNHY4qVCxo5"
-    "3J+AMTrcL+SLRFa5JoBPJPWBWcCLQpUmYL0CRsRyy2N2O4SOUxg1EtG8beBIXXM0CCLZ2z"
-    "06jMNGxI+yQJHby+OLC8WFRgoliQ6+mTn4pkms0gVRKqvjvAkYJMEQaDX1+qmpE5xmVaku"
-    "Q6rFusaKdZn3wolXWaubplpFK0Xtqt0Asmo7W5JGq3bzD92/rdTSqAlbl9ySdBalxPfM6i"
-    "afHKGGuwrc1baIDJl2eMreQ+czkwwrzd8EyRvPXOqbwjumwaeahRi0Ve/F//P2+qrIuBaT"
-    "ZHlE22Tgf1Ld+Fbc4V1r4+fLxqdP/6UE9+5ac+ISBTgpBjGCePPy+HsW/dOL65PsRBcVnD"
-    "RI6kSebd63VDJnkNMulTjHZRojbRbqQ5TbrEIhEvJczdV61nJPdrEg+Yg8WpE/S5CsIMcw"
-    "n2c4+KKqwgEHxVcQ3bl4lfEWGVKF+xUfbgmShhxuc2fGVuMwe/k/ZRbBLg=="
+    "eJztXXtv2zgS/yqEgUMSwE3TPLvdwwF5dTe3eRSJey32ctDSEu3oIpGqKCU1ev3ux4ckSz"
+    "IlW7Zsyzb/aWOSQ1K/4WNmOEP+aLnEQg7d/UyR3/oAfrQwdBH7I5PeBi3oecNUnhDAriMK"
+    "hqyESIFdGvjQDFhiDzoUsSQLUdO3vcAmmKXi0HF4IjFZQRv3h0khtr+FyAhIHwVPoiP//g"
+    "9LtrGFviMa//SejZ6NHCvTT9vibYt0Ixh4Iu3z56uLj6Ikb65rmMQJXTws7Q2CJ4KT4mFo"
+    "W7uchuf1EUY+DJCV+gzey+hz4yTZY5YQ+CFKumoNEyzUg6HDwWj9vRdik2MAREv8n8N/RF"
+    "1LFXv45lzIX9tbrBeGD7FFXIMX397Z2mlVwNMkmPPCxgEH78dP2dYQJJHa4o2e/356v31w"
+    "LGr3CA36vsgUELZ+CkIYQEkqGDFEHrnQdkbBP3+Cvhr8hCCHP+vqfJCPAcrAbBi3dx3j4b"
+    "JjGDNA2nLhd8NBuB88sZ/7R4clGP/r9F7AzEoJnAmbJXLu3EZZ+zKP4z3E9wnSJ2QZHqT0"
+    "lfiKYd5B3wM10grSejCPE4agD6f6AlAvAblz+bXDa3Yp/eaksd2+Of0qYHcHUc713e1vcf"
+    "EUL86v785yLPAJy6swwuPySwY7jBbtWsb2u+MJhva748KRzbOyqLI9wn5R4HpGGHwQq6Ed"
+    "EuXA7TKqRaKbrDJ1j+Czu7vrzAg+u8oP0c83Z5cMbIE1K2QHIvnqtpND2PQRR8KAwSjKFy"
+    "wnsF2khjlLmYPaikh34z8WOqrT+yMmr/PbEztXN5cPndObTxluXJx2LnnOfmYtiVO38xMg"
+    "qQR8uer8DvhP8Ofd7WV+o03Kdf5s8T7BMCAG+zwDWmls4uQ46ScXiHrPqY2ZJ3Sh+fwKfc"
+    "vI5KTWM9RjzT4xQesZYaqYgRH9xz/ukQMFpKOjIJIM72VdHV7V6m4lw9RoamfnEdtHOaaG"
+    "S3Dw5AwYcAF0ZgTuPKr0RtbZ4VWuPYCsCKZQSME1wdcZ1riu6HmhbzJRDs2I2KeomnWHSc"
+    "5SVjjk1LVAJuboOa9wbcHziYkoFdrCgIQzAycqmQCsSIxaLawWitDKDCcueZB9UiSLZLOG"
+    "aL5Cx0EKATUG8w6jDmH/jIf0S1LTmgw6jp+77+YQdSGGfdFLXh0njr7/mvRtfBoEyPWCls"
+    "KIl8lvlxnzHF6SCf+iaMOsemd2/woXGDyUdj17dNWOBkBzzUp93oU3v+zvHxyc7O8dHL8/"
+    "Ojw5OXq/956VFf0dzTop0ymvfuPaYTutmcTqYnMte0uelguw7UUzbCoVPU+rlfTGKulplt"
+    "veKKOvMCpa0Lypp1MzNzkVD69uL/lSVMGUUUnUqLiLZgwail00b/Ao3kVHzSzN2UX12dgi"
+    "zsYE5w1+DDPKgY82A6N4L82Srt1R2XHZbioQPy7eSY9HNlKb0nCqXTRDqLfQldhC0XfPZt"
+    "VNwe0sZaPYPf+T0VVjc0inmtEpshoYvDpS1Mrx10cvbI+bhsVZSs3lJnOZOyEY1STQFEmd"
+    "YmhzmTpGwhxRjLLoKkRL4iO7j/9AAwHwFesHxKbKayLn3reakI4YTlmyD18TTSg9oNi3sy"
+    "9G0mPi/PTh/PTisvVzOZrmDeKnS1hpq03y2mUaphuV0srlBiqX4v8R7Is1yrj8WhpnjyYy"
+    "zh6VGGeP8jpl1GcjcV7w2GxDOGCTWSGwINN2oaNGfkxNeQFGVrUbVbmCzCnhxcXl+dXN6f"
+    "X2UXs/574Wc+lwTzsKakdBbUBpgqMg6fWiqI7pHR3ueB2ru4hp16xFuINUlJzlmFKIzclg"
+    "K5aZh2NaC8ybJTBPLb81VVzba4yI1uOHWQZ0YxfJCuDmSWeGd3WMeTHS736pADUNoB8YXK"
+    "JSy2pqlLNUZXLa6u5BSoiZvJUDEGGrMnxpmo0GL46AMKHHtVhDbYAsnfBFVTRnXW3ozNd6"
+    "sNaDtR5c49lUbD6veD6VI9NnVOVnVG7qKGPGc6r0qchqQjv2rCo3uDLnVfdsxN9fnXfKDq"
+    "x01KI27qy2cUc5xBS2nqKhWGz6KZkRY21BrU/IB9tcVm0DYUJqg57t0wBYcMASQPCEwOfO"
+    "ORBV73wQv+P24vxkQLFfMABmrPKmGTGvdh5xQDhvIgJvF3zx7SBAGBDsDEB3IDJYL/p91g"
+    "GCU5Vss868IP9tkvKWbeJvd34FTOaxgB3sPuJH3OHUHOgtCp7RANhUfgVbx6IPEX/Jbu+C"
+    "DvEDYlMEJJtYg+iN3GE5NRWdagNKwF+C4q9HsTdYFEAqOsqb6BFf/H13f8O4ZjsB6zj7Du"
+    "g4LNlHjIeMAmDE+g4ofEGAlZeLKcsAdrTb7LbaM9nzRP+q6JIJQd2K5FLdeydRI0tCjaCP"
+    "kUIIK1Ukh0TNUR3na5KrpC7Gk66KaJum0XJtDlDtyqZd2ZatHox1ZRtZAWrAdN2OcPOgpl"
+    "e9JjkIqu44KRGEc1ehTCAH569j0Seim3UiOtWBXY1HdQ1dMOo8qwtChfmg2ElzSLGGbpr1"
+    "3yGoDfYbZbAPPWtKdmcpNbtXg91a4apTf00uSKsGaY5ssZJXI0HVWuyctNhJDrhGFa7RET"
+    "7KgfgWsQnxn+XMpgmDeiwHcpN6Ei7MpMomgCr01zTYxUpr5jROK6qbpaii7wHyMXSUW1fJ"
+    "hWRZsrW7RWUucW/aKDBfo4AZ+j7C5kAhJpRfCZQmXEPrwMHYpaNwFB+skeHFQ9jioNUF6x"
+    "yMLrH5eKqVQkHdnCWjQce3L8i3e7YpnIsyV7FmsS68C7WQfvz1qA1FOLoVdf/d4cnh+4Pj"
+    "w+Qy1CSl7A7UUW9fzMQDIwdTVbtSUR3awrQSFiZtP94odmv78UaxW/v3z8WOrB3LtGNZ0+"
+    "DUJvm5m+RVK2sNuOqYHgW+2nNvMmQLPfemO0kqOe8of8xslFXVn6+Z7kWzZt52MPNbNvGZ"
+    "0AUcyHe3Ss6NkjLtSc6PDAsOUo+DTRj4w0NuogicoebXBtJqyP53SLDzIRUzIxpAFrCxjM"
+    "HhBZQhN60crHNu7hFHIT50khgfBWa7LJ01LarkwTc0dAHhETaQd3iLPmLeNgUuYqMYQMyG"
+    "OvswGYpDMBI9Ay77tC4CGPUhj07fBTx6CFquPewScGwa8NppWYQRazKHSpXQIkn4F5ChRY"
+    "94TGwR/wTWocWEFS3fgt2gc666bNjFB4xsIKlNAmqso+IbfRUIn26jmD240HEKjdIxzXJt"
+    "0PW+0nWwf3KcmKL5jzIr9MPN6fW1whStECBK3jlTSRErZ8dfwOtmI1rhcuI4FM+Ilogz2c"
+    "dGJxBo8u+dVoplLg4uVgsfbO9/Iq9sB8eDTJwx8tn258ttryieue62HnFJDHM1AUeiZ8S0"
+    "QsppM1mGAL7PD8Ara4h9yDNCHhdIAPrOAP5VtMcFFSpjodlPm8kNIqpcSAkWK//GY6MCdF"
+    "kDFvRt1pWeT9yJwqYFNAkYU0g2FaKmeZLkkpZu1k66aU6M+kpJOHpXntObo9r0rU3fzTEi"
+    "NvR5kOg5a4WkOHzoulg6lM9qL9FZujkzuwkO+TX7Q0dOgkYXOvHUreCCp6DWLniqCzdfoC"
+    "2+b0qclfQaaQXSHrStaQdzjlTjq8BXOz6tvePTTLaucSJjxfC5aQXGJuzUNYuLsxkO4YCE"
+    "amOhzCkVAT1RRsfLbWC8nI7h0he7FADqI1YBDeTFiY2yX6afBo76ONXjwFlaLbI0VmTJaA"
+    "A+MRGd7snvPK1+EbrJnE6Csn3UQzygtdIrpmrqqdbUhvF4AaHdw4nSHVS9BSZFOqOc1jDc"
+    "tQ9/Q+DUBxkL9eHPz+jFYNvMyT/+vpzRlXO+/uYVLQUfEVMvfPTRgf2WwlyQzm6X2Qx6sq"
+    "DRYyW15WADLQfPSLEYFItjUfE1vI7k3d7eJGrt3l6xXrs3YjdAmH+7YnCXvuGWotKPuI19"
+    "xI2axEMSoQoDOUu15PHcd0hX2tkaaqCRaFVbpdM0WnvI4pluvMKgzZGtnxZ8NNEifFSyCB"
+    "+NLsL60o+Nsjfps++1Z3dD4jxOQ8sOyiJWswXaZYoY5EVnjlUlprg0UAZVyJjiJHo0Ca0Q"
+    "TQGfvKZjK6aKVa23uSRWlUdySDwc0qdg27X7vgimBic7MgZD1ilCRnkgBg/RoHEcRhxuAR"
+    "5EYCr1RKgGwaz+bkgHMmxVRtDKSFbKgx+gI7u4zYNWPZbKNaYuD0yliFLxYR73oDOf+dvg"
+    "HtfmwN/A+x0ef/GI2fyStzUGUeQIBRYBmASAzfsQ8Q/i9bIWgEPM58xHkD6PAmEjg1X8Jg"
+    "npkKNAwtNndOUhsRnsqwSOSMKJA0cWGhJbFGpfLB8NKdYuaOT4cALB6PiwUC7iWTokVofE"
+    "6pDYJvh7blxIrJCEronSWJ3kTSAgcYFAm6k3z0ydkjSranU5Uq3WNVata2eFP+JXtupmqd"
+    "bxlKJ2066ErNrKlqbRpt0RPJestTRqwNalt6SdRSkJfbP6kc8IoYa7CtzVlogcmXZ4yl+q"
+    "GwYmcSuN3xTJkkcuDU3uHdPgXc1CAbQdhcf+Px/ubosO1xKSvIxomwH4nzA3Lks6fGxt/f"
+    "i59eHDfynB3cfWnKREDk5GQIwh3r45/ZpH//z67iw/0HkFZw3SOpFvm08tlc4pc9qlGuew"
+    "TGO0zUJ7iHKZVRhEIpmruVbPWh79KFYkX5BPK8pnKZI1lBjm86YYm1RVJGBZfA3RnYtXGW"
+    "sxQKpwv+LNLUXSkM1t7sLYemxmP/8PAZOlNQ=="
 )

@@ -170,5 +170,6 @@ async def rebuild(conn: asyncpg.Connection, *, lock_timeout_ms: int = 10_000) ->
         await conn.execute("DELETE FROM cashback_monthly_totals")
         status = await conn.execute(REBUILD_INSERT_SQL)
         await conn.execute("DELETE FROM purchase_month_counts")
+        await conn.execute("DELETE FROM purchase_day_counts")
         await conn.execute(REBUILD_COUNTS_SQL)
     return int(status.split()[-1])  # "INSERT 0 <rows>"

@@ -98,3 +98,20 @@ class PurchaseMonthCount(Model):
 
     class Meta:
         table = "purchase_month_counts"
+
+
+class PurchaseDayCount(Model):
+    """Per (UTC day of created_at, status, slot): purchases counted in that slot. Written only by the
+    triggers on purchases (server/purchases/sql/purchase_day_counts.sql): only the sum over a day's
+    slots means anything, and one slot may be negative. The admin purchase list sums it.
+
+    The table's key is (day, status, slot). Tortoise models one-column keys only, so `status` stands
+    as the key for the ORM: filter and sum, and never save or delete an instance."""
+
+    day = fields.DateField()
+    status = fields.CharField(max_length=16, primary_key=True)
+    slot = fields.SmallIntField()
+    n = fields.BigIntField(db_default=0)
+
+    class Meta:
+        table = "purchase_day_counts"

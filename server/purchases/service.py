@@ -225,12 +225,20 @@ async def list_purchases(
         query = query.filter(created_at__gte=utc_midnight(start_date))
     if end_date is not None and end_date < date.max:  # every timestamp is before the day after 9999-12-31
         query = query.filter(created_at__lt=utc_midnight(end_date + timedelta(days=1)))
-    if user_id is None or merchant_id is not None or start_date is not None or end_date is not None:
-        rows, total = await page_of(
-            query, fields=DETAIL_FIELDS, related=DETAIL_RELATED, order_by=NEWEST_FIRST, offset=offset, limit=limit
-        )
-        return [purchase_out(row) for row in rows], total
-    return await user_purchases(query, user_id, status, offset, limit)
+    if user_id is not None and merchant_id is None and start_date is None and end_date is None:
+        return await user_purchases(query, user_id, status, offset, limit)
+    # Status and UTC days alone: the day counts; a merchant or a user with dates: count the rows.
+    by_day = counts.day_total_of(status, start_date, end_date) if user_id is None and merchant_id is None else None
+    rows, total = await page_of(
+        query,
+        fields=DETAIL_FIELDS,
+        related=DETAIL_RELATED,
+        order_by=NEWEST_FIRST,
+        offset=offset,
+        limit=limit,
+        total=by_day,
+    )
+    return [purchase_out(row) for row in rows], total
 
 
 async def user_purchases(

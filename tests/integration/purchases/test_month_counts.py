@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -156,3 +156,40 @@ async def test_concurrent_ingestions_confirmations_and_reversals_keep_the_counts
             "/api/v1/users/me/purchases", token=account.token, params={"limit": 1, "status": "pending"}
         )
         assert pending.json()["pagination"]["total"] == 8
+
+
+async def test_the_admin_list_by_status_and_days_totals_from_the_day_counts(client, conn, admin, make_account):
+    merchant, offer = await make_shop(conn, cap="1000")
+    accounts = [await make_account() for _ in range(3)]
+    work = [ingest(client, a, merchant, "20.00") for a in accounts for _ in range(6)]  # several sessions, slots
+    ids = [r.json()["id"] for r in await asyncio.gather(*work)]
+    for pid in ids[:4]:
+        assert (await client.post(f"/api/v1/purchases/{pid}/confirmation", token=admin.token)).status_code == 200
+    assert (await client.patch(f"/api/v1/purchases/{ids[4]}/reverse", token=admin.token)).status_code == 200
+    await _history(conn, accounts[0].id, merchant, offer, 300)  # 60 days back, all statuses
+    await conn.execute(
+        "UPDATE purchases SET created_at = created_at - interval '3 days' WHERE id = $1", uuid.UUID(ids[5])
+    )
+    await assert_counts_match_purchases(conn)
+    today = datetime.now(UTC).date()
+    rng = random.Random(20)
+    for _ in range(25):
+        params: dict[str, str] = {"limit": "2"}
+        conditions, args = ["TRUE"], []
+        if rng.random() < 0.7:
+            params["status"] = rng.choice(("pending", "confirmed", "rejected", "reversed"))
+            args.append(params["status"])
+            conditions.append(f"status = ${len(args)}")
+        start = today - timedelta(days=rng.randrange(0, 70))
+        end = start + timedelta(days=rng.randrange(0, 40))
+        for name, day, condition in (("start_date", start, ">="), ("end_date", end, "<=")):
+            if rng.random() < 0.7:
+                params[name] = day.isoformat()
+                args.append(day)
+                conditions.append(f"(created_at AT TIME ZONE 'UTC')::date {condition} ${len(args)}")
+        expected = await conn.fetchval(f"SELECT count(*) FROM purchases WHERE {' AND '.join(conditions)}", *args)
+        response = await client.get("/api/v1/purchases", token=admin.token, params=params)
+        assert response.status_code == 200, response.text
+        assert response.json()["pagination"]["total"] == expected, params
+    await conn.execute("TRUNCATE purchases, cashback_transactions")
+    assert await conn.fetchval("SELECT count(*) FROM purchase_day_counts") == 0
