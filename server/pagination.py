@@ -16,7 +16,8 @@ from pypika_tortoise.terms import Term
 from tortoise.expressions import Expression, Subquery
 from tortoise.queryset import CountQuery, QuerySet, ValuesQuery
 
-TOTAL = "page_total"  # the column that carries the total on every row of the page
+TOTAL = "page_total"  # the columns that carry the total (or its parts) on every row of the page
+Counted = CountQuery | ValuesQuery[Any]
 
 
 async def page_of(
@@ -28,34 +29,38 @@ async def page_of(
     limit: int,
     related: Mapping[str, str] | None = None,
     computed: Mapping[str, Expression | Term] | None = None,
-    total: CountQuery | ValuesQuery[Any] | int | None = None,
+    total: Counted | Sequence[Counted] | None = None,
     window: tuple[QuerySet[Any], int] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The rows of `query` ordered by `order_by` from `offset`, at most `limit`, as dicts of
     `fields` (plus `related`: name -> "relation__column", and `computed`: name -> expression),
     and how many rows match.
 
-    `total` replaces the count with a query of one value (a counter table's sum), or with the
-    total itself when it took more than one statement to find. `window` is
+    `total` replaces the count with a query of one value (a counter table's sum), or with several
+    whose values add up to the total; each rides on the page as its own subquery. `window` is
     (`query` narrowed to rows that start later, the rows of it to skip) for a deep offset: the ids
     of the page are cut from it without the page's joins, which then read only `limit` rows."""
-    if isinstance(total, int):
-        sliced = query.annotate(**(computed or {})).order_by(*order_by).offset(offset).limit(limit)
-        return await sliced.values(*fields, *(computed or {}), **(related or {})), total
-    counted = total if total is not None else query.count()
-    sliced = query.annotate(**(computed or {}), **{TOTAL: Subquery(counted)})
+    if total is None:
+        parts: list[Counted] = [query.count()]
+    elif isinstance(total, (list, tuple)):
+        parts = list(total)
+    else:
+        parts = [total]  # type: ignore[list-item]
+    names = [f"{TOTAL}_{index}" for index in range(len(parts))]
+    totals = {name: Subquery(part) for name, part in zip(names, parts, strict=True)}
+    sliced = query.annotate(**(computed or {}), **totals)
     if window is None:
         sliced = sliced.order_by(*order_by).offset(offset).limit(limit)
     else:
         narrowed, skip = window
         ids = narrowed.order_by(*order_by).offset(skip).limit(limit).values("id")
         sliced = sliced.filter(id__in=Subquery(ids)).order_by(*order_by)
-    rows = await sliced.values(*fields, *(computed or {}), TOTAL, **(related or {}))
+    rows = await sliced.values(*fields, *(computed or {}), *names, **(related or {}))
     if rows:
-        return rows, int(rows[0][TOTAL] or 0)
+        return rows, sum(int(rows[0][name] or 0) for name in names)
     if offset == 0:
         return rows, 0  # nothing matches: the page's own snapshot says so
-    return rows, await count_of(counted)
+    return rows, sum([await count_of(part) for part in parts])
 
 
 async def count_of(counted: CountQuery | ValuesQuery[Any]) -> int:

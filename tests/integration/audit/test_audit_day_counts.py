@@ -75,3 +75,17 @@ async def test_totals_from_day_counts_equal_a_plain_count(client, conn, admin, d
 async def test_a_from_on_the_last_day_there_is_is_a_plain_count(client, admin):
     response = await client.get(PATH, token=admin.token, params={"from": "9999-12-31T12:00:00Z"})
     assert response.status_code == 200 and response.json()["pagination"]["total"] == 0
+
+
+async def test_the_page_and_its_day_counted_total_are_one_statement(client, admin, database_url, monkeypatch):
+    from server import db
+
+    await _rows(database_url, 40, seed=3)
+    seen: list[str] = []
+    record = db.QUERY_STATS.record
+    monkeypatch.setattr(db.QUERY_STATS, "record", lambda sql, *rest: (seen.append(sql), record(sql, *rest)))
+    params = {"action": SOME[0], "from": "2026-03-02T06:00:00Z", "to": "2026-03-08T18:00:00Z", "limit": 2}
+    response = await client.get(PATH, token=admin.token, params=params)
+    assert response.status_code == 200
+    listed = [sql for sql in seen if "audit_logs" in sql]
+    assert len(listed) == 1 and "audit_day_counts" in listed[0], listed
