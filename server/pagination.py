@@ -1,6 +1,6 @@
 """Pages of a Tortoise queryset with the exact total of API.md §1.5, in one statement.
 
-The total rides on the page as an uncounted scalar subquery (PostgreSQL runs it once), so the page
+The total rides on the page as an uncorrelated scalar subquery (PostgreSQL runs it once), so the page
 and its total share one snapshot and one round trip: each extra round trip costs a list more CPU
 than building the queryset does. The count reads the filtered table alone, without the page's
 joins, which do not change how many rows match. Only an empty page past offset 0 has no row to
