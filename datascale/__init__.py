@@ -109,6 +109,15 @@ async def generate(
         await timed(name, sql)
     for name, definition in indexes:
         await timed(f"index {name}", definition)
-    for table in (*BULK_TABLES, "payouts", "users", "wallets", "cashback_monthly_totals"):
+    for table in (
+        *BULK_TABLES,
+        "payouts",
+        "users",
+        "wallets",
+        "cashback_monthly_totals",
+        "purchase_month_counts",
+        "purchase_day_counts",
+        "audit_day_counts",
+    ):
         await timed(f"vacuum analyze {table}", f"VACUUM (ANALYZE) {table}")
     return timings

@@ -127,6 +127,19 @@ FROM scale_purchases
 WHERE status IN ('pending', 'confirmed') AND credited <> 0
 GROUP BY 1, 2, 3;
 
+-- step: purchase counts
+-- What the triggers of migration 7 would have counted, had they been on.
+INSERT INTO purchase_month_counts (user_id, month, status, n)
+SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, status, count(*)
+FROM scale_purchases
+GROUP BY 1, 2, 3;
+
+-- step: purchase day counts
+INSERT INTO purchase_day_counts (day, status, slot, n)
+SELECT (created_at AT TIME ZONE 'UTC')::date, status, 0, count(*)
+FROM scale_purchases
+GROUP BY 1, 2;
+
 -- step: credits per user
 CREATE TEMP TABLE scale_user_credit AS
 SELECT u, user_id,
@@ -184,6 +197,13 @@ SELECT o.created_at, 'admin', md5('scale-admin')::uuid, 'OFFER_CREATED', 'offer'
                           'start_date', o.start_date, 'end_date', o.end_date,
                           'monthly_cap', o.monthly_cap_per_user::text)
 FROM offers AS o JOIN generate_series(1, :merchants) AS n ON o.id = md5('scale-offer-' || n)::uuid;
+
+-- step: audit counts
+-- What the trigger of migration 7 would have counted, had it been on (slot 0).
+INSERT INTO audit_day_counts (day, action, slot, n)
+SELECT (occurred_at AT TIME ZONE 'UTC')::date, action, 0, count(*)
+FROM audit_logs
+GROUP BY 1, 2;
 
 -- step: wallets
 -- API.md §4.5: pending = pending credits; available = available credits - requested and completed

@@ -3,7 +3,8 @@
 cashback_monthly_totals (migration 4) is kept exact by triggers on purchases; only writes that
 bypass them (a hand-edited or deleted total, session_replication_role = replica) make it drift.
 This prints the mismatches found, replaces every total by the sum over its purchases in one
-transaction (purchase writes wait for it), then checks again. Exit 0 when no mismatch remains,
+transaction (purchase writes wait for it), then checks again. The purchase counts of migration 7
+(the lists' totals), kept by triggers on the same table, are checked and rewritten with them. Exit 0 when no mismatch remains,
 1 otherwise (or when the lock could not be taken in time: nothing was changed).
 """
 
@@ -16,7 +17,7 @@ import asyncpg
 
 from deploy.ops.wallets import add_database_options, chosen_database_url, connection_failure
 from server.db import parse_database_url
-from server.purchases.cap_totals import count_rebuild_rows, find_total_mismatches, rebuild
+from server.purchases.cap_totals import count_rebuild_rows, find_count_mismatches, find_total_mismatches, rebuild
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "monthly cap total mismatch)",
         description="Use when `python -m deploy.ops.cli check-wallets` reports a `MISMATCH monthly cap "
         "total`, or when an admin reversal or the verification job's rejection fails with a "
-        "data_corrupted error ('cashback_monthly_totals has no total for purchase ...') in the "
-        "logs. Prints the mismatches, deletes every monthly cap total and writes them again from "
+        "data_corrupted error ('cashback_monthly_totals has no total for purchase ...', or "
+        "'purchase_month_counts has no count for purchase ...') in the logs. The purchase counts are "
+        "checked and rewritten with the totals. Prints the mismatches, deletes every monthly cap total and writes them again from "
         "the pending and confirmed purchases in one transaction, under a lock that makes purchase "
         "writes (ingestion, reversals, rejections) wait until it commits, then checks again. Run "
         "with --dry-run first. Exits 0 when no mismatch remains (with --dry-run: when none is found), 1 otherwise.",
@@ -41,12 +43,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+async def _mismatches(conn: asyncpg.Connection) -> list[str]:
+    """The mismatches of the totals and of the counts, each printed as one line."""
+    lines = [f"MISMATCH monthly cap total {mismatch.describe()}" for mismatch in await find_total_mismatches(conn)]
+    lines += [f"MISMATCH purchase count {mismatch.describe()}" for mismatch in await find_count_mismatches(conn)]
+    for line in lines:
+        print(line)
+    return lines
+
+
 async def _run(database_url: str, dry_run: bool) -> int:
     conn = await asyncpg.connect(**parse_database_url(database_url))
     try:
-        before = await find_total_mismatches(conn)
-        for mismatch in before:
-            print(f"MISMATCH monthly cap total {mismatch.describe()}")
+        before = await _mismatches(conn)
         print(f"rebuild-cap-totals: {len(before)} mismatch(es) before")
         if dry_run:
             stored = await conn.fetchval("SELECT count(*) FROM cashback_monthly_totals")
@@ -64,9 +73,7 @@ async def _run(database_url: str, dry_run: bool) -> int:
             )
             return 1
         print(f"rebuild-cap-totals: rebuilt {written} total(s) from the purchases")
-        after = await find_total_mismatches(conn)
-        for mismatch in after:
-            print(f"MISMATCH monthly cap total {mismatch.describe()}")
+        after = await _mismatches(conn)
         if after:
             print(f"rebuild-cap-totals: {len(after)} mismatch(es) after the rebuild")
             return 1

@@ -2,9 +2,9 @@
 and the monthly cap totals (cashback_monthly_totals, migration 4) against their purchases.
 
 Prints each mismatch and exits 1 when there is any, 0 when every wallet matches its cashback
-transactions and payouts and every monthly cap total matches its purchases. Run after restores
-and in the maintenance window. A cap-total mismatch is repaired by the `rebuild-cap-totals`
-command of this CLI (deploy/ops/cap_totals.py).
+transactions and payouts and every monthly cap total and purchase count (the lists' totals)
+matches its purchases. Run after restores and in the maintenance window. A cap-total or count
+mismatch is repaired by the `rebuild-cap-totals` command of this CLI (deploy/ops/cap_totals.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncpg
 from deploy.ops.backup.commands import database_name, named_database_url
 from deploy.ops.settings import require, runnable
 from server.db import parse_database_url
-from server.purchases.cap_totals import TotalMismatch, find_total_mismatches
+from server.purchases.cap_totals import CountMismatch, TotalMismatch, find_count_mismatches, find_total_mismatches
 from server.wallets.consistency import Mismatch, find_mismatches
 
 
@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Check for every user: pending = pending transactions; available = available "
         "transactions - requested and completed payouts; paid = completed payouts. Check every "
         "monthly cap total (user, offer, UTC month) = the cashback of its pending and confirmed "
-        "purchases. Prints each mismatch; exits 1 when any is found, 0 otherwise. Cap-total "
-        "mismatches are repaired by `python -m deploy.ops.cli rebuild-cap-totals` from the release "
+        "purchases, and every purchase count (user, UTC month, status) = its purchases. Prints each "
+        "mismatch; exits 1 when any is found, 0 otherwise. Cap-total and count mismatches are repaired by `python -m deploy.ops.cli rebuild-cap-totals` from the release "
         "directory (with the same ENV_FILE).",
     )
     add_database_options(parser, "check")
@@ -81,10 +81,10 @@ def connection_failure(command: str, database_url: str, error: BaseException) ->
     return 1
 
 
-async def check(database_url: str) -> tuple[list[Mismatch], list[TotalMismatch]]:
+async def check(database_url: str) -> tuple[list[Mismatch], list[TotalMismatch], list[CountMismatch]]:
     conn = await asyncpg.connect(**parse_database_url(database_url))
     try:
-        return await find_mismatches(conn), await find_total_mismatches(conn)
+        return await find_mismatches(conn), await find_total_mismatches(conn), await find_count_mismatches(conn)
     finally:
         await conn.close()
 
@@ -92,22 +92,24 @@ async def check(database_url: str) -> tuple[list[Mismatch], list[TotalMismatch]]
 def run(args: argparse.Namespace) -> int:
     database_url = chosen_database_url(args, "check-wallets")
     try:
-        mismatches, total_mismatches = asyncio.run(check(database_url))
+        mismatches, total_mismatches, count_mismatches = asyncio.run(check(database_url))
     except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError, OSError) as error:
         return connection_failure("check-wallets", database_url, error)
     for mismatch in mismatches:
         print(f"MISMATCH {mismatch.describe()}")
     for total_mismatch in total_mismatches:
         print(f"MISMATCH monthly cap total {total_mismatch.describe()}")
-    if mismatches or total_mismatches:
-        if total_mismatches:
+    for count_mismatch in count_mismatches:
+        print(f"MISMATCH purchase count {count_mismatch.describe()}")
+    if mismatches or total_mismatches or count_mismatches:
+        if total_mismatches or count_mismatches:
             print(
-                "check-wallets: repair the monthly cap totals with "
+                "check-wallets: repair the monthly cap totals and purchase counts with "
                 f"`{runnable('rebuild-cap-totals --dry-run')}`, then again without --dry-run"
             )
         print(
-            f"check-wallets: {len(mismatches) + len(total_mismatches)} mismatch(es) "
-            f"({len(mismatches)} wallet, {len(total_mismatches)} monthly cap total)"
+            f"check-wallets: {len(mismatches) + len(total_mismatches) + len(count_mismatches)} mismatch(es) "
+            f"({len(mismatches)} wallet, {len(total_mismatches)} monthly cap total, {len(count_mismatches)} purchase count)"
         )
         return 1
     print("check-wallets: every wallet matches its transactions and payouts, every monthly cap total its purchases")

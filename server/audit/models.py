@@ -22,3 +22,21 @@ class AuditLog(Model):
 
     class Meta:
         table = "audit_logs"
+
+
+class AuditDayCount(Model):
+    """Per (UTC day of occurred_at, action, slot): how many audit rows there are. Written only by the
+    trigger on audit_logs (migration 7); the audit list reads its totals from it. Slots spread one
+    busy day's count over several rows (one per database session, pg_backend_pid() % 8), so
+    concurrent writers do not queue on one row lock; the audit log is append-only, so counts only grow.
+
+    The table's key is (day, action, slot). Tortoise models one-column keys only, so `action`
+    stands as the key for the ORM: filter and sum, and never save or delete an instance."""
+
+    day = fields.DateField()
+    action = fields.CharField(max_length=64, primary_key=True)
+    slot = fields.SmallIntField()
+    n = fields.BigIntField(db_default=0)
+
+    class Meta:
+        table = "audit_day_counts"

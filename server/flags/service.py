@@ -17,7 +17,7 @@ from server.audit import service as audit
 from server.errors import ApiError, violation
 from server.flags.models import FeatureFlag
 from server.http import page
-from server.pagination import Filters, fetch_page
+from server.pagination import page_of
 from server.wallets.balances import NOW
 
 
@@ -69,7 +69,6 @@ async def resolve_many(
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 SCOPE_TYPES = ("global", "merchant", "user")
 FLAG_FIELDS = ("id", "key", "enabled", "scope_type", "scope_id", "description", "created_at", "updated_at")
-FLAG_COLUMNS = ", ".join(FLAG_FIELDS)
 UPSERT_ATTEMPTS = 3
 
 
@@ -192,15 +191,11 @@ async def evaluate(key: str, scope_type: str, scope_id: str | None) -> dict[str,
 async def list_page(
     offset: int, limit: int, key: str | None, scope_type: str | None, scope_id: str | None
 ) -> dict[str, Any]:
-    where = Filters()
-    for column, value in (("key", key), ("scope_type", scope_type), ("scope_id", scope_id)):
-        if value is not None:
-            where.add(f"{column} = {{}}", value)
-    rows, total = await fetch_page(
-        source="feature_flags",
-        columns=FLAG_COLUMNS,
-        filters=where,
-        order_by="created_at DESC, id DESC",
+    given = {name: value for name, value in (("key", key), ("scope_type", scope_type), ("scope_id", scope_id))}
+    rows, total = await page_of(
+        FeatureFlag.filter(**{name: value for name, value in given.items() if value is not None}),
+        fields=FLAG_FIELDS,
+        order_by=("-created_at", "-id"),
         offset=offset,
         limit=limit,
     )

@@ -14,11 +14,10 @@ from server.audit import service as audit
 from server.errors import ApiError, not_found, rules_error, violation
 from server.http import page, rate, rate_text
 from server.merchants.models import Merchant
-from server.pagination import Filters, fetch_page
+from server.pagination import page_of
 
 NAME_INDEX = "uq_merchants_name_ci"
 MERCHANT_FIELDS = ("id", "name", "default_cashback_percentage", "active")
-MERCHANT_COLUMNS = ", ".join(MERCHANT_FIELDS)
 
 
 def render_limit(value: Decimal) -> str:
@@ -81,12 +80,12 @@ async def create(
 
 
 async def list_page(offset: int, limit: int, active: bool | None) -> dict[str, Any]:
-    where = Filters().add("active = {}", active) if active is not None else Filters()
-    rows, total = await fetch_page(
-        source="merchants",
-        columns=MERCHANT_COLUMNS,
-        filters=where,
-        order_by="lower(name), id",
+    query = Merchant.filter(active=active) if active is not None else Merchant.all()
+    rows, total = await page_of(
+        query,
+        fields=MERCHANT_FIELDS,
+        computed={"name_ci": Lower("name")},
+        order_by=("name_ci", "id"),
         offset=offset,
         limit=limit,
     )

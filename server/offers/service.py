@@ -12,13 +12,14 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from server import db
 from server.audit import service as audit
 from server.errors import ApiError, forbidden, not_found, rules_error, violation
 from server.http import dumps, page, rate, rate_text
 from server.merchants.models import Merchant
 from server.merchants.service import render_limit
 from server.offers.models import Offer
-from server.pagination import Filters, fetch_page
+from server.pagination import page_of
 
 ONE_ACTIVE_INDEX = "uq_offers_one_active_per_merchant"
 OFFER_FIELDS = (
@@ -31,13 +32,23 @@ OFFER_FIELDS = (
     "monthly_cap_per_user",
     "active",
 )
-OFFER_COLUMNS = ", ".join(OFFER_FIELDS)
 ACTIVE_ACTION = "Deactivate the existing offer before creating a new one."
 
-# /offers/active: one statement per page, total included (server/pagination.py), no N+1.
+# /offers/active: the page and its total in one statement (one round trip, one snapshot), no N+1;
+# an offset past the end still yields one row, the total, with NULL columns.
 # Raw SQL kept for bench row offers_active (a catalogue cache miss): the page and its total in one statement.
-ACTIVE_SOURCE = "offers o JOIN merchants m ON m.id = o.merchant_id"
-ACTIVE_COLUMNS = "o.id, o.merchant_id, m.name AS merchant_name, o.percentage, o.fixed_amount, o.monthly_cap_per_user, o.start_date, o.end_date"
+ACTIVE_PAGE_SQL = """
+SELECT counted.total, page.* FROM (
+    SELECT count(*) AS total FROM offers o JOIN merchants m ON m.id = o.merchant_id
+    WHERE o.active AND m.active AND o.start_date <= $1 AND o.end_date >= $1
+) AS counted LEFT JOIN LATERAL (
+    SELECT o.id, o.merchant_id, m.name AS merchant_name, o.percentage, o.fixed_amount,
+           o.monthly_cap_per_user, o.start_date, o.end_date
+    FROM offers o JOIN merchants m ON m.id = o.merchant_id
+    WHERE o.active AND m.active AND o.start_date <= $1 AND o.end_date >= $1
+    ORDER BY lower(m.name), o.id LIMIT $2 OFFSET $3
+) AS page ON TRUE
+"""
 
 # The details of one offer: a queryset, the merchant's name and state read through the relation (one join).
 DETAILS_COLUMNS = (
@@ -236,37 +247,24 @@ async def create(admin_id: str, max_percentage: Decimal, body: dict[str, Any]) -
 async def list_page(
     offset: int, limit: int, status: str | None, merchant_id: str | None, date_from: date | None, date_to: date | None
 ) -> dict[str, Any]:
-    where = Filters()
+    query = Offer.all()
     if status is not None:
-        where.add("active = {}", status == "active")
+        query = query.filter(active=status == "active")
     if merchant_id is not None:
-        where.add("merchant_id = {}", merchant_id)
+        query = query.filter(merchant_id=merchant_id)
     if date_from is not None:
-        where.add("end_date >= {}", date_from)
+        query = query.filter(end_date__gte=date_from)
     if date_to is not None:
-        where.add("start_date <= {}", date_to)
-    rows, total = await fetch_page(
-        source="offers",
-        columns=OFFER_COLUMNS,
-        filters=where,
-        order_by="start_date DESC, id",
-        offset=offset,
-        limit=limit,
-    )
+        query = query.filter(start_date__lte=date_to)
+    rows, total = await page_of(query, fields=OFFER_FIELDS, order_by=("-start_date", "id"), offset=offset, limit=limit)
     return page([offer_out(row) for row in rows], offset, limit, total)
 
 
 async def active_page(today: date, offset: int, limit: int) -> dict[str, Any]:
-    where = Filters().add("o.active AND m.active AND o.start_date <= {0} AND o.end_date >= {0}", today)
-    rows, total = await fetch_page(
-        source=ACTIVE_SOURCE,
-        columns=ACTIVE_COLUMNS,
-        filters=where,
-        order_by="lower(m.name), o.id",
-        offset=offset,
-        limit=limit,
-    )
-    return page([active_offer_out(row) for row in rows], offset, limit, total)
+    rows = await db.fetch(ACTIVE_PAGE_SQL, today, limit, offset)
+    total = rows[0]["total"] if rows else 0
+    data = [active_offer_out(row) for row in rows if row["id"] is not None]
+    return page(data, offset, limit, total)
 
 
 async def active_page_json(today: date, offset: int, limit: int) -> bytes:

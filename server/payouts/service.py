@@ -17,14 +17,13 @@ from tortoise.transactions import in_transaction
 from server.audit.service import record as audit
 from server.errors import ApiError, balance_limit_exceeded, not_found
 from server.http import money
-from server.pagination import Filters, fetch_page
+from server.pagination import page_of
 from server.payouts.models import Payout
 from server.purchases.service import warn
 from server.wallets import balances
 from server.wallets.balances import NOW
 
 PAYOUT_FIELDS = ("id", "user_id", "amount", "status", "requested_at", "processed_at", "external_reference")
-PAYOUT_COLUMNS = ", ".join(PAYOUT_FIELDS)
 STATUSES = ("requested", "completed", "failed")
 
 
@@ -102,16 +101,11 @@ async def request_payout(user_id: str, amount: Decimal) -> dict[str, Any]:
 async def list_payouts(
     *, offset: int, limit: int, status: str | None = None, user_id: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    filters = Filters()
-    if status is not None:
-        filters.add("status = {}", status)
-    if user_id is not None:
-        filters.add("user_id = {}", user_id)
-    rows, total = await fetch_page(
-        source="payouts",
-        columns=PAYOUT_COLUMNS,
-        filters=filters,
-        order_by="requested_at DESC, id DESC",
+    given = {name: value for name, value in (("status", status), ("user_id", user_id)) if value is not None}
+    rows, total = await page_of(
+        Payout.filter(**given),
+        fields=PAYOUT_FIELDS,
+        order_by=("-requested_at", "-id"),
         offset=offset,
         limit=limit,
     )

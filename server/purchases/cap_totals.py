@@ -12,6 +12,10 @@ last counted purchase of a month is reversed or rejected.
 
 The rebuild's INSERT is server/purchases/sql/monthly_totals_backfill.sql, the file migration 4
 applies by name: one copy of the rule for both.
+
+The same triggers' neighbours keep purchase_month_counts (migration 7: purchases per user, UTC month
+and status, the lists' totals), which drifts and refuses the same ways ("has no count for
+purchase"); it is checked here too, and the rebuild rewrites both under the one lock.
 """
 
 from __future__ import annotations
@@ -44,6 +48,22 @@ ORDER BY user_id, offer_id, month
 """
 
 REBUILD_INSERT_SQL = sql_file("monthly_totals_backfill")
+REBUILD_COUNTS_SQL = sql_file("purchase_counts_backfill")
+
+# Every (user, month, status) where the kept count and a recount of the purchases disagree, a missing
+# side being 0 (a count may stay at 0 after its last purchase moved away).
+CHECK_COUNTS_SQL = """
+WITH counted AS (
+    SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, status, count(*) AS n
+    FROM purchases
+    GROUP BY 1, 2, 3
+)
+SELECT user_id, month, status, k.n AS stored, coalesce(c.n, 0) AS expected
+FROM counted AS c
+FULL JOIN purchase_month_counts AS k USING (user_id, month, status)
+WHERE coalesce(k.n, 0) <> coalesce(c.n, 0)
+ORDER BY user_id, month, status
+"""
 
 # How many rows the rebuild would write (the groups of its INSERT), for a dry run.
 COUNT_REBUILD_ROWS_SQL = """
@@ -95,13 +115,48 @@ async def find_total_mismatches(conn: asyncpg.Connection) -> list[TotalMismatch]
     return found
 
 
+@dataclass(frozen=True)
+class CountMismatch:
+    user_id: str
+    month: date
+    status: str
+    stored: int | None  # None: the count's row is missing
+    expected: int
+
+    def describe(self) -> str:
+        where = f"user {self.user_id}, month {self.month:%Y-%m}, status {self.status}"
+        if self.stored is None:
+            return f"{where}: no count, expected {self.expected} (changing these purchases fails with data_corrupted)"
+        return f"{where}: n is {self.stored}, expected {self.expected}"
+
+
+async def find_count_mismatches(conn: asyncpg.Connection) -> list[CountMismatch]:
+    """Every purchase count that disagrees with its purchases, in one statement; [] when all are exact."""
+    found = [
+        CountMismatch(str(row["user_id"]), row["month"], row["status"], row["stored"], row["expected"])
+        for row in await conn.fetch(CHECK_COUNTS_SQL)
+    ]
+    for mismatch in found:
+        logger.bind(
+            event="business.warning",
+            reason="purchase_count_mismatch",
+            user_id=mismatch.user_id,
+            month=mismatch.month.isoformat(),
+            status=mismatch.status,
+            stored=mismatch.stored,
+            expected=mismatch.expected,
+        ).warning("purchase count does not match its purchases")
+    return found
+
+
 async def count_rebuild_rows(conn: asyncpg.Connection) -> int:
     """The number of totals rebuild() would write now."""
     return await conn.fetchval(COUNT_REBUILD_ROWS_SQL)
 
 
 async def rebuild(conn: asyncpg.Connection, *, lock_timeout_ms: int = 10_000) -> int:
-    """Replace every total by the sum over its purchases, in one transaction; the rows written.
+    """Replace every total by the sum over its purchases, and every purchase count by a recount, in
+    one transaction; the totals written.
 
     SHARE ROW EXCLUSIVE on purchases waits for the writers in flight and keeps out new ones (and
     other rebuilds) until the commit, so no purchase changes between the delete and the insert.
@@ -114,4 +169,7 @@ async def rebuild(conn: asyncpg.Connection, *, lock_timeout_ms: int = 10_000) ->
         await conn.execute("LOCK TABLE purchases IN SHARE ROW EXCLUSIVE MODE")
         await conn.execute("DELETE FROM cashback_monthly_totals")
         status = await conn.execute(REBUILD_INSERT_SQL)
+        await conn.execute("DELETE FROM purchase_month_counts")
+        await conn.execute("DELETE FROM purchase_day_counts")
+        await conn.execute(REBUILD_COUNTS_SQL)
     return int(status.split()[-1])  # "INSERT 0 <rows>"

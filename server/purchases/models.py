@@ -77,3 +77,41 @@ class CashbackMonthlyTotal(Model):
 
     class Meta:
         table = "cashback_monthly_totals"
+
+
+class PurchaseMonthCount(Model):
+    """Per (user, first day of the UTC month of created_at, status): how many purchases there are.
+    Written only by the triggers on purchases (server/purchases/sql/purchase_counts_triggers.sql),
+    so every writer keeps it exact; the lists read their totals and deep-page boundaries from it.
+
+    The table's key is (user_id, month, status). Tortoise models one-column keys only, so `status`
+    stands as the key for the ORM: filter by the user, and never save or delete an instance."""
+
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="purchase_month_counts", on_delete=fields.CASCADE
+    )
+    if TYPE_CHECKING:
+        user_id: UUID
+    month = fields.DateField()
+    status = fields.CharField(max_length=16, primary_key=True)
+    n = fields.BigIntField(db_default=0)
+
+    class Meta:
+        table = "purchase_month_counts"
+
+
+class PurchaseDayCount(Model):
+    """Per (UTC day of created_at, status, slot): purchases counted in that slot. Written only by the
+    triggers on purchases (server/purchases/sql/purchase_day_counts.sql): only the sum over a day's
+    slots means anything, and one slot may be negative. The admin purchase list sums it.
+
+    The table's key is (day, status, slot). Tortoise models one-column keys only, so `status` stands
+    as the key for the ORM: filter and sum, and never save or delete an instance."""
+
+    day = fields.DateField()
+    status = fields.CharField(max_length=16, primary_key=True)
+    slot = fields.SmallIntField()
+    n = fields.BigIntField(db_default=0)
+
+    class Meta:
+        table = "purchase_day_counts"

@@ -4,29 +4,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from loguru import logger
+from tortoise.queryset import QuerySet
 
 from server import db
 from server.errors import ApiError, balance_limit_exceeded, forbidden, not_found
 from server.http import money
-from server.pagination import Filters, fetch_page
+from server.pagination import page_of
+from server.purchases import counts
 from server.purchases.models import Purchase
 
 STATUSES = ("pending", "confirmed", "rejected", "reversed")
 REVERSIBLE_FROM = ["pending", "confirmed"]
 
-PURCHASE_COLUMNS = (
-    "p.id, p.external_id, p.user_id, p.merchant_id, m.name AS merchant_name, p.offer_id, p.amount, "
-    "p.currency, p.status, p.cashback_amount, t.status AS cashback_status, p.created_at"
-)
-PURCHASE_SOURCE = (
-    "purchases p JOIN merchants m ON m.id = p.merchant_id LEFT JOIN cashback_transactions t ON t.purchase_id = p.id"
-)
-# One purchase's details: a queryset with the same fields (no bench row reads a single purchase).
+# A purchase as lists and details show it: its own columns, the merchant's name and the cashback
+# transaction's status read through the relations.
 DETAIL_FIELDS = "id external_id user_id merchant_id offer_id amount currency status cashback_amount created_at".split()
+DETAIL_RELATED = {"merchant_name": "merchant__name", "cashback_status": "cashback_transaction__status"}
+NEWEST_FIRST = ("-created_at", "-id")
 
 # Ingestion is one statement, one round trip after authentication: record_purchase()
 # (server/purchases/sql/record_purchase.sql, reading the month's running total) takes the caller's wallet lock,
@@ -215,34 +214,64 @@ async def list_purchases(
     start_date=None,
     end_date=None,
 ) -> tuple[list, int]:
-    filters = Filters()
+    query = Purchase.all()
     if status is not None:
-        filters.add("p.status = {}", status)
+        query = query.filter(status=status)
     if user_id is not None:
-        filters.add("p.user_id = {}", user_id)
+        query = query.filter(user_id=user_id)
     if merchant_id is not None:
-        filters.add("p.merchant_id = {}", merchant_id)
+        query = query.filter(merchant_id=merchant_id)
     if start_date is not None:
-        filters.add("p.created_at >= ({}::date)::timestamp AT TIME ZONE 'UTC'", start_date)
-    if end_date is not None:
-        filters.add("p.created_at < ({}::date + 1)::timestamp AT TIME ZONE 'UTC'", end_date)
-    rows, total = await fetch_page(
-        source=PURCHASE_SOURCE,
-        columns=PURCHASE_COLUMNS,
-        filters=filters,
-        order_by="p.created_at DESC, p.id DESC",
+        query = query.filter(created_at__gte=utc_midnight(start_date))
+    if end_date is not None and end_date < date.max:  # every timestamp is before the day after 9999-12-31
+        query = query.filter(created_at__lt=utc_midnight(end_date + timedelta(days=1)))
+    if user_id is not None and merchant_id is None and start_date is None and end_date is None:
+        return await user_purchases(query, user_id, status, offset, limit)
+    # Status and UTC days alone: the day counts; a merchant or a user with dates: count the rows.
+    by_day = counts.day_total_of(status, start_date, end_date) if user_id is None and merchant_id is None else None
+    rows, total = await page_of(
+        query,
+        fields=DETAIL_FIELDS,
+        related=DETAIL_RELATED,
+        order_by=NEWEST_FIRST,
         offset=offset,
         limit=limit,
+        total=by_day,
     )
     return [purchase_out(row) for row in rows], total
 
 
-async def get_purchase(purchase_id: str, caller_id: str, caller_is_admin: bool) -> dict[str, Any]:
-    row = await (
-        Purchase.filter(id=purchase_id)
-        .first()
-        .values(*DETAIL_FIELDS, merchant_name="merchant__name", cashback_status="cashback_transaction__status")
+async def user_purchases(
+    query: QuerySet[Purchase], user_id: str, status: str | None, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One user's purchases (with a status or not): the total from the user's counts, and a deep
+    offset paged within the month that holds it (server/purchases/counts.py)."""
+    window = None
+    if offset >= counts.DEEP_OFFSET:
+        found, total = await counts.window(user_id, status, offset)
+        if found is None:
+            return [], total
+        window = (query.filter(created_at__lt=found.until) if found.until else query, found.skip)
+    rows, total = await page_of(
+        query,
+        fields=DETAIL_FIELDS,
+        related=DETAIL_RELATED,
+        order_by=NEWEST_FIRST,
+        offset=offset,
+        limit=limit,
+        total=counts.total_of(user_id, status),
+        window=window,
     )
+    return [purchase_out(row) for row in rows], total
+
+
+def utc_midnight(day: date) -> datetime:
+    """The start of a calendar day in UTC: date filters of API.md §3.5 are UTC days."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+async def get_purchase(purchase_id: str, caller_id: str, caller_is_admin: bool) -> dict[str, Any]:
+    row = await Purchase.filter(id=purchase_id).first().values(*DETAIL_FIELDS, **DETAIL_RELATED)
     if row is None:
         raise not_found("purchase", purchase_id)
     if not caller_is_admin and str(row["user_id"]) != caller_id:

@@ -7,7 +7,9 @@ from typing import Any
 import asyncpg
 
 from server.http import money
-from server.pagination import Filters, fetch_page
+from server.pagination import page_of
+from server.purchases import counts
+from server.purchases.models import CashbackTransaction
 
 # The three stored balances and the sum of the caller's open payouts, read with the caller's own
 # row in one statement (endpoint(about_caller=...)): one round trip for the whole request.
@@ -28,11 +30,12 @@ def summary(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def transactions(user_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-    rows, total = await fetch_page(
-        source="cashback_transactions",
-        columns="id, amount, status, purchase_id, created_at",
-        filters=Filters().add("user_id = {}", user_id),
-        order_by="created_at DESC, id DESC",
+    rows, total = await page_of(
+        CashbackTransaction.filter(user_id=user_id),
+        fields=("id", "amount", "status", "purchase_id", "created_at"),
+        # One transaction per purchase, the user's own (ingestion writes both, in one statement).
+        total=counts.total_of(user_id),
+        order_by=("-created_at", "-id"),
         offset=offset,
         limit=limit,
     )

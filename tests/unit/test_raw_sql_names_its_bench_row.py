@@ -9,7 +9,14 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CONVERTED = ["server/auth/service.py", "server/auth/throttle.py", "server/users/service.py", "server/debug/routes.py"]
+CONVERTED = [
+    "server/auth/service.py",
+    "server/auth/throttle.py",
+    "server/users/service.py",
+    "server/debug/routes.py",
+    "server/pagination.py",
+    *(f"server/{name}/service.py" for name in ("audit", "flags", "merchants", "offers", "payouts", "wallets")),
+]
 # The reasons a raw statement may give: the bench row that keeps it, or that no queryset can say it.
 REASONS = ("bench row", "no queryset form")
 SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)

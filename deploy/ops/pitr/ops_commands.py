@@ -71,12 +71,13 @@ def scratch_database_url(database_url: str, port: int) -> str:
 
 def run_check_restored(args: argparse.Namespace) -> int:
     url = scratch_database_url(require(["DATABASE_URL"])["DATABASE_URL"], args.port)
-    wallets, totals = asyncio.run(check(url))
+    wallets, totals, purchase_counts = asyncio.run(check(url))
     counts = asyncio.run(row_counts(url))
     report = {
         "wallet_mismatches": [m.describe() for m in wallets],
         "cap_total_mismatches": [m.describe() for m in totals],
+        "purchase_count_mismatches": [m.describe() for m in purchase_counts],
         "row_counts": counts,
     }
     print(json.dumps(report, sort_keys=True))
-    return 1 if wallets or totals else 0
+    return 1 if wallets or totals or purchase_counts else 0

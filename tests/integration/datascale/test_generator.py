@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import datascale
 from server.wallets.consistency import find_mismatches
+from tests.integration.purchases.helpers import assert_counts_match_purchases
 
 TINY = datascale.Scale(users=40, purchases=1_000, heavy_purchases=100, merchants=5, pending_tail=10)
 ANCHOR = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -26,6 +27,7 @@ REFERENCES = [
     ("wallets", "user_id", "users"),
     ("cashback_monthly_totals", "user_id", "users"),
     ("cashback_monthly_totals", "offer_id", "offers"),
+    ("purchase_month_counts", "user_id", "users"),
 ]
 
 
@@ -107,6 +109,13 @@ async def test_tiny_scale_is_complete_and_consistent(conn):
         " WHERE counted.earned IS DISTINCT FROM t.earned"
     )
     assert drift == 0
+    await assert_counts_match_purchases(conn)  # the lists' counts too
+    audit_drift = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, action, count(*) AS n"
+        " FROM audit_logs GROUP BY 1, 2) AS counted FULL JOIN (SELECT day, action, sum(n) AS n FROM audit_day_counts"
+        " GROUP BY 1, 2) AS kept USING (day, action) WHERE counted.n IS DISTINCT FROM kept.n"
+    )
+    assert audit_drift == 0
     assert (
         await conn.fetchval(
             "SELECT count(*) FROM cashback_monthly_totals t JOIN offers o ON o.id = t.offer_id WHERE t.earned > o.monthly_cap_per_user"

@@ -133,13 +133,13 @@ async def test_foreign_keys_and_unique_columns_are_the_models(orm, conn):
 
 
 async def test_a_query_runs_through_every_model(orm):
-    from server.audit.models import AuditLog
+    from server.audit.models import AuditDayCount, AuditLog
     from server.auth.models import LoginAttempt, RefreshToken
     from server.flags.models import FeatureFlag
     from server.merchants.models import Merchant
     from server.offers.models import Offer
     from server.payouts.models import Payout
-    from server.purchases.models import CashbackMonthlyTotal, CashbackTransaction, Purchase
+    from server.purchases.models import CashbackMonthlyTotal, CashbackTransaction, Purchase, PurchaseMonthCount
     from server.users.models import User
     from server.wallets.models import Wallet
 
@@ -183,9 +183,12 @@ async def test_a_query_runs_through_every_model(orm):
     assert (await Purchase.get(id=purchase.id)).currency == "EUR"
     total = await CashbackMonthlyTotal.get(user_id=user.id, offer_id=offer.id, month=today.replace(day=1))
     assert total.earned == Decimal("1.00")  # kept by the trigger
+    counted = await PurchaseMonthCount.get(user_id=user.id, month=today.replace(day=1), status="pending")
+    assert counted.n == 1  # kept by the trigger too
+    assert sum(row.n for row in await AuditDayCount.filter(action="x")) == 1  # and the audit's day count
     for model in (
-        User, Wallet, Merchant, Offer, Purchase, CashbackTransaction, CashbackMonthlyTotal,
-        Payout, FeatureFlag, AuditLog, RefreshToken, LoginAttempt,
+        User, Wallet, Merchant, Offer, Purchase, CashbackTransaction, CashbackMonthlyTotal, PurchaseMonthCount,
+        Payout, FeatureFlag, AuditLog, AuditDayCount, RefreshToken, LoginAttempt,
     ):  # fmt: skip
         rows = await model.all().values()
         instances = await model.all()

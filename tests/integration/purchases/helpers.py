@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from server.purchases.cap_totals import find_count_mismatches
 from server.wallets.consistency import find_mismatches
 
 
@@ -132,6 +133,23 @@ WHERE coalesce(c.earned, 0) <> coalesce(t.earned, 0)
 async def assert_totals_match_purchases(conn: asyncpg.Connection) -> None:
     mismatches = [dict(row) for row in await conn.fetch(_TOTALS_AGAINST_PURCHASES_SQL)]
     assert mismatches == [], mismatches
+
+
+async def assert_counts_match_purchases(conn: asyncpg.Connection) -> None:
+    """purchase_month_counts and purchase_day_counts (summed over slots) equal a recount."""
+    mismatches = [mismatch.describe() for mismatch in await find_count_mismatches(conn)]
+    assert mismatches == [], mismatches
+    days = await conn.fetch(_DAY_COUNTS_AGAINST_PURCHASES_SQL)
+    assert [dict(row) for row in days] == []
+
+
+# Every (UTC day, status) where the day counts' slots do not sum to a recount of the purchases.
+_DAY_COUNTS_AGAINST_PURCHASES_SQL = """
+SELECT day, status, c.n AS counted, k.n AS kept
+FROM (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, status, count(*) AS n FROM purchases GROUP BY 1, 2) AS c
+FULL JOIN (SELECT day, status, sum(n) AS n FROM purchase_day_counts GROUP BY 1, 2) AS k USING (day, status)
+WHERE coalesce(c.n, 0) <> coalesce(k.n, 0)
+"""
 
 
 async def monthly_total(conn: asyncpg.Connection, user_id: str, offer_id: str, month: date | None = None) -> Decimal:

@@ -17,10 +17,17 @@ import pytest
 
 from server import db_migrations
 from server.db import parse_database_url
-from server.purchases.cap_totals import REBUILD_INSERT_SQL, count_rebuild_rows, find_total_mismatches, rebuild
+from server.purchases.cap_totals import (
+    REBUILD_INSERT_SQL,
+    count_rebuild_rows,
+    find_count_mismatches,
+    find_total_mismatches,
+    rebuild,
+)
 from server.purchases.rules import sql_file
 from tests.integration.purchases.helpers import (
     assert_consistent,
+    assert_counts_match_purchases,
     assert_totals_match_purchases,
     ingest,
     make_shop,
@@ -147,11 +154,18 @@ async def test_every_kind_of_drift_is_reported(client, conn, user, make_account,
     ) in result.stdout
     assert "month 2020-02: earned is 2.00, expected 0.00" in result.stdout
     assert "rebuild-cap-totals" in result.stdout
-    assert result.stdout.splitlines()[-1] == "check-wallets: 4 mismatch(es) (0 wallet, 4 monthly cap total)"
+    # The purchase deleted with the triggers off left its count behind too.
+    assert f"MISMATCH purchase count user {other.id}, month {month:%Y-%m}, status pending: n is 1, expected 0" in (
+        result.stdout
+    )
+    assert result.stdout.splitlines()[-1] == (
+        "check-wallets: 5 mismatch(es) (0 wallet, 4 monthly cap total, 1 purchase count)"
+    )
 
     assert await rebuild(conn) == 2  # (user, first offer) and (user, second offer) this month
-    assert await find_total_mismatches(conn) == []
+    assert await find_total_mismatches(conn) == [] and await find_count_mismatches(conn) == []
     await assert_totals_match_purchases(conn)
+    await assert_counts_match_purchases(conn)  # the day counts too, which the replica-mode delete left behind
     assert await monthly_total(conn, user.id, first_offer) == Decimal("4.75")
     assert await monthly_total(conn, user.id, second_offer) == Decimal("2.50")
     assert await conn.fetchval("SELECT count(*) FROM cashback_monthly_totals") == 2
@@ -263,3 +277,25 @@ async def test_a_rebuild_during_ingestion_keeps_the_totals_exact(client, conn, m
     assert await find_total_mismatches(conn) == []
     await assert_totals_match_purchases(conn)
     await assert_consistent(conn)
+
+
+async def test_a_confirmation_refused_for_a_missing_count_works_after_the_rebuild(
+    client, conn, user, admin, database_url
+):
+    merchant_id, _ = await make_shop(conn)
+    purchase_id = (await ingest(client, user, merchant_id, "100.00")).json()["id"]
+    await conn.execute("DELETE FROM purchase_month_counts")
+    refused = await client.post(f"/api/v1/purchases/{purchase_id}/confirmation", token=admin.token)
+    assert refused.status_code == 500
+    assert await conn.fetchval("SELECT status FROM purchases WHERE id = $1", uuid.UUID(purchase_id)) == "pending"
+
+    result = _ops("rebuild-cap-totals", database_url=database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"MISMATCH purchase count user {user.id}, month {today():%Y-%m}, status pending: no count, expected 1 "
+        "(changing these purchases fails with data_corrupted)"
+    )
+    assert lines[-1] == "rebuild-cap-totals: 0 mismatches after the rebuild"
+    assert (await client.post(f"/api/v1/purchases/{purchase_id}/confirmation", token=admin.token)).status_code == 200
+    await assert_counts_match_purchases(conn)
