@@ -128,7 +128,7 @@ WHERE status IN ('pending', 'confirmed') AND credited <> 0
 GROUP BY 1, 2, 3;
 
 -- step: purchase counts
--- What the triggers of migration 7 would have counted, had they been on.
+-- What the triggers of migration 6 would have counted, had they been on.
 INSERT INTO purchase_month_counts (user_id, month, status, n)
 SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, status, count(*)
 FROM scale_purchases
@@ -199,7 +199,7 @@ SELECT o.created_at, 'admin', md5('scale-admin')::uuid, 'OFFER_CREATED', 'offer'
 FROM offers AS o JOIN generate_series(1, :merchants) AS n ON o.id = md5('scale-offer-' || n)::uuid;
 
 -- step: audit counts
--- What the trigger of migration 7 would have counted, had it been on (slot 0).
+-- What the trigger of migration 6 would have counted, had it been on (slot 0).
 INSERT INTO audit_day_counts (day, action, slot, n)
 SELECT (occurred_at AT TIME ZONE 'UTC')::date, action, 0, count(*)
 FROM audit_logs

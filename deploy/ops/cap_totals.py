@@ -3,7 +3,7 @@
 cashback_monthly_totals (migration 4) is kept exact by triggers on purchases; only writes that
 bypass them (a hand-edited or deleted total, session_replication_role = replica) make it drift.
 This prints the mismatches found, replaces every total by the sum over its purchases in one
-transaction (purchase writes wait for it), then checks again. The purchase counts of migration 7
+transaction (purchase writes wait for it), then checks again. The purchase counts of migration 6
 (the lists' totals), kept by triggers on the same table, are checked and rewritten with them. Exit 0 when no mismatch remains,
 1 otherwise (or when the lock could not be taken in time: nothing was changed).
 """

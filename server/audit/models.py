@@ -26,7 +26,7 @@ class AuditLog(Model):
 
 class AuditDayCount(Model):
     """Per (UTC day of occurred_at, action, slot): how many audit rows there are. Written only by the
-    trigger on audit_logs (migration 7); the audit list reads its totals from it. Slots spread one
+    trigger on audit_logs (migration 6); the audit list reads its totals from it. Slots spread one
     busy day's count over several rows (one per database session, pg_backend_pid() % 8), so
     concurrent writers do not queue on one row lock; the audit log is append-only, so counts only grow.
 

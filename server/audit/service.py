@@ -89,7 +89,7 @@ FILTERS = {
 }
 
 
-# The filters audit_day_counts answers (migration 7): the action and the time range.
+# The filters audit_day_counts answers (migration 6): the action and the time range.
 DAY_COUNTED = {"action", "occurred_at__gte", "occurred_at__lt"}
 
 

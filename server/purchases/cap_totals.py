@@ -13,7 +13,7 @@ last counted purchase of a month is reversed or rejected.
 The rebuild's INSERT is server/purchases/sql/monthly_totals_backfill.sql, the file migration 4
 applies by name: one copy of the rule for both.
 
-The same triggers' neighbours keep purchase_month_counts (migration 7: purchases per user, UTC month
+The same triggers' neighbours keep purchase_month_counts (migration 6: purchases per user, UTC month
 and status, the lists' totals), which drifts and refuses the same ways ("has no count for
 purchase"); it is checked here too, and the rebuild rewrites both under the one lock.
 """

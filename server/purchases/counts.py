@@ -1,5 +1,5 @@
 """A user's purchase counts by UTC month and status (purchase_month_counts, kept by the triggers of
-migration 7): the exact totals of that user's lists, and the month that holds a deep offset.
+migration 6): the exact totals of that user's lists, and the month that holds a deep offset.
 
 A total sums at most 4 x (months of history) rows, however many purchases they count. A deep
 offset walks the same rows newest first to the month holding row `offset`, so the page scans at

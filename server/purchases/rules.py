@@ -8,7 +8,7 @@ so the cashback calculation, the monthly cap and the order of the ingestion chec
   monthly_totals_backfill.sql  the totals counted from the purchases (migration 4, the ops rebuild)
   record_purchase_summing.sql  the body migration 3 installed, for it and for migration 4's downgrade
   purchase_counts_triggers.sql keeps purchase_month_counts (the lists' totals) exact for every writer
-  purchase_counts_backfill.sql both counts counted from the purchases (migration 7, the ops rebuild)
+  purchase_counts_backfill.sql both counts counted from the purchases (migration 6, the ops rebuild)
   purchase_day_counts.sql      keeps purchase_day_counts (the admin list's totals) exact for every writer
 Migrations apply them by name. A file applied by a migration changes only through a new migration
 that applies it again (CREATE OR REPLACE), so a migrated database and a fresh one end up alike.

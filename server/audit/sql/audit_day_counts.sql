@@ -1,5 +1,5 @@
 -- audit_day_counts: per (UTC day of occurred_at, action, slot), how many audit rows there are, kept
--- by a trigger for every writer. Applied by name by migration 7.
+-- by a trigger for every writer. Applied by name by migration 6.
 
 -- audit_logs is append-only (migration 1), so a count only ever grows: one relative upsert per row.
 -- The slot is the writing session's (pg_backend_pid() % 8): a session never waits for itself, and

@@ -1,5 +1,5 @@
 -- The counts of the purchases already there, counted as the triggers count them (the day counts in
--- slot 0). Run by migration 7, once, into the new tables, under its lock on purchases, and by the
+-- slot 0). Run by migration 6, once, into the new tables, under its lock on purchases, and by the
 -- ops rebuild (server/purchases/cap_totals.py) into emptied ones.
 INSERT INTO purchase_month_counts (user_id, month, status, n)
 SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, status, count(*)

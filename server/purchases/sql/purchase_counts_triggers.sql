@@ -1,5 +1,5 @@
 -- The triggers that keep purchase_month_counts exact for every writer of purchases (ingestion, the
--- verification job, admin transitions, ops scripts, psql). Applied by name by migration 7.
+-- verification job, admin transitions, ops scripts, psql). Applied by name by migration 6.
 
 -- The old row leaves its (user, UTC month of created_at, status) count; the new row joins its own.
 -- Both are relative updates under the count's row lock, so concurrent writers never lose one; the

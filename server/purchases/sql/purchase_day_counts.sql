@@ -1,6 +1,6 @@
 -- purchase_day_counts: per (UTC day of created_at, status, slot), how many purchases there are, kept by
 -- triggers for every writer of purchases; the admin purchase list filtered by status and dates sums
--- it. Applied by name by migration 7, with purchase_counts_backfill.sql, under the same lock.
+-- it. Applied by name by migration 6, with purchase_counts_backfill.sql, under the same lock.
 
 -- Each change adds +1 or -1 to the writing session's own slot (pg_backend_pid() % 8) as a relative
 -- upsert. Only the sum over a (day, status)'s slots means anything; one slot may go negative (a

@@ -1,4 +1,4 @@
-"""audit_day_counts (migration 7): the audit list's total with action, `from` and `to` comes from
+"""audit_day_counts (migration 6): the audit list's total with action, `from` and `to` comes from
 whole UTC days of counts plus the partial days at its ends, and equals a plain count for any range."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""purchase_month_counts (migration 7) equals a recount of the purchases after every kind of write,
+"""purchase_month_counts (migration 6) equals a recount of the purchases after every kind of write,
 the user's lists take their totals from it, and a deep offset paged within its month returns the
 page a plain ORDER BY ... OFFSET returns."""
 
