@@ -9,6 +9,7 @@ import re
 import time
 from datetime import UTC, datetime
 from itertools import count
+from typing import Any
 
 from loguru import logger
 from sanic import Request, Sanic
@@ -87,14 +88,29 @@ def _close_after_the_answer(request: Request) -> None:
         stream.keep_alive = False
 
 
+# The most of an oversized body an instance reads and discards before it closes the connection:
+# nginx's own client_max_body_size (deploy/templates/nginx.conf.tmpl), so nothing nginx forwards
+# is cut off. A larger declared body is dropped at once, as Sanic does.
+DISCARD_MAX_BYTES = 16 * 1024 * 1024
+
+
 def _close_after_an_unread_oversized_body(request: Request) -> None:
-    """A request declaring a body over the limit that was answered without reading it (a 404 or 405
-    comes before the 413, §1.7): Sanic then drops the connection after the answer, but its header
-    still said keep-alive, so a client (nginx's upstream keepalive among them) could send its next
-    request into a closing socket. Say `Connection: close` instead."""
+    """A request declaring a body over the limit that was answered without reading it (the 413, or
+    a 404 or 405 that comes before it, §1.7). Its header said keep-alive, so say `Connection:
+    close`: a client (nginx's upstream keepalive among them) must not send its next request into a
+    closing socket. And read the rest of the body before closing: a connection closed while its
+    client still writes fails that write, and nginx, sending the body it buffered, then answers
+    502 instead of relaying our 413 (it retries, and every instance does the same)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > request.app.config["REQUEST_MAX_SIZE"]:
-        _close_after_the_answer(request)
+    if not (declared.isdigit() and int(declared) > request.app.config["REQUEST_MAX_SIZE"]):
+        return
+    _close_after_the_answer(request)
+    # Sanic's HTTP/1.1 stream and protocol (ASGI servers have neither attribute).
+    stream: Any = request.stream
+    protocol: Any = request.transport.get_protocol() if request.transport is not None else None
+    if int(declared) <= DISCARD_MAX_BYTES and hasattr(stream, "request_max_size") and protocol is not None:
+        # Sanic reads what is left of a body after the answer, up to both of these limits.
+        stream.request_max_size = protocol.request_max_size = int(declared)
 
 
 def _close_while_draining(request: Request) -> None:

@@ -85,3 +85,28 @@ def test_client_mistakes_are_never_logged_as_errors(server):
     records = server.log_records()
     assert any("body not consumed" in record.get("message", "") for record in records)  # it was logged...
     assert [r for r in records if r.get("level") in ("ERROR", "CRITICAL")] == []  # ...but not as an error
+
+
+@pytest.mark.parametrize(("path", "status"), [("/api/v1/auth/login", 413), ("/api/v1/nope", 404)])
+def test_an_oversized_body_is_answered_then_read_to_its_end_before_the_connection_closes(server, path, status):
+    """A proxy that buffered the whole body (nginx) is still writing it when the early answer comes:
+    closing then would fail its write, and nginx would answer 502 instead of relaying the 413/404.
+    The client here sends the head, reads the answer, and only then sends the body: every byte must
+    still be taken, and the connection close after it."""
+    body = b"{" + b" " * (1024 * 1024) + b"}"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(head)
+        received = b""
+        while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < _length(received):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the answer: {received!r}"
+            received += chunk
+        assert received.startswith(f"HTTP/1.1 {status} ".encode()), received[:200]
+        assert b"connection: close" in received.lower()
+        # The server has answered; without reading the rest it would close now and this write
+        # would meet a reset or a broken pipe.
+        sock.sendall(body)
+        assert sock.recv(65536) == b""  # then it closes, cleanly
