@@ -33,7 +33,12 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
 -- No purchase changes between the backfill and the triggers: both are done under this lock, which
 -- waits for the writers in flight and is held until the migration commits.
 LOCK TABLE purchases IN SHARE ROW EXCLUSIVE MODE;
+-- That lock mode needs UPDATE, DELETE or TRUNCATE, which migration 1 took from everyone on the
+-- append-only audit_logs, its owner included. The grant and its revoke commit together, so no
+-- other session ever sees it (and the append-only trigger refuses a TRUNCATE regardless).
+GRANT TRUNCATE ON audit_logs TO CURRENT_USER;
 LOCK TABLE audit_logs IN SHARE ROW EXCLUSIVE MODE;
+REVOKE TRUNCATE ON audit_logs FROM CURRENT_USER;
 
 CREATE TABLE purchase_month_counts (
     user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
