@@ -76,7 +76,7 @@ DRILL_DATABASE_DEFAULTS: dict[str, str] = {
 DRILL_DATABASE_RUNS_ON = ("first_host", "local")
 
 HOST_ONLY_KEYS = {"name", "address"}
-ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill", *DRILL_DATABASE_DEFAULTS}
+ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill", "pitr", *DRILL_DATABASE_DEFAULTS}
 
 
 class InventoryError(ValueError):
@@ -154,6 +154,9 @@ class Environment:
     drill_database_stop: str = DRILL_DATABASE_DEFAULTS["drill_database_stop"]
     drill_database_start: str = DRILL_DATABASE_DEFAULTS["drill_database_start"]
     drill_database_runs_on: str = DRILL_DATABASE_DEFAULTS["drill_database_runs_on"]
+    # Where point-in-time recovery lives on the database host (deploy/commands/pitr.py's PitrHost
+    # checks the keys); empty: Debian's PostgreSQL.
+    pitr: dict[str, Any] = field(default_factory=dict)
 
     @property
     def looks_like_production(self) -> bool:
@@ -269,6 +272,9 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
             f"{path}: {where}.drill_database_runs_on: expected one of {', '.join(DRILL_DATABASE_RUNS_ON)}, "
             f"got {drill_database['drill_database_runs_on']!r}"
         )
+    pitr = env_data.get("pitr", {})
+    if not isinstance(pitr, dict):
+        raise InventoryError(f'{path}: {where}.pitr: expected a table such as {{ os_user = "postgres" }}')
     hosts_data = env_data.get("hosts")
     if not isinstance(hosts_data, list) or not hosts_data:
         raise InventoryError(f"{path}: {where}.hosts: expected at least one [[{where}.hosts]] entry")
@@ -280,7 +286,7 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InventoryError(f"{path}: {where}.hosts: duplicate host name {duplicates[0]!r}")
-    return Environment(name=name, hosts=hosts, allow_drill=allow_drill, **drill_database)
+    return Environment(name=name, hosts=hosts, allow_drill=allow_drill, pitr=pitr, **drill_database)
 
 
 def _parse_host(host_data: Any, inherited: dict, where: str, path: Path) -> Host:

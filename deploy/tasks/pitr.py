@@ -80,21 +80,30 @@ def read_archive_lag(remote: Remote, release_id: str | None) -> dict | None:
         return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:300]}
 
 
+def pitr_host(session: Session) -> pc.PitrHost:
+    """The environment's PITR layout on the database host (the inventory's `pitr` table)."""
+    try:
+        return pc.PitrHost.from_inventory(session.environment.pitr)
+    except (TypeError, ValueError) as error:
+        raise PitrTaskError(f"inventory, environment {session.environment.name}: {error}") from None
+
+
 def setup(session: Session, admin: Remote) -> None:
     """`provision --pitr`: the root setup on the database host (the environment's first host),
     through `admin`, the first host logged into as the admin user."""
     remote, admin_user = session.remotes[0], admin.host.ssh_user
-    for command in pc.setup_commands(layout(remote), remote.host.ssh_user):
+    for command in pc.setup_commands(layout(remote), remote.host.ssh_user, pitr_host(session)):
         wrapped = command if admin_user == "root" else f"sudo -n sh -c {pc.q(command)}"
         admin.run(wrapped, show=f"(as {admin_user}) {command}")
 
 
-def restore_scratch(remote: Remote, to_time: str | None) -> dict:
+def restore_scratch(remote: Remote, to_time: str | None, host: pc.PitrHost) -> dict:
     """Restore into a new scratch server on the host; returns the PITR CLI's JSON report."""
     port = int(remote.query(FREE_PORT_COMMAND).stdout.strip())
-    data_dir = pc.scratch_dir(datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
+    data_dir = pc.scratch_dir(datetime.now(UTC).strftime("%Y%m%dT%H%M%S"), host)
     remote.say(f"restoring to {to_time or 'the end of the archive'} into {data_dir} (port {port})")
-    report = json.loads(remote.query(pc.restore_command(to_time, data_dir, port)).stdout.strip().splitlines()[-1])
+    restore = pc.restore_command(to_time, data_dir, port, host)
+    report = json.loads(remote.query(restore).stdout.strip().splitlines()[-1])
     remote.say(
         f"restored base backup {report['backup_id']} + WAL to {report['target']} in {report['seconds']}s "
         f"(base backup {report['base_backup_seconds']}s, replay {report['replay_seconds']}s)"
@@ -129,7 +138,7 @@ def restore_to_point(env: str | None, inventory: str | None, host: str | None, t
     """`invoke restore --to-time/--to-latest`: a scratch server the operator inspects, then discards."""
     with _session(env, inventory) as session:
         remote = _chosen(session, host)
-        report = restore_scratch(remote, to_time)
+        report = restore_scratch(remote, to_time, pitr_host(session))
         checks = check_scratch(remote, report)
         remote.say(f"wallet invariants hold on the copy; rows: {json.dumps(checks['row_counts'], sort_keys=True)}")
         remote.say(
@@ -141,14 +150,14 @@ def restore_to_point(env: str | None, inventory: str | None, host: str | None, t
 def verify_pitr(env: str | None, inventory: str | None, host: str | None) -> None:
     """`invoke verify-backup --pitr`: a random recent second, restored, checked, discarded."""
     with _session(env, inventory) as session:
-        remote = _chosen(session, host)
-        backups = json.loads(remote.query(pc.backups_command()).stdout.strip().splitlines()[-1])["backups"]
+        remote, where = _chosen(session, host), pitr_host(session)
+        backups = json.loads(remote.query(pc.backups_command(where)).stdout.strip().splitlines()[-1])["backups"]
         target = random_recent_time(backups, datetime.now(UTC), random.SystemRandom())
-        report = restore_scratch(remote, target.isoformat())
+        report = restore_scratch(remote, target.isoformat(), where)
         try:
             checks = check_scratch(remote, report)
         finally:
-            remote.query(pc.discard_command(report["data_dir"]), check=False)
+            remote.query(pc.discard_command(report["data_dir"], where), check=False)
         remote.say(
             f"verify-backup --pitr: OK at {target.isoformat()}: restored in {report['seconds']}s, "
             f"wallet invariants hold, {sum(checks['row_counts'].values())} rows in {len(checks['row_counts'])} tables"
@@ -167,7 +176,7 @@ def discard_restore(c, data_dir, env=None, inventory=None, host=None):
     """Stop and delete a scratch point-in-time copy (refuses any folder the PITR CLI did not restore)."""
     with _session(env, inventory) as session:
         remote = _chosen(session, host)
-        remote.say(remote.query(pc.discard_command(data_dir)).stdout.strip())
+        remote.say(remote.query(pc.discard_command(data_dir, pitr_host(session))).stdout.strip())
 
 
 TASKS = [discard_restore]
