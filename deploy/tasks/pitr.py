@@ -17,7 +17,7 @@ from invoke import task
 from deploy.commands import ops_command
 from deploy.commands import pitr as pc
 from deploy.errors import DeployError
-from deploy.ops.pitr.barman import DEFAULT_ARCHIVE_TIMEOUT_SECONDS, parse_barman_time, parse_target_time
+from deploy.ops.pitr.barman import parse_barman_time, parse_target_time
 from deploy.session import Session, layout
 from deploy.ssh import Remote
 
@@ -53,16 +53,17 @@ def restore_request(to_time: str | None, to_latest: bool, backup: str | None, co
     return None
 
 
-def random_recent_time(backups: list[dict], now: datetime, rng: random.Random) -> datetime:
-    """A second between the oldest usable base backup's end (within a week) and what is surely archived."""
+def random_recent_time(backups: list[dict], marked_at: datetime, rng: random.Random) -> datetime:
+    """A second between the oldest usable base backup's end (within a week) and the marker commit
+    `close-segment` archived (every second up to it has a commit after it in the archive)."""
     ends = [parse_barman_time(b["end_time"]) for b in backups if b.get("status") == "DONE" and b.get("end_time")]
     if not ends:
         raise PitrTaskError("no finished base backup in the archive (provision --pitr takes the first)")
-    latest_safe = now - timedelta(seconds=2 * DEFAULT_ARCHIVE_TIMEOUT_SECONDS)
-    earliest = max(min(ends), now - PITR_WINDOW)
-    if earliest >= latest_safe:
-        return latest_safe
-    span = (latest_safe - earliest).total_seconds()
+    # barman's end time has whole seconds: the next one is surely past the backup's consistent point.
+    earliest = max(min(ends).replace(microsecond=0) + timedelta(seconds=1), marked_at - PITR_WINDOW)
+    if earliest >= marked_at:
+        return marked_at
+    span = (marked_at - earliest).total_seconds()
     return (earliest + timedelta(seconds=rng.uniform(0, span))).replace(microsecond=0)
 
 
@@ -95,6 +96,19 @@ def setup(session: Session, admin: Remote) -> None:
     for command in pc.setup_commands(layout(remote), remote.host.ssh_user, pitr_host(session)):
         wrapped = command if admin_user == "root" else f"sudo -n sh -c {pc.q(command)}"
         admin.run(wrapped, show=f"(as {admin_user}) {command}")
+
+
+def close_segment(remote: Remote, host: pc.PitrHost) -> datetime | None:
+    """Archive everything written so far (a marker commit, then a WAL switch); None when the cluster
+    cannot (it is down: the restore goes on with what the archive already holds)."""
+    result = remote.query(pc.close_segment_command(host), check=False)
+    if result.exited != 0:
+        why = (result.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        remote.say(f"could not archive the current WAL segment first ({why}); restoring from what is archived")
+        return None
+    closed = json.loads(result.stdout.strip().splitlines()[-1])
+    remote.say(f"archived WAL up to {closed['marked_at']} (segment {closed['segment']}, {closed['seconds']}s)")
+    return datetime.fromisoformat(closed["marked_at"])
 
 
 def restore_scratch(remote: Remote, to_time: str | None, host: pc.PitrHost) -> dict:
@@ -137,8 +151,9 @@ def _chosen(session: Session, host: str | None) -> Remote:
 def restore_to_point(env: str | None, inventory: str | None, host: str | None, to_time: str | None) -> None:
     """`invoke restore --to-time/--to-latest`: a scratch server the operator inspects, then discards."""
     with _session(env, inventory) as session:
-        remote = _chosen(session, host)
-        report = restore_scratch(remote, to_time, pitr_host(session))
+        remote, where = _chosen(session, host), pitr_host(session)
+        close_segment(remote, where)
+        report = restore_scratch(remote, to_time, where)
         checks = check_scratch(remote, report)
         remote.say(f"wallet invariants hold on the copy; rows: {json.dumps(checks['row_counts'], sort_keys=True)}")
         remote.say(
@@ -151,8 +166,11 @@ def verify_pitr(env: str | None, inventory: str | None, host: str | None) -> Non
     """`invoke verify-backup --pitr`: a random recent second, restored, checked, discarded."""
     with _session(env, inventory) as session:
         remote, where = _chosen(session, host), pitr_host(session)
+        marked_at = close_segment(remote, where)
+        if marked_at is None:
+            raise PitrTaskError("verify-backup --pitr needs the live cluster to archive a marker commit (see above)")
         backups = json.loads(remote.query(pc.backups_command(where)).stdout.strip().splitlines()[-1])["backups"]
-        target = random_recent_time(backups, datetime.now(UTC), random.SystemRandom())
+        target = random_recent_time(backups, marked_at, random.SystemRandom())
         report = restore_scratch(remote, target.isoformat(), where)
         try:
             checks = check_scratch(remote, report)

@@ -120,6 +120,48 @@ def cmd_restore(args: argparse.Namespace) -> dict:
     }
 
 
+def _psql_cluster(args: argparse.Namespace, sql: str) -> str:
+    result = subprocess.run(
+        [f"{args.bindir}/psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-h", args.host, "-p", str(args.port)]
+        + ["-U", "postgres", "-d", "postgres", "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
+    if result.returncode != 0:
+        raise runner.PitrRunError(f"the cluster did not answer: {result.stderr.strip()[:300]}")
+    return result.stdout.strip()
+
+
+def cmd_close_segment(args: argparse.Namespace) -> dict:
+    """Commit a marker, switch to a new WAL segment and wait until the archiver shipped the old one.
+
+    A replay to a time stops at the first commit after it; PostgreSQL refuses a target it never
+    passes, so the marker makes every time up to `marked_at` reachable, even on an idle database.
+    """
+    started = time.monotonic()
+    marked_at = _psql_cluster(
+        args,
+        "SELECT txid_current(), to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+        '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\')',
+    ).split("|")[1]
+    segment = _psql_cluster(args, "SELECT pg_walfile_name(pg_switch_wal())")
+    deadline = started + args.timeout
+    while True:
+        row = _psql_cluster(
+            args, "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '') FROM pg_stat_archiver"
+        )
+        last, failed = row.split("|")
+        if last and last[8:] >= segment[8:]:
+            break
+        if time.monotonic() > deadline:
+            why = f" (archive_command last failed on {failed})" if failed else ""
+            raise runner.PitrRunError(f"segment {segment} not archived within {args.timeout:.0f}s{why}")
+        time.sleep(0.2)
+    return {"marked_at": marked_at, "segment": segment, "seconds": round(time.monotonic() - started, 1)}
+
+
 def cmd_discard(args: argparse.Namespace) -> dict:
     """Stop and delete a scratch copy; refuses a folder this CLI did not restore."""
     data_dir = Path(args.data_dir)
@@ -148,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--user", default="postgres")
     backup.set_defaults(handler=cmd_base_backup)
     sub.add_parser("backups", help="the base backups in the archive").set_defaults(handler=cmd_backups)
+    close = sub.add_parser("close-segment", help="commit a marker, switch WAL, wait until it is archived")
+    close.add_argument("--host", default="/var/run/postgresql")
+    close.add_argument("--port", type=int, default=5432)
+    close.add_argument("--timeout", type=float, default=120)
+    close.set_defaults(handler=cmd_close_segment)
     restore = sub.add_parser("restore", help="restore to a time (or the archive's end) into a scratch server")
     restore.add_argument("--to-time")
     restore.add_argument("--to-latest", action="store_true")

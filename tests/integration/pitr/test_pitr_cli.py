@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from bench.backup_bench import sample_data_sql
-from devtools.local_postgres import LocalPostgres, _demote_kwargs, free_port
+from devtools.local_postgres import LocalPostgres, _demote_kwargs, free_port, give_to_cluster_user
 from server import db_migrations
 
 from .conftest import ROOT, SYSTEM_PYTHON, Archive
@@ -98,3 +98,27 @@ def test_discard_refuses_a_folder_it_did_not_restore(archive: Archive) -> None:
 def _owner(cluster: LocalPostgres) -> tuple[int, int]:
     stat = cluster.data_dir.stat()
     return stat.st_uid, stat.st_gid
+
+
+def test_close_segment_makes_an_idle_databases_last_second_reachable(archive: Archive) -> None:
+    """With no commit after the target in the archive PostgreSQL refuses the restore; the marker
+    commit and the archived switch make the second the command reports a valid target."""
+    primary = archive.primary
+    pitr_cli(archive, "base-backup", "--host", primary.host, "--port", str(primary.port))
+    primary.psql("CREATE TABLE marks (name text)")
+    primary.psql("INSERT INTO marks VALUES ('kept')")
+    closed = pitr_cli(archive, "close-segment", "--host", primary.host, "--port", str(primary.port))
+    archived = primary.psql("SELECT last_archived_wal FROM pg_stat_archiver")
+    assert archived[8:] >= closed["segment"][8:]
+    scratch = archive.root / "restored"
+    scratch.mkdir()
+    give_to_cluster_user(scratch)
+    data_dir = scratch / "data"
+    port = free_port()
+    restored = pitr_cli(
+        archive, "restore", "--to-time", closed["marked_at"], "--data-dir", str(data_dir), "--port", str(port)
+    )
+    try:
+        assert LocalPostgres(scratch, port=port).psql("SELECT string_agg(name, ',') FROM marks") == "kept"
+    finally:
+        pitr_cli(archive, "discard", "--data-dir", restored["data_dir"])

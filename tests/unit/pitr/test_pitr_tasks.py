@@ -37,7 +37,7 @@ def test_a_time_without_a_zone_is_refused() -> None:
         restore_request("2026-12-06T10:00:00", False, None, False)
 
 
-def test_the_drills_time_lies_between_the_oldest_backup_and_what_is_surely_archived() -> None:
+def test_the_drills_time_lies_between_the_oldest_backup_and_the_archived_marker() -> None:
     backups = [
         {"backup_id": "a", "status": "DONE", "end_time": "2026-12-05T01:30:00+00:00"},
         {"backup_id": "b", "status": "FAILED", "end_time": "2026-11-01T01:30:00+00:00"},
@@ -45,7 +45,16 @@ def test_the_drills_time_lies_between_the_oldest_backup_and_what_is_surely_archi
     rng = random.Random(7)
     for _ in range(200):
         moment = random_recent_time(backups, NOW, rng)
-        assert datetime(2026, 12, 5, 1, 30, tzinfo=UTC) <= moment <= NOW - timedelta(seconds=120)
+        assert datetime(2026, 12, 5, 1, 30, 1, tzinfo=UTC) <= moment <= NOW
+
+
+def test_right_after_the_first_base_backup_the_drill_restores_to_the_marker() -> None:
+    """barman's end time drops the fraction: a target in that same second could precede the
+    backup's consistent point, so the earliest target is the next second, or the marker itself."""
+    backups = [{"backup_id": "a", "status": "DONE", "end_time": "Sun Dec  6 11:59:59 2026"}]
+    assert random_recent_time(backups, NOW, random.Random(3)) == NOW
+    marker = NOW + timedelta(seconds=30, microseconds=5)
+    assert NOW <= random_recent_time(backups, marker, random.Random(3)) <= marker
 
 
 def test_the_drill_looks_back_a_week_at_most_and_needs_a_backup() -> None:
