@@ -170,6 +170,11 @@ def setup_commands(layout: Layout, deploy_user: str, host: PitrHost = DEBIAN) ->
         f" && mv {host.cron_file}.new {host.cron_file}",
         f"printf '%s' {q(sudo_line)} > {host.sudoers_file}.new && chmod 440 {host.sudoers_file}.new"
         f" && visudo -cqf {host.sudoers_file}.new && mv {host.sudoers_file}.new {host.sudoers_file}",
+        # barman's backup waits, unbounded, for its last segment to be archived: prove archiving
+        # works first, with a bounded wait that names archive_command's failure.
+        as_cluster_user(
+            pitr_cli("close-segment", "--host", host.pg_host, "--port", str(host.pg_port), host=host), host
+        ),
         as_cluster_user(base_backup, host),
     ]
 
