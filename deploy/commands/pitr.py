@@ -61,18 +61,24 @@ class PitrHost:
     pg_port: int = 5432
     name: str = "clicknback-pitr"
     dir: str | None = None
+    # The live cluster, for `restore --to-time --confirm-live`: its folder, and how the deploy user
+    # stops and starts it (provision --pitr allows these two systemctl commands through sudo).
+    data_dir: str = "/var/lib/postgresql/15/main"
+    pg_stop: str = "sudo -n systemctl stop postgresql@15-main"
+    pg_start: str = "sudo -n systemctl start postgresql@15-main"
 
     @classmethod
     def from_inventory(cls, table: Mapping[str, object]) -> PitrHost:
         unknown = sorted(set(table) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"pitr.{unknown[0]}: unknown key (known: os_user, pg_host, pg_port, name, dir)")
+            known = ", ".join(f.name for f in fields(cls))
+            raise ValueError(f"pitr.{unknown[0]}: unknown key (known: {known})")
         host = cls(**table)  # type: ignore[arg-type]
         if not isinstance(host.pg_port, int) or not 0 < host.pg_port < 65536:
             raise ValueError(f"pitr.pg_port: expected a port number, got {host.pg_port!r}")
         if not NAME_PATTERN.match(str(host.name)):
             raise ValueError(f"pitr.name: lowercase letters, digits and -, got {host.name!r}")
-        for key in ("os_user", "pg_host"):
+        for key in ("os_user", "pg_host", "data_dir", "pg_stop", "pg_start"):
             if not isinstance(getattr(host, key), str) or not getattr(host, key):
                 raise ValueError(f"pitr.{key}: expected a non-empty string")
         if host.dir is not None and not (isinstance(host.dir, str) and host.dir.startswith("/")):
@@ -139,12 +145,15 @@ def setup_commands(layout: Layout, deploy_user: str, host: PitrHost = DEBIAN) ->
         f"install -m 644 {q(layout.current + '/' + path)} {q(code + '.new/' + path)}" for path in PITR_FILES
     )
     archive_command = wal_command(SYSTEM_PYTHON, code, host.env_file, "push")
-    settings_sql = ";\n".join(alter_system_sql(archive_settings(archive_command))) + ";"
+    # A reload applies archive_command where archive_mode is on already (no restart comes then).
+    settings_sql = ";\n".join([*alter_system_sql(archive_settings(archive_command)), "SELECT pg_reload_conf()"]) + ";"
     base_backup = pitr_cli("base-backup", "--host", host.pg_host, "--port", str(host.pg_port), host=host)
     cron_line = f"{BASE_BACKUP_CRON} {host.os_user} cd / && {base_backup} >> {host.log} 2>&1\n"
     sudo_line = (
         f"{deploy_user} ALL=({host.os_user}) NOPASSWD: /usr/bin/env PYTHONPATH={code} {SYSTEM_PYTHON} "
         "-m deploy.ops.pitr.cli *\n"
+        f"{deploy_user} ALL=(root) NOPASSWD: /usr/bin/systemctl stop postgresql@15-main, "
+        "/usr/bin/systemctl start postgresql@15-main\n"
     )
     group = f"$(id -gn {q(host.os_user)})"
     env_dir = host.env_file.rsplit("/", 1)[0]
@@ -194,6 +203,15 @@ def discard_command(data_dir: str, host: PitrHost = DEBIAN) -> str:
 
 def close_segment_command(host: PitrHost = DEBIAN) -> str:
     return pitr_cli_as_postgres("close-segment", "--host", host.pg_host, "--port", str(host.pg_port), host=host)
+
+
+def restore_live_command(to_time: str | None, stamp: str, host: PitrHost = DEBIAN) -> str:
+    target = ["--to-time", to_time] if to_time else ["--to-latest"]
+    return pitr_cli_as_postgres("restore-live", *target, "--data-dir", host.data_dir, "--stamp", stamp, host=host)
+
+
+def wait_primary_command(host: PitrHost = DEBIAN) -> str:
+    return pitr_cli_as_postgres("wait-primary", "--host", host.pg_host, "--port", str(host.pg_port), host=host)
 
 
 def backups_command(host: PitrHost = DEBIAN) -> str:

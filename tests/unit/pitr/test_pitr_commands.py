@@ -29,6 +29,7 @@ def test_setup_archives_with_the_copied_code_restarts_once_and_takes_a_first_bas
     assert f"PYTHONPATH={pc.PITR_CODE_DIR}" in joined and "push %p" in joined
     sql = shlex.split(next(c for c in commands if "ALTER SYSTEM" in c))[2]  # printf '%s\n' SQL | ...
     assert "ALTER SYSTEM SET archive_mode = 'on';" in sql and "ALTER SYSTEM SET archive_timeout = '60s';" in sql
+    assert sql.endswith("SELECT pg_reload_conf();")  # archive_command applies without the restart
     assert "|| systemctl restart postgresql" in joined
     assert "visudo -cqf" in joined  # a broken sudoers file is never installed
     assert commands[-1].startswith("su postgres") and "base-backup" in commands[-1]
