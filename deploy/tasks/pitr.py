@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 from invoke import task
 
+from deploy import local_git, rollout, switch
 from deploy.commands import ops_command
 from deploy.commands import pitr as pc
 from deploy.errors import DeployError
 from deploy.ops.pitr.barman import parse_barman_time, parse_target_time
-from deploy.session import Session, layout
+from deploy.session import Session, deployed_release, layout, live_ports, read_state
 from deploy.ssh import Remote
 
 FREE_PORT_COMMAND = (
@@ -34,16 +36,16 @@ class PitrTaskError(DeployError):
 # -- pure helpers (unit-tested) --------------------------------------------------------------
 
 
-def restore_request(to_time: str | None, to_latest: bool, backup: str | None, confirm_live: bool) -> str | None:
+def restore_request(to_time: str | None, to_latest: bool, backup: str | None, target: str | None = None) -> str | None:
     """The checked --to-time (None for --to-latest); refuses mixes before any SSH."""
     if to_time and to_latest:
         raise PitrTaskError("give --to-time TIME or --to-latest, not both")
     if backup:
         raise PitrTaskError("--backup restores a dump; --to-time/--to-latest replay the WAL archive: pick one")
-    if confirm_live:
+    if target:
         raise PitrTaskError(
-            "a point-in-time restore goes into a scratch server first: run it without --confirm-live, check the "
-            "copy, then follow docs/disaster-recovery.md to promote it (the live swap is not automated yet)"
+            "--target names a database for a dump; a point-in-time restore goes into a scratch server, or with "
+            "--confirm-live over the live cluster"
         )
     if to_time:
         moment = parse_target_time(to_time)
@@ -51,6 +53,25 @@ def restore_request(to_time: str | None, to_latest: bool, backup: str | None, co
             raise PitrTaskError(f"--to-time {to_time} is in the future")
         return moment.isoformat()
     return None
+
+
+def live_steps(to_time: str | None, database_host: str, hosts: list[str], where: pc.PitrHost) -> list[str]:
+    """Every step of a point-in-time restore over the live cluster, in order (--dry-run prints them)."""
+    target, every = to_time or "the end of the archive", ", ".join(hosts)
+    return [
+        f"take the deploy lock on {every} (refused while a deploy, rollback, restore or freeze holds it)",
+        f"[{database_host}] archive the current WAL segment (a marker commit; skipped when the cluster is down)",
+        f"stop the app instances on {every}",
+        f"[{database_host}] stop the live cluster: {where.pg_stop}",
+        f"[{database_host}] move {where.data_dir} aside to {where.data_dir}.before-pitr-STAMP, lay the base backup "
+        f"before {target} into {where.data_dir} (on a failure the old folder goes back)",
+        f"[{database_host}] start the live cluster: {where.pg_start} (the old folder if the restore failed)",
+        f"[{database_host}] wait until it replayed the WAL to {target} and promoted (a new timeline, archived)",
+        f"[{database_host}] migrate up to the current release, then check the wallet invariants "
+        "(on a failure the app stays stopped)",
+        f"start the app on {every} behind the health gate",
+        "write the ledger line; the old folder stays until `invoke discard-restore --data-dir` deletes it",
+    ]
 
 
 def random_recent_time(backups: list[dict], marked_at: datetime, rng: random.Random) -> datetime:
@@ -135,10 +156,10 @@ def check_scratch(remote: Remote, report: dict) -> dict:
     return checks
 
 
-def _session(env: str | None, inventory: str | None) -> Session:
+def _session(env: str | None, inventory: str | None, dry_run: bool = False) -> Session:
     from deploy.inventory import load_inventory
 
-    return Session(load_inventory(inventory).environment(env))
+    return Session(load_inventory(inventory).environment(env), dry_run)
 
 
 def _chosen(session: Session, host: str | None) -> Remote:
@@ -182,6 +203,78 @@ def verify_pitr(env: str | None, inventory: str | None, host: str | None) -> Non
         )
 
 
+def restore_live(env: str | None, inventory: str | None, host: str | None, to_time: str | None, dry_run: bool):
+    """`invoke restore --to-time/--to-latest --confirm-live`: the live cluster replaced, under the
+    deploy lock, with the app stopped on every host, as a dump's live restore does."""
+    from deploy.lock import Lock
+
+    with _session(env, inventory, dry_run) as session:
+        remote, where = _chosen(session, host), pitr_host(session)
+        steps = live_steps(to_time, remote.host.name, [r.host.name for r in session.remotes], where)
+        if dry_run:
+            for number, step in enumerate(steps, 1):
+                session.say(f"would {number}. {step}")
+            session.say("dry run: nothing changed")
+            return
+        with Lock(session, f"restore --to-time {to_time or 'latest'}"):
+            _restore_live(session, remote, where, to_time)
+
+
+def _restore_live(session: Session, remote: Remote, where: pc.PitrHost, to_time: str | None) -> None:
+    # backup.py imports this module: its live-restore pieces are imported when used.
+    from deploy.tasks.backup import restore_ledger_entry, stop_instances_command
+
+    state, stamp = read_state(remote), datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    started, when = time.monotonic(), local_git.utc_now().isoformat(timespec="seconds")
+    close_segment(remote, where)
+    report: dict | None = None
+    error: BaseException | None = None
+    session.say(f"restore: stopping the app on {len(session.remotes)} host(s) before replacing the live cluster")
+    try:
+        session.parallel(lambda r: r.run(stop_instances_command(layout(r), live_ports(r))))
+        remote.run(where.pg_stop)
+        try:
+            restored = remote.query(pc.restore_live_command(to_time, stamp, where))
+            report = json.loads(restored.stdout.strip().splitlines()[-1])
+        finally:
+            remote.run(where.pg_start)  # the restored folder, or the old one put back
+        remote.say(f"laid base backup {report['backup_id']} into {report['data_dir']}; replaying to {report['target']}")
+        promoted = json.loads(remote.query(pc.wait_primary_command(where)).stdout.strip().splitlines()[-1])
+        remote.say(f"replayed and promoted in {promoted['seconds']}s")
+        release = deployed_release(remote)
+        remote.run(ops_command(layout(remote), release, "migrate"))
+        wallets = remote.query(ops_command(layout(remote), release, "check-wallets"), check=False)
+        if wallets.exited != 0:
+            raise PitrTaskError(
+                f"the restored live database fails its wallet check, so the app stays stopped: "
+                f"{wallets.stdout.strip()[-400:]} (the old data is in {report['aside']}; docs/disaster-recovery.md)"
+            )
+        session.say("restore: wallet invariants hold; starting the app again behind the health gate")
+        session.parallel(lambda r: switch.switch_host(r, deployed_release(r)))
+    except BaseException as failure:
+        error = failure
+        if report is None:  # the live data is as it was: the app comes back on it
+            session.say("restore: the live data is unchanged; starting the app again behind the health gate")
+            session.parallel(lambda r: switch.switch_host(r, deployed_release(r)))
+        raise
+    finally:
+        entry = restore_ledger_entry(
+            local_git.operator(),
+            when,
+            state,
+            [r.host.name for r in session.remotes],
+            time.monotonic() - started,
+            f"pitr {to_time or 'latest'}",
+            report["aside"] if report else None,
+            None if error is None else (str(error) or repr(error)),
+        )
+        rollout.append_ledger(session, entry)
+    session.say(
+        f"restore: live cluster restored to {report['target']}; the app is healthy on every host. The data as it "
+        f"was is kept in {report['aside']}: when sure, invoke discard-restore --data-dir {report['aside']}"
+    )
+
+
 @task(
     help={
         "data_dir": "the scratch folder `restore --to-time/--to-latest` printed",
@@ -191,7 +284,8 @@ def verify_pitr(env: str | None, inventory: str | None, host: str | None) -> Non
     }
 )
 def discard_restore(c, data_dir, env=None, inventory=None, host=None):
-    """Stop and delete a scratch point-in-time copy (refuses any folder the PITR CLI did not restore)."""
+    """Stop and delete a scratch point-in-time copy, or the live data a live point-in-time restore kept
+    aside (refuses any folder the PITR CLI did not write)."""
     with _session(env, inventory) as session:
         remote = _chosen(session, host)
         remote.say(remote.query(pc.discard_command(data_dir, pitr_host(session))).stdout.strip())

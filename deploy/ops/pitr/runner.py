@@ -78,7 +78,12 @@ def apply_retention(settings: PitrSettings, os_user: str | None) -> None:
 
 
 def prepare_restore(
-    settings: PitrSettings, data_dir: Path, target_time: datetime | None, restore_command: str, os_user: str | None
+    settings: PitrSettings,
+    data_dir: Path,
+    target_time: datetime | None,
+    restore_command: str,
+    os_user: str | None,
+    live: bool = False,
 ) -> PreparedRestore:
     """Lay down the base backup in `data_dir` (new or empty) and tell PostgreSQL where to stop.
 
@@ -94,7 +99,7 @@ def prepare_restore(
     run_tool(settings, restore_argv(settings, backup_id, str(data_dir)), os_user)
     # Later lines of postgresql.auto.conf win over the primary's settings copied with the backup.
     with open(data_dir / "postgresql.auto.conf", "a") as conf:
-        conf.write(config_lines(recovery_settings(restore_command, target_time)))
+        conf.write(config_lines(recovery_settings(restore_command, target_time, live)))
     (data_dir / "recovery.signal").touch()
     if os_user is not None and os.geteuid() == 0:
         entry = pwd.getpwnam(os_user)

@@ -7,34 +7,35 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from deploy.commands.pitr import DEBIAN
 from deploy.ops.pitr.barman import PitrSettingsError
-from deploy.tasks.pitr import PitrTaskError, random_recent_time, restore_request
+from deploy.tasks.pitr import PitrTaskError, live_steps, random_recent_time, restore_request
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
 def test_a_time_with_a_zone_is_normalised_and_latest_is_none() -> None:
-    assert restore_request("2026-12-06T12:15:00+02:00", False, None, False) == "2026-12-06T12:15:00+02:00"
-    assert restore_request(None, True, None, False) is None
+    assert restore_request("2026-12-06T12:15:00+02:00", False, None) == "2026-12-06T12:15:00+02:00"
+    assert restore_request(None, True, None) is None
 
 
 @pytest.mark.parametrize(
-    ("to_time", "to_latest", "backup", "confirm_live", "words"),
+    ("to_time", "to_latest", "backup", "target", "words"),
     [
         ("2026-12-06T10:00:00Z", True, None, False, "not both"),
         (None, True, "20261206T010000Z", False, "pick one"),
-        (None, True, None, True, "scratch server first"),
+        (None, True, None, "copy", "names a database for a dump"),
         ("2999-01-01T00:00:00Z", False, None, False, "in the future"),
     ],
 )
-def test_ambiguous_or_unsafe_requests_are_refused(to_time, to_latest, backup, confirm_live, words) -> None:
+def test_ambiguous_or_unsafe_requests_are_refused(to_time, to_latest, backup, target, words) -> None:
     with pytest.raises(PitrTaskError, match=words):
-        restore_request(to_time, to_latest, backup, confirm_live)
+        restore_request(to_time, to_latest, backup, target)
 
 
 def test_a_time_without_a_zone_is_refused() -> None:
     with pytest.raises(PitrSettingsError, match="time zone"):
-        restore_request("2026-12-06T10:00:00", False, None, False)
+        restore_request("2026-12-06T10:00:00", False, None)
 
 
 def test_the_drills_time_lies_between_the_oldest_backup_and_the_archived_marker() -> None:
@@ -62,3 +63,13 @@ def test_the_drill_looks_back_a_week_at_most_and_needs_a_backup() -> None:
     assert random_recent_time(old, NOW, random.Random(1)) >= NOW - timedelta(days=7)
     with pytest.raises(PitrTaskError, match="no finished base backup"):
         random_recent_time([], NOW, random.Random(1))
+
+
+def test_a_live_restore_stops_the_app_before_the_cluster_and_keeps_the_old_folder() -> None:
+    steps = live_steps("2026-12-06T10:15:00+00:00", "db", ["db", "app2"], DEBIAN)
+    text = "\n".join(steps)
+    assert steps[0].startswith("take the deploy lock on db, app2")
+    order = ["archive the current WAL", "stop the app", "systemctl stop", "aside", "systemctl start", "promoted"]
+    positions = [text.index(words) for words in order + ["wallet invariants", "behind the health gate"]]
+    assert positions == sorted(positions)
+    assert "/var/lib/postgresql/15/main.before-pitr-STAMP" in text and "discard-restore" in steps[-1]
