@@ -201,6 +201,10 @@ def discard_command(data_dir: str, host: PitrHost = DEBIAN) -> str:
     return pitr_cli_as_postgres("discard", "--data-dir", data_dir, host=host)
 
 
+def base_backup_command(host: PitrHost = DEBIAN) -> str:
+    return pitr_cli_as_postgres("base-backup", "--host", host.pg_host, "--port", str(host.pg_port), host=host)
+
+
 def close_segment_command(host: PitrHost = DEBIAN) -> str:
     return pitr_cli_as_postgres("close-segment", "--host", host.pg_host, "--port", str(host.pg_port), host=host)
 

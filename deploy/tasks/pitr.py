@@ -71,6 +71,7 @@ def live_steps(to_time: str | None, database_host: str, hosts: list[str], where:
         "(on a failure the app stays stopped)",
         f"start the app on {every} behind the health gate",
         "write the ledger line; the old folder stays until `invoke discard-restore --data-dir` deletes it",
+        f"[{database_host}] take a base backup on the new timeline",
     ]
 
 
@@ -269,6 +270,11 @@ def _restore_live(session: Session, remote: Remote, where: pc.PitrHost, to_time:
             None if error is None else (str(error) or repr(error)),
         )
         rollout.append_ledger(session, entry)
+    remote.say("taking a base backup on the new timeline (later restores start from it)")
+    backup = remote.query(pc.base_backup_command(where), check=False)
+    if backup.exited != 0:
+        why = (backup.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        remote.say(f"WARNING: the base backup failed ({why}); the 01:30 cron job takes the next one")
     session.say(
         f"restore: live cluster restored to {report['target']}; the app is healthy on every host. The data as it "
         f"was is kept in {report['aside']}: when sure, invoke discard-restore --data-dir {report['aside']}"

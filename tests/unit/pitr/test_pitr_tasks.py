@@ -72,4 +72,5 @@ def test_a_live_restore_stops_the_app_before_the_cluster_and_keeps_the_old_folde
     order = ["archive the current WAL", "stop the app", "systemctl stop", "aside", "systemctl start", "promoted"]
     positions = [text.index(words) for words in order + ["wallet invariants", "behind the health gate"]]
     assert positions == sorted(positions)
-    assert "/var/lib/postgresql/15/main.before-pitr-STAMP" in text and "discard-restore" in steps[-1]
+    assert "/var/lib/postgresql/15/main.before-pitr-STAMP" in text and "discard-restore" in steps[-2]
+    assert steps[-1].endswith("take a base backup on the new timeline")
