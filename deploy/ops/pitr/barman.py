@@ -255,7 +255,7 @@ def choose_backup(backups: list[dict], target_time: datetime | None) -> str:
     """
     done = [b for b in backups if b.get("status") == "DONE" and b.get("end_time")]
     if not done:
-        raise PitrSettingsError("no finished base backup in the archive: take one with `invoke backup --base`")
+        raise PitrSettingsError("no finished base backup in the archive: `invoke provision --pitr` takes one")
     ended = sorted(done, key=lambda b: parse_barman_time(b["end_time"]))
     if target_time is None:
         return ended[-1]["backup_id"]
