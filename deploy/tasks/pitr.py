@@ -256,7 +256,10 @@ def _restore_live(session: Session, remote: Remote, where: pc.PitrHost, to_time:
         error = failure
         if report is None:  # the live data is as it was: the app comes back on it
             session.say("restore: the live data is unchanged; starting the app again behind the health gate")
-            session.parallel(lambda r: switch.switch_host(r, deployed_release(r)))
+            try:
+                session.parallel(lambda r: switch.switch_host(r, deployed_release(r)))
+            except Exception as restart:  # noqa: BLE001 - the restore's own failure is the one to raise
+                session.say(f"restore: WARNING: the app did not come back ({restart}); run invoke health")
         raise
     finally:
         entry = restore_ledger_entry(
@@ -266,10 +269,13 @@ def _restore_live(session: Session, remote: Remote, where: pc.PitrHost, to_time:
             [r.host.name for r in session.remotes],
             time.monotonic() - started,
             f"pitr {to_time or 'latest'}",
-            report["aside"] if report else None,
+            report["aside"] if report else None,  # the ledger's safety copy: the old data folder
             None if error is None else (str(error) or repr(error)),
         )
-        rollout.append_ledger(session, entry)
+        try:
+            rollout.append_ledger(session, entry)
+        except Exception as ledger_error:  # noqa: BLE001 - never hide the restore's own outcome
+            session.say(f"restore: WARNING: could not write the ledger line ({ledger_error})")
     remote.say("taking a base backup on the new timeline (later restores start from it)")
     backup = remote.query(pc.base_backup_command(where), check=False)
     if backup.exited != 0:
