@@ -9,6 +9,7 @@ import pytest
 
 from deploy.commands import Layout
 from deploy.commands import pitr as pc
+from deploy.inventory import InventoryError, parse_inventory
 from deploy.ops.pitr.ops_commands import scratch_database_url
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -107,3 +108,16 @@ def test_a_wrong_host_profile_is_named_before_any_ssh(table: dict, words: str) -
 )
 def test_the_scratch_copy_is_reached_with_the_live_role_on_its_own_port(url: str, expected: str) -> None:
     assert scratch_database_url(url, 6543) == expected
+
+
+def test_the_inventorys_pitr_table_reaches_the_host_profile_and_a_wrong_one_names_the_file() -> None:
+    hosts = '[[environments.prod.hosts]]\naddress = "10.0.0.5"\n'
+    text = '[environments.prod]\npitr = { os_user = "pg", pg_port = 6432, dir = "/srv/pitr" }\n' + hosts
+    host = pc.PitrHost.from_inventory(parse_inventory(text).environment("prod").pitr)
+    assert (host.os_user, host.pg_port, host.env_file) == ("pg", 6432, "/srv/pitr/etc/pitr.env")
+    assert (
+        pc.PitrHost.from_inventory(parse_inventory("[environments.prod]\n" + hosts).environment("prod").pitr)
+        == pc.DEBIAN
+    )
+    with pytest.raises(InventoryError, match=r"inv\.toml: environments\.prod\.pitr: expected a table"):
+        parse_inventory('[environments.prod]\npitr = "postgres"\n' + hosts, "inv.toml")
