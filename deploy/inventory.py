@@ -77,7 +77,7 @@ DRILL_DATABASE_DEFAULTS: dict[str, str] = {
 DRILL_DATABASE_RUNS_ON = ("first_host", "local")
 
 HOST_ONLY_KEYS = {"name", "address"}
-ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill", "database", *DRILL_DATABASE_DEFAULTS}
+ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill", "database", "pitr", *DRILL_DATABASE_DEFAULTS}
 
 
 class InventoryError(ValueError):
@@ -157,6 +157,9 @@ class Environment:
     drill_database_runs_on: str = DRILL_DATABASE_DEFAULTS["drill_database_runs_on"]
     # How its PostgreSQL clusters run (standby and failover): deploy/database.py.
     database: DatabaseSettings = DatabaseSettings()
+    # Where point-in-time recovery lives on the database host (deploy/commands/pitr.py's PitrHost
+    # checks the keys); empty: Debian's PostgreSQL.
+    pitr: dict[str, Any] = field(default_factory=dict)
 
     @property
     def looks_like_production(self) -> bool:
@@ -272,6 +275,9 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
             f"{path}: {where}.drill_database_runs_on: expected one of {', '.join(DRILL_DATABASE_RUNS_ON)}, "
             f"got {drill_database['drill_database_runs_on']!r}"
         )
+    pitr = env_data.get("pitr", {})
+    if not isinstance(pitr, dict):
+        raise InventoryError(f'{path}: {where}.pitr: expected a table such as {{ os_user = "postgres" }}')
     hosts_data = env_data.get("hosts")
     if not isinstance(hosts_data, list) or not hosts_data:
         raise InventoryError(f"{path}: {where}.hosts: expected at least one [[{where}.hosts]] entry")
@@ -284,7 +290,7 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
     if duplicates:
         raise InventoryError(f"{path}: {where}.hosts: duplicate host name {duplicates[0]!r}")
     database = parse_database(env_data.get("database", {}), f"{where}.database", path)
-    return Environment(name=name, hosts=hosts, allow_drill=allow_drill, database=database, **drill_database)
+    return Environment(name=name, hosts=hosts, allow_drill=allow_drill, database=database, pitr=pitr, **drill_database)
 
 
 def _parse_host(host_data: Any, inherited: dict, where: str, path: Path) -> Host:

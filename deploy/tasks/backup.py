@@ -201,6 +201,7 @@ def verify_backup(c, env=None, inventory=None, host=None, backup=None, pitr=Fals
         to_time="instead of a dump: replay the WAL archive up to this time (e.g. 2026-12-06T10:15:00Z) into a "
         "scratch server on the database host, and check its wallets",
         to_latest="like --to-time, up to the last archived WAL",
+        dry_run="with --to-time/--to-latest --confirm-live: print every step, change nothing",
     )
 )
 def restore(
@@ -214,11 +215,16 @@ def restore(
     host=None,
     to_time=None,
     to_latest=False,
+    dry_run=False,
 ):
     """Restore a dump into a new database (--target) or over the live one (--confirm-live); or replay
     the WAL archive to a point in time into a scratch server (see --to-time)."""
+    if dry_run and not ((to_time or to_latest) and confirm_live):
+        raise BackupTaskError("--dry-run applies to a point-in-time restore over the live cluster only")
     if to_time or to_latest:
-        point = pitr_tasks.restore_request(to_time, to_latest, backup, confirm_live)
+        point = pitr_tasks.restore_request(to_time, to_latest, backup, target)
+        if confirm_live:
+            return pitr_tasks.restore_live(env, inventory, host, point, dry_run)
         return pitr_tasks.restore_to_point(env, inventory, host, point)
     if not backup:
         raise BackupTaskError("restore needs --backup ID (a dump), or --to-time TIME / --to-latest (the WAL archive)")

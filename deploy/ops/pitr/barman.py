@@ -208,16 +208,16 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def recovery_settings(restore_command: str, target_time: datetime | None) -> dict[str, str]:
+def recovery_settings(restore_command: str, target_time: datetime | None, live: bool = False) -> dict[str, str]:
     """Replay the archive to a time (inclusive: a commit at exactly that time is kept) or to its end.
 
-    The copy never archives itself: its timeline would be pushed into the primary's archive.
+    A scratch copy never archives itself: its timeline would be pushed into the primary's archive.
+    A live restore keeps the primary's archiving, so its new timeline (history file included) is
+    archived from the promotion on and later restores can follow it.
     """
-    settings = {
-        "restore_command": restore_command,
-        "recovery_target_timeline": "latest",
-        "archive_mode": "off",
-    }
+    settings = {"restore_command": restore_command, "recovery_target_timeline": "latest"}
+    if not live:
+        settings["archive_mode"] = "off"
     if target_time is not None:
         settings["recovery_target_time"] = to_postgres_time(target_time)
         settings["recovery_target_inclusive"] = "on"
@@ -255,7 +255,7 @@ def choose_backup(backups: list[dict], target_time: datetime | None) -> str:
     """
     done = [b for b in backups if b.get("status") == "DONE" and b.get("end_time")]
     if not done:
-        raise PitrSettingsError("no finished base backup in the archive: take one with `invoke backup --base`")
+        raise PitrSettingsError("no finished base backup in the archive: `invoke provision --pitr` takes one")
     ended = sorted(done, key=lambda b: parse_barman_time(b["end_time"]))
     if target_time is None:
         return ended[-1]["backup_id"]

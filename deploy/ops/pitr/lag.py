@@ -24,9 +24,13 @@ FROM pg_stat_archiver
 SEGMENTS_PER_LOG_ID = 0x100  # with the default 16 MiB segments
 
 
-def segment_number(wal_name: str) -> int:
-    """000000010000000A000000FF -> its position in the WAL stream (timeline ignored)."""
-    return int(wal_name[8:16], 16) * SEGMENTS_PER_LOG_ID + int(wal_name[16:24], 16)
+def segment_number(wal_name: str) -> int | None:
+    """000000010000000A000000FF -> its position in the WAL stream (timeline ignored); None for a
+    timeline history file (00000002.history), which the archiver ships after a promotion."""
+    name = wal_name[:24]
+    if len(name) != 24 or any(c not in "0123456789ABCDEFabcdef" for c in name):
+        return None
+    return int(name[8:16], 16) * SEGMENTS_PER_LOG_ID + int(name[16:24], 16)
 
 
 def evaluate(row: dict, threshold_s: float = DEFAULT_THRESHOLD_SECONDS) -> dict:
@@ -44,10 +48,8 @@ def evaluate(row: dict, threshold_s: float = DEFAULT_THRESHOLD_SECONDS) -> dict:
     current, last = row.get("current_wal"), row.get("last_archived_wal")
     if current is None:
         return {**report, "status": "standby", "message": "in recovery: the primary archives"}
-    if last is None:
-        pending = None
-    else:
-        pending = max(0, segment_number(current) - segment_number(last) - 1)
+    current_number, last_number = segment_number(current), segment_number(last or "")
+    pending = None if current_number is None or last_number is None else max(0, current_number - last_number - 1)
     report["pending_segments"] = pending
     failed_age = row.get("failed_age_s")
     failing = failed_age is not None and (age is None or failed_age < age)
@@ -67,7 +69,8 @@ def evaluate(row: dict, threshold_s: float = DEFAULT_THRESHOLD_SECONDS) -> dict:
             "message": f"{pending if pending is not None else 'some'} finished segment(s) waiting; "
             f"last archived {shown} (threshold {threshold_s:.0f}s)",
         }
-    return {**report, "status": "ok", "message": f"{pending} segment(s) on their way, last archived {age:.0f}s ago"}
+    waiting = f"{pending} segment(s) on their way, last archived" if pending is not None else f"last archived {last}"
+    return {**report, "status": "ok", "message": f"{waiting} {age:.0f}s ago"}
 
 
 def summary_line(report: dict) -> str:

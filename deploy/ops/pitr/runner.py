@@ -6,10 +6,12 @@ account (`os_user`), so restored files belong to it and the tools read the data 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pwd
 import subprocess
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from deploy.ops.pitr.barman import (
 )
 
 TOOL_TIMEOUT_SECONDS = 3600
+VERIFY_CHUNK_BYTES = 1024 * 1024
 
 
 class PitrRunError(RuntimeError):
@@ -77,8 +80,54 @@ def apply_retention(settings: PitrSettings, os_user: str | None) -> None:
     run_tool(settings, retention_argv(settings), os_user)
 
 
+def verify_base_backup(settings: PitrSettings, backup_id: str) -> int:
+    """Read every tarball of the backup to its end, so gzip checks its CRC-32 and length.
+
+    barman-cloud-restore stops reading a tarball at tar's end marker, before gzip's trailer: a
+    damaged base backup would be laid down and started without a word. Returns the bytes read.
+    """
+    import boto3  # the host's python3-boto3, which barman-cloud uses too
+
+    client = boto3.client("s3", endpoint_url=settings.endpoint_url, **_boto_credentials(settings))
+    prefix = f"{settings.prefix}/{settings.server_name}/base/{backup_id}/"
+    keys = [
+        item["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+        if item["Key"].endswith(".tar.gz")
+    ]
+    if not keys:
+        raise PitrRunError(f"base backup {backup_id} has no tarball under {prefix}")
+    total = 0
+    for key in keys:
+        body = client.get_object(Bucket=settings.bucket, Key=key)["Body"]
+        try:
+            with gzip.GzipFile(fileobj=body) as unpacked:
+                while chunk := unpacked.read(VERIFY_CHUNK_BYTES):
+                    total += len(chunk)
+        except (OSError, EOFError, zlib.error) as error:
+            raise PitrRunError(f"base backup {backup_id} is damaged: {key.rsplit('/', 1)[-1]}: {error}") from None
+        finally:
+            body.close()
+    return total
+
+
+def _boto_credentials(settings: PitrSettings) -> dict[str, str]:
+    env = settings.cloud_env()
+    return {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+    }
+
+
 def prepare_restore(
-    settings: PitrSettings, data_dir: Path, target_time: datetime | None, restore_command: str, os_user: str | None
+    settings: PitrSettings,
+    data_dir: Path,
+    target_time: datetime | None,
+    restore_command: str,
+    os_user: str | None,
+    live: bool = False,
 ) -> PreparedRestore:
     """Lay down the base backup in `data_dir` (new or empty) and tell PostgreSQL where to stop.
 
@@ -87,6 +136,7 @@ def prepare_restore(
     if data_dir.exists() and any(data_dir.iterdir()):
         raise PitrRunError(f"{data_dir} is not empty: a restore goes into a new folder")
     backup_id = choose_backup(list_backups(settings, os_user), target_time)
+    verify_base_backup(settings, backup_id)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if os_user is not None and os.geteuid() == 0:
         entry = pwd.getpwnam(os_user)
@@ -94,7 +144,7 @@ def prepare_restore(
     run_tool(settings, restore_argv(settings, backup_id, str(data_dir)), os_user)
     # Later lines of postgresql.auto.conf win over the primary's settings copied with the backup.
     with open(data_dir / "postgresql.auto.conf", "a") as conf:
-        conf.write(config_lines(recovery_settings(restore_command, target_time)))
+        conf.write(config_lines(recovery_settings(restore_command, target_time, live)))
     (data_dir / "recovery.signal").touch()
     if os_user is not None and os.geteuid() == 0:
         entry = pwd.getpwnam(os_user)

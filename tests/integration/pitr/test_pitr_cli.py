@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from bench.backup_bench import sample_data_sql
-from devtools.local_postgres import LocalPostgres, _demote_kwargs, free_port
+from devtools.local_postgres import LocalPostgres, _demote_kwargs, free_port, give_to_cluster_user
 from server import db_migrations
 
 from .conftest import ROOT, SYSTEM_PYTHON, Archive
@@ -102,3 +102,58 @@ def test_discard_refuses_a_folder_it_did_not_restore(archive: Archive) -> None:
 def _owner(cluster: LocalPostgres) -> tuple[int, int]:
     stat = cluster.data_dir.stat()
     return stat.st_uid, stat.st_gid
+
+
+def test_close_segment_makes_an_idle_databases_last_second_reachable(archive: Archive) -> None:
+    """With no commit after the target in the archive PostgreSQL refuses the restore; the marker
+    commit and the archived switch make the second the command reports a valid target."""
+    primary = archive.primary
+    pitr_cli(archive, "base-backup", "--host", primary.host, "--port", str(primary.port))
+    primary.psql("CREATE TABLE marks (name text)")
+    primary.psql("INSERT INTO marks VALUES ('kept')")
+    closed = pitr_cli(archive, "close-segment", "--host", primary.host, "--port", str(primary.port))
+    archived = primary.psql("SELECT last_archived_wal FROM pg_stat_archiver")
+    assert archived[8:] >= closed["segment"][8:]
+    scratch = archive.root / "restored"
+    scratch.mkdir()
+    give_to_cluster_user(scratch)
+    data_dir = scratch / "data"
+    port = free_port()
+    restored = pitr_cli(
+        archive, "restore", "--to-time", closed["marked_at"], "--data-dir", str(data_dir), "--port", str(port)
+    )
+    try:
+        assert LocalPostgres(scratch, port=port).psql("SELECT string_agg(name, ',') FROM marks") == "kept"
+    finally:
+        pitr_cli(archive, "discard", "--data-dir", restored["data_dir"])
+
+
+def test_a_damaged_base_backup_fails_the_restore_instead_of_starting(archive: Archive, archive_s3) -> None:
+    """gzip's CRC-32 is what checks a base backup (ADR 0043), and only when the tarball is read to its
+    end: barman-cloud-restore alone laid a damaged one down and started it. One flipped byte in the
+    stored tarball now stops the restore before anything is written."""
+    primary = archive.primary
+    pitr_cli(archive, "base-backup", "--host", primary.host, "--port", str(primary.port))
+    client = archive_s3.client()
+    listed = client.list_objects_v2(Bucket=archive.settings.bucket, Prefix=f"{archive.settings.prefix}/")
+    key = next(item["Key"] for item in listed["Contents"] if item["Key"].endswith("/data.tar.gz"))
+    body = bytearray(client.get_object(Bucket=archive.settings.bucket, Key=key)["Body"].read())
+    body[len(body) // 2] ^= 0xFF
+    client.put_object(Bucket=archive.settings.bucket, Key=key, Body=bytes(body))
+    scratch = archive.root / "damaged"
+    scratch.mkdir()
+    give_to_cluster_user(scratch)
+    result = subprocess.run(
+        [SYSTEM_PYTHON, "-m", "deploy.ops.pitr.cli", "--env-file", str(archive.env_file)]
+        + ["--bindir", str(primary.bindir), "restore", "--to-latest"]
+        + ["--data-dir", str(scratch / "data"), "--port", str(free_port())],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **_demote_kwargs(),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "pitr restore: PitrRunError: base backup " in result.stderr and "is damaged: data.tar.gz" in result.stderr
+    assert not (scratch / "data").exists()

@@ -78,3 +78,18 @@ def test_the_line_names_each_standby_with_its_lag_and_fails_on_a_late_one() -> N
     late = {**evaluate(ROW), "replication": lag_report([{**standby, "lag_s": 600.0}])}
     line, failed = archive_line(late)
     assert failed and line.endswith("LATE")
+
+
+def test_a_history_file_last_archived_after_a_promotion_is_not_a_segment() -> None:
+    """After a point-in-time restore promotes, the archiver ships 00000002.history: the lag is read
+    from its age, not from a segment number it does not have."""
+    row = {
+        "archive_mode": "on",
+        "last_archived_wal": "00000002.history",
+        "archived_age_s": 3.0,
+        "failed_count": 0,
+        "current_wal": "000000020000000000000007",
+    }
+    report = evaluate(row)
+    assert report["status"] == "ok" and report["pending_segments"] is None
+    assert report["message"] == "last archived 00000002.history 3s ago"

@@ -9,6 +9,7 @@ import pytest
 
 from deploy.commands import Layout
 from deploy.commands import pitr as pc
+from deploy.inventory import InventoryError, parse_inventory
 from deploy.ops.pitr.ops_commands import scratch_database_url
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -24,10 +25,12 @@ def test_every_file_the_host_copies_exists_and_needs_no_app_dependency() -> None
 def test_setup_archives_with_the_copied_code_restarts_once_and_takes_a_first_base_backup() -> None:
     commands = pc.setup_commands(LAYOUT, "deploy")
     joined = "\n".join(commands)
-    assert "apt-get install -y --no-install-recommends barman-cli-cloud" in commands[0]
+    assert commands[0].startswith("apt-get install -y -o DPkg::Lock::Timeout=")
+    assert "--no-install-recommends barman-cli-cloud" in commands[0]
     assert f"PYTHONPATH={pc.PITR_CODE_DIR}" in joined and "push %p" in joined
     sql = shlex.split(next(c for c in commands if "ALTER SYSTEM" in c))[2]  # printf '%s\n' SQL | ...
     assert "ALTER SYSTEM SET archive_mode = 'on';" in sql and "ALTER SYSTEM SET archive_timeout = '60s';" in sql
+    assert sql.endswith("SELECT pg_reload_conf();")  # archive_command applies without the restart
     assert "|| systemctl restart postgresql" in joined
     assert "visudo -cqf" in joined  # a broken sudoers file is never installed
     assert commands[-1].startswith("su postgres") and "base-backup" in commands[-1]
@@ -55,6 +58,43 @@ def test_a_hostile_time_stays_one_argument() -> None:
     assert "'2026-12-06T10:15:00Z; rm -rf /'" in restore
 
 
+def test_a_host_profile_moves_every_file_and_names_its_account_and_cluster() -> None:
+    host = pc.PitrHost.from_inventory(
+        {"os_user": "nobody", "pg_host": "127.0.0.1", "pg_port": 6543, "name": "clicknback-pitr-e2e", "dir": "/x/p"}
+    )
+    joined = "\n".join(pc.setup_commands(LAYOUT, "deploy", host))
+    for default in (
+        pc.PITR_CODE_DIR,
+        pc.PITR_ENV_FILE,
+        pc.SCRATCH_ROOT,
+        pc.PITR_LOG,
+        pc.CRON_FILE + " ",
+        pc.SUDOERS_FILE + " ",
+    ):
+        assert default not in joined
+    assert "/x/p/code" in joined and "/x/p/etc/pitr.env" in joined and "/etc/cron.d/clicknback-pitr-e2e" in joined
+    assert "su nobody -s /bin/sh" in joined and "-h 127.0.0.1 -p 6543" in joined
+    assert "--host 127.0.0.1 --port 6543" in joined  # the cron line and the first base backup
+    assert "deploy ALL=(nobody) NOPASSWD" in joined
+    restore = pc.restore_command(None, pc.scratch_dir("s", host), 1, host)
+    assert restore.startswith("sudo -n -u nobody /usr/bin/env PYTHONPATH=/x/p/code ") and "/x/p/scratch/" in restore
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ({"port": 1}, "pitr.port: unknown key"),
+        ({"pg_port": "5432"}, "pitr.pg_port: expected a port number"),
+        ({"name": "../etc/passwd"}, "pitr.name: lowercase letters"),
+        ({"dir": "relative"}, "pitr.dir: expected an absolute path"),
+        ({"os_user": ""}, "pitr.os_user: expected a non-empty string"),
+    ],
+)
+def test_a_wrong_host_profile_is_named_before_any_ssh(table: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words.replace(".", r"\.")):
+        pc.PitrHost.from_inventory(table)
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
@@ -68,3 +108,16 @@ def test_a_hostile_time_stays_one_argument() -> None:
 )
 def test_the_scratch_copy_is_reached_with_the_live_role_on_its_own_port(url: str, expected: str) -> None:
     assert scratch_database_url(url, 6543) == expected
+
+
+def test_the_inventorys_pitr_table_reaches_the_host_profile_and_a_wrong_one_names_the_file() -> None:
+    hosts = '[[environments.prod.hosts]]\naddress = "10.0.0.5"\n'
+    text = '[environments.prod]\npitr = { os_user = "pg", pg_port = 6432, dir = "/srv/pitr" }\n' + hosts
+    host = pc.PitrHost.from_inventory(parse_inventory(text).environment("prod").pitr)
+    assert (host.os_user, host.pg_port, host.env_file) == ("pg", 6432, "/srv/pitr/etc/pitr.env")
+    assert (
+        pc.PitrHost.from_inventory(parse_inventory("[environments.prod]\n" + hosts).environment("prod").pitr)
+        == pc.DEBIAN
+    )
+    with pytest.raises(InventoryError, match=r"inv\.toml: environments\.prod\.pitr: expected a table"):
+        parse_inventory('[environments.prod]\npitr = "postgres"\n' + hosts, "inv.toml")
