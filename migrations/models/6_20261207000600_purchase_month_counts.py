@@ -57,7 +57,7 @@ CREATE TABLE purchase_day_counts (
     slot smallint NOT NULL,
     n bigint NOT NULL DEFAULT 0,
     CONSTRAINT pk_purchase_day_counts PRIMARY KEY (day, status, slot)
-);
+) WITH (fillfactor = 10);
 
 """
         + sql_file("purchase_day_counts")
