@@ -214,7 +214,7 @@ class Settings:
     # than that answer 503 SERVICE_BUSY at once (API.md §2.3). One thread refuses too many logins
     # under the normal mix (docs/adr/0010).
     password_hash_threads: int = 2
-    password_hash_queue: int = 8
+    password_hash_queue: int = 16
     # argon2id cost for new hashes: OWASP's recommendation is the floor (API.md §2.3).
     password_hash_memory_kib: int = 19456
     password_hash_iterations: int = 2
