@@ -91,15 +91,17 @@ def upload_release(remote: Remote, rel: LocalRelease, rel_id: str, deployed_at: 
 
 
 def append_ledger(session: Session, entry: ledger.LedgerEntry) -> None:
-    """Append the entry on every host (in a dry run: print the command, as for any other write)."""
+    """Append the entry on every host (in a dry run: print the command, as for any other write).
+    A signal meanwhile waits until every host has the line (deploy.interrupts)."""
     line = ledger.format_entry(entry)
-    session.parallel(
-        lambda remote: remote.run(
-            cmd.ledger_append_command(layout(remote), line),
-            what=f"append a {entry.kind} {entry.outcome} line to the ledger",
-            key=f"printf ENTRY >> {layout(remote).ledger}",
+    with interrupts.deferred():
+        session.parallel(
+            lambda remote: remote.run(
+                cmd.ledger_append_command(layout(remote), line),
+                what=f"append a {entry.kind} {entry.outcome} line to the ledger",
+                key=f"printf ENTRY >> {layout(remote).ledger}",
+            )
         )
-    )
 
 
 def prune(remote: Remote, keep_also: set[str]) -> None:
@@ -141,24 +143,23 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
         previous = states[hosts[0]].current
 
         def record(outcome: str, detail: str) -> None:
-            with interrupts.deferred():
-                append_ledger(
-                    session,
-                    ledger.LedgerEntry(
-                        who=operator(),
-                        when=deployed_at,
-                        kind="deploy",
-                        tag=tag,
-                        commit=rel.commit,
-                        release=rel_id,
-                        hosts=hosts,
-                        duration_s=round(time.monotonic() - started, 2),
-                        outcome=outcome,
-                        from_release=previous,
-                        marked_bad=[rel_id] if outcome in ("failed", "rolled_back") else [],
-                        detail=detail,
-                    ),
-                )
+            append_ledger(
+                session,
+                ledger.LedgerEntry(
+                    who=operator(),
+                    when=deployed_at,
+                    kind="deploy",
+                    tag=tag,
+                    commit=rel.commit,
+                    release=rel_id,
+                    hosts=hosts,
+                    duration_s=round(time.monotonic() - started, 2),
+                    outcome=outcome,
+                    from_release=previous,
+                    marked_bad=[rel_id] if outcome in ("failed", "rolled_back") else [],
+                    detail=detail,
+                ),
+            )
 
         record("started", "")  # alone in the ledger, it shows a deploy that never finished
         try:
@@ -301,24 +302,23 @@ def rollback(session: Session, to_tag: str | None, downgrade: bool) -> Outcome:
         commit = json.loads(states[first.host.name].metadata.get(target) or "{}").get("commit", "")
 
         def record(outcome: str, marked_bad: list[str], detail: str) -> None:
-            with interrupts.deferred():
-                append_ledger(
-                    session,
-                    ledger.LedgerEntry(
-                        who=operator(),
-                        when=when,
-                        kind="rollback",
-                        tag=ledger.release_tag(target),
-                        commit=commit,
-                        release=target,
-                        hosts=hosts,
-                        duration_s=round(time.monotonic() - started, 2),
-                        outcome=outcome,
-                        from_release=current,
-                        marked_bad=marked_bad,
-                        detail=detail,
-                    ),
-                )
+            append_ledger(
+                session,
+                ledger.LedgerEntry(
+                    who=operator(),
+                    when=when,
+                    kind="rollback",
+                    tag=ledger.release_tag(target),
+                    commit=commit,
+                    release=target,
+                    hosts=hosts,
+                    duration_s=round(time.monotonic() - started, 2),
+                    outcome=outcome,
+                    from_release=current,
+                    marked_bad=marked_bad,
+                    detail=detail,
+                ),
+            )
 
         record("started", [], "")  # alone in the ledger, it shows a rollback that never finished
         try:

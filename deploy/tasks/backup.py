@@ -368,6 +368,12 @@ def _record_restore(
         safety_id,
         message,
     )
+    append_restore_line(session, entry)
+
+
+def append_restore_line(session: Session, entry: ledger.LedgerEntry) -> None:
+    """The ledger line of a live restore (a dump's or a point in time's). A failure to write it is
+    said with the line itself, never raised: the restore's own outcome is the one that counts."""
     try:
         rollout.append_ledger(session, entry)
     except Exception as ledger_error:  # noqa: BLE001 - never hide the restore's own outcome

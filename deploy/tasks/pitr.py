@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from invoke import task
 
-from deploy import local_git, rollout, switch
+from deploy import local_git, switch
 from deploy.commands import ops_command
 from deploy.commands import pitr as pc
 from deploy.dryrun import fold
@@ -224,7 +224,7 @@ def restore_live(env: str | None, inventory: str | None, host: str | None, to_ti
 
 def _restore_live(session: Session, remote: Remote, where: pc.PitrHost, to_time: str | None) -> None:
     # backup.py imports this module: its live-restore pieces are imported when used.
-    from deploy.tasks.backup import restore_ledger_entry, stop_instances_command
+    from deploy.tasks.backup import append_restore_line, restore_ledger_entry, stop_instances_command
 
     state, stamp = read_state(remote), datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     started, when = time.monotonic(), local_git.utc_now().isoformat(timespec="seconds")
@@ -273,10 +273,7 @@ def _restore_live(session: Session, remote: Remote, where: pc.PitrHost, to_time:
             report["aside"] if report else None,  # the ledger's safety copy: the old data folder
             None if error is None else (str(error) or repr(error)),
         )
-        try:
-            rollout.append_ledger(session, entry)
-        except Exception as ledger_error:  # noqa: BLE001 - never hide the restore's own outcome
-            session.say(f"restore: WARNING: could not write the ledger line ({ledger_error})")
+        append_restore_line(session, entry)
     remote.say("taking a base backup on the new timeline (later restores start from it)")
     backup = remote.query(pc.base_backup_command(where), check=False)
     if backup.exited != 0:
