@@ -29,7 +29,7 @@ def _counts(user_id: Any, status: str | None) -> QuerySet[PurchaseMonthCount]:
 
 def day_total_of(status: str | None, start: date | None, end: date | None) -> ValuesQuery[Any]:
     """How many purchases (with this status) were created on the UTC days start..end, both
-    inclusive, from purchase_day_counts: one value, NULL when none. At most 32 rows a day."""
+    inclusive, from purchase_day_counts: one value, NULL when none. At most 4 statuses × 64 slots a day."""
     query = PurchaseDayCount.all()
     if status is not None:
         query = query.filter(status=status)

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 from loguru import logger
-from tortoise.queryset import QuerySet
+from tortoise.queryset import QuerySet, ValuesQuery
 
 from server import db
 from server.errors import ApiError, balance_limit_exceeded, forbidden, not_found
@@ -229,16 +229,7 @@ async def list_purchases(
         return await user_purchases(query, user_id, status, offset, limit)
     # Status and UTC days alone: the day counts; a merchant or a user with dates: count the rows.
     by_day = counts.day_total_of(status, start_date, end_date) if user_id is None and merchant_id is None else None
-    rows, total = await page_of(
-        query,
-        fields=DETAIL_FIELDS,
-        related=DETAIL_RELATED,
-        order_by=NEWEST_FIRST,
-        offset=offset,
-        limit=limit,
-        total=by_day,
-    )
-    return [purchase_out(row) for row in rows], total
+    return await _page(query, offset, limit, by_day)
 
 
 async def user_purchases(
@@ -252,17 +243,28 @@ async def user_purchases(
         if found is None:
             return [], total
         window = (query.filter(created_at__lt=found.until) if found.until else query, found.skip)
-    rows, total = await page_of(
+    return await _page(query, offset, limit, counts.total_of(user_id, status), window)
+
+
+async def _page(
+    query: QuerySet[Purchase],
+    offset: int,
+    limit: int,
+    total: ValuesQuery[Any] | None,
+    window: tuple[QuerySet[Purchase], int] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of purchases as API.md shows them, newest first (server/pagination.page_of)."""
+    rows, found = await page_of(
         query,
         fields=DETAIL_FIELDS,
         related=DETAIL_RELATED,
         order_by=NEWEST_FIRST,
         offset=offset,
         limit=limit,
-        total=counts.total_of(user_id, status),
+        total=total,
         window=window,
     )
-    return [purchase_out(row) for row in rows], total
+    return [purchase_out(row) for row in rows], found
 
 
 def utc_midnight(day: date) -> datetime:
