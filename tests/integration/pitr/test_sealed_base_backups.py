@@ -1,0 +1,140 @@
+"""Sealed base backups against a real cluster and moto over HTTP: what lands in the bucket, retention
+of base backups and WAL, and barman's older backups on a host upgraded mid-retention (ADR 0045)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+
+from deploy.ops.backup.crypto import MAGIC
+from deploy.ops.pitr import barman, basebackup, runner, sealed
+
+from .conftest import ENCRYPTION_KEY, Archive, cluster_os_user
+from .test_pitr_restore import start_restored
+
+
+def lsn(text: str) -> int:
+    high, low = text.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def take(archive: Archive) -> sealed.BaseManifest:
+    primary = archive.primary
+    return runner.take_base_backup(
+        archive.settings, primary.host, primary.port, "postgres", cluster_os_user(), str(primary.bindir)
+    )
+
+
+def test_a_base_backup_is_sealed_in_the_bucket_and_its_manifest_names_its_wal(archive: Archive, archive_s3) -> None:
+    primary = archive.primary
+    primary.psql("CREATE TABLE secrets (note text); INSERT INTO secrets VALUES ('plaintext-marker-77')")
+    manifest = take(archive)
+    client = archive_s3.client()
+    body = client.get_object(Bucket=archive.settings.bucket, Key=manifest.data_key)["Body"].read()
+    assert body.startswith(MAGIC) and b"plaintext-marker-77" not in body and b"PG_VERSION" not in body
+    stored = json.loads(
+        client.get_object(
+            Bucket=archive.settings.bucket, Key=sealed.manifest_key(archive.settings, manifest.backup_id)
+        )["Body"].read()
+    )
+    assert ENCRYPTION_KEY not in json.dumps(stored)
+    assert stored["size_bytes"] == len(body) and stored["encryption"]["algorithm"] == "AES-256-GCM-CHUNKED-v1"
+    # The first segment the backup needs is the one the server was writing when the backup started.
+    assert stored["timeline"] == 1 and stored["begin_wal"][:8] == "00000001"
+    assert lsn(stored["begin_lsn"]) < lsn(stored["end_lsn"]) <= lsn(primary.psql("SELECT pg_current_wal_lsn()"))
+    listed = runner.list_backups(archive.settings, cluster_os_user())
+    assert [(entry["backup_id"], entry["kind"]) for entry in listed] == [(manifest.backup_id, "sealed")]
+
+
+def wal_names(archive: Archive, archive_s3) -> list[str]:
+    listed = archive_s3.client().list_objects_v2(
+        Bucket=archive.settings.bucket, Prefix=sealed.wals_prefix(archive.settings)
+    )
+    return sorted(item["Key"].rsplit("/", 1)[-1] for item in listed.get("Contents", []))
+
+
+def test_after_retention_the_oldest_kept_backup_still_restores_to_its_earliest_point(
+    archive: Archive, archive_s3
+) -> None:
+    primary = archive.primary
+    primary.psql("CREATE TABLE ledger (note text PRIMARY KEY)")
+    taken = []
+    for note in ("after-first", "after-second", "after-third"):
+        taken.append(take(archive))
+        primary.psql(f"INSERT INTO ledger VALUES ('{note}')")
+        archive.wait_archived()
+    before = wal_names(archive, archive_s3)
+    kept_two = dataclasses.replace(archive.settings, redundancy=2)
+
+    report = runner.apply_retention(kept_two, cluster_os_user())
+
+    oldest_kept = taken[1]
+    assert report == {
+        "kept": 2,
+        "deleted_backups": 1,
+        "deleted_wal": report["deleted_wal"],
+        "wal_cut": oldest_kept.begin_wal,
+    }
+    assert [m.backup_id for m in basebackup.manifests(archive.settings)] == [taken[1].backup_id, taken[2].backup_id]
+    after = wal_names(archive, archive_s3)
+    segments = [name for name in after if sealed.WAL_NAME.match(name)]
+    assert min(name[:24] for name in segments) == oldest_kept.begin_wal
+    assert report["deleted_wal"] == len(before) - len(after) > 0
+    assert not [
+        key
+        for key in archive_s3.client()
+        .list_objects_v2(
+            Bucket=archive.settings.bucket, Prefix=f"{sealed.sealed_prefix(archive.settings)}{taken[0].backup_id}/"
+        )
+        .get("Contents", [])
+    ]
+
+    earliest = datetime.fromisoformat(oldest_kept.end_time)
+    copy = start_restored(archive, "oldest-kept", earliest)
+    try:
+        assert copy.psql("SELECT string_agg(note, ',' ORDER BY note) FROM ledger") == "after-first"
+    finally:
+        copy.destroy()
+
+
+def test_barmans_older_backup_stays_restorable_until_retention_removes_it(archive: Archive, archive_s3) -> None:
+    """A host upgraded mid-retention: its barman backup is listed, chosen and restored through
+    barman-cloud-restore; once enough sealed ones are newer, retention deletes it and its WAL."""
+    primary = archive.primary
+    primary.psql("CREATE TABLE ledger (note text PRIMARY KEY)")
+    runner.run_tool(
+        archive.settings,
+        barman.base_backup_argv(archive.settings, primary.host, primary.port, "postgres"),
+        cluster_os_user(),
+    )
+    primary.psql("INSERT INTO ledger VALUES ('after-barman')")
+    archive.wait_archived()
+    [legacy] = runner.list_backups(archive.settings, cluster_os_user())
+    assert legacy["kind"] == "barman"
+
+    copy = start_restored(archive, "from-barman", None)
+    try:
+        assert copy.psql("SELECT string_agg(note, ',') FROM ledger") == "after-barman"
+    finally:
+        copy.destroy()
+
+    ours = take(archive)
+    primary.psql("INSERT INTO ledger VALUES ('after-sealed')")
+    archive.wait_archived()
+    kinds = sorted(entry["kind"] for entry in runner.list_backups(archive.settings, cluster_os_user()))
+    assert kinds == ["barman", "sealed"]
+    report = runner.apply_retention(dataclasses.replace(archive.settings, redundancy=1), cluster_os_user())
+    assert report["deleted_backups"] == 1 and report["wal_cut"] == ours.begin_wal
+    assert (
+        not archive_s3.client()
+        .list_objects_v2(Bucket=archive.settings.bucket, Prefix=sealed.barman_base_prefix(archive.settings))
+        .get("Contents")
+    )
+    assert [entry["kind"] for entry in runner.list_backups(archive.settings, cluster_os_user())] == ["sealed"]
+
+    copy = start_restored(archive, "from-sealed", None)
+    try:
+        assert copy.psql("SELECT string_agg(note, ',' ORDER BY note) FROM ledger") == "after-barman,after-sealed"
+    finally:
+        copy.destroy()
