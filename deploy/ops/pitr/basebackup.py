@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -82,48 +82,14 @@ def take(
             size += len(data)
             upload.write(data)
 
-    with tempfile.TemporaryFile(prefix="pitr-basebackup-") as errors:
-        process = subprocess.Popen(
-            sealed.basebackup_argv(bindir, host, port, user),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            cwd="/",
-            **as_user(os_user),
-        )
-        # The server waits, unbounded, for the last segment to be archived: a stuck archive_command
-        # must end the backup, not hang the cron job.
-        watchdog = threading.Timer(BACKUP_TIMEOUT_SECONDS, process.kill)
-        watchdog.start()
-        try:
-            compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-            label, tail = sealed.LabelReader(), sealed.TailReader()
-            assert process.stdout is not None
-            for chunk in iter(lambda: process.stdout.read(READ_CHUNK), b""):  # type: ignore[union-attr]
-                label.feed(chunk)
-                tail.feed(chunk)
-                packed = compressor.compress(chunk)
-                send(encryptor.update(packed) if encryptor else packed)
-            rest = compressor.flush()
-            send(encryptor.update(rest) + encryptor.finish() if encryptor else rest)
-            status = process.wait(timeout=60)
-            errors.seek(0)
-            verbose = errors.read().decode(errors="replace")
-            if status != 0:
-                lines = " | ".join(verbose.strip().splitlines()[-4:])
-                raise BaseBackupError(f"pg_basebackup failed with status {status}: {lines}")
-            start = label.label()
-            stop_lsn = tail.stop_lsn()
-            upload.complete()  # only a backup pg_basebackup finished becomes an object
-        except BaseException as error:
-            process.kill()
-            process.wait(timeout=30)
-            upload.abort()
-            if isinstance(error, (StoreError, PitrSettingsError)):
-                raise BaseBackupError(f"base backup {backup_id} not stored: {error}") from None
-            raise
-        finally:
-            watchdog.cancel()
+    try:  # from the upload's first moment: a Ctrl-C anywhere after it discards the parts
+        start, stop_lsn = _stream(sealed.basebackup_argv(bindir, host, port, user), os_user, encryptor, send)
+        upload.complete()  # only a backup pg_basebackup finished becomes an object
+    except BaseException as error:
+        upload.abort()
+        if isinstance(error, (StoreError, PitrSettingsError)):
+            raise BaseBackupError(f"base backup {backup_id} not stored: {error}") from None
+        raise
     manifest = sealed.BaseManifest(
         backup_id=backup_id,
         server_name=settings.server_name,
@@ -141,6 +107,44 @@ def take(
     )
     store.put_bytes(sealed.manifest_key(settings, backup_id), manifest.to_json())
     return manifest
+
+
+def _stream(
+    argv: list[str], os_user: str | None, encryptor: Encryptor | None, send: Callable[[bytes], None]
+) -> tuple[sealed.Label, str]:
+    """pg_basebackup's tar through gzip (and the sealing) into `send`; its label and stop LSN."""
+    with tempfile.TemporaryFile(prefix="pitr-basebackup-") as errors:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, cwd="/", **as_user(os_user)
+        )
+        # The server waits, unbounded, for the last segment to be archived: a stuck archive_command
+        # must end the backup, not hang the cron job.
+        watchdog = threading.Timer(BACKUP_TIMEOUT_SECONDS, process.kill)
+        watchdog.start()
+        try:
+            compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+            label, tail = sealed.LabelReader(), sealed.TailReader()
+            stdout = process.stdout
+            assert stdout is not None
+            for chunk in iter(lambda: stdout.read(READ_CHUNK), b""):
+                label.feed(chunk)
+                tail.feed(chunk)
+                packed = compressor.compress(chunk)
+                send(encryptor.update(packed) if encryptor else packed)
+            rest = compressor.flush()
+            send(encryptor.update(rest) + encryptor.finish() if encryptor else rest)
+            status = process.wait(timeout=60)
+        finally:
+            watchdog.cancel()
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+        errors.seek(0)
+        verbose = errors.read().decode(errors="replace")
+    if status != 0:
+        lines = " | ".join(verbose.strip().splitlines()[-4:])
+        raise BaseBackupError(f"pg_basebackup failed with status {status}: {lines}")
+    return label.label(), tail.stop_lsn()
 
 
 def _stamped(store: S3Store, prefix: str) -> list[tuple[str, datetime]]:

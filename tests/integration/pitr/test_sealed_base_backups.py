@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+import os
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from deploy.ops.backup.crypto import MAGIC
 from deploy.ops.pitr import barman, basebackup, runner, sealed
+from devtools.local_postgres import _demote_kwargs
 
-from .conftest import ENCRYPTION_KEY, Archive, cluster_os_user
+from .conftest import ENCRYPTION_KEY, ROOT, SYSTEM_PYTHON, Archive, cluster_os_user
 from .test_pitr_restore import start_restored
 
 
@@ -138,3 +145,55 @@ def test_barmans_older_backup_stays_restorable_until_retention_removes_it(archiv
         assert copy.psql("SELECT string_agg(note, ',' ORDER BY note) FROM ledger") == "after-barman,after-sealed"
     finally:
         copy.destroy()
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGKILL])
+def test_a_base_backup_interrupted_mid_upload_leaves_no_backup_and_the_next_one_works(
+    archive: Archive, archive_s3, signal_number: int
+) -> None:
+    """An operator's Ctrl-C aborts the upload at once; a SIGKILL leaves an unfinished upload without a
+    manifest, which no listing or restore ever sees and retention aborts after its grace."""
+    primary = archive.primary
+    primary.psql(
+        "CREATE TABLE filler AS SELECT n, md5(n::text) || md5((n * 7)::text) AS pad FROM generate_series(1, 300000) n"
+    )
+    client = archive_s3.client()
+    prefix = sealed.sealed_prefix(archive.settings)
+    process = subprocess.Popen(
+        [SYSTEM_PYTHON, "-m", "deploy.ops.pitr.cli", "--env-file", str(archive.env_file)]
+        + ["--bindir", str(primary.bindir), "base-backup", "--host", primary.host, "--port", str(primary.port)],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **_demote_kwargs(),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not client.list_multipart_uploads(Bucket=archive.settings.bucket, Prefix=prefix).get("Uploads"):
+            assert process.poll() is None, "the backup ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no upload started in 60 s"
+            time.sleep(0.02)
+        process.send_signal(signal_number)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+    assert process.returncode != 0
+    assert ENCRYPTION_KEY.encode() not in stderr
+    assert runner.list_backups(archive.settings, cluster_os_user()) == []
+    assert not client.list_objects_v2(Bucket=archive.settings.bucket, Prefix=prefix).get("Contents")
+    uploads = client.list_multipart_uploads(Bucket=archive.settings.bucket, Prefix=prefix).get("Uploads", [])
+    if signal_number == signal.SIGINT:
+        assert uploads == [], "Ctrl-C left the partial upload behind"
+    else:
+        assert len(uploads) == 1
+        in_two_days = datetime.now(UTC) + timedelta(days=2)
+        basebackup.retention(archive.settings, [], now=in_two_days)
+        assert not client.list_multipart_uploads(Bucket=archive.settings.bucket, Prefix=prefix).get("Uploads")
+
+    manifest = take(archive)  # the server let go of the interrupted backup
+    assert [entry["backup_id"] for entry in runner.list_backups(archive.settings, cluster_os_user())] == [
+        manifest.backup_id
+    ]
