@@ -197,3 +197,28 @@ def test_a_base_backup_interrupted_mid_upload_leaves_no_backup_and_the_next_one_
     assert [entry["backup_id"] for entry in runner.list_backups(archive.settings, cluster_os_user())] == [
         manifest.backup_id
     ]
+
+
+def test_without_a_key_the_backup_is_stored_unsealed_and_a_sealed_one_needs_the_right_key(archive: Archive) -> None:
+    """As the dumps: BACKUP_ENCRYPTION_KEY is optional (the sha256 is still checked), and a sealed
+    backup is refused with a sentence, not a traceback, when the key is missing or another one."""
+    primary = archive.primary
+    unsealed_settings = dataclasses.replace(archive.settings, encryption_key=None)
+    plain = basebackup.take(
+        unsealed_settings, str(primary.bindir), primary.host, primary.port, "postgres", cluster_os_user()
+    )
+    assert plain.data_key.endswith("/base.tar.gz") and not plain.encrypted
+    laid = archive.root / "plain" / "data"
+    basebackup.restore(unsealed_settings, plain, laid, cluster_os_user())
+    assert (laid / "PG_VERSION").read_text().strip() == primary.psql("SHOW server_version_num")[:2]
+    assert "START WAL LOCATION" in (laid / "backup_label").read_text()
+    assert (laid / "pg_wal" / "archive_status").is_dir()
+
+    sealed_one = take(archive)
+    for settings, why in (
+        (unsealed_settings, "BACKUP_ENCRYPTION_KEY is not set"),
+        (dataclasses.replace(archive.settings, encryption_key="another-key-" + "x" * 32), "not the key"),
+    ):
+        with pytest.raises(basebackup.BaseBackupError, match=why):
+            basebackup.restore(settings, sealed_one, archive.root / "refused" / "data", cluster_os_user())
+        assert not (archive.root / "refused" / "data").exists()
