@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import pwd
+import resource
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,9 @@ def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, users: int, purchases
             )
             base_backup_s = time.monotonic() - started
             backup = {"engine": "barman"}
+        # The largest finished child so far (the PITR CLI or barman's, with what they ran): memory of
+        # a streamed backup stays flat while the database grows.
+        backup_max_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
         primary.psql(
             f"UPDATE purchases SET updated_at = now() WHERE ctid IN (SELECT ctid FROM purchases LIMIT {purchases // 2})",
             "clicknback",
@@ -128,6 +132,7 @@ def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, users: int, purchases
             "database_bytes": int(primary.psql("SELECT pg_database_size('clicknback')")),
             "load_s": round(load_s, 1),
             "base_backup_s": round(base_backup_s, 1),
+            "base_backup_max_rss_mib": backup_max_rss_mib,
             "segments_archived": int(primary.psql("SELECT archived_count FROM pg_stat_archiver")),
             "archive_drain_after_switch_s": round(drain_s, 1),
             "restore": restore,
