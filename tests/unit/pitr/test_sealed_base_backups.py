@@ -159,3 +159,22 @@ def test_the_wal_cut_deletes_older_segments_of_its_timeline_and_older_ones_but_k
 def test_a_kept_backup_of_unknown_start_deletes_no_wal() -> None:
     assert sealed.wal_cut([entry("S1", "2026-12-06T10:00:00+00:00", "")]) is None
     assert sealed.wal_cut([]) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("../outside", tarfile.REGTYPE), ("/etc/passwd", tarfile.REGTYPE), ("pg_tblspc/1", tarfile.SYMTYPE)],
+)
+def test_a_restore_refuses_members_outside_the_data_folder_and_links(tmp_path, name: str, kind: bytes) -> None:
+    from deploy.ops.pitr import basebackup
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        info.linkname = "/tmp" if kind == tarfile.SYMTYPE else ""
+        tar.addfile(info, io.BytesIO(b""))
+    out.seek(0)
+    with pytest.raises(basebackup.BaseBackupError, match="which a restore refuses"):
+        basebackup._untar(out, tmp_path / "data", "B1")
+    assert not (tmp_path / "outside").exists() and list((tmp_path / "data").iterdir()) == []
