@@ -1,6 +1,9 @@
-"""PITR benchmark: base backup and restore to a chosen second through barman-cloud at a data size.
+"""PITR benchmark: base backup and restore to a chosen second at a data size.
 
-    .venv/bin/python bench/pitr_bench.py [--users 20000] [--purchases 200000]
+    .venv/bin/python bench/pitr_bench.py [--users 20000] [--purchases 200000] [--engine sealed|barman]
+
+`--engine sealed` (the default) takes the scheduled base backup, ours (ADR 0045); `--engine barman`
+takes barman-cloud-backup's, as hosts did before, which the same restore still lays down.
 
 Starts moto and a throwaway primary that archives its WAL (encrypted, as in production) through
 deploy/ops/pitr, migrates the real schema, fills it with bench/backup_bench.py's sample data, takes
@@ -16,6 +19,7 @@ import asyncio
 import json
 import os
 import pwd
+import resource
 import shutil
 import subprocess
 import sys
@@ -27,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.backup_bench import sample_data_sql  # noqa: E402
-from deploy.ops.pitr import barman  # noqa: E402
+from deploy.ops.pitr import barman, runner  # noqa: E402
 from devtools.local_postgres import UNPRIVILEGED_USER, LocalPostgres, _demote_kwargs, free_port  # noqa: E402
 from devtools.local_s3 import LocalS3  # noqa: E402
 from server import db_migrations  # noqa: E402
@@ -40,18 +44,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20000)
     parser.add_argument("--purchases", type=int, default=200000)
+    parser.add_argument("--engine", choices=("sealed", "barman"), default="sealed")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="clicknback-pitr-bench-"))
     root.chmod(0o711)
     owner = pwd.getpwnam(UNPRIVILEGED_USER)
     try:
         with LocalS3(log_file=root / "moto.log") as s3:
-            print(json.dumps(run(root, owner, s3, args.users, args.purchases), sort_keys=True))
+            print(json.dumps(run(root, owner, s3, args.users, args.purchases, args.engine), sort_keys=True))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, users: int, purchases: int) -> dict:
+def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, users: int, purchases: int, engine: str) -> dict:
     s3.create_bucket(BUCKET)
     env = {**s3.settings(BUCKET), "PITR_PREFIX": "bench", "BACKUP_ENCRYPTION_KEY": "bench-key-" + "k" * 32}
     env_file = root / "pitr.env"
@@ -87,7 +92,19 @@ def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, users: int, purchases
         started = time.monotonic()
         primary.psql(sample_data_sql(users=users, purchases=purchases, audit_rows=purchases // 10), "clicknback")
         load_s = time.monotonic() - started
-        _, base_backup_s = cli("base-backup", "--host", primary.host, "--port", str(primary.port))
+        if engine == "sealed":
+            backup, base_backup_s = cli("base-backup", "--host", primary.host, "--port", str(primary.port))
+        else:
+            started = time.monotonic()
+            settings = barman.load_pitr_settings(env)
+            runner.run_tool(
+                settings, barman.base_backup_argv(settings, primary.host, primary.port, "postgres"), owner.pw_name
+            )
+            base_backup_s = time.monotonic() - started
+            backup = {"engine": "barman"}
+        # The largest finished child so far (the PITR CLI or barman's, with what they ran): memory of
+        # a streamed backup stays flat while the database grows.
+        backup_max_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
         primary.psql(
             f"UPDATE purchases SET updated_at = now() WHERE ctid IN (SELECT ctid FROM purchases LIMIT {purchases // 2})",
             "clicknback",
@@ -108,11 +125,14 @@ def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, users: int, purchases
         finally:
             copy.destroy()
         return {
+            "engine": engine,
+            "base_backup": backup,
             "users": users,
             "purchases": purchases,
             "database_bytes": int(primary.psql("SELECT pg_database_size('clicknback')")),
             "load_s": round(load_s, 1),
             "base_backup_s": round(base_backup_s, 1),
+            "base_backup_max_rss_mib": backup_max_rss_mib,
             "segments_archived": int(primary.psql("SELECT archived_count FROM pg_stat_archiver")),
             "archive_drain_after_switch_s": round(drain_s, 1),
             "restore": restore,

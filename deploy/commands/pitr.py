@@ -26,16 +26,20 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 SUDOERS_FILE = "/etc/sudoers.d/clicknback-pitr"
 CRON_FILE = "/etc/cron.d/clicknback-pitr"
 SCRATCH_ROOT = "/var/lib/postgresql/clicknback-pitr"
-# Only what archive_command and the PITR CLI import: the standard library and `cryptography`. The
+# Only what archive_command and the PITR CLI import: the standard library, `cryptography` and boto3. The
 # backup package's own __init__ is left behind (an empty one stands in): it names the app's modules.
 PITR_FILES = (
     "deploy/__init__.py",
     "deploy/ops/__init__.py",
     "deploy/ops/backup/crypto.py",
+    "deploy/ops/backup/model.py",
+    "deploy/ops/backup/store.py",
     "deploy/ops/pitr/__init__.py",
     "deploy/ops/pitr/barman.py",
     "deploy/ops/pitr/wal.py",
     "deploy/ops/pitr/runner.py",
+    "deploy/ops/pitr/sealed.py",
+    "deploy/ops/pitr/basebackup.py",
     "deploy/ops/pitr/cli.py",
 )
 # The variables the archive needs, copied out of the secrets file (which only the deploy user reads).

@@ -28,6 +28,23 @@ class StoreError(RuntimeError):
     """The bucket could not be used; the message says what and where."""
 
 
+def _client_config(addressing_style: str) -> Config:
+    options: dict = {
+        "retries": {"max_attempts": 3, "mode": "standard"},
+        "connect_timeout": 5,
+        "read_timeout": 60,
+        "s3": {"addressing_style": addressing_style},
+    }
+    try:
+        # Spaces and older MinIO reject the newer default CRC checksums; sha256 is ours anyway.
+        return Config(
+            **options, request_checksum_calculation="when_required", response_checksum_validation="when_required"
+        )
+    except TypeError:
+        # botocore before 1.36 (Debian 12's, under the PITR CLI's system python3) sends none of them.
+        return Config(**options)
+
+
 class S3Store:
     def __init__(
         self,
@@ -47,15 +64,7 @@ class S3Store:
             region_name=region,
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
-            config=Config(
-                retries={"max_attempts": 3, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=60,
-                s3={"addressing_style": addressing_style},
-                # Spaces and older MinIO reject the newer default CRC checksums; sha256 is ours anyway.
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
+            config=_client_config(addressing_style),
         )
 
     @contextmanager

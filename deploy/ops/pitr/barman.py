@@ -40,6 +40,7 @@ class PitrSettings:
     redundancy: int = DEFAULT_REDUNDANCY
     bin_dir: str = DEFAULT_BIN_DIR
     server_side_encryption: str | None = None
+    addressing_style: str = "path"
 
     @property
     def destination_url(self) -> str:
@@ -85,6 +86,9 @@ def load_pitr_settings(env: Mapping[str, str]) -> PitrSettings:
     sse = (env.get("PITR_S3_SSE", "") or "").strip() or None
     if sse not in (None, "AES256", "aws:kms"):
         raise PitrSettingsError(f"PITR_S3_SSE takes AES256 or aws:kms, got {sse!r}")
+    style = (env.get("S3_ADDRESSING_STYLE", "") or "path").strip()
+    if style not in ("path", "virtual", "auto"):
+        raise PitrSettingsError(f"S3_ADDRESSING_STYLE takes path, virtual or auto, got {style!r}")
     return PitrSettings(
         bucket=required("S3_BUCKET"),
         endpoint_url=env.get("S3_ENDPOINT_URL", "").strip() or None,
@@ -97,6 +101,7 @@ def load_pitr_settings(env: Mapping[str, str]) -> PitrSettings:
         redundancy=int(raw_redundancy),
         bin_dir=(env.get("PITR_BARMAN_BIN", "") or DEFAULT_BIN_DIR).strip(),
         server_side_encryption=sse,
+        addressing_style=style,
     )
 
 
@@ -129,7 +134,8 @@ def wal_restore_argv(settings: PitrSettings, wal_name: str, destination: str) ->
 
 
 def base_backup_argv(settings: PitrSettings, host: str, port: int, user: str) -> list[str]:
-    """A base backup over a normal connection (not a replication one), gzip-compressed tarballs."""
+    """barman's base backup, unsealed: no longer scheduled (ADR 0045), kept so tests and the bench can
+    lay one down beside ours, as a host upgraded mid-retention has them."""
     return [
         settings.tool("barman-cloud-backup"),
         *settings.cloud_args(),
@@ -153,18 +159,6 @@ def backup_list_argv(settings: PitrSettings) -> list[str]:
         *settings.cloud_args(),
         "--format",
         "json",
-        settings.destination_url,
-        settings.server_name,
-    ]
-
-
-def retention_argv(settings: PitrSettings) -> list[str]:
-    """barman deletes base backups past the policy and only the WAL no kept backup needs."""
-    return [
-        settings.tool("barman-cloud-backup-delete"),
-        *settings.cloud_args(),
-        "--retention-policy",
-        f"REDUNDANCY {settings.redundancy}",
         settings.destination_url,
         settings.server_name,
     ]
@@ -248,22 +242,23 @@ def parse_target_time(text: str) -> datetime:
     return moment
 
 
-def choose_backup(backups: list[dict], target_time: datetime | None) -> str:
+def choose_backup(backups: list[dict], target_time: datetime | None) -> dict:
     """The newest finished base backup that ended before the target (replay starts from it).
 
-    `backups` is barman-cloud-backup-list's JSON `backups_list`; end_time is in its own format.
+    `backups` holds barman-cloud-backup-list's JSON `backups_list` entries (end_time in barman's
+    format) and our sealed ones' (ISO 8601), each with its `kind`.
     """
     done = [b for b in backups if b.get("status") == "DONE" and b.get("end_time")]
     if not done:
         raise PitrSettingsError("no finished base backup in the archive: `invoke provision --pitr` takes one")
     ended = sorted(done, key=lambda b: parse_barman_time(b["end_time"]))
     if target_time is None:
-        return ended[-1]["backup_id"]
+        return ended[-1]
     usable = [b for b in ended if parse_barman_time(b["end_time"]) <= target_time]
     if not usable:
         first = parse_barman_time(ended[0]["end_time"]).isoformat()
         raise PitrSettingsError(f"no base backup ended before {target_time.isoformat()} (the oldest ended {first})")
-    return usable[-1]["backup_id"]
+    return usable[-1]
 
 
 def parse_barman_time(text: str) -> datetime:

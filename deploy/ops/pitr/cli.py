@@ -34,7 +34,7 @@ RECOVERY_NAMES = (
     "recovery_target_inclusive",
     "recovery_target_action",
 )
-DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin"
+DEFAULT_BINDIR = runner.DEFAULT_BINDIR
 # Debian keeps postgresql.conf and pg_hba.conf in /etc, outside the data folder the backup holds.
 # What the server answers while it replays with hot_standby off: wait, do not fail.
 REPLAYING = ("starting up", "not accepting connections", "not yet accepting connections")
@@ -96,9 +96,18 @@ def start_scratch(bindir: str, data_dir: Path, port: int, timeout_s: float) -> f
 def cmd_base_backup(args: argparse.Namespace) -> dict:
     settings = _settings(args)
     started = time.monotonic()
-    runner.take_base_backup(settings, args.host, args.port, args.user, None)
-    runner.apply_retention(settings, None)
-    return {"seconds": round(time.monotonic() - started, 1), "backups": len(runner.list_backups(settings, None))}
+    manifest = runner.take_base_backup(settings, args.host, args.port, args.user, None, args.bindir)
+    backup_seconds = time.monotonic() - started
+    kept = runner.apply_retention(settings, None)
+    return {
+        "backup_id": manifest.backup_id,
+        "size_bytes": manifest.size_bytes,
+        "encrypted": manifest.encrypted,
+        "backup_seconds": round(backup_seconds, 1),
+        "seconds": round(time.monotonic() - started, 1),
+        "backups": kept["kept"],
+        "retention": kept,
+    }
 
 
 def cmd_backups(args: argparse.Namespace) -> dict:
@@ -246,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", required=True)
     parser.add_argument("--bindir", default=DEFAULT_BINDIR)
     sub = parser.add_subparsers(dest="command", required=True)
-    backup = sub.add_parser("base-backup", help="take a base backup, then apply the retention policy")
+    backup = sub.add_parser("base-backup", help="take a sealed base backup, then apply the retention policy")
     backup.add_argument("--host", default="/var/run/postgresql")
     backup.add_argument("--port", type=int, default=5432)
     backup.add_argument("--user", default="postgres")

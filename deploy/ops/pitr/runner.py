@@ -1,7 +1,9 @@
-"""Runs barman-cloud: base backups, retention, and a restore to a point in time into a data folder.
+"""Base backups, retention, and a restore to a point in time into a data folder.
 
-Thin on purpose: every command and setting comes from barman.py. The tools run as PostgreSQL's own
-account (`os_user`), so restored files belong to it and the tools read the data folder as it does.
+Base backups are ours, sealed (basebackup.py, ADR 0045); barman's older ones in the bucket are still
+listed and restored through barman-cloud-restore until retention removes them. Every command and
+setting comes from barman.py and sealed.py. The tools run as PostgreSQL's own account (`os_user`),
+so restored files belong to it and the tools read the data folder as it does.
 """
 
 from __future__ import annotations
@@ -10,22 +12,28 @@ import gzip
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from deploy.ops.backup.store import StoreError
+from deploy.ops.pitr import basebackup
 from deploy.ops.pitr.barman import (
     PitrSettings,
     backup_list_argv,
-    base_backup_argv,
     choose_backup,
     config_lines,
     recovery_settings,
     restore_argv,
-    retention_argv,
 )
+from deploy.ops.pitr.sealed import BaseManifest
+
+DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin"
 
 TOOL_TIMEOUT_SECONDS = 3600
 VERIFY_CHUNK_BYTES = 1024 * 1024
@@ -68,16 +76,38 @@ def run_tool(
     return result.stdout
 
 
-def take_base_backup(settings: PitrSettings, host: str, port: int, user: str, os_user: str | None) -> None:
-    run_tool(settings, base_backup_argv(settings, host, port, user), os_user)
+@contextmanager
+def _sealed_errors() -> Iterator[None]:
+    """The sealed path's failures (the bucket's included) read as the barman path's do."""
+    try:
+        yield
+    except (basebackup.BaseBackupError, StoreError) as error:
+        raise PitrRunError(str(error)) from None
+
+
+def take_base_backup(
+    settings: PitrSettings, host: str, port: int, user: str, os_user: str | None, bindir: str = DEFAULT_BINDIR
+) -> BaseManifest:
+    with _sealed_errors():
+        return basebackup.take(settings, bindir, host, port, user, os_user)
 
 
 def list_backups(settings: PitrSettings, os_user: str | None) -> list[dict]:
-    return json.loads(run_tool(settings, backup_list_argv(settings), os_user, timeout=300)).get("backups_list", [])
+    """Ours and, while the bucket still holds any, barman's (its list tool runs only then)."""
+    with _sealed_errors():
+        store = basebackup.make_store(settings)
+        entries = [manifest.entry() for manifest in basebackup.manifests(settings, store)]
+        has_barman = basebackup.has_barman_backups(settings, store)
+    if has_barman:
+        listed = json.loads(run_tool(settings, backup_list_argv(settings), os_user, timeout=300))
+        entries += [{**entry, "kind": "barman"} for entry in listed.get("backups_list", [])]
+    return entries
 
 
-def apply_retention(settings: PitrSettings, os_user: str | None) -> None:
-    run_tool(settings, retention_argv(settings), os_user)
+def apply_retention(settings: PitrSettings, os_user: str | None) -> dict:
+    entries = list_backups(settings, os_user)
+    with _sealed_errors():
+        return basebackup.retention(settings, entries)
 
 
 def verify_base_backup(settings: PitrSettings, backup_id: str) -> int:
@@ -135,13 +165,23 @@ def prepare_restore(
     """
     if data_dir.exists() and any(data_dir.iterdir()):
         raise PitrRunError(f"{data_dir} is not empty: a restore goes into a new folder")
-    backup_id = choose_backup(list_backups(settings, os_user), target_time)
-    verify_base_backup(settings, backup_id)
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if os_user is not None and os.geteuid() == 0:
-        entry = pwd.getpwnam(os_user)
-        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
-    run_tool(settings, restore_argv(settings, backup_id, str(data_dir)), os_user)
+    chosen = choose_backup(list_backups(settings, os_user), target_time)
+    backup_id = chosen["backup_id"]
+    if chosen.get("kind") == "sealed":
+        with _sealed_errors():
+            manifest = next(m for m in basebackup.manifests(settings) if m.backup_id == backup_id)
+            try:
+                basebackup.restore(settings, manifest, data_dir, os_user)
+            except BaseException:
+                shutil.rmtree(data_dir, ignore_errors=True)  # a half-laid folder must never be started
+                raise
+    else:
+        verify_base_backup(settings, backup_id)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os_user is not None and os.geteuid() == 0:
+            entry = pwd.getpwnam(os_user)
+            os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+        run_tool(settings, restore_argv(settings, backup_id, str(data_dir)), os_user)
     # Later lines of postgresql.auto.conf win over the primary's settings copied with the backup.
     with open(data_dir / "postgresql.auto.conf", "a") as conf:
         conf.write(config_lines(recovery_settings(restore_command, target_time, live)))

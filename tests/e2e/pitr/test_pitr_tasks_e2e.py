@@ -30,7 +30,9 @@ def test_provision_pitr_archives_the_wal_and_takes_a_first_base_backup(pitr_worl
     assert pitr_world.psql("SHOW archive_command").startswith(f"PYTHONPATH={pitr_world.pitr_dir}/code ")
     listed = pitr_world.s3.client().list_objects_v2(Bucket=BUCKET, Prefix="pitr/clicknback/")
     keys = [item["Key"] for item in listed.get("Contents", [])]
-    assert any(key.endswith("/backup.info") for key in keys) and any("/wals/" in key for key in keys), keys
+    # The first base backup is ours, sealed (ADR 0045): its manifest is written last, so it is complete.
+    assert any("/sealed/" in key and key.endswith("/manifest.json") for key in keys), keys
+    assert any("/wals/" in key for key in keys) and not any("/base/" in key for key in keys), keys
     assert pitr_world.psql("SELECT last_archived_wal IS NOT NULL FROM pg_stat_archiver") == "t"
 
 

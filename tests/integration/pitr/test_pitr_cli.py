@@ -7,6 +7,7 @@ wallet invariants on the copy with the ops CLI, as `verify-backup --pitr` does.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -128,24 +129,13 @@ def test_close_segment_makes_an_idle_databases_last_second_reachable(archive: Ar
         pitr_cli(archive, "discard", "--data-dir", restored["data_dir"])
 
 
-def test_a_damaged_base_backup_fails_the_restore_instead_of_starting(archive: Archive, archive_s3) -> None:
-    """gzip's CRC-32 is what checks a base backup (ADR 0043), and only when the tarball is read to its
-    end: barman-cloud-restore alone laid a damaged one down and started it. One flipped byte in the
-    stored tarball now stops the restore before anything is written."""
-    primary = archive.primary
-    pitr_cli(archive, "base-backup", "--host", primary.host, "--port", str(primary.port))
-    client = archive_s3.client()
-    listed = client.list_objects_v2(Bucket=archive.settings.bucket, Prefix=f"{archive.settings.prefix}/")
-    key = next(item["Key"] for item in listed["Contents"] if item["Key"].endswith("/data.tar.gz"))
-    body = bytearray(client.get_object(Bucket=archive.settings.bucket, Key=key)["Body"].read())
-    body[len(body) // 2] ^= 0xFF
-    client.put_object(Bucket=archive.settings.bucket, Key=key, Body=bytes(body))
-    scratch = archive.root / "damaged"
+def _restore_fails(archive: Archive, name: str) -> str:
+    scratch = archive.root / name
     scratch.mkdir()
     give_to_cluster_user(scratch)
     result = subprocess.run(
         [SYSTEM_PYTHON, "-m", "deploy.ops.pitr.cli", "--env-file", str(archive.env_file)]
-        + ["--bindir", str(primary.bindir), "restore", "--to-latest"]
+        + ["--bindir", str(archive.primary.bindir), "restore", "--to-latest"]
         + ["--data-dir", str(scratch / "data"), "--port", str(free_port())],
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},
         cwd="/",
@@ -155,5 +145,42 @@ def test_a_damaged_base_backup_fails_the_restore_instead_of_starting(archive: Ar
         **_demote_kwargs(),
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "pitr restore: PitrRunError: base backup " in result.stderr and "is damaged: data.tar.gz" in result.stderr
-    assert not (scratch / "data").exists()
+    assert not (scratch / "data").exists(), "a damaged base backup was laid down"
+    assert not [path.name for path in scratch.iterdir()], "the download spool was left behind"
+    return result.stderr
+
+
+def _sealed_object(archive: Archive, archive_s3) -> tuple[str, bytearray]:
+    client = archive_s3.client()
+    listed = client.list_objects_v2(Bucket=archive.settings.bucket, Prefix=f"{archive.settings.prefix}/")
+    key = next(item["Key"] for item in listed["Contents"] if item["Key"].endswith("/base.tar.gz.enc"))
+    return key, bytearray(client.get_object(Bucket=archive.settings.bucket, Key=key)["Body"].read())
+
+
+def test_a_damaged_base_backup_fails_the_restore_instead_of_starting(archive: Archive, archive_s3) -> None:
+    """One flipped byte in the stored object: its sha256 no longer matches the manifest, and the
+    restore stops before a file is written (ADR 0045)."""
+    primary = archive.primary
+    pitr_cli(archive, "base-backup", "--host", primary.host, "--port", str(primary.port))
+    key, body = _sealed_object(archive, archive_s3)
+    body[len(body) // 2] ^= 0xFF
+    archive_s3.client().put_object(Bucket=archive.settings.bucket, Key=key, Body=bytes(body))
+    stderr = _restore_fails(archive, "damaged")
+    assert "pitr restore: PitrRunError: base backup " in stderr and "is damaged" in stderr and "sha256" in stderr
+
+
+def test_a_tampered_base_backup_with_a_matching_manifest_fails_on_its_gcm_tag(archive: Archive, archive_s3) -> None:
+    """Someone who can write the bucket rewrites the object and its manifest's sha256 and size: the
+    AES-GCM tags, checked over the whole object before anything is laid down, still refuse it."""
+    primary = archive.primary
+    pitr_cli(archive, "base-backup", "--host", primary.host, "--port", str(primary.port))
+    key, body = _sealed_object(archive, archive_s3)
+    body[len(body) // 2] ^= 0xFF
+    client = archive_s3.client()
+    client.put_object(Bucket=archive.settings.bucket, Key=key, Body=bytes(body))
+    manifest_key = key.rsplit("/", 1)[0] + "/manifest.json"
+    manifest = json.loads(client.get_object(Bucket=archive.settings.bucket, Key=manifest_key)["Body"].read())
+    manifest["sha256"], manifest["size_bytes"] = hashlib.sha256(body).hexdigest(), len(body)
+    client.put_object(Bucket=archive.settings.bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
+    stderr = _restore_fails(archive, "tampered")
+    assert "is damaged" in stderr and "failed authentication" in stderr, stderr

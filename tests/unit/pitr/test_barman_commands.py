@@ -31,7 +31,6 @@ def test_credentials_travel_in_the_environment_never_in_argv() -> None:
         barman.wal_restore_argv(s, "000000010000000000000001", "pg_wal/RECOVERYXLOG"),
         barman.base_backup_argv(s, "127.0.0.1", 5432, "postgres"),
         barman.backup_list_argv(s),
-        barman.retention_argv(s),
         barman.restore_argv(s, "20261206T101500", "/var/lib/postgresql/restore"),
     ]
     for argv in argvs:
@@ -41,11 +40,6 @@ def test_credentials_travel_in_the_environment_never_in_argv() -> None:
         assert "s3://cnb-backups/pitr clicknback" in joined
     assert s.cloud_env()["AWS_SECRET_ACCESS_KEY"] == "secret-never-in-argv"
     assert "secret-never-in-argv" not in repr(s) and KEY not in repr(s)
-
-
-def test_retention_is_barmans_redundancy_policy_so_kept_backups_keep_their_wal() -> None:
-    argv = barman.retention_argv(settings(PITR_REDUNDANCY="3"))
-    assert argv[argv.index("--retention-policy") + 1] == "REDUNDANCY 3"
 
 
 def test_server_side_encryption_is_passed_when_asked_for() -> None:
@@ -115,14 +109,14 @@ BACKUPS = [
     {"backup_id": "B1", "status": "DONE", "end_time": "Sun Dec  6 09:00:00 2026"},
     {"backup_id": "B2", "status": "DONE", "end_time": "Sun Dec  6 10:00:00 2026"},
     {"backup_id": "B3", "status": "FAILED", "end_time": "Sun Dec  6 10:30:00 2026"},
-    {"backup_id": "B4", "status": "DONE", "end_time": "Sun Dec  6 11:00:00 2026"},
+    {"backup_id": "B4", "status": "DONE", "end_time": "2026-12-06T11:00:00.5+00:00", "kind": "sealed"},
 ]
 
 
 def test_the_newest_backup_that_ended_before_the_target_is_chosen() -> None:
     at = datetime(2026, 12, 6, 10, 45, tzinfo=UTC)
-    assert barman.choose_backup(BACKUPS, at) == "B2"
-    assert barman.choose_backup(BACKUPS, None) == "B4"
+    assert barman.choose_backup(BACKUPS, at)["backup_id"] == "B2"
+    assert barman.choose_backup(BACKUPS, None) == BACKUPS[3]  # ours (ISO end) and barman's side by side
 
 
 def test_a_target_before_every_backup_is_refused_with_the_oldest_time() -> None:

@@ -22,6 +22,27 @@ def test_every_file_the_host_copies_exists_and_needs_no_app_dependency() -> None
         assert "import asyncpg" not in text and "from server" not in text, path
 
 
+def test_the_copied_files_alone_run_the_pitr_cli_under_the_system_python(tmp_path: Path) -> None:
+    """The host's copy holds PITR_FILES and an empty deploy/ops/backup/__init__.py, nothing else: every
+    module the CLI and archive_command import (the dumps' sealer and uploader included) must be in it."""
+    import subprocess
+
+    for path in pc.PITR_FILES:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text((ROOT / path).read_text())
+    (tmp_path / "deploy/ops/backup/__init__.py").touch()
+    modules = "deploy.ops.pitr.cli, deploy.ops.pitr.wal, deploy.ops.pitr.basebackup"
+    result = subprocess.run(
+        ["/usr/bin/python3", "-c", f"import {modules}"],
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_setup_archives_with_the_copied_code_restarts_once_and_takes_a_first_base_backup() -> None:
     commands = pc.setup_commands(LAYOUT, "deploy")
     joined = "\n".join(commands)
