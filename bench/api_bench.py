@@ -2,7 +2,7 @@
 
     python bench/api_bench.py [--scenario NAME] [--duration 5] [--warmup 1] [--concurrency 16,64]
                               [--instances 2] [--direct] [--upstream-keepalive 0]
-                              [--instances-over unix|tcp] [--database-over socket|tcp] [--repeat N]
+                              [--instances-over unix|tcp] [--database-over socket|tcp] [--passes N]
                               [--json FILE] [--data-size small|large|both] [--plans]
                               [--soak [--minutes 10]]
 
@@ -43,7 +43,7 @@ import httpx
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench import backlog, cpu, data_size, plans, scale_scenarios, soak  # noqa: E402
+from bench import backlog, cpu, data_size, passes, plans, scale_scenarios, soak  # noqa: E402
 from bench.front import NginxFront, bench_host  # noqa: E402
 from bench.kernel import production_scheduler  # noqa: E402
 from bench.stalls import StallWatch  # noqa: E402
@@ -466,33 +466,6 @@ TABLE_HEADER = (
 )
 
 
-def repeat_summary(rows: list[dict]) -> list[str]:
-    """--repeat: per targeted scenario and level, how many passes met the target, and the median and
-    range of req/s and p99 over the passes. Figures near a target cross it from run to run on a shared
-    2-core VM (docs/benchmarks.md), so the count is the verdict, not any single pass."""
-    runs: dict[tuple[str, int], list[dict]] = {}
-    for row in rows:
-        if row.get("target"):
-            runs.setdefault((row["scenario"], row["concurrency"]), []).append(row)
-    lines = [
-        f"summary over the passes: {'scenario':34} {'conc':>5} {'met':>9} {'req/s median (range)':>24} "
-        f"{'p99 ms median (range)':>26}  target"
-    ]
-    for (name, level), group in runs.items():
-        met = sum(1 for row in group if row.get("target_met"))
-        rps = sorted(row["rps"] for row in group)
-        p99 = sorted(row["p99_us"] / 1000 for row in group)
-        label = group[0]["target"].rsplit(":", 1)[0]
-        lines.append(
-            f"{'':25}{name:34} {level:>5} {f'{met} of {len(group)}':>9} "
-            f"{f'{median(rps):,.0f} ({rps[0]:,.0f}-{rps[-1]:,.0f})':>24} "
-            f"{f'{median(p99):.2f} ({p99[0]:.2f}-{p99[-1]:.2f})':>26}  {label}"
-        )
-    if len(lines) == 1:
-        lines.append(f"{'':25}no selected scenario has a target")
-    return lines
-
-
 def row_line(row: dict) -> str:
     """One measured run. cpu/req: CPU ms per request of instances + nginx + PostgreSQL; others: share
     of all CPUs that processes outside the bench used meanwhile; stall: the machine's longest pause
@@ -588,21 +561,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "raise the p99 it sits beside, so it is off by default)",
     )
     parser.add_argument(
+        "--passes",
         "--repeat",
+        dest="passes",
         type=int,
         default=1,
         metavar="N",
-        help="run the selected scenarios N times "
-        "in a row on the same servers and database, then print for each target how many passes "
-        "met it, with the median and range of req/s and p99 (one run is not a verdict here)",
+        help="run the selected scenarios N times back to back on the same cluster and servers (nothing "
+        "reset: rows ingested by pass 1 are there in pass N), then per scenario and level the median "
+        "and range of req/s and p99, the change from the first pass to the last (a fall of req/s "
+        "beyond 10%% flagged) and how many passes met the target (bench/passes.py)",
     )
     add_keep_autogroup_option(parser)
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     scale_options.add_options(parser)
     args = parser.parse_args(argv)
     scale_options.check(args, parser)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+    if args.passes < 1:
+        parser.error("--passes must be at least 1")
     if args.instances < 1:
         parser.error("--instances must be at least 1")
     if args.direct and args.instances != 1:
@@ -725,9 +701,9 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
             )
             finished = True
             return results
-        for run in range(1, args.repeat + 1):
-            if args.repeat > 1:
-                print(f"pass {run} of {args.repeat}")
+        for run in range(1, args.passes + 1):
+            if args.passes > 1:
+                print(f"pass {run} of {args.passes}")
             print(TABLE_HEADER)
             for scenario in scenarios(ctx):
                 if not scenario_selected(scenario.name, args.scenario):
@@ -735,8 +711,8 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
                 for level in scenario.levels or levels:
                     results.append({**measure(url, ctx, scenario, level, args, cpu_groups, stalls), "pass": run})
                     print(row_line(results[-1]), flush=True)
-        if args.repeat > 1:
-            print("\n".join(repeat_summary(results)))
+        if args.passes > 1:
+            print("\n".join(passes.summary(results)))
         results = [{**shape, **row} for row in results]
         if args.plans:
             save_plans(cluster, database_url, ctx, workdir, shape["data_size"])

@@ -250,6 +250,8 @@ def test(c, k="", path="", x=False):
         "soak": "instead of the scenarios: the mixed load at concurrency 64 for --minutes, req/s per minute and RSS",
         "minutes": "length of --soak in minutes (default 10)",
         "plans": "also save the list endpoints' query plans to bench/results/plans-<size>.txt",
+        "passes": "run the scenarios N times back to back on the same cluster and servers, then a summary "
+        "per scenario: medians, ranges and the change from the first pass to the last (default 1)",
     },
 )
 def bench(
@@ -268,8 +270,32 @@ def bench(
     soak=False,
     minutes=10.0,
     plans=False,
+    passes=1,
 ):
     """Benchmark the API as production runs it (nginx over 2 instances, real PostgreSQL); see docs/benchmarks.md."""
+    options = dict(locals())
+    del options["c"]
+    sys.exit(subprocess.call(bench_argv(**options), cwd=PROJECT_ROOT))
+
+
+def bench_argv(
+    scenario: str = "",
+    duration: float = 5.0,
+    warmup: float = 1.0,
+    concurrency: str = "16,64",
+    instances: int = 2,
+    direct: bool = False,
+    instances_over: str = "unix",
+    database_over: str = "socket",
+    keep_autogroup: bool = False,
+    json: str = "",
+    data_size: str = "small",
+    soak: bool = False,
+    minutes: float = 10.0,
+    plans: bool = False,
+    passes: int = 1,
+) -> list[str]:
+    """bench/api_bench.py's command line for `invoke bench`'s options (its own parser checks them)."""
     argv = [
         sys.executable,
         "-m",
@@ -288,6 +314,8 @@ def bench(
         database_over,
         "--data-size",
         data_size,
+        "--passes",
+        str(passes),
     ]
     if scenario:
         argv += ["--scenario", scenario]
@@ -301,7 +329,7 @@ def bench(
         argv += ["--soak", "--minutes", str(minutes)]
     if plans:
         argv.append("--plans")
-    sys.exit(subprocess.call(argv, cwd=PROJECT_ROOT))
+    return argv
 
 
 TASKS = [serve, seed, migrate, test, bench]
