@@ -4,7 +4,7 @@
                               [--instances 2] [--direct] [--upstream-keepalive 0]
                               [--instances-over unix|tcp] [--database-over socket|tcp] [--passes N]
                               [--json FILE] [--data-size small|large|both] [--plans]
-                              [--soak [--minutes 10]]
+                              [--soak [--minutes 10]] [--standby none|async|sync]
 
 Starts a throwaway PostgreSQL cluster, migrates it, loads the demo seed, starts `python -m server`
 instance(s) on loopback and, by default, nginx in front of them with the production configuration
@@ -20,6 +20,7 @@ Data scale (issue #24): `--data-size large` runs on 10 million purchases (bench/
 generated once and cached), `both` runs every selected scenario at each size and prints the ratios;
 the job-backlog run (bench/backlog.py) ends each size; `--soak` replaces the scenarios with a long
 mixed run (bench/soak.py); `--plans` saves the list endpoints' query plans (bench/plans.py).
+`--standby async|sync` gives the cluster a streaming standby first (bench/standby.py, issue #25).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import httpx
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench import backlog, cpu, data_size, passes, plans, scale_scenarios, soak  # noqa: E402
+from bench import backlog, cpu, data_size, passes, plans, scale_scenarios, soak, standby  # noqa: E402
 from bench.front import NginxFront, bench_host  # noqa: E402
 from bench.kernel import production_scheduler  # noqa: E402
 from bench.stalls import StallWatch  # noqa: E402
@@ -457,6 +458,7 @@ def shape_line(shape: dict) -> str:
         f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
         f"{shape['scheduler']}; load average at start {load}; {shape['duration_s']}s per run, {warmup}"
         + ("" if shape.get("data_size", "small") == "small" else f"; data size {shape['data_size']}")
+        + (f"; {standby.label(shape['standby'])}" if shape.get("standby", "none") != "none" else "")
     )
 
 
@@ -573,6 +575,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "beyond 10%% flagged) and how many passes met the target (bench/passes.py)",
     )
     add_keep_autogroup_option(parser)
+    parser.add_argument(
+        "--standby",
+        choices=standby.MODES,
+        default="none",
+        help="give the cluster a streaming standby (a second local cluster, built as `invoke standby` "
+        "builds one): async, or sync as `invoke standby --synchronous` (each commit waits for it)",
+    )
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     scale_options.add_options(parser)
     args = parser.parse_args(argv)
@@ -613,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_s": args.warmup,
         "database_over": args.database_over,
         "instances_over": instance_transport(args),
+        "standby": args.standby,
     }
     with production_scheduler(keep=args.keep_autogroup) as scheduler:
         by_size = {}
@@ -665,6 +675,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
     servers: list[tuple[subprocess.Popen, int]] = []
     front: NginxFront | None = None
     stalls: StallWatch | None = None
+    replica: LocalPostgres | None = None
     results = []
     finished = False
     try:
@@ -679,6 +690,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
 
         asyncio.run(db_migrations.upgrade(database_url))
         asyncio.run(load_demo_seed(database_url))
+        replica = standby.start(cluster, workdir / "standby", args.standby)
         servers = start_servers(
             instance_database_url(cluster, "bench", args.database_over),
             args.instances,
@@ -687,7 +699,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
         )
         url, front = start_front(servers, args, workdir, nginx_binary)
         ctx = prepare(url, database_url)
-        cpu_groups = bench_cpu_groups(cluster, servers, front)
+        cpu_groups = bench_cpu_groups(cluster, servers, front, replica)
         stalls = StallWatch() if args.stalls else None
         print(shape_line(shape))
         if stalls is not None and not stalls.available:
@@ -746,6 +758,8 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
     finally:
         if stalls is not None:
             stalls.close()
+        if replica is not None:
+            replica.destroy()
         tear_down(front, servers, cluster, workdir, finished)
     return results
 
@@ -835,28 +849,37 @@ def cpu_figures(before: cpu.Snapshot | None, after: cpu.Snapshot | None, request
     ticks = cpu.ticks_per_second()
     per_request = {
         f"{part}_cpu_ms": round(cpu.cpu_seconds(before, after, part, ticks) * 1000 / requests, 3) if requests else None
-        for part in CPU_PARTS
+        for part in (*CPU_PARTS, "standby")
+        if part in before.groups
     }
     return {"others_cpu": round(cpu.others_share(before, after, "bench"), 3), **per_request}
 
 
 def bench_cpu_groups(
-    cluster: LocalPostgres, servers: list[tuple[subprocess.Popen, int]], front: NginxFront | None
+    cluster: LocalPostgres,
+    servers: list[tuple[subprocess.Popen, int]],
+    front: NginxFront | None,
+    replica: LocalPostgres | None = None,
 ) -> dict[str, set[int]]:
     """The process trees cpu.snapshot sums, by group.
 
     "bench" is everything we started (this process and so wrk, the instances and nginx, plus the
-    detached PostgreSQL cluster); "service" is what production would run; then each part of it."""
+    detached PostgreSQL clusters); "service" is what production would run on the app's host; then
+    each part of it; "standby" (with --standby) the standby's cluster, another host in production."""
     postmaster = cluster_postmaster_pid(cluster)
     nginx = {front.process.pid} if front is not None and front.process is not None else set()
     app = {process.pid for process, _ in servers}
-    return {
+    groups = {
         "bench": {os.getpid(), postmaster},
         "service": app | nginx | {postmaster},
         "app": app,
         "nginx": nginx,
         "postgres": {postmaster},
     }
+    if replica is not None:
+        groups["standby"] = {cluster_postmaster_pid(replica)}
+        groups["bench"] |= groups["standby"]
+    return groups
 
 
 def cluster_postmaster_pid(cluster: LocalPostgres) -> int:

@@ -252,6 +252,8 @@ def test(c, k="", path="", x=False):
         "plans": "also save the list endpoints' query plans to bench/results/plans-<size>.txt",
         "passes": "run the scenarios N times back to back on the same cluster and servers, then a summary "
         "per scenario: medians, ranges and the change from the first pass to the last (default 1)",
+        "standby": "none (default), async or sync: a streaming standby of the bench's PostgreSQL, built as "
+        "`invoke standby` builds one; sync makes each commit wait for it, as --synchronous does",
     },
 )
 def bench(
@@ -271,6 +273,7 @@ def bench(
     minutes=10.0,
     plans=False,
     passes=1,
+    standby="none",
 ):
     """Benchmark the API as production runs it (nginx over 2 instances, real PostgreSQL); see docs/benchmarks.md."""
     options = dict(locals())
@@ -294,6 +297,7 @@ def bench_argv(
     minutes: float = 10.0,
     plans: bool = False,
     passes: int = 1,
+    standby: str = "none",
 ) -> list[str]:
     """bench/api_bench.py's command line for `invoke bench`'s options (its own parser checks them)."""
     argv = [
@@ -316,6 +320,8 @@ def bench_argv(
         data_size,
         "--passes",
         str(passes),
+        "--standby",
+        standby,
     ]
     if scenario:
         argv += ["--scenario", scenario]

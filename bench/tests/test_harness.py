@@ -268,6 +268,11 @@ def test_header_names_the_shape_cpus_load_and_timing():
         {**SHAPE, "instances_over": "tcp"}
     )
     assert "(production config)" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 128})
+    assert api_bench.shape_line({**SHAPE, "standby": "none"}) == api_bench.shape_line(SHAPE)
+    assert api_bench.shape_line({**SHAPE, "standby": "async"}).endswith("; streaming standby, asynchronous")
+    assert api_bench.shape_line({**SHAPE, "standby": "sync"}).endswith(
+        "; streaming standby, synchronous (each commit waits for the standby's flush)"
+    )
 
 
 def figures(rps: float, p99_ms: float, errors: int = 0) -> dict:
@@ -333,6 +338,13 @@ def test_cpu_figures_split_the_service_into_parts_apart_from_the_load_generator_
         "nginx_cpu_ms": round(60 * ms, 3),
         "postgres_cpu_ms": round(140 * ms, 3),
     }
+    # With --standby the standby's cluster is a part of its own (another host in production).
+    with_standby = api_bench.cpu_figures(
+        cpu.Snapshot(1000, 5000, {**before.groups, "standby": 10}),
+        cpu.Snapshot(1900, 6000, {**after.groups, "standby": 40}),
+        3000,
+    )
+    assert with_standby["standby_cpu_ms"] == round(30 * ms, 3)
     assert api_bench.cpu_figures(None, after, 3000) == {
         "others_cpu": None,
         "service_cpu_ms": None,

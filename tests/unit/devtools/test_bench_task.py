@@ -15,9 +15,9 @@ def test_the_defaults_are_the_benchs_own():
     assert vars(parsed(bench_argv())) == vars(api_bench.parse_args([]))
 
 
-def test_passes_reach_the_bench():
-    args = parsed(bench_argv(passes=4, scenario="purchase_ingest,mixed", concurrency="64"))
-    assert (args.passes, args.scenario, args.concurrency) == (4, "purchase_ingest,mixed", "64")
+def test_passes_and_the_standby_mode_reach_the_bench():
+    args = parsed(bench_argv(passes=4, scenario="purchase_ingest,mixed", concurrency="64", standby="sync"))
+    assert (args.passes, args.scenario, args.concurrency, args.standby) == (4, "purchase_ingest,mixed", "64", "sync")
 
 
 def test_a_soak_on_the_large_data_reaches_the_bench_as_one():
