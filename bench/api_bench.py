@@ -254,9 +254,10 @@ BACKGROUND_LOAD = {
 
 
 def scenario_selected(name: str, selection: str) -> bool:
-    """`--scenario`: empty selects all; otherwise the name must contain one of the comma-separated parts."""
+    """`--scenario`: empty selects all; otherwise the name must contain one of the comma-separated
+    parts, or equal a part written `=name` (`=mixed` without `mixed_with_logins`)."""
     parts = [part.strip() for part in selection.split(",") if part.strip()]
-    return not parts or any(part in name for part in parts)
+    return not parts or any(name == part[1:] if part.startswith("=") else part in name for part in parts)
 
 
 def wrk_seconds(seconds: float) -> int:
@@ -528,7 +529,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenario",
         default="",
         help="only scenarios whose name contains this; several "
-        "comma-separated parts select every scenario that contains any of them, in the usual order",
+        "comma-separated parts select every scenario that contains any of them, in the usual order; "
+        "=NAME selects that scenario alone",
     )
     parser.add_argument(
         "--duration",

@@ -234,7 +234,7 @@ def test(c, k="", path="", x=False):
     klass=OperatorTask,
     zero_ok=("warmup",),
     help={
-        "scenario": "run only scenarios whose name contains this (default: all)",
+        "scenario": "run only scenarios whose name contains this, or =NAME for that one alone (default: all)",
         "duration": "measured seconds per scenario and concurrency level (default 5)",
         "warmup": "seconds of discarded load before each measurement, 0 or more (default 1)",
         "concurrency": "comma-separated concurrency levels (default 16,64)",

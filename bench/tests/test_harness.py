@@ -568,6 +568,9 @@ def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_
         ("login", ["login", "health_live_during_login_flood"]),
         ("users_me, login", ["users_me", "login", "health_live_during_login_flood"]),
         (",", ["users_me", "login", "health_live_during_login_flood"]),
+        ("=login", ["login"]),
+        ("=login,users", ["users_me", "login"]),
+        ("=health_live", []),
     ],
 )
 def test_scenario_selection_takes_comma_separated_parts(selection, selected):
