@@ -88,10 +88,11 @@ def start(primary: LocalPostgres, base: Path, mode: str) -> LocalPostgres | None
     """The bench's standby for `mode` (None for none), with production's durability, streaming."""
     if mode == "none":
         return None
-    standby = build(primary, base, start_options=PRODUCTION_DURABILITY)
     try:
+        standby = build(primary, base, start_options=PRODUCTION_DURABILITY)
         attach(primary, SLOT, synchronous=mode == "sync")
-    except BaseException:
-        standby.destroy()
+    except BaseException:  # Ctrl-C included: a standby started before it must not outlive the bench
+        if (base / "data" / "PG_VERSION").exists():
+            LocalPostgres(base).destroy()
         raise
     return standby
