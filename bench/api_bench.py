@@ -2,9 +2,9 @@
 
     python bench/api_bench.py [--scenario NAME] [--duration 5] [--warmup 1] [--concurrency 16,64]
                               [--instances 2] [--direct] [--upstream-keepalive 0]
-                              [--instances-over unix|tcp] [--database-over socket|tcp] [--repeat N]
+                              [--instances-over unix|tcp] [--database-over socket|tcp] [--passes N]
                               [--json FILE] [--data-size small|large|both] [--plans]
-                              [--soak [--minutes 10]]
+                              [--soak [--minutes 10]] [--standby none|async|sync]
 
 Starts a throwaway PostgreSQL cluster, migrates it, loads the demo seed, starts `python -m server`
 instance(s) on loopback and, by default, nginx in front of them with the production configuration
@@ -20,6 +20,7 @@ Data scale (issue #24): `--data-size large` runs on 10 million purchases (bench/
 generated once and cached), `both` runs every selected scenario at each size and prints the ratios;
 the job-backlog run (bench/backlog.py) ends each size; `--soak` replaces the scenarios with a long
 mixed run (bench/soak.py); `--plans` saves the list endpoints' query plans (bench/plans.py).
+`--standby async|sync` gives the cluster a streaming standby first (bench/standby.py, issue #25).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import httpx
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench import backlog, cpu, data_size, plans, scale_scenarios, soak  # noqa: E402
+from bench import backlog, cpu, data_size, passes, plans, scale_scenarios, soak, standby  # noqa: E402
 from bench.front import NginxFront, bench_host  # noqa: E402
 from bench.kernel import production_scheduler  # noqa: E402
 from bench.stalls import StallWatch  # noqa: E402
@@ -253,9 +254,10 @@ BACKGROUND_LOAD = {
 
 
 def scenario_selected(name: str, selection: str) -> bool:
-    """`--scenario`: empty selects all; otherwise the name must contain one of the comma-separated parts."""
+    """`--scenario`: empty selects all; otherwise the name must contain one of the comma-separated
+    parts, or equal a part written `=name` (`=mixed` without `mixed_with_logins`)."""
     parts = [part.strip() for part in selection.split(",") if part.strip()]
-    return not parts or any(part in name for part in parts)
+    return not parts or any(name == part[1:] if part.startswith("=") else part in name for part in parts)
 
 
 def wrk_seconds(seconds: float) -> int:
@@ -457,6 +459,7 @@ def shape_line(shape: dict) -> str:
         f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
         f"{shape['scheduler']}; load average at start {load}; {shape['duration_s']}s per run, {warmup}"
         + ("" if shape.get("data_size", "small") == "small" else f"; data size {shape['data_size']}")
+        + (f"; {standby.label(shape['standby'])}" if shape.get("standby", "none") != "none" else "")
     )
 
 
@@ -464,33 +467,6 @@ TABLE_HEADER = (
     f"{'scenario':34} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
     f"{'cpu/req':>8} {'others':>7} {'stall':>6}  target"
 )
-
-
-def repeat_summary(rows: list[dict]) -> list[str]:
-    """--repeat: per targeted scenario and level, how many passes met the target, and the median and
-    range of req/s and p99 over the passes. Figures near a target cross it from run to run on a shared
-    2-core VM (docs/benchmarks.md), so the count is the verdict, not any single pass."""
-    runs: dict[tuple[str, int], list[dict]] = {}
-    for row in rows:
-        if row.get("target"):
-            runs.setdefault((row["scenario"], row["concurrency"]), []).append(row)
-    lines = [
-        f"summary over the passes: {'scenario':34} {'conc':>5} {'met':>9} {'req/s median (range)':>24} "
-        f"{'p99 ms median (range)':>26}  target"
-    ]
-    for (name, level), group in runs.items():
-        met = sum(1 for row in group if row.get("target_met"))
-        rps = sorted(row["rps"] for row in group)
-        p99 = sorted(row["p99_us"] / 1000 for row in group)
-        label = group[0]["target"].rsplit(":", 1)[0]
-        lines.append(
-            f"{'':25}{name:34} {level:>5} {f'{met} of {len(group)}':>9} "
-            f"{f'{median(rps):,.0f} ({rps[0]:,.0f}-{rps[-1]:,.0f})':>24} "
-            f"{f'{median(p99):.2f} ({p99[0]:.2f}-{p99[-1]:.2f})':>26}  {label}"
-        )
-    if len(lines) == 1:
-        lines.append(f"{'':25}no selected scenario has a target")
-    return lines
 
 
 def row_line(row: dict) -> str:
@@ -553,7 +529,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenario",
         default="",
         help="only scenarios whose name contains this; several "
-        "comma-separated parts select every scenario that contains any of them, in the usual order",
+        "comma-separated parts select every scenario that contains any of them, in the usual order; "
+        "=NAME selects that scenario alone",
     )
     parser.add_argument(
         "--duration",
@@ -588,21 +565,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "raise the p99 it sits beside, so it is off by default)",
     )
     parser.add_argument(
+        "--passes",
         "--repeat",
+        dest="passes",
         type=int,
         default=1,
         metavar="N",
-        help="run the selected scenarios N times "
-        "in a row on the same servers and database, then print for each target how many passes "
-        "met it, with the median and range of req/s and p99 (one run is not a verdict here)",
+        help="run the selected scenarios N times back to back on the same cluster and servers (nothing "
+        "reset: rows ingested by pass 1 are there in pass N), then per scenario and level the median "
+        "and range of req/s and p99, the change from the first pass to the last (a fall of req/s "
+        "beyond 10%% flagged) and how many passes met the target (bench/passes.py)",
     )
     add_keep_autogroup_option(parser)
+    parser.add_argument(
+        "--standby",
+        choices=standby.MODES,
+        default="none",
+        help="give the cluster a streaming standby (a second local cluster, built as `invoke standby` "
+        "builds one): async, or sync as `invoke standby --synchronous` (each commit waits for it)",
+    )
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     scale_options.add_options(parser)
     args = parser.parse_args(argv)
     scale_options.check(args, parser)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+    if args.passes < 1:
+        parser.error("--passes must be at least 1")
     if args.instances < 1:
         parser.error("--instances must be at least 1")
     if args.direct and args.instances != 1:
@@ -637,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_s": args.warmup,
         "database_over": args.database_over,
         "instances_over": instance_transport(args),
+        "standby": args.standby,
     }
     with production_scheduler(keep=args.keep_autogroup) as scheduler:
         by_size = {}
@@ -689,6 +677,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
     servers: list[tuple[subprocess.Popen, int]] = []
     front: NginxFront | None = None
     stalls: StallWatch | None = None
+    replica: LocalPostgres | None = None
     results = []
     finished = False
     try:
@@ -703,6 +692,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
 
         asyncio.run(db_migrations.upgrade(database_url))
         asyncio.run(load_demo_seed(database_url))
+        replica = standby.start(cluster, workdir / "standby", args.standby)
         servers = start_servers(
             instance_database_url(cluster, "bench", args.database_over),
             args.instances,
@@ -711,7 +701,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
         )
         url, front = start_front(servers, args, workdir, nginx_binary)
         ctx = prepare(url, database_url)
-        cpu_groups = bench_cpu_groups(cluster, servers, front)
+        cpu_groups = bench_cpu_groups(cluster, servers, front, replica)
         stalls = StallWatch() if args.stalls else None
         print(shape_line(shape))
         if stalls is not None and not stalls.available:
@@ -725,9 +715,9 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
             )
             finished = True
             return results
-        for run in range(1, args.repeat + 1):
-            if args.repeat > 1:
-                print(f"pass {run} of {args.repeat}")
+        for run in range(1, args.passes + 1):
+            if args.passes > 1:
+                print(f"pass {run} of {args.passes}")
             print(TABLE_HEADER)
             for scenario in scenarios(ctx):
                 if not scenario_selected(scenario.name, args.scenario):
@@ -735,8 +725,8 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
                 for level in scenario.levels or levels:
                     results.append({**measure(url, ctx, scenario, level, args, cpu_groups, stalls), "pass": run})
                     print(row_line(results[-1]), flush=True)
-        if args.repeat > 1:
-            print("\n".join(repeat_summary(results)))
+        if args.passes > 1:
+            print("\n".join(passes.summary(results)))
         results = [{**shape, **row} for row in results]
         if args.plans:
             save_plans(cluster, database_url, ctx, workdir, shape["data_size"])
@@ -770,6 +760,8 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
     finally:
         if stalls is not None:
             stalls.close()
+        if replica is not None:
+            replica.destroy()
         tear_down(front, servers, cluster, workdir, finished)
     return results
 
@@ -859,28 +851,37 @@ def cpu_figures(before: cpu.Snapshot | None, after: cpu.Snapshot | None, request
     ticks = cpu.ticks_per_second()
     per_request = {
         f"{part}_cpu_ms": round(cpu.cpu_seconds(before, after, part, ticks) * 1000 / requests, 3) if requests else None
-        for part in CPU_PARTS
+        for part in (*CPU_PARTS, "standby")
+        if part in before.groups
     }
     return {"others_cpu": round(cpu.others_share(before, after, "bench"), 3), **per_request}
 
 
 def bench_cpu_groups(
-    cluster: LocalPostgres, servers: list[tuple[subprocess.Popen, int]], front: NginxFront | None
+    cluster: LocalPostgres,
+    servers: list[tuple[subprocess.Popen, int]],
+    front: NginxFront | None,
+    replica: LocalPostgres | None = None,
 ) -> dict[str, set[int]]:
     """The process trees cpu.snapshot sums, by group.
 
     "bench" is everything we started (this process and so wrk, the instances and nginx, plus the
-    detached PostgreSQL cluster); "service" is what production would run; then each part of it."""
+    detached PostgreSQL clusters); "service" is what production would run on the app's host; then
+    each part of it; "standby" (with --standby) the standby's cluster, another host in production."""
     postmaster = cluster_postmaster_pid(cluster)
     nginx = {front.process.pid} if front is not None and front.process is not None else set()
     app = {process.pid for process, _ in servers}
-    return {
+    groups = {
         "bench": {os.getpid(), postmaster},
         "service": app | nginx | {postmaster},
         "app": app,
         "nginx": nginx,
         "postgres": {postmaster},
     }
+    if replica is not None:
+        groups["standby"] = {cluster_postmaster_pid(replica)}
+        groups["bench"] |= groups["standby"]
+    return groups
 
 
 def cluster_postmaster_pid(cluster: LocalPostgres) -> int:

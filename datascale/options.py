@@ -44,8 +44,8 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--minutes must be more than 0 and at most {MAX_SOAK_MINUTES:g}")
     if args.soak and args.data_size == "both":
         parser.error("--soak runs at one data size: small or large")
-    if args.soak and getattr(args, "repeat", 1) > 1:
-        parser.error("--soak is one long run: it does not take --repeat")
+    if args.soak and getattr(args, "passes", 1) > 1:
+        parser.error("--soak is one long run: it does not take --passes")
 
 
 def sizes(args: argparse.Namespace) -> list[str]:

@@ -234,7 +234,7 @@ def test(c, k="", path="", x=False):
     klass=OperatorTask,
     zero_ok=("warmup",),
     help={
-        "scenario": "run only scenarios whose name contains this (default: all)",
+        "scenario": "run only scenarios whose name contains this, or =NAME for that one alone (default: all)",
         "duration": "measured seconds per scenario and concurrency level (default 5)",
         "warmup": "seconds of discarded load before each measurement, 0 or more (default 1)",
         "concurrency": "comma-separated concurrency levels (default 16,64)",
@@ -250,6 +250,10 @@ def test(c, k="", path="", x=False):
         "soak": "instead of the scenarios: the mixed load at concurrency 64 for --minutes, req/s per minute and RSS",
         "minutes": "length of --soak in minutes (default 10)",
         "plans": "also save the list endpoints' query plans to bench/results/plans-<size>.txt",
+        "passes": "run the scenarios N times back to back on the same cluster and servers, then a summary "
+        "per scenario: medians, ranges and the change from the first pass to the last (default 1)",
+        "standby": "none (default), async or sync: a streaming standby of the bench's PostgreSQL, built as "
+        "`invoke standby` builds one; sync makes each commit wait for it, as --synchronous does",
     },
 )
 def bench(
@@ -268,8 +272,34 @@ def bench(
     soak=False,
     minutes=10.0,
     plans=False,
+    passes=1,
+    standby="none",
 ):
     """Benchmark the API as production runs it (nginx over 2 instances, real PostgreSQL); see docs/benchmarks.md."""
+    options = dict(locals())
+    del options["c"]
+    sys.exit(subprocess.call(bench_argv(**options), cwd=PROJECT_ROOT))
+
+
+def bench_argv(
+    scenario: str = "",
+    duration: float = 5.0,
+    warmup: float = 1.0,
+    concurrency: str = "16,64",
+    instances: int = 2,
+    direct: bool = False,
+    instances_over: str = "unix",
+    database_over: str = "socket",
+    keep_autogroup: bool = False,
+    json: str = "",
+    data_size: str = "small",
+    soak: bool = False,
+    minutes: float = 10.0,
+    plans: bool = False,
+    passes: int = 1,
+    standby: str = "none",
+) -> list[str]:
+    """bench/api_bench.py's command line for `invoke bench`'s options (its own parser checks them)."""
     argv = [
         sys.executable,
         "-m",
@@ -288,6 +318,10 @@ def bench(
         database_over,
         "--data-size",
         data_size,
+        "--passes",
+        str(passes),
+        "--standby",
+        standby,
     ]
     if scenario:
         argv += ["--scenario", scenario]
@@ -301,7 +335,7 @@ def bench(
         argv += ["--soak", "--minutes", str(minutes)]
     if plans:
         argv.append("--plans")
-    sys.exit(subprocess.call(argv, cwd=PROJECT_ROOT))
+    return argv
 
 
 TASKS = [serve, seed, migrate, test, bench]

@@ -268,6 +268,11 @@ def test_header_names_the_shape_cpus_load_and_timing():
         {**SHAPE, "instances_over": "tcp"}
     )
     assert "(production config)" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 128})
+    assert api_bench.shape_line({**SHAPE, "standby": "none"}) == api_bench.shape_line(SHAPE)
+    assert api_bench.shape_line({**SHAPE, "standby": "async"}).endswith("; streaming standby, asynchronous")
+    assert api_bench.shape_line({**SHAPE, "standby": "sync"}).endswith(
+        "; streaming standby, synchronous (each commit waits for the standby's flush)"
+    )
 
 
 def figures(rps: float, p99_ms: float, errors: int = 0) -> dict:
@@ -333,6 +338,13 @@ def test_cpu_figures_split_the_service_into_parts_apart_from_the_load_generator_
         "nginx_cpu_ms": round(60 * ms, 3),
         "postgres_cpu_ms": round(140 * ms, 3),
     }
+    # With --standby the standby's cluster is a part of its own (another host in production).
+    with_standby = api_bench.cpu_figures(
+        cpu.Snapshot(1000, 5000, {**before.groups, "standby": 10}),
+        cpu.Snapshot(1900, 6000, {**after.groups, "standby": 40}),
+        3000,
+    )
+    assert with_standby["standby_cpu_ms"] == round(30 * ms, 3)
     assert api_bench.cpu_figures(None, after, 3000) == {
         "others_cpu": None,
         "service_cpu_ms": None,
@@ -400,44 +412,10 @@ def test_snapshot_of_this_process_tree_counts_its_own_cpu_time():
     assert after.groups["me"] > before.groups["me"] and after.busy >= before.busy and after.total > before.total
 
 
-def test_repeat_summary_counts_the_passes_that_met_each_target_with_medians_and_ranges():
-    def run(scenario: str, level: int, rps: float, p99_ms: float, run: int) -> dict:
-        row = {**figures(rps, p99_ms), "scenario": scenario, "concurrency": level, "pass": run}
-        row["target"] = api_bench.target_verdict(scenario, level, row)
-        return {**row, "target_met": None if not row["target"] else row["target"].endswith(": met")}
-
-    rows = [
-        run("users_me", 16, 4000, 9, 1),
-        run("users_me", 64, 5126, 32.78, 1),
-        run("login", 64, 7, 2600, 1),
-        run("users_me", 16, 4100, 8, 2),
-        run("users_me", 64, 4708, 24.85, 2),
-        run("users_me", 16, 3900, 9, 3),
-        run("users_me", 64, 4841, 23.70, 3),
-    ]
-    lines = api_bench.repeat_summary(rows)
-    assert lines[0].startswith("summary over the passes: scenario") and lines[0].endswith("  target")
-    assert len(lines) == 2  # only the rows with a target: not concurrency 16, not login
-    assert lines[1].split() == [
-        "users_me",
-        "64",
-        "2",
-        "of",
-        "3",
-        "4,841",
-        "(4,708-5,126)",
-        "24.85",
-        "(23.70-32.78)",
-        ">=3000",
-        "rps,",
-        "p99<=30ms",
-    ]
-    assert api_bench.repeat_summary(rows[:1])[1].strip() == "no selected scenario has a target"
-
-
-def test_repeat_takes_a_count_of_at_least_one():
-    assert api_bench.parse_args([]).repeat == 1
-    assert api_bench.parse_args(["--repeat", "4"]).repeat == 4
+def test_passes_take_a_count_of_at_least_one_and_repeat_is_their_old_name():
+    assert api_bench.parse_args([]).passes == 1
+    assert api_bench.parse_args(["--passes", "4"]).passes == 4
+    assert api_bench.parse_args(["--repeat", "3"]).passes == 3
 
 
 @pytest.mark.parametrize(
@@ -445,7 +423,8 @@ def test_repeat_takes_a_count_of_at_least_one():
     [
         ["--instances", "2", "--direct"],
         ["--instances", "0"],
-        ["--repeat", "0"],
+        ["--passes", "0"],
+        ["--soak", "--passes", "2"],
         ["--instances", "1", "--direct", "--upstream-keepalive", "8"],
     ],
 )
@@ -589,6 +568,9 @@ def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_
         ("login", ["login", "health_live_during_login_flood"]),
         ("users_me, login", ["users_me", "login", "health_live_during_login_flood"]),
         (",", ["users_me", "login", "health_live_during_login_flood"]),
+        ("=login", ["login"]),
+        ("=login,users", ["users_me", "login"]),
+        ("=health_live", []),
     ],
 )
 def test_scenario_selection_takes_comma_separated_parts(selection, selected):

@@ -13,7 +13,7 @@ from datascale import options
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--passes", type=int, default=1)
     options.add_options(parser)
     args = parser.parse_args(list(argv))
     options.check(args, parser)
@@ -45,7 +45,7 @@ def test_a_short_soak_at_large_size():
         ("--minutes", "61"),
         ("--minutes", "ten"),
         ("--soak", "--data-size", "both"),
-        ("--soak", "--repeat", "3"),
+        ("--soak", "--passes", "3"),
     ],
 )
 def test_meaningless_options_are_refused_with_usage_status(argv, capsys):

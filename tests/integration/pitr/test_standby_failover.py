@@ -13,41 +13,20 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bench import standby as standby_cluster
 from deploy.ops.pitr import replication
 from deploy.ops.pitr.barman import config_lines
-from devtools.local_postgres import LocalPostgres, _demote_kwargs
+from devtools.local_postgres import LocalPostgres
 
-from .conftest import Archive, give_to_cluster_user
+from .conftest import Archive
 from .test_archive_lag import archive_lag
 
 SLOT = "standby_1"
 
 
 def build_standby(archive: Archive) -> LocalPostgres:
-    import subprocess
-
-    primary = archive.primary
-    base = archive.root / "standby"
-    base.mkdir()
-    (base / "run").mkdir()
-    give_to_cluster_user(base)
-    give_to_cluster_user(base / "run")
-    argv = replication.base_backup_argv(
-        str(primary.bindir), primary.host, primary.port, "postgres", str(base / "data"), SLOT
-    )
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd="/", **_demote_kwargs())
-    assert result.returncode == 0, result.stderr
-    conf = base / "data" / "postgresql.auto.conf"
-    extra = replication.standby_settings(SLOT, archive.wal_command("fetch"))
-    with open(conf, "a") as handle:
-        handle.write(config_lines(extra))
-        # pg_basebackup wrote primary_conninfo; name this standby so synchronous_standby_names can.
-        handle.write(
-            f"primary_conninfo = 'host={primary.host} port={primary.port} user=postgres application_name={SLOT}'\n"
-        )
-    standby = LocalPostgres(base)
-    standby.start()
-    return standby
+    """The standby as the bench's --standby builds it, with the archive as its fallback."""
+    return standby_cluster.build(archive.primary, archive.root / "standby", SLOT, archive.wal_command("fetch"))
 
 
 def poll(condition, timeout: float, what: str) -> None:
