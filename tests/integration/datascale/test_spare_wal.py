@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import asyncpg
@@ -45,7 +46,11 @@ async def test_a_bulk_load_leaves_no_spare_wal():
                 "AND sourcefile LIKE '%postgresql.auto.conf'"
             )
             assert overridden == []  # the load's own settings are gone, as the generator wants
-            assert await conn.fetchval("SELECT current_setting('max_wal_size')") == "1GB"
+            # The reload reaches this session asynchronously: poll, bounded.
+            deadline = time.monotonic() + 10
+            while await conn.fetchval("SELECT current_setting('max_wal_size')") != "1GB":
+                assert time.monotonic() < deadline, "the reset max_wal_size never reached the session"
+                await asyncio.sleep(0.05)
         finally:
             await conn.close()
     finally:
