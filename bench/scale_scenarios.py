@@ -2,8 +2,9 @@
 and the admin purchase and audit lists with filters.
 
 At the small size prepare_heavy creates the heavy user with SMALL_HISTORY purchases, enough that
-both of its pages hold rows as they do at the large size (an empty page would compare rendering
-nothing with rendering ten rows); at the large size it is datascale's user with 100,000. The same
+both of its pages hold rows as they do at the large size, and their confirmations' audit rows fill
+the audit list's page (an empty page would compare rendering nothing with rendering a page); at the
+large size it is datascale's user with 100,000. The same
 requests run at both sizes, so the ratio is what a long history and a big table cost.
 """
 
@@ -33,7 +34,13 @@ WITH bought AS (
            now() - n * interval '30 minutes', now() - n * interval '30 minutes'
     FROM generate_series(1, $2) AS n,
          (SELECT id, merchant_id FROM offers WHERE active ORDER BY created_at, id LIMIT 1) AS o
-    RETURNING id, created_at
+    RETURNING id, created_at, merchant_id
+), audited AS (  -- each confirmation's audit row, as the job writes it (and datascale generates it)
+    INSERT INTO audit_logs (occurred_at, actor_type, action, resource_type, resource_id, details)
+    SELECT created_at + interval '60 seconds', 'system', 'PURCHASE_CONFIRMED', 'purchase', id,
+           jsonb_build_object('merchant_id', merchant_id::text, 'amount', '10.00', 'currency', 'EUR',
+                              'cashback_amount', '0.50')
+    FROM bought
 ), credited AS (
     INSERT INTO cashback_transactions (user_id, purchase_id, amount, status, created_at, updated_at)
     SELECT $1, id, 0.50, 'available', created_at, created_at FROM bought
@@ -63,7 +70,8 @@ def prepare_heavy(database_url: str, password_hash: str) -> str:
             if not await conn.fetchval("SELECT EXISTS (SELECT FROM purchases WHERE user_id = $1)", row["id"]):
                 async with conn.transaction():  # its purchases, transactions and wallet credit, or nothing
                     await conn.execute(SMALL_HISTORY_SQL, row["id"], SMALL_HISTORY)
-                await conn.execute("VACUUM ANALYZE purchases")  # as autovacuum would have, and the large size has
+                await conn.execute("VACUUM ANALYZE purchases")
+                await conn.execute("VACUUM ANALYZE audit_logs")  # as autovacuum would have, and the large size has
             return str(row["id"])
         finally:
             await conn.close()
