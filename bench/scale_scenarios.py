@@ -1,9 +1,11 @@
 """The scenarios issue #24 adds for data scale: the heavy user's own purchases (first page and deep),
 and the admin purchase and audit lists with filters.
 
-At the small size the heavy user exists with no purchase (prepare_heavy creates it); at the large
-size it is datascale's user with 100,000. The same requests run at both sizes, so the ratio is what
-a long history costs.
+At the small size prepare_heavy creates the heavy user with SMALL_HISTORY purchases, enough that
+both of its pages hold rows as they do at the large size, and their confirmations' audit rows fill
+the audit list's page (an empty page would compare rendering nothing with rendering a page); at the
+large size it is datascale's user with 100,000. The same
+requests run at both sizes, so the ratio is what a long history and a big table cost.
 """
 
 from __future__ import annotations
@@ -22,10 +24,35 @@ TARGET_P99_MS = {
     "admin_audit_filtered": 50.0,
 }
 LEVEL = 16
+# The small size's heavy history: offset 50,000 plus a page, over three years as datascale's.
+SMALL_HISTORY = 50_100
+SMALL_HISTORY_SQL = """
+WITH bought AS (
+    INSERT INTO purchases (external_id, user_id, merchant_id, offer_id, amount, currency, status,
+                           cashback_amount, created_at, updated_at)
+    SELECT 'heavy-small-' || n, $1, o.merchant_id, o.id, 10.00, 'EUR', 'confirmed', 0.50,
+           now() - n * interval '30 minutes', now() - n * interval '30 minutes'
+    FROM generate_series(1, $2) AS n,
+         (SELECT id, merchant_id FROM offers WHERE active ORDER BY created_at, id LIMIT 1) AS o
+    RETURNING id, created_at, merchant_id
+), audited AS (  -- each confirmation's audit row, as the job writes it (and datascale generates it)
+    INSERT INTO audit_logs (occurred_at, actor_type, action, resource_type, resource_id, details)
+    SELECT created_at + interval '60 seconds', 'system', 'PURCHASE_CONFIRMED', 'purchase', id,
+           jsonb_build_object('merchant_id', merchant_id::text, 'amount', '10.00', 'currency', 'EUR',
+                              'cashback_amount', '0.50')
+    FROM bought
+), credited AS (
+    INSERT INTO cashback_transactions (user_id, purchase_id, amount, status, created_at, updated_at)
+    SELECT $1, id, 0.50, 'available', created_at, created_at FROM bought
+    RETURNING amount
+)
+UPDATE wallets SET available_balance = available_balance + (SELECT sum(amount) FROM credited)
+WHERE user_id = $1
+"""
 
 
 def prepare_heavy(database_url: str, password_hash: str) -> str:
-    """The heavy user's id: datascale's at the large size, else created here with an empty wallet."""
+    """The heavy user's id: datascale's at the large size, else created here with SMALL_HISTORY purchases."""
     import asyncpg
 
     from server.db import parse_database_url
@@ -40,6 +67,11 @@ def prepare_heavy(database_url: str, password_hash: str) -> str:
                 password_hash,
             )
             await conn.execute("INSERT INTO wallets (user_id) VALUES ($1) ON CONFLICT DO NOTHING", row["id"])
+            if not await conn.fetchval("SELECT EXISTS (SELECT FROM purchases WHERE user_id = $1)", row["id"]):
+                async with conn.transaction():  # its purchases, transactions and wallet credit, or nothing
+                    await conn.execute(SMALL_HISTORY_SQL, row["id"], SMALL_HISTORY)
+                await conn.execute("VACUUM ANALYZE purchases")
+                await conn.execute("VACUUM ANALYZE audit_logs")  # as autovacuum would have, and the large size has
             return str(row["id"])
         finally:
             await conn.close()

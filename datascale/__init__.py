@@ -12,6 +12,7 @@ look as they would on a long-running production database.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -121,3 +122,36 @@ async def generate(
     ):
         await timed(f"vacuum analyze {table}", f"VACUUM (ANALYZE) {table}")
     return timings
+
+
+# What release_spare_wal keeps: PostgreSQL's floor is two segments (16 MB each).
+SPARE_WAL = ("64MB", "32MB")
+
+
+async def release_spare_wal(conn: Any) -> None:
+    """Checkpoint with a small max_wal_size, so the bulk load's WAL segments are removed instead of
+    recycled into spares (a checkpoint keeps up to max_wal_size of them, and no later checkpoint
+    removes a spare), then restore the cluster's own settings. A cached cluster copied per run
+    then carries its data only. max_wal_size must not be set on the command line, which
+    ALTER SYSTEM cannot override."""
+    await conn.execute(f"ALTER SYSTEM SET max_wal_size = '{SPARE_WAL[0]}'")
+    await conn.execute(f"ALTER SYSTEM SET min_wal_size = '{SPARE_WAL[1]}'")
+    try:
+        await conn.execute("SELECT pg_reload_conf()")
+        if not await _settled(conn, SPARE_WAL[0]):
+            raise RuntimeError("max_wal_size did not take ALTER SYSTEM's value: is it set on the command line?")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.execute("ALTER SYSTEM RESET max_wal_size")
+        await conn.execute("ALTER SYSTEM RESET min_wal_size")
+        await conn.execute("SELECT pg_reload_conf()")
+
+
+async def _settled(conn: Any, wanted: str, seconds: float = 10.0) -> bool:
+    """Whether the postmaster's reload reached this session (it is asynchronous) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await conn.fetchval("SELECT current_setting('max_wal_size')") == wanted:
+            return True
+        await asyncio.sleep(0.05)
+    return False

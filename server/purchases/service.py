@@ -229,7 +229,10 @@ async def list_purchases(
         return await user_purchases(query, user_id, status, offset, limit)
     # Status and UTC days alone: the day counts; a merchant or a user with dates: count the rows.
     by_day = counts.day_total_of(status, start_date, end_date) if user_id is None and merchant_id is None else None
-    return await _page(query, offset, limit, by_day)
+    # The page's ids first, index-only where the filter's index ends in (created_at, id), then its
+    # rows: the planner, which assumes a status is spread evenly in time, would otherwise walk the
+    # time index past every newer row of another status (the pending head of the list).
+    return await _page(query, offset, limit, by_day, window=(query, offset))
 
 
 async def user_purchases(

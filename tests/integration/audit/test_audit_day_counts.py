@@ -49,6 +49,9 @@ async def test_totals_from_day_counts_equal_a_plain_count(client, conn, admin, d
     ranges = [(None, None), (midnight, None), (None, midnight), (midnight, midnight + timedelta(days=2))]
     ranges += [(midnight + timedelta(hours=5), midnight + timedelta(hours=9))]  # within one day
     ranges += [(midnight - timedelta(hours=1), midnight + timedelta(hours=1))]  # across one midnight
+    # Partial days near their midnights (the day's count less the rows outside) and far from them.
+    ranges += [(midnight + timedelta(hours=2), midnight + timedelta(days=2, hours=21))]
+    ranges += [(midnight + timedelta(hours=20), midnight + timedelta(days=2, hours=3))]
     for _ in range(12):
         start = T0 + timedelta(seconds=rng.randrange(-86400, 11 * 86400))
         ranges.append((start, start + timedelta(seconds=rng.randrange(1, 6 * 86400))))

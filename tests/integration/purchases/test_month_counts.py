@@ -193,3 +193,49 @@ async def test_the_admin_list_by_status_and_days_totals_from_the_day_counts(clie
         assert response.json()["pagination"]["total"] == expected, params
     await conn.execute("TRUNCATE purchases, cashback_transactions")
     assert await conn.fetchval("SELECT count(*) FROM purchase_day_counts") == 0
+
+
+async def test_admin_pages_equal_the_plain_offset_page(client, conn, admin, user, make_account):
+    """The admin list cuts its page's ids first (index-only where it can) and then reads those rows:
+    every filter's page, ties on created_at included, is the plain ORDER BY ... OFFSET page."""
+    merchant, offer = await make_shop(conn)
+    other_merchant, other_offer = await make_shop(conn)
+    other = await make_account()
+    await _history(conn, user.id, merchant, offer, 600)
+    await conn.execute("UPDATE purchases SET external_id = 'first-' || external_id")  # _history's ids repeat
+    await _history(conn, other.id, other_merchant, other_offer, 400)
+    today = datetime.now(UTC).date()
+    rng = random.Random(7)
+    filters = [
+        ({"status": "confirmed"}, "status = 'confirmed'"),
+        (
+            {
+                "status": "pending",
+                "start_date": (today - timedelta(days=60)).isoformat(),
+                "end_date": today.isoformat(),
+            },
+            f"status = 'pending' AND created_at >= '{today - timedelta(days=60)}'::date AT TIME ZONE 'UTC' "
+            f"AND created_at < '{today + timedelta(days=1)}'::date AT TIME ZONE 'UTC'",
+        ),
+        ({"merchant_id": other_merchant}, f"merchant_id = '{other_merchant}'"),
+        (
+            {"user_id": user.id, "start_date": (today - timedelta(days=30)).isoformat()},
+            f"user_id = '{user.id}' AND created_at >= '{today - timedelta(days=30)}'::date AT TIME ZONE 'UTC'",
+        ),
+        ({}, "TRUE"),
+    ]
+    for params, where in filters:
+        total = await conn.fetchval(f"SELECT count(*) FROM purchases WHERE {where}")
+        assert total > 20, params  # enough rows that offsets cut inside ties
+        for offset in [0, 1, total - 1, total, total + 3] + [rng.randrange(0, total) for _ in range(6)]:
+            limit = rng.choice((1, 7, 10, 100))
+            response = await client.get(
+                "/api/v1/purchases", token=admin.token, params={**params, "offset": offset, "limit": limit}
+            )
+            assert response.status_code == 200, response.text
+            expected = await conn.fetch(
+                f"SELECT id FROM purchases WHERE {where} ORDER BY created_at DESC, id DESC OFFSET {offset} LIMIT {limit}"
+            )
+            body = response.json()
+            assert [p["id"] for p in body["data"]] == [str(row["id"]) for row in expected], (params, offset, limit)
+            assert body["pagination"]["total"] == total, params
