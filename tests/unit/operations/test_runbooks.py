@@ -26,7 +26,7 @@ RUNBOOKS = [
     "incidents.md",
     "disaster-recovery.md",
 ]
-LINKED = RUNBOOKS + ["rollback.md", "restore.md", "deploy.md", "health-checks.md", "common-issues.md"]
+LINKED = RUNBOOKS + ["rollback.md", "restore.md", "deploy.md", "health-checks.md", "common-issues.md", "benchmarks.md"]
 
 
 def invoke_commands(text: str) -> list[str]:
