@@ -1,8 +1,9 @@
-"""The one-time root setup of a host: packages, deploy user, PostgreSQL role, firewall, sysctl."""
+"""The one-time root setup of a host: packages, deploy user, PostgreSQL memory and role, firewall, sysctl."""
 
 from __future__ import annotations
 
 from deploy.commands.layout import q
+from deploy.commands.postgres_memory import memory_conf_command
 from deploy.inventory import Host
 
 SYSCTL_FILE = "/etc/sysctl.d/60-clicknback.conf"
@@ -53,6 +54,8 @@ def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]
         f"install -d -o {user} -g {user} -m 755 {q(host.deploy_root)}",
         "timedatectl set-timezone UTC",
         sysctl_command(),
+        # Sized from this host's RAM before the database is used (Debian leaves 128 MB of buffers).
+        memory_conf_command(),
         # CREATEDB (never superuser or createrole): verify-backup and `restore --target` create
         # their scratch database as the app's role. ALTER grants it on hosts set up before.
         f'su postgres -c "{role_exists}'
