@@ -16,7 +16,7 @@ RESTART = "systemctl restart postgresql"
 
 
 def memory_settings(ram_kb: int) -> dict:
-    """PostgreSQL's memory settings, in kB, for a host with `ram_kb` of RAM.
+    """PostgreSQL's memory settings in kB, whole MB each (shown as set), for a host with `ram_kb` of RAM.
 
     Self-contained (no imports, Python 3.9): the host runs this very source under its python3,
     so the rules exist once.
@@ -24,7 +24,7 @@ def memory_settings(ram_kb: int) -> dict:
     mb = 1024
 
     def bounded(value: int, low: int, high: int) -> int:
-        return max(low, min(high, value))
+        return max(low, min(high, value)) // mb * mb
 
     # A quarter of RAM: the rest is the kernel's page cache, which PostgreSQL also reads through.
     # Never below Debian's 128 MB; 16 GB is where the guides stop seeing gains.
@@ -32,7 +32,7 @@ def memory_settings(ram_kb: int) -> dict:
     return {
         "shared_buffers": shared_buffers,
         # Only a planner hint (nothing is allocated): what shared_buffers and the page cache hold.
-        "effective_cache_size": max(shared_buffers, ram_kb * 3 // 4),
+        "effective_cache_size": max(shared_buffers, ram_kb * 3 // 4 // mb * mb),
         # Per sort or hash node, per connection: RAM/256 keeps 100 connections with a few nodes
         # each inside RAM; 4 MB is PostgreSQL's default, 64 MB more than the API's queries sort.
         "work_mem": bounded(ram_kb // 256, 4 * mb, 64 * mb),
@@ -45,13 +45,13 @@ def memory_settings(ram_kb: int) -> dict:
 def memory_conf(ram_kb: int) -> str:
     """The conf.d file's text for a host with `ram_kb` of RAM (same input, same bytes)."""
     lines = ["# Written by `provision --system` from this host's RAM; edits are replaced (ADR 0036)."]
-    lines += [f"{name} = '{value}kB'" for name, value in memory_settings(ram_kb).items()]
+    lines += [f"{name} = '{value // 1024}MB'" for name, value in memory_settings(ram_kb).items()]
     return "\n".join(lines) + "\n"
 
 
 def server_options(ram_kb: int) -> str:
     """The same settings as `postgres -c` options, for a cluster started outside Debian's."""
-    return " ".join(f"-c {name}={value}kB" for name, value in memory_settings(ram_kb).items())
+    return " ".join(f"-c {name}={value // 1024}MB" for name, value in memory_settings(ram_kb).items())
 
 
 def host_ram_kb(meminfo: str = "/proc/meminfo") -> int:

@@ -36,10 +36,10 @@ GB = 1024 * MB
         (
             1_000_000,
             {
-                "shared_buffers": 250_000,
-                "effective_cache_size": 750_000,
+                "shared_buffers": 244 * MB,
+                "effective_cache_size": 732 * MB,
                 "work_mem": 4 * MB,
-                "maintenance_work_mem": 65536,
+                "maintenance_work_mem": 64 * MB,
             },
         ),
         (
@@ -87,14 +87,13 @@ def test_the_file_and_the_options_carry_the_same_values():
     ram = 24 * GB
     assert memory_conf(ram) == (
         "# Written by `provision --system` from this host's RAM; edits are replaced (ADR 0036).\n"
-        "shared_buffers = '6291456kB'\n"
-        "effective_cache_size = '18874368kB'\n"
-        "work_mem = '65536kB'\n"
-        "maintenance_work_mem = '1572864kB'\n"
+        "shared_buffers = '6144MB'\n"
+        "effective_cache_size = '18432MB'\n"
+        "work_mem = '64MB'\n"
+        "maintenance_work_mem = '1536MB'\n"
     )
     assert server_options(ram) == (
-        "-c shared_buffers=6291456kB -c effective_cache_size=18874368kB -c work_mem=65536kB "
-        "-c maintenance_work_mem=1572864kB"
+        "-c shared_buffers=6144MB -c effective_cache_size=18432MB -c work_mem=64MB -c maintenance_work_mem=1536MB"
     )
 
 
