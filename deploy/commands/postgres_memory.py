@@ -15,8 +15,9 @@ MEMORY_CONF = "/etc/postgresql/15/main/conf.d/clicknback-memory.conf"
 RESTART = "systemctl restart postgresql"
 
 
-def memory_settings(ram_kb: int) -> dict:
-    """PostgreSQL's memory settings in kB, whole MB each (shown as set), for a host with `ram_kb` of RAM.
+def memory_settings(ram_kb: int, shared_buffers_kb: int = 0) -> dict:
+    """PostgreSQL's memory settings in kB, whole MB each (shown as set), for a host with `ram_kb` of RAM;
+    `shared_buffers_kb` is the inventory's override (0: none).
 
     Self-contained (no imports, Python 3.9): the host runs this very source under its python3,
     so the rules exist once.
@@ -28,7 +29,7 @@ def memory_settings(ram_kb: int) -> dict:
 
     # A quarter of RAM: the rest is the kernel's page cache, which PostgreSQL also reads through.
     # Never below Debian's 128 MB; 16 GB is where the guides stop seeing gains.
-    shared_buffers = bounded(ram_kb // 4, 128 * mb, 16384 * mb)
+    shared_buffers = shared_buffers_kb or bounded(ram_kb // 4, 128 * mb, 16384 * mb)
     return {
         "shared_buffers": shared_buffers,
         # Only a planner hint (nothing is allocated): what shared_buffers and the page cache hold.
@@ -42,10 +43,10 @@ def memory_settings(ram_kb: int) -> dict:
     }
 
 
-def memory_conf(ram_kb: int) -> str:
+def memory_conf(ram_kb: int, shared_buffers_kb: int = 0) -> str:
     """The conf.d file's text for a host with `ram_kb` of RAM (same input, same bytes)."""
     lines = ["# Written by `provision --system` from this host's RAM; edits are replaced (ADR 0036)."]
-    lines += [f"{name} = '{value // 1024}MB'" for name, value in memory_settings(ram_kb).items()]
+    lines += [f"{name} = '{value // 1024}MB'" for name, value in memory_settings(ram_kb, shared_buffers_kb).items()]
     return "\n".join(lines) + "\n"
 
 
@@ -63,7 +64,16 @@ def host_ram_kb(meminfo: str = "/proc/meminfo") -> int:
     raise ValueError(f"{meminfo}: no MemTotal line")
 
 
-def memory_conf_command(conf: str = MEMORY_CONF, restart: str = RESTART, meminfo: str = "/proc/meminfo") -> str:
+def size_kb(size: str) -> int:
+    """The inventory's "512MB" or "2GB" in kB; empty is 0 (no override)."""
+    if not size:
+        return 0
+    return int(size[:-2]) * (1024 if size.endswith("MB") else 1024 * 1024)
+
+
+def memory_conf_command(
+    shared_buffers: str = "", conf: str = MEMORY_CONF, restart: str = RESTART, meminfo: str = "/proc/meminfo"
+) -> str:
     """Write the memory file from the host's own RAM; restart PostgreSQL only when the file changed.
 
     The host's python3 runs this module's functions' own source, so the rules exist once. An
@@ -74,7 +84,7 @@ def memory_conf_command(conf: str = MEMORY_CONF, restart: str = RESTART, meminfo
             inspect.getsource(memory_settings),
             inspect.getsource(memory_conf),
             inspect.getsource(host_ram_kb),
-            f"print(memory_conf(host_ram_kb({meminfo!r})), end='')",
+            f"print(memory_conf(host_ram_kb({meminfo!r}), {size_kb(shared_buffers)}), end='')",
         ]
     )
     new = q(conf + ".new")

@@ -10,10 +10,11 @@ from deploy.commands.postgres_memory import memory_conf, memory_conf_command
 GB = 1024 * 1024
 
 
-def run(tmp_path, ram_kb: int) -> None:
+def run(tmp_path, ram_kb: int, shared_buffers: str = "") -> None:
     meminfo = tmp_path / "meminfo"
     meminfo.write_text(f"MemTotal:       {ram_kb} kB\nMemFree:        1 kB\n")
     command = memory_conf_command(
+        shared_buffers,
         conf=str(tmp_path / "conf.d" / "clicknback-memory.conf"),
         restart=f"echo restarted >> {tmp_path / 'restarts'}",
         meminfo=str(meminfo),
@@ -45,11 +46,19 @@ def test_the_file_is_written_once_and_rewritten_only_when_the_ram_changes(tmp_pa
     assert conf.read_text() == memory_conf(8 * GB)
     assert restarts(tmp_path) == 2
 
+    # The inventory sets shared_buffers: written and restarted once, then left alone.
+    run(tmp_path, 8 * GB, "1GB")
+    assert conf.read_text() == memory_conf(8 * GB, GB) and "shared_buffers = '1024MB'" in conf.read_text()
+    run(tmp_path, 8 * GB, "1GB")
+    assert restarts(tmp_path) == 3
+    run(tmp_path, 8 * GB)
+    assert restarts(tmp_path) == 4
+
     # A hand edit is replaced (the file says so) and restarts to undo it.
     conf.write_text(conf.read_text().replace("shared_buffers", "#shared_buffers"))
     run(tmp_path, 8 * GB)
     assert conf.read_text() == memory_conf(8 * GB)
-    assert restarts(tmp_path) == 3
+    assert restarts(tmp_path) == 5
 
 
 def test_a_failed_read_changes_nothing_and_restarts_nothing(tmp_path):

@@ -12,7 +12,9 @@ from deploy.commands.postgres_memory import (
     memory_conf_command,
     memory_settings,
     server_options,
+    size_kb,
 )
+from deploy.inventory import InventoryError, parse_inventory
 from tests.unit.deploy.test_commands import host  # noqa: F401 (fixture)
 
 MB = 1024
@@ -121,3 +123,28 @@ def test_provision_system_sizes_the_memory_before_creating_the_role(host):  # no
     installing = next(i for i, c in enumerate(commands) if "apt-get install" in c and " postgresql " in c)
     creating = next(i for i, c in enumerate(commands) if "createuser" in c)
     assert installing < sizing < creating
+
+
+def test_the_inventorys_shared_buffers_overrides_the_quarter_and_nothing_else():
+    assert memory_settings(4 * GB, size_kb("512MB")) == memory_settings(4 * GB) | {"shared_buffers": 512 * MB}
+    # The planner's hint never falls below what the buffers hold.
+    assert memory_settings(4 * GB, size_kb("8GB"))["effective_cache_size"] == 8 * GB
+    assert size_kb("") == 0 and size_kb("2GB") == 2 * GB
+
+
+INVENTORY = '[environments.prod]\n[[environments.prod.hosts]]\naddress = "10.0.0.5"\n[environments.prod.database]\n'
+
+
+def test_the_inventory_takes_shared_buffers_in_mb_or_gb():
+    assert parse_inventory(INVENTORY).environment("prod").database.shared_buffers == ""
+    chosen = parse_inventory(INVENTORY + 'shared_buffers = "2GB"\n').environment("prod").database
+    assert chosen.shared_buffers == "2GB"
+    for wrong in ('"25%"', '"2 GB"', '"0MB"', '"2gb"', '"2048"', "2048", '""'):
+        with pytest.raises(InventoryError, match="shared_buffers"):
+            parse_inventory(INVENTORY + f"shared_buffers = {wrong}\n")
+
+
+def test_provision_system_passes_the_override_to_the_host(host):  # noqa: F811
+    command = next(c for c in cmd.system_setup_commands(host, "clicknback", "2GB") if MEMORY_CONF in c)
+    assert command == memory_conf_command("2GB")
+    assert f"meminfo'\"'\"'), {2 * GB})" in command
