@@ -49,7 +49,7 @@ from bench.front import NginxFront, bench_host  # noqa: E402
 from bench.kernel import production_scheduler  # noqa: E402
 from bench.stalls import StallWatch  # noqa: E402
 from datascale import options as scale_options  # noqa: E402
-from deploy.commands import UPSTREAM_KEEPALIVE  # noqa: E402
+from deploy.commands import UPSTREAM_KEEPALIVE, postgres_memory  # noqa: E402
 from deploy.inventory import HOST_DEFAULTS, INSTANCE_LISTEN  # noqa: E402
 from devtools.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, free_port  # noqa: E402
 
@@ -455,6 +455,9 @@ def shape_line(shape: dict) -> str:
     database = (
         "PostgreSQL over its Unix socket" if shape["database_over"] == "socket" else "PostgreSQL over loopback TCP"
     ) + ", commits flushed to disk (as production)"
+    if "ram_kb" in shape:
+        buffers = postgres_memory.memory_settings(shape["ram_kb"])["shared_buffers"]
+        database += f", shared_buffers {buffers // 1024} MB (as provision sizes it)"
     return (
         f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
         f"{shape['scheduler']}; load average at start {load}; {shape['duration_s']}s per run, {warmup}"
@@ -625,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
         "database_over": args.database_over,
         "instances_over": instance_transport(args),
         "standby": args.standby,
+        # PostgreSQL's memory is what `provision --system` would set on a host with this RAM.
+        "ram_kb": postgres_memory.host_ram_kb(),
     }
     with production_scheduler(keep=args.keep_autogroup) as scheduler:
         by_size = {}
@@ -681,7 +686,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
     results = []
     finished = False
     try:
-        cluster.start(PRODUCTION_DURABILITY)
+        cluster.start(f"{PRODUCTION_DURABILITY} {postgres_memory.server_options(shape['ram_kb'])}")
         if not large:  # the cached cluster has it, generated
             cluster.create_database("bench")
         database_url = cluster.dsn("bench")  # migrations, seed and set-up

@@ -15,6 +15,7 @@ from typing import Any
 
 FIREWALLS = ("ufw", "none")
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+MEMORY_SIZE = re.compile(r"^[1-9][0-9]{0,6}(MB|GB)$")
 # Stand for the host's inventory name and address in the paths and commands, for several clusters
 # on one machine (the loopback tests); a real host needs neither.
 PLACEHOLDERS = ("{host}", "{address}")
@@ -35,6 +36,9 @@ class DatabaseSettings:
     replication_user: str = "replicator"
     # The role the cluster's account logs in as over the socket (peer authentication on Debian).
     superuser: str = "postgres"
+    # `provision --system`'s shared_buffers ("2GB", "512MB"); empty: a quarter of the host's RAM
+    # (deploy/commands/postgres_memory.py, ADR 0036).
+    shared_buffers: str = ""
 
     def for_host(self, name: str, address: str) -> DatabaseSettings:
         def fill(value: str) -> str:
@@ -80,6 +84,8 @@ def parse_database(table: Any, where: str, path: Path) -> DatabaseSettings:
     for key in ("start", "stop"):
         if key in table and not table[key].strip():
             raise InventoryError(f"{path}: {where}.{key}: expected a command")
+    if not MEMORY_SIZE.match(table.get("shared_buffers", "1GB")):
+        raise InventoryError(f'{path}: {where}.shared_buffers: expected a size in MB or GB, like "2GB"')
     if table.get("firewall", "ufw") not in FIREWALLS:
         raise InventoryError(f"{path}: {where}.firewall: expected one of {', '.join(FIREWALLS)}")
     return DatabaseSettings(**{k: (v.rstrip("/") if k in ("bindir", "data_dir") else v) for k, v in table.items()})

@@ -78,7 +78,8 @@ def provision_system(admin: Session, database: str) -> None:
 
     def run(remote: Remote) -> None:
         user = remote.host.ssh_user
-        for command in cmd.system_setup_commands(remote.host, database):
+        shared_buffers = admin.environment.database.shared_buffers
+        for command in cmd.system_setup_commands(remote.host, database, shared_buffers):
             wrapped = command if user == "root" else f"sudo -n sh -c {cmd.q(command)}"
             remote.run(wrapped, key=f"(as {user}) {dryrun.fold(command)}")
 

@@ -1,8 +1,9 @@
-"""The one-time root setup of a host: packages, deploy user, PostgreSQL role, firewall, sysctl."""
+"""The one-time root setup of a host: packages, deploy user, PostgreSQL memory and role, firewall, sysctl."""
 
 from __future__ import annotations
 
 from deploy.commands.layout import q
+from deploy.commands.postgres_memory import memory_conf_command
 from deploy.inventory import Host
 
 SYSCTL_FILE = "/etc/sysctl.d/60-clicknback.conf"
@@ -27,12 +28,13 @@ def sysctl_command() -> str:
     )
 
 
-def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]:
+def system_setup_commands(host: Host, database: str = "clicknback", shared_buffers: str = "") -> list[str]:
     """What a fresh Debian/Ubuntu VPS needs once, as root. `provision --system` runs these, again
     on an existing host too: every command is idempotent.
 
     curl (with --unix-socket) drives supervisord and python3 polls readiness; procps gives the
-    switch `pgrep`, to see nginx's new workers after a reload.
+    switch `pgrep`, to see nginx's new workers after a reload. `shared_buffers` is the inventory's
+    override of PostgreSQL's (empty: a quarter of the host's RAM).
     """
     user = q(host.ssh_user)
     role_exists = f"psql -tAc \\\"SELECT 1 FROM pg_roles WHERE rolname='{database}'\\\" | grep -q 1"
@@ -53,6 +55,8 @@ def system_setup_commands(host: Host, database: str = "clicknback") -> list[str]
         f"install -d -o {user} -g {user} -m 755 {q(host.deploy_root)}",
         "timedatectl set-timezone UTC",
         sysctl_command(),
+        # Sized from this host's RAM before the database is used (Debian leaves 128 MB of buffers).
+        memory_conf_command(shared_buffers),
         # CREATEDB (never superuser or createrole): verify-backup and `restore --target` create
         # their scratch database as the app's role. ALTER grants it on hosts set up before.
         f'su postgres -c "{role_exists}'
