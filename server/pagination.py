@@ -48,13 +48,14 @@ async def page_of(
         parts = [total]  # type: ignore[list-item]
     names = [f"{TOTAL}_{index}" for index in range(len(parts))]
     totals = {name: Subquery(part) for name, part in zip(names, parts, strict=True)}
-    sliced = query.annotate(**(computed or {}), **totals)
     if window is None:
-        sliced = sliced.order_by(*order_by).offset(offset).limit(limit)
+        sliced = query.annotate(**(computed or {}), **totals).order_by(*order_by).offset(offset).limit(limit)
     else:
+        # The rows are found by their ids alone, without `query`'s filters again: given those, the
+        # planner may start from a filter's index and walk every row it matches to meet the ids.
         narrowed, skip = window
         ids = narrowed.order_by(*order_by).offset(skip).limit(limit).values("id")
-        sliced = sliced.filter(id__in=Subquery(ids)).order_by(*order_by)
+        sliced = query.model.filter(id__in=Subquery(ids)).annotate(**(computed or {}), **totals).order_by(*order_by)
     rows = await sliced.values(*fields, *(computed or {}), *names, **(related or {}))
     if rows:
         return rows, sum(int(rows[0][name] or 0) for name in names)

@@ -239,8 +239,13 @@ async def user_purchases(
     query: QuerySet[Purchase], user_id: str, status: str | None, offset: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One user's purchases (with a status or not): the total from the user's counts, and a deep
-    offset paged within the month that holds it (server/purchases/counts.py)."""
-    window = None
+    offset paged within the month that holds it (server/purchases/counts.py).
+
+    The page's ids are cut first at every offset: joined to its transactions in one statement, the
+    page was planned from the user's row estimate, and a user whose history grew after the last
+    ANALYZE (a new or suddenly busy user) had every purchase joined and sorted for ten rows
+    (docs/adr/0035-a-user-s-page-cuts-its-ids-first.md)."""
+    window = (query, offset)
     if offset >= counts.DEEP_OFFSET:
         found, total = await counts.window(user_id, status, offset)
         if found is None:
