@@ -326,10 +326,10 @@ def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN
     klass=OperatorTask,
     short_flags={"db_stop": "b", "db_start": "t", "timeout": "m"},  # fixed: operators' scripts use them
     help=_help(
-        db_stop="command that kills the database abruptly (default: the environment's drill_database_stop in "
-        "the inventory, else sudo -n systemctl kill --signal=SIGKILL postgresql@15-main); it runs on the first "
-        'host, or on this machine where the inventory says drill_database_runs_on = "local"',
-        db_start="command that starts it again (default: the environment's drill_database_start, else "
+        db_stop="command that kills the database abruptly (default: the inventory's database.kill, else "
+        "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main); it runs on the database host, or on this "
+        'machine where the database table says drill_runs_on = "local"',
+        db_start="command that starts it again (default: the inventory's database.start, else "
         "sudo -n systemctl start postgresql@15-main); it runs where --db-stop does",
         timeout="seconds each recovery wait may take, a whole number above 0 (default 120)",
         failover="instead: SIGKILL the primary under purchase ingestion, `failover` to the standby, report "
@@ -352,9 +352,9 @@ def drill(c, env=None, inventory=None, db_stop=None, db_start=None, timeout=120,
             return
         stop, start = database_control(
             session,
-            db_stop or environment.drill_database_stop,
-            db_start or environment.drill_database_start,
-            environment.drill_database_runs_on,
+            db_stop or environment.database.kill,
+            db_start or environment.database.start,
+            environment.database.drill_runs_on,
             int(timeout),
         )
         drill_run = Drill(session, stop, start, int(timeout))
