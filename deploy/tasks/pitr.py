@@ -1,7 +1,8 @@
 """Point-in-time recovery from the laptop: setup (`provision --pitr`), `restore --to-time/--to-latest`
 into a scratch server, `verify-backup --pitr`, and `discard-restore` (runbook: docs/disaster-recovery.md).
 
-The work happens on the database host (the environment's first host, or --host): the host-side
+The work happens on the database host (deploy/primary.py: the last failover's promoted host, else the
+environment's first host; --host overrides): the host-side
 PITR CLI (deploy/ops/pitr/cli.py) as PostgreSQL's account, and the release's ops CLI for the checks.
 Every command comes from deploy/commands/pitr.py.
 """
@@ -21,6 +22,7 @@ from deploy.commands import pitr as pc
 from deploy.dryrun import fold
 from deploy.errors import DeployError
 from deploy.ops.pitr.barman import parse_barman_time, parse_target_time
+from deploy.primary import database_host
 from deploy.session import Session, deployed_release, layout, live_ports, read_state
 from deploy.ssh import Remote
 
@@ -110,9 +112,9 @@ def pitr_host(session: Session, remote: Remote) -> pc.PitrHost:
 
 
 def setup(session: Session, admin: Remote) -> None:
-    """`provision --pitr`: the root setup on the database host (the environment's first host),
-    through `admin`, the first host logged into as the admin user."""
-    remote, admin_user = session.remotes[0], admin.host.ssh_user
+    """`provision --pitr`: the root setup on the database host (deploy/primary.py), through `admin`,
+    that host logged into as the admin user."""
+    remote, admin_user = next(r for r in session.remotes if r.host.name == admin.host.name), admin.host.ssh_user
     for command in pc.setup_commands(layout(remote), remote.host.ssh_user, pitr_host(session, remote)):
         wrapped = command if admin_user == "root" else f"sudo -n sh -c {pc.q(command)}"
         admin.run(wrapped, key=f"(as {admin_user}) {fold(command)}")
@@ -162,10 +164,7 @@ def _session(env: str | None, inventory: str | None, dry_run: bool = False) -> S
 
 
 def _chosen(session: Session, host: str | None) -> Remote:
-    names = [r.host.name for r in session.remotes]
-    if host is not None and host not in names:
-        raise PitrTaskError(f"no host named {host!r} in this environment (hosts: {', '.join(names)})")
-    return session.remotes[names.index(host) if host else 0]
+    return database_host(session, host)
 
 
 def restore_to_point(env: str | None, inventory: str | None, host: str | None, to_time: str | None) -> None:
@@ -290,7 +289,7 @@ def _restore_live(session: Session, remote: Remote, where: pc.PitrHost, to_time:
         "data_dir": "the scratch folder `restore --to-time/--to-latest` printed",
         "env": "environment of the inventory to act on (default: the inventory's default_environment)",
         "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
-        "host": "name of the host that holds the copy (default: the environment's first host)",
+        "host": "name of the host that holds the copy (default: the database host)",
     }
 )
 def discard_restore(c, data_dir, env=None, inventory=None, host=None):
