@@ -37,6 +37,8 @@ def database_control(
     if runs_on == "local":
         return (lambda: _run_here(stop, timeout)), (lambda: _run_here(start, timeout))
     host = database_host(session)
+    # The database table's {host} and {address} stand for the host the commands run on.
+    stop, start = (c.replace("{host}", host.host.name).replace("{address}", host.host.address) for c in (stop, start))
     return (lambda: host.query(stop).stdout.strip() or stop), (lambda: host.query(start).stdout.strip() or start)
 
 
