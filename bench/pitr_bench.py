@@ -75,6 +75,14 @@ def copy_cluster(source: Path, target: Path) -> float:
     return time.monotonic() - started
 
 
+class Phases(dict[str, float]):
+    """Each phase's seconds, also said on stderr as it ends: a long run cut short still tells them."""
+
+    def __setitem__(self, name: str, seconds: float) -> None:
+        super().__setitem__(name, seconds)
+        print(f"pitr-bench {time.strftime('%H:%M:%S')} {name} {seconds:.1f}", file=sys.stderr, flush=True)
+
+
 def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, args: argparse.Namespace) -> dict:
     s3.create_bucket(BUCKET)
     env = {**s3.settings(BUCKET), "PITR_PREFIX": "bench", "BACKUP_ENCRYPTION_KEY": "bench-key-" + "k" * 32}
@@ -82,7 +90,7 @@ def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, args: argparse.Namesp
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     os.chown(env_file, owner.pw_uid, owner.pw_gid)
     env_file.chmod(0o600)
-    phases: dict[str, float] = {}
+    phases = Phases()
     database = args.database or ("bench" if args.from_pg_dir else "clicknback")
     if args.from_pg_dir:
         phases["copy_s"] = copy_cluster(args.from_pg_dir.resolve(), root / "primary")
@@ -140,7 +148,9 @@ def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, args: argparse.Namesp
         cli("close-segment", *where, "--timeout", "1800")
         database_bytes = int(primary.psql(f"SELECT pg_database_size('{database}')"))
         segments = int(primary.psql("SELECT archived_count FROM pg_stat_archiver"))
-        primary.stop()  # the restore and its checks alone on the machine, as after a loss
+        # Lost, as before a real restore: the restore and its checks alone on the machine, and the
+        # disk holds one copy of a large database at a time.
+        primary.destroy()
         scratch = root / "scratch"
         scratch.mkdir()
         os.chown(scratch, owner.pw_uid, owner.pw_gid)
