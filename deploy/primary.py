@@ -9,6 +9,7 @@ after `invoke failover`; an unreachable host is skipped and named.
 from __future__ import annotations
 
 import re
+import sys
 from shlex import quote as q
 
 from deploy import ledger
@@ -56,22 +57,29 @@ def database_host(session: Session, wanted: str | None = None) -> Remote:
         try:
             text = remote.query(failover_lines_command(remote), check=False).stdout
         except (ConnectionFailed, HostKeyError) as error:
-            remote.say(f"skipped while looking for the database host: {str(error).splitlines()[0][:200]}")
+            _note(
+                f"[{remote.host.name}] skipped while looking for the database host: {str(error).splitlines()[0][:200]}"
+            )
             continue
         try:
             entries += ledger.parse_ledger(text)
         except ledger.LedgerError as error:
-            remote.say(f"a failover line of the ledger is unreadable ({error}); skipped")
+            _note(f"[{remote.host.name}] a failover line of the ledger is unreadable ({error}); skipped")
     promoted = promoted_host(entries)
     if promoted is None:
         return session.remotes[0]
     if promoted not in names:
-        session.say(
+        _note(
             f"the last failover promoted {promoted}, which is not in the inventory: using the first host, "
             f"{names[0]} (name the database host with --host)"
         )
         return session.remotes[0]
     chosen = session.remotes[names.index(promoted)]
     if chosen is not session.remotes[0]:
-        chosen.say("the database host (the last failover promoted it)")
+        _note(f"[{promoted}] the database host (the last failover promoted it)")
     return chosen
+
+
+def _note(message: str) -> None:
+    # stderr: a task's stdout may be one JSON object (`backups --json`, `stats --json`).
+    print(message, file=sys.stderr, flush=True)

@@ -5,11 +5,16 @@ point-in-time restore's plan, the deploy's one migrate and `stats`' database fig
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
+from devtools.local_sshd import ports_free_on_all
 from devtools.sandbox import APP_ROLE, DATABASE
 from tests.e2e.deploy.conftest import Repo, repo  # noqa: F401 (fixture)
 from tests.support.sshd import seed_shared_venv, started_sandbox
@@ -37,7 +42,9 @@ def _lines_of(host: str, output: str) -> list[str]:
     return [line for line in output.splitlines() if re.match(rf"\[{host} \+[\d.]+s\] ", line)]
 
 
-def test_the_tasks_find_the_promoted_primary_without_an_inventory_edit(failed_over: Clusters, repo: Repo) -> None:  # noqa: F811
+def test_the_tasks_find_the_promoted_primary_without_an_inventory_edit(
+    failed_over: Clusters, repo: Repo, tmp_path
+) -> None:  # noqa: F811
     box = failed_over
     inventory = box.sandbox.inventory_path.read_text()
     assert inventory.index('name = "host-2"') < inventory.index('name = "host-3"')  # host-2 still first
@@ -45,9 +52,20 @@ def test_the_tasks_find_the_promoted_primary_without_an_inventory_edit(failed_ov
     _, backup = box.invoke("backup", cwd=repo.path, timeout=300)
     assert any("running ops CLI: backup" in line for line in _lines_of("host-3", backup)), backup
     assert not any("running ops CLI" in line for line in _lines_of("host-2", backup)), backup
+    assert "[host-3] the database host (the last failover promoted it)" in backup, backup
     # --host still names the host: the dump runs where the operator says.
     _, listed = box.invoke("backups", "--host", "host-2", cwd=repo.path)
     assert any("running ops CLI: backups" in line for line in _lines_of("host-2", listed)), listed
+    # The JSON listing stays one JSON object on stdout after a failover (the choice is said on stderr).
+    assert len(json.loads(_stdout_of(box, repo, "backups", "--json"))["complete"]) == 1
+
+    # host-2 unreachable: skipped and named; the ledger of host-3 still names it.
+    closed_port = ports_free_on_all(("127.0.0.2",), 1)[0]
+    dead = tmp_path / "inventory.toml"
+    dead.write_text(inventory.replace('name = "host-2"\n', f'name = "host-2"\nssh_port = {closed_port}\n', 1))
+    _, again = box.invoke("backup", cwd=repo.path, inventory=dead, timeout=300)
+    assert "[host-2] skipped while looking for the database host" in again, again
+    assert any("running ops CLI: backup" in line for line in _lines_of("host-3", again)), again
 
     _, plan = box.invoke("restore", "--to-latest", "--confirm-live", "--dry-run", cwd=repo.path)
     assert "would 2. [host-3] archive the current WAL segment" in plan, plan
@@ -67,3 +85,13 @@ def _marker_in_app_database(box: Clusters) -> str:
         "-c \"SELECT to_regclass('public.e2e_marker') IS NOT NULL\""
     )
     return box.pair.as_owner(command).stdout.strip()
+
+
+def _stdout_of(box: Clusters, repo: Repo, *args: str) -> str:  # noqa: F811
+    """An invoke task's stdout alone (Clusters.invoke joins stderr to it)."""
+    env = {**os.environ, "CLICKNBACK_INVENTORY": str(box.sandbox.inventory_path), "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=repo.path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
