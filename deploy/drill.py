@@ -14,6 +14,7 @@ from deploy import commands as cmd
 from deploy import reports
 from deploy.commands import operations as ocmd
 from deploy.errors import DeployError
+from deploy.primary import database_host
 from deploy.session import Session, current_ops_command, deployed_release, layout, live_ports
 from deploy.ssh import Remote
 
@@ -30,12 +31,15 @@ class DrillFailed(DeployError):
 def database_control(
     session: Session, stop: str, start: str, runs_on: str, timeout: int
 ) -> tuple[Callable[[], str], Callable[[], str]]:
-    """The drill's database stop and start: shell commands run on the first host, or on this machine
-    when the inventory says "local". Each answers with its output, or the command when it printed nothing."""
+    """The drill's database stop and start: shell commands run on the database host (deploy/primary.py),
+    or on this machine when the database table says drill_runs_on = "local". Each answers with its
+    output, or the command when it printed nothing."""
     if runs_on == "local":
         return (lambda: _run_here(stop, timeout)), (lambda: _run_here(start, timeout))
-    first = session.remotes[0]
-    return (lambda: first.query(stop).stdout.strip() or stop), (lambda: first.query(start).stdout.strip() or start)
+    host = database_host(session)
+    # The database table's {host} and {address} stand for the host the commands run on.
+    stop, start = (c.replace("{host}", host.host.name).replace("{address}", host.host.address) for c in (stop, start))
+    return (lambda: host.query(stop).stdout.strip() or stop), (lambda: host.query(start).stdout.strip() or start)
 
 
 def _run_here(command: str, timeout: int) -> str:
@@ -64,7 +68,8 @@ class Drill:
     ):
         self.session, self.timeout = session, timeout
         self.stop_database, self.start_database = stop_database, start_database
-        self.first = session.remotes[0]
+        # The database's checks, backup and migrate status run where the database is.
+        self.first = database_host(session)
         self.steps: list[dict] = []
 
     def step(self, name: str, action: Callable[[], str]) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from deploy.commands import standby as sc
 from deploy.errors import DeployError
+from deploy.primary import database_host
 from deploy.session import Session
 from deploy.standby import database, failover, find_standby, reachable, role
 
@@ -160,7 +161,7 @@ def run_failover_drill(session: Session, warm_up_acks: int = 100, timeout: int =
     first = session.remotes[0]
     base = (first.host.address, first.host.nginx_port)
     up = [r for r in session.remotes if reachable(r)]
-    primary = first
+    primary = database_host(session)
     standby = find_standby(session, primary, up)
     mode = role(primary, database(session, primary))
     if mode.kind != "primary":

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from deploy.database import DatabaseSettings, parse_database
+from deploy.database import DatabaseSettings, moved_keys_error, parse_database
 from server.listen import MAX_SOCKET_PATH
 
 DEFAULT_INVENTORY = Path(__file__).resolve().parent / "inventory.toml"
@@ -66,18 +66,8 @@ S3_MOVED = (
 # Environment names the failover drill never runs on, whatever the inventory says.
 PRODUCTION_NAMES = ("prod", "production", "live")
 
-# How the failover drill stops the database abruptly and starts it again: shell commands run on
-# the environment's first host, or on the operator's machine ("local") when the hosts cannot
-# control the database themselves (a managed database's CLI, a cluster owned by another account).
-DRILL_DATABASE_DEFAULTS: dict[str, str] = {
-    "drill_database_stop": "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main",
-    "drill_database_start": "sudo -n systemctl start postgresql@15-main",
-    "drill_database_runs_on": "first_host",
-}
-DRILL_DATABASE_RUNS_ON = ("first_host", "local")
-
 HOST_ONLY_KEYS = {"name", "address"}
-ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill", "database", "pitr", *DRILL_DATABASE_DEFAULTS}
+ENVIRONMENT_ONLY_KEYS = {"hosts", "allow_drill", "database"}
 
 
 class InventoryError(ValueError):
@@ -152,14 +142,8 @@ class Environment:
     hosts: tuple[Host, ...]
     # The failover drill SIGKILLs the app and the database: only where the inventory says so.
     allow_drill: bool = False
-    drill_database_stop: str = DRILL_DATABASE_DEFAULTS["drill_database_stop"]
-    drill_database_start: str = DRILL_DATABASE_DEFAULTS["drill_database_start"]
-    drill_database_runs_on: str = DRILL_DATABASE_DEFAULTS["drill_database_runs_on"]
-    # How its PostgreSQL clusters run (standby and failover): deploy/database.py.
+    # How its PostgreSQL clusters run, for standby, failover, PITR and the drill: deploy/database.py.
     database: DatabaseSettings = DatabaseSettings()
-    # Where point-in-time recovery lives on the database host (deploy/commands/pitr.py's PitrHost
-    # checks the keys); empty: Debian's PostgreSQL.
-    pitr: dict[str, Any] = field(default_factory=dict)
 
     @property
     def looks_like_production(self) -> bool:
@@ -262,22 +246,13 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
     _expect_table(env_data, where, path)
     if "s3" in env_data:
         raise InventoryError(f"{path}: {where}.s3: {S3_MOVED}")
+    moved = moved_keys_error(env_data, where, path)
+    if moved:
+        raise InventoryError(moved)
     _reject_unknown(env_data, set(HOST_DEFAULTS) | ENVIRONMENT_ONLY_KEYS, where, path)
     allow_drill = env_data.get("allow_drill", False)
     if not isinstance(allow_drill, bool):
         raise InventoryError(f"{path}: {where}.allow_drill: expected true or false, got {allow_drill!r}")
-    drill_database = {**DRILL_DATABASE_DEFAULTS, **_only(env_data, DRILL_DATABASE_DEFAULTS)}
-    for key, value in drill_database.items():
-        if not isinstance(value, str) or not value.strip():
-            raise InventoryError(f"{path}: {where}.{key}: expected a non-empty string, got {value!r}")
-    if drill_database["drill_database_runs_on"] not in DRILL_DATABASE_RUNS_ON:
-        raise InventoryError(
-            f"{path}: {where}.drill_database_runs_on: expected one of {', '.join(DRILL_DATABASE_RUNS_ON)}, "
-            f"got {drill_database['drill_database_runs_on']!r}"
-        )
-    pitr = env_data.get("pitr", {})
-    if not isinstance(pitr, dict):
-        raise InventoryError(f'{path}: {where}.pitr: expected a table such as {{ os_user = "postgres" }}')
     hosts_data = env_data.get("hosts")
     if not isinstance(hosts_data, list) or not hosts_data:
         raise InventoryError(f"{path}: {where}.hosts: expected at least one [[{where}.hosts]] entry")
@@ -290,7 +265,7 @@ def _parse_environment(name: str, env_data: Any, defaults: dict, path: Path) -> 
     if duplicates:
         raise InventoryError(f"{path}: {where}.hosts: duplicate host name {duplicates[0]!r}")
     database = parse_database(env_data.get("database", {}), f"{where}.database", path)
-    return Environment(name=name, hosts=hosts, allow_drill=allow_drill, database=database, pitr=pitr, **drill_database)
+    return Environment(name=name, hosts=hosts, allow_drill=allow_drill, database=database)
 
 
 def _parse_host(host_data: Any, inherited: dict, where: str, path: Path) -> Host:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from deploy import commands as cmd
 from deploy import dryrun
+from deploy.primary import database_host
 from deploy.session import Session, host_live_ports, layout, read_state
 from deploy.ssh import Remote
 
@@ -63,7 +64,7 @@ def provision(session: Session, data: bytes | None) -> None:
     environment, or secrets rotated on some hosts only, would differ from host to host.
     """
     session.connect(lambda remote: remote.query(cmd.writable_root_command(layout(remote))))
-    first = session.environment.hosts[0].name  # runs the backup and the maintenance window
+    first = database_host(session).host.name  # runs the backup and the maintenance window
     session.parallel(lambda remote: provision_host(remote, data, database_jobs=remote.host.name == first))
 
 

@@ -2,7 +2,7 @@
 
 A deploy: take the lock on every host (in inventory order, so two concurrent deploys never each
 hold half), upload the tag's `git archive` to every host in parallel, link its venv (reused by
-lock-file hash), migrate once on the first host, then switch (deploy and rollback share it):
+lock-file hash), migrate once on the database host (deploy/primary.py), then switch (deploy and rollback share it):
 
 1. on every host in parallel: point each standby slot at the release and start it on the standby
    ports beside the live ones, gated on /health/ready;
@@ -31,6 +31,7 @@ from deploy.gate import failure_summary
 from deploy.inventory import Host
 from deploy.local_git import LocalRelease, local_release, operator, utc_now
 from deploy.lock import Lock
+from deploy.primary import database_host
 from deploy.progress import VenvProgress
 from deploy.session import Session, layout, ledger_entries, read_state
 from deploy.ssh import Remote, RemoteCommandError
@@ -164,7 +165,7 @@ def deploy(session: Session, repo: Path, tag: str) -> Outcome:
         record("started", "")  # alone in the ledger, it shows a deploy that never finished
         try:
             session.parallel(lambda remote: upload_release(remote, rel, rel_id, deployed_at))
-            first = session.remotes[0]
+            first = database_host(session)  # after a failover: the promoted host
             migrated = first.run(cmd.migrate_command(layout(first), rel_id), what="migrate the database (once)")
             if migrated.stdout.strip():
                 first.say(migrated.stdout.strip())

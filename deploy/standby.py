@@ -23,6 +23,7 @@ from deploy.errors import DeployError
 from deploy.local_git import operator, utc_now
 from deploy.ops.pitr.barman import wal_command
 from deploy.ops.pitr.replication import lag_report
+from deploy.primary import database_host, failover_detail
 from deploy.session import Session, layout, read_state
 from deploy.ssh import ConnectionFailed, HostKeyError, Remote
 
@@ -133,9 +134,9 @@ def read_replication(session: Session) -> dict:
 
 
 def find_primary(session: Session, other_than: Remote | None = None) -> Remote:
-    """The first host, in inventory order, whose cluster runs as a primary: after a failover that is
-    the promoted standby, until the inventory is reordered."""
-    for remote in session.remotes:
+    """The first host whose cluster runs as a primary, the database host (deploy/primary.py) asked first."""
+    holder = database_host(session)
+    for remote in [holder, *(r for r in session.remotes if r is not holder)]:
         if remote is not other_than and reachable(remote) and role(remote, database(session, remote)).kind == "primary":
             return remote
     raise StandbyError("no reachable host runs a primary PostgreSQL: name it with --primary")
@@ -168,7 +169,7 @@ def failover(session: Session, primary_name: str | None, standby_name: str | Non
     from deploy.switch import switch_all
 
     started = time.monotonic()
-    primary = by_name(session, primary_name, "--primary") if primary_name else session.remotes[0]
+    primary = by_name(session, primary_name, "--primary") if primary_name else database_host(session)
     up = [r for r in session.remotes if reachable(r)]
     standby = by_name(session, standby_name, "--standby") if standby_name else find_standby(session, primary, up)
     if standby is primary:
@@ -217,7 +218,7 @@ def failover(session: Session, primary_name: str | None, standby_name: str | Non
                 f"failed on {', '.join(f.host.name for f in failures)} (the old instances still serve, on the fenced "
                 "database): fix the cause, then `invoke deploy --tag` the current tag to restart them"
             )
-    detail = f"primary {primary.host.name} ({fenced}) -> {standby.host.name}"
+    detail = failover_detail(primary.host.name, fenced, standby.host.name)
     release = str(states[deployed[0].host.name].current) if deployed else ""
     entry = ledger.LedgerEntry(
         who=operator(),

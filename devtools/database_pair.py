@@ -63,6 +63,8 @@ class DatabasePair:
             "run_as": "",
             "start": f"{self.bindir}/pg_ctl start -D {base}/data -l {base}/postgres.log -w -t 60 -o '{options}'",
             "stop": f"{self.bindir}/pg_ctl stop -D {base}/data -m fast -w -t 60",
+            # The crash drill's abrupt stop: no checkpoint, crash recovery on the next start.
+            "kill": f"{self.bindir}/pg_ctl stop -D {base}/data -m immediate -w -t 60",
             "firewall": "none",
         }
 

@@ -157,24 +157,24 @@ class Sandbox:
             f'instance_ports = [{ports}]\nstandby_ports = [{standby}]\nnginx_port = {self.nginx_port}\npython = "/usr/bin/python3"\n'
             + (f"health_timeout = {self.health_timeout}\n" if self.health_timeout else "")
             + f'backup_schedule = "weekly"\n\n[environments.{ENVIRONMENT}]\n'
-            + "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.drill_database().items())
             + hosts
-            + (self.pair().inventory_table(ENVIRONMENT) if self.database_pair else "")
+            + self.database_table()
         )
 
-    def drill_database(self) -> dict[str, str]:
-        """The drill's database stop and start, run on this machine: the cluster belongs to a local
-        account the hosts' deploy user cannot act as."""
+    def database_table(self) -> str:
+        """The environment's one database table: the pair's clusters on the hosts, or else the
+        drill's kill and start of the single cluster, run on this machine (it belongs to a local
+        account the hosts' deploy user cannot act as)."""
+        if self.database_pair:
+            return self.pair().inventory_table(ENVIRONMENT)
 
         def command(action: str) -> str:
             args = [sys.executable, "-m", "devtools.sandbox", "database", action, str(self.base_dir)]
             return f"cd {shlex.quote(str(REPOSITORY))} && {shlex.join(args)}"
 
-        return {
-            "drill_database_stop": command("stop"),
-            "drill_database_start": command("start"),
-            "drill_database_runs_on": "local",
-        }
+        rows = {"kill": command("stop"), "start": command("start"), "drill_runs_on": "local"}
+        body = "".join(f"{key} = {json.dumps(value)}\n" for key, value in rows.items())
+        return f"\n[environments.{ENVIRONMENT}.database]\n{body}"
 
     def stop(self) -> None:
         """Stop every process of the sandbox (app, nginx, supervisord, sshd, PostgreSQL)."""

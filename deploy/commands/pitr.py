@@ -9,12 +9,11 @@ rollbacks, and PostgreSQL's account never needs to read the deploy root.
 
 from __future__ import annotations
 
-import re
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from deploy.commands.layout import Layout
+from deploy.database import DatabaseSettings
 from deploy.ops.pitr.barman import alter_system_sql, archive_settings, wal_command
 
 q = shlex.quote
@@ -48,16 +47,15 @@ PITR_VARIABLES = r"^(export )?(S3_[A-Z_]+|PITR_[A-Z_]+|BACKUP_ENCRYPTION_KEY)="
 BASE_BACKUP_CRON = "30 1 * * *"
 # apt waits for a lock held by unattended-upgrades (a fresh VPS runs it) instead of failing at once.
 APT_LOCK_WAIT_SECONDS = 300
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
 @dataclass(frozen=True)
 class PitrHost:
     """Where PITR lives on the database host: the Debian layout by default, or one folder (`dir`).
 
-    The inventory's `pitr = { ... }` table of an environment changes it, for a host whose cluster is
-    not Debian's (another account, socket or port), or for several environments on one machine
-    (`name` keeps their cron and sudoers files apart).
+    Read off the inventory's `[environments.X.database]` table (from_database), the one description
+    of the cluster (ADR 0046): another account, socket or port for a cluster that is not Debian's,
+    and `pitr_name` to keep several environments' cron and sudoers files apart on one machine.
     """
 
     os_user: str = "postgres"
@@ -72,22 +70,18 @@ class PitrHost:
     pg_start: str = "sudo -n systemctl start postgresql@15-main"
 
     @classmethod
-    def from_inventory(cls, table: Mapping[str, object]) -> PitrHost:
-        unknown = sorted(set(table) - {f.name for f in fields(cls)})
-        if unknown:
-            known = ", ".join(f.name for f in fields(cls))
-            raise ValueError(f"pitr.{unknown[0]}: unknown key (known: {known})")
-        host = cls(**table)  # type: ignore[arg-type]
-        if not isinstance(host.pg_port, int) or not 0 < host.pg_port < 65536:
-            raise ValueError(f"pitr.pg_port: expected a port number, got {host.pg_port!r}")
-        if not NAME_PATTERN.match(str(host.name)):
-            raise ValueError(f"pitr.name: lowercase letters, digits and -, got {host.name!r}")
-        for key in ("os_user", "pg_host", "data_dir", "pg_stop", "pg_start"):
-            if not isinstance(getattr(host, key), str) or not getattr(host, key):
-                raise ValueError(f"pitr.{key}: expected a non-empty string")
-        if host.dir is not None and not (isinstance(host.dir, str) and host.dir.startswith("/")):
-            raise ValueError(f"pitr.dir: expected an absolute path, got {host.dir!r}")
-        return host
+    def from_database(cls, db: DatabaseSettings) -> PitrHost:
+        """The database table already checked every key (deploy/database.py's parse_database)."""
+        return cls(
+            os_user=db.account,
+            pg_host=db.socket_dir,
+            pg_port=db.port,
+            name=db.pitr_name,
+            dir=db.pitr_dir or None,
+            data_dir=db.data_dir,
+            pg_stop=db.stop,
+            pg_start=db.start,
+        )
 
     def _path(self, default: str, inside: str) -> str:
         return default if self.dir is None else f"{self.dir.rstrip('/')}/{inside}"

@@ -21,6 +21,7 @@ from deploy import ledger, local_git, rollout, switch
 from deploy.drill import last_json_line
 from deploy.inventory import load_inventory
 from deploy.lock import Lock
+from deploy.primary import database_host
 from deploy.session import (
     Session,
     current_ops_command,
@@ -36,7 +37,8 @@ from deploy.tasks import pitr as pitr_tasks
 COMMON_HELP = {
     "env": "environment of the inventory to act on (default: the inventory's default_environment)",
     "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
-    "host": "name of the host that runs the command (default: the environment's first host)",
+    "host": "name of the host that runs the command (default: the database host: the one the last failover "
+    "promoted, else the environment's first host)",
 }
 
 
@@ -124,7 +126,10 @@ def _session(env: str | None, inventory: str | None) -> Session:
 
 
 def _chosen(session: Session, host: str | None) -> Remote:
-    return session.remotes[pick_host_index([r.host.name for r in session.remotes], host)]
+    """--host, else the database host (the last failover's promoted host, else the first: deploy/primary.py)."""
+    if host is not None:
+        return session.remotes[pick_host_index([r.host.name for r in session.remotes], host)]
+    return database_host(session)
 
 
 def _run_ops(remote: Remote, *args: str) -> int:

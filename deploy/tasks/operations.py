@@ -23,6 +23,7 @@ from deploy.drill import Drill, database_control, last_json_line
 from deploy.errors import DeployError
 from deploy.failover_drill import report_line, run_failover_drill
 from deploy.ops.stats import model as stats_model
+from deploy.primary import database_host
 from deploy.session import (
     HostResult,
     Session,
@@ -47,7 +48,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HISTORY = ".local/stats-history-{env}.jsonl"
 DEFAULT_KNOWN_ISSUES = "docs/known-issues.md"
 DEFAULT_ON_CALL = "docs/on-call.md"
-HOST_HELP = "host that runs the shared steps (default: the environment's first host)"
+HOST_HELP = (
+    "host that runs the shared steps (default: the database host: the last failover's promoted host, else the first)"
+)
 
 
 # -- stats -----------------------------------------------------------------------------------
@@ -63,8 +66,8 @@ def collect_stats_each(
     session: Session, window_hours: float, only_logs: bool = False, end: str | None = None
 ) -> list[HostResult[dict]]:
     """`clicknback-ops stats` on every host at once, every host's outcome kept (one may be down);
-    the database figures come from the first host only."""
-    first = session.remotes[0]
+    the database figures come from the database host only (deploy/primary.py)."""
+    first = database_host(session)
 
     def one(remote: Remote) -> dict:
         args = ocmd.stats_args(window_hours, with_database=remote is first, only_logs=only_logs, end=end)
@@ -240,7 +243,7 @@ def _unreachable_host(result: HostResult) -> dict:
 def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
     # Read first: a missing file is an error before any SSH, not a handoff without the section.
     issues_text, on_call_text = _read_required(known_issues, "--known-issues"), _read_required(on_call, "--on-call")
-    first = session.remotes[0]
+    first = database_host(session)
     results = session.each(_host_state)
     hosts = [r.value if r.ok else _unreachable_host(r) for r in results]
     reachable = [r.remote for r in results if r.ok]
@@ -268,7 +271,7 @@ def gather_handoff(session: Session, known_issues: Path, on_call: Path) -> dict:
         "known_issues": reports.known_issues_list(issues_text),
         "next_window": reports.next_maintenance_window(datetime.now(UTC)),
         "escalation": reports.markdown_section(on_call_text, "Escalation path"),
-        # Cron runs it on the first host; this is the form an operator can type there.
+        # Cron runs it on the database host (provision puts it there); this is the form an operator can type there.
         "maintenance_host": first.host.name,
         "maintenance_command": host_ops_command(first.host.deploy_root, "maintenance"),
         "unreachable": [r.remote.host.name for r in results if not r.ok],
@@ -326,10 +329,10 @@ def handoff(c, env=None, inventory=None, output=None, known_issues=DEFAULT_KNOWN
     klass=OperatorTask,
     short_flags={"db_stop": "b", "db_start": "t", "timeout": "m"},  # fixed: operators' scripts use them
     help=_help(
-        db_stop="command that kills the database abruptly (default: the environment's drill_database_stop in "
-        "the inventory, else sudo -n systemctl kill --signal=SIGKILL postgresql@15-main); it runs on the first "
-        'host, or on this machine where the inventory says drill_database_runs_on = "local"',
-        db_start="command that starts it again (default: the environment's drill_database_start, else "
+        db_stop="command that kills the database abruptly (default: the inventory's database.kill, else "
+        "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main); it runs on the database host, or on this "
+        'machine where the database table says drill_runs_on = "local"',
+        db_start="command that starts it again (default: the inventory's database.start, else "
         "sudo -n systemctl start postgresql@15-main); it runs where --db-stop does",
         timeout="seconds each recovery wait may take, a whole number above 0 (default 120)",
         failover="instead: SIGKILL the primary under purchase ingestion, `failover` to the standby, report "
@@ -352,9 +355,9 @@ def drill(c, env=None, inventory=None, db_stop=None, db_start=None, timeout=120,
             return
         stop, start = database_control(
             session,
-            db_stop or environment.drill_database_stop,
-            db_start or environment.drill_database_start,
-            environment.drill_database_runs_on,
+            db_stop or environment.database.kill,
+            db_start or environment.database.start,
+            environment.database.drill_runs_on,
             int(timeout),
         )
         drill_run = Drill(session, stop, start, int(timeout))

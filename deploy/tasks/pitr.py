@@ -1,7 +1,8 @@
 """Point-in-time recovery from the laptop: setup (`provision --pitr`), `restore --to-time/--to-latest`
 into a scratch server, `verify-backup --pitr`, and `discard-restore` (runbook: docs/disaster-recovery.md).
 
-The work happens on the database host (the environment's first host, or --host): the host-side
+The work happens on the database host (deploy/primary.py: the last failover's promoted host, else the
+environment's first host; --host overrides): the host-side
 PITR CLI (deploy/ops/pitr/cli.py) as PostgreSQL's account, and the release's ops CLI for the checks.
 Every command comes from deploy/commands/pitr.py.
 """
@@ -21,6 +22,7 @@ from deploy.commands import pitr as pc
 from deploy.dryrun import fold
 from deploy.errors import DeployError
 from deploy.ops.pitr.barman import parse_barman_time, parse_target_time
+from deploy.primary import database_host
 from deploy.session import Session, deployed_release, layout, live_ports, read_state
 from deploy.ssh import Remote
 
@@ -104,19 +106,16 @@ def read_archive_lag(remote: Remote, release_id: str | None) -> dict | None:
         return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:300]}
 
 
-def pitr_host(session: Session) -> pc.PitrHost:
-    """The environment's PITR layout on the database host (the inventory's `pitr` table)."""
-    try:
-        return pc.PitrHost.from_inventory(session.environment.pitr)
-    except (TypeError, ValueError) as error:
-        raise PitrTaskError(f"inventory, environment {session.environment.name}: {error}") from None
+def pitr_host(session: Session, remote: Remote) -> pc.PitrHost:
+    """The environment's PITR layout on `remote` (the inventory's database table, ADR 0046)."""
+    return pc.PitrHost.from_database(session.environment.database.for_host(remote.host.name, remote.host.address))
 
 
 def setup(session: Session, admin: Remote) -> None:
-    """`provision --pitr`: the root setup on the database host (the environment's first host),
-    through `admin`, the first host logged into as the admin user."""
-    remote, admin_user = session.remotes[0], admin.host.ssh_user
-    for command in pc.setup_commands(layout(remote), remote.host.ssh_user, pitr_host(session)):
+    """`provision --pitr`: the root setup on the database host (deploy/primary.py), through `admin`,
+    that host logged into as the admin user."""
+    remote, admin_user = next(r for r in session.remotes if r.host.name == admin.host.name), admin.host.ssh_user
+    for command in pc.setup_commands(layout(remote), remote.host.ssh_user, pitr_host(session, remote)):
         wrapped = command if admin_user == "root" else f"sudo -n sh -c {pc.q(command)}"
         admin.run(wrapped, key=f"(as {admin_user}) {fold(command)}")
 
@@ -165,16 +164,14 @@ def _session(env: str | None, inventory: str | None, dry_run: bool = False) -> S
 
 
 def _chosen(session: Session, host: str | None) -> Remote:
-    names = [r.host.name for r in session.remotes]
-    if host is not None and host not in names:
-        raise PitrTaskError(f"no host named {host!r} in this environment (hosts: {', '.join(names)})")
-    return session.remotes[names.index(host) if host else 0]
+    return database_host(session, host)
 
 
 def restore_to_point(env: str | None, inventory: str | None, host: str | None, to_time: str | None) -> None:
     """`invoke restore --to-time/--to-latest`: a scratch server the operator inspects, then discards."""
     with _session(env, inventory) as session:
-        remote, where = _chosen(session, host), pitr_host(session)
+        remote = _chosen(session, host)
+        where = pitr_host(session, remote)
         close_segment(remote, where)
         report = restore_scratch(remote, to_time, where)
         checks = check_scratch(remote, report)
@@ -188,7 +185,8 @@ def restore_to_point(env: str | None, inventory: str | None, host: str | None, t
 def verify_pitr(env: str | None, inventory: str | None, host: str | None) -> None:
     """`invoke verify-backup --pitr`: a random recent second, restored, checked, discarded."""
     with _session(env, inventory) as session:
-        remote, where = _chosen(session, host), pitr_host(session)
+        remote = _chosen(session, host)
+        where = pitr_host(session, remote)
         marked_at = close_segment(remote, where)
         if marked_at is None:
             raise PitrTaskError("verify-backup --pitr needs the live cluster to archive a marker commit (see above)")
@@ -211,7 +209,8 @@ def restore_live(env: str | None, inventory: str | None, host: str | None, to_ti
     from deploy.lock import Lock
 
     with _session(env, inventory, dry_run) as session:
-        remote, where = _chosen(session, host), pitr_host(session)
+        remote = _chosen(session, host)
+        where = pitr_host(session, remote)
         steps = live_steps(to_time, remote.host.name, [r.host.name for r in session.remotes], where)
         if dry_run:
             for number, step in enumerate(steps, 1):
@@ -290,7 +289,7 @@ def _restore_live(session: Session, remote: Remote, where: pc.PitrHost, to_time:
         "data_dir": "the scratch folder `restore --to-time/--to-latest` printed",
         "env": "environment of the inventory to act on (default: the inventory's default_environment)",
         "inventory": "inventory file (default: $CLICKNBACK_INVENTORY, else deploy/inventory.toml)",
-        "host": "name of the host that holds the copy (default: the environment's first host)",
+        "host": "name of the host that holds the copy (default: the database host)",
     }
 )
 def discard_restore(c, data_dir, env=None, inventory=None, host=None):
@@ -298,7 +297,7 @@ def discard_restore(c, data_dir, env=None, inventory=None, host=None):
     aside (refuses any folder the PITR CLI did not write)."""
     with _session(env, inventory) as session:
         remote = _chosen(session, host)
-        remote.say(remote.query(pc.discard_command(data_dir, pitr_host(session))).stdout.strip())
+        remote.say(remote.query(pc.discard_command(data_dir, pitr_host(session, remote))).stdout.strip())
 
 
 TASKS = [discard_restore]

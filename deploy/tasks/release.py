@@ -22,6 +22,7 @@ from deploy.errors import DeployError
 from deploy.inventory import load_inventory
 from deploy.lock import FREEZE, Lock, describe_holder, freeze_message
 from deploy.ops.pitr.lag import archive_line
+from deploy.primary import database_host
 from deploy.provision import provision as provision_hosts
 from deploy.provision import provision_system
 from deploy.session import HostResult, Session, host_live_ports, layout, ledger_entries, read_state
@@ -86,7 +87,7 @@ def exit_if_hosts_failed(failed: list[str], what: str) -> None:
         "role and database, firewall) as --admin-user; try it with --dry-run first",
         database="PostgreSQL role and database name for --system (default clicknback)",
         admin_user="SSH user for --system: root, or a sudoer (the deploy user may not exist yet); default root",
-        pitr="also set up WAL archiving and daily base backups on the first host, as --admin-user (needs a "
+        pitr="also set up WAL archiving and daily base backups on the database host, as --admin-user (needs a "
         "deployed release and the S3_* settings in the secrets file; docs/disaster-recovery.md)",
         dry_run=DRY_RUN_HELP,
         verbose=VERBOSE_HELP,
@@ -111,11 +112,15 @@ def provision(
         # user may not exist yet: its logins are checked after the (idempotent) root setup.
         if system:
             provision_system(admin, database)  # opens every admin login first
-        elif pitr and not dry_run:
-            admin.parallel(lambda remote: remote.connection, admin.remotes[:1])  # the one --pitr needs
+        admin_db = None
+        if pitr:  # PITR lives on the database host (deploy/primary.py), reached as the admin
+            holder = database_host(session).host.name
+            admin_db = next(r for r in admin.remotes if r.host.name == holder)
+            if not system and not dry_run:
+                admin.parallel(lambda remote: remote.connection, [admin_db])  # the one --pitr needs
         provision_hosts(session, data)
-        if pitr:
-            pitr_tasks.setup(session, admin.remotes[0])
+        if admin_db is not None:
+            pitr_tasks.setup(session, admin_db)
         session.say(
             f"would provision {len(session.remotes)} host(s) (dry run: nothing changed)"
             if dry_run
@@ -231,8 +236,10 @@ def health(c, env=None, inventory=None):
                 healthy = status == "200"
                 failures += not healthy
                 session.say(f"   {'OK  ' if healthy else 'FAIL'} {name:16} {url} -> {answer[:200]}")
-        if results and results[0].ok:  # the first host holds the database and its WAL archive
-            line, failed = archive_line(pitr_tasks.read_archive_lag(results[0].remote, results[0].value[0]))
+        holder = database_host(session) if any(r.ok for r in results) else None
+        held = [r for r in results if r.ok and r.remote is holder]
+        if held:  # the database host holds the database and its WAL archive
+            line, failed = archive_line(pitr_tasks.read_archive_lag(held[0].remote, held[0].value[0]))
             failures += failed
             session.say(f"== database: {line}")
         unreachable = report_failed_hosts(session, results)

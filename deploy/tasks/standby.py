@@ -14,8 +14,8 @@ HELP = {**COMMON_HELP, "dry_run": DRY_RUN_HELP + " (the reads still run)", "verb
 @task(
     help={
         "host": "name of the host to build as the hot standby (its cluster is emptied and copied)",
-        "primary": "name of the primary's host (default: the first host, in inventory order, whose "
-        "PostgreSQL runs as a primary)",
+        "primary": "name of the primary's host (default: the host whose PostgreSQL runs as a primary, the "
+        "database host asked first)",
         "synchronous": "commits wait for this standby (no acknowledged write lost; each commit pays a round trip)",
         "replace_data": "empty --host's cluster even when it holds data or would start as a primary (the old "
         "primary of a failover that could not fence it: its copy has diverged)",
@@ -34,7 +34,8 @@ def standby(
 
 @task(
     help={
-        "primary": "name of the failed primary's host (default: the environment's first host)",
+        "primary": "name of the failed primary's host (default: the database host: the last failover's "
+        "promoted host, else the environment's first host)",
         "standby": "name of the standby to promote (default: the one reachable host whose PostgreSQL is a standby)",
         **HELP,
     }
@@ -45,7 +46,7 @@ def failover(c, primary=None, standby=None, env=None, inventory=None, dry_run=Fa
         detail = run_failover(session, primary, standby)
         session.say(
             f"failover {'planned' if dry_run else 'done'}: {detail}. Next: `invoke standby --host <old primary>` "
-            "rebuilds it as the standby; list the new primary first in the inventory (PITR and the crash drill use it)"
+            "rebuilds it as the standby; the tasks find the new primary in the ledger (no inventory edit)"
         )
 
 

@@ -15,6 +15,7 @@ import os
 import secrets
 import shlex
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +73,8 @@ def _grant_sudo(path: Path, user: str) -> None:
 
 
 def pitr_table(sandbox: Sandbox, name: str) -> dict[str, object]:
-    """The inventory's `pitr` table for the sandbox's cluster: run by an unprivileged account on a
-    TCP port, stopped and started with pg_ctl (with the options LocalPostgres starts it with)."""
+    """The PITR keys of the inventory's database table for the sandbox's cluster: run by an
+    unprivileged account, stopped and started with pg_ctl (with the options LocalPostgres starts it with)."""
     postgres = sandbox.postgres
     options = (
         f"-c listen_addresses={postgres.host} -c port={postgres.port} -c unix_socket_directories={postgres.run_dir} "
@@ -81,14 +82,14 @@ def pitr_table(sandbox: Sandbox, name: str) -> dict[str, object]:
     )
     pg_ctl = f"cd / && sudo -n -u {UNPRIVILEGED_USER} {postgres.bindir}/pg_ctl"
     return {
-        "os_user": UNPRIVILEGED_USER,
-        "pg_host": postgres.host,
-        "pg_port": postgres.port,
-        "name": name,
-        "dir": str(sandbox.base_dir / "pitr"),
+        "account": UNPRIVILEGED_USER,
+        "socket_dir": str(postgres.run_dir),
+        "port": postgres.port,
+        "pitr_name": name,
+        "pitr_dir": str(sandbox.base_dir / "pitr"),
         "data_dir": str(postgres.data_dir),
-        "pg_stop": f"{pg_ctl} stop -D {postgres.data_dir} -m fast -w",
-        "pg_start": f"{pg_ctl} start -D {postgres.data_dir} -l {postgres.log_file} -o {shlex.quote(options)} -w -t 120",
+        "stop": f"{pg_ctl} stop -D {postgres.data_dir} -m fast -w",
+        "start": f"{pg_ctl} start -D {postgres.data_dir} -l {postgres.log_file} -o {shlex.quote(options)} -w -t 120",
     }
 
 
@@ -117,12 +118,13 @@ def pitr_world(tmp_path_factory) -> Iterator[PitrWorld]:
             with sandbox.env_file.open("a") as env_file:
                 env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
             pitr_dir = sandbox.base_dir / "pitr"
-            table = (
-                "pitr = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in pitr_table(sandbox, name).items()) + " }\n"
-            )
-            inventory = sandbox.inventory_path.read_text()
-            heading = "[environments.sandbox]\n"
-            sandbox.inventory_path.write_text(inventory.replace(heading, heading + table, 1))
+            # The sandbox's database table ends the file: this one replaces it (the drill keys kept).
+            inventory, heading = sandbox.inventory_path.read_text(), "\n[environments.sandbox.database]\n"
+            kept = {
+                k: v for k, v in tomllib.loads(inventory)["environments"]["sandbox"]["database"].items() if k != "start"
+            }
+            rows = "".join(f"{k} = {json.dumps(v)}\n" for k, v in {**kept, **pitr_table(sandbox, name)}.items())
+            sandbox.inventory_path.write_text(inventory[: inventory.index(heading)] + heading + rows)
             _grant_sudo(written[0], sandbox.sshd.user)
             seed_shared_venv(sandbox, (repo / "requirements.lock").read_bytes())
             world = PitrWorld(sandbox, s3, repo, pitr_dir=pitr_dir)

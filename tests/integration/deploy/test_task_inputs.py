@@ -137,7 +137,7 @@ def test_drill_keeps_its_short_flags_and_has_no_sandbox_option():
     text = task_help("drill")
     for flags in ("-b STRING, --db-stop=STRING", "-t STRING, --db-start=STRING", "-m INT, --timeout=INT"):
         assert flags in text, text
-    assert "sandbox-dir" not in text and "drill_database_runs_on" in text
+    assert "sandbox-dir" not in text and "drill_runs_on" in text
 
 
 @pytest.mark.parametrize(

@@ -115,11 +115,14 @@ def test_host_overrides_environment_overrides_defaults():
         ('[defaults.s3]\nregion = "x"\n' + MINIMAL, "defaults.s3: the inventory no longer holds S3 settings"),
         (_with_env_line("allow_drill = 1"), "environments.prod.allow_drill: expected true or false"),
         (
-            _with_env_line('drill_database_runs_on = "there"'),
-            "environments.prod.drill_database_runs_on: expected one of first_host, local",
+            MINIMAL + '[environments.prod.database]\ndrill_runs_on = "there"\n',
+            "environments.prod.database.drill_runs_on: expected one of host, local",
         ),
-        (_with_env_line('drill_database_stop = ""'), "environments.prod.drill_database_stop: expected a non-empty"),
-        (_with_env_line("drill_database_start = 1"), "environments.prod.drill_database_start: expected a non-empty"),
+        (
+            MINIMAL + '[environments.prod.database]\nkill = ""\n',
+            "environments.prod.database.kill: expected a command",
+        ),
+        (MINIMAL + "[environments.prod.database]\nkill = 1\n", "environments.prod.database.kill: expected a string"),
         ('[defaults]\ndrill_database_stop = "x"\n' + MINIMAL, "defaults.drill_database_stop: unknown key"),
         (
             'default_environment = "stagin"\n' + MINIMAL + MINIMAL.replace("prod", "staging"),
@@ -208,20 +211,41 @@ def test_the_shipped_inventory_allows_the_drill_on_staging_only(monkeypatch):
     assert "never runs on production" in inventory.environment("production").drill_refusal()
 
 
-def test_the_drill_database_commands_default_to_systemd_on_the_first_host():
-    env = _env("staging", allow="true")
-    assert env.drill_database_stop == "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main"
-    assert env.drill_database_start == "sudo -n systemctl start postgresql@15-main"
-    assert env.drill_database_runs_on == "first_host"
+def test_the_drill_database_commands_default_to_systemd_on_the_database_host():
+    db = _env("staging", allow="true").database
+    assert db.kill == "sudo -n systemctl kill --signal=SIGKILL postgresql@15-main"
+    assert db.start == "sudo -n systemctl start postgresql@15-main"
+    assert db.drill_runs_on == "host"
 
 
-def test_an_environment_names_its_own_drill_database_commands():
+def test_the_database_table_names_the_drills_commands():
+    text = MINIMAL + '[environments.prod.database]\nkill = "kill-db"\nstart = "start-db"\ndrill_runs_on = "local"\n'
+    db = parse_inventory(text).environment("prod").database
+    assert (db.kill, db.start, db.drill_runs_on) == ("kill-db", "start-db", "local")
+
+
+def test_old_drill_keys_are_refused_with_the_lines_to_write_in_the_database_table():
+    text = _with_env_line('drill_database_stop = "kill-db"\ndrill_database_runs_on = "first_host"')
+    with pytest.raises(InventoryError) as error:
+        parse_inventory(text, "inv.toml")
+    assert str(error.value) == (
+        "inv.toml: environments.prod: drill_database_stop and drill_database_runs_on moved into "
+        '[environments.prod.database] (ADR 0046): delete them and write there: kill = "kill-db"; drill_runs_on = "host"'
+    )
+
+
+def test_an_old_pitr_table_is_refused_with_each_key_renamed():
     text = _with_env_line(
-        'drill_database_stop = "kill-db"\ndrill_database_start = "start-db"\ndrill_database_runs_on = "local"'
+        'pitr = { os_user = "pg", pg_port = 6432, dir = "/srv/pitr", pg_host = "/run/pg", bogus = 1 }'
     )
-    env = parse_inventory(text).environment("prod")
-    assert (env.drill_database_stop, env.drill_database_start, env.drill_database_runs_on) == (
-        "kill-db",
-        "start-db",
-        "local",
+    with pytest.raises(InventoryError) as error:
+        parse_inventory(text, "inv.toml")
+    assert str(error.value) == (
+        "inv.toml: environments.prod: the pitr table moved into [environments.prod.database] (ADR 0046): delete it "
+        'and write there: account = "pg"; port = 6432; pitr_dir = "/srv/pitr"; socket_dir = "/run/pg"; '
+        "(pitr.bogus: no such key; drop it)"
     )
+    with pytest.raises(
+        InventoryError, match=r"the pitr table moved .*write there: nothing \(the pitr table is empty\)"
+    ):
+        parse_inventory(_with_env_line('pitr = "postgres"'), "inv.toml")

@@ -31,8 +31,8 @@ def test_the_drill_stops_and_starts_the_sandbox_cluster_on_this_machine(tmp_path
     path = tmp_path / "inventory.toml"
     path.write_text(Sandbox(BASE).inventory_text())
     environment = load_inventory(str(path)).environment(ENVIRONMENT)
-    assert environment.drill_database_runs_on == "local"
-    for command, action in ((environment.drill_database_stop, "stop"), (environment.drill_database_start, "start")):
+    assert environment.database.drill_runs_on == "local"
+    for command, action in ((environment.database.kill, "stop"), (environment.database.start, "start")):
         assert command.endswith(f"-m devtools.sandbox database {action} {BASE}"), command
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from deploy.commands import Layout
 from deploy.commands import pitr as pc
+from deploy.database import DatabaseSettings
 from deploy.inventory import InventoryError, parse_inventory
 from deploy.ops.pitr.ops_commands import scratch_database_url
 
@@ -80,8 +81,10 @@ def test_a_hostile_time_stays_one_argument() -> None:
 
 
 def test_a_host_profile_moves_every_file_and_names_its_account_and_cluster() -> None:
-    host = pc.PitrHost.from_inventory(
-        {"os_user": "nobody", "pg_host": "127.0.0.1", "pg_port": 6543, "name": "clicknback-pitr-e2e", "dir": "/x/p"}
+    host = pc.PitrHost.from_database(
+        DatabaseSettings(
+            account="nobody", socket_dir="127.0.0.1", port=6543, pitr_name="clicknback-pitr-e2e", pitr_dir="/x/p"
+        )
     )
     joined = "\n".join(pc.setup_commands(LAYOUT, "deploy", host))
     for default in (
@@ -102,21 +105,6 @@ def test_a_host_profile_moves_every_file_and_names_its_account_and_cluster() -> 
 
 
 @pytest.mark.parametrize(
-    ("table", "words"),
-    [
-        ({"port": 1}, "pitr.port: unknown key"),
-        ({"pg_port": "5432"}, "pitr.pg_port: expected a port number"),
-        ({"name": "../etc/passwd"}, "pitr.name: lowercase letters"),
-        ({"dir": "relative"}, "pitr.dir: expected an absolute path"),
-        ({"os_user": ""}, "pitr.os_user: expected a non-empty string"),
-    ],
-)
-def test_a_wrong_host_profile_is_named_before_any_ssh(table: dict, words: str) -> None:
-    with pytest.raises(ValueError, match=words.replace(".", r"\.")):
-        pc.PitrHost.from_inventory(table)
-
-
-@pytest.mark.parametrize(
     ("url", "expected"),
     [
         ("postgres://app:pw@db.internal:5432/clicknback", "postgres://app:pw@127.0.0.1:6543/clicknback"),
@@ -131,14 +119,20 @@ def test_the_scratch_copy_is_reached_with_the_live_role_on_its_own_port(url: str
     assert scratch_database_url(url, 6543) == expected
 
 
-def test_the_inventorys_pitr_table_reaches_the_host_profile_and_a_wrong_one_names_the_file() -> None:
+def test_the_database_table_gives_pitr_its_host_profile_and_checks_its_keys() -> None:
     hosts = '[[environments.prod.hosts]]\naddress = "10.0.0.5"\n'
-    text = '[environments.prod]\npitr = { os_user = "pg", pg_port = 6432, dir = "/srv/pitr" }\n' + hosts
-    host = pc.PitrHost.from_inventory(parse_inventory(text).environment("prod").pitr)
-    assert (host.os_user, host.pg_port, host.env_file) == ("pg", 6432, "/srv/pitr/etc/pitr.env")
-    assert (
-        pc.PitrHost.from_inventory(parse_inventory("[environments.prod]\n" + hosts).environment("prod").pitr)
-        == pc.DEBIAN
+    table = '[environments.prod.database]\naccount = "pg"\nport = 6432\npitr_dir = "/srv/pitr/"\nstop = "halt"\n'
+    host = pc.PitrHost.from_database(
+        parse_inventory("[environments.prod]\n" + hosts + table).environment("prod").database
     )
-    with pytest.raises(InventoryError, match=r"inv\.toml: environments\.prod\.pitr: expected a table"):
-        parse_inventory('[environments.prod]\npitr = "postgres"\n' + hosts, "inv.toml")
+    assert (host.os_user, host.pg_port, host.env_file, host.pg_stop) == ("pg", 6432, "/srv/pitr/etc/pitr.env", "halt")
+    assert pc.PitrHost.from_database(parse_inventory("[environments.prod]\n" + hosts).environment("prod").database) == (
+        pc.DEBIAN
+    )
+    for line, message in (
+        ('pitr_name = "Bad Name"', "database.pitr_name: lowercase letters, digits and -"),
+        ('pitr_dir = "srv"', "database.pitr_dir: expected an absolute path"),
+        ('account = ""', "database.account: expected the cluster's OS account"),
+    ):
+        with pytest.raises(InventoryError, match=r"inv\.toml: environments\.prod\." + message):
+            parse_inventory(f"[environments.prod]\n{hosts}[environments.prod.database]\n{line}\n", "inv.toml")
