@@ -3,6 +3,8 @@
     .venv/bin/python bench/pitr_bench.py [--users 20000] [--purchases 200000]
     .venv/bin/python bench/pitr_bench.py --from-pg-dir .local/bench-data/<key>/pg [--rewrite 100000]
     add --engine barman for barman-cloud-backup's base backup (default: sealed, ours: ADR 0045)
+    add --s3-endpoint URL (keys in S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY) for a disk-backed endpoint:
+    moto holds every object in memory, and the 10M database's base backup outgrows this machine's RAM
 
 Starts moto and a throwaway primary that archives its WAL (encrypted, as in production) through
 deploy/ops/pitr: either migrated and filled with bench/backup_bench.py's sample data, or a copy of a
@@ -31,6 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import boto3
+import botocore.exceptions
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -39,7 +44,7 @@ from deploy.ops.backup.verify import run_check_wallets  # noqa: E402
 from deploy.ops.pitr import barman, runner  # noqa: E402
 from deploy.ops.stats import row_counts  # noqa: E402
 from devtools.local_postgres import UNPRIVILEGED_USER, LocalPostgres, _demote_kwargs, free_port  # noqa: E402
-from devtools.local_s3 import LocalS3  # noqa: E402
+from devtools.local_s3 import REGION, LocalS3  # noqa: E402
 from server import db_migrations  # noqa: E402
 
 BUCKET = "pitr-bench"
@@ -55,18 +60,52 @@ def main() -> None:
     parser.add_argument("--database", help="its database (default: clicknback; with --from-pg-dir: bench)")
     parser.add_argument("--rewrite", type=int, help="purchases updated after the base backup (default: half)")
     parser.add_argument("--engine", choices=("sealed", "barman"), default="sealed")
+    parser.add_argument("--s3-endpoint", help="an S3-compatible endpoint already running (default: start moto)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="clicknback-pitr-bench-"))
     root.chmod(0o711)
     owner = pwd.getpwnam(UNPRIVILEGED_USER)
     try:
-        with LocalS3(log_file=root / "moto.log") as s3:
-            print(json.dumps(run(root, owner, s3, args), sort_keys=True))
+        if args.s3_endpoint:
+            print(json.dumps(run(root, owner, RunningS3(args.s3_endpoint), args), sort_keys=True))
+        else:
+            with LocalS3(log_file=root / "moto.log") as s3:
+                print(json.dumps(run(root, owner, s3, args), sort_keys=True))
     finally:
         for folder in (root / "primary", root / "scratch"):  # a cluster left running must not hold the files
             if (folder / "data" / "postmaster.pid").exists():
                 LocalPostgres(folder).stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+class RunningS3:
+    """An S3-compatible endpoint started by the operator, as LocalS3's two calls here need it."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+
+    def settings(self, bucket: str) -> dict[str, str]:
+        return {
+            "S3_ENDPOINT_URL": self.endpoint_url,
+            "S3_BUCKET": bucket,
+            "S3_REGION": os.environ.get("S3_REGION", REGION),
+            "S3_ACCESS_KEY_ID": os.environ["S3_ACCESS_KEY_ID"],
+            "S3_SECRET_ACCESS_KEY": os.environ["S3_SECRET_ACCESS_KEY"],
+        }
+
+    def create_bucket(self, name: str) -> None:
+        settings = self.settings(name)
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=settings["S3_REGION"],
+            aws_access_key_id=settings["S3_ACCESS_KEY_ID"],
+            aws_secret_access_key=settings["S3_SECRET_ACCESS_KEY"],
+        )
+        try:
+            client.head_bucket(Bucket=name)
+        except botocore.exceptions.ClientError:
+            client.create_bucket(Bucket=name)
 
 
 def copy_cluster(source: Path, target: Path) -> float:
@@ -87,7 +126,7 @@ class Phases(dict[str, float]):
         print(f"pitr-bench {time.strftime('%H:%M:%S')} {name} {seconds:.1f}", file=sys.stderr, flush=True)
 
 
-def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3, args: argparse.Namespace) -> dict:
+def run(root: Path, owner: pwd.struct_passwd, s3: LocalS3 | RunningS3, args: argparse.Namespace) -> dict:
     s3.create_bucket(BUCKET)
     env = {**s3.settings(BUCKET), "PITR_PREFIX": "bench", "BACKUP_ENCRYPTION_KEY": "bench-key-" + "k" * 32}
     env_file = root / "pitr.env"
