@@ -50,13 +50,6 @@ class PreparedRestore:
     target_time: datetime | None
 
 
-def _as_user(os_user: str | None) -> dict:
-    if os_user is None or os.geteuid() != 0:
-        return {}
-    entry = pwd.getpwnam(os_user)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-
-
 def run_tool(
     settings: PitrSettings, argv: list[str], os_user: str | None, timeout: float = TOOL_TIMEOUT_SECONDS
 ) -> str:
@@ -68,7 +61,7 @@ def run_tool(
         timeout=timeout,
         cwd="/",
         stdin=subprocess.DEVNULL,
-        **_as_user(os_user),
+        **basebackup.as_user(os_user),
     )
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
