@@ -6,11 +6,12 @@ from tortoise import fields
 from tortoise.fields.db_defaults import SqlDefault
 from tortoise.models import Model
 
-from server.users.models import NEW_UUID, NOW
+from server.ids import TIME_PREFIXED_UUID, time_prefixed_uuid
+from server.users.models import NOW
 
 
 class AuditLog(Model):
-    id = fields.UUIDField(primary_key=True, db_default=NEW_UUID)
+    id = fields.UUIDField(primary_key=True, default=time_prefixed_uuid, db_default=TIME_PREFIXED_UUID)
     occurred_at = fields.DatetimeField(db_default=NOW)
     actor_type = fields.CharField(max_length=16)
     actor_id = fields.UUIDField(null=True)

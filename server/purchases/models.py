@@ -8,13 +8,14 @@ from tortoise import fields
 from tortoise.models import Model
 
 from server.fields import FixedCharField
+from server.ids import TIME_PREFIXED_UUID, time_prefixed_uuid
 from server.merchants.models import Merchant
 from server.offers.models import Offer
-from server.users.models import NEW_UUID, NOW, User
+from server.users.models import NOW, User
 
 
 class Purchase(Model):
-    id = fields.UUIDField(primary_key=True, db_default=NEW_UUID)
+    id = fields.UUIDField(primary_key=True, default=time_prefixed_uuid, db_default=TIME_PREFIXED_UUID)
     external_id = fields.CharField(max_length=255, unique=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="purchases", on_delete=fields.RESTRICT
@@ -43,7 +44,7 @@ class Purchase(Model):
 
 
 class CashbackTransaction(Model):
-    id = fields.UUIDField(primary_key=True, db_default=NEW_UUID)
+    id = fields.UUIDField(primary_key=True, default=time_prefixed_uuid, db_default=TIME_PREFIXED_UUID)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="cashback_transactions", on_delete=fields.RESTRICT
     )

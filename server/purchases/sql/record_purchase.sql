@@ -1,5 +1,5 @@
 -- record_purchase: ingestion checks 3-7 of API.md §3.5 and the capped credit (§4.1), reading
--- `earned` from cashback_monthly_totals (one row by primary key). Applied by name by migration 4.
+-- `earned` from cashback_monthly_totals (one row by primary key). Applied by name by migrations 4 and 8.
 
 -- POST /api/v1/purchases after authentication and the ownership check, as one statement: one
 -- round trip instead of four, and the caller's wallet row lock held only while this runs inside
@@ -97,17 +97,19 @@ BEGIN
     -- and the planner inlines it only when that argument is cheap, such as a variable.
     raw_cashback := cashback_raw(p_amount, facts.percentage, facts.fixed_amount);
     credited := cashback_credited(raw_cashback, facts.monthly_cap_per_user, facts.earned);
-    new_purchase_id := gen_random_uuid();
+    -- The purchase's id is the column's default (time-ordered since migration 8, ADR 0047).
     WITH purchase AS (
-        INSERT INTO purchases (id, external_id, user_id, merchant_id, offer_id, amount, currency, cashback_amount)
-        VALUES (new_purchase_id, p_external_id, p_user, p_merchant, facts.offer_id, p_amount, 'EUR', credited)
+        INSERT INTO purchases (external_id, user_id, merchant_id, offer_id, amount, currency, cashback_amount)
+        VALUES (p_external_id, p_user, p_merchant, facts.offer_id, p_amount, 'EUR', credited)
         RETURNING purchases.id
     ), credit AS (
         INSERT INTO cashback_transactions (user_id, purchase_id, amount, status)
         SELECT p_user, purchase.id, credited, 'pending' FROM purchase
     )
     UPDATE wallets AS w SET pending_balance = w.pending_balance + credited, updated_at = now()
-    WHERE w.user_id = p_user;
+    FROM purchase
+    WHERE w.user_id = p_user
+    RETURNING purchase.id INTO new_purchase_id;
     outcome := 'recorded';
 END
 $fn$;
