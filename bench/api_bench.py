@@ -99,12 +99,13 @@ class Target:
         )
 
 
-# The targets of issues #2, #3 and #4 ("on a 2-core machine, at concurrency 64").
+# The targets of issues #2, #3 and #4 ("on a 2-core machine, at concurrency 64"); #24 raised
+# ingestion's from #4's 1,500 req/s and 80 ms.
 TARGETS = {
     "users_me": Target(p99_ms=30, min_rps=3000),
     "health_live_during_login_flood": Target(p99_ms=20),
     "offers_active": Target(p99_ms=40, min_rps=3000),
-    "purchase_ingest": Target(p99_ms=80, min_rps=1500),
+    "purchase_ingest": Target(p99_ms=60, min_rps=2000),
     "wallet_summary": Target(p99_ms=30, min_rps=3000),
     # Issue #24: logins alone, the mix with 2% logins, and logins while that mix runs.
     "login": Target(p99_ms=300, concurrency=4),
