@@ -8,6 +8,7 @@ most that month's purchases instead of every newer one (docs/adr/0030-exact-tota
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -60,21 +61,16 @@ def month_end(month: date) -> datetime:
     return datetime(year, index + 1, 1, tzinfo=UTC)
 
 
-async def window(user_id: Any, status: str | None, offset: int) -> tuple[Window | None, int]:
-    """The month holding row `offset` of the user's purchases newest first (None when the offset
-    is past the end), and the list's total, both from the counts."""
-    months = await (
-        _counts(user_id, status)
-        .annotate(rows=Sum("n"))
-        .group_by("month")
-        .order_by("-month")
-        .values_list("month", "rows")
-    )
-    total = sum(int(rows) for _, rows in months)
+def locate(months: Sequence[Mapping[str, Any]], offset: int) -> tuple[Window | None, int]:
+    """The month holding row `offset` of the user's purchases newest first (None when the offset is
+    past the end), and the list's total, from the user's counts by month newest first (rows with
+    `month` and `rows`, as server/purchases/own_page.py reads them)."""
+    total = sum(int(month["rows"]) for month in months)
     before, newest = 0, True
-    for month, rows in months:
-        if before + int(rows) > offset:
-            return Window(until=None if newest else month_end(month), skip=offset - before), total
-        before += int(rows)
-        newest = newest and int(rows) == 0
+    for month in months:
+        rows = int(month["rows"])
+        if before + rows > offset:
+            return Window(until=None if newest else month_end(month["month"]), skip=offset - before), total
+        before += rows
+        newest = newest and rows == 0
     return None, total

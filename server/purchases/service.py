@@ -15,7 +15,7 @@ from server import db
 from server.errors import ApiError, balance_limit_exceeded, forbidden, not_found
 from server.http import money
 from server.pagination import page_of
-from server.purchases import counts
+from server.purchases import counts, own_page
 from server.purchases.models import Purchase
 
 STATUSES = ("pending", "confirmed", "rejected", "reversed")
@@ -214,6 +214,8 @@ async def list_purchases(
     start_date=None,
     end_date=None,
 ) -> tuple[list, int]:
+    if user_id is not None and merchant_id is None and start_date is None and end_date is None:
+        return await user_purchases(user_id, status, offset, limit)
     query = Purchase.all()
     if status is not None:
         query = query.filter(status=status)
@@ -225,8 +227,6 @@ async def list_purchases(
         query = query.filter(created_at__gte=utc_midnight(start_date))
     if end_date is not None and end_date < date.max:  # every timestamp is before the day after 9999-12-31
         query = query.filter(created_at__lt=utc_midnight(end_date + timedelta(days=1)))
-    if user_id is not None and merchant_id is None and start_date is None and end_date is None:
-        return await user_purchases(query, user_id, status, offset, limit)
     # Status and UTC days alone: the day counts; a merchant or a user with dates: count the rows.
     by_day = counts.day_total_of(status, start_date, end_date) if user_id is None and merchant_id is None else None
     # The page's ids first, index-only where the filter's index ends in (created_at, id), then its
@@ -235,23 +235,10 @@ async def list_purchases(
     return await _page(query, offset, limit, by_day, window=(query, offset))
 
 
-async def user_purchases(
-    query: QuerySet[Purchase], user_id: str, status: str | None, offset: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
-    """One user's purchases (with a status or not): the total from the user's counts, and a deep
-    offset paged within the month that holds it (server/purchases/counts.py).
-
-    The page's ids are cut first at every offset: joined to its transactions in one statement, the
-    page was planned from the user's row estimate, and a user whose history grew after the last
-    ANALYZE (a new or suddenly busy user) had every purchase joined and sorted for ten rows
-    (docs/adr/0035-a-user-s-page-cuts-its-ids-first.md)."""
-    window = (query, offset)
-    if offset >= counts.DEEP_OFFSET:
-        found, total = await counts.window(user_id, status, offset)
-        if found is None:
-            return [], total
-        window = (query.filter(created_at__lt=found.until) if found.until else query, found.skip)
-    return await _page(query, offset, limit, counts.total_of(user_id, status), window)
+async def user_purchases(user_id: str, status: str | None, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """One user's purchases (with a status or not), raw SQL for its bench rows (server/purchases/own_page.py)."""
+    rows, total = await own_page.own_page(user_id, status, offset, limit)
+    return [purchase_out(row) for row in rows], total
 
 
 async def _page(

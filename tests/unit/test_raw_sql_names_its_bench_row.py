@@ -15,6 +15,7 @@ CONVERTED = [
     "server/users/service.py",
     "server/debug/routes.py",
     "server/pagination.py",
+    "server/purchases/own_page.py",
     *(f"server/{name}/service.py" for name in ("audit", "flags", "merchants", "offers", "payouts", "wallets")),
 ]
 # The reasons a raw statement may give: the bench row that keeps it, or that no queryset can say it.
