@@ -177,6 +177,10 @@ def validated_database_url(name: str, raw: str) -> str:
     return value
 
 
+# The largest MAX_PAGE_SIZE: server/pagination.py writes every page size up to it into the SQL (ADR 0048).
+PAGE_SIZE_CEILING = 1000
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(repr=False)
@@ -253,7 +257,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "OAUTH_ACCESS_TOKEN_TTL": ("access_token_ttl_minutes", 1, None),
         "OAUTH_REFRESH_TOKEN_TTL": ("refresh_token_ttl_minutes", 1, None),
         "DEFAULT_PAGE_SIZE": ("default_page_size", 1, 100),
-        "MAX_PAGE_SIZE": ("max_page_size", 1, 1000),
+        "MAX_PAGE_SIZE": ("max_page_size", 1, PAGE_SIZE_CEILING),
         "MAX_BODY_BYTES": ("max_body_bytes", 1024, None),
         "LOGIN_MAX_FAILURES": ("login_max_failures", 1, None),
         "LOGIN_WINDOW_MINUTES": ("login_window_minutes", 1, None),

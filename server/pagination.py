@@ -5,19 +5,35 @@ and its total share one snapshot and one round trip: each extra round trip costs
 than building the queryset does. The count reads the filtered table alone, without the page's
 joins, which do not change how many rows match. Only an empty page past offset 0 has no row to
 carry the total and counts it apart; an offset past the end still returns the real total.
+
+A page's size is written into its statement (`LIMIT 10`), not sent as a parameter: PostgreSQL reads
+`LIMIT $n` as a tenth of the rows, so the plan it could keep for a statement looks dearer than one
+made for each request, and it plans every request again (docs/adr/0048-page-size-in-the-statement.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import IntEnum
 from typing import Any
 
 from pypika_tortoise.terms import Term
 from tortoise.expressions import Expression, Subquery
 from tortoise.queryset import CountQuery, QuerySet, ValuesQuery
 
+from server.config import PAGE_SIZE_CEILING
+
 TOTAL = "page_total"  # the columns that carry the total (or its parts) on every row of the page
 Counted = CountQuery | ValuesQuery[Any]
+
+# pypika writes an Enum's value into the statement where it would send any other value as a parameter.
+# (mypy cannot list members made from a comprehension.)
+PageSize = IntEnum("PageSize", {f"rows_{size}": size for size in range(1, PAGE_SIZE_CEILING + 1)})  # type: ignore[misc]
+
+
+def written(limit: int) -> int:
+    """`limit` as a value Tortoise writes into the statement (a page size of 1..PAGE_SIZE_CEILING)."""
+    return PageSize(limit) if 1 <= limit <= PAGE_SIZE_CEILING else limit
 
 
 async def page_of(
@@ -49,12 +65,12 @@ async def page_of(
     names = [f"{TOTAL}_{index}" for index in range(len(parts))]
     totals = {name: Subquery(part) for name, part in zip(names, parts, strict=True)}
     if window is None:
-        sliced = query.annotate(**(computed or {}), **totals).order_by(*order_by).offset(offset).limit(limit)
+        sliced = query.annotate(**(computed or {}), **totals).order_by(*order_by).offset(offset).limit(written(limit))
     else:
         # The rows are found by their ids alone, without `query`'s filters again: given those, the
         # planner may start from a filter's index and walk every row it matches to meet the ids.
         narrowed, skip = window
-        ids = narrowed.order_by(*order_by).offset(skip).limit(limit).values("id")
+        ids = narrowed.order_by(*order_by).offset(skip).limit(written(limit)).values("id")
         sliced = query.model.filter(id__in=Subquery(ids)).annotate(**(computed or {}), **totals).order_by(*order_by)
     rows = await sliced.values(*fields, *(computed or {}), *names, **(related or {}))
     if rows:

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from server import db
+from server.config import PAGE_SIZE_CEILING
 from server.purchases import counts
 
 COLUMNS = (
@@ -24,10 +25,17 @@ COLUMNS = (
 
 
 @cache
-def page_sql(by_status: bool, before_month: bool) -> str:
-    """The page statement: $1 user, $2 rows to skip, $3 page size, then the status and the end of the
-    offset's month when given. Every row carries the user's total from the counts, in the page's snapshot."""
-    conditions, last = ["user_id = $1"], 3
+def page_sql(by_status: bool, before_month: bool, skips: bool, limit: int) -> str:
+    """The page statement: $1 user, then the rows to skip when `skips`, the status and the end of the
+    offset's month when given. Every row carries the user's total from the counts, in the page's
+    snapshot. The page size is written in, as server/pagination.py explains (ADR 0048)."""
+    if not 1 <= limit <= PAGE_SIZE_CEILING:
+        raise ValueError(f"page size {limit} is not 1..{PAGE_SIZE_CEILING}")
+    conditions, last = ["user_id = $1"], 1
+    offset = ""
+    if skips:
+        last += 1
+        offset = f"OFFSET ${last} "
     if by_status:
         last += 1
         conditions.append(f"status = ${last}")
@@ -40,12 +48,19 @@ def page_sql(by_status: bool, before_month: bool) -> str:
     return (
         f"SELECT {COLUMNS}, {total} FROM ("
         f"SELECT id FROM purchases WHERE {' AND '.join(conditions)} "
-        "ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3) AS page "
+        f"ORDER BY created_at DESC, id DESC {offset}LIMIT {int(limit)}) AS page "
         "JOIN purchases AS p ON p.id = page.id "
         "LEFT JOIN merchants AS m ON m.id = p.merchant_id "
         "LEFT JOIN cashback_transactions AS t ON t.purchase_id = p.id "
         "ORDER BY p.created_at DESC, p.id DESC"
     )
+
+
+async def _page(user: UUID, skip: int, limit: int, filters: list[Any], before: list[Any]) -> list[Any]:
+    """The rows of one page; a first page has no OFFSET, so its plan can be kept (ADR 0048)."""
+    skipping = [skip] if skip else []
+    sql = page_sql(bool(filters), bool(before), bool(skipping), limit)
+    return await db.fetch(sql, user, *skipping, *filters, *before)
 
 
 @cache
@@ -65,7 +80,7 @@ async def own_page(user_id: str, status: str | None, offset: int, limit: int) ->
     by_status = status is not None
     filters: list[Any] = [status] if by_status else []
     if offset < counts.DEEP_OFFSET:
-        rows = await db.fetch(page_sql(by_status, False), user, offset, limit, *filters)
+        rows = await _page(user, offset, limit, filters, [])
         if rows:
             return rows, int(rows[0]["total"] or 0)
         if offset == 0:
@@ -78,5 +93,5 @@ async def own_page(user_id: str, status: str | None, offset: int, limit: int) ->
         return [], total
     before = [found.until] if found.until is not None else []
     # The total rides on the page again, so that both come from one snapshot.
-    rows = await db.fetch(page_sql(by_status, bool(before)), user, found.skip, limit, *filters, *before)
+    rows = await _page(user, found.skip, limit, filters, before)
     return rows, int(rows[0]["total"] or 0) if rows else total

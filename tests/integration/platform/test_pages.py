@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from tortoise.transactions import in_transaction
 
 from server import db
 from server.flags.models import FeatureFlag
@@ -68,3 +69,39 @@ async def test_the_purchase_list_counts_purchases_without_the_page_s_joins(clien
     count = re.search(r"\(SELECT COUNT\(\*\) FROM (.*?)\)", page_sql)
     assert count and "JOIN" not in count.group(1).upper(), page_sql
     assert "JOIN" in page_sql.upper()  # the page itself reads the merchant's name and the transaction
+
+
+async def test_the_page_size_is_written_into_the_statement(client, conn, statements):
+    await _flags(conn, 3)
+    statements.clear()
+    await page_of(FeatureFlag.all(), fields=("key",), order_by=NEWEST, offset=1, limit=2)
+    (sql,) = statements
+    assert re.search(r"LIMIT 2\b", sql) and not re.search(r"LIMIT \$", sql), sql
+
+
+async def _plans(run, tx, statements) -> dict[str, int]:
+    """Run one page ten times on `tx`'s connection: how PostgreSQL planned its statement."""
+    for _ in range(10):
+        statements.clear()
+        await run()
+    (sql,) = statements
+    (row,) = await tx.execute_query_dict(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", [sql]
+    )
+    return {"sql": sql, **row}
+
+
+async def test_a_page_keeps_its_plan_where_a_limit_parameter_would_plan_every_request(client, conn, statements):
+    # 60,000 rows: `LIMIT $n`, read as a tenth of them, makes the kept (generic) plan sort 6,000 rows,
+    # so PostgreSQL plans each execution again; with the size written in, it keeps one (ADR 0048).
+    await _flags(conn, 60_000, prefix="plan")
+    await conn.execute("ANALYZE feature_flags")
+    async with in_transaction() as tx:
+        flags = FeatureFlag.all().using_db(tx)
+        written = await _plans(
+            lambda: page_of(flags, fields=("key",), order_by=NEWEST, offset=0, limit=10), tx, statements
+        )
+        # The same page as Tortoise sends it by default, its size a parameter.
+        sent = await _plans(lambda: flags.order_by(*NEWEST).limit(10).values("key"), tx, statements)
+    assert "LIMIT 10" in written["sql"] and written["generic_plans"] >= 4, written
+    assert "LIMIT $" in sent["sql"] and (sent["generic_plans"], sent["custom_plans"]) == (0, 10), sent
