@@ -742,6 +742,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
                 front.stop()
             tear_down_servers(servers)
             prefix, insert_s = backlog.insert(database_url, ctx.tokens["heavy_id"], SHOPLY)
+            due = backlog.due(database_url)
             job_started = time.monotonic()
             servers = start_servers(
                 instance_database_url(cluster, "bench", args.database_over),
@@ -759,7 +760,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
                 row = backlog.clear(database_url, argv, ctx.tokens["heavy_id"], prefix, job_started)
             finally:
                 os.unlink(script.name)
-            row.update(backlog=backlog.BACKLOG, insert_s=insert_s)
+            row.update(backlog=backlog.BACKLOG, insert_s=insert_s, due=due)
             print(backlog.line(row), flush=True)
             results.append({**shape, **row, "scenario": "job_backlog", "concurrency": 64})
         finished = True
