@@ -741,14 +741,28 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
             if front is not None:
                 front.stop()
             tear_down_servers(servers)
+
+            def with_job(url: str, log: Path) -> dict[str, str]:
+                return {**server_env(url, log), **backlog.JOB_ENV}
+
+            instances_url = instance_database_url(cluster, "bench", args.database_over)
+            # The job first goes through what the scenarios ingested while it was off: all of it is due.
+            servers = start_servers(instances_url, args.instances, workdir, env=with_job)
+            try:
+                first, left, catch_up_s = backlog.catch_up(database_url)
+            finally:
+                tear_down_servers(servers)
+            caught = f"{first - left:,} purchases the scenarios left due, in {catch_up_s:.1f} s"
+            caught += f" ({left:,} still due)" if left else ""
+            print(f"job backlog: first the job went through {caught}", flush=True)
             prefix, insert_s = backlog.insert(database_url, ctx.tokens["heavy_id"], SHOPLY)
             due = backlog.due(database_url)
             job_started = time.monotonic()
             servers = start_servers(
-                instance_database_url(cluster, "bench", args.database_over),
+                instances_url,
                 args.instances,
                 workdir,
-                env=lambda url, log: {**server_env(url, log), **backlog.JOB_ENV},
+                env=with_job,
                 socket_for=instance_sockets(workdir, instance_transport(args)),
             )
             url, front = start_front(servers, args, workdir, nginx_binary)

@@ -9,8 +9,10 @@ pace the clearing itself. The clock starts when the instances with the job are s
 tick runs at start-up), with the backlog already in place. The backlog is inserted in one set-based
 statement (purchase and pending transaction: API.md §4.5; a 0.00 credit leaves the wallet as it is),
 for the heavy user; the API load ingests for the bench users, whose new purchases the job confirms
-as well. After the scenarios, every purchase they ingested is due and older than the backlog, so the
-job goes through those first: the line says how many were ahead.
+as well. A purchase is due as soon as it is recorded, and the scenarios run without the job, so
+the job first catches up with what they ingested (catch_up), as production's job keeps up with
+ingestion; the backlog is what accumulates while the job is down. The line says how many purchases
+were due ahead of the backlog all the same.
 """
 
 from __future__ import annotations
@@ -90,6 +92,29 @@ def due(database_url: str) -> int:
             await conn.close()
 
     return asyncio.run(run())
+
+
+def catch_up(database_url: str, limit_seconds: float = LIMIT_SECONDS) -> tuple[int, int, float]:
+    """Wait, while instances with the job run, until no purchase is due (at most `limit_seconds`).
+    Returns how many were due at first, how many are left, and the seconds it took."""
+    import asyncpg
+
+    from server.db import parse_database_url
+
+    async def run() -> tuple[int, int]:
+        conn = await asyncpg.connect(**parse_database_url(database_url))
+        try:
+            first = left = int(await conn.fetchval(DUE_SQL))
+            while left and time.monotonic() - started < limit_seconds:
+                await asyncio.sleep(0.5)  # the polling period, as in clear()
+                left = int(await conn.fetchval(DUE_SQL))
+            return first, left
+        finally:
+            await conn.close()
+
+    started = time.monotonic()
+    first, left = asyncio.run(run())
+    return first, left, time.monotonic() - started
 
 
 def clear(database_url: str, wrk_argv: list[str], user_id: str, prefix: str, job_started: float) -> dict:
