@@ -94,7 +94,10 @@ def lag_report(rows: list[dict], max_lag_bytes: int = 16 * 1024 * 1024, max_lag_
     """Each standby's lag in bytes and seconds, flagged past the thresholds; none at all is flagged too."""
     standbys = []
     for row in rows:
-        late = (row.get("lag_bytes") or 0) > max_lag_bytes or (row.get("lag_s") or 0) > max_lag_s
-        standbys.append({**row, "status": "late" if late or row.get("state") != "streaming" else "ok"})
+        # Seconds are a float: PostgreSQL's JSON writes a float8 of 0 (no replay yet) as `0`, an int.
+        seconds = float(row.get("lag_s") or 0)
+        late = (row.get("lag_bytes") or 0) > max_lag_bytes or seconds > max_lag_s
+        status = "late" if late or row.get("state") != "streaming" else "ok"
+        standbys.append({**row, "lag_s": seconds, "status": status})
     status = "none" if not standbys else ("ok" if all(s["status"] == "ok" for s in standbys) else "late")
     return {"status": status, "standbys": standbys}

@@ -43,3 +43,9 @@ def test_lag_is_flagged_in_bytes_or_seconds_and_no_standby_is_its_own_status() -
     assert replication.lag_report([{**ok, "lag_s": 120.0}])["status"] == "late"
     assert replication.lag_report([{**ok, "state": "catchup"}])["status"] == "late"
     assert replication.lag_report([])["status"] == "none"
+
+
+def test_lag_seconds_are_a_float_even_when_postgresql_writes_zero_as_an_int() -> None:
+    row = {"application_name": "s", "state": "streaming", "sync_state": "sync", "lag_bytes": 0, "lag_s": 0}
+    [standby] = replication.lag_report([row])["standbys"]
+    assert isinstance(standby["lag_s"], float) and standby["lag_s"] == 0.0
