@@ -22,6 +22,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 JOB_ENV = {"PURCHASE_JOB_ENABLED": "true", "PURCHASE_CONFIRMATION_INTERVAL_SECONDS": "1"}
 BACKLOG = 100_000
@@ -58,62 +62,50 @@ SELECT count(*) FROM purchases WHERE user_id = $1::uuid AND status = 'pending' A
 DUE_SQL = "SELECT count(*) FROM purchases WHERE status = 'pending' AND next_verification_at <= now()"
 
 
-def insert(database_url: str, user_id: str, merchant_id: str, count: int = BACKLOG) -> tuple[str, float]:
-    """Insert `count` due pending purchases; returns their external_id prefix and the seconds it took."""
+def _on_connection(database_url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """`work(connection)` on one connection to the bench database, closed afterwards."""
     import asyncpg
 
     from server.db import parse_database_url
 
-    prefix = f"backlog-{time.time_ns()}-"
-
-    async def run() -> None:
+    async def run() -> T:
         conn = await asyncpg.connect(**parse_database_url(database_url))
         try:
-            await conn.execute(INSERT_SQL, user_id, merchant_id, prefix, count)
-        finally:
-            await conn.close()
-
-    started = time.monotonic()
-    asyncio.run(run())
-    return prefix, time.monotonic() - started
-
-
-def due(database_url: str) -> int:
-    """How many pending purchases are due now, the backlog's and any others."""
-    import asyncpg
-
-    from server.db import parse_database_url
-
-    async def run() -> int:
-        conn = await asyncpg.connect(**parse_database_url(database_url))
-        try:
-            return int(await conn.fetchval(DUE_SQL))
+            return await work(conn)
         finally:
             await conn.close()
 
     return asyncio.run(run())
 
 
+async def _until_none(conn: Any, deadline: float, sql: str, *args: Any) -> tuple[int, int]:
+    """Count with `sql` every 0.5 s until none is left or time.monotonic() passes `deadline`;
+    returns the first count and the last."""
+    first = left = int(await conn.fetchval(sql, *args))
+    while left and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)  # the polling period
+        left = int(await conn.fetchval(sql, *args))
+    return first, left
+
+
+def insert(database_url: str, user_id: str, merchant_id: str, count: int = BACKLOG) -> tuple[str, float]:
+    """Insert `count` due pending purchases; returns their external_id prefix and the seconds it took."""
+    prefix = f"backlog-{time.time_ns()}-"
+    started = time.monotonic()
+    _on_connection(database_url, lambda conn: conn.execute(INSERT_SQL, user_id, merchant_id, prefix, count))
+    return prefix, time.monotonic() - started
+
+
+def due(database_url: str) -> int:
+    """How many pending purchases are due now, the backlog's and any others."""
+    return int(_on_connection(database_url, lambda conn: conn.fetchval(DUE_SQL)))
+
+
 def catch_up(database_url: str, limit_seconds: float = LIMIT_SECONDS) -> tuple[int, int, float]:
     """Wait, while instances with the job run, until no purchase is due (at most `limit_seconds`).
     Returns how many were due at first, how many are left, and the seconds it took."""
-    import asyncpg
-
-    from server.db import parse_database_url
-
-    async def run() -> tuple[int, int]:
-        conn = await asyncpg.connect(**parse_database_url(database_url))
-        try:
-            first = left = int(await conn.fetchval(DUE_SQL))
-            while left and time.monotonic() - started < limit_seconds:
-                await asyncio.sleep(0.5)  # the polling period, as in clear()
-                left = int(await conn.fetchval(DUE_SQL))
-            return first, left
-        finally:
-            await conn.close()
-
     started = time.monotonic()
-    first, left = asyncio.run(run())
+    first, left = _on_connection(database_url, lambda conn: _until_none(conn, started + limit_seconds, DUE_SQL))
     return first, left, time.monotonic() - started
 
 
@@ -122,26 +114,13 @@ def clear(database_url: str, wrk_argv: list[str], user_id: str, prefix: str, job
     `prefix` is pending (at most LIMIT_SECONDS after `job_started`, a time.monotonic() taken when
     the job's instances were started), stop it with SIGINT so it reports that window, and return
     the figures with the seconds from `job_started` to cleared."""
-    import asyncpg
-
-    from server.db import parse_database_url
-
+    deadline = job_started + LIMIT_SECONDS
     with tempfile.TemporaryFile("w+") as report:
         load = subprocess.Popen(wrk_argv, stdout=report, stderr=subprocess.STDOUT, text=True)
-
-        async def wait() -> int:
-            conn = await asyncpg.connect(**parse_database_url(database_url))
-            try:
-                pending = await conn.fetchval(PENDING_SQL, user_id, prefix)
-                while pending and time.monotonic() - job_started < LIMIT_SECONDS:
-                    await asyncio.sleep(0.5)  # the polling period of the cleared condition
-                    pending = await conn.fetchval(PENDING_SQL, user_id, prefix)
-                return pending
-            finally:
-                await conn.close()
-
         try:
-            left = asyncio.run(wait())
+            _, left = _on_connection(
+                database_url, lambda conn: _until_none(conn, deadline, PENDING_SQL, user_id, prefix)
+            )
             clear_s = time.monotonic() - job_started
         finally:
             load.send_signal(signal.SIGINT)
