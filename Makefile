@@ -33,6 +33,7 @@ test: system-packages $(BIN)/.installed  ## run the whole test suite
 # make bench DATA=large|both (10 million purchases, cached; both prints large/small ratios),
 # make bench SOAK=10 (the 10-minute soak; fewer minutes for a shorter one), PLANS=1 (query plans),
 # make bench PASSES=4 (four passes back to back on the same database, then their medians and trend),
+# make bench DATA=both PASSES=3 ALTERNATE=1 (rounds of one pass at each size, for the ratios),
 # make bench STANDBY=sync|async (a streaming standby of the bench's PostgreSQL; sync: commits wait for it).
 bench: $(BIN)/.installed  ## run the API benchmark and print its figures
-	$(BIN)/invoke bench $(if $(DATA),--data-size $(DATA)) $(if $(SOAK),--soak --minutes $(SOAK)) $(if $(PLANS),--plans) $(if $(PASSES),--passes $(PASSES)) $(if $(STANDBY),--standby $(STANDBY))
+	$(BIN)/invoke bench $(if $(DATA),--data-size $(DATA)) $(if $(SOAK),--soak --minutes $(SOAK)) $(if $(PLANS),--plans) $(if $(PASSES),--passes $(PASSES)) $(if $(ALTERNATE),--alternate) $(if $(STANDBY),--standby $(STANDBY))

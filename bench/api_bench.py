@@ -633,9 +633,20 @@ def main(argv: list[str] | None = None) -> int:
         "ram_kb": postgres_memory.host_ram_kb(),
     }
     with production_scheduler(keep=args.keep_autogroup) as scheduler:
-        by_size = {}
-        for size in scale_options.sizes(args):
-            by_size[size] = run(args, {**shape, "scheduler": scheduler, "data_size": size}, levels, nginx_binary)
+        by_size: dict[str, list[dict]] = {}
+        for round_, size, with_backlog in scale_options.rounds(args):
+            once = args
+            if round_:
+                print(f"round {round_} of {args.passes}: {size} data", flush=True)
+                once = argparse.Namespace(**{**vars(args), "passes": 1, "backlog": with_backlog})
+            rows = run(once, {**shape, "scheduler": scheduler, "data_size": size}, levels, nginx_binary)
+            by_size.setdefault(size, []).extend(
+                {**row, "pass": round_} if round_ and "pass" in row else row for row in rows
+            )
+    if args.alternate:
+        for size, rows in by_size.items():
+            print(f"\n{size} data, over the rounds (each on a fresh cluster)")
+            print("\n".join(passes.summary(rows)))
     if len(by_size) > 1:
         print("\n".join(ratio_table(by_size["small"], by_size["large"])))
     if args.json_out:
@@ -736,7 +747,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
         results = [{**shape, **row} for row in results]
         if args.plans:
             save_plans(cluster, database_url, ctx, workdir, shape["data_size"])
-        if scenario_selected("job_backlog", args.scenario):
+        if getattr(args, "backlog", True) and scenario_selected("job_backlog", args.scenario):
             # Last: it adds 100,000 purchases. The instances restart with the job on, as production runs.
             if front is not None:
                 front.stop()

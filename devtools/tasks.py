@@ -247,6 +247,8 @@ def test(c, k="", path="", x=False):
         "json": "also write the figures to this JSON file",
         "data_size": "small (the demo seed, default), large (10 million purchases, generated once then cached) or both, "
         "with large/small ratios",
+        "alternate": "with --data-size both: --passes rounds of one pass at each size on fresh clusters, so that "
+        "the machine's drift falls on both sizes alike (for the ratios; not for judging a decline)",
         "soak": "instead of the scenarios: the mixed load at concurrency 64 for --minutes, req/s per minute and RSS",
         "minutes": "length of --soak in minutes (default 10)",
         "plans": "also save the list endpoints' query plans to bench/results/plans-<size>.txt",
@@ -269,6 +271,7 @@ def bench(
     keep_autogroup=False,
     json="",
     data_size="small",
+    alternate=False,
     soak=False,
     minutes=10.0,
     plans=False,
@@ -293,6 +296,7 @@ def bench_argv(
     keep_autogroup: bool = False,
     json: str = "",
     data_size: str = "small",
+    alternate: bool = False,
     soak: bool = False,
     minutes: float = 10.0,
     plans: bool = False,
@@ -331,6 +335,8 @@ def bench_argv(
         argv.append("--keep-autogroup")
     if json:
         argv += ["--json", json]
+    if alternate:
+        argv.append("--alternate")
     if soak:
         argv += ["--soak", "--minutes", str(minutes)]
     if plans:

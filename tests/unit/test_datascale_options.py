@@ -31,6 +31,22 @@ def test_both_sizes_run_small_first_then_large():
     assert options.sizes(parse("--data-size", "large")) == ["large"]
 
 
+def test_without_alternate_each_size_runs_all_its_passes_in_one_round():
+    assert options.rounds(parse("--data-size", "both", "--passes", "3")) == [(0, "small", True), (0, "large", True)]
+
+
+def test_alternate_takes_turns_and_the_backlog_ends_the_last_round():
+    args = parse("--data-size", "both", "--passes", "3", "--alternate")
+    assert options.rounds(args) == [
+        (1, "small", False),
+        (1, "large", False),
+        (2, "small", False),
+        (2, "large", False),
+        (3, "small", True),
+        (3, "large", True),
+    ]
+
+
 def test_a_short_soak_at_large_size():
     args = parse("--soak", "--minutes", "0.5", "--data-size", "large")
     assert (args.soak, args.minutes, args.data_size) == (True, 0.5, "large")
@@ -46,6 +62,8 @@ def test_a_short_soak_at_large_size():
         ("--minutes", "ten"),
         ("--soak", "--data-size", "both"),
         ("--soak", "--passes", "3"),
+        ("--alternate",),
+        ("--alternate", "--data-size", "large"),
     ],
 )
 def test_meaningless_options_are_refused_with_usage_status(argv, capsys):

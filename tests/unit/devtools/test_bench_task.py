@@ -23,3 +23,8 @@ def test_passes_and_the_standby_mode_reach_the_bench():
 def test_a_soak_on_the_large_data_reaches_the_bench_as_one():
     args = parsed(bench_argv(soak=True, minutes=2.0, data_size="large"))
     assert (args.soak, args.minutes, args.data_size, args.passes) == (True, 2.0, "large", 1)
+
+
+def test_alternating_sizes_reach_the_bench():
+    args = parsed(bench_argv(data_size="both", alternate=True, passes=3))
+    assert (args.data_size, args.alternate, args.passes) == ("both", True, 3)
