@@ -107,3 +107,80 @@ def test_nginx_answers_oversized_heads_in_the_json_envelope(front):
     assert big_header.status_code == 431
     assert big_header.json()["error"]["code"] == "HEADERS_TOO_LARGE"
     assert big_header.headers["content-type"] == "application/json" and big_header.headers["x-request-id"]
+
+
+BUSY = b'{"error": {"code": "SERVICE_BUSY", "message": "busy", "details": {}}}'
+
+
+def _stand_in(answer: int, seen: list[str]) -> ThreadingHTTPServer:
+    """An instance that answers every POST with `answer` (503: its hashing queue is full) and notes it."""
+
+    class Handler(_Instance):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            seen.append(self.path)
+            if answer == 200:
+                return self._answer()
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(answer)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", str(len(BUSY)))
+            self.end_headers()
+            self.wfile.write(BUSY)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def busy_and_free():
+    """nginx over two stand-ins: the first answers every POST 503 SERVICE_BUSY, the second 200."""
+    busy_seen: list[str] = []
+    free_seen: list[str] = []
+    instances = [_stand_in(503, busy_seen), _stand_in(200, free_seen)]
+    root = Path(tempfile.mkdtemp(prefix="cnb-nginx-busy-"))
+    os.chmod(root, 0o755)
+    nginx = NginxFront(
+        root / "front",
+        free_port(),
+        tuple(server.server_port for server in instances),
+        binary=shutil.which("nginx"),
+        instance_listen="tcp",
+        credentials_limit=False,
+    )
+    try:
+        nginx.start()
+        yield nginx, busy_seen, free_seen
+    finally:
+        nginx.stop()
+        for server in instances:
+            server.shutdown()
+            server.server_close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_login_refused_by_a_busy_instance_is_tried_on_the_next_one(busy_and_free):
+    front, busy_seen, free_seen = busy_and_free
+    body = {"email": "someone@example.test", "password": "x"}
+    with httpx.Client(base_url=front.url, timeout=5) as http:
+        logins = [http.post("/api/v1/auth/login", json=body).status_code for _ in range(6)]
+        registrations = [http.post("/api/v1/users", json=body).status_code for _ in range(6)]
+    # A 503 from the hashing queue comes before the login or registration does anything, so nginx
+    # may send it to the other instance (nginx.conf.tmpl: non_idempotent on these two routes).
+    assert logins == [200] * 6 and registrations == [200] * 6
+    assert busy_seen, "round robin sent some of them to the busy instance first"
+    assert free_seen.count("/api/v1/auth/login") == 6 and free_seen.count("/api/v1/users") == 6
+
+
+def test_other_posts_are_never_sent_twice(busy_and_free):
+    front, busy_seen, free_seen = busy_and_free
+    body = {"external_id": "x", "amount": "1.00"}
+    with httpx.Client(base_url=front.url, timeout=5) as http:
+        answers = [http.post("/api/v1/purchases", json=body) for _ in range(6)]
+    statuses = [answer.status_code for answer in answers]
+    # Elsewhere a 503 may come after the work was done: it reaches the client as the instance sent it.
+    assert len(busy_seen) + len(free_seen) == 6
+    assert 503 in statuses and 200 in statuses
+    refused = next(answer for answer in answers if answer.status_code == 503)
+    assert refused.json()["error"]["code"] == "SERVICE_BUSY" and refused.headers["retry-after"] == "1"
