@@ -8,6 +8,8 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -44,23 +46,37 @@ class _Instance(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def front():
-    instance = ThreadingHTTPServer(("127.0.0.1", 0), _Instance)
-    threading.Thread(target=instance.serve_forever, daemon=True).start()
-    root = Path(tempfile.mkdtemp(prefix="cnb-nginx-limit-"))
+@contextmanager
+def _nginx_over(instances: list[ThreadingHTTPServer], credentials_limit: bool = True) -> Iterator[NginxFront]:
+    """Production's nginx in front of stand-in instances already serving; all stopped at the end."""
+    root = Path(tempfile.mkdtemp(prefix="cnb-nginx-front-"))
     os.chmod(root, 0o755)  # nginx workers run as nobody when the tests run as root
+    ports = tuple(server.server_port for server in instances)
     nginx = NginxFront(
-        root / "front", free_port(), (instance.server_port,), binary=shutil.which("nginx"), instance_listen="tcp"
+        root / "front",
+        free_port(),
+        ports,
+        binary=shutil.which("nginx"),
+        instance_listen="tcp",
+        credentials_limit=credentials_limit,
     )
     try:
         nginx.start()
         yield nginx
     finally:
         nginx.stop()
-        instance.shutdown()
-        instance.server_close()
+        for server in instances:
+            server.shutdown()
+            server.server_close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def front():
+    instance = ThreadingHTTPServer(("127.0.0.1", 0), _Instance)
+    threading.Thread(target=instance.serve_forever, daemon=True).start()
+    with _nginx_over([instance]) as nginx:
+        yield nginx
 
 
 def _client(front: NginxFront, source: str) -> httpx.Client:
@@ -138,26 +154,8 @@ def busy_and_free():
     """nginx over two stand-ins: the first answers every POST 503 SERVICE_BUSY, the second 200."""
     busy_seen: list[str] = []
     free_seen: list[str] = []
-    instances = [_stand_in(503, busy_seen), _stand_in(200, free_seen)]
-    root = Path(tempfile.mkdtemp(prefix="cnb-nginx-busy-"))
-    os.chmod(root, 0o755)
-    nginx = NginxFront(
-        root / "front",
-        free_port(),
-        tuple(server.server_port for server in instances),
-        binary=shutil.which("nginx"),
-        instance_listen="tcp",
-        credentials_limit=False,
-    )
-    try:
-        nginx.start()
+    with _nginx_over([_stand_in(503, busy_seen), _stand_in(200, free_seen)], credentials_limit=False) as nginx:
         yield nginx, busy_seen, free_seen
-    finally:
-        nginx.stop()
-        for server in instances:
-            server.shutdown()
-            server.server_close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_login_refused_by_a_busy_instance_is_tried_on_the_next_one(busy_and_free):
