@@ -25,10 +25,10 @@ COLUMNS = (
 
 
 @cache
-def page_sql(by_status: bool, before_month: bool, skips: bool, limit: int) -> str:
+def page_sql(by_status: bool, before_month: bool, skips: bool, limit: int, with_total: bool = True) -> str:
     """The page statement: $1 user, then the rows to skip when `skips`, the status and the end of the
-    offset's month when given. Every row carries the user's total from the counts, in the page's
-    snapshot. The page size is written in, as server/pagination.py explains (ADR 0048)."""
+    offset's month when given. With `with_total` every row carries the user's total from the counts,
+    in the page's snapshot. The page size is written in, as server/pagination.py explains (ADR 0048)."""
     if not 1 <= limit <= PAGE_SIZE_CEILING:
         raise ValueError(f"page size {limit} is not 1..{PAGE_SIZE_CEILING}")
     conditions, last = ["user_id = $1"], 1
@@ -44,9 +44,9 @@ def page_sql(by_status: bool, before_month: bool, skips: bool, limit: int) -> st
         last += 1
         conditions.append(f"created_at < ${last}")
     # Raw SQL kept for bench rows heavy_purchases_first_page, heavy_purchases_offset_50000 and mixed.
-    total = f"(SELECT sum(c.n) FROM purchase_month_counts AS c WHERE c.user_id = $1{status_count}) AS total"
+    total = f", (SELECT sum(c.n) FROM purchase_month_counts AS c WHERE c.user_id = $1{status_count}) AS total"
     return (
-        f"SELECT {COLUMNS}, {total} FROM ("
+        f"SELECT {COLUMNS}{total if with_total else ''} FROM ("
         f"SELECT id FROM purchases WHERE {' AND '.join(conditions)} "
         f"ORDER BY created_at DESC, id DESC {offset}LIMIT {int(limit)}) AS page "
         "JOIN purchases AS p ON p.id = page.id "
@@ -56,10 +56,12 @@ def page_sql(by_status: bool, before_month: bool, skips: bool, limit: int) -> st
     )
 
 
-async def _page(user: UUID, skip: int, limit: int, filters: list[Any], before: list[Any]) -> list[Any]:
+async def _page(
+    user: UUID, skip: int, limit: int, filters: list[Any], before: list[Any], with_total: bool = True
+) -> list[Any]:
     """The rows of one page; a first page has no OFFSET, so its plan can be kept (ADR 0048)."""
     skipping = [skip] if skip else []
-    sql = page_sql(bool(filters), bool(before), bool(skipping), limit)
+    sql = page_sql(bool(filters), bool(before), bool(skipping), limit, with_total)
     return await db.fetch(sql, user, *skipping, *filters, *before)
 
 
@@ -92,6 +94,7 @@ async def own_page(user_id: str, status: str | None, offset: int, limit: int) ->
     if found is None:
         return [], total
     before = [found.until] if found.until is not None else []
-    # The total rides on the page again, so that both come from one snapshot.
-    rows = await _page(user, found.skip, limit, filters, before)
-    return rows, int(rows[0]["total"] or 0) if rows else total
+    # The total is the one that placed the page, from the same snapshot as its month and skip; reading
+    # the counts again cost the heavy user's deep page a tenth of its time at 10M (docs/benchmarks.md).
+    rows = await _page(user, found.skip, limit, filters, before, with_total=False)
+    return rows, total

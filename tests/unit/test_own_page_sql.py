@@ -34,6 +34,12 @@ def test_a_first_page_has_no_offset_and_numbers_its_status_second():
     assert "user_id = $1 AND status = $2" in sql and "c.status = $2" in sql
 
 
+def test_a_deep_page_leaves_the_total_to_the_months_that_placed_it():
+    sql = own_page.page_sql(True, True, True, 10, with_total=False)
+    assert "purchase_month_counts" not in sql and "total" not in sql
+    assert "user_id = $1 AND status = $3 AND created_at < $4" in sql and sql.count("$") == 4
+
+
 @pytest.mark.parametrize("size", [0, -1, 1001])
 def test_a_page_size_outside_the_written_range_is_refused(size):
     with pytest.raises(ValueError):
