@@ -117,6 +117,7 @@ http {
         # API.md's JSON envelope. (A location's own error_page replaces the server's: both are here.)
         location ~ ^/api/v1/(auth/login|users)/?$ {
             limit_req zone=clicknback_credentials burst=10 nodelay;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
             error_page 429 @too_many_requests;
             error_page 502 504 =503 @unavailable;
             proxy_pass http://clicknback_app;
