@@ -590,6 +590,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", dest="json_out", default="", help="also write the figures to this JSON file")
     scale_options.add_options(parser)
+    # Not an option: --alternate's rounds turn the job backlog off in all but the last (main).
+    parser.set_defaults(backlog=True)
     args = parser.parse_args(argv)
     scale_options.check(args, parser)
     if args.passes < 1:
@@ -747,7 +749,7 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
         results = [{**shape, **row} for row in results]
         if args.plans:
             save_plans(cluster, database_url, ctx, workdir, shape["data_size"])
-        if getattr(args, "backlog", True) and scenario_selected("job_backlog", args.scenario):
+        if args.backlog and scenario_selected("job_backlog", args.scenario):
             # Last: it adds 100,000 purchases. The instances restart with the job on, as production runs.
             if front is not None:
                 front.stop()
