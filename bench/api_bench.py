@@ -460,7 +460,9 @@ def shape_line(shape: dict) -> str:
         buffers = postgres_memory.memory_settings(shape["ram_kb"])["shared_buffers"]
         database += f", shared_buffers {buffers // 1024} MB (as provision sizes it)"
     return (
-        f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs; "
+        f"shape: {shape['instances']} instance(s) {front}; {database}; {shape['cpus']} CPUs"
+        + (f" ({shape['cpu_model']})" if shape.get("cpu_model") else "")
+        + "; "
         f"{shape['scheduler']}; load average at start {load}; {shape['duration_s']}s per run, {warmup}"
         + ("" if shape.get("data_size", "small") == "small" else f"; data size {shape['data_size']}")
         + (f"; {standby.label(shape['standby'])}" if shape.get("standby", "none") != "none" else "")
@@ -625,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         "front": "direct" if args.direct else "nginx",
         "upstream_keepalive": 0 if args.direct else args.upstream_keepalive,
         "cpus": os.cpu_count(),
+        "cpu_model": cpu.machine_model(),
         "load_average_at_start": [round(value, 2) for value in load_at_start],
         "duration_s": args.duration,
         "warmup_s": args.warmup,
@@ -735,14 +738,16 @@ def run(args: argparse.Namespace, shape: dict, levels: list[int], nginx_binary: 
             finished = True
             return results
         for run in range(1, args.passes + 1):
-            if args.passes > 1:
-                print(f"pass {run} of {args.passes}")
+            core_loop_ms = cpu.core_loop_ms()
+            speed = cpu.core_loop_note(core_loop_ms)
+            print(f"pass {run} of {args.passes}; {speed}" if args.passes > 1 else speed)
             print(TABLE_HEADER)
             for scenario in scenarios(ctx):
                 if not scenario_selected(scenario.name, args.scenario):
                     continue
                 for level in scenario.levels or levels:
-                    results.append({**measure(url, ctx, scenario, level, args, cpu_groups, stalls), "pass": run})
+                    measured = measure(url, ctx, scenario, level, args, cpu_groups, stalls)
+                    results.append({**measured, "pass": run, "core_loop_ms": core_loop_ms})
                     print(row_line(results[-1]), flush=True)
         if args.passes > 1:
             print("\n".join(passes.summary(results)))

@@ -12,6 +12,8 @@ Parsers are pure (tested with /proc text in bench/tests/test_harness.py); `snaps
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,3 +103,43 @@ def snapshot(groups: dict[str, set[int]]) -> Snapshot | None:
 
 def ticks_per_second() -> int:
     return os.sysconf("SC_CLK_TCK")
+
+
+# The machine's own speed, for comparing runs made at different times or on different VMs: the same
+# service code gave `/health/live` 31,556 req/s and, two hours later on another VM of the same 2-CPU
+# class, 15,588, with nothing else running. A shared host's cores change speed without any steal
+# time showing, so each pass prints how long a fixed single-core workload took just before it.
+CORE_LOOP_ITERATIONS = 2_000_000
+CORE_LOOP_TRIALS = 5
+
+
+def model_name(cpuinfo: str) -> str | None:
+    """The CPU's model from /proc/cpuinfo's first `model name` line, or None."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return None
+
+
+def machine_model() -> str | None:
+    try:
+        return model_name((PROC / "cpuinfo").read_text())
+    except OSError:
+        return None
+
+
+def core_loop_ms() -> float:
+    """Median milliseconds, over a few trials, of a fixed pure-Python loop on one core."""
+    timings = []
+    for _ in range(CORE_LOOP_TRIALS):
+        started = time.perf_counter()
+        total = 0
+        for number in range(CORE_LOOP_ITERATIONS):
+            total += number
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(timings), 1)
+
+
+def core_loop_note(milliseconds: float) -> str:
+    return f"core speed: a fixed single-core loop took {milliseconds:.0f} ms (lower is faster; compare runs by it)"

@@ -276,6 +276,31 @@ def test_header_names_the_shape_cpus_load_and_timing():
     )
 
 
+def test_header_names_the_cpu_model_when_the_machine_says_it():
+    assert "; 2 CPUs (AMD EPYC 9454P 48-Core Processor); scheduler" in api_bench.shape_line(
+        {**SHAPE, "cpu_model": "AMD EPYC 9454P 48-Core Processor"}
+    )
+    assert api_bench.shape_line({**SHAPE, "cpu_model": None}) == api_bench.shape_line(SHAPE)
+
+
+def test_cpu_model_is_read_from_the_first_model_name_line():
+    cpuinfo = (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\n"
+        "processor\t: 1\nmodel name\t: something else\n"
+    )
+    assert cpu.model_name(cpuinfo) == "AMD EPYC"
+    assert cpu.model_name("processor\t: 0\nmodel name\t:\n") is None
+    assert cpu.model_name("") is None
+
+
+def test_core_loop_is_a_positive_time_and_its_note_says_how_to_read_it():
+    milliseconds = cpu.core_loop_ms()
+    assert milliseconds > 0
+    assert cpu.core_loop_note(41.4) == (
+        "core speed: a fixed single-core loop took 41 ms (lower is faster; compare runs by it)"
+    )
+
+
 def figures(rps: float, p99_ms: float, errors: int = 0) -> dict:
     return {"rps": rps, "p50_us": 1500, "p99_us": int(p99_ms * 1000), "errors": errors}
 
