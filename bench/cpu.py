@@ -6,6 +6,9 @@ processes (itself, wrk, the instances, nginx, and the PostgreSQL cluster's proce
 all the CPUs. A figure well above 0 means another program took CPU from the service under test, so
 that row's req/s is low and its p99 is high for a reason that is not the service.
 
+It also says what the machine is and how fast its cores are right now: the CPU model for the header,
+and a fixed single-core loop timed before each pass, since a shared host's cores change speed.
+
 Parsers are pure (tested with /proc text in bench/tests/test_harness.py); `snapshot` only reads.
 """
 

@@ -79,4 +79,19 @@ def summary(rows: list[dict], decline_share: float = DECLINE_SHARE) -> list[str]
         lines.append(line.rstrip())
     if len(lines) == 1:
         lines.append("no scenario was measured")
-    return lines
+    speed = core_speed_line(rows)
+    return lines + ([speed] if speed else [])
+
+
+def core_speed_line(rows: list[dict]) -> str | None:
+    """The fixed single-core loop's time before each pass (bench/cpu.py) and its change from the first
+    pass to the last: when the host's cores slowed by as much as a row fell, the fall is the host's."""
+    by_pass = {row["pass"]: row["core_loop_ms"] for row in rows if "pass" in row and "core_loop_ms" in row}
+    if len(by_pass) < 2:
+        return None
+    timings = [by_pass[number] for number in sorted(by_pass)]
+    slower = change(timings[0], timings[-1])
+    return (
+        f"core speed over the passes: {', '.join(f'{value:.0f}' for value in timings)} ms for the fixed loop "
+        f"({_percent(slower)} from the first pass to the last; higher is slower)"
+    )

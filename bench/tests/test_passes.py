@@ -100,3 +100,14 @@ def test_one_pass_has_no_change_and_no_rows_say_so():
     assert passes.summary([ROWS[1]])[1].split()[8:10] == ["-", "-"]
     backlog_only = [{"scenario": "job_backlog", "concurrency": 64, "cleared_s": 40}]  # no pass: not summarised
     assert passes.summary(backlog_only)[1] == "no scenario was measured"
+
+
+def test_the_summary_ends_with_the_core_speed_of_each_pass_when_the_rows_carry_it():
+    timed = [{**item, "core_loop_ms": {1: 40.0, 2: 41.2, 3: 48.0, 4: 52.4}[item["pass"]]} for item in ROWS]
+    lines = passes.summary(timed)
+    assert lines[-1] == (
+        "core speed over the passes: 40, 41, 48, 52 ms for the fixed loop "
+        "(+31% from the first pass to the last; higher is slower)"
+    )
+    assert passes.core_speed_line(ROWS) is None
+    assert passes.core_speed_line([item for item in timed if item["pass"] == 1]) is None
