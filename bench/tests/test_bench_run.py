@@ -54,7 +54,10 @@ def test_two_passes_on_a_synchronous_standby_print_each_pass_then_their_summary(
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("shape: "))
     assert header.endswith("; streaming standby, synchronous (each commit waits for the standby's flush)")
-    assert "pass 1 of 2" in lines and "pass 2 of 2" in lines
+    # Each pass says which it is and how fast a core was just before it (bench/cpu.py).
+    assert [line.split("; ")[0] for line in lines if line.startswith("pass ")] == ["pass 1 of 2", "pass 2 of 2"]
+    assert all("core speed: a fixed single-core loop took " in line for line in lines if line.startswith("pass "))
+    assert lines[-1].startswith("core speed over the passes: ")  # the summary's last line
     assert lines.count(next(line for line in lines if line.startswith("scenario "))) == 2  # a table per pass
     summary = lines[lines.index(passes.HEADER) + 1].split()
     assert summary[:3] == ["purchase_ingest", "4", "2"] and summary[7] == "0"  # both passes, no errors
