@@ -111,7 +111,8 @@ def ticks_per_second() -> int:
 # The machine's own speed, for comparing runs made at different times or on different VMs: the same
 # service code gave `/health/live` 31,556 req/s and, two hours later on another VM of the same 2-CPU
 # class, 15,588, with nothing else running. A shared host's cores change speed without any steal
-# time showing, so each pass prints how long a fixed single-core workload took just before it.
+# time showing, so each pass prints how long a fixed single-core workload took just before it. Anything
+# else running then (work left over from setting up, say) slows it too, as it slows the first rows.
 CORE_LOOP_ITERATIONS = 2_000_000
 CORE_LOOP_TRIALS = 5
 
