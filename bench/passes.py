@@ -44,6 +44,7 @@ def figures(rows: list[dict], decline_share: float = DECLINE_SHARE) -> list[dict
         rps = [row["rps"] for row in group]
         p99 = [row["p99_us"] / 1000 for row in group]
         rps_change = change(rps[0], rps[-1]) if len(group) > 1 else None
+        nginx = [row.get("nginx_cpu_ms") for row in (group[0], group[-1])]
         out.append(
             {
                 "scenario": name,
@@ -55,6 +56,10 @@ def figures(rows: list[dict], decline_share: float = DECLINE_SHARE) -> list[dict
                 "rps_change": rps_change,
                 "p99_change": change(p99[0], p99[-1]) if len(group) > 1 else None,
                 "decline": rps_change is not None and rps_change < -decline_share,
+                # nginx does the same work for each request of a scenario in every pass, so its CPU per
+                # request moves mostly with the cores' speed, measured during the row itself. It also
+                # rises a little when fewer requests arrive per wake-up, so it hints; it does not prove.
+                "nginx_change": change(nginx[0], nginx[1]) if len(group) > 1 and all(nginx) else None,
                 "target_met": sum(1 for row in group if row.get("target_met")) if group[0].get("target") else None,
             }
         )
@@ -68,6 +73,8 @@ def summary(rows: list[dict], decline_share: float = DECLINE_SHARE) -> list[str]
     for item in figures(rows, decline_share):
         rps, p99 = item["rps"], item["p99_ms"]
         verdict = [f"DECLINE beyond {decline_share:.0%}"] if item["decline"] else []
+        if item["decline"] and item["nginx_change"] is not None:
+            verdict[0] += f" (nginx's CPU per request {_percent(item['nginx_change'])} meanwhile)"
         if item["target_met"] is not None:
             verdict.append(f"target met {item['target_met']} of {item['passes']}")
         line = (

@@ -111,3 +111,18 @@ def test_the_summary_ends_with_the_core_speed_of_each_pass_when_the_rows_carry_i
     )
     assert passes.core_speed_line(ROWS) is None
     assert passes.core_speed_line([item for item in timed if item["pass"] == 1]) is None
+
+
+def test_a_decline_says_how_nginx_s_cpu_per_request_moved_meanwhile():
+    # The same scenario costs nginx the same work in every pass: when its CPU per request rises with the
+    # fall, the host's cores probably slowed (docs/benchmarks.md, "Four passes on a slower VM").
+    host = {1: 0.031, 2: 0.031, 3: 0.051, 4: 0.048}
+    timed = [{**item, "nginx_cpu_ms": host[item["pass"]]} for item in ROWS]
+    by_key = {(item["scenario"], item["concurrency"]): item for item in passes.figures(timed)}
+    assert round(by_key[("mixed", 64)]["nginx_change"], 2) == 0.55
+    mixed = next(line for line in passes.summary(timed) if line.startswith("mixed "))
+    assert mixed.endswith("DECLINE beyond 10% (nginx's CPU per request +55% meanwhile)")
+    # No nginx figures (--direct), or no decline: nothing added.
+    assert next(line for line in passes.summary(ROWS) if line.startswith("mixed ")).endswith("DECLINE beyond 10%")
+    users_me_16 = next(line for line in passes.summary(timed) if line.split()[:2] == ["users_me", "16"])
+    assert "nginx" not in users_me_16  # -8%: within noise, so no decline to explain
