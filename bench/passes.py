@@ -44,7 +44,7 @@ def figures(rows: list[dict], decline_share: float = DECLINE_SHARE) -> list[dict
         rps = [row["rps"] for row in group]
         p99 = [row["p99_us"] / 1000 for row in group]
         rps_change = change(rps[0], rps[-1]) if len(group) > 1 else None
-        nginx = [row.get("nginx_cpu_ms") for row in (group[0], group[-1])]
+        nginx_first, nginx_last = group[0].get("nginx_cpu_ms"), group[-1].get("nginx_cpu_ms")
         out.append(
             {
                 "scenario": name,
@@ -59,7 +59,9 @@ def figures(rows: list[dict], decline_share: float = DECLINE_SHARE) -> list[dict
                 # nginx does the same work for each request of a scenario in every pass, so its CPU per
                 # request moves mostly with the cores' speed, measured during the row itself. It also
                 # rises a little when fewer requests arrive per wake-up, so it hints; it does not prove.
-                "nginx_change": change(nginx[0], nginx[1]) if len(group) > 1 and all(nginx) else None,
+                "nginx_change": change(nginx_first, nginx_last)
+                if len(group) > 1 and nginx_first and nginx_last
+                else None,
                 "target_met": sum(1 for row in group if row.get("target_met")) if group[0].get("target") else None,
             }
         )

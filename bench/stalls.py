@@ -88,14 +88,16 @@ class StallWatch:
         self._process = subprocess.Popen(
             [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        first = self._process.stdout.readline().strip()
+        assert self._process.stdin is not None and self._process.stdout is not None  # both piped above
+        self._to, self._from = self._process.stdin, self._process.stdout
+        first = self._from.readline().strip()
         self.available = first == "ready"
         self.note = "" if self.available else (first or "unavailable: the watcher exited")
 
     def _ask(self, command: str) -> str:
-        self._process.stdin.write(command + "\n")
-        self._process.stdin.flush()
-        return self._process.stdout.readline().strip()
+        self._to.write(command + "\n")
+        self._to.flush()
+        return self._from.readline().strip()
 
     def reset(self) -> None:
         if self.available:

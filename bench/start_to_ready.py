@@ -3,13 +3,13 @@ within 5 s), run on demand:
 
     .venv/bin/python bench/start_to_ready.py [--starts 7] [--database-url URL]
 
-Each start is `python -m server` as production runs it (bench/api_bench.py's argv and environment),
-timed from the process's creation to its first 200 from GET /health/ready, polled every 10 ms; then
-the instance is stopped and the next one starts, one at a time. Without --database-url a throwaway
-cluster (commits flushed, as production) is created and migrated first, outside the timings. Prints
-each start, the median and the max against the bound, and the load average, since on a shared
-machine the figures move with it; beside them the CPU seconds the instance used until ready (from
-/proc), which other work on the machine moves much less.
+Each start is `python -m server` as production runs it (the API bench's argv and environment,
+bench/instances.py), timed from the process's creation to its first 200 from GET /health/ready,
+polled every 10 ms; then the instance is stopped and the next one starts, one at a time. Without
+--database-url a throwaway cluster (commits flushed, as production) is created and migrated first,
+outside the timings. Prints each start, the median and the max against the bound, and the load
+average, since on a shared machine the figures move with it; beside them the CPU seconds the
+instance used until ready (from /proc), which other work on the machine moves much less.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.api_bench import PROJECT_ROOT, ready, server_argv, server_env, stop_process  # noqa: E402
+from bench.instances import PROJECT_ROOT, ready, server_argv, server_env, stop_process  # noqa: E402
 from devtools.local_postgres import PRODUCTION_DURABILITY, LocalPostgres, free_port  # noqa: E402
 from server import db_migrations  # noqa: E402
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import api_bench, cpu, kernel
+from bench import api_bench, cpu, instances, kernel, measure, scenarios, table, wrk
 from bench.front import NginxFront, bench_host, front_dirs, front_files, nginx_argv, upstream_conf
 from bench.stalls import Lateness, StallWatch
 from deploy.commands import Layout
@@ -197,7 +197,7 @@ def test_nginx_runs_in_the_foreground_with_productions_prefix_conf_and_error_log
 
 
 def test_instances_get_productions_log_settings_and_the_bench_overrides():
-    env = api_bench.server_env("postgresql://bench@127.0.0.1:5999/bench", Path("/tmp/x/app-8001.log"))
+    env = instances.server_env("postgresql://bench@127.0.0.1:5999/bench", Path("/tmp/x/app-8001.log"))
     assert {key: value for key, value in env.items() if key != "OAUTH_HASH_KEY"} == {
         "DATABASE_URL": "postgresql://bench@127.0.0.1:5999/bench",
         "LOG_FORMAT": "json",
@@ -212,7 +212,7 @@ def test_instances_get_productions_log_settings_and_the_bench_overrides():
 
 
 def test_wrk_argv_rounds_to_whole_seconds_of_at_least_one():
-    assert api_bench.wrk_argv("http://127.0.0.1:9000", "/tmp/s.lua", 64, 0.4) == [
+    assert wrk.wrk_argv("http://127.0.0.1:9000", "/tmp/s.lua", 64, 0.4) == [
         "wrk",
         "-t",
         "1",
@@ -226,7 +226,7 @@ def test_wrk_argv_rounds_to_whole_seconds_of_at_least_one():
         "/tmp/s.lua",
         "http://127.0.0.1:9000",
     ]
-    assert api_bench.wrk_argv("http://h", "s", 16, 2.6)[6] == "3s"
+    assert wrk.wrk_argv("http://h", "s", 16, 2.6)[6] == "3s"
 
 
 SHAPE = {
@@ -244,7 +244,7 @@ SHAPE = {
 
 
 def test_header_names_the_shape_cpus_load_and_timing():
-    assert api_bench.shape_line(SHAPE) == (
+    assert table.shape_line(SHAPE) == (
         "shape: 2 instance(s) behind nginx (production config); PostgreSQL over its Unix socket, commits "
         "flushed to disk (as production); 2 CPUs; "
         "scheduler autogroup off (as production); load average at start 0.38 0.80 1.02; 3s per run, "
@@ -258,29 +258,29 @@ def test_header_names_the_shape_cpus_load_and_timing():
         "database_over": "tcp",
         "instances_over": "tcp",
     }
-    assert api_bench.shape_line(direct) == (
+    assert table.shape_line(direct) == (
         "shape: 1 instance(s) wrk direct, no nginx (profiling shape, not production); "
         "PostgreSQL over loopback TCP, commits flushed to disk (as production); 2 CPUs; "
         "scheduler autogroup off (as production); "
         "load average at start 0.38 0.80 1.02; 3s per run, no warm-up"
     )
-    assert "upstream keepalive 32, NOT as production" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 32})
-    assert "behind nginx (instances over tcp, NOT as production)" in api_bench.shape_line(
+    assert "upstream keepalive 32, NOT as production" in table.shape_line({**SHAPE, "upstream_keepalive": 32})
+    assert "behind nginx (instances over tcp, NOT as production)" in table.shape_line(
         {**SHAPE, "instances_over": "tcp"}
     )
-    assert "(production config)" in api_bench.shape_line({**SHAPE, "upstream_keepalive": 128})
-    assert api_bench.shape_line({**SHAPE, "standby": "none"}) == api_bench.shape_line(SHAPE)
-    assert api_bench.shape_line({**SHAPE, "standby": "async"}).endswith("; streaming standby, asynchronous")
-    assert api_bench.shape_line({**SHAPE, "standby": "sync"}).endswith(
+    assert "(production config)" in table.shape_line({**SHAPE, "upstream_keepalive": 128})
+    assert table.shape_line({**SHAPE, "standby": "none"}) == table.shape_line(SHAPE)
+    assert table.shape_line({**SHAPE, "standby": "async"}).endswith("; streaming standby, asynchronous")
+    assert table.shape_line({**SHAPE, "standby": "sync"}).endswith(
         "; streaming standby, synchronous (each commit waits for the standby's flush)"
     )
 
 
 def test_header_names_the_cpu_model_when_the_machine_says_it():
-    assert "; 2 CPUs (AMD EPYC 9454P 48-Core Processor); scheduler" in api_bench.shape_line(
+    assert "; 2 CPUs (AMD EPYC 9454P 48-Core Processor); scheduler" in table.shape_line(
         {**SHAPE, "cpu_model": "AMD EPYC 9454P 48-Core Processor"}
     )
-    assert api_bench.shape_line({**SHAPE, "cpu_model": None}) == api_bench.shape_line(SHAPE)
+    assert table.shape_line({**SHAPE, "cpu_model": None}) == table.shape_line(SHAPE)
 
 
 def test_cpu_model_is_read_from_the_first_model_name_line():
@@ -323,7 +323,7 @@ def figures(rps: float, p99_ms: float, errors: int = 0) -> dict:
     ],
 )
 def test_target_verdicts(scenario, level, row, verdict):
-    assert api_bench.target_verdict(scenario, level, row) == verdict
+    assert scenarios.target_verdict(scenario, level, row) == verdict
 
 
 def test_row_shows_figures_cpu_per_request_others_and_target():
@@ -338,15 +338,15 @@ def test_row_shows_figures_cpu_per_request_others_and_target():
         "stalls": 2,
         "target": ">=3000 rps, p99<=30ms: met",
     }
-    assert api_bench.TABLE_HEADER == (
+    assert table.TABLE_HEADER == (
         "scenario                            conc     req/s   p50 ms   p99 ms  errors  cpu/req  others  stall  target"
     )
-    assert api_bench.row_line(row) == (
+    assert table.row_line(row) == (
         "users_me                              64      3123    12.35    27.55       0    0.621      3%     32"
         "  >=3000 rps, p99<=30ms: met"
     )
     no_proc = {**row, "target": "", "others_cpu": None, "service_cpu_ms": None, "max_stall_ms": None}
-    assert api_bench.row_line(no_proc).endswith("       0        -       -      -")
+    assert table.row_line(no_proc).endswith("       0        -       -      -")
 
 
 def test_cpu_figures_split_the_service_into_parts_apart_from_the_load_generator_and_others():
@@ -358,7 +358,7 @@ def test_cpu_figures_split_the_service_into_parts_apart_from_the_load_generator_
     # 600 service ticks at 100/s = 6 CPU seconds, over 3000 requests = 2 ms each; others: 200 of 1000 ticks.
     assert cpu.cpu_seconds(before, after, "service", 100) == 6.0
     ms = 1000 / cpu.ticks_per_second() / 3000
-    assert api_bench.cpu_figures(before, after, 3000) == {
+    assert measure.cpu_figures(before, after, 3000) == {
         "others_cpu": 0.2,
         "service_cpu_ms": round(600 * ms, 3),
         "app_cpu_ms": round(400 * ms, 3),
@@ -366,13 +366,13 @@ def test_cpu_figures_split_the_service_into_parts_apart_from_the_load_generator_
         "postgres_cpu_ms": round(140 * ms, 3),
     }
     # With --standby the standby's cluster is a part of its own (another host in production).
-    with_standby = api_bench.cpu_figures(
+    with_standby = measure.cpu_figures(
         cpu.Snapshot(1000, 5000, {**before.groups, "standby": 10}),
         cpu.Snapshot(1900, 6000, {**after.groups, "standby": 40}),
         3000,
     )
     assert with_standby["standby_cpu_ms"] == round(30 * ms, 3)
-    assert api_bench.cpu_figures(None, after, 3000) == {
+    assert measure.cpu_figures(None, after, 3000) == {
         "others_cpu": None,
         "service_cpu_ms": None,
         "app_cpu_ms": None,
@@ -579,8 +579,8 @@ def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_
         [sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"]
     )
     try:
-        assert api_bench.wait_until_quiet({"app": {idle.pid}}, window=0.1, limit=5) < 1
-        assert api_bench.wait_until_quiet({"app": {busy.pid}}, window=0.1, limit=0.5) >= 0.5
+        assert measure.wait_until_quiet({"app": {idle.pid}}, window=0.1, limit=5) < 1
+        assert measure.wait_until_quiet({"app": {busy.pid}}, window=0.1, limit=0.5) >= 0.5
     finally:
         for process in (idle, busy):
             process.kill()
@@ -602,7 +602,7 @@ def test_waiting_for_quiet_instances_returns_once_they_idle_and_gives_up_at_its_
 )
 def test_scenario_selection_takes_comma_separated_parts(selection, selected):
     names = ["users_me", "login", "health_live_during_login_flood"]
-    assert [name for name in names if api_bench.scenario_selected(name, selection)] == selected
+    assert [name for name in names if scenarios.scenario_selected(name, selection)] == selected
 
 
 def test_bench_turns_autogroup_off_for_its_run_and_restores_the_machines_value(tmp_path):

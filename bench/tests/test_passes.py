@@ -3,12 +3,12 @@ first pass to the last, a fall beyond 10% flagged, and the target count where a 
 
 from __future__ import annotations
 
-from bench import api_bench, passes
+from bench import passes, scenarios
 
 
 def row(scenario: str, level: int, rps: float, p99_ms: float, run: int, errors: int = 0) -> dict:
     figures = {"rps": rps, "p50_us": 1500, "p99_us": int(p99_ms * 1000), "errors": errors, "requests": 100}
-    target = api_bench.target_verdict(scenario, level, figures)
+    target = scenarios.target_verdict(scenario, level, figures)
     return {
         **figures,
         "scenario": scenario,

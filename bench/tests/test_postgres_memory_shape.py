@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bench import api_bench
+from bench import table
 from bench.tests.test_harness import SHAPE
 from deploy.commands import postgres_memory
 
 
 def test_the_header_names_the_shared_buffers_provision_would_set():
-    line = api_bench.shape_line({**SHAPE, "ram_kb": 24 * 1024 * 1024})
+    line = table.shape_line({**SHAPE, "ram_kb": 24 * 1024 * 1024})
     assert "commits flushed to disk (as production), shared_buffers 6144 MB (as provision sizes it);" in line
 
 
