@@ -13,14 +13,8 @@ from bench import scale_scenarios
 from bench.instances import server_env
 
 SEED_PASSWORD = "Str0ng!Pass"
-
-
 ALICE = "b7e2c1a2-4f3a-4e2b-9c1a-8d2e3f4b5c6d"
-
-
 SHOPLY = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
-
-
 BENCH_USERS = 32
 
 
