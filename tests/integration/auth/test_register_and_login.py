@@ -153,7 +153,12 @@ async def test_throttle_holds_under_concurrent_attempts(client, user, conn):
     statuses = [r.status_code for r in await asyncio.gather(*attempts)]
     failures = await conn.fetchval("SELECT count(*) FROM login_attempts WHERE email = $1", user.email)
     assert failures <= 5
-    assert statuses.count(401) == failures
+    if 200 in statuses:
+        # The right password got in between failures and cleared those before it: seen on a slow VM
+        # as 503 x3, 401 x4, 200, 401 x5, 429 x8 in completion order, with 5 failures recorded.
+        assert statuses.count(401) >= failures
+    else:
+        assert statuses.count(401) == failures
     assert set(statuses) <= {200, 401, 429, 503}  # 503: the hashing queue was full (API.md §2.3)
     after = await client.post("/api/v1/auth/login", json={"email": user.email, "password": STRONG})
     if statuses[-1] in (200, 503):
