@@ -1,4 +1,5 @@
-"""Draining after a stop signal (API.md §1.9): no kept connection is closed under a client's feet.
+"""The instances' HTTP/1.1 protocol: draining after a stop signal (API.md §1.9), so that no kept
+connection is closed under a client's feet, and no garbage cycle left behind by a closed one.
 
 Sanic closes every idle keep-alive connection at once on a stop signal. A client that keeps
 connections (nginx's upstream keepalive above all) may be sending its next request on one at that
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from time import monotonic
 
-from sanic.http import Stage
+from sanic.http import Http, Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
 
 from server.listen import PROXY_KEEPALIVE_SECONDS
@@ -31,8 +32,31 @@ def _in_flight(connection: object) -> bool:
     return http is not None and http.stage is not Stage.IDLE
 
 
+class CycleFreeHttp(Http):
+    """Sanic's per-connection HTTP/1.1 state, letting go of its request and response when the
+    connection ends.
+
+    Each of them points back at this object (`.stream`). Sanic unlinks them after every answered
+    request, but not when the client hangs up mid-request: that connection then stays in memory as
+    a cycle (about 8 KiB with its transport and buffers) until the collector runs, which a serving
+    process does rarely (server/app.py). Under the soak, an instance's RSS grew by 0.3 MiB a minute.
+    """
+
+    __slots__ = ()
+
+    async def http1(self) -> None:
+        try:
+            await super().http1()
+        finally:
+            # None is what Sanic's own init_for_request sets them to between requests.
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
+
+
 class DrainingHttpProtocol(HttpProtocol):
     """Sanic's HTTP/1.1 protocol, closing an idle connection only once its client cannot use it."""
+
+    HTTP_CLASS = CycleFreeHttp
 
     def close_if_idle(self) -> bool:
         if self.transport is None or self.transport.is_closing():
