@@ -110,7 +110,8 @@ end
 """
     ingest_tokens = ", ".join(json.dumps(t) for t in ctx.tokens["bench_users"])
     ingest_ids = ", ".join(json.dumps(u) for u in ctx.tokens["bench_user_ids"])
-    # The bench users' tokens and ids, a request counter and a run-unique prefix for external ids:
+    # The bench users' tokens and ids, a request counter and a run-unique prefix for external ids,
+    # and the one purchase request all three purchase scripts send (`tag` starts its external id):
     # the start of every script that records purchases.
     users_lua = f"""
 local tokens = {{{ingest_tokens}}}
@@ -118,33 +119,34 @@ local ids = {{{ingest_ids}}}
 local n = 0
 math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
+local function auth(i)
+  return {{["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json"}}
+end
+local function purchase(tag, i, amount)
+  local body = '{{"external_id": "' .. tag .. '-' .. n .. '", "user_id": "' .. ids[i] ..
+    '", "merchant_id": "{SHOPLY}", "amount": "' .. amount .. '", "currency": "EUR"}}'
+  return wrk.format("POST", "/api/v1/purchases", auth(i), body)
+end
 """
     ingest_lua = (
         users_lua
-        + f"""setup = function(thread) thread:set("tid", tostring(math.random(1, 1e9))) end
+        + """setup = function(thread) thread:set("tid", tostring(math.random(1, 1e9))) end
 request = function()
   n = n + 1
-  local i = (n % #tokens) + 1
-  local body = '{{"external_id": "bench-' .. prefix .. '-' .. (tid or '0') .. '-' .. n .. '", "user_id": "' .. ids[i] ..
-    '", "merchant_id": "{SHOPLY}", "amount": "10.00", "currency": "EUR"}}'
-  return wrk.format("POST", "/api/v1/purchases", {{["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer " .. tokens[i]}}, body)
+  return purchase("bench-" .. prefix .. "-" .. (tid or "0"), (n % #tokens) + 1, "10.00")
 end
 """
     )
     mixed_lua = (
         users_lua
-        + f"""request = function()
+        + """request = function()
   n = n + 1
   local i = (n % #tokens) + 1
-  local auth = {{["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json"}}
   local pick = n % 10
-  if pick < 4 then return wrk.format("GET", "/api/v1/offers/active?limit=20", auth) end
-  if pick < 6 then return wrk.format("GET", "/api/v1/users/me/wallet", auth) end
-  if pick < 8 then return wrk.format("GET", "/api/v1/users/me/purchases?limit=10", auth) end
-  local body = '{{"external_id": "mixed-' .. prefix .. '-' .. n .. '", "user_id": "' .. ids[i] ..
-    '", "merchant_id": "{SHOPLY}", "amount": "25.00", "currency": "EUR"}}'
-  return wrk.format("POST", "/api/v1/purchases", auth, body)
+  if pick < 4 then return wrk.format("GET", "/api/v1/offers/active?limit=20", auth(i)) end
+  if pick < 6 then return wrk.format("GET", "/api/v1/users/me/wallet", auth(i)) end
+  if pick < 8 then return wrk.format("GET", "/api/v1/users/me/purchases?limit=10", auth(i)) end
+  return purchase("mixed-" .. prefix, i, "25.00")
 end
 """
     )
@@ -156,15 +158,10 @@ local logins = {{{logins}}}
 request = function()
   n = n + 1
   local i = (n % #tokens) + 1
-  local auth = {{["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json"}}
   local pick = n % 50
-  if pick < 20 then return wrk.format("GET", "/api/v1/offers/active?limit=20", auth) end
-  if pick < 35 then return wrk.format("GET", "/api/v1/users/me/wallet", auth) end
-  if pick < 45 then
-    local body = '{{"external_id": "mixlogin-' .. prefix .. '-' .. n .. '", "user_id": "' .. ids[i] ..
-      '", "merchant_id": "{SHOPLY}", "amount": "25.00", "currency": "EUR"}}'
-    return wrk.format("POST", "/api/v1/purchases", auth, body)
-  end
+  if pick < 20 then return wrk.format("GET", "/api/v1/offers/active?limit=20", auth(i)) end
+  if pick < 35 then return wrk.format("GET", "/api/v1/users/me/wallet", auth(i)) end
+  if pick < 45 then return purchase("mixlogin-" .. prefix, i, "25.00") end
   if pick < 49 then return wrk.format("GET", "/health/live") end
   return wrk.format("POST", "/api/v1/auth/login", {{["Content-Type"] = "application/json"}}, logins[(n % #logins) + 1])
 end
