@@ -16,6 +16,7 @@ into nginx's upstream block): by then nginx has closed it itself, or will never 
 
 from __future__ import annotations
 
+from asyncio import CancelledError
 from time import monotonic
 
 from sanic.http import Http, Stage
@@ -37,7 +38,7 @@ class CycleFreeHttp(Http):
     connection ends.
 
     Each of them points back at this object (`.stream`). Sanic unlinks them after every answered
-    request, but not when the client hangs up mid-request: that connection then stays in memory as
+    request, but not when the connection ends mid-request: that connection then stays in memory as
     a cycle (about 8 KiB with its transport and buffers) until the collector runs, which a serving
     process does rarely (server/app.py). Under the soak, an instance's RSS grew by 0.3 MiB a minute.
     """
@@ -51,6 +52,13 @@ class CycleFreeHttp(Http):
             # None is what Sanic's own init_for_request sets them to between requests.
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
+
+    async def error_response(self, exception: Exception) -> None:
+        await super().error_response(exception)
+        if isinstance(exception, CancelledError):
+            # The connection is gone and the answer done. Sanic's loop keeps the cancellation in a
+            # local, and its traceback holds that loop's frame: the same cycle, the other way round.
+            exception.__traceback__ = None
 
 
 class DrainingHttpProtocol(HttpProtocol):
