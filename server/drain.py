@@ -40,7 +40,8 @@ class CycleFreeHttp(Http):
     Each of them points back at this object (`.stream`). Sanic unlinks them after every answered
     request, but not when the connection ends mid-request: that connection then stays in memory as
     a cycle (about 8 KiB with its transport and buffers) until the collector runs, which a serving
-    process does rarely (server/app.py). Under the soak, an instance's RSS grew by 0.3 MiB a minute.
+    process does rarely (server/app.py). Under the soak, an instance's RSS grew by 0.3 MiB a minute
+    (docs/benchmarks.md, "The soak's RSS growth").
     """
 
     __slots__ = ()
@@ -56,8 +57,8 @@ class CycleFreeHttp(Http):
     async def error_response(self, exception: Exception) -> None:
         await super().error_response(exception)
         if isinstance(exception, CancelledError):
-            # The connection is gone and the answer done. Sanic's loop keeps the cancellation in a
-            # local, and its traceback holds that loop's frame: the same cycle, the other way round.
+            # The connection is gone and the answer done. Sanic's loop keeps the raised cancellation
+            # in a local, and its traceback holds that loop's frame: a second cycle, request and all.
             exception.__traceback__ = None
 
 

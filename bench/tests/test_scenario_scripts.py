@@ -8,6 +8,7 @@ import shutil
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 
 import pytest
 
@@ -27,7 +28,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def _record(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.requests.append((self.command, self.path, dict(self.headers), body))
+        cast(_RecordingServer, self.server).requests.append((self.command, self.path, dict(self.headers), body))
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -39,11 +40,16 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
+class _RecordingServer(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Recorder)
+        self.requests: list[tuple[str, str, dict, bytes]] = []
+
+
 def recorded(scenario: str) -> list[tuple[str, str, dict, bytes]]:
     ctx = Context("", {"user": "u", "admin": "a", "heavy": "h", "bench_users": TOKENS, "bench_user_ids": IDS})
     lua = next(s.lua for s in scenarios(ctx) if s.name == scenario)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.requests = []
+    server = _RecordingServer()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
