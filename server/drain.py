@@ -41,7 +41,7 @@ class CycleFreeHttp(Http):
     request, but not when the connection ends mid-request: that connection then stays in memory as
     a cycle (about 8 KiB with its transport and buffers) until the collector runs, which a serving
     process does rarely (server/app.py). Under the soak, an instance's RSS grew by 0.3 MiB a minute
-    (docs/benchmarks.md, "The soak's RSS growth").
+    (docs/benchmarks.md, "The soak's RSS growth"; docs/adr/0050).
     """
 
     __slots__ = ()
