@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -142,11 +142,28 @@ class S3Store:
 
     # -- large objects -----------------------------------------------------------------------
     def open_multipart(self, key: str, part_size: int) -> MultipartUpload:
-        with self._errors(f"start uploading {key}"):
-            upload_id = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ContentType="application/octet-stream"
-            )["UploadId"]
-        return MultipartUpload(self, key, upload_id, part_size)
+        """A new upload to `key`, which the caller completes or aborts. A Ctrl-C while it is being
+        opened (the bucket may already hold it, its id not yet ours) aborts every upload to `key`."""
+        try:
+            with self._errors(f"start uploading {key}"):
+                upload_id = self.client.create_multipart_upload(
+                    Bucket=self.bucket, Key=key, ContentType="application/octet-stream"
+                )["UploadId"]
+            return MultipartUpload(self, key, upload_id, part_size)
+        except BaseException as error:
+            if not isinstance(error, StoreError):  # the bucket refused it: there is nothing to abort
+                self._abort_uploads_to(key)
+            raise
+
+    def _abort_uploads_to(self, key: str) -> None:
+        """Abort every unfinished upload to `key` (keys name one backup each); best effort: what
+        remains, retention aborts once it is stale."""
+        try:
+            for found_key, upload_id in self.stale_multipart_uploads(key, datetime.max.replace(tzinfo=UTC)):
+                if found_key == key:
+                    self.abort_upload(found_key, upload_id)
+        except StoreError:
+            pass
 
     def download(
         self, key: str, destination: BinaryIO, on_progress: Callable[[int], None] | None = None

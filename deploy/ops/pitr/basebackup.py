@@ -73,7 +73,6 @@ def take(
     encryptor = Encryptor(key, salt) if key else None
     data_key = sealed.data_key(settings, backup_id, encrypted=encryptor is not None)
     digest, size = hashlib.sha256(), 0
-    upload = store.open_multipart(data_key, PART_SIZE)
 
     def send(data: bytes) -> None:
         nonlocal size
@@ -82,7 +81,10 @@ def take(
             size += len(data)
             upload.write(data)
 
-    try:  # from the upload's first moment: a Ctrl-C anywhere after it discards the parts
+    # A Ctrl-C while the upload opens aborts it there (S3Store.open_multipart); from here on, the
+    # except below discards the parts.
+    upload = store.open_multipart(data_key, PART_SIZE)
+    try:
         start, stop_lsn = _stream(sealed.basebackup_argv(bindir, host, port, user), os_user, encryptor, send)
         upload.complete()  # only a backup pg_basebackup finished becomes an object
     except BaseException as error:
@@ -120,8 +122,9 @@ def _stream(
         # The server waits, unbounded, for the last segment to be archived: a stuck archive_command
         # must end the backup, not hang the cron job.
         watchdog = threading.Timer(BACKUP_TIMEOUT_SECONDS, process.kill)
-        watchdog.start()
+        watchdog.daemon = True  # never keeps the process alive after it stopped: a Ctrl-C exits now
         try:
+            watchdog.start()  # inside the try: a Ctrl-C while it starts still kills pg_basebackup
             compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
             label, tail = sealed.LabelReader(), sealed.TailReader()
             stdout = process.stdout
